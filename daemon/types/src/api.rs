@@ -1,0 +1,302 @@
+//! Request and response types of the standby's HTTP API (`/api/v1`).
+//!
+//! Field names here are the product's contract (CLI `--output json`, the panel, scripts):
+//! add fields freely, rename none.
+
+use crate::ids::{Checkpoint, Epoch, Lineage, PairId, PointId};
+use serde::{Deserialize, Serialize};
+
+/// State of a DR pair as seen by the standby.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PairState {
+    /// Registered; the first copy has not started.
+    Initiating,
+    /// The first full copy (baseline) is running. Shown as *Start Replication*.
+    InitialSync,
+    /// Caught up or shipping increments.
+    Replicating,
+    /// Comparing chunk hashes with the standby after a tracking gap (differential resync).
+    Rescanning,
+    /// The agent is not connected.
+    Disconnected,
+}
+
+impl PairState {
+    /// The words an operator sees.
+    pub fn label(self) -> &'static str {
+        match self {
+            PairState::Initiating => "Initiating",
+            PairState::InitialSync => "Start Replication",
+            PairState::Replicating => "Replicating",
+            PairState::Rescanning => "Rescanning",
+            PairState::Disconnected => "Disconnected",
+        }
+    }
+}
+
+/// What a recovery point was cut for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PointKind {
+    /// The first complete copy of a lineage.
+    Baseline,
+    /// Cut by the agent's interval timer.
+    Scheduled,
+    /// Cut under a filesystem freeze or user hooks.
+    AppConsistent,
+    /// The dump point of a third-party snapshot.
+    DumpMarker,
+    /// Cut on request (`drpair points create`).
+    Manual,
+}
+
+/// How consistent the disks of a point are with each other and in time. Never claim more
+/// than was achieved.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Consistency {
+    /// Cut of a passively tracked or scanned live disk: chunks read at slightly different times.
+    Fuzzy,
+    /// Every write before the cut is in, none after (interposed write path).
+    CrashConsistent,
+    /// Cut while the applications' filesystems were frozen.
+    AppConsistent,
+}
+
+/// Sizes of a recovery point.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointSizes {
+    /// Sum of the sizes of the pair's disks.
+    pub logical_bytes: u64,
+    /// Chunks that changed in this epoch (all chunks for a baseline).
+    pub changed_chunks: u64,
+    /// Uncompressed bytes of those chunks.
+    pub changed_bytes: u64,
+    /// Of those, chunks that were all zero (sent as a flag).
+    pub zero_chunks: u64,
+    /// Of those, chunks the standby already held (sent as a hash only).
+    pub dedup_chunks: u64,
+    /// Chunk payload bytes that crossed the link for this point.
+    pub shipped_bytes: u64,
+    /// Bytes newly written to the chunk store for this point.
+    pub stored_bytes: u64,
+}
+
+/// A committed recovery point: every disk of the pair as of one cut. Never changes once
+/// committed (apart from the pinned/verified/tested marks).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecoveryPoint {
+    pub id: PointId,
+    pub pair_id: PairId,
+    pub epoch: Epoch,
+    pub lineage: Lineage,
+    /// Time of the cut, RFC 3339 UTC.
+    pub time: String,
+    /// Time of the cut, milliseconds since the Unix epoch.
+    pub time_unix_ms: u64,
+    /// Time the standby committed the point, milliseconds since the Unix epoch.
+    pub committed_unix_ms: u64,
+    pub kind: PointKind,
+    pub consistency: Consistency,
+    pub pinned: bool,
+    pub verified_at: Option<String>,
+    pub tested_at: Option<String>,
+    pub sizes: PointSizes,
+}
+
+/// One protected disk of a pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskInfo {
+    pub index: u32,
+    /// Path of the disk on the protected server.
+    pub path: String,
+    pub size_bytes: u64,
+    pub chunk_size: u64,
+    pub chunk_count: u64,
+}
+
+/// The agent of a pair, as last seen.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentInfo {
+    pub host: String,
+    pub address: String,
+    pub tracker: String,
+    pub version: String,
+    pub connected: bool,
+    /// RFC 3339 time of the last (dis)connection.
+    pub since: String,
+}
+
+/// The pass the agent is running: reading chunks for one epoch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PassInfo {
+    pub epoch: Epoch,
+    /// `initial` (baseline copy), `incremental` (changed chunks only), `scan` (every chunk
+    /// read and hashed), `reconcile` (after a tracking gap).
+    pub kind: String,
+    pub chunks_done: u64,
+    pub chunks_total: u64,
+}
+
+/// Progress and counters of a pair. Counters count since the standby started.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PairStats {
+    /// Progress of the running pass (initial sync, rescan, catch-up); 100 when idle.
+    pub progress_percent: f64,
+    /// Estimated seconds until the running pass is done.
+    pub eta_seconds: Option<u64>,
+    /// Seconds the running pass has been going.
+    pub elapsed_seconds: Option<u64>,
+    pub pass: Option<PassInfo>,
+    /// Recovery point objective right now: seconds since the cut of the newest point
+    /// (since registration when there is none).
+    pub lag_seconds: f64,
+    /// Bytes known to be changed on the source and not yet in a committed point.
+    pub backlog_bytes: u64,
+    pub backlog_chunks: u64,
+    /// Epoch the agent is currently shipping (or last shipped).
+    pub current_epoch: Epoch,
+    /// Bytes the agent read from its disks.
+    pub bytes_read: u64,
+    /// Chunk payload bytes received over the link.
+    pub bytes_shipped: u64,
+    /// Bytes newly written to the chunk store.
+    pub bytes_stored: u64,
+    /// Chunks received: data, zero flags, dedup hashes.
+    pub chunks_received: u64,
+    pub chunks_zero: u64,
+    pub chunks_dedup: u64,
+    /// Chunks or frames refused (hash mismatch, out of range, malformed).
+    pub chunks_errored: u64,
+    pub points: u64,
+}
+
+/// `GET /api/v1/pairs/{pair}`: everything about a pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairStatus {
+    pub pair_id: PairId,
+    pub state: PairState,
+    /// The state in an operator's words (`Start Replication`, `Replicating`, …).
+    pub state_label: String,
+    /// One sentence on what the state means now.
+    pub state_explanation: String,
+    /// False while no complete recovery point exists (initial sync).
+    pub ready_for_failover: bool,
+    pub lineage: Option<Lineage>,
+    /// `LINEAGE:EPOCH` of the newest committed epoch: where replication resumes.
+    pub recovery_checkpoint: Option<String>,
+    pub checkpoint: Option<Checkpoint>,
+    pub last_point: Option<RecoveryPoint>,
+    pub agent: Option<AgentInfo>,
+    pub disks: Vec<DiskInfo>,
+    pub stats: PairStats,
+    /// Most recent failures (newest last), e.g. refused connections or chunks.
+    pub failure_messages: Vec<String>,
+    /// Why the pair stopped, when it did.
+    pub stop_reason: Option<String>,
+    /// RFC 3339 time the pair was registered.
+    pub registered_at: String,
+}
+
+/// `GET /api/v1/pairs`: one row per pair.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairSummary {
+    pub pair_id: PairId,
+    pub state: PairState,
+    pub state_label: String,
+    pub ready_for_failover: bool,
+    pub source_host: Option<String>,
+    pub source_address: Option<String>,
+    pub connected: bool,
+    pub lag_seconds: f64,
+    pub progress_percent: f64,
+    pub last_point: Option<RecoveryPoint>,
+    pub disks: u32,
+}
+
+/// `POST /api/v1/pairs/{pair}/points`: cut now.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CreatePointRequest {
+    /// Answer only once the cut is a committed recovery point.
+    #[serde(default)]
+    pub wait: bool,
+    /// With `wait`: give up after this many seconds (default 600).
+    #[serde(default)]
+    pub timeout_seconds: Option<u64>,
+}
+
+/// Answer to [`CreatePointRequest`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CreatePointResponse {
+    /// The cut request's id; the point that commits it carries the same request.
+    pub request_id: u64,
+    /// The committed point (only with `wait`).
+    pub point: Option<RecoveryPoint>,
+}
+
+/// Stable error codes of the API; each maps to one HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum ErrorCode {
+    /// 400
+    InvalidParameter,
+    /// 401: missing or wrong credentials.
+    AccessDenied,
+    /// 404
+    PairNotFound,
+    /// 404
+    PointNotFound,
+    /// 404
+    NotFound,
+    /// 409: the pair's state does not allow this now.
+    InvalidPairState,
+    /// 504
+    Timeout,
+    /// 500
+    Internal,
+}
+
+impl ErrorCode {
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::InvalidParameter => 400,
+            ErrorCode::AccessDenied => 401,
+            ErrorCode::PairNotFound | ErrorCode::PointNotFound | ErrorCode::NotFound => 404,
+            ErrorCode::InvalidPairState => 409,
+            ErrorCode::Timeout => 504,
+            ErrorCode::Internal => 500,
+        }
+    }
+}
+
+/// Body of every API error.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    /// For `InvalidParameter`: the parameter at fault.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parameter: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_on_the_wire() {
+        assert_eq!(serde_json::to_string(&PairState::InitialSync).unwrap(), "\"initial_sync\"");
+        assert_eq!(serde_json::to_string(&PointKind::AppConsistent).unwrap(), "\"app-consistent\"");
+        assert_eq!(serde_json::to_string(&PointKind::DumpMarker).unwrap(), "\"dump-marker\"");
+        assert_eq!(serde_json::to_string(&Consistency::CrashConsistent).unwrap(), "\"crash-consistent\"");
+        assert_eq!(PairState::InitialSync.label(), "Start Replication");
+    }
+
+    #[test]
+    fn create_point_rejects_unknown_fields() {
+        assert!(serde_json::from_str::<CreatePointRequest>(r#"{"wait":true,"x":1}"#).is_err());
+        let r: CreatePointRequest = serde_json::from_str("{}").unwrap();
+        assert!(!r.wait);
+    }
+}

@@ -1,0 +1,18 @@
+//! The drpair vocabulary, shared by the daemons, the CLI and the web panel.
+//!
+//! Only plain data lives here (serde, no I/O): identifiers, chunk geometry, and the request
+//! and response types of the public HTTP API (`/api/v1`). Everything else depends on this
+//! crate; this crate depends on nothing of ours.
+
+pub mod api;
+pub mod geometry;
+pub mod ids;
+
+pub use api::*;
+pub use geometry::{ChunkSize, DiskGeometry, GeometryError};
+pub use ids::{Checkpoint, Epoch, IdError, Lineage, PairId, PointId};
+
+/// Default port the standby listens on for agents (the replication link).
+pub const DEFAULT_LINK_PORT: u16 = 7700;
+/// Default port of the standby's HTTP API, panel and metrics.
+pub const DEFAULT_API_PORT: u16 = 7701;
