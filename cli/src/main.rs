@@ -1,1 +1,232 @@
-fn main(){}
+//! `drpair`: the operator's command line, a thin client of the standby's HTTP API (`/api/v1`).
+//!
+//! Invariants: the CLI uses only the public API and the types of `drpair-types`; stdout
+//! carries the result (text or `--output json`), stderr carries progress and errors; the exit
+//! code says what went wrong, so scripts can rely on it:
+//!
+//! | code | meaning |
+//! |---|---|
+//! | 0 | success |
+//! | 1 | any other failure (local I/O, truncated export, unexpected answer, HTTP 500) |
+//! | 2 | usage error (bad arguments; from clap) |
+//! | 3 | not found (HTTP 404: pair, point or disk) |
+//! | 4 | invalid state (HTTP 409: the pair's state does not allow this now) |
+//! | 5 | access denied (HTTP 401/403: missing or wrong token) |
+//! | 6 | standby unreachable (connection refused, DNS failure, connect timeout) |
+//! | 7 | timed out (HTTP 504, or a `--wait`/`--wait-synced` timeout) |
+//! | 8 | invalid parameter (HTTP 400) |
+
+mod client;
+mod error;
+mod export;
+#[cfg(test)]
+mod fake_server;
+mod output;
+mod pairs;
+mod points;
+mod sparse;
+mod status;
+
+use clap::{Args, Parser, Subcommand};
+use client::{Client, CliError};
+use output::OutputFormat;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success
+  1  any other failure (local I/O, truncated export, unexpected answer, HTTP 500)
+  2  usage error (bad arguments)
+  3  not found (HTTP 404: no such pair, point or disk)
+  4  invalid state (HTTP 409: the pair's state does not allow this now)
+  5  access denied (HTTP 401/403: missing or wrong token)
+  6  standby unreachable (connection refused, DNS failure, connect timeout)
+  7  timed out (HTTP 504, or a --wait / --wait-synced timeout)
+  8  invalid parameter (HTTP 400)
+
+Errors are printed as 'error: MESSAGE' on stderr; with --output json the error object
+({\"code\", \"message\", \"parameter\"}) is also printed on stdout.
+
+Environment:
+  DRPAIR_SERVER  base URL of the standby's API (default http://127.0.0.1:7701)
+  DRPAIR_TOKEN   API token, sent as 'Authorization: Bearer TOKEN'
+
+Examples:
+  drpair pairs list
+  drpair status web-01 --wait-synced
+  drpair points create web-01 --wait --timeout 5m
+  drpair points export web-01 latest --out web-01-disk0.img";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "drpair",
+    version,
+    about = "Drive drpair disaster recovery: DR pairs, their status and recovery points",
+    long_about = "drpair drives the drpair disaster-recovery appliance through the standby's HTTP API.\n\n\
+        An agent on each protected server tracks changed blocks of its disks and ships them to a \
+        standby, which keeps recovery points: point-in-time images of every disk of the server. \
+        This command lists the DR pairs of a standby, shows their state and progress, cuts \
+        recovery points on demand and exports disk images from them.",
+    after_long_help = EXIT_CODES_HELP,
+    propagate_version = true
+)]
+struct Cli {
+    #[command(flatten)]
+    global: GlobalOpts,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Args)]
+struct GlobalOpts {
+    /// Base URL of the standby's HTTP API
+    #[arg(long, global = true, value_name = "URL", env = "DRPAIR_SERVER", default_value = DEFAULT_SERVER)]
+    server: String,
+    /// API token, sent as 'Authorization: Bearer TOKEN'
+    #[arg(long, global = true, value_name = "TOKEN", env = "DRPAIR_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// Read the API token from the first line of FILE (takes precedence over --token)
+    #[arg(long, global = true, value_name = "FILE")]
+    token_file: Option<PathBuf>,
+    /// Print results as text for people or as JSON for scripts
+    #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
+    output: OutputFormat,
+}
+
+/// Default of `--server`: the standby's API port on this host.
+const DEFAULT_SERVER: &str = "http://127.0.0.1:7701";
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    Pairs(pairs::PairsArgs),
+    Status(status::StatusArgs),
+    Points(points::PointsArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse(); // usage errors exit 2 here, --help and --version exit 0
+    let output = cli.global.output;
+    match run(&cli) {
+        Ok(()) => ExitCode::from(client::exit::OK),
+        Err(e) => {
+            if output == OutputFormat::Json {
+                output::emit(&output::to_json(&e.to_json()));
+            }
+            eprintln!("error: {e}");
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn run(cli: &Cli) -> Result<(), CliError> {
+    let token = match &cli.global.token_file {
+        Some(path) => Some(read_token_file(path)?),
+        None => cli.global.token.clone(),
+    };
+    let client = Client::new(&cli.global.server, token)?;
+    let output = cli.global.output;
+    match &cli.command {
+        Command::Pairs(args) => pairs::run(&client, output, args),
+        Command::Status(args) => status::run(&client, output, args),
+        Command::Points(args) => points::run(&client, output, args),
+    }
+}
+
+/// The first line of a token file, trimmed; an empty one is an error, not "no token".
+fn read_token_file(path: &Path) -> Result<String, CliError> {
+    let text = std::fs::read_to_string(path).map_err(|e| CliError::io(format!("cannot read token file {}", path.display()), e))?;
+    let token = text.lines().next().unwrap_or("").trim();
+    if token.is_empty() {
+        return Err(CliError::Failed(format!("token file {} is empty", path.display())));
+    }
+    Ok(token.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+    use clap::error::ErrorKind;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("drpair").chain(args.iter().copied()))
+    }
+
+    fn usage_error(args: &[&str]) -> ErrorKind {
+        let err = parse(args).unwrap_err();
+        assert_eq!(err.exit_code(), i32::from(client::exit::USAGE), "{args:?}");
+        err.kind()
+    }
+
+    #[test]
+    fn clap_definition_is_valid() {
+        Cli::command().debug_assert();
+        assert_eq!(DEFAULT_SERVER, format!("http://127.0.0.1:{}", drpair_types::DEFAULT_API_PORT));
+    }
+
+    #[test]
+    fn global_options_go_anywhere() {
+        let cli = parse(&["pairs", "list", "--output", "json", "--server", "http://s:1"]).unwrap();
+        assert_eq!(cli.global.output, OutputFormat::Json);
+        assert_eq!(cli.global.server, "http://s:1");
+        let cli = parse(&["--token", "abc", "status", "web-01"]).unwrap();
+        assert_eq!(cli.global.token.as_deref(), Some("abc"));
+        assert!(matches!(cli.command, Command::Status(ref s) if s.pair.as_str() == "web-01" && !s.watch));
+    }
+
+    #[test]
+    fn export_arguments() {
+        let cli = parse(&["points", "export", "web-01", "latest", "--out", "/tmp/x.img"]).unwrap();
+        let Command::Points(p) = cli.command else { panic!() };
+        let points::PointsCommand::Export(e) = p.command else { panic!() };
+        assert_eq!((e.point, e.disk, e.force), (export::PointRef::Latest, 0, false));
+        let cli = parse(&["points", "export", "web-01", "17", "--disk", "2", "-o", "d.img", "--force"]).unwrap();
+        let Command::Points(p) = cli.command else { panic!() };
+        let points::PointsCommand::Export(e) = p.command else { panic!() };
+        assert_eq!((e.point, e.disk, e.force), (export::PointRef::Id(17), 2, true));
+    }
+
+    #[test]
+    fn usage_errors_exit_2() {
+        assert_eq!(usage_error(&["points", "export", "web-01", "latest"]), ErrorKind::MissingRequiredArgument);
+        assert_eq!(usage_error(&["pairs", "list", "--output", "yaml"]), ErrorKind::InvalidValue);
+        assert_eq!(usage_error(&["points", "export", "web-01", "newest", "--out", "f"]), ErrorKind::ValueValidation);
+        assert_eq!(usage_error(&["status", "../etc"]), ErrorKind::ValueValidation);
+        assert_eq!(usage_error(&["points", "create", "web-01", "--timeout", "5m"]), ErrorKind::MissingRequiredArgument);
+        assert_eq!(usage_error(&["points", "create", "web-01", "--wait", "--timeout", "soon"]), ErrorKind::ValueValidation);
+        assert_eq!(usage_error(&["status", "web-01", "--timeout", "5m"]), ErrorKind::MissingRequiredArgument);
+        assert_eq!(usage_error(&["frobnicate"]), ErrorKind::InvalidSubcommand);
+        assert_eq!(usage_error(&[]), ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand);
+    }
+
+    #[test]
+    fn create_and_status_flags() {
+        let cli = parse(&["points", "create", "web-01", "--wait", "--timeout", "90s"]).unwrap();
+        let Command::Points(p) = cli.command else { panic!() };
+        let points::PointsCommand::Create { wait, timeout, .. } = p.command else { panic!() };
+        assert!(wait);
+        assert_eq!(timeout, Some(std::time::Duration::from_secs(90)));
+        let cli = parse(&["status", "web-01", "--wait-synced", "--timeout", "2h"]).unwrap();
+        assert!(matches!(cli.command, Command::Status(ref s) if s.wait_synced));
+    }
+
+    #[test]
+    fn help_documents_exit_codes() {
+        let help = Cli::command().render_long_help().to_string();
+        for want in ["Exit codes:", "6  standby unreachable", "DRPAIR_SERVER", "--token-file"] {
+            assert!(help.contains(want), "{want}");
+        }
+    }
+
+    #[test]
+    fn token_file_first_line() {
+        let path = crate::sparse::tests::temp_path("token");
+        std::fs::write(&path, "  s3cret \nsecond line\n").unwrap();
+        assert_eq!(read_token_file(&path).unwrap(), "s3cret");
+        std::fs::write(&path, "\n").unwrap();
+        assert!(read_token_file(&path).unwrap_err().to_string().contains("is empty"));
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(read_token_file(&path).unwrap_err().exit_code(), client::exit::FAILURE);
+    }
+}

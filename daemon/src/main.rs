@@ -1,1 +1,162 @@
-fn main(){}
+//! `drpaird`: run the standby or the agent, or check a config file.
+
+use anyhow::Result;
+use clap::{Args, Parser, Subcommand};
+use drpaird::config::{self, AgentFile, StandbyFile};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(name = "drpaird", version, about = "drpair daemons: the agent (protected server) and the standby (recovery points)")]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Run the standby: receive, verify and store chunks; serve the API, panel and metrics.
+    Standby(StandbyArgs),
+    /// Run the agent: track changed chunks of the disks and ship them to the standby.
+    Agent(AgentArgs),
+    /// Validate configuration files.
+    Config {
+        #[command(subcommand)]
+        cmd: ConfigCmd,
+    },
+}
+
+#[derive(Subcommand)]
+enum ConfigCmd {
+    /// Parse and validate FILE (unknown keys, bad values); exit 0 if it is usable.
+    Check { file: PathBuf },
+}
+
+#[derive(Args)]
+struct StandbyArgs {
+    /// TOML file with a [standby] table; flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Where the store lives (default /var/lib/drpair/standby).
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+    /// Replication link address (default 0.0.0.0:7700; port 0 picks one, written to DATA_DIR/link.addr).
+    #[arg(long)]
+    listen: Option<String>,
+    /// HTTP API and metrics address (default 127.0.0.1:7701; written to DATA_DIR/api.addr).
+    #[arg(long)]
+    api_listen: Option<String>,
+    /// File whose first line is the token agents and API clients must present.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct AgentArgs {
+    /// TOML file with an [agent] table; flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// DR pair id (letters, digits, '.', '_', '-').
+    #[arg(long)]
+    pair: Option<String>,
+    /// A disk to protect: block device or image file (repeat for several; all form one consistency group).
+    #[arg(long = "disk")]
+    disks: Vec<PathBuf>,
+    /// Standby link address HOST:PORT.
+    #[arg(long)]
+    standby: Option<String>,
+    /// Where the change maps live (default /var/lib/drpair/agent).
+    #[arg(long)]
+    state_dir: Option<PathBuf>,
+    /// How changes are found: scan.
+    #[arg(long)]
+    tracker: Option<String>,
+    /// Time between scheduled cuts, e.g. 30s, 5m.
+    #[arg(long)]
+    cut_interval: Option<String>,
+    /// Chunk size in bytes (power of two, 4096..=4194304).
+    #[arg(long)]
+    chunk_size: Option<u64>,
+    /// auto (adapts to the link), off, or zstd:LEVEL.
+    #[arg(long)]
+    compression: Option<String>,
+    /// File whose first line is the standby's token.
+    #[arg(long)]
+    token_file: Option<PathBuf>,
+    /// Hashing/compression threads.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Start a new baseline although this agent has state (only for a pair the standby does not know).
+    #[arg(long)]
+    reinit: bool,
+}
+
+fn init_logs() {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("DRPAIR_LOG").unwrap_or_else(|_| "info".into());
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+    tracing::info!("shutting down");
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(64).build()?)
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let code = match run(cli) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("drpaird: error: {e:#}");
+            1
+        }
+    };
+    std::process::exit(code);
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.cmd {
+        Cmd::Config { cmd: ConfigCmd::Check { file } } => {
+            println!("{}", config::check(&file)?);
+            Ok(())
+        }
+        Cmd::Standby(a) => {
+            init_logs();
+            let file = match &a.config {
+                Some(p) => config::load_file(p)?.standby.ok_or_else(|| anyhow::anyhow!("{} has no [standby] table", p.display()))?,
+                None => StandbyFile::default(),
+            };
+            let flags = StandbyFile { data_dir: a.data_dir, listen: a.listen, api_listen: a.api_listen, token_file: a.token_file };
+            let cfg = file.resolve(flags)?;
+            runtime()?.block_on(drpaird::standby::run(cfg, shutdown_signal(), || {}))
+        }
+        Cmd::Agent(a) => {
+            init_logs();
+            let file = match &a.config {
+                Some(p) => config::load_file(p)?.agent.ok_or_else(|| anyhow::anyhow!("{} has no [agent] table", p.display()))?,
+                None => AgentFile::default(),
+            };
+            let flags = AgentFile {
+                pair: a.pair,
+                disks: Some(a.disks),
+                standby: a.standby,
+                state_dir: a.state_dir,
+                tracker: a.tracker,
+                cut_interval: a.cut_interval,
+                chunk_size: a.chunk_size,
+                compression: a.compression,
+                token_file: a.token_file,
+                workers: a.workers,
+            };
+            let cfg = file.resolve(flags, a.reinit)?;
+            runtime()?.block_on(drpaird::agent::run(cfg, shutdown_signal()))
+        }
+    }
+}

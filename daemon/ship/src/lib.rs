@@ -1,1 +1,41 @@
+//! drpair shipping stages of the agent: open protected disks, read chunks, hash, compress.
+//!
+//! ```text
+//! cutter ─▶ Reader (io_uring | pread, one thread) ─▶ ReadBlock ─▶ workers: hash_chunk,
+//!           is_zero, Compressor (level from AdaptiveLevel) ─▶ link
+//! ```
+//!
+//! # Invariants
+//!
+//! - **Bounded memory.** A [`Reader`] owns at most `buffers` buffers of
+//!   `max(max_read_bytes, largest chunk size)` bytes each (defaults: 32 × 1 MiB). `submit`
+//!   takes a buffer before queueing and blocks while none is free; a buffer returns to the
+//!   pool when its [`ReadBlock`] is dropped, so steady-state reads allocate no buffers.
+//! - **Exact reads.** Every completion is either a block holding exactly the bytes of the
+//!   requested chunks (the disk's short last chunk included, nothing past the geometry), or
+//!   an error naming the disk (index and path) and the byte offset. Short reads, EINTR and
+//!   EAGAIN are retried; a read that hits the end of the disk early is an error, never
+//!   silently short. Requests outside the disk are refused by `submit`.
+//! - **Read-only.** Disks are opened `O_RDONLY`; nothing here writes to a protected disk.
+//! - **Kernel-owned memory is never freed early.** A buffer given to io_uring is not read,
+//!   reused or freed before its completion is reaped; if the ring fails, in-flight buffers
+//!   are leaked rather than freed.
+//! - **Wire lengths are not trusted.** [`Decompressor`] allocates at most the stated chunk
+//!   length (itself at most 4 MiB) and requires the output to match it exactly.
 
+mod adapt;
+mod buf;
+mod chunk;
+mod disk;
+mod error;
+mod op;
+mod pread;
+mod reader;
+mod uring;
+
+pub use adapt::{AdaptiveLevel, LEVELS, LinkSample, Verdict, classify, next_index};
+pub use buf::{ALIGN, AlignedBuf};
+pub use chunk::{Compression, Compressor, DecompressError, Decompressor, Hash, hash_chunk, is_zero};
+pub use disk::{DiskFile, disk_size, open_disk};
+pub use error::{ErrorClass, ReadError};
+pub use reader::{Completion, Engine, ReadBlock, ReadRequest, Reader, ReaderConfig, ReaderStats};

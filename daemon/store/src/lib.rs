@@ -1,1 +1,160 @@
+//! The standby's store, over rocksdb: chunks, the version index, recovery points and pair
+//! records. Knows nothing of the network or HTTP.
+//!
+//! # Layout
+//! Column families (byte layouts in `keys.rs`):
+//! - `chunks`: blake3 hash → the chunk as shipped (`format · raw_len · payload`), in BlobDB
+//!   blob files, never recompressed. Content addressed: shared by every pair and point.
+//! - `versions`: (pair, disk, chunk, epoch newest first) → zero flag or chunk hash. Reading
+//!   disk *d* at point *P* is one seek to the newest version ≤ *P*: any point is readable
+//!   without materialising it.
+//! - `pending`: (pair, epoch, disk, chunk) of every version entry of a not yet committed epoch.
+//! - `points`: (pair, epoch) → [`RecoveryPoint`]. A point's id is the epoch it commits.
+//! - `pairs`: pair id → the daemon's pair record (opaque JSON).
+//! - `meta`: the pair number counter.
+//!
+//! # Invariants
+//! 1. **A point never changes once committed.** Committing is one synced write batch (point +
+//!    pair record + removal of the pair's pending entries up to that epoch): a crash leaves
+//!    either the whole point or none of it. Versions can only be written for epochs newer than
+//!    the newest committed point, and a point can only be committed at such an epoch
+//!    ([`StoreError::EpochNotOpen`] otherwise); `update_point` may change only the
+//!    pinned/verified/tested marks.
+//! 2. **Uncommitted versions are never visible at a committed epoch.** A read at point *P*
+//!    only sees versions with epoch ≤ *P*; the open epoch is always newer than every committed
+//!    one; an abandoned epoch's entries (listed in `pending`) are deleted by
+//!    [`Store::discard_pending`] before a newer epoch can be committed — the daemon calls it
+//!    when an agent disconnects mid-epoch and when the standby starts.
+//! 3. **Every chunk read back is blake3-verified** ([`Store::read_chunk`]) after
+//!    decompression; a mismatch is [`StoreError::Corrupt`] naming the hash.
+//!
+//! Chunks and version entries are written without fsync: they become durable with the next
+//! synced commit, because all column families share one WAL. Chunks are never deleted yet
+//! (`wipe_pair` leaves them; reclaiming unreferenced chunks is a later issue).
 
+mod chunks;
+mod error;
+mod keys;
+mod options;
+mod pairs;
+mod points;
+mod stats;
+mod versions;
+
+#[cfg(test)]
+mod test_support;
+
+pub use chunks::{Hash, StoredChunk, hash_hex};
+pub use error::StoreError;
+pub use stats::StoreSizes;
+pub use versions::ChunkVersion;
+
+/// Re-exported so callers name the same types the store stores.
+pub use drpair_types::{PairId, RecoveryPoint};
+
+use options::ALL_CFS;
+use rocksdb::{ColumnFamily, DB, WriteBatch, WriteOptions};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+/// Handle on the standby store; cheap to clone, shared between threads.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    db: DB,
+    dir: PathBuf,
+    /// Serialises the read-check-write sequences on records (pair numbers, points): they are
+    /// rare and must not interleave.
+    records: Mutex<()>,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("dir", &self.inner.dir).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens the store in `dir`, creating the directory and column families if missing.
+    pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        let open_err = |source| StoreError::Open { dir: dir.display().to_string(), source };
+        let cache = options::block_cache();
+        let db = DB::open_cf_descriptors(&options::db_options(), dir, options::cf_descriptors(&cache))
+            .map_err(open_err)?;
+        debug_assert!(ALL_CFS.iter().all(|name| db.cf_handle(name).is_some()));
+        tracing::info!(dir = %dir.display(), "store opened");
+        Ok(Store { inner: Arc::new(Inner { db, dir: dir.to_path_buf(), records: Mutex::new(()) }) })
+    }
+
+    /// The directory the store lives in.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Flushes every memtable to files (blob files included) and syncs the WAL.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        let db = &self.inner.db;
+        let cfs: Vec<&ColumnFamily> = ALL_CFS.iter().map(|name| self.cf(name)).collect();
+        db.flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?;
+        db.flush_wal(true)?;
+        Ok(())
+    }
+
+    pub(crate) fn db(&self) -> &DB {
+        &self.inner.db
+    }
+
+    /// A column family handle; every name in [`ALL_CFS`] is opened by [`Store::open`].
+    pub(crate) fn cf(&self, name: &str) -> &ColumnFamily {
+        self.inner.db.cf_handle(name).expect("Store::open opens every column family")
+    }
+
+    /// Writes `batch` with fsync of the WAL: durable on return.
+    pub(crate) fn write_synced(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let mut w = WriteOptions::default();
+        w.set_sync(true);
+        self.inner.db.write_opt(batch, &w)?;
+        Ok(())
+    }
+
+    /// Writes `batch` to the WAL without fsync: durable with the next synced write.
+    pub(crate) fn write_unsynced(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        self.inner.db.write(batch)?;
+        Ok(())
+    }
+
+    /// Takes the record lock (see [`Inner::records`]). A poisoned lock only means another
+    /// thread panicked between check and write, which left nothing half written (each write
+    /// is one batch), so it is taken anyway.
+    pub(crate) fn lock_records(&self) -> MutexGuard<'_, ()> {
+        self.inner.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn open_creates_and_reopens() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let s = Store::open(&path).unwrap();
+        s.flush().unwrap();
+        assert_eq!(s.dir(), path);
+        drop(s);
+        Store::open(&path).unwrap();
+    }
+
+    #[test]
+    fn second_open_of_the_same_dir_names_the_dir() {
+        let dir = tempfile::tempdir().unwrap();
+        let _s = Store::open(dir.path()).unwrap();
+        let e = Store::open(dir.path()).unwrap_err();
+        assert!(e.to_string().contains(&dir.path().display().to_string()), "{e}");
+        assert!(!e.is_retryable());
+    }
+}

@@ -1,1 +1,36 @@
+//! drpair change tracking: the persistent change map and the trackers that feed it.
+//!
+//! A [`ChangeMap`] per protected disk records, for every chunk, the epoch of its last change
+//! and the blake3 hash of its content as the agent last read it. A [`Tracker`] (scan, later
+//! tracefs and nbd, and a fake for tests) finds what changed and stamps it into the maps of all
+//! disks of a pair at each cut.
+//!
+//! # Invariants
+//!
+//! 1. **A chunk's epoch never decreases within a lineage.** Marks only raise an epoch; only
+//!    [`ChangeMap::reset`], which starts a new lineage, rewrites them.
+//! 2. **Dirty = epoch > acknowledged epoch.** "Changed since epoch E" is answerable for any E
+//!    (replay, dump markers, failback) with [`ChangeMap::changed_since`].
+//! 3. **The acknowledged epoch only advances on the standby's commit**
+//!    ([`ChangeMap::set_acked`]), never lowers within a lineage, and can only name an epoch
+//!    that was cut; the entries are made durable before it is.
+//! 4. **Epochs keep growing**, across cuts and across lineages: `acked <= last cut < next
+//!    epoch`, and a reset never lowers the next epoch.
+//! 5. **An unclean stop is detectable.** The clean-shutdown flag is false on disk while a
+//!    process owns the map (from [`ChangeMap::create`]/[`ChangeMap::open`] until
+//!    [`ChangeMap::close_clean`]); an open that finds it false reports `was_clean = false`,
+//!    and the caller treats it as a tracking gap (differential resync), as it does a damaged
+//!    or missing map. Never a silent skip.
+//! 6. **Bad input changes nothing**: an out-of-range chunk, a map of another geometry, a
+//!    damaged file or an epoch not cut yet is refused with an error naming it.
 
+pub mod changemap;
+pub mod fake;
+pub mod header;
+pub mod scan;
+pub mod tracker;
+
+pub use changemap::{ChangeMap, ChangeMapError, Hash, Opened};
+pub use fake::{FakeHandle, FakeTracker};
+pub use scan::ScanTracker;
+pub use tracker::{Collected, TrackError, Tracker, tracker_by_name};

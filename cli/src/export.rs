@@ -1,0 +1,344 @@
+//! `drpair points export PAIR POINT --out FILE`: download one disk of a recovery point as a
+//! raw image, sparse.
+//!
+//! Invariants:
+//! - The image has exactly the Content-Length the standby announced, or the command fails:
+//!   a short body is reported as truncated and never left behind as if complete.
+//! - A regular FILE is written as `FILE.partial` and renamed to FILE only after every byte
+//!   arrived and was synced; an existing FILE is untouched until then. A truncated or failed
+//!   export removes `FILE.partial` (an interrupted one may leave it; the next export
+//!   overwrites it).
+//! - A block device is written in place, every block (zeros included), after an O_EXCL
+//!   open that the kernel refuses while the device is mounted or in use; it needs --force.
+//! - All-zero 64 KiB blocks of a regular file become holes (written by offset, never
+//!   written at all), and `set_len` gives the file its full size at the end.
+
+use crate::client::{Client, CliError};
+use crate::output::{self, OutputFormat};
+use crate::sparse::{CopyError, SparseWriter, copy_sparse};
+use clap::Args;
+use drpair_types::{PairId, PointId};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::ffi::OsString;
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Seek, SeekFrom};
+use std::os::unix::fs::FileTypeExt;
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+/// A body read that gets no byte for this long fails (and the export is truncated).
+const STALL: Duration = Duration::from_secs(120);
+/// Header in which the standby may name the point `latest` resolved to.
+pub const POINT_ID_HEADER: &str = "x-drpair-point-id";
+
+#[derive(Debug, Args)]
+#[command(
+    about = "Export one disk of a recovery point as a raw image file",
+    long_about = "Export one disk of a recovery point as a raw image \
+        (GET /api/v1/pairs/PAIR/points/POINT/disks/N/image).\n\n\
+        POINT is a point id (see 'drpair points list') or 'latest'. The image is exactly the \
+        size of the disk. A regular FILE is written sparse (all-zero 64 KiB blocks become holes) \
+        to FILE.partial, which is synced and renamed to FILE only once every byte has arrived; \
+        an existing non-empty FILE is refused unless --force. FILE may also be a block device: \
+        then every block is written in place, --force is required, and a mounted or otherwise \
+        busy device is refused.\n\n\
+        If the standby stops sending before the announced size, the command fails with \
+        'export … truncated at B of T bytes', removes FILE.partial and exits 1.\n\n\
+        A progress bar (bytes, rate, ETA) is shown on stderr when it is a terminal. With \
+        --output json: {\"pair_id\", \"point\", \"disk\", \"out\", \"bytes\", \"zero_bytes\", \"seconds\"}.",
+    after_help = "Examples:\n  drpair points export web-01 latest --out web-01-disk0.img\n  \
+        drpair points export web-01 42 --disk 1 --out /srv/images/web-01-d1.img --force\n  \
+        drpair points export web-01 latest --out /dev/vg0/restore --force"
+)]
+pub struct ExportArgs {
+    /// The DR Pair ID
+    #[arg(value_name = "PAIR")]
+    pub pair: PairId,
+    /// Recovery point id, or 'latest'
+    #[arg(value_name = "POINT")]
+    pub point: PointRef,
+    /// Index of the disk within the pair
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub disk: u32,
+    /// Image file (or block device) to write
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub out: PathBuf,
+    /// Replace an existing non-empty FILE; required to write to a block device
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// A point as named on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PointRef {
+    Latest,
+    Id(PointId),
+}
+
+impl FromStr for PointRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "latest" => Ok(PointRef::Latest),
+            _ => s.parse().map(PointRef::Id).map_err(|_| format!("'{s}' is neither a point id nor 'latest'")),
+        }
+    }
+}
+
+impl fmt::Display for PointRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            PointRef::Latest => f.write_str("latest"),
+            PointRef::Id(id) => write!(f, "{id}"),
+        }
+    }
+}
+
+/// Where the image goes.
+#[derive(Debug, PartialEq, Eq)]
+enum Target {
+    File { path: PathBuf, partial: PathBuf },
+    Device { path: PathBuf },
+}
+
+/// Checks FILE before anything is downloaded.
+fn target_for(out: &Path, force: bool) -> Result<Target, CliError> {
+    let shown = out.display();
+    match fs::metadata(out) {
+        Ok(m) if m.file_type().is_block_device() && !force => Err(CliError::Failed(format!(
+            "{shown} is a block device: pass --force to overwrite it with the image"
+        ))),
+        Ok(m) if m.file_type().is_block_device() => Ok(Target::Device { path: out.to_path_buf() }),
+        Ok(m) if m.is_file() && m.len() > 0 && !force => Err(CliError::Failed(format!(
+            "refusing to overwrite {shown} ({}): pass --force to replace it",
+            output::format_size(m.len())
+        ))),
+        Ok(m) if !m.is_file() => Err(CliError::Failed(format!("{shown} is neither a regular file nor a block device"))),
+        Ok(_) => Ok(file_target(out)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(file_target(out)),
+        Err(e) => Err(CliError::io(format!("cannot check {shown}"), e)),
+    }
+}
+
+fn file_target(out: &Path) -> Target {
+    let mut partial = OsString::from(out.as_os_str());
+    partial.push(".partial");
+    Target::File { path: out.to_path_buf(), partial: PathBuf::from(partial) }
+}
+
+/// Removes `FILE.partial` on every way out of `run` except success.
+struct PartialGuard(Option<PathBuf>);
+
+impl Drop for PartialGuard {
+    fn drop(&mut self) {
+        if let Some(p) = self.0.take() {
+            let _ = fs::remove_file(p);
+        }
+    }
+}
+
+pub fn run(client: &Client, output: OutputFormat, args: &ExportArgs) -> Result<(), CliError> {
+    let target = target_for(&args.out, args.force)?;
+    let shown = args.out.display().to_string();
+    let path = format!("/api/v1/pairs/{}/points/{}/disks/{}/image", args.pair, args.point, args.disk);
+    let started = Instant::now();
+    let resp = client.get_stream(&path, STALL)?;
+    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let Some(total) = header("content-length").and_then(|v| v.parse::<u64>().ok()) else {
+        return Err(CliError::Protocol {
+            url: client.url(&path),
+            detail: "no Content-Length: the image's completeness could not be checked".into(),
+        });
+    };
+    let resolved = header(POINT_ID_HEADER).and_then(|v| v.parse::<PointId>().ok());
+    let point = resolved.map_or(args.point, PointRef::Id);
+
+    let (file, sparse, mut guard) = match &target {
+        Target::File { partial, .. } => {
+            let f = OpenOptions::new().write(true).create(true).truncate(true).open(partial);
+            let f = f.map_err(|e| CliError::io(format!("cannot create {}", partial.display()), e))?;
+            (f, true, PartialGuard(Some(partial.clone())))
+        }
+        Target::Device { path } => (open_device(path, total)?, false, PartialGuard(None)),
+    };
+    let bar = ProgressBar::with_draw_target(Some(total), output::progress_target(output))
+        .with_style(
+            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        )
+        .with_message(format!("{} point {point} disk {}", args.pair, args.disk));
+    let mut writer = SparseWriter::new(file, sparse);
+    let mut body = resp.into_body().into_reader();
+    let copied = copy_sparse(&mut body, &mut writer, |n| bar.inc(n));
+    bar.finish_and_clear();
+    let truncated = |received: u64| CliError::Truncated {
+        pair: args.pair.to_string(),
+        point: point.to_string(),
+        disk: args.disk,
+        received,
+        total,
+        partial_kept: matches!(target, Target::Device { .. }).then(|| shown.clone()),
+    };
+    match copied {
+        Ok(received) if received < total => return Err(truncated(received)),
+        Err(CopyError::Read { received, .. }) if received < total => return Err(truncated(received)),
+        Err(CopyError::Read { source, .. }) => return Err(CliError::io("reading the image", source)),
+        Err(CopyError::Write(e)) => return Err(CliError::io(format!("writing {shown}"), e)),
+        Ok(_) => {}
+    }
+    let stats = writer.finish().map_err(|e| CliError::io(format!("writing {shown}"), e))?;
+    if let Target::File { path, partial } = &target {
+        fs::rename(partial, path).map_err(|e| CliError::io(format!("cannot rename {} to {shown}", partial.display()), e))?;
+        guard.0 = None;
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let _ = File::open(dir).and_then(|d| d.sync_all()); // make the rename durable
+    }
+    let seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
+    match output {
+        OutputFormat::Json => output::emit(&output::to_json(&serde_json::json!({
+            "pair_id": args.pair,
+            "point": match point { PointRef::Id(id) => serde_json::json!(id), PointRef::Latest => serde_json::json!("latest") },
+            "disk": args.disk,
+            "out": shown,
+            "bytes": stats.bytes,
+            "zero_bytes": stats.zero_bytes,
+            "seconds": seconds,
+        }))),
+        OutputFormat::Text => {
+            let how = if sparse { "left as holes" } else { "written" };
+            output::emit(&format!(
+                "exported pair {} point {point} disk {} to {shown}: {} in {} ({} of all-zero blocks {how})",
+                args.pair,
+                args.disk,
+                output::format_size(stats.bytes),
+                output::format_duration(output::round_u64(seconds)),
+                output::format_size(stats.zero_bytes),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// `O_EXCL` on a block device (without `O_CREAT`): the kernel answers EBUSY while the device
+/// is mounted or held by another exclusive opener.
+#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64", target_arch = "arm", target_arch = "riscv64")))]
+const O_EXCL: i32 = 0o200;
+#[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64", target_arch = "arm", target_arch = "riscv64"))))]
+const O_EXCL: i32 = 0;
+
+fn open_device(path: &Path, total: u64) -> Result<File, CliError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let shown = path.display();
+    let mut f = OpenOptions::new().write(true).custom_flags(O_EXCL).open(path).map_err(|e| match e.kind() {
+        io::ErrorKind::ResourceBusy => CliError::Failed(format!("block device {shown} is in use (mounted?): not writing to it")),
+        _ => CliError::io(format!("cannot open {shown}"), e),
+    })?;
+    let size = f.seek(SeekFrom::End(0)).map_err(|e| CliError::io(format!("cannot size {shown}"), e))?;
+    if size < total {
+        return Err(CliError::Failed(format!(
+            "block device {shown} holds {} but the image is {}: not writing to it",
+            output::format_size(size),
+            output::format_size(total)
+        )));
+    }
+    Ok(f)
+}
+
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::client::exit;
+    use crate::fake_server::{FakeServer, Reply};
+    use crate::sparse::BLOCK;
+    use crate::sparse::tests::temp_path;
+
+    fn args(out: &Path, point: PointRef, force: bool) -> ExportArgs {
+        ExportArgs { pair: PairId::new("web-01").unwrap(), point, disk: 1, out: out.to_path_buf(), force }
+    }
+
+    fn partial_of(out: &Path) -> PathBuf {
+        match file_target(out) {
+            Target::File { partial, .. } => partial,
+            Target::Device { .. } => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn point_refs() {
+        assert_eq!("latest".parse::<PointRef>(), Ok(PointRef::Latest));
+        assert_eq!("42".parse::<PointRef>(), Ok(PointRef::Id(42)));
+        assert!("-1".parse::<PointRef>().is_err());
+        assert!("newest".parse::<PointRef>().is_err());
+        assert_eq!(PointRef::Id(7).to_string(), "7");
+    }
+
+    #[test]
+    fn existing_files_need_force() {
+        let out = temp_path("target.img");
+        assert_eq!(target_for(&out, false).unwrap(), file_target(&out));
+        fs::write(&out, b"").unwrap();
+        assert!(target_for(&out, false).is_ok(), "an empty file may be replaced");
+        fs::write(&out, b"old image").unwrap();
+        let err = target_for(&out, false).unwrap_err();
+        assert!(err.to_string().starts_with("refusing to overwrite") && err.to_string().contains("--force"), "{err}");
+        assert!(target_for(&out, true).is_ok());
+        let dir = out.parent().unwrap();
+        assert!(target_for(dir, true).unwrap_err().to_string().contains("neither a regular file nor a block device"));
+        assert_eq!(partial_of(Path::new("/x/d.img")), PathBuf::from("/x/d.img.partial"));
+        fs::remove_file(&out).unwrap();
+    }
+
+    #[test]
+    fn export_writes_the_whole_image() {
+        let mut img = vec![0u8; 16 * BLOCK + 123];
+        img[5 * BLOCK..6 * BLOCK].fill(0x5A);
+        img[16 * BLOCK..].fill(1);
+        let reply = Reply::bytes(200, "application/octet-stream", img.clone()).header("X-Drpair-Point-Id", "42");
+        let server = FakeServer::start(vec![reply]);
+        let client = Client::new(&server.url, Some("tok".into())).unwrap();
+        let out = temp_path("whole.img");
+        fs::write(&out, b"previous contents").unwrap();
+        run(&client, OutputFormat::Json, &args(&out, PointRef::Latest, true)).unwrap();
+        assert_eq!(fs::read(&out).unwrap(), img);
+        assert!(!partial_of(&out).exists());
+        let req = &server.finish()[0];
+        assert_eq!(req.path, "/api/v1/pairs/web-01/points/latest/disks/1/image");
+        assert_eq!(req.header("authorization").as_deref(), Some("Bearer tok"));
+        fs::remove_file(&out).unwrap();
+    }
+
+    #[test]
+    fn truncated_body_fails_and_removes_the_partial_file() {
+        let mut reply = Reply::bytes(200, "application/octet-stream", vec![3u8; 300_000]);
+        reply.content_length = 1 << 20;
+        let server = FakeServer::start(vec![reply]);
+        let client = Client::new(&server.url, None).unwrap();
+        let out = temp_path("truncated.img");
+        let err = run(&client, OutputFormat::Text, &args(&out, PointRef::Id(9), false)).unwrap_err();
+        assert_eq!(err.exit_code(), exit::FAILURE);
+        assert_eq!(
+            err.to_string(),
+            "export of pair web-01 point 9 disk 1 truncated at 300000 of 1048576 bytes: \
+             the standby stopped sending (see its log)"
+        );
+        assert!(!out.exists() && !partial_of(&out).exists());
+        server.finish();
+    }
+
+    #[test]
+    fn missing_point_creates_no_file() {
+        let body = r#"{"code":"PointNotFound","message":"pair 'web-01' has no point 9"}"#;
+        let server = FakeServer::start(vec![Reply::json(404, body)]);
+        let client = Client::new(&server.url, None).unwrap();
+        let out = temp_path("missing.img");
+        let err = run(&client, OutputFormat::Json, &args(&out, PointRef::Id(9), false)).unwrap_err();
+        assert_eq!(err.exit_code(), exit::NOT_FOUND);
+        assert_eq!(err.to_string(), "pair 'web-01' has no point 9");
+        assert!(!out.exists() && !partial_of(&out).exists());
+        server.finish();
+    }
+}

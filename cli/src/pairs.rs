@@ -1,0 +1,130 @@
+//! `drpair pairs …`: the DR pairs this standby protects.
+
+use crate::client::{Client, CliError};
+use crate::output::{self, OutputFormat, Table};
+use clap::{Args, Subcommand};
+use drpair_types::PairSummary;
+
+#[derive(Debug, Args)]
+#[command(
+    about = "List the DR pairs of the standby",
+    long_about = "List the DR pairs of the standby.\n\n\
+        A DR pair is one protected server and its standby; all disks of a pair share one \
+        epoch clock, so one recovery point covers every disk of the pair."
+)]
+pub struct PairsArgs {
+    #[command(subcommand)]
+    pub command: PairsCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PairsCommand {
+    /// One line per DR pair: state, readiness, lag, progress, newest point, source
+    #[command(
+        visible_alias = "ls",
+        long_about = "One line per DR pair (GET /api/v1/pairs).\n\n\
+            Columns: PAIR (the DR Pair ID), STATE (Initiating, Start Replication, Replicating, \
+            Rescanning, Disconnected), READY (ready for failover: a complete recovery point \
+            exists), LAG (age of the newest point, the recovery point objective right now), \
+            PROGRESS (of the running pass; 100% when idle), LAST POINT (id and age), SOURCE \
+            (the protected server).\n\n\
+            With --output json: the array of PairSummary objects as the API returns it.",
+        after_help = "Examples:\n  drpair pairs list\n  drpair --server http://standby:7701 pairs list --output json | jq '.[].pair_id'"
+    )]
+    List,
+}
+
+pub fn run(client: &Client, output: OutputFormat, args: &PairsArgs) -> Result<(), CliError> {
+    match args.command {
+        PairsCommand::List => {
+            let (raw, pairs): (_, Vec<PairSummary>) = client.get_json("/api/v1/pairs")?;
+            match output {
+                OutputFormat::Json => output::emit(&output::to_json(&raw)),
+                OutputFormat::Text if pairs.is_empty() => output::emit("no DR pairs on this standby"),
+                OutputFormat::Text => output::emit(&render_pairs(&pairs, output::now_unix_ms())),
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The `pairs list` table.
+pub fn render_pairs(pairs: &[PairSummary], now_ms: u64) -> String {
+    let mut table = Table::new(&["PAIR", "STATE", "READY", "LAG", "PROGRESS", "LAST POINT", "SOURCE"]);
+    for p in pairs {
+        let last = match &p.last_point {
+            Some(pt) => format!("{} ({})", pt.id, output::format_age(pt.time_unix_ms, now_ms)),
+            None => "-".to_string(),
+        };
+        let source = match (&p.source_host, &p.source_address) {
+            (Some(h), _) if !h.is_empty() => h.clone(),
+            (_, Some(a)) if !a.is_empty() => a.clone(),
+            _ => "-".to_string(),
+        };
+        let source = if p.connected { source } else { format!("{source} (offline)") };
+        table.row(vec![
+            p.pair_id.to_string(),
+            p.state_label.clone(),
+            output::yes_no(p.ready_for_failover).to_string(),
+            output::format_duration(output::round_u64(p.lag_seconds)),
+            output::format_percent(p.progress_percent),
+            last,
+            source,
+        ]);
+    }
+    table.render()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fake_server::{FakeServer, Reply};
+    use drpair_types::{PairId, PairState};
+
+    pub(crate) fn summary(id: &str) -> PairSummary {
+        PairSummary {
+            pair_id: PairId::new(id).unwrap(),
+            state: PairState::InitialSync,
+            state_label: PairState::InitialSync.label().into(),
+            ready_for_failover: false,
+            source_host: Some("db-01".into()),
+            source_address: Some("10.0.0.5:41000".into()),
+            connected: true,
+            lag_seconds: 192.4,
+            progress_percent: 42.46,
+            last_point: None,
+            disks: 2,
+        }
+    }
+
+    #[test]
+    fn table_shows_every_column() {
+        let mut b = summary("web-01");
+        b.state = PairState::Replicating;
+        b.state_label = "Replicating".into();
+        b.ready_for_failover = true;
+        b.progress_percent = 100.0;
+        b.lag_seconds = 30.0;
+        b.connected = false;
+        b.source_host = None;
+        b.last_point = Some(crate::points::tests::point(42, 1_000_000));
+        let text = render_pairs(&[summary("db-01"), b], 1_000_000 + 65_000);
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].starts_with("PAIR    STATE              READY  LAG     PROGRESS  LAST POINT"), "{text}");
+        assert!(lines[1].contains("Start Replication") && lines[1].contains("42.5%"), "{text}");
+        assert!(lines[1].contains("3m 12s") && lines[1].ends_with("db-01"), "{text}");
+        assert!(lines[2].contains("42 (1m 5s ago)") && lines[2].contains("100%"), "{text}");
+        assert!(lines[2].ends_with("10.0.0.5:41000 (offline)"), "{text}");
+    }
+
+    #[test]
+    fn list_calls_the_api() {
+        let body = serde_json::to_string(&vec![summary("web-01")]).unwrap();
+        let server = FakeServer::start(vec![Reply::json(200, &body)]);
+        let client = Client::new(&server.url, None).unwrap();
+        run(&client, OutputFormat::Json, &PairsArgs { command: PairsCommand::List }).unwrap();
+        let reqs = server.finish();
+        assert_eq!((reqs[0].method.as_str(), reqs[0].path.as_str()), ("GET", "/api/v1/pairs"));
+    }
+}

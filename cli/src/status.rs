@@ -1,0 +1,309 @@
+//! `drpair status PAIR`: everything about one pair, once, refreshed (`--watch`), or until
+//! the pair is in sync (`--wait-synced`).
+
+use crate::client::{Client, CliError, exit};
+use crate::output::{self, Block, OutputFormat, format_duration as dur, format_size as size};
+use clap::Args;
+use drpair_types::{PairId, PairState, PairStatus};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::time::{Duration, Instant};
+
+#[derive(Debug, Args)]
+#[command(
+    about = "Show the state, progress and counters of a DR pair",
+    long_about = "Show the state, progress and counters of a DR pair (GET /api/v1/pairs/PAIR).\n\n\
+        Shows the state in an operator's words and what it means, whether the pair is ready for \
+        failover (a complete recovery point exists), the recovery checkpoint (LINEAGE:EPOCH, \
+        where replication resumes; accepted back as a start position), the newest recovery \
+        point, the agent, the disks, progress of the running pass with ETA, lag (the recovery \
+        point objective right now), backlog, bytes read/shipped/stored and recent failures.\n\n\
+        --watch refreshes every second until Ctrl-C (with --output json: one JSON line per \
+        refresh). --wait-synced polls until the pair is Replicating at 100% and then exits 0, \
+        showing a progress bar on stderr meanwhile; with --timeout it gives up with exit code 7. \
+        While waiting, a standby that cannot be reached is retried rather than fatal.\n\n\
+        With --output json: the PairStatus object as the API returns it.",
+    after_help = "Examples:\n  drpair status web-01\n  drpair status web-01 --watch\n  \
+        drpair status web-01 --wait-synced --timeout 2h && echo ready for failover\n  \
+        drpair status web-01 --output json | jq .recovery_checkpoint"
+)]
+pub struct StatusArgs {
+    /// The DR Pair ID
+    #[arg(value_name = "PAIR")]
+    pub pair: PairId,
+    /// Refresh every second until Ctrl-C
+    #[arg(long)]
+    pub watch: bool,
+    /// Wait until the pair is Replicating at 100% progress, then exit 0
+    #[arg(long)]
+    pub wait_synced: bool,
+    /// With --wait-synced: give up after this long (e.g. 30m, 2h) with exit code 7
+    #[arg(long, value_name = "DURATION", requires = "wait_synced", value_parser = humantime::parse_duration)]
+    pub timeout: Option<Duration>,
+}
+
+/// The pair is in sync: replicating and no pass left to finish.
+pub fn is_synced(s: &PairStatus) -> bool {
+    s.state == PairState::Replicating && s.stats.progress_percent >= 100.0
+}
+
+pub fn run(client: &Client, output: OutputFormat, args: &StatusArgs) -> Result<(), CliError> {
+    let path = format!("/api/v1/pairs/{}", args.pair);
+    if !args.watch && !args.wait_synced {
+        let (raw, status): (_, PairStatus) = client.get_json(&path)?;
+        show(output, &raw, &status, false);
+        return Ok(());
+    }
+    let started = Instant::now();
+    let bar = if args.watch {
+        ProgressBar::hidden()
+    } else {
+        ProgressBar::with_draw_target(Some(1000), output::progress_target(output)).with_style(
+            ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {msg}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        )
+    };
+    bar.set_prefix(args.pair.to_string());
+    let mut last = "no answer yet".to_string();
+    loop {
+        match client.get_json::<PairStatus>(&path) {
+            Ok((raw, status)) => {
+                let synced = args.wait_synced && is_synced(&status);
+                last = progress_line(&status);
+                if args.watch {
+                    show(output, &raw, &status, true);
+                } else {
+                    bar.set_position(output::round_u64(status.stats.progress_percent.clamp(0.0, 100.0) * 10.0));
+                    bar.set_message(last.clone());
+                }
+                if synced {
+                    bar.finish_and_clear();
+                    if !args.watch {
+                        show(output, &raw, &status, false);
+                    }
+                    return Ok(());
+                }
+            }
+            // The standby restarting during a long wait is not the end of the wait.
+            Err(e) if e.exit_code() == exit::UNREACHABLE => {
+                last = format!("standby unreachable: {e}");
+                bar.set_message(format!("{last} (retrying)"));
+                if args.watch && output == OutputFormat::Text {
+                    eprintln!("error: {e} (retrying)");
+                }
+            }
+            Err(e) => {
+                bar.abandon();
+                return Err(e);
+            }
+        }
+        if let Some(limit) = args.timeout
+            && started.elapsed() >= limit
+        {
+            bar.abandon();
+            return Err(CliError::TimedOut(format!(
+                "pair {} not in sync after {}: {}",
+                args.pair,
+                dur(limit.as_secs()),
+                last
+            )));
+        }
+        std::thread::sleep(Duration::from_secs(1));
+    }
+}
+
+fn show(output: OutputFormat, raw: &serde_json::Value, status: &PairStatus, refreshing: bool) {
+    match output {
+        OutputFormat::Json if refreshing => output::emit(&raw.to_string()),
+        OutputFormat::Json => output::emit(&output::to_json(raw)),
+        OutputFormat::Text => {
+            let mut text = render_status(status, output::now_unix_ms());
+            if refreshing {
+                use std::io::IsTerminal;
+                if std::io::stdout().is_terminal() {
+                    text.insert_str(0, "\x1b[2J\x1b[H"); // clear the screen, cursor home
+                }
+                text.push_str("\n(refreshing every second; Ctrl-C to stop)\n");
+            }
+            output::emit(&text);
+        }
+    }
+}
+
+/// One line for the `--wait-synced` bar: state, progress, ETA.
+fn progress_line(s: &PairStatus) -> String {
+    let mut line = format!("{} {}", s.state_label, output::format_percent(s.stats.progress_percent));
+    if let Some(eta) = s.stats.eta_seconds {
+        line.push_str(&format!(", ETA {}", dur(eta)));
+    }
+    line
+}
+
+/// The text form of `drpair status`.
+pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
+    let st = &s.stats;
+    let mut b = Block::default();
+    b.line("DR pair", s.pair_id.to_string());
+    b.line("State", format!("{} ({})", s.state_label, s.state_explanation));
+    let ready = if s.ready_for_failover { "yes" } else { "no (no complete recovery point yet)" };
+    b.line("Ready for failover", ready);
+    b.line("Recovery checkpoint", s.recovery_checkpoint.clone().unwrap_or_else(|| "-".into()));
+    b.line("Last point", match &s.last_point {
+        Some(p) => format!(
+            "{} at {} ({}), {}, {}",
+            p.id,
+            p.time,
+            output::format_age(p.time_unix_ms, now_ms),
+            output::wire_name(&p.kind),
+            output::wire_name(&p.consistency)
+        ),
+        None => "-".into(),
+    });
+    b.line("Agent", match &s.agent {
+        Some(a) => format!(
+            "{} ({}), tracker {}, version {}, {} since {}",
+            a.host,
+            a.address,
+            a.tracker,
+            a.version,
+            if a.connected { "connected" } else { "disconnected" },
+            a.since
+        ),
+        None => "never connected".into(),
+    });
+    let disks: Vec<String> = s
+        .disks
+        .iter()
+        .map(|d| {
+            format!("{}  {}  {} ({} chunks of {})", d.index, d.path, size(d.size_bytes), d.chunk_count, size(d.chunk_size))
+        })
+        .collect();
+    b.line("Disks", if disks.is_empty() { "-".into() } else { disks.join("\n") });
+    let mut progress = output::format_percent(st.progress_percent);
+    if let Some(p) = &st.pass {
+        progress.push_str(&format!(" ({} pass, epoch {}: {} of {} chunks)", p.kind, p.epoch, p.chunks_done, p.chunks_total));
+    }
+    b.line("Progress", progress);
+    b.line("Elapsed", st.elapsed_seconds.map_or("-".into(), dur));
+    b.line("ETA", st.eta_seconds.map_or("-".into(), dur));
+    b.line("Lag", dur(output::round_u64(st.lag_seconds)));
+    b.line("Backlog", format!("{} ({} chunks)", size(st.backlog_bytes), st.backlog_chunks));
+    b.line("Epoch", st.current_epoch.to_string());
+    b.line(
+        "Bytes",
+        format!("read {}, shipped {}, stored {}", size(st.bytes_read), size(st.bytes_shipped), size(st.bytes_stored)),
+    );
+    b.line(
+        "Chunks",
+        format!(
+            "received {}, zero {}, dedup {}, errored {}",
+            st.chunks_received, st.chunks_zero, st.chunks_dedup, st.chunks_errored
+        ),
+    );
+    b.line("Recovery points", st.points.to_string());
+    if let Some(r) = &s.stop_reason {
+        b.line("Stop reason", r.clone());
+    }
+    let failures: Vec<String> = s.failure_messages.iter().map(|m| format!("- {m}")).collect();
+    b.line("Failures", if failures.is_empty() { "none".into() } else { failures.join("\n") });
+    b.line("Registered", s.registered_at.clone());
+    b.render()
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    use super::*;
+    use crate::fake_server::{FakeServer, Reply};
+    use drpair_types::{DiskInfo, PairStats, PassInfo};
+
+    pub(crate) fn status(state: PairState, progress: f64) -> PairStatus {
+        PairStatus {
+            pair_id: PairId::new("web-01").unwrap(),
+            state,
+            state_label: state.label().into(),
+            state_explanation: "the first full copy is running".into(),
+            ready_for_failover: false,
+            lineage: None,
+            recovery_checkpoint: None,
+            checkpoint: None,
+            last_point: None,
+            agent: None,
+            disks: vec![DiskInfo {
+                index: 0,
+                path: "/dev/sdb".into(),
+                size_bytes: 10 << 30,
+                chunk_size: 65536,
+                chunk_count: 163_840,
+            }],
+            stats: PairStats {
+                progress_percent: progress,
+                eta_seconds: Some(300),
+                pass: Some(PassInfo { epoch: 1, kind: "initial".into(), chunks_done: 68_812, chunks_total: 163_840 }),
+                lag_seconds: 192.0,
+                backlog_bytes: 6 << 30,
+                bytes_read: 4 << 30,
+                ..PairStats::default()
+            },
+            failure_messages: vec!["refused chunk 17: hash mismatch".into()],
+            stop_reason: None,
+            registered_at: "2026-05-01T10:00:00Z".into(),
+        }
+    }
+
+    #[test]
+    fn text_block_names_what_matters() {
+        let mut s = status(PairState::InitialSync, 42.0);
+        s.last_point = Some(crate::points::tests::point(7, 1_000_000));
+        let text = render_status(&s, 1_060_000);
+        for want in [
+            "State:               Start Replication (the first full copy is running)",
+            "Ready for failover:  no (no complete recovery point yet)",
+            "Last point:          7 at 2026-05-01T10:00:00Z (1m ago), manual, fuzzy",
+            "Disks:               0  /dev/sdb  10.0 GiB (163840 chunks of 64.0 KiB)",
+            "Progress:            42% (initial pass, epoch 1: 68812 of 163840 chunks)",
+            "ETA:                 5m",
+            "Lag:                 3m 12s",
+            "Backlog:             6.0 GiB (0 chunks)",
+            "Bytes:               read 4.0 GiB, shipped 0 B, stored 0 B",
+            "Failures:            - refused chunk 17: hash mismatch",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in\n{text}");
+        }
+    }
+
+    #[test]
+    fn synced_means_replicating_at_100() {
+        assert!(is_synced(&status(PairState::Replicating, 100.0)));
+        assert!(!is_synced(&status(PairState::Replicating, 99.9)));
+        assert!(!is_synced(&status(PairState::InitialSync, 100.0)));
+    }
+
+    #[test]
+    fn wait_synced_polls_until_in_sync() {
+        let replies = [status(PairState::InitialSync, 50.0), status(PairState::Replicating, 100.0)]
+            .iter()
+            .map(|s| Reply::json(200, &serde_json::to_string(s).unwrap()))
+            .collect();
+        let server = FakeServer::start(replies);
+        let client = Client::new(&server.url, None).unwrap();
+        let pair = PairId::new("web-01").unwrap();
+        let args = StatusArgs { pair, watch: false, wait_synced: true, timeout: Some(Duration::from_secs(30)) };
+        run(&client, OutputFormat::Json, &args).unwrap();
+        let reqs = server.finish();
+        assert_eq!(reqs.len(), 2);
+        assert!(reqs.iter().all(|r| r.path == "/api/v1/pairs/web-01"));
+    }
+
+    #[test]
+    fn wait_synced_times_out_with_exit_7() {
+        let body = serde_json::to_string(&status(PairState::InitialSync, 10.0)).unwrap();
+        let server = FakeServer::start(vec![Reply::json(200, &body)]);
+        let client = Client::new(&server.url, None).unwrap();
+        let pair = PairId::new("web-01").unwrap();
+        let args = StatusArgs { pair, watch: false, wait_synced: true, timeout: Some(Duration::ZERO) };
+        let err = run(&client, OutputFormat::Text, &args).unwrap_err();
+        assert_eq!(err.exit_code(), exit::TIMED_OUT);
+        assert!(err.to_string().contains("pair web-01 not in sync after 0s: Start Replication 10%"), "{err}");
+        server.finish();
+    }
+}

@@ -1,0 +1,235 @@
+//! Compression that adapts to the link.
+//!
+//! Every few seconds the shipping pipeline reports a [`LinkSample`] for the window since the
+//! last one. Two shares of time decide:
+//!
+//! - `link_busy = send_blocked / elapsed`: how long the sender waited for the link (socket
+//!   buffer full). High means the link is the bottleneck: spending CPU to send fewer bytes pays.
+//! - `cpu_busy = compress_busy / (elapsed × workers)`: how much of the workers' time went into
+//!   zstd. High means compression is the bottleneck: a cheaper level ships more per second.
+//!
+//! | verdict     | condition                                           | action                 |
+//! |-------------|-----------------------------------------------------|------------------------|
+//! | `Idle`      | window under 100 ms, or nothing shipped             | stay; forget the streak|
+//! | `LinkBound` | `link_busy ≥ 0.5` and `cpu_busy < 0.6`              | one level up           |
+//! | `CpuBound`  | `cpu_busy ≥ 0.8` and `link_busy < 0.2`              | one level down (to Off)|
+//! | `Balanced`  | anything else, and `LinkBound` on data that does not compress (ratio ≥ 0.95 at a zstd level: more effort will not help) | stay |
+//!
+//! Levels: Off, zstd 1, zstd 3, zstd 6 ([`LEVELS`]). Higher zstd levels cost several times
+//! the CPU for a few percent on disk data, so 6 is the top. A level changes only after the
+//! same verdict in [`AdaptiveLevel::CONFIRM`] consecutive samples, so one odd window does not
+//! flip it. The machine is pure: no clocks, no I/O; the caller measures.
+
+use std::time::Duration;
+
+use crate::chunk::Compression;
+
+/// The levels the machine moves between, cheapest first.
+pub const LEVELS: [Compression; 4] = [Compression::Off, Compression::Zstd(1), Compression::Zstd(3), Compression::Zstd(6)];
+
+const MIN_WINDOW: Duration = Duration::from_millis(100);
+const LINK_BOUND: f64 = 0.5;
+const CPU_IDLE_ENOUGH: f64 = 0.6;
+const CPU_BOUND: f64 = 0.8;
+const LINK_IDLE_ENOUGH: f64 = 0.2;
+const INCOMPRESSIBLE: f64 = 0.95;
+
+/// One measurement window of the shipping pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct LinkSample {
+    /// Raw chunk bytes handed to compression (zero chunks and dedup hits excluded).
+    pub bytes_in: u64,
+    /// Bytes of those chunks as shipped (compressed or raw).
+    pub bytes_out: u64,
+    /// Time spent in zstd, summed over all workers.
+    pub compress_busy: Duration,
+    /// Time the sender waited for the link.
+    pub send_blocked: Duration,
+    /// Length of the window.
+    pub elapsed: Duration,
+}
+
+/// What a sample says about the pipeline.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    Idle,
+    LinkBound,
+    CpuBound,
+    Balanced,
+}
+
+/// Classifies one sample (see the module table). `workers` = compression threads (≥ 1).
+pub fn classify(s: &LinkSample, workers: u32, level: Compression) -> Verdict {
+    if s.elapsed < MIN_WINDOW || s.bytes_in == 0 {
+        return Verdict::Idle;
+    }
+    let elapsed = s.elapsed.as_secs_f64();
+    let link_busy = s.send_blocked.as_secs_f64() / elapsed;
+    let cpu_busy = s.compress_busy.as_secs_f64() / (elapsed * f64::from(workers.max(1)));
+    let ratio = s.bytes_out as f64 / s.bytes_in as f64;
+    if link_busy >= LINK_BOUND && cpu_busy < CPU_IDLE_ENOUGH {
+        if level != Compression::Off && ratio >= INCOMPRESSIBLE { Verdict::Balanced } else { Verdict::LinkBound }
+    } else if cpu_busy >= CPU_BOUND && link_busy < LINK_IDLE_ENOUGH {
+        Verdict::CpuBound
+    } else {
+        Verdict::Balanced
+    }
+}
+
+/// The level index after a confirmed verdict.
+pub fn next_index(index: usize, verdict: Verdict) -> usize {
+    match verdict {
+        Verdict::LinkBound => (index + 1).min(LEVELS.len() - 1),
+        Verdict::CpuBound => index.saturating_sub(1),
+        Verdict::Idle | Verdict::Balanced => index,
+    }
+}
+
+/// The adaptive compression level of one link.
+#[derive(Debug, Clone)]
+pub struct AdaptiveLevel {
+    index: usize,
+    workers: u32,
+    /// Last non-idle verdict and how many samples in a row gave it.
+    streak: Option<(Verdict, u32)>,
+}
+
+impl AdaptiveLevel {
+    /// Consecutive samples with the same verdict needed to change level.
+    pub const CONFIRM: u32 = 2;
+
+    /// Starts at the highest level of [`LEVELS`] not above `start`.
+    pub fn new(start: Compression, workers: u32) -> Self {
+        let rank = |c: Compression| match c {
+            Compression::Off => i32::MIN,
+            Compression::Zstd(l) => l,
+        };
+        let index = LEVELS.iter().rposition(|&l| rank(l) <= rank(start)).unwrap_or(0);
+        AdaptiveLevel { index, workers: workers.max(1), streak: None }
+    }
+
+    /// The current level.
+    pub fn level(&self) -> Compression {
+        LEVELS[self.index]
+    }
+
+    /// Feeds one sample; returns the (possibly new) level.
+    pub fn observe(&mut self, s: &LinkSample) -> Compression {
+        let verdict = classify(s, self.workers, self.level());
+        let count = match (verdict, self.streak) {
+            (Verdict::Idle, _) => {
+                self.streak = None;
+                return self.level();
+            }
+            (v, Some((last, n))) if v == last => n + 1,
+            _ => 1,
+        };
+        self.streak = Some((verdict, count));
+        if count >= Self::CONFIRM {
+            let next = next_index(self.index, verdict);
+            if next != self.index {
+                tracing::info!(from = ?self.level(), to = ?LEVELS[next], ?verdict, "compression level changed");
+                self.index = next;
+                self.streak = None;
+            }
+        }
+        self.level()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use Verdict::*;
+
+    fn sample(link_busy: f64, cpu_busy_per_worker: f64, ratio: f64) -> LinkSample {
+        let elapsed = Duration::from_secs(5);
+        LinkSample {
+            bytes_in: 1_000_000,
+            bytes_out: (1_000_000.0 * ratio) as u64,
+            compress_busy: elapsed.mul_f64(cpu_busy_per_worker * 2.0), // 2 workers
+            send_blocked: elapsed.mul_f64(link_busy),
+            elapsed,
+        }
+    }
+
+    #[test]
+    fn classify_table() {
+        let z3 = Compression::Zstd(3);
+        let off = Compression::Off;
+        #[rustfmt::skip]
+        let table = [
+            // link_busy, cpu_busy, ratio, level, verdict
+            (0.9, 0.1, 1.0, off, LinkBound),  // slow link, nothing compressed yet: try compressing
+            (0.9, 0.3, 0.5, z3,  LinkBound),  // slow link, CPU to spare, data compresses: more
+            (0.9, 0.3, 0.98, z3, Balanced),   // slow link but data does not compress: stay
+            (0.9, 0.9, 0.5, z3,  Balanced),   // both saturated: stay
+            (0.0, 0.95, 0.5, z3, CpuBound),   // fast link, CPU saturated: less
+            (0.3, 0.95, 0.5, z3, Balanced),   // link somewhat busy: stay
+            (0.1, 0.5, 0.5, z3,  Balanced),   // source-bound (neither busy): stay
+            (0.5, 0.59, 0.5, z3, LinkBound),  // thresholds inclusive / exclusive
+            (0.19, 0.8, 0.5, z3, CpuBound),
+        ];
+        for (i, &(link, cpu, ratio, level, want)) in table.iter().enumerate() {
+            assert_eq!(classify(&sample(link, cpu, ratio), 2, level), want, "row {i}");
+        }
+        let short = LinkSample { elapsed: Duration::from_millis(50), ..sample(0.9, 0.1, 1.0) };
+        assert_eq!(classify(&short, 2, off), Idle);
+        let empty = LinkSample { bytes_in: 0, bytes_out: 0, ..sample(0.9, 0.1, 1.0) };
+        assert_eq!(classify(&empty, 2, off), Idle);
+    }
+
+    #[test]
+    fn next_index_table() {
+        for (index, verdict, want) in [
+            (0, LinkBound, 1),
+            (3, LinkBound, 3),
+            (2, CpuBound, 1),
+            (0, CpuBound, 0),
+            (2, Balanced, 2),
+            (2, Idle, 2),
+        ] {
+            assert_eq!(next_index(index, verdict), want, "{index} {verdict:?}");
+        }
+    }
+
+    #[test]
+    fn start_level_snaps_down() {
+        for (start, want) in [
+            (Compression::Off, Compression::Off),
+            (Compression::Zstd(1), Compression::Zstd(1)),
+            (Compression::Zstd(5), Compression::Zstd(3)),
+            (Compression::Zstd(19), Compression::Zstd(6)),
+            (Compression::Zstd(-5), Compression::Off),
+        ] {
+            assert_eq!(AdaptiveLevel::new(start, 1).level(), want, "{start:?}");
+        }
+    }
+
+    #[test]
+    fn slow_link_climbs_fast_link_descends_with_hysteresis() {
+        let mut a = AdaptiveLevel::new(Compression::Off, 2);
+        let slow = sample(0.9, 0.1, 0.5);
+        let fast = sample(0.0, 0.95, 0.5);
+        let levels: Vec<_> = (0..8).map(|_| a.observe(&slow)).collect();
+        use Compression::*;
+        assert_eq!(levels, [Off, Zstd(1), Zstd(1), Zstd(3), Zstd(3), Zstd(6), Zstd(6), Zstd(6)]);
+        // One odd sample does not move it; an idle window resets the streak.
+        assert_eq!(a.observe(&fast), Zstd(6));
+        assert_eq!(a.observe(&LinkSample::default()), Zstd(6));
+        assert_eq!(a.observe(&fast), Zstd(6));
+        assert_eq!(a.observe(&fast), Zstd(3));
+        assert_eq!(a.observe(&fast), Zstd(3));
+        assert_eq!(a.observe(&fast), Zstd(1));
+        assert_eq!(a.observe(&fast), Zstd(1));
+        assert_eq!(a.observe(&fast), Off);
+        assert_eq!(a.observe(&fast), Off);
+        assert_eq!(a.observe(&fast), Off);
+        // Alternating verdicts never confirm.
+        for _ in 0..5 {
+            a.observe(&slow);
+            a.observe(&sample(0.3, 0.3, 0.5));
+        }
+        assert_eq!(a.level(), Off);
+    }
+}

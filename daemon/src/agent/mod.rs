@@ -1,0 +1,135 @@
+//! The agent: tracks which chunks of its disks change and ships them to the standby.
+//!
+//! Invariants kept here:
+//! - the acknowledged checkpoint advances only on the standby's EpochAck, which the standby
+//!   sends only after the epoch is committed;
+//! - every chunk whose epoch is newer than the acknowledged one is shipped again in the next
+//!   epoch (so an interrupted epoch loses nothing);
+//! - after a tracking gap (unclean stop, lost or damaged change map) the agent reconciles with
+//!   the standby's hashes and scans every chunk: a differential resync, never a silent full
+//!   copy and never a silent skip.
+
+pub mod compress;
+pub mod pass;
+pub mod session;
+pub mod state;
+
+use crate::config::AgentConfig;
+use anyhow::{Context, Result};
+use compress::CompressionCtl;
+use drpair_track::Tracker;
+use drpair_types::DiskGeometry;
+use state::LocalState;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// How a connection ended.
+#[derive(Debug)]
+pub enum SessionError {
+    /// Worth retrying (link loss, standby restart).
+    Transient(String),
+    /// The standby refused us for a reason retrying cannot fix; the message says what to do.
+    Permanent(String),
+}
+
+/// Everything a connection of the agent needs.
+pub struct Agent {
+    pub cfg: AgentConfig,
+    pub disks: Vec<(PathBuf, DiskGeometry)>,
+    pub local: Arc<Mutex<LocalState>>,
+    pub tracker: Arc<Mutex<Box<dyn Tracker>>>,
+    pub compression: Arc<CompressionCtl>,
+    pub bytes_read_total: AtomicU64,
+    /// Why the next connection must reconcile (a tracking gap not yet repaired).
+    pub gap: Mutex<Option<String>>,
+    pub host: String,
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown".into())
+}
+
+/// Runs the agent until `shutdown` resolves or the standby refuses it for good.
+pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+    let mut disks = Vec::new();
+    for p in &cfg.disks {
+        let size = drpair_ship::disk_size(p).with_context(|| format!("disk {}", p.display()))?;
+        let g = DiskGeometry::new(size, cfg.chunk_size).with_context(|| format!("disk {}", p.display()))?;
+        disks.push((p.clone(), g));
+    }
+    let geoms: Vec<DiskGeometry> = disks.iter().map(|d| d.1).collect();
+    let mut local = state::open(&cfg.state_dir, &cfg.pair, &geoms)?;
+    let mut tracker = drpair_track::tracker_by_name(&cfg.tracker)?;
+    // Tracking starts before the first copy.
+    tracker.start(&mut local.maps)?;
+    if let Some(g) = &local.gap {
+        tracing::warn!(pair = %cfg.pair, "tracking gap: {g}; a differential resync will run");
+    }
+    let agent = Arc::new(Agent {
+        compression: Arc::new(CompressionCtl::new(cfg.compression, cfg.workers)),
+        gap: Mutex::new(local.gap.take()),
+        local: Arc::new(Mutex::new(local)),
+        tracker: Arc::new(Mutex::new(tracker)),
+        bytes_read_total: AtomicU64::new(0),
+        host: hostname(),
+        disks,
+        cfg,
+    });
+    tracing::info!(pair = %agent.cfg.pair, disks = agent.disks.len(), standby = %agent.cfg.standby, tracker = %agent.cfg.tracker, "agent starting");
+    tokio::pin!(shutdown);
+    let mut backoff = Duration::from_millis(500);
+    let outcome = loop {
+        let abort = Arc::new(AtomicBool::new(false));
+        let r = tokio::select! {
+            r = session::run(agent.clone(), abort.clone()) => r,
+            _ = &mut shutdown => {
+                abort.store(true, Ordering::Relaxed);
+                break Ok(());
+            }
+        };
+        abort.store(true, Ordering::Relaxed);
+        match r {
+            Ok(()) => break Ok(()),
+            Err(SessionError::Permanent(m)) => {
+                tracing::error!(pair = %agent.cfg.pair, "standby refused this agent: {m}");
+                break Err(anyhow::anyhow!("standby refused this agent: {m}"));
+            }
+            Err(SessionError::Transient(m)) => {
+                if m.starts_with("connected:") {
+                    backoff = Duration::from_millis(500);
+                }
+                tracing::warn!(pair = %agent.cfg.pair, "link down: {m}; retrying in {backoff:?}");
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = &mut shutdown => break Ok(()),
+                }
+                backoff = (backoff * 2).min(Duration::from_secs(30));
+            }
+        }
+    };
+    // A pass may still be winding down on its threads; wait for it to release the maps.
+    let mut local = agent.local.clone();
+    drop(agent);
+    let mut tries = 0;
+    let local = loop {
+        match Arc::try_unwrap(local) {
+            Ok(m) => break Some(m),
+            Err(l) if tries < 300 => {
+                tries += 1;
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                local = l;
+            }
+            Err(_) => break None,
+        }
+    };
+    match local {
+        Some(m) => {
+            m.into_inner().expect("maps").close_clean()?;
+            tracing::info!("change maps closed cleanly");
+        }
+        None => tracing::warn!("change maps still in use at exit; the next start reconciles"),
+    }
+    outcome
+}

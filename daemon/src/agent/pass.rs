@@ -1,0 +1,292 @@
+//! One shipping pass: read the chunks an epoch needs, hash them, ask the standby which hashes
+//! it already holds, compress and send the rest.
+//!
+//! Runs on plain threads (the reader owns an io_uring ring on its own thread; workers hash and
+//! compress), talking to the async link through bounded channels, so memory stays bounded by
+//! the reader's buffer pool and the link's frame queue. Every chunk of the epoch is sent
+//! before the caller sends the epoch's end.
+
+use super::compress::CompressionCtl;
+use drpair_ship::{hash_chunk, is_zero, Engine, ReadRequest, Reader, ReaderConfig};
+use drpair_types::{DiskGeometry, Epoch};
+use drpair_wire::{encode, AgentMsg, ChunkBody, ChunkItem, PassKind};
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Which chunks a pass reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassMode {
+    /// Only chunks the change map says are dirty.
+    Dirty,
+    /// Every chunk; each is hashed and compared with the recorded hash (scan, reconcile).
+    All,
+}
+
+/// Where a worker waits for the standby's answer to its Have query.
+pub type HaveRoutes = Arc<Mutex<HashMap<u64, crossbeam_channel::Sender<Vec<bool>>>>>;
+
+/// Live counters of a pass (read by the progress reporter).
+#[derive(Debug, Default)]
+pub struct PassProgress {
+    pub total: AtomicU64,
+    pub done: AtomicU64,
+    pub to_ship: AtomicU64,
+    pub shipped: AtomicU64,
+    pub bytes_read: AtomicU64,
+}
+
+/// What a pass needs.
+pub struct PassCtx {
+    pub maps: Arc<Mutex<super::state::LocalState>>,
+    pub disks: Vec<(PathBuf, DiskGeometry)>,
+    pub epoch: Epoch,
+    pub mode: PassMode,
+    pub kind: PassKind,
+    pub workers: usize,
+    pub compression: Arc<CompressionCtl>,
+    pub out: tokio::sync::mpsc::Sender<Vec<u8>>,
+    pub routes: HaveRoutes,
+    pub next_batch: Arc<AtomicU64>,
+    pub progress: Arc<PassProgress>,
+    pub abort: Arc<AtomicBool>,
+}
+
+/// What a pass sent.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct PassSummary {
+    pub chunks: u64,
+    pub zero: u64,
+    pub dedup: u64,
+    pub data: u64,
+    pub payload_bytes: u64,
+}
+
+/// Reads per request (the reader splits nothing; runs are cut to this many bytes).
+const READ_BYTES: u64 = 1 << 20;
+const HAVE_TIMEOUT: Duration = Duration::from_secs(300);
+
+fn plan(ctx: &PassCtx) -> Vec<ReadRequest> {
+    let st = ctx.maps.lock().expect("maps");
+    let mut reqs = Vec::new();
+    for (d, m) in st.maps.iter().enumerate() {
+        let g = m.geometry();
+        let per = (READ_BYTES / g.chunk_size.bytes() as u64).max(1);
+        let runs: Vec<(u64, u64)> = match ctx.mode {
+            PassMode::All => (0..g.chunk_count()).step_by(per as usize).map(|f| (f, per.min(g.chunk_count() - f))).collect(),
+            PassMode::Dirty => m.dirty_runs(per),
+        };
+        for (first, count) in runs {
+            reqs.push(ReadRequest { disk: d as u32, first_chunk: first, chunk_count: count as u32, tag: 0 });
+        }
+    }
+    reqs
+}
+
+/// Blake3 of an all-zero chunk of `len` bytes, cached for the two lengths a disk has.
+struct ZeroHashes(Mutex<HashMap<usize, [u8; 32]>>);
+
+impl ZeroHashes {
+    fn get(&self, len: usize) -> [u8; 32] {
+        *self.0.lock().expect("zero hashes").entry(len).or_insert_with(|| hash_chunk(&vec![0u8; len]))
+    }
+}
+
+/// Runs the pass to the end (or the first error).
+pub fn run(ctx: PassCtx) -> Result<PassSummary, String> {
+    let reqs = plan(&ctx);
+    let total: u64 = reqs.iter().map(|r| r.chunk_count as u64).sum();
+    ctx.progress.total.store(total, Ordering::Relaxed);
+    if reqs.is_empty() {
+        return Ok(PassSummary::default());
+    }
+    let reader = Reader::spawn(ctx.disks.clone(), ReaderConfig { engine: Engine::IoUring, ..ReaderConfig::default() }).map_err(|e| e.to_string())?;
+    let ctx = Arc::new(ctx);
+    let zero = Arc::new(ZeroHashes(Mutex::new(HashMap::new())));
+    let summary = Arc::new(Mutex::new(PassSummary::default()));
+    let failed: Arc<Mutex<Option<String>>> = Arc::new(Mutex::new(None));
+    let n_reqs = reqs.len();
+    let completions = reader.completions().clone();
+    std::thread::scope(|s| {
+        let feeder = {
+            let ctx = ctx.clone();
+            let reader = &reader;
+            s.spawn(move || {
+                for r in reqs {
+                    if ctx.abort.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    if let Err(e) = reader.submit(r) {
+                        return Err(e.to_string());
+                    }
+                }
+                Ok(())
+            })
+        };
+        let remaining = Arc::new(AtomicU64::new(n_reqs as u64));
+        let mut handles = vec![];
+        for _ in 0..ctx.workers.max(1) {
+            let (ctx, zero, summary, failed, completions, remaining) =
+                (ctx.clone(), zero.clone(), summary.clone(), failed.clone(), completions.clone(), remaining.clone());
+            handles.push(s.spawn(move || {
+                let mut w = Worker { ctx: &ctx, zero: &zero, sum: PassSummary::default(), comp: ctx.compression.compressor() };
+                while remaining.load(Ordering::Acquire) > 0 && !ctx.abort.load(Ordering::Relaxed) {
+                    let block = match completions.recv_timeout(Duration::from_millis(200)) {
+                        Ok(b) => b,
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+                        Err(_) => break,
+                    };
+                    remaining.fetch_sub(1, Ordering::AcqRel);
+                    let r = block.map_err(|e| e.to_string()).and_then(|b| w.block(b));
+                    if let Err(e) = r {
+                        ctx.abort.store(true, Ordering::Relaxed);
+                        failed.lock().expect("failed").get_or_insert(e);
+                        break;
+                    }
+                }
+                let mut s = summary.lock().expect("summary");
+                s.chunks += w.sum.chunks;
+                s.zero += w.sum.zero;
+                s.dedup += w.sum.dedup;
+                s.data += w.sum.data;
+                s.payload_bytes += w.sum.payload_bytes;
+            }));
+        }
+        if let Ok(Err(e)) = feeder.join() {
+            ctx.abort.store(true, Ordering::Relaxed);
+            failed.lock().expect("failed").get_or_insert(e);
+        }
+        for h in handles {
+            let _ = h.join();
+        }
+    });
+    drop(reader);
+    if let Some(e) = failed.lock().expect("failed").take() {
+        return Err(e);
+    }
+    if ctx.abort.load(Ordering::Relaxed) {
+        return Err("pass aborted".into());
+    }
+    let s = *summary.lock().expect("summary");
+    Ok(s)
+}
+
+struct Worker<'a> {
+    ctx: &'a PassCtx,
+    zero: &'a ZeroHashes,
+    sum: PassSummary,
+    comp: super::compress::WorkerCompressor,
+}
+
+impl Worker<'_> {
+    fn send(&self, msg: &AgentMsg) -> Result<(), String> {
+        let frame = encode(msg).map_err(|e| e.to_string())?;
+        let t = Instant::now();
+        self.ctx.out.blocking_send(frame).map_err(|_| "link closed".to_string())?;
+        self.ctx.compression.record_send_wait(t.elapsed());
+        Ok(())
+    }
+
+    fn block(&mut self, b: drpair_ship::ReadBlock) -> Result<(), String> {
+        let ctx = self.ctx;
+        let d = b.disk as usize;
+        let g = ctx.disks[d].1;
+        let cs = g.chunk_size.bytes() as usize;
+        // Hash outside the lock.
+        let mut chunks = Vec::with_capacity(b.chunk_count as usize);
+        for i in 0..b.chunk_count as u64 {
+            let c = b.first_chunk + i;
+            let off = i as usize * cs;
+            let len = g.chunk_len(c) as usize;
+            let data = &b.buf[off..off + len];
+            let z = is_zero(data);
+            let h = if z { self.zero.get(len) } else { hash_chunk(data) };
+            chunks.push((c, off, len, z, h));
+        }
+        ctx.progress.bytes_read.fetch_add(b.buf.len() as u64, Ordering::Relaxed);
+        // Decide what ships, recording hashes in the change map.
+        let mut ship = Vec::new();
+        {
+            let mut st = ctx.maps.lock().expect("maps");
+            let m = &mut st.maps[d];
+            for &(c, off, len, z, h) in &chunks {
+                let dirty = match ctx.mode {
+                    PassMode::All => {
+                        m.observe(c, h, ctx.epoch).map_err(|e| e.to_string())?;
+                        m.is_dirty(c)
+                    }
+                    PassMode::Dirty => {
+                        m.set_hash(c, Some(h)).map_err(|e| e.to_string())?;
+                        m.is_dirty(c)
+                    }
+                };
+                if dirty {
+                    ship.push((c, off, len, z, h));
+                }
+            }
+        }
+        ctx.progress.to_ship.fetch_add(ship.len() as u64, Ordering::Relaxed);
+        let mut items = Vec::with_capacity(ship.len());
+        let candidates: Vec<_> = ship.iter().filter(|x| !x.3).collect();
+        let have = if candidates.is_empty() { vec![] } else { self.ask_have(candidates.iter().map(|x| x.4).collect())? };
+        let mut have = have.into_iter();
+        for &(c, off, len, z, h) in &ship {
+            let body = if z {
+                self.sum.zero += 1;
+                ChunkBody::Zero
+            } else if have.next().unwrap_or(false) {
+                self.sum.dedup += 1;
+                ChunkBody::Known(h)
+            } else {
+                let data = &b.buf[off..off + len];
+                self.sum.data += 1;
+                match self.comp.compress(data, &ctx.compression) {
+                    Some(p) => {
+                        self.sum.payload_bytes += p.len() as u64;
+                        ChunkBody::Data { hash: h, raw_len: len as u32, compressed: true, payload: p }
+                    }
+                    None => {
+                        self.sum.payload_bytes += len as u64;
+                        ChunkBody::Data { hash: h, raw_len: len as u32, compressed: false, payload: data.to_vec() }
+                    }
+                }
+            };
+            items.push(ChunkItem { disk: b.disk, index: c, body });
+        }
+        self.sum.chunks += items.len() as u64;
+        if !items.is_empty() {
+            let n = items.len() as u64;
+            self.send(&AgentMsg::Chunks { epoch: ctx.epoch, items })?;
+            ctx.progress.shipped.fetch_add(n, Ordering::Relaxed);
+        }
+        ctx.progress.done.fetch_add(b.chunk_count as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Asks the standby which of these hashes it holds; waits for the answer.
+    fn ask_have(&self, hashes: Vec<[u8; 32]>) -> Result<Vec<bool>, String> {
+        let n = hashes.len();
+        let batch = self.ctx.next_batch.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.ctx.routes.lock().expect("routes").insert(batch, tx);
+        self.send(&AgentMsg::Have { batch, hashes })?;
+        let deadline = Instant::now() + HAVE_TIMEOUT;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(v) if v.len() == n => return Ok(v),
+                Ok(v) => return Err(format!("standby answered {} of {n} hashes", v.len())),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if self.ctx.abort.load(Ordering::Relaxed) {
+                        return Err("pass aborted".into());
+                    }
+                    if Instant::now() > deadline {
+                        return Err("standby did not answer a hash query within 300s".into());
+                    }
+                }
+                Err(_) => return Err("link closed while waiting for the standby".into()),
+            }
+        }
+    }
+}

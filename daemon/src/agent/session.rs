@@ -1,0 +1,367 @@
+//! One connection of the agent to the standby: handshake, reconcile after a gap, then epochs
+//! (cut → pass → end → wait for the commit's ack) until the link drops.
+
+use super::pass::{self, HaveRoutes, PassCtx, PassMode, PassProgress};
+use super::{Agent, SessionError};
+use crate::link::{read_msg, write_frame, LinkError};
+use crate::timefmt::now_ms;
+use drpair_types::{Consistency, Epoch, PointKind};
+use drpair_wire::{encode, AgentMsg, EpochEnd, Hello, PassKind, Progress, StandbyMsg, WireDisk, WireVersion};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+
+type Res<T> = Result<T, SessionError>;
+
+fn transient(m: impl std::fmt::Display) -> SessionError {
+    SessionError::Transient(m.to_string())
+}
+
+/// Chunks per hash request during a reconcile.
+const HASH_SPAN: u64 = 16384;
+
+struct Conn {
+    agent: Arc<Agent>,
+    out: mpsc::Sender<Vec<u8>>,
+    ctl: mpsc::Receiver<Result<StandbyMsg, String>>,
+    routes: HaveRoutes,
+    next_batch: Arc<AtomicU64>,
+    abort: Arc<AtomicBool>,
+    lineage: drpair_types::Lineage,
+    /// Cut requests waiting for the next epoch.
+    requests: Vec<u64>,
+}
+
+/// Connects and serves until the link drops (Transient) or the standby refuses (Permanent).
+pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
+    let cfg = &agent.cfg;
+    let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&cfg.standby))
+        .await
+        .map_err(|_| transient(format!("connecting to {} timed out", cfg.standby)))?
+        .map_err(|e| transient(format!("cannot connect to {}: {e}", cfg.standby)))?;
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let hello = Hello {
+        pair_id: cfg.pair.to_string(),
+        token: cfg.token.clone(),
+        host: agent.host.clone(),
+        agent_version: env!("CARGO_PKG_VERSION").into(),
+        tracker: cfg.tracker.clone(),
+        disks: agent.disks.iter().map(|(p, g)| WireDisk { path: p.display().to_string(), size_bytes: g.size_bytes, chunk_size: g.chunk_size.into() }).collect(),
+        state: agent.local.lock().expect("maps").wire(),
+        reinit: cfg.reinit,
+    };
+    write_frame(&mut wr, &encode(&AgentMsg::Hello(hello)).map_err(transient)?).await.map_err(transient)?;
+    let mut buf = Vec::new();
+    let welcome = tokio::time::timeout(Duration::from_secs(60), read_msg::<_, StandbyMsg>(&mut rd, &mut buf))
+        .await
+        .map_err(|_| transient("standby did not answer the handshake within 60s"))?
+        .map_err(|e| transient(format!("handshake: {e}")))?;
+    let (lineage, committed) = match welcome {
+        StandbyMsg::Welcome { lineage, committed, registered } => {
+            tracing::info!(pair = %cfg.pair, %lineage, committed, registered, "connected to standby {}", cfg.standby);
+            (lineage, committed)
+        }
+        StandbyMsg::Refused { code, message } => return Err(SessionError::Permanent(format!("{code:?}: {message}"))),
+        other => return Err(transient(format!("unexpected first answer from the standby: {other:?}"))),
+    };
+    let reconcile = adopt(&agent, lineage, committed).map_err(transient)?;
+
+    // Frames out: one writer task; frames in: one reader task routing hash answers straight
+    // to the waiting workers and everything else to this loop.
+    let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(16);
+    let writer = tokio::spawn(async move {
+        while let Some(f) = out_rx.recv().await {
+            if write_frame(&mut wr, &f).await.is_err() {
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let routes: HaveRoutes = Default::default();
+    let (ctl_tx, ctl) = mpsc::channel(64);
+    let routes2 = routes.clone();
+    let reader = tokio::spawn(async move {
+        let mut buf = Vec::new();
+        loop {
+            match read_msg::<_, StandbyMsg>(&mut rd, &mut buf).await {
+                Ok(StandbyMsg::HaveReply { batch, have }) => {
+                    if let Some(tx) = routes2.lock().expect("routes").remove(&batch) {
+                        let _ = tx.send(have);
+                    }
+                }
+                Ok(m) => {
+                    if ctl_tx.send(Ok(m)).await.is_err() {
+                        break;
+                    }
+                }
+                Err(e) => {
+                    let msg = match e {
+                        LinkError::Closed => "standby closed the connection".to_string(),
+                        e => e.to_string(),
+                    };
+                    let _ = ctl_tx.send(Err(msg)).await;
+                    break;
+                }
+            }
+        }
+        // Wake every worker still waiting for an answer.
+        routes2.lock().expect("routes").clear();
+    });
+    let mut conn = Conn { agent: agent.clone(), out, ctl, routes, next_batch: Arc::new(AtomicU64::new(1)), abort, lineage, requests: vec![] };
+    let r = conn.serve(reconcile, committed).await;
+    conn.abort.store(true, Ordering::Relaxed);
+    reader.abort();
+    drop(conn);
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    r
+}
+
+/// Aligns the local maps with the standby's answer; returns why a reconcile must run.
+fn adopt(agent: &Agent, lineage: drpair_types::Lineage, committed: Epoch) -> anyhow::Result<Option<String>> {
+    let mut st = agent.local.lock().expect("maps");
+    let mut gap = agent.gap.lock().expect("gap");
+    let mut reason = None;
+    if st.fresh {
+        for m in &mut st.maps {
+            m.adopt(lineage, committed)?;
+        }
+        st.fresh = false;
+        if committed > 0 {
+            reason = Some(gap.clone().unwrap_or_else(|| "the agent has no change map for this pair (first start on this server, or its state was lost)".into()));
+        }
+    } else if committed > st.acked() {
+        // The standby committed an epoch whose ack we never received.
+        st.set_acked(committed)?;
+    }
+    if reason.is_none() && committed > 0 {
+        reason = gap.clone();
+    }
+    *gap = None;
+    Ok(reason)
+}
+
+impl Conn {
+    async fn send(&self, m: &AgentMsg) -> Res<()> {
+        let f = encode(m).map_err(transient)?;
+        self.out.send(f).await.map_err(|_| transient("link closed"))
+    }
+
+    /// Next control message; link errors end the session.
+    async fn next_ctl(&mut self) -> Res<StandbyMsg> {
+        match self.ctl.recv().await {
+            Some(Ok(StandbyMsg::Error { message })) => Err(transient(format!("standby refused: {message}"))),
+            Some(Ok(StandbyMsg::Refused { code, message })) => Err(SessionError::Permanent(format!("{code:?}: {message}"))),
+            Some(Ok(m)) => Ok(m),
+            Some(Err(e)) => Err(transient(e)),
+            None => Err(transient("link closed")),
+        }
+    }
+
+    async fn serve(&mut self, reconcile: Option<String>, committed: Epoch) -> Res<()> {
+        let mut full = None;
+        if let Some(reason) = reconcile {
+            tracing::warn!(pair = %self.agent.cfg.pair, "differential resync: {reason}");
+            self.load_standby_hashes(&reason).await?;
+            full = Some(reason);
+        }
+        let _ = committed;
+        let interval = self.agent.cfg.cut_interval;
+        let mut next_cut = Instant::now();
+        let mut last_beat = Instant::now();
+        loop {
+            let now = Instant::now();
+            if now < next_cut && self.requests.is_empty() {
+                let wait = (next_cut - now).min(Duration::from_secs(5));
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    m = self.next_ctl() => {
+                        match m? {
+                            StandbyMsg::CutRequest { request_id } => self.requests.push(request_id),
+                            other => tracing::debug!("ignored while idle: {other:?}"),
+                        }
+                    }
+                }
+                if last_beat.elapsed() >= Duration::from_secs(5) {
+                    self.heartbeat().await?;
+                    last_beat = Instant::now();
+                }
+                if Instant::now() < next_cut && self.requests.is_empty() {
+                    continue;
+                }
+            }
+            let started = Instant::now();
+            self.epoch(full.take()).await?;
+            next_cut = started + interval;
+            last_beat = Instant::now();
+        }
+    }
+
+    async fn heartbeat(&self) -> Res<()> {
+        let local = self.agent.local.clone();
+        let (chunks, bytes) = tokio::task::spawn_blocking(move || local.lock().expect("maps").dirty_chunks()).await.map_err(transient)?;
+        self.send(&AgentMsg::Progress(Progress {
+            backlog_chunks: chunks,
+            backlog_bytes: bytes,
+            bytes_read_total: self.agent.bytes_read_total.load(Ordering::Relaxed),
+            ..Default::default()
+        }))
+        .await
+    }
+
+    /// Records the standby's hashes of its newest point as the maps' known hashes, so the
+    /// following full pass ships exactly the chunks that differ.
+    async fn load_standby_hashes(&mut self, reason: &str) -> Res<()> {
+        let geoms: Vec<_> = self.agent.disks.iter().map(|d| d.1).collect();
+        let total: u64 = geoms.iter().map(|g| g.chunk_count()).sum();
+        let mut done = 0;
+        let mut req = 0;
+        for (d, g) in geoms.iter().enumerate() {
+            let zero_full = drpair_ship::hash_chunk(&vec![0u8; g.chunk_size.bytes() as usize]);
+            let mut first = 0;
+            while first < g.chunk_count() {
+                let count = HASH_SPAN.min(g.chunk_count() - first);
+                req += 1;
+                self.send(&AgentMsg::HashesRequest { req, disk: d as u32, first, count }).await?;
+                let versions = loop {
+                    match self.next_ctl().await? {
+                        StandbyMsg::Hashes { req: r, versions, .. } if r == req => break versions,
+                        StandbyMsg::CutRequest { request_id } => self.requests.push(request_id),
+                        other => tracing::debug!("ignored during reconcile: {other:?}"),
+                    }
+                };
+                if versions.len() as u64 != count {
+                    return Err(transient(format!("standby answered {} hashes for {count}", versions.len())));
+                }
+                let local = self.agent.local.clone();
+                let g = *g;
+                tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+                    let mut st = local.lock().expect("maps");
+                    let m = &mut st.maps[d];
+                    for (i, v) in versions.into_iter().enumerate() {
+                        let c = first + i as u64;
+                        let h = match v {
+                            Some(WireVersion::Data(h)) => Some(h),
+                            Some(WireVersion::Zero) if g.chunk_len(c) == g.chunk_size.bytes() => Some(zero_full),
+                            Some(WireVersion::Zero) => Some(drpair_ship::hash_chunk(&vec![0u8; g.chunk_len(c) as usize])),
+                            None => None,
+                        };
+                        m.set_hash(c, h)?;
+                    }
+                    Ok(())
+                })
+                .await
+                .map_err(transient)?
+                .map_err(transient)?;
+                done += count;
+                first += count;
+                self.send(&AgentMsg::Progress(Progress { pass: Some(PassKind::Reconcile), chunks_done: 0, chunks_total: total, reason: Some(reason.into()), ..Default::default() })).await?;
+            }
+        }
+        tracing::info!(pair = %self.agent.cfg.pair, chunks = done, "standby hashes loaded; scanning every chunk");
+        Ok(())
+    }
+
+    /// One epoch: cut, pass, end, ack.
+    async fn epoch(&mut self, full: Option<String>) -> Res<()> {
+        let cut_ms = now_ms();
+        let requests = std::mem::take(&mut self.requests);
+        let (local, tracker) = (self.agent.local.clone(), self.agent.tracker.clone());
+        let (epoch, collected, acked, dirty) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let mut st = local.lock().expect("maps");
+            let e = st.begin_cut()?;
+            let c = tracker.lock().expect("tracker").collect(&mut st.maps, e)?;
+            Ok((e, c, st.acked(), st.dirty_chunks().0))
+        })
+        .await
+        .map_err(transient)?
+        .map_err(transient)?;
+        let reason = full.or(collected.gap.clone());
+        let mode = if collected.scan || reason.is_some() { PassMode::All } else { PassMode::Dirty };
+        let kind = if acked == 0 {
+            PassKind::Initial
+        } else if reason.is_some() {
+            PassKind::Reconcile
+        } else if collected.scan {
+            PassKind::Scan
+        } else {
+            PassKind::Incremental
+        };
+        tracing::info!(pair = %self.agent.cfg.pair, epoch, pass = kind.as_str(), dirty, "cut");
+        let progress = Arc::new(PassProgress::default());
+        let ctx = PassCtx {
+            maps: self.agent.local.clone(),
+            disks: self.agent.disks.clone(),
+            epoch,
+            mode,
+            kind,
+            workers: self.agent.cfg.workers,
+            compression: self.agent.compression.clone(),
+            out: self.out.clone(),
+            routes: self.routes.clone(),
+            next_batch: self.next_batch.clone(),
+            progress: progress.clone(),
+            abort: self.abort.clone(),
+        };
+        let reporter = {
+            let (out, progress, agent, reason) = (self.out.clone(), progress.clone(), self.agent.clone(), reason.clone());
+            let base = agent.bytes_read_total.load(Ordering::Relaxed);
+            tokio::spawn(async move {
+                loop {
+                    let p = &progress;
+                    let shipped = p.shipped.load(Ordering::Relaxed);
+                    let backlog = dirty.max(p.to_ship.load(Ordering::Relaxed)).saturating_sub(shipped);
+                    let msg = AgentMsg::Progress(Progress {
+                        epoch,
+                        pass: Some(kind),
+                        chunks_done: p.done.load(Ordering::Relaxed),
+                        chunks_total: p.total.load(Ordering::Relaxed),
+                        backlog_chunks: backlog,
+                        backlog_bytes: backlog * agent.cfg.chunk_size.bytes() as u64,
+                        bytes_read_total: base + p.bytes_read.load(Ordering::Relaxed),
+                        reason: reason.clone(),
+                    });
+                    if out.send(encode(&msg).expect("encode")).await.is_err() {
+                        break;
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
+                }
+            })
+        };
+        let t0 = Instant::now();
+        let summary = tokio::task::spawn_blocking(move || pass::run(ctx)).await.map_err(transient);
+        reporter.abort();
+        self.agent.bytes_read_total.fetch_add(progress.bytes_read.load(Ordering::Relaxed), Ordering::Relaxed);
+        let summary = summary?.map_err(|e| transient(format!("epoch {epoch}: {e}")))?;
+        let end = EpochEnd {
+            epoch,
+            lineage: self.lineage,
+            cut_unix_ms: cut_ms,
+            kind: if requests.is_empty() { PointKind::Scheduled } else { PointKind::Manual },
+            consistency: if collected.consistency == Consistency::AppConsistent { Consistency::AppConsistent } else { collected.consistency },
+            request_ids: requests,
+            chunks: summary.chunks,
+            full_pass: mode == PassMode::All,
+        };
+        self.send(&AgentMsg::EpochEnd(end)).await?;
+        loop {
+            match self.next_ctl().await? {
+                StandbyMsg::EpochAck { epoch: e, point_id } if e == epoch => {
+                    let local = self.agent.local.clone();
+                    tokio::task::spawn_blocking(move || local.lock().expect("maps").set_acked(epoch)).await.map_err(transient)?.map_err(transient)?;
+                    tracing::info!(
+                        pair = %self.agent.cfg.pair, epoch, point_id, chunks = summary.chunks, data = summary.data, zero = summary.zero,
+                        dedup = summary.dedup, payload_bytes = summary.payload_bytes, secs = t0.elapsed().as_secs_f64(), "epoch acknowledged"
+                    );
+                    break;
+                }
+                StandbyMsg::CutRequest { request_id } => self.requests.push(request_id),
+                other => tracing::debug!("ignored while waiting for ack: {other:?}"),
+            }
+        }
+        self.heartbeat().await
+    }
+}

@@ -1,0 +1,146 @@
+//! The agent's local state: one change map per disk in the state dir, and what it says about
+//! the last run (clean stop or a tracking gap).
+
+use anyhow::{bail, Context, Result};
+use drpair_track::{ChangeMap, ChangeMapError};
+use drpair_types::{DiskGeometry, Epoch, Lineage, PairId};
+use drpair_wire::AgentState;
+use std::path::{Path, PathBuf};
+
+/// The change maps of all disks, kept in lockstep (one epoch clock for the pair).
+pub struct LocalState {
+    pub maps: Vec<ChangeMap>,
+    /// The maps were created now: the agent does not know what the standby holds.
+    pub fresh: bool,
+    /// Why tracking may have missed changes since the last run (forces a reconcile).
+    pub gap: Option<String>,
+}
+
+fn map_path(dir: &Path, disk: usize) -> PathBuf {
+    dir.join(format!("disk-{disk}.chmap"))
+}
+
+/// Opens the state dir for `pair`, creating maps where there are none.
+pub fn open(dir: &Path, pair: &PairId, geoms: &[DiskGeometry]) -> Result<LocalState> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create state dir {}", dir.display()))?;
+    let id_file = dir.join("pair-id");
+    match std::fs::read_to_string(&id_file) {
+        Ok(s) if s.trim() != pair.as_str() => bail!(
+            "state dir {} belongs to pair '{}', not '{pair}': give each pair its own --state-dir",
+            dir.display(),
+            s.trim()
+        ),
+        Ok(_) => {}
+        Err(_) => std::fs::write(&id_file, format!("{pair}\n")).with_context(|| format!("cannot write {}", id_file.display()))?,
+    }
+    let mut opened: Vec<Option<ChangeMap>> = Vec::new();
+    let mut gap = None;
+    let mut any_clean_or_unclean = false;
+    for (i, g) in geoms.iter().enumerate() {
+        let p = map_path(dir, i);
+        match ChangeMap::open(&p, *g) {
+            Ok(o) => {
+                any_clean_or_unclean = true;
+                if !o.was_clean && gap.is_none() {
+                    gap = Some("unclean agent stop (crash, kill or power loss): changes made while it was down are unknown".to_string());
+                }
+                opened.push(Some(o.map));
+            }
+            Err(ChangeMapError::Missing { .. }) => opened.push(None),
+            Err(ChangeMapError::Damaged { reason, .. }) => {
+                let aside = p.with_extension("chmap.damaged");
+                let _ = std::fs::rename(&p, &aside);
+                tracing::warn!(disk = i, "change map {} is damaged ({reason}); moved to {}", p.display(), aside.display());
+                gap = Some(format!("change map of disk {i} damaged: {reason}"));
+                opened.push(None);
+            }
+            Err(e @ ChangeMapError::GeometryMismatch { .. }) => return Err(e.into()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let lineages: Vec<Lineage> = opened.iter().flatten().map(|m| m.lineage()).collect();
+    let consistent = lineages.windows(2).all(|w| w[0] == w[1]);
+    let complete = opened.iter().all(Option::is_some);
+    if complete && consistent {
+        return Ok(LocalState { maps: opened.into_iter().flatten().collect(), fresh: false, gap });
+    }
+    if any_clean_or_unclean {
+        let why = if consistent { "a disk's change map is missing" } else { "the disks' change maps disagree on the lineage" };
+        tracing::warn!("{why}: starting over with new maps and a reconcile against the standby");
+        gap = Some(gap.unwrap_or_else(|| why.to_string()));
+    }
+    // Start from scratch: every chunk must be accounted for (copied, or reconciled by hash).
+    let next = opened.iter().flatten().map(|m| m.next_epoch()).max().unwrap_or(1);
+    drop(opened);
+    let mut maps = Vec::new();
+    for (i, g) in geoms.iter().enumerate() {
+        let p = map_path(dir, i);
+        let _ = std::fs::remove_file(&p);
+        let mut m = ChangeMap::create(&p, *g, Lineage::nil(), 1)?;
+        while m.next_epoch() < next {
+            m.begin_cut()?;
+        }
+        maps.push(m);
+    }
+    Ok(LocalState { maps, fresh: true, gap })
+}
+
+impl LocalState {
+    /// What the Hello tells the standby.
+    pub fn wire(&self) -> AgentState {
+        if self.fresh {
+            return AgentState::default();
+        }
+        AgentState {
+            lineage: self.maps.first().map(|m| m.lineage()),
+            acked: self.maps.iter().map(|m| m.acked()).min().unwrap_or(0),
+            last_cut: self.maps.iter().map(|m| m.last_cut()).max().unwrap_or(0),
+        }
+    }
+
+    pub fn lineage(&self) -> Lineage {
+        self.maps[0].lineage()
+    }
+
+    pub fn acked(&self) -> Epoch {
+        self.maps.iter().map(|m| m.acked()).min().unwrap_or(0)
+    }
+
+    /// Begins a cut on every map at the same epoch; returns it.
+    pub fn begin_cut(&mut self) -> Result<Epoch> {
+        let e = self.maps.iter().map(|m| m.next_epoch()).max().unwrap_or(1);
+        for m in &mut self.maps {
+            while m.next_epoch() < e {
+                m.begin_cut()?;
+            }
+            let got = m.begin_cut()?;
+            debug_assert_eq!(got, e);
+        }
+        Ok(e)
+    }
+
+    pub fn set_acked(&mut self, e: Epoch) -> Result<()> {
+        for m in &mut self.maps {
+            m.set_acked(e)?;
+        }
+        Ok(())
+    }
+
+    pub fn dirty_chunks(&self) -> (u64, u64) {
+        let mut chunks = 0;
+        let mut bytes = 0;
+        for m in &self.maps {
+            let n = m.dirty_count();
+            chunks += n;
+            bytes += n * m.geometry().chunk_size.bytes() as u64;
+        }
+        (chunks, bytes)
+    }
+
+    pub fn close_clean(self) -> Result<()> {
+        for m in self.maps {
+            m.close_clean()?;
+        }
+        Ok(())
+    }
+}

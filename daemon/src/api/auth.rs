@@ -1,0 +1,43 @@
+//! Bearer-token authentication: when the standby has a token, every API and metrics request
+//! must present it (`Authorization: Bearer TOKEN`); missing or wrong → 401.
+
+use super::{ApiFailure, AppState};
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use drpair_types::ErrorCode;
+
+/// Compares in time independent of where the strings differ.
+pub fn token_eq(a: &str, b: &str) -> bool {
+    let (a, b) = (a.as_bytes(), b.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub async fn require_token(State(sb): State<AppState>, req: Request, next: Next) -> Response {
+    let Some(want) = &sb.token else {
+        return next.run(req).await;
+    };
+    let given = req
+        .headers()
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(t) if token_eq(t.trim(), want) => next.run(req).await,
+        Some(_) => ApiFailure::new(ErrorCode::AccessDenied, "wrong token").into_response(),
+        None => ApiFailure::new(ErrorCode::AccessDenied, "this standby requires a token: send Authorization: Bearer TOKEN (drpair --token or DRPAIR_TOKEN)").into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn token_compare() {
+        assert!(super::token_eq("abcdefgh", "abcdefgh"));
+        assert!(!super::token_eq("abcdefgh", "abcdefgi"));
+        assert!(!super::token_eq("abc", "abcdefgh"));
+    }
+}

@@ -1,0 +1,74 @@
+//! The standby's HTTP API (`/api/v1`), and `/metrics`. Errors carry a stable code and map to
+//! an HTTP status in one place ([`ApiFailure`]).
+
+pub mod auth;
+pub mod image;
+pub mod pairs;
+pub mod points;
+
+use crate::standby::registry::PairHandle;
+use crate::standby::Standby;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use drpair_types::{ApiError, ErrorCode, PairId};
+use std::sync::Arc;
+
+/// An API error: code, message, parameter.
+#[derive(Debug)]
+pub struct ApiFailure(pub ApiError);
+
+impl ApiFailure {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self(ApiError { code, message: message.into(), parameter: None })
+    }
+
+    pub fn param(parameter: &str, message: impl Into<String>) -> Self {
+        Self(ApiError { code: ErrorCode::InvalidParameter, message: message.into(), parameter: Some(parameter.into()) })
+    }
+
+    pub fn internal(e: impl std::fmt::Display) -> Self {
+        Self::new(ErrorCode::Internal, e.to_string())
+    }
+}
+
+impl IntoResponse for ApiFailure {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.0.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        (status, Json(self.0)).into_response()
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiFailure>;
+
+/// Shared state of every handler.
+pub type AppState = Arc<Standby>;
+
+/// Parses a pair id from the path and finds the pair: 400 for a malformed id, 404 if unknown.
+pub fn find_pair(sb: &Standby, raw: &str) -> ApiResult<(PairId, Arc<PairHandle>)> {
+    let id = PairId::new(raw).map_err(|e| ApiFailure::param("pair", e.to_string()))?;
+    let h = sb.registry.get(&id).ok_or_else(|| ApiFailure::new(ErrorCode::PairNotFound, format!("pair '{id}' is not known to this standby")))?;
+    Ok((id, h))
+}
+
+async fn metrics(axum::extract::State(sb): axum::extract::State<AppState>) -> impl IntoResponse {
+    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], crate::standby::metrics::render(&sb))
+}
+
+async fn not_found() -> ApiFailure {
+    ApiFailure::new(ErrorCode::NotFound, "no such API route; see /api/v1/pairs")
+}
+
+pub fn router(sb: AppState) -> Router {
+    let api = Router::new()
+        .route("/api/v1/pairs", get(pairs::list))
+        .route("/api/v1/pairs/{pair}", get(pairs::status))
+        .route("/api/v1/pairs/{pair}/points", get(points::list).post(points::create))
+        .route("/api/v1/pairs/{pair}/points/{point}", get(points::get_one))
+        .route("/api/v1/pairs/{pair}/points/{point}/disks/{disk}/image", get(image::export))
+        .route("/metrics", get(metrics))
+        .fallback(not_found)
+        .layer(axum::middleware::from_fn_with_state(sb.clone(), auth::require_token));
+    Router::new().route("/healthz", get(|| async { "ok\n" })).merge(api).with_state(sb)
+}

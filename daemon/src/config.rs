@@ -1,0 +1,276 @@
+//! Configuration of the daemons: a TOML file (`--config FILE`, unknown keys refused) and
+//! flags for the essentials; a flag wins over the file, the file over the defaults written
+//! here (the only place defaults live).
+
+use anyhow::{bail, Context, Result};
+use drpair_types::{ChunkSize, PairId, DEFAULT_API_PORT, DEFAULT_LINK_PORT};
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A config file holds a `[standby]` table, an `[agent]` table, or both.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub standby: Option<StandbyFile>,
+    pub agent: Option<AgentFile>,
+}
+
+/// `[standby]` as written in a file; every key optional.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StandbyFile {
+    /// Where the store (rocksdb) lives. Default `/var/lib/drpair/standby`.
+    pub data_dir: Option<PathBuf>,
+    /// Replication link address. Default `0.0.0.0:7700`.
+    pub listen: Option<String>,
+    /// HTTP API, panel and metrics address. Default `127.0.0.1:7701`.
+    pub api_listen: Option<String>,
+    /// File holding the token agents and API clients must present. Default: none (open).
+    pub token_file: Option<PathBuf>,
+}
+
+/// `[agent]` as written in a file; every key optional.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AgentFile {
+    pub pair: Option<String>,
+    pub disks: Option<Vec<PathBuf>>,
+    /// Standby link address `HOST:PORT`.
+    pub standby: Option<String>,
+    /// Where change maps live. Default `/var/lib/drpair/agent`.
+    pub state_dir: Option<PathBuf>,
+    /// `scan` (no kernel help). Default `scan`.
+    pub tracker: Option<String>,
+    /// Time between scheduled cuts, e.g. `30s`, `5m`. Default `30s`.
+    pub cut_interval: Option<String>,
+    /// Chunk size in bytes, power of two 4096..=4194304. Default 65536.
+    pub chunk_size: Option<u64>,
+    /// `auto` (adapts to the link), `off`, or `zstd:LEVEL` (1..=19). Default `auto`.
+    pub compression: Option<String>,
+    pub token_file: Option<PathBuf>,
+    /// Reader threads for hashing and compression. Default: number of CPUs + 2.
+    pub workers: Option<usize>,
+}
+
+/// The standby's complete configuration.
+#[derive(Debug, Clone)]
+pub struct StandbyConfig {
+    pub data_dir: PathBuf,
+    pub listen: SocketAddr,
+    pub api_listen: SocketAddr,
+    pub token: Option<String>,
+}
+
+/// How chunks are compressed on the wire and at rest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CompressionSetting {
+    /// Start at zstd level 1 and adapt to the link.
+    Auto,
+    Off,
+    Zstd(i32),
+}
+
+/// The agent's complete configuration.
+#[derive(Debug, Clone)]
+pub struct AgentConfig {
+    pub pair: PairId,
+    pub disks: Vec<PathBuf>,
+    pub standby: String,
+    pub state_dir: PathBuf,
+    pub tracker: String,
+    pub cut_interval: Duration,
+    pub chunk_size: ChunkSize,
+    pub compression: CompressionSetting,
+    pub token: Option<String>,
+    pub workers: usize,
+    pub reinit: bool,
+}
+
+/// Reads and parses a config file (unknown keys are errors naming the key).
+pub fn load_file(path: &Path) -> Result<ConfigFile> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
+}
+
+fn read_token(path: &Path) -> Result<String> {
+    let t = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read token file {}", path.display()))?;
+    let t = t.lines().next().unwrap_or("").trim().to_string();
+    if t.len() < 8 {
+        bail!("token in {} is shorter than 8 characters", path.display());
+    }
+    Ok(t)
+}
+
+fn parse_addr(what: &str, s: &str) -> Result<SocketAddr> {
+    s.parse().with_context(|| format!("{what} '{s}' is not an address of the form HOST:PORT (e.g. 127.0.0.1:{DEFAULT_API_PORT})"))
+}
+
+impl StandbyFile {
+    /// Applies flags (`Some` wins) and defaults, and validates.
+    pub fn resolve(self, flags: StandbyFile) -> Result<StandbyConfig> {
+        let data_dir = flags.data_dir.or(self.data_dir).unwrap_or_else(|| "/var/lib/drpair/standby".into());
+        let listen = flags.listen.or(self.listen).unwrap_or_else(|| format!("0.0.0.0:{DEFAULT_LINK_PORT}"));
+        let api = flags.api_listen.or(self.api_listen).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_API_PORT}"));
+        let token = match flags.token_file.or(self.token_file) {
+            Some(p) => Some(read_token(&p)?),
+            None => None,
+        };
+        Ok(StandbyConfig {
+            data_dir,
+            listen: parse_addr("listen", &listen)?,
+            api_listen: parse_addr("api_listen", &api)?,
+            token,
+        })
+    }
+}
+
+/// Parses `auto`, `off`, `zstd:N`.
+pub fn parse_compression(s: &str) -> Result<CompressionSetting> {
+    match s {
+        "auto" => Ok(CompressionSetting::Auto),
+        "off" | "none" => Ok(CompressionSetting::Off),
+        _ => {
+            let level = s
+                .strip_prefix("zstd:")
+                .and_then(|l| l.parse::<i32>().ok())
+                .filter(|l| (1..=19).contains(l));
+            match level {
+                Some(l) => Ok(CompressionSetting::Zstd(l)),
+                None => bail!("compression '{s}' must be auto, off, or zstd:LEVEL with LEVEL 1..=19"),
+            }
+        }
+    }
+}
+
+impl AgentFile {
+    /// Applies flags (`Some` wins) and defaults, and validates.
+    pub fn resolve(self, flags: AgentFile, reinit: bool) -> Result<AgentConfig> {
+        let pair = flags.pair.or(self.pair).context("no pair id: give --pair or `pair` in [agent]")?;
+        let pair = PairId::new(pair).context("pair")?;
+        let disks = flags.disks.filter(|d| !d.is_empty()).or(self.disks).unwrap_or_default();
+        if disks.is_empty() {
+            bail!("no disk: give --disk PATH (repeatable) or `disks` in [agent]");
+        }
+        let standby = flags.standby.or(self.standby).context("no standby: give --standby HOST:PORT or `standby` in [agent]")?;
+        if !standby.contains(':') {
+            bail!("standby '{standby}' must be HOST:PORT (the standby's link port, default {DEFAULT_LINK_PORT})");
+        }
+        let tracker = flags.tracker.or(self.tracker).unwrap_or_else(|| "scan".into());
+        if tracker != "scan" {
+            bail!("tracker '{tracker}' is not known; known trackers: scan");
+        }
+        let interval = flags.cut_interval.or(self.cut_interval).unwrap_or_else(|| "30s".into());
+        let cut_interval = humantime::parse_duration(&interval)
+            .with_context(|| format!("cut_interval '{interval}' is not a duration like 30s or 5m"))?;
+        if cut_interval < Duration::from_millis(100) {
+            bail!("cut_interval '{interval}' is shorter than the minimum of 100ms");
+        }
+        let chunk_size = ChunkSize::new(flags.chunk_size.or(self.chunk_size).unwrap_or(65536))?;
+        let compression = parse_compression(&flags.compression.or(self.compression).unwrap_or_else(|| "auto".into()))?;
+        let token = match flags.token_file.or(self.token_file) {
+            Some(p) => Some(read_token(&p)?),
+            None => None,
+        };
+        let cpus = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let workers = flags.workers.or(self.workers).unwrap_or(cpus + 2);
+        if !(1..=64).contains(&workers) {
+            bail!("workers {workers} must be between 1 and 64");
+        }
+        Ok(AgentConfig {
+            pair,
+            disks,
+            standby,
+            state_dir: flags.state_dir.or(self.state_dir).unwrap_or_else(|| "/var/lib/drpair/agent".into()),
+            tracker,
+            cut_interval,
+            chunk_size,
+            compression,
+            token,
+            workers,
+            reinit,
+        })
+    }
+}
+
+/// `drpaird config check FILE`: parses and validates every table present, returns a summary.
+pub fn check(path: &Path) -> Result<String> {
+    let file = load_file(path)?;
+    let mut out = vec![];
+    if file.standby.is_none() && file.agent.is_none() {
+        bail!("config file {} has neither a [standby] nor an [agent] table", path.display());
+    }
+    if let Some(s) = file.standby {
+        let c = s.resolve(StandbyFile::default()).context("[standby]")?;
+        out.push(format!("standby: data_dir {}, link {}, api {}, token {}", c.data_dir.display(), c.listen, c.api_listen, if c.token.is_some() { "set" } else { "none" }));
+    }
+    if let Some(a) = file.agent {
+        let c = a.resolve(AgentFile::default(), false).context("[agent]")?;
+        out.push(format!("agent: pair {}, {} disk(s), standby {}, tracker {}, cut every {}", c.pair, c.disks.len(), c.standby, c.tracker, humantime::format_duration(c.cut_interval)));
+    }
+    Ok(out.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<ConfigFile> {
+        Ok(toml::from_str(s)?)
+    }
+
+    #[test]
+    fn unknown_keys_are_refused() {
+        let e = parse("[agent]\npair = \"a\"\ndisk = [\"/x\"]\n").unwrap_err();
+        assert!(format!("{e:#}").contains("disk"), "{e:#}");
+        assert!(parse("[standbye]\n").is_err());
+    }
+
+    #[test]
+    fn agent_defaults_and_flags() {
+        let f = parse("[agent]\npair = \"web-01\"\ndisks = [\"/dev/vdb\"]\nstandby = \"s:7700\"\ncut_interval = \"5m\"\n").unwrap();
+        let flags = AgentFile { cut_interval: Some("10s".into()), ..Default::default() };
+        let c = f.agent.unwrap().resolve(flags, false).unwrap();
+        assert_eq!(c.cut_interval, Duration::from_secs(10));
+        assert_eq!(c.chunk_size, ChunkSize::DEFAULT);
+        assert_eq!(c.compression, CompressionSetting::Auto);
+        assert_eq!(c.tracker, "scan");
+    }
+
+    #[test]
+    fn agent_bad_values() {
+        let base = || AgentFile { pair: Some("p".into()), disks: Some(vec!["/x".into()]), standby: Some("h:1".into()), ..Default::default() };
+        let cases: Vec<(AgentFile, &str)> = vec![
+            (AgentFile { pair: Some("a/b".into()), ..base() }, "pair"),
+            (AgentFile { disks: Some(vec![]), ..base() }, "no disk"),
+            (AgentFile { standby: Some("host".into()), ..base() }, "HOST:PORT"),
+            (AgentFile { chunk_size: Some(1000), ..base() }, "power of two"),
+            (AgentFile { cut_interval: Some("soon".into()), ..base() }, "duration"),
+            (AgentFile { cut_interval: Some("1ms".into()), ..base() }, "minimum"),
+            (AgentFile { compression: Some("zstd:99".into()), ..base() }, "zstd:LEVEL"),
+            (AgentFile { tracker: Some("ebpf".into()), ..base() }, "known trackers"),
+        ];
+        for (f, want) in cases {
+            let e = format!("{:#}", f.resolve(AgentFile::default(), false).unwrap_err());
+            assert!(e.contains(want), "{e} should mention {want}");
+        }
+    }
+
+    #[test]
+    fn standby_addresses() {
+        let s = StandbyFile { listen: Some("nope".into()), ..Default::default() };
+        assert!(format!("{:#}", s.resolve(StandbyFile::default()).unwrap_err()).contains("listen"));
+        let c = StandbyFile::default().resolve(StandbyFile::default()).unwrap();
+        assert_eq!(c.api_listen.port(), DEFAULT_API_PORT);
+    }
+
+    #[test]
+    fn compression_values() {
+        assert_eq!(parse_compression("zstd:3").unwrap(), CompressionSetting::Zstd(3));
+        assert_eq!(parse_compression("off").unwrap(), CompressionSetting::Off);
+        assert!(parse_compression("lz4").is_err());
+    }
+}

@@ -1,0 +1,143 @@
+//! Verifying and storing the chunks of one frame (runs on a blocking thread).
+//!
+//! Nothing reaches the store before it is checked: disk and chunk number in range, the
+//! uncompressed length equal to the chunk's length, blake3 of the uncompressed bytes equal to
+//! the announced hash. A "known hash" item must name a chunk the store really holds.
+
+use drpair_store::{ChunkVersion, Store, StoredChunk};
+use drpair_types::{DiskGeometry, Epoch, PairId};
+use drpair_wire::{ChunkBody, ChunkItem};
+use std::cell::RefCell;
+
+/// What one frame added.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Ingested {
+    pub chunks: u64,
+    pub raw_bytes: u64,
+    pub shipped: u64,
+    pub stored: u64,
+    pub zero: u64,
+    pub dedup: u64,
+}
+
+impl Ingested {
+    pub fn add(&mut self, o: &Ingested) {
+        self.chunks += o.chunks;
+        self.raw_bytes += o.raw_bytes;
+        self.shipped += o.shipped;
+        self.stored += o.stored;
+        self.zero += o.zero;
+        self.dedup += o.dedup;
+    }
+}
+
+thread_local! {
+    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
+}
+
+fn hex(h: &[u8; 32]) -> String {
+    h.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn decompress(payload: &[u8], raw_len: u32) -> Result<Vec<u8>, String> {
+    DECOMPRESSOR.with(|d| {
+        let mut d = d.borrow_mut();
+        if d.is_none() {
+            *d = Some(zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?);
+        }
+        let d = d.as_mut().expect("decompressor");
+        // The capacity bounds the output: a payload claiming more is refused, not allocated.
+        d.decompress(payload, raw_len as usize).map_err(|e| format!("zstd: {e}"))
+    })
+}
+
+/// Checks the items' coordinates against the geometry (cheap; done before any work is queued).
+pub fn check_item(pair: &PairId, disks: &[DiskGeometry], item: &ChunkItem) -> Result<(), String> {
+    let Some(g) = disks.get(item.disk as usize) else {
+        return Err(format!("pair '{pair}': disk {} does not exist (the pair has {} disk(s))", item.disk, disks.len()));
+    };
+    if item.index >= g.chunk_count() {
+        return Err(format!(
+            "pair '{pair}' disk {} chunk {}: out of range (the disk has {} chunks)",
+            item.disk,
+            item.index,
+            g.chunk_count()
+        ));
+    }
+    Ok(())
+}
+
+/// Verifies and stores one frame's chunks, then records their versions in the open epoch.
+pub fn ingest(
+    store: &Store,
+    pair: &PairId,
+    pair_no: u32,
+    disks: &[DiskGeometry],
+    epoch: Epoch,
+    items: Vec<ChunkItem>,
+) -> Result<Ingested, String> {
+    let mut out = Ingested::default();
+    let mut versions = Vec::with_capacity(items.len());
+    let known: Vec<[u8; 32]> = items
+        .iter()
+        .filter_map(|i| match i.body {
+            ChunkBody::Known(h) => Some(h),
+            _ => None,
+        })
+        .collect();
+    let held = if known.is_empty() { vec![] } else { store.has_chunks(&known).map_err(|e| e.to_string())? };
+    let mut held = held.into_iter();
+    for item in items {
+        check_item(pair, disks, &item)?;
+        let len = disks[item.disk as usize].chunk_len(item.index);
+        let at = || format!("pair '{pair}' disk {} chunk {}", item.disk, item.index);
+        out.chunks += 1;
+        out.raw_bytes += len as u64;
+        let version = match item.body {
+            ChunkBody::Zero => {
+                out.zero += 1;
+                ChunkVersion::Zero
+            }
+            ChunkBody::Known(hash) => {
+                if !held.next().unwrap_or(false) {
+                    return Err(format!("{}: the agent sent hash {} as known, but the standby does not hold it", at(), hex(&hash)));
+                }
+                out.dedup += 1;
+                ChunkVersion::Data(hash)
+            }
+            ChunkBody::Data { hash, raw_len, compressed, payload } => {
+                if raw_len != len {
+                    return Err(format!("{}: length {raw_len} does not match the chunk's length {len}", at()));
+                }
+                let verified = if compressed {
+                    let raw = decompress(&payload, raw_len).map_err(|e| format!("{}: {e}", at()))?;
+                    if raw.len() != len as usize {
+                        return Err(format!("{}: decompressed to {} bytes, expected {len}", at(), raw.len()));
+                    }
+                    blake3::hash(&raw)
+                } else {
+                    if payload.len() != len as usize {
+                        return Err(format!("{}: {} bytes sent raw, expected {len}", at(), payload.len()));
+                    }
+                    blake3::hash(&payload)
+                };
+                if verified.as_bytes() != &hash {
+                    return Err(format!(
+                        "{}: hash mismatch (announced {}, computed {}): chunk refused",
+                        at(),
+                        hex(&hash),
+                        verified.to_hex()
+                    ));
+                }
+                out.shipped += payload.len() as u64;
+                out.stored += store
+                    .put_chunk(&hash, StoredChunk { compressed, raw_len, payload: &payload })
+                    .map_err(|e| format!("{}: {e}", at()))?;
+                ChunkVersion::Data(hash)
+            }
+        };
+        versions.push((item.disk, item.index, version));
+    }
+    store.write_versions(pair_no, epoch, &versions).map_err(|e| e.to_string())?;
+    Ok(out)
+}

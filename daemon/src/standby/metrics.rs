@@ -1,0 +1,56 @@
+//! Prometheus metrics of the standby, named `drpair_<subsystem>_<name>_<unit>` with a `pair`
+//! label. Counters move as things happen; gauges are refreshed at each scrape.
+
+use super::ingest::Ingested;
+use super::Standby;
+use drpair_types::{PairId, RecoveryPoint};
+use metrics::{counter, gauge};
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+
+/// Installs the process-wide recorder (once) and returns its handle.
+pub fn install() -> PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
+    HANDLE
+        .get_or_init(|| {
+            let recorder = PrometheusBuilder::new().build_recorder();
+            let handle = recorder.handle();
+            let _ = metrics::set_global_recorder(recorder);
+            handle
+        })
+        .clone()
+}
+
+pub fn ingested(pair: &PairId, i: &Ingested) {
+    let p = pair.to_string();
+    counter!("drpair_link_shipped_bytes_total", "pair" => p.clone()).increment(i.shipped);
+    counter!("drpair_store_stored_bytes_total", "pair" => p.clone()).increment(i.stored);
+    counter!("drpair_store_logical_bytes_total", "pair" => p.clone()).increment(i.raw_bytes);
+    let data = i.chunks - i.zero - i.dedup;
+    counter!("drpair_link_chunks_total", "pair" => p.clone(), "kind" => "data").increment(data);
+    counter!("drpair_link_chunks_total", "pair" => p.clone(), "kind" => "zero").increment(i.zero);
+    counter!("drpair_link_chunks_total", "pair" => p, "kind" => "dedup").increment(i.dedup);
+}
+
+pub fn committed(pair: &PairId, pt: &RecoveryPoint) {
+    counter!("drpair_pair_points_committed_total", "pair" => pair.to_string()).increment(1);
+    gauge!("drpair_pair_epoch", "pair" => pair.to_string()).set(pt.epoch as f64);
+}
+
+/// Renders the text exposition after refreshing the per-pair gauges.
+pub fn render(sb: &Standby) -> String {
+    for h in sb.registry.all() {
+        let s = h.status();
+        let p = s.pair_id.to_string();
+        gauge!("drpair_pair_lag_seconds", "pair" => p.clone()).set(s.stats.lag_seconds);
+        gauge!("drpair_pair_backlog_bytes", "pair" => p.clone()).set(s.stats.backlog_bytes as f64);
+        gauge!("drpair_pair_backlog_chunks", "pair" => p.clone()).set(s.stats.backlog_chunks as f64);
+        gauge!("drpair_pair_progress_percent", "pair" => p.clone()).set(s.stats.progress_percent);
+        gauge!("drpair_pair_epoch", "pair" => p.clone()).set(s.stats.current_epoch as f64);
+        gauge!("drpair_pair_checkpoint_epoch", "pair" => p.clone()).set(s.checkpoint.map(|c| c.epoch).unwrap_or(0) as f64);
+        gauge!("drpair_pair_points", "pair" => p.clone()).set(s.stats.points as f64);
+        gauge!("drpair_agent_read_bytes", "pair" => p.clone()).set(s.stats.bytes_read as f64);
+        gauge!("drpair_pair_connected", "pair" => p.clone()).set(if s.agent.is_some_and(|a| a.connected) { 1.0 } else { 0.0 });
+        gauge!("drpair_pair_ready_for_failover", "pair" => p).set(if s.ready_for_failover { 1.0 } else { 0.0 });
+    }
+    sb.metrics.render()
+}

@@ -1,0 +1,97 @@
+//! The standby: receives, verifies and stores chunks, commits recovery points, and serves the
+//! HTTP API and metrics. Control plane of its pairs.
+
+pub mod export;
+pub mod ingest;
+pub mod metrics;
+pub mod registry;
+pub mod session;
+
+use crate::config::StandbyConfig;
+use anyhow::{Context, Result};
+use drpair_store::Store;
+use registry::{PairHandle, PairRecord, Registry};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+
+/// Everything the standby's tasks share.
+pub struct Standby {
+    pub store: Store,
+    pub registry: Registry,
+    pub token: Option<String>,
+    pub register_lock: Mutex<()>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    next_conn: AtomicU64,
+    next_request: AtomicU64,
+}
+
+impl Standby {
+    /// Opens the store and loads every pair; an epoch left half-received by a crash is
+    /// discarded here, before anything can read or write it.
+    pub fn open(cfg: &StandbyConfig) -> Result<Arc<Self>> {
+        std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
+        let store = Store::open(&cfg.data_dir.join("store")).context("opening the standby store")?;
+        let registry = Registry::default();
+        for rec in store.load_pairs::<PairRecord>().context("loading pairs")? {
+            let n = store.discard_pending(rec.pair_no)?;
+            if n > 0 {
+                tracing::info!(pair = %rec.pair_id, "discarded {n} chunk versions of an epoch that was not committed before the standby stopped");
+            }
+            let points = store.list_points(rec.pair_no)?;
+            let last = points.last().cloned();
+            tracing::info!(pair = %rec.pair_id, points = points.len(), committed = rec.committed, "pair loaded");
+            registry.insert(PairHandle::new(rec, last, points.len() as u64));
+        }
+        Ok(Arc::new(Self {
+            store,
+            registry,
+            token: cfg.token.clone(),
+            register_lock: Mutex::new(()),
+            metrics: metrics::install(),
+            next_conn: AtomicU64::new(1),
+            next_request: AtomicU64::new(1),
+        }))
+    }
+
+    pub fn next_conn(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn next_request(&self) -> u64 {
+        self.next_request.fetch_add(1, Ordering::Relaxed)
+    }
+}
+
+/// Runs the standby until `shutdown` resolves. `ready` is called once both listeners serve.
+pub async fn run(cfg: StandbyConfig, shutdown: impl std::future::Future<Output = ()> + Send + 'static, ready: impl FnOnce()) -> Result<()> {
+    let sb = Standby::open(&cfg)?;
+    let link = TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {} (link)", cfg.listen))?;
+    let api = TcpListener::bind(cfg.api_listen).await.with_context(|| format!("cannot listen on {} (api)", cfg.api_listen))?;
+    let (link_addr, api_addr) = (link.local_addr()?, api.local_addr()?);
+    // Tests and scripts read the bound addresses (port 0 picks a free one).
+    std::fs::write(cfg.data_dir.join("link.addr"), link_addr.to_string())?;
+    std::fs::write(cfg.data_dir.join("api.addr"), api_addr.to_string())?;
+    tracing::info!(%link_addr, %api_addr, data_dir = %cfg.data_dir.display(), "standby serving");
+    let sb2 = sb.clone();
+    let accept = tokio::spawn(async move {
+        loop {
+            match link.accept().await {
+                Ok((stream, peer)) => {
+                    tokio::spawn(session::serve(sb2.clone(), stream, peer));
+                }
+                Err(e) => {
+                    tracing::warn!("link accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+    ready();
+    let app = crate::api::router(sb.clone());
+    axum::serve(api, app).with_graceful_shutdown(shutdown).await.context("api server")?;
+    accept.abort();
+    sb.store.flush().ok();
+    tracing::info!("standby stopped");
+    Ok(())
+}

@@ -1,0 +1,475 @@
+//! One agent connection: handshake, then chunks, queries and epoch commits.
+//!
+//! Invariants kept here:
+//! - an epoch becomes a recovery point only in [`drpair_store::Store::commit_point`] (one
+//!   synced batch), and only then is it acknowledged;
+//! - versions of an epoch that is not committed are discarded when its connection ends (and
+//!   at startup), before another connection of the pair may write;
+//! - anything refused (bad frame, out-of-range chunk, hash mismatch, epoch that does not
+//!   chain) ends the connection and changes nothing committed.
+
+use super::ingest::{self, Ingested};
+use super::registry::{Committed, DiskRecord, PairHandle, PairRecord, SessionHandle};
+use super::Standby;
+use crate::link::{read_msg, write_frame, LinkError};
+use crate::timefmt::{now_ms, rfc3339_ms};
+use drpair_types::{ChunkSize, DiskGeometry, Epoch, PairId, PointKind, PointSizes, RecoveryPoint};
+use drpair_wire::{encode, AgentMsg, EpochEnd, Hello, RefuseCode, StandbyMsg, WireVersion};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::AsyncWriteExt;
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::task::JoinSet;
+
+/// Frames being verified and stored at once per connection (bounds memory; backpressure).
+const INGEST_PARALLEL: usize = 4;
+/// Largest range one hash request may ask for.
+const MAX_HASH_RANGE: u64 = 65536;
+
+/// Serves one connection until it ends.
+pub async fn serve(sb: Arc<Standby>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, mut wr) = stream.into_split();
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
+    let writer = tokio::spawn(async move {
+        while let Some(f) = rx.recv().await {
+            if write_frame(&mut wr, &f).await.is_err() {
+                break;
+            }
+        }
+        let _ = wr.shutdown().await;
+    });
+    let mut buf = Vec::new();
+    let hello = match tokio::time::timeout(Duration::from_secs(15), read_msg::<_, AgentMsg>(&mut rd, &mut buf)).await {
+        Ok(Ok(AgentMsg::Hello(h))) => h,
+        Ok(Ok(other)) => {
+            refuse(&tx, RefuseCode::BadRequest, format!("expected Hello as the first message, got {}", msg_name(&other))).await;
+            return finish(tx, writer).await;
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, "link handshake failed: {e}");
+            refuse(&tx, RefuseCode::BadRequest, e.to_string()).await;
+            return finish(tx, writer).await;
+        }
+        Err(_) => {
+            tracing::warn!(%peer, "no Hello within 15s; closing");
+            return finish(tx, writer).await;
+        }
+    };
+    let pair = match handshake(&sb, &hello, peer) {
+        Ok(p) => p,
+        Err((code, message)) => {
+            tracing::warn!(%peer, pair = %hello.pair_id, "connection refused: {message}");
+            if let Ok(id) = PairId::new(hello.pair_id.clone()) {
+                if let Some(h) = sb.registry.get(&id) {
+                    h.runtime.lock().expect("runtime").fail(format!("connection from {peer} refused: {message}"));
+                }
+            }
+            refuse(&tx, code, message).await;
+            return finish(tx, writer).await;
+        }
+    };
+    let (handle, registered) = pair;
+    let conn_id = sb.next_conn();
+    let kill = Arc::new(Notify::new());
+    // Take over from an earlier connection of this pair: tell it to stop, wait until it has
+    // discarded its open epoch.
+    let old = handle.runtime.lock().expect("runtime").session.take();
+    if let Some(old) = old {
+        tracing::warn!(pair = %hello.pair_id, "a new connection from {peer} replaces connection {}", old.conn_id);
+        old.kill.notify_one();
+    }
+    let guard = match tokio::time::timeout(Duration::from_secs(60), handle.session_lock.clone().lock_owned()).await {
+        Ok(g) => g,
+        Err(_) => {
+            refuse(&tx, RefuseCode::BadRequest, "the previous connection of this pair did not end within 60s; retry later".into()).await;
+            return finish(tx, writer).await;
+        }
+    };
+    let (pair_no, lineage, committed, pair_id) = {
+        let r = handle.record.lock().expect("record");
+        (r.pair_no, r.lineage, r.committed, r.pair_id.clone())
+    };
+    let store = sb.store.clone();
+    match tokio::task::spawn_blocking(move || store.discard_pending(pair_no)).await {
+        Ok(Ok(n)) if n > 0 => tracing::info!(pair = %pair_id, "discarded {n} chunk versions of an uncommitted epoch"),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            refuse(&tx, RefuseCode::BadRequest, format!("standby store error: {e}")).await;
+            return finish(tx, writer).await;
+        }
+        Err(e) => tracing::error!("discard task: {e}"),
+    }
+    {
+        let mut rt = handle.runtime.lock().expect("runtime");
+        rt.session = Some(SessionHandle { conn_id, tx: tx.clone(), kill: kill.clone() });
+        rt.ever_connected = true;
+        rt.since_unix_ms = now_ms();
+        rt.agent_version = hello.agent_version.clone();
+        rt.progress = Default::default();
+        rt.pass_started = None;
+    }
+    tracing::info!(pair = %pair_id, %peer, registered, committed, "agent connected");
+    let _ = tx.send(encode(&StandbyMsg::Welcome { lineage, committed, registered }).expect("encode")).await;
+    let mut s = Session { sb: sb.clone(), handle: handle.clone(), pair_id: pair_id.clone(), pair_no, tx: tx.clone(), open: None, tasks: JoinSet::new(), sem: Arc::new(Semaphore::new(INGEST_PARALLEL)), epoch_stats: Ingested::default(), covered: vec![] };
+    let result = s.run(&mut rd, &kill).await;
+    // Let in-flight ingest jobs end before anything of the open epoch is discarded.
+    while s.tasks.join_next().await.is_some() {}
+    let still_current = {
+        let mut rt = handle.runtime.lock().expect("runtime");
+        let current = rt.session.as_ref().is_some_and(|h| h.conn_id == conn_id);
+        if current {
+            rt.session = None;
+            rt.since_unix_ms = now_ms();
+            rt.progress.pass = None;
+        }
+        if let Err(e) = &result {
+            rt.fail(format!("connection from {peer} ended: {e}"));
+            rt.stats.chunks_errored += 1;
+        }
+        current
+    };
+    if let Err(e) = &result {
+        let _ = tx.send(encode(&StandbyMsg::Error { message: e.clone() }).expect("encode")).await;
+    }
+    if s.open.is_some() && still_current {
+        let store = sb.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.discard_pending(pair_no)).await;
+    }
+    tracing::info!(pair = %pair_id, %peer, "agent disconnected");
+    drop(guard);
+    drop(s);
+    finish(tx, writer).await;
+}
+
+async fn finish(tx: mpsc::Sender<Vec<u8>>, writer: tokio::task::JoinHandle<()>) {
+    drop(tx);
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+}
+
+async fn refuse(tx: &mpsc::Sender<Vec<u8>>, code: RefuseCode, message: String) {
+    let _ = tx.send(encode(&StandbyMsg::Refused { code, message }).expect("encode")).await;
+}
+
+fn msg_name(m: &AgentMsg) -> &'static str {
+    match m {
+        AgentMsg::Hello(_) => "Hello",
+        AgentMsg::Have { .. } => "Have",
+        AgentMsg::Chunks { .. } => "Chunks",
+        AgentMsg::EpochEnd(_) => "EpochEnd",
+        AgentMsg::Progress(_) => "Progress",
+        AgentMsg::HashesRequest { .. } => "HashesRequest",
+    }
+}
+
+/// Checks the Hello against the registry; registers a new pair. Returns the pair and whether
+/// it was registered now.
+fn handshake(sb: &Standby, h: &Hello, peer: SocketAddr) -> Result<(Arc<PairHandle>, bool), (RefuseCode, String)> {
+    let bad = |m: String| (RefuseCode::BadRequest, m);
+    let pair_id = PairId::new(h.pair_id.clone()).map_err(|e| bad(e.to_string()))?;
+    if let Some(t) = &sb.token {
+        if !h.token.as_deref().is_some_and(|g| crate::api::auth::token_eq(g, t)) {
+            return Err((RefuseCode::AccessDenied, format!("pair '{pair_id}': missing or wrong token (give the agent the standby's token with --token-file)")));
+        }
+    }
+    if h.disks.is_empty() || h.disks.len() > 64 {
+        return Err(bad(format!("pair '{pair_id}': an agent must offer 1 to 64 disks, got {}", h.disks.len())));
+    }
+    let mut disks = Vec::new();
+    for (i, d) in h.disks.iter().enumerate() {
+        let cs = ChunkSize::new(d.chunk_size).map_err(|e| bad(format!("disk {i}: {e}")))?;
+        let g = DiskGeometry::new(d.size_bytes, cs).map_err(|e| bad(format!("disk {i}: {e}")))?;
+        disks.push(DiskRecord { path: d.path.clone(), geometry: g });
+    }
+    let _reg = sb.register_lock.lock().expect("register lock");
+    let Some(handle) = sb.registry.get(&pair_id) else {
+        if let (Some(l), false) = (h.state.lineage, h.reinit) {
+            return Err((RefuseCode::LineageMismatch, format!(
+                "the standby has no record of pair '{pair_id}', but this agent's state (lineage {l}, checkpoint epoch {}) says it replicated to a standby before. \
+                 If the standby was rebuilt, start the agent once with --reinit to begin a new baseline (a full copy); otherwise point it at the standby that holds the pair",
+                h.state.acked
+            )));
+        }
+        let pair_no = sb.store.allocate_pair_no().map_err(|e| bad(format!("standby store error: {e}")))?;
+        let record = PairRecord {
+            pair_id: pair_id.clone(),
+            pair_no,
+            lineage: uuid::Uuid::new_v4(),
+            disks,
+            committed: 0,
+            registered_unix_ms: now_ms(),
+            source_host: h.host.clone(),
+            source_address: peer.ip().to_string(),
+            tracker: h.tracker.clone(),
+        };
+        sb.store.put_pair(&pair_id, &record).map_err(|e| bad(format!("standby store error: {e}")))?;
+        tracing::info!(pair = %pair_id, pair_no, lineage = %record.lineage, "registered new pair from {peer}");
+        let handle = PairHandle::new(record, None, 0);
+        sb.registry.insert(handle.clone());
+        return Ok((handle, true));
+    };
+    let mut rec = handle.record.lock().expect("record");
+    if let Some(m) = rec.geometry_mismatch(&h.disks) {
+        return Err((RefuseCode::GeometryMismatch, format!(
+            "{m}. The recovery points were cut with the registered geometry: restore the disk's previous size, or restart replication of the pair (a new baseline)"
+        )));
+    }
+    if h.reinit {
+        return Err((RefuseCode::Unsupported, format!(
+            "pair '{pair_id}' is registered on this standby with {} recovery point checkpoint(s); a new baseline deletes its recovery points: use `drpair restart {pair_id}` instead of --reinit",
+            rec.committed
+        )));
+    }
+    if let Some(l) = h.state.lineage {
+        if l != rec.lineage {
+            return Err((RefuseCode::LineageMismatch, format!(
+                "this agent's state is in lineage {l}, but pair '{pair_id}' on the standby is in lineage {}. \
+                 The pair was restarted or the state dir belongs to another pair: move the agent's state dir away to rejoin with a differential resync",
+                rec.lineage
+            )));
+        }
+        if h.state.acked > rec.committed {
+            return Err((RefuseCode::CheckpointMismatch, format!(
+                "this agent was acknowledged epoch {} but the standby's newest committed epoch of pair '{pair_id}' is {}: the standby lost committed data (restored from an older copy?). Restart replication of the pair",
+                h.state.acked, rec.committed
+            )));
+        }
+        if rec.committed > h.state.last_cut.max(h.state.acked) {
+            return Err((RefuseCode::CheckpointMismatch, format!(
+                "the standby committed epoch {} of pair '{pair_id}', which this agent never cut (its last cut is {}): the agent's state dir is older than the standby's data. Move the state dir away to rejoin with a differential resync",
+                rec.committed, h.state.last_cut
+            )));
+        }
+    }
+    let addr = peer.ip().to_string();
+    if rec.source_host != h.host || rec.source_address != addr || rec.tracker != h.tracker || rec.disks.iter().zip(&h.disks).any(|(a, b)| a.path != b.path) {
+        rec.source_host = h.host.clone();
+        rec.source_address = addr;
+        rec.tracker = h.tracker.clone();
+        for (a, b) in rec.disks.iter_mut().zip(&h.disks) {
+            a.path = b.path.clone();
+        }
+        sb.store.put_pair(&pair_id, &*rec).map_err(|e| bad(format!("standby store error: {e}")))?;
+    }
+    drop(rec);
+    Ok((handle, false))
+}
+
+struct Session {
+    sb: Arc<Standby>,
+    handle: Arc<PairHandle>,
+    pair_id: PairId,
+    pair_no: u32,
+    tx: mpsc::Sender<Vec<u8>>,
+    /// The epoch being received, if any.
+    open: Option<Epoch>,
+    tasks: JoinSet<Result<Ingested, String>>,
+    sem: Arc<Semaphore>,
+    epoch_stats: Ingested,
+    /// Per disk: which chunks the open epoch has received.
+    covered: Vec<Vec<u64>>,
+}
+
+impl Session {
+    async fn run(&mut self, rd: &mut tokio::net::tcp::OwnedReadHalf, kill: &Notify) -> Result<(), String> {
+        let mut buf = Vec::new();
+        loop {
+            let msg = tokio::select! {
+                m = read_msg::<_, AgentMsg>(rd, &mut buf) => m,
+                _ = kill.notified() => return Err("replaced by a newer connection of the same pair".into()),
+            };
+            let msg = match msg {
+                Ok(m) => m,
+                Err(LinkError::Closed) => return Ok(()),
+                Err(e) => return Err(format!("pair '{}': {e}", self.pair_id)),
+            };
+            self.reap()?;
+            match msg {
+                AgentMsg::Hello(_) => return Err("Hello sent twice".into()),
+                AgentMsg::Have { batch, hashes } => {
+                    if hashes.len() > 4096 {
+                        return Err(format!("Have query of {} hashes exceeds 4096", hashes.len()));
+                    }
+                    let store = self.sb.store.clone();
+                    let have = tokio::task::spawn_blocking(move || store.has_chunks(&hashes))
+                        .await
+                        .map_err(|e| e.to_string())?
+                        .map_err(|e| e.to_string())?;
+                    self.send(StandbyMsg::HaveReply { batch, have }).await;
+                }
+                AgentMsg::Chunks { epoch, items } => self.chunks(epoch, items).await?,
+                AgentMsg::EpochEnd(end) => self.commit(end).await?,
+                AgentMsg::Progress(p) => self.handle.runtime.lock().expect("runtime").set_progress(p),
+                AgentMsg::HashesRequest { req, disk, first, count } => self.hashes(req, disk, first, count).await?,
+            }
+        }
+    }
+
+    async fn send(&self, m: StandbyMsg) {
+        let _ = self.tx.send(encode(&m).expect("encode")).await;
+    }
+
+    fn geometries(&self) -> Vec<DiskGeometry> {
+        self.handle.record.lock().expect("record").disks.iter().map(|d| d.geometry).collect()
+    }
+
+    /// Surfaces errors of finished ingest jobs early.
+    fn reap(&mut self) -> Result<(), String> {
+        while let Some(r) = self.tasks.try_join_next() {
+            self.account(r)?;
+        }
+        Ok(())
+    }
+
+    fn account(&mut self, r: Result<Result<Ingested, String>, tokio::task::JoinError>) -> Result<(), String> {
+        let got = r.map_err(|e| e.to_string())??;
+        self.epoch_stats.add(&got);
+        let mut rt = self.handle.runtime.lock().expect("runtime");
+        rt.stats.bytes_shipped += got.shipped;
+        rt.stats.bytes_stored += got.stored;
+        rt.stats.chunks_received += got.chunks;
+        rt.stats.chunks_zero += got.zero;
+        rt.stats.chunks_dedup += got.dedup;
+        super::metrics::ingested(&self.pair_id, &got);
+        Ok(())
+    }
+
+    fn open_epoch(&mut self, epoch: Epoch) -> Result<(), String> {
+        match self.open {
+            Some(o) if o == epoch => Ok(()),
+            Some(o) => Err(format!("pair '{}': chunks for epoch {epoch} while epoch {o} is open", self.pair_id)),
+            None => {
+                let committed = self.handle.record.lock().expect("record").committed;
+                if epoch <= committed {
+                    return Err(format!("pair '{}': epoch {epoch} does not follow the committed epoch {committed}", self.pair_id));
+                }
+                self.open = Some(epoch);
+                self.epoch_stats = Ingested::default();
+                self.covered = self.geometries().iter().map(|g| vec![0u64; g.chunk_count().div_ceil(64) as usize]).collect();
+                Ok(())
+            }
+        }
+    }
+
+    async fn chunks(&mut self, epoch: Epoch, items: Vec<drpair_wire::ChunkItem>) -> Result<(), String> {
+        self.open_epoch(epoch)?;
+        let disks = self.geometries();
+        for it in &items {
+            ingest::check_item(&self.pair_id, &disks, it)?;
+            let words = &mut self.covered[it.disk as usize];
+            let (w, b) = ((it.index / 64) as usize, it.index % 64);
+            if words[w] & (1 << b) != 0 {
+                return Err(format!("pair '{}' disk {} chunk {}: sent twice in epoch {epoch}", self.pair_id, it.disk, it.index));
+            }
+            words[w] |= 1 << b;
+        }
+        let permit = self.sem.clone().acquire_owned().await.map_err(|e| e.to_string())?;
+        let (store, pair, pair_no) = (self.sb.store.clone(), self.pair_id.clone(), self.pair_no);
+        self.tasks.spawn_blocking(move || {
+            let r = ingest::ingest(&store, &pair, pair_no, &disks, epoch, items);
+            drop(permit);
+            r
+        });
+        Ok(())
+    }
+
+    async fn commit(&mut self, end: EpochEnd) -> Result<(), String> {
+        self.open_epoch(end.epoch)?;
+        while let Some(r) = self.tasks.join_next().await {
+            self.account(r)?;
+        }
+        let mut rec = self.handle.record.lock().expect("record").clone();
+        if end.lineage != rec.lineage {
+            return Err(format!("pair '{}': epoch {} is in lineage {}, the pair is in lineage {}", self.pair_id, end.epoch, end.lineage, rec.lineage));
+        }
+        let baseline = rec.committed == 0;
+        if baseline {
+            for (d, g) in rec.disks.iter().map(|d| d.geometry).enumerate() {
+                let have: u64 = self.covered[d].iter().map(|w| w.count_ones() as u64).sum();
+                if have != g.chunk_count() {
+                    return Err(format!(
+                        "pair '{}': baseline epoch {} is incomplete: disk {d} has {have} of {} chunks; nothing committed",
+                        self.pair_id, end.epoch, g.chunk_count()
+                    ));
+                }
+            }
+        }
+        let logical: u64 = rec.disks.iter().map(|d| d.geometry.size_bytes).sum();
+        let st = self.epoch_stats;
+        let now = now_ms();
+        let point = RecoveryPoint {
+            id: end.epoch,
+            pair_id: self.pair_id.clone(),
+            epoch: end.epoch,
+            lineage: rec.lineage,
+            time: rfc3339_ms(end.cut_unix_ms),
+            time_unix_ms: end.cut_unix_ms,
+            committed_unix_ms: now,
+            kind: if baseline { PointKind::Baseline } else { end.kind },
+            consistency: end.consistency,
+            pinned: false,
+            verified_at: None,
+            tested_at: None,
+            sizes: PointSizes {
+                logical_bytes: logical,
+                changed_chunks: st.chunks,
+                changed_bytes: st.raw_bytes,
+                zero_chunks: st.zero,
+                dedup_chunks: st.dedup,
+                shipped_bytes: st.shipped,
+                stored_bytes: st.stored,
+            },
+        };
+        rec.committed = end.epoch;
+        let (store, pair_no, pid, p2, r2) = (self.sb.store.clone(), self.pair_no, self.pair_id.clone(), point.clone(), rec.clone());
+        tokio::task::spawn_blocking(move || store.commit_point(pair_no, &p2, &pid, &r2))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("pair '{}': commit of epoch {} failed: {e}", self.pair_id, end.epoch))?;
+        *self.handle.record.lock().expect("record") = rec;
+        {
+            let mut rt = self.handle.runtime.lock().expect("runtime");
+            rt.last_point = Some(point.clone());
+            rt.points += 1;
+        }
+        self.open = None;
+        self.covered.clear();
+        tracing::info!(pair = %self.pair_id, epoch = end.epoch, kind = ?point.kind, chunks = st.chunks, shipped = st.shipped, "recovery point committed");
+        super::metrics::committed(&self.pair_id, &point);
+        self.send(StandbyMsg::EpochAck { epoch: end.epoch, point_id: point.id }).await;
+        let _ = self.handle.commits.send(Committed { point, request_ids: end.request_ids });
+        Ok(())
+    }
+
+    async fn hashes(&mut self, req: u64, disk: u32, first: u64, count: u64) -> Result<(), String> {
+        let disks = self.geometries();
+        let Some(g) = disks.get(disk as usize) else {
+            return Err(format!("pair '{}': hash request for disk {disk}, which does not exist", self.pair_id));
+        };
+        if count > MAX_HASH_RANGE || first.checked_add(count).is_none_or(|e| e > g.chunk_count()) {
+            return Err(format!("pair '{}' disk {disk}: hash request {first}+{count} is outside 0..{} or over {MAX_HASH_RANGE}", self.pair_id, g.chunk_count()));
+        }
+        let committed = self.handle.record.lock().expect("record").committed;
+        let versions = if committed == 0 {
+            vec![None; count as usize]
+        } else {
+            let (store, pair_no) = (self.sb.store.clone(), self.pair_no);
+            tokio::task::spawn_blocking(move || store.versions_at(pair_no, disk, committed, first, count))
+                .await
+                .map_err(|e| e.to_string())?
+                .map_err(|e| e.to_string())?
+                .into_iter()
+                .map(|v| {
+                    v.map(|v| match v {
+                        drpair_store::ChunkVersion::Zero => WireVersion::Zero,
+                        drpair_store::ChunkVersion::Data(h) => WireVersion::Data(h),
+                    })
+                })
+                .collect()
+        };
+        self.send(StandbyMsg::Hashes { req, disk, first, versions }).await;
+        Ok(())
+    }
+}

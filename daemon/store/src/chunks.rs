@@ -1,0 +1,255 @@
+//! Content-addressed chunks: blake3 hash → the chunk as shipped.
+//!
+//! Stored value: `format u8 (0 = raw, 1 = zstd) · raw_len u32 LE · payload`. The payload is
+//! kept exactly as shipped, never recompressed. Reading back decompresses with `raw_len` as a
+//! hard limit and verifies blake3 of the result against the key.
+
+use crate::options::CF_CHUNKS;
+use crate::{Store, StoreError};
+use rocksdb::{ErrorKind, ReadOptions, ReadTier};
+
+/// A blake3 hash: the name of a chunk.
+pub type Hash = [u8; 32];
+
+const FORMAT_RAW: u8 = 0;
+const FORMAT_ZSTD: u8 = 1;
+const HEADER_LEN: usize = 5;
+/// Largest chunk (4 MiB, the largest chunk size): no stored length is trusted beyond it.
+pub(crate) const MAX_RAW_LEN: u32 = drpair_types::ChunkSize::MAX;
+
+/// Lower-case hex of a hash, as used in messages and logs.
+pub fn hash_hex(hash: &Hash) -> String {
+    blake3::Hash::from_bytes(*hash).to_hex().to_string()
+}
+
+/// A chunk as shipped and stored: raw or zstd payload and the length of the raw bytes.
+#[derive(Debug, Clone, Copy)]
+pub struct StoredChunk<'a> {
+    pub compressed: bool,
+    pub raw_len: u32,
+    pub payload: &'a [u8],
+}
+
+impl<'a> StoredChunk<'a> {
+    /// Parses a stored value (as returned by [`Store::get_chunk_raw`]); `hash` names the chunk
+    /// in errors. Checks the header and lengths, not the content.
+    pub fn parse(hash: &Hash, bytes: &'a [u8]) -> Result<StoredChunk<'a>, StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt { hash: hash_hex(hash), reason };
+        if bytes.len() < HEADER_LEN {
+            return Err(corrupt(format!("stored value of {} bytes is shorter than its header", bytes.len())));
+        }
+        let compressed = match bytes[0] {
+            FORMAT_RAW => false,
+            FORMAT_ZSTD => true,
+            f => return Err(corrupt(format!("unknown format {f}"))),
+        };
+        let raw_len = u32::from_le_bytes(bytes[1..HEADER_LEN].try_into().expect("4 bytes"));
+        let chunk = StoredChunk { compressed, raw_len, payload: &bytes[HEADER_LEN..] };
+        chunk.check(hash)?;
+        Ok(chunk)
+    }
+
+    /// Length and size checks shared by storing and parsing.
+    fn check(&self, hash: &Hash) -> Result<(), StoreError> {
+        let corrupt = |reason: String| StoreError::Corrupt { hash: hash_hex(hash), reason };
+        if self.raw_len > MAX_RAW_LEN {
+            return Err(corrupt(format!("length {} exceeds the largest chunk size {MAX_RAW_LEN}", self.raw_len)));
+        }
+        if !self.compressed && self.payload.len() != self.raw_len as usize {
+            return Err(corrupt(format!(
+                "raw payload of {} bytes, header says {}",
+                self.payload.len(),
+                self.raw_len
+            )));
+        }
+        if self.compressed && self.payload.len() > zstd::compress_bound(MAX_RAW_LEN as usize) {
+            return Err(corrupt(format!("zstd payload of {} bytes is larger than any chunk's", self.payload.len())));
+        }
+        Ok(())
+    }
+
+    /// The stored value: header and payload.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut v = Vec::with_capacity(HEADER_LEN + self.payload.len());
+        v.push(if self.compressed { FORMAT_ZSTD } else { FORMAT_RAW });
+        v.extend_from_slice(&self.raw_len.to_le_bytes());
+        v.extend_from_slice(self.payload);
+        v
+    }
+
+    /// The chunk's bytes, decompressed (at most `raw_len` bytes) and blake3-verified against
+    /// `hash`.
+    pub fn decode(&self, hash: &Hash) -> Result<Vec<u8>, StoreError> {
+        self.check(hash)?;
+        let data = if self.compressed {
+            zstd::bulk::decompress(self.payload, self.raw_len as usize)
+                .map_err(|e| StoreError::Decompress { hash: hash_hex(hash), reason: e.to_string() })?
+        } else {
+            self.payload.to_vec()
+        };
+        if data.len() != self.raw_len as usize {
+            return Err(StoreError::Corrupt {
+                hash: hash_hex(hash),
+                reason: format!("decompressed to {} bytes, header says {}", data.len(), self.raw_len),
+            });
+        }
+        let actual = blake3::hash(&data);
+        if actual.as_bytes() != hash {
+            return Err(StoreError::Corrupt {
+                hash: hash_hex(hash),
+                reason: format!("hash mismatch: stored bytes hash to {}", actual.to_hex()),
+            });
+        }
+        Ok(data)
+    }
+}
+
+impl Store {
+    /// For each hash, whether the chunk is stored. Exact (never a false positive).
+    ///
+    /// First asks rocksdb without disk I/O (memtables, bloom filters and cached blocks):
+    /// absent keys are answered there, and present ones whose value is in a blob file come
+    /// back as "incomplete" instead of reading the blob. Only undecided hashes are looked up
+    /// with a normal read, which does read their values.
+    pub fn has_chunks(&self, hashes: &[Hash]) -> Result<Vec<bool>, StoreError> {
+        let db = self.db();
+        let cf = self.cf(CF_CHUNKS);
+        let mut cache_only = ReadOptions::default();
+        cache_only.set_read_tier(ReadTier::BlockCache);
+        let mut found = vec![false; hashes.len()];
+        let mut undecided = Vec::new();
+        for (i, r) in db.batched_multi_get_cf_opt(cf, hashes, false, &cache_only).into_iter().enumerate() {
+            match r {
+                Ok(v) => found[i] = v.is_some(),
+                Err(e) if e.kind() == ErrorKind::Incomplete => undecided.push(i),
+                Err(e) => return Err(e.into()),
+            }
+        }
+        if !undecided.is_empty() {
+            let keys: Vec<&Hash> = undecided.iter().map(|&i| &hashes[i]).collect();
+            let results = db.batched_multi_get_cf(cf, keys, false);
+            for (&i, r) in undecided.iter().zip(results) {
+                found[i] = r?.is_some();
+            }
+        }
+        Ok(found)
+    }
+
+    /// Stores a chunk under `hash` (unsynced: durable with the next synced commit) and returns
+    /// the bytes newly written, 0 when the hash was already stored. The caller has verified
+    /// blake3 of the chunk; this checks only the header and lengths.
+    pub fn put_chunk(&self, hash: &Hash, chunk: StoredChunk<'_>) -> Result<u64, StoreError> {
+        chunk.check(hash)?;
+        if self.has_chunks(std::slice::from_ref(hash))?[0] {
+            return Ok(0);
+        }
+        let value = chunk.encode();
+        let mut batch = rocksdb::WriteBatch::default();
+        batch.put_cf(self.cf(CF_CHUNKS), hash, &value);
+        self.write_unsynced(batch)?;
+        Ok(value.len() as u64)
+    }
+
+    /// The stored value of a chunk, undecoded (header and payload, as shipped).
+    pub fn get_chunk_raw(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.db().get_cf(self.cf(CF_CHUNKS), hash)?)
+    }
+
+    /// The chunk's bytes, decompressed and blake3-verified against `hash`.
+    pub fn read_chunk(&self, hash: &Hash) -> Result<Vec<u8>, StoreError> {
+        let raw = self
+            .db()
+            .get_pinned_cf(self.cf(CF_CHUNKS), hash)?
+            .ok_or_else(|| StoreError::MissingChunk { hash: hash_hex(hash) })?;
+        StoredChunk::parse(hash, &raw)?.decode(hash)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::test_support::open_temp;
+
+    fn raw(data: &[u8]) -> StoredChunk<'_> {
+        StoredChunk { compressed: false, raw_len: data.len() as u32, payload: data }
+    }
+
+    #[test]
+    fn raw_and_zstd_chunks_round_trip_and_dedup() {
+        let (_dir, s) = open_temp();
+        let a = vec![7u8; 65536];
+        let b: Vec<u8> = (0..65536u32).map(|i| (i * 31 % 251) as u8).collect();
+        let (ha, hb) = (*blake3::hash(&a).as_bytes(), *blake3::hash(&b).as_bytes());
+        let zb = zstd::bulk::compress(&b, 3).unwrap();
+        assert_eq!(s.has_chunks(&[ha, hb]).unwrap(), vec![false, false]);
+        assert_eq!(s.put_chunk(&ha, raw(&a)).unwrap(), 65536 + 5);
+        let zchunk = StoredChunk { compressed: true, raw_len: b.len() as u32, payload: &zb };
+        assert_eq!(s.put_chunk(&hb, zchunk).unwrap(), zb.len() as u64 + 5);
+        assert_eq!(s.put_chunk(&hb, zchunk).unwrap(), 0, "already stored");
+        assert_eq!(s.read_chunk(&ha).unwrap(), a);
+        assert_eq!(s.read_chunk(&hb).unwrap(), b);
+        let stored = s.get_chunk_raw(&hb).unwrap().unwrap();
+        assert_eq!(stored[0], 1);
+        assert_eq!(&stored[5..], &zb[..]);
+        // Values in blob files after a flush, and in the memtable before: both exact.
+        s.flush().unwrap();
+        let absent = [9u8; 32];
+        assert_eq!(s.has_chunks(&[ha, absent, hb]).unwrap(), vec![true, false, true]);
+        assert_eq!(s.read_chunk(&hb).unwrap(), b);
+        assert_eq!(s.put_chunk(&ha, raw(&a)).unwrap(), 0);
+        assert_eq!(s.get_chunk_raw(&absent).unwrap(), None);
+    }
+
+    #[test]
+    fn read_chunk_detects_corruption() {
+        let (_dir, s) = open_temp();
+        let good = vec![1u8; 4096];
+        let hash = *blake3::hash(&good).as_bytes();
+        let mut bad = good.clone();
+        bad[100] ^= 1;
+        s.put_chunk(&hash, raw(&bad)).unwrap();
+        s.flush().unwrap();
+        match s.read_chunk(&hash).unwrap_err() {
+            StoreError::Corrupt { hash: h, reason } => {
+                assert_eq!(h, hash_hex(&hash));
+                assert!(reason.contains("hash mismatch"), "{reason}");
+            }
+            e => panic!("expected Corrupt, got {e:?}"),
+        }
+    }
+
+    #[test]
+    fn read_chunk_refuses_bad_zstd_and_lengths() {
+        let (_dir, s) = open_temp();
+        let data = vec![3u8; 8192];
+        let hash = *blake3::hash(&data).as_bytes();
+        let z = zstd::bulk::compress(&data, 1).unwrap();
+        // Header claims fewer bytes than the payload decompresses to: refused, not trusted.
+        let short = StoredChunk { compressed: true, raw_len: 100, payload: &z };
+        s.put_chunk(&hash, short).unwrap();
+        let e = s.read_chunk(&hash).unwrap_err();
+        assert!(matches!(e, StoreError::Decompress { .. }), "{e:?}");
+        let other = [5u8; 32];
+        let garbage = StoredChunk { compressed: true, raw_len: 100, payload: b"not zstd" };
+        s.put_chunk(&other, garbage).unwrap();
+        assert!(matches!(s.read_chunk(&other).unwrap_err(), StoreError::Decompress { .. }));
+        // Raw payload whose length disagrees with the header is refused before storing.
+        let e = s.put_chunk(&other, StoredChunk { compressed: false, raw_len: 9, payload: b"x" }).unwrap_err();
+        assert!(e.to_string().starts_with(&format!("chunk {}:", hash_hex(&other))), "{e}");
+        let e = s.put_chunk(&other, StoredChunk { compressed: true, raw_len: MAX_RAW_LEN + 1, payload: b"x" });
+        assert!(e.is_err());
+    }
+
+    #[test]
+    fn missing_chunk_and_bad_header() {
+        let (_dir, s) = open_temp();
+        let h = [1u8; 32];
+        let e = s.read_chunk(&h).unwrap_err();
+        assert!(matches!(e, StoreError::MissingChunk { .. }));
+        assert_eq!(e.to_string(), format!("chunk {}: not in the store", hash_hex(&h)));
+        assert!(StoredChunk::parse(&h, &[0, 1]).is_err());
+        assert!(StoredChunk::parse(&h, &[9, 0, 0, 0, 0]).is_err());
+        let ok = StoredChunk::parse(&h, &[0, 1, 0, 0, 0, 42]).unwrap();
+        assert_eq!((ok.compressed, ok.raw_len, ok.payload), (false, 1, &[42u8][..]));
+    }
+}

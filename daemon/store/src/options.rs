@@ -1,0 +1,129 @@
+//! rocksdb options: memory bounded for a small standby (under 512 MiB RSS while ingesting
+//! 4 GiB), no rocksdb-level compression (none is compiled in; chunks arrive zstd-compressed
+//! already), chunks in BlobDB blob files.
+//!
+//! Memory budget: block cache 64 MiB (index and filter blocks included) + memtables capped at
+//! 128 MiB in total across column families + table cache for at most 512 open files.
+
+use rocksdb::{BlockBasedOptions, Cache, ColumnFamilyDescriptor, DBCompressionType, Options};
+
+pub(crate) const CF_CHUNKS: &str = "chunks";
+pub(crate) const CF_VERSIONS: &str = "versions";
+pub(crate) const CF_PENDING: &str = "pending";
+pub(crate) const CF_POINTS: &str = "points";
+pub(crate) const CF_PAIRS: &str = "pairs";
+pub(crate) const CF_META: &str = "meta";
+
+/// Every column family the store opens, in a fixed order.
+pub(crate) const ALL_CFS: [&str; 6] = [CF_CHUNKS, CF_VERSIONS, CF_PENDING, CF_POINTS, CF_PAIRS, CF_META];
+
+const MIB: usize = 1 << 20;
+/// Block cache shared by every column family.
+const BLOCK_CACHE_BYTES: usize = 64 * MIB;
+/// Cap on the memtables of all column families together.
+const ALL_MEMTABLES_BYTES: usize = 128 * MIB;
+
+/// Options of the database as a whole.
+pub(crate) fn db_options() -> Options {
+    let mut o = Options::default();
+    o.create_if_missing(true);
+    o.create_missing_column_families(true);
+    // Bounds memory: rocksdb flushes the largest memtable once all of them together hold
+    // this much, whatever the per-CF write buffer sizes add up to.
+    o.set_db_write_buffer_size(ALL_MEMTABLES_BYTES);
+    // Two cores: one flush and one compaction at a time, leaving CPU for hashing.
+    o.set_max_background_jobs(2);
+    // Bounds the table cache (one open table reader per file, with its metadata).
+    o.set_max_open_files(512);
+    // The WAL is shared by all column families: without a cap, a rarely written CF (points,
+    // pairs) would keep every WAL file alive and replay after a crash would grow unbounded.
+    o.set_max_total_wal_size(256 * MIB as u64);
+    // Write back SST and blob files in 1 MiB steps instead of large bursts at fsync.
+    o.set_bytes_per_sync(MIB as u64);
+    o.set_wal_bytes_per_sync(MIB as u64);
+    // Keep the info LOG small on an appliance.
+    o.set_max_log_file_size(8 * MIB);
+    o.set_keep_log_file_num(4);
+    // No compressor is compiled into rocksdb (default features off).
+    o.set_compression_type(DBCompressionType::None);
+    o.set_wal_compression_type(DBCompressionType::None);
+    o
+}
+
+/// Options shared by every column family; `cache` is the one block cache.
+fn cf_base(cache: &Cache, write_buffer: usize, bloom: bool) -> (Options, BlockBasedOptions) {
+    let mut t = BlockBasedOptions::default();
+    // One cache for all column families, so the total is bounded.
+    t.set_block_cache(cache);
+    // Index and filter blocks live in (and are bounded by) the block cache instead of
+    // growing outside it with the number of files.
+    t.set_cache_index_and_filter_blocks(true);
+    t.set_cache_index_and_filter_blocks_with_high_priority(true);
+    // ... but those of L0 files stay pinned: they are read on every lookup.
+    t.set_pin_l0_filter_and_index_blocks_in_cache(true);
+    if bloom {
+        // ~1% false positives: most `has_chunks` lookups of new data are for absent keys.
+        t.set_bloom_filter(10.0, false);
+        // Filter allocation sized to the allocator's slabs: less memory for the same rate.
+        t.set_optimize_filters_for_memory(true);
+    }
+    let mut o = Options::default();
+    // No compressor is compiled into rocksdb (default features off); set it everywhere so
+    // no level ever asks for one.
+    o.set_compression_type(DBCompressionType::None);
+    o.set_bottommost_compression_type(DBCompressionType::None);
+    // Bounded memtables: at most two per CF (one being written, one being flushed); a
+    // writer waits for the flush instead of piling up memory.
+    o.set_write_buffer_size(write_buffer);
+    o.set_max_write_buffer_number(2);
+    (o, t)
+}
+
+/// Descriptors of every column family.
+pub(crate) fn cf_descriptors(cache: &Cache) -> Vec<ColumnFamilyDescriptor> {
+    ALL_CFS
+        .iter()
+        .map(|&name| {
+            let opts = match name {
+                CF_CHUNKS => chunks_options(cache),
+                CF_VERSIONS => small_value_options(cache, 32 * MIB),
+                CF_PENDING => small_value_options(cache, 16 * MIB),
+                _ => small_value_options(cache, 4 * MIB),
+            };
+            ColumnFamilyDescriptor::new(name, opts)
+        })
+        .collect()
+}
+
+/// `chunks`: large values (up to 4 MiB, typically tens of KiB) in blob files.
+fn chunks_options(cache: &Cache) -> Options {
+    let (mut o, t) = cf_base(cache, 32 * MIB, true);
+    o.set_block_based_table_factory(&t);
+    // Values go to blob files, so compactions rewrite only the small key → blob index
+    // entries, not the chunk bytes (write amplification ~1 for 4 GiB of chunks).
+    o.set_enable_blob_files(true);
+    // Tiny values (highly compressible chunks) stay inline: a blob reference is ~20 bytes.
+    o.set_min_blob_size(512);
+    // Few, large blob files: fewer open files and less metadata.
+    o.set_blob_file_size(256 * MIB as u64);
+    // Chunks are zstd-compressed by the agent already; none is compiled in anyway.
+    o.set_blob_compression_type(DBCompressionType::None);
+    // Chunks are never deleted yet (reclaim is a later issue): nothing to collect, and GC
+    // would rewrite blob files during compaction.
+    o.set_enable_blob_gc(false);
+    o
+}
+
+/// `versions`, `pending`, `points`, `pairs`, `meta`: small values, read by seeks.
+fn small_value_options(cache: &Cache, write_buffer: usize) -> Options {
+    // No bloom filter: these column families are read by range seeks, which filters do not
+    // help.
+    let (mut o, t) = cf_base(cache, write_buffer, false);
+    o.set_block_based_table_factory(&t);
+    o
+}
+
+/// The block cache shared by every column family.
+pub(crate) fn block_cache() -> Cache {
+    Cache::new_lru_cache(BLOCK_CACHE_BYTES)
+}

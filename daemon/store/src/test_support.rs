@@ -1,0 +1,42 @@
+//! Fixtures shared by the unit tests.
+
+use crate::{RecoveryPoint, Store};
+use drpair_types::{Consistency, PairId, PointKind, PointSizes};
+use serde::{Deserialize, Serialize};
+
+/// A store in a fresh temporary directory (deleted when the `TempDir` drops).
+pub(crate) fn open_temp() -> (tempfile::TempDir, Store) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let store = Store::open(dir.path()).expect("open store");
+    (dir, store)
+}
+
+/// A recovery point of pair `pair` at `epoch`.
+pub(crate) fn point(pair: &str, epoch: u64) -> RecoveryPoint {
+    RecoveryPoint {
+        id: epoch,
+        pair_id: PairId::new(pair).expect("pair id"),
+        epoch,
+        lineage: uuid::Uuid::nil(),
+        time: "2025-01-01T00:00:00Z".into(),
+        time_unix_ms: 1_735_689_600_000 + epoch,
+        committed_unix_ms: 1_735_689_600_000 + epoch,
+        kind: PointKind::Scheduled,
+        consistency: Consistency::CrashConsistent,
+        pinned: false,
+        verified_at: None,
+        tested_at: None,
+        sizes: PointSizes { changed_chunks: epoch, ..PointSizes::default() },
+    }
+}
+
+/// Stand-in for the daemon's pair record.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Record {
+    pub pair: String,
+    pub checkpoint: u64,
+}
+
+pub(crate) fn record(pair: &str, checkpoint: u64) -> Record {
+    Record { pair: pair.into(), checkpoint }
+}

@@ -1,0 +1,188 @@
+//! The version index: which chunk content each chunk of each disk had at each epoch.
+//!
+//! Entries of the open epoch are listed in `pending` until `commit_point` removes the list
+//! (keeping the entries) or `discard_pending` removes both. Reads at epoch *P* see the newest
+//! entry with epoch ≤ *P*.
+
+use crate::keys::{
+    VERSION_KEY_LEN, decode_pending_key, decode_version, decode_version_key, encode_version,
+    pair_prefix, pending_key, prefix_end, version_key,
+};
+use crate::options::{CF_PENDING, CF_VERSIONS};
+use crate::{Hash, Store, StoreError};
+use rocksdb::{ReadOptions, WriteBatch};
+
+/// What a chunk of a disk held at some epoch.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkVersion {
+    /// All zero bytes (shipped as a flag, no chunk stored).
+    Zero,
+    /// The stored chunk with this hash.
+    Data(Hash),
+}
+
+/// Most chunks one `versions_at` call answers (4 Mi chunks = 256 GiB of disk at 64 KiB).
+pub const MAX_RANGE_CHUNKS: u64 = 1 << 22;
+
+/// Entries deleted per write batch by `discard_pending`.
+const DISCARD_BATCH: usize = 4096;
+
+/// `versions_at` steps forward this many entries before it seeks instead.
+const NEXT_BEFORE_SEEK: usize = 8;
+
+impl Store {
+    /// Records chunk versions of the pair's open epoch `epoch`: version entries plus their
+    /// `pending` entries, in one unsynced batch (durable with the next synced commit).
+    /// Refused with [`StoreError::EpochNotOpen`] when `epoch` is not newer than the pair's
+    /// newest committed point.
+    pub fn write_versions(
+        &self,
+        pair_no: u32,
+        epoch: u64,
+        items: &[(u32, u64, ChunkVersion)],
+    ) -> Result<(), StoreError> {
+        if items.is_empty() {
+            return Ok(());
+        }
+        if let Some(committed) = self.latest_committed_epoch(pair_no)? {
+            if epoch <= committed {
+                return Err(StoreError::EpochNotOpen { pair_no, epoch, committed });
+            }
+        }
+        let (versions, pending) = (self.cf(CF_VERSIONS), self.cf(CF_PENDING));
+        let mut batch = WriteBatch::default();
+        for &(disk, chunk, v) in items {
+            batch.put_cf(versions, version_key(pair_no, disk, chunk, epoch), encode_version(v));
+            batch.put_cf(pending, pending_key(pair_no, epoch, disk, chunk), []);
+        }
+        self.write_unsynced(batch)
+    }
+
+    /// Deletes every uncommitted version entry of the pair (all entries listed in `pending`)
+    /// and the list itself; returns how many entries went. Synced. Called when an epoch is
+    /// abandoned (agent gone mid-epoch, standby restarted). Interrupted, it leaves the
+    /// remaining entries listed, so calling it again finishes the job.
+    pub fn discard_pending(&self, pair_no: u32) -> Result<u64, StoreError> {
+        let _records = self.lock_records();
+        let (versions, pending) = (self.cf(CF_VERSIONS), self.cf(CF_PENDING));
+        let prefix = pair_prefix(pair_no);
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(prefix.to_vec());
+        ro.set_iterate_upper_bound(prefix_end(&prefix, VERSION_KEY_LEN));
+        // Don't let a one-off scan evict the blocks the hot paths use.
+        ro.fill_cache(false);
+        let mut it = self.db().raw_iterator_cf_opt(pending, ro);
+        it.seek(prefix);
+        let (mut total, mut batch) = (0u64, WriteBatch::default());
+        while let Some(k) = it.key() {
+            let vk = decode_pending_key(k)?;
+            batch.delete_cf(versions, version_key(vk.pair_no, vk.disk, vk.chunk, vk.epoch));
+            batch.delete_cf(pending, k);
+            total += 1;
+            if batch.len() >= 2 * DISCARD_BATCH {
+                self.write_synced(std::mem::take(&mut batch))?;
+            }
+            it.next();
+        }
+        it.status()?;
+        self.write_synced(batch)?;
+        if total > 0 {
+            tracing::info!(pair_no, entries = total, "discarded uncommitted chunk versions");
+        }
+        Ok(total)
+    }
+
+    /// The newest version of one chunk with epoch ≤ `epoch`, with the epoch it was written at.
+    pub fn version_at(
+        &self,
+        pair_no: u32,
+        disk: u32,
+        chunk: u64,
+        epoch: u64,
+    ) -> Result<Option<(u64, ChunkVersion)>, StoreError> {
+        let key = version_key(pair_no, disk, chunk, epoch);
+        let mut ro = ReadOptions::default();
+        // Every entry of this chunk, and nothing after it.
+        ro.set_iterate_upper_bound(prefix_end(&key[..16], VERSION_KEY_LEN));
+        let mut it = self.db().raw_iterator_cf_opt(self.cf(CF_VERSIONS), ro);
+        it.seek(key);
+        match (it.key(), it.value()) {
+            (Some(k), Some(v)) => {
+                let vk = decode_version_key(k)?;
+                Ok(Some((vk.epoch, decode_version(&vk, v)?)))
+            }
+            _ => {
+                it.status()?;
+                Ok(None)
+            }
+        }
+    }
+
+    /// For chunks `first_chunk .. first_chunk + count` of a disk: the newest version with
+    /// epoch ≤ `epoch` (`None`: never written up to then). One iterator over the range,
+    /// stepping forward and seeking only past runs of older versions, so long ranges (export,
+    /// "hashes of a range") cost about one sequential scan. At most [`MAX_RANGE_CHUNKS`].
+    pub fn versions_at(
+        &self,
+        pair_no: u32,
+        disk: u32,
+        epoch: u64,
+        first_chunk: u64,
+        count: u64,
+    ) -> Result<Vec<Option<ChunkVersion>>, StoreError> {
+        let range_err = |reason: &str| StoreError::Range {
+            pair_no,
+            disk,
+            first: first_chunk,
+            count,
+            reason: reason.to_string(),
+        };
+        if count > MAX_RANGE_CHUNKS {
+            return Err(range_err("more chunks than one call answers (4194304)"));
+        }
+        let end = first_chunk.checked_add(count).ok_or_else(|| range_err("end overflows"))?;
+        let mut out = Vec::with_capacity(count as usize);
+        if count == 0 {
+            return Ok(out);
+        }
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(version_key(pair_no, disk, first_chunk, u64::MAX).to_vec());
+        ro.set_iterate_upper_bound(version_key(pair_no, disk, end, u64::MAX).to_vec());
+        let mut it = self.db().raw_iterator_cf_opt(self.cf(CF_VERSIONS), ro);
+        it.seek(version_key(pair_no, disk, first_chunk, epoch));
+        for chunk in first_chunk..end {
+            let target = version_key(pair_no, disk, chunk, epoch);
+            let mut steps = 0;
+            // Move to the first entry ≥ target: newest version ≤ epoch of this chunk or later.
+            while let Some(k) = it.key() {
+                if k >= &target[..] {
+                    break;
+                }
+                if steps == NEXT_BEFORE_SEEK {
+                    it.seek(target);
+                    break;
+                }
+                it.next();
+                steps += 1;
+            }
+            let Some(k) = it.key() else {
+                // Nothing left in the range: no later chunk has a version either.
+                it.status()?;
+                out.resize(count as usize, None);
+                break;
+            };
+            let vk = decode_version_key(k)?;
+            if vk.chunk == chunk {
+                let v = it.value().expect("valid iterator has a value");
+                out.push(Some(decode_version(&vk, v)?));
+            } else {
+                out.push(None);
+            }
+        }
+        it.status()?;
+        Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests;

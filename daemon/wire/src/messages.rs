@@ -1,0 +1,199 @@
+//! The messages of the link. Agent → standby: [`AgentMsg`]; standby → agent: [`StandbyMsg`].
+//!
+//! One connection carries one pair. The agent opens with [`Hello`]; the standby answers
+//! [`StandbyMsg::Welcome`] or [`StandbyMsg::Refused`]. Then, per epoch: the agent asks which
+//! chunk hashes the standby already holds ([`AgentMsg::Have`]), sends chunks
+//! ([`AgentMsg::Chunks`]: zero flag, known hash, or data), closes the epoch
+//! ([`AgentMsg::EpochEnd`]); the standby commits it as a recovery point and only then answers
+//! [`StandbyMsg::EpochAck`].
+
+use drpair_types::{Consistency, Epoch, Lineage, PointKind};
+use serde::{Deserialize, Serialize};
+
+/// blake3 of a chunk's uncompressed bytes.
+pub type Hash = [u8; 32];
+
+/// One disk as the agent sees it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WireDisk {
+    pub path: String,
+    pub size_bytes: u64,
+    pub chunk_size: u64,
+}
+
+/// What the agent remembers of its replication (from its change maps).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AgentState {
+    /// None when the agent has no usable change maps (first run, state lost or damaged).
+    pub lineage: Option<Lineage>,
+    /// Newest epoch the standby acknowledged to this agent (0 = none).
+    pub acked: Epoch,
+    /// Newest epoch this agent cut (0 = none).
+    pub last_cut: Epoch,
+}
+
+/// First message of a connection.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Hello {
+    pub pair_id: String,
+    pub token: Option<String>,
+    pub host: String,
+    pub agent_version: String,
+    pub tracker: String,
+    pub disks: Vec<WireDisk>,
+    pub state: AgentState,
+    /// Start a new lineage even though the agent has state (operator asked for it).
+    pub reinit: bool,
+}
+
+/// One chunk's content as shipped.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChunkBody {
+    /// All bytes zero.
+    Zero,
+    /// The standby already holds a chunk with this hash.
+    Known(Hash),
+    /// The bytes, zstd-compressed or raw; `raw_len` is the uncompressed length.
+    Data {
+        hash: Hash,
+        raw_len: u32,
+        compressed: bool,
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+    },
+}
+
+/// One chunk of one disk.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ChunkItem {
+    pub disk: u32,
+    pub index: u64,
+    pub body: ChunkBody,
+}
+
+/// What kind of pass the agent runs.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PassKind {
+    /// First copy of a lineage: every chunk.
+    #[default]
+    Initial,
+    /// Only chunks the change map says changed.
+    Incremental,
+    /// Every chunk read and hashed, changed ones shipped (scan tracker).
+    Scan,
+    /// Every chunk read and compared with the standby's hashes after a tracking gap.
+    Reconcile,
+}
+
+impl PassKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PassKind::Initial => "initial",
+            PassKind::Incremental => "incremental",
+            PassKind::Scan => "scan",
+            PassKind::Reconcile => "reconcile",
+        }
+    }
+}
+
+/// Progress of the agent, sent about twice a second while a pass runs, and as a heartbeat.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub epoch: Epoch,
+    pub pass: Option<PassKind>,
+    pub chunks_done: u64,
+    pub chunks_total: u64,
+    /// Chunks known changed and not yet acknowledged.
+    pub backlog_chunks: u64,
+    pub backlog_bytes: u64,
+    /// Bytes read from the disks since the agent started.
+    pub bytes_read_total: u64,
+    /// Why the pass runs when it is not routine (e.g. "unclean agent stop").
+    pub reason: Option<String>,
+}
+
+/// The end of an epoch: every chunk of it has been sent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EpochEnd {
+    pub epoch: Epoch,
+    pub lineage: Lineage,
+    pub cut_unix_ms: u64,
+    pub kind: PointKind,
+    pub consistency: Consistency,
+    /// Cut requests (from [`StandbyMsg::CutRequest`]) this epoch answers.
+    pub request_ids: Vec<u64>,
+    /// Chunks sent in this epoch.
+    pub chunks: u64,
+    /// The pass covered every chunk of every disk (baseline, scan, reconcile).
+    pub full_pass: bool,
+}
+
+impl Default for EpochEnd {
+    fn default() -> Self {
+        Self {
+            epoch: 0,
+            lineage: Lineage::nil(),
+            cut_unix_ms: 0,
+            kind: PointKind::Scheduled,
+            consistency: Consistency::Fuzzy,
+            request_ids: vec![],
+            chunks: 0,
+            full_pass: false,
+        }
+    }
+}
+
+/// Agent → standby.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AgentMsg {
+    Hello(Hello),
+    /// Which of these hashes does the standby hold? Answered by [`StandbyMsg::HaveReply`].
+    Have { batch: u64, hashes: Vec<Hash> },
+    /// Chunks of the open epoch `epoch`.
+    Chunks { epoch: Epoch, items: Vec<ChunkItem> },
+    EpochEnd(EpochEnd),
+    Progress(Progress),
+    /// Hashes of the newest committed point for a range of a disk (reconcile after a gap).
+    HashesRequest { req: u64, disk: u32, first: u64, count: u64 },
+}
+
+/// A stored chunk version as the standby reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum WireVersion {
+    Zero,
+    Data(Hash),
+}
+
+/// Why the standby refused a connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RefuseCode {
+    AccessDenied,
+    BadRequest,
+    GeometryMismatch,
+    LineageMismatch,
+    CheckpointMismatch,
+    Unsupported,
+}
+
+/// Standby → agent.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StandbyMsg {
+    /// The connection is accepted. The agent continues in `lineage` from `committed`.
+    Welcome {
+        lineage: Lineage,
+        /// Newest committed epoch of the pair (0 = none yet).
+        committed: Epoch,
+        /// The pair was registered by this connection.
+        registered: bool,
+    },
+    /// The connection is refused; the message says what to do. The standby closes it.
+    Refused { code: RefuseCode, message: String },
+    HaveReply { batch: u64, have: Vec<bool> },
+    /// Epoch committed as recovery point `point_id`.
+    EpochAck { epoch: Epoch, point_id: u64 },
+    /// Cut now (operator request); the epoch that answers lists `request_id`.
+    CutRequest { request_id: u64 },
+    Hashes { req: u64, disk: u32, first: u64, versions: Vec<Option<WireVersion>> },
+    /// The standby refused something the agent sent; it discards the open epoch and closes.
+    Error { message: String },
+}
