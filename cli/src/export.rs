@@ -13,7 +13,7 @@
 //! - All-zero 64 KiB blocks of a regular file become holes (written by offset, never
 //!   written at all), and `set_len` gives the file its full size at the end.
 
-use crate::client::{Client, CliError};
+use crate::client::{CliError, Client};
 use crate::output::{self, OutputFormat};
 use crate::sparse::{CopyError, SparseWriter, copy_sparse};
 use clap::Args;
@@ -31,7 +31,7 @@ use std::time::{Duration, Instant};
 /// A body read that gets no byte for this long fails (and the export is truncated).
 const STALL: Duration = Duration::from_secs(120);
 /// Header in which the standby may name the point `latest` resolved to.
-pub const POINT_ID_HEADER: &str = "x-drpair-point-id";
+pub const POINT_ID_HEADER: &str = "x-drpair-point";
 
 #[derive(Debug, Args)]
 #[command(
@@ -82,7 +82,10 @@ impl FromStr for PointRef {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "latest" => Ok(PointRef::Latest),
-            _ => s.parse().map(PointRef::Id).map_err(|_| format!("'{s}' is neither a point id nor 'latest'")),
+            _ => s
+                .parse()
+                .map(PointRef::Id)
+                .map_err(|_| format!("'{s}' is neither a point id nor 'latest'")),
         }
     }
 }
@@ -110,12 +113,16 @@ fn target_for(out: &Path, force: bool) -> Result<Target, CliError> {
         Ok(m) if m.file_type().is_block_device() && !force => Err(CliError::Failed(format!(
             "{shown} is a block device: pass --force to overwrite it with the image"
         ))),
-        Ok(m) if m.file_type().is_block_device() => Ok(Target::Device { path: out.to_path_buf() }),
+        Ok(m) if m.file_type().is_block_device() => Ok(Target::Device {
+            path: out.to_path_buf(),
+        }),
         Ok(m) if m.is_file() && m.len() > 0 && !force => Err(CliError::Failed(format!(
             "refusing to overwrite {shown} ({}): pass --force to replace it",
             output::format_size(m.len())
         ))),
-        Ok(m) if !m.is_file() => Err(CliError::Failed(format!("{shown} is neither a regular file nor a block device"))),
+        Ok(m) if !m.is_file() => Err(CliError::Failed(format!(
+            "{shown} is neither a regular file nor a block device"
+        ))),
         Ok(_) => Ok(file_target(out)),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(file_target(out)),
         Err(e) => Err(CliError::io(format!("cannot check {shown}"), e)),
@@ -125,7 +132,10 @@ fn target_for(out: &Path, force: bool) -> Result<Target, CliError> {
 fn file_target(out: &Path) -> Target {
     let mut partial = OsString::from(out.as_os_str());
     partial.push(".partial");
-    Target::File { path: out.to_path_buf(), partial: PathBuf::from(partial) }
+    Target::File {
+        path: out.to_path_buf(),
+        partial: PathBuf::from(partial),
+    }
 }
 
 /// Removes `FILE.partial` on every way out of `run` except success.
@@ -139,13 +149,92 @@ impl Drop for PartialGuard {
     }
 }
 
+/// What an export did; printed as text or as the `--output json` summary.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ExportSummary {
+    pub pair_id: PairId,
+    /// The point exported: `latest` resolved when the standby names it.
+    pub point: PointRef,
+    pub disk: u32,
+    pub out: String,
+    pub bytes: u64,
+    /// Bytes in all-zero 64 KiB blocks (holes in a regular file).
+    pub zero_bytes: u64,
+    pub seconds: f64,
+    pub sparse: bool,
+}
+
+impl ExportSummary {
+    pub fn to_json(&self) -> serde_json::Value {
+        let point = match self.point {
+            PointRef::Id(id) => serde_json::json!(id),
+            PointRef::Latest => serde_json::json!("latest"),
+        };
+        serde_json::json!({
+            "pair_id": self.pair_id,
+            "point": point,
+            "disk": self.disk,
+            "out": self.out,
+            "bytes": self.bytes,
+            "zero_bytes": self.zero_bytes,
+            "seconds": self.seconds,
+        })
+    }
+
+    pub fn to_text(&self) -> String {
+        let how = if self.sparse {
+            "left as holes"
+        } else {
+            "written"
+        };
+        let rate = if self.seconds > 0.0 {
+            #[allow(clippy::cast_precision_loss)] // a rate to one decimal
+            let per_sec = self.bytes as f64 / self.seconds;
+            format!(", {}/s", output::format_size(output::round_u64(per_sec)))
+        } else {
+            String::new()
+        };
+        format!(
+            "exported pair {} point {} disk {} to {}: {} in {}{rate} ({} of all-zero blocks {how})",
+            self.pair_id,
+            self.point,
+            self.disk,
+            self.out,
+            output::format_size(self.bytes),
+            output::format_duration(output::round_u64(self.seconds)),
+            output::format_size(self.zero_bytes),
+        )
+    }
+}
+
 pub fn run(client: &Client, output: OutputFormat, args: &ExportArgs) -> Result<(), CliError> {
+    let summary = export(client, output, args)?;
+    match output {
+        OutputFormat::Json => output::emit(&output::to_json(&summary.to_json())),
+        OutputFormat::Text => output::emit(&summary.to_text()),
+    }
+    Ok(())
+}
+
+fn export(
+    client: &Client,
+    output: OutputFormat,
+    args: &ExportArgs,
+) -> Result<ExportSummary, CliError> {
     let target = target_for(&args.out, args.force)?;
     let shown = args.out.display().to_string();
-    let path = format!("/api/v1/pairs/{}/points/{}/disks/{}/image", args.pair, args.point, args.disk);
+    let path = format!(
+        "/api/v1/pairs/{}/points/{}/disks/{}/image",
+        args.pair, args.point, args.disk
+    );
     let started = Instant::now();
     let resp = client.get_stream(&path, STALL)?;
-    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim);
+    let header = |name: &str| {
+        resp.headers()
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
     let Some(total) = header("content-length").and_then(|v| v.parse::<u64>().ok()) else {
         return Err(CliError::Protocol {
             url: client.url(&path),
@@ -157,17 +246,24 @@ pub fn run(client: &Client, output: OutputFormat, args: &ExportArgs) -> Result<(
 
     let (file, sparse, mut guard) = match &target {
         Target::File { partial, .. } => {
-            let f = OpenOptions::new().write(true).create(true).truncate(true).open(partial);
-            let f = f.map_err(|e| CliError::io(format!("cannot create {}", partial.display()), e))?;
+            let f = OpenOptions::new()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(partial);
+            let f =
+                f.map_err(|e| CliError::io(format!("cannot create {}", partial.display()), e))?;
             (f, true, PartialGuard(Some(partial.clone())))
         }
         Target::Device { path } => (open_device(path, total)?, false, PartialGuard(None)),
     };
     let bar = ProgressBar::with_draw_target(Some(total), output::progress_target(output))
         .with_style(
-            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
         )
         .with_message(format!("{} point {point} disk {}", args.pair, args.disk));
     let mut writer = SparseWriter::new(file, sparse);
@@ -184,59 +280,82 @@ pub fn run(client: &Client, output: OutputFormat, args: &ExportArgs) -> Result<(
     };
     match copied {
         Ok(received) if received < total => return Err(truncated(received)),
-        Err(CopyError::Read { received, .. }) if received < total => return Err(truncated(received)),
-        Err(CopyError::Read { source, .. }) => return Err(CliError::io("reading the image", source)),
+        Err(CopyError::Read { received, .. }) if received < total => {
+            return Err(truncated(received));
+        }
+        Err(CopyError::Read { source, .. }) => {
+            return Err(CliError::io("reading the image", source));
+        }
         Err(CopyError::Write(e)) => return Err(CliError::io(format!("writing {shown}"), e)),
         Ok(_) => {}
     }
-    let stats = writer.finish().map_err(|e| CliError::io(format!("writing {shown}"), e))?;
+    let stats = writer
+        .finish()
+        .map_err(|e| CliError::io(format!("writing {shown}"), e))?;
     if let Target::File { path, partial } = &target {
-        fs::rename(partial, path).map_err(|e| CliError::io(format!("cannot rename {} to {shown}", partial.display()), e))?;
+        fs::rename(partial, path).map_err(|e| {
+            CliError::io(format!("cannot rename {} to {shown}", partial.display()), e)
+        })?;
         guard.0 = None;
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let dir = path
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
         let _ = File::open(dir).and_then(|d| d.sync_all()); // make the rename durable
     }
-    let seconds = (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0;
-    match output {
-        OutputFormat::Json => output::emit(&output::to_json(&serde_json::json!({
-            "pair_id": args.pair,
-            "point": match point { PointRef::Id(id) => serde_json::json!(id), PointRef::Latest => serde_json::json!("latest") },
-            "disk": args.disk,
-            "out": shown,
-            "bytes": stats.bytes,
-            "zero_bytes": stats.zero_bytes,
-            "seconds": seconds,
-        }))),
-        OutputFormat::Text => {
-            let how = if sparse { "left as holes" } else { "written" };
-            output::emit(&format!(
-                "exported pair {} point {point} disk {} to {shown}: {} in {} ({} of all-zero blocks {how})",
-                args.pair,
-                args.disk,
-                output::format_size(stats.bytes),
-                output::format_duration(output::round_u64(seconds)),
-                output::format_size(stats.zero_bytes),
-            ));
-        }
-    }
-    Ok(())
+    Ok(ExportSummary {
+        pair_id: args.pair.clone(),
+        point,
+        disk: args.disk,
+        out: shown,
+        bytes: stats.bytes,
+        zero_bytes: stats.zero_bytes,
+        seconds: (started.elapsed().as_secs_f64() * 1000.0).round() / 1000.0,
+        sparse,
+    })
 }
 
 /// `O_EXCL` on a block device (without `O_CREAT`): the kernel answers EBUSY while the device
 /// is mounted or held by another exclusive opener.
-#[cfg(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64", target_arch = "arm", target_arch = "riscv64")))]
+#[cfg(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "x86",
+        target_arch = "aarch64",
+        target_arch = "arm",
+        target_arch = "riscv64"
+    )
+))]
 const O_EXCL: i32 = 0o200;
-#[cfg(not(all(target_os = "linux", any(target_arch = "x86_64", target_arch = "x86", target_arch = "aarch64", target_arch = "arm", target_arch = "riscv64"))))]
+#[cfg(not(all(
+    target_os = "linux",
+    any(
+        target_arch = "x86_64",
+        target_arch = "x86",
+        target_arch = "aarch64",
+        target_arch = "arm",
+        target_arch = "riscv64"
+    )
+)))]
 const O_EXCL: i32 = 0;
 
 fn open_device(path: &Path, total: u64) -> Result<File, CliError> {
     use std::os::unix::fs::OpenOptionsExt;
     let shown = path.display();
-    let mut f = OpenOptions::new().write(true).custom_flags(O_EXCL).open(path).map_err(|e| match e.kind() {
-        io::ErrorKind::ResourceBusy => CliError::Failed(format!("block device {shown} is in use (mounted?): not writing to it")),
-        _ => CliError::io(format!("cannot open {shown}"), e),
-    })?;
-    let size = f.seek(SeekFrom::End(0)).map_err(|e| CliError::io(format!("cannot size {shown}"), e))?;
+    let mut f = OpenOptions::new()
+        .write(true)
+        .custom_flags(O_EXCL)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            io::ErrorKind::ResourceBusy => CliError::Failed(format!(
+                "block device {shown} is in use (mounted?): not writing to it"
+            )),
+            _ => CliError::io(format!("cannot open {shown}"), e),
+        })?;
+    let size = f
+        .seek(SeekFrom::End(0))
+        .map_err(|e| CliError::io(format!("cannot size {shown}"), e))?;
     if size < total {
         return Err(CliError::Failed(format!(
             "block device {shown} holds {} but the image is {}: not writing to it",
@@ -247,7 +366,6 @@ fn open_device(path: &Path, total: u64) -> Result<File, CliError> {
     Ok(f)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,7 +375,13 @@ mod tests {
     use crate::sparse::tests::temp_path;
 
     fn args(out: &Path, point: PointRef, force: bool) -> ExportArgs {
-        ExportArgs { pair: PairId::new("web-01").unwrap(), point, disk: 1, out: out.to_path_buf(), force }
+        ExportArgs {
+            pair: PairId::new("web-01").unwrap(),
+            point,
+            disk: 1,
+            out: out.to_path_buf(),
+            force,
+        }
     }
 
     fn partial_of(out: &Path) -> PathBuf {
@@ -281,14 +405,29 @@ mod tests {
         let out = temp_path("target.img");
         assert_eq!(target_for(&out, false).unwrap(), file_target(&out));
         fs::write(&out, b"").unwrap();
-        assert!(target_for(&out, false).is_ok(), "an empty file may be replaced");
+        assert!(
+            target_for(&out, false).is_ok(),
+            "an empty file may be replaced"
+        );
         fs::write(&out, b"old image").unwrap();
         let err = target_for(&out, false).unwrap_err();
-        assert!(err.to_string().starts_with("refusing to overwrite") && err.to_string().contains("--force"), "{err}");
+        assert!(
+            err.to_string().starts_with("refusing to overwrite")
+                && err.to_string().contains("--force"),
+            "{err}"
+        );
         assert!(target_for(&out, true).is_ok());
         let dir = out.parent().unwrap();
-        assert!(target_for(dir, true).unwrap_err().to_string().contains("neither a regular file nor a block device"));
-        assert_eq!(partial_of(Path::new("/x/d.img")), PathBuf::from("/x/d.img.partial"));
+        assert!(
+            target_for(dir, true)
+                .unwrap_err()
+                .to_string()
+                .contains("neither a regular file nor a block device")
+        );
+        assert_eq!(
+            partial_of(Path::new("/x/d.img")),
+            PathBuf::from("/x/d.img.partial")
+        );
         fs::remove_file(&out).unwrap();
     }
 
@@ -297,12 +436,39 @@ mod tests {
         let mut img = vec![0u8; 16 * BLOCK + 123];
         img[5 * BLOCK..6 * BLOCK].fill(0x5A);
         img[16 * BLOCK..].fill(1);
-        let reply = Reply::bytes(200, "application/octet-stream", img.clone()).header("X-Drpair-Point-Id", "42");
+        let reply = Reply::bytes(200, "application/octet-stream", img.clone())
+            .header("X-Drpair-Point", "42");
         let server = FakeServer::start(vec![reply]);
         let client = Client::new(&server.url, Some("tok".into())).unwrap();
         let out = temp_path("whole.img");
         fs::write(&out, b"previous contents").unwrap();
-        run(&client, OutputFormat::Json, &args(&out, PointRef::Latest, true)).unwrap();
+        let summary = export(
+            &client,
+            OutputFormat::Json,
+            &args(&out, PointRef::Latest, true),
+        )
+        .unwrap();
+        assert_eq!(
+            summary.point,
+            PointRef::Id(42),
+            "'latest' resolved from the header"
+        );
+        assert_eq!(
+            (summary.bytes, summary.zero_bytes),
+            (img.len() as u64, 15 * BLOCK as u64)
+        );
+        let json = summary.to_json();
+        assert_eq!(json["point"], 42);
+        assert_eq!(json["pair_id"], "web-01");
+        assert_eq!(json["out"], out.display().to_string());
+        for key in ["disk", "bytes", "zero_bytes", "seconds"] {
+            assert!(json[key].is_number(), "{key} in {json}");
+        }
+        assert!(
+            summary
+                .to_text()
+                .starts_with("exported pair web-01 point 42 disk 1 to ")
+        );
         assert_eq!(fs::read(&out).unwrap(), img);
         assert!(!partial_of(&out).exists());
         let req = &server.finish()[0];
@@ -318,7 +484,12 @@ mod tests {
         let server = FakeServer::start(vec![reply]);
         let client = Client::new(&server.url, None).unwrap();
         let out = temp_path("truncated.img");
-        let err = run(&client, OutputFormat::Text, &args(&out, PointRef::Id(9), false)).unwrap_err();
+        let err = run(
+            &client,
+            OutputFormat::Text,
+            &args(&out, PointRef::Id(9), false),
+        )
+        .unwrap_err();
         assert_eq!(err.exit_code(), exit::FAILURE);
         assert_eq!(
             err.to_string(),
@@ -335,7 +506,12 @@ mod tests {
         let server = FakeServer::start(vec![Reply::json(404, body)]);
         let client = Client::new(&server.url, None).unwrap();
         let out = temp_path("missing.img");
-        let err = run(&client, OutputFormat::Json, &args(&out, PointRef::Id(9), false)).unwrap_err();
+        let err = run(
+            &client,
+            OutputFormat::Json,
+            &args(&out, PointRef::Id(9), false),
+        )
+        .unwrap_err();
         assert_eq!(err.exit_code(), exit::NOT_FOUND);
         assert_eq!(err.to_string(), "pair 'web-01' has no point 9");
         assert!(!out.exists() && !partial_of(&out).exists());

@@ -1,7 +1,7 @@
 //! `drpair points …`: the recovery points of a pair: list them, cut one now, export a disk
 //! image of one (the export lives in `export.rs`).
 
-use crate::client::{ANSWER_TIMEOUT, Client, CliError};
+use crate::client::{ANSWER_TIMEOUT, CliError, Client};
 use crate::export::ExportArgs;
 use crate::output::{self, OutputFormat, Table};
 use clap::{Args, Subcommand};
@@ -67,7 +67,8 @@ pub enum PointsCommand {
 pub fn run(client: &Client, output: OutputFormat, args: &PointsArgs) -> Result<(), CliError> {
     match &args.command {
         PointsCommand::List { pair } => {
-            let (raw, points): (_, Vec<RecoveryPoint>) = client.get_json(&format!("/api/v1/pairs/{pair}/points"))?;
+            let (raw, points): (_, Vec<RecoveryPoint>) =
+                client.get_json(&format!("/api/v1/pairs/{pair}/points"))?;
             match output {
                 OutputFormat::Json => output::emit(&output::to_json(&raw)),
                 OutputFormat::Text if points.is_empty() => {
@@ -77,7 +78,11 @@ pub fn run(client: &Client, output: OutputFormat, args: &PointsArgs) -> Result<(
             }
             Ok(())
         }
-        PointsCommand::Create { pair, wait, timeout } => create(client, output, pair, *wait, *timeout),
+        PointsCommand::Create {
+            pair,
+            wait,
+            timeout,
+        } => create(client, output, pair, *wait, *timeout),
         PointsCommand::Export(args) => crate::export::run(client, output, args),
     }
 }
@@ -85,7 +90,10 @@ pub fn run(client: &Client, output: OutputFormat, args: &PointsArgs) -> Result<(
 /// The body of `points create`: whole seconds, rounded up so `--timeout 1ms` is not 0.
 pub fn create_request(wait: bool, timeout: Option<Duration>) -> CreatePointRequest {
     let timeout_seconds = timeout.map(|t| t.as_secs() + u64::from(t.subsec_nanos() > 0));
-    CreatePointRequest { wait, timeout_seconds }
+    CreatePointRequest {
+        wait,
+        timeout_seconds,
+    }
 }
 
 fn create(
@@ -105,14 +113,21 @@ fn create(
     };
     let spinner = if wait {
         let s = ProgressBar::with_draw_target(None, output::progress_target(output))
-            .with_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").unwrap_or_else(|_| ProgressStyle::default_spinner()))
+            .with_style(
+                ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            )
             .with_message(format!("waiting for the cut of pair {pair} to commit"));
         s.enable_steady_tick(Duration::from_millis(120));
         s
     } else {
         ProgressBar::hidden()
     };
-    let result = client.post_json::<_, CreatePointResponse>(&format!("/api/v1/pairs/{pair}/points"), &request, answer_timeout);
+    let result = client.post_json::<_, CreatePointResponse>(
+        &format!("/api/v1/pairs/{pair}/points"),
+        &request,
+        answer_timeout,
+    );
     spinner.finish_and_clear();
     let (_status, raw, response) = result?;
     match output {
@@ -141,7 +156,15 @@ pub fn render_created(r: &CreatePointResponse) -> String {
 
 /// The `points list` table.
 pub fn render_points(points: &[RecoveryPoint]) -> String {
-    let mut table = Table::new(&["ID", "TIME", "KIND", "CONSISTENCY", "CHANGED", "SHIPPED", "PINNED"]);
+    let mut table = Table::new(&[
+        "ID",
+        "TIME",
+        "KIND",
+        "CONSISTENCY",
+        "CHANGED",
+        "SHIPPED",
+        "PINNED",
+    ]);
     for p in points {
         table.row(vec![
             p.id.to_string(),
@@ -150,7 +173,11 @@ pub fn render_points(points: &[RecoveryPoint]) -> String {
             output::wire_name(&p.consistency),
             output::format_size(p.sizes.changed_bytes),
             output::format_size(p.sizes.shipped_bytes),
-            if p.pinned { "yes".into() } else { String::new() },
+            if p.pinned {
+                "yes".into()
+            } else {
+                String::new()
+            },
         ]);
     }
     table.render()
@@ -177,7 +204,11 @@ pub(crate) mod tests {
             pinned: false,
             verified_at: None,
             tested_at: None,
-            sizes: PointSizes { changed_bytes: 3 << 20, shipped_bytes: 1 << 20, ..PointSizes::default() },
+            sizes: PointSizes {
+                changed_bytes: 3 << 20,
+                shipped_bytes: 1 << 20,
+                ..PointSizes::default()
+            },
         }
     }
 
@@ -198,29 +229,77 @@ pub(crate) mod tests {
 
     #[test]
     fn create_texts() {
-        assert_eq!(render_created(&CreatePointResponse { request_id: 9, point: None }), "cut requested (request 9)");
-        let done = render_created(&CreatePointResponse { request_id: 9, point: Some(point(14, 0)) });
-        assert!(done.starts_with("recovery point 14 committed at 2026-05-01T10:00:00Z (manual, fuzzy;"), "{done}");
+        assert_eq!(
+            render_created(&CreatePointResponse {
+                request_id: 9,
+                point: None
+            }),
+            "cut requested (request 9)"
+        );
+        let done = render_created(&CreatePointResponse {
+            request_id: 9,
+            point: Some(point(14, 0)),
+        });
+        assert!(
+            done.starts_with("recovery point 14 committed at 2026-05-01T10:00:00Z (manual, fuzzy;"),
+            "{done}"
+        );
     }
 
     #[test]
     fn timeout_is_rounded_up_to_seconds() {
-        assert_eq!(create_request(true, Some(Duration::from_millis(1))).timeout_seconds, Some(1));
-        assert_eq!(create_request(true, Some(Duration::from_secs(300))).timeout_seconds, Some(300));
-        assert_eq!(create_request(false, None), CreatePointRequest { wait: false, timeout_seconds: None });
+        assert_eq!(
+            create_request(true, Some(Duration::from_millis(1))).timeout_seconds,
+            Some(1)
+        );
+        assert_eq!(
+            create_request(true, Some(Duration::from_secs(300))).timeout_seconds,
+            Some(300)
+        );
+        assert_eq!(
+            create_request(false, None),
+            CreatePointRequest {
+                wait: false,
+                timeout_seconds: None
+            }
+        );
     }
 
     #[test]
     fn create_posts_the_request_and_reads_202() {
-        let body = serde_json::to_string(&CreatePointResponse { request_id: 5, point: None }).unwrap();
+        let body = serde_json::to_string(&CreatePointResponse {
+            request_id: 5,
+            point: None,
+        })
+        .unwrap();
         let server = FakeServer::start(vec![Reply::json(202, &body)]);
         let client = Client::new(&server.url, Some("t".into())).unwrap();
-        create(&client, OutputFormat::Text, &PairId::new("web-01").unwrap(), true, Some(Duration::from_secs(5))).unwrap();
+        create(
+            &client,
+            OutputFormat::Text,
+            &PairId::new("web-01").unwrap(),
+            true,
+            Some(Duration::from_secs(5)),
+        )
+        .unwrap();
         let req = &server.finish()[0];
-        assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", "/api/v1/pairs/web-01/points"));
+        assert_eq!(
+            (req.method.as_str(), req.path.as_str()),
+            ("POST", "/api/v1/pairs/web-01/points")
+        );
         let sent: CreatePointRequest = serde_json::from_slice(&req.body).unwrap();
-        assert_eq!(sent, CreatePointRequest { wait: true, timeout_seconds: Some(5) });
-        assert!(req.header("content-type").unwrap().starts_with("application/json"));
+        assert_eq!(
+            sent,
+            CreatePointRequest {
+                wait: true,
+                timeout_seconds: Some(5)
+            }
+        );
+        assert!(
+            req.header("content-type")
+                .unwrap()
+                .starts_with("application/json")
+        );
     }
 
     #[test]
@@ -228,9 +307,19 @@ pub(crate) mod tests {
         let err_body = r#"{"code":"InvalidPairState","message":"pair 'web-01' is Disconnected: no agent to cut"}"#;
         let server = FakeServer::start(vec![Reply::json(409, err_body)]);
         let client = Client::new(&server.url, None).unwrap();
-        let err = create(&client, OutputFormat::Json, &PairId::new("web-01").unwrap(), false, None).unwrap_err();
+        let err = create(
+            &client,
+            OutputFormat::Json,
+            &PairId::new("web-01").unwrap(),
+            false,
+            None,
+        )
+        .unwrap_err();
         assert_eq!(err.exit_code(), exit::INVALID_STATE);
-        assert_eq!(err.to_string(), "pair 'web-01' is Disconnected: no agent to cut");
+        assert_eq!(
+            err.to_string(),
+            "pair 'web-01' is Disconnected: no agent to cut"
+        );
         server.finish();
     }
 }

@@ -92,7 +92,8 @@ struct AgentArgs {
 
 fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DRPAIR_LOG").unwrap_or_else(|_| "info".into());
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).init();
 }
 
 async fn shutdown_signal() {

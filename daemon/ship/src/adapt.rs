@@ -142,6 +142,7 @@ mod tests {
     use super::*;
     use Verdict::*;
 
+    #[allow(clippy::cast_possible_truncation)] // test fixture: ratio in 0..=1
     fn sample(link_busy: f64, cpu_busy_per_worker: f64, ratio: f64) -> LinkSample {
         let elapsed = Duration::from_secs(5);
         LinkSample {

@@ -159,6 +159,18 @@ impl AlignedBuf {
         self.full_mut()[at..].as_mut_ptr()
     }
 
+    /// Gives up this buffer's memory for good (never freed, never reused) because the kernel
+    /// may still write into it; a pooled buffer is replaced by a fresh one, so the pool keeps
+    /// its size and a submitter waiting for a buffer wakes up.
+    pub(crate) fn abandon(mut self) {
+        if let Some(raw) = self.raw.take() {
+            std::mem::forget(raw);
+        }
+        if let Some(pool) = self.pool.take() {
+            let _ = pool.free_tx.try_send(RawBuf::new(pool.buf_size));
+        }
+    }
+
     /// Sets the number of valid bytes.
     pub(crate) fn set_len(&mut self, len: usize) {
         assert!(len <= self.capacity(), "length {len} beyond capacity {}", self.capacity());
@@ -246,6 +258,22 @@ mod tests {
         let _a = pool.acquire(&stop).unwrap();
         drop(stop_tx);
         assert!(pool.acquire(&stop).is_none());
+    }
+
+    #[test]
+    fn abandoned_buffer_is_replaced() {
+        let pool = BufPool::new(1, 4096);
+        let (_t, stop) = crossbeam_channel::bounded::<()>(0);
+        let mut a = pool.acquire(&stop).unwrap();
+        let a_ptr = a.ptr_at(0) as usize;
+        std::thread::scope(|s| {
+            let waiter = s.spawn(|| pool.acquire(&stop).map(|mut b| b.ptr_at(0) as usize));
+            std::thread::sleep(Duration::from_millis(50));
+            a.abandon();
+            let b_ptr = waiter.join().unwrap().expect("woken by the replacement");
+            assert_ne!(b_ptr, a_ptr, "abandoned memory is never reused");
+        });
+        assert_eq!(pool.allocated(), 1);
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub fn disk_size(path: &Path) -> Result<u64, ReadError> {
 }
 
 /// Opens a disk read-only. Tries O_DIRECT first (open plus one aligned probe read); when the
-/// filesystem refuses it (tmpfs: EINVAL) falls back to buffered reads. Logs which.
+/// filesystem refuses it (EINVAL: ramfs, tmpfs before Linux 6.6, some FUSE) falls back to buffered reads. Logs which.
 pub fn open_disk(path: &Path) -> Result<DiskFile, ReadError> {
     check_kind(path)?;
     let open_err = |source| ReadError::Open { path: path.into(), source };
@@ -149,18 +149,42 @@ mod tests {
         assert_eq!(n, 10_000 - 8192, "short read at EOF");
     }
 
-    #[test]
-    fn tmpfs_falls_back_to_buffered() {
-        let dir = Path::new("/dev/shm");
-        if !dir.is_dir() {
-            eprintln!("skipped: no /dev/shm");
-            return;
+    /// A ramfs mounted on a temporary directory (refuses O_DIRECT, unlike tmpfs since
+    /// Linux 6.6); unmounted on drop.
+    struct Ramfs(tempfile::TempDir);
+
+    impl Ramfs {
+        fn mount() -> Option<Ramfs> {
+            let dir = tempfile::tempdir().ok()?;
+            let ok = std::process::Command::new("mount")
+                .args(["-t", "ramfs", "drpair-test"])
+                .arg(dir.path())
+                .status()
+                .is_ok_and(|s| s.success());
+            ok.then_some(Ramfs(dir))
         }
-        let mut f = tempfile::NamedTempFile::new_in(dir).unwrap();
-        f.write_all(&[1u8; 5000]).unwrap();
-        let d = open_disk(f.path()).unwrap();
+    }
+
+    impl Drop for Ramfs {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0.path()).status();
+        }
+    }
+
+    #[test]
+    fn falls_back_to_buffered_where_o_direct_is_refused() {
+        let Some(ramfs) = Ramfs::mount() else {
+            eprintln!("skipped: cannot mount a ramfs (needs root)");
+            return;
+        };
+        let path = ramfs.0.path().join("disk.img");
+        std::fs::write(&path, [1u8; 5000]).unwrap();
+        let d = open_disk(&path).unwrap();
         assert_eq!(d.size, 5000);
-        assert!(!d.direct, "tmpfs refuses O_DIRECT");
+        assert!(!d.direct, "ramfs refuses O_DIRECT");
+        let mut b = [0u8; 10];
+        assert_eq!(d.file.read_at(&mut b, 4995).unwrap(), 5);
+        drop(d);
     }
 
     #[test]

@@ -147,6 +147,12 @@ impl ReadOp {
         }
     }
 
+    /// Drops the op but abandons its buffer (see [`AlignedBuf::abandon`]): for ops the
+    /// kernel may still be working on.
+    pub(crate) fn abandon(self) {
+        self.buf.abandon();
+    }
+
     /// An error for this op at its current position (used by the engine for ring failures).
     pub(crate) fn io_error(&self, source: io::Error) -> ReadError {
         ReadError::Io {

@@ -377,7 +377,7 @@ mod tests {
     #[test]
     fn falls_back_to_pread_when_io_uring_fails() {
         let mut f = tempfile::NamedTempFile::new().unwrap();
-        let data: Vec<u8> = (0..20_000u32).map(|i| (i % 251) as u8).collect();
+        let data: Vec<u8> = (0..20_000u32).map(|i| u8::try_from(i % 251).unwrap()).collect();
         f.write_all(&data).unwrap();
         let g = DiskGeometry::new(data.len() as u64, ChunkSize::new(4096).unwrap()).unwrap();
         let r = Reader::spawn_with(vec![(f.path().into(), g)], ReaderConfig::default(), no_ring).unwrap();
@@ -389,6 +389,47 @@ mod tests {
         drop(b);
         let stats = r.finish().unwrap();
         assert_eq!((stats.blocks, stats.bytes, stats.errors), (1, (20_000 - 3 * 4096) as u64, 0));
+    }
+
+    #[test]
+    fn ring_failure_fails_in_flight_reads_and_continues_with_pread() {
+        let mut f = tempfile::NamedTempFile::new().unwrap();
+        let data: Vec<u8> = (0..64 * 4096u32).map(|i| u8::try_from(i % 253).unwrap()).collect();
+        f.write_all(&data).unwrap();
+        let g = DiskGeometry::new(data.len() as u64, ChunkSize::new(4096).unwrap()).unwrap();
+        let cfg = ReaderConfig { buffers: 2, queue_depth: 2, max_read_bytes: 4096, ..Default::default() };
+        let r = Reader::spawn(vec![(f.path().into(), g)], cfg).unwrap();
+        assert_eq!(r.engine(), Engine::IoUring);
+        crate::uring::FAIL_NEXT_WAIT.store(true, std::sync::atomic::Ordering::SeqCst);
+        let (mut ok, mut failed) = (0, 0);
+        std::thread::scope(|s| {
+            let r = &r;
+            s.spawn(move || {
+                for i in 0..64 {
+                    r.submit(ReadRequest { disk: 0, first_chunk: i, chunk_count: 1, tag: i }).unwrap();
+                }
+            });
+            // Every block gets exactly one completion, and abandoned buffers do not starve
+            // the pool (2 buffers, 64 blocks).
+            for _ in 0..64 {
+                match r.completions().recv_timeout(std::time::Duration::from_secs(10)).expect("no deadlock") {
+                    Ok(b) => {
+                        assert_eq!(&b.buf[..], &data[b.first_chunk as usize * 4096..][..4096]);
+                        ok += 1;
+                    }
+                    Err(e) => {
+                        assert!(e.to_string().contains("io_uring failed"), "{e}");
+                        failed += 1;
+                    }
+                }
+            }
+        });
+        assert!(failed >= 1 && failed <= 2, "only reads in flight fail: {failed}");
+        assert_eq!(ok + failed, 64);
+        assert!(r.completions().is_empty());
+        assert!(r.allocated_buffers() <= 2);
+        let stats = r.finish().unwrap();
+        assert_eq!(stats.errors, failed);
     }
 
     #[test]

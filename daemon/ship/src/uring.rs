@@ -4,14 +4,18 @@
 //! buffer is never freed or reused while the kernel may write into it.
 
 use std::io;
-use std::mem;
 use std::os::unix::io::AsRawFd;
 
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use io_uring::{IoUring, Probe, opcode, types};
 
 use crate::op::{ReadOp, Step};
+use crate::pread;
 use crate::reader::{Completion, DiskSlot, ReaderStats};
+
+/// Fault injection for unit tests: the next wait for completions fails as if the ring broke.
+#[cfg(test)]
+pub(crate) static FAIL_NEXT_WAIT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Creates a ring of `queue_depth` entries and checks that it can read.
 pub(crate) fn setup(queue_depth: u32) -> io::Result<IoUring> {
@@ -24,9 +28,9 @@ pub(crate) fn setup(queue_depth: u32) -> io::Result<IoUring> {
     Ok(ring)
 }
 
-/// Ops in flight, by slot. Leaks (never frees) whatever is still in flight when dropped,
-/// which only happens when the loop is left abnormally (ring failure, panic): the kernel may
-/// still write into those buffers.
+/// Ops in flight, by slot. Abandons (never frees) whatever is still in flight when dropped,
+/// which only happens when the loop is left abnormally (panic): the kernel may still write
+/// into those buffers.
 struct Slots {
     ops: Vec<Option<ReadOp>>,
     free: Vec<usize>,
@@ -35,11 +39,14 @@ struct Slots {
 impl Drop for Slots {
     fn drop(&mut self) {
         for op in self.ops.drain(..).flatten() {
-            mem::forget(op);
+            op.abandon();
         }
     }
 }
 
+/// Serves requests until the request channel closes. Should the ring itself fail, every op
+/// in flight is reported failed (its buffer abandoned) and the rest is served by pread, so
+/// every submitted block still gets exactly one completion.
 pub(crate) fn run(
     mut ring: IoUring,
     disks: &[DiskSlot],
@@ -49,6 +56,28 @@ pub(crate) fn run(
 ) {
     let depth = ring.params().sq_entries() as usize;
     let mut slots = Slots { ops: (0..depth).map(|_| None).collect(), free: (0..depth).rev().collect() };
+    let Err(e) = drive(&mut ring, disks, &requests, &completions, stats, &mut slots) else {
+        return;
+    };
+    tracing::error!(error = %e, "io_uring failed; reads in flight fail, the rest continues with pread");
+    for op in slots.ops.iter_mut().filter_map(Option::take) {
+        stats.errors += 1;
+        let _ = completions.send(Err(op.io_error(io::Error::new(e.kind(), format!("io_uring failed: {e}")))));
+        op.abandon();
+    }
+    drop(ring);
+    pread::run(disks, requests, completions, stats);
+}
+
+fn drive(
+    ring: &mut IoUring,
+    disks: &[DiskSlot],
+    requests: &Receiver<ReadOp>,
+    completions: &Sender<Completion>,
+    stats: &mut ReaderStats,
+    slots: &mut Slots,
+) -> io::Result<()> {
+    let depth = slots.ops.len();
     let mut cqes: Vec<(u64, i32)> = Vec::with_capacity(ring.params().cq_entries() as usize);
     loop {
         // Fill free slots: block for work only when nothing is in flight.
@@ -56,7 +85,7 @@ pub(crate) fn run(
             let op = if slots.free.len() == depth {
                 match requests.recv() {
                     Ok(op) => op,
-                    Err(_) => return, // no more requests, nothing in flight
+                    Err(_) => return Ok(()), // no more requests, nothing in flight
                 }
             } else {
                 match requests.try_recv() {
@@ -66,16 +95,23 @@ pub(crate) fn run(
             };
             slots.free.pop();
             slots.ops[slot] = Some(op);
-            if let Err(e) = push(&mut ring, disks, &mut slots, slot) {
-                return fail_in_flight(&mut slots, &completions, stats, e);
-            }
+            push(ring, disks, slots, slot)?;
         }
-        match ring.submit_and_wait(1) {
+        #[cfg(test)]
+        let waited = if FAIL_NEXT_WAIT.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            ring.submit()?; // the SQEs reach the kernel, as in a real failure after submission
+            Err(io::Error::from_raw_os_error(libc::EFAULT))
+        } else {
+            ring.submit_and_wait(1)
+        };
+        #[cfg(not(test))]
+        let waited = ring.submit_and_wait(1);
+        match waited {
             Ok(_) => {}
-            // Interrupted while waiting (the SQEs were submitted), or completion queue
-            // full: reap what is there and go on.
+            // Interrupted while waiting (the SQEs were submitted), completion queue full or
+            // a transient shortage: reap what is there and go on.
             Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)) => {}
-            Err(e) => return fail_in_flight(&mut slots, &completions, stats, e),
+            Err(e) => return Err(e),
         }
         cqes.clear();
         cqes.extend(ring.completion().map(|c| (c.user_data(), c.result())));
@@ -91,9 +127,7 @@ pub(crate) fn run(
             match op.complete(result) {
                 Step::Again => {
                     stats.retries += 1;
-                    if let Err(e) = push(&mut ring, disks, &mut slots, slot) {
-                        return fail_in_flight(&mut slots, &completions, stats, e);
-                    }
+                    push(ring, disks, slots, slot)?;
                 }
                 Step::Done => {
                     let op = slots.ops[slot].take().expect("present");
@@ -129,8 +163,9 @@ fn push(ring: &mut IoUring, disks: &[DiskSlot], slots: &mut Slots, slot: usize) 
         // capacity, checked by ReadOp) and at a descriptor owned by `disks`, which outlives
         // this thread's loop. The op stays in its slot, untouched, until the kernel posts
         // the completion for this user_data; only then is the buffer read, moved on or
-        // freed (and `Slots` leaks it if the loop is left before that).
-        if unsafe { ring.submission().push(&entry) }.is_ok() {
+        // freed (and it is abandoned, never freed, if the loop is left before that).
+        let pushed = unsafe { ring.submission().push(&entry) };
+        if pushed.is_ok() {
             return Ok(());
         }
         if attempt == 0 {
@@ -140,14 +175,4 @@ fn push(ring: &mut IoUring, disks: &[DiskSlot], slots: &mut Slots, slot: usize) 
         }
     }
     Err(io::Error::other("io_uring submission queue full"))
-}
-
-/// The ring failed: report every op in flight as failed and leave their buffers to `Slots`
-/// (leaked: the kernel may still complete them).
-fn fail_in_flight(slots: &mut Slots, completions: &Sender<Completion>, stats: &mut ReaderStats, e: io::Error) {
-    tracing::error!(error = %e, "io_uring failed; reader stops");
-    for op in slots.ops.iter().flatten() {
-        stats.errors += 1;
-        let _ = completions.send(Err(op.io_error(io::Error::new(e.kind(), format!("io_uring failed: {e}")))));
-    }
 }

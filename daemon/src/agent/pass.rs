@@ -206,6 +206,7 @@ impl Worker<'_> {
             chunks.push((c, off, len, z, h));
         }
         ctx.progress.bytes_read.fetch_add(b.buf.len() as u64, Ordering::Relaxed);
+        throttle::wait(b.buf.len() as u64);
         // Decide what ships, recording hashes in the change map.
         let mut ship = Vec::new();
         {
@@ -287,6 +288,34 @@ impl Worker<'_> {
                 }
                 Err(_) => return Err("link closed while waiting for the standby".into()),
             }
+        }
+    }
+}
+
+/// Test hook: `DRPAIR_TEST_THROTTLE_BPS` caps the bytes per second a pass reads, so tests can
+/// kill processes in the middle of a long epoch. Unset in production.
+mod throttle {
+    use std::sync::Mutex;
+    use std::sync::OnceLock;
+    use std::time::{Duration, Instant};
+
+    static STATE: OnceLock<Option<(u64, Mutex<(Instant, u64)>)>> = OnceLock::new();
+
+    pub fn wait(bytes: u64) {
+        let st = STATE.get_or_init(|| {
+            let bps = std::env::var("DRPAIR_TEST_THROTTLE_BPS").ok()?.parse::<u64>().ok().filter(|b| *b > 0)?;
+            tracing::warn!(bps, "test throttle active: reads limited");
+            Some((bps, Mutex::new((Instant::now(), 0))))
+        });
+        let Some((bps, m)) = st else { return };
+        let due = {
+            let mut g = m.lock().expect("throttle");
+            g.1 += bytes;
+            g.0 + Duration::from_secs_f64(g.1 as f64 / *bps as f64)
+        };
+        let now = Instant::now();
+        if due > now {
+            std::thread::sleep(due - now);
         }
     }
 }

@@ -10,7 +10,7 @@ use crate::standby::registry::PairHandle;
 use crate::standby::Standby;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::get;
 use axum::{Json, Router};
 use drpair_types::{ApiError, ErrorCode, PairId};
 use std::sync::Arc;

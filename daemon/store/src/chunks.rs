@@ -171,7 +171,7 @@ mod tests {
     use crate::test_support::open_temp;
 
     fn raw(data: &[u8]) -> StoredChunk<'_> {
-        StoredChunk { compressed: false, raw_len: data.len() as u32, payload: data }
+        StoredChunk { compressed: false, raw_len: data.len().try_into().unwrap(), payload: data }
     }
 
     #[test]
@@ -183,7 +183,7 @@ mod tests {
         let zb = zstd::bulk::compress(&b, 3).unwrap();
         assert_eq!(s.has_chunks(&[ha, hb]).unwrap(), vec![false, false]);
         assert_eq!(s.put_chunk(&ha, raw(&a)).unwrap(), 65536 + 5);
-        let zchunk = StoredChunk { compressed: true, raw_len: b.len() as u32, payload: &zb };
+        let zchunk = StoredChunk { compressed: true, raw_len: 65536, payload: &zb };
         assert_eq!(s.put_chunk(&hb, zchunk).unwrap(), zb.len() as u64 + 5);
         assert_eq!(s.put_chunk(&hb, zchunk).unwrap(), 0, "already stored");
         assert_eq!(s.read_chunk(&ha).unwrap(), a);
@@ -251,5 +251,26 @@ mod tests {
         assert!(StoredChunk::parse(&h, &[9, 0, 0, 0, 0]).is_err());
         let ok = StoredChunk::parse(&h, &[0, 1, 0, 0, 0, 42]).unwrap();
         assert_eq!((ok.compressed, ok.raw_len, ok.payload), (false, 1, &[42u8][..]));
+    }
+}
+#[cfg(test)]
+mod probe {
+    #[test]
+    fn probe_cache_only() {
+        let (_dir, s) = crate::test_support::open_temp();
+        let data = vec![5u8; 65536];
+        let h = *blake3::hash(&data).as_bytes();
+        s.put_chunk(&h, super::StoredChunk { compressed: false, raw_len: 65536, payload: &data }).unwrap();
+        s.flush().unwrap();
+        let mut ro = rocksdb::ReadOptions::default();
+        ro.set_read_tier(rocksdb::ReadTier::BlockCache);
+        let cf = s.cf(crate::options::CF_CHUNKS);
+        for _ in 0..2 {
+            let r = s.db().batched_multi_get_cf_opt(cf, &[h, [1u8; 32]], false, &ro);
+            for x in r { println!("PROBE {:?}", x.map(|v| v.map(|v| v.len())).map_err(|e| e.to_string())); }
+        }
+        let _ = s.db().get_cf(cf, h).unwrap();
+        let r = s.db().batched_multi_get_cf_opt(cf, &[h, [1u8; 32]], false, &ro);
+        for x in r { println!("PROBE after get {:?}", x.map(|v| v.map(|v| v.len())).map_err(|e| e.to_string())); }
     }
 }

@@ -56,14 +56,6 @@ pub(crate) fn decode_version_key(k: &[u8]) -> Result<VersionKey, StoreError> {
     })
 }
 
-/// Prefix of every `versions` key of one disk of one pair.
-pub(crate) fn disk_prefix(pair_no: u32, disk: u32) -> [u8; 8] {
-    let mut p = [0u8; 8];
-    p[0..4].copy_from_slice(&pair_no.to_be_bytes());
-    p[4..8].copy_from_slice(&disk.to_be_bytes());
-    p
-}
-
 /// Prefix of every key of one pair in `versions`, `pending` and `points`.
 pub(crate) fn pair_prefix(pair_no: u32) -> [u8; 4] {
     pair_no.to_be_bytes()
@@ -185,7 +177,7 @@ mod tests {
                 VersionKey { pair_no: p, disk: d, chunk: c, epoch: e }
             );
             prop_assert!(pk.starts_with(&point_key(p, e)));
-            prop_assert!(k.starts_with(&disk_prefix(p, d)));
+            prop_assert!(k.starts_with(&pair_prefix(p)));
         }
 
         #[test]

@@ -50,10 +50,10 @@ impl Store {
             return Err(invalid(format!("belongs to pair '{}', not '{pair_id}'", point.pair_id)));
         }
         let _records = self.lock_records();
-        if let Some(committed) = self.latest_committed_epoch(pair_no)? {
-            if point.epoch <= committed {
-                return Err(StoreError::EpochNotOpen { pair_no, epoch: point.epoch, committed });
-            }
+        if let Some(committed) = self.latest_committed_epoch(pair_no)?
+            && point.epoch <= committed
+        {
+            return Err(StoreError::EpochNotOpen { pair_no, epoch: point.epoch, committed });
         }
         let mut batch = WriteBatch::default();
         batch.put_cf(self.cf(CF_POINTS), point_key(pair_no, point.epoch), encode_point(pair_no, point)?);

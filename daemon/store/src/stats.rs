@@ -12,8 +12,8 @@ pub struct StoreSizes {
     /// SST files of every column family (`rocksdb.total-sst-files-size`): keys, the version
     /// index, points, and chunks too small for blob files.
     pub sst_bytes: u64,
-    /// Estimated live data in SST files, without overwritten or deleted entries
-    /// (`rocksdb.estimate-live-data-size`, summed over column families).
+    /// Estimated live data, without overwritten or deleted entries: SST files plus the live
+    /// bytes of blob files (`rocksdb.estimate-live-data-size`, summed over column families).
     pub live_data_bytes: u64,
     /// Data still in memtables, not yet in files (`rocksdb.cur-size-all-mem-tables`).
     pub memtable_bytes: u64,

@@ -44,10 +44,10 @@ impl Store {
         if items.is_empty() {
             return Ok(());
         }
-        if let Some(committed) = self.latest_committed_epoch(pair_no)? {
-            if epoch <= committed {
-                return Err(StoreError::EpochNotOpen { pair_no, epoch, committed });
-            }
+        if let Some(committed) = self.latest_committed_epoch(pair_no)?
+            && epoch <= committed
+        {
+            return Err(StoreError::EpochNotOpen { pair_no, epoch, committed });
         }
         let (versions, pending) = (self.cf(CF_VERSIONS), self.cf(CF_PENDING));
         let mut batch = WriteBatch::default();
@@ -137,12 +137,13 @@ impl Store {
             count,
             reason: reason.to_string(),
         };
-        if count > MAX_RANGE_CHUNKS {
-            return Err(range_err("more chunks than one call answers (4194304)"));
-        }
+        let len = usize::try_from(count)
+            .ok()
+            .filter(|_| count <= MAX_RANGE_CHUNKS)
+            .ok_or_else(|| range_err("more chunks than one call answers (4194304)"))?;
         let end = first_chunk.checked_add(count).ok_or_else(|| range_err("end overflows"))?;
-        let mut out = Vec::with_capacity(count as usize);
-        if count == 0 {
+        let mut out = Vec::with_capacity(len);
+        if len == 0 {
             return Ok(out);
         }
         let mut ro = ReadOptions::default();
@@ -168,7 +169,7 @@ impl Store {
             let Some(k) = it.key() else {
                 // Nothing left in the range: no later chunk has a version either.
                 it.status()?;
-                out.resize(count as usize, None);
+                out.resize(len, None);
                 break;
             };
             let vk = decode_version_key(k)?;

@@ -49,7 +49,7 @@ fn versions_at_skips_long_histories_and_gaps() {
     let (_dir, s) = open_temp();
     // Chunk 0 has 40 versions (more than NEXT_BEFORE_SEEK), chunk 1000 one.
     for e in 1..=40u64 {
-        s.write_versions(1, e, &[(0, 0, data(e as u8))]).unwrap();
+        s.write_versions(1, e, &[(0, 0, data(u8::try_from(e).unwrap()))]).unwrap();
         commit(&s, 1, e);
     }
     s.write_versions(1, 41, &[(0, 1000, data(99))]).unwrap();

@@ -151,13 +151,18 @@ fn flipped_header_byte_is_damage() {
 fn truncated_or_extended_file_is_damage() {
     let f = fixture(4 * CHUNK);
     ChangeMap::create(&f.path, f.geometry, lineage(), 1).unwrap().close_clean().unwrap();
+    let good = std::fs::read(&f.path).unwrap();
     let full = 4096 + 4 * 40;
+    assert_eq!(good.len(), full);
     for len in [0, 100, 4095, 4096, full - 1, full + 1, full + 40] {
-        OpenOptions::new().write(true).open(&f.path).unwrap().set_len(len).unwrap();
+        let mut bytes = good.clone();
+        bytes.resize(len, 0);
+        std::fs::write(&f.path, &bytes).unwrap();
         let err = ChangeMap::open(&f.path, f.geometry).unwrap_err();
         assert!(matches!(err, ChangeMapError::Damaged { .. }), "{len}: {err}");
+        assert_eq!(std::fs::read(&f.path).unwrap(), bytes, "a refused open changes nothing");
     }
-    OpenOptions::new().write(true).open(&f.path).unwrap().set_len(full).unwrap();
+    std::fs::write(&f.path, &good).unwrap();
     assert!(ChangeMap::open(&f.path, f.geometry).unwrap().was_clean);
 }
 

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Installs what building and testing drpair needs on a fresh Debian 12 machine (idempotent),
+# then builds every binary in the one profile we use (release).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
+for pkg in e2fsprogs util-linux rsync fio zstd qemu-utils; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  echo "setup: installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
+fi
+
+# The target directory lives outside the clone (see .cargo/config.toml).
+echo "setup: building (release; the first build compiles rocksdb and takes ~10 minutes on 2 cores)"
+cargo build --release --locked --bins

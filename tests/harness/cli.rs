@@ -1,0 +1,95 @@
+//! Runs the `drpair` CLI against a standby: `DRPAIR_SERVER` set, `DRPAIR_TOKEN` set or
+//! removed, with a deadline.
+
+use serde_json::Value;
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// A CLI call that runs longer than this is killed and fails the test.
+const DEADLINE: Duration = Duration::from_secs(600);
+
+#[derive(Debug, Clone)]
+pub struct CliOut {
+    pub args: Vec<String>,
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl CliOut {
+    /// Asserts exit code 0.
+    pub fn ok(&self) -> &Self {
+        self.expect_code(0)
+    }
+
+    /// Asserts an exit code.
+    pub fn expect_code(&self, code: i32) -> &Self {
+        assert_eq!(self.code, code, "drpair {:?}: expected exit {code}, got {}\nstdout: {}\nstderr: {}", self.args, self.code, self.stdout, self.stderr);
+        self
+    }
+
+    /// Stdout as JSON.
+    pub fn json(&self) -> Value {
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("drpair {:?}: stdout is not JSON ({e}): {}\nstderr: {}", self.args, self.stdout, self.stderr))
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Cli {
+    server: String,
+    token: Option<String>,
+}
+
+impl Cli {
+    pub fn new(server: &str, token: Option<&str>) -> Self {
+        Self { server: server.into(), token: token.map(String::from) }
+    }
+
+    /// The same runner with another token (None: no token at all).
+    pub fn with_token(&self, token: Option<&str>) -> Self {
+        Self { token: token.map(String::from), ..self.clone() }
+    }
+
+    pub fn run(&self, args: &[&str]) -> CliOut {
+        let mut cmd = Command::new(crate::bin("drpair"));
+        cmd.args(args).env("DRPAIR_SERVER", &self.server).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        match &self.token {
+            Some(t) => cmd.env("DRPAIR_TOKEN", t),
+            None => cmd.env_remove("DRPAIR_TOKEN"),
+        };
+        let mut child = cmd.spawn().expect("cannot run drpair");
+        let mut so = child.stdout.take().expect("stdout");
+        let mut se = child.stderr.take().expect("stderr");
+        let t_out = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = so.read_to_string(&mut s);
+            s
+        });
+        let t_err = std::thread::spawn(move || {
+            let mut s = String::new();
+            let _ = se.read_to_string(&mut s);
+            s
+        });
+        let start = Instant::now();
+        let status = loop {
+            if let Some(st) = child.try_wait().expect("wait drpair") {
+                break st;
+            }
+            if start.elapsed() > DEADLINE {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("drpair {args:?} did not finish within {DEADLINE:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        let out = CliOut {
+            args: args.iter().map(|s| s.to_string()).collect(),
+            code: status.code().unwrap_or(-1),
+            stdout: t_out.join().expect("stdout thread"),
+            stderr: t_err.join().expect("stderr thread"),
+        };
+        crate::step(format!("drpair {} -> exit {}", args.join(" "), out.code));
+        out
+    }
+}

@@ -1,0 +1,179 @@
+//! `drpaird standby` and `drpaird agent` as test processes.
+
+use crate::api::Api;
+use crate::cli::Cli;
+use crate::env::TestEnv;
+use crate::process::Daemon;
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// How long a standby may take to open its store and serve.
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// A standby process with its data dir and bound addresses.
+pub struct Standby {
+    pub proc: Daemon,
+    pub data_dir: PathBuf,
+    pub link: SocketAddr,
+    pub api_addr: SocketAddr,
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+}
+
+fn os(v: &[&str]) -> Vec<OsString> {
+    v.iter().map(OsString::from).collect()
+}
+
+impl Standby {
+    /// Starts a standby on free ports of 127.0.0.1 (port 0) and waits until it serves.
+    /// After the first start its arguments name the bound ports, so a restart keeps them
+    /// (agents find it again at the same address).
+    pub fn start(env: &TestEnv, token: Option<&str>) -> Self {
+        let data_dir = env.mkdir("standby");
+        let token_file = token.map(|t| env.token_file("standby", t));
+        let log = env.path("standby.log");
+        env.add_log("standby", &log);
+        let args = |link: &str, api: &str| {
+            let mut a = os(&["standby", "--data-dir"]);
+            a.push(data_dir.clone().into());
+            a.extend(os(&["--listen", link, "--api-listen", api]));
+            if let Some(f) = &token_file {
+                a.push("--token-file".into());
+                a.push(f.clone().into());
+            }
+            a
+        };
+        let mut proc = Daemon::new("standby", &crate::bin("drpaird"), args("127.0.0.1:0", "127.0.0.1:0"), vec![], log);
+        let (link, api_addr) = start_and_wait(&mut proc, &data_dir);
+        // Pin the ports for restarts.
+        proc.set_args(args(&link.to_string(), &api_addr.to_string()));
+        crate::step(format!("standby serving: link {link}, api {api_addr}"));
+        Self { proc, data_dir, link, api_addr, token: token.map(String::from), token_file }
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.api_addr)
+    }
+
+    /// An API client with the standby's token.
+    pub fn api(&self) -> Api {
+        Api::new(&self.url(), self.token.as_deref())
+    }
+
+    /// A CLI runner pointed at this standby, with its token.
+    pub fn cli(&self) -> Cli {
+        Cli::new(&self.url(), self.token.as_deref())
+    }
+
+    pub fn kill9(&mut self) {
+        self.proc.kill9();
+    }
+
+    /// Clean stop; asserts exit code 0.
+    pub fn term(&mut self) {
+        let st = self.proc.term(Duration::from_secs(30));
+        assert!(st.success(), "standby exited with {st} after SIGTERM:\n{}", self.proc.tail(30));
+    }
+
+    /// Starts again with the same arguments (same data dir and ports) and waits until it serves.
+    pub fn restart(&mut self) {
+        let (link, api) = start_and_wait(&mut self.proc, &self.data_dir);
+        assert_eq!((link, api), (self.link, self.api_addr), "a restarted standby must serve on the same addresses");
+    }
+}
+
+/// Starts `proc` and waits for `DATA_DIR/link.addr` and `api.addr` (stale ones removed first).
+fn start_and_wait(proc: &mut Daemon, data_dir: &Path) -> (SocketAddr, SocketAddr) {
+    let (lf, af) = (data_dir.join("link.addr"), data_dir.join("api.addr"));
+    let _ = std::fs::remove_file(&lf);
+    let _ = std::fs::remove_file(&af);
+    proc.start();
+    crate::wait_until("the standby to write link.addr and api.addr", READY_TIMEOUT, || {
+        if let Some(st) = proc.try_exit() {
+            panic!("standby exited with {st} before serving:\n{}", proc.tail(40));
+        }
+        let read = |p: &Path| std::fs::read_to_string(p).ok().and_then(|s| s.trim().parse::<SocketAddr>().ok());
+        match (read(&lf), read(&af)) {
+            (Some(l), Some(a)) => Ok((l, a)),
+            other => Err(format!("addresses so far: {other:?}")),
+        }
+    })
+}
+
+/// Arguments of an agent; [`AgentSpec::spawn`] makes the process.
+#[derive(Clone, Debug)]
+pub struct AgentSpec {
+    pub pair: String,
+    pub disks: Vec<PathBuf>,
+    pub standby: SocketAddr,
+    pub state_dir: PathBuf,
+    pub token_file: Option<PathBuf>,
+    pub cut_interval: String,
+    pub chunk_size: Option<u64>,
+    pub compression: Option<String>,
+    /// `DRPAIR_TEST_THROTTLE_BPS`: bytes per second the agent's passes may read.
+    pub throttle_bps: Option<u64>,
+    pub extra: Vec<String>,
+}
+
+impl AgentSpec {
+    /// An agent of `pair` protecting `disks`, talking to `sb` with its token, cutting every
+    /// second with the scan tracker, state in `TEST_DIR/agent-PAIR`.
+    pub fn new(env: &TestEnv, sb: &Standby, pair: &str, disks: &[&Path]) -> Self {
+        Self {
+            pair: pair.into(),
+            disks: disks.iter().map(|d| d.to_path_buf()).collect(),
+            standby: sb.link,
+            state_dir: env.path(&format!("agent-{pair}")),
+            token_file: sb.token_file.clone(),
+            cut_interval: "1s".into(),
+            chunk_size: None,
+            compression: None,
+            throttle_bps: None,
+            extra: vec![],
+        }
+    }
+
+    pub fn args(&self) -> Vec<OsString> {
+        let mut a = os(&["agent", "--pair", &self.pair]);
+        for d in &self.disks {
+            a.push("--disk".into());
+            a.push(d.clone().into());
+        }
+        a.extend(os(&["--standby", &self.standby.to_string(), "--tracker", "scan", "--cut-interval", &self.cut_interval]));
+        a.push("--state-dir".into());
+        a.push(self.state_dir.clone().into());
+        if let Some(t) = &self.token_file {
+            a.push("--token-file".into());
+            a.push(t.clone().into());
+        }
+        if let Some(c) = self.chunk_size {
+            a.extend(os(&["--chunk-size", &c.to_string()]));
+        }
+        if let Some(c) = &self.compression {
+            a.extend(os(&["--compression", c]));
+        }
+        a.extend(self.extra.iter().map(OsString::from));
+        a
+    }
+
+    /// Makes the process (not started); its log is `TEST_DIR/LABEL.log`.
+    pub fn daemon(&self, env: &TestEnv, label: &str) -> Daemon {
+        let log = env.path(&format!("{label}.log"));
+        env.add_log(label, &log);
+        let envs = match self.throttle_bps {
+            Some(b) => vec![("DRPAIR_TEST_THROTTLE_BPS".into(), b.to_string().into())],
+            None => vec![],
+        };
+        Daemon::new(label, &crate::bin("drpaird"), self.args(), envs, log)
+    }
+
+    /// Makes and starts the process.
+    pub fn spawn(&self, env: &TestEnv, label: &str) -> Daemon {
+        let mut d = self.daemon(env, label);
+        d.start();
+        d
+    }
+}

@@ -1,0 +1,123 @@
+//! A hand-driven agent side of the replication link, for sending the standby bad input.
+
+use drpair_wire::{decode_body, decode_header, encode, AgentMsg, AgentState, Hello, StandbyMsg, WireDisk, HEADER_LEN};
+use std::io::{ErrorKind, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::{Duration, Instant};
+
+/// What reading the next frame gave.
+#[derive(Debug)]
+pub enum Recv {
+    Msg(StandbyMsg),
+    /// The standby closed the connection (EOF or reset).
+    Closed,
+    /// Nothing within the read timeout.
+    Timeout,
+    /// The standby sent something that is not a valid frame.
+    Bad(String),
+}
+
+pub struct RawLink {
+    stream: TcpStream,
+}
+
+impl RawLink {
+    pub fn connect(addr: SocketAddr) -> Self {
+        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        stream.set_nodelay(true).expect("nodelay");
+        Self { stream }
+    }
+
+    /// Writes raw bytes; an error means the standby already closed (fine for bad input).
+    pub fn send_bytes(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(b)?;
+        self.stream.flush()
+    }
+
+    /// Encodes and sends a message; panics if the standby already closed.
+    pub fn send(&mut self, m: &AgentMsg) {
+        let f = encode(m).expect("encode");
+        self.send_bytes(&f).unwrap_or_else(|e| panic!("sending {}: {e}", name(m)));
+    }
+
+    /// Reads one frame.
+    pub fn recv(&mut self) -> Recv {
+        let mut h = [0u8; HEADER_LEN];
+        if let Err(e) = self.stream.read_exact(&mut h) {
+            return match e.kind() {
+                ErrorKind::UnexpectedEof | ErrorKind::ConnectionReset | ErrorKind::BrokenPipe => Recv::Closed,
+                ErrorKind::WouldBlock | ErrorKind::TimedOut => Recv::Timeout,
+                _ => Recv::Bad(e.to_string()),
+            };
+        }
+        let header = match decode_header(&h) {
+            Ok(x) => x,
+            Err(e) => return Recv::Bad(e.to_string()),
+        };
+        let mut body = vec![0u8; header.len as usize];
+        if let Err(e) = self.stream.read_exact(&mut body) {
+            return Recv::Bad(format!("truncated frame: {e}"));
+        }
+        match decode_body::<StandbyMsg>(header, &body) {
+            Ok(m) => Recv::Msg(m),
+            Err(e) => Recv::Bad(e.to_string()),
+        }
+    }
+
+    /// Reads frames until the standby closes or `timeout` passes. Returns the messages and
+    /// whether the connection was closed.
+    pub fn drain(&mut self, timeout: Duration) -> (Vec<StandbyMsg>, bool) {
+        let deadline = Instant::now() + timeout;
+        self.stream.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+        let mut got = vec![];
+        let mut closed = false;
+        while Instant::now() < deadline {
+            match self.recv() {
+                Recv::Msg(m) => got.push(m),
+                Recv::Closed => {
+                    closed = true;
+                    break;
+                }
+                Recv::Timeout => {}
+                Recv::Bad(e) => panic!("the standby sent a bad frame: {e}"),
+            }
+        }
+        self.stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        (got, closed)
+    }
+
+    /// Sends a Hello and returns the standby's first answer.
+    pub fn hello(&mut self, h: Hello) -> StandbyMsg {
+        self.send(&AgentMsg::Hello(h));
+        match self.recv() {
+            Recv::Msg(m) => m,
+            other => panic!("no answer to Hello: {other:?}"),
+        }
+    }
+}
+
+/// A Hello of an agent without state (first start) offering one disk.
+pub fn hello(pair: &str, token: Option<&str>, path: &str, size: u64, chunk_size: u64) -> Hello {
+    Hello {
+        pair_id: pair.into(),
+        token: token.map(String::from),
+        host: std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown".into()),
+        agent_version: "e2e-raw".into(),
+        tracker: "scan".into(),
+        disks: vec![WireDisk { path: path.into(), size_bytes: size, chunk_size }],
+        state: AgentState::default(),
+        reinit: false,
+    }
+}
+
+fn name(m: &AgentMsg) -> &'static str {
+    match m {
+        AgentMsg::Hello(_) => "Hello",
+        AgentMsg::Have { .. } => "Have",
+        AgentMsg::Chunks { .. } => "Chunks",
+        AgentMsg::EpochEnd(_) => "EpochEnd",
+        AgentMsg::Progress(_) => "Progress",
+        AgentMsg::HashesRequest { .. } => "HashesRequest",
+    }
+}

@@ -1,0 +1,57 @@
+//! Waiting for a pair to reach a state, watching that its agent stays alive meanwhile.
+
+use crate::api::Api;
+use crate::process::Daemon;
+use drpair_types::PairStatus;
+use std::time::Duration;
+
+/// A one-line summary of a status, for progress and failure messages.
+pub fn describe(s: &PairStatus) -> String {
+    format!(
+        "state {:?}, ready {}, checkpoint {:?}, progress {}%, pass {:?}, connected {:?}, shipped {} B, points {}, failures {:?}",
+        s.state,
+        s.ready_for_failover,
+        s.recovery_checkpoint,
+        s.stats.progress_percent,
+        s.stats.pass.as_ref().map(|p| (p.epoch, p.kind.as_str(), p.chunks_done, p.chunks_total)),
+        s.agent.as_ref().map(|a| a.connected),
+        s.stats.bytes_shipped,
+        s.stats.points,
+        s.failure_messages.last()
+    )
+}
+
+/// Polls the pair's status until `pred` holds. If `agent` is given and exits meanwhile, the
+/// wait fails at once with its log tail.
+pub fn wait_status(
+    api: &Api,
+    pair: &str,
+    mut agent: Option<&mut Daemon>,
+    what: &str,
+    timeout: Duration,
+    mut pred: impl FnMut(&PairStatus) -> bool,
+) -> PairStatus {
+    crate::wait_until(&format!("pair {pair}: {what}"), timeout, || {
+        if let Some(a) = agent.as_deref_mut() {
+            if let Some(st) = a.try_exit() {
+                panic!("{} exited with {st} while waiting for {what}:\n{}", a.label(), a.tail(40));
+            }
+        }
+        let s = api.try_status(pair)?;
+        if pred(&s) { Ok(s) } else { Err(describe(&s)) }
+    })
+}
+
+/// Waits until the pair has a committed point (ready for failover).
+pub fn wait_ready(api: &Api, pair: &str, agent: &mut Daemon, timeout: Duration) -> PairStatus {
+    let s = wait_status(api, pair, Some(agent), "ready for failover", timeout, |s| s.ready_for_failover);
+    crate::step(format!("pair {pair} ready: {}", describe(&s)));
+    s
+}
+
+/// Waits until the standby sees the pair's agent connected (`true`) or not (`false`).
+pub fn wait_connected(api: &Api, pair: &str, connected: bool, timeout: Duration) -> PairStatus {
+    wait_status(api, pair, None, if connected { "agent connected" } else { "agent disconnected" }, timeout, |s| {
+        s.agent.as_ref().is_some_and(|a| a.connected) == connected
+    })
+}
