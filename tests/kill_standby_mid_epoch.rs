@@ -105,4 +105,19 @@ fn kill_standby_mid_epoch() {
     let points = check_points(&api);
     assert!(points.iter().any(|p| p.id == point.id));
     assert!(agent.is_running(), "the agent must survive the standby's crashes:\n{}", agent.tail(30));
+
+    // A clean stop (SIGTERM) of the standby while its agent ships, and a restart: the same
+    // points, and the agent carries on.
+    let before: Vec<RecoveryPoint> = api.points(PAIR);
+    sb.term();
+    sb.restart();
+    let after = api.points(PAIR);
+    assert!(
+        before.iter().all(|p| after.contains(p)),
+        "points changed across a clean standby restart: before {:?}, after {:?}",
+        before.iter().map(|p| p.id).collect::<Vec<_>>(),
+        after.iter().map(|p| p.id).collect::<Vec<_>>()
+    );
+    wait_connected(&api, PAIR, true, Duration::from_secs(60));
+    assert!(agent.is_running(), "the agent must survive a standby restart:\n{}", agent.tail(30));
 }

@@ -4,27 +4,21 @@
 //! Invariants:
 //! - The image has exactly the Content-Length the standby announced, or the command fails:
 //!   a short body is reported as truncated and never left behind as if complete.
+//! - Nothing is created before the standby answered 200 with a Content-Length.
 //! - A regular FILE is written as `FILE.partial` and renamed to FILE only after every byte
-//!   arrived and was synced; an existing FILE is untouched until then. A truncated or failed
-//!   export removes `FILE.partial` (an interrupted one may leave it; the next export
-//!   overwrites it).
-//! - A block device is written in place, every block (zeros included), after an O_EXCL
-//!   open that the kernel refuses while the device is mounted or in use; it needs --force.
-//! - All-zero 64 KiB blocks of a regular file become holes (written by offset, never
-//!   written at all), and `set_len` gives the file its full size at the end.
+//!   arrived and was synced; a truncated or failed export removes `FILE.partial`
+//!   (`image_target.rs`). A block device is written in place, every block.
+//! - All-zero 64 KiB blocks of a regular file become holes (`sparse.rs`).
 
 use crate::client::{CliError, Client};
+use crate::image_target::ImageTarget;
 use crate::output::{self, OutputFormat};
 use crate::sparse::{CopyError, SparseWriter, copy_sparse};
 use clap::Args;
 use drpair_types::{PairId, PointId};
 use indicatif::{ProgressBar, ProgressStyle};
-use std::ffi::OsString;
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Seek, SeekFrom};
-use std::os::unix::fs::FileTypeExt;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
@@ -95,56 +89,6 @@ impl fmt::Display for PointRef {
         match self {
             PointRef::Latest => f.write_str("latest"),
             PointRef::Id(id) => write!(f, "{id}"),
-        }
-    }
-}
-
-/// Where the image goes.
-#[derive(Debug, PartialEq, Eq)]
-enum Target {
-    File { path: PathBuf, partial: PathBuf },
-    Device { path: PathBuf },
-}
-
-/// Checks FILE before anything is downloaded.
-fn target_for(out: &Path, force: bool) -> Result<Target, CliError> {
-    let shown = out.display();
-    match fs::metadata(out) {
-        Ok(m) if m.file_type().is_block_device() && !force => Err(CliError::Failed(format!(
-            "{shown} is a block device: pass --force to overwrite it with the image"
-        ))),
-        Ok(m) if m.file_type().is_block_device() => Ok(Target::Device {
-            path: out.to_path_buf(),
-        }),
-        Ok(m) if m.is_file() && m.len() > 0 && !force => Err(CliError::Failed(format!(
-            "refusing to overwrite {shown} ({}): pass --force to replace it",
-            output::format_size(m.len())
-        ))),
-        Ok(m) if !m.is_file() => Err(CliError::Failed(format!(
-            "{shown} is neither a regular file nor a block device"
-        ))),
-        Ok(_) => Ok(file_target(out)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(file_target(out)),
-        Err(e) => Err(CliError::io(format!("cannot check {shown}"), e)),
-    }
-}
-
-fn file_target(out: &Path) -> Target {
-    let mut partial = OsString::from(out.as_os_str());
-    partial.push(".partial");
-    Target::File {
-        path: out.to_path_buf(),
-        partial: PathBuf::from(partial),
-    }
-}
-
-/// Removes `FILE.partial` on every way out of `run` except success.
-struct PartialGuard(Option<PathBuf>);
-
-impl Drop for PartialGuard {
-    fn drop(&mut self) {
-        if let Some(p) = self.0.take() {
-            let _ = fs::remove_file(p);
         }
     }
 }
@@ -221,7 +165,7 @@ fn export(
     output: OutputFormat,
     args: &ExportArgs,
 ) -> Result<ExportSummary, CliError> {
-    let target = target_for(&args.out, args.force)?;
+    let target = ImageTarget::check(&args.out, args.force)?;
     let shown = args.out.display().to_string();
     let path = format!(
         "/api/v1/pairs/{}/points/{}/disks/{}/image",
@@ -244,19 +188,8 @@ fn export(
     let resolved = header(POINT_ID_HEADER).and_then(|v| v.parse::<PointId>().ok());
     let point = resolved.map_or(args.point, PointRef::Id);
 
-    let (file, sparse, mut guard) = match &target {
-        Target::File { partial, .. } => {
-            let f = OpenOptions::new()
-                .write(true)
-                .create(true)
-                .truncate(true)
-                .open(partial);
-            let f =
-                f.map_err(|e| CliError::io(format!("cannot create {}", partial.display()), e))?;
-            (f, true, PartialGuard(Some(partial.clone())))
-        }
-        Target::Device { path } => (open_device(path, total)?, false, PartialGuard(None)),
-    };
+    let sparse = target.sparse();
+    let image = target.open(total)?;
     let bar = ProgressBar::with_draw_target(Some(total), output::progress_target(output))
         .with_style(
             ProgressStyle::with_template(
@@ -266,7 +199,7 @@ fn export(
             .progress_chars("=> "),
         )
         .with_message(format!("{} point {point} disk {}", args.pair, args.disk));
-    let mut writer = SparseWriter::new(file, sparse);
+    let mut writer = SparseWriter::new(&image.file, sparse);
     let mut body = resp.into_body().into_reader();
     let copied = copy_sparse(&mut body, &mut writer, |n| bar.inc(n));
     bar.finish_and_clear();
@@ -276,7 +209,7 @@ fn export(
         disk: args.disk,
         received,
         total,
-        partial_kept: matches!(target, Target::Device { .. }).then(|| shown.clone()),
+        partial_kept: (!sparse).then(|| shown.clone()),
     };
     match copied {
         Ok(received) if received < total => return Err(truncated(received)),
@@ -292,17 +225,7 @@ fn export(
     let stats = writer
         .finish()
         .map_err(|e| CliError::io(format!("writing {shown}"), e))?;
-    if let Target::File { path, partial } = &target {
-        fs::rename(partial, path).map_err(|e| {
-            CliError::io(format!("cannot rename {} to {shown}", partial.display()), e)
-        })?;
-        guard.0 = None;
-        let dir = path
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let _ = File::open(dir).and_then(|d| d.sync_all()); // make the rename durable
-    }
+    target.commit(image)?;
     Ok(ExportSummary {
         pair_id: args.pair.clone(),
         point,
@@ -315,57 +238,6 @@ fn export(
     })
 }
 
-/// `O_EXCL` on a block device (without `O_CREAT`): the kernel answers EBUSY while the device
-/// is mounted or held by another exclusive opener.
-#[cfg(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "x86",
-        target_arch = "aarch64",
-        target_arch = "arm",
-        target_arch = "riscv64"
-    )
-))]
-const O_EXCL: i32 = 0o200;
-#[cfg(not(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "x86",
-        target_arch = "aarch64",
-        target_arch = "arm",
-        target_arch = "riscv64"
-    )
-)))]
-const O_EXCL: i32 = 0;
-
-fn open_device(path: &Path, total: u64) -> Result<File, CliError> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let shown = path.display();
-    let mut f = OpenOptions::new()
-        .write(true)
-        .custom_flags(O_EXCL)
-        .open(path)
-        .map_err(|e| match e.kind() {
-            io::ErrorKind::ResourceBusy => CliError::Failed(format!(
-                "block device {shown} is in use (mounted?): not writing to it"
-            )),
-            _ => CliError::io(format!("cannot open {shown}"), e),
-        })?;
-    let size = f
-        .seek(SeekFrom::End(0))
-        .map_err(|e| CliError::io(format!("cannot size {shown}"), e))?;
-    if size < total {
-        return Err(CliError::Failed(format!(
-            "block device {shown} holds {} but the image is {}: not writing to it",
-            output::format_size(size),
-            output::format_size(total)
-        )));
-    }
-    Ok(f)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -373,6 +245,8 @@ mod tests {
     use crate::fake_server::{FakeServer, Reply};
     use crate::sparse::BLOCK;
     use crate::sparse::tests::temp_path;
+    use std::fs;
+    use std::path::Path;
 
     fn args(out: &Path, point: PointRef, force: bool) -> ExportArgs {
         ExportArgs {
@@ -385,9 +259,9 @@ mod tests {
     }
 
     fn partial_of(out: &Path) -> PathBuf {
-        match file_target(out) {
-            Target::File { partial, .. } => partial,
-            Target::Device { .. } => unreachable!(),
+        match ImageTarget::file(out) {
+            ImageTarget::File { partial, .. } => partial,
+            ImageTarget::Device { .. } => unreachable!(),
         }
     }
 
@@ -398,37 +272,6 @@ mod tests {
         assert!("-1".parse::<PointRef>().is_err());
         assert!("newest".parse::<PointRef>().is_err());
         assert_eq!(PointRef::Id(7).to_string(), "7");
-    }
-
-    #[test]
-    fn existing_files_need_force() {
-        let out = temp_path("target.img");
-        assert_eq!(target_for(&out, false).unwrap(), file_target(&out));
-        fs::write(&out, b"").unwrap();
-        assert!(
-            target_for(&out, false).is_ok(),
-            "an empty file may be replaced"
-        );
-        fs::write(&out, b"old image").unwrap();
-        let err = target_for(&out, false).unwrap_err();
-        assert!(
-            err.to_string().starts_with("refusing to overwrite")
-                && err.to_string().contains("--force"),
-            "{err}"
-        );
-        assert!(target_for(&out, true).is_ok());
-        let dir = out.parent().unwrap();
-        assert!(
-            target_for(dir, true)
-                .unwrap_err()
-                .to_string()
-                .contains("neither a regular file nor a block device")
-        );
-        assert_eq!(
-            partial_of(Path::new("/x/d.img")),
-            PathBuf::from("/x/d.img.partial")
-        );
-        fs::remove_file(&out).unwrap();
     }
 
     #[test]

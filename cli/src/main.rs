@@ -21,6 +21,7 @@ mod error;
 mod export;
 #[cfg(test)]
 mod fake_server;
+mod image_target;
 mod output;
 mod pairs;
 mod points;

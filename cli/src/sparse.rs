@@ -14,8 +14,8 @@ use std::os::unix::fs::FileExt;
 pub const BLOCK: usize = 64 << 10;
 
 /// Writes an image block by block, leaving all-zero blocks as holes when `sparse`.
-pub struct SparseWriter {
-    file: File,
+pub struct SparseWriter<'f> {
+    file: &'f File,
     sparse: bool,
     offset: u64,
     block: Vec<u8>,
@@ -29,9 +29,9 @@ pub struct SparseStats {
     pub zero_bytes: u64,
 }
 
-impl SparseWriter {
+impl<'f> SparseWriter<'f> {
     /// `file` must be empty when `sparse` (holes read as zeros only in a fresh file).
-    pub fn new(file: File, sparse: bool) -> Self {
+    pub fn new(file: &'f File, sparse: bool) -> Self {
         Self {
             file,
             sparse,
@@ -163,7 +163,8 @@ pub(crate) mod tests {
 
     /// Feeds `img` in reads of odd sizes, as a network would.
     fn write_in_odd_pieces(img: &[u8], sparse: bool, path: &std::path::Path) -> SparseStats {
-        let mut w = SparseWriter::new(File::create(path).unwrap(), sparse);
+        let file = File::create(path).unwrap();
+        let mut w = SparseWriter::new(&file, sparse);
         let mut reader = io::Cursor::new(img);
         let mut pieces = [1usize, 4093, BLOCK, 3 * BLOCK + 7, 100_000]
             .into_iter()
@@ -229,7 +230,7 @@ pub(crate) mod tests {
         std::fs::write(&path, vec![0xAAu8; 8 * BLOCK]).unwrap();
         let img = image(8, 0, |i| i == 3);
         let file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
-        let mut w = SparseWriter::new(file, false);
+        let mut w = SparseWriter::new(&file, false);
         let got = copy_sparse(&mut io::Cursor::new(&img), &mut w, |_| {}).unwrap();
         assert_eq!(got, img.len() as u64);
         assert_eq!(
@@ -261,7 +262,8 @@ pub(crate) mod tests {
             }
         }
         let path = temp_path("broken.img");
-        let mut w = SparseWriter::new(File::create(&path).unwrap(), true);
+        let file = File::create(&path).unwrap();
+        let mut w = SparseWriter::new(&file, true);
         match copy_sparse(&mut Breaks(300_000), &mut w, |_| {}) {
             Err(CopyError::Read { received, .. }) => assert_eq!(received, 300_000),
             other => panic!("{other:?}"),

@@ -78,7 +78,7 @@ pub fn step(msg: impl AsRef<str>) {
 pub fn wait_until<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Result<T, String>) -> T {
     let _ = t0();
     let start = Instant::now();
-    let mut last = String::from("(not checked yet)");
+    let mut last: String;
     loop {
         match f() {
             Ok(v) => return v,

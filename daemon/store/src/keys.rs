@@ -82,9 +82,8 @@ pub(crate) fn pending_key(pair_no: u32, epoch: u64, disk: u32, chunk: u64) -> [u
 
 /// The `versions` key a `pending` key stands for.
 pub(crate) fn decode_pending_key(k: &[u8]) -> Result<VersionKey, StoreError> {
-    let k: &[u8; PENDING_KEY_LEN] = k
-        .try_into()
-        .map_err(|_| StoreError::bad_record("pending key", format!("length {} instead of 24", k.len())))?;
+    let k: &[u8; PENDING_KEY_LEN] =
+        k.try_into().map_err(|_| StoreError::bad_record("pending key", format!("length {} instead of 24", k.len())))?;
     Ok(VersionKey {
         pair_no: u32::from_be_bytes(k[0..4].try_into().expect("4 bytes")),
         epoch: u64::from_be_bytes(k[4..12].try_into().expect("8 bytes")),
@@ -121,10 +120,7 @@ pub(crate) fn decode_version(key: &VersionKey, v: &[u8]) -> Result<ChunkVersion,
         (Some(&TAG_ZERO), 1) => Ok(ChunkVersion::Zero),
         (Some(&TAG_DATA), 33) => Ok(ChunkVersion::Data(v[1..].try_into().expect("32 bytes"))),
         _ => Err(StoreError::bad_record(
-            format!(
-                "version entry pair #{} disk {} chunk {} epoch {}",
-                key.pair_no, key.disk, key.chunk, key.epoch
-            ),
+            format!("version entry pair #{} disk {} chunk {} epoch {}", key.pair_no, key.disk, key.chunk, key.epoch),
             format!("unknown layout (tag {:?}, {} bytes)", v.first(), v.len()),
         )),
     }

@@ -82,8 +82,8 @@ impl Store {
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open { dir: dir.display().to_string(), source };
         let cache = options::block_cache();
-        let db = DB::open_cf_descriptors(&options::db_options(), dir, options::cf_descriptors(&cache))
-            .map_err(open_err)?;
+        let db =
+            DB::open_cf_descriptors(&options::db_options(), dir, options::cf_descriptors(&cache)).map_err(open_err)?;
         debug_assert!(ALL_CFS.iter().all(|name| db.cf_handle(name).is_some()));
         tracing::info!(dir = %dir.display(), "store opened");
         Ok(Store { inner: Arc::new(Inner { db, dir: dir.to_path_buf(), records: Mutex::new(()) }) })

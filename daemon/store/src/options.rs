@@ -31,7 +31,8 @@ pub(crate) fn db_options() -> Options {
     // Bounds memory: rocksdb flushes the largest memtable once all of them together hold
     // this much, whatever the per-CF write buffer sizes add up to.
     o.set_db_write_buffer_size(ALL_MEMTABLES_BYTES);
-    // Two cores: one flush and one compaction at a time, leaving CPU for hashing.
+    // Two cores: one flush and one compaction at a time, leaving CPU for hashing (today's
+    // default, pinned so that an upgrade cannot raise it).
     o.set_max_background_jobs(2);
     // Bounds the table cache (one open table reader per file, with its metadata).
     o.set_max_open_files(512);
@@ -58,14 +59,11 @@ fn cf_base(cache: &Cache, write_buffer: usize, bloom: bool) -> (Options, BlockBa
     // Index and filter blocks live in (and are bounded by) the block cache instead of
     // growing outside it with the number of files.
     t.set_cache_index_and_filter_blocks(true);
-    t.set_cache_index_and_filter_blocks_with_high_priority(true);
     // ... but those of L0 files stay pinned: they are read on every lookup.
     t.set_pin_l0_filter_and_index_blocks_in_cache(true);
     if bloom {
         // ~1% false positives: most `has_chunks` lookups of new data are for absent keys.
         t.set_bloom_filter(10.0, false);
-        // Filter allocation sized to the allocator's slabs: less memory for the same rate.
-        t.set_optimize_filters_for_memory(true);
     }
     let mut o = Options::default();
     // No compressor is compiled into rocksdb (default features off); set it everywhere so

@@ -33,9 +33,8 @@ impl Store {
         let mut out = Vec::new();
         for item in self.db().iterator_cf(self.cf(CF_PAIRS), IteratorMode::Start) {
             let (k, v) = item?;
-            let record = serde_json::from_slice(&v).map_err(|e| {
-                StoreError::bad_record(format!("pair '{}' record", String::from_utf8_lossy(&k)), e)
-            })?;
+            let record = serde_json::from_slice(&v)
+                .map_err(|e| StoreError::bad_record(format!("pair '{}' record", String::from_utf8_lossy(&k)), e))?;
             out.push(record);
         }
         Ok(out)
@@ -65,7 +64,8 @@ impl Store {
         let _records = self.lock_records();
         let prefix = pair_prefix(pair_no);
         let mut batch = WriteBatch::default();
-        for (cf, key_len) in [(CF_VERSIONS, VERSION_KEY_LEN), (CF_PENDING, VERSION_KEY_LEN), (CF_POINTS, POINT_KEY_LEN)] {
+        for (cf, key_len) in [(CF_VERSIONS, VERSION_KEY_LEN), (CF_PENDING, VERSION_KEY_LEN), (CF_POINTS, POINT_KEY_LEN)]
+        {
             batch.delete_range_cf(self.cf(cf), prefix.to_vec(), prefix_end(&prefix, key_len));
         }
         self.write_synced(batch)?;

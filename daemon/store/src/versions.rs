@@ -5,8 +5,8 @@
 //! entry with epoch ≤ *P*.
 
 use crate::keys::{
-    VERSION_KEY_LEN, decode_pending_key, decode_version, decode_version_key, encode_version,
-    pair_prefix, pending_key, prefix_end, version_key,
+    VERSION_KEY_LEN, decode_pending_key, decode_version, decode_version_key, encode_version, pair_prefix, pending_key,
+    prefix_end, version_key,
 };
 use crate::options::{CF_PENDING, CF_VERSIONS};
 use crate::{Hash, Store, StoreError};
@@ -130,13 +130,8 @@ impl Store {
         first_chunk: u64,
         count: u64,
     ) -> Result<Vec<Option<ChunkVersion>>, StoreError> {
-        let range_err = |reason: &str| StoreError::Range {
-            pair_no,
-            disk,
-            first: first_chunk,
-            count,
-            reason: reason.to_string(),
-        };
+        let range_err =
+            |reason: &str| StoreError::Range { pair_no, disk, first: first_chunk, count, reason: reason.to_string() };
         let len = usize::try_from(count)
             .ok()
             .filter(|_| count <= MAX_RANGE_CHUNKS)

@@ -132,7 +132,13 @@ fn step() -> impl Strategy<Value = Step> {
         prop::bool::weighted(0.25),
         prop::bool::weighted(0.15),
     )
-        .prop_map(|(pair_no, epoch_gap, writes, abandon, flush)| Step { pair_no, epoch_gap, writes, abandon, flush })
+        .prop_map(|(pair_no, epoch_gap, writes, abandon, flush)| Step {
+            pair_no,
+            epoch_gap,
+            writes,
+            abandon,
+            flush,
+        })
 }
 
 type Model = BTreeMap<(u32, u32, u64), BTreeMap<u64, ChunkVersion>>;
