@@ -3,6 +3,7 @@
 use drpair_wire::{decode_body, decode_header, FrameError, HEADER_LEN};
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::mpsc;
 
 /// Why reading a frame failed.
 #[derive(Debug, thiserror::Error)]
@@ -37,4 +38,20 @@ pub async fn read_msg<R: AsyncRead + Unpin, M: DeserializeOwned>(r: &mut R, buf:
 pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &[u8]) -> Result<(), LinkError> {
     w.write_all(frame).await?;
     Ok(())
+}
+
+/// Spawns the task that owns the write half of a connection: it writes every frame sent on
+/// the returned channel (bounded: senders wait when the link is slow), and shuts the socket
+/// down once every sender is gone or a write fails.
+pub fn spawn_writer<W: AsyncWrite + Unpin + Send + 'static>(mut w: W, depth: usize) -> (mpsc::Sender<Vec<u8>>, tokio::task::JoinHandle<()>) {
+    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(depth);
+    let task = tokio::spawn(async move {
+        while let Some(f) = rx.recv().await {
+            if write_frame(&mut w, &f).await.is_err() {
+                break;
+            }
+        }
+        let _ = w.shutdown().await;
+    });
+    (tx, task)
 }

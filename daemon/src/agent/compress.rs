@@ -1,36 +1,54 @@
 //! Compression of shipped chunks: a fixed zstd level, off, or `auto`, which adapts the level
-//! to the link: when sending waits on the link most of the time, compress harder; when the
-//! link waits on the compressor, compress less, down to none on a fast link.
+//! to the link through [`drpair_ship::AdaptiveLevel`] (compress harder when sending waits on
+//! the link, less — down to none — when the link waits on the compressor).
 
 use crate::config::CompressionSetting;
-use drpair_ship::{Compression, Compressor};
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use drpair_ship::{AdaptiveLevel, Compression, Compressor, LinkSample};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-/// Levels `auto` moves between (0 = off).
-const LADDER: [i32; 5] = [0, 1, 3, 6, 9];
-/// How often `auto` reconsiders.
-const ADJUST_EVERY: Duration = Duration::from_secs(1);
+/// How often `auto` takes a sample.
+const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+struct Window {
+    adaptive: Option<AdaptiveLevel>,
+    started: Instant,
+}
 
 /// Shared by the workers of the agent.
 pub struct CompressionCtl {
-    setting: CompressionSetting,
-    level: AtomicI32,
-    workers: u64,
+    /// 0 = off, else the zstd level in use.
+    level: std::sync::atomic::AtomicI32,
     send_wait_ns: AtomicU64,
     compress_ns: AtomicU64,
-    last: Mutex<Instant>,
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    window: Mutex<Window>,
+}
+
+fn to_level(c: Compression) -> i32 {
+    match c {
+        Compression::Off => 0,
+        Compression::Zstd(l) => l,
+    }
 }
 
 impl CompressionCtl {
     pub fn new(setting: CompressionSetting, workers: usize) -> Self {
-        let level = match setting {
-            CompressionSetting::Auto => 1,
-            CompressionSetting::Off => 0,
-            CompressionSetting::Zstd(l) => l,
+        let (start, adaptive) = match setting {
+            CompressionSetting::Auto => (Compression::Zstd(1), Some(AdaptiveLevel::new(Compression::Zstd(1), workers.max(1) as u32))),
+            CompressionSetting::Off => (Compression::Off, None),
+            CompressionSetting::Zstd(l) => (Compression::Zstd(l), None),
         };
-        Self { setting, level: AtomicI32::new(level), workers: workers.max(1) as u64, send_wait_ns: AtomicU64::new(0), compress_ns: AtomicU64::new(0), last: Mutex::new(Instant::now()) }
+        Self {
+            level: std::sync::atomic::AtomicI32::new(to_level(start)),
+            send_wait_ns: AtomicU64::new(0),
+            compress_ns: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            window: Mutex::new(Window { adaptive, started: Instant::now() }),
+        }
     }
 
     /// Current zstd level (0 = off).
@@ -42,47 +60,33 @@ impl CompressionCtl {
         WorkerCompressor { level: -1, inner: None }
     }
 
+    /// Time a worker waited to hand a frame to the link.
     pub fn record_send_wait(&self, d: Duration) {
         self.send_wait_ns.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
-        self.maybe_adjust();
+        self.maybe_adapt();
     }
 
-    fn record_compress(&self, d: Duration) {
-        self.compress_ns.fetch_add(d.as_nanos() as u64, Ordering::Relaxed);
-    }
-
-    fn maybe_adjust(&self) {
-        if self.setting != CompressionSetting::Auto {
+    fn maybe_adapt(&self) {
+        let Ok(mut w) = self.window.try_lock() else { return };
+        let elapsed = w.started.elapsed();
+        if elapsed < SAMPLE_EVERY {
             return;
         }
-        let Ok(mut last) = self.last.try_lock() else { return };
-        let el = last.elapsed();
-        if el < ADJUST_EVERY {
-            return;
-        }
-        *last = Instant::now();
-        let budget = el.as_nanos() as f64 * self.workers as f64;
-        let wait = self.send_wait_ns.swap(0, Ordering::Relaxed) as f64 / budget;
-        let comp = self.compress_ns.swap(0, Ordering::Relaxed) as f64 / budget;
-        let cur = self.level();
-        let next = next_level(cur, wait, comp);
-        if next != cur {
-            tracing::debug!(from = cur, to = next, wait, comp, "compression level adapted to the link");
+        w.started = Instant::now();
+        let Some(adaptive) = w.adaptive.as_mut() else { return };
+        let sample = LinkSample {
+            bytes_in: self.bytes_in.swap(0, Ordering::Relaxed),
+            bytes_out: self.bytes_out.swap(0, Ordering::Relaxed),
+            compress_busy: Duration::from_nanos(self.compress_ns.swap(0, Ordering::Relaxed)),
+            send_blocked: Duration::from_nanos(self.send_wait_ns.swap(0, Ordering::Relaxed)),
+            elapsed,
+        };
+        let before = self.level();
+        let next = to_level(adaptive.observe(&sample));
+        if next != before {
+            tracing::info!(from = before, to = next, "compression level adapted to the link (0 = off)");
             self.level.store(next, Ordering::Relaxed);
         }
-    }
-}
-
-/// The adaptation rule, pure: `wait` and `comp` are the fractions of worker time spent
-/// waiting for the link and compressing over the last period.
-pub fn next_level(cur: i32, wait: f64, comp: f64) -> i32 {
-    let pos = LADDER.iter().position(|&l| l >= cur).unwrap_or(LADDER.len() - 1);
-    if wait > 0.5 && pos + 1 < LADDER.len() {
-        LADDER[pos + 1]
-    } else if wait < 0.05 && comp > 0.25 && pos > 0 {
-        LADDER[pos - 1]
-    } else {
-        LADDER[pos]
     }
 }
 
@@ -96,7 +100,9 @@ impl WorkerCompressor {
     /// Compressed bytes, or None to ship the chunk raw (off, or not worth it).
     pub fn compress(&mut self, data: &[u8], ctl: &CompressionCtl) -> Option<Vec<u8>> {
         let level = ctl.level();
+        ctl.bytes_in.fetch_add(data.len() as u64, Ordering::Relaxed);
         if level == 0 {
+            ctl.bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
             return None;
         }
         if level != self.level || self.inner.is_none() {
@@ -105,29 +111,27 @@ impl WorkerCompressor {
         }
         let t = Instant::now();
         let out = self.inner.as_mut().expect("compressor").compress(data);
-        ctl.record_compress(t.elapsed());
+        ctl.compress_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
+        ctl.bytes_out.fetch_add(out.as_ref().map_or(data.len(), Vec::len) as u64, Ordering::Relaxed);
         out
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::next_level;
+    use super::*;
 
     #[test]
-    fn adapts_to_the_bottleneck() {
-        // (current, wait, compress) -> next
-        let table = [
-            (1, 0.9, 0.1, 3),  // link-bound: compress harder
-            (3, 0.9, 0.1, 6),
-            (9, 0.9, 0.1, 9),  // already at the top
-            (1, 0.01, 0.6, 0), // CPU-bound on a fast link: stop compressing
-            (6, 0.01, 0.6, 3),
-            (0, 0.01, 0.6, 0),
-            (3, 0.2, 0.2, 3),  // balanced: stay
-        ];
-        for (cur, wait, comp, want) in table {
-            assert_eq!(next_level(cur, wait, comp), want, "{cur} {wait} {comp}");
-        }
+    fn fixed_settings_do_not_move() {
+        let c = CompressionCtl::new(CompressionSetting::Zstd(3), 2);
+        assert_eq!(c.level(), 3);
+        let off = CompressionCtl::new(CompressionSetting::Off, 2);
+        let mut w = off.compressor();
+        assert!(w.compress(&[1u8; 65536], &off).is_none());
+        let auto = CompressionCtl::new(CompressionSetting::Auto, 2);
+        assert_eq!(auto.level(), 1);
+        let mut w = auto.compressor();
+        let out = w.compress(&[7u8; 65536], &auto).unwrap();
+        assert!(out.len() < 1000);
     }
 }

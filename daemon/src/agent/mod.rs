@@ -82,6 +82,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
     let mut backoff = Duration::from_millis(500);
     let outcome = loop {
         let abort = Arc::new(AtomicBool::new(false));
+        let started = std::time::Instant::now();
         let r = tokio::select! {
             r = session::run(agent.clone(), abort.clone()) => r,
             _ = &mut shutdown => {
@@ -97,7 +98,8 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
                 break Err(anyhow::anyhow!("standby refused this agent: {m}"));
             }
             Err(SessionError::Transient(m)) => {
-                if m.starts_with("connected:") {
+                // A connection that served for a while starts the backoff over.
+                if started.elapsed() > Duration::from_secs(30) {
                     backoff = Duration::from_millis(500);
                 }
                 tracing::warn!(pair = %agent.cfg.pair, "link down: {m}; retrying in {backoff:?}");

@@ -3,14 +3,13 @@
 
 use super::pass::{self, HaveRoutes, PassCtx, PassMode, PassProgress};
 use super::{Agent, SessionError};
-use crate::link::{read_msg, write_frame, LinkError};
+use crate::link::{read_msg, spawn_writer, write_frame, LinkError};
 use crate::timefmt::now_ms;
 use drpair_types::{Consistency, Epoch, PointKind};
 use drpair_wire::{encode, AgentMsg, EpochEnd, Hello, PassKind, Progress, StandbyMsg, WireDisk, WireVersion};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
@@ -72,15 +71,7 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
 
     // Frames out: one writer task; frames in: one reader task routing hash answers straight
     // to the waiting workers and everything else to this loop.
-    let (out, mut out_rx) = mpsc::channel::<Vec<u8>>(16);
-    let writer = tokio::spawn(async move {
-        while let Some(f) = out_rx.recv().await {
-            if write_frame(&mut wr, &f).await.is_err() {
-                break;
-            }
-        }
-        let _ = wr.shutdown().await;
-    });
+    let (out, writer) = spawn_writer(wr, 16);
     let routes: HaveRoutes = Default::default();
     let (ctl_tx, ctl) = mpsc::channel(64);
     let routes2 = routes.clone();

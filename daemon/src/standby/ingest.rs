@@ -68,6 +68,7 @@ pub fn check_item(pair: &PairId, disks: &[DiskGeometry], item: &ChunkItem) -> Re
 }
 
 /// Verifies and stores one frame's chunks, then records their versions in the open epoch.
+/// `bulk` (large epochs) writes chunk data without the WAL; the commit flushes it first.
 pub fn ingest(
     store: &Store,
     pair: &PairId,
@@ -75,6 +76,7 @@ pub fn ingest(
     disks: &[DiskGeometry],
     epoch: Epoch,
     items: Vec<ChunkItem>,
+    bulk: bool,
 ) -> Result<Ingested, String> {
     let mut out = Ingested::default();
     let mut versions = Vec::with_capacity(items.len());
@@ -130,9 +132,9 @@ pub fn ingest(
                     ));
                 }
                 out.shipped += payload.len() as u64;
-                out.stored += store
-                    .put_chunk(&hash, StoredChunk { compressed, raw_len, payload: &payload })
-                    .map_err(|e| format!("{}: {e}", at()))?;
+                let chunk = StoredChunk { compressed, raw_len, payload: &payload };
+                let stored = if bulk { store.put_chunk_bulk(&hash, chunk) } else { store.put_chunk(&hash, chunk) };
+                out.stored += stored.map_err(|e| format!("{}: {e}", at()))?;
                 ChunkVersion::Data(hash)
             }
         };

@@ -290,3 +290,83 @@ impl Registry {
         v.into_iter().map(|(_, h)| h).collect()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drpair_types::ChunkSize;
+
+    fn record(committed: Epoch) -> PairRecord {
+        PairRecord {
+            pair_id: PairId::new("p").unwrap(),
+            pair_no: 1,
+            lineage: Lineage::nil(),
+            disks: vec![DiskRecord { path: "/d".into(), geometry: DiskGeometry::new(1 << 20, ChunkSize::DEFAULT).unwrap() }],
+            committed,
+            registered_unix_ms: now_ms(),
+            source_host: "h".into(),
+            source_address: "127.0.0.1".into(),
+            tracker: "scan".into(),
+        }
+    }
+
+    fn session() -> SessionHandle {
+        SessionHandle { conn_id: 1, tx: mpsc::channel(1).0, kill: Arc::new(Notify::new()) }
+    }
+
+    #[test]
+    fn state_table() {
+        // (connected, ever connected, committed, pass) -> state, ready for failover
+        let table = [
+            (false, false, 0, None, PairState::Initiating, false),
+            (true, true, 0, Some(PassKind::Initial), PairState::InitialSync, false),
+            (true, true, 0, None, PairState::InitialSync, false),
+            (true, true, 5, Some(PassKind::Scan), PairState::Replicating, true),
+            (true, true, 5, None, PairState::Replicating, true),
+            (true, true, 5, Some(PassKind::Reconcile), PairState::Rescanning, true),
+            (false, true, 0, None, PairState::Disconnected, false),
+            (false, false, 5, None, PairState::Disconnected, true),
+        ];
+        for (connected, ever, committed, pass, want, ready) in table {
+            let h = PairHandle::new(record(committed), None, 0);
+            {
+                let mut rt = h.runtime.lock().unwrap();
+                rt.session = connected.then(session);
+                rt.ever_connected = ever;
+                rt.progress.pass = pass;
+            }
+            let s = h.status();
+            assert_eq!(s.state, want, "{connected} {ever} {committed} {pass:?}");
+            assert_eq!(s.ready_for_failover, ready);
+            assert_eq!(s.state_label, want.label());
+        }
+    }
+
+    #[test]
+    fn progress_and_eta() {
+        let h = PairHandle::new(record(0), None, 0);
+        {
+            let mut rt = h.runtime.lock().unwrap();
+            rt.session = Some(session());
+            rt.set_progress(Progress { epoch: 1, pass: Some(PassKind::Initial), chunks_done: 0, chunks_total: 100, ..Default::default() });
+            rt.pass_started = Some((Instant::now() - std::time::Duration::from_secs(10), 0));
+            rt.set_progress(Progress { epoch: 1, pass: Some(PassKind::Initial), chunks_done: 25, chunks_total: 100, ..Default::default() });
+        }
+        let s = h.status();
+        assert_eq!(s.stats.progress_percent, 25.0);
+        let eta = s.stats.eta_seconds.unwrap();
+        assert!((29..=31).contains(&eta), "eta {eta}");
+        assert_eq!(s.stats.pass.unwrap().kind, "initial");
+    }
+
+    #[test]
+    fn geometry_mismatch_names_the_disk() {
+        let r = record(1);
+        let same = [WireDisk { path: "/d".into(), size_bytes: 1 << 20, chunk_size: 65536 }];
+        assert!(r.geometry_mismatch(&same).is_none());
+        let grown = [WireDisk { path: "/d".into(), size_bytes: 2 << 20, chunk_size: 65536 }];
+        let m = r.geometry_mismatch(&grown).unwrap();
+        assert!(m.contains("disk 0") && m.contains("1048576") && m.contains("2097152"), "{m}");
+        assert!(r.geometry_mismatch(&[]).unwrap().contains("1 disk(s)"));
+    }
+}

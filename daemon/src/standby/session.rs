@@ -11,36 +11,29 @@
 use super::ingest::{self, Ingested};
 use super::registry::{Committed, DiskRecord, PairHandle, PairRecord, SessionHandle};
 use super::Standby;
-use crate::link::{read_msg, write_frame, LinkError};
+use crate::link::{read_msg, spawn_writer, LinkError};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_types::{ChunkSize, DiskGeometry, Epoch, PairId, PointKind, PointSizes, RecoveryPoint};
 use drpair_wire::{encode, AgentMsg, EpochEnd, Hello, RefuseCode, StandbyMsg, WireVersion};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, Notify, Semaphore};
 use tokio::task::JoinSet;
 
 /// Frames being verified and stored at once per connection (bounds memory; backpressure).
 const INGEST_PARALLEL: usize = 4;
+/// Past this many payload bytes in one epoch, chunks are written in bulk (without the WAL).
+const BULK_AFTER_BYTES: u64 = 64 << 20;
 /// Largest range one hash request may ask for.
 const MAX_HASH_RANGE: u64 = 65536;
 
 /// Serves one connection until it ends.
 pub async fn serve(sb: Arc<Standby>, stream: TcpStream, peer: SocketAddr) {
     let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
-    let (tx, mut rx) = mpsc::channel::<Vec<u8>>(64);
-    let writer = tokio::spawn(async move {
-        while let Some(f) = rx.recv().await {
-            if write_frame(&mut wr, &f).await.is_err() {
-                break;
-            }
-        }
-        let _ = wr.shutdown().await;
-    });
+    let (mut rd, wr) = stream.into_split();
+    let (tx, writer) = spawn_writer(wr, 64);
     let mut buf = Vec::new();
     let hello = match tokio::time::timeout(Duration::from_secs(15), read_msg::<_, AgentMsg>(&mut rd, &mut buf)).await {
         Ok(Ok(AgentMsg::Hello(h))) => h,
@@ -113,7 +106,7 @@ pub async fn serve(sb: Arc<Standby>, stream: TcpStream, peer: SocketAddr) {
     }
     tracing::info!(pair = %pair_id, %peer, registered, committed, "agent connected");
     let _ = tx.send(encode(&StandbyMsg::Welcome { lineage, committed, registered }).expect("encode")).await;
-    let mut s = Session { sb: sb.clone(), handle: handle.clone(), pair_id: pair_id.clone(), pair_no, tx: tx.clone(), open: None, tasks: JoinSet::new(), sem: Arc::new(Semaphore::new(INGEST_PARALLEL)), epoch_stats: Ingested::default(), covered: vec![] };
+    let mut s = Session { sb: sb.clone(), handle: handle.clone(), pair_id: pair_id.clone(), pair_no, tx: tx.clone(), open: None, tasks: JoinSet::new(), sem: Arc::new(Semaphore::new(INGEST_PARALLEL)), epoch_stats: Ingested::default(), covered: vec![], epoch_payload: 0 };
     let result = s.run(&mut rd, &kill).await;
     // Let in-flight ingest jobs end before anything of the open epoch is discarded.
     while s.tasks.join_next().await.is_some() {}
@@ -270,6 +263,8 @@ struct Session {
     epoch_stats: Ingested,
     /// Per disk: which chunks the open epoch has received.
     covered: Vec<Vec<u64>>,
+    /// Payload bytes received in the open epoch.
+    epoch_payload: u64,
 }
 
 impl Session {
@@ -292,11 +287,9 @@ impl Session {
                     if hashes.len() > 4096 {
                         return Err(format!("Have query of {} hashes exceeds 4096", hashes.len()));
                     }
-                    let store = self.sb.store.clone();
-                    let have = tokio::task::spawn_blocking(move || store.has_chunks(&hashes))
-                        .await
-                        .map_err(|e| e.to_string())?
-                        .map_err(|e| e.to_string())?;
+                    // Answered in place: a few bloom-filter and memtable probes, and the
+                    // agent's workers wait on the answer.
+                    let have = tokio::task::block_in_place(|| self.sb.store.has_chunks(&hashes)).map_err(|e| e.to_string())?;
                     self.send(StandbyMsg::HaveReply { batch, have }).await;
                 }
                 AgentMsg::Chunks { epoch, items } => self.chunks(epoch, items).await?,
@@ -347,6 +340,7 @@ impl Session {
                 }
                 self.open = Some(epoch);
                 self.epoch_stats = Ingested::default();
+                self.epoch_payload = 0;
                 self.covered = self.geometries().iter().map(|g| vec![0u64; g.chunk_count().div_ceil(64) as usize]).collect();
                 Ok(())
             }
@@ -365,10 +359,18 @@ impl Session {
             }
             words[w] |= 1 << b;
         }
+        self.epoch_payload += items
+            .iter()
+            .map(|i| match &i.body {
+                drpair_wire::ChunkBody::Data { payload, .. } => payload.len() as u64,
+                _ => 0,
+            })
+            .sum::<u64>();
+        let bulk = self.epoch_payload > BULK_AFTER_BYTES;
         let permit = self.sem.clone().acquire_owned().await.map_err(|e| e.to_string())?;
         let (store, pair, pair_no) = (self.sb.store.clone(), self.pair_id.clone(), self.pair_no);
         self.tasks.spawn_blocking(move || {
-            let r = ingest::ingest(&store, &pair, pair_no, &disks, epoch, items);
+            let r = ingest::ingest(&store, &pair, pair_no, &disks, epoch, items, bulk);
             drop(permit);
             r
         });

@@ -141,6 +141,17 @@ impl Store {
     /// the bytes newly written, 0 when the hash was already stored. The caller has verified
     /// blake3 of the chunk; this checks only the header and lengths.
     pub fn put_chunk(&self, hash: &Hash, chunk: StoredChunk<'_>) -> Result<u64, StoreError> {
+        self.put_chunk_with(hash, chunk, false)
+    }
+
+    /// Like [`Store::put_chunk`] but without the WAL, for the bulk of large epochs: the value
+    /// is written once (to its blob file at flush) instead of twice. Durable once the next
+    /// commit has flushed it; lost in a crash before that, like the epoch that wrote it.
+    pub fn put_chunk_bulk(&self, hash: &Hash, chunk: StoredChunk<'_>) -> Result<u64, StoreError> {
+        self.put_chunk_with(hash, chunk, true)
+    }
+
+    fn put_chunk_with(&self, hash: &Hash, chunk: StoredChunk<'_>, bulk: bool) -> Result<u64, StoreError> {
         chunk.check(hash)?;
         if self.has_chunks(std::slice::from_ref(hash))?[0] {
             return Ok(0);
@@ -148,7 +159,7 @@ impl Store {
         let value = chunk.encode();
         let mut batch = rocksdb::WriteBatch::default();
         batch.put_cf(self.cf(CF_CHUNKS), hash, &value);
-        self.write_unsynced(batch)?;
+        if bulk { self.write_bulk(batch)? } else { self.write_unsynced(batch)? }
         Ok(value.len() as u64)
     }
 
@@ -200,6 +211,14 @@ mod tests {
         assert_eq!(s.read_chunk(&hb).unwrap(), b);
         assert_eq!(s.put_chunk(&ha, raw(&a)).unwrap(), 0);
         assert_eq!(s.get_chunk_raw(&absent).unwrap(), None);
+        // Bulk chunks (no WAL) read back the same and are flushed by the next commit.
+        let c: Vec<u8> = (0..4096u32).map(|i| (i % 7) as u8).collect();
+        let hc = *blake3::hash(&c).as_bytes();
+        assert_eq!(s.put_chunk_bulk(&hc, raw(&c)).unwrap(), 4096 + 5);
+        assert_eq!(s.read_chunk(&hc).unwrap(), c);
+        assert!(s.inner_bulk_pending());
+        s.make_bulk_durable().unwrap();
+        assert!(!s.inner_bulk_pending());
     }
 
     #[test]

@@ -29,7 +29,9 @@
 //!    decompression; a mismatch is [`StoreError::Corrupt`] naming the hash.
 //!
 //! Chunks and version entries are written without fsync: they become durable with the next
-//! synced commit, because all column families share one WAL. Chunks are never deleted yet
+//! synced commit, because all column families share one WAL. Bulk chunks (large epochs) skip
+//! the WAL altogether — writing each value once instead of twice — and every commit first
+//! flushes the chunks column family if any were written since its last flush. Chunks are never deleted yet
 //! (`wipe_pair` leaves them; reclaiming unreferenced chunks is a later issue).
 
 mod chunks;
@@ -55,6 +57,7 @@ pub use drpair_types::{PairId, RecoveryPoint};
 use options::ALL_CFS;
 use rocksdb::{ColumnFamily, DB, WriteBatch, WriteOptions};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 
 /// Handle on the standby store; cheap to clone, shared between threads.
@@ -69,6 +72,9 @@ struct Inner {
     /// Serialises the read-check-write sequences on records (pair numbers, points): they are
     /// rare and must not interleave.
     records: Mutex<()>,
+    /// Chunks were written without the WAL since the last flush of the chunks column family:
+    /// the next commit must flush it first (see [`Store::put_chunk_bulk`]).
+    unflushed_bulk: AtomicBool,
 }
 
 impl std::fmt::Debug for Store {
@@ -86,7 +92,7 @@ impl Store {
             DB::open_cf_descriptors(&options::db_options(), dir, options::cf_descriptors(&cache)).map_err(open_err)?;
         debug_assert!(ALL_CFS.iter().all(|name| db.cf_handle(name).is_some()));
         tracing::info!(dir = %dir.display(), "store opened");
-        Ok(Store { inner: Arc::new(Inner { db, dir: dir.to_path_buf(), records: Mutex::new(()) }) })
+        Ok(Store { inner: Arc::new(Inner { db, dir: dir.to_path_buf(), records: Mutex::new(()), unflushed_bulk: AtomicBool::new(false) }) })
     }
 
     /// The directory the store lives in.
@@ -126,11 +132,44 @@ impl Store {
         Ok(())
     }
 
+    /// Writes `batch` without the WAL (bulk chunk data): durable only once its memtable is
+    /// flushed, which [`Store::make_bulk_durable`] forces before every commit.
+    pub(crate) fn write_bulk(&self, batch: WriteBatch) -> Result<(), StoreError> {
+        let mut w = WriteOptions::default();
+        w.disable_wal(true);
+        self.inner.db.write_opt(batch, &w)?;
+        // Set after the write: a commit that clears the flag before this point flushes a
+        // memtable that already holds the write.
+        self.inner.unflushed_bulk.store(true, Ordering::SeqCst);
+        Ok(())
+    }
+
+    /// Flushes the chunks column family if chunks were written without the WAL since the
+    /// last flush, so that every chunk a commit may reference is durable before it.
+    pub(crate) fn make_bulk_durable(&self) -> Result<(), StoreError> {
+        if self.inner.unflushed_bulk.swap(false, Ordering::SeqCst) {
+            let mut fo = rocksdb::FlushOptions::default();
+            fo.set_wait(true);
+            if let Err(e) = self.inner.db.flush_cf_opt(self.cf(options::CF_CHUNKS), &fo) {
+                self.inner.unflushed_bulk.store(true, Ordering::SeqCst);
+                return Err(e.into());
+            }
+        }
+        Ok(())
+    }
+
     /// Takes the record lock (see [`Inner::records`]). A poisoned lock only means another
     /// thread panicked between check and write, which left nothing half written (each write
     /// is one batch), so it is taken anyway.
     pub(crate) fn lock_records(&self) -> MutexGuard<'_, ()> {
         self.inner.records.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+impl Store {
+    pub(crate) fn inner_bulk_pending(&self) -> bool {
+        self.inner.unflushed_bulk.load(Ordering::SeqCst)
     }
 }
 

@@ -50,6 +50,7 @@ impl Store {
             return Err(invalid(format!("belongs to pair '{}', not '{pair_id}'", point.pair_id)));
         }
         let _records = self.lock_records();
+        self.make_bulk_durable()?;
         if let Some(committed) = self.latest_committed_epoch(pair_no)?
             && point.epoch <= committed
         {
