@@ -7,7 +7,7 @@
 //!     ships about what changed, and every listed point still exports in full.
 
 use drpair_e2e::image::{create_image, hash_file, overwrite_chunks, pick_chunks, Fill};
-use drpair_e2e::pair::{describe, wait_status};
+use drpair_e2e::pair::{describe, wait_epoch_in_flight, wait_status};
 use drpair_e2e::{step, wait_connected, wait_ready, AgentSpec, Standby, TestEnv, MIB};
 use drpair_types::{PairState, PointKind};
 use std::time::Duration;
@@ -91,10 +91,9 @@ fn kill_during_incremental_epoch() {
     let epoch_at_change = at_change.stats.current_epoch;
     step(format!("changed {} chunks at {}", changed.len(), describe(&at_change)));
 
-    // Kill in the middle of the first pass that started after the change.
-    let at_kill = wait_status(&api, pair, Some(&mut agent), "the next pass at 40%", LONG, |s| {
-        s.stats.pass.as_ref().is_some_and(|p| p.epoch > epoch_at_change && p.chunks_total > 0 && p.chunks_done * 100 >= p.chunks_total * 40)
-    });
+    // Kill in the middle of the epoch that ships the changes (the pass running at the change
+    // or the next one), once 1 MiB of them is in flight.
+    let at_kill = wait_epoch_in_flight(&api, pair, &mut agent, epoch_at_change, MIB, LONG);
     agent.kill9();
     step(format!("agent killed at {}", describe(&at_kill)));
     let killed_epoch = at_kill.stats.pass.as_ref().map(|p| p.epoch).unwrap_or_default();

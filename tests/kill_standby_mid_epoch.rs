@@ -7,7 +7,7 @@
 //! during a large incremental epoch after the baseline.
 
 use drpair_e2e::image::{create_image, hash_file, overwrite_chunks, pick_chunks, Fill};
-use drpair_e2e::pair::{describe, wait_status};
+use drpair_e2e::pair::{describe, wait_epoch_in_flight, wait_status};
 use drpair_e2e::{step, wait_connected, wait_ready, AgentSpec, Api, Standby, TestEnv, MIB};
 use drpair_types::{PairState, PointKind, RecoveryPoint};
 use std::time::Duration;
@@ -66,22 +66,13 @@ fn kill_standby_mid_epoch() {
     assert_eq!(api.export_full(PAIR, &baseline.to_string(), 0, DISK_SIZE), original, "the baseline differs from the source");
 
     // 2. Kill during a large incremental epoch: rewrite 20% of the chunks and kill once the
-    // pass that ships them has sent a good part of them.
+    // pass that ships them (the one running, or the next) has sent 4 MiB of them.
     let chunk_count = DISK_SIZE / CHUNK;
     let changed = pick_chunks(chunk_count, chunk_count / 5, 5);
     overwrite_chunks(&img, CHUNK, &changed, 6);
     let (_, source) = hash_file(&img);
     let epoch_at_change = api.status(PAIR).stats.current_epoch;
-    let mut pass_start: Option<(u64, u64)> = None; // (epoch, bytes shipped when first seen)
-    let at_kill = wait_status(&api, PAIR, Some(&mut agent), "a pass after the change with data in flight", LONG, |s| {
-        let Some(p) = s.stats.pass.as_ref().filter(|p| p.epoch > epoch_at_change) else { return false };
-        let start = *pass_start.get_or_insert((p.epoch, s.stats.bytes_shipped));
-        if start.0 != p.epoch {
-            pass_start = Some((p.epoch, s.stats.bytes_shipped));
-            return false;
-        }
-        p.chunks_total > 0 && p.chunks_done * 100 >= p.chunks_total * 40 && s.stats.bytes_shipped >= start.1 + 4 * MIB
-    });
+    let at_kill = wait_epoch_in_flight(&api, PAIR, &mut agent, epoch_at_change, 4 * MIB, LONG);
     let killed_epoch = at_kill.stats.pass.as_ref().map(|p| p.epoch).unwrap_or_default();
     let before: Vec<u64> = api.points(PAIR).iter().map(|p| p.id).collect();
     sb.kill9();

@@ -55,3 +55,13 @@ pub fn spawn_writer<W: AsyncWrite + Unpin + Send + 'static>(mut w: W, depth: usi
     });
     (tx, task)
 }
+
+/// Aborts a task when dropped: helper tasks of a connection end with it, even when the
+/// connection's future is cancelled (shutdown) rather than finished.
+pub struct AbortOnDrop(pub tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}

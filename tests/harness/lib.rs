@@ -10,7 +10,12 @@
 //!
 //! Binaries come from `DRPAIR_BIN_DIR`, or else from the directory of the test executable's
 //! parent (`…/release/deps/test-xxx` → `…/release`). Build them first with
-//! `cargo build --release --bins`.
+//! `cargo build --release --bins`, then `cargo test --release -p drpair-e2e -- --test-threads=2`
+//! (root is needed: loop devices, mount, fsfreeze).
+//!
+//! Environment: `DRPAIR_BIN_DIR` (binaries), `DRPAIR_E2E_TMP` (where test directories go,
+//! default the system temp dir), `DRPAIR_E2E_KEEP` (keep a failed test's directory),
+//! `DRPAIR_LOG` (daemon log filter, default `info`).
 
 pub mod api;
 pub mod blockdev;

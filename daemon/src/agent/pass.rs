@@ -158,12 +158,17 @@ pub fn run(ctx: PassCtx) -> Result<PassSummary, String> {
                 s.payload_bytes += w.sum.payload_bytes;
             }));
         }
+        for h in handles {
+            let _ = h.join();
+        }
+        // Workers stopped early (error or abort): drop what is still read so buffers go back
+        // to the pool and a feeder blocked on backpressure can finish.
+        while !feeder.is_finished() {
+            let _ = completions.recv_timeout(Duration::from_millis(20));
+        }
         if let Ok(Err(e)) = feeder.join() {
             ctx.abort.store(true, Ordering::Relaxed);
             failed.lock().expect("failed").get_or_insert(e);
-        }
-        for h in handles {
-            let _ = h.join();
         }
     });
     drop(reader);

@@ -3,7 +3,7 @@
 
 use super::pass::{self, HaveRoutes, PassCtx, PassMode, PassProgress};
 use super::{Agent, SessionError};
-use crate::link::{read_msg, spawn_writer, write_frame, LinkError};
+use crate::link::{read_msg, spawn_writer, write_frame, AbortOnDrop, LinkError};
 use crate::timefmt::now_ms;
 use drpair_types::{Consistency, Epoch, PointKind};
 use drpair_wire::{encode, AgentMsg, EpochEnd, Hello, PassKind, Progress, StandbyMsg, WireDisk, WireVersion};
@@ -75,7 +75,7 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
     let routes: HaveRoutes = Default::default();
     let (ctl_tx, ctl) = mpsc::channel(64);
     let routes2 = routes.clone();
-    let reader = tokio::spawn(async move {
+    let reader = AbortOnDrop(tokio::spawn(async move {
         let mut buf = Vec::new();
         loop {
             match read_msg::<_, StandbyMsg>(&mut rd, &mut buf).await {
@@ -101,11 +101,11 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
         }
         // Wake every worker still waiting for an answer.
         routes2.lock().expect("routes").clear();
-    });
+    }));
     let mut conn = Conn { agent: agent.clone(), out, ctl, routes, next_batch: Arc::new(AtomicU64::new(1)), abort, lineage, requests: vec![] };
     let r = conn.serve(reconcile, committed).await;
     conn.abort.store(true, Ordering::Relaxed);
-    reader.abort();
+    drop(reader);
     drop(conn);
     let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
     r
@@ -300,7 +300,7 @@ impl Conn {
         let reporter = {
             let (out, progress, agent, reason) = (self.out.clone(), progress.clone(), self.agent.clone(), reason.clone());
             let base = agent.bytes_read_total.load(Ordering::Relaxed);
-            tokio::spawn(async move {
+            AbortOnDrop(tokio::spawn(async move {
                 loop {
                     let p = &progress;
                     let shipped = p.shipped.load(Ordering::Relaxed);
@@ -320,11 +320,11 @@ impl Conn {
                     }
                     tokio::time::sleep(Duration::from_millis(500)).await;
                 }
-            })
+            }))
         };
         let t0 = Instant::now();
         let summary = tokio::task::spawn_blocking(move || pass::run(ctx)).await.map_err(transient);
-        reporter.abort();
+        drop(reporter);
         self.agent.bytes_read_total.fetch_add(progress.bytes_read.load(Ordering::Relaxed), Ordering::Relaxed);
         let summary = summary?.map_err(|e| transient(format!("epoch {epoch}: {e}")))?;
         let end = EpochEnd {

@@ -206,7 +206,7 @@ fn handshake(sb: &Standby, h: &Hello, peer: SocketAddr) -> Result<(Arc<PairHandl
     let mut rec = handle.record.lock().expect("record");
     if let Some(m) = rec.geometry_mismatch(&h.disks) {
         return Err((RefuseCode::GeometryMismatch, format!(
-            "{m}. The recovery points were cut with the registered geometry: restore the disk's previous size, or restart replication of the pair (a new baseline)"
+            "{m}. The recovery points were cut with the registered geometry: restore the registered disks and sizes, or restart replication of the pair (a new baseline)"
         )));
     }
     if h.reinit {

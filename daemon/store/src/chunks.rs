@@ -121,6 +121,8 @@ impl Store {
         let mut undecided = Vec::new();
         for (i, r) in db.batched_multi_get_cf_opt(cf, hashes, false, &cache_only).into_iter().enumerate() {
             match r {
+                // An empty value is rocksdb's "may exist" (bloom hit, data block not cached): never a stored chunk.
+                Ok(Some(v)) if v.is_empty() => undecided.push(i),
                 Ok(v) => found[i] = v.is_some(),
                 Err(e) if e.kind() == ErrorKind::Incomplete && e.as_ref().contains(BLOB_NOT_READ) => found[i] = true,
                 Err(e) if e.kind() == ErrorKind::Incomplete => undecided.push(i),
