@@ -5,7 +5,7 @@ use super::pass::{self, HaveRoutes, PassCtx, PassMode, PassProgress};
 use super::{Agent, SessionError};
 use crate::link::{read_msg, spawn_writer, write_frame, AbortOnDrop, LinkError};
 use crate::timefmt::now_ms;
-use drpair_types::{Consistency, Epoch, PointKind};
+use drpair_types::{Epoch, PointKind};
 use drpair_wire::{encode, AgentMsg, EpochEnd, Hello, PassKind, Progress, StandbyMsg, WireDisk, WireVersion};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
@@ -103,7 +103,7 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
         routes2.lock().expect("routes").clear();
     }));
     let mut conn = Conn { agent: agent.clone(), out, ctl, routes, next_batch: Arc::new(AtomicU64::new(1)), abort, lineage, requests: vec![] };
-    let r = conn.serve(reconcile, committed).await;
+    let r = conn.serve(reconcile).await;
     conn.abort.store(true, Ordering::Relaxed);
     drop(reader);
     drop(conn);
@@ -152,14 +152,13 @@ impl Conn {
         }
     }
 
-    async fn serve(&mut self, reconcile: Option<String>, committed: Epoch) -> Res<()> {
+    async fn serve(&mut self, reconcile: Option<String>) -> Res<()> {
         let mut full = None;
         if let Some(reason) = reconcile {
             tracing::warn!(pair = %self.agent.cfg.pair, "differential resync: {reason}");
             self.load_standby_hashes(&reason).await?;
             full = Some(reason);
         }
-        let _ = committed;
         let interval = self.agent.cfg.cut_interval;
         let mut next_cut = Instant::now();
         let mut last_beat = Instant::now();
@@ -332,7 +331,8 @@ impl Conn {
             lineage: self.lineage,
             cut_unix_ms: cut_ms,
             kind: if requests.is_empty() { PointKind::Scheduled } else { PointKind::Manual },
-            consistency: if collected.consistency == Consistency::AppConsistent { Consistency::AppConsistent } else { collected.consistency },
+            // Exactly what the tracker achieved: never more.
+            consistency: collected.consistency,
             request_ids: requests,
             chunks: summary.chunks,
             full_pass: mode == PassMode::All,
