@@ -23,6 +23,7 @@ pids=()
 cleanup() {
   set +e
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
+  [ -s "$work/rsyncd.pid" ] && kill "$(cat "$work/rsyncd.pid")" 2>/dev/null
   mountpoint -q "$work/mnt" && umount "$work/mnt"
   [ -n "${loop:-}" ] && losetup -d "$loop"
   rm -rf "$work"
@@ -71,9 +72,10 @@ read only = no
 uid = root
 gid = root
 CONF
-rsync --daemon --config="$work/rsyncd.conf" --port=18730 --address=127.0.0.1
-sleep 0.5
-rsync_to() { rsync "$@" "$src" rsync://127.0.0.1:18730/bench/src.img; }
+port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+rsync --daemon --config="$work/rsyncd.conf" --port="$port" --address=127.0.0.1
+for _ in $(seq 50); do [ -s "$work/rsyncd.pid" ] && break; sleep 0.1; done
+rsync_to() { rsync "$@" "$src" "rsync://127.0.0.1:$port/bench/src.img"; }
 drop_caches; rm -f "$work/rsync-dst/src.img"; t0=$(now); rsync_to --whole-file; t_rsync=$(elapsed "$t0" "$(now)")
 echo "rsync --whole-file: ${t_rsync}s"
 drop_caches; rm -f "$work/rsync-dst/src.img"; t0=$(now); rsync_to --whole-file -z --compress-choice=zstd --compress-level=1; t_rsync_z=$(elapsed "$t0" "$(now)")
@@ -145,7 +147,7 @@ print(sum(len(subprocess.run(['zstd', '-1', '-c'], input=d[i:i + 65536], capture
 PY
 )
 sync
-drop_caches; t0=$(now); rsync --inplace --no-whole-file "$src" rsync://127.0.0.1:18730/bench/src.img; t_rsync_inplace=$(elapsed "$t0" "$(now)")
+drop_caches; t0=$(now); rsync_to --inplace --no-whole-file; t_rsync_inplace=$(elapsed "$t0" "$(now)")
 echo "rsync --inplace --no-whole-file: ${t_rsync_inplace}s"
 
 sd="$work/standby-zstd1"; ad="$work/agent-zstd1"
