@@ -38,7 +38,7 @@ impl RawLink {
     /// Encodes and sends a message; panics if the standby already closed.
     pub fn send(&mut self, m: &AgentMsg) {
         let f = encode(m).expect("encode");
-        self.send_bytes(&f).unwrap_or_else(|e| panic!("sending {}: {e}", name(m)));
+        self.send_bytes(&f).unwrap_or_else(|e| panic!("sending {}: {e}", m.name()));
     }
 
     /// Reads one frame.
@@ -108,16 +108,5 @@ pub fn hello(pair: &str, token: Option<&str>, path: &str, size: u64, chunk_size:
         disks: vec![WireDisk { path: path.into(), size_bytes: size, chunk_size }],
         state: AgentState::default(),
         reinit: false,
-    }
-}
-
-fn name(m: &AgentMsg) -> &'static str {
-    match m {
-        AgentMsg::Hello(_) => "Hello",
-        AgentMsg::Have { .. } => "Have",
-        AgentMsg::Chunks { .. } => "Chunks",
-        AgentMsg::EpochEnd(_) => "EpochEnd",
-        AgentMsg::Progress(_) => "Progress",
-        AgentMsg::HashesRequest { .. } => "HashesRequest",
     }
 }

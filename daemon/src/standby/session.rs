@@ -38,7 +38,7 @@ pub async fn serve(sb: Arc<Standby>, stream: TcpStream, peer: SocketAddr) {
     let hello = match tokio::time::timeout(Duration::from_secs(15), read_msg::<_, AgentMsg>(&mut rd, &mut buf)).await {
         Ok(Ok(AgentMsg::Hello(h))) => h,
         Ok(Ok(other)) => {
-            refuse(&tx, RefuseCode::BadRequest, format!("expected Hello as the first message, got {}", msg_name(&other))).await;
+            refuse(&tx, RefuseCode::BadRequest, format!("expected Hello as the first message, got {}", other.name())).await;
             return finish(tx, writer).await;
         }
         Ok(Err(e)) => {
@@ -144,17 +144,6 @@ async fn finish(tx: mpsc::Sender<Vec<u8>>, writer: tokio::task::JoinHandle<()>) 
 
 async fn refuse(tx: &mpsc::Sender<Vec<u8>>, code: RefuseCode, message: String) {
     let _ = tx.send(encode(&StandbyMsg::Refused { code, message }).expect("encode")).await;
-}
-
-fn msg_name(m: &AgentMsg) -> &'static str {
-    match m {
-        AgentMsg::Hello(_) => "Hello",
-        AgentMsg::Have { .. } => "Have",
-        AgentMsg::Chunks { .. } => "Chunks",
-        AgentMsg::EpochEnd(_) => "EpochEnd",
-        AgentMsg::Progress(_) => "Progress",
-        AgentMsg::HashesRequest { .. } => "HashesRequest",
-    }
 }
 
 /// Checks the Hello against the registry; registers a new pair. Returns the pair and whether

@@ -157,6 +157,20 @@ pub enum AgentMsg {
     HashesRequest { req: u64, disk: u32, first: u64, count: u64 },
 }
 
+impl AgentMsg {
+    /// The message's name, for errors and logs.
+    pub fn name(&self) -> &'static str {
+        match self {
+            AgentMsg::Hello(_) => "Hello",
+            AgentMsg::Have { .. } => "Have",
+            AgentMsg::Chunks { .. } => "Chunks",
+            AgentMsg::EpochEnd(_) => "EpochEnd",
+            AgentMsg::Progress(_) => "Progress",
+            AgentMsg::HashesRequest { .. } => "HashesRequest",
+        }
+    }
+}
+
 /// A stored chunk version as the standby reports it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum WireVersion {
