@@ -42,6 +42,16 @@ for _ in $(seq 50); do [ -s "$dir/standby/api.addr" ] && break; sleep 0.1; done
 "$bin/drpaird" agent --pair $pair --disk "$loop" --standby 127.0.0.1:7700 --state-dir "$dir/agent" --tracker scan --cut-interval 5s 2>"$dir/agent.log" &
 agent=$!
 
+cat > "$dir/progress.py" <<'PY'
+import json, sys
+s = json.load(sys.stdin)
+st = s["stats"]
+eta = st.get("eta_seconds")
+print(f"  {s['state_label']:<18} progress {st['progress_percent']:5.1f}%  eta {eta if eta is not None else '-'}s  "
+      f"lag {st['lag_seconds']}s  shipped {st['bytes_shipped'] // 1048576} MiB")
+sys.exit(0 if s["ready_for_failover"] else 1)
+PY
+
 echo "== writes go on while it replicates"
 ( i=0; while true; do i=$((i+1)); cp -a /usr/share/common-licenses "$dir/mnt/copy-$i" 2>/dev/null || true; sleep 0.5; [ $i -ge 40 ] && break; done ) &
 writer=$!
@@ -49,8 +59,7 @@ writer=$!
 for _ in $(seq 600); do
   s=$("$bin/drpair" status $pair --output json 2>/dev/null || true)
   if [ -n "$s" ]; then
-    echo "$s" | python3 -c 'import json,sys; s=json.load(sys.stdin); st=s["stats"]; print(f"  {s[\"state_label\"]:<18} progress {st[\"progress_percent\"]:5.1f}%  eta {st.get(\"eta_seconds\")}s  lag {st[\"lag_seconds\"]}s  shipped {st[\"bytes_shipped\"]//1048576} MiB")'
-    echo "$s" | grep -q '"ready_for_failover":true' && break
+    echo "$s" | python3 "$dir/progress.py" && break
   fi
   sleep 1
 done

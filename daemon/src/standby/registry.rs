@@ -165,7 +165,9 @@ impl PairHandle {
 
     fn stats(rec: &PairRecord, rt: &PairRuntime) -> PairStats {
         let p = &rt.progress;
-        let running = p.pass.is_some() && p.chunks_total > 0;
+        // Percent and ETA describe catching up (initial sync, rescan after a gap); a routine
+        // pass of a replicating pair is shown in `pass`, not as lost progress.
+        let running = matches!(p.pass, Some(PassKind::Initial | PassKind::Reconcile)) && p.chunks_total > 0;
         let progress_percent = if running {
             (p.chunks_done as f64 * 100.0 / p.chunks_total as f64).min(100.0)
         } else if rec.committed == 0 {
@@ -357,6 +359,16 @@ mod tests {
         let eta = s.stats.eta_seconds.unwrap();
         assert!((29..=31).contains(&eta), "eta {eta}");
         assert_eq!(s.stats.pass.unwrap().kind, "initial");
+        // A routine scan pass of a replicating pair does not read as lost progress.
+        let r = PairHandle::new(record(5), None, 1);
+        {
+            let mut rt = r.runtime.lock().unwrap();
+            rt.session = Some(session());
+            rt.set_progress(Progress { epoch: 6, pass: Some(PassKind::Scan), chunks_done: 3, chunks_total: 100, ..Default::default() });
+        }
+        let s = r.status();
+        assert_eq!(s.stats.progress_percent, 100.0);
+        assert_eq!(s.stats.pass.unwrap().chunks_done, 3);
     }
 
     #[test]
