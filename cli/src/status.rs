@@ -214,14 +214,7 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
             )
         })
         .collect();
-    b.line(
-        "Disks",
-        if disks.is_empty() {
-            "-".into()
-        } else {
-            disks.join("\n")
-        },
-    );
+    b.line("Disks", lines_or(disks, "-"));
     let mut progress = output::format_percent(st.progress_percent);
     if let Some(p) = &st.pass {
         progress.push_str(&format!(
@@ -263,16 +256,14 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
         .iter()
         .map(|m| format!("- {m}"))
         .collect();
-    b.line(
-        "Failures",
-        if failures.is_empty() {
-            "none".into()
-        } else {
-            failures.join("\n")
-        },
-    );
+    b.line("Failures", lines_or(failures, "none"));
     b.line("Registered", s.registered_at.clone());
     b.render()
+}
+
+/// One line per item, or `none` when there is nothing to list.
+fn lines_or(items: Vec<String>, none: &str) -> String {
+    if items.is_empty() { none.to_string() } else { items.join("\n") }
 }
 
 #[cfg(test)]
