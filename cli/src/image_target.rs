@@ -118,36 +118,14 @@ impl ImageTarget {
     }
 }
 
-/// `O_EXCL` on a block device (without `O_CREAT`): the kernel answers EBUSY while the device
-/// is mounted or held by another exclusive opener. The value is 0o200 on these targets.
-#[cfg(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "x86",
-        target_arch = "aarch64",
-        target_arch = "arm",
-        target_arch = "riscv64"
-    )
-))]
-const O_EXCL: i32 = 0o200;
-#[cfg(not(all(
-    target_os = "linux",
-    any(
-        target_arch = "x86_64",
-        target_arch = "x86",
-        target_arch = "aarch64",
-        target_arch = "arm",
-        target_arch = "riscv64"
-    )
-)))]
-const O_EXCL: i32 = 0;
 
 fn open_device(path: &Path, total: u64) -> Result<File, CliError> {
     let shown = path.display();
     let mut f = OpenOptions::new()
         .write(true)
-        .custom_flags(O_EXCL)
+        // O_EXCL without O_CREAT on a block device: the kernel answers EBUSY while the device
+        // is mounted or held by another exclusive opener.
+        .custom_flags(libc::O_EXCL)
         .open(path)
         .map_err(|e| match e.kind() {
             io::ErrorKind::ResourceBusy => CliError::Failed(format!(
