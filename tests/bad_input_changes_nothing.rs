@@ -6,11 +6,14 @@
 //! point still exports identically. Where a real agent is refused, it must exit non-zero
 //! with a message that says what to do.
 
-use drpair_e2e::image::{create_image, hash_file, hash_range, Fill};
-use drpair_e2e::link::{hello, RawLink};
-use drpair_e2e::{step, wait_connected, wait_ready, AgentSpec, Api, Daemon, Standby, TestEnv, MIB};
+use drpair_e2e::image::{Fill, create_image, hash_file, hash_range};
+use drpair_e2e::link::{RawLink, hello};
+use drpair_e2e::{AgentSpec, Api, Daemon, MIB, Standby, TestEnv, step, wait_connected, wait_ready};
 use drpair_types::RecoveryPoint;
-use drpair_wire::{encode, AgentMsg, ChunkBody, ChunkItem, EpochEnd, Progress, RefuseCode, StandbyMsg, HEADER_LEN, MAGIC, PROTOCOL_VERSION};
+use drpair_wire::{
+    AgentMsg, ChunkBody, ChunkItem, EpochEnd, HEADER_LEN, MAGIC, PROTOCOL_VERSION, Progress, RefuseCode, StandbyMsg,
+    encode,
+};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -50,7 +53,11 @@ impl Fixture {
         wait_connected(&api, &pair, false, Duration::from_secs(30));
         let points = api.points(&pair);
         assert!(!points.is_empty());
-        assert_eq!(api.export_full(&pair, "latest", 0, DISK_SIZE), source, "latest point differs from the source before any bad input");
+        assert_eq!(
+            api.export_full(&pair, "latest", 0, DISK_SIZE),
+            source,
+            "latest point differs from the source before any bad input"
+        );
         step(format!("fixture ready: points {:?}", points.iter().map(|p| p.id).collect::<Vec<_>>()));
         Self { pair, img, source, spec, agent, sb, api, points, env }
     }
@@ -64,7 +71,11 @@ impl Fixture {
         let h = self.api.get("/healthz");
         assert_eq!(h.status, 200, "standby does not serve after {after}");
         assert_eq!(self.api.points(&self.pair), self.points, "points changed after {after}");
-        assert_eq!(self.api.export_full(&self.pair, "latest", 0, DISK_SIZE), self.source, "latest point's image changed after {after}");
+        assert_eq!(
+            self.api.export_full(&self.pair, "latest", 0, DISK_SIZE),
+            self.source,
+            "latest point's image changed after {after}"
+        );
         step(format!("unchanged after {after}"));
     }
 
@@ -94,7 +105,12 @@ impl Fixture {
         self.agent.restart();
         wait_connected(&self.api, &self.pair, true, Duration::from_secs(60));
         let p = self.api.create_point_wait(&self.pair);
-        assert_eq!(self.api.export_full(&self.pair, &p.id.to_string(), 0, DISK_SIZE), self.source, "new point {} differs from the source", p.id);
+        assert_eq!(
+            self.api.export_full(&self.pair, &p.id.to_string(), 0, DISK_SIZE),
+            self.source,
+            "new point {} differs from the source",
+            p.id
+        );
         for old in &self.points {
             assert!(self.api.points(&self.pair).contains(old), "point {} changed or vanished", old.id);
         }
@@ -154,7 +170,10 @@ fn malformed_frames_close_the_connection() {
     let mut l = f.link();
     let _ = l.send_bytes(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n and some more garbage bytes \x00\xff\x13\x37");
     let msgs = expect_closed(&mut l, "garbage bytes");
-    assert!(msgs.iter().all(|m| matches!(m, StandbyMsg::Refused { code: RefuseCode::BadRequest, .. })), "garbage: {msgs:?}");
+    assert!(
+        msgs.iter().all(|m| matches!(m, StandbyMsg::Refused { code: RefuseCode::BadRequest, .. })),
+        "garbage: {msgs:?}"
+    );
 
     let mut frame = encode(&AgentMsg::Hello(f.hello())).expect("encode");
     frame[0..4].copy_from_slice(b"XXXX");
@@ -162,7 +181,10 @@ fn malformed_frames_close_the_connection() {
     let _ = l.send_bytes(&frame);
     let msgs = expect_closed(&mut l, "bad magic");
     for m in &msgs {
-        assert!(matches!(m, StandbyMsg::Refused { code: RefuseCode::BadRequest, message } if message.contains("magic")), "bad magic: {m:?}");
+        assert!(
+            matches!(m, StandbyMsg::Refused { code: RefuseCode::BadRequest, message } if message.contains("magic")),
+            "bad magic: {m:?}"
+        );
     }
 
     let mut frame = encode(&AgentMsg::Hello(f.hello())).expect("encode");
@@ -171,7 +193,10 @@ fn malformed_frames_close_the_connection() {
     let _ = l.send_bytes(&frame);
     let msgs = expect_closed(&mut l, "wrong protocol version");
     for m in &msgs {
-        assert!(matches!(m, StandbyMsg::Refused { message, .. } if message.contains("version")), "wrong version: {m:?}");
+        assert!(
+            matches!(m, StandbyMsg::Refused { message, .. } if message.contains("version")),
+            "wrong version: {m:?}"
+        );
     }
 
     // A header announcing 1 GiB: refused from the header alone, nothing allocated or awaited.
@@ -226,13 +251,19 @@ fn wrong_token_is_refused() {
     spec.state_dir = f.env.path("agent-wrong-token");
     let mut a = spec.daemon(&f.env, "agent-wrong-token");
     a.start();
-    let st = a.wait_exit(Duration::from_secs(30)).unwrap_or_else(|| panic!("an agent with a wrong token keeps running:\n{}", a.tail(20)));
+    let st = a
+        .wait_exit(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("an agent with a wrong token keeps running:\n{}", a.tail(20)));
     assert!(!st.success(), "an agent refused for its token exited with {st}");
     let log = a.log_of_last_start();
     assert!(log.contains("token"), "the refused agent's stderr does not name the token:\n{log}");
 
     let s = f.api.status(&f.pair);
-    assert!(s.failure_messages.iter().any(|m| m.contains("token")), "the refusal is not in the pair's failure messages: {:?}", s.failure_messages);
+    assert!(
+        s.failure_messages.iter().any(|m| m.contains("token")),
+        "the refusal is not in the pair's failure messages: {:?}",
+        s.failure_messages
+    );
     f.assert_unchanged("wrong tokens");
 }
 
@@ -242,7 +273,10 @@ fn geometry_mismatch_is_refused() {
     let mut h = f.hello();
     h.disks[0].size_bytes = DISK_SIZE + MIB;
     let msg = refused(f.link().hello(h), RefuseCode::GeometryMismatch, "bigger disk");
-    assert!(msg.contains(&DISK_SIZE.to_string()) && msg.contains(&(DISK_SIZE + MIB).to_string()), "sizes not named: {msg}");
+    assert!(
+        msg.contains(&DISK_SIZE.to_string()) && msg.contains(&(DISK_SIZE + MIB).to_string()),
+        "sizes not named: {msg}"
+    );
     let mut h = f.hello();
     h.disks[0].chunk_size = 2 * CHUNK;
     refused(f.link().hello(h), RefuseCode::GeometryMismatch, "other chunk size");
@@ -253,17 +287,24 @@ fn geometry_mismatch_is_refused() {
     // The real agent restarted on a grown disk refuses to go on, and says what to do.
     std::fs::OpenOptions::new().write(true).open(&f.img).expect("img").set_len(DISK_SIZE + MIB).expect("grow");
     f.agent.restart();
-    let st = f.agent.wait_exit(Duration::from_secs(30)).unwrap_or_else(|| panic!("agent runs on a grown disk:\n{}", f.agent.tail(20)));
+    let st = f
+        .agent
+        .wait_exit(Duration::from_secs(30))
+        .unwrap_or_else(|| panic!("agent runs on a grown disk:\n{}", f.agent.tail(20)));
     assert!(!st.success(), "agent on a grown disk exited with {st}");
     let log = f.agent.log_of_last_start();
-    assert!(log.contains("restor") && log.contains("restart"), "the agent does not tell what to do (restore the size or restart replication):\n{log}");
+    assert!(
+        log.contains("restor") && log.contains("restart"),
+        "the agent does not tell what to do (restore the size or restart replication):\n{log}"
+    );
 
     // Same with no local state: the standby refuses it.
     let mut spec = f.spec.clone();
     spec.state_dir = f.env.path("agent-fresh-state");
     let mut a = spec.daemon(&f.env, "agent-fresh-state");
     a.start();
-    let st = a.wait_exit(Duration::from_secs(30)).unwrap_or_else(|| panic!("agent runs on a grown disk:\n{}", a.tail(20)));
+    let st =
+        a.wait_exit(Duration::from_secs(30)).unwrap_or_else(|| panic!("agent runs on a grown disk:\n{}", a.tail(20)));
     assert!(!st.success());
     let log = a.log_of_last_start();
     assert!(log.contains("GeometryMismatch") && log.contains("restore"), "the standby's refusal is not shown:\n{log}");
@@ -287,23 +328,35 @@ fn bad_chunks_are_refused() {
     l.send(&AgentMsg::Chunks { epoch: next, items: vec![ChunkItem { disk: 1, index: 0, body: ChunkBody::Zero }] });
     expect_error(&mut l, "disk out of range", &["disk 1"]);
     let (mut l, _) = f.welcomed();
-    l.send(&AgentMsg::Chunks { epoch: next, items: vec![ChunkItem { disk: 0, index: u64::MAX, body: ChunkBody::Zero }] });
+    l.send(&AgentMsg::Chunks {
+        epoch: next,
+        items: vec![ChunkItem { disk: 0, index: u64::MAX, body: ChunkBody::Zero }],
+    });
     expect_error(&mut l, "chunk u64::MAX", &["out of range"]);
 
     // Chunks that would change real data, followed by a refused one, then the epoch's end:
     // nothing of the epoch may be committed, now or later. Done at the next two epochs, so
     // the real agent's next epoch reuses one of the numbers.
-    let victims: Vec<u64> = (0..CHUNKS - 1).filter(|&c| hash_range(&f.img, c * CHUNK, CHUNK) != blake3::hash(&vec![0u8; CHUNK as usize])).take(4).collect();
+    let victims: Vec<u64> = (0..CHUNKS - 1)
+        .filter(|&c| hash_range(&f.img, c * CHUNK, CHUNK) != blake3::hash(&vec![0u8; CHUNK as usize]))
+        .take(4)
+        .collect();
     assert_eq!(victims.len(), 4, "the image has too few non-zero chunks");
     for epoch in [next, next + 1] {
         let (mut l, lineage) = f.welcomed();
-        let mut items: Vec<ChunkItem> = victims.iter().map(|&c| ChunkItem { disk: 0, index: c, body: ChunkBody::Zero }).collect();
+        let mut items: Vec<ChunkItem> =
+            victims.iter().map(|&c| ChunkItem { disk: 0, index: c, body: ChunkBody::Zero }).collect();
         let payload = vec![0x42u8; CHUNK as usize];
         let bad_index = CHUNKS / 2;
         items.push(ChunkItem {
             disk: 0,
             index: bad_index,
-            body: ChunkBody::Data { hash: *blake3::hash(b"something else").as_bytes(), raw_len: CHUNK as u32, compressed: false, payload },
+            body: ChunkBody::Data {
+                hash: *blake3::hash(b"something else").as_bytes(),
+                raw_len: CHUNK as u32,
+                compressed: false,
+                payload,
+            },
         });
         l.send(&AgentMsg::Chunks { epoch, items });
         l.send(&AgentMsg::EpochEnd(EpochEnd { epoch, lineage, cut_unix_ms: 1, chunks: 5, ..Default::default() }));
@@ -312,7 +365,10 @@ fn bad_chunks_are_refused() {
 
     // A "known" hash the standby does not hold.
     let (mut l, lineage) = f.welcomed();
-    l.send(&AgentMsg::Chunks { epoch: next, items: vec![ChunkItem { disk: 0, index: victims[0], body: ChunkBody::Known([0xab; 32]) }] });
+    l.send(&AgentMsg::Chunks {
+        epoch: next,
+        items: vec![ChunkItem { disk: 0, index: victims[0], body: ChunkBody::Known([0xab; 32]) }],
+    });
     l.send(&AgentMsg::EpochEnd(EpochEnd { epoch: next, lineage, cut_unix_ms: 1, chunks: 1, ..Default::default() }));
     expect_error(&mut l, "unknown known-hash", &[&format!("chunk {}", victims[0]), "does not hold"]);
 
@@ -331,10 +387,18 @@ fn bad_chunks_are_refused() {
 
     // Epochs that do not chain, and an end in another lineage.
     let (mut l, _) = f.welcomed();
-    l.send(&AgentMsg::Chunks { epoch: f.committed(), items: vec![ChunkItem { disk: 0, index: 0, body: ChunkBody::Zero }] });
+    l.send(&AgentMsg::Chunks {
+        epoch: f.committed(),
+        items: vec![ChunkItem { disk: 0, index: 0, body: ChunkBody::Zero }],
+    });
     expect_error(&mut l, "epoch not after the committed one", &["does not follow"]);
     let (mut l, _) = f.welcomed();
-    l.send(&AgentMsg::EpochEnd(EpochEnd { epoch: next, lineage: drpair_types::Lineage::nil(), cut_unix_ms: 1, ..Default::default() }));
+    l.send(&AgentMsg::EpochEnd(EpochEnd {
+        epoch: next,
+        lineage: drpair_types::Lineage::nil(),
+        cut_unix_ms: 1,
+        ..Default::default()
+    }));
     expect_error(&mut l, "epoch end in another lineage", &["lineage"]);
 
     // Hash requests outside the disk.
@@ -353,7 +417,9 @@ fn api_errors() {
     let mut f = Fixture::new("api");
     let (api, pair) = (&f.api, f.pair.clone());
 
-    for path in ["/api/v1/pairs/nosuch", "/api/v1/pairs/nosuch/points", "/api/v1/pairs/nosuch/points/latest/disks/0/image"] {
+    for path in
+        ["/api/v1/pairs/nosuch", "/api/v1/pairs/nosuch/points", "/api/v1/pairs/nosuch/points/latest/disks/0/image"]
+    {
         let j = api.get(path).assert_error(404, "PairNotFound");
         assert!(j["message"].as_str().unwrap().contains("nosuch"), "{path}: {j}");
     }
@@ -367,13 +433,21 @@ fn api_errors() {
     assert!(matches!(r.status, 400 | 404), "export of a disk the pair does not have: {} {}", r.status, r.text());
     assert!(r.json()["code"].is_string(), "{}", r.text());
 
-    for (who, client) in [("no token", api.with_token(None)), ("wrong token", api.with_token(Some("wrong-token-xyz")))] {
-        for path in ["/api/v1/pairs", &format!("/api/v1/pairs/{pair}"), &format!("/api/v1/pairs/{pair}/points/latest/disks/0/image"), "/metrics"] {
+    for (who, client) in [("no token", api.with_token(None)), ("wrong token", api.with_token(Some("wrong-token-xyz")))]
+    {
+        for path in [
+            "/api/v1/pairs",
+            &format!("/api/v1/pairs/{pair}"),
+            &format!("/api/v1/pairs/{pair}/points/latest/disks/0/image"),
+            "/metrics",
+        ] {
             let r = client.get(path);
             assert_eq!(r.status, 401, "{who} on {path}: {} {}", r.status, r.text());
             assert_eq!(r.json()["code"], "AccessDenied", "{who} on {path}");
         }
-        client.post(&format!("/api/v1/pairs/{pair}/points"), "application/json", b"{}").assert_error(401, "AccessDenied");
+        client
+            .post(&format!("/api/v1/pairs/{pair}/points"), "application/json", b"{}")
+            .assert_error(401, "AccessDenied");
     }
 
     let create = format!("/api/v1/pairs/{pair}/points");
@@ -381,7 +455,9 @@ fn api_errors() {
         let j = api.post(&create, "application/json", body).assert_error(400, "InvalidParameter");
         assert_eq!(j["parameter"], "body", "{}: {j}", String::from_utf8_lossy(body));
     }
-    let j = api.post(&create, "application/json", br#"{"wait":true,"timeout_seconds":0}"#).assert_error(400, "InvalidParameter");
+    let j = api
+        .post(&create, "application/json", br#"{"wait":true,"timeout_seconds":0}"#)
+        .assert_error(400, "InvalidParameter");
     assert_eq!(j["parameter"], "timeout_seconds", "{j}");
     // The agent is stopped: no cut can be made now.
     api.post(&create, "application/json", br#"{"wait":true}"#).assert_error(409, "InvalidPairState");

@@ -6,9 +6,9 @@
 //! (b) during an incremental epoch: the restart is a differential resync (the status says so),
 //!     ships about what changed, and every listed point still exports in full.
 
-use drpair_e2e::image::{create_image, hash_file, overwrite_chunks, pick_chunks, Fill};
+use drpair_e2e::image::{Fill, create_image, hash_file, overwrite_chunks, pick_chunks};
 use drpair_e2e::pair::{describe, wait_epoch_in_flight, wait_status};
-use drpair_e2e::{step, wait_connected, wait_ready, AgentSpec, Standby, TestEnv, MIB};
+use drpair_e2e::{AgentSpec, MIB, Standby, TestEnv, step, wait_connected, wait_ready};
 use drpair_types::{PairState, PointKind};
 use std::time::Duration;
 
@@ -55,9 +55,15 @@ fn kill_during_initial_sync() {
         shipped_before + shipped_after <= DISK_SIZE + DISK_SIZE / 20,
         "resume re-shipped stored chunks: {shipped_before} B before the kill + {shipped_after} B after > {DISK_SIZE} B image"
     );
-    assert!(shipped_after < DISK_SIZE * 3 / 4, "restart shipped {shipped_after} of {DISK_SIZE} bytes: a fresh copy, not a resume");
+    assert!(
+        shipped_after < DISK_SIZE * 3 / 4,
+        "restart shipped {shipped_after} of {DISK_SIZE} bytes: a fresh copy, not a resume"
+    );
     let stored_chunks = shipped_before / CHUNK;
-    assert!(dedup_after >= stored_chunks * 9 / 10, "only {dedup_after} chunks went as known hashes; {stored_chunks} were stored before the kill");
+    assert!(
+        dedup_after >= stored_chunks * 9 / 10,
+        "only {dedup_after} chunks went as known hashes; {stored_chunks} were stored before the kill"
+    );
 
     let points = api.points(pair);
     assert_eq!(points.first().map(|p| p.kind), Some(PointKind::Baseline), "{points:?}");
@@ -100,7 +106,10 @@ fn kill_during_incremental_epoch() {
     let before = wait_connected(&api, pair, false, Duration::from_secs(30));
     let shipped_before = before.stats.bytes_shipped;
     let points_before = api.points(pair);
-    assert!(points_before.iter().all(|p| p.epoch < killed_epoch), "the killed epoch {killed_epoch} was committed: {points_before:?}");
+    assert!(
+        points_before.iter().all(|p| p.epoch < killed_epoch),
+        "the killed epoch {killed_epoch} was committed: {points_before:?}"
+    );
 
     // Restart: a differential resync, announced as such, shipping about what changed.
     agent.restart();
@@ -122,11 +131,20 @@ fn kill_during_incremental_epoch() {
         shipped_after <= 2 * changed_bytes + 8 * MIB,
         "the resync shipped {shipped_after} bytes for {changed_bytes} bytes changed: not a differential resync"
     );
-    assert_eq!(api.export_full(pair, &point.id.to_string(), 0, DISK_SIZE), source, "point {} differs from the source", point.id);
+    assert_eq!(
+        api.export_full(pair, &point.id.to_string(), 0, DISK_SIZE),
+        source,
+        "point {} differs from the source",
+        point.id
+    );
 
     // Every listed point exports in full; the baseline is still the original disk.
     let points = api.points(pair);
-    assert!(points.windows(2).all(|w| w[0].id < w[1].id), "point ids not increasing: {:?}", points.iter().map(|p| p.id).collect::<Vec<_>>());
+    assert!(
+        points.windows(2).all(|w| w[0].id < w[1].id),
+        "point ids not increasing: {:?}",
+        points.iter().map(|p| p.id).collect::<Vec<_>>()
+    );
     for p in &points_before {
         assert!(points.iter().any(|q| q.id == p.id), "point {} disappeared after the restart", p.id);
     }

@@ -6,9 +6,9 @@
 //! Twice: during the initial sync (no point may appear until a complete baseline), and
 //! during a large incremental epoch after the baseline.
 
-use drpair_e2e::image::{create_image, hash_file, overwrite_chunks, pick_chunks, Fill};
+use drpair_e2e::image::{Fill, create_image, hash_file, overwrite_chunks, pick_chunks};
 use drpair_e2e::pair::{describe, wait_epoch_in_flight, wait_status};
-use drpair_e2e::{step, wait_connected, wait_ready, AgentSpec, Api, Standby, TestEnv, MIB};
+use drpair_e2e::{AgentSpec, Api, MIB, Standby, TestEnv, step, wait_connected, wait_ready};
 use drpair_types::{PairState, PointKind, RecoveryPoint};
 use std::time::Duration;
 
@@ -63,7 +63,11 @@ fn kill_standby_mid_epoch() {
     let points = check_points(&api);
     assert_eq!(points[0].kind, PointKind::Baseline);
     let baseline = points[0].id;
-    assert_eq!(api.export_full(PAIR, &baseline.to_string(), 0, DISK_SIZE), original, "the baseline differs from the source");
+    assert_eq!(
+        api.export_full(PAIR, &baseline.to_string(), 0, DISK_SIZE),
+        original,
+        "the baseline differs from the source"
+    );
 
     // 2. Kill during a large incremental epoch: rewrite 20% of the chunks and kill once the
     // pass that ships them (the one running, or the next) has sent 4 MiB of them.
@@ -82,8 +86,15 @@ fn kill_standby_mid_epoch() {
     let after_restart = check_points(&api);
     let ids: Vec<u64> = after_restart.iter().map(|p| p.id).collect();
     assert_eq!(ids, before, "the points changed across the standby's crash");
-    assert!(after_restart.iter().all(|p| p.epoch != killed_epoch), "the epoch in flight at the crash was listed as a point");
-    assert_eq!(api.export_full(PAIR, &baseline.to_string(), 0, DISK_SIZE), original, "the baseline changed across the standby's crash");
+    assert!(
+        after_restart.iter().all(|p| p.epoch != killed_epoch),
+        "the epoch in flight at the crash was listed as a point"
+    );
+    assert_eq!(
+        api.export_full(PAIR, &baseline.to_string(), 0, DISK_SIZE),
+        original,
+        "the baseline changed across the standby's crash"
+    );
     if sb.proc.log_of_last_start().contains("discarded") {
         step("the restarted standby discarded the half epoch (see its log)");
     }

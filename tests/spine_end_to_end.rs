@@ -9,7 +9,7 @@ use drpair_e2e::blockdev::mkfs_ext4;
 use drpair_e2e::image::{copy_device, hash_file};
 use drpair_e2e::pair::describe;
 use drpair_e2e::workload::{copy_real_files, generate_files};
-use drpair_e2e::{step, AgentSpec, Freeze, LoopDev, Mount, Standby, TestEnv, Workload, MIB};
+use drpair_e2e::{AgentSpec, Freeze, LoopDev, MIB, Mount, Standby, TestEnv, Workload, step};
 use drpair_types::PairState;
 use serde_json::Value;
 use std::path::Path;
@@ -43,7 +43,11 @@ fn quiesced_point(env: &TestEnv, sb: &Standby, dev: &Path, mnt: &Path, name: &st
     assert_eq!(p["pair_id"], PAIR, "{j}");
     assert_eq!(p["kind"], "manual", "a cut on request is a manual point: {j}");
     let cut = p["time_unix_ms"].as_u64().expect("time_unix_ms");
-    assert!(cut >= frozen_at, "point {} was cut at {cut}, before the freeze at {frozen_at}: it cannot hold the quiesced state", p["id"]);
+    assert!(
+        cut >= frozen_at,
+        "point {} was cut at {cut}, before the freeze at {frozen_at}: it cannot hold the quiesced state",
+        p["id"]
+    );
     assert_eq!(p["sizes"]["logical_bytes"], DISK_SIZE, "{j}");
     step(format!("{name}: point {} cut under freeze", p["id"]));
     (p, reference)
@@ -75,7 +79,11 @@ fn spine_end_to_end() {
     let lo = LoopDev::attach(&img);
     assert_eq!(lo.size(), DISK_SIZE);
     let mnt = Mount::mount(&lo.dev, &env.path("mnt"));
-    let (files, bytes) = copy_real_files(&[Path::new("/usr/share/doc"), Path::new("/usr/lib/x86_64-linux-gnu")], &mnt.dir.join("real"), 60 * MIB);
+    let (files, bytes) = copy_real_files(
+        &[Path::new("/usr/share/doc"), Path::new("/usr/lib/x86_64-linux-gnu")],
+        &mnt.dir.join("real"),
+        60 * MIB,
+    );
     generate_files(&mnt.dir.join("gen"), 7);
     drpair_e2e::sh("sync", &[]);
     step(format!("filesystem populated: {files} real files, {} MiB", bytes / MIB));
@@ -92,23 +100,34 @@ fn spine_end_to_end() {
     let mut agent = spec.spawn(&env, "agent");
     let mut saw_initial_sync = false;
     let mut ops_during_sync = 0;
-    let ready = drpair_e2e::pair::wait_status(&api, PAIR, Some(&mut agent), "ready for failover", Duration::from_secs(180), |s| {
-        if s.state == PairState::InitialSync {
-            assert!(!s.ready_for_failover, "ready for failover during the initial sync: {}", describe(s));
-            assert!((0.0..=100.0).contains(&s.stats.progress_percent), "{}", describe(s));
-            assert_eq!(s.state_label, "Start Replication");
-            saw_initial_sync = true;
-            ops_during_sync = workload.ops();
-        }
-        s.ready_for_failover
-    });
+    let ready = drpair_e2e::pair::wait_status(
+        &api,
+        PAIR,
+        Some(&mut agent),
+        "ready for failover",
+        Duration::from_secs(180),
+        |s| {
+            if s.state == PairState::InitialSync {
+                assert!(!s.ready_for_failover, "ready for failover during the initial sync: {}", describe(s));
+                assert!((0.0..=100.0).contains(&s.stats.progress_percent), "{}", describe(s));
+                assert_eq!(s.state_label, "Start Replication");
+                saw_initial_sync = true;
+                ops_during_sync = workload.ops();
+            }
+            s.ready_for_failover
+        },
+    );
     step(format!("ready: {}", describe(&ready)));
     assert!(saw_initial_sync, "the status never showed the initial sync (state initial_sync)");
     assert!(ops_during_sync > 0, "the write workload did not overlap the initial sync");
     let ops = workload.stop();
     step(format!("workload did {ops} operations ({ops_during_sync} during the initial sync)"));
     let points = api.points(PAIR);
-    assert_eq!(points.first().map(|p| p.kind), Some(drpair_types::PointKind::Baseline), "first point must be the baseline: {points:?}");
+    assert_eq!(
+        points.first().map(|p| p.kind),
+        Some(drpair_types::PointKind::Baseline),
+        "first point must be the baseline: {points:?}"
+    );
 
     // Point 1, quiesced.
     let (p1, ref1) = quiesced_point(&env, &sb, &lo.dev, &mnt.dir, "p1");
@@ -152,7 +171,8 @@ fn spine_end_to_end() {
         assert_eq!(s["state"], "replicating", "{s}");
         assert_eq!(s["ready_for_failover"], true, "{s}");
         let cp = s["recovery_checkpoint"].as_str().unwrap_or_else(|| panic!("no recovery_checkpoint: {s}"));
-        let (lineage, epoch) = cp.rsplit_once(':').unwrap_or_else(|| panic!("recovery_checkpoint {cp} is not LINEAGE:EPOCH"));
+        let (lineage, epoch) =
+            cp.rsplit_once(':').unwrap_or_else(|| panic!("recovery_checkpoint {cp} is not LINEAGE:EPOCH"));
         assert_eq!(lineage, s["lineage"].as_str().unwrap_or_default(), "{s}");
         assert!(epoch.parse::<u64>().expect("checkpoint epoch") >= id2, "checkpoint {cp} is older than point {id2}");
         assert!(s["last_point"]["id"].as_u64().is_some_and(|i| i >= id2), "last_point: {s}");
@@ -164,7 +184,10 @@ fn spine_end_to_end() {
         assert!(stats["backlog_bytes"].as_u64().is_some(), "{stats}");
         assert!(stats["bytes_shipped"].as_u64().is_some_and(|b| b > 0), "{stats}");
         let chunks = DISK_SIZE / (64 << 10);
-        assert!(stats["chunks_received"].as_u64().is_some_and(|c| c >= chunks), "a baseline alone is {chunks} chunks: {stats}");
+        assert!(
+            stats["chunks_received"].as_u64().is_some_and(|c| c >= chunks),
+            "a baseline alone is {chunks} chunks: {stats}"
+        );
         assert_eq!(s["disks"][0]["size_bytes"], DISK_SIZE, "{s}");
         assert_eq!(s["agent"]["connected"], true, "{s}");
     }
@@ -176,7 +199,12 @@ fn spine_end_to_end() {
     let pl = cli.run(&["pairs", "list", "--output", "json"]);
     pl.ok();
     let pl = pl.json();
-    let row = pl.as_array().expect("pairs array").iter().find(|p| p["pair_id"] == PAIR).unwrap_or_else(|| panic!("{PAIR} not in pairs list: {pl}"));
+    let row = pl
+        .as_array()
+        .expect("pairs array")
+        .iter()
+        .find(|p| p["pair_id"] == PAIR)
+        .unwrap_or_else(|| panic!("{PAIR} not in pairs list: {pl}"));
     assert_eq!(row["ready_for_failover"], true, "{row}");
     assert_eq!(row["connected"], true, "{row}");
     let text = cli.run(&["pairs", "list"]);
@@ -192,7 +220,8 @@ fn spine_end_to_end() {
 
     // `latest` resolves to a numbered point in the export summary.
     let out_path = env.path("latest.export");
-    let out = cli.run(&["points", "export", PAIR, "latest", "--out", &out_path.display().to_string(), "--output", "json"]);
+    let out =
+        cli.run(&["points", "export", PAIR, "latest", "--out", &out_path.display().to_string(), "--output", "json"]);
     out.ok();
     let j = out.json();
     assert!(

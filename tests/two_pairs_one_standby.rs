@@ -2,8 +2,8 @@
 //! consistency group): two agents replicate concurrently, one with two disks; each pair's
 //! points export to its own sources, disk by disk, and neither pair sees the other's data.
 
-use drpair_e2e::image::{create_image, hash_file, overwrite_chunks, pick_chunks, Fill};
-use drpair_e2e::{step, wait_ready, AgentSpec, Standby, TestEnv, MIB};
+use drpair_e2e::image::{Fill, create_image, hash_file, overwrite_chunks, pick_chunks};
+use drpair_e2e::{AgentSpec, MIB, Standby, TestEnv, step, wait_ready};
 use std::time::Duration;
 
 const LONG: Duration = Duration::from_secs(120);

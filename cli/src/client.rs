@@ -37,9 +37,7 @@ impl Client {
             )));
         }
         if !base.starts_with("http://") || base.len() <= "http://".len() {
-            return Err(CliError::Failed(format!(
-                "--server '{server}' is not a URL like http://standby:7701"
-            )));
+            return Err(CliError::Failed(format!("--server '{server}' is not a URL like http://standby:7701")));
         }
         let config = ureq::Agent::config_builder()
             .http_status_as_error(false)
@@ -48,11 +46,7 @@ impl Client {
             .timeout_recv_response(Some(ANSWER_TIMEOUT))
             .user_agent(format!("drpair/{}", env!("CARGO_PKG_VERSION")))
             .build();
-        Ok(Self {
-            agent: config.into(),
-            base,
-            token: token.filter(|t| !t.is_empty()),
-        })
+        Ok(Self { agent: config.into(), base, token: token.filter(|t| !t.is_empty()) })
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -67,14 +61,9 @@ impl Client {
     }
 
     /// `GET path` → the JSON answer, both raw (for `--output json`) and typed.
-    pub fn get_json<T: DeserializeOwned>(
-        &self,
-        path: &str,
-    ) -> Result<(serde_json::Value, T), CliError> {
+    pub fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<(serde_json::Value, T), CliError> {
         let url = self.url(path);
-        let req = self
-            .authorize(self.agent.get(&url))
-            .header("Accept", "application/json");
+        let req = self.authorize(self.agent.get(&url)).header("Accept", "application/json");
         let resp = self.check("GET", &url, req.call())?;
         decode(&url, resp)
     }
@@ -88,12 +77,7 @@ impl Client {
         answer_timeout: Duration,
     ) -> Result<(u16, serde_json::Value, T), CliError> {
         let url = self.url(path);
-        let req = self
-            .agent
-            .post(&url)
-            .config()
-            .timeout_recv_response(Some(answer_timeout))
-            .build();
+        let req = self.agent.post(&url).config().timeout_recv_response(Some(answer_timeout)).build();
         let req = self.authorize(req).header("Accept", "application/json");
         let resp = self.check("POST", &url, req.send_json(body))?;
         let status = resp.status().as_u16();
@@ -105,15 +89,8 @@ impl Client {
     /// A read that stalls for `stall` fails instead of hanging.
     pub fn get_stream(&self, path: &str, stall: Duration) -> Result<Response<Body>, CliError> {
         let url = self.url(path);
-        let req = self
-            .agent
-            .get(&url)
-            .config()
-            .timeout_per_read(Some(stall))
-            .build();
-        let req = self
-            .authorize(req)
-            .header("Accept", "application/octet-stream");
+        let req = self.agent.get(&url).config().timeout_per_read(Some(stall)).build();
+        let req = self.authorize(req).header("Accept", "application/octet-stream");
         self.check("GET", &url, req.call())
     }
 
@@ -129,49 +106,29 @@ impl Client {
         if resp.status().is_success() {
             return Ok(resp);
         }
-        let body = resp
-            .body_mut()
-            .with_config()
-            .limit(64 << 10)
-            .lossy_utf8(true)
-            .read_to_string()
-            .unwrap_or_default();
+        let body = resp.body_mut().with_config().limit(64 << 10).lossy_utf8(true).read_to_string().unwrap_or_default();
         match serde_json::from_str::<ApiError>(&body) {
             Ok(error) => {
-                let hint = (matches!(status, 401 | 403) && self.token.is_none()).then(|| {
-                    "no token was given: use --token, --token-file or DRPAIR_TOKEN".to_string()
-                });
-                Err(CliError::Api {
-                    status,
-                    error,
-                    hint,
-                })
+                let hint = (matches!(status, 401 | 403) && self.token.is_none())
+                    .then(|| "no token was given: use --token, --token-file or DRPAIR_TOKEN".to_string());
+                Err(CliError::Api { status, error, hint })
             }
             Err(_) => {
                 let body: String = body.chars().take(300).collect();
-                Err(CliError::Http {
-                    status,
-                    method,
-                    url: url.to_string(),
-                    body,
-                })
+                Err(CliError::Http { status, method, url: url.to_string(), body })
             }
         }
     }
 
     fn transport_error(&self, url: &str, e: ureq::Error) -> CliError {
         use ureq::Timeout as T;
-        let unreachable = |detail: String| CliError::Unreachable {
-            url: self.base.clone(),
-            detail,
-        };
+        let unreachable = |detail: String| CliError::Unreachable { url: self.base.clone(), detail };
         match e {
             ureq::Error::HostNotFound => unreachable("host not found".into()),
             ureq::Error::ConnectionFailed => unreachable("connection failed".into()),
-            ureq::Error::Timeout(T::Connect | T::Resolve) => unreachable(format!(
-                "no connection within {}s",
-                CONNECT_TIMEOUT.as_secs()
-            )),
+            ureq::Error::Timeout(T::Connect | T::Resolve) => {
+                unreachable(format!("no connection within {}s", CONNECT_TIMEOUT.as_secs()))
+            }
             ureq::Error::Io(io)
                 if matches!(
                     io.kind(),
@@ -183,35 +140,22 @@ impl Client {
             {
                 unreachable(io.to_string())
             }
-            ureq::Error::Timeout(t) => {
-                CliError::TimedOut(format!("no answer from {url} in time ({t})"))
-            }
-            other => CliError::Protocol {
-                url: url.to_string(),
-                detail: other.to_string(),
-            },
+            ureq::Error::Timeout(t) => CliError::TimedOut(format!("no answer from {url} in time ({t})")),
+            other => CliError::Protocol { url: url.to_string(), detail: other.to_string() },
         }
     }
 }
 
 /// Reads a JSON answer into a raw value and the expected type.
-fn decode<T: DeserializeOwned>(
-    url: &str,
-    mut resp: Response<Body>,
-) -> Result<(serde_json::Value, T), CliError> {
+fn decode<T: DeserializeOwned>(url: &str, mut resp: Response<Body>) -> Result<(serde_json::Value, T), CliError> {
     let bytes = resp
         .body_mut()
         .with_config()
         .limit(MAX_JSON)
         .read_to_vec()
-        .map_err(|e| CliError::Protocol {
-            url: url.to_string(),
-            detail: e.to_string(),
-        })?;
-    let bad = |e: serde_json::Error| CliError::Protocol {
-        url: url.to_string(),
-        detail: format!("unexpected JSON: {e}"),
-    };
+        .map_err(|e| CliError::Protocol { url: url.to_string(), detail: e.to_string() })?;
+    let bad =
+        |e: serde_json::Error| CliError::Protocol { url: url.to_string(), detail: format!("unexpected JSON: {e}") };
     let raw: serde_json::Value = serde_json::from_slice(&bytes).map_err(bad)?;
     let typed = T::deserialize(&raw).map_err(bad)?;
     Ok((raw, typed))
@@ -229,70 +173,31 @@ mod tests {
     #[test]
     fn api_errors_map_to_exit_codes_and_messages() {
         let cases = [
-            (
-                401,
-                "AccessDenied",
-                "missing or wrong token",
-                exit::ACCESS_DENIED,
-            ),
-            (
-                404,
-                "PairNotFound",
-                "pair 'nope' not found",
-                exit::NOT_FOUND,
-            ),
-            (
-                409,
-                "InvalidPairState",
-                "pair 'web-01' is in Start Replication",
-                exit::INVALID_STATE,
-            ),
-            (
-                400,
-                "InvalidParameter",
-                "timeout_seconds must be at least 1",
-                exit::INVALID_PARAMETER,
-            ),
-            (
-                504,
-                "Timeout",
-                "no point committed within 5s",
-                exit::TIMED_OUT,
-            ),
+            (401, "AccessDenied", "missing or wrong token", exit::ACCESS_DENIED),
+            (404, "PairNotFound", "pair 'nope' not found", exit::NOT_FOUND),
+            (409, "InvalidPairState", "pair 'web-01' is in Start Replication", exit::INVALID_STATE),
+            (400, "InvalidParameter", "timeout_seconds must be at least 1", exit::INVALID_PARAMETER),
+            (504, "Timeout", "no point committed within 5s", exit::TIMED_OUT),
         ];
         for (status, code, message, want) in cases {
             let server = FakeServer::start(vec![Reply::json(status, &api_error(code, message))]);
             let client = Client::new(&server.url, Some("s3cret".into())).unwrap();
-            let err = client
-                .get_json::<serde_json::Value>("/api/v1/pairs/x")
-                .unwrap_err();
+            let err = client.get_json::<serde_json::Value>("/api/v1/pairs/x").unwrap_err();
             assert_eq!(err.exit_code(), want, "{status}");
             assert_eq!(err.to_string(), message);
             assert_eq!(err.to_json()["code"], code);
             let reqs = server.finish();
-            assert_eq!(
-                reqs[0].header("authorization").as_deref(),
-                Some("Bearer s3cret")
-            );
+            assert_eq!(reqs[0].header("authorization").as_deref(), Some("Bearer s3cret"));
         }
     }
 
     #[test]
     fn access_denied_without_token_gives_a_hint() {
-        let server = FakeServer::start(vec![Reply::json(
-            401,
-            &api_error("AccessDenied", "token required"),
-        )]);
+        let server = FakeServer::start(vec![Reply::json(401, &api_error("AccessDenied", "token required"))]);
         let client = Client::new(&server.url, None).unwrap();
-        let err = client
-            .get_json::<serde_json::Value>("/api/v1/pairs")
-            .unwrap_err();
+        let err = client.get_json::<serde_json::Value>("/api/v1/pairs").unwrap_err();
         assert_eq!(err.exit_code(), exit::ACCESS_DENIED);
-        assert!(
-            err.to_string()
-                .starts_with("token required; no token was given"),
-            "{err}"
-        );
+        assert!(err.to_string().starts_with("token required; no token was given"), "{err}");
         assert_eq!(server.finish()[0].header("authorization"), None);
     }
 
@@ -300,9 +205,7 @@ mod tests {
     fn non_json_error_bodies_still_map_by_status() {
         let server = FakeServer::start(vec![Reply::raw(404, "text/html", "<h1>Not Found</h1>")]);
         let client = Client::new(&server.url, None).unwrap();
-        let err = client
-            .get_json::<serde_json::Value>("/api/v1/pairs")
-            .unwrap_err();
+        let err = client.get_json::<serde_json::Value>("/api/v1/pairs").unwrap_err();
         assert_eq!(err.exit_code(), exit::NOT_FOUND);
         assert!(err.to_string().contains("HTTP 404 to GET"), "{err}");
         assert_eq!(err.to_json()["code"], "NotFound");
@@ -311,22 +214,12 @@ mod tests {
 
     #[test]
     fn unreachable_standby_names_the_url() {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
         let url = format!("http://127.0.0.1:{port}");
-        let err = Client::new(&url, None)
-            .unwrap()
-            .get_json::<serde_json::Value>("/api/v1/pairs")
-            .unwrap_err();
+        let err = Client::new(&url, None).unwrap().get_json::<serde_json::Value>("/api/v1/pairs").unwrap_err();
         assert_eq!(err.exit_code(), exit::UNREACHABLE, "{err:?}");
         let msg = err.to_string();
-        assert!(
-            msg.contains(&url) && msg.contains("--server") && msg.contains("DRPAIR_SERVER"),
-            "{msg}"
-        );
+        assert!(msg.contains(&url) && msg.contains("--server") && msg.contains("DRPAIR_SERVER"), "{msg}");
     }
 
     #[test]
@@ -341,9 +234,7 @@ mod tests {
     fn unexpected_json_is_a_protocol_error() {
         let server = FakeServer::start(vec![Reply::json(200, r#"{"not":"a list"}"#)]);
         let client = Client::new(&server.url, None).unwrap();
-        let err = client
-            .get_json::<Vec<drpair_types::PairSummary>>("/api/v1/pairs")
-            .unwrap_err();
+        let err = client.get_json::<Vec<drpair_types::PairSummary>>("/api/v1/pairs").unwrap_err();
         assert_eq!(err.exit_code(), exit::FAILURE);
         assert!(err.to_string().contains("unexpected JSON"), "{err}");
         server.finish();

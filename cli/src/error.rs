@@ -44,18 +44,9 @@ pub fn exit_code_for_status(status: u16) -> u8 {
 #[derive(Debug)]
 pub enum CliError {
     /// The standby answered an error status with an `ApiError` body.
-    Api {
-        status: u16,
-        error: ApiError,
-        hint: Option<String>,
-    },
+    Api { status: u16, error: ApiError, hint: Option<String> },
     /// An error status whose body is not an `ApiError` (a proxy, an old standby).
-    Http {
-        status: u16,
-        method: &'static str,
-        url: String,
-        body: String,
-    },
+    Http { status: u16, method: &'static str, url: String, body: String },
     /// No connection to the standby at all.
     Unreachable { url: String, detail: String },
     /// The connection broke or the standby sent something unreadable.
@@ -63,14 +54,7 @@ pub enum CliError {
     /// A client-side wait gave up.
     TimedOut(String),
     /// An image export ended before Content-Length bytes arrived.
-    Truncated {
-        pair: String,
-        point: String,
-        disk: u32,
-        received: u64,
-        total: u64,
-        partial_kept: Option<String>,
-    },
+    Truncated { pair: String, point: String, disk: u32, received: u64, total: u64, partial_kept: Option<String> },
     /// A local file operation failed.
     Io { context: String, source: io::Error },
     /// Anything else, with its message.
@@ -79,23 +63,17 @@ pub enum CliError {
 
 impl CliError {
     pub fn io(context: impl Into<String>, source: io::Error) -> Self {
-        CliError::Io {
-            context: context.into(),
-            source,
-        }
+        CliError::Io { context: context.into(), source }
     }
 
     pub fn exit_code(&self) -> u8 {
         match self {
-            CliError::Api { status, .. } | CliError::Http { status, .. } => {
-                exit_code_for_status(*status)
-            }
+            CliError::Api { status, .. } | CliError::Http { status, .. } => exit_code_for_status(*status),
             CliError::Unreachable { .. } => exit::UNREACHABLE,
             CliError::TimedOut(_) => exit::TIMED_OUT,
-            CliError::Protocol { .. }
-            | CliError::Truncated { .. }
-            | CliError::Io { .. }
-            | CliError::Failed(_) => exit::FAILURE,
+            CliError::Protocol { .. } | CliError::Truncated { .. } | CliError::Io { .. } | CliError::Failed(_) => {
+                exit::FAILURE
+            }
         }
     }
 
@@ -138,11 +116,7 @@ impl fmt::Display for CliError {
         match self {
             CliError::Api { error, hint, .. } => {
                 f.write_str(&error.message)?;
-                if let Some(p) = error
-                    .parameter
-                    .as_deref()
-                    .filter(|p| !error.message.contains(*p))
-                {
+                if let Some(p) = error.parameter.as_deref().filter(|p| !error.message.contains(*p)) {
                     write!(f, " (parameter '{p}')")?;
                 }
                 if let Some(h) = hint {
@@ -150,12 +124,7 @@ impl fmt::Display for CliError {
                 }
                 Ok(())
             }
-            CliError::Http {
-                status,
-                method,
-                url,
-                body,
-            } => {
+            CliError::Http { status, method, url, body } => {
                 write!(f, "the standby answered HTTP {status} to {method} {url}")?;
                 if !body.trim().is_empty() {
                     write!(f, ": {}", body.trim())?;
@@ -163,21 +132,11 @@ impl fmt::Display for CliError {
                 Ok(())
             }
             CliError::Unreachable { url, detail } => {
-                write!(
-                    f,
-                    "cannot reach the standby at {url} ({detail}); check --server or DRPAIR_SERVER"
-                )
+                write!(f, "cannot reach the standby at {url} ({detail}); check --server or DRPAIR_SERVER")
             }
             CliError::Protocol { url, detail } => write!(f, "bad answer from {url}: {detail}"),
             CliError::TimedOut(what) => f.write_str(what),
-            CliError::Truncated {
-                pair,
-                point,
-                disk,
-                received,
-                total,
-                partial_kept,
-            } => {
+            CliError::Truncated { pair, point, disk, received, total, partial_kept } => {
                 write!(
                     f,
                     "export of pair {pair} point {point} disk {disk} truncated at {received} of {total} bytes: \
@@ -234,24 +193,13 @@ mod tests {
     fn local_errors_have_codes_and_json() {
         let cases = [
             (
-                CliError::Unreachable {
-                    url: "http://s:7701".into(),
-                    detail: "refused".into(),
-                },
+                CliError::Unreachable { url: "http://s:7701".into(), detail: "refused".into() },
                 exit::UNREACHABLE,
                 "Unreachable",
             ),
-            (
-                CliError::TimedOut("gave up".into()),
-                exit::TIMED_OUT,
-                "Timeout",
-            ),
+            (CliError::TimedOut("gave up".into()), exit::TIMED_OUT, "Timeout"),
             (CliError::Failed("nope".into()), exit::FAILURE, "Failed"),
-            (
-                CliError::io("writing x", io::Error::other("disk full")),
-                exit::FAILURE,
-                "LocalIo",
-            ),
+            (CliError::io("writing x", io::Error::other("disk full")), exit::FAILURE, "LocalIo"),
         ];
         for (err, code, json_code) in cases {
             assert_eq!(err.exit_code(), code, "{err}");

@@ -76,10 +76,7 @@ impl FromStr for PointRef {
     fn from_str(s: &str) -> Result<Self, String> {
         match s {
             "latest" => Ok(PointRef::Latest),
-            _ => s
-                .parse()
-                .map(PointRef::Id)
-                .map_err(|_| format!("'{s}' is neither a point id nor 'latest'")),
+            _ => s.parse().map(PointRef::Id).map_err(|_| format!("'{s}' is neither a point id nor 'latest'")),
         }
     }
 }
@@ -126,11 +123,7 @@ impl ExportSummary {
     }
 
     pub fn to_text(&self) -> String {
-        let how = if self.sparse {
-            "left as holes"
-        } else {
-            "written"
-        };
+        let how = if self.sparse { "left as holes" } else { "written" };
         let rate = if self.seconds > 0.0 {
             #[allow(clippy::cast_precision_loss)] // a rate to one decimal
             let per_sec = self.bytes as f64 / self.seconds;
@@ -160,25 +153,13 @@ pub fn run(client: &Client, output: OutputFormat, args: &ExportArgs) -> Result<(
     Ok(())
 }
 
-fn export(
-    client: &Client,
-    output: OutputFormat,
-    args: &ExportArgs,
-) -> Result<ExportSummary, CliError> {
+fn export(client: &Client, output: OutputFormat, args: &ExportArgs) -> Result<ExportSummary, CliError> {
     let target = ImageTarget::check(&args.out, args.force)?;
     let shown = args.out.display().to_string();
-    let path = format!(
-        "/api/v1/pairs/{}/points/{}/disks/{}/image",
-        args.pair, args.point, args.disk
-    );
+    let path = format!("/api/v1/pairs/{}/points/{}/disks/{}/image", args.pair, args.point, args.disk);
     let started = Instant::now();
     let resp = client.get_stream(&path, STALL)?;
-    let header = |name: &str| {
-        resp.headers()
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .map(str::trim)
-    };
+    let header = |name: &str| resp.headers().get(name).and_then(|v| v.to_str().ok()).map(str::trim);
     let Some(total) = header("content-length").and_then(|v| v.parse::<u64>().ok()) else {
         return Err(CliError::Protocol {
             url: client.url(&path),
@@ -192,11 +173,9 @@ fn export(
     let image = target.open(total)?;
     let bar = ProgressBar::with_draw_target(Some(total), output::progress_target(output))
         .with_style(
-            ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
+            ProgressStyle::with_template("{msg} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} ETA {eta}")
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
         )
         .with_message(format!("{} point {point} disk {}", args.pair, args.disk));
     let mut writer = SparseWriter::new(&image.file, sparse);
@@ -222,9 +201,7 @@ fn export(
         Err(CopyError::Write(e)) => return Err(CliError::io(format!("writing {shown}"), e)),
         Ok(_) => {}
     }
-    let stats = writer
-        .finish()
-        .map_err(|e| CliError::io(format!("writing {shown}"), e))?;
+    let stats = writer.finish().map_err(|e| CliError::io(format!("writing {shown}"), e))?;
     target.commit(image)?;
     Ok(ExportSummary {
         pair_id: args.pair.clone(),
@@ -249,13 +226,7 @@ mod tests {
     use std::path::Path;
 
     fn args(out: &Path, point: PointRef, force: bool) -> ExportArgs {
-        ExportArgs {
-            pair: PairId::new("web-01").unwrap(),
-            point,
-            disk: 1,
-            out: out.to_path_buf(),
-            force,
-        }
+        ExportArgs { pair: PairId::new("web-01").unwrap(), point, disk: 1, out: out.to_path_buf(), force }
     }
 
     fn partial_of(out: &Path) -> PathBuf {
@@ -279,27 +250,14 @@ mod tests {
         let mut img = vec![0u8; 16 * BLOCK + 123];
         img[5 * BLOCK..6 * BLOCK].fill(0x5A);
         img[16 * BLOCK..].fill(1);
-        let reply = Reply::bytes(200, "application/octet-stream", img.clone())
-            .header("X-Drpair-Point", "42");
+        let reply = Reply::bytes(200, "application/octet-stream", img.clone()).header("X-Drpair-Point", "42");
         let server = FakeServer::start(vec![reply]);
         let client = Client::new(&server.url, Some("tok".into())).unwrap();
         let out = temp_path("whole.img");
         fs::write(&out, b"previous contents").unwrap();
-        let summary = export(
-            &client,
-            OutputFormat::Json,
-            &args(&out, PointRef::Latest, true),
-        )
-        .unwrap();
-        assert_eq!(
-            summary.point,
-            PointRef::Id(42),
-            "'latest' resolved from the header"
-        );
-        assert_eq!(
-            (summary.bytes, summary.zero_bytes),
-            (img.len() as u64, 15 * BLOCK as u64)
-        );
+        let summary = export(&client, OutputFormat::Json, &args(&out, PointRef::Latest, true)).unwrap();
+        assert_eq!(summary.point, PointRef::Id(42), "'latest' resolved from the header");
+        assert_eq!((summary.bytes, summary.zero_bytes), (img.len() as u64, 15 * BLOCK as u64));
         let json = summary.to_json();
         assert_eq!(json["point"], 42);
         assert_eq!(json["pair_id"], "web-01");
@@ -307,11 +265,7 @@ mod tests {
         for key in ["disk", "bytes", "zero_bytes", "seconds"] {
             assert!(json[key].is_number(), "{key} in {json}");
         }
-        assert!(
-            summary
-                .to_text()
-                .starts_with("exported pair web-01 point 42 disk 1 to ")
-        );
+        assert!(summary.to_text().starts_with("exported pair web-01 point 42 disk 1 to "));
         assert_eq!(fs::read(&out).unwrap(), img);
         assert!(!partial_of(&out).exists());
         let req = &server.finish()[0];
@@ -327,12 +281,7 @@ mod tests {
         let server = FakeServer::start(vec![reply]);
         let client = Client::new(&server.url, None).unwrap();
         let out = temp_path("truncated.img");
-        let err = run(
-            &client,
-            OutputFormat::Text,
-            &args(&out, PointRef::Id(9), false),
-        )
-        .unwrap_err();
+        let err = run(&client, OutputFormat::Text, &args(&out, PointRef::Id(9), false)).unwrap_err();
         assert_eq!(err.exit_code(), exit::FAILURE);
         assert_eq!(
             err.to_string(),
@@ -349,12 +298,7 @@ mod tests {
         let server = FakeServer::start(vec![Reply::json(404, body)]);
         let client = Client::new(&server.url, None).unwrap();
         let out = temp_path("missing.img");
-        let err = run(
-            &client,
-            OutputFormat::Json,
-            &args(&out, PointRef::Id(9), false),
-        )
-        .unwrap_err();
+        let err = run(&client, OutputFormat::Json, &args(&out, PointRef::Id(9), false)).unwrap_err();
         assert_eq!(err.exit_code(), exit::NOT_FOUND);
         assert_eq!(err.to_string(), "pair 'web-01' has no point 9");
         assert!(!out.exists() && !partial_of(&out).exists());

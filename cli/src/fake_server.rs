@@ -28,18 +28,11 @@ impl Reply {
 
     pub fn bytes(status: u16, content_type: &'static str, body: Vec<u8>) -> Self {
         let content_length = body.len() as u64;
-        Self {
-            status,
-            content_type,
-            body,
-            content_length,
-            extra_headers: Vec::new(),
-        }
+        Self { status, content_type, body, content_length, extra_headers: Vec::new() }
     }
 
     pub fn header(mut self, name: &str, value: &str) -> Self {
-        self.extra_headers
-            .push((name.to_string(), value.to_string()));
+        self.extra_headers.push((name.to_string(), value.to_string()));
         self
     }
 }
@@ -56,10 +49,7 @@ pub struct Request {
 impl Request {
     /// The value of a header (name in any case).
     pub fn header(&self, name: &str) -> Option<String> {
-        self.headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.clone())
+        self.headers.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone())
     }
 }
 
@@ -130,10 +120,5 @@ fn read_request(reader: &mut impl BufRead) -> Request {
         .unwrap_or(0);
     let mut body = vec![0; len];
     reader.read_exact(&mut body).expect("request body");
-    Request {
-        method,
-        path,
-        headers,
-        body,
-    }
+    Request { method, path, headers, body }
 }

@@ -86,13 +86,7 @@ struct GlobalOpts {
     #[arg(long, global = true, value_name = "URL", env = "DRPAIR_SERVER", default_value = DEFAULT_SERVER)]
     server: String,
     /// API token, sent as 'Authorization: Bearer TOKEN'
-    #[arg(
-        long,
-        global = true,
-        value_name = "TOKEN",
-        env = "DRPAIR_TOKEN",
-        hide_env_values = true
-    )]
+    #[arg(long, global = true, value_name = "TOKEN", env = "DRPAIR_TOKEN", hide_env_values = true)]
     token: Option<String>,
     /// Read the API token from the first line of FILE (takes precedence over --token)
     #[arg(long, global = true, value_name = "FILE")]
@@ -118,11 +112,7 @@ fn main() -> ExitCode {
         Err(e) => {
             // --help and --version come here too: printed on stdout, exit 0.
             let _ = e.print();
-            return ExitCode::from(if e.use_stderr() {
-                client::exit::USAGE
-            } else {
-                client::exit::OK
-            });
+            return ExitCode::from(if e.use_stderr() { client::exit::USAGE } else { client::exit::OK });
         }
     };
     let output = cli.global.output;
@@ -158,10 +148,7 @@ fn read_token_file(path: &Path) -> Result<String, CliError> {
         .map_err(|e| CliError::io(format!("cannot read token file {}", path.display()), e))?;
     let token = text.lines().next().unwrap_or("").trim();
     if token.is_empty() {
-        return Err(CliError::Failed(format!(
-            "token file {} is empty",
-            path.display()
-        )));
+        return Err(CliError::Failed(format!("token file {} is empty", path.display())));
     }
     Ok(token.to_string())
 }
@@ -185,115 +172,52 @@ mod tests {
     #[test]
     fn clap_definition_is_valid() {
         Cli::command().debug_assert();
-        assert_eq!(
-            DEFAULT_SERVER,
-            format!("http://127.0.0.1:{}", drpair_types::DEFAULT_API_PORT)
-        );
+        assert_eq!(DEFAULT_SERVER, format!("http://127.0.0.1:{}", drpair_types::DEFAULT_API_PORT));
     }
 
     #[test]
     fn global_options_go_anywhere() {
-        let cli = parse(&[
-            "pairs",
-            "list",
-            "--output",
-            "json",
-            "--server",
-            "http://s:1",
-        ])
-        .unwrap();
+        let cli = parse(&["pairs", "list", "--output", "json", "--server", "http://s:1"]).unwrap();
         assert_eq!(cli.global.output, OutputFormat::Json);
         assert_eq!(cli.global.server, "http://s:1");
         let cli = parse(&["--token", "abc", "status", "web-01"]).unwrap();
         assert_eq!(cli.global.token.as_deref(), Some("abc"));
-        assert!(
-            matches!(cli.command, Command::Status(ref s) if s.pair.as_str() == "web-01" && !s.watch)
-        );
+        assert!(matches!(cli.command, Command::Status(ref s) if s.pair.as_str() == "web-01" && !s.watch));
     }
 
     #[test]
     fn export_arguments() {
-        let cli = parse(&[
-            "points",
-            "export",
-            "web-01",
-            "latest",
-            "--out",
-            "/tmp/x.img",
-        ])
-        .unwrap();
-        let Command::Points(p) = cli.command else {
-            panic!()
-        };
-        let points::PointsCommand::Export(e) = p.command else {
-            panic!()
-        };
-        assert_eq!(
-            (e.point, e.disk, e.force),
-            (export::PointRef::Latest, 0, false)
-        );
-        let cli = parse(&[
-            "points", "export", "web-01", "17", "--disk", "2", "-o", "d.img", "--force",
-        ])
-        .unwrap();
-        let Command::Points(p) = cli.command else {
-            panic!()
-        };
-        let points::PointsCommand::Export(e) = p.command else {
-            panic!()
-        };
-        assert_eq!(
-            (e.point, e.disk, e.force),
-            (export::PointRef::Id(17), 2, true)
-        );
+        let cli = parse(&["points", "export", "web-01", "latest", "--out", "/tmp/x.img"]).unwrap();
+        let Command::Points(p) = cli.command else { panic!() };
+        let points::PointsCommand::Export(e) = p.command else { panic!() };
+        assert_eq!((e.point, e.disk, e.force), (export::PointRef::Latest, 0, false));
+        let cli = parse(&["points", "export", "web-01", "17", "--disk", "2", "-o", "d.img", "--force"]).unwrap();
+        let Command::Points(p) = cli.command else { panic!() };
+        let points::PointsCommand::Export(e) = p.command else { panic!() };
+        assert_eq!((e.point, e.disk, e.force), (export::PointRef::Id(17), 2, true));
     }
 
     #[test]
     fn usage_errors_exit_2() {
-        assert_eq!(
-            usage_error(&["points", "export", "web-01", "latest"]),
-            ErrorKind::MissingRequiredArgument
-        );
-        assert_eq!(
-            usage_error(&["pairs", "list", "--output", "yaml"]),
-            ErrorKind::InvalidValue
-        );
-        assert_eq!(
-            usage_error(&["points", "export", "web-01", "newest", "--out", "f"]),
-            ErrorKind::ValueValidation
-        );
-        assert_eq!(
-            usage_error(&["status", "../etc"]),
-            ErrorKind::ValueValidation
-        );
-        assert_eq!(
-            usage_error(&["points", "create", "web-01", "--timeout", "5m"]),
-            ErrorKind::MissingRequiredArgument
-        );
+        assert_eq!(usage_error(&["points", "export", "web-01", "latest"]), ErrorKind::MissingRequiredArgument);
+        assert_eq!(usage_error(&["pairs", "list", "--output", "yaml"]), ErrorKind::InvalidValue);
+        assert_eq!(usage_error(&["points", "export", "web-01", "newest", "--out", "f"]), ErrorKind::ValueValidation);
+        assert_eq!(usage_error(&["status", "../etc"]), ErrorKind::ValueValidation);
+        assert_eq!(usage_error(&["points", "create", "web-01", "--timeout", "5m"]), ErrorKind::MissingRequiredArgument);
         assert_eq!(
             usage_error(&["points", "create", "web-01", "--wait", "--timeout", "soon"]),
             ErrorKind::ValueValidation
         );
-        assert_eq!(
-            usage_error(&["status", "web-01", "--timeout", "5m"]),
-            ErrorKind::MissingRequiredArgument
-        );
+        assert_eq!(usage_error(&["status", "web-01", "--timeout", "5m"]), ErrorKind::MissingRequiredArgument);
         assert_eq!(usage_error(&["frobnicate"]), ErrorKind::InvalidSubcommand);
-        assert_eq!(
-            usage_error(&[]),
-            ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
-        );
+        assert_eq!(usage_error(&[]), ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand);
     }
 
     #[test]
     fn create_and_status_flags() {
         let cli = parse(&["points", "create", "web-01", "--wait", "--timeout", "90s"]).unwrap();
-        let Command::Points(p) = cli.command else {
-            panic!()
-        };
-        let points::PointsCommand::Create { wait, timeout, .. } = p.command else {
-            panic!()
-        };
+        let Command::Points(p) = cli.command else { panic!() };
+        let points::PointsCommand::Create { wait, timeout, .. } = p.command else { panic!() };
         assert!(wait);
         assert_eq!(timeout, Some(std::time::Duration::from_secs(90)));
         let cli = parse(&["status", "web-01", "--wait-synced", "--timeout", "2h"]).unwrap();
@@ -303,12 +227,7 @@ mod tests {
     #[test]
     fn help_documents_exit_codes() {
         let help = Cli::command().render_long_help().to_string();
-        for want in [
-            "Exit codes:",
-            "6  standby unreachable",
-            "DRPAIR_SERVER",
-            "--token-file",
-        ] {
+        for want in ["Exit codes:", "6  standby unreachable", "DRPAIR_SERVER", "--token-file"] {
             assert!(help.contains(want), "{want}");
         }
     }
@@ -319,16 +238,8 @@ mod tests {
         std::fs::write(&path, "  s3cret \nsecond line\n").unwrap();
         assert_eq!(read_token_file(&path).unwrap(), "s3cret");
         std::fs::write(&path, "\n").unwrap();
-        assert!(
-            read_token_file(&path)
-                .unwrap_err()
-                .to_string()
-                .contains("is empty")
-        );
+        assert!(read_token_file(&path).unwrap_err().to_string().contains("is empty"));
         std::fs::remove_file(&path).unwrap();
-        assert_eq!(
-            read_token_file(&path).unwrap_err().exit_code(),
-            client::exit::FAILURE
-        );
+        assert_eq!(read_token_file(&path).unwrap_err().exit_code(), client::exit::FAILURE);
     }
 }

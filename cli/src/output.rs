@@ -50,20 +50,14 @@ pub fn progress_target(output: OutputFormat) -> ProgressDrawTarget {
 
 /// Milliseconds since the Unix epoch, now.
 pub fn now_unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
 /// Rounds a non-negative float to a whole number (negative and NaN give 0).
 #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss)]
 pub fn round_u64(v: f64) -> u64 {
     // Saturating float-to-int cast: NaN → 0, out of range → u64::MAX.
-    if v.is_nan() || v <= 0.0 {
-        0
-    } else {
-        v.round() as u64
-    }
+    if v.is_nan() || v <= 0.0 { 0 } else { v.round() as u64 }
 }
 
 /// A duration in its two largest units: `0s`, `45s`, `3m 12s`, `2h 5m`, `3d 4h`.
@@ -100,11 +94,7 @@ pub fn format_size(bytes: u64) -> String {
 /// A time in the future (clock skew between hosts) reads `just now`.
 pub fn format_age(then_ms: u64, now_ms: u64) -> String {
     let secs = now_ms.saturating_sub(then_ms) / 1000;
-    if secs == 0 {
-        "just now".to_string()
-    } else {
-        format!("{} ago", format_duration(secs))
-    }
+    if secs == 0 { "just now".to_string() } else { format!("{} ago", format_duration(secs)) }
 }
 
 /// A percentage with at most one decimal: `100%`, `42.5%`, `0%`.
@@ -136,10 +126,7 @@ pub struct Table {
 
 impl Table {
     pub fn new(headers: &[&'static str]) -> Self {
-        Self {
-            headers: headers.to_vec(),
-            rows: Vec::new(),
-        }
+        Self { headers: headers.to_vec(), rows: Vec::new() }
     }
 
     pub fn row(&mut self, cells: Vec<String>) {
@@ -162,11 +149,7 @@ impl Table {
                     line.push_str("  ");
                 }
                 line.push_str(cell);
-                let pad = widths
-                    .get(i)
-                    .copied()
-                    .unwrap_or(0)
-                    .saturating_sub(cell.chars().count());
+                let pad = widths.get(i).copied().unwrap_or(0).saturating_sub(cell.chars().count());
                 line.extend(std::iter::repeat_n(' ', pad));
             }
             out.push_str(line.trim_end());
@@ -189,12 +172,7 @@ impl Block {
     }
 
     pub fn render(&self) -> String {
-        let width = self
-            .lines
-            .iter()
-            .map(|(k, _)| k.chars().count() + 1)
-            .max()
-            .unwrap_or(0);
+        let width = self.lines.iter().map(|(k, _)| k.chars().count() + 1).max().unwrap_or(0);
         let mut out = String::new();
         for (key, value) in &self.lines {
             let mut parts = value.split('\n');
@@ -266,10 +244,7 @@ mod tests {
         let mut t = Table::new(&["ID", "KIND", "PINNED"]);
         t.row(vec!["7".into(), "baseline".into(), "".into()]);
         t.row(vec!["12".into(), "app-consistent".into(), "yes".into()]);
-        assert_eq!(
-            t.render(),
-            "ID  KIND            PINNED\n7   baseline\n12  app-consistent  yes\n"
-        );
+        assert_eq!(t.render(), "ID  KIND            PINNED\n7   baseline\n12  app-consistent  yes\n");
     }
 
     #[test]
@@ -277,21 +252,12 @@ mod tests {
         let mut b = Block::default();
         b.line("Pair", "web-01");
         b.line("Failures", "- one\n- two");
-        assert_eq!(
-            b.render(),
-            "Pair:      web-01\nFailures:  - one\n           - two\n"
-        );
+        assert_eq!(b.render(), "Pair:      web-01\nFailures:  - one\n           - two\n");
     }
 
     #[test]
     fn wire_names() {
-        assert_eq!(
-            wire_name(&drpair_types::PointKind::AppConsistent),
-            "app-consistent"
-        );
-        assert_eq!(
-            wire_name(&drpair_types::PairState::InitialSync),
-            "initial_sync"
-        );
+        assert_eq!(wire_name(&drpair_types::PointKind::AppConsistent), "app-consistent");
+        assert_eq!(wire_name(&drpair_types::PairState::InitialSync), "initial_sync");
     }
 }

@@ -40,9 +40,7 @@ pub fn run(client: &Client, output: OutputFormat, args: &PairsArgs) -> Result<()
             let (raw, pairs): (_, Vec<PairSummary>) = client.get_json("/api/v1/pairs")?;
             match output {
                 OutputFormat::Json => output::emit(&output::to_json(&raw)),
-                OutputFormat::Text if pairs.is_empty() => {
-                    output::emit("no DR pairs on this standby")
-                }
+                OutputFormat::Text if pairs.is_empty() => output::emit("no DR pairs on this standby"),
                 OutputFormat::Text => output::emit(&render_pairs(&pairs, output::now_unix_ms())),
             }
             Ok(())
@@ -52,22 +50,10 @@ pub fn run(client: &Client, output: OutputFormat, args: &PairsArgs) -> Result<()
 
 /// The `pairs list` table.
 pub fn render_pairs(pairs: &[PairSummary], now_ms: u64) -> String {
-    let mut table = Table::new(&[
-        "PAIR",
-        "STATE",
-        "READY",
-        "LAG",
-        "PROGRESS",
-        "LAST POINT",
-        "SOURCE",
-    ]);
+    let mut table = Table::new(&["PAIR", "STATE", "READY", "LAG", "PROGRESS", "LAST POINT", "SOURCE"]);
     for p in pairs {
         let last = match &p.last_point {
-            Some(pt) => format!(
-                "{} ({})",
-                pt.id,
-                output::format_age(pt.time_unix_ms, now_ms)
-            ),
+            Some(pt) => format!("{} ({})", pt.id, output::format_age(pt.time_unix_ms, now_ms)),
             None => "-".to_string(),
         };
         let source = match (&p.source_host, &p.source_address) {
@@ -75,11 +61,7 @@ pub fn render_pairs(pairs: &[PairSummary], now_ms: u64) -> String {
             (_, Some(a)) if !a.is_empty() => a.clone(),
             _ => "-".to_string(),
         };
-        let source = if p.connected {
-            source
-        } else {
-            format!("{source} (offline)")
-        };
+        let source = if p.connected { source } else { format!("{source} (offline)") };
         table.row(vec![
             p.pair_id.to_string(),
             p.state_label.clone(),
@@ -129,22 +111,10 @@ mod tests {
         let text = render_pairs(&[summary("db-01"), b], 1_000_000 + 65_000);
         let lines: Vec<&str> = text.lines().collect();
         assert_eq!(lines.len(), 3, "{text}");
-        assert!(
-            lines[0].starts_with("PAIR    STATE              READY  LAG     PROGRESS  LAST POINT"),
-            "{text}"
-        );
-        assert!(
-            lines[1].contains("Start Replication") && lines[1].contains("42.5%"),
-            "{text}"
-        );
-        assert!(
-            lines[1].contains("3m 12s") && lines[1].ends_with("db-01"),
-            "{text}"
-        );
-        assert!(
-            lines[2].contains("42 (1m 5s ago)") && lines[2].contains("100%"),
-            "{text}"
-        );
+        assert!(lines[0].starts_with("PAIR    STATE              READY  LAG     PROGRESS  LAST POINT"), "{text}");
+        assert!(lines[1].contains("Start Replication") && lines[1].contains("42.5%"), "{text}");
+        assert!(lines[1].contains("3m 12s") && lines[1].ends_with("db-01"), "{text}");
+        assert!(lines[2].contains("42 (1m 5s ago)") && lines[2].contains("100%"), "{text}");
         assert!(lines[2].ends_with("10.0.0.5:41000 (offline)"), "{text}");
     }
 
@@ -153,18 +123,8 @@ mod tests {
         let body = serde_json::to_string(&vec![summary("web-01")]).unwrap();
         let server = FakeServer::start(vec![Reply::json(200, &body)]);
         let client = Client::new(&server.url, None).unwrap();
-        run(
-            &client,
-            OutputFormat::Json,
-            &PairsArgs {
-                command: PairsCommand::List,
-            },
-        )
-        .unwrap();
+        run(&client, OutputFormat::Json, &PairsArgs { command: PairsCommand::List }).unwrap();
         let reqs = server.finish();
-        assert_eq!(
-            (reqs[0].method.as_str(), reqs[0].path.as_str()),
-            ("GET", "/api/v1/pairs")
-        );
+        assert_eq!((reqs[0].method.as_str(), reqs[0].path.as_str()), ("GET", "/api/v1/pairs"));
     }
 }

@@ -67,8 +67,7 @@ pub enum PointsCommand {
 pub fn run(client: &Client, output: OutputFormat, args: &PointsArgs) -> Result<(), CliError> {
     match &args.command {
         PointsCommand::List { pair } => {
-            let (raw, points): (_, Vec<RecoveryPoint>) =
-                client.get_json(&format!("/api/v1/pairs/{pair}/points"))?;
+            let (raw, points): (_, Vec<RecoveryPoint>) = client.get_json(&format!("/api/v1/pairs/{pair}/points"))?;
             match output {
                 OutputFormat::Json => output::emit(&output::to_json(&raw)),
                 OutputFormat::Text if points.is_empty() => {
@@ -78,11 +77,7 @@ pub fn run(client: &Client, output: OutputFormat, args: &PointsArgs) -> Result<(
             }
             Ok(())
         }
-        PointsCommand::Create {
-            pair,
-            wait,
-            timeout,
-        } => create(client, output, pair, *wait, *timeout),
+        PointsCommand::Create { pair, wait, timeout } => create(client, output, pair, *wait, *timeout),
         PointsCommand::Export(args) => crate::export::run(client, output, args),
     }
 }
@@ -90,10 +85,7 @@ pub fn run(client: &Client, output: OutputFormat, args: &PointsArgs) -> Result<(
 /// The body of `points create`: whole seconds, rounded up so `--timeout 1ms` is not 0.
 pub fn create_request(wait: bool, timeout: Option<Duration>) -> CreatePointRequest {
     let timeout_seconds = timeout.map(|t| t.as_secs() + u64::from(t.subsec_nanos() > 0));
-    CreatePointRequest {
-        wait,
-        timeout_seconds,
-    }
+    CreatePointRequest { wait, timeout_seconds }
 }
 
 fn create(
@@ -123,11 +115,8 @@ fn create(
     } else {
         ProgressBar::hidden()
     };
-    let result = client.post_json::<_, CreatePointResponse>(
-        &format!("/api/v1/pairs/{pair}/points"),
-        &request,
-        answer_timeout,
-    );
+    let result =
+        client.post_json::<_, CreatePointResponse>(&format!("/api/v1/pairs/{pair}/points"), &request, answer_timeout);
     spinner.finish_and_clear();
     let (_status, raw, response) = result?;
     match output {
@@ -156,15 +145,7 @@ pub fn render_created(r: &CreatePointResponse) -> String {
 
 /// The `points list` table.
 pub fn render_points(points: &[RecoveryPoint]) -> String {
-    let mut table = Table::new(&[
-        "ID",
-        "TIME",
-        "KIND",
-        "CONSISTENCY",
-        "CHANGED",
-        "SHIPPED",
-        "PINNED",
-    ]);
+    let mut table = Table::new(&["ID", "TIME", "KIND", "CONSISTENCY", "CHANGED", "SHIPPED", "PINNED"]);
     for p in points {
         table.row(vec![
             p.id.to_string(),
@@ -173,11 +154,7 @@ pub fn render_points(points: &[RecoveryPoint]) -> String {
             output::wire_name(&p.consistency),
             output::format_size(p.sizes.changed_bytes),
             output::format_size(p.sizes.shipped_bytes),
-            if p.pinned {
-                "yes".into()
-            } else {
-                String::new()
-            },
+            if p.pinned { "yes".into() } else { String::new() },
         ]);
     }
     table.render()
@@ -204,11 +181,7 @@ pub(crate) mod tests {
             pinned: false,
             verified_at: None,
             tested_at: None,
-            sizes: PointSizes {
-                changed_bytes: 3 << 20,
-                shipped_bytes: 1 << 20,
-                ..PointSizes::default()
-            },
+            sizes: PointSizes { changed_bytes: 3 << 20, shipped_bytes: 1 << 20, ..PointSizes::default() },
         }
     }
 
@@ -229,77 +202,30 @@ pub(crate) mod tests {
 
     #[test]
     fn create_texts() {
-        assert_eq!(
-            render_created(&CreatePointResponse {
-                request_id: 9,
-                point: None
-            }),
-            "cut requested (request 9)"
-        );
-        let done = render_created(&CreatePointResponse {
-            request_id: 9,
-            point: Some(point(14, 0)),
-        });
-        assert!(
-            done.starts_with("recovery point 14 committed at 2026-05-01T10:00:00Z (manual, fuzzy;"),
-            "{done}"
-        );
+        assert_eq!(render_created(&CreatePointResponse { request_id: 9, point: None }), "cut requested (request 9)");
+        let done = render_created(&CreatePointResponse { request_id: 9, point: Some(point(14, 0)) });
+        assert!(done.starts_with("recovery point 14 committed at 2026-05-01T10:00:00Z (manual, fuzzy;"), "{done}");
     }
 
     #[test]
     fn timeout_is_rounded_up_to_seconds() {
-        assert_eq!(
-            create_request(true, Some(Duration::from_millis(1))).timeout_seconds,
-            Some(1)
-        );
-        assert_eq!(
-            create_request(true, Some(Duration::from_secs(300))).timeout_seconds,
-            Some(300)
-        );
-        assert_eq!(
-            create_request(false, None),
-            CreatePointRequest {
-                wait: false,
-                timeout_seconds: None
-            }
-        );
+        assert_eq!(create_request(true, Some(Duration::from_millis(1))).timeout_seconds, Some(1));
+        assert_eq!(create_request(true, Some(Duration::from_secs(300))).timeout_seconds, Some(300));
+        assert_eq!(create_request(false, None), CreatePointRequest { wait: false, timeout_seconds: None });
     }
 
     #[test]
     fn create_posts_the_request_and_reads_202() {
-        let body = serde_json::to_string(&CreatePointResponse {
-            request_id: 5,
-            point: None,
-        })
-        .unwrap();
+        let body = serde_json::to_string(&CreatePointResponse { request_id: 5, point: None }).unwrap();
         let server = FakeServer::start(vec![Reply::json(202, &body)]);
         let client = Client::new(&server.url, Some("t".into())).unwrap();
-        create(
-            &client,
-            OutputFormat::Text,
-            &PairId::new("web-01").unwrap(),
-            true,
-            Some(Duration::from_secs(5)),
-        )
-        .unwrap();
+        create(&client, OutputFormat::Text, &PairId::new("web-01").unwrap(), true, Some(Duration::from_secs(5)))
+            .unwrap();
         let req = &server.finish()[0];
-        assert_eq!(
-            (req.method.as_str(), req.path.as_str()),
-            ("POST", "/api/v1/pairs/web-01/points")
-        );
+        assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", "/api/v1/pairs/web-01/points"));
         let sent: CreatePointRequest = serde_json::from_slice(&req.body).unwrap();
-        assert_eq!(
-            sent,
-            CreatePointRequest {
-                wait: true,
-                timeout_seconds: Some(5)
-            }
-        );
-        assert!(
-            req.header("content-type")
-                .unwrap()
-                .starts_with("application/json")
-        );
+        assert_eq!(sent, CreatePointRequest { wait: true, timeout_seconds: Some(5) });
+        assert!(req.header("content-type").unwrap().starts_with("application/json"));
     }
 
     #[test]
@@ -307,19 +233,9 @@ pub(crate) mod tests {
         let err_body = r#"{"code":"InvalidPairState","message":"pair 'web-01' is Disconnected: no agent to cut"}"#;
         let server = FakeServer::start(vec![Reply::json(409, err_body)]);
         let client = Client::new(&server.url, None).unwrap();
-        let err = create(
-            &client,
-            OutputFormat::Json,
-            &PairId::new("web-01").unwrap(),
-            false,
-            None,
-        )
-        .unwrap_err();
+        let err = create(&client, OutputFormat::Json, &PairId::new("web-01").unwrap(), false, None).unwrap_err();
         assert_eq!(err.exit_code(), exit::INVALID_STATE);
-        assert_eq!(
-            err.to_string(),
-            "pair 'web-01' is Disconnected: no agent to cut"
-        );
+        assert_eq!(err.to_string(), "pair 'web-01' is Disconnected: no agent to cut");
         server.finish();
     }
 }

@@ -32,13 +32,7 @@ pub struct SparseStats {
 impl<'f> SparseWriter<'f> {
     /// `file` must be empty when `sparse` (holes read as zeros only in a fresh file).
     pub fn new(file: &'f File, sparse: bool) -> Self {
-        Self {
-            file,
-            sparse,
-            offset: 0,
-            block: Vec::with_capacity(BLOCK),
-            zero_bytes: 0,
-        }
+        Self { file, sparse, offset: 0, block: Vec::with_capacity(BLOCK), zero_bytes: 0 }
     }
 
     pub fn write(&mut self, mut data: &[u8]) -> io::Result<()> {
@@ -88,20 +82,14 @@ impl<'f> SparseWriter<'f> {
             self.file.set_len(self.offset)?;
         }
         self.file.sync_all()?;
-        Ok(SparseStats {
-            bytes: self.offset,
-            zero_bytes: self.zero_bytes,
-        })
+        Ok(SparseStats { bytes: self.offset, zero_bytes: self.zero_bytes })
     }
 }
 
 fn is_zero(buf: &[u8]) -> bool {
     let words = buf.chunks_exact(16);
     let tail = words.remainder();
-    words
-        .into_iter()
-        .all(|w| u128::from_ne_bytes(w.try_into().unwrap_or([1; 16])) == 0)
-        && tail.iter().all(|&b| b == 0)
+    words.into_iter().all(|w| u128::from_ne_bytes(w.try_into().unwrap_or([1; 16])) == 0) && tail.iter().all(|&b| b == 0)
 }
 
 /// Why a copy stopped early.
@@ -152,10 +140,7 @@ pub(crate) mod tests {
         let mut v = vec![0u8; blocks * BLOCK + tail];
         for (i, block) in v.chunks_mut(BLOCK).enumerate() {
             if data(i) {
-                block
-                    .iter_mut()
-                    .enumerate()
-                    .for_each(|(j, b)| *b = u8::try_from(j % 251).unwrap_or(0) + 1);
+                block.iter_mut().enumerate().for_each(|(j, b)| *b = u8::try_from(j % 251).unwrap_or(0) + 1);
             }
         }
         v
@@ -166,9 +151,7 @@ pub(crate) mod tests {
         let file = File::create(path).unwrap();
         let mut w = SparseWriter::new(&file, sparse);
         let mut reader = io::Cursor::new(img);
-        let mut pieces = [1usize, 4093, BLOCK, 3 * BLOCK + 7, 100_000]
-            .into_iter()
-            .cycle();
+        let mut pieces = [1usize, 4093, BLOCK, 3 * BLOCK + 7, 100_000].into_iter().cycle();
         let mut buf = vec![0u8; 5 * BLOCK];
         loop {
             let n = reader.read(&mut buf[..pieces.next().unwrap()]).unwrap();
@@ -198,21 +181,11 @@ pub(crate) mod tests {
         let mut img = image(64, 1000, |i| matches!(i, 0 | 10 | 63 | 64));
         let path = temp_path("sparse.img");
         let stats = write_in_odd_pieces(&img, true, &path);
-        assert_eq!(
-            stats,
-            SparseStats {
-                bytes: img.len() as u64,
-                zero_bytes: 61 * BLOCK as u64
-            }
-        );
+        assert_eq!(stats, SparseStats { bytes: img.len() as u64, zero_bytes: 61 * BLOCK as u64 });
         assert_eq!(std::fs::read(&path).unwrap(), img);
         let meta = std::fs::metadata(&path).unwrap();
         assert_eq!(meta.len(), img.len() as u64);
-        assert!(
-            meta.blocks() * 512 < img.len() as u64 / 4,
-            "{} blocks of 512 allocated",
-            meta.blocks()
-        );
+        assert!(meta.blocks() * 512 < img.len() as u64 / 4, "{} blocks of 512 allocated", meta.blocks());
 
         // A trailing zero block is a hole too, and the length is still right.
         img.truncate(64 * BLOCK);
@@ -233,13 +206,7 @@ pub(crate) mod tests {
         let mut w = SparseWriter::new(&file, false);
         let got = copy_sparse(&mut io::Cursor::new(&img), &mut w, |_| {}).unwrap();
         assert_eq!(got, img.len() as u64);
-        assert_eq!(
-            w.finish().unwrap(),
-            SparseStats {
-                bytes: img.len() as u64,
-                zero_bytes: 7 * BLOCK as u64
-            }
-        );
+        assert_eq!(w.finish().unwrap(), SparseStats { bytes: img.len() as u64, zero_bytes: 7 * BLOCK as u64 });
         assert_eq!(std::fs::read(&path).unwrap(), img);
         std::fs::remove_file(&path).unwrap();
     }
@@ -250,10 +217,7 @@ pub(crate) mod tests {
         impl Read for Breaks {
             fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
                 if self.0 == 0 {
-                    return Err(io::Error::new(
-                        io::ErrorKind::UnexpectedEof,
-                        "peer disconnected",
-                    ));
+                    return Err(io::Error::new(io::ErrorKind::UnexpectedEof, "peer disconnected"));
                 }
                 let n = buf.len().min(self.0);
                 buf[..n].fill(7);

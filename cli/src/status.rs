@@ -76,9 +76,7 @@ pub fn run(client: &Client, output: OutputFormat, args: &StatusArgs) -> Result<(
                 if args.watch {
                     show(output, &raw, &status, true);
                 } else {
-                    bar.set_position(output::round_u64(
-                        status.stats.progress_percent.clamp(0.0, 100.0) * 10.0,
-                    ));
+                    bar.set_position(output::round_u64(status.stats.progress_percent.clamp(0.0, 100.0) * 10.0));
                     bar.set_message(last.clone());
                 }
                 if synced {
@@ -137,11 +135,7 @@ fn show(output: OutputFormat, raw: &serde_json::Value, status: &PairStatus, refr
 
 /// One line for the `--wait-synced` bar: state, progress, ETA.
 fn progress_line(s: &PairStatus) -> String {
-    let mut line = format!(
-        "{} {}",
-        s.state_label,
-        output::format_percent(s.stats.progress_percent)
-    );
+    let mut line = format!("{} {}", s.state_label, output::format_percent(s.stats.progress_percent));
     if let Some(eta) = s.stats.eta_seconds {
         line.push_str(&format!(", ETA {}", dur(eta)));
     }
@@ -153,20 +147,10 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
     let st = &s.stats;
     let mut b = Block::default();
     b.line("DR pair", s.pair_id.to_string());
-    b.line(
-        "State",
-        format!("{} ({})", s.state_label, s.state_explanation),
-    );
-    let ready = if s.ready_for_failover {
-        "yes"
-    } else {
-        "no (no complete recovery point yet)"
-    };
+    b.line("State", format!("{} ({})", s.state_label, s.state_explanation));
+    let ready = if s.ready_for_failover { "yes" } else { "no (no complete recovery point yet)" };
     b.line("Ready for failover", ready);
-    b.line(
-        "Recovery checkpoint",
-        s.recovery_checkpoint.clone().unwrap_or_else(|| "-".into()),
-    );
+    b.line("Recovery checkpoint", s.recovery_checkpoint.clone().unwrap_or_else(|| "-".into()));
     b.line(
         "Last point",
         match &s.last_point {
@@ -190,11 +174,7 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
                 a.address,
                 a.tracker,
                 a.version,
-                if a.connected {
-                    "connected"
-                } else {
-                    "disconnected"
-                },
+                if a.connected { "connected" } else { "disconnected" },
                 a.since
             ),
             None => "never connected".into(),
@@ -226,19 +206,11 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
     b.line("Elapsed", st.elapsed_seconds.map_or("-".into(), dur));
     b.line("ETA", st.eta_seconds.map_or("-".into(), dur));
     b.line("Lag", dur(output::round_u64(st.lag_seconds)));
-    b.line(
-        "Backlog",
-        format!("{} ({} chunks)", size(st.backlog_bytes), st.backlog_chunks),
-    );
+    b.line("Backlog", format!("{} ({} chunks)", size(st.backlog_bytes), st.backlog_chunks));
     b.line("Epoch", st.current_epoch.to_string());
     b.line(
         "Bytes",
-        format!(
-            "read {}, shipped {}, stored {}",
-            size(st.bytes_read),
-            size(st.bytes_shipped),
-            size(st.bytes_stored)
-        ),
+        format!("read {}, shipped {}, stored {}", size(st.bytes_read), size(st.bytes_shipped), size(st.bytes_stored)),
     );
     b.line(
         "Chunks",
@@ -251,11 +223,7 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
     if let Some(r) = &s.stop_reason {
         b.line("Stop reason", r.clone());
     }
-    let failures: Vec<String> = s
-        .failure_messages
-        .iter()
-        .map(|m| format!("- {m}"))
-        .collect();
+    let failures: Vec<String> = s.failure_messages.iter().map(|m| format!("- {m}")).collect();
     b.line("Failures", lines_or(failures, "none"));
     b.line("Registered", s.registered_at.clone());
     b.render()
@@ -294,12 +262,7 @@ pub(crate) mod tests {
             stats: PairStats {
                 progress_percent: progress,
                 eta_seconds: Some(300),
-                pass: Some(PassInfo {
-                    epoch: 1,
-                    kind: "initial".into(),
-                    chunks_done: 68_812,
-                    chunks_total: 163_840,
-                }),
+                pass: Some(PassInfo { epoch: 1, kind: "initial".into(), chunks_done: 68_812, chunks_total: 163_840 }),
                 lag_seconds: 192.0,
                 backlog_bytes: 6 << 30,
                 bytes_read: 4 << 30,
@@ -317,20 +280,11 @@ pub(crate) mod tests {
         s.last_point = Some(crate::points::tests::point(7, 1_000_000));
         let text = render_status(&s, 1_060_000);
         for (key, value) in [
-            (
-                "State",
-                "Start Replication (the first full copy is running)",
-            ),
+            ("State", "Start Replication (the first full copy is running)"),
             ("Ready for failover", "no (no complete recovery point yet)"),
-            (
-                "Last point",
-                "7 at 2026-05-01T10:00:00Z (1m ago), manual, fuzzy",
-            ),
+            ("Last point", "7 at 2026-05-01T10:00:00Z (1m ago), manual, fuzzy"),
             ("Disks", "0  /dev/sdb  10.0 GiB (163840 chunks of 64.0 KiB)"),
-            (
-                "Progress",
-                "42% (initial pass, epoch 1: 68812 of 163840 chunks)",
-            ),
+            ("Progress", "42% (initial pass, epoch 1: 68812 of 163840 chunks)"),
             ("ETA", "5m"),
             ("Lag", "3m 12s"),
             ("Backlog", "6.0 GiB (0 chunks)"),
@@ -338,10 +292,7 @@ pub(crate) mod tests {
             ("Failures", "- refused chunk 17: hash mismatch"),
         ] {
             let want = format!("{:<22}{value}", format!("{key}:"));
-            assert!(
-                text.lines().any(|l| l == want),
-                "missing {want:?} in\n{text}"
-            );
+            assert!(text.lines().any(|l| l == want), "missing {want:?} in\n{text}");
         }
     }
 
@@ -354,22 +305,14 @@ pub(crate) mod tests {
 
     #[test]
     fn wait_synced_polls_until_in_sync() {
-        let replies = [
-            status(PairState::InitialSync, 50.0),
-            status(PairState::Replicating, 100.0),
-        ]
-        .iter()
-        .map(|s| Reply::json(200, &serde_json::to_string(s).unwrap()))
-        .collect();
+        let replies = [status(PairState::InitialSync, 50.0), status(PairState::Replicating, 100.0)]
+            .iter()
+            .map(|s| Reply::json(200, &serde_json::to_string(s).unwrap()))
+            .collect();
         let server = FakeServer::start(replies);
         let client = Client::new(&server.url, None).unwrap();
         let pair = PairId::new("web-01").unwrap();
-        let args = StatusArgs {
-            pair,
-            watch: false,
-            wait_synced: true,
-            timeout: Some(Duration::from_secs(30)),
-        };
+        let args = StatusArgs { pair, watch: false, wait_synced: true, timeout: Some(Duration::from_secs(30)) };
         run(&client, OutputFormat::Json, &args).unwrap();
         let reqs = server.finish();
         assert_eq!(reqs.len(), 2);
@@ -382,19 +325,10 @@ pub(crate) mod tests {
         let server = FakeServer::start(vec![Reply::json(200, &body)]);
         let client = Client::new(&server.url, None).unwrap();
         let pair = PairId::new("web-01").unwrap();
-        let args = StatusArgs {
-            pair,
-            watch: false,
-            wait_synced: true,
-            timeout: Some(Duration::ZERO),
-        };
+        let args = StatusArgs { pair, watch: false, wait_synced: true, timeout: Some(Duration::ZERO) };
         let err = run(&client, OutputFormat::Text, &args).unwrap_err();
         assert_eq!(err.exit_code(), exit::TIMED_OUT);
-        assert!(
-            err.to_string()
-                .contains("pair web-01 not in sync after 0s: Start Replication 10%"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("pair web-01 not in sync after 0s: Start Replication 10%"), "{err}");
         server.finish();
     }
 }

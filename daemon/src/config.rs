@@ -2,8 +2,8 @@
 //! flags for the essentials; a flag wins over the file, the file over the defaults written
 //! here (the only place defaults live).
 
-use anyhow::{bail, Context, Result};
-use drpair_types::{ChunkSize, PairId, DEFAULT_API_PORT, DEFAULT_LINK_PORT};
+use anyhow::{Context, Result, bail};
+use drpair_types::{ChunkSize, DEFAULT_API_PORT, DEFAULT_LINK_PORT, PairId};
 use serde::Deserialize;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -90,14 +90,12 @@ pub struct AgentConfig {
 
 /// Reads and parses a config file (unknown keys are errors naming the key).
 pub fn load_file(path: &Path) -> Result<ConfigFile> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read config file {}", path.display()))?;
+    let text = std::fs::read_to_string(path).with_context(|| format!("cannot read config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
 }
 
 fn read_token(path: &Path) -> Result<String> {
-    let t = std::fs::read_to_string(path)
-        .with_context(|| format!("cannot read token file {}", path.display()))?;
+    let t = std::fs::read_to_string(path).with_context(|| format!("cannot read token file {}", path.display()))?;
     let t = t.lines().next().unwrap_or("").trim().to_string();
     if t.len() < 8 {
         bail!("token in {} is shorter than 8 characters", path.display());
@@ -106,7 +104,9 @@ fn read_token(path: &Path) -> Result<String> {
 }
 
 fn parse_addr(what: &str, s: &str) -> Result<SocketAddr> {
-    s.parse().with_context(|| format!("{what} '{s}' is not an address of the form HOST:PORT (e.g. 127.0.0.1:{DEFAULT_API_PORT})"))
+    s.parse().with_context(|| {
+        format!("{what} '{s}' is not an address of the form HOST:PORT (e.g. 127.0.0.1:{DEFAULT_API_PORT})")
+    })
 }
 
 impl StandbyFile {
@@ -134,10 +134,7 @@ pub fn parse_compression(s: &str) -> Result<CompressionSetting> {
         "auto" => Ok(CompressionSetting::Auto),
         "off" | "none" => Ok(CompressionSetting::Off),
         _ => {
-            let level = s
-                .strip_prefix("zstd:")
-                .and_then(|l| l.parse::<i32>().ok())
-                .filter(|l| (1..=19).contains(l));
+            let level = s.strip_prefix("zstd:").and_then(|l| l.parse::<i32>().ok()).filter(|l| (1..=19).contains(l));
             match level {
                 Some(l) => Ok(CompressionSetting::Zstd(l)),
                 None => bail!("compression '{s}' must be auto, off, or zstd:LEVEL with LEVEL 1..=19"),
@@ -155,7 +152,8 @@ impl AgentFile {
         if disks.is_empty() {
             bail!("no disk: give --disk PATH (repeatable) or `disks` in [agent]");
         }
-        let standby = flags.standby.or(self.standby).context("no standby: give --standby HOST:PORT or `standby` in [agent]")?;
+        let standby =
+            flags.standby.or(self.standby).context("no standby: give --standby HOST:PORT or `standby` in [agent]")?;
         if !standby.contains(':') {
             bail!("standby '{standby}' must be HOST:PORT (the standby's link port, default {DEFAULT_LINK_PORT})");
         }
@@ -205,11 +203,24 @@ pub fn check(path: &Path) -> Result<String> {
     }
     if let Some(s) = file.standby {
         let c = s.resolve(StandbyFile::default()).context("[standby]")?;
-        out.push(format!("standby: data_dir {}, link {}, api {}, token {}", c.data_dir.display(), c.listen, c.api_listen, if c.token.is_some() { "set" } else { "none" }));
+        out.push(format!(
+            "standby: data_dir {}, link {}, api {}, token {}",
+            c.data_dir.display(),
+            c.listen,
+            c.api_listen,
+            if c.token.is_some() { "set" } else { "none" }
+        ));
     }
     if let Some(a) = file.agent {
         let c = a.resolve(AgentFile::default(), false).context("[agent]")?;
-        out.push(format!("agent: pair {}, {} disk(s), standby {}, tracker {}, cut every {}", c.pair, c.disks.len(), c.standby, c.tracker, humantime::format_duration(c.cut_interval)));
+        out.push(format!(
+            "agent: pair {}, {} disk(s), standby {}, tracker {}, cut every {}",
+            c.pair,
+            c.disks.len(),
+            c.standby,
+            c.tracker,
+            humantime::format_duration(c.cut_interval)
+        ));
     }
     Ok(out.join("\n"))
 }
@@ -231,7 +242,9 @@ mod tests {
 
     #[test]
     fn agent_defaults_and_flags() {
-        let f = parse("[agent]\npair = \"web-01\"\ndisks = [\"/dev/vdb\"]\nstandby = \"s:7700\"\ncut_interval = \"5m\"\n").unwrap();
+        let f =
+            parse("[agent]\npair = \"web-01\"\ndisks = [\"/dev/vdb\"]\nstandby = \"s:7700\"\ncut_interval = \"5m\"\n")
+                .unwrap();
         let flags = AgentFile { cut_interval: Some("10s".into()), ..Default::default() };
         let c = f.agent.unwrap().resolve(flags, false).unwrap();
         assert_eq!(c.cut_interval, Duration::from_secs(10));
@@ -242,7 +255,12 @@ mod tests {
 
     #[test]
     fn agent_bad_values() {
-        let base = || AgentFile { pair: Some("p".into()), disks: Some(vec!["/x".into()]), standby: Some("h:1".into()), ..Default::default() };
+        let base = || AgentFile {
+            pair: Some("p".into()),
+            disks: Some(vec!["/x".into()]),
+            standby: Some("h:1".into()),
+            ..Default::default()
+        };
         let cases: Vec<(AgentFile, &str)> = vec![
             (AgentFile { pair: Some("a/b".into()), ..base() }, "pair"),
             (AgentFile { disks: Some(vec![]), ..base() }, "no disk"),

@@ -1,6 +1,6 @@
 //! Async framing over a TCP stream: read and write whole frames of [`drpair_wire`].
 
-use drpair_wire::{decode_body, decode_header, FrameError, HEADER_LEN};
+use drpair_wire::{FrameError, HEADER_LEN, decode_body, decode_header};
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -43,7 +43,10 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &[u8]) -> Resu
 /// Spawns the task that owns the write half of a connection: it writes every frame sent on
 /// the returned channel (bounded: senders wait when the link is slow), and shuts the socket
 /// down once every sender is gone or a write fails.
-pub fn spawn_writer<W: AsyncWrite + Unpin + Send + 'static>(mut w: W, depth: usize) -> (mpsc::Sender<Vec<u8>>, tokio::task::JoinHandle<()>) {
+pub fn spawn_writer<W: AsyncWrite + Unpin + Send + 'static>(
+    mut w: W,
+    depth: usize,
+) -> (mpsc::Sender<Vec<u8>>, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(depth);
     let task = tokio::spawn(async move {
         while let Some(f) = rx.recv().await {

@@ -6,7 +6,11 @@ use drpaird::config::{self, AgentFile, StandbyFile};
 use std::path::PathBuf;
 
 #[derive(Parser)]
-#[command(name = "drpaird", version, about = "drpair daemons: the agent (protected server) and the standby (recovery points)")]
+#[command(
+    name = "drpaird",
+    version,
+    about = "drpair daemons: the agent (protected server) and the standby (recovery points)"
+)]
 struct Cli {
     #[command(subcommand)]
     cmd: Cmd,
@@ -93,11 +97,15 @@ struct AgentArgs {
 fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DRPAIR_LOG").unwrap_or_else(|_| "info".into());
     use std::io::IsTerminal;
-    tracing_subscriber::fmt().with_env_filter(filter).with_ansi(std::io::stderr().is_terminal()).with_writer(std::io::stderr).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
 }
 
 async fn shutdown_signal() {
-    use tokio::signal::unix::{signal, SignalKind};
+    use tokio::signal::unix::{SignalKind, signal};
     let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
     tokio::select! {
         _ = tokio::signal::ctrl_c() => {}
@@ -131,17 +139,26 @@ fn run(cli: Cli) -> Result<()> {
         Cmd::Standby(a) => {
             init_logs();
             let file = match &a.config {
-                Some(p) => config::load_file(p)?.standby.ok_or_else(|| anyhow::anyhow!("{} has no [standby] table", p.display()))?,
+                Some(p) => config::load_file(p)?
+                    .standby
+                    .ok_or_else(|| anyhow::anyhow!("{} has no [standby] table", p.display()))?,
                 None => StandbyFile::default(),
             };
-            let flags = StandbyFile { data_dir: a.data_dir, listen: a.listen, api_listen: a.api_listen, token_file: a.token_file };
+            let flags = StandbyFile {
+                data_dir: a.data_dir,
+                listen: a.listen,
+                api_listen: a.api_listen,
+                token_file: a.token_file,
+            };
             let cfg = file.resolve(flags)?;
             runtime()?.block_on(drpaird::standby::run(cfg, shutdown_signal(), || {}))
         }
         Cmd::Agent(a) => {
             init_logs();
             let file = match &a.config {
-                Some(p) => config::load_file(p)?.agent.ok_or_else(|| anyhow::anyhow!("{} has no [agent] table", p.display()))?,
+                Some(p) => config::load_file(p)?
+                    .agent
+                    .ok_or_else(|| anyhow::anyhow!("{} has no [agent] table", p.display()))?,
                 None => AgentFile::default(),
             };
             let flags = AgentFile {

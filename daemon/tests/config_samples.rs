@@ -9,7 +9,8 @@ fn samples() -> PathBuf {
 }
 
 fn check(file: &std::path::Path) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_drpaird")).args(["config", "check"]).arg(file).output().expect("run drpaird");
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_drpaird")).args(["config", "check"]).arg(file).output().expect("run drpaird");
     (out.status.success(), format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr)))
 }
 

@@ -21,7 +21,8 @@ impl Reply {
 
     /// The body as JSON; panics with the body when it is not JSON.
     pub fn json(&self) -> Value {
-        serde_json::from_slice(&self.body).unwrap_or_else(|e| panic!("answer ({}) is not JSON ({e}): {}", self.status, self.text()))
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("answer ({}) is not JSON ({e}): {}", self.status, self.text()))
     }
 
     /// Asserts an API error: status, `code`, and a non-empty `message`. Returns the body.
@@ -62,7 +63,11 @@ impl Api {
             .timeout_connect(Some(Duration::from_secs(5)))
             .timeout_global(Some(Duration::from_secs(900)))
             .build();
-        Self { base: base.trim_end_matches('/').into(), token: token.map(String::from), http: ureq::Agent::new_with_config(config) }
+        Self {
+            base: base.trim_end_matches('/').into(),
+            token: token.map(String::from),
+            http: ureq::Agent::new_with_config(config),
+        }
     }
 
     /// The same client with another token (None: no Authorization header).
@@ -78,7 +83,12 @@ impl Api {
         let r = r.unwrap_or_else(|e| panic!("{what}: {e}"));
         let status = r.status().as_u16();
         let content_type = r.headers().get("content-type").and_then(|v| v.to_str().ok()).map(String::from);
-        let body = r.into_body().into_with_config().limit(64 << 20).read_to_vec().unwrap_or_else(|e| panic!("{what}: reading body: {e}"));
+        let body = r
+            .into_body()
+            .into_with_config()
+            .limit(64 << 20)
+            .read_to_vec()
+            .unwrap_or_else(|e| panic!("{what}: reading body: {e}"));
         Reply { status, body, content_type }
     }
 
@@ -137,7 +147,11 @@ impl Api {
 
     /// `POST /api/v1/pairs/{pair}/points {"wait":true}`; panics unless 200 with a point.
     pub fn create_point_wait(&self, pair: &str) -> RecoveryPoint {
-        let r = self.post(&format!("/api/v1/pairs/{pair}/points"), "application/json", br#"{"wait":true,"timeout_seconds":300}"#);
+        let r = self.post(
+            &format!("/api/v1/pairs/{pair}/points"),
+            "application/json",
+            br#"{"wait":true,"timeout_seconds":300}"#,
+        );
         assert_eq!(r.status, 200, "points create --wait: {}", r.text());
         let j = r.json();
         serde_json::from_value(j["point"].clone()).unwrap_or_else(|e| panic!("no point in {j}: {e}"))
@@ -152,10 +166,18 @@ impl Api {
         }
         let r = req.call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
         let status = r.status().as_u16();
-        let content_length = r.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
+        let content_length =
+            r.headers().get("content-length").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok());
         if status != 200 {
             let body = r.into_body().read_to_string().unwrap_or_default();
-            return Export { status, len: 0, content_length, hash: blake3::hash(b""), error: None, error_body: Some(body) };
+            return Export {
+                status,
+                len: 0,
+                content_length,
+                hash: blake3::hash(b""),
+                error: None,
+                error_body: Some(body),
+            };
         }
         let mut reader = r.into_body().into_reader();
         let mut hasher = blake3::Hasher::new();
@@ -182,7 +204,12 @@ impl Api {
     pub fn export_full(&self, pair: &str, point: &str, disk: u32, size: u64) -> blake3::Hash {
         let e = self.export(pair, point, disk);
         assert_eq!(e.status, 200, "export of pair {pair} point {point} disk {disk}: {:?}", e.error_body);
-        assert!(e.error.is_none(), "export of pair {pair} point {point} disk {disk} cut short after {} bytes: {:?}", e.len, e.error);
+        assert!(
+            e.error.is_none(),
+            "export of pair {pair} point {point} disk {disk} cut short after {} bytes: {:?}",
+            e.len,
+            e.error
+        );
         assert_eq!(e.len, size, "export of pair {pair} point {point} disk {disk} delivered {} of {size} bytes", e.len);
         assert_eq!(e.content_length, Some(size), "Content-Length of the export of point {point}");
         e.hash

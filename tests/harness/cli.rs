@@ -25,13 +25,19 @@ impl CliOut {
 
     /// Asserts an exit code.
     pub fn expect_code(&self, code: i32) -> &Self {
-        assert_eq!(self.code, code, "drpair {:?}: expected exit {code}, got {}\nstdout: {}\nstderr: {}", self.args, self.code, self.stdout, self.stderr);
+        assert_eq!(
+            self.code, code,
+            "drpair {:?}: expected exit {code}, got {}\nstdout: {}\nstderr: {}",
+            self.args, self.code, self.stdout, self.stderr
+        );
         self
     }
 
     /// Stdout as JSON.
     pub fn json(&self) -> Value {
-        serde_json::from_str(&self.stdout).unwrap_or_else(|e| panic!("drpair {:?}: stdout is not JSON ({e}): {}\nstderr: {}", self.args, self.stdout, self.stderr))
+        serde_json::from_str(&self.stdout).unwrap_or_else(|e| {
+            panic!("drpair {:?}: stdout is not JSON ({e}): {}\nstderr: {}", self.args, self.stdout, self.stderr)
+        })
     }
 }
 
@@ -53,7 +59,11 @@ impl Cli {
 
     pub fn run(&self, args: &[&str]) -> CliOut {
         let mut cmd = Command::new(crate::bin("drpair"));
-        cmd.args(args).env("DRPAIR_SERVER", &self.server).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+        cmd.args(args)
+            .env("DRPAIR_SERVER", &self.server)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
         match &self.token {
             Some(t) => cmd.env("DRPAIR_TOKEN", t),
             None => cmd.env_remove("DRPAIR_TOKEN"),

@@ -142,7 +142,14 @@ impl AgentSpec {
             a.push("--disk".into());
             a.push(d.clone().into());
         }
-        a.extend(os(&["--standby", &self.standby.to_string(), "--tracker", "scan", "--cut-interval", &self.cut_interval]));
+        a.extend(os(&[
+            "--standby",
+            &self.standby.to_string(),
+            "--tracker",
+            "scan",
+            "--cut-interval",
+            &self.cut_interval,
+        ]));
         a.push("--state-dir".into());
         a.push(self.state_dir.clone().into());
         if let Some(t) = &self.token_file {

@@ -57,10 +57,16 @@ impl TestEnv {
     pub fn log_tails(&self, lines: usize) -> String {
         let mut out = String::new();
         for (label, path) in self.logs.lock().expect("logs").iter() {
-            let text = std::fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read {}: {e})", path.display()));
+            let text =
+                std::fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read {}: {e})", path.display()));
             let all: Vec<&str> = text.lines().collect();
             let from = all.len().saturating_sub(lines);
-            out.push_str(&format!("----- {label}: {} (last {} of {} lines) -----\n", path.display(), all.len() - from, all.len()));
+            out.push_str(&format!(
+                "----- {label}: {} (last {} of {} lines) -----\n",
+                path.display(),
+                all.len() - from,
+                all.len()
+            ));
             for l in &all[from..] {
                 out.push_str(l);
                 out.push('\n');

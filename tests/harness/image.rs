@@ -61,7 +61,10 @@ fn compressible(off: u64, len: usize, rng: &mut StdRng) -> Vec<u8> {
     let mut line = 0u64;
     let salt: u32 = rng.random();
     while out.len() < len {
-        out.extend_from_slice(format!("{off:012x} line {line:08} salt {salt:08x} the quick brown fox jumps over the lazy dog\n").as_bytes());
+        out.extend_from_slice(
+            format!("{off:012x} line {line:08} salt {salt:08x} the quick brown fox jumps over the lazy dog\n")
+                .as_bytes(),
+        );
         line += 1;
     }
     out.truncate(len);
@@ -123,7 +126,17 @@ pub fn hash_range(path: &Path, offset: u64, len: u64) -> blake3::Hash {
 /// Copies a block device to a file with O_DIRECT reads (bypassing the device's page cache,
 /// which a mounted filesystem's data writes do not keep coherent); returns size and blake3.
 pub fn copy_device(dev: &Path, out: &Path) -> (u64, blake3::Hash) {
-    crate::sh("dd", &[&format!("if={}", dev.display()), &format!("of={}", out.display()), "bs=1M", "iflag=direct", "conv=fsync", "status=none"]);
+    crate::sh(
+        "dd",
+        &[
+            &format!("if={}", dev.display()),
+            &format!("of={}", out.display()),
+            "bs=1M",
+            "iflag=direct",
+            "conv=fsync",
+            "status=none",
+        ],
+    );
     hash_file(out)
 }
 

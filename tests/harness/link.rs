@@ -1,6 +1,6 @@
 //! A hand-driven agent side of the replication link, for sending the standby bad input.
 
-use drpair_wire::{decode_body, decode_header, encode, AgentMsg, AgentState, Hello, StandbyMsg, WireDisk, HEADER_LEN};
+use drpair_wire::{AgentMsg, AgentState, HEADER_LEN, Hello, StandbyMsg, WireDisk, decode_body, decode_header, encode};
 use std::io::{ErrorKind, Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -23,7 +23,8 @@ pub struct RawLink {
 
 impl RawLink {
     pub fn connect(addr: SocketAddr) -> Self {
-        let stream = TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        let stream =
+            TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
         stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
         stream.set_nodelay(true).expect("nodelay");
         Self { stream }
@@ -102,7 +103,9 @@ pub fn hello(pair: &str, token: Option<&str>, path: &str, size: u64, chunk_size:
     Hello {
         pair_id: pair.into(),
         token: token.map(String::from),
-        host: std::fs::read_to_string("/proc/sys/kernel/hostname").map(|s| s.trim().to_string()).unwrap_or_else(|_| "unknown".into()),
+        host: std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "unknown".into()),
         agent_version: "e2e-raw".into(),
         tracker: "scan".into(),
         disks: vec![WireDisk { path: path.into(), size_bytes: size, chunk_size }],

@@ -46,18 +46,32 @@ pub fn wait_status(
 /// shipped at least `min_bytes` since it was first seen (so that much of its data is in flight, not yet
 /// committed). Used to kill a process in the middle of an epoch that carries changes,
 /// whichever epoch the scan happens to ship them in.
-pub fn wait_epoch_in_flight(api: &Api, pair: &str, agent: &mut Daemon, from_epoch: u64, min_bytes: u64, timeout: Duration) -> PairStatus {
+pub fn wait_epoch_in_flight(
+    api: &Api,
+    pair: &str,
+    agent: &mut Daemon,
+    from_epoch: u64,
+    min_bytes: u64,
+    timeout: Duration,
+) -> PairStatus {
     let mut first_seen: Option<(u64, u64)> = None; // (epoch, bytes shipped then)
-    wait_status(api, pair, Some(agent), &format!("an epoch ≥ {from_epoch} with {min_bytes} bytes in flight"), timeout, |s| {
-        let Some(p) = s.stats.pass.as_ref().filter(|p| p.epoch >= from_epoch) else { return false };
-        if first_seen.is_none_or(|(e, _)| e != p.epoch) {
-            first_seen = Some((p.epoch, s.stats.bytes_shipped));
-        }
-        let (_, base) = first_seen.expect("set above");
-        // Progress arrives every 0.5 s: stay clear of the pass's end, which may already be
-        // committed by the time the status shows 100%.
-        p.chunks_total > 0 && p.chunks_done * 10 <= p.chunks_total * 9 && s.stats.bytes_shipped >= base + min_bytes
-    })
+    wait_status(
+        api,
+        pair,
+        Some(agent),
+        &format!("an epoch ≥ {from_epoch} with {min_bytes} bytes in flight"),
+        timeout,
+        |s| {
+            let Some(p) = s.stats.pass.as_ref().filter(|p| p.epoch >= from_epoch) else { return false };
+            if first_seen.is_none_or(|(e, _)| e != p.epoch) {
+                first_seen = Some((p.epoch, s.stats.bytes_shipped));
+            }
+            let (_, base) = first_seen.expect("set above");
+            // Progress arrives every 0.5 s: stay clear of the pass's end, which may already be
+            // committed by the time the status shows 100%.
+            p.chunks_total > 0 && p.chunks_done * 10 <= p.chunks_total * 9 && s.stats.bytes_shipped >= base + min_bytes
+        },
+    )
 }
 
 /// Waits until the pair has a committed point (ready for failover).

@@ -23,7 +23,13 @@ pub struct Daemon {
 
 impl Daemon {
     /// Describes a process; [`Daemon::start`] runs it.
-    pub fn new(label: &str, program: &Path, args: Vec<OsString>, envs: Vec<(OsString, OsString)>, log: PathBuf) -> Self {
+    pub fn new(
+        label: &str,
+        program: &Path,
+        args: Vec<OsString>,
+        envs: Vec<(OsString, OsString)>,
+        log: PathBuf,
+    ) -> Self {
         Self { label: label.into(), program: program.into(), args, envs, log, child: None, starts: 0 }
     }
 
@@ -49,8 +55,17 @@ impl Daemon {
         self.starts += 1;
         let mut log = OpenOptions::new().create(true).append(true).open(&self.log).expect("log file");
         let shown: Vec<String> = self.args.iter().map(|a| a.to_string_lossy().into_owned()).collect();
-        let env_shown: Vec<String> = self.envs.iter().map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy())).collect();
-        writeln!(log, "{START_MARK}{} {} {} {} =====", self.starts, env_shown.join(" "), self.program.display(), shown.join(" ")).expect("log");
+        let env_shown: Vec<String> =
+            self.envs.iter().map(|(k, v)| format!("{}={}", k.to_string_lossy(), v.to_string_lossy())).collect();
+        writeln!(
+            log,
+            "{START_MARK}{} {} {} {} =====",
+            self.starts,
+            env_shown.join(" "),
+            self.program.display(),
+            shown.join(" ")
+        )
+        .expect("log");
         let err = log.try_clone().expect("log clone");
         let mut cmd = Command::new(&self.program);
         cmd.args(&self.args).stdin(Stdio::null()).stdout(Stdio::from(log)).stderr(Stdio::from(err));
@@ -60,7 +75,8 @@ impl Daemon {
         for (k, v) in &self.envs {
             cmd.env(k, v);
         }
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {} ({}): {e}", self.label, self.program.display()));
+        let child =
+            cmd.spawn().unwrap_or_else(|e| panic!("cannot start {} ({}): {e}", self.label, self.program.display()));
         crate::step(format!("{}: started (pid {}, start #{})", self.label, child.id(), self.starts));
         self.child = Some(child);
     }

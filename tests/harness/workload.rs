@@ -6,8 +6,8 @@ use rand::{Rng, RngCore, SeedableRng};
 use std::fs;
 use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
@@ -58,7 +58,8 @@ pub fn generate_files(dir: &Path, seed: u64) {
     rng.fill_bytes(&mut buf);
     fs::write(dir.join("random.bin"), &buf).expect("random.bin");
     fs::write(dir.join("zeros.bin"), vec![0u8; 8 << 20]).expect("zeros.bin");
-    let text: String = (0..100_000).map(|i| format!("{i:08} lorem ipsum dolor sit amet {}\n", i * 7919 % 1000)).collect();
+    let text: String =
+        (0..100_000).map(|i| format!("{i:08} lorem ipsum dolor sit amet {}\n", i * 7919 % 1000)).collect();
     fs::write(dir.join("text.txt"), text).expect("text.txt");
 }
 

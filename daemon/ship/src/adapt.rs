@@ -25,12 +25,8 @@ use std::time::Duration;
 use crate::chunk::Compression;
 
 /// The levels the machine moves between, cheapest first.
-pub const LEVELS: [Compression; 4] = [
-    Compression::Off,
-    Compression::Zstd(1),
-    Compression::Zstd(3),
-    Compression::Zstd(6),
-];
+pub const LEVELS: [Compression; 4] =
+    [Compression::Off, Compression::Zstd(1), Compression::Zstd(3), Compression::Zstd(6)];
 
 const MIN_WINDOW: Duration = Duration::from_millis(100);
 const LINK_BOUND: f64 = 0.5;
@@ -73,11 +69,7 @@ pub fn classify(s: &LinkSample, workers: u32, level: Compression) -> Verdict {
     let cpu_busy = s.compress_busy.as_secs_f64() / (elapsed * f64::from(workers.max(1)));
     let ratio = s.bytes_out as f64 / s.bytes_in as f64;
     if link_busy >= LINK_BOUND && cpu_busy < CPU_IDLE_ENOUGH {
-        if level != Compression::Off && ratio >= INCOMPRESSIBLE {
-            Verdict::Balanced
-        } else {
-            Verdict::LinkBound
-        }
+        if level != Compression::Off && ratio >= INCOMPRESSIBLE { Verdict::Balanced } else { Verdict::LinkBound }
     } else if cpu_busy >= CPU_BOUND && link_busy < LINK_IDLE_ENOUGH {
         Verdict::CpuBound
     } else {
@@ -113,15 +105,8 @@ impl AdaptiveLevel {
             Compression::Off => i32::MIN,
             Compression::Zstd(l) => l,
         };
-        let index = LEVELS
-            .iter()
-            .rposition(|&l| rank(l) <= rank(start))
-            .unwrap_or(0);
-        AdaptiveLevel {
-            index,
-            workers: workers.max(1),
-            streak: None,
-        }
+        let index = LEVELS.iter().rposition(|&l| rank(l) <= rank(start)).unwrap_or(0);
+        AdaptiveLevel { index, workers: workers.max(1), streak: None }
     }
 
     /// The current level.
@@ -188,35 +173,19 @@ mod tests {
             (0.19, 0.8, 0.5, z3, CpuBound),
         ];
         for (i, &(link, cpu, ratio, level, want)) in table.iter().enumerate() {
-            assert_eq!(
-                classify(&sample(link, cpu, ratio), 2, level),
-                want,
-                "row {i}"
-            );
+            assert_eq!(classify(&sample(link, cpu, ratio), 2, level), want, "row {i}");
         }
-        let short = LinkSample {
-            elapsed: Duration::from_millis(50),
-            ..sample(0.9, 0.1, 1.0)
-        };
+        let short = LinkSample { elapsed: Duration::from_millis(50), ..sample(0.9, 0.1, 1.0) };
         assert_eq!(classify(&short, 2, off), Idle);
-        let empty = LinkSample {
-            bytes_in: 0,
-            bytes_out: 0,
-            ..sample(0.9, 0.1, 1.0)
-        };
+        let empty = LinkSample { bytes_in: 0, bytes_out: 0, ..sample(0.9, 0.1, 1.0) };
         assert_eq!(classify(&empty, 2, off), Idle);
     }
 
     #[test]
     fn next_index_table() {
-        for (index, verdict, want) in [
-            (0, LinkBound, 1),
-            (3, LinkBound, 3),
-            (2, CpuBound, 1),
-            (0, CpuBound, 0),
-            (2, Balanced, 2),
-            (2, Idle, 2),
-        ] {
+        for (index, verdict, want) in
+            [(0, LinkBound, 1), (3, LinkBound, 3), (2, CpuBound, 1), (0, CpuBound, 0), (2, Balanced, 2), (2, Idle, 2)]
+        {
             assert_eq!(next_index(index, verdict), want, "{index} {verdict:?}");
         }
     }
@@ -241,19 +210,7 @@ mod tests {
         let fast = sample(0.0, 0.95, 0.5);
         let levels: Vec<_> = (0..8).map(|_| a.observe(&slow)).collect();
         use Compression::*;
-        assert_eq!(
-            levels,
-            [
-                Off,
-                Zstd(1),
-                Zstd(1),
-                Zstd(3),
-                Zstd(3),
-                Zstd(6),
-                Zstd(6),
-                Zstd(6)
-            ]
-        );
+        assert_eq!(levels, [Off, Zstd(1), Zstd(1), Zstd(3), Zstd(3), Zstd(6), Zstd(6), Zstd(6)]);
         // One odd sample does not move it; an idle window resets the streak.
         assert_eq!(a.observe(&fast), Zstd(6));
         assert_eq!(a.observe(&LinkSample::default()), Zstd(6));

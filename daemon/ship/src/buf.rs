@@ -100,9 +100,7 @@ impl BufPool {
             raw
         } else if s
             .allocated
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < s.limit).then_some(n + 1)
-            })
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < s.limit).then_some(n + 1))
             .is_ok()
         {
             RawBuf::new(s.buf_size)
@@ -112,11 +110,7 @@ impl BufPool {
                 recv(stop) -> _ => return None,
             }
         };
-        Some(AlignedBuf {
-            raw: Some(raw),
-            len: 0,
-            pool: Some(self.shared.clone()),
-        })
+        Some(AlignedBuf { raw: Some(raw), len: 0, pool: Some(self.shared.clone()) })
     }
 }
 
@@ -131,11 +125,7 @@ pub struct AlignedBuf {
 impl AlignedBuf {
     /// A stand-alone buffer of at least `cap` bytes (rounded up to 4096), length 0, not pooled.
     pub fn new(cap: usize) -> AlignedBuf {
-        AlignedBuf {
-            raw: Some(RawBuf::new(cap)),
-            len: 0,
-            pool: None,
-        }
+        AlignedBuf { raw: Some(RawBuf::new(cap)), len: 0, pool: None }
     }
 
     fn raw(&self) -> &RawBuf {
@@ -183,11 +173,7 @@ impl AlignedBuf {
 
     /// Sets the number of valid bytes.
     pub(crate) fn set_len(&mut self, len: usize) {
-        assert!(
-            len <= self.capacity(),
-            "length {len} beyond capacity {}",
-            self.capacity()
-        );
+        assert!(len <= self.capacity(), "length {len} beyond capacity {}", self.capacity());
         self.len = len;
     }
 }
@@ -204,10 +190,7 @@ impl Deref for AlignedBuf {
 
 impl fmt::Debug for AlignedBuf {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("AlignedBuf")
-            .field("len", &self.len)
-            .field("capacity", &self.capacity())
-            .finish()
+        f.debug_struct("AlignedBuf").field("len", &self.len).field("capacity", &self.capacity()).finish()
     }
 }
 
@@ -240,8 +223,7 @@ mod tests {
 
     #[test]
     fn chunk_helper_handles_short_tail() {
-        let g =
-            DiskGeometry::new(3 * 4096 + 10, drpair_types::ChunkSize::new(4096).unwrap()).unwrap();
+        let g = DiskGeometry::new(3 * 4096 + 10, drpair_types::ChunkSize::new(4096).unwrap()).unwrap();
         let mut b = AlignedBuf::new(4 * 4096);
         b.set_len(2 * 4096 + 10);
         assert_eq!(b.chunk(0, &g).len(), 4096);
@@ -261,16 +243,9 @@ mod tests {
         std::thread::scope(|s| {
             let h = s.spawn(|| pool.acquire(&stop).map(|mut c| c.ptr_at(0) as usize));
             std::thread::sleep(Duration::from_millis(100));
-            assert!(
-                !h.is_finished(),
-                "acquire must block while the pool is exhausted"
-            );
+            assert!(!h.is_finished(), "acquire must block while the pool is exhausted");
             drop(a);
-            assert_eq!(
-                h.join().unwrap(),
-                Some(a_ptr as usize),
-                "the returned buffer is reused"
-            );
+            assert_eq!(h.join().unwrap(), Some(a_ptr as usize), "the returned buffer is reused");
         });
         assert_eq!(pool.allocated(), 2);
         drop(b);

@@ -55,11 +55,7 @@ impl Compressor {
     /// Panics only if zstd cannot allocate its context (out of memory).
     pub fn new(c: Compression) -> Self {
         let zstd = zstd::bulk::Compressor::new(0).expect("allocate a zstd compression context");
-        let mut this = Compressor {
-            setting: Compression::Off,
-            zstd,
-            scratch: Vec::new(),
-        };
+        let mut this = Compressor { setting: Compression::Off, zstd, scratch: Vec::new() };
         this.set(c);
         this
     }
@@ -74,9 +70,7 @@ impl Compressor {
             }
         };
         if let Compression::Zstd(level) = c {
-            self.zstd
-                .set_compression_level(level)
-                .expect("a level within zstd's range");
+            self.zstd.set_compression_level(level).expect("a level within zstd's range");
         }
         self.setting = c;
     }
@@ -94,8 +88,7 @@ impl Compressor {
         }
         let limit = data.len() - data.len() / MIN_SAVING_DIVISOR;
         self.scratch.clear();
-        self.scratch
-            .reserve(zstd::zstd_safe::compress_bound(data.len()));
+        self.scratch.reserve(zstd::zstd_safe::compress_bound(data.len()));
         match self.zstd.compress_to_buffer(data, &mut self.scratch) {
             Ok(n) if n < limit => Some(self.scratch[..n].to_vec()),
             Ok(_) => None,
@@ -135,19 +128,14 @@ impl Default for Decompressor {
 impl Decompressor {
     /// Panics only if zstd cannot allocate its context (out of memory).
     pub fn new() -> Self {
-        Decompressor {
-            zstd: zstd::bulk::Decompressor::new().expect("allocate a zstd decompression context"),
-        }
+        Decompressor { zstd: zstd::bulk::Decompressor::new().expect("allocate a zstd decompression context") }
     }
 
     /// Decompresses a payload that must yield exactly `raw_len` bytes. Never allocates more
     /// than `raw_len` (itself at most [`ChunkSize::MAX`]) whatever the payload claims.
     pub fn decompress(&mut self, payload: &[u8], raw_len: u32) -> Result<Vec<u8>, DecompressError> {
         if raw_len > ChunkSize::MAX {
-            return Err(DecompressError::TooLong {
-                raw_len,
-                max: ChunkSize::MAX,
-            });
+            return Err(DecompressError::TooLong { raw_len, max: ChunkSize::MAX });
         }
         let mut out = Vec::with_capacity(raw_len as usize);
         // The Vec's capacity bounds the output: zstd fails rather than writing more.
@@ -171,11 +159,9 @@ mod tests {
     fn hash_is_blake3() {
         assert_eq!(
             hash_chunk(b""),
-            *blake3::Hash::from_hex(
-                "af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262"
-            )
-            .unwrap()
-            .as_bytes()
+            *blake3::Hash::from_hex("af1349b9f5f9a1a6a0404dea36dcc9499bcb25c9adc112b7cc9a93cae41f3262")
+                .unwrap()
+                .as_bytes()
         );
         assert_ne!(hash_chunk(b"a"), hash_chunk(b"b"));
     }
@@ -200,12 +186,7 @@ mod tests {
 
     #[test]
     fn compress_roundtrip_and_thresholds() {
-        let text: Vec<u8> = b"drpair ships chunks. "
-            .iter()
-            .cycle()
-            .take(65536)
-            .copied()
-            .collect();
+        let text: Vec<u8> = b"drpair ships chunks. ".iter().cycle().take(65536).copied().collect();
         let mut c = Compressor::new(Compression::Zstd(3));
         let packed = c.compress(&text).expect("text compresses");
         assert!(packed.len() < text.len() / 10);
@@ -220,35 +201,21 @@ mod tests {
         c.set(Compression::Off);
         assert!(c.compress(&text).is_none());
         c.set(Compression::Zstd(1000));
-        assert_eq!(
-            c.setting(),
-            Compression::Zstd(*zstd::compression_level_range().end())
-        );
+        assert_eq!(c.setting(), Compression::Zstd(*zstd::compression_level_range().end()));
         assert!(c.compress(&text).is_some());
     }
 
     #[test]
     fn decompress_never_trusts_lengths() {
         let data = vec![7u8; 65536];
-        let packed = Compressor::new(Compression::Zstd(1))
-            .compress(&data)
-            .unwrap();
+        let packed = Compressor::new(Compression::Zstd(1)).compress(&data).unwrap();
         let mut d = Decompressor::new();
         // Claims fewer bytes than the payload holds: refused, no larger buffer.
-        assert!(matches!(
-            d.decompress(&packed, 4096),
-            Err(DecompressError::Corrupt { .. })
-        ));
+        assert!(matches!(d.decompress(&packed, 4096), Err(DecompressError::Corrupt { .. })));
         // Claims more: decompresses, but the length must match exactly.
-        assert!(matches!(
-            d.decompress(&packed, 65537),
-            Err(DecompressError::LengthMismatch { got: 65536, .. })
-        ));
+        assert!(matches!(d.decompress(&packed, 65537), Err(DecompressError::LengthMismatch { got: 65536, .. })));
         // Absurd length from the wire: refused before allocating.
-        assert!(matches!(
-            d.decompress(&packed, u32::MAX),
-            Err(DecompressError::TooLong { .. })
-        ));
+        assert!(matches!(d.decompress(&packed, u32::MAX), Err(DecompressError::TooLong { .. })));
         // Garbage.
         let e = d.decompress(b"not zstd at all", 100).unwrap_err();
         assert!(e.to_string().contains("corrupt"), "{e}");
@@ -273,10 +240,6 @@ mod tests {
         }
         let naive = t.elapsed();
         let gbs = |d: std::time::Duration| (data.len() * rounds) as f64 / d.as_secs_f64() / 1e9;
-        println!(
-            "is_zero 64 KiB zero chunks: words {:.1} GB/s, iter().all {:.1} GB/s",
-            gbs(words),
-            gbs(naive)
-        );
+        println!("is_zero 64 KiB zero chunks: words {:.1} GB/s, iter().all {:.1} GB/s", gbs(words), gbs(naive));
     }
 }

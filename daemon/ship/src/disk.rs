@@ -18,8 +18,7 @@ use crate::error::ReadError;
     target_arch = "mips64",
     target_arch = "sparc64"
 ))]
-const BLKGETSIZE64: u64 =
-    (2 << 29) | ((std::mem::size_of::<usize>() as u64) << 16) | (0x12 << 8) | 114;
+const BLKGETSIZE64: u64 = (2 << 29) | ((std::mem::size_of::<usize>() as u64) << 16) | (0x12 << 8) | 114;
 /// `BLKGETSIZE64` = `_IOR(0x12, 114, size_t)`: size of a block device in bytes.
 #[cfg(not(any(
     target_arch = "powerpc",
@@ -28,8 +27,7 @@ const BLKGETSIZE64: u64 =
     target_arch = "mips64",
     target_arch = "sparc64"
 )))]
-const BLKGETSIZE64: u64 =
-    (2 << 30) | ((std::mem::size_of::<usize>() as u64) << 16) | (0x12 << 8) | 114;
+const BLKGETSIZE64: u64 = (2 << 30) | ((std::mem::size_of::<usize>() as u64) << 16) | (0x12 << 8) | 114;
 
 /// An open protected disk.
 #[derive(Debug)]
@@ -47,10 +45,7 @@ pub struct DiskFile {
 /// naming the path (a FIFO or directory is never opened).
 pub fn disk_size(path: &Path) -> Result<u64, ReadError> {
     check_kind(path)?;
-    let file = File::open(path).map_err(|source| ReadError::Open {
-        path: path.into(),
-        source,
-    })?;
+    let file = File::open(path).map_err(|source| ReadError::Open { path: path.into(), source })?;
     size_of(path, &file)
 }
 
@@ -58,26 +53,14 @@ pub fn disk_size(path: &Path) -> Result<u64, ReadError> {
 /// filesystem refuses it (EINVAL: ramfs, tmpfs before Linux 6.6, some FUSE) falls back to buffered reads. Logs which.
 pub fn open_disk(path: &Path) -> Result<DiskFile, ReadError> {
     check_kind(path)?;
-    let open_err = |source| ReadError::Open {
-        path: path.into(),
-        source,
-    };
+    let open_err = |source| ReadError::Open { path: path.into(), source };
     let refused = |e: &io::Error| matches!(e.raw_os_error(), Some(libc::EINVAL | libc::EOPNOTSUPP));
 
-    let direct = match OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_DIRECT)
-        .open(path)
-    {
+    let direct = match OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path) {
         Ok(file) => {
             let size = size_of(path, &file)?;
             match probe_direct(&file, size) {
-                Ok(()) => Some(DiskFile {
-                    path: path.into(),
-                    file,
-                    direct: true,
-                    size,
-                }),
+                Ok(()) => Some(DiskFile { path: path.into(), file, direct: true, size }),
                 Err(e) if refused(&e) => {
                     tracing::info!(path = %path.display(), error = %e, "O_DIRECT read refused; using buffered reads");
                     None
@@ -98,27 +81,16 @@ pub fn open_disk(path: &Path) -> Result<DiskFile, ReadError> {
     let file = File::open(path).map_err(open_err)?;
     let size = size_of(path, &file)?;
     tracing::info!(path = %path.display(), size, "disk opened buffered (page cache)");
-    Ok(DiskFile {
-        path: path.into(),
-        file,
-        direct: false,
-        size,
-    })
+    Ok(DiskFile { path: path.into(), file, direct: false, size })
 }
 
 /// Opens the disk again without O_DIRECT (for reads O_DIRECT cannot do).
 pub(crate) fn open_buffered(path: &Path) -> Result<File, ReadError> {
-    File::open(path).map_err(|source| ReadError::Open {
-        path: path.into(),
-        source,
-    })
+    File::open(path).map_err(|source| ReadError::Open { path: path.into(), source })
 }
 
 fn check_kind(path: &Path) -> Result<(), ReadError> {
-    let meta = std::fs::metadata(path).map_err(|source| ReadError::Open {
-        path: path.into(),
-        source,
-    })?;
+    let meta = std::fs::metadata(path).map_err(|source| ReadError::Open { path: path.into(), source })?;
     let ft = meta.file_type();
     let kind = if ft.is_file() || ft.is_block_device() {
         return Ok(());
@@ -133,17 +105,11 @@ fn check_kind(path: &Path) -> Result<(), ReadError> {
     } else {
         "special file"
     };
-    Err(ReadError::NotADisk {
-        path: path.into(),
-        kind,
-    })
+    Err(ReadError::NotADisk { path: path.into(), kind })
 }
 
 fn size_of(path: &Path, file: &File) -> Result<u64, ReadError> {
-    let size_err = |source| ReadError::Size {
-        path: path.into(),
-        source,
-    };
+    let size_err = |source| ReadError::Size { path: path.into(), source };
     let meta = file.metadata().map_err(size_err)?;
     let ft = meta.file_type();
     if ft.is_file() {
@@ -158,10 +124,7 @@ fn size_of(path: &Path, file: &File) -> Result<u64, ReadError> {
         }
         Ok(size)
     } else {
-        Err(ReadError::NotADisk {
-            path: path.into(),
-            kind: "special file",
-        })
+        Err(ReadError::NotADisk { path: path.into(), kind: "special file" })
     }
 }
 
@@ -216,9 +179,7 @@ mod tests {
 
     impl Drop for Ramfs {
         fn drop(&mut self) {
-            let _ = std::process::Command::new("umount")
-                .arg(self.0.path())
-                .status();
+            let _ = std::process::Command::new("umount").arg(self.0.path()).status();
         }
     }
 
@@ -242,28 +203,13 @@ mod tests {
     fn refuses_what_is_not_a_disk() {
         let dir = tempfile::tempdir().unwrap();
         let e = open_disk(dir.path()).unwrap_err();
-        assert!(matches!(
-            e,
-            ReadError::NotADisk {
-                kind: "directory",
-                ..
-            }
-        ));
-        assert!(
-            e.to_string().contains(&*dir.path().to_string_lossy()),
-            "{e}"
-        );
+        assert!(matches!(e, ReadError::NotADisk { kind: "directory", .. }));
+        assert!(e.to_string().contains(&*dir.path().to_string_lossy()), "{e}");
         let e = disk_size(Path::new("/dev/null")).unwrap_err();
-        assert!(
-            e.to_string().contains("'/dev/null'") && e.to_string().contains("character device"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("'/dev/null'") && e.to_string().contains("character device"), "{e}");
         let missing = dir.path().join("nope");
         let e = disk_size(&missing).unwrap_err();
-        assert!(
-            matches!(e, ReadError::Open { .. }) && e.to_string().contains("nope"),
-            "{e}"
-        );
+        assert!(matches!(e, ReadError::Open { .. }) && e.to_string().contains("nope"), "{e}");
     }
 
     #[test]

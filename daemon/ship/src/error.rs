@@ -31,15 +31,8 @@ pub enum ReadError {
     Size { path: PathBuf, source: io::Error },
 
     /// disk {disk} '{path}': the geometry says {geometry_bytes} bytes but the disk has only {disk_bytes}
-    #[error(
-        "disk {disk} '{path}': the geometry says {geometry_bytes} bytes but the disk has only {disk_bytes}"
-    )]
-    GeometryMismatch {
-        disk: u32,
-        path: PathBuf,
-        geometry_bytes: u64,
-        disk_bytes: u64,
-    },
+    #[error("disk {disk} '{path}': the geometry says {geometry_bytes} bytes but the disk has only {disk_bytes}")]
+    GeometryMismatch { disk: u32, path: PathBuf, geometry_bytes: u64, disk_bytes: u64 },
 
     /// invalid reader configuration: {0}
     #[error("invalid reader configuration: {0}")]
@@ -51,52 +44,25 @@ pub enum ReadError {
 
     /// disk {disk} '{path}': request for 0 chunks at chunk {first_chunk} (tag {tag})
     #[error("disk {disk} '{path}': request for 0 chunks at chunk {first_chunk} (tag {tag})")]
-    EmptyRequest {
-        disk: u32,
-        path: PathBuf,
-        first_chunk: u64,
-        tag: u64,
-    },
+    EmptyRequest { disk: u32, path: PathBuf, first_chunk: u64, tag: u64 },
 
     /// disk {disk} '{path}': {chunk_count} chunk(s) from chunk {first_chunk} (tag {tag}) reach beyond the disk end ({disk_chunks} chunks)
     #[error(
         "disk {disk} '{path}': {chunk_count} chunk(s) from chunk {first_chunk} (tag {tag}) reach beyond the disk end ({disk_chunks} chunks)"
     )]
-    OutOfRange {
-        disk: u32,
-        path: PathBuf,
-        first_chunk: u64,
-        chunk_count: u32,
-        disk_chunks: u64,
-        tag: u64,
-    },
+    OutOfRange { disk: u32, path: PathBuf, first_chunk: u64, chunk_count: u32, disk_chunks: u64, tag: u64 },
 
     /// disk {disk} '{path}' offset {offset}: read failed (chunks {first_chunk}+{chunk_count}, tag {tag}): {source}
     #[error(
         "disk {disk} '{path}' offset {offset}: read failed (chunks {first_chunk}+{chunk_count}, tag {tag}): {source}"
     )]
-    Io {
-        disk: u32,
-        path: PathBuf,
-        offset: u64,
-        first_chunk: u64,
-        chunk_count: u32,
-        tag: u64,
-        source: io::Error,
-    },
+    Io { disk: u32, path: PathBuf, offset: u64, first_chunk: u64, chunk_count: u32, tag: u64, source: io::Error },
 
     /// disk {disk} '{path}' offset {offset}: unexpected end of disk (chunks {first_chunk}+{chunk_count}, tag {tag}); did the disk shrink?
     #[error(
         "disk {disk} '{path}' offset {offset}: unexpected end of disk (chunks {first_chunk}+{chunk_count}, tag {tag}); did the disk shrink?"
     )]
-    UnexpectedEof {
-        disk: u32,
-        path: PathBuf,
-        offset: u64,
-        first_chunk: u64,
-        chunk_count: u32,
-        tag: u64,
-    },
+    UnexpectedEof { disk: u32, path: PathBuf, offset: u64, first_chunk: u64, chunk_count: u32, tag: u64 },
 
     /// cannot start the reader thread: {0}
     #[error("cannot start the reader thread: {0}")]
@@ -139,9 +105,9 @@ impl ReadError {
 
 fn os_class(e: &io::Error) -> ErrorClass {
     match e.raw_os_error() {
-        Some(
-            libc::EAGAIN | libc::EINTR | libc::ENOMEM | libc::EBUSY | libc::ENOENT | libc::ENXIO,
-        ) => ErrorClass::Retryable,
+        Some(libc::EAGAIN | libc::EINTR | libc::ENOMEM | libc::EBUSY | libc::ENOENT | libc::ENXIO) => {
+            ErrorClass::Retryable
+        }
         _ => ErrorClass::Permanent,
     }
 }
@@ -162,16 +128,10 @@ mod tests {
             source: io::Error::from_raw_os_error(libc::EIO),
         };
         let m = e.to_string();
-        assert!(
-            m.starts_with("disk 2 '/dev/loop7' offset 65536: read failed (chunks 1+3, tag 9)"),
-            "{m}"
-        );
+        assert!(m.starts_with("disk 2 '/dev/loop7' offset 65536: read failed (chunks 1+3, tag 9)"), "{m}");
         assert_eq!(e.class(), ErrorClass::Permanent);
         assert_eq!(e.tag(), Some(9));
-        let busy = ReadError::Open {
-            path: "/dev/sdz".into(),
-            source: io::Error::from_raw_os_error(libc::EBUSY),
-        };
+        let busy = ReadError::Open { path: "/dev/sdz".into(), source: io::Error::from_raw_os_error(libc::EBUSY) };
         assert_eq!(busy.class(), ErrorClass::Retryable);
         assert_eq!(busy.tag(), None);
     }

@@ -35,9 +35,7 @@ mod uring;
 
 pub use adapt::{AdaptiveLevel, LEVELS, LinkSample, Verdict, classify, next_index};
 pub use buf::{ALIGN, AlignedBuf};
-pub use chunk::{
-    Compression, Compressor, DecompressError, Decompressor, Hash, hash_chunk, is_zero,
-};
+pub use chunk::{Compression, Compressor, DecompressError, Decompressor, Hash, hash_chunk, is_zero};
 pub use disk::{DiskFile, disk_size, open_disk};
 pub use error::{ErrorClass, ReadError};
 pub use reader::{Completion, Engine, ReadBlock, ReadRequest, Reader, ReaderConfig, ReaderStats};

@@ -79,14 +79,9 @@ impl ReadOp {
         buf: AlignedBuf,
     ) -> ReadOp {
         let offset = geometry.chunk_offset(first_chunk);
-        let end = geometry
-            .chunk_offset(first_chunk + chunk_count as u64)
-            .min(geometry.size_bytes);
+        let end = geometry.chunk_offset(first_chunk + chunk_count as u64).min(geometry.size_bytes);
         let want = usize::try_from(end - offset).expect("a read fits in memory");
-        assert!(
-            align_up(want) <= buf.capacity(),
-            "buffer too small for {want} bytes"
-        );
+        assert!(align_up(want) <= buf.capacity(), "buffer too small for {want} bytes");
         ReadOp {
             disk,
             first_chunk,
@@ -104,17 +99,8 @@ impl ReadOp {
     }
 
     pub(crate) fn next_io(&self) -> NextIo {
-        let end = if self.direct {
-            align_up(self.want)
-        } else {
-            self.want
-        };
-        NextIo {
-            direct: self.direct,
-            offset: self.offset + self.done as u64,
-            start: self.done,
-            len: end - self.done,
-        }
+        let end = if self.direct { align_up(self.want) } else { self.want };
+        NextIo { direct: self.direct, offset: self.offset + self.done as u64, start: self.done, len: end - self.done }
     }
 
     /// Feeds the result of the read described by the last [`next_io`](Self::next_io).
@@ -139,11 +125,7 @@ impl ReadOp {
                     || e.kind() == io::ErrorKind::Interrupted =>
             {
                 self.stalls += 1;
-                if self.stalls > MAX_STALLS {
-                    Step::Failed(self.io_error(e))
-                } else {
-                    Step::Again
-                }
+                if self.stalls > MAX_STALLS { Step::Failed(self.io_error(e)) } else { Step::Again }
             }
             Err(e) if self.direct && e.raw_os_error() == Some(libc::EINVAL) => {
                 tracing::warn!(disk = self.disk, path = %self.path.display(), offset = self.offset + self.done as u64,
@@ -205,65 +187,29 @@ mod tests {
 
     fn op(size: u64, first: u64, count: u32, direct: bool) -> ReadOp {
         let g = DiskGeometry::new(size, ChunkSize::new(8192).unwrap()).unwrap();
-        ReadOp::new(
-            0,
-            first,
-            count,
-            5,
-            &g,
-            Path::new("/dev/test").into(),
-            direct,
-            AlignedBuf::new(4 * 8192),
-        )
+        ReadOp::new(0, first, count, 5, &g, Path::new("/dev/test").into(), direct, AlignedBuf::new(4 * 8192))
     }
 
     #[test]
     fn direct_tail_is_aligned_up_and_trimmed() {
         // 3 chunks of 8 KiB + 100 bytes: the last chunk is 100 bytes.
         let mut o = op(3 * 8192 + 100, 2, 2, true);
-        assert_eq!(
-            o.next_io(),
-            NextIo {
-                direct: true,
-                offset: 16384,
-                start: 0,
-                len: 8192 + 4096
-            }
-        );
+        assert_eq!(o.next_io(), NextIo { direct: true, offset: 16384, start: 0, len: 8192 + 4096 });
         // The kernel returns what exists: 8192 + 100.
         assert!(matches!(o.complete(Ok(8192 + 100)), Step::Done));
         let b = o.into_block();
         assert_eq!(b.buf.len(), 8192 + 100);
-        assert_eq!(
-            b.chunks().map(|(i, c)| (i, c.len())).collect::<Vec<_>>(),
-            vec![(2, 8192), (3, 100)]
-        );
+        assert_eq!(b.chunks().map(|(i, c)| (i, c.len())).collect::<Vec<_>>(), vec![(2, 8192), (3, 100)]);
     }
 
     #[test]
     fn partial_reads_are_resubmitted_for_the_rest() {
         let mut o = op(4 * 8192, 0, 4, true);
         assert!(matches!(o.complete(Ok(4096)), Step::Again));
-        assert_eq!(
-            o.next_io(),
-            NextIo {
-                direct: true,
-                offset: 4096,
-                start: 4096,
-                len: 4 * 8192 - 4096
-            }
-        );
+        assert_eq!(o.next_io(), NextIo { direct: true, offset: 4096, start: 4096, len: 4 * 8192 - 4096 });
         // An unaligned partial read switches to the buffered descriptor for the rest.
         assert!(matches!(o.complete(Ok(100)), Step::Again));
-        assert_eq!(
-            o.next_io(),
-            NextIo {
-                direct: false,
-                offset: 4196,
-                start: 4196,
-                len: 4 * 8192 - 4196
-            }
-        );
+        assert_eq!(o.next_io(), NextIo { direct: false, offset: 4196, start: 4196, len: 4 * 8192 - 4196 });
         assert!(matches!(o.complete(Ok(4 * 8192 - 4196)), Step::Done));
         assert_eq!(o.into_block().buf.len(), 4 * 8192);
     }
@@ -272,59 +218,33 @@ mod tests {
     fn eintr_and_eagain_are_retried_but_not_forever() {
         let mut o = op(8192, 0, 1, false);
         let before = o.next_io();
-        assert!(matches!(
-            o.complete(Err(io::Error::from_raw_os_error(libc::EINTR))),
-            Step::Again
-        ));
-        assert!(matches!(
-            o.complete(Err(io::Error::from_raw_os_error(libc::EAGAIN))),
-            Step::Again
-        ));
+        assert!(matches!(o.complete(Err(io::Error::from_raw_os_error(libc::EINTR))), Step::Again));
+        assert!(matches!(o.complete(Err(io::Error::from_raw_os_error(libc::EAGAIN))), Step::Again));
         assert_eq!(o.next_io(), before);
         for _ in 0..MAX_STALLS {
             let _ = o.complete(Err(io::Error::from_raw_os_error(libc::EAGAIN)));
         }
-        assert!(matches!(
-            o.complete(Err(io::Error::from_raw_os_error(libc::EAGAIN))),
-            Step::Failed(_)
-        ));
+        assert!(matches!(o.complete(Err(io::Error::from_raw_os_error(libc::EAGAIN))), Step::Failed(_)));
     }
 
     #[test]
     fn direct_einval_falls_back_to_buffered() {
         let mut o = op(8192, 0, 1, true);
-        assert!(matches!(
-            o.complete(Err(io::Error::from_raw_os_error(libc::EINVAL))),
-            Step::Again
-        ));
+        assert!(matches!(o.complete(Err(io::Error::from_raw_os_error(libc::EINVAL))), Step::Again));
         assert!(!o.next_io().direct);
         // Buffered EINVAL is a real error.
-        assert!(matches!(
-            o.complete(Err(io::Error::from_raw_os_error(libc::EINVAL))),
-            Step::Failed(_)
-        ));
+        assert!(matches!(o.complete(Err(io::Error::from_raw_os_error(libc::EINVAL))), Step::Failed(_)));
     }
 
     #[test]
     fn early_eof_and_errors_name_disk_and_offset() {
         let mut o = op(4 * 8192, 1, 2, true);
         assert!(matches!(o.complete(Ok(4096)), Step::Again));
-        let Step::Failed(e) = o.complete(Ok(0)) else {
-            panic!("EOF must fail")
-        };
+        let Step::Failed(e) = o.complete(Ok(0)) else { panic!("EOF must fail") };
         assert!(matches!(e, ReadError::UnexpectedEof { offset: 12288, .. }));
-        assert!(
-            e.to_string().contains("disk 0 '/dev/test' offset 12288"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("disk 0 '/dev/test' offset 12288"), "{e}");
         let mut o = op(4 * 8192, 3, 1, false);
-        let Step::Failed(e) = o.complete(Err(io::Error::from_raw_os_error(libc::EIO))) else {
-            panic!()
-        };
-        assert!(
-            e.to_string()
-                .starts_with("disk 0 '/dev/test' offset 24576: read failed (chunks 3+1, tag 5)"),
-            "{e}"
-        );
+        let Step::Failed(e) = o.complete(Err(io::Error::from_raw_os_error(libc::EIO))) else { panic!() };
+        assert!(e.to_string().starts_with("disk 0 '/dev/test' offset 24576: read failed (chunks 3+1, tag 5)"), "{e}");
     }
 }

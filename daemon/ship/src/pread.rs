@@ -18,10 +18,7 @@ pub(crate) fn run(
         loop {
             let io = op.next_io();
             let file = disks[op.disk as usize].file(io.direct);
-            let result = file.read_at(
-                &mut op.buf.full_mut()[io.start..io.start + io.len],
-                io.offset,
-            );
+            let result = file.read_at(&mut op.buf.full_mut()[io.start..io.start + io.len], io.offset);
             stats.reads += 1;
             match op.complete(result) {
                 Step::Again => stats.retries += 1,

@@ -76,10 +76,7 @@ impl ReadBlock {
     /// `(absolute chunk index, bytes)` for every chunk of the block.
     pub fn chunks(&self) -> impl Iterator<Item = (u64, &[u8])> {
         let first = self.first_chunk;
-        self.buf
-            .chunks(self.chunk_size.bytes() as usize)
-            .enumerate()
-            .map(move |(i, c)| (first + i as u64, c))
+        self.buf.chunks(self.chunk_size.bytes() as usize).enumerate().map(move |(i, c)| (first + i as u64, c))
     }
 }
 
@@ -98,22 +95,14 @@ pub struct ReaderConfig {
 
 impl Default for ReaderConfig {
     fn default() -> Self {
-        ReaderConfig {
-            engine: Engine::IoUring,
-            queue_depth: 16,
-            max_read_bytes: 1 << 20,
-            buffers: 32,
-        }
+        ReaderConfig { engine: Engine::IoUring, queue_depth: 16, max_read_bytes: 1 << 20, buffers: 32 }
     }
 }
 
 impl ReaderConfig {
     pub fn validate(&self) -> Result<(), ReadError> {
         if !(1..=4096).contains(&self.queue_depth) {
-            return Err(ReadError::Config(format!(
-                "queue_depth {} must be between 1 and 4096",
-                self.queue_depth
-            )));
+            return Err(ReadError::Config(format!("queue_depth {} must be between 1 and 4096", self.queue_depth)));
         }
         if !(4096..=256 << 20).contains(&self.max_read_bytes) {
             return Err(ReadError::Config(format!(
@@ -123,10 +112,7 @@ impl ReaderConfig {
             )));
         }
         if !(1..=65536).contains(&self.buffers) {
-            return Err(ReadError::Config(format!(
-                "buffers {} must be between 1 and 65536",
-                self.buffers
-            )));
+            return Err(ReadError::Config(format!("buffers {} must be between 1 and 65536", self.buffers)));
         }
         Ok(())
     }
@@ -185,10 +171,7 @@ impl Reader {
     /// Opens the disks (index = position in `disks`; O_DIRECT where possible) and spawns the
     /// engine thread. Falls back to pread, with a warning, when io_uring cannot be set up.
     /// Refuses a geometry larger than its disk.
-    pub fn spawn(
-        disks: Vec<(PathBuf, DiskGeometry)>,
-        cfg: ReaderConfig,
-    ) -> Result<Reader, ReadError> {
+    pub fn spawn(disks: Vec<(PathBuf, DiskGeometry)>, cfg: ReaderConfig) -> Result<Reader, ReadError> {
         Self::spawn_with(disks, cfg, uring::setup)
     }
 
@@ -203,8 +186,7 @@ impl Reader {
         }
         let mut slots = Vec::with_capacity(disks.len());
         for (index, (path, geometry)) in disks.into_iter().enumerate() {
-            let index =
-                u32::try_from(index).map_err(|_| ReadError::Config("too many disks".into()))?;
+            let index = u32::try_from(index).map_err(|_| ReadError::Config("too many disks".into()))?;
             let disk = open_disk(&path)?;
             if geometry.size_bytes > disk.size {
                 return Err(ReadError::GeometryMismatch {
@@ -218,25 +200,13 @@ impl Reader {
                 tracing::warn!(disk = index, path = %path.display(), geometry = geometry.size_bytes, size = disk.size,
                     "disk is larger than its geometry; reading only the geometry");
             }
-            let (direct, buffered) = if disk.direct {
-                (Some(disk.file), open_buffered(&path)?)
-            } else {
-                (None, disk.file)
-            };
-            slots.push(DiskSlot {
-                path: path.into(),
-                geometry,
-                direct,
-                buffered,
-            });
+            let (direct, buffered) =
+                if disk.direct { (Some(disk.file), open_buffered(&path)?) } else { (None, disk.file) };
+            slots.push(DiskSlot { path: path.into(), geometry, direct, buffered });
         }
         let disks: Arc<[DiskSlot]> = slots.into();
 
-        let largest_chunk = disks
-            .iter()
-            .map(|d| d.geometry.chunk_size.bytes() as usize)
-            .max()
-            .unwrap_or(0);
+        let largest_chunk = disks.iter().map(|d| d.geometry.chunk_size.bytes() as usize).max().unwrap_or(0);
         let pool = BufPool::new(cfg.buffers, align_up(cfg.max_read_bytes.max(largest_chunk)));
         // Each queued request holds a pool buffer, so this channel never fills up.
         let (req_tx, req_rx) = crossbeam_channel::bounded::<ReadOp>(cfg.buffers);
@@ -313,11 +283,7 @@ impl Reader {
             });
         }
         let disk_chunks = slot.geometry.chunk_count();
-        if req
-            .first_chunk
-            .checked_add(req.chunk_count as u64)
-            .is_none_or(|end| end > disk_chunks)
-        {
+        if req.first_chunk.checked_add(req.chunk_count as u64).is_none_or(|end| end > disk_chunks) {
             return Err(ReadError::OutOfRange {
                 disk: req.disk,
                 path: slot.path.to_path_buf(),
@@ -334,16 +300,7 @@ impl Reader {
             let n = left.min(per_block);
             let buf = self.pool.acquire(&self.stop).ok_or(ReadError::Stopped)?;
             let direct = slot.direct.is_some();
-            let op = ReadOp::new(
-                req.disk,
-                first,
-                n,
-                req.tag,
-                &slot.geometry,
-                slot.path.clone(),
-                direct,
-                buf,
-            );
+            let op = ReadOp::new(req.disk, first, n, req.tag, &slot.geometry, slot.path.clone(), direct, buf);
             tx.send(op).map_err(|_| ReadError::Stopped)?;
             first += n as u64;
             left -= n;
@@ -401,10 +358,7 @@ impl Reader {
     }
 
     fn slot(&self, disk: u32) -> Result<&DiskSlot, ReadError> {
-        self.disks.get(disk as usize).ok_or(ReadError::NoSuchDisk {
-            disk,
-            disks: self.disks.len(),
-        })
+        self.disks.get(disk as usize).ok_or(ReadError::NoSuchDisk { disk, disks: self.disks.len() })
     }
 
     fn per_block(&self, slot: &DiskSlot) -> u32 {
@@ -431,46 +385,27 @@ mod tests {
     #[test]
     fn falls_back_to_pread_when_io_uring_fails() {
         let mut f = tempfile::NamedTempFile::new().unwrap();
-        let data: Vec<u8> = (0..20_000u32)
-            .map(|i| u8::try_from(i % 251).unwrap())
-            .collect();
+        let data: Vec<u8> = (0..20_000u32).map(|i| u8::try_from(i % 251).unwrap()).collect();
         f.write_all(&data).unwrap();
         let g = DiskGeometry::new(data.len() as u64, ChunkSize::new(4096).unwrap()).unwrap();
-        let r = Reader::spawn_with(vec![(f.path().into(), g)], ReaderConfig::default(), no_ring)
-            .unwrap();
+        let r = Reader::spawn_with(vec![(f.path().into(), g)], ReaderConfig::default(), no_ring).unwrap();
         assert_eq!(r.engine(), Engine::Pread);
-        r.submit(ReadRequest {
-            disk: 0,
-            first_chunk: 3,
-            chunk_count: 2,
-            tag: 1,
-        })
-        .unwrap();
+        r.submit(ReadRequest { disk: 0, first_chunk: 3, chunk_count: 2, tag: 1 }).unwrap();
         let b = r.completions().recv().unwrap().unwrap();
         assert_eq!(&b.buf[..], &data[3 * 4096..]);
         assert_eq!(b.chunk(1).len(), 20_000 - 4 * 4096);
         drop(b);
         let stats = r.finish().unwrap();
-        assert_eq!(
-            (stats.blocks, stats.bytes, stats.errors),
-            (1, (20_000 - 3 * 4096) as u64, 0)
-        );
+        assert_eq!((stats.blocks, stats.bytes, stats.errors), (1, (20_000 - 3 * 4096) as u64, 0));
     }
 
     #[test]
     fn ring_failure_fails_in_flight_reads_and_continues_with_pread() {
         let mut f = tempfile::NamedTempFile::new().unwrap();
-        let data: Vec<u8> = (0..64 * 4096u32)
-            .map(|i| u8::try_from(i % 253).unwrap())
-            .collect();
+        let data: Vec<u8> = (0..64 * 4096u32).map(|i| u8::try_from(i % 253).unwrap()).collect();
         f.write_all(&data).unwrap();
         let g = DiskGeometry::new(data.len() as u64, ChunkSize::new(4096).unwrap()).unwrap();
-        let cfg = ReaderConfig {
-            buffers: 2,
-            queue_depth: 2,
-            max_read_bytes: 4096,
-            ..Default::default()
-        };
+        let cfg = ReaderConfig { buffers: 2, queue_depth: 2, max_read_bytes: 4096, ..Default::default() };
         let r = Reader::spawn(vec![(f.path().into(), g)], cfg).unwrap();
         assert_eq!(r.engine(), Engine::IoUring);
         crate::uring::FAIL_NEXT_WAIT.store(true, std::sync::atomic::Ordering::SeqCst);
@@ -479,23 +414,13 @@ mod tests {
             let r = &r;
             s.spawn(move || {
                 for i in 0..64 {
-                    r.submit(ReadRequest {
-                        disk: 0,
-                        first_chunk: i,
-                        chunk_count: 1,
-                        tag: i,
-                    })
-                    .unwrap();
+                    r.submit(ReadRequest { disk: 0, first_chunk: i, chunk_count: 1, tag: i }).unwrap();
                 }
             });
             // Every block gets exactly one completion, and abandoned buffers do not starve
             // the pool (2 buffers, 64 blocks).
             for _ in 0..64 {
-                match r
-                    .completions()
-                    .recv_timeout(std::time::Duration::from_secs(10))
-                    .expect("no deadlock")
-                {
+                match r.completions().recv_timeout(std::time::Duration::from_secs(10)).expect("no deadlock") {
                     Ok(b) => {
                         assert_eq!(&b.buf[..], &data[b.first_chunk as usize * 4096..][..4096]);
                         ok += 1;
@@ -507,10 +432,7 @@ mod tests {
                 }
             }
         });
-        assert!(
-            failed >= 1 && failed <= 2,
-            "only reads in flight fail: {failed}"
-        );
+        assert!(failed >= 1 && failed <= 2, "only reads in flight fail: {failed}");
         assert_eq!(ok + failed, 64);
         assert!(r.completions().is_empty());
         assert!(r.allocated_buffers() <= 2);
@@ -521,29 +443,14 @@ mod tests {
     #[test]
     fn config_is_validated() {
         let bad = [
-            ReaderConfig {
-                queue_depth: 0,
-                ..Default::default()
-            },
-            ReaderConfig {
-                max_read_bytes: 100,
-                ..Default::default()
-            },
-            ReaderConfig {
-                buffers: 0,
-                ..Default::default()
-            },
+            ReaderConfig { queue_depth: 0, ..Default::default() },
+            ReaderConfig { max_read_bytes: 100, ..Default::default() },
+            ReaderConfig { buffers: 0, ..Default::default() },
         ];
         for cfg in bad {
-            assert!(
-                matches!(cfg.validate(), Err(ReadError::Config(_))),
-                "{cfg:?}"
-            );
+            assert!(matches!(cfg.validate(), Err(ReadError::Config(_))), "{cfg:?}");
         }
-        assert!(matches!(
-            Reader::spawn(vec![], ReaderConfig::default()),
-            Err(ReadError::Config(_))
-        ));
+        assert!(matches!(Reader::spawn(vec![], ReaderConfig::default()), Err(ReadError::Config(_))));
     }
 
     #[test]
@@ -551,18 +458,7 @@ mod tests {
         let mut f = tempfile::NamedTempFile::new().unwrap();
         f.write_all(&[0; 8192]).unwrap();
         let g = DiskGeometry::new(8193, ChunkSize::new(4096).unwrap()).unwrap();
-        let e = Reader::spawn(vec![(f.path().into(), g)], ReaderConfig::default())
-            .err()
-            .unwrap();
-        assert!(
-            matches!(
-                e,
-                ReadError::GeometryMismatch {
-                    disk_bytes: 8192,
-                    ..
-                }
-            ),
-            "{e}"
-        );
+        let e = Reader::spawn(vec![(f.path().into(), g)], ReaderConfig::default()).err().unwrap();
+        assert!(matches!(e, ReadError::GeometryMismatch { disk_bytes: 8192, .. }), "{e}");
     }
 }

@@ -15,8 +15,7 @@ use crate::reader::{Completion, DiskSlot, ReaderStats};
 
 /// Fault injection for unit tests: the next wait for completions fails as if the ring broke.
 #[cfg(test)]
-pub(crate) static FAIL_NEXT_WAIT: std::sync::atomic::AtomicBool =
-    std::sync::atomic::AtomicBool::new(false);
+pub(crate) static FAIL_NEXT_WAIT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// Creates a ring of `queue_depth` entries and checks that it can read.
 pub(crate) fn setup(queue_depth: u32) -> io::Result<IoUring> {
@@ -24,10 +23,7 @@ pub(crate) fn setup(queue_depth: u32) -> io::Result<IoUring> {
     let mut probe = Probe::new();
     ring.submitter().register_probe(&mut probe)?;
     if !probe.is_supported(opcode::Read::CODE) {
-        return Err(io::Error::new(
-            io::ErrorKind::Unsupported,
-            "io_uring has no IORING_OP_READ (kernel < 5.6)",
-        ));
+        return Err(io::Error::new(io::ErrorKind::Unsupported, "io_uring has no IORING_OP_READ (kernel < 5.6)"));
     }
     Ok(ring)
 }
@@ -59,19 +55,14 @@ pub(crate) fn run(
     stats: &mut ReaderStats,
 ) {
     let depth = ring.params().sq_entries() as usize;
-    let mut slots = Slots {
-        ops: (0..depth).map(|_| None).collect(),
-        free: (0..depth).rev().collect(),
-    };
+    let mut slots = Slots { ops: (0..depth).map(|_| None).collect(), free: (0..depth).rev().collect() };
     let Err(e) = drive(&mut ring, disks, &requests, &completions, stats, &mut slots) else {
         return;
     };
     tracing::error!(error = %e, "io_uring failed; reads in flight fail, the rest continues with pread");
     for op in slots.ops.iter_mut().filter_map(Option::take) {
         stats.errors += 1;
-        let _ = completions.send(Err(
-            op.io_error(io::Error::new(e.kind(), format!("io_uring failed: {e}")))
-        ));
+        let _ = completions.send(Err(op.io_error(io::Error::new(e.kind(), format!("io_uring failed: {e}")))));
         op.abandon();
     }
     drop(ring);
@@ -119,20 +110,14 @@ fn drive(
             Ok(_) => {}
             // Interrupted while waiting (the SQEs were submitted), completion queue full or
             // a transient shortage: reap what is there and go on.
-            Err(e)
-                if matches!(
-                    e.raw_os_error(),
-                    Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)
-                ) => {}
+            Err(e) if matches!(e.raw_os_error(), Some(libc::EINTR | libc::EBUSY | libc::EAGAIN)) => {}
             Err(e) => return Err(e),
         }
         cqes.clear();
         cqes.extend(ring.completion().map(|c| (c.user_data(), c.result())));
         for &(user_data, res) in &cqes {
             let slot = usize::try_from(user_data).expect("user_data is a slot index");
-            let op = slots.ops[slot]
-                .as_mut()
-                .expect("a completion belongs to an op in flight");
+            let op = slots.ops[slot].as_mut().expect("a completion belongs to an op in flight");
             stats.reads += 1;
             let result = if res >= 0 {
                 Ok(usize::try_from(res).expect("non-negative"))
@@ -169,10 +154,8 @@ fn push(ring: &mut IoUring, disks: &[DiskSlot], slots: &mut Slots, slot: usize) 
     let io = op.next_io();
     let fd = disks[op.disk as usize].file(io.direct).as_raw_fd();
     let len = u32::try_from(io.len).expect("buffers are at most 256 MiB");
-    let entry = opcode::Read::new(types::Fd(fd), op.buf.ptr_at(io.start), len)
-        .offset(io.offset)
-        .build()
-        .user_data(slot as u64);
+    let entry =
+        opcode::Read::new(types::Fd(fd), op.buf.ptr_at(io.start), len).offset(io.offset).build().user_data(slot as u64);
     for attempt in 0..2 {
         // SAFETY: the entry points at `len` bytes of the op's own buffer (io.start + len <=
         // capacity, checked by ReadOp) and at a descriptor owned by `disks`, which outlives

@@ -31,38 +31,19 @@ fn geometry(size: u64) -> DiskGeometry {
 /// `engine`; every block must equal the file's bytes and each request must be covered exactly.
 fn random_runs_match(path: &Path, data: &[u8], engine: Engine, cfg: ReaderConfig) -> Engine {
     let g = geometry(data.len() as u64);
-    let reader = Reader::spawn(
-        vec![(path.to_path_buf(), g)],
-        ReaderConfig { engine, ..cfg },
-    )
-    .unwrap();
+    let reader = Reader::spawn(vec![(path.to_path_buf(), g)], ReaderConfig { engine, ..cfg }).unwrap();
     let chunks = g.chunk_count();
     let mut rng = rand::rngs::StdRng::seed_from_u64(42);
     let mut requests: Vec<ReadRequest> = (0..300u64)
         .map(|tag| {
             let count = rng.random_range(1..=40u32).min(chunks as u32);
             let first = rng.random_range(0..=chunks - count as u64);
-            ReadRequest {
-                disk: 0,
-                first_chunk: first,
-                chunk_count: count,
-                tag,
-            }
+            ReadRequest { disk: 0, first_chunk: first, chunk_count: count, tag }
         })
         .collect();
     // Always include the tail and the whole disk.
-    requests.push(ReadRequest {
-        disk: 0,
-        first_chunk: chunks - 1,
-        chunk_count: 1,
-        tag: 1000,
-    });
-    requests.push(ReadRequest {
-        disk: 0,
-        first_chunk: 0,
-        chunk_count: chunks as u32,
-        tag: 1001,
-    });
+    requests.push(ReadRequest { disk: 0, first_chunk: chunks - 1, chunk_count: 1, tag: 1000 });
+    requests.push(ReadRequest { disk: 0, first_chunk: 0, chunk_count: chunks as u32, tag: 1001 });
 
     let mut covered: HashMap<u64, Vec<(u64, u32)>> = HashMap::new();
     std::thread::scope(|s| {
@@ -76,20 +57,10 @@ fn random_runs_match(path: &Path, data: &[u8], engine: Engine, cfg: ReaderConfig
         let expected_chunks: u64 = requests.iter().map(|r| r.chunk_count as u64).sum();
         let mut seen = 0u64;
         while seen < expected_chunks {
-            let block = reader
-                .completions()
-                .recv_timeout(Duration::from_secs(30))
-                .expect("completion")
-                .unwrap();
+            let block = reader.completions().recv_timeout(Duration::from_secs(30)).expect("completion").unwrap();
             let off = g.chunk_offset(block.first_chunk) as usize;
-            let end = (g.chunk_offset(block.first_chunk + block.chunk_count as u64) as usize)
-                .min(data.len());
-            assert_eq!(
-                block.buf.len(),
-                end - off,
-                "block {:?}",
-                (block.first_chunk, block.chunk_count)
-            );
+            let end = (g.chunk_offset(block.first_chunk + block.chunk_count as u64) as usize).min(data.len());
+            assert_eq!(block.buf.len(), end - off, "block {:?}", (block.first_chunk, block.chunk_count));
             assert!(
                 block.buf[..] == data[off..end],
                 "bytes differ at chunks {}+{}",
@@ -100,10 +71,7 @@ fn random_runs_match(path: &Path, data: &[u8], engine: Engine, cfg: ReaderConfig
             for (i, c) in block.chunks() {
                 assert_eq!(c.len(), g.chunk_len(i) as usize);
             }
-            covered
-                .entry(block.tag)
-                .or_default()
-                .push((block.first_chunk, block.chunk_count));
+            covered.entry(block.tag).or_default().push((block.first_chunk, block.chunk_count));
             seen += block.chunk_count as u64;
         }
     });
@@ -128,29 +96,12 @@ fn random_runs_match(path: &Path, data: &[u8], engine: Engine, cfg: ReaderConfig
 fn odd_sized_image_both_engines() {
     let dir = tempfile::tempdir().unwrap();
     let (f, data) = random_file(dir.path(), ODD_SIZE, 1);
-    assert!(
-        open_disk(f.path()).unwrap().direct,
-        "ext4 /tmp supports O_DIRECT"
-    );
-    let cfg = ReaderConfig {
-        buffers: 8,
-        ..Default::default()
-    };
-    assert_eq!(
-        random_runs_match(f.path(), &data, Engine::IoUring, cfg),
-        Engine::IoUring
-    );
-    assert_eq!(
-        random_runs_match(f.path(), &data, Engine::Pread, cfg),
-        Engine::Pread
-    );
+    assert!(open_disk(f.path()).unwrap().direct, "ext4 /tmp supports O_DIRECT");
+    let cfg = ReaderConfig { buffers: 8, ..Default::default() };
+    assert_eq!(random_runs_match(f.path(), &data, Engine::IoUring, cfg), Engine::IoUring);
+    assert_eq!(random_runs_match(f.path(), &data, Engine::Pread, cfg), Engine::Pread);
     // Small buffers: every run is split into single chunks.
-    let tiny = ReaderConfig {
-        buffers: 3,
-        queue_depth: 2,
-        max_read_bytes: 4096,
-        ..Default::default()
-    };
+    let tiny = ReaderConfig { buffers: 3, queue_depth: 2, max_read_bytes: 4096, ..Default::default() };
     random_runs_match(f.path(), &data, Engine::IoUring, tiny);
 }
 
@@ -166,10 +117,7 @@ impl Ramfs {
             .output()
             .map_err(|e| format!("mount unavailable: {e}"))?;
         if !out.status.success() {
-            return Err(format!(
-                "cannot mount ramfs: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+            return Err(format!("cannot mount ramfs: {}", String::from_utf8_lossy(&out.stderr).trim()));
         }
         Ok(Ramfs(dir))
     }
@@ -191,10 +139,7 @@ fn odd_sized_image_buffered_where_o_direct_is_refused() {
         }
     };
     let (f, data) = random_file(ramfs.0.path(), ODD_SIZE, 2);
-    assert!(
-        !open_disk(f.path()).unwrap().direct,
-        "ramfs refuses O_DIRECT"
-    );
+    assert!(!open_disk(f.path()).unwrap().direct, "ramfs refuses O_DIRECT");
     random_runs_match(f.path(), &data, Engine::IoUring, ReaderConfig::default());
     random_runs_match(f.path(), &data, Engine::Pread, ReaderConfig::default());
     drop(f);
@@ -223,14 +168,9 @@ impl LoopDevice {
             .output()
             .map_err(|e| format!("losetup unavailable: {e}"))?;
         if !out.status.success() {
-            return Err(format!(
-                "losetup failed: {}",
-                String::from_utf8_lossy(&out.stderr).trim()
-            ));
+            return Err(format!("losetup failed: {}", String::from_utf8_lossy(&out.stderr).trim()));
         }
-        Ok(LoopDevice(PathBuf::from(
-            String::from_utf8_lossy(&out.stdout).trim(),
-        )))
+        Ok(LoopDevice(PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())))
     }
 }
 
@@ -253,20 +193,12 @@ fn odd_sized_image_through_loop_device() {
     };
     // A loop device exposes whole 512-byte sectors: the 1234-byte tail becomes 1024.
     let size = disk_size(&dev.0).unwrap();
-    assert_eq!(
-        size,
-        (ODD_SIZE / 512 * 512) as u64,
-        "BLKGETSIZE64 of {}",
-        dev.0.display()
-    );
+    assert_eq!(size, (ODD_SIZE / 512 * 512) as u64, "BLKGETSIZE64 of {}", dev.0.display());
     let d = open_disk(&dev.0).unwrap();
     assert!(d.direct && d.size == size);
     drop(d);
     let data = &data[..size as usize];
-    assert_eq!(
-        random_runs_match(&dev.0, data, Engine::IoUring, ReaderConfig::default()),
-        Engine::IoUring
-    );
+    assert_eq!(random_runs_match(&dev.0, data, Engine::IoUring, ReaderConfig::default()), Engine::IoUring);
     random_runs_match(&dev.0, data, Engine::Pread, ReaderConfig::default());
 }
 
@@ -279,46 +211,17 @@ fn request_beyond_disk_end_is_refused_naming_the_disk() {
     let chunks = g.chunk_count(); // 5
     let path = f.path().display().to_string();
     for (first, count) in [(chunks, 1), (chunks - 2, 3), (u64::MAX, 2)] {
-        let e = reader
-            .submit(ReadRequest {
-                disk: 0,
-                first_chunk: first,
-                chunk_count: count,
-                tag: 7,
-            })
-            .unwrap_err();
+        let e = reader.submit(ReadRequest { disk: 0, first_chunk: first, chunk_count: count, tag: 7 }).unwrap_err();
         assert!(matches!(e, ReadError::OutOfRange { disk: 0, .. }), "{e}");
         let m = e.to_string();
-        assert!(
-            m.contains("disk 0") && m.contains(&path) && m.contains("beyond the disk end"),
-            "{m}"
-        );
+        assert!(m.contains("disk 0") && m.contains(&path) && m.contains("beyond the disk end"), "{m}");
     }
-    let e = reader
-        .submit(ReadRequest {
-            disk: 1,
-            first_chunk: 0,
-            chunk_count: 1,
-            tag: 0,
-        })
-        .unwrap_err();
+    let e = reader.submit(ReadRequest { disk: 1, first_chunk: 0, chunk_count: 1, tag: 0 }).unwrap_err();
     assert_eq!(e.to_string(), "no disk 1: this reader has 1 disk(s)");
-    let e = reader
-        .submit(ReadRequest {
-            disk: 0,
-            first_chunk: 0,
-            chunk_count: 0,
-            tag: 0,
-        })
-        .unwrap_err();
+    let e = reader.submit(ReadRequest { disk: 0, first_chunk: 0, chunk_count: 0, tag: 0 }).unwrap_err();
     assert!(matches!(e, ReadError::EmptyRequest { .. }), "{e}");
     // Nothing was queued.
-    assert!(
-        reader
-            .completions()
-            .recv_timeout(Duration::from_millis(100))
-            .is_err()
-    );
+    assert!(reader.completions().recv_timeout(Duration::from_millis(100)).is_err());
     assert_eq!(reader.finish().unwrap().reads, 0);
 }
 
@@ -328,47 +231,15 @@ fn disk_that_shrank_gives_an_error_naming_disk_and_offset() {
         let dir = tempfile::tempdir().unwrap();
         let (f, data) = random_file(dir.path(), 1 << 20, 5);
         let g = geometry(data.len() as u64);
-        let reader = Reader::spawn(
-            vec![(f.path().into(), g)],
-            ReaderConfig {
-                engine,
-                ..Default::default()
-            },
-        )
-        .unwrap();
+        let reader = Reader::spawn(vec![(f.path().into(), g)], ReaderConfig { engine, ..Default::default() }).unwrap();
         f.as_file().set_len(200_000).unwrap();
-        reader
-            .submit(ReadRequest {
-                disk: 0,
-                first_chunk: 2,
-                chunk_count: 4,
-                tag: 9,
-            })
-            .unwrap();
-        let e = reader
-            .completions()
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap()
-            .unwrap_err();
+        reader.submit(ReadRequest { disk: 0, first_chunk: 2, chunk_count: 4, tag: 9 }).unwrap();
+        let e = reader.completions().recv_timeout(Duration::from_secs(10)).unwrap().unwrap_err();
         let m = e.to_string();
         // Chunk 2 starts at 131072; the disk now ends at 200000: the read gets up to there,
         // then hits the end of the disk.
-        assert!(
-            matches!(
-                e,
-                ReadError::UnexpectedEof {
-                    disk: 0,
-                    tag: 9,
-                    offset: 200_000,
-                    ..
-                }
-            ),
-            "{m}"
-        );
-        assert!(
-            m.contains(&f.path().display().to_string()) && m.contains("offset 200000"),
-            "{engine:?}: {m}"
-        );
+        assert!(matches!(e, ReadError::UnexpectedEof { disk: 0, tag: 9, offset: 200_000, .. }), "{m}");
+        assert!(m.contains(&f.path().display().to_string()) && m.contains("offset 200000"), "{engine:?}: {m}");
         assert_eq!(e.tag(), Some(9));
         assert_eq!(reader.finish().unwrap().errors, 1);
     }
@@ -381,49 +252,22 @@ fn multiple_disks_with_different_chunk_sizes() {
     let (b, db) = random_file(dir.path(), 5 << 20, 7);
     let ga = DiskGeometry::new(da.len() as u64, ChunkSize::new(4096).unwrap()).unwrap();
     let gb = DiskGeometry::new(db.len() as u64, ChunkSize::new(4 << 20).unwrap()).unwrap();
-    let reader = Reader::spawn(
-        vec![(a.path().into(), ga), (b.path().into(), gb)],
-        ReaderConfig::default(),
-    )
-    .unwrap();
+    let reader = Reader::spawn(vec![(a.path().into(), ga), (b.path().into(), gb)], ReaderConfig::default()).unwrap();
     // Buffers grow to the largest chunk size; a 4 MiB chunk is one block.
     assert_eq!(reader.buffer_bytes(), 4 << 20);
     assert_eq!(reader.chunks_per_block(0), Some(1024));
     assert_eq!(reader.chunks_per_block(1), Some(1));
-    reader
-        .submit(ReadRequest {
-            disk: 1,
-            first_chunk: 0,
-            chunk_count: 2,
-            tag: 1,
-        })
-        .unwrap();
-    reader
-        .submit(ReadRequest {
-            disk: 0,
-            first_chunk: 0,
-            chunk_count: ga.chunk_count() as u32,
-            tag: 2,
-        })
-        .unwrap();
+    reader.submit(ReadRequest { disk: 1, first_chunk: 0, chunk_count: 2, tag: 1 }).unwrap();
+    reader.submit(ReadRequest { disk: 0, first_chunk: 0, chunk_count: ga.chunk_count() as u32, tag: 2 }).unwrap();
     let mut got = 0;
     while got < 3 {
-        let block = reader
-            .completions()
-            .recv_timeout(Duration::from_secs(10))
-            .unwrap()
-            .unwrap();
-        let (g, data) = if block.disk == 0 {
-            (ga, &da)
-        } else {
-            (gb, &db)
-        };
+        let block = reader.completions().recv_timeout(Duration::from_secs(10)).unwrap().unwrap();
+        let (g, data) = if block.disk == 0 { (ga, &da) } else { (gb, &db) };
         let off = g.chunk_offset(block.first_chunk) as usize;
         assert!(block.buf[..] == data[off..off + block.buf.len()]);
         assert_eq!(
             block.buf.len() as u64,
-            (g.chunk_offset(block.first_chunk + block.chunk_count as u64)).min(g.size_bytes)
-                - off as u64
+            (g.chunk_offset(block.first_chunk + block.chunk_count as u64)).min(g.size_bytes) - off as u64
         );
         got += 1;
     }
@@ -434,61 +278,34 @@ fn submit_blocks_when_all_buffers_are_in_use() {
     let dir = tempfile::tempdir().unwrap();
     let (f, data) = random_file(dir.path(), 1 << 20, 8);
     let g = geometry(data.len() as u64);
-    let cfg = ReaderConfig {
-        buffers: 2,
-        max_read_bytes: 64 << 10,
-        ..Default::default()
-    };
+    let cfg = ReaderConfig { buffers: 2, max_read_bytes: 64 << 10, ..Default::default() };
     let reader = Reader::spawn(vec![(f.path().into(), g)], cfg).unwrap();
     let submitted = std::sync::atomic::AtomicU32::new(0);
     std::thread::scope(|s| {
         let (reader, submitted) = (&reader, &submitted);
         let submitter = s.spawn(move || {
             for i in 0..6u64 {
-                reader
-                    .submit(ReadRequest {
-                        disk: 0,
-                        first_chunk: i,
-                        chunk_count: 1,
-                        tag: i,
-                    })
-                    .unwrap();
+                reader.submit(ReadRequest { disk: 0, first_chunk: i, chunk_count: 1, tag: i }).unwrap();
                 submitted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
             }
         });
         // No consumer: two buffers, two submissions, then the third blocks.
         std::thread::sleep(Duration::from_millis(500));
-        assert_eq!(
-            submitted.load(std::sync::atomic::Ordering::SeqCst),
-            2,
-            "submit must block, not queue more"
-        );
+        assert_eq!(submitted.load(std::sync::atomic::Ordering::SeqCst), 2, "submit must block, not queue more");
         assert!(!submitter.is_finished());
         assert_eq!(reader.allocated_buffers(), 2);
-        assert_eq!(
-            reader.completions().len(),
-            2,
-            "both reads completed and wait for a consumer"
-        );
+        assert_eq!(reader.completions().len(), 2, "both reads completed and wait for a consumer");
         // Consuming frees buffers and lets the submitter go on.
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut got = 0;
         while got < 6 {
-            let b = reader
-                .completions()
-                .recv_deadline(deadline)
-                .expect("completions flow once consumed")
-                .unwrap();
+            let b = reader.completions().recv_deadline(deadline).expect("completions flow once consumed").unwrap();
             assert!(b.buf[..] == data[b.first_chunk as usize * 65536..][..65536]);
             got += 1;
         }
         submitter.join().unwrap();
     });
-    assert_eq!(
-        reader.allocated_buffers(),
-        2,
-        "buffers were recycled, never more than 2"
-    );
+    assert_eq!(reader.allocated_buffers(), 2, "buffers were recycled, never more than 2");
 }
 
 #[test]
@@ -498,28 +315,14 @@ fn finish_drains_in_flight_and_completions_stay_readable() {
     let g = geometry(data.len() as u64);
     let reader = Reader::spawn(vec![(f.path().into(), g)], ReaderConfig::default()).unwrap();
     let rx = reader.completions().clone();
-    reader
-        .submit(ReadRequest {
-            disk: 0,
-            first_chunk: 0,
-            chunk_count: 64,
-            tag: 0,
-        })
-        .unwrap();
+    reader.submit(ReadRequest { disk: 0, first_chunk: 0, chunk_count: 64, tag: 0 }).unwrap();
     let stats = reader.finish().unwrap();
     assert_eq!(stats.bytes, data.len() as u64);
     let total: usize = rx.iter().map(|b| b.unwrap().buf.len()).sum();
     assert_eq!(total, data.len());
     // Dropping a reader with work queued does not hang either.
     let reader = Reader::spawn(vec![(f.path().into(), g)], ReaderConfig::default()).unwrap();
-    reader
-        .submit(ReadRequest {
-            disk: 0,
-            first_chunk: 0,
-            chunk_count: 64,
-            tag: 0,
-        })
-        .unwrap();
+    reader.submit(ReadRequest { disk: 0, first_chunk: 0, chunk_count: 64, tag: 0 }).unwrap();
     drop(reader);
 }
 
@@ -530,11 +333,7 @@ fn finish_drains_in_flight_and_completions_stay_readable() {
 #[ignore]
 fn measure_engines() {
     let dir = std::env::var("DRPAIR_BENCH_DIR").unwrap_or_else(|_| "/var/tmp".into());
-    let size: usize = std::env::var("DRPAIR_BENCH_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(1024)
-        << 20;
+    let size: usize = std::env::var("DRPAIR_BENCH_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(1024) << 20;
     let path = Path::new(&dir).join("drpair-ship-bench.img");
     if std::fs::metadata(&path).map(|m| m.len()).ok() != Some(size as u64) {
         let mut f = std::fs::File::create(&path).unwrap();
@@ -555,12 +354,7 @@ fn measure_engines() {
     ];
     for (engine, qd, max_read_bytes) in runs {
         std::fs::write("/proc/sys/vm/drop_caches", "3").expect("drop caches (needs root)");
-        let cfg = ReaderConfig {
-            engine,
-            queue_depth: qd,
-            max_read_bytes,
-            ..Default::default()
-        };
+        let cfg = ReaderConfig { engine, queue_depth: qd, max_read_bytes, ..Default::default() };
         let reader = Reader::spawn(vec![(path.clone(), g)], cfg).unwrap();
         let per = reader.chunks_per_block(0).unwrap();
         let t = Instant::now();
@@ -571,13 +365,7 @@ fn measure_engines() {
                 let mut first = 0;
                 while first < g.chunk_count() {
                     let n = per.min((g.chunk_count() - first) as u32);
-                    r.submit(ReadRequest {
-                        disk: 0,
-                        first_chunk: first,
-                        chunk_count: n,
-                        tag: 0,
-                    })
-                    .unwrap();
+                    r.submit(ReadRequest { disk: 0, first_chunk: first, chunk_count: n, tag: 0 }).unwrap();
                     first += n as u64;
                 }
             });

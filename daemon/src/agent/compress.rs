@@ -4,8 +4,8 @@
 
 use crate::config::CompressionSetting;
 use drpair_ship::{AdaptiveLevel, Compression, Compressor, LinkSample};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How often `auto` takes a sample.
@@ -37,7 +37,9 @@ fn to_level(c: Compression) -> i32 {
 impl CompressionCtl {
     pub fn new(setting: CompressionSetting, workers: usize) -> Self {
         let (start, adaptive) = match setting {
-            CompressionSetting::Auto => (Compression::Zstd(1), Some(AdaptiveLevel::new(Compression::Zstd(1), workers.max(1) as u32))),
+            CompressionSetting::Auto => {
+                (Compression::Zstd(1), Some(AdaptiveLevel::new(Compression::Zstd(1), workers.max(1) as u32)))
+            }
             CompressionSetting::Off => (Compression::Off, None),
             CompressionSetting::Zstd(l) => (Compression::Zstd(l), None),
         };

@@ -7,9 +7,9 @@
 //! before the caller sends the epoch's end.
 
 use super::compress::CompressionCtl;
-use drpair_ship::{hash_chunk, is_zero, Engine, ReadRequest, Reader, ReaderConfig};
+use drpair_ship::{Engine, ReadRequest, Reader, ReaderConfig, hash_chunk, is_zero};
 use drpair_types::{DiskGeometry, Epoch};
-use drpair_wire::{encode, AgentMsg, ChunkBody, ChunkItem, PassKind};
+use drpair_wire::{AgentMsg, ChunkBody, ChunkItem, PassKind, encode};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -79,7 +79,9 @@ fn plan(ctx: &PassCtx) -> Vec<ReadRequest> {
         let g = m.geometry();
         let per = (READ_BYTES / g.chunk_size.bytes() as u64).max(1);
         let runs: Vec<(u64, u64)> = match ctx.mode {
-            PassMode::All => (0..g.chunk_count()).step_by(per as usize).map(|f| (f, per.min(g.chunk_count() - f))).collect(),
+            PassMode::All => {
+                (0..g.chunk_count()).step_by(per as usize).map(|f| (f, per.min(g.chunk_count() - f))).collect()
+            }
             PassMode::Dirty => m.dirty_runs(per),
         };
         for (first, count) in runs {
@@ -106,7 +108,16 @@ pub fn run(ctx: PassCtx) -> Result<PassSummary, String> {
     if reqs.is_empty() {
         return Ok(PassSummary::default());
     }
-    let reader = Reader::spawn(ctx.disks.clone(), ReaderConfig { engine: Engine::IoUring, max_read_bytes: READ_BYTES as usize, buffers: READ_BUFFERS, queue_depth: 8 }).map_err(|e| e.to_string())?;
+    let reader = Reader::spawn(
+        ctx.disks.clone(),
+        ReaderConfig {
+            engine: Engine::IoUring,
+            max_read_bytes: READ_BYTES as usize,
+            buffers: READ_BUFFERS,
+            queue_depth: 8,
+        },
+    )
+    .map_err(|e| e.to_string())?;
     let ctx = Arc::new(ctx);
     let zero = Arc::new(ZeroHashes(Mutex::new(HashMap::new())));
     let summary = Arc::new(Mutex::new(PassSummary::default()));
@@ -135,7 +146,8 @@ pub fn run(ctx: PassCtx) -> Result<PassSummary, String> {
             let (ctx, zero, summary, failed, completions, remaining) =
                 (ctx.clone(), zero.clone(), summary.clone(), failed.clone(), completions.clone(), remaining.clone());
             handles.push(s.spawn(move || {
-                let mut w = Worker { ctx: &ctx, zero: &zero, sum: PassSummary::default(), comp: ctx.compression.compressor() };
+                let mut w =
+                    Worker { ctx: &ctx, zero: &zero, sum: PassSummary::default(), comp: ctx.compression.compressor() };
                 while remaining.load(Ordering::Acquire) > 0 && !ctx.abort.load(Ordering::Relaxed) {
                     let block = match completions.recv_timeout(Duration::from_millis(200)) {
                         Ok(b) => b,
@@ -240,7 +252,8 @@ impl Worker<'_> {
         ctx.progress.to_ship.fetch_add(ship.len() as u64, Ordering::Relaxed);
         let mut items = Vec::with_capacity(ship.len());
         let candidates: Vec<_> = ship.iter().filter(|x| !x.3).collect();
-        let have = if candidates.is_empty() { vec![] } else { self.ask_have(candidates.iter().map(|x| x.4).collect())? };
+        let have =
+            if candidates.is_empty() { vec![] } else { self.ask_have(candidates.iter().map(|x| x.4).collect())? };
         let mut have = have.into_iter();
         for &(c, off, len, z, h) in &ship {
             let body = if z {

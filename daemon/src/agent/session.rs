@@ -3,12 +3,12 @@
 
 use super::pass::{self, HaveRoutes, PassCtx, PassMode, PassProgress};
 use super::{Agent, SessionError};
-use crate::link::{read_msg, spawn_writer, write_frame, AbortOnDrop, LinkError};
+use crate::link::{AbortOnDrop, LinkError, read_msg, spawn_writer, write_frame};
 use crate::timefmt::now_ms;
 use drpair_types::{Epoch, PointKind};
-use drpair_wire::{encode, AgentMsg, EpochEnd, Hello, PassKind, Progress, StandbyMsg, WireDisk, WireVersion};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use drpair_wire::{AgentMsg, EpochEnd, Hello, PassKind, Progress, StandbyMsg, WireDisk, WireVersion, encode};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -49,7 +49,15 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
         host: agent.host.clone(),
         agent_version: env!("CARGO_PKG_VERSION").into(),
         tracker: cfg.tracker.clone(),
-        disks: agent.disks.iter().map(|(p, g)| WireDisk { path: p.display().to_string(), size_bytes: g.size_bytes, chunk_size: g.chunk_size.into() }).collect(),
+        disks: agent
+            .disks
+            .iter()
+            .map(|(p, g)| WireDisk {
+                path: p.display().to_string(),
+                size_bytes: g.size_bytes,
+                chunk_size: g.chunk_size.into(),
+            })
+            .collect(),
         state: agent.local.lock().expect("maps").wire(),
         reinit: cfg.reinit,
     };
@@ -102,7 +110,16 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
         // Wake every worker still waiting for an answer.
         routes2.lock().expect("routes").clear();
     }));
-    let mut conn = Conn { agent: agent.clone(), out, ctl, routes, next_batch: Arc::new(AtomicU64::new(1)), abort, lineage, requests: vec![] };
+    let mut conn = Conn {
+        agent: agent.clone(),
+        out,
+        ctl,
+        routes,
+        next_batch: Arc::new(AtomicU64::new(1)),
+        abort,
+        lineage,
+        requests: vec![],
+    };
     let r = conn.serve(reconcile).await;
     conn.abort.store(true, Ordering::Relaxed);
     drop(reader);
@@ -122,7 +139,9 @@ fn adopt(agent: &Agent, lineage: drpair_types::Lineage, committed: Epoch) -> any
         }
         st.fresh = false;
         if committed > 0 {
-            reason = Some(gap.clone().unwrap_or_else(|| "the agent has no change map for this pair (first start on this server, or its state was lost)".into()));
+            reason = Some(gap.clone().unwrap_or_else(|| {
+                "the agent has no change map for this pair (first start on this server, or its state was lost)".into()
+            }));
         }
     } else if committed > st.acked() {
         // The standby committed an epoch whose ack we never received.
@@ -145,7 +164,9 @@ impl Conn {
     async fn next_ctl(&mut self) -> Res<StandbyMsg> {
         match self.ctl.recv().await {
             Some(Ok(StandbyMsg::Error { message })) => Err(transient(format!("standby refused: {message}"))),
-            Some(Ok(StandbyMsg::Refused { code, message })) => Err(SessionError::Permanent(format!("{code:?}: {message}"))),
+            Some(Ok(StandbyMsg::Refused { code, message })) => {
+                Err(SessionError::Permanent(format!("{code:?}: {message}")))
+            }
             Some(Ok(m)) => Ok(m),
             Some(Err(e)) => Err(transient(e)),
             None => Err(transient("link closed")),
@@ -192,7 +213,8 @@ impl Conn {
 
     async fn heartbeat(&self) -> Res<()> {
         let local = self.agent.local.clone();
-        let (chunks, bytes) = tokio::task::spawn_blocking(move || local.lock().expect("maps").dirty_chunks()).await.map_err(transient)?;
+        let (chunks, bytes) =
+            tokio::task::spawn_blocking(move || local.lock().expect("maps").dirty_chunks()).await.map_err(transient)?;
         self.send(&AgentMsg::Progress(Progress {
             backlog_chunks: chunks,
             backlog_bytes: bytes,
@@ -236,7 +258,9 @@ impl Conn {
                         let h = match v {
                             Some(WireVersion::Data(h)) => Some(h),
                             Some(WireVersion::Zero) if g.chunk_len(c) == g.chunk_size.bytes() => Some(zero_full),
-                            Some(WireVersion::Zero) => Some(drpair_ship::hash_chunk(&vec![0u8; g.chunk_len(c) as usize])),
+                            Some(WireVersion::Zero) => {
+                                Some(drpair_ship::hash_chunk(&vec![0u8; g.chunk_len(c) as usize]))
+                            }
                             None => None,
                         };
                         m.set_hash(c, h)?;
@@ -248,7 +272,14 @@ impl Conn {
                 .map_err(transient)?;
                 done += count;
                 first += count;
-                self.send(&AgentMsg::Progress(Progress { pass: Some(PassKind::Reconcile), chunks_done: 0, chunks_total: total, reason: Some(reason.into()), ..Default::default() })).await?;
+                self.send(&AgentMsg::Progress(Progress {
+                    pass: Some(PassKind::Reconcile),
+                    chunks_done: 0,
+                    chunks_total: total,
+                    reason: Some(reason.into()),
+                    ..Default::default()
+                }))
+                .await?;
             }
         }
         tracing::info!(pair = %self.agent.cfg.pair, chunks = done, "standby hashes loaded; scanning every chunk");
@@ -297,7 +328,8 @@ impl Conn {
             abort: self.abort.clone(),
         };
         let reporter = {
-            let (out, progress, agent, reason) = (self.out.clone(), progress.clone(), self.agent.clone(), reason.clone());
+            let (out, progress, agent, reason) =
+                (self.out.clone(), progress.clone(), self.agent.clone(), reason.clone());
             let base = agent.bytes_read_total.load(Ordering::Relaxed);
             AbortOnDrop(tokio::spawn(async move {
                 loop {
@@ -342,7 +374,10 @@ impl Conn {
             match self.next_ctl().await? {
                 StandbyMsg::EpochAck { epoch: e, point_id } if e == epoch => {
                     let local = self.agent.local.clone();
-                    tokio::task::spawn_blocking(move || local.lock().expect("maps").set_acked(epoch)).await.map_err(transient)?.map_err(transient)?;
+                    tokio::task::spawn_blocking(move || local.lock().expect("maps").set_acked(epoch))
+                        .await
+                        .map_err(transient)?
+                        .map_err(transient)?;
                     tracing::info!(
                         pair = %self.agent.cfg.pair, epoch, point_id, chunks = summary.chunks, data = summary.data, zero = summary.zero,
                         dedup = summary.dedup, payload_bytes = summary.payload_bytes, secs = t0.elapsed().as_secs_f64(), "epoch acknowledged"

@@ -1,7 +1,7 @@
 //! The agent's local state: one change map per disk in the state dir, and what it says about
 //! the last run (clean stop or a tracking gap).
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result, bail};
 use drpair_track::{ChangeMap, ChangeMapError};
 use drpair_types::{DiskGeometry, Epoch, Lineage, PairId};
 use drpair_wire::AgentState;
@@ -31,7 +31,8 @@ pub fn open(dir: &Path, pair: &PairId, geoms: &[DiskGeometry]) -> Result<LocalSt
             s.trim()
         ),
         Ok(_) => {}
-        Err(_) => std::fs::write(&id_file, format!("{pair}\n")).with_context(|| format!("cannot write {}", id_file.display()))?,
+        Err(_) => std::fs::write(&id_file, format!("{pair}\n"))
+            .with_context(|| format!("cannot write {}", id_file.display()))?,
     }
     let mut opened: Vec<Option<ChangeMap>> = Vec::new();
     let mut gap = None;
@@ -42,7 +43,10 @@ pub fn open(dir: &Path, pair: &PairId, geoms: &[DiskGeometry]) -> Result<LocalSt
             Ok(o) => {
                 any_clean_or_unclean = true;
                 if !o.was_clean && gap.is_none() {
-                    gap = Some("unclean agent stop (crash, kill or power loss): changes made while it was down are unknown".to_string());
+                    gap = Some(
+                        "unclean agent stop (crash, kill or power loss): changes made while it was down are unknown"
+                            .to_string(),
+                    );
                 }
                 opened.push(Some(o.map));
             }
@@ -50,7 +54,12 @@ pub fn open(dir: &Path, pair: &PairId, geoms: &[DiskGeometry]) -> Result<LocalSt
             Err(ChangeMapError::Damaged { reason, .. }) => {
                 let aside = p.with_extension("chmap.damaged");
                 let _ = std::fs::rename(&p, &aside);
-                tracing::warn!(disk = i, "change map {} is damaged ({reason}); moved to {}", p.display(), aside.display());
+                tracing::warn!(
+                    disk = i,
+                    "change map {} is damaged ({reason}); moved to {}",
+                    p.display(),
+                    aside.display()
+                );
                 gap = Some(format!("change map of disk {i} damaged: {reason}"));
                 opened.push(None);
             }
@@ -65,7 +74,11 @@ pub fn open(dir: &Path, pair: &PairId, geoms: &[DiskGeometry]) -> Result<LocalSt
         return Ok(LocalState { maps: opened.into_iter().flatten().collect(), fresh: false, gap });
     }
     if any_clean_or_unclean {
-        let why = if consistent { "a disk's change map is missing" } else { "the disks' change maps disagree on the lineage" };
+        let why = if consistent {
+            "a disk's change map is missing"
+        } else {
+            "the disks' change maps disagree on the lineage"
+        };
         tracing::warn!("{why}: starting over with new maps and a reconcile against the standby");
         gap = Some(gap.unwrap_or_else(|| why.to_string()));
     }

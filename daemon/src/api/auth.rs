@@ -28,7 +28,11 @@ pub async fn require_token(State(sb): State<AppState>, req: Request, next: Next)
     match given {
         Some(t) if token_eq(t.trim(), want) => next.run(req).await,
         Some(_) => ApiFailure::new(ErrorCode::AccessDenied, "wrong token").into_response(),
-        None => ApiFailure::new(ErrorCode::AccessDenied, "this standby requires a token: send Authorization: Bearer TOKEN (drpair --token or DRPAIR_TOKEN)").into_response(),
+        None => ApiFailure::new(
+            ErrorCode::AccessDenied,
+            "this standby requires a token: send Authorization: Bearer TOKEN (drpair --token or DRPAIR_TOKEN)",
+        )
+        .into_response(),
     }
 }
 

@@ -3,24 +3,31 @@
 //! client sees fewer bytes than Content-Length), never silently substituted.
 
 use super::points::resolve_point;
-use super::{find_pair, ApiFailure, ApiResult, AppState};
+use super::{ApiFailure, ApiResult, AppState, find_pair};
 use axum::body::Body;
 use axum::extract::{Path, State};
 use axum::http::header;
 use axum::response::Response;
 use bytes::Bytes;
 
-pub async fn export(State(sb): State<AppState>, Path((pair, point, disk)): Path<(String, String, String)>) -> ApiResult<Response> {
+pub async fn export(
+    State(sb): State<AppState>,
+    Path((pair, point, disk)): Path<(String, String, String)>,
+) -> ApiResult<Response> {
     let (pair_id, h) = find_pair(&sb, &pair)?;
     let (pair_no, pt) = resolve_point(&sb, &pair, &point).await?;
     let disks: Vec<_> = h.record.lock().expect("record").disks.iter().map(|d| d.geometry).collect();
     let d: u32 = disk.parse().map_err(|_| ApiFailure::param("disk", format!("disk '{disk}' is not a disk number")))?;
-    let g = *disks.get(d as usize).ok_or_else(|| ApiFailure::param("disk", format!("pair '{pair_id}' has {} disk(s); disk {d} does not exist", disks.len())))?;
+    let g = *disks.get(d as usize).ok_or_else(|| {
+        ApiFailure::param("disk", format!("pair '{pair_id}' has {} disk(s); disk {d} does not exist", disks.len()))
+    })?;
     let (tx, rx) = tokio::sync::mpsc::channel::<Result<Bytes, std::io::Error>>(4);
     let store = sb.store.clone();
     let epoch = pt.epoch;
     tokio::task::spawn_blocking(move || {
-        let r = crate::standby::export::stream_disk(&store, &pair_id, pair_no, d, g, epoch, |buf| tx.blocking_send(Ok(Bytes::from(buf))).is_ok());
+        let r = crate::standby::export::stream_disk(&store, &pair_id, pair_no, d, g, epoch, |buf| {
+            tx.blocking_send(Ok(Bytes::from(buf))).is_ok()
+        });
         if let Err(e) = r {
             tracing::error!("export failed: {e}");
             let _ = tx.blocking_send(Err(std::io::Error::other(e)));

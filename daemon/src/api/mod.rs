@@ -6,8 +6,8 @@ pub mod image;
 pub mod pairs;
 pub mod points;
 
-use crate::standby::registry::PairHandle;
 use crate::standby::Standby;
+use crate::standby::registry::PairHandle;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -48,7 +48,10 @@ pub type AppState = Arc<Standby>;
 /// Parses a pair id from the path and finds the pair: 400 for a malformed id, 404 if unknown.
 pub fn find_pair(sb: &Standby, raw: &str) -> ApiResult<(PairId, Arc<PairHandle>)> {
     let id = PairId::new(raw).map_err(|e| ApiFailure::param("pair", e.to_string()))?;
-    let h = sb.registry.get(&id).ok_or_else(|| ApiFailure::new(ErrorCode::PairNotFound, format!("pair '{id}' is not known to this standby")))?;
+    let h = sb
+        .registry
+        .get(&id)
+        .ok_or_else(|| ApiFailure::new(ErrorCode::PairNotFound, format!("pair '{id}' is not known to this standby")))?;
     Ok((id, h))
 }
 

@@ -1,8 +1,8 @@
 //! `GET /api/v1/pairs` and `GET /api/v1/pairs/{pair}`.
 
-use super::{find_pair, ApiResult, AppState};
-use axum::extract::{Path, State};
+use super::{ApiResult, AppState, find_pair};
 use axum::Json;
+use axum::extract::{Path, State};
 use drpair_types::{PairStatus, PairSummary};
 
 pub async fn list(State(sb): State<AppState>) -> Json<Vec<PairSummary>> {

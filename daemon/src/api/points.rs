@@ -1,19 +1,22 @@
 //! Recovery points: list, get one, cut one now.
 
-use super::{find_pair, ApiFailure, ApiResult, AppState};
+use super::{ApiFailure, ApiResult, AppState, find_pair};
+use axum::Json;
 use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use axum::Json;
 use drpair_types::{CreatePointRequest, CreatePointResponse, ErrorCode, RecoveryPoint};
-use drpair_wire::{encode, StandbyMsg};
+use drpair_wire::{StandbyMsg, encode};
 use std::time::Duration;
 
 pub async fn list(State(sb): State<AppState>, Path(pair): Path<String>) -> ApiResult<Json<Vec<RecoveryPoint>>> {
     let (_, h) = find_pair(&sb, &pair)?;
     let pair_no = h.record.lock().expect("record").pair_no;
     let store = sb.store.clone();
-    let points = tokio::task::spawn_blocking(move || store.list_points(pair_no)).await.map_err(ApiFailure::internal)?.map_err(ApiFailure::internal)?;
+    let points = tokio::task::spawn_blocking(move || store.list_points(pair_no))
+        .await
+        .map_err(ApiFailure::internal)?
+        .map_err(ApiFailure::internal)?;
     Ok(Json(points))
 }
 
@@ -25,15 +28,22 @@ pub async fn resolve_point(sb: &AppState, pair: &str, point: &str) -> ApiResult<
     let found = if point == "latest" {
         tokio::task::spawn_blocking(move || store.latest_point(pair_no)).await
     } else {
-        let n: u64 = point.parse().map_err(|_| ApiFailure::param("point", format!("point '{point}' is not a point id (a number) or 'latest'")))?;
+        let n: u64 = point.parse().map_err(|_| {
+            ApiFailure::param("point", format!("point '{point}' is not a point id (a number) or 'latest'"))
+        })?;
         tokio::task::spawn_blocking(move || store.get_point(pair_no, n)).await
     };
     let found = found.map_err(ApiFailure::internal)?.map_err(ApiFailure::internal)?;
-    let p = found.ok_or_else(|| ApiFailure::new(ErrorCode::PointNotFound, format!("pair '{id}' has no recovery point '{point}'")))?;
+    let p = found.ok_or_else(|| {
+        ApiFailure::new(ErrorCode::PointNotFound, format!("pair '{id}' has no recovery point '{point}'"))
+    })?;
     Ok((pair_no, p))
 }
 
-pub async fn get_one(State(sb): State<AppState>, Path((pair, point)): Path<(String, String)>) -> ApiResult<Json<RecoveryPoint>> {
+pub async fn get_one(
+    State(sb): State<AppState>,
+    Path((pair, point)): Path<(String, String)>,
+) -> ApiResult<Json<RecoveryPoint>> {
     Ok(Json(resolve_point(&sb, &pair, &point).await?.1))
 }
 
@@ -55,7 +65,10 @@ pub async fn create(
     }
     let session = h.runtime.lock().expect("runtime").session.clone();
     let Some(session) = session else {
-        return Err(ApiFailure::new(ErrorCode::InvalidPairState, format!("pair '{id}': the agent is not connected, so no cut can be made now")));
+        return Err(ApiFailure::new(
+            ErrorCode::InvalidPairState,
+            format!("pair '{id}': the agent is not connected, so no cut can be made now"),
+        ));
     };
     let request_id = sb.next_request();
     // Subscribe before asking, so the commit cannot be missed.
@@ -81,6 +94,9 @@ pub async fn create(
     match tokio::time::timeout(Duration::from_secs(timeout), wait).await {
         Ok(Ok(point)) => Ok((StatusCode::OK, Json(CreatePointResponse { request_id, point: Some(point) }))),
         Ok(Err(e)) => Err(e),
-        Err(_) => Err(ApiFailure::new(ErrorCode::Timeout, format!("pair '{id}': cut request {request_id} not committed within {timeout}s; it may still commit later"))),
+        Err(_) => Err(ApiFailure::new(
+            ErrorCode::Timeout,
+            format!("pair '{id}': cut request {request_id} not committed within {timeout}s; it may still commit later"),
+        )),
     }
 }

@@ -32,13 +32,20 @@ pub fn stream_disk(
             match v {
                 Some(ChunkVersion::Zero) => out.resize(out.len() + len, 0),
                 Some(ChunkVersion::Data(h)) => {
-                    let data = store.read_chunk(&h).map_err(|e| format!("pair '{pair}' disk {disk} chunk {c} at epoch {epoch}: {e}"))?;
+                    let data = store
+                        .read_chunk(&h)
+                        .map_err(|e| format!("pair '{pair}' disk {disk} chunk {c} at epoch {epoch}: {e}"))?;
                     if data.len() != len {
-                        return Err(format!("pair '{pair}' disk {disk} chunk {c}: stored length {} differs from {len}", data.len()));
+                        return Err(format!(
+                            "pair '{pair}' disk {disk} chunk {c}: stored length {} differs from {len}",
+                            data.len()
+                        ));
                     }
                     out.extend_from_slice(&data);
                 }
-                None => return Err(format!("pair '{pair}' disk {disk} chunk {c}: no version at or before epoch {epoch}")),
+                None => {
+                    return Err(format!("pair '{pair}' disk {disk} chunk {c}: no version at or before epoch {epoch}"));
+                }
             }
         }
         if !emit(out) {

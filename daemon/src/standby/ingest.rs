@@ -102,7 +102,11 @@ pub fn ingest(
             }
             ChunkBody::Known(hash) => {
                 if !held.next().unwrap_or(false) {
-                    return Err(format!("{}: the agent sent hash {} as known, but the standby does not hold it", at(), hex(&hash)));
+                    return Err(format!(
+                        "{}: the agent sent hash {} as known, but the standby does not hold it",
+                        at(),
+                        hex(&hash)
+                    ));
                 }
                 out.dedup += 1;
                 ChunkVersion::Data(hash)

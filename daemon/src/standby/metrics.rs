@@ -1,8 +1,8 @@
 //! Prometheus metrics of the standby, named `drpair_<subsystem>_<name>_<unit>` with a `pair`
 //! label. Counters move as things happen; gauges are refreshed at each scrape.
 
-use super::ingest::Ingested;
 use super::Standby;
+use super::ingest::Ingested;
 use drpair_types::{PairId, RecoveryPoint};
 use metrics::{counter, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -46,10 +46,15 @@ pub fn render(sb: &Standby) -> String {
         gauge!("drpair_pair_backlog_chunks", "pair" => p.clone()).set(s.stats.backlog_chunks as f64);
         gauge!("drpair_pair_progress_percent", "pair" => p.clone()).set(s.stats.progress_percent);
         gauge!("drpair_pair_epoch", "pair" => p.clone()).set(s.stats.current_epoch as f64);
-        gauge!("drpair_pair_checkpoint_epoch", "pair" => p.clone()).set(s.checkpoint.map(|c| c.epoch).unwrap_or(0) as f64);
+        gauge!("drpair_pair_checkpoint_epoch", "pair" => p.clone())
+            .set(s.checkpoint.map(|c| c.epoch).unwrap_or(0) as f64);
         gauge!("drpair_pair_points", "pair" => p.clone()).set(s.stats.points as f64);
         gauge!("drpair_agent_read_bytes", "pair" => p.clone()).set(s.stats.bytes_read as f64);
-        gauge!("drpair_pair_connected", "pair" => p.clone()).set(if s.agent.is_some_and(|a| a.connected) { 1.0 } else { 0.0 });
+        gauge!("drpair_pair_connected", "pair" => p.clone()).set(if s.agent.is_some_and(|a| a.connected) {
+            1.0
+        } else {
+            0.0
+        });
         gauge!("drpair_pair_ready_for_failover", "pair" => p).set(if s.ready_for_failover { 1.0 } else { 0.0 });
     }
     sb.metrics.render()

@@ -30,7 +30,8 @@ impl Standby {
     /// Opens the store and loads every pair; an epoch left half-received by a crash is
     /// discarded here, before anything can read or write it.
     pub fn open(cfg: &StandbyConfig) -> Result<Arc<Self>> {
-        std::fs::create_dir_all(&cfg.data_dir).with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
         let store = Store::open(&cfg.data_dir.join("store")).context("opening the standby store")?;
         let registry = Registry::default();
         for rec in store.load_pairs::<PairRecord>().context("loading pairs")? {
@@ -64,10 +65,17 @@ impl Standby {
 }
 
 /// Runs the standby until `shutdown` resolves. `ready` is called once both listeners serve.
-pub async fn run(cfg: StandbyConfig, shutdown: impl std::future::Future<Output = ()> + Send + 'static, ready: impl FnOnce()) -> Result<()> {
+pub async fn run(
+    cfg: StandbyConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(),
+) -> Result<()> {
     let sb = Standby::open(&cfg)?;
-    let link = TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {} (link)", cfg.listen))?;
-    let api = TcpListener::bind(cfg.api_listen).await.with_context(|| format!("cannot listen on {} (api)", cfg.api_listen))?;
+    let link =
+        TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {} (link)", cfg.listen))?;
+    let api = TcpListener::bind(cfg.api_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (api)", cfg.api_listen))?;
     let (link_addr, api_addr) = (link.local_addr()?, api.local_addr()?);
     // Tests and scripts read the bound addresses (port 0 picks a free one).
     std::fs::write(cfg.data_dir.join("link.addr"), link_addr.to_string())?;

@@ -3,15 +3,15 @@
 
 use crate::timefmt::{age_seconds, now_ms, rfc3339_ms};
 use drpair_types::{
-    AgentInfo, Checkpoint, DiskGeometry, DiskInfo, Epoch, Lineage, PairId, PairState, PairStats,
-    PairStatus, PairSummary, PassInfo, RecoveryPoint,
+    AgentInfo, Checkpoint, DiskGeometry, DiskInfo, Epoch, Lineage, PairId, PairState, PairStats, PairStatus,
+    PairSummary, PassInfo, RecoveryPoint,
 };
 use drpair_wire::{PassKind, Progress, WireDisk};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
-use tokio::sync::{broadcast, mpsc, Notify};
+use tokio::sync::{Notify, broadcast, mpsc};
 
 /// One disk as registered.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,7 +54,12 @@ impl PairRecord {
             if have.geometry.size_bytes != got.size_bytes || u64::from(have.geometry.chunk_size) != got.chunk_size {
                 return Some(format!(
                     "pair '{}' disk {i} ({}): registered size {} bytes with {}-byte chunks, the agent offers {} bytes with {}-byte chunks",
-                    self.pair_id, got.path, have.geometry.size_bytes, u64::from(have.geometry.chunk_size), got.size_bytes, got.chunk_size
+                    self.pair_id,
+                    got.path,
+                    have.geometry.size_bytes,
+                    u64::from(have.geometry.chunk_size),
+                    got.size_bytes,
+                    got.chunk_size
                 ));
             }
         }
@@ -136,12 +141,21 @@ pub struct PairHandle {
 impl PairHandle {
     pub fn new(record: PairRecord, last_point: Option<RecoveryPoint>, points: u64) -> Arc<Self> {
         let runtime = PairRuntime { last_point, points, ..Default::default() };
-        Arc::new(Self { record: Mutex::new(record), runtime: Mutex::new(runtime), commits: broadcast::channel(64).0, session_lock: Default::default() })
+        Arc::new(Self {
+            record: Mutex::new(record),
+            runtime: Mutex::new(runtime),
+            commits: broadcast::channel(64).0,
+            session_lock: Default::default(),
+        })
     }
 
     fn state(rec: &PairRecord, rt: &PairRuntime) -> PairState {
         if rt.session.is_none() {
-            return if rt.ever_connected || rec.committed > 0 { PairState::Disconnected } else { PairState::Initiating };
+            return if rt.ever_connected || rec.committed > 0 {
+                PairState::Disconnected
+            } else {
+                PairState::Initiating
+            };
         }
         match rt.progress.pass {
             _ if rec.committed == 0 => PairState::InitialSync,
@@ -153,13 +167,17 @@ impl PairHandle {
     fn explanation(state: PairState, rt: &PairRuntime) -> String {
         match state {
             PairState::Initiating => "Registered; waiting for the agent to start the first copy.".into(),
-            PairState::InitialSync => "Copying every chunk of every disk; not ready for failover until the baseline completes.".into(),
+            PairState::InitialSync => {
+                "Copying every chunk of every disk; not ready for failover until the baseline completes.".into()
+            }
             PairState::Replicating => "Shipping changes; recovery points are being committed.".into(),
             PairState::Rescanning => format!(
                 "Comparing chunk hashes with the standby after a tracking gap ({}); only differing chunks are shipped.",
                 rt.progress.reason.as_deref().unwrap_or("reason not given")
             ),
-            PairState::Disconnected => "The agent is not connected; it resumes from the recovery checkpoint when it reconnects.".into(),
+            PairState::Disconnected => {
+                "The agent is not connected; it resumes from the recovery checkpoint when it reconnects.".into()
+            }
         }
     }
 
@@ -179,7 +197,8 @@ impl PairHandle {
             (true, Some((t0, done0))) => {
                 let el = t0.elapsed().as_secs_f64();
                 let rate = p.chunks_done.saturating_sub(done0) as f64 / el.max(0.001);
-                let eta = (rate > 0.0).then(|| (p.chunks_total.saturating_sub(p.chunks_done) as f64 / rate).ceil() as u64);
+                let eta =
+                    (rate > 0.0).then(|| (p.chunks_total.saturating_sub(p.chunks_done) as f64 / rate).ceil() as u64);
                 (Some(el as u64), eta)
             }
             _ => (None, None),
@@ -192,7 +211,12 @@ impl PairHandle {
             progress_percent: (progress_percent * 10.0).round() / 10.0,
             eta_seconds: eta,
             elapsed_seconds: elapsed,
-            pass: p.pass.map(|k| PassInfo { epoch: p.epoch, kind: k.as_str().into(), chunks_done: p.chunks_done, chunks_total: p.chunks_total }),
+            pass: p.pass.map(|k| PassInfo {
+                epoch: p.epoch,
+                kind: k.as_str().into(),
+                chunks_done: p.chunks_done,
+                chunks_total: p.chunks_total,
+            }),
             lag_seconds: (lag * 10.0).round() / 10.0,
             backlog_bytes: p.backlog_bytes,
             backlog_chunks: p.backlog_chunks,
@@ -303,7 +327,10 @@ mod tests {
             pair_id: PairId::new("p").unwrap(),
             pair_no: 1,
             lineage: Lineage::nil(),
-            disks: vec![DiskRecord { path: "/d".into(), geometry: DiskGeometry::new(1 << 20, ChunkSize::DEFAULT).unwrap() }],
+            disks: vec![DiskRecord {
+                path: "/d".into(),
+                geometry: DiskGeometry::new(1 << 20, ChunkSize::DEFAULT).unwrap(),
+            }],
             committed,
             registered_unix_ms: now_ms(),
             source_host: "h".into(),
@@ -350,9 +377,21 @@ mod tests {
         {
             let mut rt = h.runtime.lock().unwrap();
             rt.session = Some(session());
-            rt.set_progress(Progress { epoch: 1, pass: Some(PassKind::Initial), chunks_done: 0, chunks_total: 100, ..Default::default() });
+            rt.set_progress(Progress {
+                epoch: 1,
+                pass: Some(PassKind::Initial),
+                chunks_done: 0,
+                chunks_total: 100,
+                ..Default::default()
+            });
             rt.pass_started = Some((Instant::now() - std::time::Duration::from_secs(10), 0));
-            rt.set_progress(Progress { epoch: 1, pass: Some(PassKind::Initial), chunks_done: 25, chunks_total: 100, ..Default::default() });
+            rt.set_progress(Progress {
+                epoch: 1,
+                pass: Some(PassKind::Initial),
+                chunks_done: 25,
+                chunks_total: 100,
+                ..Default::default()
+            });
         }
         let s = h.status();
         assert_eq!(s.stats.progress_percent, 25.0);
@@ -364,7 +403,13 @@ mod tests {
         {
             let mut rt = r.runtime.lock().unwrap();
             rt.session = Some(session());
-            rt.set_progress(Progress { epoch: 6, pass: Some(PassKind::Scan), chunks_done: 3, chunks_total: 100, ..Default::default() });
+            rt.set_progress(Progress {
+                epoch: 6,
+                pass: Some(PassKind::Scan),
+                chunks_done: 3,
+                chunks_total: 100,
+                ..Default::default()
+            });
         }
         let s = r.status();
         assert_eq!(s.stats.progress_percent, 100.0);

@@ -8,18 +8,18 @@
 //! - anything refused (bad frame, out-of-range chunk, hash mismatch, epoch that does not
 //!   chain) ends the connection and changes nothing committed.
 
+use super::Standby;
 use super::ingest::{self, Ingested};
 use super::registry::{Committed, DiskRecord, PairHandle, PairRecord, SessionHandle};
-use super::Standby;
-use crate::link::{read_msg, spawn_writer, LinkError};
+use crate::link::{LinkError, read_msg, spawn_writer};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_types::{ChunkSize, DiskGeometry, Epoch, PairId, PointKind, PointSizes, RecoveryPoint};
-use drpair_wire::{encode, AgentMsg, EpochEnd, Hello, RefuseCode, StandbyMsg, WireVersion};
+use drpair_wire::{AgentMsg, EpochEnd, Hello, RefuseCode, StandbyMsg, WireVersion, encode};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::sync::{mpsc, Notify, Semaphore};
+use tokio::sync::{Notify, Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 /// Frames being verified and stored at once per connection (bounds memory; backpressure).
@@ -38,7 +38,8 @@ pub async fn serve(sb: Arc<Standby>, stream: TcpStream, peer: SocketAddr) {
     let hello = match tokio::time::timeout(Duration::from_secs(15), read_msg::<_, AgentMsg>(&mut rd, &mut buf)).await {
         Ok(Ok(AgentMsg::Hello(h))) => h,
         Ok(Ok(other)) => {
-            refuse(&tx, RefuseCode::BadRequest, format!("expected Hello as the first message, got {}", other.name())).await;
+            refuse(&tx, RefuseCode::BadRequest, format!("expected Hello as the first message, got {}", other.name()))
+                .await;
             return finish(tx, writer).await;
         }
         Ok(Err(e)) => {
@@ -77,7 +78,12 @@ pub async fn serve(sb: Arc<Standby>, stream: TcpStream, peer: SocketAddr) {
     let guard = match tokio::time::timeout(Duration::from_secs(60), handle.session_lock.clone().lock_owned()).await {
         Ok(g) => g,
         Err(_) => {
-            refuse(&tx, RefuseCode::BadRequest, "the previous connection of this pair did not end within 60s; retry later".into()).await;
+            refuse(
+                &tx,
+                RefuseCode::BadRequest,
+                "the previous connection of this pair did not end within 60s; retry later".into(),
+            )
+            .await;
             return finish(tx, writer).await;
         }
     };
@@ -106,7 +112,19 @@ pub async fn serve(sb: Arc<Standby>, stream: TcpStream, peer: SocketAddr) {
     }
     tracing::info!(pair = %pair_id, %peer, registered, committed, "agent connected");
     let _ = tx.send(encode(&StandbyMsg::Welcome { lineage, committed, registered }).expect("encode")).await;
-    let mut s = Session { sb: sb.clone(), handle: handle.clone(), pair_id: pair_id.clone(), pair_no, tx: tx.clone(), open: None, tasks: JoinSet::new(), sem: Arc::new(Semaphore::new(INGEST_PARALLEL)), epoch_stats: Ingested::default(), covered: vec![], epoch_payload: 0 };
+    let mut s = Session {
+        sb: sb.clone(),
+        handle: handle.clone(),
+        pair_id: pair_id.clone(),
+        pair_no,
+        tx: tx.clone(),
+        open: None,
+        tasks: JoinSet::new(),
+        sem: Arc::new(Semaphore::new(INGEST_PARALLEL)),
+        epoch_stats: Ingested::default(),
+        covered: vec![],
+        epoch_payload: 0,
+    };
     let result = s.run(&mut rd, &kill).await;
     // Let in-flight ingest jobs end before anything of the open epoch is discarded.
     while s.tasks.join_next().await.is_some() {}
@@ -153,7 +171,12 @@ fn handshake(sb: &Standby, h: &Hello, peer: SocketAddr) -> Result<(Arc<PairHandl
     let pair_id = PairId::new(h.pair_id.clone()).map_err(|e| bad(e.to_string()))?;
     if let Some(t) = &sb.token {
         if !h.token.as_deref().is_some_and(|g| crate::api::auth::token_eq(g, t)) {
-            return Err((RefuseCode::AccessDenied, format!("pair '{pair_id}': missing or wrong token (give the agent the standby's token with --token-file)")));
+            return Err((
+                RefuseCode::AccessDenied,
+                format!(
+                    "pair '{pair_id}': missing or wrong token (give the agent the standby's token with --token-file)"
+                ),
+            ));
         }
     }
     if h.disks.is_empty() || h.disks.len() > 64 {
@@ -168,11 +191,14 @@ fn handshake(sb: &Standby, h: &Hello, peer: SocketAddr) -> Result<(Arc<PairHandl
     let _reg = sb.register_lock.lock().expect("register lock");
     let Some(handle) = sb.registry.get(&pair_id) else {
         if let (Some(l), false) = (h.state.lineage, h.reinit) {
-            return Err((RefuseCode::LineageMismatch, format!(
-                "the standby has no record of pair '{pair_id}', but this agent's state (lineage {l}, checkpoint epoch {}) says it replicated to a standby before. \
+            return Err((
+                RefuseCode::LineageMismatch,
+                format!(
+                    "the standby has no record of pair '{pair_id}', but this agent's state (lineage {l}, checkpoint epoch {}) says it replicated to a standby before. \
                  If the standby was rebuilt, start the agent once with --reinit to begin a new baseline (a full copy); otherwise point it at the standby that holds the pair",
-                h.state.acked
-            )));
+                    h.state.acked
+                ),
+            ));
         }
         let pair_no = sb.store.allocate_pair_no().map_err(|e| bad(format!("standby store error: {e}")))?;
         let record = PairRecord {
@@ -194,39 +220,58 @@ fn handshake(sb: &Standby, h: &Hello, peer: SocketAddr) -> Result<(Arc<PairHandl
     };
     let mut rec = handle.record.lock().expect("record");
     if let Some(m) = rec.geometry_mismatch(&h.disks) {
-        return Err((RefuseCode::GeometryMismatch, format!(
-            "{m}. The recovery points were cut with the registered geometry: restore the registered disks and sizes, or restart replication of the pair (a new baseline)"
-        )));
+        return Err((
+            RefuseCode::GeometryMismatch,
+            format!(
+                "{m}. The recovery points were cut with the registered geometry: restore the registered disks and sizes, or restart replication of the pair (a new baseline)"
+            ),
+        ));
     }
     if h.reinit {
-        return Err((RefuseCode::Unsupported, format!(
-            "pair '{pair_id}' is registered on this standby with {} recovery point checkpoint(s); a new baseline deletes its recovery points: use `drpair restart {pair_id}` instead of --reinit",
-            rec.committed
-        )));
+        return Err((
+            RefuseCode::Unsupported,
+            format!(
+                "pair '{pair_id}' is registered on this standby with {} recovery point checkpoint(s); a new baseline deletes its recovery points: use `drpair restart {pair_id}` instead of --reinit",
+                rec.committed
+            ),
+        ));
     }
     if let Some(l) = h.state.lineage {
         if l != rec.lineage {
-            return Err((RefuseCode::LineageMismatch, format!(
-                "this agent's state is in lineage {l}, but pair '{pair_id}' on the standby is in lineage {}. \
+            return Err((
+                RefuseCode::LineageMismatch,
+                format!(
+                    "this agent's state is in lineage {l}, but pair '{pair_id}' on the standby is in lineage {}. \
                  The pair was restarted or the state dir belongs to another pair: move the agent's state dir away to rejoin with a differential resync",
-                rec.lineage
-            )));
+                    rec.lineage
+                ),
+            ));
         }
         if h.state.acked > rec.committed {
-            return Err((RefuseCode::CheckpointMismatch, format!(
-                "this agent was acknowledged epoch {} but the standby's newest committed epoch of pair '{pair_id}' is {}: the standby lost committed data (restored from an older copy?). Restart replication of the pair",
-                h.state.acked, rec.committed
-            )));
+            return Err((
+                RefuseCode::CheckpointMismatch,
+                format!(
+                    "this agent was acknowledged epoch {} but the standby's newest committed epoch of pair '{pair_id}' is {}: the standby lost committed data (restored from an older copy?). Restart replication of the pair",
+                    h.state.acked, rec.committed
+                ),
+            ));
         }
         if rec.committed > h.state.last_cut.max(h.state.acked) {
-            return Err((RefuseCode::CheckpointMismatch, format!(
-                "the standby committed epoch {} of pair '{pair_id}', which this agent never cut (its last cut is {}): the agent's state dir is older than the standby's data. Move the state dir away to rejoin with a differential resync",
-                rec.committed, h.state.last_cut
-            )));
+            return Err((
+                RefuseCode::CheckpointMismatch,
+                format!(
+                    "the standby committed epoch {} of pair '{pair_id}', which this agent never cut (its last cut is {}): the agent's state dir is older than the standby's data. Move the state dir away to rejoin with a differential resync",
+                    rec.committed, h.state.last_cut
+                ),
+            ));
         }
     }
     let addr = peer.ip().to_string();
-    if rec.source_host != h.host || rec.source_address != addr || rec.tracker != h.tracker || rec.disks.iter().zip(&h.disks).any(|(a, b)| a.path != b.path) {
+    if rec.source_host != h.host
+        || rec.source_address != addr
+        || rec.tracker != h.tracker
+        || rec.disks.iter().zip(&h.disks).any(|(a, b)| a.path != b.path)
+    {
         rec.source_host = h.host.clone();
         rec.source_address = addr;
         rec.tracker = h.tracker.clone();
@@ -278,7 +323,8 @@ impl Session {
                     }
                     // Answered in place: a few bloom-filter and memtable probes, and the
                     // agent's workers wait on the answer.
-                    let have = tokio::task::block_in_place(|| self.sb.store.has_chunks(&hashes)).map_err(|e| e.to_string())?;
+                    let have =
+                        tokio::task::block_in_place(|| self.sb.store.has_chunks(&hashes)).map_err(|e| e.to_string())?;
                     self.send(StandbyMsg::HaveReply { batch, have }).await;
                 }
                 AgentMsg::Chunks { epoch, items } => self.chunks(epoch, items).await?,
@@ -325,12 +371,16 @@ impl Session {
             None => {
                 let committed = self.handle.record.lock().expect("record").committed;
                 if epoch <= committed {
-                    return Err(format!("pair '{}': epoch {epoch} does not follow the committed epoch {committed}", self.pair_id));
+                    return Err(format!(
+                        "pair '{}': epoch {epoch} does not follow the committed epoch {committed}",
+                        self.pair_id
+                    ));
                 }
                 self.open = Some(epoch);
                 self.epoch_stats = Ingested::default();
                 self.epoch_payload = 0;
-                self.covered = self.geometries().iter().map(|g| vec![0u64; g.chunk_count().div_ceil(64) as usize]).collect();
+                self.covered =
+                    self.geometries().iter().map(|g| vec![0u64; g.chunk_count().div_ceil(64) as usize]).collect();
                 Ok(())
             }
         }
@@ -344,7 +394,10 @@ impl Session {
             let words = &mut self.covered[it.disk as usize];
             let (w, b) = ((it.index / 64) as usize, it.index % 64);
             if words[w] & (1 << b) != 0 {
-                return Err(format!("pair '{}' disk {} chunk {}: sent twice in epoch {epoch}", self.pair_id, it.disk, it.index));
+                return Err(format!(
+                    "pair '{}' disk {} chunk {}: sent twice in epoch {epoch}",
+                    self.pair_id, it.disk, it.index
+                ));
             }
             words[w] |= 1 << b;
         }
@@ -373,7 +426,10 @@ impl Session {
         }
         let mut rec = self.handle.record.lock().expect("record").clone();
         if end.lineage != rec.lineage {
-            return Err(format!("pair '{}': epoch {} is in lineage {}, the pair is in lineage {}", self.pair_id, end.epoch, end.lineage, rec.lineage));
+            return Err(format!(
+                "pair '{}': epoch {} is in lineage {}, the pair is in lineage {}",
+                self.pair_id, end.epoch, end.lineage, rec.lineage
+            ));
         }
         let baseline = rec.committed == 0;
         if baseline {
@@ -382,7 +438,9 @@ impl Session {
                 if have != g.chunk_count() {
                     return Err(format!(
                         "pair '{}': baseline epoch {} is incomplete: disk {d} has {have} of {} chunks; nothing committed",
-                        self.pair_id, end.epoch, g.chunk_count()
+                        self.pair_id,
+                        end.epoch,
+                        g.chunk_count()
                     ));
                 }
             }
@@ -414,7 +472,8 @@ impl Session {
             },
         };
         rec.committed = end.epoch;
-        let (store, pair_no, pid, p2, r2) = (self.sb.store.clone(), self.pair_no, self.pair_id.clone(), point.clone(), rec.clone());
+        let (store, pair_no, pid, p2, r2) =
+            (self.sb.store.clone(), self.pair_no, self.pair_id.clone(), point.clone(), rec.clone());
         tokio::task::spawn_blocking(move || store.commit_point(pair_no, &p2, &pid, &r2))
             .await
             .map_err(|e| e.to_string())?
@@ -440,7 +499,11 @@ impl Session {
             return Err(format!("pair '{}': hash request for disk {disk}, which does not exist", self.pair_id));
         };
         if count > MAX_HASH_RANGE || first.checked_add(count).is_none_or(|e| e > g.chunk_count()) {
-            return Err(format!("pair '{}' disk {disk}: hash request {first}+{count} is outside 0..{} or over {MAX_HASH_RANGE}", self.pair_id, g.chunk_count()));
+            return Err(format!(
+                "pair '{}' disk {disk}: hash request {first}+{count} is outside 0..{} or over {MAX_HASH_RANGE}",
+                self.pair_id,
+                g.chunk_count()
+            ));
         }
         let committed = self.handle.record.lock().expect("record").committed;
         let versions = if committed == 0 {

@@ -161,7 +161,11 @@ impl Store {
         let value = chunk.encode();
         let mut batch = rocksdb::WriteBatch::default();
         batch.put_cf(self.cf(CF_CHUNKS), hash, &value);
-        if bulk { self.write_bulk(batch)? } else { self.write_unsynced(batch)? }
+        if bulk {
+            self.write_bulk(batch)?
+        } else {
+            self.write_unsynced(batch)?
+        }
         Ok(value.len() as u64)
     }
 

@@ -92,7 +92,14 @@ impl Store {
             DB::open_cf_descriptors(&options::db_options(), dir, options::cf_descriptors(&cache)).map_err(open_err)?;
         debug_assert!(ALL_CFS.iter().all(|name| db.cf_handle(name).is_some()));
         tracing::info!(dir = %dir.display(), "store opened");
-        Ok(Store { inner: Arc::new(Inner { db, dir: dir.to_path_buf(), records: Mutex::new(()), unflushed_bulk: AtomicBool::new(false) }) })
+        Ok(Store {
+            inner: Arc::new(Inner {
+                db,
+                dir: dir.to_path_buf(),
+                records: Mutex::new(()),
+                unflushed_bulk: AtomicBool::new(false),
+            }),
+        })
     }
 
     /// The directory the store lives in.

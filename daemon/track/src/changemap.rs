@@ -65,12 +65,7 @@ impl ChangeMap {
         lineage: Lineage,
         stamp_all: Epoch,
     ) -> Result<Self, ChangeMapError> {
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create_new(true)
-            .open(path)
-            .map_err(io_err(path))?;
+        let file = OpenOptions::new().read(true).write(true).create_new(true).open(path).map_err(io_err(path))?;
         let header = Header {
             geometry,
             lineage,
@@ -209,10 +204,9 @@ impl ChangeMap {
         if count == 0 {
             return Ok(());
         }
-        let last = first.checked_add(count - 1).ok_or(ChangeMapError::ChunkOutOfRange {
-            chunk: u64::MAX,
-            count: self.count,
-        })?;
+        let last = first
+            .checked_add(count - 1)
+            .ok_or(ChangeMapError::ChunkOutOfRange { chunk: u64::MAX, count: self.count })?;
         self.check(last)?;
         for chunk in first..=last {
             self.stamp(chunk, epoch);
@@ -228,10 +222,9 @@ impl ChangeMap {
             return Ok(());
         }
         let shift = self.header.geometry.chunk_size.shift();
-        let end = offset.checked_add(len - 1).ok_or(ChangeMapError::ChunkOutOfRange {
-            chunk: u64::MAX >> shift,
-            count: self.count,
-        })?;
+        let end = offset
+            .checked_add(len - 1)
+            .ok_or(ChangeMapError::ChunkOutOfRange { chunk: u64::MAX >> shift, count: self.count })?;
         let first = offset >> shift;
         let last = end >> shift;
         self.mark_range(first, last - first + 1, epoch)
@@ -318,11 +311,7 @@ impl ChangeMap {
     /// cut yet in this lineage.
     pub fn set_acked(&mut self, epoch: Epoch) -> Result<(), ChangeMapError> {
         if epoch > self.header.last_cut {
-            return Err(ChangeMapError::NotCut {
-                path: self.path.clone(),
-                epoch,
-                last_cut: self.header.last_cut,
-            });
+            return Err(ChangeMapError::NotCut { path: self.path.clone(), epoch, last_cut: self.header.last_cut });
         }
         if epoch <= self.header.acked {
             return Ok(());
@@ -393,11 +382,7 @@ impl ChangeMap {
     }
 
     fn check(&self, chunk: u64) -> Result<(), ChangeMapError> {
-        if chunk < self.count {
-            Ok(())
-        } else {
-            Err(ChangeMapError::ChunkOutOfRange { chunk, count: self.count })
-        }
+        if chunk < self.count { Ok(()) } else { Err(ChangeMapError::ChunkOutOfRange { chunk, count: self.count }) }
     }
 
     /// Stamps an in-range chunk with `epoch` unless it already has a newer or equal one.

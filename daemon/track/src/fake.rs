@@ -127,7 +127,9 @@ mod tests {
 
     fn maps(dir: &std::path::Path, n: usize) -> Vec<ChangeMap> {
         let g = DiskGeometry::new(8 * 4096, ChunkSize::new(4096).unwrap()).unwrap();
-        (0..n).map(|i| ChangeMap::create(&dir.join(format!("disk-{i}.chmap")), g, Lineage::new_v4(), 0).unwrap()).collect()
+        (0..n)
+            .map(|i| ChangeMap::create(&dir.join(format!("disk-{i}.chmap")), g, Lineage::new_v4(), 0).unwrap())
+            .collect()
     }
 
     #[test]

@@ -116,8 +116,7 @@ impl Header {
             buf[offset::SUSPECT] = 1;
             // The reason is at most SUSPECT_REASON_MAX (64) bytes, so it fits a u32.
             put_u32(buf, offset::SUSPECT_LEN, u32::try_from(reason.len()).unwrap_or(0));
-            buf[offset::SUSPECT_REASON..offset::SUSPECT_REASON + reason.len()]
-                .copy_from_slice(reason.as_bytes());
+            buf[offset::SUSPECT_REASON..offset::SUSPECT_REASON + reason.len()].copy_from_slice(reason.as_bytes());
         }
         let crc = crc32fast::hash(&buf[..offset::CRC]);
         put_u32(buf, offset::CRC, crc);
@@ -143,8 +142,8 @@ impl Header {
         let field = |s: String| HeaderError::Field(s);
         let chunk_size = get_u32(buf, offset::CHUNK_SIZE);
         let chunk_size = ChunkSize::new(u64::from(chunk_size)).map_err(|e| field(e.to_string()))?;
-        let geometry = DiskGeometry::new(get_u64(buf, offset::DISK_SIZE), chunk_size)
-            .map_err(|e| field(e.to_string()))?;
+        let geometry =
+            DiskGeometry::new(get_u64(buf, offset::DISK_SIZE), chunk_size).map_err(|e| field(e.to_string()))?;
         let count = get_u64(buf, offset::CHUNK_COUNT);
         if count != geometry.chunk_count() {
             return Err(field(format!(
@@ -164,9 +163,10 @@ impl Header {
         let clean = flag(offset::CLEAN, "clean shutdown")?;
         let suspect = if flag(offset::SUSPECT, "suspect")? {
             let len = get_u32(buf, offset::SUSPECT_LEN);
-            let len = usize::try_from(len).ok().filter(|l| *l <= SUSPECT_REASON_MAX).ok_or_else(
-                || field(format!("suspect reason length {len} exceeds {SUSPECT_REASON_MAX}")),
-            )?;
+            let len = usize::try_from(len)
+                .ok()
+                .filter(|l| *l <= SUSPECT_REASON_MAX)
+                .ok_or_else(|| field(format!("suspect reason length {len} exceeds {SUSPECT_REASON_MAX}")))?;
             let text = &buf[offset::SUSPECT_REASON..offset::SUSPECT_REASON + len];
             let text = std::str::from_utf8(text).map_err(|_| field("suspect reason is not UTF-8".into()))?;
             Some(text.to_string())

@@ -1,7 +1,7 @@
 //! Frame layout: `magic[4] | version u16 LE | reserved u16 | len u32 LE | crc32 u32 LE`, then
 //! `len` bytes of postcard. Frozen: changing it needs a new [`PROTOCOL_VERSION`].
 
-use serde::{de::DeserializeOwned, Serialize};
+use serde::{Serialize, de::DeserializeOwned};
 
 /// First bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"DRPL";
@@ -24,10 +24,14 @@ pub struct FrameHeader {
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum FrameError {
     /// frame does not start with the magic bytes: not a drpair peer, or the stream is out of step
-    #[error("frame does not start with the drpair magic (got {0:02x?}): peer is not a drpair agent/standby or the stream is corrupt")]
+    #[error(
+        "frame does not start with the drpair magic (got {0:02x?}): peer is not a drpair agent/standby or the stream is corrupt"
+    )]
     BadMagic([u8; 4]),
     /// protocol version differs
-    #[error("peer speaks link protocol version {0}, this side speaks {PROTOCOL_VERSION}: upgrade both sides to the same drpair release")]
+    #[error(
+        "peer speaks link protocol version {0}, this side speaks {PROTOCOL_VERSION}: upgrade both sides to the same drpair release"
+    )]
     Version(u16),
     /// announced length over the limit
     #[error("frame announces {0} bytes of payload, the limit is {MAX_FRAME_PAYLOAD}")]
@@ -43,8 +47,8 @@ pub enum FrameError {
 /// Encodes one message as a complete frame (header + payload).
 pub fn encode<M: Serialize>(msg: &M) -> Result<Vec<u8>, FrameError> {
     let mut out = vec![0u8; HEADER_LEN];
-    let mut out = postcard::to_extend(msg, std::mem::take(&mut out))
-        .map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let mut out =
+        postcard::to_extend(msg, std::mem::take(&mut out)).map_err(|e| FrameError::Malformed(e.to_string()))?;
     let len = out.len() - HEADER_LEN;
     if len as u64 > MAX_FRAME_PAYLOAD as u64 {
         return Err(FrameError::TooLarge(len as u64));
@@ -78,18 +82,13 @@ pub fn decode_header(h: &[u8; HEADER_LEN]) -> Result<FrameHeader, FrameError> {
 /// Verifies the payload checksum and decodes the message. Trailing bytes are refused.
 pub fn decode_body<M: DeserializeOwned>(h: FrameHeader, body: &[u8]) -> Result<M, FrameError> {
     if body.len() != h.len as usize {
-        return Err(FrameError::Malformed(format!(
-            "payload is {} bytes, header says {}",
-            body.len(),
-            h.len
-        )));
+        return Err(FrameError::Malformed(format!("payload is {} bytes, header says {}", body.len(), h.len)));
     }
     let actual = crc32fast::hash(body);
     if actual != h.crc {
         return Err(FrameError::Checksum { expected: h.crc, actual });
     }
-    let (msg, rest) =
-        postcard::take_from_bytes(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
+    let (msg, rest) = postcard::take_from_bytes(body).map_err(|e| FrameError::Malformed(e.to_string()))?;
     if !rest.is_empty() {
         return Err(FrameError::Malformed(format!("{} trailing bytes after message", rest.len())));
     }
@@ -158,8 +157,9 @@ mod tests {
         prop_oneof![
             Just(ChunkBody::Zero),
             any::<[u8; 32]>().prop_map(ChunkBody::Known),
-            (any::<[u8; 32]>(), any::<u32>(), any::<bool>(), proptest::collection::vec(any::<u8>(), 0..300))
-                .prop_map(|(hash, raw_len, compressed, payload)| ChunkBody::Data { hash, raw_len, compressed, payload }),
+            (any::<[u8; 32]>(), any::<u32>(), any::<bool>(), proptest::collection::vec(any::<u8>(), 0..300)).prop_map(
+                |(hash, raw_len, compressed, payload)| ChunkBody::Data { hash, raw_len, compressed, payload }
+            ),
         ]
     }
 

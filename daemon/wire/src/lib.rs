@@ -14,7 +14,6 @@ pub mod frame;
 pub mod messages;
 
 pub use frame::{
-    decode_body, decode_header, encode, FrameError, FrameHeader, HEADER_LEN, MAGIC,
-    MAX_FRAME_PAYLOAD, PROTOCOL_VERSION,
+    FrameError, FrameHeader, HEADER_LEN, MAGIC, MAX_FRAME_PAYLOAD, PROTOCOL_VERSION, decode_body, decode_header, encode,
 };
 pub use messages::*;

@@ -148,13 +148,24 @@ impl Default for EpochEnd {
 pub enum AgentMsg {
     Hello(Hello),
     /// Which of these hashes does the standby hold? Answered by [`StandbyMsg::HaveReply`].
-    Have { batch: u64, hashes: Vec<Hash> },
+    Have {
+        batch: u64,
+        hashes: Vec<Hash>,
+    },
     /// Chunks of the open epoch `epoch`.
-    Chunks { epoch: Epoch, items: Vec<ChunkItem> },
+    Chunks {
+        epoch: Epoch,
+        items: Vec<ChunkItem>,
+    },
     EpochEnd(EpochEnd),
     Progress(Progress),
     /// Hashes of the newest committed point for a range of a disk (reconcile after a gap).
-    HashesRequest { req: u64, disk: u32, first: u64, count: u64 },
+    HashesRequest {
+        req: u64,
+        disk: u32,
+        first: u64,
+        count: u64,
+    },
 }
 
 impl AgentMsg {
@@ -201,13 +212,31 @@ pub enum StandbyMsg {
         registered: bool,
     },
     /// The connection is refused; the message says what to do. The standby closes it.
-    Refused { code: RefuseCode, message: String },
-    HaveReply { batch: u64, have: Vec<bool> },
+    Refused {
+        code: RefuseCode,
+        message: String,
+    },
+    HaveReply {
+        batch: u64,
+        have: Vec<bool>,
+    },
     /// Epoch committed as recovery point `point_id`.
-    EpochAck { epoch: Epoch, point_id: u64 },
+    EpochAck {
+        epoch: Epoch,
+        point_id: u64,
+    },
     /// Cut now (operator request); the epoch that answers lists `request_id`.
-    CutRequest { request_id: u64 },
-    Hashes { req: u64, disk: u32, first: u64, versions: Vec<Option<WireVersion>> },
+    CutRequest {
+        request_id: u64,
+    },
+    Hashes {
+        req: u64,
+        disk: u32,
+        first: u64,
+        versions: Vec<Option<WireVersion>>,
+    },
     /// The standby refused something the agent sent; it discards the open epoch and closes.
-    Error { message: String },
+    Error {
+        message: String,
+    },
 }

@@ -11,17 +11,43 @@ const CHUNK: u64 = 4096;
 #[derive(Debug, Clone)]
 enum Op {
     /// Epochs are `next_epoch - back`, like a tracker stamping the open or just-cut epoch.
-    Mark { chunk: u64, back: u64 },
-    MarkRange { first: u64, count: u64, back: u64 },
-    MarkBytes { offset: u64, len: u64, back: u64 },
+    Mark {
+        chunk: u64,
+        back: u64,
+    },
+    MarkRange {
+        first: u64,
+        count: u64,
+        back: u64,
+    },
+    MarkBytes {
+        offset: u64,
+        len: u64,
+        back: u64,
+    },
     BeginCut,
     /// Acknowledges `last_cut + 1 - back`: `back == 0` is an epoch not cut yet.
-    SetAcked { back: u64 },
-    Observe { chunk: u64, hash: u8, back: u64 },
-    SetHash { chunk: u64, hash: Option<u8> },
-    Adopt { acked: u64 },
-    Reset { stamp: u64 },
-    Reopen { clean: bool },
+    SetAcked {
+        back: u64,
+    },
+    Observe {
+        chunk: u64,
+        hash: u8,
+        back: u64,
+    },
+    SetHash {
+        chunk: u64,
+        hash: Option<u8>,
+    },
+    Adopt {
+        acked: u64,
+    },
+    Reset {
+        stamp: u64,
+    },
+    Reopen {
+        clean: bool,
+    },
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -56,7 +82,14 @@ struct Model {
 impl Model {
     fn new(count: u64, lineage: Lineage, stamp_all: Epoch) -> Self {
         let n = usize::try_from(count).unwrap();
-        Self { epochs: vec![stamp_all; n], hashes: vec![None; n], acked: 0, next: stamp_all.max(1), last_cut: 0, lineage }
+        Self {
+            epochs: vec![stamp_all; n],
+            hashes: vec![None; n],
+            acked: 0,
+            next: stamp_all.max(1),
+            last_cut: 0,
+            lineage,
+        }
     }
 
     fn count(&self) -> u64 {

@@ -180,10 +180,7 @@ fn wrong_geometry_is_refused_with_both_sizes() {
     assert!(msg.contains("drpair restart"), "{msg}");
     // Same chunk count, other chunk size.
     let other_chunks = DiskGeometry::new(4 * CHUNK + 512, ChunkSize::new(8192).unwrap()).unwrap();
-    assert!(matches!(
-        ChangeMap::open(&f.path, other_chunks).unwrap_err(),
-        ChangeMapError::GeometryMismatch { .. }
-    ));
+    assert!(matches!(ChangeMap::open(&f.path, other_chunks).unwrap_err(), ChangeMapError::GeometryMismatch { .. }));
     assert_eq!(std::fs::read(&f.path).unwrap(), before, "a refused open changes nothing");
     assert!(ChangeMap::open(&f.path, f.geometry).unwrap().was_clean);
 }
@@ -193,9 +190,7 @@ fn out_of_range_chunks_change_nothing() {
     let f = fixture(4 * CHUNK);
     let mut map = ChangeMap::create(&f.path, f.geometry, lineage(), 0).unwrap();
     let before = snapshot(&map);
-    let oor = |r: Result<_, ChangeMapError>| {
-        matches!(r, Err(ChangeMapError::ChunkOutOfRange { count: 4, .. }))
-    };
+    let oor = |r: Result<_, ChangeMapError>| matches!(r, Err(ChangeMapError::ChunkOutOfRange { count: 4, .. }));
     assert!(oor(map.mark(4, 1)));
     assert!(oor(map.mark(u64::MAX, 1)));
     assert!(oor(map.mark_range(2, 3, 1)));
