@@ -20,6 +20,10 @@ pub enum PairState {
     Rescanning,
     /// The agent is not connected.
     Disconnected,
+    /// An operator paused shipping; the agent keeps tracking, nothing is lost, lag grows.
+    Paused,
+    /// Stopped at a stop position or by an operator; `stop_reason` says why.
+    Stopped,
 }
 
 impl PairState {
@@ -31,6 +35,41 @@ impl PairState {
             PairState::Replicating => "Replicating",
             PairState::Rescanning => "Rescanning",
             PairState::Disconnected => "Disconnected",
+            PairState::Paused => "Paused",
+            PairState::Stopped => "Stopped",
+        }
+    }
+
+    /// Every state, in the order an operator meets them.
+    pub const ALL: [PairState; 7] = [
+        PairState::Initiating,
+        PairState::InitialSync,
+        PairState::Replicating,
+        PairState::Rescanning,
+        PairState::Disconnected,
+        PairState::Paused,
+        PairState::Stopped,
+    ];
+}
+
+/// Why a pair stopped (`stop_reason` in status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum StopReason {
+    /// The stop position (`stop_at_point`) was reached.
+    StoppedAtPoint,
+    /// The stop time (`stop_at_time`) was reached.
+    StoppedAtTime,
+    /// An operator stopped the pair (`drpair stop`).
+    StoppedByUser,
+}
+
+impl StopReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::StoppedAtPoint => "STOPPED_AT_POINT",
+            StopReason::StoppedAtTime => "STOPPED_AT_TIME",
+            StopReason::StoppedByUser => "STOPPED_BY_USER",
         }
     }
 }
@@ -170,6 +209,18 @@ pub struct PairStats {
     /// Chunks or frames refused (hash mismatch, out of range, malformed).
     pub chunks_errored: u64,
     pub points: u64,
+    /// Chunks the running pass covers (0 when idle).
+    pub chunks_total: u64,
+    /// Chunks of the running pass shipped so far.
+    pub chunks_shipped: u64,
+    /// Chunks known changed and waiting to be shipped (same as `backlog_chunks`).
+    pub chunks_queued: u64,
+    /// Bytes of link frames received from the agent (payload, hashes, framing).
+    pub bytes_on_wire: u64,
+    /// Uncompressed bytes of data chunks divided by their bytes on the link (1.0 = none).
+    pub compression_ratio: f64,
+    /// Bytes per second the agent read recently (about the last 10 seconds).
+    pub throughput_bytes_per_second: f64,
 }
 
 /// `GET /api/v1/pairs/{pair}`: everything about a pair.
@@ -193,10 +244,36 @@ pub struct PairStatus {
     pub stats: PairStats,
     /// Most recent failures (newest last), e.g. refused connections or chunks.
     pub failure_messages: Vec<String>,
-    /// Why the pair stopped, when it did.
+    /// Why the pair stopped (`STOPPED_AT_POINT`, `STOPPED_AT_TIME`, `STOPPED_BY_USER`).
     pub stop_reason: Option<String>,
+    /// When the pair will stop by itself, if a stop position is set.
+    pub stop_at: Option<StopAt>,
+    /// A restart (new baseline) in progress.
+    pub restart: Option<RestartInfo>,
+    /// The oldest epoch the agent's change history reaches back to (replay from a point at
+    /// or after it is possible); None when unknown.
+    pub change_history_from: Option<Epoch>,
     /// RFC 3339 time the pair was registered.
     pub registered_at: String,
+}
+
+/// A stop position: the pair stops after the first point at or past it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopAt {
+    pub point: Option<PointId>,
+    /// RFC 3339 UTC.
+    pub time: Option<String>,
+}
+
+/// A restart in progress: the new baseline is being copied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartInfo {
+    /// RFC 3339 time of the request.
+    pub requested_at: String,
+    pub full_copy: bool,
+    pub keep_points_until_synced: bool,
+    /// Points of the old lineage kept (read-only) until the new baseline completes.
+    pub kept_points: u64,
 }
 
 /// `GET /api/v1/pairs`: one row per pair.
@@ -227,6 +304,82 @@ pub struct CreatePointRequest {
     pub timeout_seconds: Option<u64>,
 }
 
+/// `POST /api/v1/pairs/{pair}/restart`: wipe the pair's recovery points and copy everything
+/// again in a new lineage.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestartRequest {
+    /// Must be the pair id: restarting deletes every recovery point of the pair.
+    pub confirm: String,
+    /// Ship every chunk's bytes, even those the standby already holds (default: those cross
+    /// the link as hashes, verified against the stored chunk).
+    #[serde(default)]
+    pub full_copy: bool,
+    /// Keep the old points (read-only, old lineage) until the new baseline is complete.
+    #[serde(default)]
+    pub keep_points_until_synced: bool,
+}
+
+/// How `start` starts a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StartType {
+    /// First run of a pair that never ran.
+    Start,
+    /// Continue from the recovery checkpoint (or replay from an older point).
+    Resume,
+    /// Same as restart: new lineage, copy everything.
+    Reload,
+}
+
+/// A recovery point given by id (`17`), as text (`"17"`), or as a recovery checkpoint
+/// (`"LINEAGE:17"`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PointSpec {
+    Id(PointId),
+    Text(String),
+}
+
+/// `POST /api/v1/pairs/{pair}/start`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRequest {
+    #[serde(rename = "type")]
+    pub start_type: StartType,
+    /// Replay from this point: points after it are dropped, changes since it shipped again.
+    #[serde(default)]
+    pub from_point: Option<PointSpec>,
+    /// Replay from the newest point cut at or before this time (RFC 3339 UTC).
+    #[serde(default)]
+    pub from_time: Option<String>,
+    /// Stop after the first point at or past this point id.
+    #[serde(default)]
+    pub stop_at_point: Option<PointId>,
+    /// Stop after the first point cut at or past this time (RFC 3339 UTC).
+    #[serde(default)]
+    pub stop_at_time: Option<String>,
+    /// The pair id, required when the start deletes points (reload, replay).
+    #[serde(default)]
+    pub confirm: Option<String>,
+    /// With `reload`: as in [`RestartRequest`].
+    #[serde(default)]
+    pub full_copy: bool,
+    /// With `reload`: as in [`RestartRequest`].
+    #[serde(default)]
+    pub keep_points_until_synced: bool,
+}
+
+/// Answer to restart, start, pause, resume and stop.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ActionResponse {
+    /// What was done, in one sentence.
+    pub message: String,
+    /// Recovery points deleted by this action.
+    pub points_deleted: u64,
+    pub status: PairStatus,
+}
+
 /// Answer to [`CreatePointRequest`].
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CreatePointResponse {
@@ -241,7 +394,7 @@ pub struct CreatePointResponse {
 pub enum ErrorCode {
     /// 400
     InvalidParameter,
-    /// 401: missing or wrong credentials.
+    /// 401 without credentials, 403 with wrong ones.
     AccessDenied,
     /// 404
     PairNotFound,

@@ -7,10 +7,12 @@
 pub mod api;
 pub mod geometry;
 pub mod ids;
+pub mod time;
 
 pub use api::*;
 pub use geometry::{ChunkSize, DiskGeometry, GeometryError};
 pub use ids::{Checkpoint, Epoch, IdError, Lineage, PairId, PointId};
+pub use time::parse_time_ms;
 
 /// Default port the standby listens on for agents (the replication link).
 pub const DEFAULT_LINK_PORT: u16 = 7700;
