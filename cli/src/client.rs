@@ -146,6 +146,20 @@ impl Client {
     }
 }
 
+/// `text` percent-encoded for a URL query value: unreserved characters (RFC 3986) stay,
+/// every other byte of its UTF-8 becomes `%XX`.
+pub fn encode_query_value(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
 /// Reads a JSON answer into a raw value and the expected type.
 fn decode<T: DeserializeOwned>(url: &str, mut resp: Response<Body>) -> Result<(serde_json::Value, T), CliError> {
     let bytes = resp
@@ -228,6 +242,14 @@ mod tests {
         assert!(Client::new("standby:7701", None).is_err());
         let c = Client::new("http://standby:7701/", None).unwrap();
         assert_eq!(c.url("/api/v1/pairs"), "http://standby:7701/api/v1/pairs");
+    }
+
+    #[test]
+    fn query_values_are_percent_encoded() {
+        assert_eq!(encode_query_value("web-01"), "web-01");
+        assert_eq!(encode_query_value("a b&c=d/e?%"), "a%20b%26c%3Dd%2Fe%3F%25");
+        assert_eq!(encode_query_value("10.0.0.5:41000"), "10.0.0.5%3A41000");
+        assert_eq!(encode_query_value("größe"), "gr%C3%B6%C3%9Fe");
     }
 
     #[test]

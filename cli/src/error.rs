@@ -26,6 +26,8 @@ pub mod exit {
     pub const TIMED_OUT: u8 = 7;
     /// HTTP 400: a parameter was refused.
     pub const INVALID_PARAMETER: u8 = 8;
+    /// Aborted: the confirmation of a destructive action was not given.
+    pub const ABORTED: u8 = 9;
 }
 
 /// The exit code for an HTTP error status.
@@ -53,6 +55,10 @@ pub enum CliError {
     Protocol { url: String, detail: String },
     /// A client-side wait gave up.
     TimedOut(String),
+    /// A client-side wait found the pair in a state it will not leave by itself.
+    State(String),
+    /// The operator did not confirm a destructive action; nothing was sent.
+    NotConfirmed,
     /// An image export ended before Content-Length bytes arrived.
     Truncated { pair: String, point: String, disk: u32, received: u64, total: u64, partial_kept: Option<String> },
     /// A local file operation failed.
@@ -71,6 +77,8 @@ impl CliError {
             CliError::Api { status, .. } | CliError::Http { status, .. } => exit_code_for_status(*status),
             CliError::Unreachable { .. } => exit::UNREACHABLE,
             CliError::TimedOut(_) => exit::TIMED_OUT,
+            CliError::State(_) => exit::INVALID_STATE,
+            CliError::NotConfirmed => exit::ABORTED,
             CliError::Protocol { .. } | CliError::Truncated { .. } | CliError::Io { .. } | CliError::Failed(_) => {
                 exit::FAILURE
             }
@@ -91,6 +99,8 @@ impl CliError {
             CliError::Unreachable { .. } => "Unreachable".into(),
             CliError::Protocol { .. } => "ProtocolError".into(),
             CliError::TimedOut(_) => "Timeout".into(),
+            CliError::State(_) => crate::output::wire_name(&ErrorCode::InvalidPairState),
+            CliError::NotConfirmed => "NotConfirmed".into(),
             CliError::Truncated { .. } => "Truncated".into(),
             CliError::Io { .. } => "LocalIo".into(),
             CliError::Api { .. } | CliError::Failed(_) => "Failed".into(),
@@ -135,7 +145,8 @@ impl fmt::Display for CliError {
                 write!(f, "cannot reach the standby at {url} ({detail}); check --server or DRPAIR_SERVER")
             }
             CliError::Protocol { url, detail } => write!(f, "bad answer from {url}: {detail}"),
-            CliError::TimedOut(what) => f.write_str(what),
+            CliError::TimedOut(what) | CliError::State(what) => f.write_str(what),
+            CliError::NotConfirmed => f.write_str("not confirmed; nothing was changed"),
             CliError::Truncated { pair, point, disk, received, total, partial_kept } => {
                 write!(
                     f,
@@ -198,6 +209,8 @@ mod tests {
                 "Unreachable",
             ),
             (CliError::TimedOut("gave up".into()), exit::TIMED_OUT, "Timeout"),
+            (CliError::State("pair web-01 is Stopped".into()), exit::INVALID_STATE, "InvalidPairState"),
+            (CliError::NotConfirmed, exit::ABORTED, "NotConfirmed"),
             (CliError::Failed("nope".into()), exit::FAILURE, "Failed"),
             (CliError::io("writing x", io::Error::other("disk full")), exit::FAILURE, "LocalIo"),
         ];

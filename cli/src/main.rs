@@ -15,21 +15,27 @@
 //! | 6 | standby unreachable (connection refused, DNS failure, connect timeout) |
 //! | 7 | timed out (HTTP 504, or a `--wait`/`--wait-synced` timeout) |
 //! | 8 | invalid parameter (HTTP 400) |
+//! | 9 | aborted: the confirmation was not given (`restart`, `start --type reload`, replay) |
 
 mod client;
+mod confirm;
 mod error;
 mod export;
 #[cfg(test)]
 mod fake_server;
 mod image_target;
+mod lifecycle;
 mod output;
 mod pairs;
 mod points;
 mod sparse;
+mod start;
 mod status;
+mod wait;
 
 use clap::{Args, Parser, Subcommand};
 use client::{CliError, Client};
+use lifecycle::Action;
 use output::OutputFormat;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -45,6 +51,7 @@ Exit codes:
   6  standby unreachable (connection refused, DNS failure, connect timeout)
   7  timed out (HTTP 504, or a --wait / --wait-synced timeout)
   8  invalid parameter (HTTP 400)
+  9  aborted: the confirmation was not given (restart, start --type reload, replay)
 
 Errors are printed as 'error: MESSAGE' on stderr; with --output json the error object
 ({\"code\", \"message\", \"parameter\"}) is also printed on stdout.
@@ -55,9 +62,16 @@ Environment:
 
 Examples:
   drpair pairs list
+  drpair pairs list --search web
   drpair status web-01 --wait-synced
   drpair points create web-01 --wait --timeout 5m
-  drpair points export web-01 latest --out web-01-disk0.img";
+  drpair points export web-01 latest --out web-01-disk0.img
+  drpair pause web-01
+  drpair resume web-01
+  drpair stop web-01
+  drpair start web-01 --type resume --stop-at-time 2026-11-22T18:00:00Z
+  drpair start web-01 --type resume --from-point 17 --yes
+  echo web-01 | drpair restart web-01 --wait";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -67,8 +81,9 @@ Examples:
     long_about = "drpair drives the drpair disaster-recovery appliance through the standby's HTTP API.\n\n\
         An agent on each protected server tracks changed blocks of its disks and ships them to a \
         standby, which keeps recovery points: point-in-time images of every disk of the server. \
-        This command lists the DR pairs of a standby, shows their state and progress, cuts \
-        recovery points on demand and exports disk images from them.",
+        This command lists the DR pairs of a standby, shows their state and progress, starts, \
+        pauses, resumes, stops and restarts them, cuts recovery points on demand and exports \
+        disk images from them.",
     after_long_help = EXIT_CODES_HELP,
     propagate_version = true
 )]
@@ -104,6 +119,11 @@ enum Command {
     Pairs(pairs::PairsArgs),
     Status(status::StatusArgs),
     Points(points::PointsArgs),
+    Start(start::StartArgs),
+    Pause(lifecycle::PauseArgs),
+    Resume(lifecycle::ResumeArgs),
+    Stop(lifecycle::StopArgs),
+    Restart(lifecycle::RestartArgs),
 }
 
 fn main() -> ExitCode {
@@ -139,6 +159,11 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Pairs(args) => pairs::run(&client, output, args),
         Command::Status(args) => status::run(&client, output, args),
         Command::Points(args) => points::run(&client, output, args),
+        Command::Start(args) => start::run(&client, output, args, &mut std::io::stdin().lock()),
+        Command::Pause(args) => lifecycle::simple(&client, output, &args.pair, Action::Pause),
+        Command::Resume(args) => lifecycle::simple(&client, output, &args.pair, Action::Resume),
+        Command::Stop(args) => lifecycle::simple(&client, output, &args.pair, Action::Stop),
+        Command::Restart(args) => lifecycle::restart(&client, output, args, &mut std::io::stdin().lock()),
     }
 }
 
@@ -225,9 +250,144 @@ mod tests {
     }
 
     #[test]
+    fn pairs_list_search() {
+        let cli = parse(&["pairs", "list", "--search", "web 01"]).unwrap();
+        let Command::Pairs(p) = cli.command else { panic!() };
+        assert!(matches!(p.command, pairs::PairsCommand::List { search: Some(ref s) } if s == "web 01"));
+        let cli = parse(&["pairs", "ls"]).unwrap();
+        let Command::Pairs(p) = cli.command else { panic!() };
+        assert!(matches!(p.command, pairs::PairsCommand::List { search: None }));
+    }
+
+    #[test]
+    fn restart_flags() {
+        let cli = parse(&["restart", "web-01"]).unwrap();
+        let Command::Restart(r) = cli.command else { panic!() };
+        assert_eq!(r.pair.as_str(), "web-01");
+        assert!(!r.yes && !r.full_copy && !r.keep_points_until_synced && !r.wait.wait && r.wait.timeout.is_none());
+        let cli = parse(&[
+            "restart",
+            "web-01",
+            "--yes",
+            "--full-copy",
+            "--keep-points-until-synced",
+            "--wait",
+            "--timeout",
+            "12h",
+        ])
+        .unwrap();
+        let Command::Restart(r) = cli.command else { panic!() };
+        assert!(r.yes && r.full_copy && r.keep_points_until_synced && r.wait.wait);
+        assert_eq!(r.wait.timeout, Some(std::time::Duration::from_secs(12 * 3600)));
+        let Command::Restart(r) = parse(&["restart", "web-01", "-y"]).unwrap().command else { panic!() };
+        assert!(r.yes);
+    }
+
+    #[test]
+    fn pause_resume_stop() {
+        assert!(
+            matches!(parse(&["pause", "web-01"]).unwrap().command, Command::Pause(ref a) if a.pair.as_str() == "web-01")
+        );
+        assert!(
+            matches!(parse(&["resume", "web-01"]).unwrap().command, Command::Resume(ref a) if a.pair.as_str() == "web-01")
+        );
+        assert!(
+            matches!(parse(&["stop", "web-01"]).unwrap().command, Command::Stop(ref a) if a.pair.as_str() == "web-01")
+        );
+    }
+
+    #[test]
+    fn start_flags() {
+        let cli = parse(&[
+            "start",
+            "web-01",
+            "--type",
+            "resume",
+            "--from-point",
+            "LIN:17",
+            "--from-time",
+            "2026-11-22T10:30:00Z",
+            "--stop-at-point",
+            "40",
+            "--stop-at-time",
+            "@1763807400",
+            "--yes",
+            "--full-copy",
+            "--keep-points-until-synced",
+            "--wait",
+            "--timeout",
+            "90m",
+        ])
+        .unwrap();
+        let Command::Start(s) = cli.command else { panic!() };
+        assert_eq!(s.start_type, start::StartTypeArg::Resume);
+        assert_eq!(s.from_point.as_deref(), Some("LIN:17"));
+        assert_eq!(s.from_time.as_deref(), Some("2026-11-22T10:30:00Z"));
+        assert_eq!(s.stop_at_point, Some(40));
+        assert_eq!(s.stop_at_time.as_deref(), Some("@1763807400"));
+        assert!(s.yes && s.full_copy && s.keep_points_until_synced && s.wait.wait);
+        assert_eq!(s.wait.timeout, Some(std::time::Duration::from_secs(90 * 60)));
+        for (value, want) in [
+            ("start", start::StartTypeArg::Start),
+            ("resume", start::StartTypeArg::Resume),
+            ("reload", start::StartTypeArg::Reload),
+        ] {
+            let Command::Start(s) = parse(&["start", "web-01", "--type", value]).unwrap().command else { panic!() };
+            assert_eq!(s.start_type, want);
+            assert!(s.from_point.is_none() && s.stop_at_point.is_none() && !s.yes && !s.wait.wait);
+        }
+    }
+
+    #[test]
+    fn lifecycle_usage_errors_exit_2() {
+        assert_eq!(usage_error(&["start", "web-01"]), ErrorKind::MissingRequiredArgument);
+        assert_eq!(usage_error(&["start", "web-01", "--type", "begin"]), ErrorKind::InvalidValue);
+        for flag in ["--from-time", "--stop-at-time"] {
+            assert_eq!(
+                usage_error(&["start", "web-01", "--type", "resume", flag, "yesterday"]),
+                ErrorKind::ValueValidation,
+                "{flag}"
+            );
+        }
+        assert_eq!(
+            usage_error(&["start", "web-01", "--type", "resume", "--stop-at-point", "LIN:17"]),
+            ErrorKind::ValueValidation
+        );
+        assert_eq!(
+            usage_error(&["start", "web-01", "--type", "start", "--timeout", "1h"]),
+            ErrorKind::MissingRequiredArgument
+        );
+        assert_eq!(usage_error(&["restart", "web-01", "--timeout", "1h"]), ErrorKind::MissingRequiredArgument);
+        assert_eq!(usage_error(&["restart", "web-01", "--wait", "--timeout", "soon"]), ErrorKind::ValueValidation);
+        assert_eq!(usage_error(&["restart"]), ErrorKind::MissingRequiredArgument);
+        assert_eq!(usage_error(&["pause", "../x"]), ErrorKind::ValueValidation);
+        assert_eq!(usage_error(&["stop", "web-01", "--yes"]), ErrorKind::UnknownArgument);
+    }
+
+    #[test]
+    fn every_new_command_has_long_help_with_examples() {
+        let mut cli = Cli::command();
+        for name in ["start", "pause", "resume", "stop", "restart"] {
+            let cmd = cli.find_subcommand_mut(name).unwrap();
+            let help = cmd.render_long_help().to_string();
+            assert!(help.contains("Examples:") && help.contains(&format!("drpair {name} web-01")), "{name}:\n{help}");
+            assert!(help.contains("POST /api/v1/pairs/PAIR/"), "{name}");
+        }
+    }
+
+    #[test]
     fn help_documents_exit_codes() {
         let help = Cli::command().render_long_help().to_string();
-        for want in ["Exit codes:", "6  standby unreachable", "DRPAIR_SERVER", "--token-file"] {
+        for want in [
+            "Exit codes:",
+            "6  standby unreachable",
+            "9  aborted: the confirmation was not given",
+            "DRPAIR_SERVER",
+            "--token-file",
+            "drpair restart web-01",
+            "drpair start web-01 --type",
+            "drpair pause web-01",
+        ] {
             assert!(help.contains(want), "{want}");
         }
     }

@@ -90,6 +90,11 @@ pub fn format_size(bytes: u64) -> String {
     format!("{v:.1} {}", UNITS[unit])
 }
 
+/// A rate in bytes per second: `0 B/s`, `12.5 MiB/s`.
+pub fn format_rate(bytes_per_second: f64) -> String {
+    format!("{}/s", format_size(round_u64(bytes_per_second)))
+}
+
 /// How long ago `then_ms` was, seen from `now_ms`: `just now`, `3m 12s ago`.
 /// A time in the future (clock skew between hosts) reads `just now`.
 pub fn format_age(then_ms: u64, now_ms: u64) -> String {
@@ -235,6 +240,8 @@ mod tests {
         assert_eq!(format_percent(42.46), "42.5%");
         assert_eq!(format_percent(f64::NAN), "0%");
         assert_eq!(format_percent(130.0), "100%");
+        assert_eq!(format_rate(12.5 * 1024.0 * 1024.0), "12.5 MiB/s");
+        assert_eq!(format_rate(f64::NAN), "0 B/s");
         assert_eq!(round_u64(-3.0), 0);
         assert_eq!(round_u64(2.6), 3);
     }

@@ -1,6 +1,6 @@
 //! `drpair pairs …`: the DR pairs this standby protects.
 
-use crate::client::{CliError, Client};
+use crate::client::{self, CliError, Client};
 use crate::output::{self, OutputFormat, Table};
 use clap::{Args, Subcommand};
 use drpair_types::PairSummary;
@@ -24,27 +24,46 @@ pub enum PairsCommand {
         visible_alias = "ls",
         long_about = "One line per DR pair (GET /api/v1/pairs).\n\n\
             Columns: PAIR (the DR Pair ID), STATE (Initiating, Start Replication, Replicating, \
-            Rescanning, Disconnected), READY (ready for failover: a complete recovery point \
+            Rescanning, Disconnected, Paused, Stopped), READY (ready for failover: a complete recovery point \
             exists), LAG (age of the newest point, the recovery point objective right now), \
             PROGRESS (of the running pass; 100% when idle), LAST POINT (id and age), SOURCE \
             (the protected server).\n\n\
+            --search TEXT lists only the pairs whose id, source host or source address contains \
+            TEXT, ignoring case (GET /api/v1/pairs?search=TEXT; the standby filters).\n\n\
             With --output json: the array of PairSummary objects as the API returns it.",
-        after_help = "Examples:\n  drpair pairs list\n  drpair --server http://standby:7701 pairs list --output json | jq '.[].pair_id'"
+        after_help = "Examples:\n  drpair pairs list\n  drpair pairs list --search web\n  \
+            drpair pairs list --search 10.0.0.\n  \
+            drpair --server http://standby:7701 pairs list --output json | jq '.[].pair_id'"
     )]
-    List,
+    List {
+        /// Only pairs whose id, source host or source address contains TEXT (any case)
+        #[arg(long, value_name = "TEXT")]
+        search: Option<String>,
+    },
 }
 
 pub fn run(client: &Client, output: OutputFormat, args: &PairsArgs) -> Result<(), CliError> {
-    match args.command {
-        PairsCommand::List => {
-            let (raw, pairs): (_, Vec<PairSummary>) = client.get_json("/api/v1/pairs")?;
+    match &args.command {
+        PairsCommand::List { search } => {
+            let (raw, pairs): (_, Vec<PairSummary>) = client.get_json(&list_path(search.as_deref()))?;
             match output {
                 OutputFormat::Json => output::emit(&output::to_json(&raw)),
-                OutputFormat::Text if pairs.is_empty() => output::emit("no DR pairs on this standby"),
+                OutputFormat::Text if pairs.is_empty() => match search {
+                    Some(text) => output::emit(&format!("no DR pairs on this standby match '{text}'")),
+                    None => output::emit("no DR pairs on this standby"),
+                },
                 OutputFormat::Text => output::emit(&render_pairs(&pairs, output::now_unix_ms())),
             }
             Ok(())
         }
+    }
+}
+
+/// The path of `pairs list`, with the search text encoded.
+fn list_path(search: Option<&str>) -> String {
+    match search {
+        Some(text) => format!("/api/v1/pairs?search={}", client::encode_query_value(text)),
+        None => "/api/v1/pairs".to_string(),
     }
 }
 
@@ -123,8 +142,17 @@ mod tests {
         let body = serde_json::to_string(&vec![summary("web-01")]).unwrap();
         let server = FakeServer::start(vec![Reply::json(200, &body)]);
         let client = Client::new(&server.url, None).unwrap();
-        run(&client, OutputFormat::Json, &PairsArgs { command: PairsCommand::List }).unwrap();
+        run(&client, OutputFormat::Json, &PairsArgs { command: PairsCommand::List { search: None } }).unwrap();
         let reqs = server.finish();
         assert_eq!((reqs[0].method.as_str(), reqs[0].path.as_str()), ("GET", "/api/v1/pairs"));
+    }
+
+    #[test]
+    fn list_search_sends_the_encoded_text() {
+        let server = FakeServer::start(vec![Reply::json(200, "[]")]);
+        let client = Client::new(&server.url, None).unwrap();
+        let args = PairsArgs { command: PairsCommand::List { search: Some("Web 01&x".into()) } };
+        run(&client, OutputFormat::Text, &args).unwrap();
+        assert_eq!(server.finish()[0].path, "/api/v1/pairs?search=Web%2001%26x");
     }
 }

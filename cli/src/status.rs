@@ -3,23 +3,28 @@
 
 use crate::client::{CliError, Client, exit};
 use crate::output::{self, Block, OutputFormat, format_duration as dur, format_size as size};
+use crate::wait::{self, Goal};
 use clap::Args;
-use drpair_types::{PairId, PairState, PairStatus};
-use indicatif::{ProgressBar, ProgressStyle};
+use drpair_types::{PairId, PairStatus, RestartInfo, StopAt};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Args)]
 #[command(
     about = "Show the state, progress and counters of a DR pair",
     long_about = "Show the state, progress and counters of a DR pair (GET /api/v1/pairs/PAIR).\n\n\
-        Shows the state in an operator's words and what it means, whether the pair is ready for \
-        failover (a complete recovery point exists), the recovery checkpoint (LINEAGE:EPOCH, \
-        where replication resumes; accepted back as a start position), the newest recovery \
-        point, the agent, the disks, progress of the running pass with ETA, lag (the recovery \
-        point objective right now), backlog, bytes read/shipped/stored and recent failures.\n\n\
+        Shows the state in an operator's words and what it means (Paused and Stopped with the \
+        stop reason), the stop position if one is set, a restart (new baseline) in progress, \
+        whether the pair is ready for failover (a complete recovery point exists), the recovery \
+        checkpoint (LINEAGE:EPOCH, where replication resumes; accepted back as a start \
+        position), how far back the agent's change history reaches (the oldest epoch a replay \
+        can start from), the newest recovery point, the agent, the disks, progress of the \
+        running pass with its chunks shipped and queued, ETA and throughput, lag (the recovery \
+        point objective right now), backlog, bytes read/shipped/on the wire/stored, the \
+        compression ratio and recent failures.\n\n\
         --watch refreshes every second until Ctrl-C (with --output json: one JSON line per \
         refresh). --wait-synced polls until the pair is Replicating at 100% and then exits 0, \
-        showing a progress bar on stderr meanwhile; with --timeout it gives up with exit code 7. \
+        showing a progress bar on stderr meanwhile (a progress line every 10 s when stderr is \
+        not a terminal); with --timeout it gives up with exit code 7. \
         While waiting, a standby that cannot be reached is retried rather than fatal.\n\n\
         With --output json: the PairStatus object as the API returns it.",
     after_help = "Examples:\n  drpair status web-01\n  drpair status web-01 --watch\n  \
@@ -41,69 +46,41 @@ pub struct StatusArgs {
     pub timeout: Option<Duration>,
 }
 
-/// The pair is in sync: replicating and no pass left to finish.
-pub fn is_synced(s: &PairStatus) -> bool {
-    s.state == PairState::Replicating && s.stats.progress_percent >= 100.0
-}
-
 pub fn run(client: &Client, output: OutputFormat, args: &StatusArgs) -> Result<(), CliError> {
     let path = format!("/api/v1/pairs/{}", args.pair);
-    if !args.watch && !args.wait_synced {
+    if args.wait_synced && !args.watch {
+        let (raw, status) = wait::wait(client, output, &args.pair, Goal::Synced, args.timeout)?;
+        show(output, &raw, &status, false);
+        return Ok(());
+    }
+    if !args.watch {
         let (raw, status): (_, PairStatus) = client.get_json(&path)?;
         show(output, &raw, &status, false);
         return Ok(());
     }
     let started = Instant::now();
-    let bar = if args.watch {
-        ProgressBar::hidden()
-    } else {
-        ProgressBar::with_draw_target(Some(1000), output::progress_target(output)).with_style(
-            ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        )
-    };
-    bar.set_prefix(args.pair.to_string());
-    if !bar.is_hidden() {
-        bar.enable_steady_tick(Duration::from_millis(200));
-    }
     let mut last: String; // the latest state, for the timeout message
     loop {
         match client.get_json::<PairStatus>(&path) {
             Ok((raw, status)) => {
-                let synced = args.wait_synced && is_synced(&status);
-                last = progress_line(&status);
-                if args.watch {
-                    show(output, &raw, &status, true);
-                } else {
-                    bar.set_position(output::round_u64(status.stats.progress_percent.clamp(0.0, 100.0) * 10.0));
-                    bar.set_message(last.clone());
-                }
-                if synced {
-                    bar.finish_and_clear();
-                    if !args.watch {
-                        show(output, &raw, &status, false);
-                    }
+                last = wait::progress_line(&status);
+                show(output, &raw, &status, true);
+                if args.wait_synced && Goal::Synced.reached(&status) {
                     return Ok(());
                 }
             }
-            // The standby restarting during a long wait is not the end of the wait.
+            // The standby restarting while watching is not the end of the watch.
             Err(e) if e.exit_code() == exit::UNREACHABLE => {
                 last = format!("standby unreachable: {e}");
-                bar.set_message(format!("{last} (retrying)"));
-                if args.watch && output == OutputFormat::Text {
+                if output == OutputFormat::Text {
                     eprintln!("error: {e} (retrying)");
                 }
             }
-            Err(e) => {
-                bar.abandon();
-                return Err(e);
-            }
+            Err(e) => return Err(e),
         }
         if let Some(limit) = args.timeout
             && started.elapsed() >= limit
         {
-            bar.abandon();
             return Err(CliError::TimedOut(format!(
                 "pair {} not in sync after {}: {}",
                 args.pair,
@@ -133,24 +110,31 @@ fn show(output: OutputFormat, raw: &serde_json::Value, status: &PairStatus, refr
     }
 }
 
-/// One line for the `--wait-synced` bar: state, progress, ETA.
-fn progress_line(s: &PairStatus) -> String {
-    let mut line = format!("{} {}", s.state_label, output::format_percent(s.stats.progress_percent));
-    if let Some(eta) = s.stats.eta_seconds {
-        line.push_str(&format!(", ETA {}", dur(eta)));
-    }
-    line
-}
-
 /// The text form of `drpair status`.
 pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
     let st = &s.stats;
     let mut b = Block::default();
     b.line("DR pair", s.pair_id.to_string());
     b.line("State", format!("{} ({})", s.state_label, s.state_explanation));
-    let ready = if s.ready_for_failover { "yes" } else { "no (no complete recovery point yet)" };
+    if let Some(r) = &s.stop_reason {
+        b.line("Stop reason", r.clone());
+    }
+    if let Some(at) = s.stop_at.as_ref().and_then(render_stop_at) {
+        b.line("Stop at", at);
+    }
+    if let Some(r) = &s.restart {
+        b.line("Restart", render_restart(r));
+    }
+    let ready = match (s.ready_for_failover, &s.restart) {
+        (true, _) => "yes",
+        (false, Some(_)) => "no (new baseline in progress)",
+        (false, None) => "no (no complete recovery point yet)",
+    };
     b.line("Ready for failover", ready);
     b.line("Recovery checkpoint", s.recovery_checkpoint.clone().unwrap_or_else(|| "-".into()));
+    if let Some(epoch) = s.change_history_from {
+        b.line("Change history from", format!("epoch {epoch} (replay from a point at or after it)"));
+    }
     b.line(
         "Last point",
         match &s.last_point {
@@ -203,15 +187,31 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
         ));
     }
     b.line("Progress", progress);
+    if st.chunks_total > 0 || st.chunks_queued > 0 {
+        b.line(
+            "Pass chunks",
+            format!("{} of {} shipped, {} queued", st.chunks_shipped, st.chunks_total, st.chunks_queued),
+        );
+    }
     b.line("Elapsed", st.elapsed_seconds.map_or("-".into(), dur));
     b.line("ETA", st.eta_seconds.map_or("-".into(), dur));
+    b.line("Throughput", output::format_rate(st.throughput_bytes_per_second));
     b.line("Lag", dur(output::round_u64(st.lag_seconds)));
     b.line("Backlog", format!("{} ({} chunks)", size(st.backlog_bytes), st.backlog_chunks));
     b.line("Epoch", st.current_epoch.to_string());
     b.line(
         "Bytes",
-        format!("read {}, shipped {}, stored {}", size(st.bytes_read), size(st.bytes_shipped), size(st.bytes_stored)),
+        format!(
+            "read {}, shipped {}, on the wire {}, stored {}",
+            size(st.bytes_read),
+            size(st.bytes_shipped),
+            size(st.bytes_on_wire),
+            size(st.bytes_stored)
+        ),
     );
+    if st.compression_ratio > 0.0 {
+        b.line("Compression ratio", format!("{:.2}", st.compression_ratio));
+    }
     b.line(
         "Chunks",
         format!(
@@ -220,13 +220,30 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
         ),
     );
     b.line("Recovery points", st.points.to_string());
-    if let Some(r) = &s.stop_reason {
-        b.line("Stop reason", r.clone());
-    }
     let failures: Vec<String> = s.failure_messages.iter().map(|m| format!("- {m}")).collect();
     b.line("Failures", lines_or(failures, "none"));
     b.line("Registered", s.registered_at.clone());
     b.render()
+}
+
+/// Where the pair stops by itself: `point 42`, a time, or both (whichever comes first).
+fn render_stop_at(at: &StopAt) -> Option<String> {
+    match (at.point, &at.time) {
+        (Some(p), Some(t)) => Some(format!("point {p} or {t}, whichever comes first")),
+        (Some(p), None) => Some(format!("point {p}")),
+        (None, Some(t)) => Some(t.clone()),
+        (None, None) => None,
+    }
+}
+
+/// The restart in progress: when, how, and what happens to the old points.
+fn render_restart(r: &RestartInfo) -> String {
+    let old = if r.keep_points_until_synced {
+        format!("{} old points kept read-only until it completes", r.kept_points)
+    } else {
+        "old points deleted".to_string()
+    };
+    format!("new baseline requested at {}, full copy {}, {old}", r.requested_at, output::yes_no(r.full_copy))
 }
 
 /// One line per item, or `none` when there is nothing to list.
@@ -238,7 +255,7 @@ fn lines_or(items: Vec<String>, none: &str) -> String {
 pub(crate) mod tests {
     use super::*;
     use crate::fake_server::{FakeServer, Reply};
-    use drpair_types::{DiskInfo, PairStats, PassInfo};
+    use drpair_types::{DiskInfo, PairState, PairStats, PassInfo};
 
     pub(crate) fn status(state: PairState, progress: f64) -> PairStatus {
         PairStatus {
@@ -270,6 +287,9 @@ pub(crate) mod tests {
             },
             failure_messages: vec!["refused chunk 17: hash mismatch".into()],
             stop_reason: None,
+            stop_at: None,
+            restart: None,
+            change_history_from: None,
             registered_at: "2026-05-01T10:00:00Z".into(),
         }
     }
@@ -288,7 +308,7 @@ pub(crate) mod tests {
             ("ETA", "5m"),
             ("Lag", "3m 12s"),
             ("Backlog", "6.0 GiB (0 chunks)"),
-            ("Bytes", "read 4.0 GiB, shipped 0 B, stored 0 B"),
+            ("Bytes", "read 4.0 GiB, shipped 0 B, on the wire 0 B, stored 0 B"),
             ("Failures", "- refused chunk 17: hash mismatch"),
         ] {
             let want = format!("{:<22}{value}", format!("{key}:"));
@@ -297,10 +317,54 @@ pub(crate) mod tests {
     }
 
     #[test]
-    fn synced_means_replicating_at_100() {
-        assert!(is_synced(&status(PairState::Replicating, 100.0)));
-        assert!(!is_synced(&status(PairState::Replicating, 99.9)));
-        assert!(!is_synced(&status(PairState::InitialSync, 100.0)));
+    fn text_block_shows_stop_restart_and_link() {
+        let mut s = status(PairState::Stopped, 100.0);
+        s.stop_reason = Some("STOPPED_AT_POINT".into());
+        s.stop_at = Some(StopAt { point: Some(42), time: None });
+        s.restart = Some(RestartInfo {
+            requested_at: "2026-05-02T08:00:00Z".into(),
+            full_copy: true,
+            keep_points_until_synced: true,
+            kept_points: 3,
+        });
+        s.change_history_from = Some(30);
+        s.stats.chunks_total = 200;
+        s.stats.chunks_shipped = 150;
+        s.stats.chunks_queued = 7;
+        s.stats.bytes_on_wire = 3 << 20;
+        s.stats.compression_ratio = 2.345;
+        s.stats.throughput_bytes_per_second = 1024.0 * 1024.0;
+        let text = render_status(&s, 0);
+        for (key, value) in [
+            ("State", "Stopped (the first full copy is running)"),
+            ("Stop reason", "STOPPED_AT_POINT"),
+            ("Stop at", "point 42"),
+            (
+                "Restart",
+                "new baseline requested at 2026-05-02T08:00:00Z, full copy yes, 3 old points kept read-only until it completes",
+            ),
+            ("Ready for failover", "no (new baseline in progress)"),
+            ("Change history from", "epoch 30 (replay from a point at or after it)"),
+            ("Pass chunks", "150 of 200 shipped, 7 queued"),
+            ("Throughput", "1.0 MiB/s"),
+            ("Bytes", "read 4.0 GiB, shipped 0 B, on the wire 3.0 MiB, stored 0 B"),
+            ("Compression ratio", "2.35"),
+        ] {
+            let want = format!("{:<22}{value}", format!("{key}:"));
+            assert!(text.lines().any(|l| l == want), "missing {want:?} in\n{text}");
+        }
+        let both = StopAt { point: Some(42), time: Some("2026-05-03T00:00:00Z".into()) };
+        assert_eq!(render_stop_at(&both).unwrap(), "point 42 or 2026-05-03T00:00:00Z, whichever comes first");
+        assert_eq!(render_stop_at(&StopAt::default()), None);
+    }
+
+    #[test]
+    fn unset_fields_are_left_out() {
+        let text = render_status(&status(PairState::Paused, 10.0), 0);
+        for key in ["Stop reason:", "Stop at:", "Restart:", "Change history from:", "Pass chunks:", "Compression"] {
+            assert!(!text.contains(key), "{key} in\n{text}");
+        }
+        assert!(text.starts_with("DR pair:              web-01\nState:                Paused ("), "{text}");
     }
 
     #[test]

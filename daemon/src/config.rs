@@ -29,6 +29,9 @@ pub struct StandbyFile {
     pub api_listen: Option<String>,
     /// File holding the token agents and API clients must present. Default: none (open).
     pub token_file: Option<PathBuf>,
+    /// Start copying a pair as soon as its agent registers. With `false`, a new pair waits
+    /// (state Initiating) for `drpair start PAIR --type start`. Default `true`.
+    pub auto_start: Option<bool>,
 }
 
 /// `[agent]` as written in a file; every key optional.
@@ -61,6 +64,7 @@ pub struct StandbyConfig {
     pub listen: SocketAddr,
     pub api_listen: SocketAddr,
     pub token: Option<String>,
+    pub auto_start: bool,
 }
 
 /// How chunks are compressed on the wire and at rest.
@@ -124,6 +128,7 @@ impl StandbyFile {
             listen: parse_addr("listen", &listen)?,
             api_listen: parse_addr("api_listen", &api)?,
             token,
+            auto_start: flags.auto_start.or(self.auto_start).unwrap_or(true),
         })
     }
 }

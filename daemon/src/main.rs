@@ -52,6 +52,10 @@ struct StandbyArgs {
     /// File whose first line is the token agents and API clients must present.
     #[arg(long)]
     token_file: Option<PathBuf>,
+    /// Hold pairs that register for the first time until `drpair start PAIR --type start`
+    /// (default: start copying at once).
+    #[arg(long)]
+    hold_new_pairs: bool,
 }
 
 #[derive(Args)]
@@ -149,6 +153,7 @@ fn run(cli: Cli) -> Result<()> {
                 listen: a.listen,
                 api_listen: a.api_listen,
                 token_file: a.token_file,
+                auto_start: a.hold_new_pairs.then_some(false),
             };
             let cfg = file.resolve(flags)?;
             runtime()?.block_on(drpaird::standby::run(cfg, shutdown_signal(), || {}))

@@ -31,6 +31,11 @@ impl Standby {
     /// After the first start its arguments name the bound ports, so a restart keeps them
     /// (agents find it again at the same address).
     pub fn start(env: &TestEnv, token: Option<&str>) -> Self {
+        Self::start_with(env, token, &[])
+    }
+
+    /// Like [`Standby::start`], with extra arguments (e.g. `--hold-new-pairs`).
+    pub fn start_with(env: &TestEnv, token: Option<&str>, extra: &[&str]) -> Self {
         let data_dir = env.mkdir("standby");
         let token_file = token.map(|t| env.token_file("standby", t));
         let log = env.path("standby.log");
@@ -43,6 +48,7 @@ impl Standby {
                 a.push("--token-file".into());
                 a.push(f.clone().into());
             }
+            a.extend(os(extra));
             a
         };
         let mut proc = Daemon::new("standby", &crate::bin("drpaird"), args("127.0.0.1:0", "127.0.0.1:0"), vec![], log);

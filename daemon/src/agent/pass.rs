@@ -52,6 +52,11 @@ pub struct PassCtx {
     pub next_batch: Arc<AtomicU64>,
     pub progress: Arc<PassProgress>,
     pub abort: Arc<AtomicBool>,
+    /// While set, no more chunks are read (paused): the pass waits where it is.
+    pub hold: Arc<AtomicBool>,
+    /// Ask the standby which hashes it holds and send those as hashes only (off for a full
+    /// copy).
+    pub dedup: bool,
 }
 
 /// What a pass sent.
@@ -130,6 +135,9 @@ pub fn run(ctx: PassCtx) -> Result<PassSummary, String> {
             let reader = &reader;
             s.spawn(move || {
                 for r in reqs {
+                    while ctx.hold.load(Ordering::Relaxed) && !ctx.abort.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
                     if ctx.abort.load(Ordering::Relaxed) {
                         break;
                     }
@@ -252,8 +260,11 @@ impl Worker<'_> {
         ctx.progress.to_ship.fetch_add(ship.len() as u64, Ordering::Relaxed);
         let mut items = Vec::with_capacity(ship.len());
         let candidates: Vec<_> = ship.iter().filter(|x| !x.3).collect();
-        let have =
-            if candidates.is_empty() { vec![] } else { self.ask_have(candidates.iter().map(|x| x.4).collect())? };
+        let have = if candidates.is_empty() || !ctx.dedup {
+            vec![]
+        } else {
+            self.ask_have(candidates.iter().map(|x| x.4).collect())?
+        };
         let mut have = have.into_iter();
         for &(c, off, len, z, h) in &ship {
             let body = if z {

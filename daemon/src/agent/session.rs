@@ -6,7 +6,10 @@ use super::{Agent, SessionError};
 use crate::link::{AbortOnDrop, LinkError, read_msg, spawn_writer, write_frame};
 use crate::timefmt::now_ms;
 use drpair_types::{Epoch, PointKind};
-use drpair_wire::{AgentMsg, EpochEnd, Hello, PassKind, Progress, StandbyMsg, WireDisk, WireVersion, encode};
+use drpair_types::Lineage;
+use drpair_wire::{
+    AgentMsg, EpochEnd, Hello, PassKind, Progress, RunMode, StandbyMsg, StartMode, WireDisk, WireVersion, encode,
+};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -29,9 +32,13 @@ struct Conn {
     routes: HaveRoutes,
     next_batch: Arc<AtomicU64>,
     abort: Arc<AtomicBool>,
-    lineage: drpair_types::Lineage,
+    lineage: Lineage,
     /// Cut requests waiting for the next epoch.
     requests: Vec<u64>,
+    /// Ship nothing (paused, stopped, not started): the standby's last word.
+    hold: Arc<AtomicBool>,
+    /// During the baseline, ship every chunk's bytes (no hash-only chunks).
+    full_copy: bool,
 }
 
 /// Connects and serves until the link drops (Transient) or the standby refuses (Permanent).
@@ -67,15 +74,15 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
         .await
         .map_err(|_| transient("standby did not answer the handshake within 60s"))?
         .map_err(|e| transient(format!("handshake: {e}")))?;
-    let (lineage, committed) = match welcome {
-        StandbyMsg::Welcome { lineage, committed, registered } => {
-            tracing::info!(pair = %cfg.pair, %lineage, committed, registered, "connected to standby {}", cfg.standby);
-            (lineage, committed)
+    let (lineage, committed, mode, run, full_copy) = match welcome {
+        StandbyMsg::Welcome { lineage, committed, registered, mode, run, full_copy } => {
+            tracing::info!(pair = %cfg.pair, %lineage, committed, registered, ?mode, ?run, full_copy, "connected to standby {}", cfg.standby);
+            (lineage, committed, mode, run, full_copy)
         }
         StandbyMsg::Refused { code, message } => return Err(SessionError::Permanent(format!("{code:?}: {message}"))),
         other => return Err(transient(format!("unexpected first answer from the standby: {other:?}"))),
     };
-    let reconcile = adopt(&agent, lineage, committed).map_err(transient)?;
+    let reconcile = adopt(&agent, lineage, committed, mode).map_err(transient)?;
 
     // Frames out: one writer task; frames in: one reader task routing hash answers straight
     // to the waiting workers and everything else to this loop.
@@ -119,7 +126,10 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
         abort,
         lineage,
         requests: vec![],
+        hold: Arc::new(AtomicBool::new(false)),
+        full_copy,
     };
+    conn.set_run(&run);
     let r = conn.serve(reconcile).await;
     conn.abort.store(true, Ordering::Relaxed);
     drop(reader);
@@ -129,9 +139,17 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
 }
 
 /// Aligns the local maps with the standby's answer; returns why a reconcile must run.
-fn adopt(agent: &Agent, lineage: drpair_types::Lineage, committed: Epoch) -> anyhow::Result<Option<String>> {
+fn adopt(agent: &Agent, lineage: Lineage, committed: Epoch, mode: StartMode) -> anyhow::Result<Option<String>> {
     let mut st = agent.local.lock().expect("maps");
     let mut gap = agent.gap.lock().expect("gap");
+    if let StartMode::NewBaseline { epoch_floor } = mode
+        && (st.fresh || st.lineage() != lineage)
+    {
+        tracing::warn!(pair = %agent.cfg.pair, %lineage, epoch_floor, "the pair was restarted: starting over, every chunk is shipped again");
+        st.start_over(lineage, epoch_floor)?;
+        *gap = None;
+        return Ok(None);
+    }
     let mut reason = None;
     if st.fresh {
         for m in &mut st.maps {
@@ -143,12 +161,26 @@ fn adopt(agent: &Agent, lineage: drpair_types::Lineage, committed: Epoch) -> any
                 "the agent has no change map for this pair (first start on this server, or its state was lost)".into()
             }));
         }
+    } else if let StartMode::Rewind { to } = mode {
+        match st.rewind(to) {
+            Ok(()) => tracing::warn!(pair = %agent.cfg.pair, to, "the standby rolled back to point {to}: shipping again every chunk changed since"),
+            Err(drpair_track::ChangeMapError::HistoryTooShort { history_from, .. }) => {
+                reason = Some(format!(
+                    "replay from point {to}, older than this agent's change history (from epoch {history_from})"
+                ));
+            }
+            Err(e) => return Err(e.into()),
+        }
     } else if committed > st.acked() {
         // The standby committed an epoch whose ack we never received.
         st.set_acked(committed)?;
     }
     if reason.is_none() && committed > 0 {
         reason = gap.clone();
+    }
+    if reason.is_some() {
+        // What changed during the gap is unknown: no replay can reach behind it.
+        st.limit_history(committed)?;
     }
     *gap = None;
     Ok(reason)
@@ -160,8 +192,30 @@ impl Conn {
         self.out.send(f).await.map_err(|_| transient("link closed"))
     }
 
-    /// Next control message; link errors end the session.
+    fn set_run(&self, run: &RunMode) {
+        let hold = matches!(run, RunMode::Hold { .. });
+        if self.hold.swap(hold, Ordering::Relaxed) != hold || hold {
+            match run {
+                RunMode::Hold { reason } => {
+                    tracing::warn!(pair = %self.agent.cfg.pair, "holding: {reason}; changes are still tracked")
+                }
+                RunMode::Run => tracing::info!(pair = %self.agent.cfg.pair, "shipping"),
+            }
+        }
+    }
+
+    /// Next control message; link errors end the session. Run/hold orders are obeyed here.
     async fn next_ctl(&mut self) -> Res<StandbyMsg> {
+        loop {
+            let m = self.next_msg().await?;
+            match m {
+                StandbyMsg::Control { run } => self.set_run(&run),
+                m => return Ok(m),
+            }
+        }
+    }
+
+    async fn next_msg(&mut self) -> Res<StandbyMsg> {
         match self.ctl.recv().await {
             Some(Ok(StandbyMsg::Error { message })) => Err(transient(format!("standby refused: {message}"))),
             Some(Ok(StandbyMsg::Refused { code, message })) => {
@@ -185,13 +239,15 @@ impl Conn {
         let mut last_beat = Instant::now();
         loop {
             let now = Instant::now();
-            if now < next_cut && self.requests.is_empty() {
-                let wait = (next_cut - now).min(Duration::from_secs(5));
+            let hold = self.hold.load(Ordering::Relaxed);
+            if hold || (now < next_cut && self.requests.is_empty()) {
+                let wait = if hold { Duration::from_secs(5) } else { (next_cut - now).min(Duration::from_secs(5)) };
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
-                    m = self.next_ctl() => {
+                    m = self.next_msg() => {
                         match m? {
                             StandbyMsg::CutRequest { request_id } => self.requests.push(request_id),
+                            StandbyMsg::Control { run } => self.set_run(&run),
                             other => tracing::debug!("ignored while idle: {other:?}"),
                         }
                     }
@@ -200,7 +256,7 @@ impl Conn {
                     self.heartbeat().await?;
                     last_beat = Instant::now();
                 }
-                if Instant::now() < next_cut && self.requests.is_empty() {
+                if self.hold.load(Ordering::Relaxed) || (Instant::now() < next_cut && self.requests.is_empty()) {
                     continue;
                 }
             }
@@ -219,6 +275,7 @@ impl Conn {
             backlog_chunks: chunks,
             backlog_bytes: bytes,
             bytes_read_total: self.agent.bytes_read_total.load(Ordering::Relaxed),
+            history_from: Some(self.agent.local.lock().expect("maps").history_from()),
             ..Default::default()
         }))
         .await
@@ -295,6 +352,10 @@ impl Conn {
             let mut st = local.lock().expect("maps");
             let e = st.begin_cut()?;
             let c = tracker.lock().expect("tracker").collect(&mut st.maps, e)?;
+            if c.gap.is_some() {
+                let acked = st.acked();
+                st.limit_history(acked)?;
+            }
             Ok((e, c, st.acked(), st.dirty_chunks().0))
         })
         .await
@@ -326,6 +387,8 @@ impl Conn {
             next_batch: self.next_batch.clone(),
             progress: progress.clone(),
             abort: self.abort.clone(),
+            hold: self.hold.clone(),
+            dedup: !(self.full_copy && acked == 0),
         };
         let reporter = {
             let (out, progress, agent, reason) =
@@ -345,6 +408,7 @@ impl Conn {
                         backlog_bytes: backlog * agent.cfg.chunk_size.bytes() as u64,
                         bytes_read_total: base + p.bytes_read.load(Ordering::Relaxed),
                         reason: reason.clone(),
+                        history_from: None,
                     });
                     if out.send(encode(&msg).expect("encode")).await.is_err() {
                         break;

@@ -108,7 +108,51 @@ impl LocalState {
             lineage: self.maps.first().map(|m| m.lineage()),
             acked: self.maps.iter().map(|m| m.acked()).min().unwrap_or(0),
             last_cut: self.maps.iter().map(|m| m.last_cut()).max().unwrap_or(0),
+            history_from: self.history_from(),
         }
+    }
+
+    /// Oldest epoch from which every map can tell which chunks changed.
+    pub fn history_from(&self) -> Epoch {
+        self.maps.iter().map(|m| m.history_from()).max().unwrap_or(0)
+    }
+
+    /// After a tracking gap: changes since `epoch` may be missing, so no replay can reach
+    /// further back than it.
+    pub fn limit_history(&mut self, epoch: Epoch) -> Result<()> {
+        for m in &mut self.maps {
+            m.limit_history(epoch)?;
+        }
+        Ok(())
+    }
+
+    /// The standby rolled back to point `to`: every chunk changed since is dirty again.
+    /// Errors (changing nothing) when the change history does not reach back that far.
+    pub fn rewind(&mut self, to: Epoch) -> Result<(), ChangeMapError> {
+        if let Some(m) = self.maps.iter().find(|m| m.history_from() > to) {
+            return Err(ChangeMapError::HistoryTooShort {
+                path: m.path().to_path_buf(),
+                epoch: to,
+                history_from: m.history_from(),
+            });
+        }
+        for m in &mut self.maps {
+            m.rewind(to)?;
+        }
+        Ok(())
+    }
+
+    /// The pair was restarted: start over in `lineage`, every chunk dirty, epochs above
+    /// `epoch_floor` (the old lineage's points keep their ids).
+    pub fn start_over(&mut self, lineage: Lineage, epoch_floor: Epoch) -> Result<()> {
+        let stamp = self.maps.iter().map(|m| m.next_epoch()).max().unwrap_or(1).max(epoch_floor.saturating_add(1));
+        for m in &mut self.maps {
+            m.reset(lineage, stamp)?;
+            m.set_suspect(None)?;
+        }
+        self.fresh = false;
+        self.gap = None;
+        Ok(())
     }
 
     pub fn lineage(&self) -> Lineage {

@@ -1,5 +1,5 @@
 //! Bearer-token authentication: when the standby has a token, every API and metrics request
-//! must present it (`Authorization: Bearer TOKEN`); missing or wrong → 401.
+//! must present it (`Authorization: Bearer TOKEN`): missing → 401, wrong → 403 (both `AccessDenied`).
 
 use super::{ApiFailure, AppState};
 use axum::extract::{Request, State};
@@ -27,7 +27,11 @@ pub async fn require_token(State(sb): State<AppState>, req: Request, next: Next)
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
         Some(t) if token_eq(t.trim(), want) => next.run(req).await,
-        Some(_) => ApiFailure::new(ErrorCode::AccessDenied, "wrong token").into_response(),
+        Some(_) => {
+            let mut r = ApiFailure::new(ErrorCode::AccessDenied, "wrong token: the standby refuses it").into_response();
+            *r.status_mut() = axum::http::StatusCode::FORBIDDEN;
+            r
+        }
         None => ApiFailure::new(
             ErrorCode::AccessDenied,
             "this standby requires a token: send Authorization: Bearer TOKEN (drpair --token or DRPAIR_TOKEN)",

@@ -2,6 +2,7 @@
 //! an HTTP status in one place ([`ApiFailure`]).
 
 pub mod auth;
+pub mod control;
 pub mod image;
 pub mod pairs;
 pub mod points;
@@ -10,7 +11,7 @@ use crate::standby::Standby;
 use crate::standby::registry::PairHandle;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use drpair_types::{ApiError, ErrorCode, PairId};
 use std::sync::Arc;
@@ -67,6 +68,11 @@ pub fn router(sb: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1/pairs", get(pairs::list))
         .route("/api/v1/pairs/{pair}", get(pairs::status))
+        .route("/api/v1/pairs/{pair}/restart", post(control::restart))
+        .route("/api/v1/pairs/{pair}/start", post(control::start))
+        .route("/api/v1/pairs/{pair}/pause", post(control::pause))
+        .route("/api/v1/pairs/{pair}/resume", post(control::resume))
+        .route("/api/v1/pairs/{pair}/stop", post(control::stop))
         .route("/api/v1/pairs/{pair}/points", get(points::list).post(points::create))
         .route("/api/v1/pairs/{pair}/points/{point}", get(points::get_one))
         .route("/api/v1/pairs/{pair}/points/{point}/disks/{disk}/image", get(image::export))

@@ -2,14 +2,68 @@
 
 use super::{ApiResult, AppState, find_pair};
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use drpair_types::{PairStatus, PairSummary};
 
-pub async fn list(State(sb): State<AppState>) -> Json<Vec<PairSummary>> {
-    Json(sb.registry.all().iter().map(|h| h.summary()).collect())
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Case-insensitive text found in the pair id, the source host or the source address.
+    search: Option<String>,
+}
+
+/// Whether a pair matches a search text.
+fn matches(p: &PairSummary, needle: &str) -> bool {
+    let needle = needle.trim().to_lowercase();
+    [Some(p.pair_id.as_str()), p.source_host.as_deref(), p.source_address.as_deref()]
+        .into_iter()
+        .flatten()
+        .any(|h| h.to_lowercase().contains(&needle))
+}
+
+pub async fn list(
+    State(sb): State<AppState>,
+    q: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> super::ApiResult<Json<Vec<PairSummary>>> {
+    let Query(q) = q.map_err(|e| super::ApiFailure::param("search", e.body_text()))?;
+    let pairs = sb.registry.all();
+    let all = pairs.iter().map(|h| h.summary());
+    Ok(Json(match q.search {
+        Some(s) => all.filter(|p| matches(p, &s)).collect(),
+        None => all.collect(),
+    }))
 }
 
 pub async fn status(State(sb): State<AppState>, Path(pair): Path<String>) -> ApiResult<Json<PairStatus>> {
     let (_, h) = find_pair(&sb, &pair)?;
     Ok(Json(h.status()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drpair_types::{PairId, PairState};
+
+    #[test]
+    fn search_matches_id_host_and_address() {
+        let p = PairSummary {
+            pair_id: PairId::new("Web-01").unwrap(),
+            state: PairState::Replicating,
+            state_label: "Replicating".into(),
+            ready_for_failover: true,
+            source_host: Some("frontend.example".into()),
+            source_address: Some("10.1.2.3".into()),
+            connected: true,
+            lag_seconds: 0.0,
+            progress_percent: 100.0,
+            last_point: None,
+            disks: 1,
+        };
+        for hit in ["web", "WEB-01", "frontend", "10.1.2", " 3 "] {
+            assert!(matches(&p, hit), "{hit}");
+        }
+        for miss in ["db", "10.9", "backend"] {
+            assert!(!matches(&p, miss), "{miss}");
+        }
+    }
 }

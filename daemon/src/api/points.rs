@@ -63,6 +63,13 @@ pub async fn create(
     if timeout == 0 || timeout > 86_400 {
         return Err(ApiFailure::param("timeout_seconds", "timeout_seconds must be between 1 and 86400"));
     }
+    let l = h.record.lock().expect("record").lifecycle.clone();
+    if l.holds() {
+        return Err(ApiFailure::new(
+            ErrorCode::InvalidPairState,
+            format!("pair '{id}' is {}: nothing is shipped, so no point can be cut; resume it first", l.state.label()),
+        ));
+    }
     let session = h.runtime.lock().expect("runtime").session.clone();
     let Some(session) = session else {
         return Err(ApiFailure::new(

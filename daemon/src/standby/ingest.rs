@@ -18,6 +18,8 @@ pub struct Ingested {
     pub stored: u64,
     pub zero: u64,
     pub dedup: u64,
+    /// Uncompressed bytes of the chunks sent as data (for the compression ratio).
+    pub data_raw: u64,
 }
 
 impl Ingested {
@@ -28,6 +30,7 @@ impl Ingested {
         self.stored += o.stored;
         self.zero += o.zero;
         self.dedup += o.dedup;
+        self.data_raw += o.data_raw;
     }
 }
 
@@ -136,6 +139,7 @@ pub fn ingest(
                     ));
                 }
                 out.shipped += payload.len() as u64;
+                out.data_raw += u64::from(raw_len);
                 let chunk = StoredChunk { compressed, raw_len, payload: &payload };
                 let stored = if bulk { store.put_chunk_bulk(&hash, chunk) } else { store.put_chunk(&hash, chunk) };
                 out.stored += stored.map_err(|e| format!("{}: {e}", at()))?;

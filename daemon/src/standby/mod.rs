@@ -1,6 +1,7 @@
 //! The standby: receives, verifies and stores chunks, commits recovery points, and serves the
 //! HTTP API and metrics. Control plane of its pairs.
 
+pub mod control;
 pub mod export;
 pub mod ingest;
 pub mod metrics;
@@ -20,6 +21,8 @@ pub struct Standby {
     pub store: Store,
     pub registry: Registry,
     pub token: Option<String>,
+    /// New pairs start copying at once (else they wait for `start --type start`).
+    pub auto_start: bool,
     pub register_lock: Mutex<()>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     next_conn: AtomicU64,
@@ -34,10 +37,16 @@ impl Standby {
             .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
         let store = Store::open(&cfg.data_dir.join("store")).context("opening the standby store")?;
         let registry = Registry::default();
-        for rec in store.load_pairs::<PairRecord>().context("loading pairs")? {
+        for mut rec in store.load_pairs::<PairRecord>().context("loading pairs")? {
             let n = store.discard_pending(rec.pair_no)?;
             if n > 0 {
                 tracing::info!(pair = %rec.pair_id, "discarded {n} chunk versions of an epoch that was not committed before the standby stopped");
+            }
+            // No agent is connected yet; held states (paused, stopped) stay as they were.
+            let after = rec.lifecycle.apply(drpair_pair::PairOp::StandbyStarted).expect("events never fail");
+            if after != rec.lifecycle {
+                rec.lifecycle = after;
+                store.put_pair(&rec.pair_id, &rec)?;
             }
             let points = store.list_points(rec.pair_no)?;
             let last = points.last().cloned();
@@ -48,6 +57,7 @@ impl Standby {
             store,
             registry,
             token: cfg.token.clone(),
+            auto_start: cfg.auto_start,
             register_lock: Mutex::new(()),
             metrics: metrics::install(),
             next_conn: AtomicU64::new(1),
@@ -71,6 +81,9 @@ pub async fn run(
     ready: impl FnOnce(),
 ) -> Result<()> {
     let sb = Standby::open(&cfg)?;
+    for h in sb.registry.all() {
+        control::retire_old_lineage(&sb, &h).await;
+    }
     let link =
         TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {} (link)", cfg.listen))?;
     let api = TcpListener::bind(cfg.api_listen)

@@ -2,9 +2,11 @@
 //! progress, counters) and how its status is derived from both.
 
 use crate::timefmt::{age_seconds, now_ms, rfc3339_ms};
+use drpair_pair::{Lifecycle, PairOp, Refusal};
+use drpair_store::Store;
 use drpair_types::{
     AgentInfo, Checkpoint, DiskGeometry, DiskInfo, Epoch, Lineage, PairId, PairState, PairStats, PairStatus,
-    PairSummary, PassInfo, RecoveryPoint,
+    PairSummary, PassInfo, RecoveryPoint, RestartInfo, StopAt,
 };
 use drpair_wire::{PassKind, Progress, WireDisk};
 use serde::{Deserialize, Serialize};
@@ -33,6 +35,52 @@ pub struct PairRecord {
     pub source_host: String,
     pub source_address: String,
     pub tracker: String,
+    /// The state machine (persisted on every transition).
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
+    /// Epochs of this pair's store at or below this belong to an earlier lineage: the agent
+    /// cuts above it, so point ids never repeat within a pair.
+    #[serde(default)]
+    pub epoch_floor: Epoch,
+    /// A restart whose new baseline is not complete yet.
+    #[serde(default)]
+    pub restart: Option<RestartRecord>,
+    /// The head was rolled back (replay) and no epoch was committed since.
+    #[serde(default)]
+    pub rewound: Option<Rewound>,
+    /// Where the pair stops by itself.
+    #[serde(default)]
+    pub stop_at: Option<StopAtRecord>,
+    /// Oldest epoch the agent's change history reaches, as it last reported.
+    #[serde(default)]
+    pub agent_history_from: Option<Epoch>,
+    /// Points and versions below this epoch (an old lineage kept until the new baseline)
+    /// are to be deleted; set at the baseline's commit, cleared once done.
+    #[serde(default)]
+    pub retire_below: Option<Epoch>,
+}
+
+/// A restart in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartRecord {
+    pub requested_unix_ms: u64,
+    pub full_copy: bool,
+    pub keep_points: bool,
+    pub kept_points: u64,
+}
+
+/// A rollback of the head from epoch `from` to point `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rewound {
+    pub to: Epoch,
+    pub from: Epoch,
+}
+
+/// A stop position.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopAtRecord {
+    pub point: Option<Epoch>,
+    pub time_unix_ms: Option<u64>,
 }
 
 impl PairRecord {
@@ -97,6 +145,8 @@ pub struct PairRuntime {
     pub points: u64,
     pub stats: Counters,
     pub failures: VecDeque<String>,
+    /// (when, agent's bytes read so far): the last ~10 s, for throughput.
+    pub read_samples: VecDeque<(Instant, u64)>,
 }
 
 /// Counters since the standby started.
@@ -108,6 +158,8 @@ pub struct Counters {
     pub chunks_zero: u64,
     pub chunks_dedup: u64,
     pub chunks_errored: u64,
+    pub bytes_on_wire: u64,
+    pub data_raw: u64,
 }
 
 impl PairRuntime {
@@ -119,13 +171,45 @@ impl PairRuntime {
         self.failures.push_back(format!("{} {msg}", rfc3339_ms(now_ms())));
     }
 
-    /// Records a progress report; restarts the ETA clock when a new pass begins.
-    pub fn set_progress(&mut self, p: Progress) {
+    /// Records a progress report; restarts the ETA clock when a new pass begins. Returns the
+    /// kind of pass that began, if one did.
+    pub fn set_progress(&mut self, p: Progress) -> Option<PassKind> {
         let new_pass = p.pass.is_some() && (self.progress.pass != p.pass || self.progress.epoch != p.epoch);
         if new_pass || p.pass.is_none() {
             self.pass_started = p.pass.map(|_| (Instant::now(), p.chunks_done));
         }
+        let now = Instant::now();
+        self.read_samples.push_back((now, p.bytes_read_total));
+        while self.read_samples.len() > 2 && now.duration_since(self.read_samples[0].0).as_secs_f64() > 10.0 {
+            self.read_samples.pop_front();
+        }
         self.progress = p;
+        if new_pass { self.progress.pass } else { None }
+    }
+
+    /// Bytes per second the agent read over the recent samples.
+    fn throughput(&self) -> f64 {
+        match (self.read_samples.front(), self.read_samples.back()) {
+            (Some(a), Some(b)) if b.0 > a.0 => {
+                b.1.saturating_sub(a.1) as f64 / b.0.duration_since(a.0).as_secs_f64()
+            }
+            _ => 0.0,
+        }
+    }
+}
+
+/// Why an operation on a pair failed.
+#[derive(Debug)]
+pub enum OpError {
+    /// The state does not allow it (409).
+    Refused(Refusal),
+    /// The store failed (500).
+    Store(String),
+}
+
+impl From<Refusal> for OpError {
+    fn from(r: Refusal) -> Self {
+        OpError::Refused(r)
     }
 }
 
@@ -149,24 +233,53 @@ impl PairHandle {
         })
     }
 
-    fn state(rec: &PairRecord, rt: &PairRuntime) -> PairState {
-        if rt.session.is_none() {
-            return if rt.ever_connected || rec.committed > 0 {
-                PairState::Disconnected
-            } else {
-                PairState::Initiating
-            };
+    /// Applies `op` to the pair's lifecycle and persists the record when it changed. An
+    /// operator op the state does not allow changes nothing.
+    pub fn apply(&self, store: &Store, op: PairOp) -> Result<Lifecycle, OpError> {
+        let mut rec = self.record.lock().expect("record");
+        let next = rec.lifecycle.apply(op)?;
+        if next != rec.lifecycle {
+            let mut updated = rec.clone();
+            updated.lifecycle = next.clone();
+            store.put_pair(&updated.pair_id, &updated).map_err(|e| OpError::Store(e.to_string()))?;
+            tracing::info!(pair = %rec.pair_id, from = ?rec.lifecycle.state, to = ?next.state, ?op, "pair state");
+            *rec = updated;
         }
-        match rt.progress.pass {
-            _ if rec.committed == 0 => PairState::InitialSync,
-            Some(PassKind::Reconcile) => PairState::Rescanning,
-            _ => PairState::Replicating,
+        Ok(next)
+    }
+
+    /// Persists a changed record (the caller changed it under its own rules).
+    pub fn save(&self, store: &Store, rec: PairRecord) -> Result<(), OpError> {
+        store.put_pair(&rec.pair_id, &rec).map_err(|e| OpError::Store(e.to_string()))?;
+        *self.record.lock().expect("record") = rec;
+        Ok(())
+    }
+
+    /// Tells the connected agent (if any) to ship or hold, as the lifecycle says.
+    pub fn send_run_mode(&self) {
+        let run = self.run_mode();
+        if let Some(s) = &self.runtime.lock().expect("runtime").session {
+            let _ = s.tx.try_send(drpair_wire::encode(&drpair_wire::StandbyMsg::Control { run }).expect("encode"));
         }
     }
 
-    fn explanation(state: PairState, rt: &PairRuntime) -> String {
-        match state {
-            PairState::Initiating => "Registered; waiting for the agent to start the first copy.".into(),
+    pub fn run_mode(&self) -> drpair_wire::RunMode {
+        let l = self.record.lock().expect("record").lifecycle.clone();
+        if l.holds() {
+            drpair_wire::RunMode::Hold { reason: format!("the pair is {}", l.state.label()) }
+        } else {
+            drpair_wire::RunMode::Run
+        }
+    }
+
+    fn explanation(rec: &PairRecord, rt: &PairRuntime) -> String {
+        let l = &rec.lifecycle;
+        match l.state {
+            PairState::Initiating => {
+                "Registered; waiting for `drpair start PAIR --type start` (or for the agent) to begin the first copy."
+                    .into()
+            }
+            PairState::InitialSync if l.restarting => "Restarting: copying every chunk of every disk in a new lineage; not ready for failover until the new baseline completes.".into(),
             PairState::InitialSync => {
                 "Copying every chunk of every disk; not ready for failover until the baseline completes.".into()
             }
@@ -178,6 +291,11 @@ impl PairHandle {
             PairState::Disconnected => {
                 "The agent is not connected; it resumes from the recovery checkpoint when it reconnects.".into()
             }
+            PairState::Paused => "Paused by an operator: nothing is shipped; the agent keeps tracking changes, so nothing is lost, and the lag grows until `drpair resume`.".into(),
+            PairState::Stopped => format!(
+                "Stopped ({}): nothing is shipped; the agent keeps tracking changes. `drpair resume` continues from the recovery checkpoint.",
+                l.stop_reason.map(|r| r.as_str()).unwrap_or("no reason recorded")
+            ),
         }
     }
 
@@ -229,13 +347,23 @@ impl PairHandle {
             chunks_dedup: rt.stats.chunks_dedup,
             chunks_errored: rt.stats.chunks_errored,
             points: rt.points,
+            chunks_total: if p.pass.is_some() { p.chunks_total } else { 0 },
+            chunks_shipped: if p.pass.is_some() { p.chunks_done } else { 0 },
+            chunks_queued: p.backlog_chunks,
+            bytes_on_wire: rt.stats.bytes_on_wire,
+            compression_ratio: if rt.stats.bytes_shipped > 0 {
+                ((rt.stats.data_raw as f64 / rt.stats.bytes_shipped as f64) * 100.0).round() / 100.0
+            } else {
+                1.0
+            },
+            throughput_bytes_per_second: rt.throughput().round(),
         }
     }
 
     pub fn status(&self) -> PairStatus {
         let rec = self.record.lock().expect("record lock").clone();
         let rt = self.runtime.lock().expect("runtime lock");
-        let state = Self::state(&rec, &rt);
+        let state = rec.lifecycle.state;
         let agent = rt.ever_connected.then(|| AgentInfo {
             host: rec.source_host.clone(),
             address: rec.source_address.clone(),
@@ -248,8 +376,8 @@ impl PairHandle {
             pair_id: rec.pair_id.clone(),
             state,
             state_label: state.label().into(),
-            state_explanation: Self::explanation(state, &rt),
-            ready_for_failover: rec.committed > 0,
+            state_explanation: Self::explanation(&rec, &rt),
+            ready_for_failover: rec.lifecycle.ready_for_failover(),
             lineage: Some(rec.lineage),
             recovery_checkpoint: rec.checkpoint().map(|c| c.to_string()),
             checkpoint: rec.checkpoint(),
@@ -269,7 +397,15 @@ impl PairHandle {
                 .collect(),
             stats: Self::stats(&rec, &rt),
             failure_messages: rt.failures.iter().cloned().collect(),
-            stop_reason: None,
+            stop_reason: rec.lifecycle.stop_reason.map(|r| r.as_str().to_string()),
+            stop_at: rec.stop_at.as_ref().map(|s| StopAt { point: s.point, time: s.time_unix_ms.map(rfc3339_ms) }),
+            restart: rec.restart.as_ref().map(|r| RestartInfo {
+                requested_at: rfc3339_ms(r.requested_unix_ms),
+                full_copy: r.full_copy,
+                keep_points_until_synced: r.keep_points,
+                kept_points: r.kept_points,
+            }),
+            change_history_from: rec.agent_history_from,
             registered_at: rfc3339_ms(rec.registered_unix_ms),
         }
     }
@@ -336,6 +472,19 @@ mod tests {
             source_host: "h".into(),
             source_address: "127.0.0.1".into(),
             tracker: "scan".into(),
+            lifecycle: Lifecycle {
+                state: if committed > 0 { PairState::Replicating } else { PairState::InitialSync },
+                has_baseline: committed > 0,
+                started: true,
+                connected: true,
+                ..Lifecycle::new()
+            },
+            epoch_floor: 0,
+            restart: None,
+            rewound: None,
+            stop_at: None,
+            agent_history_from: None,
+            retire_below: None,
         }
     }
 
@@ -344,31 +493,24 @@ mod tests {
     }
 
     #[test]
-    fn state_table() {
-        // (connected, ever connected, committed, pass) -> state, ready for failover
-        let table = [
-            (false, false, 0, None, PairState::Initiating, false),
-            (true, true, 0, Some(PassKind::Initial), PairState::InitialSync, false),
-            (true, true, 0, None, PairState::InitialSync, false),
-            (true, true, 5, Some(PassKind::Scan), PairState::Replicating, true),
-            (true, true, 5, None, PairState::Replicating, true),
-            (true, true, 5, Some(PassKind::Reconcile), PairState::Rescanning, true),
-            (false, true, 0, None, PairState::Disconnected, false),
-            (false, false, 5, None, PairState::Disconnected, true),
-        ];
-        for (connected, ever, committed, pass, want, ready) in table {
-            let h = PairHandle::new(record(committed), None, 0);
-            {
-                let mut rt = h.runtime.lock().unwrap();
-                rt.session = connected.then(session);
-                rt.ever_connected = ever;
-                rt.progress.pass = pass;
-            }
-            let s = h.status();
-            assert_eq!(s.state, want, "{connected} {ever} {committed} {pass:?}");
-            assert_eq!(s.ready_for_failover, ready);
-            assert_eq!(s.state_label, want.label());
-        }
+    fn status_shows_the_lifecycle() {
+        use drpair_types::StopReason;
+        let h = PairHandle::new(record(5), None, 1);
+        let s = h.status();
+        assert_eq!((s.state, s.ready_for_failover, s.stop_reason), (PairState::Replicating, true, None));
+        h.record.lock().unwrap().lifecycle =
+            h.record.lock().unwrap().lifecycle.apply(PairOp::Stop(StopReason::StoppedAtPoint)).unwrap();
+        let s = h.status();
+        assert_eq!(s.state, PairState::Stopped);
+        assert_eq!(s.state_label, "Stopped");
+        assert_eq!(s.stop_reason.as_deref(), Some("STOPPED_AT_POINT"));
+        assert!(s.state_explanation.contains("STOPPED_AT_POINT"), "{}", s.state_explanation);
+        assert!(s.ready_for_failover, "a stopped pair keeps its points");
+        let r = PairHandle::new(record(5), None, 1);
+        r.record.lock().unwrap().lifecycle = r.record.lock().unwrap().lifecycle.apply(PairOp::Restart).unwrap();
+        let s = r.status();
+        assert_eq!((s.state, s.ready_for_failover), (PairState::InitialSync, false));
+        assert!(s.state_explanation.starts_with("Restarting"));
     }
 
     #[test]

@@ -14,7 +14,9 @@ use super::registry::{Committed, DiskRecord, PairHandle, PairRecord, SessionHand
 use crate::link::{LinkError, read_msg, spawn_writer};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_types::{ChunkSize, DiskGeometry, Epoch, PairId, PointKind, PointSizes, RecoveryPoint};
-use drpair_wire::{AgentMsg, EpochEnd, Hello, RefuseCode, StandbyMsg, WireVersion, encode};
+use drpair_pair::{Lifecycle, PairOp};
+use drpair_types::StopReason;
+use drpair_wire::{AgentMsg, EpochEnd, Hello, RefuseCode, StandbyMsg, StartMode, WireVersion, encode};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -87,9 +89,21 @@ pub async fn serve(sb: Arc<Standby>, stream: TcpStream, peer: SocketAddr) {
             return finish(tx, writer).await;
         }
     };
-    let (pair_no, lineage, committed, pair_id) = {
+    // Checks against the record are made under the session lock: an operator's restart or
+    // replay changes the record only while holding it.
+    let mode = match check_agent(&sb, &handle, &hello, peer) {
+        Ok(m) => m,
+        Err((code, message)) => {
+            tracing::warn!(%peer, pair = %hello.pair_id, "connection refused: {message}");
+            handle.runtime.lock().expect("runtime").fail(format!("connection from {peer} refused: {message}"));
+            refuse(&tx, code, message).await;
+            drop(guard);
+            return finish(tx, writer).await;
+        }
+    };
+    let (pair_no, lineage, committed, pair_id, full_copy) = {
         let r = handle.record.lock().expect("record");
-        (r.pair_no, r.lineage, r.committed, r.pair_id.clone())
+        (r.pair_no, r.lineage, r.committed, r.pair_id.clone(), r.restart.as_ref().is_some_and(|x| x.full_copy))
     };
     let store = sb.store.clone();
     match tokio::task::spawn_blocking(move || store.discard_pending(pair_no)).await {
@@ -110,8 +124,13 @@ pub async fn serve(sb: Arc<Standby>, stream: TcpStream, peer: SocketAddr) {
         rt.progress = Default::default();
         rt.pass_started = None;
     }
-    tracing::info!(pair = %pair_id, %peer, registered, committed, "agent connected");
-    let _ = tx.send(encode(&StandbyMsg::Welcome { lineage, committed, registered }).expect("encode")).await;
+    if let Err(e) = handle.apply(&sb.store, PairOp::AgentConnected) {
+        tracing::error!(pair = %pair_id, "recording the connection: {e:?}");
+    }
+    let run = handle.run_mode();
+    tracing::info!(pair = %pair_id, %peer, registered, committed, ?mode, ?run, "agent connected");
+    let welcome = StandbyMsg::Welcome { lineage, committed, registered, mode, run, full_copy };
+    let _ = tx.send(encode(&welcome).expect("encode")).await;
     let mut s = Session {
         sb: sb.clone(),
         handle: handle.clone(),
@@ -148,6 +167,9 @@ pub async fn serve(sb: Arc<Standby>, stream: TcpStream, peer: SocketAddr) {
     if s.open.is_some() && still_current {
         let store = sb.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.discard_pending(pair_no)).await;
+    }
+    if still_current && let Err(e) = handle.apply(&sb.store, PairOp::AgentDisconnected) {
+        tracing::error!(pair = %pair_id, "recording the disconnection: {e:?}");
     }
     tracing::info!(pair = %pair_id, %peer, "agent disconnected");
     drop(guard);
@@ -211,6 +233,17 @@ fn handshake(sb: &Standby, h: &Hello, peer: SocketAddr) -> Result<(Arc<PairHandl
             source_host: h.host.clone(),
             source_address: peer.ip().to_string(),
             tracker: h.tracker.clone(),
+            lifecycle: if sb.auto_start {
+                Lifecycle::new().apply(PairOp::Start).expect("a new pair can start")
+            } else {
+                Lifecycle::new()
+            },
+            epoch_floor: 0,
+            restart: None,
+            rewound: None,
+            stop_at: None,
+            agent_history_from: None,
+            retire_below: None,
         };
         sb.store.put_pair(&pair_id, &record).map_err(|e| bad(format!("standby store error: {e}")))?;
         tracing::info!(pair = %pair_id, pair_no, lineage = %record.lineage, "registered new pair from {peer}");
@@ -218,7 +251,21 @@ fn handshake(sb: &Standby, h: &Hello, peer: SocketAddr) -> Result<(Arc<PairHandl
         sb.registry.insert(handle.clone());
         return Ok((handle, true));
     };
-    let mut rec = handle.record.lock().expect("record");
+    Ok((handle, false))
+}
+
+/// Checks an agent against the pair's record (under the session lock) and says how it
+/// starts: continue, start over in a restarted pair's new lineage, or rewind to a replayed
+/// point. Records where the agent now runs from.
+fn check_agent(
+    sb: &Standby,
+    handle: &PairHandle,
+    h: &Hello,
+    peer: SocketAddr,
+) -> Result<StartMode, (RefuseCode, String)> {
+    let bad = |m: String| (RefuseCode::BadRequest, m);
+    let mut rec = handle.record.lock().expect("record").clone();
+    let pair_id = rec.pair_id.clone();
     if let Some(m) = rec.geometry_mismatch(&h.disks) {
         return Err((
             RefuseCode::GeometryMismatch,
@@ -236,7 +283,11 @@ fn handshake(sb: &Standby, h: &Hello, peer: SocketAddr) -> Result<(Arc<PairHandl
             ),
         ));
     }
-    if let Some(l) = h.state.lineage {
+    let mut mode = StartMode::Continue;
+    if rec.restart.is_some() && h.state.lineage != Some(rec.lineage) {
+        // Restarted: whatever the agent had, it starts over in the new lineage.
+        mode = StartMode::NewBaseline { epoch_floor: rec.epoch_floor };
+    } else if let Some(l) = h.state.lineage {
         if l != rec.lineage {
             return Err((
                 RefuseCode::LineageMismatch,
@@ -248,13 +299,20 @@ fn handshake(sb: &Standby, h: &Hello, peer: SocketAddr) -> Result<(Arc<PairHandl
             ));
         }
         if h.state.acked > rec.committed {
-            return Err((
-                RefuseCode::CheckpointMismatch,
-                format!(
-                    "this agent was acknowledged epoch {} but the standby's newest committed epoch of pair '{pair_id}' is {}: the standby lost committed data (restored from an older copy?). Restart replication of the pair",
-                    h.state.acked, rec.committed
-                ),
-            ));
+            match rec.rewound {
+                Some(r) if r.to == rec.committed && h.state.acked <= r.from => {
+                    mode = StartMode::Rewind { to: r.to };
+                }
+                _ => {
+                    return Err((
+                        RefuseCode::CheckpointMismatch,
+                        format!(
+                            "this agent was acknowledged epoch {} but the standby's newest committed epoch of pair '{pair_id}' is {}: the standby lost committed data (restored from an older copy?). Restart replication of the pair",
+                            h.state.acked, rec.committed
+                        ),
+                    ));
+                }
+            }
         }
         if rec.committed > h.state.last_cut.max(h.state.acked) {
             return Err((
@@ -267,21 +325,21 @@ fn handshake(sb: &Standby, h: &Hello, peer: SocketAddr) -> Result<(Arc<PairHandl
         }
     }
     let addr = peer.ip().to_string();
-    if rec.source_host != h.host
-        || rec.source_address != addr
-        || rec.tracker != h.tracker
-        || rec.disks.iter().zip(&h.disks).any(|(a, b)| a.path != b.path)
-    {
-        rec.source_host = h.host.clone();
-        rec.source_address = addr;
-        rec.tracker = h.tracker.clone();
-        for (a, b) in rec.disks.iter_mut().zip(&h.disks) {
-            a.path = b.path.clone();
-        }
-        sb.store.put_pair(&pair_id, &*rec).map_err(|e| bad(format!("standby store error: {e}")))?;
+    let history = h.state.lineage.map(|_| h.state.history_from);
+    let before = rec.clone();
+    rec.source_host = h.host.clone();
+    rec.source_address = addr;
+    rec.tracker = h.tracker.clone();
+    for (a, b) in rec.disks.iter_mut().zip(&h.disks) {
+        a.path = b.path.clone();
     }
-    drop(rec);
-    Ok((handle, false))
+    if mode == StartMode::Continue {
+        rec.agent_history_from = history;
+    }
+    if rec != before {
+        handle.save(&sb.store, rec).map_err(|e| bad(format!("standby store error: {e:?}")))?;
+    }
+    Ok(mode)
 }
 
 struct Session {
@@ -315,6 +373,8 @@ impl Session {
                 Err(e) => return Err(format!("pair '{}': {e}", self.pair_id)),
             };
             self.reap()?;
+            self.handle.runtime.lock().expect("runtime").stats.bytes_on_wire +=
+                (buf.len() + drpair_wire::HEADER_LEN) as u64;
             match msg {
                 AgentMsg::Hello(_) => return Err("Hello sent twice".into()),
                 AgentMsg::Have { batch, hashes } => {
@@ -322,15 +382,41 @@ impl Session {
                         return Err(format!("Have query of {} hashes exceeds 4096", hashes.len()));
                     }
                     // Answered in place: a few bloom-filter and memtable probes, and the
-                    // agent's workers wait on the answer.
-                    let have =
-                        tokio::task::block_in_place(|| self.sb.store.has_chunks(&hashes)).map_err(|e| e.to_string())?;
+                    // agent's workers wait on the answer. During a restart's baseline each
+                    // chunk held is read back and verified first: a restart is how operators
+                    // repair doubts, so a hash alone is not trusted then.
+                    let verify = self.handle.record.lock().expect("record").restart.is_some();
+                    let store = &self.sb.store;
+                    let have = tokio::task::block_in_place(|| {
+                        if verify { store.has_verified_chunks(&hashes) } else { store.has_chunks(&hashes) }
+                    })
+                    .map_err(|e| e.to_string())?;
                     self.send(StandbyMsg::HaveReply { batch, have }).await;
                 }
                 AgentMsg::Chunks { epoch, items } => self.chunks(epoch, items).await?,
                 AgentMsg::EpochEnd(end) => self.commit(end).await?,
-                AgentMsg::Progress(p) => self.handle.runtime.lock().expect("runtime").set_progress(p),
+                AgentMsg::Progress(p) => self.progress(p),
                 AgentMsg::HashesRequest { req, disk, first, count } => self.hashes(req, disk, first, count).await?,
+            }
+        }
+    }
+
+    /// Records a progress report: a new pass may change the state (rescanning), and the
+    /// agent's change history may have moved.
+    fn progress(&mut self, p: drpair_wire::Progress) {
+        let history = p.history_from;
+        let began = self.handle.runtime.lock().expect("runtime").set_progress(p);
+        if let Some(kind) = began {
+            let op = PairOp::PassStarted { reconcile: kind == drpair_wire::PassKind::Reconcile };
+            if let Err(e) = self.handle.apply(&self.sb.store, op) {
+                tracing::error!(pair = %self.pair_id, "recording the pass: {e:?}");
+            }
+        }
+        let mut rec = self.handle.record.lock().expect("record").clone();
+        if history.is_some() && rec.agent_history_from != history && rec.rewound.is_none() && rec.restart.is_none() {
+            rec.agent_history_from = history;
+            if let Err(e) = self.handle.save(&self.sb.store, rec) {
+                tracing::error!(pair = %self.pair_id, "recording the agent's change history: {e:?}");
             }
         }
     }
@@ -360,6 +446,7 @@ impl Session {
         rt.stats.chunks_received += got.chunks;
         rt.stats.chunks_zero += got.zero;
         rt.stats.chunks_dedup += got.dedup;
+        rt.stats.data_raw += got.data_raw;
         super::metrics::ingested(&self.pair_id, &got);
         Ok(())
     }
@@ -472,18 +559,29 @@ impl Session {
             },
         };
         rec.committed = end.epoch;
+        rec.lifecycle = rec.lifecycle.apply(PairOp::PointCommitted).map_err(|e| e.to_string())?;
+        rec.rewound = None;
+        if baseline && let Some(r) = rec.restart.take() {
+            if r.keep_points {
+                rec.retire_below = Some(end.epoch);
+            }
+        }
         let (store, pair_no, pid, p2, r2) =
             (self.sb.store.clone(), self.pair_no, self.pair_id.clone(), point.clone(), rec.clone());
         tokio::task::spawn_blocking(move || store.commit_point(pair_no, &p2, &pid, &r2))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("pair '{}': commit of epoch {} failed: {e}", self.pair_id, end.epoch))?;
-        *self.handle.record.lock().expect("record") = rec;
+        *self.handle.record.lock().expect("record") = rec.clone();
         {
             let mut rt = self.handle.runtime.lock().expect("runtime");
             rt.last_point = Some(point.clone());
             rt.points += 1;
         }
+        if rec.retire_below.is_some() {
+            super::control::retire_old_lineage(&self.sb, &self.handle).await;
+        }
+        self.check_stop_position(&point).await;
         self.open = None;
         self.covered.clear();
         tracing::info!(pair = %self.pair_id, epoch = end.epoch, kind = ?point.kind, chunks = st.chunks, shipped = st.shipped, "recovery point committed");
@@ -491,6 +589,32 @@ impl Session {
         self.send(StandbyMsg::EpochAck { epoch: end.epoch, point_id: point.id }).await;
         let _ = self.handle.commits.send(Committed { point, request_ids: end.request_ids });
         Ok(())
+    }
+
+    /// Stops the pair when this point reaches its stop position.
+    async fn check_stop_position(&mut self, point: &RecoveryPoint) {
+        let mut rec = self.handle.record.lock().expect("record").clone();
+        let Some(at) = rec.stop_at.clone() else { return };
+        let reason = if at.point.is_some_and(|p| point.id >= p) {
+            StopReason::StoppedAtPoint
+        } else if at.time_unix_ms.is_some_and(|t| point.time_unix_ms >= t) {
+            StopReason::StoppedAtTime
+        } else {
+            return;
+        };
+        match rec.lifecycle.apply(PairOp::Stop(reason)) {
+            Ok(l) => {
+                rec.lifecycle = l;
+                rec.stop_at = None;
+                if let Err(e) = self.handle.save(&self.sb.store, rec) {
+                    tracing::error!(pair = %self.pair_id, "recording the stop: {e:?}");
+                    return;
+                }
+                tracing::info!(pair = %self.pair_id, point = point.id, reason = reason.as_str(), "pair stopped at its stop position");
+                self.handle.send_run_mode();
+            }
+            Err(e) => tracing::warn!(pair = %self.pair_id, "stop position reached but not applied: {e}"),
+        }
     }
 
     async fn hashes(&mut self, req: u64, disk: u32, first: u64, count: u64) -> Result<(), String> {

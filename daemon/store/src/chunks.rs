@@ -139,6 +139,63 @@ impl Store {
         Ok(found)
     }
 
+    /// Like [`Store::has_chunks`], but every chunk found is also read back and verified
+    /// (decompressed, blake3 against its hash), for a caller about to skip shipping the chunks
+    /// the store already holds. A stored chunk that fails verification counts as not held
+    /// and is deleted (one synced batch under the record lock, after checking again that it
+    /// is still the damaged value), so that the same hash shipped again is stored fresh by
+    /// [`Store::put_chunk`], which otherwise skips existing hashes; each is logged as a
+    /// warning naming the hash. Any other error is returned.
+    ///
+    /// A point already referring to a damaged chunk stays damaged (re-shipping repairs it);
+    /// a concurrent `put_chunk` of the same hash that found the damaged value may report it
+    /// stored while it is deleted: no worse than the damaged value it relied on.
+    pub fn has_verified_chunks(&self, hashes: &[Hash]) -> Result<Vec<bool>, StoreError> {
+        let mut held = Vec::with_capacity(hashes.len());
+        let mut damaged = Vec::new();
+        for hash in hashes {
+            match self.verify_stored(hash)? {
+                Some(Ok(())) => held.push(true),
+                Some(Err(e)) => {
+                    held.push(false);
+                    damaged.push((hash, e));
+                }
+                None => held.push(false),
+            }
+        }
+        if damaged.is_empty() {
+            return Ok(held);
+        }
+        let _records = self.lock_records();
+        let mut batch = rocksdb::WriteBatch::default();
+        for (hash, e) in &damaged {
+            // Checked again under the lock: another caller may have deleted it and a good
+            // copy may have been stored since.
+            if let Some(Err(_)) = self.verify_stored(hash)? {
+                batch.delete_cf(self.cf(CF_CHUNKS), hash);
+                tracing::warn!(
+                    hash = %hash_hex(hash),
+                    error = %e,
+                    "stored chunk fails verification: deleted, to be stored again when shipped"
+                );
+            }
+        }
+        self.write_synced(batch)?;
+        Ok(held)
+    }
+
+    /// Reads back and verifies a stored chunk: `None` when not stored, `Some(Err(_))` when
+    /// stored but damaged ([`StoreError::Corrupt`] or [`StoreError::Decompress`]). Other errors
+    /// (rocksdb) are returned as such.
+    fn verify_stored(&self, hash: &Hash) -> Result<Option<Result<(), StoreError>>, StoreError> {
+        match self.read_chunk(hash) {
+            Ok(_) => Ok(Some(Ok(()))),
+            Err(StoreError::MissingChunk { .. }) => Ok(None),
+            Err(e @ (StoreError::Corrupt { .. } | StoreError::Decompress { .. })) => Ok(Some(Err(e))),
+            Err(e) => Err(e),
+        }
+    }
+
     /// Stores a chunk under `hash` (unsynced: durable with the next synced commit) and returns
     /// the bytes newly written, 0 when the hash was already stored. The caller has verified
     /// blake3 of the chunk; this checks only the header and lengths.
@@ -265,6 +322,46 @@ mod tests {
         assert!(e.to_string().starts_with(&format!("chunk {}:", hash_hex(&other))), "{e}");
         let e = s.put_chunk(&other, StoredChunk { compressed: true, raw_len: MAX_RAW_LEN + 1, payload: b"x" });
         assert!(e.is_err());
+    }
+
+    #[test]
+    fn has_verified_chunks_deletes_damaged_chunks_so_they_are_stored_again() {
+        for flush in [false, true] {
+            let dir = tempfile::tempdir().unwrap();
+            let s = Store::open(dir.path()).unwrap();
+            // The fifth chunk is never stored.
+            let (good, bad, unzstd, bad_header) = (0, 1, 2, 3);
+            let contents: Vec<Vec<u8>> = (0..5u8).map(|i| vec![i; 4096]).collect();
+            let hashes: Vec<Hash> = contents.iter().map(|c| *blake3::hash(c).as_bytes()).collect();
+            s.put_chunk(&hashes[good], raw(&contents[good])).unwrap();
+            // Damaged values written straight to the column family, in the stored format.
+            let mut flipped = contents[bad].clone();
+            flipped[7] ^= 0x10;
+            let damaged = [
+                (bad, raw(&flipped).encode()),
+                (unzstd, StoredChunk { compressed: true, raw_len: 4096, payload: b"not zstd" }.encode()),
+                (bad_header, vec![9, 0, 16, 0, 0, 1, 2, 3]),
+            ];
+            for (i, value) in &damaged {
+                s.db().put_cf(s.cf(CF_CHUNKS), hashes[*i], value).unwrap();
+            }
+            if flush {
+                s.flush().unwrap();
+            }
+            assert_eq!(s.has_chunks(&hashes).unwrap(), [true, true, true, true, false]);
+            assert_eq!(s.has_verified_chunks(&hashes).unwrap(), [true, false, false, false, false], "flush {flush}");
+            assert_eq!(s.has_chunks(&hashes).unwrap(), [true, false, false, false, false], "damaged ones deleted");
+            assert!(s.has_verified_chunks(&[]).unwrap().is_empty());
+            // The deletion is durable, and the same hashes shipped again are stored fresh.
+            drop(s);
+            let s = Store::open(dir.path()).unwrap();
+            assert_eq!(s.has_chunks(&hashes).unwrap(), [true, false, false, false, false]);
+            for i in [bad, unzstd, bad_header] {
+                assert_eq!(s.put_chunk(&hashes[i], raw(&contents[i])).unwrap(), 4096 + 5);
+                assert_eq!(s.read_chunk(&hashes[i]).unwrap(), contents[i]);
+            }
+            assert_eq!(s.has_verified_chunks(&hashes).unwrap(), [true, true, true, true, false]);
+        }
     }
 
     #[test]

@@ -19,7 +19,11 @@
 //!    either the whole point or none of it. Versions can only be written for epochs newer than
 //!    the newest committed point, and a point can only be committed at such an epoch
 //!    ([`StoreError::EpochNotOpen`] otherwise); `update_point` may change only the
-//!    pinned/verified/tested marks.
+//!    pinned/verified/tested marks. Points only ever go whole, with every version entry only
+//!    they could see, in one synced batch: [`Store::wipe_pair`], [`Store::restart_pair`],
+//!    [`Store::rollback_pair`] (replay: the head goes back to an older point, and the epochs
+//!    after it become open again) and [`Store::retire_below`] (the old lineage, once the new
+//!    baseline is complete).
 //! 2. **Uncommitted versions are never visible at a committed epoch.** A read at point *P*
 //!    only sees versions with epoch ≤ *P*; the open epoch is always newer than every committed
 //!    one; an abandoned epoch's entries (listed in `pending`) are deleted by
@@ -31,11 +35,14 @@
 //! Chunks and version entries are written without fsync: they become durable with the next
 //! synced commit, because all column families share one WAL. Bulk chunks (large epochs) skip
 //! the WAL altogether — writing each value once instead of twice — and every commit first
-//! flushes the chunks column family if any were written since its last flush. Chunks are never deleted yet
-//! (`wipe_pair` leaves them; reclaiming unreferenced chunks is a later issue).
+//! flushes the chunks column family if any were written since its last flush. Chunks are
+//! deleted only when found damaged by [`Store::has_verified_chunks`] (so that shipping them
+//! again stores them fresh); wiping and rolling back leave them (reclaiming unreferenced
+//! chunks is a later issue).
 
 mod chunks;
 mod error;
+mod history;
 mod keys;
 mod options;
 mod pairs;
@@ -48,6 +55,7 @@ mod test_support;
 
 pub use chunks::{Hash, StoredChunk, hash_hex};
 pub use error::StoreError;
+pub use history::Removed;
 pub use stats::StoreSizes;
 pub use versions::ChunkVersion;
 

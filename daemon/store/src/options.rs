@@ -114,8 +114,8 @@ fn chunks_options(cache: &Cache) -> Options {
     o.set_blob_file_size(256 * MIB as u64);
     // Chunks are zstd-compressed by the agent already; none is compiled in anyway.
     o.set_blob_compression_type(DBCompressionType::None);
-    // Chunks are never deleted yet (reclaim is a later issue): nothing to collect, and GC
-    // would rewrite blob files during compaction.
+    // Chunks are deleted only when found damaged (reclaim is a later issue): next to nothing
+    // to collect, and GC would rewrite blob files during compaction.
     o.set_enable_blob_gc(false);
     o
 }

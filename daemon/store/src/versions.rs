@@ -64,6 +64,11 @@ impl Store {
     /// remaining entries listed, so calling it again finishes the job.
     pub fn discard_pending(&self, pair_no: u32) -> Result<u64, StoreError> {
         let _records = self.lock_records();
+        self.discard_pending_locked(pair_no)
+    }
+
+    /// [`Store::discard_pending`] for a caller that holds the record lock.
+    pub(crate) fn discard_pending_locked(&self, pair_no: u32) -> Result<u64, StoreError> {
         let (versions, pending) = (self.cf(CF_VERSIONS), self.cf(CF_PENDING));
         let prefix = pair_prefix(pair_no);
         let mut ro = ReadOptions::default();

@@ -30,6 +30,9 @@ pub struct AgentState {
     pub acked: Epoch,
     /// Newest epoch this agent cut (0 = none).
     pub last_cut: Epoch,
+    /// Oldest epoch the agent's change history reaches back to: a replay from a point at or
+    /// after it ships exactly what changed since.
+    pub history_from: Epoch,
 }
 
 /// First message of a connection.
@@ -110,6 +113,8 @@ pub struct Progress {
     pub bytes_read_total: u64,
     /// Why the pass runs when it is not routine (e.g. "unclean agent stop").
     pub reason: Option<String>,
+    /// As in [`AgentState::history_from`].
+    pub history_from: Option<Epoch>,
 }
 
 /// The end of an epoch: every chunk of it has been sent.
@@ -200,6 +205,28 @@ pub enum RefuseCode {
     Unsupported,
 }
 
+/// How the agent starts after the handshake.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum StartMode {
+    /// Continue from the checkpoint (`committed`).
+    Continue,
+    /// The pair was restarted: if the agent's lineage is not the Welcome's, start over in it
+    /// (every chunk shipped again) with epochs above `epoch_floor`.
+    NewBaseline { epoch_floor: Epoch },
+    /// The standby rolled its head back to point `to` (replay): every chunk changed since is
+    /// shipped again.
+    Rewind { to: Epoch },
+}
+
+/// Whether the agent ships.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum RunMode {
+    Run,
+    /// Ship nothing (paused, stopped, not started): keep tracking, keep the link, report
+    /// progress; `reason` is for the log.
+    Hold { reason: String },
+}
+
 /// Standby → agent.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum StandbyMsg {
@@ -210,6 +237,14 @@ pub enum StandbyMsg {
         committed: Epoch,
         /// The pair was registered by this connection.
         registered: bool,
+        mode: StartMode,
+        run: RunMode,
+        /// Ship every chunk's bytes during the baseline, never just its hash.
+        full_copy: bool,
+    },
+    /// Ship or hold from now on (pause, resume, stop, start).
+    Control {
+        run: RunMode,
     },
     /// The connection is refused; the message says what to do. The standby closes it.
     Refused {

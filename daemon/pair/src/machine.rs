@@ -1,0 +1,229 @@
+//! The pair state machine.
+//!
+//! States ([`PairState`]) fall in two groups:
+//! - *running*: initial sync (*Start Replication*), replicating, rescanning and disconnected.
+//!   Which one is derived from the agent's connection, the baseline and the pass it runs;
+//! - *held*: initiating (never started), paused and stopped. Only an operator (or a stop
+//!   position) enters or leaves them; the agent's comings and goings do not change them, and
+//!   a connected agent is told to hold: it keeps tracking and ships nothing.
+//!
+//! Agent events never fail (they report what happened); operator actions fail with a
+//! [`Refusal`] naming the state when the state does not allow them, and then change nothing.
+
+use drpair_types::{PairState, StopReason};
+use serde::{Deserialize, Serialize};
+
+/// What can happen to a pair.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PairOp {
+    /// The standby (re)started: no agent is connected yet.
+    StandbyStarted,
+    AgentConnected,
+    AgentDisconnected,
+    /// The agent began a pass; `reconcile` when it compares hashes after a tracking gap.
+    PassStarted { reconcile: bool },
+    /// An epoch of the current lineage became a recovery point.
+    PointCommitted,
+    /// First run of a pair that never ran (`start --type start`).
+    Start,
+    /// Leave paused or stopped (`resume`, `start --type resume`).
+    Resume,
+    Pause,
+    /// Stop, by an operator or at a stop position.
+    Stop(StopReason),
+    /// New lineage, every recovery point deleted, everything copied again (`restart`,
+    /// `start --type reload`).
+    Restart,
+    /// Roll back to an older recovery point and ship again what changed since
+    /// (`start --type resume --from-point/--from-time`).
+    Replay,
+}
+
+impl PairOp {
+    /// The operator's word for the action, for refusals.
+    pub fn verb(self) -> &'static str {
+        match self {
+            PairOp::Start => "start",
+            PairOp::Resume => "resume",
+            PairOp::Pause => "pause",
+            PairOp::Stop(_) => "stop",
+            PairOp::Restart => "restart",
+            PairOp::Replay => "replay from a point",
+            PairOp::StandbyStarted
+            | PairOp::AgentConnected
+            | PairOp::AgentDisconnected
+            | PairOp::PassStarted { .. }
+            | PairOp::PointCommitted => "event",
+        }
+    }
+}
+
+/// An operator action the state does not allow. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub state: PairState,
+    pub message: String,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+/// The persisted lifecycle of one pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Lifecycle {
+    pub state: PairState,
+    /// Set exactly when `state` is stopped.
+    pub stop_reason: Option<StopReason>,
+    /// A complete recovery point of the current lineage exists.
+    pub has_baseline: bool,
+    /// The pair was started once (explicitly or automatically).
+    pub started: bool,
+    /// A restart's new baseline is being copied.
+    pub restarting: bool,
+    /// The agent is connected.
+    pub connected: bool,
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Lifecycle {
+    /// A registered pair that has not started.
+    pub fn new() -> Self {
+        Self {
+            state: PairState::Initiating,
+            stop_reason: None,
+            has_baseline: false,
+            started: false,
+            restarting: false,
+            connected: false,
+        }
+    }
+
+    /// Held: the agent must not ship (it keeps tracking).
+    pub fn holds(&self) -> bool {
+        matches!(self.state, PairState::Initiating | PairState::Paused | PairState::Stopped)
+    }
+
+    /// Failover is possible: a complete point of the current lineage exists and no restart
+    /// is copying a new baseline.
+    pub fn ready_for_failover(&self) -> bool {
+        self.has_baseline && !self.restarting && self.state != PairState::InitialSync
+    }
+
+    /// The running state the facts call for.
+    fn running(&self) -> PairState {
+        if !self.connected {
+            PairState::Disconnected
+        } else if !self.has_baseline {
+            PairState::InitialSync
+        } else {
+            PairState::Replicating
+        }
+    }
+
+    fn refuse(&self, op: PairOp, why: &str) -> Refusal {
+        Refusal {
+            state: self.state,
+            message: format!("cannot {} a pair that is {}: {why}", op.verb(), self.state.label()),
+        }
+    }
+
+    /// Applies `op`: the lifecycle after it, or why the state does not allow it.
+    pub fn apply(&self, op: PairOp) -> Result<Lifecycle, Refusal> {
+        use PairState as S;
+        let mut n = self.clone();
+        let held = self.holds();
+        match op {
+            PairOp::StandbyStarted | PairOp::AgentDisconnected => {
+                n.connected = false;
+                if !held {
+                    n.state = n.running();
+                }
+            }
+            PairOp::AgentConnected => {
+                n.connected = true;
+                if !held {
+                    n.state = n.running();
+                }
+            }
+            PairOp::PassStarted { reconcile } => {
+                if matches!(self.state, S::Replicating | S::Rescanning) {
+                    n.state = if reconcile { S::Rescanning } else { S::Replicating };
+                }
+            }
+            PairOp::PointCommitted => {
+                n.has_baseline = true;
+                n.restarting = false;
+                if !held {
+                    n.state = n.running();
+                }
+            }
+            PairOp::Start => {
+                if self.started {
+                    return Err(self.refuse(
+                        op,
+                        "it has run before; use `start --type resume` to continue or `--type reload` to copy everything again",
+                    ));
+                }
+                n.started = true;
+                n.state = n.running();
+            }
+            PairOp::Resume => match self.state {
+                S::Paused | S::Stopped => {
+                    n.stop_reason = None;
+                    n.state = n.running();
+                }
+                S::Initiating => return Err(self.refuse(op, "it never ran; use `start --type start`")),
+                _ => return Err(self.refuse(op, "it is not paused or stopped")),
+            },
+            PairOp::Pause => match self.state {
+                S::InitialSync | S::Replicating | S::Rescanning | S::Disconnected => n.state = S::Paused,
+                S::Initiating => return Err(self.refuse(op, "it never ran; nothing is being shipped")),
+                S::Paused => return Err(self.refuse(op, "it is already paused")),
+                S::Stopped => return Err(self.refuse(op, "it is stopped; resume it first")),
+            },
+            PairOp::Stop(reason) => match self.state {
+                S::InitialSync | S::Replicating | S::Rescanning | S::Disconnected | S::Paused => {
+                    n.state = S::Stopped;
+                    n.stop_reason = Some(reason);
+                }
+                S::Initiating => return Err(self.refuse(op, "it never ran")),
+                S::Stopped => return Err(self.refuse(op, "it is already stopped")),
+            },
+            PairOp::Restart => {
+                if !self.started {
+                    return Err(self.refuse(op, "it never ran; use `start --type start`"));
+                }
+                n.has_baseline = false;
+                n.restarting = true;
+                n.stop_reason = None;
+                n.state = n.running();
+            }
+            PairOp::Replay => {
+                if !self.started {
+                    return Err(self.refuse(op, "it never ran; use `start --type start`"));
+                }
+                if !self.has_baseline {
+                    return Err(self.refuse(
+                        op,
+                        "no recovery point of the current lineage is complete yet; wait for the baseline or use `--type reload`",
+                    ));
+                }
+                n.stop_reason = None;
+                n.state = n.running();
+            }
+        }
+        debug_assert_eq!(n.stop_reason.is_some(), n.state == S::Stopped);
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,137 @@
+use super::*;
+use PairState as S;
+
+/// A lifecycle in `state` with the facts that state implies.
+fn at(state: PairState, connected: bool) -> Lifecycle {
+    let has_baseline = !matches!(state, S::Initiating | S::InitialSync);
+    Lifecycle {
+        state,
+        stop_reason: (state == S::Stopped).then_some(StopReason::StoppedByUser),
+        has_baseline,
+        started: state != S::Initiating,
+        restarting: false,
+        connected: connected && state != S::Disconnected,
+    }
+}
+
+const OPS: [PairOp; 12] = [
+    PairOp::StandbyStarted,
+    PairOp::AgentConnected,
+    PairOp::AgentDisconnected,
+    PairOp::PassStarted { reconcile: true },
+    PairOp::PointCommitted,
+    PairOp::Start,
+    PairOp::Resume,
+    PairOp::Pause,
+    PairOp::Stop(StopReason::StoppedAtPoint),
+    PairOp::Restart,
+    PairOp::Replay,
+    PairOp::PassStarted { reconcile: false },
+];
+
+/// Every state × op, for a connected agent: the state after, or `None` when refused.
+#[test]
+fn state_by_op_table() {
+    use PairOp as O;
+    // Columns in the order of OPS.
+    #[rustfmt::skip]
+    let table: [(PairState, [Option<PairState>; 12]); 7] = [
+        //                StandbyStarted      AgentConnected        AgentDisconnected    PassStarted(rec)      PointCommitted        Start                 Resume                 Pause             Stop                Restart               Replay                PassStarted
+        (S::Initiating,  [Some(S::Initiating), Some(S::Initiating), Some(S::Initiating), Some(S::Initiating), Some(S::Initiating), Some(S::InitialSync), None,                  None,             None,               None,                 None,                 Some(S::Initiating)]),
+        (S::InitialSync, [Some(S::Disconnected), Some(S::InitialSync), Some(S::Disconnected), Some(S::InitialSync), Some(S::Replicating), None,           None,                  Some(S::Paused),  Some(S::Stopped),   Some(S::InitialSync), None,                 Some(S::InitialSync)]),
+        (S::Replicating, [Some(S::Disconnected), Some(S::Replicating), Some(S::Disconnected), Some(S::Rescanning), Some(S::Replicating), None,           None,                  Some(S::Paused),  Some(S::Stopped),   Some(S::InitialSync), Some(S::Replicating), Some(S::Replicating)]),
+        (S::Rescanning,  [Some(S::Disconnected), Some(S::Replicating), Some(S::Disconnected), Some(S::Rescanning), Some(S::Replicating), None,           None,                  Some(S::Paused),  Some(S::Stopped),   Some(S::InitialSync), Some(S::Replicating), Some(S::Replicating)]),
+        (S::Disconnected,[Some(S::Disconnected), Some(S::Replicating), Some(S::Disconnected), Some(S::Disconnected), Some(S::Disconnected), None,         None,                  Some(S::Paused),  Some(S::Stopped),   Some(S::Disconnected), Some(S::Disconnected), Some(S::Disconnected)]),
+        (S::Paused,      [Some(S::Paused),     Some(S::Paused),     Some(S::Paused),     Some(S::Paused),     Some(S::Paused),     None,                 Some(S::Replicating),  None,             Some(S::Stopped),   Some(S::InitialSync), Some(S::Replicating), Some(S::Paused)]),
+        (S::Stopped,     [Some(S::Stopped),    Some(S::Stopped),    Some(S::Stopped),    Some(S::Stopped),    Some(S::Stopped),    None,                 Some(S::Replicating),  None,             None,               Some(S::InitialSync), Some(S::Replicating), Some(S::Stopped)]),
+    ];
+    assert_eq!(table.len(), PairState::ALL.len());
+    for (state, row) in table {
+        let from = at(state, true);
+        for (op, want) in OPS.iter().zip(row) {
+            let got = from.apply(*op);
+            match (want, &got) {
+                (Some(w), Ok(n)) => {
+                    assert_eq!(n.state, w, "{state:?} × {op:?}");
+                    assert_eq!(n.stop_reason.is_some(), n.state == S::Stopped, "{state:?} × {op:?}");
+                }
+                (None, Err(r)) => {
+                    assert_eq!(r.state, state);
+                    assert!(r.message.contains(state.label()), "{}", r.message);
+                    assert!(r.message.contains(op.verb()), "{}", r.message);
+                }
+                _ => panic!("{state:?} × {op:?}: want {want:?}, got {got:?}"),
+            }
+            // Agent events never fail.
+            if matches!(
+                op,
+                O::StandbyStarted | O::AgentConnected | O::AgentDisconnected | O::PassStarted { .. } | O::PointCommitted
+            ) {
+                assert!(got.is_ok());
+            }
+        }
+    }
+}
+
+#[test]
+fn a_pair_runs_from_registration_to_replicating() {
+    let mut l = Lifecycle::new();
+    assert!(l.holds() && !l.ready_for_failover());
+    l = l.apply(PairOp::AgentConnected).unwrap();
+    assert_eq!(l.state, S::Initiating, "not started: held even when connected");
+    l = l.apply(PairOp::Start).unwrap();
+    assert_eq!((l.state, l.holds(), l.ready_for_failover()), (S::InitialSync, false, false));
+    l = l.apply(PairOp::PointCommitted).unwrap();
+    assert_eq!((l.state, l.ready_for_failover()), (S::Replicating, true));
+    assert!(l.apply(PairOp::Start).unwrap_err().message.contains("--type resume"));
+}
+
+#[test]
+fn restart_is_not_ready_until_the_new_baseline() {
+    let l = at(S::Replicating, true).apply(PairOp::Restart).unwrap();
+    assert_eq!((l.state, l.restarting, l.has_baseline, l.ready_for_failover()), (S::InitialSync, true, false, false));
+    // Paused during the restart, then disconnected and back: still held, still not ready.
+    let p = l.apply(PairOp::Pause).unwrap().apply(PairOp::AgentDisconnected).unwrap();
+    assert_eq!((p.state, p.ready_for_failover()), (S::Paused, false));
+    let r = p.apply(PairOp::Resume).unwrap();
+    assert_eq!(r.state, S::Disconnected);
+    let r = r.apply(PairOp::AgentConnected).unwrap();
+    assert_eq!(r.state, S::InitialSync);
+    let done = r.apply(PairOp::PointCommitted).unwrap();
+    assert_eq!((done.state, done.restarting, done.ready_for_failover()), (S::Replicating, false, true));
+}
+
+#[test]
+fn paused_and_stopped_survive_a_standby_restart() {
+    for l in [at(S::Paused, true), at(S::Stopped, true)] {
+        let json = serde_json::to_string(&l).unwrap();
+        let back: Lifecycle = serde_json::from_str(&json).unwrap();
+        let after = back.apply(PairOp::StandbyStarted).unwrap();
+        assert_eq!(after.state, l.state);
+        assert_eq!(after.stop_reason, l.stop_reason);
+        assert!(!after.connected && after.holds());
+    }
+    let r = at(S::Replicating, true).apply(PairOp::StandbyStarted).unwrap();
+    assert_eq!((r.state, r.ready_for_failover()), (S::Disconnected, true));
+}
+
+#[test]
+fn stop_reason_is_kept_until_resumed() {
+    let s = at(S::Replicating, true).apply(PairOp::Stop(StopReason::StoppedAtTime)).unwrap();
+    assert_eq!(s.stop_reason, Some(StopReason::StoppedAtTime));
+    assert_eq!(s.apply(PairOp::PointCommitted).unwrap().stop_reason, Some(StopReason::StoppedAtTime));
+    let r = s.apply(PairOp::Resume).unwrap();
+    assert_eq!((r.state, r.stop_reason), (S::Replicating, None));
+}
+
+#[test]
+fn refusals_change_nothing() {
+    for state in PairState::ALL {
+        let l = at(state, true);
+        for op in OPS {
+            if l.apply(op).is_err() {
+                assert_eq!(l, at(state, true));
+            }
+        }
+    }
+}
