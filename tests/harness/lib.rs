@@ -23,6 +23,7 @@ pub mod cli;
 pub mod daemons;
 pub mod env;
 pub mod image;
+pub mod lifecycle;
 pub mod link;
 pub mod pair;
 pub mod process;

@@ -8,8 +8,13 @@
 //! Entries are written to the mapping without msync: a killed process loses nothing (the pages
 //! live in the page cache), and an OS crash or power loss is caught by the clean-shutdown flag,
 //! which stays false while a process owns the map. Header changes that matter (acknowledged
-//! epoch, cuts, lineage, clean flag, suspect flag) are msync'ed at once. The file is held under
-//! an exclusive `flock` while open, so two agents cannot own one map.
+//! epoch, cuts, lineage, history start, clean flag, suspect flag) are msync'ed at once. The
+//! file is held under an exclusive `flock` while open, so two agents cannot own one map.
+//!
+//! The history start ([`ChangeMap::history_from`]) says how far back the change history
+//! reaches: "which chunks changed since epoch E" is complete only for E ≥ it. It rises when
+//! older history is lost (joining an existing pair, a tracking gap) and drops to 0 only with
+//! a new lineage, whose every chunk is stamped.
 
 mod error;
 #[cfg(test)]
@@ -57,8 +62,8 @@ pub struct Opened {
 impl ChangeMap {
     /// Creates a new map file (fails if it exists): every chunk stamped `stamp_all` (1 for
     /// "everything must be copied", 0 for "nothing changed"), acknowledged epoch 0, next epoch
-    /// `max(stamp_all, 1)`, no cut yet, clean flag false (the running process owns the map),
-    /// hashes unknown. On failure the half-made file is removed.
+    /// `max(stamp_all, 1)`, no cut yet, history from epoch 0, clean flag false (the running
+    /// process owns the map), hashes unknown. On failure the half-made file is removed.
     pub fn create(
         path: &Path,
         geometry: DiskGeometry,
@@ -74,6 +79,7 @@ impl ChangeMap {
             last_cut: 0,
             clean: false,
             suspect: None,
+            history_from: 0,
         };
         Self::init(path, file, header, stamp_all).inspect_err(|_| {
             let _ = std::fs::remove_file(path);
@@ -179,6 +185,12 @@ impl ChangeMap {
         self.header.last_cut
     }
 
+    /// The oldest epoch E for which [`changed_since(E)`](Self::changed_since) is complete: how
+    /// far back a replay (or a dump marker, or failback) can reach. 0 = the whole lineage.
+    pub fn history_from(&self) -> Epoch {
+        self.header.history_from
+    }
+
     /// Epoch of the chunk's last change; 0 also for a chunk out of range.
     pub fn epoch_of(&self, chunk: u64) -> Epoch {
         if chunk >= self.count {
@@ -236,7 +248,8 @@ impl ChangeMap {
         self.epochs().filter(|e| *e > acked).map(|_| 1u64).sum()
     }
 
-    /// Chunks whose epoch is newer than `epoch`, ascending.
+    /// Chunks whose epoch is newer than `epoch`, ascending. Complete only for `epoch` ≥
+    /// [`history_from`](Self::history_from): older changes may be missing.
     pub fn changed_since(&self, epoch: Epoch) -> impl Iterator<Item = u64> + '_ {
         (0u64..).zip(self.epochs()).filter(move |(_, e)| *e > epoch).map(|(chunk, _)| chunk)
     }
@@ -322,7 +335,8 @@ impl ChangeMap {
 
     /// Adopts the standby's checkpoint (joining an existing pair): sets the lineage and the
     /// acknowledged epoch, next epoch = max(next epoch, acked + 1), last cut = max(last cut,
-    /// acked).
+    /// acked), history from = max(history from, acked) (nothing is known of the changes the
+    /// checkpoint already holds).
     pub fn adopt(&mut self, lineage: Lineage, acked: Epoch) -> Result<(), ChangeMapError> {
         let h = &self.header;
         let header = Header {
@@ -330,17 +344,63 @@ impl ChangeMap {
             acked,
             next_epoch: h.next_epoch.max(acked.saturating_add(1)),
             last_cut: h.last_cut.max(acked),
+            history_from: h.history_from.max(acked),
             ..h.clone()
         };
         self.commit_header(header)
     }
 
+    /// Tracking had a gap (changes may have gone unrecorded since `epoch`, normally the
+    /// acknowledged one): history from = max(history from, min(`epoch`, last cut)), so that
+    /// no replay from an older epoch is answered from an incomplete history. Durable on
+    /// return; never lowers the history start.
+    pub fn limit_history(&mut self, epoch: Epoch) -> Result<(), ChangeMapError> {
+        let history_from = self.header.history_from.max(epoch.min(self.header.last_cut));
+        if history_from == self.header.history_from {
+            return Ok(());
+        }
+        self.commit_header(Header { history_from, ..self.header.clone() })
+    }
+
+    /// The standby's head is now its point `epoch` (it rolled back to replay from there):
+    /// the acknowledged epoch becomes `epoch`, so every chunk changed after it is dirty again.
+    /// Normally this lowers it; it may also raise it to a cut epoch the standby committed but
+    /// whose acknowledgement was lost. Entries are flushed first, then the header (lowering
+    /// only makes more chunks dirty, so a crash in between loses nothing). Rewinding to the
+    /// acknowledged epoch is a no-op.
+    ///
+    /// Refused, changing nothing, with [`ChangeMapError::HistoryTooShort`] when `epoch` is
+    /// older than [`history_from`](Self::history_from) (the changes since then are not all
+    /// known), and with [`ChangeMapError::NotCut`] when `epoch` was not cut in this lineage.
+    pub fn rewind(&mut self, epoch: Epoch) -> Result<(), ChangeMapError> {
+        let h = &self.header;
+        if epoch < h.history_from {
+            return Err(ChangeMapError::HistoryTooShort {
+                path: self.path.clone(),
+                epoch,
+                history_from: h.history_from,
+            });
+        }
+        if epoch > h.last_cut {
+            return Err(ChangeMapError::NotCut { path: self.path.clone(), epoch, last_cut: h.last_cut });
+        }
+        if epoch == h.acked {
+            return Ok(());
+        }
+        let from = h.acked;
+        self.flush()?;
+        self.commit_header(Header { acked: epoch, ..self.header.clone() })?;
+        tracing::info!(path = %self.path.display(), from, to = epoch, "change map rewound: acknowledged epoch moved");
+        Ok(())
+    }
+
     /// Starts over in a new lineage: every chunk stamped `stamp_all`, hashes forgotten,
-    /// acknowledged epoch 0, no cut yet, next epoch = max(next epoch, stamp_all) so epochs keep
-    /// growing. The suspect flag is left to the caller.
+    /// acknowledged epoch 0, no cut yet, history from 0, next epoch = max(next epoch,
+    /// stamp_all) so epochs keep growing. The suspect flag is left to the caller.
     ///
     /// Crash-safe order: first the acknowledged epoch drops to 0 (durably), which only ever
-    /// makes more chunks dirty; then the entries; then the new lineage.
+    /// makes more chunks dirty; then the entries; then the new lineage and history start (a
+    /// crash before that keeps the old, possibly shorter, history).
     pub fn reset(&mut self, lineage: Lineage, stamp_all: Epoch) -> Result<(), ChangeMapError> {
         self.commit_header(Header { acked: 0, ..self.header.clone() })?;
         self.fill_epochs(stamp_all);
@@ -350,6 +410,7 @@ impl ChangeMap {
             lineage,
             acked: 0,
             last_cut: 0,
+            history_from: 0,
             next_epoch: self.header.next_epoch.max(stamp_all),
             ..self.header.clone()
         };
@@ -435,6 +496,7 @@ impl fmt::Debug for ChangeMap {
             .field("acked", &self.header.acked)
             .field("next_epoch", &self.header.next_epoch)
             .field("last_cut", &self.header.last_cut)
+            .field("history_from", &self.header.history_from)
             .field("suspect", &self.header.suspect)
             .finish_non_exhaustive()
     }

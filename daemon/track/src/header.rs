@@ -3,12 +3,15 @@
 //! The first [`HEADER_SIZE`] bytes of the file. All integers are little endian at the fixed
 //! offsets in [`offset`]; the magic, the version and the offsets are frozen by a test. A crc32
 //! over every byte before it guards the header against damage; the bytes after the crc up to
-//! [`HEADER_SIZE`] are reserved and zero.
+//! [`HEADER_SIZE`] are reserved and zero. A file of another version is refused (the agent
+//! treats it as damaged: a tracking gap, healed by a differential resync).
+//!
+//! Version history: 1 had no history start (its crc sat at 152); 2 added it.
 //!
 //! | offset | size | field |
 //! |---:|---:|---|
 //! | 0 | 8 | magic `DRPCMAP\0` |
-//! | 8 | 4 | format version (1) |
+//! | 8 | 4 | format version (2) |
 //! | 12 | 4 | reserved, zero |
 //! | 16 | 8 | disk size in bytes |
 //! | 24 | 4 | chunk size in bytes |
@@ -23,7 +26,8 @@
 //! | 82 | 2 | reserved, zero |
 //! | 84 | 4 | length of the suspect reason text |
 //! | 88 | 64 | suspect reason text (UTF-8, zero padded) |
-//! | 152 | 4 | crc32 of bytes 0..152 |
+//! | 152 | 8 | history start: oldest epoch E whose "changed since E" is complete (< next epoch) |
+//! | 160 | 4 | crc32 of bytes 0..160 |
 
 use drpair_types::{ChunkSize, DiskGeometry, Epoch, Lineage};
 
@@ -32,7 +36,7 @@ pub const HEADER_SIZE: usize = 4096;
 /// First bytes of every change map file.
 pub const MAGIC: [u8; 8] = *b"DRPCMAP\0";
 /// The format version this build writes and reads.
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Longest suspect reason kept, in bytes (longer reasons are cut at a character boundary).
 pub const SUSPECT_REASON_MAX: usize = 64;
 
@@ -51,15 +55,17 @@ pub mod offset {
     pub const SUSPECT: usize = 81;
     pub const SUSPECT_LEN: usize = 84;
     pub const SUSPECT_REASON: usize = 88;
-    pub const CRC: usize = 152;
+    pub const HISTORY_FROM: usize = 152;
+    pub const CRC: usize = 160;
     /// First byte after the crc.
-    pub const END: usize = 156;
+    pub const END: usize = 164;
 }
 
-const _: () = assert!(offset::SUSPECT_REASON + SUSPECT_REASON_MAX == offset::CRC);
+const _: () = assert!(offset::SUSPECT_REASON + SUSPECT_REASON_MAX == offset::HISTORY_FROM);
+const _: () = assert!(offset::HISTORY_FROM + 8 == offset::CRC);
 const _: () = assert!(offset::END == offset::CRC + 4);
 const _: () = assert!(offset::END <= HEADER_SIZE);
-const _: () = assert!(HEADER_SIZE % 32 == 0); // entries stay aligned
+const _: () = assert!(HEADER_SIZE.is_multiple_of(32)); // entries stay aligned
 
 /// Why a header was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,6 +98,10 @@ pub struct Header {
     pub last_cut: Epoch,
     pub clean: bool,
     pub suspect: Option<String>,
+    /// The oldest epoch E for which the chunks changed since E are all known (0 = every
+    /// change of the lineage). Older history is gone: the map joined an existing pair
+    /// ([`adopt`](crate::ChangeMap::adopt)) or tracking had a gap.
+    pub history_from: Epoch,
 }
 
 impl Header {
@@ -118,6 +128,7 @@ impl Header {
             put_u32(buf, offset::SUSPECT_LEN, u32::try_from(reason.len()).unwrap_or(0));
             buf[offset::SUSPECT_REASON..offset::SUSPECT_REASON + reason.len()].copy_from_slice(reason.as_bytes());
         }
+        put_u64(buf, offset::HISTORY_FROM, self.history_from);
         let crc = crc32fast::hash(&buf[..offset::CRC]);
         put_u32(buf, offset::CRC, crc);
     }
@@ -181,11 +192,18 @@ impl Header {
             last_cut: get_u64(buf, offset::LAST_CUT),
             clean,
             suspect,
+            history_from: get_u64(buf, offset::HISTORY_FROM),
         };
         if header.next_epoch == 0 || header.last_cut >= header.next_epoch || header.acked > header.last_cut {
             return Err(field(format!(
                 "epochs out of order (acknowledged {}, last cut {}, next {}): expected acknowledged <= last cut < next",
                 header.acked, header.last_cut, header.next_epoch
+            )));
+        }
+        if header.history_from >= header.next_epoch {
+            return Err(field(format!(
+                "history start {} is not before the next epoch {}",
+                header.history_from, header.next_epoch
             )));
         }
         Ok(header)
@@ -239,6 +257,7 @@ mod tests {
             last_cut: 7,
             clean: true,
             suspect: Some("ring overrun".into()),
+            history_from: 3,
         }
     }
 
@@ -246,7 +265,7 @@ mod tests {
     fn frozen_layout() {
         assert_eq!(HEADER_SIZE, 4096);
         assert_eq!(&MAGIC, b"DRPCMAP\0");
-        assert_eq!(VERSION, 1);
+        assert_eq!(VERSION, 2);
         let offsets = [
             offset::MAGIC,
             offset::VERSION,
@@ -261,15 +280,16 @@ mod tests {
             offset::SUSPECT,
             offset::SUSPECT_LEN,
             offset::SUSPECT_REASON,
+            offset::HISTORY_FROM,
             offset::CRC,
             offset::END,
         ];
-        assert_eq!(offsets, [0, 8, 16, 24, 32, 40, 56, 64, 72, 80, 81, 84, 88, 152, 156]);
+        assert_eq!(offsets, [0, 8, 16, 24, 32, 40, 56, 64, 72, 80, 81, 84, 88, 152, 160, 164]);
 
         let mut buf = vec![0xAAu8; HEADER_SIZE];
         sample().encode_into(&mut buf);
         assert_eq!(&buf[0..8], b"DRPCMAP\0");
-        assert_eq!(buf[8..12], 1u32.to_le_bytes());
+        assert_eq!(buf[8..12], 2u32.to_le_bytes());
         assert_eq!(buf[16..24], (65536u64 * 3 + 100).to_le_bytes());
         assert_eq!(buf[24..28], 65536u32.to_le_bytes());
         assert_eq!(buf[32..40], 4u64.to_le_bytes());
@@ -282,17 +302,27 @@ mod tests {
         assert_eq!(buf[84..88], 12u32.to_le_bytes());
         assert_eq!(&buf[88..100], b"ring overrun");
         assert!(buf[100..152].iter().all(|b| *b == 0));
-        assert_eq!(buf[152..156], crc32fast::hash(&buf[..152]).to_le_bytes());
+        assert_eq!(buf[152..160], 3u64.to_le_bytes());
+        assert_eq!(buf[160..164], crc32fast::hash(&buf[..160]).to_le_bytes());
         // The crc of this exact header, frozen: any change of encoding shows up here.
-        assert_eq!(u32::from_le_bytes(buf[152..156].try_into().unwrap()), FROZEN_CRC);
+        assert_eq!(u32::from_le_bytes(buf[160..164].try_into().unwrap()), FROZEN_CRC);
+        // The bytes after the crc stay reserved (the caller's 0xAA is left alone).
+        assert!(buf[164..].iter().all(|b| *b == 0xAA));
     }
 
-    const FROZEN_CRC: u32 = 0xaace_d886;
+    const FROZEN_CRC: u32 = 0x9cba_9994;
 
     #[test]
     fn round_trip() {
         let mut buf = vec![0u8; HEADER_SIZE];
-        for h in [sample(), Header { suspect: None, clean: false, ..sample() }] {
+        let far = Header { acked: u64::MAX - 9, last_cut: u64::MAX - 2, next_epoch: u64::MAX, ..sample() };
+        for h in [
+            sample(),
+            Header { suspect: None, clean: false, ..sample() },
+            Header { history_from: 0, ..sample() },
+            Header { history_from: 7, ..sample() },
+            Header { history_from: u64::MAX - 1, ..far },
+        ] {
             h.encode_into(&mut buf);
             assert_eq!(Header::decode(&buf).unwrap(), h);
         }
@@ -303,13 +333,13 @@ mod tests {
         let mut buf = vec![0u8; HEADER_SIZE];
         sample().encode_into(&mut buf);
         assert_eq!(Header::decode(&buf[..100]), Err(HeaderError::Truncated(100)));
-        for at in [0, 8, 20, 60, 80, 151, 153] {
+        for at in [0, 8, 20, 60, 80, 151, 152, 159, 160, 163] {
             let mut bad = buf.clone();
             bad[at] ^= 0x40;
             let err = Header::decode(&bad).unwrap_err();
             match at {
                 0 => assert_eq!(err, HeaderError::BadMagic),
-                8 => assert_eq!(err, HeaderError::Version(1 ^ 0x40)),
+                8 => assert_eq!(err, HeaderError::Version(2 ^ 0x40)),
                 _ => assert!(matches!(err, HeaderError::Crc { .. }), "{at}: {err}"),
             }
         }
@@ -322,7 +352,13 @@ mod tests {
             let crc = crc32fast::hash(&buf[..offset::CRC]);
             put_u32(buf, offset::CRC, crc);
         };
-        for (at, v) in [(offset::CHUNK_COUNT, 9u64), (offset::ACKED, 50), (offset::NEXT_EPOCH, 0)] {
+        for (at, v) in [
+            (offset::CHUNK_COUNT, 9u64),
+            (offset::ACKED, 50),
+            (offset::NEXT_EPOCH, 0),
+            (offset::HISTORY_FROM, 8),
+            (offset::HISTORY_FROM, u64::MAX),
+        ] {
             sample().encode_into(&mut buf);
             put_u64(&mut buf, at, v);
             reseal(&mut buf);
@@ -332,6 +368,26 @@ mod tests {
         put_u32(&mut buf, offset::CHUNK_SIZE, 1000);
         reseal(&mut buf);
         assert!(matches!(Header::decode(&buf), Err(HeaderError::Field(_))));
+    }
+
+    /// A version 1 header (no history start, crc at 152), as the previous build wrote it.
+    fn version_1(h: &Header) -> Vec<u8> {
+        let mut buf = vec![0u8; HEADER_SIZE];
+        h.encode_into(&mut buf);
+        put_u32(&mut buf, offset::VERSION, 1);
+        buf[152..164].fill(0);
+        let crc = crc32fast::hash(&buf[..152]);
+        put_u32(&mut buf, 152, crc);
+        buf
+    }
+
+    #[test]
+    fn refuses_the_previous_version() {
+        let old = version_1(&Header { history_from: 0, ..sample() });
+        // Byte for byte what version 1 wrote: its frozen crc of the same header.
+        assert_eq!(u32::from_le_bytes(old[152..156].try_into().unwrap()), 0xaace_d886);
+        assert_eq!(Header::decode(&old), Err(HeaderError::Version(1)));
+        assert_eq!(HeaderError::Version(1).to_string(), "unsupported format version 1 (this build reads version 2)");
     }
 
     #[test]

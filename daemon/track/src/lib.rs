@@ -9,11 +9,15 @@
 //!
 //! 1. **A chunk's epoch never decreases within a lineage.** Marks only raise an epoch; only
 //!    [`ChangeMap::reset`], which starts a new lineage, rewrites them.
-//! 2. **Dirty = epoch > acknowledged epoch.** "Changed since epoch E" is answerable for any E
-//!    (replay, dump markers, failback) with [`ChangeMap::changed_since`].
+//! 2. **Dirty = epoch > acknowledged epoch.** "Changed since epoch E" is answerable (replay,
+//!    dump markers, failback) with [`ChangeMap::changed_since`] for every E from the map's
+//!    history start ([`ChangeMap::history_from`]) on; older E are refused
+//!    ([`ChangeMapError::HistoryTooShort`]), never answered from an incomplete history. The
+//!    history start only rises within a lineage (joining a pair, a tracking gap).
 //! 3. **The acknowledged epoch only advances on the standby's commit**
-//!    ([`ChangeMap::set_acked`]), never lowers within a lineage, and can only name an epoch
-//!    that was cut; the entries are made durable before it is.
+//!    ([`ChangeMap::set_acked`]), never lowers within a lineage except when the standby rolls
+//!    its head back to a point ([`ChangeMap::rewind`], not past the history start), and can
+//!    only name an epoch that was cut; the entries are made durable before it is.
 //! 4. **Epochs keep growing**, across cuts and across lineages: `acked <= last cut < next
 //!    epoch`, and a reset never lowers the next epoch.
 //! 5. **An unclean stop is detectable.** The clean-shutdown flag is false on disk while a

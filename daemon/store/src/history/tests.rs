@@ -18,7 +18,7 @@ fn name(pair_no: u32) -> String {
 }
 
 fn id(pair_no: u32) -> PairId {
-    PairId::new(&name(pair_no)).unwrap()
+    PairId::new(name(pair_no)).unwrap()
 }
 
 fn commit(s: &Store, pair_no: u32, epoch: u64) -> Result<(), StoreError> {
@@ -206,8 +206,14 @@ fn restart_without_wipe_keeps_points_and_drops_the_open_epoch() {
 /// One step of a random history of pair 1 (pair 2 gets the same commits as a witness).
 #[derive(Debug, Clone)]
 enum Op {
-    Commit { gap: u64, writes: Vec<(u32, u64, Option<u8>)> },
-    Open { gap: u64, writes: Vec<(u32, u64, Option<u8>)> },
+    Commit {
+        gap: u64,
+        writes: Vec<(u32, u64, Option<u8>)>,
+    },
+    Open {
+        gap: u64,
+        writes: Vec<(u32, u64, Option<u8>)>,
+    },
     /// Back to the committed point at this index (modulo their number).
     Rollback(usize),
     /// Retire below the committed point at this index.

@@ -37,6 +37,14 @@ pub enum ChangeMapError {
         path.display()
     )]
     NotCut { path: PathBuf, epoch: Epoch, last_cut: Epoch },
+    /// `rewind` to an epoch older than the map's history start: the chunks changed since then
+    /// are not all known
+    #[error(
+        "change map {}: cannot replay from epoch {epoch}: the change history of this map reaches \
+         back to epoch {history_from}, not {epoch}",
+        path.display()
+    )]
+    HistoryTooShort { path: PathBuf, epoch: Epoch, history_from: Epoch },
 }
 
 impl ChangeMapError {

@@ -1,6 +1,7 @@
 //! Property test: random operations against a plain in-memory model of the change map. After
 //! every operation, and after every close and reopen, epochs, dirty set, hashes, acknowledged,
-//! next and last cut epochs must agree with the model; failing operations change nothing.
+//! next and last cut epochs and the history start must agree with the model; failing
+//! operations change nothing.
 
 use super::*;
 use drpair_types::ChunkSize;
@@ -45,6 +46,13 @@ enum Op {
     Reset {
         stamp: u64,
     },
+    LimitHistory {
+        epoch: u64,
+    },
+    /// Rewinds to `last_cut + 1 - back`: `back == 0` is an epoch not cut yet.
+    Rewind {
+        back: u64,
+    },
     Reopen {
         clean: bool,
     },
@@ -65,6 +73,8 @@ fn op() -> impl Strategy<Value = Op> {
         1 => (chunk, proptest::option::of(1u8..4)).prop_map(|(chunk, hash)| Op::SetHash { chunk, hash }),
         1 => (0u64..30).prop_map(|acked| Op::Adopt { acked }),
         1 => (0u64..30).prop_map(|stamp| Op::Reset { stamp }),
+        1 => (0u64..30).prop_map(|epoch| Op::LimitHistory { epoch }),
+        2 => (0u64..6).prop_map(|back| Op::Rewind { back }),
         2 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
     ]
 }
@@ -77,6 +87,7 @@ struct Model {
     next: Epoch,
     last_cut: Epoch,
     lineage: Lineage,
+    history_from: Epoch,
 }
 
 impl Model {
@@ -89,6 +100,7 @@ impl Model {
             next: stamp_all.max(1),
             last_cut: 0,
             lineage,
+            history_from: 0,
         }
     }
 
@@ -134,9 +146,10 @@ fn check(map: &ChangeMap, model: &Model) -> Result<(), TestCaseError> {
     let hashes: Vec<_> = (0..n).map(|c| map.hash(c)).collect();
     prop_assert_eq!(&hashes, &model.hashes);
     prop_assert_eq!(
-        (map.acked(), map.next_epoch(), map.last_cut(), map.lineage()),
-        (model.acked, model.next, model.last_cut, model.lineage)
+        (map.acked(), map.next_epoch(), map.last_cut(), map.lineage(), map.history_from()),
+        (model.acked, model.next, model.last_cut, model.lineage, model.history_from)
     );
+    prop_assert!(model.history_from <= model.last_cut);
     let dirty = model.dirty();
     prop_assert_eq!(map.changed_since(map.acked()).collect::<Vec<_>>(), dirty.clone());
     prop_assert_eq!((0..n).filter(|c| map.is_dirty(*c)).collect::<Vec<_>>(), dirty.clone());
@@ -218,6 +231,7 @@ fn run(size: u64, stamp_all: Epoch, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 model.acked = acked;
                 model.next = model.next.max(acked + 1);
                 model.last_cut = model.last_cut.max(acked);
+                model.history_from = model.history_from.max(acked);
                 m.adopt(l, acked).is_ok()
             }
             Op::Reset { stamp } => {
@@ -225,6 +239,26 @@ fn run(size: u64, stamp_all: Epoch, ops: Vec<Op>) -> Result<(), TestCaseError> {
                 let next = model.next.max(stamp);
                 model = Model { next, ..Model::new(model.count(), l, stamp) };
                 m.reset(l, stamp).is_ok()
+            }
+            Op::LimitHistory { epoch } => {
+                model.history_from = model.history_from.max(epoch.min(model.last_cut));
+                m.limit_history(epoch).is_ok()
+            }
+            Op::Rewind { back } => {
+                let e = (model.last_cut + 1).saturating_sub(back);
+                match m.rewind(e) {
+                    Ok(()) if e >= model.history_from && e <= model.last_cut => {
+                        model.acked = e;
+                        true
+                    }
+                    Err(ChangeMapError::HistoryTooShort { epoch, history_from, .. }) => {
+                        epoch == e && history_from == model.history_from && e < model.history_from
+                    }
+                    Err(ChangeMapError::NotCut { epoch, last_cut, .. }) => {
+                        epoch == e && last_cut == model.last_cut && e > model.last_cut
+                    }
+                    _ => false,
+                }
             }
             Op::Reopen { clean } => {
                 let old = map.take().unwrap();

@@ -26,7 +26,9 @@ fn fixture(size: u64) -> Fixture {
     Fixture { _dir: dir, path, geometry: geometry(size) }
 }
 
-fn snapshot(map: &ChangeMap) -> (Vec<Epoch>, Vec<Option<Hash>>, Epoch, Epoch, Epoch, Lineage) {
+type Snapshot = (Vec<Epoch>, Vec<Option<Hash>>, Epoch, Epoch, Epoch, Lineage, Epoch);
+
+fn snapshot(map: &ChangeMap) -> Snapshot {
     let n = map.chunk_count();
     (
         (0..n).map(|c| map.epoch_of(c)).collect(),
@@ -35,6 +37,7 @@ fn snapshot(map: &ChangeMap) -> (Vec<Epoch>, Vec<Option<Hash>>, Epoch, Epoch, Ep
         map.next_epoch(),
         map.last_cut(),
         map.lineage(),
+        map.history_from(),
     )
 }
 
@@ -121,7 +124,7 @@ fn damage(f: &Fixture, at: u64) {
 
 #[test]
 fn flipped_header_byte_is_damage() {
-    for at in [0u64, 8, 20, 33, 60, 80, 100, 152] {
+    for at in [0u64, 8, 20, 33, 60, 80, 100, 152, 160] {
         let f = fixture(4 * CHUNK);
         ChangeMap::create(&f.path, f.geometry, lineage(), 1).unwrap().close_clean().unwrap();
         let original = std::fs::read(&f.path).unwrap();
@@ -314,4 +317,156 @@ fn dirty_runs_split_at_clean_chunks_and_max_run() {
     assert_eq!(map.dirty_runs(3), vec![(0, 3), (3, 2), (6, 1), (9, 3)]);
     assert_eq!(map.dirty_runs(0), (0..12).filter(|c| map.is_dirty(*c)).map(|c| (c, 1)).collect::<Vec<_>>());
     assert_eq!(map.dirty_runs(u64::MAX), vec![(0, 5), (6, 1), (9, 3)]);
+}
+
+/// A map with chunk `c` changed in epoch `c + 1` for `c` in 0..4, epochs 1..=4 cut and
+/// acknowledged.
+fn four_epochs(f: &Fixture) -> ChangeMap {
+    let mut map = ChangeMap::create(&f.path, f.geometry, lineage(), 0).unwrap();
+    for c in 0..4 {
+        map.mark(c, map.next_epoch()).unwrap();
+        let e = map.begin_cut().unwrap();
+        assert_eq!(e, c + 1);
+    }
+    map.set_acked(4).unwrap();
+    assert_eq!(map.dirty_count(), 0);
+    map
+}
+
+/// Closes `map` cleanly or drops it (like a kill), then opens it again.
+fn reopen(f: &Fixture, map: ChangeMap, clean: bool) -> ChangeMap {
+    if clean {
+        map.close_clean().unwrap();
+    } else {
+        drop(map);
+    }
+    let opened = ChangeMap::open(&f.path, f.geometry).unwrap();
+    assert_eq!(opened.was_clean, clean);
+    opened.map
+}
+
+#[test]
+fn history_start_follows_create_adopt_and_reset() {
+    for clean in [true, false] {
+        let f = fixture(4 * CHUNK);
+        let mut map = ChangeMap::create(&f.path, f.geometry, lineage(), 1).unwrap();
+        assert_eq!(map.history_from(), 0);
+        assert_eq!(map.changed_since(0).count(), 4);
+        map.adopt(lineage(), 40).unwrap();
+        assert_eq!((map.acked(), map.history_from()), (40, 40));
+        let mut map = reopen(&f, map, clean);
+        assert_eq!(map.history_from(), 40);
+        // Adopting an older checkpoint does not bring back history the map never had.
+        map.adopt(lineage(), 10).unwrap();
+        assert_eq!((map.acked(), map.last_cut(), map.history_from()), (10, 40, 40));
+        let mut map = reopen(&f, map, clean);
+        assert_eq!(map.history_from(), 40);
+        // A new lineage stamps every chunk: its whole history is known.
+        map.reset(lineage(), 50).unwrap();
+        assert_eq!((map.acked(), map.last_cut(), map.history_from()), (0, 0, 0));
+        let map = reopen(&f, map, clean);
+        assert_eq!(map.history_from(), 0);
+    }
+}
+
+#[test]
+fn limit_history_rises_up_to_the_last_cut_and_persists() {
+    for clean in [true, false] {
+        let uncut = fixture(4 * CHUNK);
+        let mut map = ChangeMap::create(&uncut.path, uncut.geometry, lineage(), 0).unwrap();
+        map.limit_history(5).unwrap();
+        assert_eq!(map.history_from(), 0, "nothing cut yet");
+        let f = fixture(4 * CHUNK);
+        let mut map = four_epochs(&f);
+        map.limit_history(2).unwrap();
+        assert_eq!(map.history_from(), 2);
+        map.limit_history(1).unwrap();
+        assert_eq!(map.history_from(), 2, "never lowered");
+        let before = snapshot(&map);
+        let mut map = reopen(&f, map, clean);
+        assert_eq!(snapshot(&map), before);
+        map.limit_history(99).unwrap();
+        assert_eq!(map.history_from(), 4, "capped at the last cut");
+        assert_eq!((map.acked(), map.dirty_count()), (4, 0), "acknowledged and entries untouched");
+        let map = reopen(&f, map, clean);
+        assert_eq!(map.history_from(), 4);
+    }
+}
+
+#[test]
+fn rewind_makes_later_changes_dirty_again_and_persists() {
+    for clean in [true, false] {
+        let f = fixture(4 * CHUNK);
+        let mut map = four_epochs(&f);
+        map.mark(3, map.next_epoch()).unwrap(); // a write of the open epoch 5
+        map.rewind(2).unwrap();
+        assert_eq!(map.acked(), 2);
+        assert_eq!((0..4).filter(|c| map.is_dirty(*c)).collect::<Vec<_>>(), [2, 3]);
+        assert_eq!(map.dirty_runs(8), [(2, 2)]);
+        assert_eq!((map.last_cut(), map.next_epoch(), map.history_from()), (4, 5, 0), "cuts untouched");
+        let mut map = reopen(&f, map, clean);
+        assert_eq!((map.acked(), map.dirty_count()), (2, 2));
+        // Again to the same epoch: nothing to do; to 0: everything changed is dirty.
+        let before = snapshot(&map);
+        map.rewind(2).unwrap();
+        assert_eq!(snapshot(&map), before);
+        map.rewind(0).unwrap();
+        assert_eq!(map.dirty_count(), 4);
+        // Forward, to a cut epoch whose acknowledgement was lost.
+        map.rewind(3).unwrap();
+        assert_eq!(map.changed_since(map.acked()).collect::<Vec<_>>(), [3]);
+        let map = reopen(&f, map, clean);
+        assert_eq!((map.acked(), map.dirty_count()), (3, 1));
+    }
+}
+
+#[test]
+fn rewind_refuses_epochs_beyond_the_history_or_the_last_cut() {
+    let f = fixture(4 * CHUNK);
+    let mut map = four_epochs(&f);
+    map.limit_history(2).unwrap();
+    let before = snapshot(&map);
+    let err = map.rewind(1).unwrap_err();
+    assert!(matches!(err, ChangeMapError::HistoryTooShort { epoch: 1, history_from: 2, .. }), "{err}");
+    let msg = err.to_string();
+    assert!(msg.contains("the change history of this map reaches back to epoch 2, not 1"), "{msg}");
+    assert!(msg.contains(&f.path.display().to_string()), "{msg}");
+    assert!(!err.is_tracking_gap());
+    let err = map.rewind(5).unwrap_err();
+    assert!(matches!(err, ChangeMapError::NotCut { epoch: 5, last_cut: 4, .. }), "{err}");
+    assert_eq!(snapshot(&map), before, "refusals change nothing");
+    map.rewind(2).unwrap();
+    assert_eq!(map.dirty_count(), 2);
+    // A map that joined a pair at 40 cannot replay from before it.
+    map.adopt(lineage(), 40).unwrap();
+    let err = map.rewind(39).unwrap_err();
+    assert!(matches!(err, ChangeMapError::HistoryTooShort { epoch: 39, history_from: 40, .. }), "{err}");
+    map.rewind(40).unwrap();
+    let mut map = reopen(&f, map, false);
+    assert!(matches!(map.rewind(39), Err(ChangeMapError::HistoryTooShort { history_from: 40, .. })));
+}
+
+#[test]
+fn a_map_of_the_previous_format_version_is_damage() {
+    let f = fixture(4 * CHUNK);
+    let mut map = ChangeMap::create(&f.path, f.geometry, lineage(), 1).unwrap();
+    map.begin_cut().unwrap();
+    map.close_clean().unwrap();
+    // Rewrite the header as version 1 wrote it: no history start, crc at 152.
+    let mut bytes = std::fs::read(&f.path).unwrap();
+    bytes[8..12].copy_from_slice(&1u32.to_le_bytes());
+    bytes[152..164].fill(0);
+    let crc = crc32fast::hash(&bytes[..152]);
+    bytes[152..156].copy_from_slice(&crc.to_le_bytes());
+    std::fs::write(&f.path, &bytes).unwrap();
+    let err = ChangeMap::open(&f.path, f.geometry).unwrap_err();
+    match &err {
+        ChangeMapError::Damaged { reason, .. } => {
+            assert!(reason.contains("unsupported format version 1"), "{reason}");
+        }
+        other => panic!("{other}"),
+    }
+    // The agent moves it aside and resyncs: a tracking gap, and the file is left as found.
+    assert!(err.is_tracking_gap());
+    assert_eq!(std::fs::read(&f.path).unwrap(), bytes);
 }
