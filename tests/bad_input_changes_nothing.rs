@@ -91,7 +91,7 @@ impl Fixture {
     fn welcomed(&self) -> (RawLink, drpair_types::Lineage) {
         let mut l = self.link();
         match l.hello(self.hello()) {
-            StandbyMsg::Welcome { lineage, committed, registered } => {
+            StandbyMsg::Welcome { lineage, committed, registered, .. } => {
                 assert_eq!(committed, self.committed(), "Welcome names the newest committed epoch");
                 assert!(!registered, "an existing pair is not registered again");
                 (l, lineage)

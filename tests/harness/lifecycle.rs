@@ -174,7 +174,7 @@ impl Findings {
             if j["code"] != code {
                 return Err(format!("expected code {code}: {j}"));
             }
-            if !j["message"].as_str().is_some_and(|m| !m.trim().is_empty()) {
+            if j["message"].as_str().is_none_or(|m| m.trim().is_empty()) {
                 return Err(format!("error without a message: {j}"));
             }
             if let Some(p) = param

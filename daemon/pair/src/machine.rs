@@ -21,7 +21,9 @@ pub enum PairOp {
     AgentConnected,
     AgentDisconnected,
     /// The agent began a pass; `reconcile` when it compares hashes after a tracking gap.
-    PassStarted { reconcile: bool },
+    PassStarted {
+        reconcile: bool,
+    },
     /// An epoch of the current lineage became a recovery point.
     PointCommitted,
     /// First run of a pair that never ran (`start --type start`).

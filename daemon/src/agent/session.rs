@@ -5,8 +5,8 @@ use super::pass::{self, HaveRoutes, PassCtx, PassMode, PassProgress};
 use super::{Agent, SessionError};
 use crate::link::{AbortOnDrop, LinkError, read_msg, spawn_writer, write_frame};
 use crate::timefmt::now_ms;
-use drpair_types::{Epoch, PointKind};
 use drpair_types::Lineage;
+use drpair_types::{Epoch, PointKind};
 use drpair_wire::{
     AgentMsg, EpochEnd, Hello, PassKind, Progress, RunMode, StandbyMsg, StartMode, WireDisk, WireVersion, encode,
 };
@@ -90,6 +90,7 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
     let routes: HaveRoutes = Default::default();
     let (ctl_tx, ctl) = mpsc::channel(64);
     let routes2 = routes.clone();
+    let abort2 = abort.clone();
     let reader = AbortOnDrop(tokio::spawn(async move {
         let mut buf = Vec::new();
         loop {
@@ -109,6 +110,8 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
                         LinkError::Closed => "standby closed the connection".to_string(),
                         e => e.to_string(),
                     };
+                    // A pass in flight stops now instead of reading on for a link that is gone.
+                    abort2.store(true, Ordering::Relaxed);
                     let _ = ctl_tx.send(Err(msg)).await;
                     break;
                 }
@@ -163,7 +166,9 @@ fn adopt(agent: &Agent, lineage: Lineage, committed: Epoch, mode: StartMode) -> 
         }
     } else if let StartMode::Rewind { to } = mode {
         match st.rewind(to) {
-            Ok(()) => tracing::warn!(pair = %agent.cfg.pair, to, "the standby rolled back to point {to}: shipping again every chunk changed since"),
+            Ok(()) => {
+                tracing::warn!(pair = %agent.cfg.pair, to, "the standby rolled back to point {to}: shipping again every chunk changed since")
+            }
             Err(drpair_track::ChangeMapError::HistoryTooShort { history_from, .. }) => {
                 reason = Some(format!(
                     "replay from point {to}, older than this agent's change history (from epoch {history_from})"

@@ -71,11 +71,19 @@ async fn simple(sb: AppState, pair: String, raw: Bytes, op: PairOp, done: &str) 
     Ok(answer(&h, format!("pair '{id}' {done}; state: {}", l.state.label()), 0))
 }
 
-pub async fn pause(State(sb): State<AppState>, Path(pair): Path<String>, raw: Bytes) -> ApiResult<Json<ActionResponse>> {
+pub async fn pause(
+    State(sb): State<AppState>,
+    Path(pair): Path<String>,
+    raw: Bytes,
+) -> ApiResult<Json<ActionResponse>> {
     simple(sb, pair, raw, PairOp::Pause, "paused: nothing is shipped, the agent keeps tracking changes").await
 }
 
-pub async fn resume(State(sb): State<AppState>, Path(pair): Path<String>, raw: Bytes) -> ApiResult<Json<ActionResponse>> {
+pub async fn resume(
+    State(sb): State<AppState>,
+    Path(pair): Path<String>,
+    raw: Bytes,
+) -> ApiResult<Json<ActionResponse>> {
     simple(sb, pair, raw, PairOp::Resume, "resumed from its recovery checkpoint").await
 }
 
@@ -91,7 +99,8 @@ fn restart_message(id: &PairId, deleted: u64, opts: RestartOpts) -> String {
     } else {
         format!("{deleted} recovery point(s) deleted")
     };
-    let how = if opts.full_copy { "every chunk's bytes" } else { "every chunk (those the standby holds as verified hashes)" };
+    let how =
+        if opts.full_copy { "every chunk's bytes" } else { "every chunk (those the standby holds as verified hashes)" };
     format!(
         "pair '{id}' restarted in a new lineage: {kept}; copying {how}; not ready for failover until the new baseline completes"
     )
@@ -104,7 +113,7 @@ pub async fn restart(
 ) -> ApiResult<Json<ActionResponse>> {
     let (id, h) = find_pair(&sb, &pair)?;
     let req = body(req)?;
-    confirmed(&id, Some(&req.confirm), RESTART_WARNING)?;
+    confirmed(&id, Some(req.confirm.as_str()).filter(|c| !c.is_empty()), RESTART_WARNING)?;
     let opts = RestartOpts { full_copy: req.full_copy, keep_points: req.keep_points_until_synced };
     let deleted = control::restart(&sb, &h, opts).await.map_err(|e| op_failure(&id, e))?;
     Ok(answer(&h, restart_message(&id, deleted, opts), deleted))
@@ -154,7 +163,9 @@ fn plan_start(req: &StartRequest, committed_or_floor: u64) -> ApiResult<StartPla
     {
         return Err(ApiFailure::param(
             "stop_at_point",
-            format!("point {p} is not ahead of the pair (its newest epoch is {committed_or_floor}); give a later point"),
+            format!(
+                "point {p} is not ahead of the pair (its newest epoch is {committed_or_floor}); give a later point"
+            ),
         ));
     }
     if let Some(t) = stop_time
@@ -171,7 +182,13 @@ fn plan_start(req: &StartRequest, committed_or_floor: u64) -> ApiResult<StartPla
 }
 
 /// Finds the replay point of a start request (current lineage only).
-async fn replay_point(sb: &AppState, h: &PairHandle, id: &PairId, req: &StartRequest, plan: &StartPlan) -> ApiResult<Option<RecoveryPoint>> {
+async fn replay_point(
+    sb: &AppState,
+    h: &PairHandle,
+    id: &PairId,
+    req: &StartRequest,
+    plan: &StartPlan,
+) -> ApiResult<Option<RecoveryPoint>> {
     let (pair_no, lineage) = {
         let r = h.record.lock().expect("record");
         (r.pair_no, r.lineage)
@@ -184,8 +201,14 @@ async fn replay_point(sb: &AppState, h: &PairHandle, id: &PairId, req: &StartReq
     let points: Vec<RecoveryPoint> = points.into_iter().filter(|p| p.lineage == lineage).collect();
     if let Some(t) = plan.from_time_ms {
         let p = control::point_at_or_before(&points, t).cloned().ok_or_else(|| {
-            let oldest = points.first().map(|p| format!("the oldest is {} at {}", p.id, p.time)).unwrap_or_else(|| "it has none".into());
-            ApiFailure::param("from_time", format!("pair '{id}' has no recovery point at or before {}; {oldest}", rfc3339_ms(t)))
+            let oldest = points
+                .first()
+                .map(|p| format!("the oldest is {} at {}", p.id, p.time))
+                .unwrap_or_else(|| "it has none".into());
+            ApiFailure::param(
+                "from_time",
+                format!("pair '{id}' has no recovery point at or before {}; {oldest}", rfc3339_ms(t)),
+            )
         })?;
         return Ok(Some(p));
     }
@@ -197,7 +220,10 @@ async fn replay_point(sb: &AppState, h: &PairHandle, id: &PairId, req: &StartReq
             if c.lineage != lineage {
                 return Err(ApiFailure::param(
                     "from_point",
-                    format!("checkpoint '{t}' is from lineage {}, but pair '{id}' is in lineage {lineage} (it was restarted since)", c.lineage),
+                    format!(
+                        "checkpoint '{t}' is from lineage {}, but pair '{id}' is in lineage {lineage} (it was restarted since)",
+                        c.lineage
+                    ),
                 ));
             }
             c.epoch
@@ -207,7 +233,10 @@ async fn replay_point(sb: &AppState, h: &PairHandle, id: &PairId, req: &StartReq
         })?,
     };
     points.into_iter().find(|p| p.id == wanted).map(Some).ok_or_else(|| {
-        ApiFailure::new(ErrorCode::PointNotFound, format!("pair '{id}' has no recovery point {wanted} in its current lineage"))
+        ApiFailure::new(
+            ErrorCode::PointNotFound,
+            format!("pair '{id}' has no recovery point {wanted} in its current lineage"),
+        )
     })
 }
 
@@ -226,11 +255,9 @@ pub async fn start(
     let from = replay_point(&sb, &h, &id, &req, &plan).await?;
     match req.start_type {
         StartType::Reload => confirmed(&id, req.confirm.as_deref(), RESTART_WARNING)?,
-        _ if from.is_some() => confirmed(
-            &id,
-            req.confirm.as_deref(),
-            "a replay deletes the recovery points after the from position",
-        )?,
+        _ if from.is_some() => {
+            confirmed(&id, req.confirm.as_deref(), "a replay deletes the recovery points after the from position")?
+        }
         _ => {}
     }
     let (message, deleted) = match (req.start_type, &from) {

@@ -18,9 +18,9 @@ const QUIESCE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Ends the pair's connection (if any) and holds its session lock: no epoch is being written
 /// while the guard lives.
-async fn quiesce(h: &PairHandle) -> Result<OwnedMutexGuard<()>, OpError> {
+async fn quiesce(h: &PairHandle, why: &str) -> Result<OwnedMutexGuard<()>, OpError> {
     if let Some(s) = &h.runtime.lock().expect("runtime").session {
-        s.kill.notify_one();
+        s.end(why, false);
     }
     tokio::time::timeout(QUIESCE_TIMEOUT, h.session_lock.clone().lock_owned())
         .await
@@ -30,7 +30,10 @@ async fn quiesce(h: &PairHandle) -> Result<OwnedMutexGuard<()>, OpError> {
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, drpair_store::StoreError> + Send + 'static,
 ) -> Result<T, OpError> {
-    tokio::task::spawn_blocking(f).await.map_err(|e| OpError::Store(e.to_string()))?.map_err(|e| OpError::Store(e.to_string()))
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| OpError::Store(e.to_string()))?
+        .map_err(|e| OpError::Store(e.to_string()))
 }
 
 /// What a restart should do.
@@ -45,7 +48,7 @@ pub struct RestartOpts {
 pub async fn restart(sb: &Arc<Standby>, h: &Arc<PairHandle>, opts: RestartOpts) -> Result<u64, OpError> {
     // Refuse before ending any connection.
     let lifecycle = h.record.lock().expect("record").lifecycle.apply(PairOp::Restart)?;
-    let _guard = quiesce(h).await?;
+    let _guard = quiesce(h, "an operator restarted the pair; reconnect for the new lineage").await?;
     let mut rec = h.record.lock().expect("record").clone();
     let lifecycle = rec.lifecycle.apply(PairOp::Restart).unwrap_or(lifecycle);
     let (store, pair_no) = (sb.store.clone(), rec.pair_no);
@@ -85,7 +88,7 @@ pub async fn restart(sb: &Arc<Standby>, h: &Arc<PairHandle>, opts: RestartOpts) 
 /// again every chunk changed since. Returns the number of points deleted.
 pub async fn replay(sb: &Arc<Standby>, h: &Arc<PairHandle>, point: &RecoveryPoint) -> Result<u64, OpError> {
     let lifecycle = h.record.lock().expect("record").lifecycle.apply(PairOp::Replay)?;
-    let _guard = quiesce(h).await?;
+    let _guard = quiesce(h, "an operator replays the pair from an older point; reconnect to rewind").await?;
     let mut rec = h.record.lock().expect("record").clone();
     let lifecycle = rec.lifecycle.apply(PairOp::Replay).unwrap_or(lifecycle);
     let from = rec.committed;
@@ -125,7 +128,9 @@ pub async fn retire_old_lineage(sb: &Arc<Standby>, h: &Arc<PairHandle>) {
             let mut rt = h.runtime.lock().expect("runtime");
             rt.points = rt.points.saturating_sub(removed.points);
         }
-        Err(e) => tracing::error!(pair = %rec.pair_id, "deleting the old lineage's points: {e:?}; retried at the next start"),
+        Err(e) => {
+            tracing::error!(pair = %rec.pair_id, "deleting the old lineage's points: {e:?}; retried at the next start")
+        }
     }
 }
 

@@ -128,8 +128,23 @@ pub struct SessionHandle {
     pub conn_id: u64,
     /// Encoded frames to the agent.
     pub tx: mpsc::Sender<Vec<u8>>,
-    /// Tells the connection to end (a newer one of the same pair arrived).
+    /// Tells the connection to end (a newer one of the same pair arrived, or an operator
+    /// action needs the pair quiet); see [`SessionHandle::end`].
     pub kill: Arc<Notify>,
+    /// Why it was told to end; `true` when that is a failure worth reporting.
+    pub kill_reason: Arc<Mutex<Option<(String, bool)>>>,
+}
+
+impl SessionHandle {
+    pub fn new(conn_id: u64, tx: mpsc::Sender<Vec<u8>>) -> Self {
+        Self { conn_id, tx, kill: Arc::new(Notify::new()), kill_reason: Default::default() }
+    }
+
+    /// Ends the connection for `reason`; `failure` says whether status shows it as one.
+    pub fn end(&self, reason: &str, failure: bool) {
+        *self.kill_reason.lock().expect("kill reason") = Some((reason.to_string(), failure));
+        self.kill.notify_one();
+    }
 }
 
 /// What the standby knows of a pair that is not persisted.
@@ -190,9 +205,7 @@ impl PairRuntime {
     /// Bytes per second the agent read over the recent samples.
     fn throughput(&self) -> f64 {
         match (self.read_samples.front(), self.read_samples.back()) {
-            (Some(a), Some(b)) if b.0 > a.0 => {
-                b.1.saturating_sub(a.1) as f64 / b.0.duration_since(a.0).as_secs_f64()
-            }
+            (Some(a), Some(b)) if b.0 > a.0 => b.1.saturating_sub(a.1) as f64 / b.0.duration_since(a.0).as_secs_f64(),
             _ => 0.0,
         }
     }
@@ -489,7 +502,7 @@ mod tests {
     }
 
     fn session() -> SessionHandle {
-        SessionHandle { conn_id: 1, tx: mpsc::channel(1).0, kill: Arc::new(Notify::new()) }
+        SessionHandle::new(1, mpsc::channel(1).0)
     }
 
     #[test]
@@ -498,8 +511,8 @@ mod tests {
         let h = PairHandle::new(record(5), None, 1);
         let s = h.status();
         assert_eq!((s.state, s.ready_for_failover, s.stop_reason), (PairState::Replicating, true, None));
-        h.record.lock().unwrap().lifecycle =
-            h.record.lock().unwrap().lifecycle.apply(PairOp::Stop(StopReason::StoppedAtPoint)).unwrap();
+        let stopped = h.record.lock().unwrap().lifecycle.apply(PairOp::Stop(StopReason::StoppedAtPoint)).unwrap();
+        h.record.lock().unwrap().lifecycle = stopped;
         let s = h.status();
         assert_eq!(s.state, PairState::Stopped);
         assert_eq!(s.state_label, "Stopped");
@@ -507,7 +520,8 @@ mod tests {
         assert!(s.state_explanation.contains("STOPPED_AT_POINT"), "{}", s.state_explanation);
         assert!(s.ready_for_failover, "a stopped pair keeps its points");
         let r = PairHandle::new(record(5), None, 1);
-        r.record.lock().unwrap().lifecycle = r.record.lock().unwrap().lifecycle.apply(PairOp::Restart).unwrap();
+        let restarted = r.record.lock().unwrap().lifecycle.apply(PairOp::Restart).unwrap();
+        r.record.lock().unwrap().lifecycle = restarted;
         let s = r.status();
         assert_eq!((s.state, s.ready_for_failover), (PairState::InitialSync, false));
         assert!(s.state_explanation.starts_with("Restarting"));

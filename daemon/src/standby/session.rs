@@ -13,15 +13,15 @@ use super::ingest::{self, Ingested};
 use super::registry::{Committed, DiskRecord, PairHandle, PairRecord, SessionHandle};
 use crate::link::{LinkError, read_msg, spawn_writer};
 use crate::timefmt::{now_ms, rfc3339_ms};
-use drpair_types::{ChunkSize, DiskGeometry, Epoch, PairId, PointKind, PointSizes, RecoveryPoint};
 use drpair_pair::{Lifecycle, PairOp};
 use drpair_types::StopReason;
+use drpair_types::{ChunkSize, DiskGeometry, Epoch, PairId, PointKind, PointSizes, RecoveryPoint};
 use drpair_wire::{AgentMsg, EpochEnd, Hello, RefuseCode, StandbyMsg, StartMode, WireVersion, encode};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio::sync::{Notify, Semaphore, mpsc};
+use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
 /// Frames being verified and stored at once per connection (bounds memory; backpressure).
@@ -69,13 +69,13 @@ pub async fn serve(sb: Arc<Standby>, stream: TcpStream, peer: SocketAddr) {
     };
     let (handle, registered) = pair;
     let conn_id = sb.next_conn();
-    let kill = Arc::new(Notify::new());
+    let handle_of_conn = SessionHandle::new(conn_id, tx.clone());
     // Take over from an earlier connection of this pair: tell it to stop, wait until it has
     // discarded its open epoch.
     let old = handle.runtime.lock().expect("runtime").session.take();
     if let Some(old) = old {
         tracing::warn!(pair = %hello.pair_id, "a new connection from {peer} replaces connection {}", old.conn_id);
-        old.kill.notify_one();
+        old.end(&format!("replaced by a newer connection of the same pair from {peer}"), true);
     }
     let guard = match tokio::time::timeout(Duration::from_secs(60), handle.session_lock.clone().lock_owned()).await {
         Ok(g) => g,
@@ -117,7 +117,7 @@ pub async fn serve(sb: Arc<Standby>, stream: TcpStream, peer: SocketAddr) {
     }
     {
         let mut rt = handle.runtime.lock().expect("runtime");
-        rt.session = Some(SessionHandle { conn_id, tx: tx.clone(), kill: kill.clone() });
+        rt.session = Some(handle_of_conn.clone());
         rt.ever_connected = true;
         rt.since_unix_ms = now_ms();
         rt.agent_version = hello.agent_version.clone();
@@ -144,7 +144,7 @@ pub async fn serve(sb: Arc<Standby>, stream: TcpStream, peer: SocketAddr) {
         covered: vec![],
         epoch_payload: 0,
     };
-    let result = s.run(&mut rd, &kill).await;
+    let result = s.run(&mut rd, &handle_of_conn).await;
     // Let in-flight ingest jobs end before anything of the open epoch is discarded.
     while s.tasks.join_next().await.is_some() {}
     let still_current = {
@@ -360,12 +360,22 @@ struct Session {
 }
 
 impl Session {
-    async fn run(&mut self, rd: &mut tokio::net::tcp::OwnedReadHalf, kill: &Notify) -> Result<(), String> {
+    async fn run(&mut self, rd: &mut tokio::net::tcp::OwnedReadHalf, me: &SessionHandle) -> Result<(), String> {
         let mut buf = Vec::new();
         loop {
             let msg = tokio::select! {
                 m = read_msg::<_, AgentMsg>(rd, &mut buf) => m,
-                _ = kill.notified() => return Err("replaced by a newer connection of the same pair".into()),
+                _ = me.kill.notified() => {
+                    let why = me.kill_reason.lock().expect("kill reason").clone();
+                    return match why {
+                        Some((reason, false)) => {
+                            tracing::info!(pair = %self.pair_id, "connection ended by the standby: {reason}");
+                            Ok(())
+                        }
+                        Some((reason, true)) => Err(reason),
+                        None => Err("ended by the standby".into()),
+                    };
+                }
             };
             let msg = match msg {
                 Ok(m) => m,

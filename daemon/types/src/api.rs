@@ -310,6 +310,7 @@ pub struct CreatePointRequest {
 #[serde(deny_unknown_fields)]
 pub struct RestartRequest {
     /// Must be the pair id: restarting deletes every recovery point of the pair.
+    #[serde(default)]
     pub confirm: String,
     /// Ship every chunk's bytes, even those the standby already holds (default: those cross
     /// the link as hashes, verified against the stored chunk).

@@ -224,7 +224,9 @@ pub enum RunMode {
     Run,
     /// Ship nothing (paused, stopped, not started): keep tracking, keep the link, report
     /// progress; `reason` is for the log.
-    Hold { reason: String },
+    Hold {
+        reason: String,
+    },
 }
 
 /// Standby → agent.

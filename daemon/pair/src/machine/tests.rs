@@ -65,7 +65,11 @@ fn state_by_op_table() {
             // Agent events never fail.
             if matches!(
                 op,
-                O::StandbyStarted | O::AgentConnected | O::AgentDisconnected | O::PassStarted { .. } | O::PointCommitted
+                O::StandbyStarted
+                    | O::AgentConnected
+                    | O::AgentDisconnected
+                    | O::PassStarted { .. }
+                    | O::PointCommitted
             ) {
                 assert!(got.is_ok());
             }
