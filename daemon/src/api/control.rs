@@ -11,7 +11,6 @@ use crate::standby::registry::{OpError, PairHandle, StopAtRecord};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use axum::Json;
 use axum::body::Bytes;
-use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use drpair_pair::PairOp;
 use drpair_types::{
@@ -27,8 +26,14 @@ fn op_failure(id: &PairId, e: OpError) -> ApiFailure {
     }
 }
 
-fn body<T>(b: Result<Json<T>, JsonRejection>) -> ApiResult<T> {
-    b.map(|Json(t)| t).map_err(|e| ApiFailure::param("body", format!("request body: {}", e.body_text())))
+/// A JSON object body as `T` (serde would also take an array for a struct: refused here).
+fn body<T: serde::de::DeserializeOwned>(raw: &Bytes) -> ApiResult<T> {
+    let bad = |m: String| ApiFailure::param("body", format!("request body: {m}"));
+    let v: serde_json::Value = serde_json::from_slice(raw).map_err(|e| bad(e.to_string()))?;
+    if !v.is_object() {
+        return Err(bad("expected a JSON object".into()));
+    }
+    serde_json::from_value(v).map_err(|e| bad(e.to_string()))
 }
 
 /// Pause, resume and stop take no parameters: an empty body or `{}`.
@@ -109,10 +114,10 @@ fn restart_message(id: &PairId, deleted: u64, opts: RestartOpts) -> String {
 pub async fn restart(
     State(sb): State<AppState>,
     Path(pair): Path<String>,
-    req: Result<Json<RestartRequest>, JsonRejection>,
+    raw: Bytes,
 ) -> ApiResult<Json<ActionResponse>> {
     let (id, h) = find_pair(&sb, &pair)?;
-    let req = body(req)?;
+    let req: RestartRequest = body(&raw)?;
     confirmed(&id, Some(req.confirm.as_str()).filter(|c| !c.is_empty()), RESTART_WARNING)?;
     let opts = RestartOpts { full_copy: req.full_copy, keep_points: req.keep_points_until_synced };
     let deleted = control::restart(&sb, &h, opts).await.map_err(|e| op_failure(&id, e))?;
@@ -243,10 +248,10 @@ async fn replay_point(
 pub async fn start(
     State(sb): State<AppState>,
     Path(pair): Path<String>,
-    req: Result<Json<StartRequest>, JsonRejection>,
+    raw: Bytes,
 ) -> ApiResult<Json<ActionResponse>> {
     let (id, h) = find_pair(&sb, &pair)?;
-    let req = body(req)?;
+    let req: StartRequest = body(&raw)?;
     let head = {
         let r = h.record.lock().expect("record");
         if req.start_type == StartType::Reload { r.committed.max(r.epoch_floor) } else { r.committed }
@@ -373,6 +378,16 @@ mod tests {
             let ApiFailure(e) = confirmed(&id, c, "x").unwrap_err();
             assert_eq!(e.parameter.as_deref(), Some("confirm"));
         }
+    }
+
+    #[test]
+    fn bodies_are_json_objects() {
+        for bad in ["[]", "[\"web-01\"]", "\"web-01\"", "{\"confirm\":1}", "{\"confirm\":\"a\",\"x\":1}", "{"] {
+            let Err(ApiFailure(e)) = body::<RestartRequest>(&Bytes::from(bad)) else { panic!("{bad} accepted") };
+            assert_eq!(e.parameter.as_deref(), Some("body"), "{bad}");
+        }
+        let r: RestartRequest = body(&Bytes::from("{}")).unwrap();
+        assert!(r.confirm.is_empty(), "a missing confirm is refused by the confirmation check, naming it");
     }
 
     #[test]
