@@ -9,6 +9,7 @@
 //!     baseline (no `initial` pass), ships about what changed (not the disk), and the newest
 //!     point equals the source.
 
+use drpair_e2e::api::metric_value;
 use drpair_e2e::image::{Fill, create_image, hash_file, overwrite_chunks, pick_chunks};
 use drpair_e2e::pair::{describe, wait_status};
 use drpair_e2e::{AgentSpec, Api, MIB, Standby, TestEnv, step, wait_connected, wait_ready};
@@ -137,6 +138,12 @@ fn pause_while_writing_then_resume() {
     assert!(s.stop_reason.is_none(), "a paused pair has no stop reason: {:?}", s.stop_reason);
     assert!(s.ready_for_failover, "pausing does not take away the points: {}", describe(&s));
     step(format!("paused: {}", describe(&s)));
+    // The state is on the metrics endpoint too, one series per state.
+    let m = api.metrics();
+    for (state, want) in [("paused", 1.0), ("replicating", 0.0)] {
+        let series = format!("drpair_pair_state{{pair=\"{pair}\",state=\"{state}\"}}");
+        assert_eq!(metric_value(&m, &series), Some(want), "{series} in:\n{m}");
+    }
     cli.run(&["pause", pair]).expect_code(4);
 
     // Write while paused: 40 chunks every round plus 8 others per round, 10 rounds over 5 s.

@@ -3,7 +3,7 @@
 
 use super::Standby;
 use super::ingest::Ingested;
-use drpair_types::{PairId, RecoveryPoint};
+use drpair_types::{PairId, PairState, RecoveryPoint};
 use metrics::{counter, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -55,7 +55,26 @@ pub fn render(sb: &Standby) -> String {
         } else {
             0.0
         });
-        gauge!("drpair_pair_ready_for_failover", "pair" => p).set(if s.ready_for_failover { 1.0 } else { 0.0 });
+        gauge!("drpair_pair_ready_for_failover", "pair" => p.clone()).set(if s.ready_for_failover { 1.0 } else { 0.0 });
+        // One series per state, 1 for the current one (the usual Prometheus enum encoding).
+        for st in PairState::ALL {
+            let name = serde_json::to_value(st).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+            gauge!("drpair_pair_state", "pair" => p.clone(), "state" => name).set(if st == s.state {
+                1.0
+            } else {
+                0.0
+            });
+        }
+        gauge!("drpair_pair_stopped", "pair" => p.clone()).set(if s.stop_reason.is_some() { 1.0 } else { 0.0 });
+        gauge!("drpair_pair_restarting", "pair" => p.clone()).set(if s.restart.is_some() { 1.0 } else { 0.0 });
+        gauge!("drpair_pair_chunks_queued", "pair" => p.clone()).set(s.stats.chunks_queued as f64);
+        gauge!("drpair_pair_pass_chunks_total", "pair" => p.clone()).set(s.stats.chunks_total as f64);
+        gauge!("drpair_pair_pass_chunks_shipped", "pair" => p.clone()).set(s.stats.chunks_shipped as f64);
+        gauge!("drpair_link_received_bytes", "pair" => p.clone()).set(s.stats.bytes_on_wire as f64);
+        gauge!("drpair_link_compression_ratio", "pair" => p.clone()).set(s.stats.compression_ratio);
+        gauge!("drpair_agent_read_bytes_per_second", "pair" => p.clone()).set(s.stats.throughput_bytes_per_second);
+        gauge!("drpair_pair_chunks_errored", "pair" => p.clone()).set(s.stats.chunks_errored as f64);
+        gauge!("drpair_pair_eta_seconds", "pair" => p).set(s.stats.eta_seconds.map(|e| e as f64).unwrap_or(0.0));
     }
     sb.metrics.render()
 }
