@@ -22,8 +22,9 @@ const LINE_EVERY: Duration = Duration::from_secs(10);
 pub enum Goal {
     /// Replicating with no pass left to finish (`status --wait-synced`).
     Synced,
-    /// A restart or start has settled: Replicating, ready for failover, no restart pending.
-    /// Paused or Stopped meanwhile ends the wait with exit code 4.
+    /// A restart or start has settled: Replicating, ready for failover, no restart pending;
+    /// or stopped at the stop position the operator gave. Paused or otherwise Stopped
+    /// meanwhile ends the wait with exit code 4.
     Settled,
 }
 
@@ -31,7 +32,11 @@ impl Goal {
     pub fn reached(self, s: &PairStatus) -> bool {
         match self {
             Goal::Synced => s.state == PairState::Replicating && s.stats.progress_percent >= 100.0,
-            Goal::Settled => s.state == PairState::Replicating && s.ready_for_failover && s.restart.is_none(),
+            Goal::Settled => {
+                let at_stop_position = s.state == PairState::Stopped
+                    && matches!(s.stop_reason.as_deref(), Some("STOPPED_AT_POINT" | "STOPPED_AT_TIME"));
+                (s.state == PairState::Replicating || at_stop_position) && s.ready_for_failover && s.restart.is_none()
+            }
         }
     }
 
@@ -45,7 +50,7 @@ impl Goal {
 
     /// Why the goal will not be reached without an operator, if so.
     fn blocked(self, pair: &PairId, s: &PairStatus) -> Option<CliError> {
-        if self != Goal::Settled || !matches!(s.state, PairState::Paused | PairState::Stopped) {
+        if self != Goal::Settled || self.reached(s) || !matches!(s.state, PairState::Paused | PairState::Stopped) {
             return None;
         }
         let reason = s.stop_reason.as_deref().map(|r| format!(" ({r})")).unwrap_or_default();
@@ -215,6 +220,17 @@ mod tests {
             assert_eq!(err.exit_code(), exit::INVALID_STATE);
             assert!(err.to_string().contains(want), "{err}");
             server.finish();
+        }
+    }
+
+    #[test]
+    fn reaching_the_stop_position_settles_the_wait() {
+        for reason in ["STOPPED_AT_POINT", "STOPPED_AT_TIME"] {
+            let mut s = settled();
+            s.state = PairState::Stopped;
+            s.stop_reason = Some(reason.into());
+            assert!(Goal::Settled.reached(&s), "{reason}");
+            assert!(Goal::Settled.blocked(&PairId::new("p").unwrap(), &s).is_none(), "{reason}");
         }
     }
 
