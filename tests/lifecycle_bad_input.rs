@@ -35,23 +35,6 @@ const LONG: Duration = Duration::from_secs(180);
 /// A lineage no pair has.
 const ALIEN_LINEAGE: &str = "0badc0de-0000-4000-8000-000000000001";
 
-/// RFC 3339 UTC (`2026-11-22T10:30:00Z`) of `secs` since the Unix epoch.
-fn rfc3339(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let rem = secs % 86_400;
-    // Howard Hinnant's civil_from_days.
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 fn now_secs() -> u64 {
     SystemTime::now().duration_since(UNIX_EPOCH).expect("clock").as_secs()
 }
@@ -97,7 +80,7 @@ fn every_refusal_changes_nothing() {
     let lineage = snap.lineage().to_string();
     let first = snap.points[0].clone();
     let head = snap.status.checkpoint.expect("checkpoint").epoch;
-    let future = rfc3339(now_secs() + 3600);
+    let future = drpair_e2e::rfc3339_ms((now_secs() + 3600) * 1000);
     let past = "2001-01-01T00:00:00Z";
     let first_id = first.id.to_string();
     let mut f = Findings::new();

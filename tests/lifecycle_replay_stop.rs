@@ -13,7 +13,7 @@
 
 use drpair_e2e::image::{Fill, create_image, hash_file, overwrite_chunks, pick_chunks};
 use drpair_e2e::pair::{describe, wait_status};
-use drpair_e2e::{AgentSpec, Api, MIB, Standby, TestEnv, step, wait_ready};
+use drpair_e2e::{AgentSpec, Api, MIB, Standby, TestEnv, rfc3339_ms, step, wait_ready};
 use drpair_types::{PairState, PairStatus, PointKind, RecoveryPoint};
 use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
@@ -38,23 +38,6 @@ fn now_ms() -> u64 {
 
 fn ids(points: &[RecoveryPoint]) -> Vec<u64> {
     points.iter().map(|p| p.id).collect()
-}
-
-/// Milliseconds since 1970 as RFC 3339 UTC with milliseconds (`2026-11-22T10:00:00.123Z`).
-fn rfc3339_ms(ms: u64) -> String {
-    let (secs, milli) = (ms / 1000, ms % 1000);
-    let (days, sod) = ((secs / 86_400) as i64, secs % 86_400);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{milli:03}Z", sod / 3600, sod / 60 % 60, sod % 60)
 }
 
 /// `n` disjoint sets of [`SET`] chunks, spread over the disk.

@@ -2,7 +2,7 @@
 //! removed, with a deadline.
 
 use serde_json::Value;
-use std::io::Read;
+use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -58,10 +58,16 @@ impl Cli {
     }
 
     pub fn run(&self, args: &[&str]) -> CliOut {
+        self.run_with_stdin(args, None)
+    }
+
+    /// Runs `drpair ARGS`; with `stdin`, a pipe closed after it is written (so an empty one is
+    /// an immediate end of input), else /dev/null.
+    pub fn run_with_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> CliOut {
         let mut cmd = Command::new(crate::bin("drpair"));
         cmd.args(args)
             .env("DRPAIR_SERVER", &self.server)
-            .stdin(Stdio::null())
+            .stdin(if stdin.is_some() { Stdio::piped() } else { Stdio::null() })
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         match &self.token {
@@ -69,6 +75,14 @@ impl Cli {
             None => cmd.env_remove("DRPAIR_TOKEN"),
         };
         let mut child = cmd.spawn().expect("cannot run drpair");
+        let t_in = stdin.map(|input| {
+            let mut si = child.stdin.take().expect("stdin");
+            let input = input.to_vec();
+            // The CLI may not read its input at all (--yes): a broken pipe is not an error.
+            std::thread::spawn(move || {
+                let _ = si.write_all(&input);
+            })
+        });
         let mut so = child.stdout.take().expect("stdout");
         let mut se = child.stderr.take().expect("stderr");
         let t_out = std::thread::spawn(move || {
@@ -93,13 +107,24 @@ impl Cli {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
+        if let Some(t) = t_in {
+            let _ = t.join();
+        }
         let out = CliOut {
             args: args.iter().map(|s| s.to_string()).collect(),
             code: status.code().unwrap_or(-1),
             stdout: t_out.join().expect("stdout thread"),
             stderr: t_err.join().expect("stderr thread"),
         };
-        crate::step(format!("drpair {} -> exit {}", args.join(" "), out.code));
+        match stdin {
+            Some(i) => crate::step(format!(
+                "drpair {} (stdin {:?}) -> exit {}",
+                args.join(" "),
+                String::from_utf8_lossy(i),
+                out.code
+            )),
+            None => crate::step(format!("drpair {} -> exit {}", args.join(" "), out.code)),
+        }
         out
     }
 }

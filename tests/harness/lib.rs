@@ -120,3 +120,9 @@ pub fn sh_ok(program: &str, args: &[&str]) -> bool {
         .status()
         .is_ok_and(|s| s.success())
 }
+
+/// Milliseconds since 1970 as RFC 3339 UTC with milliseconds (`2026-11-22T10:00:00.123Z`),
+/// the form the API accepts and shows.
+pub fn rfc3339_ms(ms: u64) -> String {
+    humantime::format_rfc3339_millis(std::time::UNIX_EPOCH + Duration::from_millis(ms)).to_string()
+}

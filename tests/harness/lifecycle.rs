@@ -15,13 +15,8 @@ use crate::pair::describe;
 use crate::process::Daemon;
 use drpair_types::{ActionResponse, Lineage, PairState, PairStatus, RecoveryPoint};
 use serde_json::Value;
-use std::io::{Read, Write};
-use std::process::{Command, Stdio};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-
-/// A CLI call that runs longer than this is killed and fails the test.
-const CLI_DEADLINE: Duration = Duration::from_secs(600);
 
 /// Runs `drpair` against a standby with a given stdin (a pipe that is closed after `stdin`
 /// is written, so an empty `stdin` is an immediate end of input).
@@ -44,61 +39,7 @@ impl StdinCli {
 
     /// Runs `drpair ARGS` with `stdin` to completion.
     pub fn run(&self, args: &[&str], stdin: &[u8]) -> CliOut {
-        let mut cmd = Command::new(crate::bin("drpair"));
-        cmd.args(args)
-            .env("DRPAIR_SERVER", &self.server)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        match &self.token {
-            Some(t) => cmd.env("DRPAIR_TOKEN", t),
-            None => cmd.env_remove("DRPAIR_TOKEN"),
-        };
-        let mut child = cmd.spawn().expect("cannot run drpair");
-        let mut si = child.stdin.take().expect("stdin");
-        let input = stdin.to_vec();
-        // The CLI may not read its input at all (--yes): a broken pipe is not an error here.
-        let t_in = std::thread::spawn(move || {
-            let _ = si.write_all(&input);
-        });
-        let mut so = child.stdout.take().expect("stdout");
-        let mut se = child.stderr.take().expect("stderr");
-        let t_out = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = so.read_to_string(&mut s);
-            s
-        });
-        let t_err = std::thread::spawn(move || {
-            let mut s = String::new();
-            let _ = se.read_to_string(&mut s);
-            s
-        });
-        let start = Instant::now();
-        let status = loop {
-            if let Some(st) = child.try_wait().expect("wait drpair") {
-                break st;
-            }
-            if start.elapsed() > CLI_DEADLINE {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("drpair {args:?} did not finish within {CLI_DEADLINE:?}");
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        };
-        let _ = t_in.join();
-        let out = CliOut {
-            args: args.iter().map(|s| s.to_string()).collect(),
-            code: status.code().unwrap_or(-1),
-            stdout: t_out.join().expect("stdout thread"),
-            stderr: t_err.join().expect("stderr thread"),
-        };
-        crate::step(format!(
-            "drpair {} (stdin {:?}) -> exit {}",
-            args.join(" "),
-            String::from_utf8_lossy(stdin),
-            out.code
-        ));
-        out
+        crate::Cli::new(&self.server, self.token.as_deref()).run_with_stdin(args, Some(stdin))
     }
 
     /// Runs `drpair ARGS` with `stdin` in a thread; join the handle for its output.
