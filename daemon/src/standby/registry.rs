@@ -84,6 +84,37 @@ pub struct StopAtRecord {
 }
 
 impl PairRecord {
+    /// A pair registered now by an agent at `source_address`: a fresh lineage, nothing
+    /// committed, no operator action pending.
+    pub fn register(
+        pair_id: PairId,
+        pair_no: u32,
+        disks: Vec<DiskRecord>,
+        source_host: String,
+        source_address: String,
+        tracker: String,
+        lifecycle: Lifecycle,
+    ) -> Self {
+        Self {
+            pair_id,
+            pair_no,
+            lineage: uuid::Uuid::new_v4(),
+            disks,
+            committed: 0,
+            registered_unix_ms: now_ms(),
+            source_host,
+            source_address,
+            tracker,
+            lifecycle,
+            epoch_floor: 0,
+            restart: None,
+            rewound: None,
+            stop_at: None,
+            agent_history_from: None,
+            retire_below: None,
+        }
+    }
+
     pub fn checkpoint(&self) -> Option<Checkpoint> {
         (self.committed > 0).then_some(Checkpoint { lineage: self.lineage, epoch: self.committed })
     }
@@ -472,33 +503,26 @@ mod tests {
     use drpair_types::ChunkSize;
 
     fn record(committed: Epoch) -> PairRecord {
-        PairRecord {
-            pair_id: PairId::new("p").unwrap(),
-            pair_no: 1,
-            lineage: Lineage::nil(),
-            disks: vec![DiskRecord {
-                path: "/d".into(),
-                geometry: DiskGeometry::new(1 << 20, ChunkSize::DEFAULT).unwrap(),
-            }],
-            committed,
-            registered_unix_ms: now_ms(),
-            source_host: "h".into(),
-            source_address: "127.0.0.1".into(),
-            tracker: "scan".into(),
-            lifecycle: Lifecycle {
-                state: if committed > 0 { PairState::Replicating } else { PairState::InitialSync },
-                has_baseline: committed > 0,
-                started: true,
-                connected: true,
-                ..Lifecycle::new()
-            },
-            epoch_floor: 0,
-            restart: None,
-            rewound: None,
-            stop_at: None,
-            agent_history_from: None,
-            retire_below: None,
-        }
+        let lifecycle = Lifecycle {
+            state: if committed > 0 { PairState::Replicating } else { PairState::InitialSync },
+            has_baseline: committed > 0,
+            started: true,
+            connected: true,
+            ..Lifecycle::new()
+        };
+        let disks =
+            vec![DiskRecord { path: "/d".into(), geometry: DiskGeometry::new(1 << 20, ChunkSize::DEFAULT).unwrap() }];
+        let mut r = PairRecord::register(
+            PairId::new("p").unwrap(),
+            1,
+            disks,
+            "h".into(),
+            "127.0.0.1".into(),
+            "scan".into(),
+            lifecycle,
+        );
+        r.committed = committed;
+        r
     }
 
     fn session() -> SessionHandle {

@@ -223,28 +223,20 @@ fn handshake(sb: &Standby, h: &Hello, peer: SocketAddr) -> Result<(Arc<PairHandl
             ));
         }
         let pair_no = sb.store.allocate_pair_no().map_err(|e| bad(format!("standby store error: {e}")))?;
-        let record = PairRecord {
-            pair_id: pair_id.clone(),
-            pair_no,
-            lineage: uuid::Uuid::new_v4(),
-            disks,
-            committed: 0,
-            registered_unix_ms: now_ms(),
-            source_host: h.host.clone(),
-            source_address: peer.ip().to_string(),
-            tracker: h.tracker.clone(),
-            lifecycle: if sb.auto_start {
-                Lifecycle::new().apply(PairOp::Start).expect("a new pair can start")
-            } else {
-                Lifecycle::new()
-            },
-            epoch_floor: 0,
-            restart: None,
-            rewound: None,
-            stop_at: None,
-            agent_history_from: None,
-            retire_below: None,
+        let lifecycle = if sb.auto_start {
+            Lifecycle::new().apply(PairOp::Start).expect("a new pair can start")
+        } else {
+            Lifecycle::new()
         };
+        let record = PairRecord::register(
+            pair_id.clone(),
+            pair_no,
+            disks,
+            h.host.clone(),
+            peer.ip().to_string(),
+            h.tracker.clone(),
+            lifecycle,
+        );
         sb.store.put_pair(&pair_id, &record).map_err(|e| bad(format!("standby store error: {e}")))?;
         tracing::info!(pair = %pair_id, pair_no, lineage = %record.lineage, "registered new pair from {peer}");
         let handle = PairHandle::new(record, None, 0);
