@@ -84,10 +84,10 @@ pub struct PauseArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    about = "Resume shipping of a paused pair",
+    about = "Resume shipping of a paused or stopped pair",
     long_about = "Resume a paused DR pair (POST /api/v1/pairs/PAIR/resume): the agent ships the \
-        changes tracked while paused and the pair catches up. To continue a Stopped pair use \
-        'drpair start PAIR --type resume'.\n\n\
+        changes tracked while paused and the pair catches up. A Stopped pair is continued the \
+        same way (or with 'drpair start PAIR --type resume').\n\n\
         With --output json: the ActionResponse as the API returns it.",
     after_help = "Examples:\n  drpair resume web-01\n  drpair resume web-01 && drpair status web-01 --wait-synced"
 )]

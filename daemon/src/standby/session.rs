@@ -414,8 +414,13 @@ impl Session {
                 tracing::error!(pair = %self.pair_id, "recording the pass: {e:?}");
             }
         }
-        let mut rec = self.handle.record.lock().expect("record").clone();
-        if history.is_some() && rec.agent_history_from != history && rec.rewound.is_none() && rec.restart.is_none() {
+        // Progress arrives twice a second: copy the record only when the history moved.
+        let changed = {
+            let r = self.handle.record.lock().expect("record");
+            (history.is_some() && r.agent_history_from != history && r.rewound.is_none() && r.restart.is_none())
+                .then(|| r.clone())
+        };
+        if let Some(mut rec) = changed {
             rec.agent_history_from = history;
             if let Err(e) = self.handle.save(&self.sb.store, rec) {
                 tracing::error!(pair = %self.pair_id, "recording the agent's change history: {e:?}");
