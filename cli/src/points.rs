@@ -85,7 +85,7 @@ pub fn run(client: &Client, output: OutputFormat, args: &PointsArgs) -> Result<(
 /// The body of `points create`: whole seconds, rounded up so `--timeout 1ms` is not 0.
 pub fn create_request(wait: bool, timeout: Option<Duration>) -> CreatePointRequest {
     let timeout_seconds = timeout.map(|t| t.as_secs() + u64::from(t.subsec_nanos() > 0));
-    CreatePointRequest { wait, timeout_seconds }
+    CreatePointRequest { wait, timeout_seconds, ..Default::default() }
 }
 
 fn create(

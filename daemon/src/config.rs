@@ -44,8 +44,23 @@ pub struct AgentFile {
     pub standby: Option<String>,
     /// Where change maps live. Default `/var/lib/drpair/agent`.
     pub state_dir: Option<PathBuf>,
-    /// `scan` (no kernel help). Default `scan`.
+    /// `auto` (tracefs when every disk is a block device and tracefs is usable, else scan),
+    /// `tracefs` (the kernel's block tracepoint; refuses to start where it cannot work), or
+    /// `scan` (no kernel help: read and hash every chunk at each cut). Default `auto`.
     pub tracker: Option<String>,
+    /// Per-CPU ring buffer of the tracefs instance, in KiB (4..=1048576). Default 32768.
+    pub tracefs_buffer_kib: Option<u64>,
+    /// Filesystems (mount points) to freeze around app-consistent cuts.
+    pub freeze: Option<Vec<PathBuf>>,
+    /// Script run before an app-consistent cut (exit 0 = applications quiesced).
+    pub pre_hook: Option<PathBuf>,
+    /// Script run after the cut's reads, whatever happened (resume the applications).
+    pub post_hook: Option<PathBuf>,
+    /// Longest time applications stay frozen; past it they are thawed anyway and the attempt
+    /// is recorded as failed. Default `2s`.
+    pub thaw_budget: Option<String>,
+    /// Cut an app-consistent point this often (needs `freeze` or hooks). Default: never.
+    pub app_consistent_interval: Option<String>,
     /// Time between scheduled cuts, e.g. `30s`, `5m`. Default `30s`.
     pub cut_interval: Option<String>,
     /// Chunk size in bytes, power of two 4096..=4194304. Default 65536.
@@ -84,12 +99,56 @@ pub struct AgentConfig {
     pub standby: String,
     pub state_dir: PathBuf,
     pub tracker: String,
+    pub tracefs_buffer_kib: u64,
+    pub quiesce: QuiesceConfig,
     pub cut_interval: Duration,
     pub chunk_size: ChunkSize,
     pub compression: CompressionSetting,
     pub token: Option<String>,
     pub workers: usize,
     pub reinit: bool,
+}
+
+/// How the agent quiesces applications for app-consistent cuts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QuiesceConfig {
+    /// Mount points frozen for scheduled app-consistent cuts.
+    pub freeze: Vec<PathBuf>,
+    pub pre_hook: Option<PathBuf>,
+    pub post_hook: Option<PathBuf>,
+    pub thaw_budget: Duration,
+    /// Scheduled app-consistent cuts; `None`: only on request.
+    pub interval: Option<Duration>,
+}
+
+impl Default for QuiesceConfig {
+    fn default() -> Self {
+        Self { freeze: vec![], pre_hook: None, post_hook: None, thaw_budget: DEFAULT_THAW_BUDGET, interval: None }
+    }
+}
+
+/// Default time applications may stay frozen.
+pub const DEFAULT_THAW_BUDGET: Duration = Duration::from_secs(2);
+/// Trackers `tracker` accepts.
+pub const TRACKER_CHOICES: &[&str] = &["auto", "tracefs", "scan"];
+
+fn parse_duration(key: &str, s: &str, min: Duration, max: Duration) -> Result<Duration> {
+    let d = humantime::parse_duration(s).with_context(|| format!("{key} '{s}' is not a duration like 2s or 500ms"))?;
+    if d < min || d > max {
+        bail!(
+            "{key} '{s}' must be between {} and {}",
+            humantime::format_duration(min),
+            humantime::format_duration(max)
+        );
+    }
+    Ok(d)
+}
+
+fn absolute(key: &str, p: &Path) -> Result<()> {
+    if !p.is_absolute() {
+        bail!("{key} '{}' must be an absolute path", p.display());
+    }
+    Ok(())
 }
 
 /// Reads and parses a config file (unknown keys are errors naming the key).
@@ -162,9 +221,37 @@ impl AgentFile {
         if !standby.contains(':') {
             bail!("standby '{standby}' must be HOST:PORT (the standby's link port, default {DEFAULT_LINK_PORT})");
         }
-        let tracker = flags.tracker.or(self.tracker).unwrap_or_else(|| "scan".into());
-        if tracker != "scan" {
-            bail!("tracker '{tracker}' is not known; known trackers: scan");
+        let tracker = flags.tracker.or(self.tracker).unwrap_or_else(|| "auto".into());
+        if !TRACKER_CHOICES.contains(&tracker.as_str()) {
+            bail!("tracker '{tracker}' is not known; known trackers: {}", TRACKER_CHOICES.join(", "));
+        }
+        let tracefs_buffer_kib = flags.tracefs_buffer_kib.or(self.tracefs_buffer_kib).unwrap_or(32768);
+        if !(4..=1_048_576).contains(&tracefs_buffer_kib) {
+            bail!("tracefs_buffer_kib {tracefs_buffer_kib} must be between 4 and 1048576");
+        }
+        let quiesce = QuiesceConfig {
+            freeze: flags.freeze.filter(|f| !f.is_empty()).or(self.freeze).unwrap_or_default(),
+            pre_hook: flags.pre_hook.or(self.pre_hook),
+            post_hook: flags.post_hook.or(self.post_hook),
+            thaw_budget: match flags.thaw_budget.or(self.thaw_budget) {
+                Some(s) => parse_duration("thaw_budget", &s, Duration::from_millis(100), Duration::from_secs(60))?,
+                None => DEFAULT_THAW_BUDGET,
+            },
+            interval: match flags.app_consistent_interval.or(self.app_consistent_interval) {
+                Some(s) => Some(parse_duration(
+                    "app_consistent_interval",
+                    &s,
+                    Duration::from_secs(1),
+                    Duration::from_secs(366 * 86_400),
+                )?),
+                None => None,
+            },
+        };
+        for p in quiesce.freeze.iter().chain(&quiesce.pre_hook).chain(&quiesce.post_hook) {
+            absolute("freeze/pre_hook/post_hook", p)?;
+        }
+        if quiesce.interval.is_some() && quiesce.freeze.is_empty() && quiesce.pre_hook.is_none() {
+            bail!("app_consistent_interval needs `freeze` mount points or a `pre_hook` to quiesce the applications");
         }
         let interval = flags.cut_interval.or(self.cut_interval).unwrap_or_else(|| "30s".into());
         let cut_interval = humantime::parse_duration(&interval)
@@ -189,6 +276,8 @@ impl AgentFile {
             standby,
             state_dir: flags.state_dir.or(self.state_dir).unwrap_or_else(|| "/var/lib/drpair/agent".into()),
             tracker,
+            tracefs_buffer_kib,
+            quiesce,
             cut_interval,
             chunk_size,
             compression,
@@ -255,7 +344,9 @@ mod tests {
         assert_eq!(c.cut_interval, Duration::from_secs(10));
         assert_eq!(c.chunk_size, ChunkSize::DEFAULT);
         assert_eq!(c.compression, CompressionSetting::Auto);
-        assert_eq!(c.tracker, "scan");
+        assert_eq!(c.tracker, "auto");
+        assert_eq!(c.tracefs_buffer_kib, 32768);
+        assert_eq!(c.quiesce, QuiesceConfig::default());
     }
 
     #[test]
@@ -274,7 +365,12 @@ mod tests {
             (AgentFile { cut_interval: Some("soon".into()), ..base() }, "duration"),
             (AgentFile { cut_interval: Some("1ms".into()), ..base() }, "minimum"),
             (AgentFile { compression: Some("zstd:99".into()), ..base() }, "zstd:LEVEL"),
-            (AgentFile { tracker: Some("ebpf".into()), ..base() }, "known trackers"),
+            (AgentFile { tracker: Some("ebpf".into()), ..base() }, "known trackers: auto, tracefs, scan"),
+            (AgentFile { tracefs_buffer_kib: Some(1), ..base() }, "tracefs_buffer_kib"),
+            (AgentFile { thaw_budget: Some("1ms".into()), ..base() }, "thaw_budget '1ms' must be between"),
+            (AgentFile { thaw_budget: Some("later".into()), ..base() }, "thaw_budget"),
+            (AgentFile { freeze: Some(vec!["data".into()]), ..base() }, "absolute path"),
+            (AgentFile { app_consistent_interval: Some("1h".into()), ..base() }, "needs `freeze`"),
         ];
         for (f, want) in cases {
             let e = format!("{:#}", f.resolve(AgentFile::default(), false).unwrap_err());

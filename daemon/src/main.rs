@@ -75,9 +75,27 @@ struct AgentArgs {
     /// Where the change maps live (default /var/lib/drpair/agent).
     #[arg(long)]
     state_dir: Option<PathBuf>,
-    /// How changes are found: scan.
+    /// How changes are found: auto (tracefs for block devices, else scan), tracefs, scan.
     #[arg(long)]
     tracker: Option<String>,
+    /// Per-CPU ring buffer of the tracefs tracker, in KiB (default 32768).
+    #[arg(long)]
+    tracefs_buffer_kib: Option<u64>,
+    /// A filesystem (mount point) to freeze around app-consistent cuts (repeatable).
+    #[arg(long)]
+    freeze: Vec<PathBuf>,
+    /// Script run before an app-consistent cut.
+    #[arg(long)]
+    pre_hook: Option<PathBuf>,
+    /// Script run after an app-consistent cut's reads.
+    #[arg(long)]
+    post_hook: Option<PathBuf>,
+    /// Longest time applications stay frozen (default 2s).
+    #[arg(long)]
+    thaw_budget: Option<String>,
+    /// Cut an app-consistent point this often, e.g. 1h.
+    #[arg(long)]
+    app_consistent_interval: Option<String>,
     /// Time between scheduled cuts, e.g. 30s, 5m.
     #[arg(long)]
     cut_interval: Option<String>,
@@ -172,6 +190,12 @@ fn run(cli: Cli) -> Result<()> {
                 standby: a.standby,
                 state_dir: a.state_dir,
                 tracker: a.tracker,
+                tracefs_buffer_kib: a.tracefs_buffer_kib,
+                freeze: Some(a.freeze),
+                pre_hook: a.pre_hook,
+                post_hook: a.post_hook,
+                thaw_budget: a.thaw_budget,
+                app_consistent_interval: a.app_consistent_interval,
                 cut_interval: a.cut_interval,
                 chunk_size: a.chunk_size,
                 compression: a.compression,

@@ -63,9 +63,17 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
     }
     let geoms: Vec<DiskGeometry> = disks.iter().map(|d| d.1).collect();
     let mut local = state::open(&cfg.state_dir, &cfg.pair, &geoms)?;
-    let mut tracker = drpair_track::tracker_by_name(&cfg.tracker)?;
+    let setup = drpair_track::TrackerSetup {
+        disks: cfg.disks.clone(),
+        state_dir: cfg.state_dir.clone(),
+        pair: cfg.pair.to_string(),
+        tracefs_buffer_kib: cfg.tracefs_buffer_kib,
+    };
+    let mut tracker = drpair_track::tracker_by_name(&cfg.tracker, &setup)?;
     // Tracking starts before the first copy.
-    tracker.start(&mut local.maps)?;
+    if let Some(g) = tracker.start(&mut local.maps)? {
+        local.gap.get_or_insert(g);
+    }
     if let Some(g) = &local.gap {
         tracing::warn!(pair = %cfg.pair, "tracking gap: {g}; a differential resync will run");
     }

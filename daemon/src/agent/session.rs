@@ -8,7 +8,8 @@ use crate::timefmt::now_ms;
 use drpair_types::Lineage;
 use drpair_types::{Epoch, PointKind};
 use drpair_wire::{
-    AgentMsg, EpochEnd, Hello, PassKind, Progress, RunMode, StandbyMsg, StartMode, WireDisk, WireVersion, encode,
+    AgentMsg, EpochEnd, Hello, PassKind, Progress, QuiesceRequest, RunMode, StandbyMsg, StartMode, WireDisk, WireVersion,
+    encode,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -35,6 +36,8 @@ struct Conn {
     lineage: Lineage,
     /// Cut requests waiting for the next epoch.
     requests: Vec<u64>,
+    /// Quiescing asked for by those requests (merged).
+    quiesce: Option<QuiesceRequest>,
     /// Ship nothing (paused, stopped, not started): the standby's last word.
     hold: Arc<AtomicBool>,
     /// During the baseline, ship every chunk's bytes (no hash-only chunks).
@@ -129,6 +132,7 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
         abort,
         lineage,
         requests: vec![],
+        quiesce: None,
         hold: Arc::new(AtomicBool::new(false)),
         full_copy,
     };
@@ -192,6 +196,25 @@ fn adopt(agent: &Agent, lineage: Lineage, committed: Epoch, mode: StartMode) -> 
 }
 
 impl Conn {
+    /// Queues a cut request for the next epoch; quiescing requests merge (every mount point
+    /// asked for is frozen, the tightest budget wins).
+    fn request_cut(&mut self, request_id: u64, quiesce: Option<QuiesceRequest>) {
+        self.requests.push(request_id);
+        if let Some(q) = quiesce {
+            let m = self.quiesce.get_or_insert_with(Default::default);
+            for f in q.freeze {
+                if !m.freeze.contains(&f) {
+                    m.freeze.push(f);
+                }
+            }
+            m.hooks |= q.hooks;
+            m.budget_ms = match (m.budget_ms, q.budget_ms) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
+        }
+    }
+
     async fn send(&self, m: &AgentMsg) -> Res<()> {
         let f = encode(m).map_err(transient)?;
         self.out.send(f).await.map_err(|_| transient("link closed"))
@@ -251,7 +274,7 @@ impl Conn {
                     _ = tokio::time::sleep(wait) => {}
                     m = self.next_msg() => {
                         match m? {
-                            StandbyMsg::CutRequest { request_id } => self.requests.push(request_id),
+                            StandbyMsg::CutRequest { request_id, quiesce } => self.request_cut(request_id, quiesce),
                             StandbyMsg::Control { run } => self.set_run(&run),
                             other => tracing::debug!("ignored while idle: {other:?}"),
                         }
@@ -303,7 +326,7 @@ impl Conn {
                 let versions = loop {
                     match self.next_ctl().await? {
                         StandbyMsg::Hashes { req: r, versions, .. } if r == req => break versions,
-                        StandbyMsg::CutRequest { request_id } => self.requests.push(request_id),
+                        StandbyMsg::CutRequest { request_id, quiesce } => self.request_cut(request_id, quiesce),
                         other => tracing::debug!("ignored during reconcile: {other:?}"),
                     }
                 };
@@ -437,6 +460,7 @@ impl Conn {
             request_ids: requests,
             chunks: summary.chunks,
             full_pass: mode == PassMode::All,
+            quiesce: None,
         };
         self.send(&AgentMsg::EpochEnd(end)).await?;
         loop {
@@ -453,7 +477,7 @@ impl Conn {
                     );
                     break;
                 }
-                StandbyMsg::CutRequest { request_id } => self.requests.push(request_id),
+                StandbyMsg::CutRequest { request_id, quiesce } => self.request_cut(request_id, quiesce),
                 other => tracing::debug!("ignored while waiting for ack: {other:?}"),
             }
         }

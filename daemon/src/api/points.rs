@@ -82,7 +82,7 @@ pub async fn create(
     let mut commits = h.commits.subscribe();
     session
         .tx
-        .send(encode(&StandbyMsg::CutRequest { request_id }).expect("encode"))
+        .send(encode(&StandbyMsg::CutRequest { request_id, quiesce: None }).expect("encode"))
         .await
         .map_err(|_| ApiFailure::new(ErrorCode::InvalidPairState, format!("pair '{id}': the agent disconnected")))?;
     tracing::info!(pair = %id, request_id, "cut requested");

@@ -15,7 +15,7 @@ use crate::link::{LinkError, read_msg, spawn_writer};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_pair::{Lifecycle, PairOp};
 use drpair_types::StopReason;
-use drpair_types::{ChunkSize, DiskGeometry, Epoch, PairId, PointKind, PointSizes, RecoveryPoint};
+use drpair_types::{ChunkSize, Consistency, DiskGeometry, Epoch, PairId, PointKind, PointSizes, RecoveryPoint};
 use drpair_wire::{AgentMsg, EpochEnd, Hello, RefuseCode, StandbyMsg, StartMode, WireVersion, encode};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -539,6 +539,13 @@ impl Session {
                 }
             }
         }
+        let quiesced = end.quiesce.as_ref().is_some_and(|q| q.achieved);
+        if (end.consistency == Consistency::AppConsistent || end.kind == PointKind::AppConsistent) && !quiesced {
+            return Err(format!(
+                "pair '{}': epoch {} claims to be app-consistent without a successful quiesce; nothing committed",
+                self.pair_id, end.epoch
+            ));
+        }
         let logical: u64 = rec.disks.iter().map(|d| d.geometry.size_bytes).sum();
         let st = self.epoch_stats;
         let now = now_ms();
@@ -564,6 +571,7 @@ impl Session {
                 shipped_bytes: st.shipped,
                 stored_bytes: st.stored,
             },
+            quiesce: end.quiesce.clone(),
         };
         rec.committed = end.epoch;
         rec.lifecycle = rec.lifecycle.apply(PairOp::PointCommitted).map_err(|e| e.to_string())?;

@@ -80,9 +80,9 @@ impl Tracker for FakeTracker {
         "fake"
     }
 
-    fn start(&mut self, _maps: &mut [ChangeMap]) -> Result<(), TrackError> {
+    fn start(&mut self, _maps: &mut [ChangeMap]) -> Result<Option<String>, TrackError> {
         self.started = true;
-        Ok(())
+        Ok(None)
     }
 
     /// Stamps every pending write; a bad write (unknown disk, out of range) does not stop the

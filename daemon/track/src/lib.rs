@@ -32,9 +32,11 @@ pub mod changemap;
 pub mod fake;
 pub mod header;
 pub mod scan;
+pub mod tracefs;
 pub mod tracker;
 
 pub use changemap::{ChangeMap, ChangeMapError, Hash, Opened};
 pub use fake::{FakeHandle, FakeTracker};
 pub use scan::ScanTracker;
-pub use tracker::{Collected, TrackError, Tracker, tracker_by_name};
+pub use tracefs::{TracefsConfig, TracefsTracker};
+pub use tracker::{Collected, TrackError, Tracker, TrackerSetup, TrackerStats, tracker_by_name};

@@ -31,9 +31,9 @@ impl Tracker for ScanTracker {
         "scan"
     }
 
-    fn start(&mut self, _maps: &mut [ChangeMap]) -> Result<(), TrackError> {
+    fn start(&mut self, _maps: &mut [ChangeMap]) -> Result<Option<String>, TrackError> {
         self.started = true;
-        Ok(())
+        Ok(None)
     }
 
     fn collect(&mut self, _maps: &mut [ChangeMap], _epoch: Epoch) -> Result<Collected, TrackError> {

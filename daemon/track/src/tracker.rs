@@ -8,10 +8,40 @@
 
 use crate::changemap::{ChangeMap, ChangeMapError};
 use crate::scan::ScanTracker;
+use crate::tracefs::{TracefsConfig, TracefsTracker};
 use drpair_types::{Consistency, Epoch};
+use std::path::PathBuf;
 
 /// Names accepted by [`tracker_by_name`].
-pub const KNOWN_TRACKERS: &[&str] = &["scan"];
+pub const KNOWN_TRACKERS: &[&str] = &["auto", "tracefs", "scan"];
+
+/// What building a tracker needs to know about the pair.
+#[derive(Debug, Clone)]
+pub struct TrackerSetup {
+    /// The pair's disks, in map order.
+    pub disks: Vec<PathBuf>,
+    /// The agent's state dir (trackers keep their own small state there).
+    pub state_dir: PathBuf,
+    /// Name of the pair, used to name kernel resources (the tracefs instance).
+    pub pair: String,
+    /// Per-CPU ring buffer of the tracefs instance, in KiB.
+    pub tracefs_buffer_kib: u64,
+}
+
+/// Counters a tracker keeps since it started (shown in status and metrics).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TrackerStats {
+    /// Change events seen for the pair's disks.
+    pub events: u64,
+    /// Of those: writes, discards, write-zeroes (including secure erase).
+    pub writes: u64,
+    pub discards: u64,
+    pub zeroes: u64,
+    /// Events the kernel reported lost (each loss forces a rescan).
+    pub lost_events: u64,
+    /// Times loss was detected.
+    pub losses: u64,
+}
 
 /// What the pass after a cut must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -35,13 +65,21 @@ impl Collected {
 pub trait Tracker: Send {
     /// Short name: "scan", "tracefs", "fake".
     fn name(&self) -> &'static str;
-    /// Starts tracking; called once before the first copy.
-    fn start(&mut self, maps: &mut [ChangeMap]) -> Result<(), TrackError>;
+    /// Starts tracking; called once before the first copy. Returns why changes made before
+    /// this start may be unknown to the maps (a gap since the last run: tracking was not
+    /// running, or its record since the last clean stop cannot be trusted); `None` when every
+    /// change since the last clean stop is accounted for.
+    fn start(&mut self, maps: &mut [ChangeMap]) -> Result<Option<String>, TrackError>;
     /// At a cut of epoch `epoch` (all disks of the pair at once): stamps every change observed
     /// since the last collect into `maps` (indexed by disk) with `epoch`.
     fn collect(&mut self, maps: &mut [ChangeMap], epoch: Epoch) -> Result<Collected, TrackError>;
-    /// Stops tracking.
+    /// Stops tracking. A tracker that can keep recording while the agent is down (tracefs)
+    /// does so after a clean stop, and its next `start` accounts for what happened meanwhile.
     fn stop(&mut self) -> Result<(), TrackError>;
+    /// Counters since start.
+    fn stats(&self) -> TrackerStats {
+        TrackerStats::default()
+    }
 }
 
 /// Why a tracker failed.
@@ -67,10 +105,19 @@ pub enum TrackError {
     Io { tracker: &'static str, what: String, source: std::io::Error },
 }
 
-/// Builds a tracker by its configured name.
-pub fn tracker_by_name(name: &str) -> Result<Box<dyn Tracker>, TrackError> {
+/// Builds a tracker by its configured name. `auto` picks tracefs when every disk is a block
+/// device and tracefs can serve them, else scan (saying why in the log).
+pub fn tracker_by_name(name: &str, setup: &TrackerSetup) -> Result<Box<dyn Tracker>, TrackError> {
     match name {
         "scan" => Ok(Box::new(ScanTracker::new())),
+        "tracefs" => Ok(Box::new(TracefsTracker::new(TracefsConfig::for_pair(setup))?)),
+        "auto" => match TracefsTracker::new(TracefsConfig::for_pair(setup)) {
+            Ok(t) => Ok(Box::new(t)),
+            Err(e) => {
+                tracing::warn!("tracker auto: {e}; using the scan tracker (reads every chunk at each cut)");
+                Ok(Box::new(ScanTracker::new()))
+            }
+        },
         _ => Err(TrackError::UnknownTracker { name: name.to_string() }),
     }
 }
@@ -81,9 +128,22 @@ mod tests {
 
     #[test]
     fn trackers_by_name() {
-        assert_eq!(tracker_by_name("scan").unwrap().name(), "scan");
-        let err = tracker_by_name("magic").err().unwrap();
-        assert_eq!(err.to_string(), "unknown tracker 'magic': known trackers are scan");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("disk.img");
+        std::fs::write(&file, [0u8; 4096]).unwrap();
+        let setup = TrackerSetup {
+            disks: vec![file],
+            state_dir: dir.path().to_path_buf(),
+            pair: "p".into(),
+            tracefs_buffer_kib: 1024,
+        };
+        assert_eq!(tracker_by_name("scan", &setup).unwrap().name(), "scan");
+        // A regular file cannot be traced in the block layer: auto falls back, tracefs refuses.
+        assert_eq!(tracker_by_name("auto", &setup).unwrap().name(), "scan");
+        let err = tracker_by_name("tracefs", &setup).err().unwrap();
+        assert!(matches!(err, TrackError::Unavailable { tracker: "tracefs", .. }), "{err}");
+        let err = tracker_by_name("magic", &setup).err().unwrap();
+        assert_eq!(err.to_string(), "unknown tracker 'magic': known trackers are auto, tracefs, scan");
     }
 
     #[test]

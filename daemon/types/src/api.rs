@@ -142,6 +142,28 @@ pub struct RecoveryPoint {
     pub verified_at: Option<String>,
     pub tested_at: Option<String>,
     pub sizes: PointSizes,
+    /// How applications were quiesced for this point, when an app-consistent cut was asked
+    /// for (also when the attempt failed: then `achieved` is false and the point is fuzzy).
+    #[serde(default)]
+    pub quiesce: Option<QuiesceOutcome>,
+}
+
+/// What an attempt at an app-consistent cut achieved.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuiesceOutcome {
+    /// Filesystems (mount points) that were to be frozen.
+    pub freeze: Vec<String>,
+    /// The agent's pre/post hook scripts were to run.
+    pub hooks: bool,
+    /// Every filesystem was frozen (every hook succeeded) and thawed within the budget, after
+    /// the cut's reads: the point is app-consistent.
+    pub achieved: bool,
+    /// How long the applications stayed frozen, in milliseconds.
+    pub frozen_ms: u64,
+    /// The budget they were allowed, in milliseconds.
+    pub budget_ms: u64,
+    /// Why the attempt failed, when it did.
+    pub failure: Option<String>,
 }
 
 /// One protected disk of a pair.
@@ -302,6 +324,17 @@ pub struct CreatePointRequest {
     /// With `wait`: give up after this many seconds (default 600).
     #[serde(default)]
     pub timeout_seconds: Option<u64>,
+    /// Freeze these filesystems (absolute mount points on the protected server) around the
+    /// cut, for an app-consistent point.
+    #[serde(default)]
+    pub freeze: Vec<String>,
+    /// Run the agent's configured pre/post hook scripts around the cut.
+    #[serde(default)]
+    pub hooks: bool,
+    /// Longest time the applications may stay frozen, in milliseconds (100..=60000; default:
+    /// the agent's `thaw_budget`). Only with `freeze` or `hooks`.
+    #[serde(default)]
+    pub thaw_budget_ms: Option<u64>,
 }
 
 /// `POST /api/v1/pairs/{pair}/restart`: wipe the pair's recovery points and copy everything

@@ -7,7 +7,7 @@
 //! ([`AgentMsg::EpochEnd`]); the standby commits it as a recovery point and only then answers
 //! [`StandbyMsg::EpochAck`].
 
-use drpair_types::{Consistency, Epoch, Lineage, PointKind};
+use drpair_types::{Consistency, Epoch, Lineage, PointKind, QuiesceOutcome};
 use serde::{Deserialize, Serialize};
 
 /// blake3 of a chunk's uncompressed bytes.
@@ -131,6 +131,19 @@ pub struct EpochEnd {
     pub chunks: u64,
     /// The pass covered every chunk of every disk (baseline, scan, reconcile).
     pub full_pass: bool,
+    /// What quiescing achieved, when the cut was to be app-consistent.
+    pub quiesce: Option<QuiesceOutcome>,
+}
+
+/// How to quiesce the applications around a requested cut.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct QuiesceRequest {
+    /// Mount points to freeze.
+    pub freeze: Vec<String>,
+    /// Run the agent's pre/post hooks.
+    pub hooks: bool,
+    /// Thaw budget in milliseconds; `None`: the agent's own.
+    pub budget_ms: Option<u64>,
 }
 
 impl Default for EpochEnd {
@@ -144,6 +157,7 @@ impl Default for EpochEnd {
             request_ids: vec![],
             chunks: 0,
             full_pass: false,
+            quiesce: None,
         }
     }
 }
@@ -265,6 +279,8 @@ pub enum StandbyMsg {
     /// Cut now (operator request); the epoch that answers lists `request_id`.
     CutRequest {
         request_id: u64,
+        /// Quiesce the applications around the cut (app-consistent point).
+        quiesce: Option<QuiesceRequest>,
     },
     Hashes {
         req: u64,
