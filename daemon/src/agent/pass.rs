@@ -9,7 +9,7 @@
 use super::compress::CompressionCtl;
 use drpair_ship::{Engine, ReadRequest, Reader, ReaderConfig, hash_chunk, is_zero};
 use drpair_types::{DiskGeometry, Epoch};
-use drpair_wire::{AgentMsg, ChunkBody, ChunkItem, PassKind, encode};
+use drpair_wire::{AgentMsg, ChunkBody, ChunkItem, PassKind, WireVersion, encode, range_digest};
 use std::collections::HashMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -27,6 +27,20 @@ pub enum PassMode {
 
 /// Where a worker waits for the standby's answer to its Have query.
 pub type HaveRoutes = Arc<Mutex<HashMap<u64, crossbeam_channel::Sender<Vec<bool>>>>>;
+/// Where a worker waits for the standby's per-chunk hashes of a range.
+pub type HashRoutes = Arc<Mutex<HashMap<u64, crossbeam_channel::Sender<Vec<Option<WireVersion>>>>>>;
+
+/// The standby's digests of its newest point, one per `span` chunks of each disk: a
+/// differential resync compares each range read with them and asks for per-chunk hashes only
+/// where a range differs.
+#[derive(Debug, Default)]
+pub struct ResyncRanges {
+    pub span: u64,
+    /// Per disk, one digest per range.
+    pub digests: Vec<Vec<[u8; 32]>>,
+    pub matched: AtomicU64,
+    pub differed: AtomicU64,
+}
 
 /// Live counters of a pass (read by the progress reporter).
 #[derive(Debug, Default)]
@@ -49,6 +63,7 @@ pub struct PassCtx {
     pub compression: Arc<CompressionCtl>,
     pub out: tokio::sync::mpsc::Sender<Vec<u8>>,
     pub routes: HaveRoutes,
+    pub hash_routes: HashRoutes,
     pub next_batch: Arc<AtomicU64>,
     pub progress: Arc<PassProgress>,
     pub abort: Arc<AtomicBool>,
@@ -57,6 +72,8 @@ pub struct PassCtx {
     /// Ask the standby which hashes it holds and send those as hashes only (off for a full
     /// copy).
     pub dedup: bool,
+    /// A differential resync: the standby's range digests to compare with (mode `All`).
+    pub resync: Option<Arc<ResyncRanges>>,
 }
 
 /// What a pass sent.
@@ -77,12 +94,17 @@ const READ_BUFFERS: usize = 12;
 const FRAME_BYTES: usize = 1 << 20;
 const HAVE_TIMEOUT: Duration = Duration::from_secs(300);
 
+/// Chunks per read of a full pass (and per range of a differential resync).
+pub fn chunks_per_read(g: &DiskGeometry) -> u64 {
+    (READ_BYTES / g.chunk_size.bytes() as u64).max(1)
+}
+
 fn plan(ctx: &PassCtx) -> Vec<ReadRequest> {
     let st = ctx.maps.lock().expect("maps");
     let mut reqs = Vec::new();
     for (d, m) in st.maps.iter().enumerate() {
         let g = m.geometry();
-        let per = (READ_BYTES / g.chunk_size.bytes() as u64).max(1);
+        let per = chunks_per_read(&g);
         let runs: Vec<(u64, u64)> = match ctx.mode {
             PassMode::All => {
                 (0..g.chunk_count()).step_by(per as usize).map(|f| (f, per.min(g.chunk_count() - f))).collect()
@@ -236,6 +258,9 @@ impl Worker<'_> {
         }
         ctx.progress.bytes_read.fetch_add(b.buf.len() as u64, Ordering::Relaxed);
         throttle::wait(b.buf.len() as u64);
+        if let Some(r) = &ctx.resync {
+            self.resync_block(r, b.disk, b.first_chunk, &chunks)?;
+        }
         // Decide what ships, recording hashes in the change map.
         let mut ship = Vec::new();
         {
@@ -311,6 +336,78 @@ impl Worker<'_> {
         Ok(())
     }
 
+    /// Differential resync of one block: when the range's digest equals the standby's, the
+    /// standby holds exactly this content, so the hashes read are recorded as known; when it
+    /// differs, the standby's per-chunk hashes are recorded. Either way the scan that follows
+    /// (`observe`) ships exactly the chunks that differ from the standby.
+    fn resync_block(
+        &self,
+        r: &ResyncRanges,
+        disk: u32,
+        first: u64,
+        chunks: &[(u64, usize, usize, bool, [u8; 32])],
+    ) -> Result<(), String> {
+        let local = chunks.iter().map(|&(_, _, _, z, h)| Some(if z { WireVersion::Zero } else { WireVersion::Data(h) }));
+        let theirs = (r.span > 0 && first % r.span == 0)
+            .then(|| r.digests.get(disk as usize).and_then(|d| d.get((first / r.span) as usize)))
+            .flatten();
+        let same = theirs.is_some_and(|t| *t == range_digest(local)) && chunks.len() as u64 <= r.span;
+        let known: Vec<Option<[u8; 32]>> = if same {
+            r.matched.fetch_add(1, Ordering::Relaxed);
+            chunks.iter().map(|c| Some(c.4)).collect()
+        } else {
+            r.differed.fetch_add(1, Ordering::Relaxed);
+            let g = self.ctx.disks[disk as usize].1;
+            self.ask_hashes(disk, first, chunks.len() as u64)?
+                .into_iter()
+                .zip(chunks)
+                .map(|(v, &(c, ..))| match v {
+                    Some(WireVersion::Data(h)) => Some(h),
+                    Some(WireVersion::Zero) => Some(self.zero.get(g.chunk_len(c) as usize)),
+                    None => None,
+                })
+                .collect()
+        };
+        let mut st = self.ctx.maps.lock().expect("maps");
+        let m = &mut st.maps[disk as usize];
+        for (&(c, ..), h) in chunks.iter().zip(known) {
+            m.set_hash(c, h).map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+
+    /// Asks the standby for its per-chunk hashes of `first..first + count`; waits for them.
+    fn ask_hashes(&self, disk: u32, first: u64, count: u64) -> Result<Vec<Option<WireVersion>>, String> {
+        let req = self.ctx.next_batch.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.ctx.hash_routes.lock().expect("routes").insert(req, tx);
+        self.send(&AgentMsg::HashesRequest { req, disk, first, count })?;
+        let v = self.wait_answer(&rx)?;
+        if v.len() as u64 != count {
+            return Err(format!("standby answered {} hashes for {count}", v.len()));
+        }
+        Ok(v)
+    }
+
+    /// Waits for a routed answer, giving up when the pass aborts or after [`HAVE_TIMEOUT`].
+    fn wait_answer<T>(&self, rx: &crossbeam_channel::Receiver<T>) -> Result<T, String> {
+        let deadline = Instant::now() + HAVE_TIMEOUT;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(v) => return Ok(v),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if self.ctx.abort.load(Ordering::Relaxed) {
+                        return Err("pass aborted".into());
+                    }
+                    if Instant::now() > deadline {
+                        return Err("standby did not answer a query within 300s".into());
+                    }
+                }
+                Err(_) => return Err("link closed while waiting for the standby".into()),
+            }
+        }
+    }
+
     fn send_chunks(&self, items: Vec<ChunkItem>) -> Result<(), String> {
         let n = items.len() as u64;
         self.send(&AgentMsg::Chunks { epoch: self.ctx.epoch, items })?;
@@ -325,22 +422,11 @@ impl Worker<'_> {
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.ctx.routes.lock().expect("routes").insert(batch, tx);
         self.send(&AgentMsg::Have { batch, hashes })?;
-        let deadline = Instant::now() + HAVE_TIMEOUT;
-        loop {
-            match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(v) if v.len() == n => return Ok(v),
-                Ok(v) => return Err(format!("standby answered {} of {n} hashes", v.len())),
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    if self.ctx.abort.load(Ordering::Relaxed) {
-                        return Err("pass aborted".into());
-                    }
-                    if Instant::now() > deadline {
-                        return Err("standby did not answer a hash query within 300s".into());
-                    }
-                }
-                Err(_) => return Err("link closed while waiting for the standby".into()),
-            }
+        let v = self.wait_answer(&rx)?;
+        if v.len() != n {
+            return Err(format!("standby answered {} of {n} hashes", v.len()));
         }
+        Ok(v)
     }
 }
 

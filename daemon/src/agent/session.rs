@@ -1,15 +1,14 @@
 //! One connection of the agent to the standby: handshake, reconcile after a gap, then epochs
 //! (cut → pass → end → wait for the commit's ack) until the link drops.
 
-use super::pass::{self, HaveRoutes, PassCtx, PassMode, PassProgress};
+use super::pass::{self, HashRoutes, HaveRoutes, PassCtx, PassMode, PassProgress, ResyncRanges};
 use super::{Agent, SessionError};
 use crate::link::{AbortOnDrop, LinkError, read_msg, spawn_writer, write_frame};
 use crate::timefmt::now_ms;
 use drpair_types::Lineage;
 use drpair_types::{Epoch, PointKind};
 use drpair_wire::{
-    AgentMsg, EpochEnd, Hello, PassKind, Progress, QuiesceRequest, RunMode, StandbyMsg, StartMode, WireDisk, WireVersion,
-    encode,
+    AgentMsg, EpochEnd, Hello, PassKind, Progress, QuiesceRequest, RunMode, StandbyMsg, StartMode, WireDisk, encode,
 };
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -31,8 +30,11 @@ struct Conn {
     out: mpsc::Sender<Vec<u8>>,
     ctl: mpsc::Receiver<Result<StandbyMsg, String>>,
     routes: HaveRoutes,
+    hash_routes: HashRoutes,
     next_batch: Arc<AtomicU64>,
     abort: Arc<AtomicBool>,
+    /// The standby's range digests for the differential resync the next epoch runs.
+    resync: Option<Arc<ResyncRanges>>,
     lineage: Lineage,
     /// Cut requests waiting for the next epoch.
     requests: Vec<u64>,
@@ -91,8 +93,9 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
     // to the waiting workers and everything else to this loop.
     let (out, writer) = spawn_writer(wr, 16);
     let routes: HaveRoutes = Default::default();
+    let hash_routes: HashRoutes = Default::default();
     let (ctl_tx, ctl) = mpsc::channel(64);
-    let routes2 = routes.clone();
+    let (routes2, hash_routes2) = (routes.clone(), hash_routes.clone());
     let abort2 = abort.clone();
     let reader = AbortOnDrop(tokio::spawn(async move {
         let mut buf = Vec::new();
@@ -101,6 +104,11 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
                 Ok(StandbyMsg::HaveReply { batch, have }) => {
                     if let Some(tx) = routes2.lock().expect("routes").remove(&batch) {
                         let _ = tx.send(have);
+                    }
+                }
+                Ok(StandbyMsg::Hashes { req, versions, .. }) if hash_routes2.lock().expect("routes").contains_key(&req) => {
+                    if let Some(tx) = hash_routes2.lock().expect("routes").remove(&req) {
+                        let _ = tx.send(versions);
                     }
                 }
                 Ok(m) => {
@@ -122,14 +130,17 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
         }
         // Wake every worker still waiting for an answer.
         routes2.lock().expect("routes").clear();
+        hash_routes2.lock().expect("routes").clear();
     }));
     let mut conn = Conn {
         agent: agent.clone(),
         out,
         ctl,
         routes,
+        hash_routes,
         next_batch: Arc::new(AtomicU64::new(1)),
         abort,
+        resync: None,
         lineage,
         requests: vec![],
         quiesce: None,
@@ -185,11 +196,12 @@ fn adopt(agent: &Agent, lineage: Lineage, committed: Epoch, mode: StartMode) -> 
         st.set_acked(committed)?;
     }
     if reason.is_none() && committed > 0 {
-        reason = gap.clone();
+        reason = gap.clone().or_else(|| st.suspect());
     }
-    if reason.is_some() {
+    if let Some(r) = &reason {
         // What changed during the gap is unknown: no replay can reach behind it.
         st.limit_history(committed)?;
+        st.set_suspect(Some(r))?;
     }
     *gap = None;
     Ok(reason)
@@ -259,7 +271,7 @@ impl Conn {
         let mut full = None;
         if let Some(reason) = reconcile {
             tracing::warn!(pair = %self.agent.cfg.pair, "differential resync: {reason}");
-            self.load_standby_hashes(&reason).await?;
+            self.load_standby_digests(&reason).await?;
             full = Some(reason);
         }
         let interval = self.agent.cfg.cut_interval;
@@ -309,52 +321,39 @@ impl Conn {
         .await
     }
 
-    /// Records the standby's hashes of its newest point as the maps' known hashes, so the
-    /// following full pass ships exactly the chunks that differ.
-    async fn load_standby_hashes(&mut self, reason: &str) -> Res<()> {
+    /// Fetches the standby's range digests of its newest point for the differential resync
+    /// the next epoch runs: that pass reads every chunk, compares each range with these, and
+    /// asks for per-chunk hashes only where a range differs.
+    async fn load_standby_digests(&mut self, reason: &str) -> Res<()> {
         let geoms: Vec<_> = self.agent.disks.iter().map(|d| d.1).collect();
         let total: u64 = geoms.iter().map(|g| g.chunk_count()).sum();
+        let span = geoms.iter().map(pass::chunks_per_read).min().unwrap_or(1);
+        let mut ranges = ResyncRanges { span, ..Default::default() };
         let mut done = 0;
-        let mut req = 0;
         for (d, g) in geoms.iter().enumerate() {
-            let zero_full = drpair_ship::hash_chunk(&vec![0u8; g.chunk_size.bytes() as usize]);
+            if pass::chunks_per_read(g) != span {
+                return Err(SessionError::Permanent(format!(
+                    "disk {d} has chunk size {} while the pair's first disk has another; all disks of a pair share one",
+                    g.chunk_size.bytes()
+                )));
+            }
+            let mut digests = Vec::with_capacity(g.chunk_count().div_ceil(span) as usize);
             let mut first = 0;
             while first < g.chunk_count() {
-                let count = HASH_SPAN.min(g.chunk_count() - first);
-                req += 1;
-                self.send(&AgentMsg::HashesRequest { req, disk: d as u32, first, count }).await?;
-                let versions = loop {
+                let count = (HASH_SPAN / span * span).min(g.chunk_count() - first);
+                let req = self.next_batch.fetch_add(1, Ordering::Relaxed);
+                self.send(&AgentMsg::DigestsRequest { req, disk: d as u32, first, count, span: span as u32 }).await?;
+                let got = loop {
                     match self.next_ctl().await? {
-                        StandbyMsg::Hashes { req: r, versions, .. } if r == req => break versions,
+                        StandbyMsg::Digests { req: r, digests, .. } if r == req => break digests,
                         StandbyMsg::CutRequest { request_id, quiesce } => self.request_cut(request_id, quiesce),
-                        other => tracing::debug!("ignored during reconcile: {other:?}"),
+                        other => tracing::debug!("ignored during resync: {other:?}"),
                     }
                 };
-                if versions.len() as u64 != count {
-                    return Err(transient(format!("standby answered {} hashes for {count}", versions.len())));
+                if got.len() as u64 != count.div_ceil(span) {
+                    return Err(transient(format!("standby answered {} digests for {count} chunks", got.len())));
                 }
-                let local = self.agent.local.clone();
-                let g = *g;
-                tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
-                    let mut st = local.lock().expect("maps");
-                    let m = &mut st.maps[d];
-                    for (i, v) in versions.into_iter().enumerate() {
-                        let c = first + i as u64;
-                        let h = match v {
-                            Some(WireVersion::Data(h)) => Some(h),
-                            Some(WireVersion::Zero) if g.chunk_len(c) == g.chunk_size.bytes() => Some(zero_full),
-                            Some(WireVersion::Zero) => {
-                                Some(drpair_ship::hash_chunk(&vec![0u8; g.chunk_len(c) as usize]))
-                            }
-                            None => None,
-                        };
-                        m.set_hash(c, h)?;
-                    }
-                    Ok(())
-                })
-                .await
-                .map_err(transient)?
-                .map_err(transient)?;
+                digests.extend(got);
                 done += count;
                 first += count;
                 self.send(&AgentMsg::Progress(Progress {
@@ -366,8 +365,10 @@ impl Conn {
                 }))
                 .await?;
             }
+            ranges.digests.push(digests);
         }
-        tracing::info!(pair = %self.agent.cfg.pair, chunks = done, "standby hashes loaded; scanning every chunk");
+        tracing::info!(pair = %self.agent.cfg.pair, chunks = done, span, "standby range digests loaded; reading every chunk");
+        self.resync = Some(Arc::new(ranges));
         Ok(())
     }
 
@@ -380,9 +381,11 @@ impl Conn {
             let mut st = local.lock().expect("maps");
             let e = st.begin_cut()?;
             let c = tracker.lock().expect("tracker").collect(&mut st.maps, e)?;
-            if c.gap.is_some() {
+            if let Some(g) = &c.gap {
+                tracing::warn!("tracking gap: {g}; every chunk is read and compared in this epoch");
                 let acked = st.acked();
                 st.limit_history(acked)?;
+                st.set_suspect(Some(g))?;
             }
             Ok((e, c, st.acked(), st.dirty_chunks().0))
         })
@@ -412,12 +415,18 @@ impl Conn {
             compression: self.agent.compression.clone(),
             out: self.out.clone(),
             routes: self.routes.clone(),
+            hash_routes: self.hash_routes.clone(),
             next_batch: self.next_batch.clone(),
             progress: progress.clone(),
             abort: self.abort.clone(),
             hold: self.hold.clone(),
             dedup: !(self.full_copy && acked == 0),
+            resync: if mode == PassMode::All { self.resync.take() } else { None },
         };
+        let resync = ctx.resync.clone();
+        if resync.is_some() {
+            tracing::info!(pair = %self.agent.cfg.pair, epoch, "differential resync: comparing every range with the standby");
+        }
         let reporter = {
             let (out, progress, agent, reason) =
                 (self.out.clone(), progress.clone(), self.agent.clone(), reason.clone());
@@ -467,10 +476,24 @@ impl Conn {
             match self.next_ctl().await? {
                 StandbyMsg::EpochAck { epoch: e, point_id } if e == epoch => {
                     let local = self.agent.local.clone();
-                    tokio::task::spawn_blocking(move || local.lock().expect("maps").set_acked(epoch))
-                        .await
-                        .map_err(transient)?
-                        .map_err(transient)?;
+                    let full = mode == PassMode::All;
+                    tokio::task::spawn_blocking(move || {
+                        let mut st = local.lock().expect("maps");
+                        st.set_acked(epoch)?;
+                        // Every chunk was compared and the standby holds the result.
+                        if full { st.set_suspect(None) } else { Ok(()) }
+                    })
+                    .await
+                    .map_err(transient)?
+                    .map_err(transient)?;
+                    if let Some(r) = &resync {
+                        tracing::info!(
+                            pair = %self.agent.cfg.pair, epoch,
+                            ranges_matched = r.matched.load(Ordering::Relaxed),
+                            ranges_differed = r.differed.load(Ordering::Relaxed),
+                            "differential resync done"
+                        );
+                    }
                     tracing::info!(
                         pair = %self.agent.cfg.pair, epoch, point_id, chunks = summary.chunks, data = summary.data, zero = summary.zero,
                         dedup = summary.dedup, payload_bytes = summary.payload_bytes, secs = t0.elapsed().as_secs_f64(), "epoch acknowledged"

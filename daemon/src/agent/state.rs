@@ -67,6 +67,10 @@ pub fn open(dir: &Path, pair: &PairId, geoms: &[DiskGeometry]) -> Result<LocalSt
             Err(e) => return Err(e.into()),
         }
     }
+    if gap.is_none() {
+        // A resync that was interrupted (link loss, stop) must run again.
+        gap = opened.iter().flatten().find_map(|m| m.suspect());
+    }
     let lineages: Vec<Lineage> = opened.iter().flatten().map(|m| m.lineage()).collect();
     let consistent = lineages.windows(2).all(|w| w[0] == w[1]);
     let complete = opened.iter().all(Option::is_some);
@@ -153,6 +157,22 @@ impl LocalState {
         self.fresh = false;
         self.gap = None;
         Ok(())
+    }
+
+    /// Records durably that tracking had a gap (`Some(why)`) until a full pass has been
+    /// acknowledged (`None`): a resync interrupted by a link loss or a stop runs again.
+    pub fn set_suspect(&mut self, why: Option<&str>) -> Result<()> {
+        for m in &mut self.maps {
+            if m.suspect().as_deref() != why {
+                m.set_suspect(why)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Why the maps are suspect, if they are.
+    pub fn suspect(&self) -> Option<String> {
+        self.maps.iter().find_map(|m| m.suspect())
     }
 
     pub fn lineage(&self) -> Lineage {

@@ -399,6 +399,9 @@ impl Session {
                 AgentMsg::EpochEnd(end) => self.commit(end).await?,
                 AgentMsg::Progress(p) => self.progress(p),
                 AgentMsg::HashesRequest { req, disk, first, count } => self.hashes(req, disk, first, count).await?,
+                AgentMsg::DigestsRequest { req, disk, first, count, span } => {
+                    self.digests(req, disk, first, count, span).await?
+                }
             }
         }
     }
@@ -633,6 +636,25 @@ impl Session {
     }
 
     async fn hashes(&mut self, req: u64, disk: u32, first: u64, count: u64) -> Result<(), String> {
+        let versions = self.committed_versions(disk, first, count).await?;
+        self.send(StandbyMsg::Hashes { req, disk, first, versions }).await;
+        Ok(())
+    }
+
+    /// One [`drpair_wire::range_digest`] per `span` chunks of `first..first + count`.
+    async fn digests(&mut self, req: u64, disk: u32, first: u64, count: u64, span: u32) -> Result<(), String> {
+        if span == 0 || span > 4096 {
+            return Err(format!("pair '{}': digest span {span} is outside 1..=4096", self.pair_id));
+        }
+        let versions = self.committed_versions(disk, first, count).await?;
+        let digests = versions.chunks(span as usize).map(|r| drpair_wire::range_digest(r.iter().copied())).collect();
+        self.send(StandbyMsg::Digests { req, disk, first, span, digests }).await;
+        Ok(())
+    }
+
+    /// Versions of a range of a disk in the newest committed point (all `None` before the
+    /// first commit); a range outside the disk is refused.
+    async fn committed_versions(&mut self, disk: u32, first: u64, count: u64) -> Result<Vec<Option<WireVersion>>, String> {
         let disks = self.geometries();
         let Some(g) = disks.get(disk as usize) else {
             return Err(format!("pair '{}': hash request for disk {disk}, which does not exist", self.pair_id));
@@ -662,7 +684,6 @@ impl Session {
                 })
                 .collect()
         };
-        self.send(StandbyMsg::Hashes { req, disk, first, versions }).await;
-        Ok(())
+        Ok(versions)
     }
 }
