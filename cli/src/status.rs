@@ -187,6 +187,9 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
         ));
     }
     b.line("Progress", progress);
+    if let Some(why) = st.pass.as_ref().and_then(|p| p.reason.as_ref()) {
+        b.line("Why", why.clone());
+    }
     if st.chunks_total > 0 || st.chunks_queued > 0 {
         b.line(
             "Pass chunks",
@@ -279,7 +282,13 @@ pub(crate) mod tests {
             stats: PairStats {
                 progress_percent: progress,
                 eta_seconds: Some(300),
-                pass: Some(PassInfo { epoch: 1, kind: "initial".into(), chunks_done: 68_812, chunks_total: 163_840 }),
+                pass: Some(PassInfo {
+                    epoch: 1,
+                    kind: "initial".into(),
+                    chunks_done: 68_812,
+                    chunks_total: 163_840,
+                    reason: None,
+                }),
                 lag_seconds: 192.0,
                 backlog_bytes: 6 << 30,
                 bytes_read: 4 << 30,

@@ -11,6 +11,7 @@
 
 pub mod compress;
 pub mod pass;
+pub mod quiesce;
 pub mod session;
 pub mod state;
 
@@ -123,6 +124,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
     };
     // A pass may still be winding down on its threads; wait for it to release the maps.
     let mut local = agent.local.clone();
+    let tracker = agent.tracker.clone();
     drop(agent);
     let mut tries = 0;
     let local = loop {
@@ -138,8 +140,15 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
     };
     match local {
         Some(m) => {
-            m.into_inner().expect("maps").close_clean()?;
-            tracing::info!("change maps closed cleanly");
+            // The tracker first (it may keep recording while the agent is down and accounts
+            // for that at the next start), then the maps: a clean stop of both or neither.
+            match tracker.lock().expect("tracker").stop() {
+                Ok(()) => {
+                    m.into_inner().expect("maps").close_clean()?;
+                    tracing::info!("change maps closed cleanly");
+                }
+                Err(e) => tracing::warn!("stopping the tracker failed ({e}); the next start reconciles"),
+            }
         }
         None => tracing::warn!("change maps still in use at exit; the next start reconciles"),
     }

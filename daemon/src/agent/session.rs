@@ -60,7 +60,7 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
         token: cfg.token.clone(),
         host: agent.host.clone(),
         agent_version: env!("CARGO_PKG_VERSION").into(),
-        tracker: cfg.tracker.clone(),
+        tracker: agent.tracker.lock().expect("tracker").name().to_string(),
         disks: agent
             .disks
             .iter()

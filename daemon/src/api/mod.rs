@@ -2,6 +2,7 @@
 //! an HTTP status in one place ([`ApiFailure`]).
 
 pub mod auth;
+pub mod changes;
 pub mod control;
 pub mod image;
 pub mod pairs;
@@ -75,6 +76,7 @@ pub fn router(sb: AppState) -> Router {
         .route("/api/v1/pairs/{pair}/stop", post(control::stop))
         .route("/api/v1/pairs/{pair}/points", get(points::list).post(points::create))
         .route("/api/v1/pairs/{pair}/points/{point}", get(points::get_one))
+        .route("/api/v1/pairs/{pair}/points/{point}/changes", get(changes::list))
         .route("/api/v1/pairs/{pair}/points/{point}/disks/{disk}/image", get(image::export))
         .route("/metrics", get(metrics))
         .fallback(not_found)

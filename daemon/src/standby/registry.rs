@@ -378,6 +378,7 @@ impl PairHandle {
                 kind: k.as_str().into(),
                 chunks_done: p.chunks_done,
                 chunks_total: p.chunks_total,
+                reason: p.reason.clone(),
             }),
             lag_seconds: (lag * 10.0).round() / 10.0,
             backlog_bytes: p.backlog_bytes,

@@ -575,6 +575,7 @@ impl Session {
                 stored_bytes: st.stored,
             },
             quiesce: end.quiesce.clone(),
+            full_pass: end.full_pass,
         };
         rec.committed = end.epoch;
         rec.lifecycle = rec.lifecycle.apply(PairOp::PointCommitted).map_err(|e| e.to_string())?;

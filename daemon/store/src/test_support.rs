@@ -27,6 +27,8 @@ pub(crate) fn point(pair: &str, epoch: u64) -> RecoveryPoint {
         verified_at: None,
         tested_at: None,
         sizes: PointSizes { changed_chunks: epoch, ..PointSizes::default() },
+        quiesce: None,
+        full_pass: false,
     }
 }
 

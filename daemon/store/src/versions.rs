@@ -185,5 +185,28 @@ impl Store {
     }
 }
 
+impl Store {
+    /// Chunks of a disk with a version written after epoch `after` and at or before `upto`,
+    /// ascending: what changed between two points. One scan of the disk's version entries.
+    pub fn changed_between(&self, pair_no: u32, disk: u32, after: u64, upto: u64) -> Result<Vec<u64>, StoreError> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_lower_bound(version_key(pair_no, disk, 0, u64::MAX).to_vec());
+        ro.set_iterate_upper_bound(prefix_end(&version_key(pair_no, disk, 0, 0)[..8], VERSION_KEY_LEN));
+        ro.fill_cache(false);
+        let mut it = self.db().raw_iterator_cf_opt(self.cf(CF_VERSIONS), ro);
+        it.seek_to_first();
+        let mut out: Vec<u64> = Vec::new();
+        while let Some(k) = it.key() {
+            let vk = decode_version_key(k)?;
+            if vk.epoch > after && vk.epoch <= upto && out.last() != Some(&vk.chunk) {
+                out.push(vk.chunk);
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+}
+
 #[cfg(test)]
 mod tests;

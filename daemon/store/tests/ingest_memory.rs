@@ -46,6 +46,8 @@ fn point(pair_id: &PairId, epoch: u64) -> RecoveryPoint {
         verified_at: None,
         tested_at: None,
         sizes: PointSizes::default(),
+        quiesce: None,
+        full_pass: false,
     }
 }
 

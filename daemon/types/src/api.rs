@@ -146,6 +146,31 @@ pub struct RecoveryPoint {
     /// for (also when the attempt failed: then `achieved` is false and the point is fuzzy).
     #[serde(default)]
     pub quiesce: Option<QuiesceOutcome>,
+    /// The epoch's pass read and compared every chunk (baseline, scan tracker, or a
+    /// differential resync after a tracking gap) instead of only the tracked changes.
+    #[serde(default)]
+    pub full_pass: bool,
+}
+
+/// `GET /api/v1/pairs/{pair}/points/{point}/changes[?since=ID]`: the chunks written after
+/// point `since` (default: the point before) up to and including `point`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointChanges {
+    pub pair_id: PairId,
+    pub point: PointId,
+    /// Changes after this point (0: since the beginning of the lineage).
+    pub since: PointId,
+    pub disks: Vec<DiskChanges>,
+}
+
+/// The changed chunks of one disk, as runs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskChanges {
+    pub disk: u32,
+    pub chunk_size: u64,
+    pub changed_chunks: u64,
+    /// `[first_chunk, count]`, ascending.
+    pub runs: Vec<[u64; 2]>,
 }
 
 /// What an attempt at an app-consistent cut achieved.
@@ -198,6 +223,9 @@ pub struct PassInfo {
     pub kind: String,
     pub chunks_done: u64,
     pub chunks_total: u64,
+    /// Why every chunk is read (a `reconcile` after a tracking gap, or a `scan`).
+    #[serde(default)]
+    pub reason: Option<String>,
 }
 
 /// Progress and counters of a pair. Counters count since the standby started.

@@ -36,6 +36,24 @@ fn reads_see_newest_version_at_or_before_the_epoch() {
 }
 
 #[test]
+fn changed_between_lists_chunks_written_in_the_window() {
+    let (_dir, s) = open_temp();
+    s.write_versions(1, 2, &[(0, 1, data(1)), (0, 5, data(1)), (0, 9, ChunkVersion::Zero), (1, 3, data(1))]).unwrap();
+    commit(&s, 1, 2);
+    s.write_versions(1, 4, &[(0, 5, data(2)), (0, 7, data(2))]).unwrap();
+    commit(&s, 1, 4);
+    s.write_versions(1, 6, &[(0, 5, data(3)), (0, 9, data(3))]).unwrap();
+    commit(&s, 1, 6);
+    s.write_versions(2, 4, &[(0, 2, data(1))]).unwrap();
+    assert_eq!(s.changed_between(1, 0, 0, 6).unwrap(), vec![1, 5, 7, 9]);
+    assert_eq!(s.changed_between(1, 0, 2, 6).unwrap(), vec![5, 7, 9]);
+    assert_eq!(s.changed_between(1, 0, 2, 4).unwrap(), vec![5, 7]);
+    assert_eq!(s.changed_between(1, 0, 4, 6).unwrap(), vec![5, 9]);
+    assert_eq!(s.changed_between(1, 0, 6, 9).unwrap(), Vec::<u64>::new());
+    assert_eq!(s.changed_between(1, 1, 0, 6).unwrap(), vec![3], "other disk");
+}
+
+#[test]
 fn versions_at_refuses_impossible_ranges() {
     let (_dir, s) = open_temp();
     let e = s.versions_at(1, 0, 1, u64::MAX, 2).unwrap_err();
