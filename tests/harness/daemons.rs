@@ -121,6 +121,8 @@ pub struct AgentSpec {
     pub compression: Option<String>,
     /// `DRPAIR_TEST_THROTTLE_BPS`: bytes per second the agent's passes may read.
     pub throttle_bps: Option<u64>,
+    /// `--tracker` (default `scan`: image files have no block layer to trace).
+    pub tracker: String,
     pub extra: Vec<String>,
 }
 
@@ -138,6 +140,7 @@ impl AgentSpec {
             chunk_size: None,
             compression: None,
             throttle_bps: None,
+            tracker: "scan".into(),
             extra: vec![],
         }
     }
@@ -152,7 +155,7 @@ impl AgentSpec {
             "--standby",
             &self.standby.to_string(),
             "--tracker",
-            "scan",
+            &self.tracker,
             "--cut-interval",
             &self.cut_interval,
         ]));

@@ -144,3 +144,9 @@ pub fn copy_device(dev: &Path, out: &Path) -> (u64, blake3::Hash) {
 pub fn file_len(path: &Path) -> u64 {
     std::fs::metadata(path).expect("metadata").len()
 }
+
+/// Creates (or replaces) a sparse image of `size` zero bytes.
+pub fn sparse_image(path: &Path, size: u64) {
+    let f = File::create(path).unwrap_or_else(|e| panic!("create {}: {e}", path.display()));
+    f.set_len(size).expect("set_len");
+}

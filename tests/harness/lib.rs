@@ -27,6 +27,7 @@ pub mod lifecycle;
 pub mod link;
 pub mod pair;
 pub mod process;
+pub mod tracking;
 pub mod workload;
 
 pub use api::{Api, Export, Reply};

@@ -74,7 +74,13 @@ pub struct PassCtx {
     pub dedup: bool,
     /// A differential resync: the standby's range digests to compare with (mode `All`).
     pub resync: Option<Arc<ResyncRanges>>,
+    /// Called once every chunk of the pass has been read (before hashing, compressing and
+    /// sending finish): an app-consistent cut thaws the applications here.
+    pub reads_done: Option<ReadsDone>,
 }
+
+/// See [`PassCtx::reads_done`]; safe to call more than once (only the first call acts).
+pub type ReadsDone = Arc<dyn Fn() + Send + Sync>;
 
 /// What a pass sent.
 #[derive(Debug, Default, Clone, Copy)]
@@ -184,7 +190,11 @@ pub fn run(ctx: PassCtx) -> Result<PassSummary, String> {
                         Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
                         Err(_) => break,
                     };
-                    remaining.fetch_sub(1, Ordering::AcqRel);
+                    if remaining.fetch_sub(1, Ordering::AcqRel) == 1
+                        && let Some(done) = &ctx.reads_done
+                    {
+                        done();
+                    }
                     let r = block.map_err(|e| e.to_string()).and_then(|b| w.block(b));
                     if let Err(e) = r {
                         ctx.abort.store(true, Ordering::Relaxed);

@@ -1,17 +1,18 @@
 //! One connection of the agent to the standby: handshake, reconcile after a gap, then epochs
 //! (cut → pass → end → wait for the commit's ack) until the link drops.
 
-use super::pass::{self, HashRoutes, HaveRoutes, PassCtx, PassMode, PassProgress, ResyncRanges};
+use super::pass::{self, HashRoutes, HaveRoutes, PassCtx, PassMode, PassProgress, ReadsDone, ResyncRanges};
+use super::quiesce::{self, QuiescePlan};
 use super::{Agent, SessionError};
 use crate::link::{AbortOnDrop, LinkError, read_msg, spawn_writer, write_frame};
 use crate::timefmt::now_ms;
 use drpair_types::Lineage;
-use drpair_types::{Epoch, PointKind};
+use drpair_types::{Consistency, Epoch, PointKind};
 use drpair_wire::{
     AgentMsg, EpochEnd, Hello, PassKind, Progress, QuiesceRequest, RunMode, StandbyMsg, StartMode, WireDisk, encode,
 };
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
@@ -40,6 +41,8 @@ struct Conn {
     requests: Vec<u64>,
     /// Quiescing asked for by those requests (merged).
     quiesce: Option<QuiesceRequest>,
+    /// A scheduled app-consistent cut is due (`app_consistent_interval`).
+    app_due: bool,
     /// Ship nothing (paused, stopped, not started): the standby's last word.
     hold: Arc<AtomicBool>,
     /// During the baseline, ship every chunk's bytes (no hash-only chunks).
@@ -144,6 +147,7 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
         lineage,
         requests: vec![],
         quiesce: None,
+        app_due: false,
         hold: Arc::new(AtomicBool::new(false)),
         full_copy,
     };
@@ -208,6 +212,22 @@ fn adopt(agent: &Agent, lineage: Lineage, committed: Epoch, mode: StartMode) -> 
 }
 
 impl Conn {
+    /// An operator's request or the app-consistent schedule wants a cut now.
+    fn cut_wanted(&self) -> bool {
+        !self.requests.is_empty() || self.app_due
+    }
+
+    /// How to quiesce the applications for the next cut, if it is to be app-consistent.
+    fn take_quiesce_plan(&mut self) -> Option<QuiescePlan> {
+        let cfg = &self.agent.cfg;
+        let due = std::mem::take(&mut self.app_due);
+        match self.quiesce.take() {
+            Some(r) => Some(QuiescePlan::from_request(&r, &cfg.quiesce, cfg.pair.as_str(), &cfg.state_dir)),
+            None if due => Some(QuiescePlan::scheduled(&cfg.quiesce, cfg.pair.as_str(), &cfg.state_dir)),
+            None => None,
+        }
+    }
+
     /// Queues a cut request for the next epoch; quiescing requests merge (every mount point
     /// asked for is frozen, the tightest budget wins).
     fn request_cut(&mut self, request_id: u64, quiesce: Option<QuiesceRequest>) {
@@ -275,12 +295,18 @@ impl Conn {
             full = Some(reason);
         }
         let interval = self.agent.cfg.cut_interval;
-        let mut next_cut = Instant::now();
+        let app_interval = self.agent.cfg.quiesce.interval;
+        let mut next_cut_at = Instant::now();
+        let mut next_app = app_interval.map(|i| Instant::now() + i);
         let mut last_beat = Instant::now();
         loop {
             let now = Instant::now();
             let hold = self.hold.load(Ordering::Relaxed);
-            if hold || (now < next_cut && self.requests.is_empty()) {
+            let next_cut = match next_app {
+                Some(at) => next_cut_at.min(at),
+                None => next_cut_at,
+            };
+            if hold || (now < next_cut && !self.cut_wanted()) {
                 let wait = if hold { Duration::from_secs(5) } else { (next_cut - now).min(Duration::from_secs(5)) };
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
@@ -296,13 +322,19 @@ impl Conn {
                     self.heartbeat().await?;
                     last_beat = Instant::now();
                 }
-                if self.hold.load(Ordering::Relaxed) || (Instant::now() < next_cut && self.requests.is_empty()) {
+                if self.hold.load(Ordering::Relaxed) || (Instant::now() < next_cut && !self.cut_wanted()) {
                     continue;
                 }
             }
             let started = Instant::now();
+            if let (Some(at), Some(i)) = (next_app, app_interval)
+                && started >= at
+            {
+                self.app_due = true;
+                next_app = Some(started + i);
+            }
             self.epoch(full.take()).await?;
-            next_cut = started + interval;
+            next_cut_at = started + interval;
             last_beat = Instant::now();
         }
     }
@@ -374,10 +406,33 @@ impl Conn {
 
     /// One epoch: cut, pass, end, ack.
     async fn epoch(&mut self, full: Option<String>) -> Res<()> {
+        // A full pass reads the whole disk: far too long to keep applications frozen. An
+        // app-consistent cut waits for the epoch after it (its requests wait with it).
+        let wants_quiesce = self.quiesce.is_some() || self.app_due;
+        let (requests, plan) = if full.is_some() && wants_quiesce {
+            tracing::info!(pair = %self.agent.cfg.pair, "app-consistent cut deferred until the resync pass is done");
+            (vec![], None)
+        } else {
+            (std::mem::take(&mut self.requests), self.take_quiesce_plan())
+        };
+        // Quiesce first, then cut: everything the applications wrote before is in the epoch.
+        let held = match plan {
+            Some(p) => Some(tokio::task::spawn_blocking(move || quiesce::quiesce(p)).await.map_err(transient)?),
+            None => None,
+        };
+        let outcome = Arc::new(Mutex::new(None));
+        let release: ReadsDone = {
+            let (held, outcome) = (Mutex::new(held), outcome.clone());
+            Arc::new(move || {
+                let q = held.lock().expect("quiesce").take();
+                if let Some(q) = q {
+                    *outcome.lock().expect("outcome") = Some(q.release());
+                }
+            })
+        };
         let cut_ms = now_ms();
-        let requests = std::mem::take(&mut self.requests);
         let (local, tracker) = (self.agent.local.clone(), self.agent.tracker.clone());
-        let (epoch, collected, acked, dirty) = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let cut = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let mut st = local.lock().expect("maps");
             let e = st.begin_cut()?;
             let c = tracker.lock().expect("tracker").collect(&mut st.maps, e)?;
@@ -389,9 +444,17 @@ impl Conn {
             }
             Ok((e, c, st.acked(), st.dirty_chunks().0))
         })
-        .await
-        .map_err(transient)?
-        .map_err(transient)?;
+        .await;
+        let cut = match cut {
+            Ok(Ok(c)) => Ok(c),
+            Ok(Err(e)) => Err(transient(e)),
+            Err(e) => Err(transient(e)),
+        };
+        if cut.is_err() {
+            let r = release.clone();
+            let _ = tokio::task::spawn_blocking(move || r()).await;
+        }
+        let (epoch, collected, acked, dirty) = cut?;
         let reason = full.or(collected.gap.clone());
         let mode = if collected.scan || reason.is_some() { PassMode::All } else { PassMode::Dirty };
         let kind = if acked == 0 {
@@ -422,6 +485,7 @@ impl Conn {
             hold: self.hold.clone(),
             dedup: !(self.full_copy && acked == 0),
             resync: if mode == PassMode::All { self.resync.take() } else { None },
+            reads_done: Some(release.clone()),
         };
         let resync = ctx.resync.clone();
         if resync.is_some() {
@@ -456,6 +520,16 @@ impl Conn {
         };
         let t0 = Instant::now();
         let summary = tokio::task::spawn_blocking(move || pass::run(ctx)).await.map_err(transient);
+        // Thaw now if the pass ended without reading anything (or failed).
+        tokio::task::spawn_blocking(move || release()).await.map_err(transient)?;
+        let quiesced = outcome.lock().expect("outcome").take();
+        if let Some(q) = &quiesced {
+            match &q.failure {
+                None => tracing::info!(pair = %self.agent.cfg.pair, epoch, frozen_ms = q.frozen_ms, budget_ms = q.budget_ms, freeze = ?q.freeze, hooks = q.hooks, "app-consistent cut"),
+                Some(f) => tracing::warn!(pair = %self.agent.cfg.pair, epoch, "app-consistent attempt failed: {f}; the point is labelled fuzzy"),
+            }
+        }
+        let app = quiesced.as_ref().is_some_and(|q| q.achieved);
         drop(reporter);
         self.agent.bytes_read_total.fetch_add(progress.bytes_read.load(Ordering::Relaxed), Ordering::Relaxed);
         let summary = summary?.map_err(|e| transient(format!("epoch {epoch}: {e}")))?;
@@ -463,13 +537,19 @@ impl Conn {
             epoch,
             lineage: self.lineage,
             cut_unix_ms: cut_ms,
-            kind: if requests.is_empty() { PointKind::Scheduled } else { PointKind::Manual },
-            // Exactly what the tracker achieved: never more.
-            consistency: collected.consistency,
+            kind: if app {
+                PointKind::AppConsistent
+            } else if requests.is_empty() {
+                PointKind::Scheduled
+            } else {
+                PointKind::Manual
+            },
+            // Exactly what was achieved: never more.
+            consistency: if app { Consistency::AppConsistent } else { collected.consistency },
             request_ids: requests,
             chunks: summary.chunks,
             full_pass: mode == PassMode::All,
-            quiesce: None,
+            quiesce: quiesced,
         };
         self.send(&AgentMsg::EpochEnd(end)).await?;
         loop {
