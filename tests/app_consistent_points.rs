@@ -25,13 +25,11 @@ fn response(out: &drpair_e2e::CliOut) -> RecoveryPoint {
     r.point.expect("--wait returns the point")
 }
 
-/// Exports a point to a file and runs `e2fsck -fn` on it; returns (exit code, output).
-fn fsck_point(api: &drpair_e2e::Api, env: &TestEnv, pair: &str, point: u64) -> (i32, String) {
+/// Exports a point with `drpair points export` and runs `e2fsck -fn` on the image; returns
+/// (exit code, output).
+fn fsck_point(cli: &drpair_e2e::Cli, env: &TestEnv, pair: &str, point: u64) -> (i32, String) {
     let out = env.path(&format!("point-{point}.img"));
-    let url = format!("/api/v1/pairs/{pair}/points/{point}/disks/0/image");
-    let r = api.get(&url);
-    assert_eq!(r.status, 200);
-    std::fs::write(&out, &r.body).expect("write export");
+    cli.run(&["points", "export", pair, &point.to_string(), "-o", &out.display().to_string()]).ok();
     let o = std::process::Command::new("e2fsck").args(["-fn", &out.display().to_string()]).output().expect("e2fsck");
     let text = format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr));
     (o.status.code().unwrap_or(-1), text)
@@ -80,7 +78,7 @@ fn freeze_hooks_and_failures() {
     assert_eq!((p.kind, p.consistency), (PointKind::AppConsistent, Consistency::AppConsistent), "{p:?}");
     assert!(q.achieved && q.failure.is_none() && q.frozen_ms <= q.budget_ms, "{q:?}");
     assert_eq!(q.freeze, vec![mnt_s.clone()]);
-    let (code, text) = fsck_point(&api, &env, pair, p.id);
+    let (code, text) = fsck_point(&cli, &env, pair, p.id);
     assert_eq!(code, 0, "the app-consistent point's ext4 is not clean:\n{text}");
     let text_out = cli.run(&["points", "list", pair]);
     assert!(text_out.stdout.contains("app-consistent"), "{}", text_out.stdout);
@@ -104,7 +102,11 @@ fn freeze_hooks_and_failures() {
 
     // Bad input changes nothing: no point is cut.
     let n = api.points(pair).len();
-    cli.run(&["points", "create", pair, "--freeze", "relative/dir", "--wait"]).expect_code(8);
+    let out = cli.run(&["points", "create", pair, "--freeze", "relative/dir", "--wait"]);
+    out.expect_code(2);
+    assert!(out.stderr.contains("absolute"), "{}", out.stderr);
+    let r = api.post(&format!("/api/v1/pairs/{pair}/points"), "application/json", br#"{"freeze":["relative/dir"]}"#);
+    r.assert_error(400, "InvalidParameter");
     cli.run(&["points", "create", pair, "--thaw-budget", "1s", "--wait"]).expect_code(2);
     let r = api.post(
         &format!("/api/v1/pairs/{pair}/points"),
@@ -127,7 +129,7 @@ fn schedule_and_budget() {
     let pair = "app-sched";
     let env = TestEnv::new("app-consistent-schedule");
     let img = env.path("disk0.img");
-    sparse_image(&img, 64 * MIB);
+    sparse_image(&img, 256 * MIB);
     let lo = LoopDev::attach(&img);
     let _trace = TraceInstance::of_pair(pair);
     mkfs_ext4(&lo.dev);
@@ -141,8 +143,9 @@ fn schedule_and_budget() {
     let mut spec = AgentSpec::new(&env, &sb, pair, &[lo.dev.as_path()]);
     spec.tracker = "tracefs".into();
     spec.cut_interval = "1h".into();
-    // Reads slowed to 20 MB/s: a large epoch cannot be read within a 100 ms budget.
-    spec.throttle_bps = Some(20_000_000);
+    // Reads slowed to 50 MB/s: an epoch larger than the reader's buffers (48 MiB) cannot be
+    // read within a 100 ms budget.
+    spec.throttle_bps = Some(50_000_000);
     spec.extra = vec!["--freeze".into(), mnt_s.clone(), "--app-consistent-interval".into(), "3s".into()];
     let mut agent = spec.spawn(&env, "agent");
     wait_ready(&api, pair, &mut agent, LONG);
@@ -159,7 +162,7 @@ fn schedule_and_budget() {
     let mut agent = spec.spawn(&env, "agent-unscheduled");
     wait_ready(&api, pair, &mut agent, LONG);
     let big = mnt.join("big.bin");
-    let mut data = vec![0u8; 16 << 20];
+    let mut data = vec![0u8; 128 << 20];
     rand::RngCore::fill_bytes(&mut StdRng::seed_from_u64(8), &mut data);
     std::fs::write(&big, &data).unwrap();
     let out = cli.run(&["points", "create", pair, "--freeze", &mnt_s, "--thaw-budget", "100ms", "--wait", "--output", "json"]);
