@@ -16,6 +16,13 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
 fi
 
+# The tracefs tracker reads the kernel's block tracepoints from tracefs; systemd mounts it on
+# most machines, a bare container or VM may not have it mounted.
+if [ -d /sys/kernel/tracing ] && ! mountpoint -q /sys/kernel/tracing; then
+  echo "setup: mounting tracefs at /sys/kernel/tracing"
+  mount -t tracefs nodev /sys/kernel/tracing
+fi
+
 # The target directory lives outside the clone (see .cargo/config.toml).
 echo "setup: building (release; the first build compiles rocksdb and takes ~10 minutes on 2 cores)"
 cargo build --release --locked --bins
