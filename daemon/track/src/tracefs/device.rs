@@ -61,17 +61,28 @@ impl DiskDevice {
             text.parse::<u64>().map_err(|_| format!("{}: {} holds '{text}'", path.display(), dir.join(name).display()))
         };
         let size_sectors = number("size", &node)?;
-        let (disk_major, disk_minor, start_sector) = if node.join("partition").exists() {
+        let (disk_major, disk_minor, start_sector, whole) = if node.join("partition").exists() {
             let real = fs::canonicalize(&node).map_err(|e| format!("{}: {}: {e}", path.display(), node.display()))?;
             let parent =
                 real.parent().ok_or_else(|| format!("{}: {} has no parent", path.display(), real.display()))?;
             let dev = read("dev", parent)?;
             let (dmaj, dmin) =
                 parse_dev(&dev).ok_or_else(|| format!("{}: {}/dev holds '{dev}'", path.display(), parent.display()))?;
-            (dmaj, dmin, number("start", &node)?)
+            (dmaj, dmin, number("start", &node)?, parent.to_path_buf())
         } else {
-            (major, minor, 0)
+            (major, minor, 0, node.clone())
         };
+        // block_rq_complete fires only for request-based (blk-mq) disks; device-mapper, md,
+        // zram and other bio-based devices complete bios without requests: tracing them would
+        // see nothing and claim no change.
+        if !whole.join("mq").exists() {
+            return Err(format!(
+                "{} is a bio-based device (device-mapper, md, zram, …): the kernel reports no request \
+                 completions for it, so tracefs would see none of its writes; protect the disks beneath it, \
+                 or use the scan tracker",
+                path.display()
+            ));
+        }
         Ok(Self { path: path.to_path_buf(), major, minor, disk_major, disk_minor, start_sector, size_sectors })
     }
 
@@ -155,6 +166,38 @@ mod tests {
             size_sectors: sectors,
         };
         Target::new(&d, g)
+    }
+
+    /// A sysfs tree for /dev/loop0's numbers, with or without the blk-mq directory.
+    fn fake_sys(mq: bool) -> (tempfile::TempDir, PathBuf) {
+        let loop0 = PathBuf::from("/dev/loop0");
+        let meta = fs::metadata(&loop0).expect("/dev/loop0 exists");
+        let (major, minor) = (libc::major(meta.rdev()), libc::minor(meta.rdev()));
+        let dir = tempfile::tempdir().unwrap();
+        let node = dir.path().join(format!("dev/block/{major}:{minor}"));
+        fs::create_dir_all(&node).unwrap();
+        fs::write(node.join("size"), "2048\n").unwrap();
+        fs::write(node.join("dev"), format!("{major}:{minor}\n")).unwrap();
+        if mq {
+            fs::create_dir(node.join("mq")).unwrap();
+        }
+        let sys = dir.path().to_path_buf();
+        (dir, sys)
+    }
+
+    #[test]
+    fn bio_based_devices_are_refused() {
+        let (_d, sys) = fake_sys(true);
+        let dev = DiskDevice::resolve(Path::new("/dev/loop0"), &sys).unwrap();
+        assert_eq!((dev.size_sectors, dev.start_sector, dev.is_partition()), (2048, 0, false));
+        let (_d, sys) = fake_sys(false);
+        let err = DiskDevice::resolve(Path::new("/dev/loop0"), &sys).unwrap_err();
+        assert!(err.contains("bio-based") && err.contains("scan tracker"), "{err}");
+        // The real thing, where the machine has one: zram is bio-based.
+        if Path::new("/dev/zram0").exists() {
+            let err = DiskDevice::resolve(Path::new("/dev/zram0"), Path::new("/sys")).unwrap_err();
+            assert!(err.contains("bio-based"), "{err}");
+        }
     }
 
     #[test]
