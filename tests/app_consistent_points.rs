@@ -152,7 +152,9 @@ fn schedule_and_budget() {
 
     // The schedule cuts app-consistent points on its own.
     wait_status(&api, pair, Some(&mut agent), "a scheduled app-consistent point", LONG, |_| {
-        api.points(pair).iter().any(|p| p.kind == PointKind::AppConsistent && p.consistency == Consistency::AppConsistent)
+        api.points(pair)
+            .iter()
+            .any(|p| p.kind == PointKind::AppConsistent && p.consistency == Consistency::AppConsistent)
     });
 
     // A budget too small for the epoch: thawed anyway, point fuzzy, failure recorded, exit 10.
@@ -165,7 +167,18 @@ fn schedule_and_budget() {
     let mut data = vec![0u8; 128 << 20];
     rand::RngCore::fill_bytes(&mut StdRng::seed_from_u64(8), &mut data);
     std::fs::write(&big, &data).unwrap();
-    let out = cli.run(&["points", "create", pair, "--freeze", &mnt_s, "--thaw-budget", "100ms", "--wait", "--output", "json"]);
+    let out = cli.run(&[
+        "points",
+        "create",
+        pair,
+        "--freeze",
+        &mnt_s,
+        "--thaw-budget",
+        "100ms",
+        "--wait",
+        "--output",
+        "json",
+    ]);
     out.expect_code(10);
     let p = response(&out);
     let q = p.quiesce.clone().expect("quiesce outcome");

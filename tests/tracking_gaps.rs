@@ -12,7 +12,7 @@ use drpair_e2e::image::{Fill, create_image, hash_file, sparse_image};
 use drpair_e2e::pair::{describe, wait_status};
 use drpair_e2e::tracking::{TraceInstance, direct_writes};
 use drpair_e2e::workload::generate_files;
-use drpair_e2e::{AgentSpec, LoopDev, MIB, Mount, Standby, TestEnv, Workload, step, wait_ready};
+use drpair_e2e::{AgentSpec, LoopDev, MIB, Mount, Standby, TestEnv, Workload, step, wait_connected, wait_ready};
 use drpair_types::RecoveryPoint;
 use rand::SeedableRng;
 use rand::rngs::StdRng;
@@ -88,9 +88,8 @@ fn kill9_while_writing_resyncs_a_small_fraction() {
     let mut agent = spec.spawn(&env, "agent");
     wait_ready(&api, pair, &mut agent, LONG);
     let work = Workload::start(&mnt.join("work"), 7);
-    let before_kill = wait_status(&api, pair, Some(&mut agent), "two points under the workload", LONG, |s| {
-        s.stats.points >= 3
-    });
+    let before_kill =
+        wait_status(&api, pair, Some(&mut agent), "two points under the workload", LONG, |s| s.stats.points >= 3);
     agent.kill9();
     step(format!("agent killed at {}", describe(&before_kill)));
     let last_before = newest(&api, pair).id;
@@ -140,12 +139,16 @@ fn clean_restart_adopts_the_record_and_a_lost_instance_forces_a_resync() {
     // Clean stop: the instance keeps recording; writes made meanwhile are not lost.
     agent.term(Duration::from_secs(30));
     assert!(trace.exists(), "a clean stop keeps the tracing instance recording");
+    let stopped_at = newest(&api, pair).id;
     direct_writes(&lo.dev, 0, size, 300, &mut rng);
     agent.restart();
-    wait_ready(&api, pair, &mut agent, LONG);
+    wait_connected(&api, pair, true, LONG);
     let p = api.create_point_wait(pair);
-    assert!(!p.full_pass, "a clean restart must not need a resync: {p:?}");
-    assert!(p.sizes.changed_chunks > 0, "the writes made while stopped must ship: {p:?}");
+    let since: Vec<RecoveryPoint> = api.points(pair).into_iter().filter(|x| x.id > stopped_at).collect();
+    assert!(since.iter().all(|x| !x.full_pass), "a clean restart must not need a resync: {since:?}");
+    let shipped: u64 = since.iter().map(|x| x.sizes.changed_chunks).sum();
+    assert!(shipped > 0, "the writes made while stopped must ship: {since:?}");
+    assert!(!agent.log_of_last_start().contains("differential resync"), "{}", agent.tail(30));
     let (_, source) = hash_file(&img);
     assert_eq!(api.export_full(pair, &p.id.to_string(), 0, size), source, "writes made while stopped were lost");
 

@@ -132,7 +132,13 @@ fn a_late_tracker_is_caught_by_the_check() {
     let changed = changed_blocks(&before, &block_hashes(&img));
     let uncovered = uncovered_blocks(&changed, &tracked, CHUNK);
     let late_blocks: BTreeSet<u64> = late.iter().map(|o| o / 4096).collect();
-    let missed: Vec<u64> = early.iter().map(|o| o / 4096).filter(|b| !late_blocks.contains(b)).collect::<BTreeSet<_>>().into_iter().collect();
+    let missed: Vec<u64> = early
+        .iter()
+        .map(|o| o / 4096)
+        .filter(|b| !late_blocks.contains(b))
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
     step(format!("{} blocks written before the tracker started; the check reports {}", missed.len(), uncovered.len()));
     assert!(!missed.is_empty());
     assert_eq!(uncovered, missed, "the check must report exactly the blocks written before tracking began");

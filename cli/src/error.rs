@@ -28,6 +28,8 @@ pub mod exit {
     pub const INVALID_PARAMETER: u8 = 8;
     /// Aborted: the confirmation of a destructive action was not given.
     pub const ABORTED: u8 = 9;
+    /// An app-consistent cut was asked for, but quiescing failed: the point is fuzzy.
+    pub const NOT_APP_CONSISTENT: u8 = 10;
 }
 
 /// The exit code for an HTTP error status.
@@ -65,6 +67,9 @@ pub enum CliError {
     Io { context: String, source: io::Error },
     /// Anything else, with its message.
     Failed(String),
+    /// `points create --wait` with --freeze/--hooks: the point was cut, but quiescing failed,
+    /// so it is fuzzy. `response` is the standby's answer, printed as is with `--output json`.
+    NotAppConsistent { point: u64, failure: String, response: serde_json::Value },
 }
 
 impl CliError {
@@ -79,6 +84,7 @@ impl CliError {
             CliError::TimedOut(_) => exit::TIMED_OUT,
             CliError::State(_) => exit::INVALID_STATE,
             CliError::NotConfirmed => exit::ABORTED,
+            CliError::NotAppConsistent { .. } => exit::NOT_APP_CONSISTENT,
             CliError::Protocol { .. } | CliError::Truncated { .. } | CliError::Io { .. } | CliError::Failed(_) => {
                 exit::FAILURE
             }
@@ -86,10 +92,13 @@ impl CliError {
     }
 
     /// What `--output json` prints on stdout: the `ApiError` as the standby sent it, or an
-    /// object of the same shape (`code`, `message`) for errors found by the CLI itself.
+    /// object of the same shape (`code`, `message`) for errors found by the CLI itself. A
+    /// failed app-consistent attempt prints the standby's answer (the point), as on success.
     pub fn to_json(&self) -> serde_json::Value {
-        if let CliError::Api { error, .. } = self {
-            return serde_json::to_value(error).unwrap_or_default();
+        match self {
+            CliError::Api { error, .. } => return serde_json::to_value(error).unwrap_or_default(),
+            CliError::NotAppConsistent { response, .. } => return response.clone(),
+            _ => {}
         }
         let code = match self {
             CliError::Http { status, .. } => match error_code_for_status(*status) {
@@ -103,7 +112,7 @@ impl CliError {
             CliError::NotConfirmed => "NotConfirmed".into(),
             CliError::Truncated { .. } => "Truncated".into(),
             CliError::Io { .. } => "LocalIo".into(),
-            CliError::Api { .. } | CliError::Failed(_) => "Failed".into(),
+            CliError::Api { .. } | CliError::NotAppConsistent { .. } | CliError::Failed(_) => "Failed".into(),
         };
         serde_json::json!({ "code": code, "message": self.to_string() })
     }
@@ -160,6 +169,9 @@ impl fmt::Display for CliError {
             }
             CliError::Io { context, source } => write!(f, "{context}: {source}"),
             CliError::Failed(msg) => f.write_str(msg),
+            CliError::NotAppConsistent { point, failure, .. } => {
+                write!(f, "app-consistent attempt failed: {failure}; point {point} is fuzzy")
+            }
         }
     }
 }
@@ -230,6 +242,14 @@ mod tests {
             hint: None,
         };
         assert_eq!(api.to_string(), "bad value (parameter 'timeout_seconds')");
+        let fuzzy = CliError::NotAppConsistent {
+            point: 14,
+            failure: "thaw budget of 2s exceeded".into(),
+            response: serde_json::json!({"request_id": 3}),
+        };
+        assert_eq!(fuzzy.exit_code(), 10);
+        assert_eq!(fuzzy.to_string(), "app-consistent attempt failed: thaw budget of 2s exceeded; point 14 is fuzzy");
+        assert_eq!(fuzzy.to_json(), serde_json::json!({"request_id": 3}));
         assert_eq!(
             api.to_json(),
             serde_json::json!({"code": "InvalidParameter", "message": "bad value", "parameter": "timeout_seconds"})

@@ -16,6 +16,7 @@
 //! | 7 | timed out (HTTP 504, or a `--wait`/`--wait-synced` timeout) |
 //! | 8 | invalid parameter (HTTP 400) |
 //! | 9 | aborted: the confirmation was not given (`restart`, `start --type reload`, replay) |
+//! | 10 | app-consistent attempt failed: the point was cut but is fuzzy (`points create --wait --freeze/--hooks`) |
 
 mod client;
 mod confirm;
@@ -52,6 +53,9 @@ Exit codes:
   7  timed out (HTTP 504, or a --wait / --wait-synced timeout)
   8  invalid parameter (HTTP 400)
   9  aborted: the confirmation was not given (restart, start --type reload, replay)
+  10 app-consistent attempt failed: the point was cut but is fuzzy
+     (points create --wait with --freeze or --hooks; with --output json the
+     point is printed on stdout, as on success)
 
 Errors are printed as 'error: MESSAGE' on stderr; with --output json the error object
 ({\"code\", \"message\", \"parameter\"}) is also printed on stdout.
@@ -382,6 +386,7 @@ mod tests {
             "Exit codes:",
             "6  standby unreachable",
             "9  aborted: the confirmation was not given",
+            "10 app-consistent attempt failed",
             "DRPAIR_SERVER",
             "--token-file",
             "drpair restart web-01",

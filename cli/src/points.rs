@@ -4,7 +4,7 @@
 use crate::client::{ANSWER_TIMEOUT, CliError, Client};
 use crate::export::ExportArgs;
 use crate::output::{self, OutputFormat, Table};
-use clap::{Args, Subcommand};
+use clap::{ArgGroup, Args, Subcommand};
 use drpair_types::{CreatePointRequest, CreatePointResponse, PairId, RecoveryPoint};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::time::Duration;
@@ -47,8 +47,24 @@ pub enum PointsCommand {
             With --wait the command returns once the cut is a committed recovery point and prints \
             its id and time; --timeout bounds the wait (the standby's default is 10m), after which \
             the command exits with code 7.\n\n\
-            With --output json: the CreatePointResponse ({\"request_id\", \"point\"}).",
-        after_help = "Examples:\n  drpair points create web-01\n  drpair points create web-01 --wait --timeout 5m"
+            App-consistent points: a point cut while the applications keep writing to a passively \
+            tracked disk is fuzzy (like pulling the power cord, and possibly worse: chunks are read \
+            at slightly different times). With --freeze the agent freezes those filesystems \
+            (FIFREEZE) just before the cut and thaws them once the cut's chunks have been read, so \
+            the point holds what the filesystems held at one instant; writers on them block \
+            meanwhile, for at most the thaw budget (--thaw-budget, default the agent's \
+            thaw_budget, 2s). With --hooks the agent runs its configured pre_hook before the cut \
+            and its post_hook once the chunks have been read (e.g. to flush and hold a database); \
+            the point is then as consistent as the hooks make the applications. If quiescing fails (a mount point is refused, a hook fails, the \
+            budget runs out before the reads finish), the point is still cut but labelled fuzzy, \
+            and the failure is recorded in the point. With --wait such a point is printed as usual, \
+            the failure is reported on stderr and the command exits with code 10.\n\n\
+            With --output json: the CreatePointResponse ({\"request_id\", \"point\"}), also when \
+            the app-consistent attempt failed (see point.quiesce).",
+        after_help = "Examples:\n  drpair points create web-01\n  drpair points create web-01 --wait --timeout 5m\n  \
+            drpair points create web-01 --wait --freeze /var/lib/postgresql --thaw-budget 1s\n  \
+            drpair points create web-01 --wait --hooks",
+        group(ArgGroup::new("quiesce").args(["freeze", "hooks"]).multiple(true))
     )]
     Create {
         /// The DR Pair ID
@@ -60,6 +76,15 @@ pub enum PointsCommand {
         /// With --wait: give up after this long (e.g. 90s, 10m)
         #[arg(long, value_name = "DURATION", requires = "wait", value_parser = humantime::parse_duration)]
         timeout: Option<Duration>,
+        /// Freeze this filesystem (a mount point on the protected server) around the cut; repeatable
+        #[arg(long = "freeze", value_name = "MOUNTPOINT", value_parser = mount_point)]
+        freeze: Vec<String>,
+        /// Run the agent's pre/post hook scripts around the cut
+        #[arg(long)]
+        hooks: bool,
+        /// With --freeze or --hooks: longest time the applications stay frozen (100ms..60s)
+        #[arg(long, value_name = "DURATION", requires = "quiesce", value_parser = humantime::parse_duration)]
+        thaw_budget: Option<Duration>,
     },
     Export(ExportArgs),
 }
@@ -77,7 +102,13 @@ pub fn run(client: &Client, output: OutputFormat, args: &PointsArgs) -> Result<(
             }
             Ok(())
         }
-        PointsCommand::Create { pair, wait, timeout } => create(client, output, pair, *wait, *timeout),
+        PointsCommand::Create { pair, wait, timeout, freeze, hooks, thaw_budget } => {
+            let mut request = create_request(*wait, *timeout);
+            request.freeze = freeze.clone();
+            request.hooks = *hooks;
+            request.thaw_budget_ms = thaw_budget.map(ceil_ms);
+            create(client, output, pair, request)
+        }
         PointsCommand::Export(args) => crate::export::run(client, output, args),
     }
 }
@@ -88,14 +119,22 @@ pub fn create_request(wait: bool, timeout: Option<Duration>) -> CreatePointReque
     CreatePointRequest { wait, timeout_seconds, ..Default::default() }
 }
 
-fn create(
-    client: &Client,
-    output: OutputFormat,
-    pair: &PairId,
-    wait: bool,
-    timeout: Option<Duration>,
-) -> Result<(), CliError> {
-    let request = create_request(wait, timeout);
+/// Whole milliseconds, rounded up.
+fn ceil_ms(d: Duration) -> u64 {
+    u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
+}
+
+/// `--freeze`: an absolute path (the agent checks that it is a mount point).
+fn mount_point(s: &str) -> Result<String, String> {
+    if s.starts_with('/') {
+        Ok(s.to_string())
+    } else {
+        Err(format!("'{s}' is not an absolute mount point (like /var/lib/postgresql)"))
+    }
+}
+
+fn create(client: &Client, output: OutputFormat, pair: &PairId, request: CreatePointRequest) -> Result<(), CliError> {
+    let wait = request.wait;
     // The standby holds a --wait call open up to its timeout (600 s by default): wait a
     // little longer than that for its answer, so its own 504 is what we report.
     let answer_timeout = if wait {
@@ -119,15 +158,45 @@ fn create(
         client.post_json::<_, CreatePointResponse>(&format!("/api/v1/pairs/{pair}/points"), &request, answer_timeout);
     spinner.finish_and_clear();
     let (_status, raw, response) = result?;
+    // A failed app-consistent attempt: the point is fuzzy. The JSON document is then printed
+    // by the error (see CliError::NotAppConsistent), so stdout holds it once.
+    let failed = response.point.as_ref().and_then(|p| {
+        let q = p.quiesce.as_ref().filter(|q| !q.achieved)?;
+        Some((p.id, q.failure.clone().unwrap_or_else(|| "no reason recorded".into())))
+    });
     match output {
+        OutputFormat::Json if failed.is_some() => {}
         OutputFormat::Json => output::emit(&output::to_json(&raw)),
         OutputFormat::Text => output::emit(&render_created(&response)),
     }
-    Ok(())
+    match failed {
+        Some((point, failure)) => Err(CliError::NotAppConsistent { point, failure, response: raw }),
+        None => Ok(()),
+    }
 }
 
 /// The text answer of `points create`.
 pub fn render_created(r: &CreatePointResponse) -> String {
+    let mut text = render_committed(r);
+    if let Some(q) = r.point.as_ref().and_then(|p| p.quiesce.as_ref()).filter(|q| q.achieved) {
+        let mut what = Vec::new();
+        if !q.freeze.is_empty() {
+            what.push(format!("froze {}", q.freeze.join(", ")));
+        }
+        if q.hooks {
+            what.push("ran the hooks".to_string());
+        }
+        text.push_str(&format!(
+            "\napp-consistent: {} for {} ms (budget {} ms)",
+            what.join(" and "),
+            q.frozen_ms,
+            q.budget_ms
+        ));
+    }
+    text
+}
+
+fn render_committed(r: &CreatePointResponse) -> String {
     match &r.point {
         Some(p) => format!(
             "recovery point {} committed at {} ({}, {}; changed {}, shipped {}; request {})",
@@ -182,6 +251,8 @@ pub(crate) mod tests {
             verified_at: None,
             tested_at: None,
             sizes: PointSizes { changed_bytes: 3 << 20, shipped_bytes: 1 << 20, ..PointSizes::default() },
+            quiesce: None,
+            full_pass: false,
         }
     }
 
@@ -211,7 +282,7 @@ pub(crate) mod tests {
     fn timeout_is_rounded_up_to_seconds() {
         assert_eq!(create_request(true, Some(Duration::from_millis(1))).timeout_seconds, Some(1));
         assert_eq!(create_request(true, Some(Duration::from_secs(300))).timeout_seconds, Some(300));
-        assert_eq!(create_request(false, None), CreatePointRequest { wait: false, timeout_seconds: None });
+        assert_eq!(create_request(false, None), CreatePointRequest::default());
     }
 
     #[test]
@@ -219,12 +290,12 @@ pub(crate) mod tests {
         let body = serde_json::to_string(&CreatePointResponse { request_id: 5, point: None }).unwrap();
         let server = FakeServer::start(vec![Reply::json(202, &body)]);
         let client = Client::new(&server.url, Some("t".into())).unwrap();
-        create(&client, OutputFormat::Text, &PairId::new("web-01").unwrap(), true, Some(Duration::from_secs(5)))
-            .unwrap();
+        let request = create_request(true, Some(Duration::from_secs(5)));
+        create(&client, OutputFormat::Text, &PairId::new("web-01").unwrap(), request).unwrap();
         let req = &server.finish()[0];
         assert_eq!((req.method.as_str(), req.path.as_str()), ("POST", "/api/v1/pairs/web-01/points"));
         let sent: CreatePointRequest = serde_json::from_slice(&req.body).unwrap();
-        assert_eq!(sent, CreatePointRequest { wait: true, timeout_seconds: Some(5) });
+        assert_eq!(sent, CreatePointRequest { wait: true, timeout_seconds: Some(5), ..Default::default() });
         assert!(req.header("content-type").unwrap().starts_with("application/json"));
     }
 
@@ -233,9 +304,118 @@ pub(crate) mod tests {
         let err_body = r#"{"code":"InvalidPairState","message":"pair 'web-01' is Disconnected: no agent to cut"}"#;
         let server = FakeServer::start(vec![Reply::json(409, err_body)]);
         let client = Client::new(&server.url, None).unwrap();
-        let err = create(&client, OutputFormat::Json, &PairId::new("web-01").unwrap(), false, None).unwrap_err();
+        let request = create_request(false, None);
+        let err = create(&client, OutputFormat::Json, &PairId::new("web-01").unwrap(), request).unwrap_err();
         assert_eq!(err.exit_code(), exit::INVALID_STATE);
         assert_eq!(err.to_string(), "pair 'web-01' is Disconnected: no agent to cut");
+        server.finish();
+    }
+
+    /// `drpair points …` arguments, parsed alone.
+    #[derive(Debug, clap::Parser)]
+    struct Cli {
+        #[command(subcommand)]
+        command: PointsCommand,
+    }
+
+    fn parse(args: &[&str]) -> Result<PointsCommand, clap::Error> {
+        use clap::Parser;
+        Cli::try_parse_from(std::iter::once("points").chain(args.iter().copied())).map(|c| c.command)
+    }
+
+    #[test]
+    fn quiesce_arguments() {
+        let c = parse(&["create", "web-01", "--wait", "--freeze", "/data", "--freeze", "/srv/pg", "--hooks"]).unwrap();
+        let PointsCommand::Create { freeze, hooks, thaw_budget, .. } = c else { panic!() };
+        assert_eq!((freeze, hooks, thaw_budget), (vec!["/data".to_string(), "/srv/pg".to_string()], true, None));
+        for args in
+            [&["create", "web-01", "--freeze", "/data"][..], &["create", "web-01", "--hooks", "--freeze", "/data"]]
+        {
+            let mut args = args.to_vec();
+            args.extend(["--thaw-budget", "1500ms"]);
+            let PointsCommand::Create { thaw_budget, .. } = parse(&args).unwrap() else { panic!() };
+            assert_eq!(thaw_budget, Some(Duration::from_millis(1500)));
+        }
+        let PointsCommand::Create { thaw_budget, .. } =
+            parse(&["create", "web-01", "--hooks", "--thaw-budget", "2s"]).unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(thaw_budget.map(ceil_ms), Some(2000));
+        assert_eq!(ceil_ms(Duration::from_micros(100_001)), 101);
+    }
+
+    #[test]
+    fn quiesce_usage_errors_exit_2() {
+        use clap::error::ErrorKind;
+        for (args, kind) in [
+            (&["create", "web-01", "--thaw-budget", "2s"][..], ErrorKind::MissingRequiredArgument),
+            (&["create", "web-01", "--freeze", "data"][..], ErrorKind::ValueValidation),
+            (&["create", "web-01", "--freeze", "/data", "--thaw-budget", "soon"][..], ErrorKind::ValueValidation),
+            (&["create", "web-01", "--freeze"][..], ErrorKind::InvalidValue),
+        ] {
+            let err = parse(args).unwrap_err();
+            assert_eq!((err.kind(), err.exit_code()), (kind, i32::from(exit::USAGE)), "{args:?}");
+        }
+    }
+
+    fn app_consistent_point(achieved: bool) -> RecoveryPoint {
+        let mut p = point(14, 0);
+        p.kind = PointKind::AppConsistent;
+        p.consistency = if achieved { Consistency::AppConsistent } else { Consistency::Fuzzy };
+        p.quiesce = Some(drpair_types::QuiesceOutcome {
+            freeze: vec!["/mnt/data".into()],
+            hooks: false,
+            achieved,
+            frozen_ms: 38,
+            budget_ms: 2000,
+            failure: (!achieved).then(|| "thaw budget of 2s exceeded: thawed before the cut's reads finished".into()),
+        });
+        p
+    }
+
+    #[test]
+    fn app_consistent_texts() {
+        let ok = render_created(&CreatePointResponse { request_id: 9, point: Some(app_consistent_point(true)) });
+        assert!(ok.starts_with("recovery point 14 committed at 2026-05-01T10:00:00Z (app-consistent, app-consistent;"));
+        assert!(ok.ends_with("\napp-consistent: froze /mnt/data for 38 ms (budget 2000 ms)"), "{ok}");
+        let mut both = app_consistent_point(true);
+        both.quiesce.as_mut().unwrap().hooks = true;
+        let both = render_created(&CreatePointResponse { request_id: 9, point: Some(both) });
+        assert!(both.ends_with("app-consistent: froze /mnt/data and ran the hooks for 38 ms (budget 2000 ms)"));
+        let failed = render_created(&CreatePointResponse { request_id: 9, point: Some(app_consistent_point(false)) });
+        assert!(!failed.contains('\n'), "{failed}");
+    }
+
+    #[test]
+    fn a_failed_app_consistent_attempt_exits_10() {
+        let answer = CreatePointResponse { request_id: 5, point: Some(app_consistent_point(false)) };
+        let body = serde_json::to_string(&answer).unwrap();
+        for output in [OutputFormat::Text, OutputFormat::Json] {
+            let server = FakeServer::start(vec![Reply::json(200, &body)]);
+            let client = Client::new(&server.url, None).unwrap();
+            let mut request = create_request(true, None);
+            request.freeze = vec!["/mnt/data".into()];
+            request.thaw_budget_ms = Some(2000);
+            let err = create(&client, output, &PairId::new("web-01").unwrap(), request).unwrap_err();
+            assert_eq!(err.exit_code(), exit::NOT_APP_CONSISTENT);
+            assert_eq!(
+                err.to_string(),
+                "app-consistent attempt failed: thaw budget of 2s exceeded: thawed before the cut's reads finished; \
+                 point 14 is fuzzy"
+            );
+            assert_eq!(err.to_json(), serde_json::to_value(&answer).unwrap(), "the answer, as on success");
+            let sent: CreatePointRequest = serde_json::from_slice(&server.finish()[0].body).unwrap();
+            assert_eq!(
+                (sent.freeze, sent.hooks, sent.thaw_budget_ms),
+                (vec!["/mnt/data".to_string()], false, Some(2000))
+            );
+        }
+        // Achieved: success.
+        let answer = CreatePointResponse { request_id: 6, point: Some(app_consistent_point(true)) };
+        let server = FakeServer::start(vec![Reply::json(200, &serde_json::to_string(&answer).unwrap())]);
+        let client = Client::new(&server.url, None).unwrap();
+        create(&client, OutputFormat::Text, &PairId::new("web-01").unwrap(), create_request(true, None)).unwrap();
         server.finish();
     }
 }

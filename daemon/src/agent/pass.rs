@@ -357,7 +357,8 @@ impl Worker<'_> {
         first: u64,
         chunks: &[(u64, usize, usize, bool, [u8; 32])],
     ) -> Result<(), String> {
-        let local = chunks.iter().map(|&(_, _, _, z, h)| Some(if z { WireVersion::Zero } else { WireVersion::Data(h) }));
+        let local =
+            chunks.iter().map(|&(_, _, _, z, h)| Some(if z { WireVersion::Zero } else { WireVersion::Data(h) }));
         let theirs = (r.span > 0 && first % r.span == 0)
             .then(|| r.digests.get(disk as usize).and_then(|d| d.get((first / r.span) as usize)))
             .flatten();

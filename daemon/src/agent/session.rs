@@ -109,7 +109,9 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
                         let _ = tx.send(have);
                     }
                 }
-                Ok(StandbyMsg::Hashes { req, versions, .. }) if hash_routes2.lock().expect("routes").contains_key(&req) => {
+                Ok(StandbyMsg::Hashes { req, versions, .. })
+                    if hash_routes2.lock().expect("routes").contains_key(&req) =>
+                {
                     if let Some(tx) = hash_routes2.lock().expect("routes").remove(&req) {
                         let _ = tx.send(versions);
                     }
@@ -525,8 +527,12 @@ impl Conn {
         let quiesced = outcome.lock().expect("outcome").take();
         if let Some(q) = &quiesced {
             match &q.failure {
-                None => tracing::info!(pair = %self.agent.cfg.pair, epoch, frozen_ms = q.frozen_ms, budget_ms = q.budget_ms, freeze = ?q.freeze, hooks = q.hooks, "app-consistent cut"),
-                Some(f) => tracing::warn!(pair = %self.agent.cfg.pair, epoch, "app-consistent attempt failed: {f}; the point is labelled fuzzy"),
+                None => {
+                    tracing::info!(pair = %self.agent.cfg.pair, epoch, frozen_ms = q.frozen_ms, budget_ms = q.budget_ms, freeze = ?q.freeze, hooks = q.hooks, "app-consistent cut")
+                }
+                Some(f) => {
+                    tracing::warn!(pair = %self.agent.cfg.pair, epoch, "app-consistent attempt failed: {f}; the point is labelled fuzzy")
+                }
             }
         }
         let app = quiesced.as_ref().is_some_and(|q| q.achieved);

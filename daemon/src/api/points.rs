@@ -6,8 +6,14 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use drpair_types::{CreatePointRequest, CreatePointResponse, ErrorCode, RecoveryPoint};
-use drpair_wire::{StandbyMsg, encode};
+use drpair_wire::{QuiesceRequest, StandbyMsg, encode};
+use std::path::{Component, Path as FsPath};
 use std::time::Duration;
+
+/// Most mount points one cut may freeze.
+const MAX_FREEZE: usize = 16;
+/// Range of `thaw_budget_ms`.
+const THAW_BUDGET_MS: std::ops::RangeInclusive<u64> = 100..=60_000;
 
 pub async fn list(State(sb): State<AppState>, Path(pair): Path<String>) -> ApiResult<Json<Vec<RecoveryPoint>>> {
     let (_, h) = find_pair(&sb, &pair)?;
@@ -63,6 +69,7 @@ pub async fn create(
     if timeout == 0 || timeout > 86_400 {
         return Err(ApiFailure::param("timeout_seconds", "timeout_seconds must be between 1 and 86400"));
     }
+    let quiesce = quiesce_request(&req)?;
     let l = h.record.lock().expect("record").lifecycle.clone();
     if l.holds() {
         return Err(ApiFailure::new(
@@ -82,10 +89,20 @@ pub async fn create(
     let mut commits = h.commits.subscribe();
     session
         .tx
-        .send(encode(&StandbyMsg::CutRequest { request_id, quiesce: None }).expect("encode"))
+        .send(encode(&StandbyMsg::CutRequest { request_id, quiesce: quiesce.clone() }).expect("encode"))
         .await
         .map_err(|_| ApiFailure::new(ErrorCode::InvalidPairState, format!("pair '{id}': the agent disconnected")))?;
-    tracing::info!(pair = %id, request_id, "cut requested");
+    match &quiesce {
+        Some(q) => tracing::info!(
+            pair = %id,
+            request_id,
+            freeze = ?q.freeze,
+            hooks = q.hooks,
+            budget_ms = ?q.budget_ms,
+            "app-consistent cut requested"
+        ),
+        None => tracing::info!(pair = %id, request_id, "cut requested"),
+    }
     if !req.wait {
         return Ok((StatusCode::ACCEPTED, Json(CreatePointResponse { request_id, point: None })));
     }
@@ -105,5 +122,114 @@ pub async fn create(
             ErrorCode::Timeout,
             format!("pair '{id}': cut request {request_id} not committed within {timeout}s; it may still commit later"),
         )),
+    }
+}
+
+/// Checks the app-consistent fields of a cut request; `Some` when the agent is to quiesce.
+fn quiesce_request(req: &CreatePointRequest) -> ApiResult<Option<QuiesceRequest>> {
+    if req.freeze.len() > MAX_FREEZE {
+        return Err(ApiFailure::param(
+            "freeze",
+            format!("freeze lists {} mount points; at most {MAX_FREEZE}", req.freeze.len()),
+        ));
+    }
+    for (i, f) in req.freeze.iter().enumerate() {
+        let p = FsPath::new(f);
+        let why = if f.is_empty() {
+            Some("is empty")
+        } else if f.contains('\0') {
+            Some("contains a NUL byte")
+        } else if !p.is_absolute() {
+            Some("is not an absolute path")
+        } else if p.components().any(|c| c == Component::ParentDir) {
+            Some("must not contain '..'")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(ApiFailure::param("freeze", format!("freeze mount point '{f}' {why}")));
+        }
+        if req.freeze[..i].iter().any(|g| FsPath::new(g) == p) {
+            return Err(ApiFailure::param("freeze", format!("freeze mount point '{f}' is listed twice")));
+        }
+    }
+    let wanted = !req.freeze.is_empty() || req.hooks;
+    if let Some(b) = req.thaw_budget_ms {
+        if !wanted {
+            return Err(ApiFailure::param("thaw_budget_ms", "thaw_budget_ms needs freeze or hooks"));
+        }
+        if !THAW_BUDGET_MS.contains(&b) {
+            return Err(ApiFailure::param("thaw_budget_ms", "thaw_budget_ms must be between 100 and 60000"));
+        }
+    }
+    Ok(wanted.then(|| QuiesceRequest { freeze: req.freeze.clone(), hooks: req.hooks, budget_ms: req.thaw_budget_ms }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(freeze: &[&str], hooks: bool, thaw_budget_ms: Option<u64>) -> CreatePointRequest {
+        CreatePointRequest {
+            freeze: freeze.iter().map(|s| s.to_string()).collect(),
+            hooks,
+            thaw_budget_ms,
+            ..Default::default()
+        }
+    }
+
+    /// The refused parameter and the message.
+    fn refused(r: CreatePointRequest) -> (String, String) {
+        let e = quiesce_request(&r).unwrap_err().0;
+        assert_eq!(e.code, ErrorCode::InvalidParameter);
+        (e.parameter.unwrap(), e.message)
+    }
+
+    #[test]
+    fn plain_cuts_do_not_quiesce() {
+        assert_eq!(quiesce_request(&req(&[], false, None)).unwrap(), None);
+    }
+
+    #[test]
+    fn app_consistent_requests_pass_through() {
+        let q = quiesce_request(&req(&["/data", "/var/lib/pg/"], false, Some(1500))).unwrap().unwrap();
+        assert_eq!(
+            q,
+            QuiesceRequest { freeze: vec!["/data".into(), "/var/lib/pg/".into()], hooks: false, budget_ms: Some(1500) }
+        );
+        let q = quiesce_request(&req(&[], true, None)).unwrap().unwrap();
+        assert_eq!(q, QuiesceRequest { freeze: vec![], hooks: true, budget_ms: None });
+        for b in [100, 60_000] {
+            assert!(quiesce_request(&req(&[], true, Some(b))).is_ok(), "{b}");
+        }
+        let many: Vec<String> = (0..MAX_FREEZE).map(|i| format!("/m{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(quiesce_request(&req(&many, false, None)).unwrap().unwrap().freeze.len(), MAX_FREEZE);
+    }
+
+    #[test]
+    fn bad_mount_points_are_refused() {
+        let freeze = |f: &[&str]| refused(req(f, false, None));
+        assert_eq!(freeze(&[""]), ("freeze".into(), "freeze mount point '' is empty".into()));
+        assert_eq!(freeze(&["data"]).1, "freeze mount point 'data' is not an absolute path");
+        assert_eq!(freeze(&["/mnt/../etc"]).1, "freeze mount point '/mnt/../etc' must not contain '..'");
+        assert_eq!(freeze(&["/a\0b"]).1, "freeze mount point '/a\0b' contains a NUL byte");
+        assert_eq!(freeze(&["/data", "/srv", "/data/"]).1, "freeze mount point '/data/' is listed twice");
+        let many: Vec<String> = (0..=MAX_FREEZE).map(|i| format!("/m{i}")).collect();
+        let many: Vec<&str> = many.iter().map(String::as_str).collect();
+        assert_eq!(freeze(&many).1, "freeze lists 17 mount points; at most 16");
+    }
+
+    #[test]
+    fn thaw_budgets_are_checked() {
+        let (param, msg) = refused(req(&[], false, Some(2000)));
+        assert_eq!((param.as_str(), msg.as_str()), ("thaw_budget_ms", "thaw_budget_ms needs freeze or hooks"));
+        for b in [0, 99, 60_001] {
+            assert_eq!(
+                refused(req(&["/data"], false, Some(b))).1,
+                "thaw_budget_ms must be between 100 and 60000",
+                "{b}"
+            );
+        }
     }
 }

@@ -655,7 +655,12 @@ impl Session {
 
     /// Versions of a range of a disk in the newest committed point (all `None` before the
     /// first commit); a range outside the disk is refused.
-    async fn committed_versions(&mut self, disk: u32, first: u64, count: u64) -> Result<Vec<Option<WireVersion>>, String> {
+    async fn committed_versions(
+        &mut self,
+        disk: u32,
+        first: u64,
+        count: u64,
+    ) -> Result<Vec<Option<WireVersion>>, String> {
         let disks = self.geometries();
         let Some(g) = disks.get(disk as usize) else {
             return Err(format!("pair '{}': hash request for disk {disk}, which does not exist", self.pair_id));
