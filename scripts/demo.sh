@@ -35,11 +35,11 @@ mount "$loop" "$dir/mnt"
 cp -a /usr/share/doc "$dir/mnt/doc" 2>/dev/null || true
 sync
 
-echo "== standby (link 127.0.0.1:7700, API http://127.0.0.1:7701) and agent (cut every 5s)"
+echo "== standby (link 127.0.0.1:7700, API http://127.0.0.1:7701) and agent (tracefs tracker, cut every 5s)"
 "$bin/drpaird" standby --data-dir "$dir/standby" --listen 127.0.0.1:7700 --api-listen 127.0.0.1:7701 2>"$dir/standby.log" &
 standby=$!
 for _ in $(seq 50); do [ -s "$dir/standby/api.addr" ] && break; sleep 0.1; done
-"$bin/drpaird" agent --pair $pair --disk "$loop" --standby 127.0.0.1:7700 --state-dir "$dir/agent" --tracker scan --cut-interval 5s 2>"$dir/agent.log" &
+"$bin/drpaird" agent --pair $pair --disk "$loop" --standby 127.0.0.1:7700 --state-dir "$dir/agent" --cut-interval 5s 2>"$dir/agent.log" &
 agent=$!
 
 cat > "$dir/progress.py" <<'PY'
@@ -70,7 +70,10 @@ echo "== status"
 echo "== pairs"
 "$bin/drpair" pairs list
 
-echo "== quiesce (fsfreeze), cut a recovery point, thaw"
+echo "== an app-consistent point: the agent freezes the filesystem around the cut"
+"$bin/drpair" points create $pair --freeze "$dir/mnt" --wait
+
+echo "== quiesce by hand (fsfreeze) to keep a reference copy, cut a recovery point, thaw"
 sync
 fsfreeze -f "$dir/mnt"
 cp "$dir/disk.img" "$dir/reference.img"
