@@ -60,6 +60,17 @@ fn event_loss_forces_a_rescan_that_converges() {
     assert!(p.full_pass, "lost events must force a full compare: {p:?}");
     let log = agent.log();
     assert!(log.contains("lost events"), "the agent must say events were lost:\n{}", agent.tail(40));
+    let lost = drpair_e2e::wait_until("lost events in status and metrics", Duration::from_secs(30), || {
+        let t = api.status(pair).agent.and_then(|a| a.tracking).ok_or("no counters yet")?;
+        let m =
+            drpair_e2e::api::metric_value(&api.metrics(), &format!("drpair_tracker_lost_events{{pair=\"{pair}\"}}"));
+        if t.lost_events > 0 && t.losses > 0 && m.is_some_and(|v| v > 0.0) {
+            Ok(t)
+        } else {
+            Err(format!("{t:?} {m:?}"))
+        }
+    });
+    step(format!("tracker counters: {lost:?}"));
     let (_, source) = hash_file(&img);
     assert_eq!(api.export_full(pair, &p.id.to_string(), 0, size), source, "the point after the rescan differs");
     // Only what differed crossed the link: the writes touched at most 40000 chunks' worth.

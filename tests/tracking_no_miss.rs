@@ -62,6 +62,13 @@ fn every_write_path_is_tracked() {
     }
     let last = api.create_point_wait(pair);
     let after = block_hashes(&img);
+    // Every op class reached the tracker (heartbeats carry its counters every 5 s).
+    let seen = drpair_e2e::wait_until("tracker counters", Duration::from_secs(30), || {
+        let t = api.status(pair).agent.and_then(|a| a.tracking).ok_or("no counters yet")?;
+        if t.writes > 0 && t.discards > 0 && t.zeroes > 0 { Ok(t) } else { Err(format!("{t:?}")) }
+    });
+    step(format!("tracker counters: {seen:?}"));
+    assert_eq!(seen.lost_events, 0, "{seen:?}");
 
     let changed = changed_blocks(&before, &after);
     let tracked = tracked_chunks(&api, pair, last.id, baseline.id);

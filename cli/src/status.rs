@@ -164,6 +164,15 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
             None => "never connected".into(),
         },
     );
+    if let Some(t) = s.agent.as_ref().and_then(|a| a.tracking) {
+        b.line(
+            "Tracking",
+            format!(
+                "{} writes, {} discards, {} write-zeroes seen; {} events lost ({} losses, each repaired by a full compare)",
+                t.writes, t.discards, t.zeroes, t.lost_events, t.losses
+            ),
+        );
+    }
     let disks: Vec<String> = s
         .disks
         .iter()

@@ -7,7 +7,7 @@ use super::{Agent, SessionError};
 use crate::link::{AbortOnDrop, LinkError, read_msg, spawn_writer, write_frame};
 use crate::timefmt::now_ms;
 use drpair_types::Lineage;
-use drpair_types::{Consistency, Epoch, PointKind};
+use drpair_types::{Consistency, Epoch, PointKind, TrackingCounters};
 use drpair_wire::{
     AgentMsg, EpochEnd, Hello, PassKind, Progress, QuiesceRequest, RunMode, StandbyMsg, StartMode, WireDisk, encode,
 };
@@ -341,6 +341,19 @@ impl Conn {
         }
     }
 
+    /// The tracker's counters, for status and metrics.
+    fn tracking(&self) -> TrackingCounters {
+        let s = self.agent.tracker.lock().expect("tracker").stats();
+        TrackingCounters {
+            events: s.events,
+            writes: s.writes,
+            discards: s.discards,
+            zeroes: s.zeroes,
+            lost_events: s.lost_events,
+            losses: s.losses,
+        }
+    }
+
     async fn heartbeat(&self) -> Res<()> {
         let local = self.agent.local.clone();
         let (chunks, bytes) =
@@ -350,6 +363,7 @@ impl Conn {
             backlog_bytes: bytes,
             bytes_read_total: self.agent.bytes_read_total.load(Ordering::Relaxed),
             history_from: Some(self.agent.local.lock().expect("maps").history_from()),
+            tracking: Some(self.tracking()),
             ..Default::default()
         }))
         .await
@@ -512,6 +526,7 @@ impl Conn {
                         bytes_read_total: base + p.bytes_read.load(Ordering::Relaxed),
                         reason: reason.clone(),
                         history_from: None,
+                        tracking: None,
                     });
                     if out.send(encode(&msg).expect("encode")).await.is_err() {
                         break;

@@ -50,7 +50,7 @@ pub fn render(sb: &Standby) -> String {
             .set(s.checkpoint.map(|c| c.epoch).unwrap_or(0) as f64);
         gauge!("drpair_pair_points", "pair" => p.clone()).set(s.stats.points as f64);
         gauge!("drpair_agent_read_bytes", "pair" => p.clone()).set(s.stats.bytes_read as f64);
-        gauge!("drpair_pair_connected", "pair" => p.clone()).set(if s.agent.is_some_and(|a| a.connected) {
+        gauge!("drpair_pair_connected", "pair" => p.clone()).set(if s.agent.as_ref().is_some_and(|a| a.connected) {
             1.0
         } else {
             0.0
@@ -74,6 +74,13 @@ pub fn render(sb: &Standby) -> String {
         gauge!("drpair_link_compression_ratio", "pair" => p.clone()).set(s.stats.compression_ratio);
         gauge!("drpair_agent_read_bytes_per_second", "pair" => p.clone()).set(s.stats.throughput_bytes_per_second);
         gauge!("drpair_pair_chunks_errored", "pair" => p.clone()).set(s.stats.chunks_errored as f64);
+        if let Some(t) = s.agent.as_ref().and_then(|a| a.tracking) {
+            for (op, n) in [("write", t.writes), ("discard", t.discards), ("write_zeroes", t.zeroes)] {
+                gauge!("drpair_tracker_events", "pair" => p.clone(), "op" => op).set(n as f64);
+            }
+            gauge!("drpair_tracker_lost_events", "pair" => p.clone()).set(t.lost_events as f64);
+            gauge!("drpair_tracker_losses", "pair" => p.clone()).set(t.losses as f64);
+        }
         gauge!("drpair_pair_eta_seconds", "pair" => p).set(s.stats.eta_seconds.map(|e| e as f64).unwrap_or(0.0));
     }
     sb.metrics.render()

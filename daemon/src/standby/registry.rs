@@ -229,7 +229,10 @@ impl PairRuntime {
         while self.read_samples.len() > 2 && now.duration_since(self.read_samples[0].0).as_secs_f64() > 10.0 {
             self.read_samples.pop_front();
         }
+        // Pass reports carry no tracker counters: keep the last heartbeat's.
+        let tracking = p.tracking.or(self.progress.tracking);
         self.progress = p;
+        self.progress.tracking = tracking;
         if new_pass { self.progress.pass } else { None }
     }
 
@@ -416,6 +419,7 @@ impl PairHandle {
             version: rt.agent_version.clone(),
             connected: rt.session.is_some(),
             since: rfc3339_ms(rt.since_unix_ms),
+            tracking: rt.progress.tracking,
         });
         PairStatus {
             pair_id: rec.pair_id.clone(),

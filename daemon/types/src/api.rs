@@ -212,6 +212,23 @@ pub struct AgentInfo {
     pub connected: bool,
     /// RFC 3339 time of the last (dis)connection.
     pub since: String,
+    /// The tracker's counters since the agent started (kernel trackers only).
+    #[serde(default)]
+    pub tracking: Option<TrackingCounters>,
+}
+
+/// What a kernel tracker saw since the agent started.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TrackingCounters {
+    /// Change events for the pair's disks: writes, discards, write-zeroes.
+    pub events: u64,
+    pub writes: u64,
+    pub discards: u64,
+    pub zeroes: u64,
+    /// Events the kernel reported lost.
+    pub lost_events: u64,
+    /// Times a loss was detected (each forced a full compare).
+    pub losses: u64,
 }
 
 /// The pass the agent is running: reading chunks for one epoch.

@@ -7,7 +7,7 @@
 //! ([`AgentMsg::EpochEnd`]); the standby commits it as a recovery point and only then answers
 //! [`StandbyMsg::EpochAck`].
 
-use drpair_types::{Consistency, Epoch, Lineage, PointKind, QuiesceOutcome};
+use drpair_types::{Consistency, Epoch, Lineage, PointKind, QuiesceOutcome, TrackingCounters};
 use serde::{Deserialize, Serialize};
 
 /// blake3 of a chunk's uncompressed bytes.
@@ -115,6 +115,8 @@ pub struct Progress {
     pub reason: Option<String>,
     /// As in [`AgentState::history_from`].
     pub history_from: Option<Epoch>,
+    /// The tracker's counters (in heartbeats).
+    pub tracking: Option<TrackingCounters>,
 }
 
 /// The end of an epoch: every chunk of it has been sent.
