@@ -35,18 +35,32 @@ fn fsck_point(cli: &drpair_e2e::Cli, env: &TestEnv, pair: &str, point: u64) -> (
     (o.status.code().unwrap_or(-1), text)
 }
 
+/// A 256 MiB loop device with ext4 holding a few files, mounted at `TEST_DIR/mnt`; the
+/// guards undo it all in reverse order.
+struct Disk {
+    _trace: TraceInstance,
+    lo: LoopDev,
+    mnt: std::path::PathBuf,
+}
+
+fn ext4_disk(env: &TestEnv, pair: &str, seed: u64) -> (Disk, Mount) {
+    let img = env.path("disk0.img");
+    sparse_image(&img, 256 * MIB);
+    let lo = LoopDev::attach(&img);
+    let trace = TraceInstance::of_pair(pair);
+    mkfs_ext4(&lo.dev);
+    let mnt = env.path("mnt");
+    let m = Mount::mount(&lo.dev, &mnt);
+    generate_files(&mnt.join("seed"), seed);
+    (Disk { _trace: trace, lo, mnt }, m)
+}
+
 #[test]
 fn freeze_hooks_and_failures() {
     let pair = "app-freeze";
     let env = TestEnv::new("app-consistent");
-    let img = env.path("disk0.img");
-    sparse_image(&img, 256 * MIB);
-    let lo = LoopDev::attach(&img);
-    let _trace = TraceInstance::of_pair(pair);
-    mkfs_ext4(&lo.dev);
-    let mnt = env.path("mnt");
-    let m = Mount::mount(&lo.dev, &mnt);
-    generate_files(&mnt.join("seed"), 4);
+    let (disk, m) = ext4_disk(&env, pair, 4);
+    let (lo, mnt) = (&disk.lo, disk.mnt.clone());
     let hooks_log = env.path("hooks.log");
     let hook = |name: &str| {
         let p = env.path(name);
@@ -128,14 +142,8 @@ fn freeze_hooks_and_failures() {
 fn schedule_and_budget() {
     let pair = "app-sched";
     let env = TestEnv::new("app-consistent-schedule");
-    let img = env.path("disk0.img");
-    sparse_image(&img, 256 * MIB);
-    let lo = LoopDev::attach(&img);
-    let _trace = TraceInstance::of_pair(pair);
-    mkfs_ext4(&lo.dev);
-    let mnt = env.path("mnt");
-    let _m = Mount::mount(&lo.dev, &mnt);
-    generate_files(&mnt.join("seed"), 6);
+    let (disk, _m) = ext4_disk(&env, pair, 6);
+    let (lo, mnt) = (&disk.lo, disk.mnt.clone());
     let sb = Standby::start(&env, None);
     let api = sb.api();
     let cli = sb.cli();

@@ -343,15 +343,7 @@ impl Conn {
 
     /// The tracker's counters, for status and metrics.
     fn tracking(&self) -> TrackingCounters {
-        let s = self.agent.tracker.lock().expect("tracker").stats();
-        TrackingCounters {
-            events: s.events,
-            writes: s.writes,
-            discards: s.discards,
-            zeroes: s.zeroes,
-            lost_events: s.lost_events,
-            losses: s.losses,
-        }
+        self.agent.tracker.lock().expect("tracker").stats()
     }
 
     async fn heartbeat(&self) -> Res<()> {

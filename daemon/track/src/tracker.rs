@@ -28,20 +28,8 @@ pub struct TrackerSetup {
     pub tracefs_buffer_kib: u64,
 }
 
-/// Counters a tracker keeps since it started (shown in status and metrics).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct TrackerStats {
-    /// Change events seen for the pair's disks.
-    pub events: u64,
-    /// Of those: writes, discards, write-zeroes (including secure erase).
-    pub writes: u64,
-    pub discards: u64,
-    pub zeroes: u64,
-    /// Events the kernel reported lost (each loss forces a rescan).
-    pub lost_events: u64,
-    /// Times loss was detected.
-    pub losses: u64,
-}
+/// Counters a tracker keeps since it started (shown as is in status and metrics).
+pub type TrackerStats = drpair_types::TrackingCounters;
 
 /// What the pass after a cut must do.
 #[derive(Debug, Clone, PartialEq, Eq)]
