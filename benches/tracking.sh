@@ -16,9 +16,11 @@
 # Ratios are what to read: another workload on the machine moves the absolute numbers.
 #
 #   bash benches/tracking.sh
-# Needs root, fio, rsync, zstd, tracefs at /sys/kernel/tracing. Takes about 10 minutes.
+# Needs root, fio, rsync, zstd, tracefs at /sys/kernel/tracing, about 12 GiB free in /var/tmp.
+# Takes about 4 minutes.
 set -euo pipefail
 invoked="bash $0${*:+ $*}"
+started=$(date +%s.%N)
 cd "$(dirname "$0")/.."
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 cargo build --release --locked --bins -q
@@ -29,7 +31,6 @@ chunk=65536
 tracing=/sys/kernel/tracing
 work=$(mktemp -d /var/tmp/drpair-tracking.XXXXXX)
 pids=() loops=() instances=()
-started=$(date +%s.%N)
 cleanup() {
   set +e
   for p in "${pids[@]}"; do kill "$p" 2>/dev/null; wait "$p" 2>/dev/null; done
@@ -94,7 +95,9 @@ fio_iops() {
 # Unmeasured: allocate every block of the backing file first, or the first run pays for it.
 fio --name=warm --filename="$loop" --direct=1 --ioengine=io_uring --iodepth=4 --rw=write --bs=1M --size=4G \
   --output-format=json >/dev/null
-untracked=() tracked=()
+untracked=() tracked=() agent_cpu=()
+cpu_ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+traced() { cat "$tracing/instances/drpair-$1"/per_cpu/cpu*/stats | awk '/^read events:/ {s += $3} END {print s}'; }
 for round in 1 2; do
   v=$(fio_iops); untracked+=("$v")
   echo "round $round untracked: $v IOPS"
@@ -103,9 +106,12 @@ for round in 1 2; do
   wait_status "$pair1" "s['agent'] and s['agent']['connected'] and s['agent']['tracker'] == 'tracefs'" 60 "the agent to connect"
   for _ in $(seq 100); do [ -d "$tracing/instances/drpair-$pair1" ] && break; sleep 0.1; done
   [ -d "$tracing/instances/drpair-$pair1" ] || die "no tracefs instance drpair-$pair1"
+  c0=$(cpu_ticks "$agent"); e0=$(traced "$pair1"); t0=$(now)
   v=$(fio_iops); tracked+=("$v")
+  agent_cpu+=("$(python3 -c "print(f'{($(cpu_ticks "$agent") - $c0) / $(getconf CLK_TCK) / ($(now) - $t0) * 100:.1f}%')")")
+  sleep 0.2; events=$(($(traced "$pair1") - e0))   # what the drainer read
   held=$(cli status "$pair1" --output json | json "f\"{s['state']}, {s['stats']['bytes_shipped']} bytes shipped\"")
-  echo "round $round tracked:   $v IOPS (pair $held)"
+  echo "round $round tracked:   $v IOPS (pair $held; the agent drained $events events, used ${agent_cpu[-1]} of one core)"
   stop "$agent"; rm_instance "$pair1"
 done
 stop "$standby"; detach "$loop"; rm -f "$work/ovh.img"
@@ -170,9 +176,10 @@ zsize=$(zstd -1 -c "$work/changed.bin" | wc -c)
 echo "changed $changed chunks of 64 KiB; zstd -1 of the changed data: $zsize bytes"
 
 drop_caches
-t0=$(now); cli points create "$pair" --wait --output json >"$work/catchup.json"; t_catch=$(elapsed "$t0" "$(now)")
+t0=$(now); cli points create "$pair" --wait --output json >"$work/catchup.json"; t1=$(now); t_catch=$(python3 -c "print(f'{$t1 - $t0:.3f}')")
 read -r ship catch_chunks catch_full <<<"$(json "s['point']['sizes']['shipped_bytes'], s['point']['sizes']['changed_chunks'], s['point']['full_pass']" <"$work/catchup.json" | tr -d '(),')"
-echo "drpair catch-up: ${t_catch}s, $catch_chunks chunks, shipped $ship bytes, full pass: $catch_full"
+catch_parts=$(json "f\"request to cut {s['point']['time_unix_ms'] - $t0 * 1000:.0f} ms, cut to commit {s['point']['committed_unix_ms'] - s['point']['time_unix_ms']} ms, commit to answer {$t1 * 1000 - s['point']['committed_unix_ms']:.0f} ms\"" <"$work/catchup.json")
+echo "drpair catch-up: ${t_catch}s ($catch_parts), $catch_chunks chunks, shipped $ship bytes, full pass: $catch_full"
 # The baselines run without the agent: its tracker would also see dd's reads. The tracefs
 # instance keeps recording meanwhile; the agent takes it over when it starts again.
 stop "$agent"
@@ -221,7 +228,7 @@ stop "$agent"
 # >= t, minus t. The agent stamps time_unix_ms just before it drains, so a write landing
 # between the stamp and the drain is counted against the next point: the lag is never
 # understated.
-read -r probes p50 p99 pmax unmatched cc50 cc99 <<<"$(python3 - "$work/probe.txt" "$work/points.json" <<'PY'
+read -r probes p50 p99 pmax unmatched cc50 cc99 nwin nfull <<<"$(python3 - "$work/probe.txt" "$work/points.json" <<'PY'
 import bisect, json, math, sys
 ts = [float(l) for l in open(sys.argv[1]) if l.strip()]
 pts = sorted(json.load(open(sys.argv[2])), key=lambda p: p['time_unix_ms'])
@@ -236,32 +243,33 @@ for t in ts:
 def pct(v, q):
     v = sorted(v)
     return v[max(0, math.ceil(q * len(v)) - 1)] if v else float('nan')
-window = [p['committed_unix_ms'] - p['time_unix_ms'] for p in pts if ts and ts[0] <= p['time_unix_ms'] <= ts[-1] + 1000]
+window = [p for p in pts if ts and ts[0] <= p['time_unix_ms'] <= ts[-1] + 1000]
+cut_to_commit = [p['committed_unix_ms'] - p['time_unix_ms'] for p in window]
 print(len(lags), f'{pct(lags, .5):.0f}', f'{pct(lags, .99):.0f}', f'{pct(lags, 1):.0f}', unmatched,
-      pct(window, .5), pct(window, .99))
+      pct(cut_to_commit, .5), pct(cut_to_commit, .99), len(window), sum(p['full_pass'] for p in window))
 PY
 )"
-echo "lag: $probes probe writes, p50 ${p50} ms, p99 ${p99} ms, max ${pmax} ms ($unmatched without a point); fio wrote ${fio_bw} MB/s; cut to commit p50 ${cc50} ms, p99 ${cc99} ms"
+echo "lag: $probes probe writes, p50 ${p50} ms, p99 ${p99} ms, max ${pmax} ms ($unmatched without a point); fio wrote ${fio_bw} MB/s; $nwin points ($nfull full passes), cut to commit p50 ${cc50} ms, p99 ${cc99} ms"
 cli points export "$pair" latest -o "$work/export.img" >/dev/null
 if cmp -s "$work/export.img" <(dd if="$loop" bs=4M iflag=direct status=none); then match=yes; else match=NO; fi
 echo "newest point equals the device: $match"
 
-verdict() { python3 -c "print('PASS' if $1 else 'MISS')"; }
+verdict() { python3 -c "print('PASS' if $1 else 'MISS')"; }   # on the unrounded figures
 speed_rsync=$(ratio "$t_rsync" "$t_catch"); speed_read=$(ratio "$t_read" "$t_catch")
-ship_ratio=$(ratio "$ship" "$zsize"); iops_ratio=$(ratio "$iops_t" "$iops_u")
+ship_ratio=$(ratio "$ship" "$zsize"); iops_ratio=$(python3 -c "print(f'{$iops_t / $iops_u:.3f}')")
 lag_ok=$([ "$match" = yes ] && [ "$unmatched" = 0 ] && [ "$probes" -gt 0 ] && echo "$p99 <= 2000" || echo False)
 row() { printf '%-32s %-14s %-28s %-8s %-11s %s\n' "$@"; }
 echo
 echo "== drpair tracking benchmark (4096 MiB loop device, 64 KiB chunks, zstd:1, loopback, $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg)) — ratios against baselines of this run"
 row "measure" "drpair" "baseline" "ratio" "target" "result"
-row "4 KiB randwrite IOPS, tracked" "$iops_t" "untracked $iops_u" "$iops_ratio" ">= 0.95" "$(verdict "$iops_ratio >= 0.95")"
-row "catch-up, 1% chunks changed" "${t_catch}s" "rsync --inplace ${t_rsync}s" "${speed_rsync}x" ">= 20x" "$(verdict "$speed_rsync >= 20")"
-row "catch-up, 1% chunks changed" "${t_catch}s" "O_DIRECT read ${t_read}s" "${speed_read}x" ">= 5x" "$(verdict "$speed_read >= 5")"
-row "catch-up bytes shipped" "$ship" "zstd -1 changed $zsize" "$ship_ratio" "<= 1.1" "$(verdict "$ship_ratio <= 1.1")"
+row "4 KiB randwrite IOPS, tracked" "$iops_t" "untracked $iops_u" "$iops_ratio" ">= 0.95" "$(verdict "$iops_t / $iops_u >= 0.95")"
+row "catch-up, 1% chunks changed" "${t_catch}s" "rsync --inplace ${t_rsync}s" "${speed_rsync}x" ">= 20x" "$(verdict "$t_rsync / $t_catch >= 20")"
+row "catch-up, 1% chunks changed" "${t_catch}s" "O_DIRECT read ${t_read}s" "${speed_read}x" ">= 5x" "$(verdict "$t_read / $t_catch >= 5")"
+row "catch-up bytes shipped" "$ship" "zstd -1 changed $zsize" "$ship_ratio" "<= 1.1" "$(verdict "$ship / $zsize <= 1.1")"
 row "lag p99 at 20 MB/s, 1 s cuts" "${p99} ms" "-" "-" "<= 2000 ms" "$(verdict "$lag_ok")"
-echo "tracked runs: ${tracked[*]} IOPS; untracked runs: ${untracked[*]} IOPS"
-echo "catch-up: $catch_chunks chunks in the point (changed $changed), full pass: $catch_full; rsync literal data: $literal"
-echo "lag: $probes probe writes, p50 ${p50} ms, p99 ${p99} ms, max ${pmax} ms; fio ${fio_bw} MB/s; cut to commit p50 ${cc50} ms, p99 ${cc99} ms"
+echo "IOPS untracked, tracked per round: $(for i in "${!tracked[@]}"; do printf '%s, %s (%s); ' "${untracked[$i]}" "${tracked[$i]}" "$(python3 -c "print(f'{${tracked[$i]} / ${untracked[$i]}:.3f}')")"; done)agent CPU while tracking: ${agent_cpu[*]} of one core"
+echo "catch-up: $catch_parts; $catch_chunks chunks in the point (changed $changed), full pass: $catch_full; rsync literal data: $literal"
+echo "lag: $probes probe writes, p50 ${p50} ms, p99 ${p99} ms, max ${pmax} ms; fio ${fio_bw} MB/s; $nwin points ($nfull full passes), cut to commit p50 ${cc50} ms, p99 ${cc99} ms"
 echo "newest point equals the device: $match (the lag counts only if yes)"
 echo "total $(elapsed "$started" "$(now)")s"
 echo "command: $invoked"
