@@ -70,6 +70,10 @@ pub struct AgentFile {
     pub token_file: Option<PathBuf>,
     /// Reader threads for hashing and compression. Default: number of CPUs + 2.
     pub workers: Option<usize>,
+    /// Run the snapshot command of `drpair marker dump --exec` (sent through the standby's
+    /// API) on this server, as the agent's user. Default `false`: a command from the API is
+    /// refused unless the server's owner allowed it here.
+    pub marker_exec: Option<bool>,
 }
 
 /// The standby's complete configuration.
@@ -107,6 +111,8 @@ pub struct AgentConfig {
     pub token: Option<String>,
     pub workers: usize,
     pub reinit: bool,
+    /// `marker_exec`: run snapshot commands of coordinated dump markers.
+    pub marker_exec: bool,
 }
 
 /// How the agent quiesces applications for app-consistent cuts.
@@ -284,6 +290,7 @@ impl AgentFile {
             token,
             workers,
             reinit,
+            marker_exec: flags.marker_exec.or(self.marker_exec).unwrap_or(false),
         })
     }
 }

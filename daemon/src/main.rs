@@ -114,6 +114,9 @@ struct AgentArgs {
     /// Start a new baseline although this agent has state (only for a pair the standby does not know).
     #[arg(long)]
     reinit: bool,
+    /// Allow `drpair marker dump --exec CMD` to run the snapshot command on this server.
+    #[arg(long)]
+    marker_exec: bool,
 }
 
 fn init_logs() {
@@ -201,6 +204,7 @@ fn run(cli: Cli) -> Result<()> {
                 compression: a.compression,
                 token_file: a.token_file,
                 workers: a.workers,
+                marker_exec: a.marker_exec.then_some(true),
             };
             let cfg = file.resolve(flags, a.reinit)?;
             runtime()?.block_on(drpaird::agent::run(cfg, shutdown_signal()))

@@ -21,6 +21,7 @@ pub mod api;
 pub mod blockdev;
 pub mod cli;
 pub mod daemons;
+pub mod dump;
 pub mod env;
 pub mod image;
 pub mod lifecycle;

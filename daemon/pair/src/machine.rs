@@ -39,6 +39,17 @@ pub enum PairOp {
     /// Roll back to an older recovery point and ship again what changed since
     /// (`start --type resume --from-point/--from-time`).
     Replay,
+    /// Hold the agent for a third-party dump without moving its checkpoint (`suspend`).
+    Suspend,
+    /// Purge the pair's queue and wait for the agent's resync marker
+    /// (`standby skip-to-resync-marker`).
+    SkipToResyncMarker,
+    /// The agent's resync marker was processed.
+    ResyncMarker,
+    /// The agent's dump marker was processed: apply is suspended until the dump is loaded.
+    DumpMarker,
+    /// The dump is loaded: ship what changed after the dump point (`standby resume-apply`).
+    ResumeApply,
 }
 
 impl PairOp {
@@ -51,6 +62,11 @@ impl PairOp {
             PairOp::Stop(_) => "stop",
             PairOp::Restart => "restart",
             PairOp::Replay => "replay from a point",
+            PairOp::Suspend => "suspend",
+            PairOp::SkipToResyncMarker => "skip to the resync marker of",
+            PairOp::ResyncMarker => "process a resync marker for",
+            PairOp::DumpMarker => "process a dump marker for",
+            PairOp::ResumeApply => "resume apply of",
             PairOp::StandbyStarted
             | PairOp::AgentConnected
             | PairOp::AgentDisconnected
@@ -87,6 +103,10 @@ pub struct Lifecycle {
     pub restarting: bool,
     /// The agent is connected.
     pub connected: bool,
+    /// Apply resumed after a third-party dump: the first pass compares every chunk with the
+    /// dump, and the pair is not declared replicating before that point is committed.
+    #[serde(default)]
+    pub verifying_dump: bool,
 }
 
 impl Default for Lifecycle {
@@ -105,12 +125,14 @@ impl Lifecycle {
             started: false,
             restarting: false,
             connected: false,
+            verifying_dump: false,
         }
     }
 
     /// Held: the agent must not ship (it keeps tracking).
     pub fn holds(&self) -> bool {
         matches!(self.state, PairState::Initiating | PairState::Paused | PairState::Stopped)
+            || self.state.in_dump_workflow()
     }
 
     /// Failover is possible: a complete point of the current lineage exists and no restart
@@ -123,6 +145,8 @@ impl Lifecycle {
     fn running(&self) -> PairState {
         if !self.connected {
             PairState::Disconnected
+        } else if self.verifying_dump {
+            PairState::Rescanning
         } else if !self.has_baseline {
             PairState::InitialSync
         } else {
@@ -142,6 +166,7 @@ impl Lifecycle {
         use PairState as S;
         let mut n = self.clone();
         let held = self.holds();
+        let dump = self.state.in_dump_workflow();
         match op {
             PairOp::StandbyStarted | PairOp::AgentDisconnected => {
                 n.connected = false;
@@ -157,12 +182,13 @@ impl Lifecycle {
             }
             PairOp::PassStarted { reconcile } => {
                 if matches!(self.state, S::Replicating | S::Rescanning) {
-                    n.state = if reconcile { S::Rescanning } else { S::Replicating };
+                    n.state = if reconcile || self.verifying_dump { S::Rescanning } else { S::Replicating };
                 }
             }
             PairOp::PointCommitted => {
                 n.has_baseline = true;
                 n.restarting = false;
+                n.verifying_dump = false;
                 if !held {
                     n.state = n.running();
                 }
@@ -178,7 +204,10 @@ impl Lifecycle {
                 n.state = n.running();
             }
             PairOp::Resume => match self.state {
-                S::Paused | S::Stopped => {
+                // From a dump step: the workflow is abandoned and shipping goes on from the
+                // checkpoint (the agent's change history covers everything since).
+                S::Paused | S::Stopped | S::Suspended | S::AwaitingResyncMarker | S::AwaitingDumpMarker
+                | S::ApplySuspended => {
                     n.stop_reason = None;
                     n.state = n.running();
                 }
@@ -189,6 +218,9 @@ impl Lifecycle {
                 S::InitialSync | S::Replicating | S::Rescanning | S::Disconnected => n.state = S::Paused,
                 S::Initiating => return Err(self.refuse(op, "it never ran; nothing is being shipped")),
                 S::Paused => return Err(self.refuse(op, "it is already paused")),
+                S::Suspended | S::AwaitingResyncMarker | S::AwaitingDumpMarker | S::ApplySuspended => {
+                    return Err(self.refuse(op, "it is suspended for a dump"));
+                }
                 S::Stopped => return Err(self.refuse(op, "it is stopped; resume it first")),
             },
             PairOp::Stop(reason) => match self.state {
@@ -198,6 +230,9 @@ impl Lifecycle {
                 }
                 S::Initiating => return Err(self.refuse(op, "it never ran")),
                 S::Stopped => return Err(self.refuse(op, "it is already stopped")),
+                S::Suspended | S::AwaitingResyncMarker | S::AwaitingDumpMarker | S::ApplySuspended => {
+                    return Err(self.refuse(op, "it is suspended for a dump; `drpair resume` abandons the dump first"));
+                }
             },
             PairOp::Restart => {
                 if !self.started {
@@ -205,9 +240,11 @@ impl Lifecycle {
                 }
                 n.has_baseline = false;
                 n.restarting = true;
+                n.verifying_dump = false;
                 n.stop_reason = None;
                 n.state = n.running();
             }
+            PairOp::Replay if dump => return Err(self.refuse(op, "it is suspended for a dump")),
             PairOp::Replay => {
                 if !self.started {
                     return Err(self.refuse(op, "it never ran; use `start --type start`"));
@@ -221,6 +258,42 @@ impl Lifecycle {
                 n.stop_reason = None;
                 n.state = n.running();
             }
+            PairOp::Suspend => {
+                if dump {
+                    return Err(self.refuse(op, "it is already in the dump workflow"));
+                }
+                if self.restarting {
+                    return Err(self.refuse(
+                        op,
+                        "a restart's new baseline is being copied; restart with the dump instead: suspend once the pair replicates, or after `drpair restart`'s first point",
+                    ));
+                }
+                n.started = true;
+                n.stop_reason = None;
+                n.state = S::Suspended;
+            }
+            PairOp::SkipToResyncMarker => match self.state {
+                S::Suspended => n.state = S::AwaitingResyncMarker,
+                S::AwaitingResyncMarker => return Err(self.refuse(op, "it already waits for the resync marker")),
+                _ if dump => return Err(self.refuse(op, "the resync marker was already processed")),
+                _ => return Err(self.refuse(op, "it is not suspended for a dump; run `drpair suspend` first")),
+            },
+            PairOp::ResyncMarker => match self.state {
+                S::AwaitingResyncMarker => n.state = S::AwaitingDumpMarker,
+                _ => return Err(self.refuse(op, "the standby is not waiting for a resync marker")),
+            },
+            PairOp::DumpMarker => match self.state {
+                S::AwaitingDumpMarker => n.state = S::ApplySuspended,
+                _ => return Err(self.refuse(op, "the standby is not waiting for a dump marker")),
+            },
+            PairOp::ResumeApply => match self.state {
+                S::ApplySuspended if self.has_baseline => {
+                    n.verifying_dump = true;
+                    n.state = n.running();
+                }
+                S::ApplySuspended => return Err(self.refuse(op, "no dump has been loaded yet")),
+                _ => return Err(self.refuse(op, "apply is not suspended for a dump")),
+            },
         }
         debug_assert_eq!(n.stop_reason.is_some(), n.state == S::Stopped);
         Ok(n)

@@ -10,6 +10,7 @@
 //!   copy and never a silent skip.
 
 pub mod compress;
+pub mod dump;
 pub mod pass;
 pub mod quiesce;
 pub mod session;
@@ -46,6 +47,8 @@ pub struct Agent {
     /// Why the next connection must reconcile (a tracking gap not yet repaired).
     pub gap: Mutex<Option<String>>,
     pub host: String,
+    /// A suspension for a third-party dump (persisted in the state dir).
+    pub dump: Mutex<Option<dump::DumpState>>,
 }
 
 fn hostname() -> String {
@@ -85,6 +88,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
         tracker: Arc::new(Mutex::new(tracker)),
         bytes_read_total: AtomicU64::new(0),
         host: hostname(),
+        dump: Mutex::new(dump::DumpState::load(&cfg.state_dir)),
         disks,
         cfg,
     });

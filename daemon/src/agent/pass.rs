@@ -40,6 +40,27 @@ pub struct ResyncRanges {
     pub digests: Vec<Vec<[u8; 32]>>,
     pub matched: AtomicU64,
     pub differed: AtomicU64,
+    /// The standby's head is a loaded third-party dump of this epoch: a chunk that differs
+    /// from it although the change map saw no change after it is a dump mismatch.
+    pub dump_epoch: Option<Epoch>,
+    pub mismatched: AtomicU64,
+    /// Some mismatched chunks, (disk, chunk).
+    pub mismatched_sample: Mutex<Vec<(u32, u64)>>,
+}
+
+/// Mismatched chunks named in a dump check.
+const MISMATCH_SAMPLE: usize = 16;
+
+impl ResyncRanges {
+    /// What this resync found of the dump it compared with (`compared` chunks read).
+    pub fn dump_check(&self, compared: u64) -> Option<drpair_wire::DumpCheck> {
+        Some(drpair_wire::DumpCheck {
+            dump_epoch: self.dump_epoch?,
+            compared,
+            mismatched: self.mismatched.load(Ordering::Relaxed),
+            sample: self.mismatched_sample.lock().expect("sample").clone(),
+        })
+    }
 }
 
 /// Live counters of a pass (read by the progress reporter).
@@ -381,7 +402,17 @@ impl Worker<'_> {
         };
         let mut st = self.ctx.maps.lock().expect("maps");
         let m = &mut st.maps[disk as usize];
-        for (&(c, ..), h) in chunks.iter().zip(known) {
+        for (&(c, _, _, _, local), h) in chunks.iter().zip(known) {
+            if let Some(dump_epoch) = r.dump_epoch
+                && h != Some(local)
+                && m.epoch_of(c) <= dump_epoch
+            {
+                r.mismatched.fetch_add(1, Ordering::Relaxed);
+                let mut sample = r.mismatched_sample.lock().expect("sample");
+                if sample.len() < MISMATCH_SAMPLE {
+                    sample.push((disk, c));
+                }
+            }
             m.set_hash(c, h).map_err(|e| e.to_string())?;
         }
         Ok(())

@@ -2,6 +2,7 @@
 //! (cut → pass → end → wait for the commit's ack) until the link drops.
 
 use super::pass::{self, HashRoutes, HaveRoutes, PassCtx, PassMode, PassProgress, ReadsDone, ResyncRanges};
+use super::dump;
 use super::quiesce::{self, QuiescePlan};
 use super::{Agent, SessionError};
 use crate::link::{AbortOnDrop, LinkError, read_msg, spawn_writer, write_frame};
@@ -16,6 +17,8 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
+
+mod dump_steps;
 
 type Res<T> = Result<T, SessionError>;
 
@@ -47,6 +50,10 @@ struct Conn {
     hold: Arc<AtomicBool>,
     /// During the baseline, ship every chunk's bytes (no hash-only chunks).
     full_copy: bool,
+    /// Suspended for a third-party dump: held, cutting epochs locally.
+    suspended: bool,
+    /// A local cut is due now (a suspension began).
+    local_cut_due: bool,
 }
 
 /// Connects and serves until the link drops (Transient) or the standby refuses (Permanent).
@@ -152,6 +159,8 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
         app_due: false,
         hold: Arc::new(AtomicBool::new(false)),
         full_copy,
+        suspended: false,
+        local_cut_due: false,
     };
     conn.set_run(&run);
     let r = conn.serve(reconcile).await;
@@ -172,7 +181,17 @@ fn adopt(agent: &Agent, lineage: Lineage, committed: Epoch, mode: StartMode) -> 
         tracing::warn!(pair = %agent.cfg.pair, %lineage, epoch_floor, "the pair was restarted: starting over, every chunk is shipped again");
         st.start_over(lineage, epoch_floor)?;
         *gap = None;
+        if agent.dump.lock().expect("dump").take().is_some() {
+            dump::DumpState::remove(&agent.cfg.state_dir);
+        }
         return Ok(None);
+    }
+    if let Some(g) = gap.as_deref() {
+        let mut d = agent.dump.lock().expect("dump");
+        if let Some(d) = d.as_mut().filter(|d| d.verifying.is_none()) {
+            d.mark_broken(g);
+            d.save(&agent.cfg.state_dir)?;
+        }
     }
     let mut reason = None;
     if st.fresh {
@@ -185,6 +204,18 @@ fn adopt(agent: &Agent, lineage: Lineage, committed: Epoch, mode: StartMode) -> 
                 "the agent has no change map for this pair (first start on this server, or its state was lost)".into()
             }));
         }
+    } else if let StartMode::FromDump { epoch } = mode {
+        // The standby's head is the loaded dump of our dump point: ship what changed after
+        // it, and compare every chunk with the dump on the way.
+        if st.rewind(epoch).is_err() {
+            st.set_acked(epoch)?;
+        }
+        let mut d = agent.dump.lock().expect("dump");
+        let d = d.get_or_insert_with(|| dump::DumpState::new(lineage, epoch, now_ms()));
+        d.verifying = Some(epoch);
+        d.save(&agent.cfg.state_dir)?;
+        tracing::warn!(pair = %agent.cfg.pair, epoch, "the standby loaded the dump of point {epoch}: shipping what changed since and comparing every chunk");
+        reason = Some(format!("verifying the dump loaded as point {epoch}: every chunk is compared with the source"));
     } else if let StartMode::Rewind { to } = mode {
         match st.rewind(to) {
             Ok(()) => {
@@ -254,15 +285,21 @@ impl Conn {
         self.out.send(f).await.map_err(|_| transient("link closed"))
     }
 
-    fn set_run(&self, run: &RunMode) {
-        let hold = matches!(run, RunMode::Hold { .. });
+    fn set_run(&mut self, run: &RunMode) {
+        let hold = run.holds();
+        let was_suspended = std::mem::replace(&mut self.suspended, matches!(run, RunMode::Suspend { .. }));
         if self.hold.swap(hold, Ordering::Relaxed) != hold || hold {
             match run {
-                RunMode::Hold { reason } => {
+                RunMode::Hold { reason } | RunMode::Suspend { reason } => {
                     tracing::warn!(pair = %self.agent.cfg.pair, "holding: {reason}; changes are still tracked")
                 }
                 RunMode::Run => tracing::info!(pair = %self.agent.cfg.pair, "shipping"),
             }
+        }
+        if self.suspended {
+            self.begin_suspension();
+        } else if was_suspended || !hold {
+            self.end_suspension();
         }
     }
 
@@ -308,14 +345,27 @@ impl Conn {
                 Some(at) => next_cut_at.min(at),
                 None => next_cut_at,
             };
+            if self.suspended && (self.local_cut_due || now >= next_cut_at) {
+                self.local_cut().await?;
+                next_cut_at = Instant::now() + interval;
+                continue;
+            }
             if hold || (now < next_cut && !self.cut_wanted()) {
-                let wait = if hold { Duration::from_secs(5) } else { (next_cut - now).min(Duration::from_secs(5)) };
+                let wait = if self.suspended {
+                    next_cut_at.saturating_duration_since(now).min(Duration::from_secs(5))
+                } else if hold {
+                    Duration::from_secs(5)
+                } else {
+                    (next_cut - now).min(Duration::from_secs(5))
+                };
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     m = self.next_msg() => {
                         match m? {
                             StandbyMsg::CutRequest { request_id, quiesce } => self.request_cut(request_id, quiesce),
                             StandbyMsg::Control { run } => self.set_run(&run),
+                            StandbyMsg::DumpMark(req) => self.dump_mark(req).await?,
+                            StandbyMsg::Resync { request_id, dump_epoch } => self.resync(request_id, dump_epoch).await?,
                             other => tracing::debug!("ignored while idle: {other:?}"),
                         }
                     }
@@ -338,6 +388,16 @@ impl Conn {
             self.epoch(full.take()).await?;
             next_cut_at = started + interval;
             last_beat = Instant::now();
+        }
+    }
+
+    /// A full pass was acknowledged: a dump being verified is done with.
+    fn dump_verified(&mut self) {
+        let mut d = self.agent.dump.lock().expect("dump");
+        if let Some(e) = d.as_ref().and_then(|d| d.verifying) {
+            *d = None;
+            dump::DumpState::remove(&self.agent.cfg.state_dir);
+            tracing::info!(pair = %self.agent.cfg.pair, dump_epoch = e, "the loaded dump is verified against the source");
         }
     }
 
@@ -368,7 +428,15 @@ impl Conn {
         let geoms: Vec<_> = self.agent.disks.iter().map(|d| d.1).collect();
         let total: u64 = geoms.iter().map(|g| g.chunk_count()).sum();
         let span = geoms.iter().map(pass::chunks_per_read).min().unwrap_or(1);
-        let mut ranges = ResyncRanges { span, ..Default::default() };
+        let dump_epoch = self
+            .agent
+            .dump
+            .lock()
+            .expect("dump")
+            .as_ref()
+            .filter(|d| d.broken.is_none())
+            .and_then(|d| d.verifying);
+        let mut ranges = ResyncRanges { span, dump_epoch, ..Default::default() };
         let mut done = 0;
         for (d, g) in geoms.iter().enumerate() {
             if pass::chunks_per_read(g) != span {
@@ -563,6 +631,7 @@ impl Conn {
             chunks: summary.chunks,
             full_pass: mode == PassMode::All,
             quiesce: quiesced,
+            dump_check: resync.as_ref().and_then(|r| r.dump_check(progress.done.load(Ordering::Relaxed))),
         };
         self.send(&AgentMsg::EpochEnd(end)).await?;
         loop {
@@ -579,6 +648,9 @@ impl Conn {
                     .await
                     .map_err(transient)?
                     .map_err(transient)?;
+                    if mode == PassMode::All {
+                        self.dump_verified();
+                    }
                     if let Some(r) = &resync {
                         tracing::info!(
                             pair = %self.agent.cfg.pair, epoch,

@@ -7,6 +7,7 @@
 
 use super::{ApiFailure, ApiResult, AppState, find_pair};
 use crate::standby::control::{self, RestartOpts};
+use crate::standby::dump_flow;
 use crate::standby::registry::{OpError, PairHandle, StopAtRecord};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use axum::Json;
@@ -14,7 +15,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use drpair_pair::PairOp;
 use drpair_types::{
-    ActionResponse, Checkpoint, ErrorCode, PairId, PointSpec, RecoveryPoint, RestartRequest, StartRequest, StartType,
+    ActionResponse, Checkpoint, ErrorCode, PairId, PointSpec, RecoveryPoint, RestartRequest, ResumeRequest, StartRequest,
+    StartType,
     StopReason, parse_time_ms,
 };
 use std::sync::Arc;
@@ -27,7 +29,7 @@ fn op_failure(id: &PairId, e: OpError) -> ApiFailure {
 }
 
 /// A JSON object body as `T` (serde would also take an array for a struct: refused here).
-fn body<T: serde::de::DeserializeOwned>(raw: &Bytes) -> ApiResult<T> {
+pub(super) fn body<T: serde::de::DeserializeOwned>(raw: &Bytes) -> ApiResult<T> {
     let bad = |m: String| ApiFailure::param("body", format!("request body: {m}"));
     let v: serde_json::Value = serde_json::from_slice(raw).map_err(|e| bad(e.to_string()))?;
     if !v.is_object() {
@@ -37,7 +39,7 @@ fn body<T: serde::de::DeserializeOwned>(raw: &Bytes) -> ApiResult<T> {
 }
 
 /// Pause, resume and stop take no parameters: an empty body or `{}`.
-fn no_params(raw: &Bytes) -> ApiResult<()> {
+pub(super) fn no_params(raw: &Bytes) -> ApiResult<()> {
     let text = std::str::from_utf8(raw).map_err(|_| ApiFailure::param("body", "request body is not UTF-8"))?;
     if text.trim().is_empty() {
         return Ok(());
@@ -84,11 +86,45 @@ pub async fn pause(
     simple(sb, pair, raw, PairOp::Pause, "paused: nothing is shipped, the agent keeps tracking changes").await
 }
 
+/// Resume: from paused or stopped; in the dump workflow, `{"resync": true}` resumes in resync
+/// mode (the agent sends its resync and dump markers), `{"resync": true, "reinit": true,
+/// "confirm": PAIR}` re-initialises (a full restart), and a plain resume abandons the dump.
 pub async fn resume(
     State(sb): State<AppState>,
     Path(pair): Path<String>,
     raw: Bytes,
 ) -> ApiResult<Json<ActionResponse>> {
+    let (id, h) = find_pair(&sb, &pair)?;
+    let req: ResumeRequest = if raw.iter().all(u8::is_ascii_whitespace) { ResumeRequest::default() } else { body(&raw)? };
+    if req.reinit && !req.resync {
+        return Err(ApiFailure::param("reinit", "reinit goes with resync (`drpair resume PAIR --resync --reinit --force`)"));
+    }
+    if req.confirm.is_some() && !req.reinit {
+        return Err(ApiFailure::param("confirm", "confirm goes with reinit"));
+    }
+    if req.reinit {
+        confirmed(&id, req.confirm.as_deref(), "re-initialising deletes every recovery point of the pair and copies everything again")?;
+        let n = dump_flow::reinit(&sb, &h).await?;
+        h.send_run_mode();
+        return Ok(answer(&h, restart_message(&id, n, RestartOpts::default()), n));
+    }
+    if req.resync {
+        let m = dump_flow::resync(&sb, &h).await?;
+        return Ok(answer(
+            &h,
+            format!(
+                "pair '{id}': resync marker received and processed; dump marker processed (epoch {}): apply is suspended until the dump is loaded. Next: drpair standby load-dump {id} --disk N --image FILE, then drpair standby resume-apply {id}",
+                m.epoch
+            ),
+            0,
+        ));
+    }
+    let state = h.record.lock().expect("record").lifecycle.state;
+    if state.in_dump_workflow() {
+        let m = dump_flow::abandon(&sb, &h).await?;
+        h.send_run_mode();
+        return Ok(answer(&h, m, 0));
+    }
     simple(sb, pair, raw, PairOp::Resume, "resumed from its recovery checkpoint").await
 }
 

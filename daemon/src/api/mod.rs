@@ -4,6 +4,7 @@
 pub mod auth;
 pub mod changes;
 pub mod control;
+pub mod dump;
 pub mod image;
 pub mod pairs;
 pub mod points;
@@ -74,6 +75,12 @@ pub fn router(sb: AppState) -> Router {
         .route("/api/v1/pairs/{pair}/pause", post(control::pause))
         .route("/api/v1/pairs/{pair}/resume", post(control::resume))
         .route("/api/v1/pairs/{pair}/stop", post(control::stop))
+        .route("/api/v1/pairs/{pair}/suspend", post(dump::suspend))
+        .route("/api/v1/pairs/{pair}/skip-to-resync-marker", post(dump::skip_to_resync_marker))
+        .route("/api/v1/pairs/{pair}/markers/dump", post(dump::mark))
+        .route("/api/v1/pairs/{pair}/dump", get(dump::get))
+        .route("/api/v1/pairs/{pair}/dump/load", post(dump::load))
+        .route("/api/v1/pairs/{pair}/resume-apply", post(dump::resume_apply))
         .route("/api/v1/pairs/{pair}/points", get(points::list).post(points::create))
         .route("/api/v1/pairs/{pair}/points/{point}", get(points::get_one))
         .route("/api/v1/pairs/{pair}/points/{point}/changes", get(changes::list))

@@ -18,7 +18,7 @@ const QUIESCE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Ends the pair's connection (if any) and holds its session lock: no epoch is being written
 /// while the guard lives.
-async fn quiesce(h: &PairHandle, why: &str) -> Result<OwnedMutexGuard<()>, OpError> {
+pub(crate) async fn quiesce(h: &PairHandle, why: &str) -> Result<OwnedMutexGuard<()>, OpError> {
     if let Some(s) = &h.runtime.lock().expect("runtime").session {
         s.end(why, false);
     }
@@ -27,7 +27,7 @@ async fn quiesce(h: &PairHandle, why: &str) -> Result<OwnedMutexGuard<()>, OpErr
         .map_err(|_| OpError::Store("the pair's connection did not end within 60s; nothing was changed".into()))
 }
 
-async fn blocking<T: Send + 'static>(
+pub(crate) async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, drpair_store::StoreError> + Send + 'static,
 ) -> Result<T, OpError> {
     tokio::task::spawn_blocking(f)

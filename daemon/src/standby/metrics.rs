@@ -3,7 +3,7 @@
 
 use super::Standby;
 use super::ingest::Ingested;
-use drpair_types::{PairId, PairState, RecoveryPoint};
+use drpair_types::{DumpStatus, DumpStep, PairId, PairState, RecoveryPoint};
 use metrics::{counter, gauge};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
@@ -81,7 +81,45 @@ pub fn render(sb: &Standby) -> String {
             gauge!("drpair_tracker_lost_events", "pair" => p.clone()).set(t.lost_events as f64);
             gauge!("drpair_tracker_losses", "pair" => p.clone()).set(t.losses as f64);
         }
+        if let Some(d) = &s.dump {
+            dump_gauges(&p, d);
+        }
         gauge!("drpair_pair_eta_seconds", "pair" => p).set(s.stats.eta_seconds.map(|e| e as f64).unwrap_or(0.0));
     }
     sb.metrics.render()
+}
+
+/// The dump workflow's step (enum encoding), each disk's load and the verification.
+fn dump_gauges(p: &str, d: &DumpStatus) {
+    for st in DUMP_STEPS {
+        let name = serde_json::to_value(st).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+        gauge!("drpair_dump_step", "pair" => p.to_string(), "step" => name).set(if st == d.step { 1.0 } else { 0.0 });
+    }
+    for l in &d.disks {
+        gauge!("drpair_dump_load_percent", "pair" => p.to_string(), "disk" => l.disk.to_string()).set(l.percent);
+    }
+    if let Some(v) = &d.verification {
+        gauge!("drpair_dump_mismatched_chunks", "pair" => p.to_string()).set(v.mismatched_chunks as f64);
+    }
+}
+
+const DUMP_STEPS: [DumpStep; 7] = [
+    DumpStep::Suspended,
+    DumpStep::AwaitingResyncMarker,
+    DumpStep::AwaitingDumpMarker,
+    DumpStep::ApplySuspended,
+    DumpStep::Verifying,
+    DumpStep::Done,
+    DumpStep::Abandoned,
+];
+
+/// A marker of the dump workflow was processed (`marker` = `resync` or `dump`).
+pub fn dump_marker(pair: &PairId, marker: &'static str) {
+    counter!("drpair_dump_markers_total", "pair" => pair.to_string(), "marker" => marker).increment(1);
+}
+
+/// A dump image was loaded into the store.
+pub fn dump_loaded(pair: &PairId, raw_bytes: u64, stored_bytes: u64) {
+    counter!("drpair_dump_loaded_bytes_total", "pair" => pair.to_string()).increment(raw_bytes);
+    counter!("drpair_store_stored_bytes_total", "pair" => pair.to_string()).increment(stored_bytes);
 }

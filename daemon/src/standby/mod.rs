@@ -2,6 +2,9 @@
 //! HTTP API and metrics. Control plane of its pairs.
 
 pub mod control;
+pub mod dump;
+pub mod dump_flow;
+pub mod dump_load;
 pub mod export;
 pub mod ingest;
 pub mod metrics;
@@ -44,7 +47,8 @@ impl Standby {
             }
             // No agent is connected yet; held states (paused, stopped) stay as they were.
             let after = rec.lifecycle.apply(drpair_pair::PairOp::StandbyStarted).expect("events never fail");
-            if after != rec.lifecycle {
+            let load_cut_short = dump_flow::after_restart(&mut rec);
+            if after != rec.lifecycle || load_cut_short {
                 rec.lifecycle = after;
                 store.put_pair(&rec.pair_id, &rec)?;
             }

@@ -58,6 +58,9 @@ pub struct PairRecord {
     /// are to be deleted; set at the baseline's commit, cleared once done.
     #[serde(default)]
     pub retire_below: Option<Epoch>,
+    /// The third-party dump workflow in progress, or the last one completed.
+    #[serde(default)]
+    pub dump: Option<super::dump::DumpRecord>,
 }
 
 /// A restart in progress.
@@ -112,6 +115,7 @@ impl PairRecord {
             stop_at: None,
             agent_history_from: None,
             retire_below: None,
+            dump: None,
         }
     }
 
@@ -193,6 +197,10 @@ pub struct PairRuntime {
     pub failures: VecDeque<String>,
     /// (when, agent's bytes read so far): the last ~10 s, for throughput.
     pub read_samples: VecDeque<(Instant, u64)>,
+    /// API calls waiting for the agent's answer to a dump request, by request id.
+    pub dump_waiters: HashMap<u64, tokio::sync::oneshot::Sender<super::dump_flow::AgentAnswer>>,
+    /// The dump image being loaded now: (disk, live progress).
+    pub dump_load: Option<(u32, Arc<super::dump_load::LoadProgress>)>,
 }
 
 /// Counters since the standby started.
@@ -312,7 +320,9 @@ impl PairHandle {
 
     pub fn run_mode(&self) -> drpair_wire::RunMode {
         let l = self.record.lock().expect("record").lifecycle.clone();
-        if l.holds() {
+        if l.state.in_dump_workflow() {
+            drpair_wire::RunMode::Suspend { reason: format!("the pair is {}", l.state.label()) }
+        } else if l.holds() {
             drpair_wire::RunMode::Hold { reason: format!("the pair is {}", l.state.label()) }
         } else {
             drpair_wire::RunMode::Run
@@ -331,6 +341,7 @@ impl PairHandle {
                 "Copying every chunk of every disk; not ready for failover until the baseline completes.".into()
             }
             PairState::Replicating => "Shipping changes; recovery points are being committed.".into(),
+            PairState::Rescanning if l.verifying_dump => "Shipping the chunks changed after the dump point and comparing every chunk with the loaded dump; the pair is declared replicating once that point is committed.".into(),
             PairState::Rescanning => format!(
                 "Comparing chunk hashes with the standby after a tracking gap ({}); only differing chunks are shipped.",
                 rt.progress.reason.as_deref().unwrap_or("reason not given")
@@ -342,6 +353,21 @@ impl PairHandle {
             PairState::Stopped => format!(
                 "Stopped ({}): nothing is shipped; the agent keeps tracking changes. `drpair resume` continues from the recovery checkpoint.",
                 l.stop_reason.map(|r| r.as_str()).unwrap_or("no reason recorded")
+            ),
+            PairState::Suspended => format!(
+                "Suspended for a third-party dump: nothing is shipped and the recovery checkpoint stays where it was; the agent keeps tracking changes. Next: {}.",
+                super::dump::next_step(rec)
+            ),
+            PairState::AwaitingResyncMarker => format!(
+                "The standby purged its queue for the pair and waits for the agent's resync marker. Next: {}.",
+                super::dump::next_step(rec)
+            ),
+            PairState::AwaitingDumpMarker => {
+                "The resync marker was received and processed; waiting for the dump marker.".into()
+            }
+            PairState::ApplySuspended => format!(
+                "The dump marker was processed: apply is suspended; resume after the replica has been reloaded. Next: {}.",
+                super::dump::next_step(rec)
             ),
         }
     }
@@ -456,6 +482,7 @@ impl PairHandle {
             }),
             change_history_from: rec.agent_history_from,
             registered_at: rfc3339_ms(rec.registered_unix_ms),
+            dump: super::dump::status(&rec, rt.dump_load.as_ref().map(|(d, p)| (*d, p.as_ref()))),
         }
     }
 

@@ -9,12 +9,13 @@
 //!   chain) ends the connection and changes nothing committed.
 
 use super::Standby;
+use super::dump_flow;
 use super::ingest::{self, Ingested};
 use super::registry::{Committed, DiskRecord, PairHandle, PairRecord, SessionHandle};
 use crate::link::{LinkError, read_msg, spawn_writer};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_pair::{Lifecycle, PairOp};
-use drpair_types::StopReason;
+use drpair_types::{DumpStep, StopReason};
 use drpair_types::{ChunkSize, Consistency, DiskGeometry, Epoch, PairId, PointKind, PointSizes, RecoveryPoint};
 use drpair_wire::{AgentMsg, EpochEnd, Hello, RefuseCode, StandbyMsg, StartMode, WireVersion, encode};
 use std::net::SocketAddr;
@@ -154,6 +155,8 @@ pub async fn serve(sb: Arc<Standby>, stream: TcpStream, peer: SocketAddr) {
             rt.session = None;
             rt.since_unix_ms = now_ms();
             rt.progress.pass = None;
+            // Calls waiting for this agent's answer hear that it is gone.
+            rt.dump_waiters.clear();
         }
         if let Err(e) = &result {
             rt.fail(format!("connection from {peer} ended: {e}"));
@@ -276,7 +279,11 @@ fn check_agent(
         ));
     }
     let mut mode = StartMode::Continue;
-    if rec.restart.is_some() && h.state.lineage != Some(rec.lineage) {
+    let dump_head = rec.dump.as_ref().is_some_and(|d| d.step == DumpStep::Verifying && d.point == Some(rec.committed));
+    if dump_head && h.state.lineage == Some(rec.lineage) && h.state.acked < rec.committed {
+        // The head is a loaded dump of the agent's dump point: ship what changed after it.
+        mode = StartMode::FromDump { epoch: rec.committed };
+    } else if rec.restart.is_some() && h.state.lineage != Some(rec.lineage) {
         // Restarted: whatever the agent had, it starts over in the new lineage.
         mode = StartMode::NewBaseline { epoch_floor: rec.epoch_floor };
     } else if let Some(l) = h.state.lineage {
@@ -401,6 +408,16 @@ impl Session {
                 AgentMsg::HashesRequest { req, disk, first, count } => self.hashes(req, disk, first, count).await?,
                 AgentMsg::DigestsRequest { req, disk, first, count, span } => {
                     self.digests(req, disk, first, count, span).await?
+                }
+                AgentMsg::DumpMarked { request_id, result } => dump_flow::on_marked(&self.handle, request_id, result),
+                AgentMsg::ResyncMarker { request_id, lineage, acked, history_from } => {
+                    dump_flow::on_resync_marker(&self.sb, &self.handle, request_id, lineage, acked, history_from)
+                }
+                AgentMsg::DumpMarker { request_id, marker } => {
+                    dump_flow::on_dump_marker(&self.sb, &self.handle, request_id, marker)
+                }
+                AgentMsg::ResyncRefused { request_id, message } => {
+                    dump_flow::on_resync_refused(&self.sb, &self.handle, request_id, message)
                 }
             }
         }
@@ -579,6 +596,7 @@ impl Session {
         };
         rec.committed = end.epoch;
         rec.lifecycle = rec.lifecycle.apply(PairOp::PointCommitted).map_err(|e| e.to_string())?;
+        let verified = dump_flow::on_verified(&mut rec, end.epoch, end.full_pass, st.chunks, end.dump_check.as_ref());
         rec.rewound = None;
         if baseline && let Some(r) = rec.restart.take() {
             if r.keep_points {
@@ -600,6 +618,9 @@ impl Session {
         if rec.retire_below.is_some() {
             super::control::retire_old_lineage(&self.sb, &self.handle).await;
         }
+        if let Some((dump_point, matched)) = verified {
+            self.dump_verified(dump_point, matched).await;
+        }
         self.check_stop_position(&point).await;
         self.open = None;
         self.covered.clear();
@@ -608,6 +629,31 @@ impl Session {
         self.send(StandbyMsg::EpochAck { epoch: end.epoch, point_id: point.id }).await;
         let _ = self.handle.commits.send(Committed { point, request_ids: end.request_ids });
         Ok(())
+    }
+
+    /// The pass after a loaded dump is committed: a dump that matched its point is marked
+    /// verified; one that did not is reported as a failure.
+    async fn dump_verified(&mut self, dump_point: Epoch, matched: bool) {
+        if !matched {
+            let msg = format!(
+                "pair '{}': the loaded dump did not match its dump point {dump_point}; the differing chunks were repaired from the source (see dump.verification)",
+                self.pair_id
+            );
+            self.handle.runtime.lock().expect("runtime").fail(msg);
+            return;
+        }
+        let (store, pair_no) = (self.sb.store.clone(), self.pair_no);
+        let marked = tokio::task::spawn_blocking(move || -> Result<(), drpair_store::StoreError> {
+            if let Some(mut p) = store.get_point(pair_no, dump_point)? {
+                p.verified_at = Some(rfc3339_ms(now_ms()));
+                store.update_point(pair_no, &p)?;
+            }
+            Ok(())
+        })
+        .await;
+        if !matches!(marked, Ok(Ok(()))) {
+            tracing::error!(pair = %self.pair_id, "marking dump point {dump_point} verified: {marked:?}");
+        }
     }
 
     /// Stops the pair when this point reaches its stop position.

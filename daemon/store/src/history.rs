@@ -145,6 +145,24 @@ impl Store {
         Ok(removed)
     }
 
+    /// Deletes every version entry of the pair with epoch > `after` (a loaded third-party dump
+    /// that was abandoned before it became a point) and the uncommitted ones; returns how many.
+    /// One synced batch after the discard. Points are not touched: refused with
+    /// [`StoreError::EpochNotOpen`] when a point newer than `after` exists.
+    pub fn discard_versions_after(&self, pair_no: u32, after: u64) -> Result<u64, StoreError> {
+        let _records = self.lock_records();
+        if let Some(committed) = self.latest_committed_epoch(pair_no)?
+            && committed > after
+        {
+            return Err(StoreError::EpochNotOpen { pair_no, epoch: after, committed });
+        }
+        let discarded = self.discard_pending_locked(pair_no)?;
+        let mut batch = WriteBatch::default();
+        let versions = self.delete_versions_where(pair_no, &mut batch, |epoch| epoch > after)?;
+        self.write_synced(batch)?;
+        Ok(versions + discarded)
+    }
+
     /// Number of `points` keys in `start..end`.
     fn count_points(&self, start: &[u8], end: &[u8]) -> Result<u64, StoreError> {
         let mut ro = ReadOptions::default();

@@ -41,6 +41,7 @@
 //! chunks is a later issue).
 
 mod chunks;
+mod dump;
 mod error;
 mod history;
 mod keys;

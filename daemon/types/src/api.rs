@@ -24,6 +24,16 @@ pub enum PairState {
     Paused,
     /// Stopped at a stop position or by an operator; `stop_reason` says why.
     Stopped,
+    /// Suspended for a third-party dump: the agent ships nothing and its checkpoint stays
+    /// put; tracking goes on.
+    Suspended,
+    /// The standby purged its queue for the pair and waits for the agent's resync marker.
+    AwaitingResyncMarker,
+    /// The resync marker was processed; waiting for the dump marker.
+    AwaitingDumpMarker,
+    /// The dump marker was processed: apply is suspended until the dump has been loaded
+    /// (`standby load-dump`) and apply resumed (`standby resume-apply`).
+    ApplySuspended,
 }
 
 impl PairState {
@@ -37,11 +47,15 @@ impl PairState {
             PairState::Disconnected => "Disconnected",
             PairState::Paused => "Paused",
             PairState::Stopped => "Stopped",
+            PairState::Suspended => "Suspended",
+            PairState::AwaitingResyncMarker => "Waiting for resync marker",
+            PairState::AwaitingDumpMarker => "Waiting for dump marker",
+            PairState::ApplySuspended => "Apply suspended",
         }
     }
 
     /// Every state, in the order an operator meets them.
-    pub const ALL: [PairState; 7] = [
+    pub const ALL: [PairState; 11] = [
         PairState::Initiating,
         PairState::InitialSync,
         PairState::Replicating,
@@ -49,7 +63,22 @@ impl PairState {
         PairState::Disconnected,
         PairState::Paused,
         PairState::Stopped,
+        PairState::Suspended,
+        PairState::AwaitingResyncMarker,
+        PairState::AwaitingDumpMarker,
+        PairState::ApplySuspended,
     ];
+
+    /// A step of the third-party dump workflow (the agent holds).
+    pub fn in_dump_workflow(self) -> bool {
+        matches!(
+            self,
+            PairState::Suspended
+                | PairState::AwaitingResyncMarker
+                | PairState::AwaitingDumpMarker
+                | PairState::ApplySuspended
+        )
+    }
 }
 
 /// Why a pair stopped (`stop_reason` in status).
@@ -322,6 +351,9 @@ pub struct PairStatus {
     pub change_history_from: Option<Epoch>,
     /// RFC 3339 time the pair was registered.
     pub registered_at: String,
+    /// The third-party dump workflow in progress, or the last one completed.
+    #[serde(default)]
+    pub dump: Option<crate::dump::DumpStatus>,
 }
 
 /// A stop position: the pair stops after the first point at or past it.

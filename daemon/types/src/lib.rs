@@ -5,11 +5,13 @@
 //! crate; this crate depends on nothing of ours.
 
 pub mod api;
+pub mod dump;
 pub mod geometry;
 pub mod ids;
 pub mod time;
 
 pub use api::*;
+pub use dump::*;
 pub use geometry::{ChunkSize, DiskGeometry, GeometryError};
 pub use ids::{Checkpoint, Epoch, IdError, Lineage, PairId, PointId};
 pub use time::parse_time_ms;

@@ -7,7 +7,7 @@
 //! ([`AgentMsg::EpochEnd`]); the standby commits it as a recovery point and only then answers
 //! [`StandbyMsg::EpochAck`].
 
-use drpair_types::{Consistency, Epoch, Lineage, PointKind, QuiesceOutcome, TrackingCounters};
+use drpair_types::{Consistency, DumpMarker, Epoch, Lineage, PointKind, QuiesceOutcome, TrackingCounters};
 use serde::{Deserialize, Serialize};
 
 /// blake3 of a chunk's uncompressed bytes.
@@ -135,6 +135,54 @@ pub struct EpochEnd {
     pub full_pass: bool,
     /// What quiescing achieved, when the cut was to be app-consistent.
     pub quiesce: Option<QuiesceOutcome>,
+    /// This epoch's pass compared every chunk with a loaded third-party dump.
+    pub dump_check: Option<DumpCheck>,
+}
+
+/// The comparison of a loaded dump with the source (the first epoch after `resume-apply`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DumpCheck {
+    /// The dump point.
+    pub dump_epoch: Epoch,
+    /// Chunks read and compared.
+    pub compared: u64,
+    /// Chunks that differed from the dump although the agent saw no change after the dump
+    /// point: the dump does not match it.
+    pub mismatched: u64,
+    /// Some of them, as (disk, chunk).
+    pub sample: Vec<(u32, u64)>,
+}
+
+/// Where a dump marker goes in the agent's change history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum DumpAt {
+    /// Cut an epoch now.
+    Now,
+    /// An epoch the agent cut while suspended.
+    Epoch(Epoch),
+    /// The newest epoch the agent cut at or before this time (ms since the Unix epoch).
+    TimeMs(u64),
+}
+
+/// Why the agent recorded no dump marker.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MarkRefusal {
+    /// The request's parameter at fault (`at`, `freeze`, `exec`), if one is.
+    pub parameter: Option<String>,
+    pub message: String,
+}
+
+/// Record a dump marker (`drpair marker dump`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DumpMarkRequest {
+    pub request_id: u64,
+    pub at: DumpAt,
+    /// Freeze these mount points around the cut and `exec`.
+    pub freeze: Vec<String>,
+    /// The operator's snapshot command, run after the cut.
+    pub exec: Option<String>,
+    pub budget_ms: Option<u64>,
+    pub exec_timeout_ms: Option<u64>,
 }
 
 /// How to quiesce the applications around a requested cut.
@@ -160,6 +208,7 @@ impl Default for EpochEnd {
             chunks: 0,
             full_pass: false,
             quiesce: None,
+            dump_check: None,
         }
     }
 }
@@ -197,6 +246,30 @@ pub enum AgentMsg {
         count: u64,
         span: u32,
     },
+    /// Answer to [`StandbyMsg::DumpMark`]: the recorded marker, or why none was.
+    DumpMarked {
+        request_id: u64,
+        result: Result<DumpMarker, MarkRefusal>,
+    },
+    /// Resync mode (answer to [`StandbyMsg::Resync`]): the agent's history reaches the dump
+    /// point; the dump marker follows.
+    ResyncMarker {
+        request_id: u64,
+        lineage: Lineage,
+        acked: Epoch,
+        history_from: Epoch,
+    },
+    /// The dump point, sent right after the resync marker.
+    DumpMarker {
+        request_id: u64,
+        marker: DumpMarker,
+    },
+    /// The agent cannot resume in resync mode (its change history no longer reaches the dump
+    /// point, or no marker was recorded); `message` says what to do.
+    ResyncRefused {
+        request_id: u64,
+        message: String,
+    },
 }
 
 impl AgentMsg {
@@ -210,6 +283,10 @@ impl AgentMsg {
             AgentMsg::Progress(_) => "Progress",
             AgentMsg::HashesRequest { .. } => "HashesRequest",
             AgentMsg::DigestsRequest { .. } => "DigestsRequest",
+            AgentMsg::DumpMarked { .. } => "DumpMarked",
+            AgentMsg::ResyncMarker { .. } => "ResyncMarker",
+            AgentMsg::DumpMarker { .. } => "DumpMarker",
+            AgentMsg::ResyncRefused { .. } => "ResyncRefused",
         }
     }
 }
@@ -258,6 +335,9 @@ pub enum StartMode {
     /// The standby rolled its head back to point `to` (replay): every chunk changed since is
     /// shipped again.
     Rewind { to: Epoch },
+    /// The standby's head is a loaded third-party dump of the agent's dump point `epoch`:
+    /// the agent ships what changed after it and compares every chunk with the dump.
+    FromDump { epoch: Epoch },
 }
 
 /// Whether the agent ships.
@@ -269,6 +349,18 @@ pub enum RunMode {
     Hold {
         reason: String,
     },
+    /// Held for a third-party dump: as `Hold`, and the agent cuts epochs locally (nothing
+    /// shipped) so that a dump point given as a time resolves to a close epoch.
+    Suspend {
+        reason: String,
+    },
+}
+
+impl RunMode {
+    /// Ship nothing.
+    pub fn holds(&self) -> bool {
+        !matches!(self, RunMode::Run)
+    }
 }
 
 /// Standby → agent.
@@ -323,6 +415,14 @@ pub enum StandbyMsg {
         first: u64,
         span: u32,
         digests: Vec<Hash>,
+    },
+    /// Record a dump marker; answered by [`AgentMsg::DumpMarked`].
+    DumpMark(DumpMarkRequest),
+    /// Resume in resync mode for the dump at `dump_epoch`: answered by [`AgentMsg::ResyncMarker`]
+    /// and [`AgentMsg::DumpMarker`], or [`AgentMsg::ResyncRefused`].
+    Resync {
+        request_id: u64,
+        dump_epoch: Epoch,
     },
     /// The standby refused something the agent sent; it discards the open epoch and closes.
     Error {

@@ -11,6 +11,7 @@ fn at(state: PairState, connected: bool) -> Lifecycle {
         started: state != S::Initiating,
         restarting: false,
         connected: connected && state != S::Disconnected,
+        verifying_dump: false,
     }
 }
 
@@ -35,7 +36,7 @@ fn state_by_op_table() {
     use PairOp as O;
     // Columns in the order of OPS.
     #[rustfmt::skip]
-    let table: [(PairState, [Option<PairState>; 12]); 7] = [
+    let table: [(PairState, [Option<PairState>; 12]); 11] = [
         //                StandbyStarted      AgentConnected        AgentDisconnected    PassStarted(rec)      PointCommitted        Start                 Resume                 Pause             Stop                Restart               Replay                PassStarted
         (S::Initiating,  [Some(S::Initiating), Some(S::Initiating), Some(S::Initiating), Some(S::Initiating), Some(S::Initiating), Some(S::InitialSync), None,                  None,             None,               None,                 None,                 Some(S::Initiating)]),
         (S::InitialSync, [Some(S::Disconnected), Some(S::InitialSync), Some(S::Disconnected), Some(S::InitialSync), Some(S::Replicating), None,           None,                  Some(S::Paused),  Some(S::Stopped),   Some(S::InitialSync), None,                 Some(S::InitialSync)]),
@@ -44,6 +45,10 @@ fn state_by_op_table() {
         (S::Disconnected,[Some(S::Disconnected), Some(S::Replicating), Some(S::Disconnected), Some(S::Disconnected), Some(S::Disconnected), None,         None,                  Some(S::Paused),  Some(S::Stopped),   Some(S::Disconnected), Some(S::Disconnected), Some(S::Disconnected)]),
         (S::Paused,      [Some(S::Paused),     Some(S::Paused),     Some(S::Paused),     Some(S::Paused),     Some(S::Paused),     None,                 Some(S::Replicating),  None,             Some(S::Stopped),   Some(S::InitialSync), Some(S::Replicating), Some(S::Paused)]),
         (S::Stopped,     [Some(S::Stopped),    Some(S::Stopped),    Some(S::Stopped),    Some(S::Stopped),    Some(S::Stopped),    None,                 Some(S::Replicating),  None,             None,               Some(S::InitialSync), Some(S::Replicating), Some(S::Stopped)]),
+        (S::Suspended, [Some(S::Suspended), Some(S::Suspended), Some(S::Suspended), Some(S::Suspended), Some(S::Suspended), None, Some(S::Replicating), None, None, Some(S::InitialSync), None, Some(S::Suspended)]),
+        (S::AwaitingResyncMarker, [Some(S::AwaitingResyncMarker), Some(S::AwaitingResyncMarker), Some(S::AwaitingResyncMarker), Some(S::AwaitingResyncMarker), Some(S::AwaitingResyncMarker), None, Some(S::Replicating), None, None, Some(S::InitialSync), None, Some(S::AwaitingResyncMarker)]),
+        (S::AwaitingDumpMarker, [Some(S::AwaitingDumpMarker), Some(S::AwaitingDumpMarker), Some(S::AwaitingDumpMarker), Some(S::AwaitingDumpMarker), Some(S::AwaitingDumpMarker), None, Some(S::Replicating), None, None, Some(S::InitialSync), None, Some(S::AwaitingDumpMarker)]),
+        (S::ApplySuspended, [Some(S::ApplySuspended), Some(S::ApplySuspended), Some(S::ApplySuspended), Some(S::ApplySuspended), Some(S::ApplySuspended), None, Some(S::Replicating), None, None, Some(S::InitialSync), None, Some(S::ApplySuspended)]),
     ];
     assert_eq!(table.len(), PairState::ALL.len());
     for (state, row) in table {
@@ -138,4 +143,83 @@ fn refusals_change_nothing() {
             }
         }
     }
+}
+
+const DUMP_OPS: [PairOp; 5] =
+    [PairOp::Suspend, PairOp::SkipToResyncMarker, PairOp::ResyncMarker, PairOp::DumpMarker, PairOp::ResumeApply];
+
+/// The dump workflow's operations from every state (connected agent, with a baseline except
+/// in Initiating and InitialSync).
+#[test]
+fn dump_workflow_table() {
+    #[rustfmt::skip]
+    let table: [(PairState, [Option<PairState>; 5]); 11] = [
+        //                          Suspend             SkipToResyncMarker            ResyncMarker                 DumpMarker               ResumeApply
+        (S::Initiating,           [Some(S::Suspended), None,                         None,                        None,                    None]),
+        (S::InitialSync,          [Some(S::Suspended), None,                         None,                        None,                    None]),
+        (S::Replicating,          [Some(S::Suspended), None,                         None,                        None,                    None]),
+        (S::Rescanning,           [Some(S::Suspended), None,                         None,                        None,                    None]),
+        (S::Disconnected,         [Some(S::Suspended), None,                         None,                        None,                    None]),
+        (S::Paused,               [Some(S::Suspended), None,                         None,                        None,                    None]),
+        (S::Stopped,              [Some(S::Suspended), None,                         None,                        None,                    None]),
+        (S::Suspended,            [None,               Some(S::AwaitingResyncMarker), None,                       None,                    None]),
+        (S::AwaitingResyncMarker, [None,               None,                         Some(S::AwaitingDumpMarker), None,                    None]),
+        (S::AwaitingDumpMarker,   [None,               None,                         None,                        Some(S::ApplySuspended), None]),
+        (S::ApplySuspended,       [None,               None,                         None,                        None,                    Some(S::Rescanning)]),
+    ];
+    assert_eq!(table.len(), PairState::ALL.len());
+    for (state, row) in table {
+        let from = at(state, true);
+        for (op, want) in DUMP_OPS.iter().zip(row) {
+            match (want, from.apply(*op)) {
+                (Some(w), Ok(n)) => {
+                    assert_eq!(n.state, w, "{state:?} × {op:?}");
+                    assert_eq!(n.stop_reason, None, "{state:?} × {op:?}");
+                    assert_eq!(n.holds(), w.in_dump_workflow(), "{state:?} × {op:?}");
+                }
+                (None, Err(r)) => {
+                    assert_eq!(r.state, state);
+                    assert!(r.message.contains(state.label()) && r.message.contains(op.verb()), "{}", r.message);
+                }
+                (w, got) => panic!("{state:?} × {op:?}: want {w:?}, got {got:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn a_new_pair_is_seeded_from_a_dump() {
+    // Never started, no baseline: the dump's point becomes the baseline.
+    let mut l = at(S::Initiating, true);
+    for op in [PairOp::Suspend, PairOp::SkipToResyncMarker, PairOp::ResyncMarker, PairOp::DumpMarker] {
+        l = l.apply(op).unwrap();
+        assert!(l.holds() && !l.ready_for_failover() || l.has_baseline, "{op:?}");
+    }
+    assert_eq!(l.state, S::ApplySuspended);
+    assert!(l.apply(PairOp::ResumeApply).unwrap_err().message.contains("no dump has been loaded"));
+    l = l.apply(PairOp::PointCommitted).unwrap();
+    assert_eq!(l.state, S::ApplySuspended, "the dump's point does not end the hold");
+    l = l.apply(PairOp::ResumeApply).unwrap();
+    assert_eq!((l.state, l.started, l.ready_for_failover()), (S::Rescanning, true, true));
+    // Not declared replicating before the pass comparing the dump with the source commits.
+    l = l.apply(PairOp::PassStarted { reconcile: false }).unwrap();
+    assert_eq!(l.state, S::Rescanning);
+    l = l.apply(PairOp::AgentDisconnected).unwrap().apply(PairOp::AgentConnected).unwrap();
+    assert_eq!(l.state, S::Rescanning);
+    l = l.apply(PairOp::PointCommitted).unwrap();
+    assert_eq!(l.state, S::Replicating);
+}
+
+#[test]
+fn a_dump_step_holds_across_reconnects_and_a_restart_leaves_it() {
+    let l = at(S::Replicating, true).apply(PairOp::Suspend).unwrap();
+    let l = l.apply(PairOp::AgentDisconnected).unwrap().apply(PairOp::StandbyStarted).unwrap();
+    assert_eq!(l.state, S::Suspended);
+    let l = l.apply(PairOp::AgentConnected).unwrap();
+    assert_eq!(l.state, S::Suspended);
+    let r = l.apply(PairOp::Restart).unwrap();
+    assert_eq!((r.state, r.restarting), (S::InitialSync, true));
+    assert!(r.apply(PairOp::Suspend).is_err(), "no dump during a restart's baseline");
+    let p = at(S::Paused, true).apply(PairOp::Suspend).unwrap();
+    assert!(p.apply(PairOp::Pause).is_err() && p.apply(PairOp::Stop(StopReason::StoppedByUser)).is_err());
 }

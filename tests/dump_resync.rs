@@ -1,0 +1,274 @@
+//! Seeding from a third-party dump (repserver-third-party-dump-resync.txt in drpair terms):
+//! suspend → skip-to-resync-marker → dump taken by another tool → marker dump → resume
+//! --resync → load-dump → resume-apply. Real processes, a loop device traced by tracefs, the
+//! "third-party" snapshot made with `qemu-img convert` / `dd` while a writer keeps writing.
+
+use drpair_e2e::dump::{Writer, differing_chunks, dump_status, expect_step, load, mark};
+use drpair_e2e::image::{create_image, hash_file, sparse_image};
+use drpair_e2e::lifecycle::{action, expect_action};
+use drpair_e2e::pair::wait_status;
+use drpair_e2e::tracking::{TraceInstance, fill_random, tracked_chunks};
+use drpair_e2e::{AgentSpec, LoopDev, MIB, Standby, TestEnv, step, wait_ready};
+use drpair_types::{DumpLoadState, DumpStep, PairState, PointKind};
+use serde_json::json;
+use std::time::Duration;
+
+const LONG: Duration = Duration::from_secs(240);
+const CHUNK: u64 = 65536;
+
+fn seeded_device(env: &TestEnv, pair: &str, size: u64) -> (LoopDev, TraceInstance) {
+    let img = env.path("disk0.img");
+    sparse_image(&img, size);
+    fill_random(&img, 0, size * 3 / 4, 11);
+    let lo = LoopDev::attach(&img);
+    (lo, TraceInstance::of_pair(pair))
+}
+
+fn agent_spec(env: &TestEnv, sb: &Standby, pair: &str, lo: &LoopDev) -> AgentSpec {
+    let mut spec = AgentSpec::new(env, sb, pair, &[lo.dev.as_path()]);
+    spec.tracker = "tracefs".into();
+    spec.extra = vec!["--marker-exec".into()];
+    spec
+}
+
+#[test]
+fn a_new_pair_is_seeded_from_a_dump_and_only_later_changes_cross_the_wire() {
+    let pair = "dump-seed";
+    let env = TestEnv::new("dump-seed");
+    let size = 256 * MIB;
+    let (lo, _trace) = seeded_device(&env, pair, size);
+    // New pairs wait: the pair is seeded by the dump, not by an initial copy over the link.
+    let sb = Standby::start_with(&env, None, &["--hold-new-pairs"]);
+    let (api, cli) = (sb.api(), sb.cli());
+    let mut agent = agent_spec(&env, &sb, pair, &lo).spawn(&env, "agent");
+    wait_status(&api, pair, Some(&mut agent), "registered", LONG, |s| s.agent.as_ref().is_some_and(|a| a.connected));
+    let writer = Writer::start(&lo.dev, size, 20, 1);
+    std::thread::sleep(Duration::from_secs(2));
+
+    cli.run(&["suspend", pair]).ok();
+    expect_step(&api, pair, PairState::Suspended, DumpStep::Suspended);
+    cli.run(&["standby", "skip-to-resync-marker", pair]).ok();
+    expect_step(&api, pair, PairState::AwaitingResyncMarker, DumpStep::AwaitingResyncMarker);
+
+    // The coordinated form: the agent cuts the dump point, then runs the snapshot command
+    // (qemu-img reading the live device with O_DIRECT) while the writer goes on.
+    let dump = env.path("dump.qcow2");
+    let cmd = format!("qemu-img convert -T none -f raw -O qcow2 {} {}", lo.dev.display(), dump.display());
+    let out = cli.run(&["marker", "dump", pair, "--exec", &cmd, "--output", "json"]);
+    out.ok();
+    let s = api.status(pair);
+    let marker = dump_status(&s).marker.clone().expect("marker recorded");
+    step(format!("dump marker: epoch {} at {} ({})", marker.epoch, marker.time, marker.at));
+    assert_eq!(marker.exec.as_ref().and_then(|e| e.exit_code), Some(0), "{marker:?}");
+
+    cli.run(&["resume", pair, "--resync"]).ok();
+    let s = expect_step(&api, pair, PairState::ApplySuspended, DumpStep::ApplySuspended);
+    let log: Vec<String> = dump_status(&s).events.iter().map(|e| e.message.clone()).collect();
+    for needle in ["received and processed the resync marker", "processed the dump marker", "apply is now suspended"] {
+        assert!(log.iter().any(|l| l.contains(needle)), "no '{needle}' in the workflow log: {log:#?}");
+    }
+    let standby_log = std::fs::read_to_string(env.path("standby.log")).unwrap();
+    assert!(standby_log.contains("waiting for the dump marker"), "the standby log does not say it");
+
+    cli.run(&["standby", "load-dump", pair, "--disk", "0", "--image", &dump.display().to_string()]).ok();
+    let s = api.status(pair);
+    let d = &dump_status(&s).disks[0];
+    assert_eq!((d.state, d.percent, d.format.as_deref()), (DumpLoadState::Loaded, 100.0, Some("qcow2")), "{d:?}");
+    let shipped_before = s.stats.bytes_shipped;
+    assert_eq!(shipped_before, 0, "nothing crossed the link before apply resumed");
+
+    cli.run(&["standby", "resume-apply", pair]).ok();
+    let s = api.status(pair);
+    assert_ne!(s.state, PairState::Replicating, "declared replicating before the verification");
+    let s = wait_status(&api, pair, Some(&mut agent), "dump verified", LONG, |s| {
+        s.dump.as_ref().is_some_and(|d| d.step == DumpStep::Done)
+    });
+    let v = dump_status(&s).verification.clone().expect("verification");
+    step(format!("verification: {v:?}"));
+    assert_eq!(v.mismatched_chunks, 0, "the coordinated dump matched its point: {v:?}");
+    let points = api.points(pair);
+    let dp = points.iter().find(|p| p.kind == PointKind::DumpMarker).expect("a dump-marker point");
+    assert_eq!(dp.epoch, marker.epoch);
+    assert!(dp.verified_at.is_some(), "the matching dump point is marked verified: {dp:?}");
+
+    // Only what changed after the dump point crossed the link, and all of it.
+    let writes = writer.stop();
+    let last = api.create_point_wait(pair);
+    let shipped = api.status(pair).stats.bytes_shipped;
+    step(format!("shipped {shipped} bytes after resume-apply for a {size}-byte disk"));
+    assert!(shipped * 10 < size, "{shipped} bytes shipped: not a small fraction of {size}");
+    let export = env.path("newest.img");
+    drpair_e2e::image::copy_device(&lo.dev, &env.path("source.img"));
+    let e = api.export(pair, &last.id.to_string(), 0);
+    assert_eq!(e.status, 200);
+    let (_, source_hash) = hash_file(&env.path("source.img"));
+    assert_eq!(e.hash, source_hash, "the newest point differs from the source");
+    // The chunks the standby took after the dump point: every chunk the dump lacks, and only
+    // chunks the writer touched after the marker's cut (with a second of slack).
+    let shipped_chunks = tracked_chunks(&api, pair, last.id, marker.epoch);
+    let raw_dump = env.path("dump.raw");
+    drpair_e2e::sh("qemu-img", &["convert", "-f", "qcow2", "-O", "raw", &dump.display().to_string(), &raw_dump.display().to_string()]);
+    let missing: Vec<u64> = differing_chunks(&raw_dump, &env.path("source.img"), CHUNK)
+        .into_iter()
+        .filter(|c| !shipped_chunks.contains(c))
+        .collect();
+    assert!(missing.is_empty(), "chunks differing from the dump were not shipped: {missing:?}");
+    let written_after: std::collections::BTreeSet<u64> =
+        writes.iter().filter(|(t, _)| *t + 1000 >= marker.time_unix_ms).map(|(_, o)| o / CHUNK).collect();
+    let extra: Vec<&u64> = shipped_chunks.iter().filter(|c| !written_after.contains(c)).collect();
+    assert!(extra.is_empty(), "chunks shipped that were not written after the dump point: {extra:?}");
+    drop(export);
+    let metrics = api.metrics();
+    assert!(metrics.contains("drpair_dump_markers_total"), "no dump marker metrics");
+    agent.term(Duration::from_secs(30));
+}
+
+#[test]
+fn a_dump_from_another_moment_is_caught_before_replicating() {
+    let pair = "dump-wrong";
+    let env = TestEnv::new("dump-wrong");
+    let size = 64 * MIB;
+    let (lo, _trace) = seeded_device(&env, pair, size);
+    let sb = Standby::start(&env, None);
+    let api = sb.api();
+    let mut agent = agent_spec(&env, &sb, pair, &lo).spawn(&env, "agent");
+    wait_ready(&api, pair, &mut agent, LONG);
+    expect_action(&action(&api, pair, "suspend", &json!({})), "suspend");
+    expect_action(&action(&api, pair, "skip-to-resync-marker", &json!({})), "skip");
+    // The dump is taken first, the device changes, and only then is the point recorded
+    // ("now"): the dump lacks changes the agent stamped before the point.
+    let dump = env.path("dump.img");
+    drpair_e2e::sh("dd", &[&format!("if={}", lo.dev.display()), &format!("of={}", dump.display()), "bs=4M", "iflag=direct", "status=none"]);
+    fill_random(&lo.dev, 5 * CHUNK, 3 * CHUNK, 99);
+    drpair_e2e::sh("sync", &[]);
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(mark(&api, pair, &json!({"at": "now"})).status, 200);
+    expect_action(&action(&api, pair, "resume", &json!({"resync": true})), "resume --resync");
+    assert_eq!(load(&api, pair, 0, &dump).status, 202);
+    wait_status(&api, pair, Some(&mut agent), "dump loaded", LONG, |s| {
+        s.dump.as_ref().is_some_and(|d| d.disks[0].state == DumpLoadState::Loaded)
+    });
+    expect_action(&action(&api, pair, "resume-apply", &json!({})), "resume-apply");
+    let mut seen = vec![];
+    let s = wait_status(&api, pair, Some(&mut agent), "verification done", LONG, |s| {
+        seen.push((s.state, s.dump.as_ref().map(|d| d.step)));
+        s.dump.as_ref().is_some_and(|d| d.step == DumpStep::Done)
+    });
+    assert!(
+        seen.iter().all(|(st, d)| *st != PairState::Replicating || *d == Some(DumpStep::Done)),
+        "declared replicating before the verification: {seen:?}"
+    );
+    let v = dump_status(&s).verification.clone().expect("verification");
+    step(format!("verification of a wrong dump: {v:?}"));
+    assert_eq!(v.mismatched_chunks, 3, "{v:?}");
+    assert!(v.mismatched_sample.contains(&[0, 5]), "{v:?}");
+    assert!(s.failure_messages.iter().any(|m| m.contains("did not match")), "{:?}", s.failure_messages);
+    let dp = api.points(pair).into_iter().find(|p| p.kind == PointKind::DumpMarker).expect("dump point");
+    assert!(dp.verified_at.is_none(), "a dump that did not match is not marked verified");
+    // Repaired from the source: the newest point equals the device.
+    let last = api.create_point_wait(pair);
+    drpair_e2e::image::copy_device(&lo.dev, &env.path("source.img"));
+    let (_, want) = hash_file(&env.path("source.img"));
+    assert_eq!(api.export_full(pair, &last.id.to_string(), 0, size), want);
+    agent.term(Duration::from_secs(30));
+}
+
+#[test]
+fn moved_history_needs_reinit_and_steps_out_of_order_change_nothing() {
+    let pair = "dump-order";
+    let env = TestEnv::new("dump-order");
+    let size = 32 * MIB;
+    let img = env.path("disk0.img");
+    create_image(&img, size, drpair_e2e::image::Fill::Random, 3);
+    let sb = Standby::start(&env, None);
+    let (api, cli) = (sb.api(), sb.cli());
+    let spec = AgentSpec::new(&env, &sb, pair, &[img.as_path()]);
+    let mut agent = spec.spawn(&env, "agent");
+    wait_ready(&api, pair, &mut agent, LONG);
+    let good = env.path("good.img");
+    std::fs::copy(&img, &good).unwrap();
+    let before = api.status(pair);
+    let points = api.points(pair).len();
+
+    // Out of order while replicating: 409 naming the next step, nothing changed.
+    for (act, body) in [
+        ("skip-to-resync-marker", json!({})),
+        ("markers/dump", json!({})),
+        ("resume", json!({"resync": true})),
+        ("resume-apply", json!({})),
+    ] {
+        let r = action(&api, pair, act, &body);
+        let e = r.assert_error(409, "InvalidPairState");
+        assert!(e["message"].as_str().unwrap().contains("drpair suspend"), "{act}: {e}");
+    }
+    load(&api, pair, 0, &good).assert_error(409, "InvalidPairState");
+    let r = action(&api, pair, "resume", &json!({"reinit": true}));
+    r.assert_error(400, "InvalidParameter");
+    cli.run(&["resume", pair, "--reinit", "--force"]).expect_code(2);
+    let after = api.status(pair);
+    assert_eq!((after.state, after.lineage, after.dump.is_some()), (before.state, before.lineage, false));
+
+    expect_action(&action(&api, pair, "suspend", &json!({})), "suspend");
+    let e = action(&api, pair, "resume", &json!({"resync": true})).assert_error(409, "InvalidPairState");
+    assert!(e["message"].as_str().unwrap().contains("skip-to-resync-marker"), "{e}");
+    expect_action(&action(&api, pair, "skip-to-resync-marker", &json!({})), "skip");
+    let e = action(&api, pair, "resume", &json!({"resync": true})).assert_error(409, "InvalidPairState");
+    assert!(e["message"].as_str().unwrap().contains("drpair marker dump"), "{e}");
+    // Bad markers: named parameter, no marker recorded.
+    for (body, param) in [
+        (json!({"at": "99999"}), "at"),
+        (json!({"at": "2001-01-01T00:00:00Z"}), "at"),
+        (json!({"at": "yesterday"}), "at"),
+        (json!({"freeze": ["/mnt"]}), "freeze"),
+        (json!({"exec": "true"}), "exec"),
+        (json!({"exec": "true", "at": "now"}), "at"),
+        (json!({"bogus": 1}), "body"),
+    ] {
+        let e = mark(&api, pair, &body).assert_error(400, "InvalidParameter");
+        assert_eq!(e["parameter"], param, "{body}: {e}");
+    }
+    assert!(dump_status(&api.status(pair)).marker.is_none());
+    assert_eq!(mark(&api, pair, &json!({})).status, 200);
+
+    // The history no longer reaches the dump point (the agent was killed): refused, with the
+    // way out; then re-initialised, a full restart.
+    agent.kill9();
+    let mut agent = spec.spawn(&env, "agent-after-kill");
+    wait_status(&api, pair, Some(&mut agent), "agent back", LONG, |s| s.agent.as_ref().is_some_and(|a| a.connected));
+    let e = action(&api, pair, "resume", &json!({"resync": true})).assert_error(409, "InvalidPairState");
+    let msg = e["message"].as_str().unwrap();
+    assert!(msg.contains("--reinit --force") && msg.contains("unclean"), "{msg}");
+    expect_step(&api, pair, PairState::AwaitingResyncMarker, DumpStep::AwaitingResyncMarker);
+    action(&api, pair, "resume", &json!({"resync": true, "reinit": true})).assert_error(400, "InvalidParameter");
+    assert_eq!(api.points(pair).len(), points, "a refused reinit deleted points");
+    cli.run(&["resume", pair, "--resync", "--reinit", "--force"]).ok();
+    let s = wait_ready(&api, pair, &mut agent, LONG);
+    assert_ne!(s.lineage, before.lineage, "re-initialising starts a new lineage");
+    assert_eq!(dump_status(&s).step, DumpStep::Abandoned);
+
+    // Apply suspended: wrong geometry, missing image, unknown disk: 400; resume-apply
+    // before a load: 409 naming load-dump.
+    expect_action(&action(&api, pair, "suspend", &json!({})), "suspend");
+    expect_action(&action(&api, pair, "skip-to-resync-marker", &json!({})), "skip");
+    assert_eq!(mark(&api, pair, &json!({})).status, 200);
+    expect_action(&action(&api, pair, "resume", &json!({"resync": true})), "resync");
+    let short = env.path("short.img");
+    sparse_image(&short, size - CHUNK);
+    let e = load(&api, pair, 0, &short).assert_error(400, "InvalidParameter");
+    assert!(e["message"].as_str().unwrap().contains(&size.to_string()), "{e}");
+    load(&api, pair, 0, &env.path("missing.img")).assert_error(400, "InvalidParameter");
+    load(&api, pair, 3, &good).assert_error(400, "InvalidParameter");
+    action(&api, pair, "dump/load", &json!({"disk": 0, "image": "rel.img"})).assert_error(400, "InvalidParameter");
+    let e = action(&api, pair, "resume-apply", &json!({})).assert_error(409, "InvalidPairState");
+    assert!(e["message"].as_str().unwrap().contains("load-dump"), "{e}");
+    let s = expect_step(&api, pair, PairState::ApplySuspended, DumpStep::ApplySuspended);
+    assert_eq!(dump_status(&s).disks[0].state, DumpLoadState::Pending);
+
+    // A plain resume abandons the dump; replication continues and catches up.
+    expect_action(&action(&api, pair, "resume", &json!({})), "resume");
+    let last = api.create_point_wait(pair);
+    let (_, want) = hash_file(&img);
+    assert_eq!(api.export_full(pair, &last.id.to_string(), 0, size), want);
+    assert_eq!(dump_status(&api.status(pair)).step, DumpStep::Abandoned);
+    agent.term(Duration::from_secs(30));
+}
