@@ -107,7 +107,10 @@ fn a_new_pair_is_seeded_from_a_dump_and_only_later_changes_cross_the_wire() {
     // chunks the writer touched after the marker's cut (with a second of slack).
     let shipped_chunks = tracked_chunks(&api, pair, last.id, marker.epoch);
     let raw_dump = env.path("dump.raw");
-    drpair_e2e::sh("qemu-img", &["convert", "-f", "qcow2", "-O", "raw", &dump.display().to_string(), &raw_dump.display().to_string()]);
+    drpair_e2e::sh(
+        "qemu-img",
+        &["convert", "-f", "qcow2", "-O", "raw", &dump.display().to_string(), &raw_dump.display().to_string()],
+    );
     let missing: Vec<u64> = differing_chunks(&raw_dump, &env.path("source.img"), CHUNK)
         .into_iter()
         .filter(|c| !shipped_chunks.contains(c))
@@ -138,7 +141,16 @@ fn a_dump_from_another_moment_is_caught_before_replicating() {
     // The dump is taken first, the device changes, and only then is the point recorded
     // ("now"): the dump lacks changes the agent stamped before the point.
     let dump = env.path("dump.img");
-    drpair_e2e::sh("dd", &[&format!("if={}", lo.dev.display()), &format!("of={}", dump.display()), "bs=4M", "iflag=direct", "status=none"]);
+    drpair_e2e::sh(
+        "dd",
+        &[
+            &format!("if={}", lo.dev.display()),
+            &format!("of={}", dump.display()),
+            "bs=4M",
+            "iflag=direct",
+            "status=none",
+        ],
+    );
     fill_random(&lo.dev, 5 * CHUNK, 3 * CHUNK, 99);
     drpair_e2e::sh("sync", &[]);
     std::thread::sleep(Duration::from_millis(500));
@@ -266,6 +278,7 @@ fn moved_history_needs_reinit_and_steps_out_of_order_change_nothing() {
 
     // A plain resume abandons the dump; replication continues and catches up.
     expect_action(&action(&api, pair, "resume", &json!({})), "resume");
+    drpair_e2e::wait_connected(&api, pair, true, LONG);
     let last = api.create_point_wait(pair);
     let (_, want) = hash_file(&img);
     assert_eq!(api.export_full(pair, &last.id.to_string(), 0, size), want);

@@ -1,5 +1,6 @@
 //! `drpair restart|pause|resume|stop PAIR`: the actions that change how a pair runs
-//! (`start` lives in `start.rs`). Each is one `POST /api/v1/pairs/PAIR/ACTION` answered by an
+//! (`start` lives in `start.rs`; `suspend` and the other steps of a third-party dump in
+//! `dump.rs`, apart from `resume --resync`, which lives here with `resume`). Each is one `POST /api/v1/pairs/PAIR/ACTION` answered by an
 //! `ActionResponse`; the standby decides whether the pair's state allows it (409 → exit 4).
 
 use crate::client::{ANSWER_TIMEOUT, CliError, Client};
@@ -7,7 +8,7 @@ use crate::confirm;
 use crate::output::{self, Block, OutputFormat};
 use crate::wait::{self, Goal};
 use clap::Args;
-use drpair_types::{ActionResponse, PairId, RestartRequest};
+use drpair_types::{ActionResponse, PairId, RestartRequest, ResumeRequest};
 use serde::Serialize;
 use std::io::BufRead;
 use std::time::Duration;
@@ -84,17 +85,38 @@ pub struct PauseArgs {
 
 #[derive(Debug, Args)]
 #[command(
-    about = "Resume shipping of a paused or stopped pair",
+    about = "Resume shipping of a paused or stopped pair, or resume a dump workflow in resync mode",
     long_about = "Resume a paused DR pair (POST /api/v1/pairs/PAIR/resume): the agent ships the \
         changes tracked while paused and the pair catches up. A Stopped pair is continued the \
         same way (or with 'drpair start PAIR --type resume').\n\n\
+        Third-party dump workflow: once the dump point is recorded ('drpair marker dump'), \
+        --resync resumes in resync mode: the agent checks that its change history still reaches \
+        the dump point, sends a resync marker and then the dump marker, and the standby suspends \
+        apply until the dump is loaded ('drpair standby load-dump', then 'drpair standby \
+        resume-apply'). A plain resume (without --resync) of a suspended pair abandons the dump \
+        workflow and resumes from the recovery checkpoint.\n\n\
+        When the agent's change history no longer reaches the dump point, --resync --reinit \
+        --force re-initialises the pair instead: every recovery point of the pair is deleted, a \
+        new lineage begins and everything is copied again, as 'drpair restart' does. --force is \
+        your confirmation (the CLI sends the pair id as the confirmation); there is no question. \
+        --reinit needs --resync and --force, and --force goes only with --reinit.\n\n\
         With --output json: the ActionResponse as the API returns it.",
-    after_help = "Examples:\n  drpair resume web-01\n  drpair resume web-01 && drpair status web-01 --wait-synced"
+    after_help = "Examples:\n  drpair resume web-01\n  drpair resume web-01 && drpair status web-01 --wait-synced\n  \
+        drpair resume web-01 --resync\n  drpair resume web-01 --resync --reinit --force"
 )]
 pub struct ResumeArgs {
     /// The DR Pair ID
     #[arg(value_name = "PAIR")]
     pub pair: PairId,
+    /// Resume in resync mode after 'drpair marker dump' (third-party dump workflow)
+    #[arg(long)]
+    pub resync: bool,
+    /// With --resync --force: re-initialise instead: delete every recovery point, copy everything again
+    #[arg(long, requires_all = ["resync", "force"])]
+    pub reinit: bool,
+    /// With --reinit: confirm that every recovery point of the pair is deleted (no question asked)
+    #[arg(long, requires = "reinit")]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -156,6 +178,35 @@ pub fn restart(
     wait_settled(client, output, pair, &args.wait)
 }
 
+/// `drpair resume PAIR [--resync [--reinit --force]]`. A plain resume posts `{}` as it always
+/// did; `--resync` posts a [`ResumeRequest`]; `--reinit` first warns on stderr what is deleted.
+pub fn resume(client: &Client, output: OutputFormat, args: &ResumeArgs) -> Result<(), CliError> {
+    let pair = &args.pair;
+    if !args.resync {
+        return simple(client, output, pair, Action::Resume);
+    }
+    if args.reinit {
+        // clap makes --reinit require --force: the operator has confirmed; say what happens.
+        let points = confirm::count_points(client, pair)?;
+        eprintln!("{}", confirm::rebaseline_warning(pair, points, false));
+        eprintln!("warning: --force given: re-initialising pair {pair} without asking");
+    }
+    let request = resume_request(args);
+    // The standby waits up to a minute for the agent's resync and dump markers.
+    let (raw, response) = post_action(client, pair, "resume", &request, crate::dump::DUMP_ACTION_TIMEOUT)?;
+    crate::dump::print_dump_action(output, &raw, &response);
+    Ok(())
+}
+
+/// The body of `resume --resync`: the pair id is the confirmation of `--reinit --force`.
+pub fn resume_request(args: &ResumeArgs) -> ResumeRequest {
+    ResumeRequest {
+        resync: args.resync,
+        reinit: args.reinit,
+        confirm: (args.reinit && args.force).then(|| args.pair.to_string()),
+    }
+}
+
 /// `POST /api/v1/pairs/PAIR/ACTION` with `body`; prints the answer.
 pub fn act<B: Serialize>(
     client: &Client,
@@ -164,13 +215,25 @@ pub fn act<B: Serialize>(
     action: &str,
     body: &B,
 ) -> Result<ActionResponse, CliError> {
-    let (_status, raw, response): (_, _, ActionResponse) =
-        client.post_json(&format!("/api/v1/pairs/{pair}/{action}"), body, ANSWER_TIMEOUT)?;
+    let (raw, response) = post_action(client, pair, action, body, ANSWER_TIMEOUT)?;
     match output {
         OutputFormat::Json => output::emit(&output::to_json(&raw)),
         OutputFormat::Text => output::emit(&render_action(&response)),
     }
     Ok(response)
+}
+
+/// `POST /api/v1/pairs/PAIR/ACTION` with `body`, waiting up to `answer_timeout` for the
+/// answer (2xx: 200 or 202); returns it raw and typed, printing nothing.
+pub fn post_action<B: Serialize>(
+    client: &Client,
+    pair: &PairId,
+    action: &str,
+    body: &B,
+    answer_timeout: Duration,
+) -> Result<(serde_json::Value, ActionResponse), CliError> {
+    let (_status, raw, response) = client.post_json(&format!("/api/v1/pairs/{pair}/{action}"), body, answer_timeout)?;
+    Ok((raw, response))
 }
 
 /// With `--wait`: waits until the pair has settled and says so (stdout keeps only the
@@ -189,10 +252,18 @@ pub fn wait_settled(client: &Client, output: OutputFormat, pair: &PairId, args: 
 
 /// The text answer of an action: the standby's sentence, then the new state.
 pub fn render_action(r: &ActionResponse) -> String {
+    render_action_with(r, None)
+}
+
+/// [`render_action`], with the next step to take (of a third-party dump workflow) if any.
+pub fn render_action_with(r: &ActionResponse, next_step: Option<&str>) -> String {
     let mut b = Block::default();
     b.line("State", format!("{} ({})", r.status.state_label, r.status.state_explanation));
     if r.points_deleted > 0 {
         b.line("Points deleted", r.points_deleted.to_string());
+    }
+    if let Some(next) = next_step {
+        b.line("Next step", next);
     }
     format!("{}\n{}", r.message, b.render())
 }

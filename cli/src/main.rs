@@ -7,7 +7,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success |
-//! | 1 | any other failure (local I/O, truncated export, unexpected answer, HTTP 500) |
+//! | 1 | any other failure (local I/O, truncated export, a failed dump load, unexpected answer, HTTP 500) |
 //! | 2 | usage error (bad arguments; from clap) |
 //! | 3 | not found (HTTP 404: pair, point or disk) |
 //! | 4 | invalid state (HTTP 409: the pair's state does not allow this now) |
@@ -20,6 +20,7 @@
 
 mod client;
 mod confirm;
+mod dump;
 mod error;
 mod export;
 #[cfg(test)]
@@ -44,7 +45,8 @@ use std::process::ExitCode;
 const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
-  1  any other failure (local I/O, truncated export, unexpected answer, HTTP 500)
+  1  any other failure (local I/O, truncated export, a failed dump load,
+     unexpected answer, HTTP 500)
   2  usage error (bad arguments)
   3  not found (HTTP 404: no such pair, point or disk)
   4  invalid state (HTTP 409: the pair's state does not allow this now)
@@ -75,7 +77,15 @@ Examples:
   drpair stop web-01
   drpair start web-01 --type resume --stop-at-time 2026-11-22T18:00:00Z
   drpair start web-01 --type resume --from-point 17 --yes
-  echo web-01 | drpair restart web-01 --wait";
+  echo web-01 | drpair restart web-01 --wait
+
+Seeding from a third-party dump (see drpair suspend --help):
+  drpair suspend web-01
+  drpair standby skip-to-resync-marker web-01
+  drpair marker dump web-01
+  drpair resume web-01 --resync
+  drpair standby load-dump web-01 --disk 0 --image /srv/dumps/web-01-sda.img
+  drpair standby resume-apply web-01";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -87,7 +97,8 @@ Examples:
         standby, which keeps recovery points: point-in-time images of every disk of the server. \
         This command lists the DR pairs of a standby, shows their state and progress, starts, \
         pauses, resumes, stops and restarts them, cuts recovery points on demand and exports \
-        disk images from them.",
+        disk images from them, and seeds a standby from a third-party dump (a snapshot taken by \
+        another tool).",
     after_long_help = EXIT_CODES_HELP,
     propagate_version = true
 )]
@@ -128,6 +139,9 @@ enum Command {
     Resume(lifecycle::ResumeArgs),
     Stop(lifecycle::StopArgs),
     Restart(lifecycle::RestartArgs),
+    Suspend(dump::SuspendArgs),
+    Standby(dump::StandbyArgs),
+    Marker(dump::MarkerArgs),
 }
 
 fn main() -> ExitCode {
@@ -165,9 +179,12 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Points(args) => points::run(&client, output, args),
         Command::Start(args) => start::run(&client, output, args, &mut std::io::stdin().lock()),
         Command::Pause(args) => lifecycle::simple(&client, output, &args.pair, Action::Pause),
-        Command::Resume(args) => lifecycle::simple(&client, output, &args.pair, Action::Resume),
+        Command::Resume(args) => lifecycle::resume(&client, output, args),
         Command::Stop(args) => lifecycle::simple(&client, output, &args.pair, Action::Stop),
         Command::Restart(args) => lifecycle::restart(&client, output, args, &mut std::io::stdin().lock()),
+        Command::Suspend(args) => dump::suspend(&client, output, args),
+        Command::Standby(args) => dump::run_standby(&client, output, args),
+        Command::Marker(args) => dump::run_marker(&client, output, args),
     }
 }
 
@@ -371,11 +388,144 @@ mod tests {
     #[test]
     fn every_new_command_has_long_help_with_examples() {
         let mut cli = Cli::command();
-        for name in ["start", "pause", "resume", "stop", "restart"] {
+        for name in ["start", "pause", "resume", "stop", "restart", "suspend"] {
             let cmd = cli.find_subcommand_mut(name).unwrap();
             let help = cmd.render_long_help().to_string();
             assert!(help.contains("Examples:") && help.contains(&format!("drpair {name} web-01")), "{name}:\n{help}");
             assert!(help.contains("POST /api/v1/pairs/PAIR/"), "{name}");
+        }
+        for (group, name) in [
+            ("standby", "skip-to-resync-marker"),
+            ("standby", "load-dump"),
+            ("standby", "resume-apply"),
+            ("marker", "dump"),
+        ] {
+            let cmd = cli.find_subcommand_mut(group).unwrap().find_subcommand_mut(name).unwrap();
+            let help = cmd.render_long_help().to_string();
+            let example = format!("drpair {group} {name} web-01");
+            assert!(help.contains("Examples:") && help.contains(&example), "{group} {name}:\n{help}");
+            assert!(help.contains("POST /api/v1/pairs/PAIR/"), "{group} {name}");
+        }
+        let load = cli.find_subcommand_mut("standby").unwrap().find_subcommand_mut("load-dump").unwrap();
+        let help = load.render_long_help().to_string();
+        assert!(help.contains("a path ON THE STANDBY") && help.contains("read by the standby"), "{help}");
+        let resume = cli.find_subcommand_mut("resume").unwrap().render_long_help().to_string();
+        assert!(resume.contains("drpair resume web-01 --resync --reinit --force"), "{resume}");
+    }
+
+    #[test]
+    fn dump_workflow_commands() {
+        let Command::Suspend(a) = parse(&["suspend", "web-01"]).unwrap().command else { panic!() };
+        assert_eq!(a.pair.as_str(), "web-01");
+        let Command::Standby(s) = parse(&["standby", "skip-to-resync-marker", "web-01"]).unwrap().command else {
+            panic!()
+        };
+        assert!(matches!(s.command, dump::StandbyCommand::SkipToResyncMarker(ref a) if a.pair.as_str() == "web-01"));
+        let Command::Standby(s) = parse(&["standby", "resume-apply", "web-01"]).unwrap().command else { panic!() };
+        assert!(matches!(s.command, dump::StandbyCommand::ResumeApply(ref a) if a.pair.as_str() == "web-01"));
+
+        let cli = parse(&["standby", "load-dump", "web-01", "--disk", "1", "--image", "/srv/d1.qcow2"]).unwrap();
+        let Command::Standby(s) = cli.command else { panic!() };
+        let dump::StandbyCommand::LoadDump(l) = s.command else { panic!() };
+        assert_eq!((l.disk, l.image.to_str(), l.format, l.no_wait), (1, Some("/srv/d1.qcow2"), None, false));
+        let cli = parse(&[
+            "standby",
+            "load-dump",
+            "web-01",
+            "--disk",
+            "0",
+            "--image",
+            "d0.img",
+            "--format",
+            "qcow2",
+            "--no-wait",
+        ])
+        .unwrap();
+        let Command::Standby(s) = cli.command else { panic!() };
+        let dump::StandbyCommand::LoadDump(l) = s.command else { panic!() };
+        assert_eq!((l.format, l.no_wait), (Some(dump::ImageFormatArg::Qcow2), true));
+
+        let Command::Marker(m) = parse(&["marker", "dump", "web-01"]).unwrap().command else { panic!() };
+        let dump::MarkerCommand::Dump(d) = m.command;
+        assert_eq!(d.request(), drpair_types::DumpMarkerRequest::default());
+        let Command::Marker(m) = parse(&["marker", "dump", "web-01", "--at", "2026-11-22T10:30:00Z"]).unwrap().command
+        else {
+            panic!()
+        };
+        let dump::MarkerCommand::Dump(d) = m.command;
+        assert_eq!(d.at.as_deref(), Some("2026-11-22T10:30:00Z"));
+        let cli = parse(&[
+            "marker",
+            "dump",
+            "web-01",
+            "--freeze",
+            "/var/lib/postgresql",
+            "--freeze",
+            "/srv",
+            "--exec",
+            "lvcreate -s -n snap vg0/web01",
+            "--thaw-budget",
+            "10s",
+            "--exec-timeout",
+            "5m",
+        ])
+        .unwrap();
+        let Command::Marker(m) = cli.command else { panic!() };
+        let dump::MarkerCommand::Dump(d) = m.command;
+        assert_eq!(
+            d.request(),
+            drpair_types::DumpMarkerRequest {
+                at: None,
+                freeze: vec!["/var/lib/postgresql".into(), "/srv".into()],
+                exec: Some("lvcreate -s -n snap vg0/web01".into()),
+                thaw_budget_ms: Some(10_000),
+                exec_timeout_seconds: Some(300),
+            }
+        );
+    }
+
+    #[test]
+    fn resume_flags() {
+        let Command::Resume(r) = parse(&["resume", "web-01"]).unwrap().command else { panic!() };
+        assert!(!r.resync && !r.reinit && !r.force);
+        let Command::Resume(r) = parse(&["resume", "web-01", "--resync"]).unwrap().command else { panic!() };
+        assert!(r.resync && !r.reinit && !r.force);
+        assert_eq!(lifecycle::resume_request(&r), drpair_types::ResumeRequest { resync: true, ..Default::default() });
+        let Command::Resume(r) = parse(&["resume", "web-01", "--resync", "--reinit", "--force"]).unwrap().command
+        else {
+            panic!()
+        };
+        assert!(r.resync && r.reinit && r.force);
+        assert_eq!(
+            lifecycle::resume_request(&r),
+            drpair_types::ResumeRequest { resync: true, reinit: true, confirm: Some("web-01".into()) }
+        );
+    }
+
+    #[test]
+    fn dump_usage_errors_exit_2() {
+        use ErrorKind::*;
+        let cases: [(&[&str], ErrorKind); 17] = [
+            (&["resume", "web-01", "--reinit"], MissingRequiredArgument),
+            (&["resume", "web-01", "--reinit", "--force"], MissingRequiredArgument),
+            (&["resume", "web-01", "--resync", "--reinit"], MissingRequiredArgument),
+            (&["resume", "web-01", "--force"], MissingRequiredArgument),
+            (&["resume", "web-01", "--resync", "--force"], MissingRequiredArgument),
+            (&["standby", "load-dump", "web-01", "--disk", "0"], MissingRequiredArgument),
+            (&["standby", "load-dump", "web-01", "--image", "/d.img"], MissingRequiredArgument),
+            (&["standby", "load-dump", "web-01", "--disk", "first", "--image", "/d.img"], ValueValidation),
+            (&["standby", "load-dump", "web-01", "--disk", "0", "--image", "/d.img", "--format", "vmdk"], InvalidValue),
+            (&["standby", "frobnicate", "web-01"], InvalidSubcommand),
+            (&["marker", "dump", "web-01", "--freeze", "/data"], MissingRequiredArgument),
+            (&["marker", "dump", "web-01", "--at", "now", "--exec", "snap"], ArgumentConflict),
+            (&["marker", "dump", "web-01", "--at", "yesterday"], ValueValidation),
+            (&["marker", "dump", "web-01", "--exec", "snap", "--thaw-budget", "5s"], MissingRequiredArgument),
+            (&["marker", "dump", "web-01", "--exec", "snap", "--freeze", "data"], ValueValidation),
+            (&["marker", "dump", "web-01", "--exec", "snap", "--exec-timeout", "2d"], ValueValidation),
+            (&["suspend", "../x"], ValueValidation),
+        ];
+        for (args, kind) in cases {
+            assert_eq!(usage_error(args), kind, "{args:?}");
         }
     }
 
@@ -392,6 +542,8 @@ mod tests {
             "drpair restart web-01",
             "drpair start web-01 --type",
             "drpair pause web-01",
+            "drpair suspend web-01",
+            "drpair standby load-dump web-01 --disk 0 --image",
         ] {
             assert!(help.contains(want), "{want}");
         }

@@ -176,10 +176,19 @@ impl Block {
         self.lines.push((key.to_string(), value.into()));
     }
 
+    /// An empty line, before a section of the block (values stay aligned across sections).
+    pub fn gap(&mut self) {
+        self.lines.push((String::new(), String::new()));
+    }
+
     pub fn render(&self) -> String {
         let width = self.lines.iter().map(|(k, _)| k.chars().count() + 1).max().unwrap_or(0);
         let mut out = String::new();
         for (key, value) in &self.lines {
+            if key.is_empty() && value.is_empty() {
+                out.push('\n');
+                continue;
+            }
             let mut parts = value.split('\n');
             let first = parts.next().unwrap_or("");
             out.push_str(format!("{:<width$}  {first}", format!("{key}:")).trim_end());
@@ -260,6 +269,9 @@ mod tests {
         b.line("Pair", "web-01");
         b.line("Failures", "- one\n- two");
         assert_eq!(b.render(), "Pair:      web-01\nFailures:  - one\n           - two\n");
+        b.gap();
+        b.line("Dump", "x");
+        assert_eq!(b.render(), "Pair:      web-01\nFailures:  - one\n           - two\n\nDump:      x\n");
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //! the pair is in sync (`--wait-synced`).
 
 use crate::client::{CliError, Client, exit};
+use crate::dump;
 use crate::output::{self, Block, OutputFormat, format_duration as dur, format_size as size};
 use crate::wait::{self, Goal};
 use clap::Args;
-use drpair_types::{PairId, PairStatus, RestartInfo, StopAt};
+use drpair_types::{
+    DumpDiskLoad, DumpLoadState, DumpStatus, DumpVerification, PairId, PairStatus, RestartInfo, StopAt,
+};
 use std::time::{Duration, Instant};
 
 #[derive(Debug, Args)]
@@ -20,7 +23,12 @@ use std::time::{Duration, Instant};
         can start from), the newest recovery point, the agent, the disks, progress of the \
         running pass with its chunks shipped and queued, ETA and throughput, lag (the recovery \
         point objective right now), backlog, bytes read/shipped/on the wire/stored, the \
-        compression ratio and recent failures.\n\n\
+        compression ratio and recent failures. During a third-party dump workflow (and after \
+        it, until the next one) a Dump section follows: the step and the next one to take, the \
+        dump marker (epoch, time, how it was given, consistency), when the resync and dump \
+        markers were processed, each disk's load (state, percent, image, error), the \
+        verification against the source (chunks compared, shipped, mismatched) and the latest \
+        events.\n\n\
         --watch refreshes every second until Ctrl-C (with --output json: one JSON line per \
         refresh). --wait-synced polls until the pair is Replicating at 100% and then exits 0, \
         showing a progress bar on stderr meanwhile (a progress line every 10 s when stderr is \
@@ -235,7 +243,91 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
     let failures: Vec<String> = s.failure_messages.iter().map(|m| format!("- {m}")).collect();
     b.line("Failures", lines_or(failures, "none"));
     b.line("Registered", s.registered_at.clone());
+    if let Some(d) = &s.dump {
+        b.gap();
+        render_dump(&mut b, d);
+    }
     b.render()
+}
+
+/// Events of the dump workflow shown by `status` (the newest).
+const DUMP_EVENTS_SHOWN: usize = 5;
+/// Mismatched chunks named by `status`.
+const MISMATCH_SAMPLE_SHOWN: usize = 5;
+
+/// The dump section of `status`: the step and the next one, the marker, the markers
+/// processed, each disk's load, the verification and the latest events.
+fn render_dump(b: &mut Block, d: &DumpStatus) {
+    b.line("Dump", d.step_label.clone());
+    b.line("Next step", d.next_step.clone());
+    let mut suspended = format!("{}, recovery checkpoint epoch {}", d.suspended_at, d.checkpoint_epoch);
+    if d.purged_versions > 0 {
+        suspended.push_str(&format!(", {} queued chunk version(s) purged", d.purged_versions));
+    }
+    b.line("Suspended at", suspended);
+    match &d.marker {
+        Some(m) => dump::render_marker(b, m, false),
+        None => b.line("Marker", "not recorded yet"),
+    }
+    let at = |t: &Option<String>| t.as_ref().map_or("not yet".to_string(), |t| format!("at {t}"));
+    b.line("Markers processed", format!("resync {}, dump {}", at(&d.resync_marker_at), at(&d.dump_marker_at)));
+    let loads: Vec<String> = d.disks.iter().map(render_dump_load).collect();
+    b.line("Dump loads", lines_or(loads, "-"));
+    if let Some(p) = d.point {
+        b.line("Dump point", format!("recovery point {p} (dump-marker)"));
+    }
+    if let Some(v) = &d.verification {
+        b.line("Verification", render_verification(v));
+    }
+    b.line("Dump events", lines_or(dump::last_events(d, DUMP_EVENTS_SHOWN), "none"));
+}
+
+/// One disk's load: `disk 0: loading 42%, /srv/d0.img (raw)`, with the counts once loaded
+/// and the error once failed.
+fn render_dump_load(l: &DumpDiskLoad) -> String {
+    let mut line = format!("disk {}: {}", l.disk, output::wire_name(&l.state));
+    if matches!(l.state, DumpLoadState::Loading | DumpLoadState::Loaded) {
+        line.push_str(&format!(" {}", output::format_percent(l.percent)));
+    }
+    match (&l.image, &l.format) {
+        (Some(image), Some(format)) => line.push_str(&format!(", {image} ({format})")),
+        (Some(image), None) => line.push_str(&format!(", {image}")),
+        _ => {}
+    }
+    match l.state {
+        DumpLoadState::Loaded => {
+            if let Some(t) = &l.loaded_at {
+                line.push_str(&format!(", at {t}"));
+            }
+            line.push_str(&format!(": {}", dump::load_counts(l)));
+        }
+        DumpLoadState::Failed => {
+            line.push_str(&format!(": {}", l.error.as_deref().unwrap_or("no reason recorded")));
+        }
+        DumpLoadState::Pending | DumpLoadState::Loading => {}
+    }
+    line
+}
+
+/// The comparison of the loaded dump with the source.
+fn render_verification(v: &DumpVerification) -> String {
+    let mut text = format!(
+        "at {} (epoch {}): {} chunks compared, {} shipped, {} mismatched",
+        v.verified_at, v.epoch, v.chunks_compared, v.chunks_shipped, v.mismatched_chunks
+    );
+    if v.mismatched_chunks > 0 {
+        let sample: Vec<String> = v
+            .mismatched_sample
+            .iter()
+            .take(MISMATCH_SAMPLE_SHOWN)
+            .map(|[disk, chunk]| format!("disk {disk} chunk {chunk}"))
+            .collect();
+        if !sample.is_empty() {
+            text.push_str(&format!(" (e.g. {})", sample.join(", ")));
+        }
+        text.push_str("; the dump did not match its marker there: repaired from the source");
+    }
+    text
 }
 
 /// Where the pair stops by itself: `point 42`, a time, or both (whichever comes first).
@@ -309,6 +401,7 @@ pub(crate) mod tests {
             restart: None,
             change_history_from: None,
             registered_at: "2026-05-01T10:00:00Z".into(),
+            dump: None,
         }
     }
 
@@ -412,5 +505,123 @@ pub(crate) mod tests {
         assert_eq!(err.exit_code(), exit::TIMED_OUT);
         assert!(err.to_string().contains("pair web-01 not in sync after 0s: Start Replication 10%"), "{err}");
         server.finish();
+    }
+}
+
+#[cfg(test)]
+mod dump_tests {
+    use super::*;
+    use crate::dump::tests::{disk_load, dump_status};
+    use crate::status::tests::status;
+    use drpair_types::{DumpStep, PairState, QuiesceOutcome};
+
+    fn with_dump() -> PairStatus {
+        let mut s = status(PairState::ApplySuspended, 0.0);
+        s.dump = Some(dump_status(
+            DumpStep::ApplySuspended,
+            vec![
+                disk_load(0, DumpLoadState::Loaded, 100.0),
+                disk_load(1, DumpLoadState::Loading, 42.0),
+                disk_load(2, DumpLoadState::Failed, 0.0),
+                disk_load(3, DumpLoadState::Pending, 0.0),
+            ],
+            "drpair standby load-dump web-01 --disk 1 --image FILE",
+        ));
+        s
+    }
+
+    fn has_line(text: &str, key: &str, value: &str) -> bool {
+        let want = format!("{:<22}{value}", format!("{key}:"));
+        text.lines().any(|l| l == want)
+    }
+
+    #[test]
+    fn dump_section() {
+        let text = render_status(&with_dump(), 0);
+        assert!(text.contains("Registered:           2026-05-01T10:00:00Z\n\nDump:"), "a section of its own:\n{text}");
+        for (key, value) in [
+            ("Dump", "Apply suspended: load the dump"),
+            ("Next step", "drpair standby load-dump web-01 --disk 1 --image FILE"),
+            ("Suspended at", "2026-05-01T10:00:00Z, recovery checkpoint epoch 41, 12 queued chunk version(s) purged"),
+            ("Marker", "epoch 42, cut at 2026-05-01T10:30:00Z (given as: now)"),
+            ("Consistency", "crash-consistent"),
+            ("Markers processed", "resync at 2026-05-01T10:40:00Z, dump at 2026-05-01T10:40:01Z"),
+            (
+                "Dump loads",
+                "disk 0: loaded 100%, /srv/dumps/d0.img (raw), at 2026-05-01T11:00:00Z: 163840 chunks read, 1200 differ \
+                 from the newest point before the dump, 90000 zero, 5000 already held (dedup), 3.0 GiB stored",
+            ),
+            ("Dump events", "2026-05-01T10:03:00Z  event 3"),
+        ] {
+            assert!(has_line(&text, key, value), "missing {key}: {value:?} in\n{text}");
+        }
+        let indent = " ".repeat(22);
+        for more in [
+            "disk 1: loading 42%, /srv/dumps/d1.img (raw)",
+            "disk 2: failed, /srv/dumps/d2.img (raw): short read at byte 4096: image smaller than the disk",
+            "disk 3: pending",
+            "2026-05-01T10:07:00Z  event 7",
+        ] {
+            assert!(text.lines().any(|l| l == format!("{indent}{more}")), "missing {more:?} in\n{text}");
+        }
+        assert!(!text.contains("event 2"), "only the last 5 events:\n{text}");
+        for key in ["Verification:", "Dump point:", "Freeze:"] {
+            assert!(!text.contains(key), "{key} in\n{text}");
+        }
+        assert!(!render_status(&status(PairState::Replicating, 100.0), 0).contains("Dump"), "no dump, no section");
+    }
+
+    #[test]
+    fn dump_section_after_resume_apply() {
+        let mut s = with_dump();
+        let d = s.dump.as_mut().unwrap();
+        d.step = DumpStep::Verifying;
+        d.step_label = "Verifying the dump".into();
+        d.point = Some(42);
+        d.marker.as_mut().unwrap().quiesce = Some(QuiesceOutcome {
+            freeze: vec!["/data".into()],
+            hooks: false,
+            achieved: false,
+            frozen_ms: 0,
+            budget_ms: 30_000,
+            failure: Some("/data is not a mount point".into()),
+        });
+        d.verification = Some(DumpVerification {
+            epoch: 43,
+            chunks_compared: 163_840,
+            chunks_shipped: 17,
+            mismatched_chunks: 2,
+            mismatched_sample: vec![[0, 17], [1, 4]],
+            verified_at: "2026-05-01T12:00:00Z".into(),
+        });
+        let text = render_status(&s, 0);
+        for (key, value) in [
+            ("Dump", "Verifying the dump"),
+            ("Dump point", "recovery point 42 (dump-marker)"),
+            ("Freeze", "/data: not app-consistent: /data is not a mount point"),
+            (
+                "Verification",
+                "at 2026-05-01T12:00:00Z (epoch 43): 163840 chunks compared, 17 shipped, 2 mismatched (e.g. disk 0 \
+                 chunk 17, disk 1 chunk 4); the dump did not match its marker there: repaired from the source",
+            ),
+        ] {
+            assert!(has_line(&text, key, value), "missing {key}: {value:?} in\n{text}");
+        }
+        s.dump.as_mut().unwrap().verification.as_mut().unwrap().mismatched_chunks = 0;
+        let text = render_status(&s, 0);
+        assert!(has_line(
+            &text,
+            "Verification",
+            "at 2026-05-01T12:00:00Z (epoch 43): 163840 chunks compared, 17 shipped, 0 mismatched"
+        ));
+    }
+
+    #[test]
+    fn json_output_is_the_struct() {
+        let s = with_dump();
+        let raw = serde_json::to_value(&s).unwrap();
+        assert_eq!(raw["dump"]["disks"][1]["state"], "loading");
+        let back: PairStatus = serde_json::from_value(raw).unwrap();
+        assert_eq!(back.dump, s.dump);
     }
 }

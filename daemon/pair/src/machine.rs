@@ -206,7 +206,11 @@ impl Lifecycle {
             PairOp::Resume => match self.state {
                 // From a dump step: the workflow is abandoned and shipping goes on from the
                 // checkpoint (the agent's change history covers everything since).
-                S::Paused | S::Stopped | S::Suspended | S::AwaitingResyncMarker | S::AwaitingDumpMarker
+                S::Paused
+                | S::Stopped
+                | S::Suspended
+                | S::AwaitingResyncMarker
+                | S::AwaitingDumpMarker
                 | S::ApplySuspended => {
                     n.stop_reason = None;
                     n.state = n.running();

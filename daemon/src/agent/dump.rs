@@ -210,17 +210,20 @@ pub fn run_exec(cmd: &str, timeout: Duration, env: &[(&str, String)]) -> ExecOut
             return out;
         }
     };
-    let readers: Vec<_> = [child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>), child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>)]
-        .into_iter()
-        .flatten()
-        .map(|mut r| {
-            std::thread::spawn(move || {
-                let mut buf = Vec::new();
-                let _ = r.read_to_end(&mut buf);
-                buf
-            })
+    let readers: Vec<_> = [
+        child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+        child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>),
+    ]
+    .into_iter()
+    .flatten()
+    .map(|mut r| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            let _ = r.read_to_end(&mut buf);
+            buf
         })
-        .collect();
+    })
+    .collect();
     let deadline = t0 + timeout;
     let status = loop {
         match child.try_wait() {
@@ -329,7 +332,11 @@ mod tests {
 
     #[test]
     fn exec_reports_exit_output_and_timeout() {
-        let ok = run_exec("echo snap-$DRPAIR_DUMP_EPOCH; echo err >&2", Duration::from_secs(10), &[("DRPAIR_DUMP_EPOCH", "9".into())]);
+        let ok = run_exec(
+            "echo snap-$DRPAIR_DUMP_EPOCH; echo err >&2",
+            Duration::from_secs(10),
+            &[("DRPAIR_DUMP_EPOCH", "9".into())],
+        );
         assert_eq!(ok.exit_code, Some(0));
         assert!(ok.output.contains("snap-9") && ok.output.contains("err"), "{}", ok.output);
         let bad = run_exec("exit 3", Duration::from_secs(10), &[]);

@@ -43,22 +43,38 @@ pub struct ResyncRanges {
     /// The standby's head is a loaded third-party dump of this epoch: a chunk that differs
     /// from it although the change map saw no change after it is a dump mismatch.
     pub dump_epoch: Option<Epoch>,
-    pub mismatched: AtomicU64,
-    /// Some mismatched chunks, (disk, chunk).
-    pub mismatched_sample: Mutex<Vec<(u32, u64)>>,
+    /// Chunks that differed from the dump with no change after it in the change map when read,
+    /// (disk, chunk). A write during the pass is only stamped at the tracker's next collect:
+    /// [`ResyncRanges::dump_check`] filters those out.
+    pub mismatch_candidates: Mutex<Vec<(u32, u64)>>,
+    /// Candidates beyond the list's bound (counted, not listed).
+    pub candidates_dropped: AtomicU64,
 }
 
-/// Mismatched chunks named in a dump check.
+/// Mismatch candidates listed; mismatched chunks named in a dump check.
+const MAX_CANDIDATES: usize = 1 << 16;
 const MISMATCH_SAMPLE: usize = 16;
 
 impl ResyncRanges {
-    /// What this resync found of the dump it compared with (`compared` chunks read).
-    pub fn dump_check(&self, compared: u64) -> Option<drpair_wire::DumpCheck> {
+    /// What this resync found of the dump it compared with (`compared` chunks read), once the
+    /// tracker's changes since the pass's cut are stamped in `maps` with `next` (the epoch
+    /// after the pass's): a candidate the tracker did not stamp then is a mismatch (the pass
+    /// itself stamps what differed with its own epoch, below `next`).
+    pub fn dump_check(
+        &self,
+        compared: u64,
+        maps: &[drpair_track::ChangeMap],
+        next: Epoch,
+    ) -> Option<drpair_wire::DumpCheck> {
+        let dump_epoch = self.dump_epoch?;
+        let cands = self.mismatch_candidates.lock().expect("candidates");
+        let real: Vec<(u32, u64)> =
+            cands.iter().copied().filter(|&(d, c)| maps[d as usize].epoch_of(c) < next).collect();
         Some(drpair_wire::DumpCheck {
-            dump_epoch: self.dump_epoch?,
+            dump_epoch,
             compared,
-            mismatched: self.mismatched.load(Ordering::Relaxed),
-            sample: self.mismatched_sample.lock().expect("sample").clone(),
+            mismatched: real.len() as u64 + self.candidates_dropped.load(Ordering::Relaxed),
+            sample: real.into_iter().take(MISMATCH_SAMPLE).collect(),
         })
     }
 }
@@ -407,10 +423,11 @@ impl Worker<'_> {
                 && h != Some(local)
                 && m.epoch_of(c) <= dump_epoch
             {
-                r.mismatched.fetch_add(1, Ordering::Relaxed);
-                let mut sample = r.mismatched_sample.lock().expect("sample");
-                if sample.len() < MISMATCH_SAMPLE {
-                    sample.push((disk, c));
+                let mut cands = r.mismatch_candidates.lock().expect("candidates");
+                if cands.len() < MAX_CANDIDATES {
+                    cands.push((disk, c));
+                } else {
+                    r.candidates_dropped.fetch_add(1, Ordering::Relaxed);
                 }
             }
             m.set_hash(c, h).map_err(|e| e.to_string())?;

@@ -1,8 +1,8 @@
 //! One connection of the agent to the standby: handshake, reconcile after a gap, then epochs
 //! (cut → pass → end → wait for the commit's ack) until the link drops.
 
-use super::pass::{self, HashRoutes, HaveRoutes, PassCtx, PassMode, PassProgress, ReadsDone, ResyncRanges};
 use super::dump;
+use super::pass::{self, HashRoutes, HaveRoutes, PassCtx, PassMode, PassProgress, ReadsDone, ResyncRanges};
 use super::quiesce::{self, QuiescePlan};
 use super::{Agent, SessionError};
 use crate::link::{AbortOnDrop, LinkError, read_msg, spawn_writer, write_frame};
@@ -391,6 +391,33 @@ impl Conn {
         }
     }
 
+    /// The comparison with a loaded dump, after stamping what was written during the pass
+    /// (with the epoch after this one: changes seen after a cut belong to the next epoch).
+    async fn dump_check(
+        &self,
+        resync: Option<Arc<ResyncRanges>>,
+        compared: u64,
+    ) -> Res<Option<drpair_wire::DumpCheck>> {
+        let Some(r) = resync.filter(|r| r.dump_epoch.is_some()) else { return Ok(None) };
+        let (local, tracker) = (self.agent.local.clone(), self.agent.tracker.clone());
+        tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+            let mut st = local.lock().expect("maps");
+            let next = st.maps.iter().map(|m| m.next_epoch()).max().unwrap_or(1);
+            let c = tracker.lock().expect("tracker").collect(&mut st.maps, next)?;
+            if let Some(g) = &c.gap {
+                // Unreliable: the next epoch compares everything again.
+                let acked = st.acked();
+                st.limit_history(acked)?;
+                st.set_suspect(Some(g))?;
+                return Ok(None);
+            }
+            Ok(r.dump_check(compared, &st.maps, next))
+        })
+        .await
+        .map_err(transient)?
+        .map_err(transient)
+    }
+
     /// A full pass was acknowledged: a dump being verified is done with.
     fn dump_verified(&mut self) {
         let mut d = self.agent.dump.lock().expect("dump");
@@ -428,14 +455,8 @@ impl Conn {
         let geoms: Vec<_> = self.agent.disks.iter().map(|d| d.1).collect();
         let total: u64 = geoms.iter().map(|g| g.chunk_count()).sum();
         let span = geoms.iter().map(pass::chunks_per_read).min().unwrap_or(1);
-        let dump_epoch = self
-            .agent
-            .dump
-            .lock()
-            .expect("dump")
-            .as_ref()
-            .filter(|d| d.broken.is_none())
-            .and_then(|d| d.verifying);
+        let dump_epoch =
+            self.agent.dump.lock().expect("dump").as_ref().filter(|d| d.broken.is_none()).and_then(|d| d.verifying);
         let mut ranges = ResyncRanges { span, dump_epoch, ..Default::default() };
         let mut done = 0;
         for (d, g) in geoms.iter().enumerate() {
@@ -631,7 +652,7 @@ impl Conn {
             chunks: summary.chunks,
             full_pass: mode == PassMode::All,
             quiesce: quiesced,
-            dump_check: resync.as_ref().and_then(|r| r.dump_check(progress.done.load(Ordering::Relaxed))),
+            dump_check: self.dump_check(resync.clone(), progress.done.load(Ordering::Relaxed)).await?,
         };
         self.send(&AgentMsg::EpochEnd(end)).await?;
         loop {

@@ -15,9 +15,8 @@ use axum::body::Bytes;
 use axum::extract::{Path, State};
 use drpair_pair::PairOp;
 use drpair_types::{
-    ActionResponse, Checkpoint, ErrorCode, PairId, PointSpec, RecoveryPoint, RestartRequest, ResumeRequest, StartRequest,
-    StartType,
-    StopReason, parse_time_ms,
+    ActionResponse, Checkpoint, ErrorCode, PairId, PointSpec, RecoveryPoint, RestartRequest, ResumeRequest,
+    StartRequest, StartType, StopReason, parse_time_ms,
 };
 use std::sync::Arc;
 
@@ -95,15 +94,23 @@ pub async fn resume(
     raw: Bytes,
 ) -> ApiResult<Json<ActionResponse>> {
     let (id, h) = find_pair(&sb, &pair)?;
-    let req: ResumeRequest = if raw.iter().all(u8::is_ascii_whitespace) { ResumeRequest::default() } else { body(&raw)? };
+    let req: ResumeRequest =
+        if raw.iter().all(u8::is_ascii_whitespace) { ResumeRequest::default() } else { body(&raw)? };
     if req.reinit && !req.resync {
-        return Err(ApiFailure::param("reinit", "reinit goes with resync (`drpair resume PAIR --resync --reinit --force`)"));
+        return Err(ApiFailure::param(
+            "reinit",
+            "reinit goes with resync (`drpair resume PAIR --resync --reinit --force`)",
+        ));
     }
     if req.confirm.is_some() && !req.reinit {
         return Err(ApiFailure::param("confirm", "confirm goes with reinit"));
     }
     if req.reinit {
-        confirmed(&id, req.confirm.as_deref(), "re-initialising deletes every recovery point of the pair and copies everything again")?;
+        confirmed(
+            &id,
+            req.confirm.as_deref(),
+            "re-initialising deletes every recovery point of the pair and copies everything again",
+        )?;
         let n = dump_flow::reinit(&sb, &h).await?;
         h.send_run_mode();
         return Ok(answer(&h, restart_message(&id, n, RestartOpts::default()), n));

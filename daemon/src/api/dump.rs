@@ -97,6 +97,9 @@ pub async fn get(sb: State<AppState>, Path(pair): Path<String>) -> ApiResult<Jso
     let (id, h) = find_pair(&sb, &pair)?;
     let s: PairStatus = h.status();
     s.dump.map(Json).ok_or_else(|| {
-        ApiFailure::new(ErrorCode::NotFound, format!("pair '{id}' has no dump workflow; start one with drpair suspend {id}"))
+        ApiFailure::new(
+            ErrorCode::NotFound,
+            format!("pair '{id}' has no dump workflow; start one with drpair suspend {id}"),
+        )
     })
 }

@@ -28,7 +28,14 @@ pub struct DiskLoadRecord {
 
 impl DiskLoadRecord {
     fn pending() -> Self {
-        Self { state: DumpLoadState::Pending, image: None, format: None, stats: None, loaded_unix_ms: None, error: None }
+        Self {
+            state: DumpLoadState::Pending,
+            image: None,
+            format: None,
+            stats: None,
+            loaded_unix_ms: None,
+            error: None,
+        }
     }
 }
 
@@ -115,7 +122,9 @@ pub fn next_step(rec: &PairRecord) -> String {
         ),
         PairState::AwaitingResyncMarker => format!("drpair resume {id} --resync"),
         PairState::AwaitingDumpMarker => {
-            format!("wait for the agent's dump marker (the agent must be connected), or drpair resume {id} --resync again")
+            format!(
+                "wait for the agent's dump marker (the agent must be connected), or drpair resume {id} --resync again"
+            )
         }
         PairState::ApplySuspended => match d.first_unloaded() {
             Some(n) => format!("drpair standby load-dump {id} --disk {n} --image FILE"),

@@ -14,8 +14,8 @@ use super::registry::{OpError, PairHandle, PairRecord};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_pair::{PairOp, Refusal};
 use drpair_types::{
-    DumpLoadState, DumpMarker, DumpMarkerRequest, DumpStep, DumpVerification, Epoch, Lineage, LoadDumpRequest, PairState,
-    PointKind, PointSizes, RecoveryPoint, parse_time_ms,
+    DumpLoadState, DumpMarker, DumpMarkerRequest, DumpStep, DumpVerification, Epoch, Lineage, LoadDumpRequest,
+    PairState, PointKind, PointSizes, RecoveryPoint, parse_time_ms,
 };
 use drpair_wire::{DumpAt, DumpCheck, DumpMarkRequest, MarkRefusal, StandbyMsg, encode};
 use std::path::PathBuf;
@@ -44,6 +44,9 @@ pub enum FlowError {
 }
 
 type Res<T> = Result<T, FlowError>;
+
+/// How long a request waits for a disconnected agent to come back.
+const AGENT_RECONNECT: Duration = Duration::from_secs(15);
 
 fn internal(e: impl std::fmt::Display) -> FlowError {
     FlowError::Internal(e.to_string())
@@ -97,7 +100,9 @@ pub async fn suspend(sb: &Arc<Standby>, h: &Arc<PairHandle>) -> Res<String> {
     };
     d.note(
         &rec.pair_id,
-        format!("suspended for a third-party dump: the agent ships nothing and keeps its {checkpoint}; tracking goes on"),
+        format!(
+            "suspended for a third-party dump: the agent ships nothing and keeps its {checkpoint}; tracking goes on"
+        ),
     );
     rec.dump = Some(d);
     let id = rec.pair_id.clone();
@@ -142,9 +147,9 @@ fn parse_at(at: Option<&str>) -> Res<DumpAt> {
     if let Ok(e) = t.parse::<Epoch>() {
         return Ok(DumpAt::Epoch(e));
     }
-    parse_time_ms(t).map(DumpAt::TimeMs).map_err(|e| {
-        FlowError::Param("at", format!("'{t}' is not `now`, an epoch number or an RFC 3339 time ({e})"))
-    })
+    parse_time_ms(t)
+        .map(DumpAt::TimeMs)
+        .map_err(|e| FlowError::Param("at", format!("'{t}' is not `now`, an epoch number or an RFC 3339 time ({e})")))
 }
 
 /// The marker request, checked: contradictions and out-of-range values are refused.
@@ -197,12 +202,26 @@ fn plan_mark(req: &DumpMarkerRequest, request_id: u64) -> Res<DumpMarkRequest> {
 }
 
 /// Sends `msg` to the connected agent and waits up to `wait` for its answer.
-async fn ask_agent(h: &PairHandle, rec: &PairRecord, request_id: u64, msg: StandbyMsg, wait: Duration) -> Res<AgentAnswer> {
+async fn ask_agent(
+    h: &PairHandle,
+    rec: &PairRecord,
+    request_id: u64,
+    msg: StandbyMsg,
+    wait: Duration,
+) -> Res<AgentAnswer> {
     let (tx, rx) = oneshot::channel();
+    // The agent reconnects by itself after `suspend` ended its connection: give it a moment.
+    let deadline = tokio::time::Instant::now() + AGENT_RECONNECT;
+    while h.runtime.lock().expect("runtime").session.is_none() && tokio::time::Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     let session = {
         let mut rt = h.runtime.lock().expect("runtime");
         let s = rt.session.clone().ok_or_else(|| {
-            not_now(rec, "its agent is not connected (the dump point lives in the agent's change history); start the agent")
+            not_now(
+                rec,
+                "its agent is not connected (the dump point lives in the agent's change history); start the agent",
+            )
         })?;
         rt.dump_waiters.insert(request_id, tx);
         s
@@ -233,7 +252,8 @@ pub async fn mark(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: &DumpMarkerReques
     let msg = plan_mark(req, request_id)?;
     let rec = record(h);
     if !matches!(rec.lifecycle.state, PairState::Suspended | PairState::AwaitingResyncMarker) {
-        let why = format!("a dump marker is recorded while the pair is suspended, and it is {}", rec.lifecycle.state.label());
+        let why =
+            format!("a dump marker is recorded while the pair is suspended, and it is {}", rec.lifecycle.state.label());
         return Err(not_now(&rec, &why));
     }
     let wait = Duration::from_millis(msg.exec_timeout_ms.unwrap_or(600_000) + msg.budget_ms.unwrap_or(30_000))
@@ -337,7 +357,14 @@ pub fn on_resync_refused(sb: &Standby, h: &PairHandle, request_id: u64, message:
 
 /// The agent's resync marker: its history reaches the dump point and its checkpoint is the
 /// standby's. Wrong ones are refused (the waiting call hears why) and change nothing.
-pub fn on_resync_marker(sb: &Standby, h: &PairHandle, request_id: u64, lineage: Lineage, acked: Epoch, history_from: Epoch) {
+pub fn on_resync_marker(
+    sb: &Standby,
+    h: &PairHandle,
+    request_id: u64,
+    lineage: Lineage,
+    acked: Epoch,
+    history_from: Epoch,
+) {
     let mut rec = record(h);
     let id = rec.pair_id.clone();
     let checked = (|| {
@@ -452,7 +479,10 @@ pub async fn load(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: &LoadDumpRequest)
         .map_err(internal)?
         .map_err(|e| FlowError::Param("image", format!("pair '{id}' disk {n}: {e}")))?;
     if rec.lifecycle.state != PairState::ApplySuspended {
-        let why = format!("a dump is loaded once apply is suspended by the dump marker, and it is {}", rec.lifecycle.state.label());
+        let why = format!(
+            "a dump is loaded once apply is suspended by the dump marker, and it is {}",
+            rec.lifecycle.state.label()
+        );
         return Err(not_now(&rec, &why));
     }
     let progress = Arc::new(LoadProgress::default());
@@ -480,7 +510,10 @@ pub async fn load(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: &LoadDumpRequest)
     slot.error = None;
     d.note(
         &id,
-        format!("loading the dump of disk {n} from {} ({format_name}, {} bytes) as epoch {epoch}", req.image, info.virtual_size),
+        format!(
+            "loading the dump of disk {n} from {} ({format_name}, {} bytes) as epoch {epoch}",
+            req.image, info.virtual_size
+        ),
     );
     let spec = DumpLoadSpec {
         pair_no: rec.pair_no,
@@ -644,8 +677,9 @@ pub async fn abandon(sb: &Arc<Standby>, h: &Arc<PairHandle>) -> Res<String> {
     let mut rec = record(h);
     rec.lifecycle = lifecycle;
     let (store, pair_no, after) = (sb.store.clone(), rec.pair_no, rec.committed);
-    let discarded =
-        control::blocking(move || store.discard_versions_after(pair_no, after)).await.map_err(|e| from_op(&before, e))?;
+    let discarded = control::blocking(move || store.discard_versions_after(pair_no, after))
+        .await
+        .map_err(|e| from_op(&before, e))?;
     let id = rec.pair_id.clone();
     let d = dump_of(&mut rec)?;
     d.step = DumpStep::Abandoned;
@@ -695,7 +729,13 @@ pub async fn reinit(sb: &Arc<Standby>, h: &Arc<PairHandle>) -> Res<u64> {
 /// Called when the standby commits an epoch of a pair whose dump is being verified: the
 /// epoch's full pass compared every chunk with the dump. Records the result; returns the
 /// dump point and whether it matched.
-pub fn on_verified(rec: &mut PairRecord, epoch: Epoch, full_pass: bool, chunks: u64, check: Option<&DumpCheck>) -> Option<(Epoch, bool)> {
+pub fn on_verified(
+    rec: &mut PairRecord,
+    epoch: Epoch,
+    full_pass: bool,
+    chunks: u64,
+    check: Option<&DumpCheck>,
+) -> Option<(Epoch, bool)> {
     let id = rec.pair_id.clone();
     let d = rec.dump.as_mut().filter(|d| d.step == DumpStep::Verifying && full_pass)?;
     let dump_epoch = d.point?;

@@ -15,8 +15,8 @@ use super::registry::{Committed, DiskRecord, PairHandle, PairRecord, SessionHand
 use crate::link::{LinkError, read_msg, spawn_writer};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_pair::{Lifecycle, PairOp};
-use drpair_types::{DumpStep, StopReason};
 use drpair_types::{ChunkSize, Consistency, DiskGeometry, Epoch, PairId, PointKind, PointSizes, RecoveryPoint};
+use drpair_types::{DumpStep, StopReason};
 use drpair_wire::{AgentMsg, EpochEnd, Hello, RefuseCode, StandbyMsg, StartMode, WireVersion, encode};
 use std::net::SocketAddr;
 use std::sync::Arc;

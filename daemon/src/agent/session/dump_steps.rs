@@ -77,7 +77,9 @@ impl Conn {
         let request_id = req.request_id;
         let result = self.try_mark(req).await?;
         match &result {
-            Ok(m) => tracing::info!(pair = %self.agent.cfg.pair, epoch = m.epoch, at = %m.at, consistency = ?m.consistency, "dump marker recorded"),
+            Ok(m) => {
+                tracing::info!(pair = %self.agent.cfg.pair, epoch = m.epoch, at = %m.at, consistency = ?m.consistency, "dump marker recorded")
+            }
             Err(r) => tracing::warn!(pair = %self.agent.cfg.pair, "no dump marker recorded: {}", r.message),
         }
         self.send(&AgentMsg::DumpMarked { request_id, result }).await
@@ -195,7 +197,10 @@ impl Conn {
             };
             return Ok(Err(dump::refusal(
                 Some("exec"),
-                format!("the snapshot command {how}; no dump marker recorded. Its output ends with: {}", exec.output.trim()),
+                format!(
+                    "the snapshot command {how}; no dump marker recorded. Its output ends with: {}",
+                    exec.output.trim()
+                ),
             )));
         }
         let app = quiesced.as_ref().is_some_and(|q| q.achieved);
