@@ -12,6 +12,7 @@ use drpair_types::{DumpMarker, Epoch, ExecOutcome, Lineage};
 use drpair_wire::{DumpAt, MarkRefusal};
 use serde::{Deserialize, Serialize};
 use std::io::Read;
+use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -194,12 +195,15 @@ pub fn refusal(parameter: Option<&str>, message: String) -> MarkRefusal {
 }
 
 /// Runs the operator's snapshot command (`sh -c CMD`), killing it after `timeout`; `env`
-/// tells it the pair and the dump epoch. The output's tail is kept.
+/// tells it the pair and the dump epoch. The output's tail is kept. The command runs in its
+/// own process group so that a timeout kills what it started too (a `sleep` left behind
+/// would hold the output pipes open).
 pub fn run_exec(cmd: &str, timeout: Duration, env: &[(&str, String)]) -> ExecOutcome {
     let t0 = Instant::now();
     let mut out = ExecOutcome { command: cmd.to_string(), exit_code: None, millis: 0, output: String::new() };
     let mut c = Command::new("sh");
     c.arg("-c").arg(cmd).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    c.process_group(0);
     for (k, v) in env {
         c.env(k, v);
     }
@@ -229,7 +233,8 @@ pub fn run_exec(cmd: &str, timeout: Duration, env: &[(&str, String)]) -> ExecOut
         match child.try_wait() {
             Ok(Some(s)) => break Some(s),
             Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
+                // SAFETY: kill(2) with a negative pid signals the process group we created.
+                unsafe { libc::kill(-(child.id() as i32), libc::SIGKILL) };
                 let _ = child.wait();
                 break None;
             }
@@ -341,8 +346,8 @@ mod tests {
         assert!(ok.output.contains("snap-9") && ok.output.contains("err"), "{}", ok.output);
         let bad = run_exec("exit 3", Duration::from_secs(10), &[]);
         assert_eq!(bad.exit_code, Some(3));
-        let slow = run_exec("sleep 5", Duration::from_millis(200), &[]);
+        let slow = run_exec("sleep 5; echo late", Duration::from_millis(200), &[]);
         assert_eq!(slow.exit_code, None);
-        assert!(slow.output.contains("killed") && slow.millis < 4_000);
+        assert!(slow.output.contains("killed") && slow.millis < 4_000, "{slow:?}");
     }
 }
