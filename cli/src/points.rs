@@ -253,6 +253,7 @@ pub(crate) mod tests {
             sizes: PointSizes { changed_bytes: 3 << 20, shipped_bytes: 1 << 20, ..PointSizes::default() },
             quiesce: None,
             full_pass: false,
+            damage: None,
         }
     }
 

@@ -402,6 +402,9 @@ pub(crate) mod tests {
             change_history_from: None,
             registered_at: "2026-05-01T10:00:00Z".into(),
             dump: None,
+            retention: None,
+            verify: None,
+            storage: None,
         }
     }
 

@@ -634,6 +634,7 @@ pub async fn resume_apply(sb: &Arc<Standby>, h: &Arc<PairHandle>) -> Res<Recover
         },
         quiesce: marker.quiesce.clone(),
         full_pass: true,
+        damage: None,
     };
     let d = dump_of(&mut rec)?;
     d.step = DumpStep::Verifying;

@@ -935,6 +935,7 @@ mod tests {
             sizes: PointSizes::default(),
             quiesce: None,
             full_pass: false,
+            damage: None,
         };
         store.commit_point(1, &point, &pair_id, &serde_json::json!({ "pair": "dump" })).unwrap();
     }

@@ -483,6 +483,9 @@ impl PairHandle {
             change_history_from: rec.agent_history_from,
             registered_at: rfc3339_ms(rec.registered_unix_ms),
             dump: super::dump::status(&rec, rt.dump_load.as_ref().map(|(d, p)| (*d, p.as_ref()))),
+            retention: None,
+            verify: None,
+            storage: None,
         }
     }
 

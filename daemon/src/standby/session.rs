@@ -593,6 +593,7 @@ impl Session {
             },
             quiesce: end.quiesce.clone(),
             full_pass: end.full_pass,
+            damage: None,
         };
         rec.committed = end.epoch;
         rec.lifecycle = rec.lifecycle.apply(PairOp::PointCommitted).map_err(|e| e.to_string())?;

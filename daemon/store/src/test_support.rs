@@ -29,6 +29,7 @@ pub(crate) fn point(pair: &str, epoch: u64) -> RecoveryPoint {
         sizes: PointSizes { changed_chunks: epoch, ..PointSizes::default() },
         quiesce: None,
         full_pass: false,
+        damage: None,
     }
 }
 

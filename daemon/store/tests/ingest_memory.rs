@@ -48,6 +48,7 @@ fn point(pair_id: &PairId, epoch: u64) -> RecoveryPoint {
         sizes: PointSizes::default(),
         quiesce: None,
         full_pass: false,
+        damage: None,
     }
 }
 

@@ -179,6 +179,10 @@ pub struct RecoveryPoint {
     /// differential resync after a tracking gap) instead of only the tracked changes.
     #[serde(default)]
     pub full_pass: bool,
+    /// The last verification found chunks this point sees damaged or missing (cleared by a
+    /// later verification that finds it intact).
+    #[serde(default)]
+    pub damage: Option<crate::maintenance::PointDamage>,
 }
 
 /// `GET /api/v1/pairs/{pair}/points/{point}/changes[?since=ID]`: the chunks written after
@@ -354,6 +358,18 @@ pub struct PairStatus {
     /// The third-party dump workflow in progress, or the last one completed.
     #[serde(default)]
     pub dump: Option<crate::dump::DumpStatus>,
+    /// The running or last online verify against the source (`verify-source`).
+    #[serde(default)]
+    pub source_verify: Option<crate::source_verify::SourceVerifyStatus>,
+    /// The pair's retention policy and its last prune.
+    #[serde(default)]
+    pub retention: Option<crate::maintenance::RetentionView>,
+    /// The running or last verification of stored chunks.
+    #[serde(default)]
+    pub verify: Option<crate::maintenance::VerifyStatus>,
+    /// The storage report's totals, as last computed.
+    #[serde(default)]
+    pub storage: Option<crate::maintenance::StorageSummary>,
 }
 
 /// A stop position: the pair stops after the first point at or past it.

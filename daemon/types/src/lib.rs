@@ -8,12 +8,16 @@ pub mod api;
 pub mod dump;
 pub mod geometry;
 pub mod ids;
+mod source_verify;
+pub mod maintenance;
 pub mod time;
 
 pub use api::*;
 pub use dump::*;
 pub use geometry::{ChunkSize, DiskGeometry, GeometryError};
+pub use maintenance::*;
 pub use ids::{Checkpoint, Epoch, IdError, Lineage, PairId, PointId};
+pub use source_verify::*;
 pub use time::parse_time_ms;
 
 /// Default port the standby listens on for agents (the replication link).
