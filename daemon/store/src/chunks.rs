@@ -4,7 +4,8 @@
 //! kept exactly as shipped, never recompressed. Reading back decompresses with `raw_len` as a
 //! hard limit and verifies blake3 of the result against the key.
 
-use crate::options::CF_CHUNKS;
+use crate::keys::encode_sizes;
+use crate::options::{CF_CHUNKS, CF_SIZES};
 use crate::{Store, StoreError};
 use rocksdb::{ErrorKind, ReadOptions, ReadTier};
 
@@ -218,6 +219,8 @@ impl Store {
         let value = chunk.encode();
         let mut batch = rocksdb::WriteBatch::default();
         batch.put_cf(self.cf(CF_CHUNKS), hash, &value);
+        let stored_len = u32::try_from(value.len()).unwrap_or(u32::MAX);
+        batch.put_cf(self.cf(CF_SIZES), hash, encode_sizes(chunk.raw_len, stored_len));
         if bulk {
             self.write_bulk(batch)?
         } else {

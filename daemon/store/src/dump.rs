@@ -12,7 +12,7 @@
 //! the WAL, then writes the entries. Callers batch many chunks per call to keep those flushes
 //! few.
 
-use crate::keys::{VERSION_KEY_LEN, decode_version_key, encode_version, prefix_end, version_key};
+use crate::keys::{VERSION_KEY_LEN, VersionKey, decode_version, decode_version_key, prefix_end, version_key};
 use crate::options::CF_VERSIONS;
 use crate::{ChunkVersion, Store, StoreError};
 use rocksdb::{ReadOptions, WriteBatch};
@@ -45,15 +45,20 @@ impl Store {
             return Ok(());
         }
         self.make_bulk_durable()?;
-        let versions = self.cf(CF_VERSIONS);
         let mut batch = WriteBatch::default();
         for &(disk, chunk, v) in items {
-            let key = version_key(pair_no, disk, chunk, epoch);
-            match v {
-                Some(v) => batch.put_cf(versions, key, encode_version(v)),
-                None => batch.delete_cf(versions, key),
+            let vk = VersionKey { pair_no, disk, chunk, epoch };
+            // A replaced entry's chunk becomes a reclaim candidate.
+            let old = self.get_version(&vk)?;
+            if old.is_some() && old != v {
+                self.delete_version(&mut batch, &vk, old);
+            }
+            if let Some(v) = v {
+                self.put_version(&mut batch, pair_no, disk, chunk, epoch, v);
             }
         }
+        let _gate = self.gate_shared();
+        self.check_named_chunks(items.iter().filter_map(|(_, _, v)| v.as_ref()))?;
         self.write_unsynced(batch)
     }
 
@@ -72,12 +77,12 @@ impl Store {
         let mut it = self.db().raw_iterator_cf_opt(versions, ro);
         it.seek_to_first();
         let (mut total, mut batch) = (0u64, WriteBatch::default());
-        while let Some(k) = it.key() {
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
             let vk = decode_version_key(k)?;
             if vk.epoch == epoch {
-                batch.delete_cf(versions, k);
+                self.delete_version(&mut batch, &vk, Some(decode_version(&vk, v)?));
                 total += 1;
-                if batch.len() >= DISCARD_BATCH {
+                if batch.len() >= 4 * DISCARD_BATCH {
                     self.write_synced(std::mem::take(&mut batch))?;
                 }
             }
@@ -103,7 +108,7 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::test_support::{open_temp, point, record};
+    use crate::test_support::{open_seeded, point, record};
     use crate::{ChunkVersion, PairId, Store, StoreError, StoredChunk};
 
     fn data(b: u8) -> ChunkVersion {
@@ -117,7 +122,7 @@ mod tests {
 
     #[test]
     fn dump_entries_are_visible_from_their_epoch_on() {
-        let (_dir, s) = open_temp();
+        let (_dir, s) = open_seeded();
         s.write_dump_versions(1, 5, &[(0, 0, Some(data(1))), (0, 1, Some(ChunkVersion::Zero)), (1, 0, Some(data(2)))])
             .unwrap();
         assert_eq!(s.versions_at(1, 0, 4, 0, 3).unwrap(), vec![None, None, None], "invisible at D-1");
@@ -129,7 +134,7 @@ mod tests {
 
     #[test]
     fn dump_entries_survive_discard_pending_and_commit() {
-        let (_dir, s) = open_temp();
+        let (_dir, s) = open_seeded();
         s.write_dump_versions(1, 5, &[(0, 0, Some(data(1)))]).unwrap();
         // An abandoned agent epoch next to the dump goes; the dump stays.
         s.write_versions(1, 6, &[(0, 1, data(3))]).unwrap();
@@ -142,7 +147,7 @@ mod tests {
 
     #[test]
     fn none_deletes_the_entry_at_the_dump_epoch_only() {
-        let (_dir, s) = open_temp();
+        let (_dir, s) = open_seeded();
         s.write_dump_versions(1, 2, &[(0, 0, Some(data(1))), (0, 1, Some(data(1)))]).unwrap();
         commit(&s, 1, 2);
         s.write_dump_versions(1, 5, &[(0, 0, Some(data(2))), (0, 1, Some(data(2)))]).unwrap();
@@ -155,7 +160,7 @@ mod tests {
 
     #[test]
     fn dump_refused_at_or_below_the_committed_point() {
-        let (_dir, s) = open_temp();
+        let (_dir, s) = open_seeded();
         commit(&s, 1, 7);
         for epoch in [3, 7] {
             let e = s.write_dump_versions(1, epoch, &[(0, 0, Some(data(1)))]).unwrap_err();
@@ -172,7 +177,7 @@ mod tests {
 
     #[test]
     fn dump_entries_make_bulk_chunks_durable_first() {
-        let (_dir, s) = open_temp();
+        let (_dir, s) = open_seeded();
         let c = vec![9u8; 4096];
         let h = *blake3::hash(&c).as_bytes();
         s.put_chunk_bulk(&h, StoredChunk { compressed: false, raw_len: 4096, payload: &c }).unwrap();
@@ -184,7 +189,7 @@ mod tests {
 
     #[test]
     fn discard_dump_versions_removes_one_epoch_of_one_disk() {
-        let (_dir, s) = open_temp();
+        let (_dir, s) = open_seeded();
         s.write_dump_versions(1, 2, &[(0, 0, Some(data(1)))]).unwrap();
         commit(&s, 1, 2);
         let items: Vec<_> = (0..5000u64).map(|c| (0, c, Some(data(2)))).collect();

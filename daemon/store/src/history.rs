@@ -14,8 +14,10 @@
 //! The caller stops the pair's ingest first: versions written concurrently by
 //! [`Store::write_versions`] (which takes no lock) are not covered.
 
-use crate::keys::{POINT_KEY_LEN, VERSION_KEY_LEN, decode_version_key, pair_prefix, point_key, prefix_end};
-use crate::options::{CF_PAIRS, CF_PENDING, CF_POINTS, CF_VERSIONS};
+use crate::keys::{
+    POINT_KEY_LEN, VERSION_KEY_LEN, decode_version, decode_version_key, pair_prefix, point_key, prefix_end,
+};
+use crate::options::{CF_EPOCHS, CF_PAIRS, CF_PENDING, CF_POINTS, CF_VERSIONS};
 use crate::{PairId, Store, StoreError};
 use rocksdb::{ReadOptions, WriteBatch};
 use serde::Serialize;
@@ -43,13 +45,17 @@ impl Store {
         wipe: bool,
     ) -> Result<u64, StoreError> {
         let _records = self.lock_records();
+        self.bump_history();
         let record = crate::pairs::encode_pair(pair_id, record)?;
         let prefix = pair_prefix(pair_no);
         let mut batch = WriteBatch::default();
         let points = if wipe {
             let (start, end) = (prefix.to_vec(), prefix_end(&prefix, POINT_KEY_LEN));
             let points = self.count_points(&start, &end)?;
-            batch.delete_range_cf(self.cf(CF_VERSIONS), prefix.to_vec(), prefix_end(&prefix, VERSION_KEY_LEN));
+            self.list_pair_candidates(pair_no)?;
+            for cf in [CF_VERSIONS, CF_EPOCHS] {
+                batch.delete_range_cf(self.cf(cf), prefix.to_vec(), prefix_end(&prefix, VERSION_KEY_LEN));
+            }
             batch.delete_range_cf(self.cf(CF_POINTS), start, end);
             points
         } else {
@@ -81,6 +87,7 @@ impl Store {
         to: u64,
     ) -> Result<Removed, StoreError> {
         let _records = self.lock_records();
+        self.bump_history();
         if self.get_point(pair_no, to)?.is_none() {
             return Err(StoreError::PointNotFound { pair_no, id: to });
         }
@@ -126,6 +133,7 @@ impl Store {
         below: u64,
     ) -> Result<Removed, StoreError> {
         let _records = self.lock_records();
+        self.bump_history();
         if self.get_point(pair_no, below)?.is_none() {
             return Err(StoreError::PointNotFound { pair_no, id: below });
         }
@@ -151,6 +159,7 @@ impl Store {
     /// [`StoreError::EpochNotOpen`] when a point newer than `after` exists.
     pub fn discard_versions_after(&self, pair_no: u32, after: u64) -> Result<u64, StoreError> {
         let _records = self.lock_records();
+        self.bump_history();
         if let Some(committed) = self.latest_committed_epoch(pair_no)?
             && committed > after
         {
@@ -180,8 +189,9 @@ impl Store {
     }
 
     /// Adds to `batch` the deletion of every version entry of the pair whose epoch satisfies
-    /// `doomed`; returns how many. A scan of the pair's whole index (the epoch is the last
-    /// part of the key), outside the block cache.
+    /// `doomed` (with its index keys; the chunks become reclaim candidates); returns how
+    /// many. A scan of the pair's whole index (the epoch is the last part of the key),
+    /// outside the block cache.
     fn delete_versions_where(
         &self,
         pair_no: u32,
@@ -196,9 +206,10 @@ impl Store {
         let mut it = self.db().raw_iterator_cf_opt(versions, ro);
         it.seek(prefix);
         let mut n = 0u64;
-        while let Some(k) = it.key() {
-            if doomed(decode_version_key(k)?.epoch) {
-                batch.delete_cf(versions, k);
+        while let (Some(k), Some(v)) = (it.key(), it.value()) {
+            let vk = decode_version_key(k)?;
+            if doomed(vk.epoch) {
+                self.delete_version(batch, &vk, Some(decode_version(&vk, v)?));
                 n += 1;
             }
             it.next();

@@ -6,6 +6,12 @@
 //! |---|---|---|
 //! | `versions` | `pair u32 · disk u32 · chunk u64 · (u64::MAX - epoch) u64` (24 bytes; newest epoch first) | `0` (zero chunk) or `1 · hash[32]` |
 //! | `pending` | `pair u32 · epoch u64 · disk u32 · chunk u64` (24 bytes) | empty |
+//! | `epochs` | same as `pending` | empty |
+//! | `refs` | `hash[32] · pair u32 · disk u32 · chunk u64 · epoch u64` (56 bytes) | empty |
+//! | `reclaim` | `hash[32]` | empty |
+//! | `sizes` | `hash[32]` | `raw_len u32 · stored_len u32` |
+//! | `meta` | `format` | `u32`: the store's layout version |
+//! | `meta` | `sweep · pair u32 · from u64 · to u64` | empty: a prune's sweep still to finish |
 //! | `points` | `pair u32 · epoch u64` (12 bytes) | JSON `RecoveryPoint` |
 //! | `pairs` | pair id bytes | JSON pair record (opaque) |
 //! | `meta` | `next_pair_no` | `u32` |
@@ -21,6 +27,14 @@ pub(crate) const PENDING_KEY_LEN: usize = 24;
 pub(crate) const POINT_KEY_LEN: usize = 12;
 /// `meta` key of the next pair number to hand out.
 pub(crate) const META_NEXT_PAIR_NO: &[u8] = b"next_pair_no";
+/// `meta` key of the store's layout version.
+pub(crate) const META_FORMAT: &[u8] = b"format";
+/// Prefix of the `meta` keys of unfinished prune sweeps.
+pub(crate) const META_SWEEP: &[u8] = b"sweep";
+/// Length of a `meta` sweep key.
+pub(crate) const SWEEP_KEY_LEN: usize = 5 + 4 + 8 + 8;
+/// Length of a `refs` key.
+pub(crate) const REF_KEY_LEN: usize = 56;
 
 const TAG_ZERO: u8 = 0;
 const TAG_DATA: u8 = 1;
@@ -90,6 +104,64 @@ pub(crate) fn decode_pending_key(k: &[u8]) -> Result<VersionKey, StoreError> {
         disk: u32::from_be_bytes(k[12..16].try_into().expect("4 bytes")),
         chunk: u64::from_be_bytes(k[16..24].try_into().expect("8 bytes")),
     })
+}
+
+/// `epochs` key: the version entry (`pair_no`, `disk`, `chunk`, `epoch`) exists. Same layout
+/// as `pending`, so a pair's entries of an epoch range are one range of keys.
+pub(crate) fn epochs_key(pair_no: u32, epoch: u64, disk: u32, chunk: u64) -> [u8; PENDING_KEY_LEN] {
+    pending_key(pair_no, epoch, disk, chunk)
+}
+
+/// `refs` key: the version entry (`pair_no`, `disk`, `chunk`, `epoch`) names the chunk `hash`.
+pub(crate) fn ref_key(hash: &[u8; 32], pair_no: u32, disk: u32, chunk: u64, epoch: u64) -> [u8; REF_KEY_LEN] {
+    let mut k = [0u8; REF_KEY_LEN];
+    k[0..32].copy_from_slice(hash);
+    k[32..56].copy_from_slice(&version_key(pair_no, disk, chunk, epoch));
+    k
+}
+
+/// The `versions` key a `refs` key points at.
+pub(crate) fn decode_ref_key(k: &[u8]) -> Result<VersionKey, StoreError> {
+    if k.len() != REF_KEY_LEN {
+        return Err(StoreError::bad_record("refs key", format!("length {} instead of 56", k.len())));
+    }
+    decode_version_key(&k[32..])
+}
+
+/// `meta` key of a prune sweep of the pair's entries with epoch in `from..=to`.
+pub(crate) fn sweep_key(pair_no: u32, from: u64, to: u64) -> [u8; SWEEP_KEY_LEN] {
+    let mut k = [0u8; SWEEP_KEY_LEN];
+    k[0..5].copy_from_slice(META_SWEEP);
+    k[5..9].copy_from_slice(&pair_no.to_be_bytes());
+    k[9..17].copy_from_slice(&from.to_be_bytes());
+    k[17..25].copy_from_slice(&to.to_be_bytes());
+    k
+}
+
+/// `(from, to)` of a sweep key.
+pub(crate) fn decode_sweep_key(k: &[u8]) -> Result<(u32, u64, u64), StoreError> {
+    if k.len() != SWEEP_KEY_LEN || !k.starts_with(META_SWEEP) {
+        return Err(StoreError::bad_record("sweep key", format!("{} bytes, not a sweep key", k.len())));
+    }
+    Ok((
+        u32::from_be_bytes(k[5..9].try_into().expect("4 bytes")),
+        u64::from_be_bytes(k[9..17].try_into().expect("8 bytes")),
+        u64::from_be_bytes(k[17..25].try_into().expect("8 bytes")),
+    ))
+}
+
+/// `sizes` value: raw and stored length of a chunk.
+pub(crate) fn encode_sizes(raw_len: u32, stored_len: u32) -> [u8; 8] {
+    let mut v = [0u8; 8];
+    v[0..4].copy_from_slice(&raw_len.to_le_bytes());
+    v[4..8].copy_from_slice(&stored_len.to_le_bytes());
+    v
+}
+
+/// `(raw_len, stored_len)` of a `sizes` value, None when malformed.
+pub(crate) fn decode_sizes(v: &[u8]) -> Option<(u32, u32)> {
+    let v: &[u8; 8] = v.try_into().ok()?;
+    Some((u32::from_le_bytes(v[0..4].try_into().ok()?), u32::from_le_bytes(v[4..8].try_into().ok()?)))
 }
 
 /// `points` key of the point of pair `pair_no` at `epoch`; also the prefix of that epoch's

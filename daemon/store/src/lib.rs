@@ -11,7 +11,14 @@
 //! - `pending`: (pair, epoch, disk, chunk) of every version entry of a not yet committed epoch.
 //! - `points`: (pair, epoch) → [`RecoveryPoint`]. A point's id is the epoch it commits.
 //! - `pairs`: pair id → the daemon's pair record (opaque JSON).
-//! - `meta`: the pair number counter.
+//! - `epochs`: (pair, epoch, disk, chunk) of every version entry, committed or not: a
+//!   pair's entries of an epoch range in one scan (pruning works in time proportional to
+//!   what it deletes).
+//! - `refs`: (hash, pair, disk, chunk, epoch) of every entry naming a chunk: who refers to a
+//!   chunk, without scanning the index.
+//! - `reclaim`: chunks that may have lost their last reference (candidates for deletion).
+//! - `sizes`: hash → raw and stored length of each chunk (storage report, bytes freed).
+//! - `meta`: the pair number counter, the layout version, unfinished prune sweeps.
 //!
 //! # Invariants
 //! 1. **A point never changes once committed.** Committing is one synced write batch (point +
@@ -31,24 +38,41 @@
 //!    when an agent disconnects mid-epoch and when the standby starts.
 //! 3. **Every chunk read back is blake3-verified** ([`Store::read_chunk`]) after
 //!    decompression; a mismatch is [`StoreError::Corrupt`] naming the hash.
+//! 4. **Every version entry is indexed**: it has its `epochs` key, and one `refs` key when it
+//!    names a chunk, written and deleted in the same batch as the entry. A `refs` key may
+//!    outlive its entry (range deletions of a whole pair leave them); space reclaim checks
+//!    each against `versions` before trusting it. Every deletion of an entry naming a chunk
+//!    makes the chunk a reclaim candidate in the same batch (a whole-pair range deletion
+//!    lists them first).
+//! 5. **A chunk is deleted only when no version entry names it** ([`Store::reclaim`]), under
+//!    the exclusive reclaim gate; writers of entries check under the shared gate that the
+//!    chunks they name exist ([`StoreError::MissingChunk`] otherwise: ship it again).
+//! 6. **Pruning never removes what a kept point sees**: removing points deletes their
+//!    records and journals a sweep of their epoch range in one synced batch; the sweep
+//!    deletes only entries that no remaining point can see, and stops when the pair's
+//!    history is rewritten under it (see `prune.rs`).
 //!
 //! Chunks and version entries are written without fsync: they become durable with the next
 //! synced commit, because all column families share one WAL. Bulk chunks (large epochs) skip
 //! the WAL altogether — writing each value once instead of twice — and every commit first
 //! flushes the chunks column family if any were written since its last flush. Chunks are
-//! deleted only when found damaged by [`Store::has_verified_chunks`] (so that shipping them
-//! again stores them fresh); wiping and rolling back leave them (reclaiming unreferenced
-//! chunks is a later issue).
+//! deleted by space reclaim, and when found damaged by [`Store::has_verified_chunks`] (so
+//! that shipping them again stores them fresh).
 
 mod chunks;
 mod dump;
 mod error;
 mod history;
+mod index;
 mod keys;
 mod options;
 mod pairs;
 mod points;
+mod prune;
+mod reclaim;
 mod stats;
+mod storage;
+mod verify;
 mod versions;
 
 #[cfg(test)]
@@ -57,7 +81,11 @@ mod test_support;
 pub use chunks::{Hash, StoredChunk, hash_hex};
 pub use error::StoreError;
 pub use history::Removed;
+pub use prune::PruneOutcome;
+pub use reclaim::ReclaimOutcome;
 pub use stats::StoreSizes;
+pub use storage::{ChunkTotals, PairStorage};
+pub use verify::{Damaged, VerifyOutcome, VerifyProgress};
 pub use versions::ChunkVersion;
 
 /// Re-exported so callers name the same types the store stores.
@@ -66,8 +94,8 @@ pub use drpair_types::{PairId, RecoveryPoint};
 use options::ALL_CFS;
 use rocksdb::{ColumnFamily, DB, WriteBatch, WriteOptions};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
 /// Handle on the standby store; cheap to clone, shared between threads.
 #[derive(Clone)]
@@ -84,6 +112,17 @@ struct Inner {
     /// Chunks were written without the WAL since the last flush of the chunks column family:
     /// the next commit must flush it first (see [`Store::put_chunk_bulk`]).
     unflushed_bulk: AtomicBool,
+    /// Writers of version entries naming chunks hold it shared while they check that the
+    /// chunks exist and write the entries; space reclaim holds it exclusively while it checks
+    /// that a chunk has no reference and deletes it. So a chunk is never deleted between a
+    /// writer finding it stored and its entry naming it being written.
+    reclaim_gate: RwLock<()>,
+    /// Bumped (under the record lock) by every history rewrite (restart, rollback, retire,
+    /// discard of a dump, wipe): a prune sweep planned before one stops instead of deleting
+    /// by a stale plan.
+    history_gen: AtomicU64,
+    /// One prune at a time.
+    prune: Mutex<()>,
 }
 
 impl std::fmt::Debug for Store {
@@ -107,7 +146,14 @@ impl Store {
                 dir: dir.to_path_buf(),
                 records: Mutex::new(()),
                 unflushed_bulk: AtomicBool::new(false),
+                reclaim_gate: RwLock::new(()),
+                history_gen: AtomicU64::new(0),
+                prune: Mutex::new(()),
             }),
+        })
+        .and_then(|s| {
+            s.ensure_indexes()?;
+            Ok(s)
         })
     }
 
@@ -172,6 +218,31 @@ impl Store {
             }
         }
         Ok(())
+    }
+
+    /// Shared hold on the reclaim gate (see [`Inner::reclaim_gate`]).
+    pub(crate) fn gate_shared(&self) -> std::sync::RwLockReadGuard<'_, ()> {
+        self.inner.reclaim_gate.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Exclusive hold on the reclaim gate.
+    pub(crate) fn gate_exclusive(&self) -> std::sync::RwLockWriteGuard<'_, ()> {
+        self.inner.reclaim_gate.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Notes a history rewrite; the caller holds the record lock.
+    pub(crate) fn bump_history(&self) {
+        self.inner.history_gen.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The history generation (see [`Inner::history_gen`]).
+    pub(crate) fn history_gen(&self) -> u64 {
+        self.inner.history_gen.load(Ordering::SeqCst)
+    }
+
+    /// Takes the prune lock.
+    pub(crate) fn lock_prune(&self) -> MutexGuard<'_, ()> {
+        self.inner.prune.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Takes the record lock (see [`Inner::records`]). A poisoned lock only means another

@@ -13,9 +13,14 @@ pub(crate) const CF_PENDING: &str = "pending";
 pub(crate) const CF_POINTS: &str = "points";
 pub(crate) const CF_PAIRS: &str = "pairs";
 pub(crate) const CF_META: &str = "meta";
+pub(crate) const CF_EPOCHS: &str = "epochs";
+pub(crate) const CF_REFS: &str = "refs";
+pub(crate) const CF_RECLAIM: &str = "reclaim";
+pub(crate) const CF_SIZES: &str = "sizes";
 
 /// Every column family the store opens, in a fixed order.
-pub(crate) const ALL_CFS: [&str; 6] = [CF_CHUNKS, CF_VERSIONS, CF_PENDING, CF_POINTS, CF_PAIRS, CF_META];
+pub(crate) const ALL_CFS: [&str; 10] =
+    [CF_CHUNKS, CF_VERSIONS, CF_PENDING, CF_POINTS, CF_PAIRS, CF_META, CF_EPOCHS, CF_REFS, CF_RECLAIM, CF_SIZES];
 
 const MIB: usize = 1 << 20;
 /// Block cache shared by every column family.
@@ -89,7 +94,9 @@ pub(crate) fn cf_descriptors(cache: &Cache) -> Vec<ColumnFamilyDescriptor> {
             let opts = match name {
                 CF_CHUNKS => chunks_options(cache),
                 CF_VERSIONS => small_value_options(cache, 32 * MIB),
-                CF_PENDING => small_value_options(cache, 16 * MIB),
+                CF_PENDING | CF_EPOCHS => small_value_options(cache, 16 * MIB),
+                CF_REFS => small_value_options(cache, 32 * MIB),
+                CF_SIZES => point_lookup_options(cache, 8 * MIB),
                 _ => small_value_options(cache, 4 * MIB),
             };
             ColumnFamilyDescriptor::new(name, opts)
@@ -114,9 +121,20 @@ fn chunks_options(cache: &Cache) -> Options {
     o.set_blob_file_size(256 * MIB as u64);
     // Chunks are zstd-compressed by the agent already; none is compiled in anyway.
     o.set_blob_compression_type(DBCompressionType::None);
-    // Chunks are deleted only when found damaged (reclaim is a later issue): next to nothing
-    // to collect, and GC would rewrite blob files during compaction.
-    o.set_enable_blob_gc(false);
+    // Space reclaim deletes chunks; their blob space comes back when a blob file holds only
+    // garbage (dropped whole) or when compaction relocates the live blobs of the oldest
+    // files (the oldest quarter; rocksdb's default cutoff), forced once half of such a
+    // file is garbage. `Store::compact_chunks` runs that compaction after a reclaim.
+    o.set_enable_blob_gc(true);
+    o.set_blob_gc_age_cutoff(0.25);
+    o.set_blob_gc_force_threshold(0.5);
+    o
+}
+
+/// `sizes`: small values read by key (storage report, reclaim), with a bloom filter.
+fn point_lookup_options(cache: &Cache, write_buffer: usize) -> Options {
+    let (mut o, t) = cf_base(cache, write_buffer, true);
+    o.set_block_based_table_factory(&t);
     o
 }
 

@@ -1,7 +1,7 @@
 //! Pair records (opaque to the store), pair numbers, and wiping a pair's history.
 
 use crate::keys::{META_NEXT_PAIR_NO, POINT_KEY_LEN, VERSION_KEY_LEN, pair_prefix, prefix_end};
-use crate::options::{CF_META, CF_PAIRS, CF_PENDING, CF_POINTS, CF_VERSIONS};
+use crate::options::{CF_EPOCHS, CF_META, CF_PAIRS, CF_PENDING, CF_POINTS, CF_VERSIONS};
 use crate::{PairId, Store, StoreError};
 use rocksdb::{IteratorMode, WriteBatch};
 use serde::Serialize;
@@ -58,14 +58,21 @@ impl Store {
     }
 
     /// Deletes every version entry, pending entry and recovery point of the pair, in one
-    /// synced batch of range deletions. Chunks stay (they may be shared; reclaim is a later
-    /// issue), and so do the pair record and number.
+    /// synced batch of range deletions. The chunks the entries named become reclaim
+    /// candidates first (reclaim deletes those no other entry names); the pair record and
+    /// number stay.
     pub fn wipe_pair(&self, pair_no: u32) -> Result<(), StoreError> {
         let _records = self.lock_records();
+        self.bump_history();
+        self.list_pair_candidates(pair_no)?;
         let prefix = pair_prefix(pair_no);
         let mut batch = WriteBatch::default();
-        for (cf, key_len) in [(CF_VERSIONS, VERSION_KEY_LEN), (CF_PENDING, VERSION_KEY_LEN), (CF_POINTS, POINT_KEY_LEN)]
-        {
+        for (cf, key_len) in [
+            (CF_VERSIONS, VERSION_KEY_LEN),
+            (CF_PENDING, VERSION_KEY_LEN),
+            (CF_EPOCHS, VERSION_KEY_LEN),
+            (CF_POINTS, POINT_KEY_LEN),
+        ] {
             batch.delete_range_cf(self.cf(cf), prefix.to_vec(), prefix_end(&prefix, key_len));
         }
         self.write_synced(batch)?;
@@ -76,12 +83,12 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
-    use crate::test_support::{Record, open_temp, point, record};
+    use crate::test_support::{Record, open_seeded, point, record};
     use crate::{ChunkVersion, PairId, Store};
 
     #[test]
     fn pair_records_round_trip() {
-        let (_dir, s) = open_temp();
+        let (_dir, s) = open_seeded();
         let (a, b) = (PairId::new("web-01").unwrap(), PairId::new("db-02").unwrap());
         s.put_pair(&a, &record("web-01", 1)).unwrap();
         s.put_pair(&b, &record("db-02", 1)).unwrap();
@@ -117,7 +124,7 @@ mod tests {
 
     #[test]
     fn wipe_pair_removes_only_that_pair() {
-        let (_dir, s) = open_temp();
+        let (_dir, s) = open_seeded();
         let h = *blake3::hash(b"x").as_bytes();
         s.put_chunk(&h, crate::StoredChunk { compressed: false, raw_len: 1, payload: b"x" }).unwrap();
         for (pair_no, name) in [(1, "a"), (2, "b"), (3, "c")] {

@@ -43,3 +43,26 @@ pub(crate) struct Record {
 pub(crate) fn record(pair: &str, checkpoint: u64) -> Record {
     Record { pair: pair.into(), checkpoint }
 }
+
+/// Stores a one-byte stand-in chunk under every hash `[b; 32]`: the fixtures name chunks
+/// that way, and version entries may only name stored chunks.
+pub(crate) fn seed_fake_chunks(s: &Store) {
+    for b in 0..=255u8 {
+        let chunk = crate::StoredChunk { compressed: false, raw_len: 1, payload: &[b] };
+        s.put_chunk(&[b; 32], chunk).expect("seed chunk");
+    }
+}
+
+/// A store in a fresh temporary directory with the stand-in chunks.
+pub(crate) fn open_seeded() -> (tempfile::TempDir, Store) {
+    let (dir, s) = open_temp();
+    seed_fake_chunks(&s);
+    (dir, s)
+}
+
+/// Opens the store at `path` and stores the stand-in chunks.
+pub(crate) fn open_at(path: &std::path::Path) -> Store {
+    let s = Store::open(path).expect("open store");
+    seed_fake_chunks(&s);
+    s
+}

@@ -1,12 +1,12 @@
 //! The version index: which chunk content each chunk of each disk had at each epoch.
 //!
 //! Entries of the open epoch are listed in `pending` until `commit_point` removes the list
-//! (keeping the entries) or `discard_pending` removes both. Reads at epoch *P* see the newest
+//! (keeping the entries) or `discard_pending` removes both (and the entries' index keys). Reads at epoch *P* see the newest
 //! entry with epoch ≤ *P*.
 
 use crate::keys::{
-    VERSION_KEY_LEN, decode_pending_key, decode_version, decode_version_key, encode_version, pair_prefix, pending_key,
-    prefix_end, version_key,
+    VERSION_KEY_LEN, decode_pending_key, decode_version, decode_version_key, pair_prefix, pending_key, prefix_end,
+    version_key,
 };
 use crate::options::{CF_PENDING, CF_VERSIONS};
 use crate::{Hash, Store, StoreError};
@@ -31,10 +31,12 @@ const DISCARD_BATCH: usize = 4096;
 const NEXT_BEFORE_SEEK: usize = 8;
 
 impl Store {
-    /// Records chunk versions of the pair's open epoch `epoch`: version entries plus their
-    /// `pending` entries, in one unsynced batch (durable with the next synced commit).
-    /// Refused with [`StoreError::EpochNotOpen`] when `epoch` is not newer than the pair's
-    /// newest committed point.
+    /// Records chunk versions of the pair's open epoch `epoch`: version entries with their
+    /// index keys, plus their `pending` entries, in one unsynced batch (durable with the next
+    /// synced commit). Refused with [`StoreError::EpochNotOpen`] when `epoch` is not newer
+    /// than the pair's newest committed point, and with [`StoreError::MissingChunk`] when a
+    /// chunk an entry names is not stored (space reclaim deleted it after the writer found it
+    /// stored: it must be shipped again).
     pub fn write_versions(
         &self,
         pair_no: u32,
@@ -49,12 +51,14 @@ impl Store {
         {
             return Err(StoreError::EpochNotOpen { pair_no, epoch, committed });
         }
-        let (versions, pending) = (self.cf(CF_VERSIONS), self.cf(CF_PENDING));
+        let pending = self.cf(CF_PENDING);
         let mut batch = WriteBatch::default();
         for &(disk, chunk, v) in items {
-            batch.put_cf(versions, version_key(pair_no, disk, chunk, epoch), encode_version(v));
+            self.put_version(&mut batch, pair_no, disk, chunk, epoch, v);
             batch.put_cf(pending, pending_key(pair_no, epoch, disk, chunk), []);
         }
+        let _gate = self.gate_shared();
+        self.check_named_chunks(items.iter().map(|(_, _, v)| v))?;
         self.write_unsynced(batch)
     }
 
@@ -69,7 +73,7 @@ impl Store {
 
     /// [`Store::discard_pending`] for a caller that holds the record lock.
     pub(crate) fn discard_pending_locked(&self, pair_no: u32) -> Result<u64, StoreError> {
-        let (versions, pending) = (self.cf(CF_VERSIONS), self.cf(CF_PENDING));
+        let pending = self.cf(CF_PENDING);
         let prefix = pair_prefix(pair_no);
         let mut ro = ReadOptions::default();
         ro.set_iterate_lower_bound(prefix.to_vec());
@@ -81,10 +85,11 @@ impl Store {
         let (mut total, mut batch) = (0u64, WriteBatch::default());
         while let Some(k) = it.key() {
             let vk = decode_pending_key(k)?;
-            batch.delete_cf(versions, version_key(vk.pair_no, vk.disk, vk.chunk, vk.epoch));
+            let v = self.get_version(&vk)?;
+            self.delete_version(&mut batch, &vk, v);
             batch.delete_cf(pending, k);
             total += 1;
-            if batch.len() >= 2 * DISCARD_BATCH {
+            if batch.len() >= 4 * DISCARD_BATCH {
                 self.write_synced(std::mem::take(&mut batch))?;
             }
             it.next();

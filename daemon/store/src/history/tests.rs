@@ -2,7 +2,7 @@
 //! pairs and the surviving points read as before, and the result survives a reopen.
 
 use super::*;
-use crate::test_support::{Record, open_temp, point, record};
+use crate::test_support::{Record, open_seeded, point, record};
 use crate::{ChunkVersion, PairId, Store};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -57,7 +57,7 @@ fn history(s: &Store) {
 #[test]
 fn rollback_removes_exactly_the_later_points_and_versions() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path()).unwrap();
+    let s = crate::test_support::open_at(dir.path());
     history(&s);
     s.flush().unwrap();
     let at4 = image(&s, 1, 4);
@@ -79,12 +79,12 @@ fn rollback_removes_exactly_the_later_points_and_versions() {
     };
     check(&s);
     drop(s);
-    check(&Store::open(dir.path()).unwrap());
+    check(&crate::test_support::open_at(dir.path()));
 }
 
 #[test]
 fn after_a_rollback_later_epochs_reopen_and_older_stay_closed() {
-    let (_dir, s) = open_temp();
+    let (_dir, s) = open_seeded();
     history(&s);
     s.rollback_pair(1, &id(1), &record("p1", 4), 4).unwrap();
     let at4 = image(&s, 1, 4);
@@ -111,7 +111,7 @@ fn after_a_rollback_later_epochs_reopen_and_older_stay_closed() {
 
 #[test]
 fn rollback_to_the_head_or_to_no_point() {
-    let (_dir, s) = open_temp();
+    let (_dir, s) = open_seeded();
     history(&s);
     let err = s.rollback_pair(1, &id(1), &record("p1", 5), 5).unwrap_err();
     assert!(matches!(err, StoreError::PointNotFound { pair_no: 1, id: 5 }), "{err}");
@@ -129,7 +129,7 @@ fn rollback_to_the_head_or_to_no_point() {
 #[test]
 fn retire_below_keeps_the_new_lineage_and_drops_the_old() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path()).unwrap();
+    let s = crate::test_support::open_at(dir.path());
     history(&s); // pair 1's old lineage: 2, 4, 6, 8; open 9 discarded by the restart
     assert_eq!(s.restart_pair(1, &id(1), &record("p1", 0), false).unwrap(), 0);
     // The new lineage's baseline at 10 holds every chunk, then 11 changes one.
@@ -155,7 +155,7 @@ fn retire_below_keeps_the_new_lineage_and_drops_the_old() {
     };
     check(&s);
     drop(s);
-    let s = Store::open(dir.path()).unwrap();
+    let s = crate::test_support::open_at(dir.path());
     check(&s);
     assert_eq!(s.version_at(1, 1, 3, u64::MAX).unwrap(), Some((12, data(120))), "open epoch untouched");
     assert_eq!(s.retire_below(1, &id(1), &record("p1", 11), 10).unwrap(), Removed::default(), "again: nothing");
@@ -165,12 +165,12 @@ fn retire_below_keeps_the_new_lineage_and_drops_the_old() {
 #[test]
 fn restart_with_wipe_deletes_the_whole_history() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path()).unwrap();
+    let s = crate::test_support::open_at(dir.path());
     history(&s);
     let pair2: Vec<_> = [2, 4, 6, 8, 9].map(|e| image(&s, 2, e)).into();
     assert_eq!(s.restart_pair(1, &id(1), &record("p1", 0), true).unwrap(), 4);
     drop(s);
-    let s = Store::open(dir.path()).unwrap();
+    let s = crate::test_support::open_at(dir.path());
     assert!(s.list_points(1).unwrap().is_empty());
     assert_eq!(image(&s, 1, u64::MAX), vec![vec![None; 6]; 2]);
     assert_eq!(s.discard_pending(1).unwrap(), 0);
@@ -187,7 +187,7 @@ fn restart_with_wipe_deletes_the_whole_history() {
 
 #[test]
 fn restart_without_wipe_keeps_points_and_drops_the_open_epoch() {
-    let (_dir, s) = open_temp();
+    let (_dir, s) = open_seeded();
     history(&s);
     s.write_versions(1, 9, &[(1, 1, ChunkVersion::Zero)]).unwrap();
     let at8 = image(&s, 1, 8);
@@ -250,7 +250,7 @@ proptest! {
 
     #[test]
     fn rollback_and_retire_match_a_model(ops in prop::collection::vec(op(), 1..24)) {
-        let (_dir, s) = open_temp();
+        let (_dir, s) = open_seeded();
         let mut model = Model::new();
         let mut points: Vec<u64> = Vec::new();
         // Entries of pair 1's open epoch (visible to reads past the newest point).

@@ -1,7 +1,7 @@
 //! Tests of the version index against an in-memory model, abandonment and reopening.
 
 use super::*;
-use crate::test_support::{Record, open_temp, point, record};
+use crate::test_support::{Record, open_seeded, point, record};
 use crate::{PairId, Store};
 use proptest::prelude::*;
 use std::collections::BTreeMap;
@@ -18,7 +18,7 @@ fn commit(s: &Store, pair_no: u32, epoch: u64) {
 
 #[test]
 fn reads_see_newest_version_at_or_before_the_epoch() {
-    let (_dir, s) = open_temp();
+    let (_dir, s) = open_seeded();
     s.write_versions(1, 2, &[(0, 5, data(1)), (0, 6, ChunkVersion::Zero)]).unwrap();
     commit(&s, 1, 2);
     s.write_versions(1, 4, &[(0, 5, data(2))]).unwrap();
@@ -37,7 +37,7 @@ fn reads_see_newest_version_at_or_before_the_epoch() {
 
 #[test]
 fn changed_between_lists_chunks_written_in_the_window() {
-    let (_dir, s) = open_temp();
+    let (_dir, s) = open_seeded();
     s.write_versions(1, 2, &[(0, 1, data(1)), (0, 5, data(1)), (0, 9, ChunkVersion::Zero), (1, 3, data(1))]).unwrap();
     commit(&s, 1, 2);
     s.write_versions(1, 4, &[(0, 5, data(2)), (0, 7, data(2))]).unwrap();
@@ -55,7 +55,7 @@ fn changed_between_lists_chunks_written_in_the_window() {
 
 #[test]
 fn versions_at_refuses_impossible_ranges() {
-    let (_dir, s) = open_temp();
+    let (_dir, s) = open_seeded();
     let e = s.versions_at(1, 0, 1, u64::MAX, 2).unwrap_err();
     assert!(matches!(e, StoreError::Range { .. }), "{e}");
     assert!(s.versions_at(1, 0, 1, 0, MAX_RANGE_CHUNKS + 1).is_err());
@@ -64,7 +64,7 @@ fn versions_at_refuses_impossible_ranges() {
 
 #[test]
 fn versions_at_skips_long_histories_and_gaps() {
-    let (_dir, s) = open_temp();
+    let (_dir, s) = open_seeded();
     // Chunk 0 has 40 versions (more than NEXT_BEFORE_SEEK), chunk 1000 one.
     for e in 1..=40u64 {
         s.write_versions(1, e, &[(0, 0, data(u8::try_from(e).unwrap()))]).unwrap();
@@ -84,7 +84,7 @@ fn versions_at_skips_long_histories_and_gaps() {
 #[test]
 fn abandoned_epoch_is_discarded_and_stays_gone_after_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let s = Store::open(dir.path()).unwrap();
+    let s = crate::test_support::open_at(dir.path());
     s.write_versions(1, 5, &[(0, 0, data(1)), (0, 1, data(2))]).unwrap();
     s.write_versions(2, 5, &[(0, 0, data(7))]).unwrap();
     commit(&s, 1, 5);
@@ -97,7 +97,7 @@ fn abandoned_epoch_is_discarded_and_stays_gone_after_reopen() {
     assert_eq!(s.discard_pending(1).unwrap(), 3);
     assert_eq!(s.discard_pending(1).unwrap(), 0);
     drop(s);
-    let s = Store::open(dir.path()).unwrap();
+    let s = crate::test_support::open_at(dir.path());
     let at5 = vec![Some(data(1)), Some(data(2)), None, None];
     assert_eq!(s.versions_at(1, 0, 5, 0, 4).unwrap(), at5);
     assert_eq!(s.versions_at(1, 0, u64::MAX, 0, 4).unwrap(), at5);
@@ -117,13 +117,13 @@ fn everything_persists_after_reopen() {
     let chunk = vec![42u8; 10_000];
     let h = *blake3::hash(&chunk).as_bytes();
     {
-        let s = Store::open(dir.path()).unwrap();
+        let s = crate::test_support::open_at(dir.path());
         assert_eq!(s.allocate_pair_no().unwrap(), 1);
         s.put_chunk(&h, crate::StoredChunk { compressed: false, raw_len: 10_000, payload: &chunk }).unwrap();
         s.write_versions(1, 3, &[(0, 0, ChunkVersion::Data(h))]).unwrap();
         commit(&s, 1, 3); // synced: makes the unsynced chunk and versions durable too
     }
-    let s = Store::open(dir.path()).unwrap();
+    let s = crate::test_support::open_at(dir.path());
     assert_eq!(s.read_chunk(&h).unwrap(), chunk);
     assert_eq!(s.version_at(1, 0, 0, 3).unwrap(), Some((3, ChunkVersion::Data(h))));
     assert_eq!(s.list_points(1).unwrap(), vec![point("p1", 3)]);
@@ -170,7 +170,7 @@ proptest! {
 
     #[test]
     fn version_index_matches_model(steps in prop::collection::vec(step(), 1..14)) {
-        let (_dir, s) = open_temp();
+        let (_dir, s) = open_seeded();
         let mut model = Model::new();
         let mut last_epoch: BTreeMap<u32, u64> = BTreeMap::new();
         let mut committed: BTreeMap<u32, Vec<u64>> = BTreeMap::new();

@@ -1,0 +1,155 @@
+//! Space reclaim: deleting the chunks no version entry names any more.
+//!
+//! Only candidates are examined: every deletion of an entry naming a chunk lists the chunk
+//! in `reclaim` in the same batch. For each candidate the `refs` keys of the chunk are
+//! checked against `versions` (a `refs` key whose entry is gone, or names another chunk, is
+//! stale and dropped); a chunk with no live reference is deleted with its `sizes` entry.
+//! Work is proportional to the candidates and their references, not to the store.
+//!
+//! Each batch of candidates is judged and written under the exclusive reclaim gate, so a
+//! writer cannot make a chunk referenced between the check and the deletion (see
+//! `Inner::reclaim_gate`). Interrupted, the remaining candidates stay listed.
+//!
+//! Deleted chunks free their blob-file space when rocksdb drops or garbage-collects the blob
+//! files holding them; [`Store::compact_chunks`] asks for that.
+
+use crate::keys::{REF_KEY_LEN, decode_ref_key, decode_sizes};
+use crate::options::{CF_CHUNKS, CF_RECLAIM, CF_REFS, CF_SIZES};
+use crate::{ChunkVersion, Hash, Store, StoreError};
+use rocksdb::{ReadOptions, WriteBatch};
+use std::time::Instant;
+
+/// Candidates judged per batch (one hold of the exclusive gate).
+const RECLAIM_BATCH: usize = 256;
+
+/// What a reclaim did.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct ReclaimOutcome {
+    pub candidates: u64,
+    pub chunks_deleted: u64,
+    pub bytes_freed: u64,
+    pub stale_refs: u64,
+    pub seconds: f64,
+}
+
+impl Store {
+    /// Judges every listed candidate; deletes the chunks nothing names.
+    pub fn reclaim(&self) -> Result<ReclaimOutcome, StoreError> {
+        let t0 = Instant::now();
+        let mut out = ReclaimOutcome::default();
+        loop {
+            let batch = self.next_candidates(RECLAIM_BATCH)?;
+            if batch.is_empty() {
+                break;
+            }
+            self.judge_candidates(&batch, &mut out)?;
+        }
+        out.seconds = t0.elapsed().as_secs_f64();
+        if out.candidates > 0 {
+            tracing::info!(
+                candidates = out.candidates,
+                chunks_deleted = out.chunks_deleted,
+                bytes_freed = out.bytes_freed,
+                stale_refs = out.stale_refs,
+                "space reclaimed"
+            );
+        }
+        Ok(out)
+    }
+
+    /// Number of listed reclaim candidates (a scan of the list).
+    pub fn reclaim_candidates(&self) -> Result<u64, StoreError> {
+        let mut it = self.db().raw_iterator_cf(self.cf(CF_RECLAIM));
+        it.seek_to_first();
+        let mut n = 0;
+        while it.valid() {
+            n += 1;
+            it.next();
+        }
+        it.status()?;
+        Ok(n)
+    }
+
+    /// Compacts the chunks column family so that blob files holding deleted chunks are
+    /// dropped or garbage-collected (the disk space really comes back).
+    pub fn compact_chunks(&self) -> Result<(), StoreError> {
+        let mut opts = rocksdb::CompactOptions::default();
+        opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
+        self.db().compact_range_cf_opt(self.cf(CF_CHUNKS), None::<&[u8]>, None::<&[u8]>, &opts);
+        Ok(())
+    }
+
+    fn next_candidates(&self, n: usize) -> Result<Vec<Hash>, StoreError> {
+        let mut it = self.db().raw_iterator_cf(self.cf(CF_RECLAIM));
+        it.seek_to_first();
+        let mut out = Vec::with_capacity(n);
+        while let Some(k) = it.key() {
+            if let Ok(h) = <Hash>::try_from(k) {
+                out.push(h);
+            } else {
+                // Not a hash: nothing to judge; drop the key.
+                let mut b = WriteBatch::default();
+                b.delete_cf(self.cf(CF_RECLAIM), k);
+                self.write_unsynced(b)?;
+            }
+            if out.len() == n {
+                break;
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
+    }
+
+    fn judge_candidates(&self, hashes: &[Hash], out: &mut ReclaimOutcome) -> Result<(), StoreError> {
+        let _gate = self.gate_exclusive();
+        let mut batch = WriteBatch::default();
+        for hash in hashes {
+            out.candidates += 1;
+            batch.delete_cf(self.cf(CF_RECLAIM), hash);
+            if self.has_live_ref(hash, &mut batch, out)? {
+                continue;
+            }
+            if let Some(bytes) = self.stored_len(hash)? {
+                batch.delete_cf(self.cf(CF_CHUNKS), hash);
+                out.chunks_deleted += 1;
+                out.bytes_freed += bytes;
+            }
+            batch.delete_cf(self.cf(CF_SIZES), hash);
+        }
+        self.write_synced(batch)
+    }
+
+    /// Whether a version entry names `hash`; stale `refs` keys met on the way are deleted.
+    fn has_live_ref(&self, hash: &Hash, batch: &mut WriteBatch, out: &mut ReclaimOutcome) -> Result<bool, StoreError> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(crate::keys::prefix_end(hash, REF_KEY_LEN));
+        let mut it = self.db().raw_iterator_cf_opt(self.cf(CF_REFS), ro);
+        it.seek(hash);
+        while let Some(k) = it.key() {
+            let vk = decode_ref_key(k)?;
+            if self.get_version(&vk)? == Some(ChunkVersion::Data(*hash)) {
+                return Ok(true);
+            }
+            batch.delete_cf(self.cf(CF_REFS), k);
+            out.stale_refs += 1;
+            it.next();
+        }
+        it.status()?;
+        Ok(false)
+    }
+
+    /// Stored length of a chunk (from `sizes`, else from the value), None when not stored.
+    pub(crate) fn stored_len(&self, hash: &Hash) -> Result<Option<u64>, StoreError> {
+        if let Some(v) = self.db().get_pinned_cf(self.cf(CF_SIZES), hash)?
+            && let Some((_, stored)) = decode_sizes(&v)
+            && self.chunk_exists(hash)?
+        {
+            return Ok(Some(u64::from(stored)));
+        }
+        Ok(self.get_chunk_raw(hash)?.map(|v| v.len() as u64))
+    }
+}
+
+#[cfg(test)]
+mod tests;
