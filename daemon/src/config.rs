@@ -9,6 +9,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Where the standby keeps its store when neither flag nor file says (`[standby] data_dir`).
+pub const DEFAULT_STANDBY_DATA_DIR: &str = "/var/lib/drpair/standby";
+
 /// A config file holds a `[standby]` table, an `[agent]` table, or both.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -32,6 +35,16 @@ pub struct StandbyFile {
     /// Start copying a pair as soon as its agent registers. With `false`, a new pair waits
     /// (state Initiating) for `drpair start PAIR --type start`. Default `true`.
     pub auto_start: Option<bool>,
+    /// Default retention grid of every pair (a pair may have its own, set through the API).
+    /// Default `1x10m(keep=all) | 60x1m | 144x10m | 168x1h | 30x1d`.
+    pub retention_grid: Option<String>,
+    /// The newest N points are always kept. Default 10.
+    pub keep_last: Option<u32>,
+    /// How often each pair is pruned (and space reclaimed), e.g. `1m`; `0` never. Default `1m`.
+    pub prune_interval: Option<String>,
+    /// How often every point of each pair is verified (stored chunks re-read and re-hashed),
+    /// e.g. `7d`; `0` never. Default `7d`.
+    pub verify_interval: Option<String>,
 }
 
 /// `[agent]` as written in a file; every key optional.
@@ -84,6 +97,11 @@ pub struct StandbyConfig {
     pub api_listen: SocketAddr,
     pub token: Option<String>,
     pub auto_start: bool,
+    pub retention: drpair_retention::Policy,
+    /// Zero: never by itself.
+    pub prune_interval: Duration,
+    /// Zero: never by itself.
+    pub verify_interval: Duration,
 }
 
 /// How chunks are compressed on the wire and at rest.
@@ -181,7 +199,7 @@ fn parse_addr(what: &str, s: &str) -> Result<SocketAddr> {
 impl StandbyFile {
     /// Applies flags (`Some` wins) and defaults, and validates.
     pub fn resolve(self, flags: StandbyFile) -> Result<StandbyConfig> {
-        let data_dir = flags.data_dir.or(self.data_dir).unwrap_or_else(|| "/var/lib/drpair/standby".into());
+        let data_dir = flags.data_dir.or(self.data_dir).unwrap_or_else(|| DEFAULT_STANDBY_DATA_DIR.into());
         let listen = flags.listen.or(self.listen).unwrap_or_else(|| format!("0.0.0.0:{DEFAULT_LINK_PORT}"));
         let api = flags.api_listen.or(self.api_listen).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_API_PORT}"));
         let token = match flags.token_file.or(self.token_file) {
@@ -194,8 +212,30 @@ impl StandbyFile {
             api_listen: parse_addr("api_listen", &api)?,
             token,
             auto_start: flags.auto_start.or(self.auto_start).unwrap_or(true),
+            retention: {
+                let grid = flags.retention_grid.or(self.retention_grid);
+                let keep_last = flags.keep_last.or(self.keep_last).unwrap_or(drpair_retention::DEFAULT_KEEP_LAST);
+                drpair_retention::Policy::parse(grid.as_deref().unwrap_or(drpair_retention::DEFAULT_GRID), keep_last)
+                    .context("retention_grid / keep_last")?
+            },
+            prune_interval: parse_interval("prune_interval", flags.prune_interval.or(self.prune_interval), "1m")?,
+            verify_interval: parse_interval("verify_interval", flags.verify_interval.or(self.verify_interval), "7d")?,
         })
     }
+}
+
+/// A schedule interval: a humantime duration, or `0` / `off` for never.
+fn parse_interval(what: &str, value: Option<String>, default: &str) -> Result<Duration> {
+    let v = value.unwrap_or_else(|| default.to_string());
+    if v.trim() == "0" || v.trim() == "off" {
+        return Ok(Duration::ZERO);
+    }
+    let d = humantime::parse_duration(v.trim())
+        .map_err(|e| anyhow::anyhow!("{what} '{v}' is not a duration like 30s, 10m, 7d, or 0 for never: {e}"))?;
+    if d < Duration::from_secs(1) {
+        bail!("{what} '{v}' is shorter than 1s");
+    }
+    Ok(d)
 }
 
 /// Parses `auto`, `off`, `zstd:N`.

@@ -56,6 +56,18 @@ struct StandbyArgs {
     /// (default: start copying at once).
     #[arg(long)]
     hold_new_pairs: bool,
+    /// Default retention grid of every pair, e.g. "1x10m(keep=all) | 60x1m | 144x10m".
+    #[arg(long)]
+    retention_grid: Option<String>,
+    /// The newest N points of every pair are always kept (default 10).
+    #[arg(long)]
+    keep_last: Option<u32>,
+    /// How often pairs are pruned and space reclaimed (default 1m; 0: never by itself).
+    #[arg(long)]
+    prune_interval: Option<String>,
+    /// How often every point is verified (default 7d; 0: never by itself).
+    #[arg(long)]
+    verify_interval: Option<String>,
 }
 
 #[derive(Args)]
@@ -175,6 +187,10 @@ fn run(cli: Cli) -> Result<()> {
                 api_listen: a.api_listen,
                 token_file: a.token_file,
                 auto_start: a.hold_new_pairs.then_some(false),
+                retention_grid: a.retention_grid,
+                keep_last: a.keep_last,
+                prune_interval: a.prune_interval,
+                verify_interval: a.verify_interval,
             };
             let cfg = file.resolve(flags)?;
             runtime()?.block_on(drpaird::standby::run(cfg, shutdown_signal(), || {}))

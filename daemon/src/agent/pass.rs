@@ -40,38 +40,41 @@ pub struct ResyncRanges {
     pub digests: Vec<Vec<[u8; 32]>>,
     pub matched: AtomicU64,
     pub differed: AtomicU64,
-    /// The standby's head is a loaded third-party dump of this epoch: a chunk that differs
-    /// from it although the change map saw no change after it is a dump mismatch.
-    pub dump_epoch: Option<Epoch>,
-    /// Chunks that differed from the dump with no change after it in the change map when read,
-    /// (disk, chunk). A write during the pass is only stamped at the tracker's next collect:
-    /// [`ResyncRanges::dump_check`] filters those out.
+    /// Report mismatches with the standby's head, which holds the source as of this epoch (a
+    /// loaded third-party dump of it, or the newest point in an online verify): a chunk that
+    /// differs from it although the change map saw no change after it is a mismatch.
+    pub against: Option<Epoch>,
+    /// Chunks that differed from the head with no change after `against` in the change map
+    /// when read, (disk, chunk). A write during the pass is only stamped at the tracker's next
+    /// collect: [`ResyncRanges::source_check`] filters those out.
     pub mismatch_candidates: Mutex<Vec<(u32, u64)>>,
     /// Candidates beyond the list's bound (counted, not listed).
     pub candidates_dropped: AtomicU64,
 }
 
-/// Mismatch candidates listed; mismatched chunks named in a dump check.
+/// Mismatch candidates listed; mismatched chunks named in a check.
 const MAX_CANDIDATES: usize = 1 << 16;
-const MISMATCH_SAMPLE: usize = 16;
+const MISMATCH_SAMPLE: usize = drpair_types::SOURCE_VERIFY_SAMPLE;
 
 impl ResyncRanges {
-    /// What this resync found of the dump it compared with (`compared` chunks read), once the
-    /// tracker's changes since the pass's cut are stamped in `maps` with `next` (the epoch
+    /// What this resync found of the point it compared with (`compared` chunks read), once
+    /// the tracker's changes since the pass's cut are stamped in `maps` with `next` (the epoch
     /// after the pass's): a candidate the tracker did not stamp then is a mismatch (the pass
-    /// itself stamps what differed with its own epoch, below `next`).
-    pub fn dump_check(
+    /// itself stamps what differed with its own epoch, below `next`). None when the pass was
+    /// not asked to compare.
+    pub fn source_check(
         &self,
         compared: u64,
         maps: &[drpair_track::ChangeMap],
         next: Epoch,
-    ) -> Option<drpair_wire::DumpCheck> {
-        let dump_epoch = self.dump_epoch?;
+    ) -> Option<drpair_wire::SourceCheck> {
+        let against = self.against?;
         let cands = self.mismatch_candidates.lock().expect("candidates");
-        let real: Vec<(u32, u64)> =
+        let mut real: Vec<(u32, u64)> =
             cands.iter().copied().filter(|&(d, c)| maps[d as usize].epoch_of(c) < next).collect();
-        Some(drpair_wire::DumpCheck {
-            dump_epoch,
+        real.sort_unstable();
+        Some(drpair_wire::SourceCheck {
+            against,
             compared,
             mismatched: real.len() as u64 + self.candidates_dropped.load(Ordering::Relaxed),
             sample: real.into_iter().take(MISMATCH_SAMPLE).collect(),
@@ -419,9 +422,9 @@ impl Worker<'_> {
         let mut st = self.ctx.maps.lock().expect("maps");
         let m = &mut st.maps[disk as usize];
         for (&(c, _, _, _, local), h) in chunks.iter().zip(known) {
-            if let Some(dump_epoch) = r.dump_epoch
+            if let Some(against) = r.against
                 && h != Some(local)
-                && m.epoch_of(c) <= dump_epoch
+                && m.epoch_of(c) <= against
             {
                 let mut cands = r.mismatch_candidates.lock().expect("candidates");
                 if cands.len() < MAX_CANDIDATES {

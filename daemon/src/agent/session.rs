@@ -19,6 +19,7 @@ use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 mod dump_steps;
+mod verify_steps;
 
 type Res<T> = Result<T, SessionError>;
 
@@ -54,6 +55,10 @@ struct Conn {
     suspended: bool,
     /// A local cut is due now (a suspension began).
     local_cut_due: bool,
+    /// An online verify asked for by the standby (its request id), waiting for the next epoch.
+    verify: Option<u64>,
+    /// The online verify the next epoch's pass is (digests loaded).
+    verify_pass: Option<u64>,
 }
 
 /// Connects and serves until the link drops (Transient) or the standby refuses (Permanent).
@@ -161,6 +166,8 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
         full_copy,
         suspended: false,
         local_cut_due: false,
+        verify: None,
+        verify_pass: None,
     };
     conn.set_run(&run);
     let r = conn.serve(reconcile).await;
@@ -245,9 +252,10 @@ fn adopt(agent: &Agent, lineage: Lineage, committed: Epoch, mode: StartMode) -> 
 }
 
 impl Conn {
-    /// An operator's request or the app-consistent schedule wants a cut now.
+    /// An operator's request (a cut, an online verify) or the app-consistent schedule wants a
+    /// cut now.
     fn cut_wanted(&self) -> bool {
-        !self.requests.is_empty() || self.app_due
+        !self.requests.is_empty() || self.app_due || self.verify.is_some()
     }
 
     /// How to quiesce the applications for the next cut, if it is to be app-consistent.
@@ -330,7 +338,7 @@ impl Conn {
         let mut full = None;
         if let Some(reason) = reconcile {
             tracing::warn!(pair = %self.agent.cfg.pair, "differential resync: {reason}");
-            self.load_standby_digests(&reason).await?;
+            self.load_standby_digests(&reason, None).await?;
             full = Some(reason);
         }
         let interval = self.agent.cfg.cut_interval;
@@ -366,6 +374,7 @@ impl Conn {
                             StandbyMsg::Control { run } => self.set_run(&run),
                             StandbyMsg::DumpMark(req) => self.dump_mark(req).await?,
                             StandbyMsg::Resync { request_id, dump_epoch } => self.resync(request_id, dump_epoch).await?,
+                            StandbyMsg::VerifySource { request_id } => self.request_verify(request_id),
                             other => tracing::debug!("ignored while idle: {other:?}"),
                         }
                     }
@@ -385,20 +394,32 @@ impl Conn {
                 self.app_due = true;
                 next_app = Some(started + i);
             }
+            if full.is_none()
+                && let Some(request_id) = self.verify.take()
+            {
+                full = Some(self.begin_verify(request_id).await?);
+            }
             self.epoch(full.take()).await?;
             next_cut_at = started + interval;
             last_beat = Instant::now();
         }
     }
 
-    /// The comparison with a loaded dump, after stamping what was written during the pass
-    /// (with the epoch after this one: changes seen after a cut belong to the next epoch).
-    async fn dump_check(
+    /// The comparison with the point the pass compared with (a loaded dump, or the newest
+    /// point in an online verify), after stamping what was written during the pass (with the
+    /// epoch after this one: changes seen after a cut belong to the next epoch). None when the
+    /// pass compared with nothing; an error in words when the tracker lost events at the cut
+    /// (`cut_gap`) or during the pass, so that changes cannot be told from mismatches.
+    async fn source_check(
         &self,
         resync: Option<Arc<ResyncRanges>>,
         compared: u64,
-    ) -> Res<Option<drpair_wire::DumpCheck>> {
-        let Some(r) = resync.filter(|r| r.dump_epoch.is_some()) else { return Ok(None) };
+        cut_gap: Option<&str>,
+    ) -> Res<Option<Result<drpair_wire::SourceCheck, String>>> {
+        let Some(r) = resync.filter(|r| r.against.is_some()) else { return Ok(None) };
+        if let Some(g) = cut_gap {
+            return Ok(Some(Err(format!("the tracker lost events before the pass ({g})"))));
+        }
         let (local, tracker) = (self.agent.local.clone(), self.agent.tracker.clone());
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
             let mut st = local.lock().expect("maps");
@@ -409,9 +430,9 @@ impl Conn {
                 let acked = st.acked();
                 st.limit_history(acked)?;
                 st.set_suspect(Some(g))?;
-                return Ok(None);
+                return Ok(Some(Err(format!("the tracker lost events during the pass ({g})"))));
             }
-            Ok(r.dump_check(compared, &st.maps, next))
+            Ok(r.source_check(compared, &st.maps, next).map(Ok))
         })
         .await
         .map_err(transient)?
@@ -450,14 +471,17 @@ impl Conn {
 
     /// Fetches the standby's range digests of its newest point for the differential resync
     /// the next epoch runs: that pass reads every chunk, compares each range with these, and
-    /// asks for per-chunk hashes only where a range differs.
-    async fn load_standby_digests(&mut self, reason: &str) -> Res<()> {
+    /// asks for per-chunk hashes only where a range differs. `verify`: the pass is an online
+    /// verify against this point (the newest), and reports mismatches with it.
+    async fn load_standby_digests(&mut self, reason: &str, verify: Option<Epoch>) -> Res<()> {
         let geoms: Vec<_> = self.agent.disks.iter().map(|d| d.1).collect();
         let total: u64 = geoms.iter().map(|g| g.chunk_count()).sum();
         let span = geoms.iter().map(pass::chunks_per_read).min().unwrap_or(1);
         let dump_epoch =
             self.agent.dump.lock().expect("dump").as_ref().filter(|d| d.broken.is_none()).and_then(|d| d.verifying);
-        let mut ranges = ResyncRanges { span, dump_epoch, ..Default::default() };
+        let against = verify.or(dump_epoch);
+        let kind = if verify.is_some() { PassKind::Verify } else { PassKind::Reconcile };
+        let mut ranges = ResyncRanges { span, against, ..Default::default() };
         let mut done = 0;
         for (d, g) in geoms.iter().enumerate() {
             if pass::chunks_per_read(g) != span {
@@ -476,6 +500,7 @@ impl Conn {
                     match self.next_ctl().await? {
                         StandbyMsg::Digests { req: r, digests, .. } if r == req => break digests,
                         StandbyMsg::CutRequest { request_id, quiesce } => self.request_cut(request_id, quiesce),
+                        StandbyMsg::VerifySource { request_id } => self.request_verify(request_id),
                         other => tracing::debug!("ignored during resync: {other:?}"),
                     }
                 };
@@ -486,7 +511,7 @@ impl Conn {
                 done += count;
                 first += count;
                 self.send(&AgentMsg::Progress(Progress {
-                    pass: Some(PassKind::Reconcile),
+                    pass: Some(kind),
                     chunks_done: 0,
                     chunks_total: total,
                     reason: Some(reason.into()),
@@ -552,10 +577,13 @@ impl Conn {
             let _ = tokio::task::spawn_blocking(move || r()).await;
         }
         let (epoch, collected, acked, dirty) = cut?;
+        let verify = self.verify_pass.take();
         let reason = full.or(collected.gap.clone());
         let mode = if collected.scan || reason.is_some() { PassMode::All } else { PassMode::Dirty };
         let kind = if acked == 0 {
             PassKind::Initial
+        } else if verify.is_some() {
+            PassKind::Verify
         } else if reason.is_some() {
             PassKind::Reconcile
         } else if collected.scan {
@@ -635,13 +663,16 @@ impl Conn {
         drop(reporter);
         self.agent.bytes_read_total.fetch_add(progress.bytes_read.load(Ordering::Relaxed), Ordering::Relaxed);
         let summary = summary?.map_err(|e| transient(format!("epoch {epoch}: {e}")))?;
+        let check =
+            self.source_check(resync.clone(), progress.done.load(Ordering::Relaxed), collected.gap.as_deref()).await?;
+        let source_verify = verify.map(|request_id| self.verify_report(request_id, epoch, check.clone(), &summary));
         let end = EpochEnd {
             epoch,
             lineage: self.lineage,
             cut_unix_ms: cut_ms,
             kind: if app {
                 PointKind::AppConsistent
-            } else if requests.is_empty() {
+            } else if requests.is_empty() && source_verify.is_none() {
                 PointKind::Scheduled
             } else {
                 PointKind::Manual
@@ -652,7 +683,8 @@ impl Conn {
             chunks: summary.chunks,
             full_pass: mode == PassMode::All,
             quiesce: quiesced,
-            dump_check: self.dump_check(resync.clone(), progress.done.load(Ordering::Relaxed)).await?,
+            dump_check: if source_verify.is_none() { check.and_then(Result::ok) } else { None },
+            source_verify,
         };
         self.send(&AgentMsg::EpochEnd(end)).await?;
         loop {
@@ -687,6 +719,7 @@ impl Conn {
                     break;
                 }
                 StandbyMsg::CutRequest { request_id, quiesce } => self.request_cut(request_id, quiesce),
+                StandbyMsg::VerifySource { request_id } => self.request_verify(request_id),
                 other => tracing::debug!("ignored while waiting for ack: {other:?}"),
             }
         }

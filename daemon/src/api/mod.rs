@@ -6,8 +6,10 @@ pub mod changes;
 pub mod control;
 pub mod dump;
 pub mod image;
+pub mod maintenance;
 pub mod pairs;
 pub mod points;
+pub mod verify_source;
 
 use crate::standby::Standby;
 use crate::standby::registry::PairHandle;
@@ -81,8 +83,15 @@ pub fn router(sb: AppState) -> Router {
         .route("/api/v1/pairs/{pair}/dump", get(dump::get))
         .route("/api/v1/pairs/{pair}/dump/load", post(dump::load))
         .route("/api/v1/pairs/{pair}/resume-apply", post(dump::resume_apply))
+        .route("/api/v1/pairs/{pair}/verify-source", get(verify_source::get).post(verify_source::start))
         .route("/api/v1/pairs/{pair}/points", get(points::list).post(points::create))
         .route("/api/v1/pairs/{pair}/points/{point}", get(points::get_one))
+        .route("/api/v1/pairs/{pair}/points/{point}/pin", post(maintenance::pin))
+        .route("/api/v1/pairs/{pair}/points/{point}/unpin", post(maintenance::unpin))
+        .route("/api/v1/pairs/{pair}/retention", get(maintenance::get_retention).put(maintenance::put_retention))
+        .route("/api/v1/pairs/{pair}/prune", post(maintenance::prune))
+        .route("/api/v1/pairs/{pair}/verify", get(maintenance::get_verify).post(maintenance::start_verify))
+        .route("/api/v1/pairs/{pair}/storage", get(maintenance::storage_report))
         .route("/api/v1/pairs/{pair}/points/{point}/changes", get(changes::list))
         .route("/api/v1/pairs/{pair}/points/{point}/disks/{disk}/image", get(image::export))
         .route("/metrics", get(metrics))

@@ -17,7 +17,7 @@ use drpair_types::{
     DumpLoadState, DumpMarker, DumpMarkerRequest, DumpStep, DumpVerification, Epoch, Lineage, LoadDumpRequest,
     PairState, PointKind, PointSizes, RecoveryPoint, parse_time_ms,
 };
-use drpair_wire::{DumpAt, DumpCheck, DumpMarkRequest, MarkRefusal, StandbyMsg, encode};
+use drpair_wire::{DumpAt, DumpMarkRequest, MarkRefusal, SourceCheck, StandbyMsg, encode};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -735,7 +735,7 @@ pub fn on_verified(
     epoch: Epoch,
     full_pass: bool,
     chunks: u64,
-    check: Option<&DumpCheck>,
+    check: Option<&SourceCheck>,
 ) -> Option<(Epoch, bool)> {
     let id = rec.pair_id.clone();
     let d = rec.dump.as_mut().filter(|d| d.step == DumpStep::Verifying && full_pass)?;

@@ -84,6 +84,12 @@ pub fn render(sb: &Standby) -> String {
         if let Some(d) = &s.dump {
             dump_gauges(&p, d);
         }
+        if let Some(v) = &s.source_verify {
+            source_verify_gauges(&p, v);
+        }
+        if let Some(v) = &s.verify {
+            gauge!("drpair_verify_progress_percent", "pair" => p.clone()).set(v.progress_percent);
+        }
         gauge!("drpair_pair_eta_seconds", "pair" => p).set(s.stats.eta_seconds.map(|e| e as f64).unwrap_or(0.0));
     }
     sb.metrics.render()
@@ -122,4 +128,56 @@ pub fn dump_marker(pair: &PairId, marker: &'static str) {
 pub fn dump_loaded(pair: &PairId, raw_bytes: u64, stored_bytes: u64) {
     counter!("drpair_dump_loaded_bytes_total", "pair" => pair.to_string()).increment(raw_bytes);
     counter!("drpair_store_stored_bytes_total", "pair" => pair.to_string()).increment(stored_bytes);
+}
+
+/// An online verify against the source ended (`result`: `matched`, `mismatched`, `failed`).
+pub fn source_verify_finished(pair: &PairId, result: &'static str) {
+    counter!("drpair_source_verify_runs_total", "pair" => pair.to_string(), "result" => result).increment(1);
+}
+
+/// The running verify's progress, and the mismatches the last completed one found.
+fn source_verify_gauges(p: &str, v: &drpair_types::SourceVerifyStatus) {
+    gauge!("drpair_source_verify_progress_percent", "pair" => p.to_string()).set(v.progress_percent);
+    if v.state == drpair_types::SourceVerifyState::Done {
+        gauge!("drpair_source_verify_mismatched_chunks", "pair" => p.to_string()).set(v.mismatched_chunks as f64);
+    }
+}
+
+/// Points removed by retention and the space reclaim that followed.
+pub fn pruned(pair: &PairId, points: u64, reclaim: Option<&drpair_types::ReclaimReport>) {
+    counter!("drpair_retention_pruned_points_total", "pair" => pair.to_string()).increment(points);
+    if let Some(r) = reclaim {
+        counter!("drpair_store_reclaimed_chunks_total").increment(r.chunks_deleted);
+        counter!("drpair_store_reclaimed_bytes_total").increment(r.bytes_freed);
+    }
+}
+
+/// A verification of stored chunks finished.
+pub fn verified(pair: &PairId, s: &drpair_types::VerifyStatus) {
+    let p = pair.to_string();
+    let result = if s.state == drpair_types::VerifyState::Failed {
+        "failed"
+    } else if s.points_damaged > 0 {
+        "damaged"
+    } else {
+        "intact"
+    };
+    counter!("drpair_verify_runs_total", "pair" => p.clone(), "result" => result).increment(1);
+    gauge!("drpair_verify_damaged_points", "pair" => p.clone()).set(s.points_damaged as f64);
+    gauge!("drpair_verify_damaged_chunks", "pair" => p.clone()).set(s.damaged.len() as f64);
+    gauge!("drpair_verify_checked_chunks", "pair" => p.clone()).set(s.chunks_checked as f64);
+    if let Some(t) = s.finished_unix_ms {
+        gauge!("drpair_verify_last_finished_timestamp_seconds", "pair" => p).set(t as f64 / 1000.0);
+    }
+}
+
+/// The storage report's totals.
+pub fn storage(pair: &PairId, s: &drpair_types::StorageSummary) {
+    let p = pair.to_string();
+    gauge!("drpair_storage_logical_bytes", "pair" => p.clone()).set(s.logical_bytes as f64);
+    gauge!("drpair_storage_stored_bytes", "pair" => p.clone()).set(s.stored_bytes as f64);
+    gauge!("drpair_storage_unique_stored_bytes", "pair" => p.clone()).set(s.unique_stored_bytes as f64);
+    gauge!("drpair_storage_compression_ratio", "pair" => p.clone()).set(s.compression_ratio);
+    gauge!("drpair_storage_dedup_ratio", "pair" => p.clone()).set(s.dedup_ratio);
+    gauge!("drpair_storage_space_saving_ratio", "pair" => p).set(s.space_saving_ratio);
 }

@@ -7,9 +7,14 @@ pub mod dump_flow;
 pub mod dump_load;
 pub mod export;
 pub mod ingest;
+pub mod maintenance;
 pub mod metrics;
 pub mod registry;
+pub mod retention;
 pub mod session;
+pub mod source_verify;
+pub mod storage;
+pub mod verify;
 
 use crate::config::StandbyConfig;
 use anyhow::{Context, Result};
@@ -18,6 +23,11 @@ use registry::{PairHandle, PairRecord, Registry};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use tokio::net::TcpListener;
+
+/// The store's directory inside a standby's data dir.
+pub fn store_dir(data_dir: &std::path::Path) -> std::path::PathBuf {
+    data_dir.join("store")
+}
 
 /// Everything the standby's tasks share.
 pub struct Standby {
@@ -28,6 +38,12 @@ pub struct Standby {
     pub auto_start: bool,
     pub register_lock: Mutex<()>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// The default retention policy of pairs without their own.
+    pub retention: drpair_retention::Policy,
+    /// How often pairs are pruned (zero: never by itself).
+    pub prune_interval: std::time::Duration,
+    /// How often every point is verified (zero: never by itself).
+    pub verify_interval: std::time::Duration,
     next_conn: AtomicU64,
     next_request: AtomicU64,
 }
@@ -38,8 +54,12 @@ impl Standby {
     pub fn open(cfg: &StandbyConfig) -> Result<Arc<Self>> {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
-        let store = Store::open(&cfg.data_dir.join("store")).context("opening the standby store")?;
+        let store = Store::open(&store_dir(&cfg.data_dir)).context("opening the standby store")?;
         let registry = Registry::default();
+        registry.set_retention_defaults(retention::Defaults {
+            policy: cfg.retention.clone(),
+            prune_interval: cfg.prune_interval,
+        });
         for mut rec in store.load_pairs::<PairRecord>().context("loading pairs")? {
             let n = store.discard_pending(rec.pair_no)?;
             if n > 0 {
@@ -48,7 +68,8 @@ impl Standby {
             // No agent is connected yet; held states (paused, stopped) stay as they were.
             let after = rec.lifecycle.apply(drpair_pair::PairOp::StandbyStarted).expect("events never fail");
             let load_cut_short = dump_flow::after_restart(&mut rec);
-            if after != rec.lifecycle || load_cut_short {
+            let verify_cut_short = source_verify::after_restart(&mut rec);
+            if after != rec.lifecycle || load_cut_short || verify_cut_short {
                 rec.lifecycle = after;
                 store.put_pair(&rec.pair_id, &rec)?;
             }
@@ -64,6 +85,9 @@ impl Standby {
             auto_start: cfg.auto_start,
             register_lock: Mutex::new(()),
             metrics: metrics::install(),
+            retention: cfg.retention.clone(),
+            prune_interval: cfg.prune_interval,
+            verify_interval: cfg.verify_interval,
             next_conn: AtomicU64::new(1),
             next_request: AtomicU64::new(1),
         }))
@@ -112,10 +136,12 @@ pub async fn run(
             }
         }
     });
+    let schedule = maintenance::spawn(sb.clone());
     ready();
     let app = crate::api::router(sb.clone());
     axum::serve(api, app).with_graceful_shutdown(shutdown).await.context("api server")?;
     accept.abort();
+    schedule.abort();
     sb.store.flush().ok();
     tracing::info!("standby stopped");
     Ok(())

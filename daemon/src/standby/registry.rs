@@ -23,7 +23,7 @@ pub struct DiskRecord {
 }
 
 /// What the standby persists about a pair (in the `pairs` column family).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PairRecord {
     pub pair_id: PairId,
     pub pair_no: u32,
@@ -61,6 +61,18 @@ pub struct PairRecord {
     /// The third-party dump workflow in progress, or the last one completed.
     #[serde(default)]
     pub dump: Option<super::dump::DumpRecord>,
+    /// The online verify against the source requested or running, or the last one.
+    #[serde(default)]
+    pub source_verify: Option<drpair_types::SourceVerifyStatus>,
+    /// The pair's own retention policy (None: the standby's default).
+    #[serde(default)]
+    pub retention: Option<drpair_retention::Policy>,
+    /// The last prune that ran (not dry runs).
+    #[serde(default)]
+    pub last_prune: Option<drpair_types::PruneReport>,
+    /// The last verification of stored chunks that finished.
+    #[serde(default)]
+    pub verify: Option<drpair_types::VerifyStatus>,
 }
 
 /// A restart in progress.
@@ -116,6 +128,10 @@ impl PairRecord {
             agent_history_from: None,
             retire_below: None,
             dump: None,
+            source_verify: None,
+            retention: None,
+            last_prune: None,
+            verify: None,
         }
     }
 
@@ -201,6 +217,14 @@ pub struct PairRuntime {
     pub dump_waiters: HashMap<u64, tokio::sync::oneshot::Sender<super::dump_flow::AgentAnswer>>,
     /// The dump image being loaded now: (disk, live progress).
     pub dump_load: Option<(u32, Arc<super::dump_load::LoadProgress>)>,
+    /// The verification of stored chunks running now (or the last one since start).
+    pub verify: Option<Arc<Mutex<drpair_types::VerifyStatus>>>,
+    /// The storage report's totals, as last computed.
+    pub storage: Option<drpair_types::StorageSummary>,
+    /// Points drills use now: retention keeps them.
+    pub drill_points: std::collections::HashSet<u64>,
+    /// The standby's retention defaults (None in unit tests).
+    pub retention_defaults: Option<super::retention::Defaults>,
 }
 
 /// Counters since the standby started.
@@ -483,9 +507,10 @@ impl PairHandle {
             change_history_from: rec.agent_history_from,
             registered_at: rfc3339_ms(rec.registered_unix_ms),
             dump: super::dump::status(&rec, rt.dump_load.as_ref().map(|(d, p)| (*d, p.as_ref()))),
-            retention: None,
-            verify: None,
-            storage: None,
+            source_verify: super::source_verify::status(&rec, &rt),
+            retention: rt.retention_defaults.as_ref().map(|d| super::retention::view_of(&rec, d)),
+            verify: super::verify::status_of(&rec, &rt),
+            storage: rt.storage.clone(),
         }
     }
 
@@ -511,6 +536,8 @@ impl PairHandle {
 #[derive(Default)]
 pub struct Registry {
     pairs: Mutex<HashMap<PairId, Arc<PairHandle>>>,
+    /// The standby's retention defaults, handed to every pair inserted.
+    retention: Mutex<Option<super::retention::Defaults>>,
 }
 
 impl Registry {
@@ -518,7 +545,15 @@ impl Registry {
         self.pairs.lock().expect("registry lock").get(id).cloned()
     }
 
+    /// Sets the retention defaults given to the pairs inserted from now on.
+    pub fn set_retention_defaults(&self, d: super::retention::Defaults) {
+        *self.retention.lock().expect("registry lock") = Some(d);
+    }
+
     pub fn insert(&self, h: Arc<PairHandle>) {
+        if let Some(d) = self.retention.lock().expect("registry lock").clone() {
+            h.runtime.lock().expect("runtime lock").retention_defaults = Some(d);
+        }
         let id = h.record.lock().expect("record lock").pair_id.clone();
         self.pairs.lock().expect("registry lock").insert(id, h);
     }

@@ -12,6 +12,7 @@ use super::Standby;
 use super::dump_flow;
 use super::ingest::{self, Ingested};
 use super::registry::{Committed, DiskRecord, PairHandle, PairRecord, SessionHandle};
+use super::source_verify;
 use crate::link::{LinkError, read_msg, spawn_writer};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_pair::{Lifecycle, PairOp};
@@ -171,6 +172,13 @@ pub async fn serve(sb: Arc<Standby>, stream: TcpStream, peer: SocketAddr) {
         let store = sb.store.clone();
         let _ = tokio::task::spawn_blocking(move || store.discard_pending(pair_no)).await;
     }
+    // This connection's agent was asked for an online verify it never finished: no other
+    // connection will (one replacing it starts afresh).
+    let why = match &result {
+        Ok(()) => "the agent's connection ended during the online verify".to_string(),
+        Err(e) => format!("the agent's connection ended during the online verify ({e})"),
+    };
+    source_verify::fail(&sb, &handle, &why);
     if still_current && let Err(e) = handle.apply(&sb.store, PairOp::AgentDisconnected) {
         tracing::error!(pair = %pair_id, "recording the disconnection: {e:?}");
     }
@@ -427,6 +435,7 @@ impl Session {
     /// agent's change history may have moved.
     fn progress(&mut self, p: drpair_wire::Progress) {
         let history = p.history_from;
+        source_verify::on_progress(&self.sb, &self.handle, &p);
         let began = self.handle.runtime.lock().expect("runtime").set_progress(p);
         if let Some(kind) = began {
             let op = PairOp::PassStarted { reconcile: kind == drpair_wire::PassKind::Reconcile };
@@ -598,6 +607,8 @@ impl Session {
         rec.committed = end.epoch;
         rec.lifecycle = rec.lifecycle.apply(PairOp::PointCommitted).map_err(|e| e.to_string())?;
         let verified = dump_flow::on_verified(&mut rec, end.epoch, end.full_pass, st.chunks, end.dump_check.as_ref());
+        let source_verified =
+            end.source_verify.as_ref().and_then(|r| source_verify::on_committed(&mut rec, r, end.epoch, st.chunks));
         rec.rewound = None;
         if baseline && let Some(r) = rec.restart.take() {
             if r.keep_points {
@@ -621,6 +632,9 @@ impl Session {
         }
         if let Some((dump_point, matched)) = verified {
             self.dump_verified(dump_point, matched).await;
+        }
+        if let Some(v) = &source_verified {
+            source_verify::report(&self.pair_id, v);
         }
         self.check_stop_position(&point).await;
         self.open = None;

@@ -26,7 +26,7 @@
 //!    either the whole point or none of it. Versions can only be written for epochs newer than
 //!    the newest committed point, and a point can only be committed at such an epoch
 //!    ([`StoreError::EpochNotOpen`] otherwise); `update_point` may change only the
-//!    pinned/verified/tested marks. Points only ever go whole, with every version entry only
+//!    pinned/verified/tested/damage marks. Points only ever go whole, with every version entry only
 //!    they could see, in one synced batch: [`Store::wipe_pair`], [`Store::restart_pair`],
 //!    [`Store::rollback_pair`] (replay: the head goes back to an older point, and the epochs
 //!    after it become open again) and [`Store::retire_below`] (the old lineage, once the new

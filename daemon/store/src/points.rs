@@ -122,7 +122,7 @@ impl Store {
         }
     }
 
-    /// Rewrites a committed point's marks (pinned, verified_at, tested_at). Synced. Anything
+    /// Rewrites a committed point's marks (pinned, verified_at, tested_at, damage). Synced. Anything
     /// else differing from the stored point is refused: a point never changes once committed.
     pub fn update_point(&self, pair_no: u32, point: &RecoveryPoint) -> Result<(), StoreError> {
         let _records = self.lock_records();
@@ -131,11 +131,12 @@ impl Store {
         stored.pinned = point.pinned;
         stored.verified_at.clone_from(&point.verified_at);
         stored.tested_at.clone_from(&point.tested_at);
+        stored.damage.clone_from(&point.damage);
         if stored != *point {
             return Err(StoreError::InvalidPoint {
                 pair_no,
                 id,
-                reason: "only pinned, verified_at and tested_at may change once committed".into(),
+                reason: "only pinned, verified_at, tested_at and damage may change once committed".into(),
             });
         }
         let mut batch = WriteBatch::default();

@@ -163,6 +163,7 @@ impl Store {
         let mut it = self.db().raw_iterator_cf_opt(self.cf(CF_EPOCHS), ro);
         it.seek(point_key(pair_no, from));
         let mut batch = WriteBatch::default();
+        // Doomed entries in `batch`: counted in `out.versions` once the batch is written.
         let mut judged = 0usize;
         while let Some(k) = it.key() {
             let vk = decode_pending_key(k)?;
@@ -179,17 +180,21 @@ impl Store {
             }
             let v = self.get_version(&vk)?;
             self.delete_version(&mut batch, &vk, v);
-            out.versions += 1;
             judged += 1;
             if judged >= SWEEP_BATCH {
-                judged = 0;
                 if !self.write_sweep_batch(std::mem::take(&mut batch), generation, None)? {
                     return Ok(false);
                 }
+                out.versions += judged as u64;
+                judged = 0;
             }
         }
         it.status()?;
-        self.write_sweep_batch(batch, generation, Some(&journal))
+        let done = self.write_sweep_batch(batch, generation, Some(&journal))?;
+        if done {
+            out.versions += judged as u64;
+        }
+        Ok(done)
     }
 
     /// Writes a sweep's deletions unless the history changed since `generation`; with

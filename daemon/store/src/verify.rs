@@ -136,8 +136,14 @@ impl Store {
     /// Reads back one chunk: None when intact, else what is wrong.
     fn check_chunk(&self, hash: &Hash, out: &mut VerifyOutcome) -> Result<Option<String>, StoreError> {
         out.chunks_checked += 1;
-        let Some(raw) = self.get_chunk_raw(hash)? else {
-            return Ok(Some("missing".into()));
+        let raw = match self.get_chunk_raw(hash) {
+            Ok(Some(raw)) => raw,
+            Ok(None) => return Ok(Some("missing".into())),
+            // rocksdb's own checksums (blob records, blocks) caught the damage first.
+            Err(StoreError::Db(e)) if e.kind() == rocksdb::ErrorKind::Corruption => {
+                return Ok(Some(format!("stored bytes damaged: {e}")));
+            }
+            Err(e) => return Err(e),
         };
         out.bytes_checked += raw.len() as u64;
         match StoredChunk::parse(hash, &raw).and_then(|c| c.decode(hash)) {

@@ -8,15 +8,15 @@ pub mod api;
 pub mod dump;
 pub mod geometry;
 pub mod ids;
-mod source_verify;
 pub mod maintenance;
+mod source_verify;
 pub mod time;
 
 pub use api::*;
 pub use dump::*;
 pub use geometry::{ChunkSize, DiskGeometry, GeometryError};
-pub use maintenance::*;
 pub use ids::{Checkpoint, Epoch, IdError, Lineage, PairId, PointId};
+pub use maintenance::*;
 pub use source_verify::*;
 pub use time::parse_time_ms;
 

@@ -6,6 +6,10 @@
 //! ([`AgentMsg::Chunks`]: zero flag, known hash, or data), closes the epoch
 //! ([`AgentMsg::EpochEnd`]); the standby commits it as a recovery point and only then answers
 //! [`StandbyMsg::EpochAck`].
+//!
+//! Messages are postcard-encoded, which is not self-describing: fields and variants are
+//! matched by position. New fields go at the end of a struct and new variants at the end of
+//! an enum, and both sides of a link run the same release (the frame's protocol version).
 
 use drpair_types::{Consistency, DumpMarker, Epoch, Lineage, PointKind, QuiesceOutcome, TrackingCounters};
 use serde::{Deserialize, Serialize};
@@ -86,6 +90,9 @@ pub enum PassKind {
     Scan,
     /// Every chunk read and compared with the standby's hashes after a tracking gap.
     Reconcile,
+    /// Every chunk read and compared with the newest point on an operator's request (online
+    /// verify, [`StandbyMsg::VerifySource`]); differing chunks are shipped.
+    Verify,
 }
 
 impl PassKind {
@@ -95,6 +102,7 @@ impl PassKind {
             PassKind::Incremental => "incremental",
             PassKind::Scan => "scan",
             PassKind::Reconcile => "reconcile",
+            PassKind::Verify => "verify",
         }
     }
 }
@@ -136,21 +144,36 @@ pub struct EpochEnd {
     /// What quiescing achieved, when the cut was to be app-consistent.
     pub quiesce: Option<QuiesceOutcome>,
     /// This epoch's pass compared every chunk with a loaded third-party dump.
-    pub dump_check: Option<DumpCheck>,
+    pub dump_check: Option<SourceCheck>,
+    /// This epoch's pass is the online verify asked for by [`StandbyMsg::VerifySource`].
+    pub source_verify: Option<VerifyReport>,
 }
 
-/// The comparison of a loaded dump with the source (the first epoch after `resume-apply`).
+/// The comparison of every chunk of the source with a recovery point the standby holds: a
+/// loaded third-party dump (the first epoch after `resume-apply`), or the newest point (an
+/// online verify).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct DumpCheck {
-    /// The dump point.
-    pub dump_epoch: Epoch,
+pub struct SourceCheck {
+    /// The point compared with.
+    pub against: Epoch,
     /// Chunks read and compared.
     pub compared: u64,
-    /// Chunks that differed from the dump although the agent saw no change after the dump
-    /// point: the dump does not match it.
+    /// Chunks that differed from the point although the agent saw no change after it: the
+    /// point does not hold what the source held then.
     pub mismatched: u64,
     /// Some of them, as (disk, chunk).
     pub sample: Vec<(u32, u64)>,
+}
+
+/// The end of an online verify pass.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VerifyReport {
+    /// The [`StandbyMsg::VerifySource`] this pass answers.
+    pub request_id: u64,
+    /// The comparison, or why it cannot be trusted (the tracker lost events during the pass,
+    /// so changes cannot be told from mismatches). Either way every chunk that differed from
+    /// the point was shipped in this epoch.
+    pub result: Result<SourceCheck, String>,
 }
 
 /// Where a dump marker goes in the agent's change history.
@@ -209,6 +232,7 @@ impl Default for EpochEnd {
             full_pass: false,
             quiesce: None,
             dump_check: None,
+            source_verify: None,
         }
     }
 }
@@ -428,11 +452,36 @@ pub enum StandbyMsg {
     Error {
         message: String,
     },
+    /// Online verify: in the next epoch, read every chunk, compare it with the newest point
+    /// and ship what differs; that epoch's end carries the [`VerifyReport`] for `request_id`.
+    VerifySource {
+        request_id: u64,
+    },
 }
 
 #[cfg(test)]
-mod digest_tests {
+mod tests {
     use super::*;
+    use crate::frame::{decode_frame, encode};
+
+    #[test]
+    fn verify_messages_round_trip() {
+        let ask = StandbyMsg::VerifySource { request_id: 9 };
+        assert_eq!(decode_frame::<StandbyMsg>(&encode(&ask).unwrap()).unwrap(), ask);
+        let check = SourceCheck { against: 4, compared: 100, mismatched: 2, sample: vec![(0, 3), (1, 7)] };
+        for result in [Ok(check), Err("tracking gap".to_string())] {
+            let end = AgentMsg::EpochEnd(EpochEnd {
+                epoch: 5,
+                full_pass: true,
+                source_verify: Some(VerifyReport { request_id: 9, result }),
+                ..Default::default()
+            });
+            assert_eq!(decode_frame::<AgentMsg>(&encode(&end).unwrap()).unwrap(), end);
+        }
+        let p = AgentMsg::Progress(Progress { pass: Some(PassKind::Verify), ..Default::default() });
+        assert_eq!(decode_frame::<AgentMsg>(&encode(&p).unwrap()).unwrap(), p);
+        assert_eq!(PassKind::Verify.as_str(), "verify");
+    }
 
     #[test]
     fn range_digest_tells_versions_apart() {

@@ -1,0 +1,183 @@
+//! Retention of a pair's recovery points: which to keep (the pure plan of
+//! `drpair-retention`, fed with the pins only the standby knows), pruning the rest, and
+//! reclaiming the space nothing refers to any more.
+
+use super::Standby;
+use super::registry::PairHandle;
+use crate::timefmt::now_ms;
+use drpair_retention::{Mark, Pin, PointInfo, Policy};
+use drpair_store::Store;
+use drpair_types::{PointKind, PointMark, PruneReport, ReclaimReport, RecoveryPoint, RetentionView};
+use std::collections::HashSet;
+use std::sync::Arc;
+
+/// Why a prune cannot run now.
+#[derive(Debug)]
+pub enum PruneError {
+    /// The pair's state forbids it (restart or dump workflow in progress): 409.
+    Busy(String),
+    /// The store failed: 500.
+    Store(String),
+}
+
+/// The standby's retention settings.
+#[derive(Debug, Clone)]
+pub struct Defaults {
+    pub policy: Policy,
+    pub prune_interval: std::time::Duration,
+}
+
+/// The policy the pair follows: its own, or the standby's default.
+pub fn policy_of(sb: &Standby, h: &PairHandle) -> (Policy, bool) {
+    match &h.record.lock().expect("record").retention {
+        Some(p) => (p.clone(), false),
+        None => (sb.retention.clone(), true),
+    }
+}
+
+/// The pair's retention as the API shows it.
+pub fn view(sb: &Standby, h: &PairHandle) -> RetentionView {
+    let d = Defaults { policy: sb.retention.clone(), prune_interval: sb.prune_interval };
+    view_of(&h.record.lock().expect("record"), &d)
+}
+
+/// [`view`] from the record and the defaults.
+pub fn view_of(rec: &super::registry::PairRecord, d: &Defaults) -> RetentionView {
+    let (policy, is_default) = match &rec.retention {
+        Some(p) => (p, false),
+        None => (&d.policy, true),
+    };
+    RetentionView {
+        grid: policy.grid.to_string(),
+        keep_last: policy.keep_last,
+        description: describe(policy),
+        is_default,
+        prune_interval_seconds: d.prune_interval.as_secs(),
+        last_prune: rec.last_prune.clone(),
+    }
+}
+
+fn describe(p: &Policy) -> String {
+    match p.keep_last {
+        0 => p.grid.describe(),
+        n => format!("{}; the newest {n} always", p.grid.describe()),
+    }
+}
+
+/// What retention sees of each point: the pins. The newest point is kept by the plan itself.
+pub fn point_infos(points: &[RecoveryPoint], drills: &HashSet<u64>) -> Vec<PointInfo> {
+    // The first point of each lineage is its baseline: every later point of it builds on it.
+    let mut seen_lineages = HashSet::new();
+    points
+        .iter()
+        .map(|p| {
+            let first_of_lineage = seen_lineages.insert(p.lineage);
+            let pin = if p.pinned {
+                Some(Pin::Operator)
+            } else if drills.contains(&p.id) {
+                Some(Pin::Drill)
+            } else if p.kind == PointKind::DumpMarker {
+                Some(Pin::DumpMarker)
+            } else if p.kind == PointKind::Baseline || first_of_lineage {
+                Some(Pin::Baseline)
+            } else {
+                None
+            };
+            PointInfo { id: p.id, time_unix_ms: p.time_unix_ms, pin }
+        })
+        .collect()
+}
+
+/// Plans and (unless `dry_run`) applies the pair's retention, then reclaims space. Blocking.
+pub fn prune(sb: &Arc<Standby>, h: &PairHandle, dry_run: bool, scheduled: bool) -> Result<PruneReport, PruneError> {
+    let started = now_ms();
+    let (pair_id, pair_no, busy) = {
+        let rec = h.record.lock().expect("record");
+        let busy = if rec.restart.is_some() {
+            Some("a restart is in progress: its old points go when the new baseline completes")
+        } else if rec.lifecycle.state.in_dump_workflow() {
+            Some("the third-party dump workflow is in progress")
+        } else {
+            None
+        };
+        (rec.pair_id.clone(), rec.pair_no, busy)
+    };
+    if let Some(why) = busy.filter(|_| !dry_run) {
+        return Err(PruneError::Busy(format!("pair '{pair_id}' cannot be pruned now: {why}")));
+    }
+    let store_err = |e: drpair_store::StoreError| PruneError::Store(e.to_string());
+    let points = sb.store.list_points(pair_no).map_err(store_err)?;
+    let (policy, _) = policy_of(sb, h);
+    let drills = h.runtime.lock().expect("runtime").drill_points.clone();
+    let marks = drpair_retention::plan(&point_infos(&points, &drills), &policy, now_ms());
+    let time_of = |id: u64| points.iter().find(|p| p.id == id).map(|p| p.time.clone()).unwrap_or_default();
+    let to_mark = |m: &Mark| PointMark { id: m.id, time: time_of(m.id), reason: m.reason.to_string() };
+    let removed: Vec<PointMark> = marks.iter().filter(|m| !m.keep).map(to_mark).collect();
+    let kept: Vec<PointMark> = marks.iter().filter(|m| m.keep).map(to_mark).collect();
+    let mut report = PruneReport {
+        pair_id: pair_id.clone(),
+        dry_run,
+        scheduled,
+        started_unix_ms: started,
+        finished_unix_ms: started,
+        points_before: points.len() as u64,
+        points_kept: kept.len() as u64,
+        removed,
+        kept,
+        versions_deleted: 0,
+        reclaim: None,
+    };
+    if !dry_run {
+        let ids: Vec<u64> = report.removed.iter().map(|m| m.id).collect();
+        let out = sb.store.remove_points(pair_no, &ids).map_err(store_err)?;
+        report.versions_deleted = out.versions;
+        if out.points > 0 || out.versions > 0 {
+            report.reclaim = Some(reclaim(&sb.store).map_err(store_err)?);
+            let left = sb.store.list_points(pair_no).map_err(store_err)?.len() as u64;
+            h.runtime.lock().expect("runtime").points = left;
+            super::metrics::pruned(&pair_id, out.points, report.reclaim.as_ref());
+            tracing::info!(
+                pair = %pair_id, removed = out.points, versions = out.versions, kept = left,
+                interrupted = out.interrupted, "pruned recovery points"
+            );
+        }
+        report.finished_unix_ms = now_ms();
+        let mut rec = h.record.lock().expect("record").clone();
+        rec.last_prune = Some(report.clone());
+        h.save(&sb.store, rec).map_err(|e| PruneError::Store(format!("{e:?}")))?;
+    }
+    report.finished_unix_ms = now_ms();
+    Ok(report)
+}
+
+/// Reclaims the chunks nothing refers to and, when some went, compacts so that their space
+/// really comes back. Blocking.
+pub fn reclaim(store: &Store) -> Result<ReclaimReport, drpair_store::StoreError> {
+    let out = store.reclaim()?;
+    if out.chunks_deleted > 0 {
+        store.compact_chunks()?;
+    }
+    Ok(ReclaimReport {
+        candidates_checked: out.candidates,
+        chunks_deleted: out.chunks_deleted,
+        bytes_freed: out.bytes_freed,
+        seconds: out.seconds,
+    })
+}
+
+/// Finishes prune sweeps a crash interrupted, then reclaims. Blocking; at start-up.
+pub fn recover_interrupted(store: &Store) {
+    match store.pairs_with_sweeps() {
+        Ok(pairs) => {
+            for pair_no in pairs {
+                if let Err(e) = store.finish_sweeps(pair_no) {
+                    tracing::warn!(pair_no, "finishing an interrupted prune: {e}");
+                }
+            }
+        }
+        Err(e) => tracing::warn!("listing interrupted prunes: {e}"),
+    }
+    if let Err(e) = reclaim(store) {
+        tracing::warn!("space reclaim at start-up: {e}");
+    }
+}

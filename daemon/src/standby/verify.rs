@@ -1,0 +1,172 @@
+//! Verification of a pair's stored points: a background job re-reads and re-hashes every
+//! chunk its points see, then marks each point `verified_at` or with its `damage`.
+
+use super::Standby;
+use super::registry::PairHandle;
+use crate::timefmt::{now_ms, rfc3339_ms};
+use drpair_store::{Damaged, VerifyOutcome};
+use drpair_types::{DamagedChunk, PointDamage, VerifyState, VerifyStatus};
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+/// Damaged chunks listed in a status, and per point.
+const SAMPLE: usize = 50;
+const POINT_SAMPLE: usize = 20;
+
+/// Starts a verification of the pair (all points, or `point`); the status is shared with
+/// the runtime while it runs. Refused (Err with the message) when one is running.
+pub fn start(
+    sb: &Arc<Standby>,
+    h: &Arc<PairHandle>,
+    point: Option<u64>,
+    scheduled: bool,
+) -> Result<Arc<Mutex<VerifyStatus>>, String> {
+    let status = Arc::new(Mutex::new(VerifyStatus {
+        state: VerifyState::Running,
+        scheduled,
+        point,
+        requested_unix_ms: now_ms(),
+        finished_unix_ms: None,
+        progress_percent: 0.0,
+        chunks_checked: 0,
+        bytes_checked: 0,
+        points_verified: 0,
+        points_damaged: 0,
+        damaged: Vec::new(),
+        message: "verifying stored chunks".into(),
+    }));
+    {
+        let mut rt = h.runtime.lock().expect("runtime");
+        if let Some(v) = &rt.verify
+            && v.lock().expect("verify").state == VerifyState::Running
+        {
+            return Err(format!(
+                "pair '{}': a verification is already running",
+                h.record.lock().expect("record").pair_id
+            ));
+        }
+        rt.verify = Some(status.clone());
+    }
+    let (sb, h, st) = (sb.clone(), h.clone(), status.clone());
+    tokio::task::spawn_blocking(move || run(&sb, &h, point, &st));
+    Ok(status)
+}
+
+fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyStatus>) {
+    let (pair_id, pair_no, total_chunks) = {
+        let rec = h.record.lock().expect("record");
+        let chunks: Vec<u64> = rec.disks.iter().map(|d| d.geometry.chunk_count()).collect();
+        (rec.pair_id.clone(), rec.pair_no, chunks)
+    };
+    tracing::info!(pair = %pair_id, point = ?point, "verification of stored chunks started");
+    let all: u64 = total_chunks.iter().sum::<u64>().max(1);
+    let result = sb.store.verify_points(pair_no, point, |p| {
+        let done: u64 = total_chunks.iter().take(p.disk as usize).sum::<u64>() + p.chunk;
+        let mut s = st.lock().expect("verify");
+        s.progress_percent = (done as f64 * 100.0 / all as f64).min(99.9);
+        s.chunks_checked = p.chunks_checked;
+        true
+    });
+    let finished = now_ms();
+    let mut s = st.lock().expect("verify").clone();
+    s.finished_unix_ms = Some(finished);
+    match result.map_err(|e| e.to_string()).and_then(|out| mark_points(sb, pair_no, &out, finished).map(|_| out)) {
+        Ok(out) => {
+            s.state = VerifyState::Done;
+            s.progress_percent = 100.0;
+            s.chunks_checked = out.chunks_checked;
+            s.bytes_checked = out.bytes_checked;
+            let intact = out.intact_points();
+            s.points_verified = intact.len() as u64;
+            s.points_damaged = (out.points.len() - intact.len()) as u64;
+            s.damaged = out.damaged.iter().take(SAMPLE).map(damaged_chunk).collect();
+            s.message = if out.damaged.is_empty() {
+                format!("{} point(s) intact: {} chunk(s) re-read and re-hashed", s.points_verified, s.chunks_checked)
+            } else {
+                format!(
+                    "{} damaged or missing chunk(s) seen by {} point(s); {} point(s) intact",
+                    out.damaged.len(),
+                    s.points_damaged,
+                    s.points_verified
+                )
+            };
+            if out.damaged.is_empty() {
+                tracing::info!(pair = %pair_id, points = s.points_verified, chunks = s.chunks_checked, "verification: every point intact");
+            } else {
+                for d in out.damaged.iter().take(SAMPLE) {
+                    tracing::warn!(pair = %pair_id, disk = d.disk, chunk = d.chunk, hash = %d.hash, points = ?d.points, "verification: {}", d.reason);
+                }
+            }
+        }
+        Err(e) => {
+            s.state = VerifyState::Failed;
+            s.message = format!("verification failed: {e}");
+            tracing::warn!(pair = %pair_id, "{}", s.message);
+        }
+    }
+    super::metrics::verified(&pair_id, &s);
+    *st.lock().expect("verify") = s.clone();
+    let mut rec = h.record.lock().expect("record").clone();
+    rec.verify = Some(s);
+    if let Err(e) = h.save(&sb.store, rec) {
+        tracing::warn!(pair = %pair_id, "saving the verification result: {e:?}");
+    }
+    // Status shows the newest point with its marks.
+    if let Ok(Some(p)) = sb.store.latest_point(pair_no) {
+        h.runtime.lock().expect("runtime").last_point = Some(p);
+    }
+}
+
+fn damaged_chunk(d: &Damaged) -> DamagedChunk {
+    DamagedChunk {
+        disk: d.disk,
+        chunk: d.chunk,
+        hash: d.hash.clone(),
+        reason: d.reason.clone(),
+        points: d.points.iter().copied().take(POINT_SAMPLE).collect(),
+    }
+}
+
+/// Marks every verified point: `verified_at` when intact (clearing an old damage), else
+/// its damage.
+fn mark_points(sb: &Standby, pair_no: u32, out: &VerifyOutcome, at_ms: u64) -> Result<(), String> {
+    let at = rfc3339_ms(at_ms);
+    let mut per_point: BTreeMap<u64, Vec<&Damaged>> = BTreeMap::new();
+    for d in &out.damaged {
+        for p in &d.points {
+            per_point.entry(*p).or_default().push(d);
+        }
+    }
+    for &id in &out.points {
+        let Some(mut p) = sb.store.get_point(pair_no, id).map_err(|e| e.to_string())? else { continue };
+        match per_point.get(&id) {
+            None => {
+                p.verified_at = Some(at.clone());
+                p.damage = None;
+            }
+            Some(ds) => {
+                p.damage = Some(PointDamage {
+                    found_at: at.clone(),
+                    chunks: ds.len() as u64,
+                    sample: ds.iter().take(POINT_SAMPLE).map(|d| damaged_chunk(d)).collect(),
+                });
+            }
+        }
+        sb.store.update_point(pair_no, &p).map_err(|e| e.to_string())?;
+    }
+    Ok(())
+}
+
+/// The running or last verification.
+pub fn status(h: &PairHandle) -> Option<VerifyStatus> {
+    let rec = h.record.lock().expect("record").clone();
+    status_of(&rec, &h.runtime.lock().expect("runtime"))
+}
+
+/// [`status`] from the record and the runtime.
+pub fn status_of(rec: &super::registry::PairRecord, rt: &super::registry::PairRuntime) -> Option<VerifyStatus> {
+    match &rt.verify {
+        Some(s) => Some(s.lock().expect("verify").clone()),
+        None => rec.verify.clone(),
+    }
+}
