@@ -62,9 +62,32 @@ impl Client {
 
     /// `GET path` → the JSON answer, both raw (for `--output json`) and typed.
     pub fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<(serde_json::Value, T), CliError> {
+        self.get_json_within(path, ANSWER_TIMEOUT)
+    }
+
+    /// [`Client::get_json`] of an answer the standby computes at length (`answer_timeout`
+    /// replaces [`ANSWER_TIMEOUT`]).
+    pub fn get_json_within<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        answer_timeout: Duration,
+    ) -> Result<(serde_json::Value, T), CliError> {
         let url = self.url(path);
-        let req = self.authorize(self.agent.get(&url)).header("Accept", "application/json");
+        let req = self.agent.get(&url).config().timeout_recv_response(Some(answer_timeout)).build();
+        let req = self.authorize(req).header("Accept", "application/json");
         let resp = self.check("GET", &url, req.call())?;
+        decode(&url, resp)
+    }
+
+    /// `PUT path` with a JSON body → the JSON answer, raw and typed.
+    pub fn put_json<B: Serialize, T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &B,
+    ) -> Result<(serde_json::Value, T), CliError> {
+        let url = self.url(path);
+        let req = self.authorize(self.agent.put(&url)).header("Accept", "application/json");
+        let resp = self.check("PUT", &url, req.send_json(body))?;
         decode(&url, resp)
     }
 

@@ -30,6 +30,10 @@ pub mod exit {
     pub const ABORTED: u8 = 9;
     /// An app-consistent cut was asked for, but quiescing failed: the point is fuzzy.
     pub const NOT_APP_CONSISTENT: u8 = 10;
+    /// `debug recover` wrote the image, but some chunks could not be read and are zeros in it.
+    pub const RECOVERED_WITH_DAMAGE: u8 = 11;
+    /// `verify` found damaged points, or `verify --source` chunks that differed from the point.
+    pub const DAMAGE_FOUND: u8 = 12;
 }
 
 /// The exit code for an HTTP error status.
@@ -70,6 +74,13 @@ pub enum CliError {
     /// `points create --wait` with --freeze/--hooks: the point was cut, but quiescing failed,
     /// so it is fuzzy. `response` is the standby's answer, printed as is with `--output json`.
     NotAppConsistent { point: u64, failure: String, response: serde_json::Value },
+    /// `debug recover` wrote the image with `damaged` of its `chunks` as zeros; `report` is
+    /// printed as is with `--output json`.
+    RecoveredWithDamage { damaged: u64, chunks: u64, out: String, report: serde_json::Value },
+    /// `verify` ended with damage found (`damage`: points damaged, or chunks of the source
+    /// mismatched) or without a result; `status` is the final verify status, printed as is
+    /// with `--output json`.
+    Verification { damage: bool, message: String, status: serde_json::Value },
 }
 
 impl CliError {
@@ -85,6 +96,9 @@ impl CliError {
             CliError::State(_) => exit::INVALID_STATE,
             CliError::NotConfirmed => exit::ABORTED,
             CliError::NotAppConsistent { .. } => exit::NOT_APP_CONSISTENT,
+            CliError::RecoveredWithDamage { .. } => exit::RECOVERED_WITH_DAMAGE,
+            CliError::Verification { damage: true, .. } => exit::DAMAGE_FOUND,
+            CliError::Verification { damage: false, .. } => exit::FAILURE,
             CliError::Protocol { .. } | CliError::Truncated { .. } | CliError::Io { .. } | CliError::Failed(_) => {
                 exit::FAILURE
             }
@@ -98,6 +112,8 @@ impl CliError {
         match self {
             CliError::Api { error, .. } => return serde_json::to_value(error).unwrap_or_default(),
             CliError::NotAppConsistent { response, .. } => return response.clone(),
+            CliError::RecoveredWithDamage { report, .. } => return report.clone(),
+            CliError::Verification { status, .. } => return status.clone(),
             _ => {}
         }
         let code = match self {
@@ -112,7 +128,11 @@ impl CliError {
             CliError::NotConfirmed => "NotConfirmed".into(),
             CliError::Truncated { .. } => "Truncated".into(),
             CliError::Io { .. } => "LocalIo".into(),
-            CliError::Api { .. } | CliError::NotAppConsistent { .. } | CliError::Failed(_) => "Failed".into(),
+            CliError::Api { .. }
+            | CliError::NotAppConsistent { .. }
+            | CliError::RecoveredWithDamage { .. }
+            | CliError::Verification { .. }
+            | CliError::Failed(_) => "Failed".into(),
         };
         serde_json::json!({ "code": code, "message": self.to_string() })
     }
@@ -168,10 +188,14 @@ impl fmt::Display for CliError {
                 Ok(())
             }
             CliError::Io { context, source } => write!(f, "{context}: {source}"),
-            CliError::Failed(msg) => f.write_str(msg),
+            CliError::Failed(msg) | CliError::Verification { message: msg, .. } => f.write_str(msg),
             CliError::NotAppConsistent { point, failure, .. } => {
                 write!(f, "app-consistent attempt failed: {failure}; point {point} is fuzzy")
             }
+            CliError::RecoveredWithDamage { damaged, chunks, out, .. } => write!(
+                f,
+                "recovered with damage: {damaged} of {chunks} chunks could not be read and were written as zeros in {out}"
+            ),
         }
     }
 }

@@ -17,6 +17,8 @@
 //! | 8 | invalid parameter (HTTP 400) |
 //! | 9 | aborted: the confirmation was not given (`restart`, `start --type reload`, replay) |
 //! | 10 | app-consistent attempt failed: the point was cut but is fuzzy (`points create --wait --freeze/--hooks`) |
+//! | 11 | recovered with damage: `debug recover` wrote the image, but missing or corrupt chunks are zeros in it |
+//! | 12 | damage found: `verify` found damaged points, or `verify --source` chunks that differed from the point |
 
 mod client;
 mod confirm;
@@ -30,9 +32,16 @@ mod lifecycle;
 mod output;
 mod pairs;
 mod points;
+mod poll;
+mod prune;
+mod recover;
+mod retention;
 mod sparse;
 mod start;
 mod status;
+mod storage;
+mod verify;
+mod verify_source;
 mod wait;
 
 use clap::{Args, Parser, Subcommand};
@@ -58,6 +67,13 @@ Exit codes:
   10 app-consistent attempt failed: the point was cut but is fuzzy
      (points create --wait with --freeze or --hooks; with --output json the
      point is printed on stdout, as on success)
+  11 recovered with damage: debug recover wrote the image, but missing or
+     corrupt chunks are zeros in it (each is listed; with --output json the
+     report is printed on stdout, as on success)
+  12 damage found: verify found recovery points that see damaged or missing
+     chunks, or verify --source found chunks of the source that differed from
+     the point (repaired in a new point); with --output json the final verify
+     status is printed on stdout, as on success
 
 Errors are printed as 'error: MESSAGE' on stderr; with --output json the error object
 ({\"code\", \"message\", \"parameter\"}) is also printed on stdout.
@@ -72,12 +88,21 @@ Examples:
   drpair status web-01 --wait-synced
   drpair points create web-01 --wait --timeout 5m
   drpair points export web-01 latest --out web-01-disk0.img
+  drpair debug recover --pair web-01 --point latest --out web-01-disk0.img   (standby stopped)
   drpair pause web-01
   drpair resume web-01
   drpair stop web-01
   drpair start web-01 --type resume --stop-at-time 2026-11-22T18:00:00Z
   drpair start web-01 --type resume --from-point 17 --yes
   echo web-01 | drpair restart web-01 --wait
+
+Keeping recovery points in shape:
+  drpair retention web-01 --grid \"1x10m(keep=all) | 60x1m | 30x1d\" --keep-last 5
+  drpair prune web-01 --dry-run
+  drpair points pin web-01 17
+  drpair verify web-01
+  drpair verify web-01 --source
+  drpair storage web-01 --points
 
 Seeding from a third-party dump (see drpair suspend --help):
   drpair suspend web-01
@@ -97,7 +122,8 @@ Seeding from a third-party dump (see drpair suspend --help):
         standby, which keeps recovery points: point-in-time images of every disk of the server. \
         This command lists the DR pairs of a standby, shows their state and progress, starts, \
         pauses, resumes, stops and restarts them, cuts recovery points on demand and exports \
-        disk images from them, and seeds a standby from a third-party dump (a snapshot taken by \
+        disk images from them, keeps the points in shape (retention and prune, pins, \
+        verification of what is stored and of the source, storage costs), and seeds a standby from a third-party dump (a snapshot taken by \
         another tool).",
     after_long_help = EXIT_CODES_HELP,
     propagate_version = true
@@ -142,6 +168,11 @@ enum Command {
     Suspend(dump::SuspendArgs),
     Standby(dump::StandbyArgs),
     Marker(dump::MarkerArgs),
+    Verify(verify::VerifyArgs),
+    Prune(prune::PruneArgs),
+    Retention(retention::RetentionArgs),
+    Storage(storage::StorageArgs),
+    Debug(recover::DebugArgs),
 }
 
 fn main() -> ExitCode {
@@ -167,6 +198,10 @@ fn main() -> ExitCode {
 }
 
 fn run(cli: &Cli) -> Result<(), CliError> {
+    // Offline: no standby to reach, no token.
+    if let Command::Debug(args) = &cli.command {
+        return recover::run(cli.global.output, args);
+    }
     let token = match &cli.global.token_file {
         Some(path) => Some(read_token_file(path)?),
         None => cli.global.token.clone(),
@@ -185,6 +220,11 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Suspend(args) => dump::suspend(&client, output, args),
         Command::Standby(args) => dump::run_standby(&client, output, args),
         Command::Marker(args) => dump::run_marker(&client, output, args),
+        Command::Verify(args) => verify::run(&client, output, args),
+        Command::Prune(args) => prune::run(&client, output, args),
+        Command::Retention(args) => retention::run(&client, output, args),
+        Command::Storage(args) => storage::run(&client, output, args),
+        Command::Debug(_) => unreachable!("offline commands are run above"),
     }
 }
 
@@ -547,6 +587,88 @@ mod tests {
         ] {
             assert!(help.contains(want), "{want}");
         }
+    }
+
+    #[test]
+    fn maintenance_commands() {
+        let Command::Verify(v) = parse(&["verify", "web-01"]).unwrap().command else { panic!() };
+        assert!((v.pair.as_str(), v.point, v.source, v.no_wait) == ("web-01", None, false, false));
+        let Command::Verify(v) = parse(&["verify", "web-01", "--point", "17", "--no-wait"]).unwrap().command else {
+            panic!()
+        };
+        assert!(v.point == Some(17) && !v.source && v.no_wait);
+        let Command::Verify(v) = parse(&["verify", "web-01", "--source"]).unwrap().command else { panic!() };
+        assert!(v.source && v.point.is_none());
+        let Command::Prune(p) = parse(&["prune", "web-01", "--dry-run"]).unwrap().command else { panic!() };
+        assert!(p.dry_run);
+        let cli = parse(&["retention", "web-01", "--grid", "1x10m(keep=all) | 60x1m", "--keep-last", "5"]).unwrap();
+        let Command::Retention(r) = cli.command else { panic!() };
+        assert_eq!(
+            r.update(),
+            Some(drpair_types::RetentionUpdate {
+                grid: Some("1x10m(keep=all) | 60x1m".into()),
+                keep_last: Some(5),
+                reset: false
+            })
+        );
+        let Command::Retention(r) = parse(&["retention", "web-01"]).unwrap().command else { panic!() };
+        assert_eq!(r.update(), None, "no option: show");
+        let Command::Retention(r) = parse(&["retention", "web-01", "--reset"]).unwrap().command else { panic!() };
+        assert_eq!(r.update(), Some(drpair_types::RetentionUpdate { reset: true, ..Default::default() }));
+        let Command::Storage(s) = parse(&["storage", "web-01", "--points"]).unwrap().command else { panic!() };
+        assert!(s.points);
+    }
+
+    #[test]
+    fn maintenance_usage_errors_exit_2() {
+        use ErrorKind::*;
+        let cases: [(&[&str], ErrorKind); 9] = [
+            (&["verify", "web-01", "--point", "17", "--source"], ArgumentConflict),
+            (&["verify", "web-01", "--point", "latest"], ValueValidation),
+            (&["retention", "web-01", "--reset", "--grid", "1x1h"], ArgumentConflict),
+            (&["retention", "web-01", "--keep-last", "3", "--reset"], ArgumentConflict),
+            (&["retention", "web-01", "--keep-last", "-1"], UnknownArgument),
+            (&["prune", "web-01", "--yes"], UnknownArgument),
+            (&["storage"], MissingRequiredArgument),
+            (&["points", "pin", "web-01"], MissingRequiredArgument),
+            (&["points", "unpin", "web-01", "newest"], ValueValidation),
+        ];
+        for (args, kind) in cases {
+            assert_eq!(usage_error(args), kind, "{args:?}");
+        }
+        for args in
+            [&["verify", "web-01", "--source", "--point", "17"], &["verify", "web-01", "--point", "17", "--source"]]
+        {
+            let err = parse(args).unwrap_err().to_string();
+            assert!(
+                err.contains("cannot be used with") && err.contains("'--point <ID>'") && err.contains("'--source'"),
+                "{err}"
+            );
+        }
+        assert_eq!(client::exit::DAMAGE_FOUND, 12, "scripts rely on it");
+    }
+
+    #[test]
+    fn maintenance_commands_have_long_help_with_examples() {
+        let mut cli = Cli::command();
+        for (name, endpoint) in [
+            ("verify", "POST /api/v1/pairs/PAIR/verify"),
+            ("prune", "POST /api/v1/pairs/PAIR/prune"),
+            ("retention", "PUT /api/v1/pairs/PAIR/retention"),
+            ("storage", "GET\n"),
+        ] {
+            let help = cli.find_subcommand_mut(name).unwrap().render_long_help().to_string();
+            assert!(help.contains("Examples:") && help.contains(&format!("drpair {name} web-01")), "{name}:\n{help}");
+            assert!(help.contains(endpoint) || name == "storage", "{name}:\n{help}");
+        }
+        for name in ["pin", "unpin"] {
+            let cmd = cli.find_subcommand_mut("points").unwrap().find_subcommand_mut(name).unwrap();
+            let help = cmd.render_long_help().to_string();
+            assert!(help.contains(&format!("drpair points {name} web-01 17")), "{name}:\n{help}");
+        }
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("12 damage found: verify found recovery points"), "{help}");
+        assert!(help.contains("drpair verify web-01 --source"), "{help}");
     }
 
     #[test]

@@ -109,6 +109,19 @@ pub fn format_percent(p: f64) -> String {
     format!("{}%", s.strip_suffix(".0").unwrap_or(&s))
 }
 
+/// A time given in milliseconds since the Unix epoch, as RFC 3339 UTC to the second
+/// (`2026-05-01T10:00:00Z`).
+pub fn format_time(unix_ms: u64) -> String {
+    let t = UNIX_EPOCH + std::time::Duration::from_millis(unix_ms);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// A ratio with two decimals and a times sign (`2.31×`); `-` when it is not a number one
+/// can show (nothing stored yet: 0, NaN or infinite).
+pub fn format_ratio(r: f64) -> String {
+    if r.is_finite() && r > 0.0 { format!("{r:.2}×") } else { "-".to_string() }
+}
+
 /// `yes` / `no`.
 pub fn yes_no(b: bool) -> &'static str {
     if b { "yes" } else { "no" }
@@ -253,6 +266,17 @@ mod tests {
         assert_eq!(format_rate(f64::NAN), "0 B/s");
         assert_eq!(round_u64(-3.0), 0);
         assert_eq!(round_u64(2.6), 3);
+    }
+
+    #[test]
+    fn times_and_ratios() {
+        assert_eq!(format_time(0), "1970-01-01T00:00:00Z");
+        assert_eq!(format_time(1_777_629_600_400), "2026-05-01T10:00:00Z");
+        assert_eq!(format_ratio(2.3149), "2.31×");
+        assert_eq!(format_ratio(1.0), "1.00×");
+        for r in [0.0, f64::NAN, f64::INFINITY, -1.0] {
+            assert_eq!(format_ratio(r), "-", "{r}");
+        }
     }
 
     #[test]

@@ -1,8 +1,8 @@
-//! `drpair points …`: the recovery points of a pair: list them, cut one now, export a disk
-//! image of one (the export lives in `export.rs`).
+//! `drpair points …`: the recovery points of a pair: list them, cut one now, pin and unpin
+//! one, export a disk image of one (the export lives in `export.rs`).
 
 use crate::client::{ANSWER_TIMEOUT, CliError, Client};
-use crate::export::ExportArgs;
+use crate::export::{ExportArgs, PointRef};
 use crate::output::{self, OutputFormat, Table};
 use clap::{ArgGroup, Args, Subcommand};
 use drpair_types::{CreatePointRequest, CreatePointResponse, PairId, RecoveryPoint};
@@ -30,7 +30,10 @@ pub enum PointsCommand {
             Columns: ID (the epoch the point commits), TIME (of the cut, UTC), KIND (baseline, \
             scheduled, app-consistent, dump-marker, manual), CONSISTENCY (fuzzy, crash-consistent, \
             app-consistent: never more than was achieved), CHANGED (bytes changed in the epoch), \
-            SHIPPED (bytes that crossed the link), PINNED (kept by retention).\n\n\
+            SHIPPED (bytes that crossed the link), MARKS: DAMAGED (the last verification found \
+            chunks this point sees damaged or missing; see 'drpair verify PAIR'), pinned (kept by \
+            retention until unpinned), verified (the last verification found it intact), tested \
+            (a drill ran on it).\n\n\
             With --output json: the array of RecoveryPoint objects as the API returns it.",
         after_help = "Examples:\n  drpair points list web-01\n  drpair points list web-01 --output json | jq 'last.id'"
     )]
@@ -87,6 +90,38 @@ pub enum PointsCommand {
         thaw_budget: Option<Duration>,
     },
     Export(ExportArgs),
+    /// Pin a recovery point: retention keeps it until it is unpinned
+    #[command(
+        long_about = "Pin a recovery point (POST /api/v1/pairs/PAIR/points/POINT/pin): retention and \
+            prune keep it, whatever the grid says, until it is unpinned. POINT is a point id or \
+            'latest'. Pinning a pinned point changes nothing.\n\n\
+            Prints the point as 'drpair points list' does. With --output json: the RecoveryPoint \
+            object as the API returns it.",
+        after_help = "Examples:\n  drpair points pin web-01 17\n  drpair points pin web-01 latest"
+    )]
+    Pin(PinArgs),
+    /// Unpin a recovery point: retention decides about it again
+    #[command(
+        long_about = "Unpin a recovery point (POST /api/v1/pairs/PAIR/points/POINT/unpin): the next \
+            prune treats it as retention says, and may remove it. POINT is a point id or 'latest'. \
+            The baseline and the dump-marker point stay kept by retention whatever their pin. \
+            Unpinning an unpinned point changes nothing.\n\n\
+            Prints the point as 'drpair points list' does. With --output json: the RecoveryPoint \
+            object as the API returns it.",
+        after_help = "Examples:\n  drpair points unpin web-01 17\n  drpair prune web-01 --dry-run"
+    )]
+    Unpin(PinArgs),
+}
+
+/// `points pin` and `points unpin`.
+#[derive(Debug, Args)]
+pub struct PinArgs {
+    /// The DR Pair ID
+    #[arg(value_name = "PAIR")]
+    pub pair: PairId,
+    /// Recovery point id, or 'latest'
+    #[arg(value_name = "POINT")]
+    pub point: PointRef,
 }
 
 pub fn run(client: &Client, output: OutputFormat, args: &PointsArgs) -> Result<(), CliError> {
@@ -110,7 +145,29 @@ pub fn run(client: &Client, output: OutputFormat, args: &PointsArgs) -> Result<(
             create(client, output, pair, request)
         }
         PointsCommand::Export(args) => crate::export::run(client, output, args),
+        PointsCommand::Pin(args) => pin(client, output, args, true),
+        PointsCommand::Unpin(args) => pin(client, output, args, false),
     }
+}
+
+/// `points pin` (`pinned`) and `points unpin`: prints the point as `points list` does.
+fn pin(client: &Client, output: OutputFormat, args: &PinArgs, pinned: bool) -> Result<(), CliError> {
+    let (pair, point) = (&args.pair, args.point);
+    let verb = if pinned { "pin" } else { "unpin" };
+    let path = format!("/api/v1/pairs/{pair}/points/{point}/{verb}");
+    let (_, raw, p) = client.post_json::<_, RecoveryPoint>(&path, &serde_json::json!({}), ANSWER_TIMEOUT)?;
+    match output {
+        OutputFormat::Json => output::emit(&output::to_json(&raw)),
+        OutputFormat::Text => {
+            let what = if pinned {
+                format!("pinned: retention keeps it until 'drpair points unpin {pair} {}'", p.id)
+            } else {
+                "unpinned: retention decides about it again".to_string()
+            };
+            output::emit(&format!("point {} of pair {pair} {what}\n{}", p.id, render_points(std::slice::from_ref(&p))));
+        }
+    }
+    Ok(())
 }
 
 /// The body of `points create`: whole seconds, rounded up so `--timeout 1ms` is not 0.
@@ -212,9 +269,9 @@ fn render_committed(r: &CreatePointResponse) -> String {
     }
 }
 
-/// The `points list` table.
+/// The `points list` table, followed by a warning naming the damaged points if any.
 pub fn render_points(points: &[RecoveryPoint]) -> String {
-    let mut table = Table::new(&["ID", "TIME", "KIND", "CONSISTENCY", "CHANGED", "SHIPPED", "PINNED"]);
+    let mut table = Table::new(&["ID", "TIME", "KIND", "CONSISTENCY", "CHANGED", "SHIPPED", "MARKS"]);
     for p in points {
         table.row(vec![
             p.id.to_string(),
@@ -223,10 +280,40 @@ pub fn render_points(points: &[RecoveryPoint]) -> String {
             output::wire_name(&p.consistency),
             output::format_size(p.sizes.changed_bytes),
             output::format_size(p.sizes.shipped_bytes),
-            if p.pinned { "yes".into() } else { String::new() },
+            marks(p),
         ]);
     }
-    table.render()
+    let mut text = table.render();
+    let damaged: Vec<&RecoveryPoint> = points.iter().filter(|p| p.damage.is_some()).collect();
+    if let Some(first) = damaged.first() {
+        let ids: Vec<u64> = damaged.iter().map(|p| p.id).collect();
+        text.push_str(&format!(
+            "\nDAMAGED: {} point(s) see damaged or missing chunks ({}): restoring them would give wrong data there; \
+             'drpair verify {}' re-checks, --output json lists the chunks\n",
+            ids.len(),
+            crate::verify::id_list(&ids),
+            first.pair_id
+        ));
+    }
+    text
+}
+
+/// The MARKS of a point: `DAMAGED (3 chunks)` first, then `pinned`, `verified`, `tested`.
+pub fn marks(p: &RecoveryPoint) -> String {
+    let mut marks = Vec::new();
+    if let Some(d) = &p.damage {
+        marks.push(format!("DAMAGED ({} chunk{})", d.chunks, if d.chunks == 1 { "" } else { "s" }));
+    }
+    if p.pinned {
+        marks.push("pinned".to_string());
+    }
+    if p.verified_at.is_some() && p.damage.is_none() {
+        marks.push("verified".to_string());
+    }
+    if p.tested_at.is_some() {
+        marks.push("tested".to_string());
+    }
+    marks.join(", ")
 }
 
 #[cfg(test)]
@@ -263,13 +350,85 @@ pub(crate) mod tests {
         b.kind = PointKind::Baseline;
         b.consistency = Consistency::CrashConsistent;
         b.pinned = true;
+        b.verified_at = Some("2026-05-02T00:00:00Z".into());
         let text = render_points(&[b, point(13, 0)]);
         assert_eq!(
             text,
-            "ID  TIME                  KIND      CONSISTENCY       CHANGED  SHIPPED  PINNED\n\
-             12  2026-05-01T10:00:00Z  baseline  crash-consistent  3.0 MiB  1.0 MiB  yes\n\
+            "ID  TIME                  KIND      CONSISTENCY       CHANGED  SHIPPED  MARKS\n\
+             12  2026-05-01T10:00:00Z  baseline  crash-consistent  3.0 MiB  1.0 MiB  pinned, verified\n\
              13  2026-05-01T10:00:00Z  manual    fuzzy             3.0 MiB  1.0 MiB\n"
         );
+    }
+
+    fn damaged(id: u64, chunks: u64) -> RecoveryPoint {
+        let mut p = point(id, 0);
+        p.verified_at = Some("2026-05-01T11:00:00Z".into());
+        p.tested_at = Some("2026-05-01T12:00:00Z".into());
+        p.damage = Some(drpair_types::PointDamage { found_at: "2026-05-02T00:00:00Z".into(), chunks, sample: vec![] });
+        p
+    }
+
+    #[test]
+    fn damaged_points_stand_out() {
+        let text = render_points(&[damaged(12, 1), point(13, 0), damaged(14, 3)]);
+        assert!(text.contains("1.0 MiB  DAMAGED (1 chunk), tested\n"), "{text}");
+        assert!(text.contains("1.0 MiB  DAMAGED (3 chunks), tested\n"), "never 'verified' while damaged:\n{text}");
+        assert!(
+            text.ends_with(
+                "\nDAMAGED: 2 point(s) see damaged or missing chunks (12, 14): restoring them would give wrong data \
+                 there; 'drpair verify web-01' re-checks, --output json lists the chunks\n"
+            ),
+            "{text}"
+        );
+        assert!(!render_points(&[point(13, 0)]).contains("DAMAGED"));
+    }
+
+    #[test]
+    fn pin_and_unpin_post_and_print_the_point() {
+        let mut pinned = point(17, 0);
+        pinned.pinned = true;
+        let server = FakeServer::start(vec![
+            Reply::json(200, &serde_json::to_string(&pinned).unwrap()),
+            Reply::json(200, &serde_json::to_string(&point(17, 0)).unwrap()),
+        ]);
+        let client = Client::new(&server.url, None).unwrap();
+        let args = |point| PinArgs { pair: PairId::new("web-01").unwrap(), point };
+        pin(&client, OutputFormat::Text, &args(PointRef::Latest), true).unwrap();
+        pin(&client, OutputFormat::Json, &args(PointRef::Id(17)), false).unwrap();
+        let reqs = server.finish();
+        assert_eq!(
+            (reqs[0].method.as_str(), reqs[0].path.as_str()),
+            ("POST", "/api/v1/pairs/web-01/points/latest/pin")
+        );
+        assert_eq!((reqs[1].method.as_str(), reqs[1].path.as_str()), ("POST", "/api/v1/pairs/web-01/points/17/unpin"));
+        assert_eq!(serde_json::from_slice::<serde_json::Value>(&reqs[0].body).unwrap(), serde_json::json!({}));
+        assert!(
+            matches!(parse(&["pin", "web-01", "latest"]).unwrap(), PointsCommand::Pin(a) if a.point == PointRef::Latest)
+        );
+        assert!(
+            matches!(parse(&["unpin", "web-01", "17"]).unwrap(), PointsCommand::Unpin(a) if a.point == PointRef::Id(17))
+        );
+        assert_eq!(parse(&["pin", "web-01", "newest"]).unwrap_err().kind(), clap::error::ErrorKind::ValueValidation);
+        assert_eq!(parse(&["pin", "web-01"]).unwrap_err().kind(), clap::error::ErrorKind::MissingRequiredArgument);
+    }
+
+    #[test]
+    fn pin_of_a_missing_point_exits_3() {
+        let body = serde_json::to_string(&drpair_types::ApiError {
+            code: drpair_types::ErrorCode::PointNotFound,
+            message: "pair 'web-01' has no recovery point 99".into(),
+            parameter: None,
+        })
+        .unwrap();
+        let server = FakeServer::start(vec![Reply::json(404, &body)]);
+        let client = Client::new(&server.url, None).unwrap();
+        let args = PinArgs { pair: PairId::new("web-01").unwrap(), point: PointRef::Id(99) };
+        let err = pin(&client, OutputFormat::Text, &args, true).unwrap_err();
+        assert_eq!(
+            (err.exit_code(), err.to_string().as_str()),
+            (exit::NOT_FOUND, "pair 'web-01' has no recovery point 99")
+        );
+        server.finish();
     }
 
     #[test]

@@ -5,6 +5,7 @@ use crate::client::{CliError, Client, exit};
 use crate::dump;
 use crate::output::{self, Block, OutputFormat, format_duration as dur, format_size as size};
 use crate::wait::{self, Goal};
+use crate::{retention, storage, verify, verify_source};
 use clap::Args;
 use drpair_types::{
     DumpDiskLoad, DumpLoadState, DumpStatus, DumpVerification, PairId, PairStatus, RestartInfo, StopAt,
@@ -28,7 +29,11 @@ use std::time::{Duration, Instant};
         dump marker (epoch, time, how it was given, consistency), when the resync and dump \
         markers were processed, each disk's load (state, percent, image, error), the \
         verification against the source (chunks compared, shipped, mismatched) and the latest \
-        events.\n\n\
+        events. When the standby reports them, short sections follow on the retention policy and \
+        the last prune, the running or last verification of stored chunks (DAMAGED points \
+        named), the running or last online verify against the source (mismatches and the \
+        repair point), and the storage totals (stored bytes, compression, dedup and space \
+        saving ratios).\n\n\
         --watch refreshes every second until Ctrl-C (with --output json: one JSON line per \
         refresh). --wait-synced polls until the pair is Replicating at 100% and then exits 0, \
         showing a progress bar on stderr meanwhile (a progress line every 10 s when stderr is \
@@ -243,11 +248,34 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
     let failures: Vec<String> = s.failure_messages.iter().map(|m| format!("- {m}")).collect();
     b.line("Failures", lines_or(failures, "none"));
     b.line("Registered", s.registered_at.clone());
+    render_maintenance(&mut b, s, now_ms);
     if let Some(d) = &s.dump {
         b.gap();
         render_dump(&mut b, d);
     }
     b.render()
+}
+
+/// The maintenance section: retention and the last prune, the verification of stored
+/// chunks, the online verify against the source, the storage totals; each line only when
+/// the standby reports it, the section only when one is there.
+fn render_maintenance(b: &mut Block, s: &PairStatus, now_ms: u64) {
+    if s.retention.is_none() && s.verify.is_none() && s.source_verify.is_none() && s.storage.is_none() {
+        return;
+    }
+    b.gap();
+    if let Some(r) = &s.retention {
+        retention::status_lines(b, r, now_ms);
+    }
+    if let Some(v) = &s.verify {
+        b.line("Verify", verify::status_line(v, now_ms));
+    }
+    if let Some(v) = &s.source_verify {
+        b.line("Source verify", verify_source::status_line(v, now_ms));
+    }
+    if let Some(st) = &s.storage {
+        b.line("Storage", storage::status_line(st, now_ms));
+    }
 }
 
 /// Events of the dump workflow shown by `status` (the newest).
@@ -402,6 +430,7 @@ pub(crate) mod tests {
             change_history_from: None,
             registered_at: "2026-05-01T10:00:00Z".into(),
             dump: None,
+            source_verify: None,
             retention: None,
             verify: None,
             storage: None,
@@ -479,6 +508,54 @@ pub(crate) mod tests {
             assert!(!text.contains(key), "{key} in\n{text}");
         }
         assert!(text.starts_with("DR pair:              web-01\nState:                Paused ("), "{text}");
+    }
+
+    #[test]
+    fn maintenance_section() {
+        let now = 1_777_629_902_000;
+        let mut s = status(PairState::Replicating, 100.0);
+        assert!(!render_status(&s, now).contains("Retention"), "nothing reported, no section");
+        s.retention = Some(crate::retention::tests::view());
+        s.verify = Some(crate::verify::tests::damaged_status());
+        s.source_verify = Some(crate::verify_source::tests::mismatched());
+        s.storage = Some(drpair_types::StorageSummary {
+            computed_unix_ms: 1_777_629_600_000,
+            logical_bytes: 20 << 30,
+            stored_bytes: 4 << 30,
+            unique_stored_bytes: 3 << 30,
+            compression_ratio: 2.3149,
+            dedup_ratio: 1.5,
+            space_saving_ratio: 5.0,
+        });
+        let text = render_status(&s, now);
+        assert!(text.contains("Registered:           2026-05-01T10:00:00Z\n\nRetention:"), "a section:\n{text}");
+        for (key, value) in [
+            ("Retention", "1x10m(keep=all) | 60x1m, keep last 5 (set for this pair; pruned every 1h)"),
+            ("Last prune", "2026-05-01T10:00:02Z (5m ago), on request: removed 2 of 5 points, kept 3; 3.0 GiB freed"),
+            (
+                "Verify",
+                "DAMAGED at 2026-05-01T10:03:12Z (1m 50s ago): 2 point(s) see damaged or missing chunks: points 12, \
+                 13; 10 intact",
+            ),
+            (
+                "Source verify",
+                "MISMATCHED at 2026-05-01T10:01:00Z (4m 2s ago): 3 chunk(s) differed from point 41 (disk 0 chunk \
+                 17, disk 1 chunk 4, disk 0 chunk 23); repaired in point 42",
+            ),
+            (
+                "Storage",
+                "4.0 GiB stored (3.0 GiB unique) for 20.0 GiB of points; compression 2.31×, dedup 1.50×, space \
+                 saving 5.00× (computed 5m 2s ago)",
+            ),
+        ] {
+            let want = format!("{:<22}{value}", format!("{key}:"));
+            assert!(text.lines().any(|l| l == want), "missing {want:?} in\n{text}");
+        }
+        s.retention = None;
+        s.verify = None;
+        s.source_verify = None;
+        let text = render_status(&s, now);
+        assert!(text.contains("\n\nStorage:") && !text.contains("Verify:") && !text.contains("Retention:"), "{text}");
     }
 
     #[test]

@@ -225,7 +225,8 @@ pub fn recover(opts: &RecoverOptions, mut progress: impl FnMut(u64, u64)) -> Res
     while first < report.chunks {
         let count = span.min(report.chunks - first);
         for (c, content) in (first..).zip(chunks.read_span(first, count, readers)?) {
-            let len = g.chunk_len(c) as usize;
+            let length = g.chunk_len(c);
+            let len = length as usize;
             let written = match content {
                 Content::Zero => {
                     report.zero_chunks += 1;
@@ -236,7 +237,6 @@ pub fn recover(opts: &RecoverOptions, mut progress: impl FnMut(u64, u64)) -> Res
                     report.damaged_chunks += 1;
                     if report.damaged.len() < MAX_LISTED {
                         let offset = g.chunk_offset(c);
-                        let length = len as u32;
                         report.damaged.push(DamagedChunk {
                             disk: opts.disk,
                             chunk: c,
@@ -338,9 +338,10 @@ struct DiskChunks<'s> {
 impl DiskChunks<'_> {
     /// Chunks `first..first + count`, read and verified by up to `readers` threads.
     fn read_span(&self, first: u64, count: u64, readers: usize) -> Result<Vec<Content>, RecoverError> {
-        let mut out: Vec<Content> = Vec::with_capacity(count as usize);
+        let versions = self.versions(first, count)?;
+        let mut out: Vec<Content> = Vec::with_capacity(versions.len());
         let mut wanted: Vec<(usize, Hash)> = Vec::new();
-        for (i, v) in self.versions(first, count)?.into_iter().enumerate() {
+        for (i, v) in versions.into_iter().enumerate() {
             let c = first + i as u64;
             out.push(match v {
                 Ok(Some(ChunkVersion::Zero)) => Content::Zero,
@@ -605,6 +606,7 @@ fn refuse_inside(out: &Path, store_dir: &Path) -> Result<(), RecoverError> {
 }
 
 #[cfg(test)]
+#[allow(clippy::cast_possible_truncation)] // small test sizes
 mod tests {
     use super::*;
     use crate::standby::registry::DiskRecord;
@@ -671,7 +673,7 @@ mod tests {
                 }
                 Some(d) => {
                     self.image[off..off + len].copy_from_slice(&d[..len]);
-                    (c, ChunkVersion::Data(put(store, &d[..len], c % 2 == 0)))
+                    (c, ChunkVersion::Data(put(store, &d[..len], c.is_multiple_of(2))))
                 }
             }
         }
