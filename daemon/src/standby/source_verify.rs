@@ -344,8 +344,10 @@ mod tests {
     fn status_shows_live_progress() {
         let mut rec = record(PairState::Replicating);
         rec.source_verify = Some(SourceVerifyStatus { state: SourceVerifyState::Running, ..requested() });
-        let mut rt = PairRuntime::default();
-        rt.progress = Progress { pass: Some(PassKind::Verify), chunks_done: 1, chunks_total: 3, ..Default::default() };
+        let rt = PairRuntime {
+            progress: Progress { pass: Some(PassKind::Verify), chunks_done: 1, chunks_total: 3, ..Default::default() },
+            ..Default::default()
+        };
         let v = status(&rec, &rt).unwrap();
         assert_eq!((v.progress_percent, v.chunks_compared), (33.3, 1));
     }
