@@ -5,7 +5,7 @@ use crate::keys::{
     META_FORMAT, VERSION_KEY_LEN, VersionKey, decode_version, decode_version_key, encode_version, epochs_key,
     pair_prefix, prefix_end, ref_key, version_key,
 };
-use crate::options::{CF_CHUNKS, CF_EPOCHS, CF_META, CF_RECLAIM, CF_REFS, CF_VERSIONS};
+use crate::options::{CF_EPOCHS, CF_META, CF_RECLAIM, CF_REFS, CF_VERSIONS};
 use crate::{ChunkVersion, Hash, Store, StoreError, hash_hex};
 use rocksdb::{ReadOptions, WriteBatch};
 
@@ -138,8 +138,9 @@ impl Store {
         Ok(())
     }
 
-    /// Whether a chunk is stored (exact).
+    /// Whether a chunk is stored (exact), without reading its bytes from its blob file (see
+    /// [`Store::has_chunks`]): space reclaim asks this of every chunk it deletes.
     pub(crate) fn chunk_exists(&self, hash: &Hash) -> Result<bool, StoreError> {
-        Ok(self.db().get_pinned_cf(self.cf(CF_CHUNKS), hash)?.is_some())
+        Ok(self.has_chunks(std::slice::from_ref(hash))?[0])
     }
 }

@@ -20,7 +20,8 @@
 //! the next run.
 
 use crate::keys::{
-    META_SWEEP, PENDING_KEY_LEN, SWEEP_KEY_LEN, decode_pending_key, decode_sweep_key, point_key, sweep_key,
+    META_SWEEP, PENDING_KEY_LEN, POINT_KEY_LEN, SWEEP_KEY_LEN, decode_pending_key, decode_sweep_key, pair_prefix,
+    point_key, prefix_end, sweep_key,
 };
 use crate::options::{CF_EPOCHS, CF_META, CF_POINTS};
 use crate::{Store, StoreError};
@@ -56,8 +57,8 @@ impl Store {
             let _records = self.lock_records();
             let points = self.list_points(pair_no)?;
             let newest = points.last().map(|p| p.epoch);
-            let doomed: BTreeSet<u64> =
-                ids.iter().copied().filter(|id| points.iter().any(|p| p.epoch == *id)).collect();
+            let epochs: BTreeSet<u64> = points.iter().map(|p| p.epoch).collect();
+            let doomed: BTreeSet<u64> = ids.iter().copied().filter(|id| epochs.contains(id)).collect();
             for p in points.iter().filter(|p| doomed.contains(&p.epoch)) {
                 let refuse = |reason: &str| StoreError::InvalidPoint { pair_no, id: p.epoch, reason: reason.into() };
                 if Some(p.epoch) == newest {
@@ -72,7 +73,7 @@ impl Store {
                 return self.finish_sweeps_locked(pair_no, out);
             }
             // Each removed point's sweep starts after the previous remaining point.
-            let kept: BTreeSet<u64> = points.iter().map(|p| p.epoch).filter(|e| !doomed.contains(e)).collect();
+            let kept: BTreeSet<u64> = epochs.difference(&doomed).copied().collect();
             let mut sweeps: Vec<(u64, u64)> = Vec::new();
             for &id in &doomed {
                 let from = kept.range(..id).next_back().map_or(0, |k| k + 1);
@@ -147,17 +148,15 @@ impl Store {
     /// Deletes the entries with epoch in `from..=to` that no point of the pair sees; false
     /// when stopped by a history rewrite.
     fn sweep(&self, pair_no: u32, from: u64, to: u64, out: &mut PruneOutcome) -> Result<bool, StoreError> {
-        let (points, generation) = {
+        let (readers, generation) = {
             let _records = self.lock_records();
-            let points: BTreeSet<u64> = self.list_points(pair_no)?.iter().map(|p| p.epoch).collect();
-            (points, self.history_gen())
+            (self.readers(pair_no, from, to)?, self.history_gen())
         };
-        let newest = points.last().copied().unwrap_or(0);
         let journal = sweep_key(pair_no, from, to);
         let mut ro = ReadOptions::default();
         ro.set_iterate_upper_bound(match to.checked_add(1) {
             Some(end) => point_key(pair_no, end).to_vec(),
-            None => crate::keys::prefix_end(&crate::keys::pair_prefix(pair_no), PENDING_KEY_LEN),
+            None => prefix_end(&pair_prefix(pair_no), PENDING_KEY_LEN),
         });
         ro.fill_cache(false);
         let mut it = self.db().raw_iterator_cf_opt(self.cf(CF_EPOCHS), ro);
@@ -169,11 +168,8 @@ impl Store {
             let vk = decode_pending_key(k)?;
             it.next();
             out.examined += 1;
-            // Open epochs (newer than every point) are never swept.
-            if vk.epoch > newest {
-                continue;
-            }
-            let Some(&reader) = points.range(vk.epoch..).next() else { continue };
+            // No point at or after it: an open epoch (newer than every point), never swept.
+            let Some(&reader) = readers.range(vk.epoch..).next() else { continue };
             let seen = self.version_at(pair_no, vk.disk, vk.chunk, reader)?;
             if seen.is_some_and(|(e, _)| e == vk.epoch) {
                 continue;
@@ -195,6 +191,31 @@ impl Store {
             out.versions += judged as u64;
         }
         Ok(done)
+    }
+
+    /// Epochs of the pair's points from `from` up to the first one at or after `to`: for
+    /// every entry with epoch in `from..=to`, the first point at or after it (its reader), if
+    /// any. A scan of those `points` keys only, not of every point of the pair: with many
+    /// sweeps over many points, decoding the whole list for each made pruning quadratic.
+    fn readers(&self, pair_no: u32, from: u64, to: u64) -> Result<BTreeSet<u64>, StoreError> {
+        let mut ro = ReadOptions::default();
+        ro.set_iterate_upper_bound(prefix_end(&pair_prefix(pair_no), POINT_KEY_LEN));
+        let mut it = self.db().raw_iterator_cf_opt(self.cf(CF_POINTS), ro);
+        it.seek(point_key(pair_no, from));
+        let mut out = BTreeSet::new();
+        while let Some(k) = it.key() {
+            let epoch = match k.get(4..POINT_KEY_LEN) {
+                Some(e) if k.len() == POINT_KEY_LEN => u64::from_be_bytes(e.try_into().expect("8 bytes")),
+                _ => return Err(StoreError::bad_record("points key", format!("length {} instead of 12", k.len()))),
+            };
+            out.insert(epoch);
+            if epoch >= to {
+                break;
+            }
+            it.next();
+        }
+        it.status()?;
+        Ok(out)
     }
 
     /// Writes a sweep's deletions unless the history changed since `generation`; with

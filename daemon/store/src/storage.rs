@@ -6,7 +6,7 @@ use crate::keys::{pair_prefix, prefix_end};
 use crate::options::{CF_REFS, CF_SIZES, CF_VERSIONS};
 use crate::{ChunkVersion, Hash, Store, StoreError, StoredChunk};
 use rocksdb::ReadOptions;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 /// Byte totals of a set of chunk versions.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -46,8 +46,8 @@ impl Store {
         let points: Vec<u64> = self.list_points(pair_no)?.iter().map(|p| p.epoch).collect();
         let mut out = PairStorage::default();
         let Some(&newest) = points.last() else { return Ok(out) };
-        // Per point: the distinct chunks it introduced.
-        let mut point_chunks: BTreeMap<u64, HashSet<Hash>> = BTreeMap::new();
+        // Per point: the distinct chunks it introduced, with how many of its entries name each.
+        let mut point_chunks: BTreeMap<u64, HashMap<Hash, u64>> = BTreeMap::new();
         let mut all: HashMap<Hash, u64> = HashMap::new();
         let prefix = pair_prefix(pair_no);
         let mut ro = ReadOptions::default();
@@ -70,7 +70,7 @@ impl Store {
                 let raw = self.chunk_sizes(&h)?.0;
                 t.written_bytes += raw;
                 out.total.written_bytes += raw;
-                point_chunks.entry(point).or_default().insert(h);
+                *point_chunks.entry(point).or_default().entry(h).or_default() += 1;
                 *all.entry(h).or_default() += 1;
             }
         }
@@ -88,11 +88,13 @@ impl Store {
         }
         for (point, chunks) in point_chunks {
             let t = out.per_point.entry(point).or_default();
-            for h in chunks {
+            for (h, named) in chunks {
                 let (raw, stored) = self.chunk_sizes(&h)?;
                 t.distinct_bytes += raw;
                 t.stored_bytes += stored;
-                if sharing.get(&h).is_some_and(|s| s.refs <= 1) {
+                // Unique when every live entry naming it is one of this point's (a point may
+                // name the same content at several places).
+                if sharing.get(&h).is_some_and(|s| s.refs <= named) {
                     t.unique_bytes += stored;
                 }
             }
