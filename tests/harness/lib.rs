@@ -26,6 +26,7 @@ pub mod env;
 pub mod image;
 pub mod lifecycle;
 pub mod link;
+pub mod maintenance;
 pub mod pair;
 pub mod process;
 pub mod tracking;

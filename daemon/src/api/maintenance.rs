@@ -45,19 +45,30 @@ pub async fn unpin(
 }
 
 async fn set_pin(sb: AppState, pair: String, point: String, pinned: bool) -> ApiResult<Json<RecoveryPoint>> {
-    let (pair_no, mut p) = resolve_point(&sb, &pair, &point).await?;
-    if p.pinned != pinned {
-        p.pinned = pinned;
-        let (store, q) = (sb.store.clone(), p.clone());
-        blocking(move || store.update_point(pair_no, &q)).await?.map_err(|e| match e {
-            drpair_store::StoreError::PointNotFound { id, .. } => {
-                ApiFailure::new(ErrorCode::PointNotFound, format!("pair '{pair}' has no recovery point {id} any more"))
-            }
-            e => ApiFailure::internal(e),
-        })?;
-        tracing::info!(pair = %pair, point = p.id, pinned, "recovery point {}", if pinned { "pinned" } else { "unpinned" });
+    let (pair_no, p) = resolve_point(&sb, &pair, &point).await?;
+    if p.pinned == pinned {
+        return Ok(Json(p));
     }
-    Ok(Json(p))
+    // Read again and write under the marks lock: the point as resolved may be stale by now
+    // (a verification may have marked it meanwhile), and its other marks must stay.
+    let (store, id) = (sb.store.clone(), p.id);
+    let written = blocking(move || {
+        let _marks = verify::POINT_MARKS.lock().unwrap_or_else(|e| e.into_inner());
+        let Some(mut q) = store.get_point(pair_no, id)? else {
+            return Err(drpair_store::StoreError::PointNotFound { pair_no, id });
+        };
+        q.pinned = pinned;
+        store.update_point(pair_no, &q).map(|()| q)
+    })
+    .await?
+    .map_err(|e| match e {
+        drpair_store::StoreError::PointNotFound { id, .. } => {
+            ApiFailure::new(ErrorCode::PointNotFound, format!("pair '{pair}' has no recovery point {id} any more"))
+        }
+        e => ApiFailure::internal(e),
+    })?;
+    tracing::info!(pair = %pair, point = id, pinned, "recovery point {}", if pinned { "pinned" } else { "unpinned" });
+    Ok(Json(written))
 }
 
 pub async fn get_retention(State(sb): State<AppState>, Path(pair): Path<String>) -> ApiResult<Json<RetentionView>> {

@@ -150,11 +150,12 @@ pub fn prune(sb: &Arc<Standby>, h: &PairHandle, dry_run: bool, scheduled: bool) 
     Ok(report)
 }
 
-/// Reclaims the chunks nothing refers to and, when some went, compacts so that their space
-/// really comes back. Blocking.
+/// Reclaims the chunks nothing refers to and, when some went (now, or before a crash
+/// interrupted the compaction that followed), compacts so that their space really comes
+/// back. Blocking.
 pub fn reclaim(store: &Store) -> Result<ReclaimReport, drpair_store::StoreError> {
     let out = store.reclaim()?;
-    if out.chunks_deleted > 0 {
+    if out.chunks_deleted > 0 || store.compaction_owed()? {
         store.compact_chunks()?;
     }
     Ok(ReclaimReport {

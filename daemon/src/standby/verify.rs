@@ -13,6 +13,12 @@ use std::sync::{Arc, Mutex};
 const SAMPLE: usize = 50;
 const POINT_SAMPLE: usize = 20;
 
+/// Held from reading a point to writing its marks back. `Store::update_point` writes every
+/// mark of the copy it is given, so without it a verification that read a point before an
+/// operator pinned it would write it back unpinned (and a pin would drop a fresh
+/// `verified_at`). Taken by [`mark_points`] and by the pin/unpin API.
+pub static POINT_MARKS: Mutex<()> = Mutex::new(());
+
 /// Starts a verification of the pair (all points, or `point`); the status is shared with
 /// the runtime while it runs. Refused (Err with the message) when one is running.
 pub fn start(
@@ -138,6 +144,7 @@ fn mark_points(sb: &Standby, pair_no: u32, out: &VerifyOutcome, at_ms: u64) -> R
         }
     }
     for &id in &out.points {
+        let _marks = POINT_MARKS.lock().unwrap_or_else(|e| e.into_inner());
         let Some(mut p) = sb.store.get_point(pair_no, id).map_err(|e| e.to_string())? else { continue };
         match per_point.get(&id) {
             None => {

@@ -123,10 +123,10 @@ fn chunks_options(cache: &Cache) -> Options {
     o.set_blob_compression_type(DBCompressionType::None);
     // No blob garbage collection in background compactions: it relocates the live blobs of
     // the oldest quarter of the blob files whenever a compaction meets them, whether they
-    // hold garbage or not. During a baseline that rewrote a third of the chunk bytes again
-    // (1 GiB baseline: 1.35x the chunk bytes written, 1.01x without); afterwards, rocksdb's
-    // age-based choice fits a backup store badly: its oldest files (the baseline) stay
-    // mostly live for good, while pruning frees space anywhere. Space reclaim deletes
+    // hold garbage or not. During a 4 GiB baseline that wrote 2.03x the chunk bytes to disk
+    // (1.02x without; benches/prune.sh); afterwards, rocksdb's age-based choice fits a
+    // backup store badly: its oldest files (the baseline) stay mostly live for good, while
+    // pruning frees space anywhere. Space reclaim deletes
     // chunks; a blob file holding only garbage is dropped at the next compaction, and
     // `Store::compact_chunks` turns collection on for one compaction of every file (age
     // cutoff 1, no forced collection) once enough of them is garbage.

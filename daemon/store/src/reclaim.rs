@@ -14,7 +14,7 @@
 //! files holding them; [`Store::compact_chunks`] asks for that (see there for when).
 
 use crate::keys::{REF_KEY_LEN, decode_ref_key, decode_sizes};
-use crate::options::{CF_CHUNKS, CF_RECLAIM, CF_REFS, CF_SIZES};
+use crate::options::{CF_CHUNKS, CF_META, CF_RECLAIM, CF_REFS, CF_SIZES};
 use crate::{ChunkVersion, Hash, Store, StoreError};
 use rocksdb::{ReadOptions, WriteBatch};
 use std::time::Instant;
@@ -25,6 +25,13 @@ const RECLAIM_BATCH: usize = 256;
 /// Share of garbage in the chunks' blob files from which [`Store::compact_chunks`] rewrites
 /// them.
 const GC_GARBAGE_SHARE: f64 = 0.25;
+
+/// `meta` key present while deleted chunks still wait for [`Store::compact_chunks`]: written
+/// in the batch that deletes them, removed once a compaction has run. A crash during the
+/// compaction (the longest step of a prune) leaves it, so the next reclaim — at start-up —
+/// compacts although it deletes nothing itself; without it the space never came back until
+/// some later prune deleted chunks again.
+const META_COMPACT_OWED: &[u8] = b"compact_owed";
 
 /// What a reclaim did.
 #[derive(Debug, Clone, Copy, Default, PartialEq)]
@@ -86,8 +93,22 @@ impl Store {
     /// dropping the old ones. Blob files are append-only: their partly dead space only comes
     /// back by such a rewrite, which costs the live bytes; letting the garbage reach a
     /// quarter first keeps that below three bytes written per byte freed (space reclaim
-    /// stays proportional to what is deleted) and the space overhead below 4/3.
+    /// stays proportional to what is deleted) and the space overhead below 4/3. Done, it
+    /// clears the debt [`Store::compaction_owed`] reports.
     pub fn compact_chunks(&self) -> Result<(), StoreError> {
+        self.compact_and_collect()?;
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(self.cf(CF_META), META_COMPACT_OWED);
+        self.write_synced(batch)
+    }
+
+    /// Whether chunks were deleted since the last [`Store::compact_chunks`] finished.
+    pub fn compaction_owed(&self) -> Result<bool, StoreError> {
+        Ok(self.db().get_pinned_cf(self.cf(CF_META), META_COMPACT_OWED)?.is_some())
+    }
+
+    /// The compactions of [`Store::compact_chunks`].
+    fn compact_and_collect(&self) -> Result<(), StoreError> {
         let cf = self.cf(CF_CHUNKS);
         let mut opts = rocksdb::CompactOptions::default();
         opts.set_bottommost_level_compaction(rocksdb::BottommostLevelCompaction::Force);
@@ -151,6 +172,7 @@ impl Store {
             }
             if let Some(bytes) = self.stored_len(hash)? {
                 batch.delete_cf(self.cf(CF_CHUNKS), hash);
+                batch.put_cf(self.cf(CF_META), META_COMPACT_OWED, []);
                 out.chunks_deleted += 1;
                 out.bytes_freed += bytes;
             }

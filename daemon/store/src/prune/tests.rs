@@ -25,7 +25,7 @@ fn chunk(s: &Store, tag: u8) -> ChunkVersion {
     let data = content(tag);
     let hash = *blake3::hash(&data).as_bytes();
     let raw_len = u32::try_from(data.len()).unwrap();
-    if tag % 2 == 0 {
+    if tag.is_multiple_of(2) {
         let z = zstd::bulk::compress(&data, 3).unwrap();
         s.put_chunk(&hash, StoredChunk { compressed: true, raw_len, payload: &z }).unwrap();
     } else {
@@ -236,8 +236,8 @@ proptest! {
         let survivors = seen(&model, &kept);
         let committed: usize = model.values().map(BTreeMap::len).sum();
         let examined = model
-            .iter()
-            .flat_map(|(_, v)| v.keys())
+            .values()
+            .flat_map(BTreeMap::keys)
             .filter(|&&e| {
                 let next_kept = kept.range(e..).next().copied().unwrap_or(u64::MAX);
                 doomed.range(e..next_kept).next().is_some()

@@ -353,6 +353,32 @@ fn compact_chunks_gives_the_space_of_reclaimed_chunks_back() {
 }
 
 #[test]
+fn the_compaction_a_reclaim_owes_is_owed_until_done_even_across_a_reopen() {
+    let dir = tempfile::tempdir().unwrap();
+    let s = Store::open(dir.path()).unwrap();
+    let (a, b) = (put(&s, 1, 8192, false), put(&s, 2, 8192, false));
+    s.write_versions(1, 1, &[(0, 0, a.v())]).unwrap();
+    commit(&s, 1, 1);
+    s.write_versions(1, 2, &[(0, 0, b.v())]).unwrap();
+    commit(&s, 1, 2);
+    assert!(!s.compaction_owed().unwrap());
+    assert_eq!(s.remove_points(1, &[1]).unwrap().versions, 1);
+    assert_eq!(s.reclaim().unwrap().chunks_deleted, 1);
+    assert!(s.compaction_owed().unwrap());
+    // The standby stops (or dies) before compacting: the debt is durable with the deletion,
+    // and a reclaim that deletes nothing itself keeps it.
+    drop(s);
+    let s = Store::open(dir.path()).unwrap();
+    assert!(s.compaction_owed().unwrap());
+    assert_eq!(s.reclaim().unwrap().chunks_deleted, 0);
+    assert!(s.compaction_owed().unwrap());
+    s.compact_chunks().unwrap();
+    assert!(!s.compaction_owed().unwrap());
+    drop(s);
+    assert!(!Store::open(dir.path()).unwrap().compaction_owed().unwrap());
+}
+
+#[test]
 fn a_store_without_index_keys_is_indexed_on_open() {
     let dir = tempfile::tempdir().unwrap();
     let (kept, gone) = {
