@@ -197,6 +197,14 @@ impl StoreSize {
     pub fn data(&self) -> u64 {
         self.allocated - self.info_log
     }
+
+    /// Allocated bytes of the flushed data: blob and table files, manifests; no write-ahead
+    /// logs. A live standby's WAL holds what replication wrote since the last flush (and
+    /// right after a restart, the replayed log until rocksdb drops it), so it is not a
+    /// measure of what a prune gave back.
+    pub fn flushed(&self) -> u64 {
+        self.data() - self.wal
+    }
 }
 
 impl std::fmt::Display for StoreSize {
