@@ -36,6 +36,7 @@ cp -a /usr/share/doc "$dir/mnt/doc" 2>/dev/null || true
 sync
 
 echo "== standby (link 127.0.0.1:7700, API http://127.0.0.1:7701) and agent (tracefs tracker, cut every 5s)"
+echo "   web panel: http://127.0.0.1:7701/ (no token in the demo)"
 "$bin/drpaird" standby --data-dir "$dir/standby" --listen 127.0.0.1:7700 --api-listen 127.0.0.1:7701 2>"$dir/standby.log" &
 standby=$!
 for _ in $(seq 50); do [ -s "$dir/standby/api.addr" ] && break; sleep 0.1; done

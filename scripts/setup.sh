@@ -6,7 +6,8 @@ cd "$(dirname "$0")/.."
 
 need=()
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
-for pkg in e2fsprogs util-linux rsync fio zstd qemu-utils; do
+# chromium: the web panel's browser tests (Debian's build; playwright drives it, no download).
+for pkg in e2fsprogs util-linux rsync fio zstd qemu-utils chromium; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -21,6 +22,17 @@ fi
 if [ -d /sys/kernel/tracing ] && ! mountpoint -q /sys/kernel/tracing; then
   echo "setup: mounting tracefs at /sys/kernel/tracing"
   mount -t tracefs nodev /sys/kernel/tracing
+fi
+
+# The browser tests' node packages (playwright-core, axe-core), pinned by web/package-lock.json.
+# The panel itself has no build step: its files are compiled into drpaird as they are.
+if ! command -v node >/dev/null 2>&1; then
+  echo "setup: node (Node.js 20+) is needed for the web panel's browser tests" >&2
+  exit 1
+fi
+if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt web/node_modules/.package-lock.json ]; then
+  echo "setup: npm ci (web/)"
+  (cd web && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
 # The target directory lives outside the clone (see .cargo/config.toml).

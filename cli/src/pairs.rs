@@ -113,6 +113,7 @@ mod tests {
             progress_percent: 42.46,
             last_point: None,
             disks: 2,
+            health: drpair_types::Health { level: drpair_types::HealthLevel::Ok, reason: String::new() },
         }
     }
 

@@ -12,9 +12,15 @@ pub struct Reply {
     pub status: u16,
     pub body: Vec<u8>,
     pub content_type: Option<String>,
+    pub headers: ureq::http::HeaderMap,
 }
 
 impl Reply {
+    /// A response header's value.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+
     pub fn text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -83,13 +89,14 @@ impl Api {
         let r = r.unwrap_or_else(|e| panic!("{what}: {e}"));
         let status = r.status().as_u16();
         let content_type = r.headers().get("content-type").and_then(|v| v.to_str().ok()).map(String::from);
+        let headers = r.headers().clone();
         let body = r
             .into_body()
             .into_with_config()
             .limit(64 << 20)
             .read_to_vec()
             .unwrap_or_else(|e| panic!("{what}: reading body: {e}"));
-        Reply { status, body, content_type }
+        Reply { status, body, content_type, headers }
     }
 
     /// Like [`Api::get`], but a transport error (standby down) is returned, not a panic.
@@ -109,8 +116,16 @@ impl Api {
 
     /// POST with a raw body and content type.
     pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Reply {
+        self.post_with(path, content_type, &[], body)
+    }
+
+    /// POST with extra request headers (e.g. the `Origin` a browser would send).
+    pub fn post_with(&self, path: &str, content_type: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
         let url = self.url(path);
         let mut req = self.http.post(&url).header("Content-Type", content_type);
+        for (k, v) in headers {
+            req = req.header(*k, *v);
+        }
         if let Some(t) = &self.token {
             req = req.header("Authorization", format!("Bearer {t}"));
         }

@@ -4,10 +4,13 @@
 pub mod auth;
 pub mod changes;
 pub mod control;
+pub mod csrf;
 pub mod dump;
+pub mod history;
 pub mod image;
 pub mod maintenance;
 pub mod pairs;
+pub mod panel;
 pub mod points;
 pub mod verify_source;
 
@@ -84,6 +87,7 @@ pub fn router(sb: AppState) -> Router {
         .route("/api/v1/pairs/{pair}/dump/load", post(dump::load))
         .route("/api/v1/pairs/{pair}/resume-apply", post(dump::resume_apply))
         .route("/api/v1/pairs/{pair}/verify-source", get(verify_source::get).post(verify_source::start))
+        .route("/api/v1/pairs/{pair}/history", get(history::get))
         .route("/api/v1/pairs/{pair}/points", get(points::list).post(points::create))
         .route("/api/v1/pairs/{pair}/points/{point}", get(points::get_one))
         .route("/api/v1/pairs/{pair}/points/{point}/pin", post(maintenance::pin))
@@ -96,6 +100,8 @@ pub fn router(sb: AppState) -> Router {
         .route("/api/v1/pairs/{pair}/points/{point}/disks/{disk}/image", get(image::export))
         .route("/metrics", get(metrics))
         .fallback(not_found)
-        .layer(axum::middleware::from_fn_with_state(sb.clone(), auth::require_token));
-    Router::new().route("/healthz", get(|| async { "ok\n" })).merge(api).with_state(sb)
+        .layer(axum::middleware::from_fn_with_state(sb.clone(), auth::require_token))
+        // Outermost: a cross-site request is refused before anything else looks at it.
+        .layer(axum::middleware::from_fn(csrf::refuse_cross_site));
+    Router::new().route("/healthz", get(|| async { "ok\n" })).merge(panel::router()).merge(api).with_state(sb)
 }

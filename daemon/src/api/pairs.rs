@@ -58,6 +58,7 @@ mod tests {
             progress_percent: 100.0,
             last_point: None,
             disks: 1,
+            health: drpair_types::Health { level: drpair_types::HealthLevel::Ok, reason: String::new() },
         };
         for hit in ["web", "WEB-01", "frontend", "10.1.2", " 3 "] {
             assert!(matches(&p, hit), "{hit}");

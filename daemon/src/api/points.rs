@@ -2,8 +2,8 @@
 
 use super::{ApiFailure, ApiResult, AppState, find_pair};
 use axum::Json;
-use axum::extract::rejection::JsonRejection;
-use axum::extract::{Path, State};
+use axum::extract::rejection::{JsonRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use drpair_types::{CreatePointRequest, CreatePointResponse, ErrorCode, RecoveryPoint};
 use drpair_wire::{QuiesceRequest, StandbyMsg, encode};
@@ -15,14 +15,30 @@ const MAX_FREEZE: usize = 16;
 /// Range of `thaw_budget_ms`.
 const THAW_BUDGET_MS: std::ops::RangeInclusive<u64> = 100..=60_000;
 
-pub async fn list(State(sb): State<AppState>, Path(pair): Path<String>) -> ApiResult<Json<Vec<RecoveryPoint>>> {
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListQuery {
+    /// Only the newest `limit` points (still oldest first).
+    limit: Option<usize>,
+}
+
+/// `GET /api/v1/pairs/{pair}/points[?limit=N]`: the pair's points, oldest first.
+pub async fn list(
+    State(sb): State<AppState>,
+    Path(pair): Path<String>,
+    q: Result<Query<ListQuery>, QueryRejection>,
+) -> ApiResult<Json<Vec<RecoveryPoint>>> {
+    let Query(q) = q.map_err(|e| ApiFailure::param("limit", e.body_text()))?;
     let (_, h) = find_pair(&sb, &pair)?;
     let pair_no = h.record.lock().expect("record").pair_no;
     let store = sb.store.clone();
-    let points = tokio::task::spawn_blocking(move || store.list_points(pair_no))
+    let mut points = tokio::task::spawn_blocking(move || store.list_points(pair_no))
         .await
         .map_err(ApiFailure::internal)?
         .map_err(ApiFailure::internal)?;
+    if let Some(n) = q.limit {
+        points.drain(..points.len().saturating_sub(n));
+    }
     Ok(Json(points))
 }
 

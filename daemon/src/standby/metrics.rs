@@ -56,6 +56,8 @@ pub fn render(sb: &Standby) -> String {
             0.0
         });
         gauge!("drpair_pair_ready_for_failover", "pair" => p.clone()).set(if s.ready_for_failover { 1.0 } else { 0.0 });
+        // The panel's badge: 0 ok, 1 warning, 2 critical.
+        gauge!("drpair_pair_health", "pair" => p.clone()).set(s.health.level as u8 as f64);
         // One series per state, 1 for the current one (the usual Prometheus enum encoding).
         for st in PairState::ALL {
             let name = serde_json::to_value(st).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();

@@ -6,6 +6,7 @@ pub mod dump;
 pub mod dump_flow;
 pub mod dump_load;
 pub mod export;
+pub mod history;
 pub mod ingest;
 pub mod maintenance;
 pub mod metrics;
@@ -137,11 +138,13 @@ pub async fn run(
         }
     });
     let schedule = maintenance::spawn(sb.clone());
+    let sampler = history::spawn(sb.clone());
     ready();
     let app = crate::api::router(sb.clone());
     axum::serve(api, app).with_graceful_shutdown(shutdown).await.context("api server")?;
     accept.abort();
     schedule.abort();
+    sampler.abort();
     sb.store.flush().ok();
     tracing::info!("standby stopped");
     Ok(())

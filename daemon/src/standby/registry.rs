@@ -299,6 +299,8 @@ pub struct PairHandle {
     pub commits: broadcast::Sender<Committed>,
     /// Held by the connection serving the pair: at most one writes its epochs at a time.
     pub session_lock: Arc<tokio::sync::Mutex<()>>,
+    /// The short history behind the panel's charts.
+    pub history: Mutex<super::history::History>,
 }
 
 impl PairHandle {
@@ -309,6 +311,7 @@ impl PairHandle {
             runtime: Mutex::new(runtime),
             commits: broadcast::channel(64).0,
             session_lock: Default::default(),
+            history: Default::default(),
         })
     }
 
@@ -511,7 +514,33 @@ impl PairHandle {
             retention: rt.retention_defaults.as_ref().map(|d| super::retention::view_of(&rec, d)),
             verify: super::verify::status_of(&rec, &rt),
             storage: rt.storage.clone(),
+            health: drpair_types::Health::of(drpair_types::panel::HealthFacts {
+                state,
+                ready_for_failover: rec.lifecycle.ready_for_failover(),
+                lag_seconds: Self::stats(&rec, &rt).lag_seconds,
+                damaged_points: super::verify::status_of(&rec, &rt).map_or(0, |v| v.points_damaged),
+            }),
+            allowed_actions: Self::allowed_actions(&rec.lifecycle, rt.session.is_some()),
         }
+    }
+
+    /// The operator actions the lifecycle allows now, asked of the state machine itself.
+    fn allowed_actions(l: &drpair_pair::Lifecycle, connected: bool) -> Vec<String> {
+        use drpair_pair::PairOp as Op;
+        let ops = [
+            ("start", Op::Start),
+            ("resume", Op::Resume),
+            ("pause", Op::Pause),
+            ("stop", Op::Stop(drpair_types::StopReason::StoppedByUser)),
+            ("restart", Op::Restart),
+            ("replay", Op::Replay),
+        ];
+        let mut v: Vec<String> =
+            ops.iter().filter(|(_, op)| l.apply(*op).is_ok()).map(|(n, _)| n.to_string()).collect();
+        if !l.holds() && connected {
+            v.push("create_point".into());
+        }
+        v
     }
 
     pub fn summary(&self) -> PairSummary {
@@ -528,6 +557,7 @@ impl PairHandle {
             progress_percent: s.stats.progress_percent,
             last_point: s.last_point,
             disks: s.disks.len() as u32,
+            health: s.health,
         }
     }
 }

@@ -370,6 +370,11 @@ pub struct PairStatus {
     /// The storage report's totals, as last computed.
     #[serde(default)]
     pub storage: Option<crate::maintenance::StorageSummary>,
+    /// How the pair is doing, at a glance (the panel's badge).
+    pub health: crate::panel::Health,
+    /// The operator actions the state allows now (names from [`crate::panel::ACTIONS`]);
+    /// the API refuses the others with 409.
+    pub allowed_actions: Vec<String>,
 }
 
 /// A stop position: the pair stops after the first point at or past it.
@@ -405,6 +410,7 @@ pub struct PairSummary {
     pub progress_percent: f64,
     pub last_point: Option<RecoveryPoint>,
     pub disks: u32,
+    pub health: crate::panel::Health,
 }
 
 /// `POST /api/v1/pairs/{pair}/points`: cut now.

@@ -9,6 +9,7 @@ pub mod dump;
 pub mod geometry;
 pub mod ids;
 pub mod maintenance;
+pub mod panel;
 mod source_verify;
 pub mod time;
 
@@ -17,6 +18,7 @@ pub use dump::*;
 pub use geometry::{ChunkSize, DiskGeometry, GeometryError};
 pub use ids::{Checkpoint, Epoch, IdError, Lineage, PairId, PointId};
 pub use maintenance::*;
+pub use panel::{ACTIONS, Health, HealthLevel, HistorySample, PairHistory};
 pub use source_verify::*;
 pub use time::parse_time_ms;
 

@@ -1,0 +1,99 @@
+// The pair's actions: Restart Replication (through the confirmation dialog), Pause, Resume,
+// Create recovery point. Each button is enabled only when the pair's `allowed_actions` has it
+// (the API would refuse it otherwise); the API's answer is shown in words either way.
+
+import { ApiError, pairPath, post } from './api.js';
+import { h } from './dom.js';
+
+const WHY_NOT = {
+  restart: 'Restart is not possible in this state (the pair never ran).',
+  pause: 'Only a running pair can be paused.',
+  resume: 'Only a paused or stopped pair can be resumed.',
+  create_point: 'A recovery point can be cut only while the agent is connected and shipping.',
+};
+
+export function actionsPanel(pairId, ctx) {
+  const result = h('p', { id: 'action-result', class: 'result', role: 'status', 'aria-live': 'polite' });
+  const error = h('p', { id: 'action-error', class: 'error', role: 'alert', hidden: true });
+  let busy = false;
+  let allowed = [];
+
+  function show(ok, text) {
+    result.textContent = ok ? text : '';
+    error.hidden = ok;
+    error.textContent = ok ? '' : text;
+  }
+
+  async function run(label, path, body) {
+    busy = true;
+    update(allowed);
+    show(true, `${label}…`);
+    try {
+      const r = await post(`${pairPath(pairId)}${path}`, body);
+      show(true, r && r.message ? r.message
+        : `Recovery point requested (request ${r && r.request_id}); it is listed once the standby commits it.`);
+      return true;
+    } catch (e) {
+      show(false, `${label} refused: ${e instanceof ApiError ? e.words : e.message}`);
+      return false;
+    } finally {
+      busy = false;
+      ctx.refreshNow();
+    }
+  }
+
+  const buttons = {
+    restart: h('button', { type: 'button', id: 'act-restart', class: 'danger' }, 'Restart Replication'),
+    pause: h('button', { type: 'button', id: 'act-pause' }, 'Pause'),
+    resume: h('button', { type: 'button', id: 'act-resume' }, 'Resume'),
+    create_point: h('button', { type: 'button', id: 'act-point' }, 'Create recovery point'),
+  };
+  buttons.pause.addEventListener('click', () => run('Pause', '/pause'));
+  buttons.resume.addEventListener('click', () => run('Resume', '/resume'));
+  buttons.create_point.addEventListener('click', () => run('Create recovery point', '/points', {}));
+  buttons.restart.addEventListener('click', () => openRestart());
+
+  // The dialog lives in index.html; it is wired for this pair each time it opens.
+  const dialog = document.getElementById('restart-dialog');
+  const confirm = document.getElementById('restart-confirm');
+  const go = document.getElementById('restart-go');
+  const dErr = document.getElementById('restart-error');
+
+  function openRestart() {
+    document.getElementById('restart-pair').textContent = pairId;
+    confirm.value = '';
+    go.disabled = true;
+    dErr.hidden = true;
+    confirm.oninput = () => { go.disabled = confirm.value.trim() !== pairId; };
+    document.getElementById('restart-cancel').onclick = () => dialog.close();
+    document.getElementById('restart-form').onsubmit = async (ev) => {
+      ev.preventDefault();
+      if (confirm.value.trim() !== pairId) return;
+      go.disabled = true;
+      const ok = await run('Restart Replication', '/restart', { confirm: confirm.value.trim() });
+      if (ok) dialog.close();
+      else {
+        dErr.hidden = false;
+        dErr.textContent = error.textContent;
+        go.disabled = false;
+      }
+    };
+    dialog.showModal();
+    confirm.focus();
+  }
+
+  function update(allowedNow) {
+    allowed = allowedNow;
+    for (const [name, b] of Object.entries(buttons)) {
+      const ok = !busy && allowed.includes(name);
+      b.disabled = !ok;
+      b.title = ok ? '' : (busy ? 'Waiting for the previous action' : WHY_NOT[name]);
+    }
+  }
+
+  const el = h('section', { class: 'actions', 'aria-labelledby': 'actions-title' },
+    h('h2', { id: 'actions-title' }, 'Actions'),
+    h('div', { class: 'buttons' }, buttons.restart, buttons.pause, buttons.resume, buttons.create_point),
+    result, error);
+  return { el, update, show };
+}

@@ -1,0 +1,177 @@
+// One DR pair: its state and why, progress, lag and throughput charts, disks, recovery
+// points, and the actions its state allows.
+
+import { ApiError, downloadImage, get, pairPath, post } from './api.js';
+import { actionsPanel } from './actions.js';
+import { lineChart } from './chart.js';
+import { h, replace } from './dom.js';
+import { bytes, clock, duration, percent, rate, time, yesNo } from './format.js';
+import { badge } from './list.js';
+
+const POINTS_SHOWN = 50;
+// The browser downloads an export into memory first; larger disks go through the CLI.
+const BROWSER_EXPORT_MAX = 2 * 1024 ** 3;
+
+function row(label, value) {
+  return [h('dt', {}, label), h('dd', {}, value)];
+}
+
+function summary(s) {
+  const a = s.agent;
+  const items = [
+    row('State', h('span', { id: 'state', class: `state s-${s.state}` }, s.state_label)),
+    row('What it means', h('span', { id: 'state-explanation' }, s.state_explanation)),
+    row('Health', badge(s.health)),
+    row('Ready for failover', h('span', { id: 'ready' }, yesNo(s.ready_for_failover))),
+    row('Lag (RPO now)', h('span', { id: 'lag' }, duration(s.stats.lag_seconds))),
+    row('Newest point', s.last_point ? `#${s.last_point.id} · ${time(s.last_point.time)} · ${s.last_point.kind}` : 'none yet'),
+    row('Source', a ? `${a.host} (${a.address}) · ${a.connected ? 'connected' : 'not connected'} since ${time(a.since)} · tracker ${a.tracker}` : 'no agent has connected yet'),
+    row('Recovery checkpoint', s.recovery_checkpoint || '—'),
+  ];
+  if (s.stop_reason) items.push(row('Stop reason', h('span', { id: 'stop-reason' }, s.stop_reason)));
+  if (s.restart) items.push(row('Restart', `requested ${time(s.restart.requested_at)}${s.restart.full_copy ? ' · full copy' : ''}`));
+  if (s.storage && s.storage.logical_bytes > 0) {
+    const st = s.storage;
+    items.push(row('Storage', `${bytes(st.unique_stored_bytes)} unique stored for ${bytes(st.logical_bytes)} logical · `
+      + `compression ${st.compression_ratio.toFixed(2)}× · dedup ${st.dedup_ratio.toFixed(2)}× (report of ${clock(st.computed_unix_ms)})`));
+  }
+  const out = [h('dl', { class: 'facts' }, items)];
+  if (s.failure_messages.length) {
+    out.push(h('section', { class: 'failures', 'aria-labelledby': 'failures-title' },
+      h('h2', { id: 'failures-title' }, 'Recent failures'),
+      h('ul', { id: 'failures' }, s.failure_messages.slice().reverse().map((m) => h('li', {}, m)))));
+  }
+  return out;
+}
+
+function progress(s) {
+  const pass = s.stats.pass;
+  const catching = ['initial_sync', 'rescanning'].includes(s.state) || (pass && ['initial', 'reconcile'].includes(pass.kind));
+  if (!catching) return [];
+  const p = s.stats.progress_percent;
+  const what = s.restart ? 'Restart: copying the new baseline' : s.state === 'rescanning' ? 'Rescan' : 'Initial sync';
+  return [h('section', { class: 'progress', 'aria-labelledby': 'progress-title' },
+    h('h2', { id: 'progress-title' }, what),
+    h('progress', { id: 'progress', max: 100, value: p, 'aria-label': `${what} progress` }),
+    h('p', { id: 'progress-text' }, `${percent(p)} · ETA ${s.stats.eta_seconds == null ? 'estimating' : duration(s.stats.eta_seconds)}`
+      + ` · elapsed ${duration(s.stats.elapsed_seconds)} · ${rate(s.stats.throughput_bytes_per_second)}`))];
+}
+
+function disks(s) {
+  return h('table', { class: 'disks' },
+    h('caption', { class: 'visually-hidden' }, 'Disks of the pair'),
+    h('thead', {}, h('tr', {}, ['Disk', 'Path on the source', 'Size', 'Chunk size', 'Chunks'].map((t) => h('th', { scope: 'col' }, t)))),
+    h('tbody', {}, s.disks.map((d) => h('tr', {},
+      h('td', {}, d.index), h('td', {}, d.path), h('td', { class: 'num' }, bytes(d.size_bytes)),
+      h('td', { class: 'num' }, bytes(d.chunk_size)), h('td', { class: 'num' }, d.chunk_count)))));
+}
+
+function pointsTable(s, points, onPin, onExport) {
+  const rows = points.slice().reverse().map((p) => h('tr', { 'data-point': p.id },
+    h('td', { class: 'num' }, p.id),
+    h('td', {}, time(p.time)),
+    h('td', {}, p.kind),
+    h('td', {}, p.consistency),
+    h('td', {}, p.pinned ? 'Pinned' : '—'),
+    h('td', {}, p.damage ? h('span', { class: 'badge critical' }, 'Damaged') : (p.verified_at ? time(p.verified_at) : '—')),
+    h('td', {}, p.tested_at ? time(p.tested_at) : '—'),
+    h('td', { class: 'num hide-narrow' }, bytes(p.sizes.changed_bytes)),
+    h('td', { class: 'row-actions' },
+      h('button', { type: 'button', id: `pin-${p.id}`, class: 'small', onclick: () => onPin(p), 'aria-label': `${p.pinned ? 'Unpin' : 'Pin'} point ${p.id}` }, p.pinned ? 'Unpin' : 'Pin'),
+      s.disks.map((d) => h('button', {
+        type: 'button', id: `export-${p.id}-${d.index}`, class: 'small', onclick: () => onExport(p, d), 'aria-label': `Export disk ${d.index} of point ${p.id}`,
+      }, `Export disk ${d.index}`)))));
+  const heads = ['ID', 'Time', 'Kind', 'Consistency', 'Pinned', 'Verified', 'Tested', 'Changed', 'Actions'];
+  return h('table', { class: 'points' },
+    h('caption', {}, `Recovery points (newest first${points.length >= POINTS_SHOWN ? `, the newest ${POINTS_SHOWN}` : ''})`),
+    h('thead', {}, h('tr', {}, heads.map((t) => h('th', { scope: 'col', class: t === 'Changed' ? 'hide-narrow' : null }, t)))),
+    h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: heads.length, class: 'empty' }, 'No recovery point yet.'))));
+}
+
+export function detailsView(main, pairId, ctx) {
+  const actions = actionsPanel(pairId, ctx);
+  const head = h('div', { id: 'summary' });
+  const prog = h('div', { id: 'progress-box' });
+  const charts = h('div', { class: 'charts' });
+  const disksBox = h('div', { class: 'table-box' });
+  const pointsBox = h('div', { class: 'table-box' });
+  const title = h('h1', {}, pairId);
+  const history = [];
+  let status = null;
+
+  async function onPin(p) {
+    try {
+      await post(`${pairPath(pairId)}/points/${p.id}/${p.pinned ? 'unpin' : 'pin'}`);
+      actions.show(true, `Point ${p.id} ${p.pinned ? 'unpinned' : 'pinned'}.`);
+    } catch (e) {
+      actions.show(false, `${p.pinned ? 'Unpin' : 'Pin'} refused: ${e instanceof ApiError ? e.words : e.message}`);
+    }
+    ctx.refreshNow();
+  }
+
+  async function onExport(p, d) {
+    if (d.size_bytes > BROWSER_EXPORT_MAX) {
+      actions.show(true, `Disk ${d.index} is ${bytes(d.size_bytes)}: too large to export through the browser. `
+        + `Use: drpair points export ${pairId} ${p.id} --disk ${d.index} --out disk${d.index}.img`);
+      return;
+    }
+    actions.show(true, `Exporting disk ${d.index} of point ${p.id}…`);
+    try {
+      await downloadImage(pairId, p.id, d.index);
+      actions.show(true, `Exported disk ${d.index} of point ${p.id} (${bytes(d.size_bytes)}).`);
+    } catch (e) {
+      actions.show(false, `Export refused: ${e instanceof ApiError ? e.words : e.message}`);
+    }
+  }
+
+  function renderCharts() {
+    const series = (f) => history.map((x) => [x.t_unix_ms, f(x)]);
+    replace(charts,
+      lineChart({ id: 'lag-chart', title: 'Lag over time (RPO, seconds since the newest point)', clock, fmt: (v) => duration(v),
+        series: [{ name: 'Lag', cls: 'c1', values: series((x) => x.lag_seconds) }] }),
+      lineChart({ id: 'throughput-chart', title: 'Throughput', clock, fmt: rate,
+        series: [
+          { name: 'Read on the source', cls: 'c2', values: series((x) => x.read_bytes_per_second) },
+          { name: 'Over the link', cls: 'c1', values: series((x) => x.wire_bytes_per_second) },
+        ] }));
+  }
+
+  replace(main,
+    h('nav', { 'aria-label': 'Breadcrumb' }, h('a', { href: '#/', id: 'back' }, '← Protected servers')),
+    title, head, prog, actions.el,
+    h('section', { 'aria-labelledby': 'charts-title' }, h('h2', { id: 'charts-title' }, 'Lag and throughput'), charts),
+    h('section', { 'aria-labelledby': 'disks-title' }, h('h2', { id: 'disks-title' }, 'Disks'), disksBox),
+    h('section', { 'aria-labelledby': 'points-title' }, h('h2', { id: 'points-title' }, 'Recovery points'), pointsBox));
+
+  return {
+    async refresh() {
+      let s;
+      try {
+        s = await get(pairPath(pairId));
+      } catch (e) {
+        if (e instanceof ApiError && e.status === 404) {
+          replace(head, h('p', { class: 'error', role: 'alert' }, `This standby has no DR pair '${pairId}': ${e.message}`));
+          actions.update([]);
+          return;
+        }
+        throw e;
+      }
+      const since = history.length ? history[history.length - 1].t_unix_ms : 0;
+      const [points, hist] = await Promise.all([
+        get(`${pairPath(pairId)}/points?limit=${POINTS_SHOWN}`),
+        get(`${pairPath(pairId)}/history?since=${since}`),
+      ]);
+      status = s;
+      history.push(...hist.samples);
+      history.splice(0, Math.max(0, history.length - 1800));
+      title.textContent = s.agent ? `${pairId} · ${s.agent.host}` : pairId;
+      replace(head, summary(s));
+      replace(prog, progress(s));
+      actions.update(s.allowed_actions);
+      renderCharts();
+      replace(disksBox, disks(s));
+      replace(pointsBox, pointsTable(s, points, onPin, onExport));
+      return status;
+    },
+  };
+}

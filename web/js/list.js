@@ -1,0 +1,105 @@
+// Protected servers: one row per DR pair, searchable and sortable.
+
+import { get } from './api.js';
+import { h, replace } from './dom.js';
+import { duration, time, yesNo } from './format.js';
+
+const HEALTH_ORDER = { ok: 0, warning: 1, critical: 2 };
+
+const COLUMNS = [
+  { key: 'pair_id', title: 'DR Pair ID', value: (p) => p.pair_id },
+  { key: 'name', title: 'Name', value: (p) => p.source_host || '' },
+  { key: 'address', title: 'Source address', value: (p) => p.source_address || '', narrow: 'hide' },
+  { key: 'state', title: 'State', value: (p) => p.state_label },
+  { key: 'lag', title: 'Lag (RPO)', value: (p) => p.lag_seconds, num: true },
+  { key: 'newest', title: 'Newest point', value: (p) => (p.last_point ? p.last_point.time_unix_ms : 0), narrow: 'hide' },
+  { key: 'ready', title: 'Ready for failover', value: (p) => (p.ready_for_failover ? 1 : 0) },
+  { key: 'health', title: 'Health', value: (p) => HEALTH_ORDER[p.health.level] },
+];
+
+export function badge(health) {
+  const words = { ok: 'Healthy', warning: 'Warning', critical: 'Critical' }[health.level] || health.level;
+  return h('span', { class: `badge ${health.level}`, title: health.reason }, words,
+    h('span', { class: 'visually-hidden' }, `: ${health.reason}`));
+}
+
+function cell(col, p) {
+  switch (col.key) {
+    case 'pair_id': return h('td', {}, h('a', { href: `#/pairs/${encodeURIComponent(p.pair_id)}` }, p.pair_id));
+    case 'state': return h('td', {}, h('span', { class: `state s-${p.state}` }, p.state_label));
+    case 'lag': return h('td', { class: 'num' }, duration(p.lag_seconds));
+    case 'newest': return h('td', { class: 'hide-narrow' }, p.last_point ? `#${p.last_point.id} · ${time(p.last_point.time)}` : 'none yet');
+    case 'ready': return h('td', {}, yesNo(p.ready_for_failover));
+    case 'health': return h('td', {}, badge(p.health));
+    case 'address': return h('td', { class: 'hide-narrow' }, p.source_address || '—');
+    default: return h('td', {}, col.value(p) || '—');
+  }
+}
+
+function matches(p, needle) {
+  if (!needle) return true;
+  const n = needle.trim().toLowerCase();
+  return [p.pair_id, p.source_host, p.source_address].some((v) => v && v.toLowerCase().includes(n));
+}
+
+export function listView(main, _ctx) {
+  let pairs = null;
+  let sort = { key: 'pair_id', dir: 1 };
+  const search = h('input', {
+    id: 'search', type: 'search', autocomplete: 'off', placeholder: 'name, DR pair ID or address',
+  });
+  const count = h('p', { id: 'pair-count', class: 'muted', role: 'status', 'aria-live': 'polite' });
+  const tableBox = h('div', { class: 'table-box' });
+
+  function render() {
+    if (!pairs) return;
+    const shown = pairs.filter((p) => matches(p, search.value));
+    const col = COLUMNS.find((c) => c.key === sort.key);
+    shown.sort((a, b) => {
+      const x = col.value(a);
+      const y = col.value(b);
+      const c = typeof x === 'number' ? x - y : String(x).localeCompare(String(y));
+      return c * sort.dir || a.pair_id.localeCompare(b.pair_id);
+    });
+    count.textContent = search.value
+      ? `${shown.length} of ${pairs.length} DR pairs match “${search.value}”`
+      : `${pairs.length} DR pair${pairs.length === 1 ? '' : 's'}`;
+    if (pairs.length === 0) {
+      replace(tableBox, h('p', { class: 'empty' },
+        'No DR pairs yet. A pair appears here when an agent configured with this standby connects.'));
+      return;
+    }
+    const head = h('tr', {}, COLUMNS.map((c) => {
+      const active = c.key === sort.key;
+      return h('th', {
+        scope: 'col',
+        class: c.narrow === 'hide' ? 'hide-narrow' : null,
+        'aria-sort': active ? (sort.dir > 0 ? 'ascending' : 'descending') : 'none',
+      }, h('button', {
+        type: 'button',
+        id: `sort-${c.key}`,
+        class: 'sort',
+        onclick: () => { sort = { key: c.key, dir: active ? -sort.dir : 1 }; render(); },
+      }, c.title, h('span', { 'aria-hidden': 'true' }, active ? (sort.dir > 0 ? ' ▲' : ' ▼') : '')));
+    }));
+    const rows = shown.map((p) => h('tr', { 'data-pair': p.pair_id }, COLUMNS.map((c) => cell(c, p))));
+    const body = rows.length ? rows
+      : [h('tr', {}, h('td', { colspan: COLUMNS.length, class: 'empty' }, 'No DR pair matches the search.'))];
+    replace(tableBox, h('table', { class: 'pairs' },
+      h('caption', { class: 'visually-hidden' }, 'Protected servers; column headers sort'),
+      h('thead', {}, head), h('tbody', {}, body)));
+  }
+
+  search.addEventListener('input', render);
+  replace(main,
+    h('h1', {}, 'Protected servers'),
+    h('div', { class: 'toolbar' }, h('label', { for: 'search' }, 'Search'), search),
+    count, tableBox);
+
+  return {
+    async refresh() {
+      pairs = await get('/pairs');
+      render();
+    },
+  };
+}

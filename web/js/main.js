@@ -1,0 +1,125 @@
+// The panel's shell: login, routing (#/ and #/pairs/ID), the 2-second poll, and the banner
+// that says when the standby cannot be reached.
+
+import { ApiError, Unreachable, get, token } from './api.js';
+import { h, replace } from './dom.js';
+import { listView } from './list.js';
+import { detailsView } from './details.js';
+import { clock } from './format.js';
+
+const POLL_MS = 2000;
+const main = document.getElementById('main');
+const banner = document.getElementById('banner');
+const conn = document.getElementById('conn');
+const logout = document.getElementById('logout');
+
+let view = null;
+let timer = null;
+let generation = 0;
+let downSince = null;
+
+function setBanner(text) {
+  banner.hidden = !text;
+  banner.textContent = text || '';
+  document.body.classList.toggle('stale', Boolean(text));
+}
+
+function online(noToken) {
+  if (downSince) downSince = null;
+  setBanner('');
+  conn.textContent = `Connected${noToken ? ' (this standby has no access token: anyone who reaches it can operate it)' : ''} · updated ${clock(Date.now())}`;
+  conn.className = noToken ? 'conn warn' : 'conn ok';
+}
+
+function offline(err) {
+  downSince = downSince || Date.now();
+  setBanner(`The standby is unreachable since ${clock(downSince)} (${err.message}). `
+    + 'The page keeps retrying every 2 seconds; what it shows may be out of date.');
+  conn.textContent = 'Unreachable';
+  conn.className = 'conn bad';
+}
+
+// Runs the current view's refresh now and then every POLL_MS, until the view changes.
+async function poll(gen) {
+  if (gen !== generation || !view) return;
+  try {
+    await view.refresh();
+    online(!token.get());
+  } catch (e) {
+    if (gen !== generation) return;
+    if (e instanceof Unreachable) offline(e);
+    else if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
+      token.clear();
+      login(`The standby refused the token: ${e.message}`);
+      return;
+    } else {
+      setBanner(`Could not refresh: ${e instanceof ApiError ? e.words : e.message}`);
+    }
+  }
+  if (gen === generation) timer = setTimeout(() => poll(gen), POLL_MS);
+}
+
+function route() {
+  clearTimeout(timer);
+  generation += 1;
+  const m = /^#\/pairs\/([^/]+)$/.exec(location.hash);
+  const ctx = { refreshNow: () => { clearTimeout(timer); poll(generation); } };
+  view = m ? detailsView(main, decodeURIComponent(m[1]), ctx) : listView(main, ctx);
+  document.title = m ? `drpair — ${decodeURIComponent(m[1])}` : 'drpair — protected servers';
+  logout.hidden = !token.get();
+  poll(generation);
+}
+
+function login(message) {
+  clearTimeout(timer);
+  generation += 1;
+  view = null;
+  logout.hidden = true;
+  conn.textContent = '';
+  const input = h('input', { id: 'token', name: 'token', type: 'password', autocomplete: 'current-password', required: true });
+  const error = h('p', { id: 'login-error', class: 'error', role: 'alert', hidden: !message }, message || '');
+  const button = h('button', { type: 'submit', class: 'primary' }, 'Log in');
+  const form = h('form', { class: 'login', 'aria-labelledby': 'login-title' },
+    h('h1', { id: 'login-title' }, 'Log in to the standby'),
+    h('p', {}, 'Enter the access token of this standby: the ', h('code', {}, 'token'),
+      ' in its configuration, the one ', h('code', {}, 'drpair --token'), ' uses.'),
+    h('label', { for: 'token' }, 'Access token'), input, error, button);
+  form.addEventListener('submit', async (ev) => {
+    ev.preventDefault();
+    button.disabled = true;
+    token.set(input.value.trim());
+    try {
+      await get('/pairs');
+      route();
+    } catch (e) {
+      token.clear();
+      error.hidden = false;
+      error.textContent = e instanceof ApiError && (e.status === 401 || e.status === 403)
+        ? `The standby refused this token: ${e.message}`
+        : `Could not log in: ${e instanceof ApiError ? e.words : e.message}`;
+      button.disabled = false;
+      input.focus();
+    }
+  });
+  replace(main, form);
+  input.focus();
+}
+
+async function start() {
+  try {
+    await get('/pairs');
+  } catch (e) {
+    if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
+      const had = token.get();
+      token.clear();
+      login(had ? `The standby refused the saved token: ${e.message}` : '');
+      return;
+    }
+    if (e instanceof Unreachable) offline(e);
+  }
+  route();
+}
+
+logout.addEventListener('click', () => { token.clear(); login('Logged out.'); });
+window.addEventListener('hashchange', () => { if (view || token.get()) route(); });
+start();

@@ -1,0 +1,348 @@
+// End-to-end test of the web panel in headless Debian chromium, driven by playwright-core,
+// against a real standby and real agents (started by tests/web_panel.rs, which passes):
+//   DRPAIR_URL        the standby's API/panel base URL (http://127.0.0.1:PORT)
+//   DRPAIR_TOKEN      its access token
+//   DRPAIR_PAIR       the pair to operate (its agent is throttled so copies take seconds)
+//   DRPAIR_OTHER      a second pair, for the search
+//   DRPAIR_ARTIFACTS  where the screenshots go
+// The standby outage at the end is a dialogue over stdio: this script prints `OUTAGE?`, the
+// harness kills the standby and answers `down`; then `RESTORE?`, answered `up`.
+
+import assert from 'node:assert/strict';
+import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { chromium } from 'playwright-core';
+
+const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`${k} is not set`); return v; };
+const URL = env('DRPAIR_URL');
+const TOKEN = env('DRPAIR_TOKEN');
+const PAIR = env('DRPAIR_PAIR');
+const OTHER = env('DRPAIR_OTHER');
+const ART = env('DRPAIR_ARTIFACTS');
+const LONG = 120_000;
+mkdirSync(ART, { recursive: true });
+
+const t0 = Date.now();
+const step = (m) => console.log(`step [${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}`);
+
+const stdin = createInterface({ input: process.stdin });
+const lines = stdin[Symbol.asyncIterator]();
+async function ask(question, answer) {
+  console.log(question);
+  const { value } = await lines.next();
+  assert.equal(value && value.trim(), answer, `harness answered ${value} to ${question}`);
+}
+
+// The API, outside the browser (to change state behind the page's back).
+async function api(method, path, body) {
+  const r = await fetch(`${URL}/api/v1${path}`, {
+    method,
+    headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
+    body: body === undefined ? undefined : JSON.stringify(body),
+  });
+  const json = await r.json();
+  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${json.message}`);
+  return json;
+}
+
+const userData = mkdtempSync(join(tmpdir(), 'drpair-chromium-'));
+const ctx = await chromium.launchPersistentContext(userData, {
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
+    '--disable-component-update', '--disable-sync'],
+  viewport: { width: 1280, height: 900 },
+});
+ctx.setDefaultTimeout(20_000);
+const consoleErrors = [];
+const page = ctx.pages()[0] || await ctx.newPage();
+page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
+page.on('pageerror', (e) => consoleErrors.push(String(e)));
+const requests = [];
+page.on('request', (r) => requests.push(r.url()));
+
+async function shot(name, p = page) {
+  await p.screenshot({ path: join(ART, `${name}.png`), fullPage: true });
+  step(`screenshot ${name}.png`);
+}
+
+async function stateIs(label, p = page, timeout = LONG) {
+  await p.locator('#state').filter({ hasText: new RegExp(`^${label}$`) }).waitFor({ timeout });
+}
+
+// Accessibility: axe-core's WCAG 2 A/AA rules (labels, contrast, roles, keyboard names).
+const axeSource = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+// A second tab: sessionStorage is per tab, so it is given the token as a login would leave it.
+async function tab() {
+  const p = await ctx.newPage();
+  await p.addInitScript((t) => sessionStorage.setItem('drpair.token', t), TOKEN);
+  return p;
+}
+
+async function accessible(what) {
+  const p = await tab();
+  await p.goto(page.url());
+  await p.waitForLoadState('networkidle');
+  // The page's CSP allows only its own scripts: evaluate axe through the devtools protocol.
+  const cdp = await ctx.newCDPSession(p);
+  const { readFileSync } = await import('node:fs');
+  await cdp.send('Runtime.evaluate', { expression: readFileSync(axeSource, 'utf8') });
+  await p.waitForTimeout(2500);
+  const { result } = await cdp.send('Runtime.evaluate', {
+    expression: "axe.run(document, {runOnly: ['wcag2a', 'wcag2aa']}).then(r => JSON.stringify(r.violations.map(v => ({id: v.id, help: v.help, nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))))",
+    awaitPromise: true,
+    returnByValue: true,
+  });
+  const violations = JSON.parse(result.value);
+  assert.deepEqual(violations, [], `${what}: accessibility violations ${JSON.stringify(violations, null, 1)}`);
+  step(`${what}: axe-core finds no WCAG 2 A/AA violation`);
+  await p.close();
+}
+
+try {
+  // --- Access: nothing without a valid token.
+  await page.goto(URL);
+  assert.match(page.url(), /\/ui\/$/, 'the root leads to the panel');
+  await page.getByRole('heading', { name: 'Log in to the standby' }).waitFor();
+  assert.equal(await page.locator('table').count(), 0, 'no data before logging in');
+  step('the panel asks for the token first and shows no data');
+  await page.getByLabel('Access token').fill('not-the-token');
+  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.locator('#login-error').filter({ hasText: 'refused this token' }).waitFor();
+  assert.equal(await page.locator('table').count(), 0);
+  step(`a wrong token is refused: "${await page.locator('#login-error').textContent()}"`);
+  await shot('login-refused');
+  await page.getByLabel('Access token').fill(TOKEN);
+  await page.keyboard.press('Enter');
+  await page.getByRole('heading', { name: 'Protected servers' }).waitFor();
+  assert.ok(!page.url().includes(TOKEN), 'the token is not in the URL');
+  assert.equal(await page.evaluate(() => sessionStorage.getItem('drpair.token')), TOKEN, 'kept for the session');
+  step('logged in with the token (kept in sessionStorage, not in the URL)');
+
+  // --- Protected servers: both pairs, search, sort.
+  const rows = page.locator('table.pairs tbody tr[data-pair]');
+  await page.locator(`tr[data-pair="${OTHER}"]`).waitFor();
+  await page.locator(`tr[data-pair="${PAIR}"]`).waitFor();
+  assert.equal(await rows.count(), 2);
+  const row = page.locator(`tr[data-pair="${PAIR}"]`);
+  await row.filter({ hasText: 'Replicating' }).waitFor({ timeout: LONG });
+  const headers = await page.locator('table.pairs th').allTextContents();
+  for (const col of ['DR Pair ID', 'Name', 'Source address', 'State', 'Lag (RPO)', 'Newest point', 'Ready for failover', 'Health']) {
+    assert.ok(headers.some((h) => h.startsWith(col)), `column ${col} in ${headers}`);
+  }
+  assert.match(await row.textContent(), /Healthy/);
+  await shot('list');
+  await page.getByLabel('Search').fill(PAIR.slice(0, 5));
+  await page.locator('#pair-count').filter({ hasText: '1 of 2' }).waitFor();
+  assert.equal(await rows.count(), 1);
+  assert.equal(await rows.first().getAttribute('data-pair'), PAIR);
+  await page.getByLabel('Search').fill('127.0.0');
+  await page.locator('#pair-count').filter({ hasText: '2 of 2' }).waitFor();
+  await page.getByLabel('Search').fill('no-such-server');
+  await page.getByText('No DR pair matches the search.').waitFor();
+  await page.getByLabel('Search').fill('');
+  step('search by pair id, by address, and with no match');
+  const order = async () => rows.evaluateAll((rs) => rs.map((r) => r.dataset.pair));
+  const asc = [PAIR, OTHER].sort();
+  assert.deepEqual(await order(), asc);
+  await page.getByRole('button', { name: /^DR Pair ID/ }).click();
+  assert.deepEqual(await order(), asc.slice().reverse());
+  assert.equal(await page.locator('th[aria-sort="descending"]').count(), 1);
+  await page.getByRole('button', { name: /^Lag/ }).click();
+  assert.equal(await page.locator('th[aria-sort="ascending"] #sort-lag').count(), 1);
+  step('sorting by DR Pair ID (both ways) and by lag');
+  await accessible('the list page');
+
+  // Phone width: the list still fits and reads.
+  await page.setViewportSize({ width: 390, height: 844 });
+  await shot('list-phone');
+  assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth + 1), 'no page-wide horizontal scroll on a phone');
+  await page.setViewportSize({ width: 1280, height: 900 });
+
+  // --- Pair details.
+  await page.getByRole('link', { name: PAIR, exact: true }).click();
+  await page.getByRole('heading', { level: 1, name: new RegExp(`^${PAIR}`) }).waitFor();
+  await stateIs('Replicating');
+  assert.match(await page.locator('#state-explanation').textContent(), /\w+/);
+  await page.locator('#lag-chart svg').waitFor({ timeout: LONG });
+  await page.locator('#throughput-chart svg').waitFor();
+  await page.locator('table.disks tbody tr').first().waitFor();
+  assert.match(await page.locator('table.disks').textContent(), /64\.0 MiB/);
+  await page.locator('table.points tbody tr[data-point]').first().waitFor();
+  for (const col of ['Time', 'Kind', 'Consistency', 'Pinned', 'Verified', 'Tested']) {
+    assert.ok((await page.locator('table.points thead').textContent()).includes(col), `points column ${col}`);
+  }
+  step('details: state with explanation, lag and throughput charts, disks, recovery points');
+  await shot('details');
+  await accessible('the details page');
+
+  // Pin and unpin the newest point through its button; the API's answer shows.
+  const newest = page.locator('table.points tbody tr[data-point]').first();
+  const pid = await newest.getAttribute('data-point');
+  await page.locator(`#pin-${pid}`).click();
+  await page.locator(`tr[data-point="${pid}"]`).filter({ hasText: 'Pinned' }).waitFor();
+  assert.equal((await api('GET', `/pairs/${PAIR}/points/${pid}`)).pinned, true);
+  await page.locator(`#pin-${pid}`).click();
+  await page.locator('#action-result').filter({ hasText: `Point ${pid} unpinned` }).waitFor();
+  assert.equal((await api('GET', `/pairs/${PAIR}/points/${pid}`)).pinned, false);
+  step(`pinned and unpinned point ${pid}`);
+
+  // Export a disk of that point: the browser downloads the image through the API.
+  const download = page.waitForEvent('download');
+  await page.locator(`#export-${pid}-0`).click();
+  const file = await download;
+  const saved = join(ART, 'export-disk0.img');
+  await file.saveAs(saved);
+  // Byte for byte what the API exports for that point.
+  const { createHash } = await import('node:crypto');
+  const { readFileSync } = await import('node:fs');
+  const viaBrowser = readFileSync(saved);
+  assert.equal(viaBrowser.length, 64 * 1024 * 1024, 'the exported image has the disk size');
+  const r = await fetch(`${URL}/api/v1/pairs/${PAIR}/points/${pid}/disks/0/image`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  assert.equal(r.status, 200);
+  const viaApi = Buffer.from(await r.arrayBuffer());
+  const sha = (b) => createHash('sha256').update(b).digest('hex');
+  assert.equal(sha(viaBrowser), sha(viaApi), 'the browser export differs from the API export');
+  rmSync(saved);
+  step(`exported disk 0 of point ${pid} through the browser: equal to the API's export (sha256 ${sha(viaApi).slice(0, 16)}…)`);
+
+  // --- Restart Replication through the dialog.
+  const oldPoints = await api('GET', `/pairs/${PAIR}/points`);
+  const before = oldPoints.map((p) => p.id);
+  await page.getByRole('button', { name: 'Restart Replication' }).click();
+  const dialog = page.getByRole('dialog', { name: 'Restart Replication' });
+  await dialog.waitFor();
+  const warning = await dialog.textContent();
+  assert.match(warning, /Every recovery point of this pair will be permanently deleted/);
+  assert.match(warning, /not ready for failover/);
+  const go = dialog.getByRole('button', { name: 'Restart Replication' });
+  assert.ok(await go.isDisabled(), 'disabled until the pair id is typed');
+  await dialog.getByLabel(/Type the DR Pair ID/).fill(`${PAIR}-typo`);
+  assert.ok(await go.isDisabled(), 'still disabled with a wrong id');
+  await shot('restart-dialog');
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'hidden' });
+  const stillThere = (await api('GET', `/pairs/${PAIR}/points`)).map((p) => p.id);
+  assert.ok(before.every((id) => stillThere.includes(id)), `cancelled: every point stays (${before} → ${stillThere})`);
+  step('the restart dialog warns, needs the pair id, and Escape cancels it');
+  await page.getByRole('button', { name: 'Restart Replication' }).click();
+  await dialog.getByLabel(/Type the DR Pair ID/).fill(PAIR);
+  await go.click();
+  await dialog.waitFor({ state: 'hidden' });
+  await stateIs('Start Replication');
+  step('state: Start Replication');
+  assert.equal(await page.locator('#ready').textContent(), 'No');
+  await page.locator('#progress').waitFor();
+  const seen = [];
+  let shotTaken = false;
+  const deadline = Date.now() + LONG;
+  for (;;) {
+    // One read of both: the progress bar goes away the moment the state changes.
+    const [text, value] = await page.evaluate(() => [
+      document.getElementById('state')?.textContent,
+      document.getElementById('progress')?.getAttribute('value'),
+    ]);
+    if (text === 'Replicating') break;
+    if (value !== null && value !== undefined) {
+      const v = Number(value);
+      if (seen[seen.length - 1] !== v) seen.push(v);
+      if (seen.length === 2 && !shotTaken) { shotTaken = true; await shot('details-restarting'); }
+    }
+    assert.ok(Date.now() < deadline, `restart did not finish; progress seen ${seen}`);
+    await page.waitForTimeout(250);
+  }
+  step(`progress moved through ${seen.map((v) => `${v}%`).join(' → ')}; state: Replicating`);
+  assert.ok(seen.length >= 2 && seen[seen.length - 1] > seen[0], `progress moved: ${seen}`);
+  const newPoints = await api('GET', `/pairs/${PAIR}/points`);
+  const oldLineages = new Set(oldPoints.map((p) => p.lineage));
+  assert.ok(newPoints.length > 0 && newPoints.every((p) => !oldLineages.has(p.lineage)),
+    `the old lineage's points are gone: before ${JSON.stringify(oldPoints.map((p) => [p.id, p.lineage]))}, after ${JSON.stringify(newPoints.map((p) => [p.id, p.lineage]))}`);
+
+  // --- Pause and resume; the buttons follow the state.
+  await page.getByRole('button', { name: 'Pause' }).click();
+  await stateIs('Paused');
+  assert.ok(await page.getByRole('button', { name: 'Pause' }).isDisabled());
+  assert.ok(await page.getByRole('button', { name: 'Create recovery point' }).isDisabled());
+  assert.ok(await page.getByRole('button', { name: 'Resume' }).isEnabled());
+  await page.locator('#action-result').filter({ hasText: 'pause' }).waitFor();
+  step(`paused: "${await page.locator('#action-result').textContent()}"`);
+  await shot('details-paused');
+  await page.getByRole('button', { name: 'Resume' }).click();
+  await stateIs('Replicating');
+  assert.ok(await page.getByRole('button', { name: 'Resume' }).isDisabled());
+  step('resumed');
+
+  // --- Create a recovery point.
+  const count0 = (await api('GET', `/pairs/${PAIR}/points`)).length;
+  await page.getByRole('button', { name: 'Create recovery point' }).isEnabled();
+  await page.getByRole('button', { name: 'Create recovery point' }).click();
+  await page.locator('#action-result').filter({ hasText: 'Recovery point requested' }).waitFor();
+  for (let i = 0; (await api('GET', `/pairs/${PAIR}/points`)).length <= count0; i += 1) {
+    assert.ok(i < 200, 'the requested point never committed');
+    await page.waitForTimeout(100);
+  }
+  await page.locator('table.points tbody tr[data-point]').filter({ hasText: 'manual' }).first().waitFor();
+  step('created a recovery point (kind manual, listed)');
+
+  // --- An API refusal, rendered as a message. A second page whose timers are frozen keeps
+  // showing Pause as allowed; the pair is paused behind its back; its click is refused.
+  const stale = await tab();
+  await stale.clock.install();
+  await stale.goto(`${URL}/ui/#/pairs/${encodeURIComponent(PAIR)}`);
+  await stateIs('Replicating', stale, 20_000);
+  await api('POST', `/pairs/${PAIR}/pause`, {});
+  assert.ok(await stale.getByRole('button', { name: 'Pause' }).isEnabled());
+  await stale.getByRole('button', { name: 'Pause' }).click();
+  const err = stale.locator('#action-error');
+  await err.filter({ hasText: 'refused' }).waitFor();
+  const words = await err.textContent();
+  assert.match(words, /already paused/);
+  assert.match(words, /InvalidPairState, HTTP 409/);
+  step(`an API refusal is shown: "${words}"`);
+  await shot('details-refusal', stale);
+  await stale.close();
+  await api('POST', `/pairs/${PAIR}/resume`, {});
+  await stateIs('Replicating');
+
+  // --- Keyboard: the dialog opens and closes without a mouse.
+  await page.getByRole('button', { name: 'Restart Replication' }).focus();
+  await page.keyboard.press('Enter');
+  await dialog.waitFor();
+  assert.equal(await page.evaluate(() => document.activeElement.id), 'restart-confirm', 'focus moves into the dialog');
+  await page.keyboard.press('Escape');
+  await dialog.waitFor({ state: 'hidden' });
+  step('keyboard: Enter opens the dialog with focus in its field, Escape closes it');
+
+  // --- Live: the standby goes away and comes back.
+  await ask('OUTAGE?', 'down');
+  await page.locator('#banner').filter({ hasText: 'unreachable' }).waitFor();
+  assert.equal(await page.locator('#conn').textContent(), 'Unreachable');
+  await shot('details-unreachable');
+  step(`standby down: "${await page.locator('#banner').textContent()}"`);
+  await ask('RESTORE?', 'up');
+  await page.locator('#banner').waitFor({ state: 'hidden', timeout: LONG });
+  await stateIs('Replicating');
+  step('standby back: the banner is gone and the state is live again');
+
+  // Self-contained: every request went to the standby.
+  const foreign = requests.filter((u) => !u.startsWith(URL) && !u.startsWith('data:') && !u.startsWith('blob:'));
+  assert.deepEqual(foreign, [], 'requests outside the standby');
+  const errors = consoleErrors.filter((e) => !/Failed to load resource|ERR_CONNECTION_REFUSED|Failed to fetch|409|net::/.test(e));
+  assert.deepEqual(errors, [], 'console errors');
+  step(`all ${requests.length} requests went to the standby; no script errors`);
+  console.log('PANEL OK');
+} catch (e) {
+  // Leave evidence: what the page looked like and what its scripts said.
+  for (const [i, p] of ctx.pages().entries()) {
+    await p.screenshot({ path: join(ART, `failure-${i}.png`), fullPage: true }).catch(() => {});
+  }
+  console.error(`console errors: ${JSON.stringify(consoleErrors, null, 1)}`);
+  throw e;
+} finally {
+  await ctx.close();
+  rmSync(userData, { recursive: true, force: true });
+  stdin.close();
+}
