@@ -144,7 +144,8 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
         (false, None) => "no (no complete recovery point yet)",
     };
     b.line("Ready for failover", ready);
-    let level = serde_json::to_value(s.health.level).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
+    let level =
+        serde_json::to_value(s.health.level).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default();
     b.line("Health", format!("{level}: {}", s.health.reason));
     b.line("Recovery checkpoint", s.recovery_checkpoint.clone().unwrap_or_else(|| "-".into()));
     if let Some(epoch) = s.change_history_from {
