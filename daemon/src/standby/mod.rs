@@ -10,6 +10,7 @@ pub mod history;
 pub mod ingest;
 pub mod maintenance;
 pub mod metrics;
+pub mod rebase;
 pub mod registry;
 pub mod retention;
 pub mod session;

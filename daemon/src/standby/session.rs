@@ -547,7 +547,8 @@ impl Session {
         while let Some(r) = self.tasks.join_next().await {
             self.account(r)?;
         }
-        let mut rec = self.handle.record.lock().expect("record").clone();
+        let orig = self.handle.record.lock().expect("record").clone();
+        let mut rec = orig.clone();
         if end.lineage != rec.lineage {
             return Err(format!(
                 "pair '{}': epoch {} is in lineage {}, the pair is in lineage {}",
@@ -615,13 +616,20 @@ impl Session {
                 rec.retire_below = Some(end.epoch);
             }
         }
-        let (store, pair_no, pid, p2, r2) =
-            (self.sb.store.clone(), self.pair_no, self.pair_id.clone(), point.clone(), rec.clone());
-        tokio::task::spawn_blocking(move || store.commit_point(pair_no, &p2, &pid, &r2))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("pair '{}': commit of epoch {} failed: {e}", self.pair_id, end.epoch))?;
-        *self.handle.record.lock().expect("record") = rec.clone();
+        // Persisted and installed under the record's lock, rebased on what API calls changed
+        // since `orig` was read (they were acknowledged: they must not be undone).
+        let (store, pair_no, pid, p2, handle) =
+            (self.sb.store.clone(), self.pair_no, self.pair_id.clone(), point.clone(), self.handle.clone());
+        let rec = tokio::task::spawn_blocking(move || {
+            let mut live = handle.record.lock().expect("record");
+            let merged = super::rebase::rebase(&orig, rec, &live, Some(PairOp::PointCommitted));
+            store.commit_point(pair_no, &p2, &pid, &merged)?;
+            *live = merged.clone();
+            Ok::<_, drpair_store::StoreError>(merged)
+        })
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("pair '{}': commit of epoch {} failed: {e}", self.pair_id, end.epoch))?;
         {
             let mut rt = self.handle.runtime.lock().expect("runtime");
             rt.last_point = Some(point.clone());
