@@ -35,6 +35,24 @@ if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt w
   (cd web && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
+# Packaging and its tests: systemd-analyze and systemd-nspawn (a real boot with systemd as PID
+# 1), debootstrap (the Debian root it boots, cached in /var/cache/drpair-debootstrap), and
+# cargo-deb for scripts/package.sh (pinned: its maintainer-script snippets are part of the .deb).
+pkg_need=()
+for pkg in systemd systemd-container debootstrap; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || pkg_need+=("$pkg")
+done
+if [ ${#pkg_need[@]} -gt 0 ]; then
+  echo "setup: installing ${pkg_need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends "${pkg_need[@]}" >/dev/null
+fi
+if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb 3.8.0" ]; then
+  echo "setup: cargo install cargo-deb 3.8.0 (about 2 minutes)"
+  cargo install cargo-deb@3.8.0 --locked --quiet
+fi
+
 # The target directory lives outside the clone (see .cargo/config.toml).
 echo "setup: building (release; the first build compiles rocksdb and takes ~10 minutes on 2 cores)"
 cargo build --release --locked --bins

@@ -173,6 +173,50 @@ enum Command {
     Retention(retention::RetentionArgs),
     Storage(storage::StorageArgs),
     Debug(recover::DebugArgs),
+    Completions(CompletionsArgs),
+    #[command(hide = true)]
+    Man(ManArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    about = "Print the shell completion script of drpair",
+    after_help = "Examples:\n  \
+        drpair completions bash > /etc/bash_completion.d/drpair\n  \
+        drpair completions zsh > \"${fpath[1]}/_drpair\"\n  \
+        drpair completions fish > ~/.config/fish/completions/drpair.fish\n\n\
+        The Debian package installs them for bash, zsh and fish."
+)]
+struct CompletionsArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Args)]
+#[command(about = "Write the manual pages of drpair (section 1) into DIR")]
+struct ManArgs {
+    /// Where drpair.1 and one page per subcommand are written
+    #[arg(value_name = "DIR")]
+    dir: PathBuf,
+}
+
+/// `drpair completions` and `drpair man`: generated from the command definition itself, so they
+/// never disagree with it.
+fn write_help_files(command: &Command) -> Result<(), CliError> {
+    use clap::CommandFactory;
+    match command {
+        Command::Completions(args) => {
+            let mut script = Vec::new();
+            clap_complete::generate(args.shell, &mut Cli::command(), "drpair", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout().lock(), &script)
+                .map_err(|e| CliError::io("cannot write the completion script", e))
+        }
+        Command::Man(args) => std::fs::create_dir_all(&args.dir)
+            .and_then(|()| clap_mangen::generate_to(Cli::command(), &args.dir))
+            .map_err(|e| CliError::io(format!("cannot write manual pages into {}", args.dir.display()), e)),
+        _ => unreachable!("only completions and man are written here"),
+    }
 }
 
 fn main() -> ExitCode {
@@ -199,8 +243,10 @@ fn main() -> ExitCode {
 
 fn run(cli: &Cli) -> Result<(), CliError> {
     // Offline: no standby to reach, no token.
-    if let Command::Debug(args) = &cli.command {
-        return recover::run(cli.global.output, args);
+    match &cli.command {
+        Command::Debug(args) => return recover::run(cli.global.output, args),
+        Command::Completions(_) | Command::Man(_) => return write_help_files(&cli.command),
+        _ => {}
     }
     let token = match &cli.global.token_file {
         Some(path) => Some(read_token_file(path)?),
@@ -224,7 +270,9 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Prune(args) => prune::run(&client, output, args),
         Command::Retention(args) => retention::run(&client, output, args),
         Command::Storage(args) => storage::run(&client, output, args),
-        Command::Debug(_) => unreachable!("offline commands are run above"),
+        Command::Debug(_) | Command::Completions(_) | Command::Man(_) => {
+            unreachable!("offline commands are run above")
+        }
     }
 }
 

@@ -1,9 +1,14 @@
 //! `drpaird`: run the standby or the agent, or check a config file.
+//!
+//! Under systemd (`packaging/systemd/`) both daemons speak the notify protocol and log to the
+//! journal with priorities; see [`service`].
+
+mod service;
 
 use anyhow::Result;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, CommandFactory, Parser, Subcommand};
 use drpaird::config::{self, AgentFile, StandbyFile};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 #[derive(Parser)]
 #[command(
@@ -27,6 +32,9 @@ enum Cmd {
         #[command(subcommand)]
         cmd: ConfigCmd,
     },
+    /// Write the manual pages of drpaird (section 8) into DIR.
+    #[command(hide = true)]
+    Man { dir: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -131,14 +139,18 @@ struct AgentArgs {
     marker_exec: bool,
 }
 
+/// Logs on stderr: for a terminal with colours and times; into the journal (systemd's
+/// `JOURNAL_STREAM`) without either, each line prefixed with its syslog priority.
 fn init_logs() {
     let filter = tracing_subscriber::EnvFilter::try_from_env("DRPAIR_LOG").unwrap_or_else(|_| "info".into());
     use std::io::IsTerminal;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr)
-        .init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    if service::stderr_is_journal() {
+        let format = tracing_subscriber::fmt::format().without_time().with_ansi(false);
+        logs.with_ansi(false).event_format(service::JournalPriority(format)).init();
+    } else {
+        logs.with_ansi(std::io::stderr().is_terminal()).init();
+    }
 }
 
 async fn shutdown_signal() {
@@ -148,7 +160,33 @@ async fn shutdown_signal() {
         _ = tokio::signal::ctrl_c() => {}
         _ = term.recv() => {}
     }
+    service::stopping();
     tracing::info!("shutting down");
+}
+
+/// The standby's `systemctl status` line once it serves, with the addresses it bound (the
+/// standby writes them to DATA_DIR before it is ready; port 0 picks one).
+fn serving_status(data_dir: &Path, link: std::net::SocketAddr, api: std::net::SocketAddr) -> String {
+    let bound = |file: &str, configured: std::net::SocketAddr| {
+        std::fs::read_to_string(data_dir.join(file)).map(|s| s.trim().to_string()).unwrap_or(configured.to_string())
+    };
+    format!("serving: link {}, API {}", bound("link.addr", link), bound("api.addr", api))
+}
+
+/// Writes `drpaird.8` and one page per subcommand (`drpaird-agent.8`, …) into `dir`.
+fn write_man_pages(dir: &Path) -> Result<()> {
+    fn page(cmd: clap::Command, dir: &Path) -> std::io::Result<()> {
+        for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
+            page(sub.clone(), dir)?;
+        }
+        clap_mangen::Man::new(cmd).section("8").generate_to(dir)?;
+        Ok(())
+    }
+    std::fs::create_dir_all(dir)?;
+    let mut cmd = Cli::command().disable_help_subcommand(true);
+    cmd.build();
+    page(cmd, dir)?;
+    Ok(())
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -160,6 +198,7 @@ fn main() {
     let code = match run(cli) {
         Ok(()) => 0,
         Err(e) => {
+            service::status(&format!("failed: {e:#}"));
             eprintln!("drpaird: error: {e:#}");
             1
         }
@@ -173,6 +212,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", config::check(&file)?);
             Ok(())
         }
+        Cmd::Man { dir } => write_man_pages(&dir),
         Cmd::Standby(a) => {
             init_logs();
             let file = match &a.config {
@@ -193,7 +233,13 @@ fn run(cli: Cli) -> Result<()> {
                 verify_interval: a.verify_interval,
             };
             let cfg = file.resolve(flags)?;
-            runtime()?.block_on(drpaird::standby::run(cfg, shutdown_signal(), || {}))
+            let (data_dir, link, api) = (cfg.data_dir.clone(), cfg.listen, cfg.api_listen);
+            service::status("opening the store");
+            runtime()?.block_on(async {
+                let _watchdog = service::spawn_watchdog();
+                let ready = || service::ready(&serving_status(&data_dir, link, api));
+                drpaird::standby::run(cfg, shutdown_signal(), ready).await
+            })
         }
         Cmd::Agent(a) => {
             init_logs();
@@ -223,7 +269,18 @@ fn run(cli: Cli) -> Result<()> {
                 marker_exec: a.marker_exec.then_some(true),
             };
             let cfg = file.resolve(flags, a.reinit)?;
-            runtime()?.block_on(drpaird::agent::run(cfg, shutdown_signal()))
+            let tracking = format!(
+                "tracking {} disk(s) of pair {} ({}); standby {}",
+                cfg.disks.len(),
+                cfg.pair,
+                cfg.tracker,
+                cfg.standby
+            );
+            service::status("opening the disks and change maps");
+            runtime()?.block_on(async {
+                let _watchdog = service::spawn_watchdog();
+                drpaird::agent::run(cfg, shutdown_signal(), || service::ready(&tracking)).await
+            })
         }
     }
 }

@@ -57,8 +57,14 @@ fn hostname() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Runs the agent until `shutdown` resolves or the standby refuses it for good.
-pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = ()>) -> Result<()> {
+/// Runs the agent until `shutdown` resolves or the standby refuses it for good. `ready` is
+/// called once the disks and change maps are open and tracking has started, before the first
+/// connection to the standby (systemd's READY=1).
+pub async fn run(
+    cfg: AgentConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+    ready: impl FnOnce(),
+) -> Result<()> {
     let mut disks = Vec::new();
     for p in &cfg.disks {
         let size = drpair_ship::disk_size(p).with_context(|| format!("disk {}", p.display()))?;
@@ -93,6 +99,7 @@ pub async fn run(cfg: AgentConfig, shutdown: impl std::future::Future<Output = (
         cfg,
     });
     tracing::info!(pair = %agent.cfg.pair, disks = agent.disks.len(), standby = %agent.cfg.standby, tracker = %agent.cfg.tracker, "agent starting");
+    ready();
     tokio::pin!(shutdown);
     let mut backoff = Duration::from_millis(500);
     let outcome = loop {
