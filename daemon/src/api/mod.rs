@@ -5,6 +5,7 @@ pub mod auth;
 pub mod changes;
 pub mod control;
 pub mod csrf;
+pub mod drills;
 pub mod dump;
 pub mod history;
 pub mod image;
@@ -88,6 +89,10 @@ pub fn router(sb: AppState) -> Router {
         .route("/api/v1/pairs/{pair}/resume-apply", post(dump::resume_apply))
         .route("/api/v1/pairs/{pair}/verify-source", get(verify_source::get).post(verify_source::start))
         .route("/api/v1/pairs/{pair}/history", get(history::get))
+        .route("/api/v1/pairs/{pair}/drills", get(drills::of_pair).post(drills::start))
+        .route("/api/v1/drills", get(drills::running))
+        .route("/api/v1/drills/{id}", get(drills::get_one))
+        .route("/api/v1/drills/{id}/stop", post(drills::stop))
         .route("/api/v1/pairs/{pair}/points", get(points::list).post(points::create))
         .route("/api/v1/pairs/{pair}/points/{point}", get(points::get_one))
         .route("/api/v1/pairs/{pair}/points/{point}/pin", post(maintenance::pin))

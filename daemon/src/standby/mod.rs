@@ -2,6 +2,7 @@
 //! HTTP API and metrics. Control plane of its pairs.
 
 pub mod control;
+pub mod drill;
 pub mod dump;
 pub mod dump_flow;
 pub mod dump_load;
@@ -46,6 +47,10 @@ pub struct Standby {
     pub prune_interval: std::time::Duration,
     /// How often every point is verified (zero: never by itself).
     pub verify_interval: std::time::Duration,
+    /// The data dir (drills keep their scratch overlays in `drills/` below it).
+    pub data_dir: std::path::PathBuf,
+    /// Drills being served.
+    pub drills: drill::Drills,
     next_conn: AtomicU64,
     next_request: AtomicU64,
 }
@@ -57,6 +62,8 @@ impl Standby {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
         let store = Store::open(&store_dir(&cfg.data_dir)).context("opening the standby store")?;
+        // Overlays of drills that ran when the standby stopped: throw-away by definition.
+        let _ = std::fs::remove_dir_all(cfg.data_dir.join("drills"));
         let registry = Registry::default();
         registry.set_retention_defaults(retention::Defaults {
             policy: cfg.retention.clone(),
@@ -71,7 +78,8 @@ impl Standby {
             let after = rec.lifecycle.apply(drpair_pair::PairOp::StandbyStarted).expect("events never fail");
             let load_cut_short = dump_flow::after_restart(&mut rec);
             let verify_cut_short = source_verify::after_restart(&mut rec);
-            if after != rec.lifecycle || load_cut_short || verify_cut_short {
+            let drills_cut_short = drill::after_restart(&mut rec);
+            if after != rec.lifecycle || load_cut_short || verify_cut_short || drills_cut_short {
                 rec.lifecycle = after;
                 store.put_pair(&rec.pair_id, &rec)?;
             }
@@ -90,6 +98,8 @@ impl Standby {
             retention: cfg.retention.clone(),
             prune_interval: cfg.prune_interval,
             verify_interval: cfg.verify_interval,
+            data_dir: cfg.data_dir.clone(),
+            drills: drill::Drills::default(),
             next_conn: AtomicU64::new(1),
             next_request: AtomicU64::new(1),
         }))

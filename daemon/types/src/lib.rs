@@ -5,6 +5,7 @@
 //! crate; this crate depends on nothing of ours.
 
 pub mod api;
+pub mod drill;
 pub mod dump;
 pub mod geometry;
 pub mod ids;
@@ -14,6 +15,7 @@ mod source_verify;
 pub mod time;
 
 pub use api::*;
+pub use drill::*;
 pub use dump::*;
 pub use geometry::{ChunkSize, DiskGeometry, GeometryError};
 pub use ids::{Checkpoint, Epoch, IdError, Lineage, PairId, PointId};

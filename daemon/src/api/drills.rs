@@ -1,0 +1,82 @@
+//! Drills: `POST|GET /api/v1/pairs/{pair}/drills`, `GET /api/v1/drills[/{id}]`,
+//! `POST /api/v1/drills/{id}/stop`.
+
+use super::control::body;
+use super::{ApiFailure, ApiResult, AppState, find_pair};
+use crate::standby::drill::{self, DrillError};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use drpair_types::{DrillRequest, DrillState, DrillStatus, ErrorCode};
+
+fn failure(pair: &str, e: DrillError) -> ApiFailure {
+    match e {
+        DrillError::Param(p, m) => ApiFailure::param(p, m),
+        DrillError::PointNotFound(m) => ApiFailure::new(ErrorCode::PointNotFound, format!("pair '{pair}': {m}")),
+        DrillError::State(m) => ApiFailure::new(ErrorCode::InvalidPairState, format!("pair '{pair}': {m}")),
+        DrillError::Internal(m) => ApiFailure::internal(m),
+    }
+}
+
+/// Starts a drill; answers once its exports are served (201).
+pub async fn start(
+    State(sb): State<AppState>,
+    Path(pair): Path<String>,
+    raw: Bytes,
+) -> ApiResult<(StatusCode, Json<DrillStatus>)> {
+    let (id, h) = find_pair(&sb, &pair)?;
+    let req: DrillRequest = if raw.iter().all(u8::is_ascii_whitespace) { DrillRequest::default() } else { body(&raw)? };
+    let sb2 = sb.clone();
+    let s = tokio::task::block_in_place(|| drill::start(&sb2, &h, req)).map_err(|e| failure(id.as_str(), e))?;
+    Ok((StatusCode::CREATED, Json(s)))
+}
+
+/// The pair's drills, running and past, newest first.
+pub async fn of_pair(State(sb): State<AppState>, Path(pair): Path<String>) -> ApiResult<Json<Vec<DrillStatus>>> {
+    let (id, h) = find_pair(&sb, &pair)?;
+    let mut v: Vec<DrillStatus> = h.record.lock().expect("record").drills.clone();
+    for d in v.iter_mut().filter(|d| d.state == DrillState::Running) {
+        if let Some(live) = sb.drills.get(&d.id) {
+            *d = live;
+        }
+    }
+    v.retain(|d| d.pair_id == id);
+    v.reverse();
+    Ok(Json(v))
+}
+
+/// Every running drill of this standby.
+pub async fn running(State(sb): State<AppState>) -> Json<Vec<DrillStatus>> {
+    Json(sb.drills.running())
+}
+
+fn find_drill(sb: &AppState, id: &str) -> ApiResult<DrillStatus> {
+    if let Some(s) = sb.drills.get(id) {
+        return Ok(s);
+    }
+    for h in sb.registry.all() {
+        if let Some(d) = h.record.lock().expect("record").drills.iter().find(|d| d.id == id) {
+            return Ok(d.clone());
+        }
+    }
+    Err(ApiFailure::new(ErrorCode::NotFound, format!("no drill '{id}' on this standby")))
+}
+
+pub async fn get_one(State(sb): State<AppState>, Path(id): Path<String>) -> ApiResult<Json<DrillStatus>> {
+    find_drill(&sb, &id).map(Json)
+}
+
+/// Stops a running drill (404 unknown; 409 when it already ended).
+pub async fn stop(State(sb): State<AppState>, Path(id): Path<String>, raw: Bytes) -> ApiResult<Json<DrillStatus>> {
+    super::control::no_params(&raw)?;
+    let known = find_drill(&sb, &id)?;
+    let sb2 = sb.clone();
+    match tokio::task::block_in_place(|| drill::stop(&sb2, &id, DrillState::Stopped)) {
+        Some(s) => Ok(Json(s)),
+        None => Err(ApiFailure::new(
+            ErrorCode::InvalidPairState,
+            format!("drill '{id}' already ended ({:?} at {})", known.state, known.ended_at.unwrap_or_default()),
+        )),
+    }
+}

@@ -1,0 +1,376 @@
+//! Failover drills: a recovery point served as writable, throw-away NBD exports (one TCP
+//! listener on loopback per drill, one export per disk), while replication and retention go
+//! on. The point is pinned while a drill uses it. Each drill leaves evidence in the pair's
+//! record: the point and its age (RPO), the time from request to ready (RTO of the data), the
+//! check command's result, who ran it and when; the point is tagged `tested_at`. Drills end
+//! by themselves after their time-to-live.
+//!
+//! Serving runs on plain threads (one per connection, blocking reads of the store), away from
+//! the runtime that replicates.
+
+pub mod disk;
+
+use super::Standby;
+use super::registry::PairHandle;
+use crate::timefmt::{now_ms, rfc3339_ms};
+use disk::DrillDisk;
+use drpair_nbd::{BlockDev, Export};
+use drpair_types::{DrillCheck, DrillExport, DrillRequest, DrillState, DrillStatus, RecoveryPoint};
+use std::collections::HashMap;
+use std::net::{Shutdown, TcpListener, TcpStream};
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Default time-to-live of a drill.
+pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
+/// Allowed time-to-live.
+pub const TTL_RANGE: std::ops::RangeInclusive<u64> = 5..=7 * 24 * 3600;
+/// Longest a check command may run.
+pub const CHECK_TIMEOUT: Duration = Duration::from_secs(600);
+/// Drills kept in a pair's record.
+const HISTORY: usize = 200;
+
+/// Why a drill cannot start.
+#[derive(Debug)]
+pub enum DrillError {
+    /// A bad request: the parameter and why.
+    Param(&'static str, String),
+    PointNotFound(String),
+    State(String),
+    Internal(String),
+}
+
+/// A drill being served.
+struct Live {
+    status: Mutex<DrillStatus>,
+    pair: Arc<PairHandle>,
+    disks: Vec<Arc<DrillDisk>>,
+    dir: PathBuf,
+    addr: std::net::SocketAddr,
+    stopping: AtomicBool,
+    conns: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+/// The standby's running drills.
+#[derive(Default)]
+pub struct Drills {
+    live: Mutex<HashMap<String, Arc<Live>>>,
+    next: AtomicU64,
+}
+
+impl Drills {
+    /// The running drills (all pairs), with their overlays' sizes now.
+    pub fn running(&self) -> Vec<DrillStatus> {
+        let live: Vec<_> = self.live.lock().expect("drills").values().cloned().collect();
+        let mut v: Vec<_> = live.iter().map(|l| l.snapshot()).collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    pub fn get(&self, id: &str) -> Option<DrillStatus> {
+        self.live.lock().expect("drills").get(id).map(|l| l.snapshot())
+    }
+}
+
+impl Live {
+    fn snapshot(&self) -> DrillStatus {
+        let mut s = self.status.lock().expect("drill").clone();
+        for (e, d) in s.exports.iter_mut().zip(&self.disks) {
+            e.written_chunks = d.written_chunks();
+        }
+        s
+    }
+}
+
+/// The point a request names, among `points` (oldest first).
+fn choose(points: &[RecoveryPoint], req: &DrillRequest) -> Result<RecoveryPoint, DrillError> {
+    let asked = usize::from(req.point.is_some()) + usize::from(req.time.is_some()) + usize::from(req.latest);
+    if asked > 1 {
+        return Err(DrillError::Param("point", "give one of point, time or latest".into()));
+    }
+    if let Some(id) = req.point {
+        return points.iter().find(|p| p.id == id).cloned().ok_or_else(|| {
+            DrillError::PointNotFound(format!(
+                "recovery point {id} does not exist (never cut, or removed by retention)"
+            ))
+        });
+    }
+    if let Some(t) = &req.time {
+        let ms = drpair_types::parse_time_ms(t).map_err(|e| DrillError::Param("time", e.to_string()))?;
+        return points
+            .iter()
+            .rev()
+            .find(|p| p.time_unix_ms <= ms)
+            .cloned()
+            .ok_or_else(|| DrillError::PointNotFound(format!("no recovery point was cut at or before {t}")));
+    }
+    points.last().cloned().ok_or_else(|| DrillError::State("the pair has no recovery point yet".into()))
+}
+
+/// Appends or replaces `s` in the pair's drill history and persists it.
+fn record(sb: &Standby, h: &PairHandle, s: &DrillStatus) {
+    let mut rec = h.record.lock().expect("record");
+    let mut updated = rec.clone();
+    match updated.drills.iter_mut().find(|d| d.id == s.id) {
+        Some(d) => *d = s.clone(),
+        None => updated.drills.push(s.clone()),
+    }
+    let excess = updated.drills.len().saturating_sub(HISTORY);
+    updated.drills.drain(..excess);
+    match sb.store.put_pair(&updated.pair_id, &updated) {
+        Ok(()) => *rec = updated,
+        Err(e) => tracing::error!(pair = %rec.pair_id, drill = %s.id, "recording the drill: {e}"),
+    }
+}
+
+/// Pins `point` for a drill (retention keeps it), or recomputes the pins after a drill ended.
+fn repin(sb: &Standby, h: &PairHandle) {
+    let pair = h.record.lock().expect("record").pair_id.clone();
+    let used: std::collections::HashSet<u64> = sb
+        .drills
+        .live
+        .lock()
+        .expect("drills")
+        .values()
+        .filter(|l| l.status.lock().expect("drill").pair_id == pair)
+        .map(|l| l.status.lock().expect("drill").point)
+        .collect();
+    h.runtime.lock().expect("runtime").drill_points = used;
+}
+
+/// Starts a drill of `h` as `req` asks: ready when this returns (exports listening).
+pub fn start(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: DrillRequest) -> Result<DrillStatus, DrillError> {
+    let t0 = Instant::now();
+    let requested = now_ms();
+    let ttl = match req.ttl_seconds {
+        None => DEFAULT_TTL,
+        Some(s) if TTL_RANGE.contains(&s) => Duration::from_secs(s),
+        Some(s) => {
+            return Err(DrillError::Param(
+                "ttl_seconds",
+                format!("{s} is outside {}..={} seconds", TTL_RANGE.start(), TTL_RANGE.end()),
+            ));
+        }
+    };
+    if req.check.as_deref().is_some_and(|c| c.trim().is_empty()) {
+        return Err(DrillError::Param("check", "the check command is empty".into()));
+    }
+    let (pair_id, pair_no, disks) = {
+        let rec = h.record.lock().expect("record");
+        (rec.pair_id.clone(), rec.pair_no, rec.disks.iter().map(|d| d.geometry).collect::<Vec<_>>())
+    };
+    let points = sb.store.list_points(pair_no).map_err(|e| DrillError::Internal(e.to_string()))?;
+    let point = choose(&points, &req)?;
+    let id = format!("{pair_id}-{requested}-{}", sb.drills.next.fetch_add(1, Ordering::Relaxed));
+
+    // Pin first, then make sure the point is still there: a prune that ran in between has
+    // either removed it (refused below) or now sees the pin.
+    h.runtime.lock().expect("runtime").drill_points.insert(point.id);
+    let still = sb.store.get_point(pair_no, point.id).map_err(|e| DrillError::Internal(e.to_string()))?;
+    if still.is_none() {
+        repin(sb, h);
+        return Err(DrillError::PointNotFound(format!("recovery point {} was removed by retention", point.id)));
+    }
+
+    let dir = sb.data_dir.join("drills").join(&id);
+    let built = (|| -> std::io::Result<(Vec<Arc<DrillDisk>>, TcpListener)> {
+        std::fs::create_dir_all(&dir)?;
+        let mut v = Vec::new();
+        for (i, g) in disks.iter().enumerate() {
+            let scratch = dir.join(format!("disk{i}.overlay"));
+            v.push(Arc::new(DrillDisk::new(sb.store.clone(), pair_no, i as u32, point.epoch, *g, &scratch)?));
+        }
+        Ok((v, TcpListener::bind("127.0.0.1:0")?))
+    })();
+    let (drill_disks, listener) = match built {
+        Ok(x) => x,
+        Err(e) => {
+            let _ = std::fs::remove_dir_all(&dir);
+            repin(sb, h);
+            return Err(DrillError::Internal(format!("preparing the drill's exports: {e}")));
+        }
+    };
+    let addr = listener.local_addr().map_err(|e| DrillError::Internal(e.to_string()))?;
+    let exports: Vec<Export> = drill_disks
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Export { name: format!("disk{i}"), dev: d.clone() as Arc<dyn BlockDev>, read_only: false })
+        .collect();
+    let status = DrillStatus {
+        id: id.clone(),
+        pair_id: pair_id.clone(),
+        state: DrillState::Running,
+        point: point.id,
+        point_time: point.time.clone(),
+        point_age_seconds: requested.saturating_sub(point.time_unix_ms) / 1000,
+        requested_at: rfc3339_ms(requested),
+        ready_ms: 0.0,
+        expires_at: rfc3339_ms(requested + ttl.as_millis() as u64),
+        ended_at: None,
+        operator: req.operator.clone().filter(|o| !o.trim().is_empty()).unwrap_or_else(|| "unknown".into()),
+        exports: exports
+            .iter()
+            .zip(&disks)
+            .enumerate()
+            .map(|(i, (e, g))| DrillExport {
+                disk: i as u32,
+                uri: format!("nbd://{addr}/{}", e.name),
+                size_bytes: g.size_bytes,
+                written_chunks: 0,
+            })
+            .collect(),
+        check: req.check.as_ref().map(|c| DrillCheck {
+            command: c.clone(),
+            exit_code: None,
+            passed: None,
+            output: String::new(),
+            duration_ms: None,
+        }),
+        message: format!(
+            "serving point {} over NBD at {addr}; writes go to a scratch overlay, discarded at the end",
+            point.id
+        ),
+    };
+    let live = Arc::new(Live {
+        status: Mutex::new(status),
+        pair: h.clone(),
+        disks: drill_disks,
+        dir,
+        addr,
+        stopping: AtomicBool::new(false),
+        conns: Default::default(),
+    });
+    sb.drills.live.lock().expect("drills").insert(id.clone(), live.clone());
+    spawn_accept(listener, exports, live.clone());
+    let ready_ms = (t0.elapsed().as_secs_f64() * 1e6).round() / 1e3;
+    live.status.lock().expect("drill").ready_ms = ready_ms;
+    mark_tested(sb, pair_no, point.id);
+    let s = live.snapshot();
+    record(sb, h, &s);
+    tracing::info!(pair = %pair_id, drill = %id, point = point.id, ready_ms, %addr, "drill ready");
+
+    let (sb2, id2) = (sb.clone(), id.clone());
+    tokio::spawn(async move {
+        tokio::time::sleep(ttl).await;
+        let _ = stop(&sb2, &id2, DrillState::Expired);
+    });
+    if let Some(cmd) = req.check {
+        let (sb2, live2) = (sb.clone(), live.clone());
+        tokio::spawn(async move { run_check(&sb2, &live2, &cmd).await });
+    }
+    Ok(s)
+}
+
+/// Tags the point `tested_at` now (under the point marks lock, like pins and verification).
+fn mark_tested(sb: &Standby, pair_no: u32, point: u64) {
+    let _marks = super::verify::POINT_MARKS.lock().unwrap_or_else(|e| e.into_inner());
+    match sb.store.get_point(pair_no, point) {
+        Ok(Some(mut p)) => {
+            p.tested_at = Some(rfc3339_ms(now_ms()));
+            if let Err(e) = sb.store.update_point(pair_no, &p) {
+                tracing::error!(point, "tagging the point tested: {e}");
+            }
+        }
+        Ok(None) => {}
+        Err(e) => tracing::error!(point, "tagging the point tested: {e}"),
+    }
+}
+
+fn spawn_accept(listener: TcpListener, exports: Vec<Export>, live: Arc<Live>) {
+    std::thread::Builder::new()
+        .name(format!("drill-{}", live.status.lock().expect("drill").id))
+        .spawn(move || {
+            for conn in listener.incoming() {
+                if live.stopping.load(Ordering::Acquire) {
+                    break;
+                }
+                let Ok(mut conn) = conn else { continue };
+                if let Ok(c) = conn.try_clone() {
+                    live.conns.lock().expect("conns").push(c);
+                }
+                let exports = exports.clone();
+                let id = live.status.lock().expect("drill").id.clone();
+                std::thread::spawn(move || match drpair_nbd::serve(&mut conn, &exports) {
+                    Ok(st) => tracing::debug!(drill = %id, ?st, "nbd client done"),
+                    Err(e) => tracing::debug!(drill = %id, "nbd client ended: {e}"),
+                });
+            }
+        })
+        .expect("drill accept thread");
+}
+
+/// Ends a running drill: its exports go away, its overlays are deleted, the point is unpinned
+/// (unless another drill uses it), and its evidence is recorded.
+pub fn stop(sb: &Standby, id: &str, how: DrillState) -> Option<DrillStatus> {
+    let live = sb.drills.live.lock().expect("drills").remove(id)?;
+    live.stopping.store(true, Ordering::Release);
+    // Wake the accept loop, and cut every client off.
+    let _ = TcpStream::connect_timeout(&live.addr, Duration::from_secs(1));
+    for c in live.conns.lock().expect("conns").drain(..) {
+        let _ = c.shutdown(Shutdown::Both);
+    }
+    let mut s = live.snapshot();
+    s.state = how;
+    s.ended_at = Some(rfc3339_ms(now_ms()));
+    s.message = match how {
+        DrillState::Expired => "its time-to-live ran out; the exports and their overlays are gone".into(),
+        _ => "stopped; the exports and their overlays are gone".into(),
+    };
+    if let Err(e) = std::fs::remove_dir_all(&live.dir) {
+        tracing::warn!(drill = %id, "removing the drill's scratch dir {}: {e}", live.dir.display());
+    }
+    repin(sb, &live.pair);
+    record(sb, &live.pair, &s);
+    *live.status.lock().expect("drill") = s.clone();
+    tracing::info!(drill = %id, state = ?how, "drill ended");
+    Some(s)
+}
+
+/// Runs the check command with the exports in its environment; records its outcome.
+async fn run_check(sb: &Standby, live: &Live, cmd: &str) {
+    let t0 = Instant::now();
+    let mut c = tokio::process::Command::new("sh");
+    c.arg("-c").arg(cmd).kill_on_drop(true);
+    for e in &live.status.lock().expect("drill").exports {
+        c.env(format!("DRPAIR_DRILL_NBD_{}", e.disk), &e.uri);
+    }
+    let out = tokio::time::timeout(CHECK_TIMEOUT, c.output()).await;
+    let (exit_code, output) = match out {
+        Ok(Ok(o)) => {
+            let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
+            text.push_str(&String::from_utf8_lossy(&o.stderr));
+            (o.status.code(), text)
+        }
+        Ok(Err(e)) => (None, format!("could not run the check: {e}")),
+        Err(_) => (None, format!("the check was killed after {}s", CHECK_TIMEOUT.as_secs())),
+    };
+    let tail: String = {
+        let lines: Vec<&str> = output.lines().collect();
+        lines[lines.len().saturating_sub(20)..].join("\n")
+    };
+    let check = DrillCheck {
+        command: cmd.into(),
+        exit_code,
+        passed: Some(exit_code == Some(0)),
+        output: tail,
+        duration_ms: Some(t0.elapsed().as_millis() as u64),
+    };
+    tracing::info!(drill = %live.status.lock().expect("drill").id, ?exit_code, "drill check finished");
+    live.status.lock().expect("drill").check = Some(check);
+    record(sb, &live.pair, &live.snapshot());
+}
+
+/// At start-up: drills that were running when the standby stopped are recorded as failed,
+/// and their scratch files deleted. Returns whether the record changed.
+pub fn after_restart(rec: &mut super::registry::PairRecord) -> bool {
+    let mut changed = false;
+    for d in rec.drills.iter_mut().filter(|d| d.state == DrillState::Running) {
+        d.state = DrillState::Failed;
+        d.ended_at = Some(rfc3339_ms(now_ms()));
+        d.message = "the standby stopped during the drill; its exports and overlays are gone".into();
+        changed = true;
+    }
+    changed
+}
