@@ -17,6 +17,7 @@
 //!   second stop.
 
 use drpair_e2e::image::{Fill, create_image, hash_file, overwrite_chunks, pick_chunks};
+use drpair_e2e::maintenance::{Maint, prune_report};
 use drpair_e2e::{AgentSpec, Api, MIB, Standby, TestEnv, step, wait_ready, wait_until};
 use drpair_types::{DrillState, DrillStatus};
 use serde_json::json;
@@ -108,7 +109,7 @@ fn drills_serve_points_over_nbd_and_leave_evidence() {
         d1.ready_ms, d2.ready_ms, d1.exports[0].uri, d2.exports[0].uri
     ));
     assert_eq!((d1.state, d1.point, d1.operator.as_str()), (DrillState::Running, p1.id, "e2e"));
-    assert!(d1.point_age_seconds >= 1, "P1 was cut before the drill: {d1:?}");
+    assert!(d1.point_age_seconds > 0.0 && d1.point_age_seconds < 60.0, "P1's age when the drill started: {d1:?}");
     for (d, file) in [(&d1, &e1), (&d2, &e2)] {
         let (ok, out) =
             qemu("qemu-img", &["compare", "-f", "raw", "-F", "raw", &d.exports[0].uri, file.to_str().unwrap()]);
@@ -138,7 +139,11 @@ fn drills_serve_points_over_nbd_and_leave_evidence() {
     let (ok, _) = qemu("qemu-img", &["compare", "-f", "raw", "-F", "raw", uri, e1.to_str().unwrap()]);
     assert!(!ok, "the drill shows its writes");
     let now = drill(&api, &d1.id);
-    assert_eq!(now.exports[0].written_chunks, 16 + 1, "1 MiB = 16 chunks; 5000 bytes at 3000000 fall in chunk 45: {now:?}");
+    assert_eq!(
+        now.exports[0].written_chunks,
+        16 + 1,
+        "1 MiB = 16 chunks; 5000 bytes at 3000000 fall in chunk 45: {now:?}"
+    );
     assert_eq!(api.export_full(PAIR, &p1.id.to_string(), 0, SIZE), h1, "the point is unchanged by the drill's writes");
     step("qemu-io wrote into the drill and read it back; point P1 is unchanged");
 
@@ -167,6 +172,23 @@ fn drills_serve_points_over_nbd_and_leave_evidence() {
     let running: Vec<DrillStatus> = serde_json::from_slice(&api.get("/api/v1/drills").body).unwrap();
     assert_eq!(running.len(), 2);
     step(format!("check passed ({:?} ms); points tagged tested; 2 drills running", c.duration_ms));
+
+    // Retention goes on and keeps what drills use: a policy keeping only the newest point
+    // prunes everything else but the baseline and the two drilled points; a drill of a pruned
+    // point is refused.
+    let m = Maint::new(&sb, PAIR);
+    assert_eq!(m.set_retention(&json!({"grid": "1x1s", "keep_last": 1})).status, 200);
+    let rep = prune_report(&m.prune(false));
+    let reason = |id: u64| rep.kept.iter().find(|k| k.id == id).map(|k| k.reason.clone());
+    assert_eq!(reason(p1.id).as_deref(), Some("pinned_drill"), "{rep:?}");
+    assert_eq!(reason(p2.id).as_deref(), Some("pinned_drill"), "{rep:?}");
+    let gone = rep.removed.first().expect("the prune removed points").id;
+    let e = post(&api, &base, json!({"point": gone})).assert_error(404, "PointNotFound");
+    assert!(e["message"].as_str().unwrap().contains("removed by retention"), "{e}");
+    step(format!(
+        "prune during the drills: {} removed, P1 and P2 kept as pinned_drill; a drill of pruned point {gone} is refused",
+        rep.removed.len()
+    ));
 
     // Stop: the export goes away with its overlay; a second stop is refused.
     let r = post(&api, &format!("/api/v1/drills/{}/stop", d1.id), json!({}));
@@ -199,5 +221,30 @@ fn drills_serve_points_over_nbd_and_leave_evidence() {
         ]
     );
     step("a 5 s TTL expired the third drill; the pair's drill history lists all three, newest first");
+
+    // The CLI: start, list, report, stop; a refusal exits non-zero with the API's words.
+    let cli = sb.cli();
+    let out = cli.run(&["drill", "start", PAIR, "--point", &p2.id.to_string(), "--ttl", "10m"]);
+    out.ok();
+    assert!(out.stdout.contains("nbd://127.0.0.1:") && out.stdout.contains("(running)"), "{}", out.stdout);
+    let listed = cli.run(&["drill", "list", "--output", "json"]);
+    let ids: Vec<String> =
+        listed.ok().json().as_array().unwrap().iter().map(|d| d["id"].as_str().unwrap().to_string()).collect();
+    assert_eq!(ids.len(), 2, "d2 and the CLI's drill: {ids:?}");
+    let report = cli.run(&["drill", "report", PAIR]);
+    report.ok();
+    for needle in ["expired", "stopped", "running", "passed", "e2e"] {
+        assert!(report.stdout.contains(needle), "{needle} in the report:\n{}", report.stdout);
+    }
+    for id in &ids {
+        cli.run(&["drill", "stop", id]).ok();
+    }
+    let refused = cli.run(&["drill", "start", PAIR, "--point", "999999"]);
+    assert_ne!(refused.code, 0);
+    assert!(refused.stderr.contains("does not exist"), "{}", refused.stderr);
+    let left: Vec<DrillStatus> = serde_json::from_slice(&api.get("/api/v1/drills").body).unwrap();
+    assert!(left.is_empty(), "{left:?}");
+    assert!(std::fs::read_dir(sb.data_dir.join("drills")).unwrap().next().is_none(), "no overlay left behind");
+    step("CLI: drill start, list, report (all three states, the check, the operator), stop; a refusal exits non-zero");
     agent.term(Duration::from_secs(30));
 }

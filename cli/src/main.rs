@@ -22,6 +22,7 @@
 
 mod client;
 mod confirm;
+mod drill;
 mod dump;
 mod error;
 mod export;
@@ -172,6 +173,7 @@ enum Command {
     Prune(prune::PruneArgs),
     Retention(retention::RetentionArgs),
     Storage(storage::StorageArgs),
+    Drill(drill::DrillArgs),
     Debug(recover::DebugArgs),
     Completions(CompletionsArgs),
     #[command(hide = true)]
@@ -270,6 +272,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Prune(args) => prune::run(&client, output, args),
         Command::Retention(args) => retention::run(&client, output, args),
         Command::Storage(args) => storage::run(&client, output, args),
+        Command::Drill(args) => drill::run(&client, output, args),
         Command::Debug(_) | Command::Completions(_) | Command::Man(_) => {
             unreachable!("offline commands are run above")
         }

@@ -75,7 +75,7 @@ pub struct DrillStatus {
     /// When the point was cut (RFC 3339).
     pub point_time: String,
     /// The point's age when the drill was asked for: the RPO a failover then would have had.
-    pub point_age_seconds: u64,
+    pub point_age_seconds: f64,
     pub requested_at: String,
     /// From the request to the exports being served, in milliseconds: the RTO of the data.
     pub ready_ms: f64,

@@ -204,7 +204,7 @@ pub fn start(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: DrillRequest) -> Resul
         state: DrillState::Running,
         point: point.id,
         point_time: point.time.clone(),
-        point_age_seconds: requested.saturating_sub(point.time_unix_ms) / 1000,
+        point_age_seconds: requested.saturating_sub(point.time_unix_ms) as f64 / 1000.0,
         requested_at: rfc3339_ms(requested),
         ready_ms: 0.0,
         expires_at: rfc3339_ms(requested + ttl.as_millis() as u64),
