@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The drill benchmark (issue "Failover drills"), in one run on one machine:
+#   (a) drill export ready time (request to NBD exports served) for a 1 GiB and an 8 GiB disk:
+#       it should not grow with the size (nothing is materialised);
+#   (b) NBD read throughput of a drill export against reading the exported raw image of the
+#       same point, both with `qemu-img convert -O raw` to a file on the same filesystem.
+# Each disk: 256 MiB of random data, the rest zeros (shipped as zero-chunk flags, so the
+# baseline of the 8 GiB disk takes seconds). Needs the release binaries and qemu-utils.
+#
+#   bash benches/drill.sh
+# Work files go to DRPAIR_BENCH_DIR (default /var/tmp) and are deleted at the end.
+set -euo pipefail
+invoked="bash $0${*:+ $*}"
+cd "$(dirname "$0")/.."
+bin=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release
+work=$(mktemp -d "${DRPAIR_BENCH_DIR:-/var/tmp}/drpair-drill-bench.XXXXXX")
+pids=()
+cleanup() {
+  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+"$bin/drpaird" standby --data-dir "$work/standby" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 2>"$work/standby.log" &
+pids+=($!)
+for _ in $(seq 100); do [ -s "$work/standby/api.addr" ] && break; sleep 0.1; done
+export DRPAIR_SERVER="http://$(cat "$work/standby/api.addr")"
+link=$(cat "$work/standby/link.addr")
+drpair() { "$bin/drpair" "$@"; }
+json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
+
+ready_ms=()
+for gib in 1 8; do
+  img="$work/disk-${gib}g.img"
+  truncate -s "${gib}G" "$img"
+  head -c $((256 << 20)) /dev/urandom | dd of="$img" conv=notrunc status=none
+  "$bin/drpaird" agent --pair "bench-${gib}g" --disk "$img" --standby "$link" --tracker scan \
+    --cut-interval 1h --state-dir "$work/agent-${gib}g" 2>"$work/agent-${gib}g.log" &
+  pids+=($!)
+  drpair status "bench-${gib}g" --wait-synced --timeout 10m >/dev/null 2>&1 || {
+    sleep 2; drpair status "bench-${gib}g" --wait-synced --timeout 10m >/dev/null
+  }
+  # Five drills of the same point; the median ready time.
+  times=()
+  for _ in 1 2 3 4 5; do
+    out=$(drpair drill start "bench-${gib}g" --latest --ttl 10m --output json)
+    times+=("$(echo "$out" | json 'd["ready_ms"]')")
+    drpair drill stop "$(echo "$out" | json 'd["id"]')" >/dev/null
+  done
+  ready_ms+=("$(printf '%s\n' "${times[@]}" | sort -g | sed -n 3p)")
+done
+
+# (b) on the 1 GiB disk: the drill export against the exported raw image, same reader.
+drpair points export bench-1g latest --disk 0 --out "$work/exported.raw" >/dev/null 2>&1
+out=$(drpair drill start bench-1g --latest --ttl 10m --output json)
+uri=$(echo "$out" | json 'd["exports"][0]["uri"]')
+sync; echo 3 >/proc/sys/vm/drop_caches 2>/dev/null || true
+t0=$(date +%s.%N); qemu-img convert -f raw -O raw "$work/exported.raw" "$work/copy-raw.raw"; t1=$(date +%s.%N)
+t2=$(date +%s.%N); qemu-img convert -f raw -O raw "$uri" "$work/copy-nbd.raw"; t3=$(date +%s.%N)
+cmp -s "$work/copy-raw.raw" "$work/copy-nbd.raw" || { echo "drill export differs from the exported image" >&2; exit 1; }
+drpair drill stop "$(echo "$out" | json 'd["id"]')" >/dev/null
+
+calc() { python3 -c "print(f'{$1:.${2:-2}f}')"; }
+raw_s=$(calc "$t1 - $t0" 3); nbd_s=$(calc "$t3 - $t2" 3)
+cat <<REPORT
+
+== drpair drill benchmark ($(nproc) cores) — $invoked
+(a) export ready time (median of 5 drills): 1 GiB ${ready_ms[0]} ms, 8 GiB ${ready_ms[1]} ms -> 8 GiB / 1 GiB = $(calc "${ready_ms[1]} / ${ready_ms[0]}")x (goal ~1: does not grow with the disk)
+(b) reading 1 GiB (256 MiB data + zeros) with qemu-img convert -O raw:
+    exported raw image : ${raw_s}s = $(calc "1024 / $raw_s" 0) MiB/s (baseline)
+    drill NBD export   : ${nbd_s}s = $(calc "1024 / $nbd_s" 0) MiB/s -> $(calc "$raw_s / $nbd_s")x the baseline's throughput
+REPORT
