@@ -7,7 +7,11 @@ cd "$(dirname "$0")/.."
 need=()
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 # chromium: the web panel's browser tests (Debian's build; playwright drives it, no download).
-for pkg in e2fsprogs util-linux rsync fio zstd qemu-utils chromium; do
+# nbdfuse, fuse3: a drill export mounted through the kernel (tests/drills.rs).
+# systemd, systemd-container, debootstrap: the packaging tests, which boot a Debian root with
+# systemd-nspawn (cached in /var/cache/drpair-debootstrap).
+for pkg in e2fsprogs util-linux rsync fio zstd qemu-utils chromium nbdfuse fuse3 \
+           systemd systemd-container debootstrap; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
@@ -35,19 +39,7 @@ if [ ! -f web/node_modules/.package-lock.json ] || [ web/package-lock.json -nt w
   (cd web && npm ci --no-audit --no-fund --loglevel=error)
 fi
 
-# Packaging and its tests: systemd-analyze and systemd-nspawn (a real boot with systemd as PID
-# 1), debootstrap (the Debian root it boots, cached in /var/cache/drpair-debootstrap), and
 # cargo-deb for scripts/package.sh (pinned: its maintainer-script snippets are part of the .deb).
-pkg_need=()
-for pkg in systemd systemd-container debootstrap; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || pkg_need+=("$pkg")
-done
-if [ ${#pkg_need[@]} -gt 0 ]; then
-  echo "setup: installing ${pkg_need[*]}"
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq --no-install-recommends "${pkg_need[@]}" >/dev/null
-fi
 if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb 3.8.0" ]; then
   echo "setup: cargo install cargo-deb 3.8.0 (about 2 minutes)"
   cargo install cargo-deb@3.8.0 --locked --quiet

@@ -15,6 +15,9 @@
 //! - refusals, changing nothing: a point that does not exist (or retention removed), two ways
 //!   of choosing a point, a TTL out of range, an empty check, an unknown pair or drill, a
 //!   second stop.
+//!
+//! And an ext4 disk's drill seen by the kernel: `nbdfuse` + a loop device, `fsck.ext4 -n`
+//! clean, a read-only mount showing the files as at the point.
 
 use drpair_e2e::image::{Fill, create_image, hash_file, overwrite_chunks, pick_chunks};
 use drpair_e2e::maintenance::{Maint, prune_report};
@@ -246,5 +249,65 @@ fn drills_serve_points_over_nbd_and_leave_evidence() {
     assert!(left.is_empty(), "{left:?}");
     assert!(std::fs::read_dir(sb.data_dir.join("drills")).unwrap().next().is_none(), "no overlay left behind");
     step("CLI: drill start, list, report (all three states, the check, the operator), stop; a refusal exits non-zero");
+    agent.term(Duration::from_secs(30));
+}
+
+/// Runs `cmd args`, asserting success; its output.
+fn must(cmd: &str, args: &[&str]) -> String {
+    let out = Command::new(cmd).args(args).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success(), "{cmd} {args:?}: {text}");
+    text
+}
+
+/// An ext4 disk's drill, seen by the kernel: `nbdfuse` makes the export a file, a loop device
+/// makes it a block device, `fsck.ext4 -n` finds the filesystem clean and a read-only mount
+/// shows the files as they were at the point.
+#[test]
+fn an_ext4_drill_checks_clean_and_mounts_through_nbdfuse() {
+    let env = TestEnv::new("drill-ext4");
+    let files = env.mkdir("files");
+    std::fs::write(files.join("hello.txt"), "written before the point\n").unwrap();
+    let blob: Vec<u8> = (0..3 << 20).map(|i: u32| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    std::fs::write(files.join("blob.bin"), &blob).unwrap();
+    let img = env.path("ext4.img");
+    must("mkfs.ext4", &["-q", "-F", "-d", files.to_str().unwrap(), img.to_str().unwrap(), "64M"]);
+    let sb = Standby::start(&env, Some("drill-token"));
+    let api = sb.api();
+    let mut agent = AgentSpec::new(&env, &sb, "ext4", &[&img]).spawn(&env, "agent");
+    wait_ready(&api, "ext4", &mut agent, LONG);
+    let r = post(&api, "/api/v1/pairs/ext4/drills", json!({"latest": true, "check": "true"}));
+    assert_eq!(r.status, 201, "{}", r.text());
+    let d: DrillStatus = serde_json::from_slice(&r.body).unwrap();
+
+    let mnt = env.mkdir("fuse");
+    let pidfile = env.path("nbdfuse.pid");
+    let mut fuse = Command::new("nbdfuse")
+        .args(["-P", pidfile.to_str().unwrap(), mnt.to_str().unwrap(), &d.exports[0].uri])
+        .spawn()
+        .expect("nbdfuse (apt-get install nbdfuse)");
+    wait_until("nbdfuse to serve", Duration::from_secs(20), || {
+        if pidfile.exists() && mnt.join("nbd").exists() { Ok(()) } else { Err("not yet".into()) }
+    });
+    let dev = must("losetup", &["--find", "--show", mnt.join("nbd").to_str().unwrap()]).trim().to_string();
+    let fsck = Command::new("fsck.ext4").args(["-n", "-f", &dev]).output().unwrap();
+    let fsck_text = String::from_utf8_lossy(&fsck.stdout).into_owned() + &String::from_utf8_lossy(&fsck.stderr);
+    let seen = env.mkdir("mounted");
+    let mounted =
+        Command::new("mount").args(["-o", "ro,noload", &dev, seen.to_str().unwrap()]).status().unwrap().success();
+    let hello = std::fs::read_to_string(seen.join("hello.txt")).unwrap_or_default();
+    let blob_seen = std::fs::read(seen.join("blob.bin")).unwrap_or_default();
+    if mounted {
+        must("umount", &[seen.to_str().unwrap()]);
+    }
+    must("losetup", &["-d", &dev]);
+    must("fusermount3", &["-u", mnt.to_str().unwrap()]);
+    let _ = fuse.wait();
+    assert_eq!(fsck.status.code(), Some(0), "fsck.ext4 -n of the drill: {fsck_text}");
+    assert!(mounted, "the drill's filesystem did not mount");
+    assert_eq!(hello, "written before the point\n");
+    assert!(blob_seen == blob, "blob.bin differs in the drill");
+    step(format!("nbdfuse + {dev}: fsck.ext4 -n clean, mounted read-only, files as at point {}", d.point));
+    post(&api, &format!("/api/v1/drills/{}/stop", d.id), json!({}));
     agent.term(Duration::from_secs(30));
 }
