@@ -69,7 +69,7 @@ fn drills_serve_points_over_nbd_and_leave_evidence() {
     let env = TestEnv::new("drills");
     let img = env.path("disk0.img");
     create_image(&img, SIZE, Fill::Random, 5);
-    let sb = Standby::start(&env, Some("drill-token"));
+    let mut sb = Standby::start(&env, Some("drill-token"));
     let api = sb.api();
     let mut agent = AgentSpec::new(&env, &sb, PAIR, &[&img]).spawn(&env, "agent");
     wait_ready(&api, PAIR, &mut agent, LONG);
@@ -249,6 +249,19 @@ fn drills_serve_points_over_nbd_and_leave_evidence() {
     assert!(left.is_empty(), "{left:?}");
     assert!(std::fs::read_dir(sb.data_dir.join("drills")).unwrap().next().is_none(), "no overlay left behind");
     step("CLI: drill start, list, report (all three states, the check, the operator), stop; a refusal exits non-zero");
+
+    // A standby killed during a drill: after its restart the drill is recorded as failed and
+    // its overlay is gone; the point is no longer pinned by it.
+    let d5 = start(&api, json!({"point": p2.id}));
+    sb.kill9();
+    sb.restart();
+    let after = drill(&api, &d5.id);
+    assert_eq!(after.state, DrillState::Failed, "{after:?}");
+    assert!(after.message.contains("standby stopped"), "{after:?}");
+    assert!(!sb.data_dir.join("drills").exists(), "overlays of the killed standby's drills are removed");
+    let running: Vec<DrillStatus> = serde_json::from_slice(&api.get("/api/v1/drills").body).unwrap();
+    assert!(running.is_empty(), "{running:?}");
+    step("kill -9 of the standby during a drill: recorded as failed after the restart, overlay removed");
     agent.term(Duration::from_secs(30));
 }
 

@@ -34,14 +34,8 @@ pub async fn start(
 
 /// The pair's drills, running and past, newest first.
 pub async fn of_pair(State(sb): State<AppState>, Path(pair): Path<String>) -> ApiResult<Json<Vec<DrillStatus>>> {
-    let (id, h) = find_pair(&sb, &pair)?;
-    let mut v: Vec<DrillStatus> = h.record.lock().expect("record").drills.clone();
-    for d in v.iter_mut().filter(|d| d.state == DrillState::Running) {
-        if let Some(live) = sb.drills.get(&d.id) {
-            *d = live;
-        }
-    }
-    v.retain(|d| d.pair_id == id);
+    let (_, h) = find_pair(&sb, &pair)?;
+    let mut v = drill::history(&sb, &h).map_err(ApiFailure::internal)?;
     v.reverse();
     Ok(Json(v))
 }
@@ -56,8 +50,9 @@ fn find_drill(sb: &AppState, id: &str) -> ApiResult<DrillStatus> {
         return Ok(s);
     }
     for h in sb.registry.all() {
-        if let Some(d) = h.record.lock().expect("record").drills.iter().find(|d| d.id == id) {
-            return Ok(d.clone());
+        let found = drill::history(sb, &h).map_err(ApiFailure::internal)?.into_iter().find(|d| d.id == id);
+        if let Some(d) = found {
+            return Ok(d);
         }
     }
     Err(ApiFailure::new(ErrorCode::NotFound, format!("no drill '{id}' on this standby")))

@@ -78,8 +78,11 @@ impl Standby {
             let after = rec.lifecycle.apply(drpair_pair::PairOp::StandbyStarted).expect("events never fail");
             let load_cut_short = dump_flow::after_restart(&mut rec);
             let verify_cut_short = source_verify::after_restart(&mut rec);
-            let drills_cut_short = drill::after_restart(&mut rec);
-            if after != rec.lifecycle || load_cut_short || verify_cut_short || drills_cut_short {
+            let drills_cut_short = drill::after_restart(&store, rec.pair_no)?;
+            if drills_cut_short > 0 {
+                tracing::info!(pair = %rec.pair_id, "{drills_cut_short} drill(s) ended by the standby's stop recorded as failed");
+            }
+            if after != rec.lifecycle || load_cut_short || verify_cut_short {
                 rec.lifecycle = after;
                 store.put_pair(&rec.pair_id, &rec)?;
             }

@@ -64,9 +64,6 @@ pub struct PairRecord {
     /// The online verify against the source requested or running, or the last one.
     #[serde(default)]
     pub source_verify: Option<drpair_types::SourceVerifyStatus>,
-    /// The pair's drills, newest last (the evidence: point, RPO, RTO, check, who, when).
-    #[serde(default)]
-    pub drills: Vec<drpair_types::DrillStatus>,
     /// The pair's own retention policy (None: the standby's default).
     #[serde(default)]
     pub retention: Option<drpair_retention::Policy>,
@@ -132,7 +129,6 @@ impl PairRecord {
             retire_below: None,
             dump: None,
             source_verify: None,
-            drills: Vec::new(),
             retention: None,
             last_prune: None,
             verify: None,

@@ -60,6 +60,7 @@
 //! that shipping them again stores them fresh).
 
 mod chunks;
+mod drills;
 mod dump;
 mod error;
 mod history;

@@ -29,7 +29,7 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 pub const TTL_RANGE: std::ops::RangeInclusive<u64> = 5..=7 * 24 * 3600;
 /// Longest a check command may run.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(600);
-/// Drills kept in a pair's record.
+/// Drill records kept per pair.
 const HISTORY: usize = 200;
 
 /// Why a drill cannot start.
@@ -109,20 +109,27 @@ fn choose(points: &[RecoveryPoint], req: &DrillRequest) -> Result<RecoveryPoint,
     points.last().cloned().ok_or_else(|| DrillError::State("the pair has no recovery point yet".into()))
 }
 
-/// Appends or replaces `s` in the pair's drill history and persists it.
+/// Writes `s` as the evidence of its drill (the store keeps each pair's newest [`HISTORY`]).
 fn record(sb: &Standby, h: &PairHandle, s: &DrillStatus) {
-    let mut rec = h.record.lock().expect("record");
-    let mut updated = rec.clone();
-    match updated.drills.iter_mut().find(|d| d.id == s.id) {
-        Some(d) => *d = s.clone(),
-        None => updated.drills.push(s.clone()),
+    let pair_no = h.record.lock().expect("record").pair_no;
+    let requested = drpair_types::parse_time_ms(&s.requested_at).unwrap_or(0);
+    let written =
+        sb.store.put_drill(pair_no, requested, &s.id, s).and_then(|()| sb.store.trim_drills(pair_no, HISTORY));
+    if let Err(e) = written {
+        tracing::error!(pair = %s.pair_id, drill = %s.id, "recording the drill: {e}");
     }
-    let excess = updated.drills.len().saturating_sub(HISTORY);
-    updated.drills.drain(..excess);
-    match sb.store.put_pair(&updated.pair_id, &updated) {
-        Ok(()) => *rec = updated,
-        Err(e) => tracing::error!(pair = %rec.pair_id, drill = %s.id, "recording the drill: {e}"),
+}
+
+/// The pair's drills, oldest first, the running ones as they are now.
+pub fn history(sb: &Standby, h: &PairHandle) -> Result<Vec<DrillStatus>, String> {
+    let pair_no = h.record.lock().expect("record").pair_no;
+    let mut v: Vec<DrillStatus> = sb.store.list_drills(pair_no).map_err(|e| e.to_string())?;
+    for d in v.iter_mut().filter(|d| d.state == DrillState::Running) {
+        if let Some(live) = sb.drills.get(&d.id) {
+            *d = live;
+        }
     }
+    Ok(v)
 }
 
 /// Pins `point` for a drill (retention keeps it), or recomputes the pins after a drill ended.
@@ -362,15 +369,17 @@ async fn run_check(sb: &Standby, live: &Live, cmd: &str) {
     record(sb, &live.pair, &live.snapshot());
 }
 
-/// At start-up: drills that were running when the standby stopped are recorded as failed,
-/// and their scratch files deleted. Returns whether the record changed.
-pub fn after_restart(rec: &mut super::registry::PairRecord) -> bool {
-    let mut changed = false;
-    for d in rec.drills.iter_mut().filter(|d| d.state == DrillState::Running) {
+/// At start-up: drills that were running when the standby stopped are recorded as failed
+/// (their exports and overlays went with it).
+pub fn after_restart(store: &drpair_store::Store, pair_no: u32) -> Result<u64, drpair_store::StoreError> {
+    let mut n = 0;
+    for mut d in store.list_drills::<DrillStatus>(pair_no)?.into_iter().filter(|d| d.state == DrillState::Running) {
         d.state = DrillState::Failed;
         d.ended_at = Some(rfc3339_ms(now_ms()));
         d.message = "the standby stopped during the drill; its exports and overlays are gone".into();
-        changed = true;
+        let requested = drpair_types::parse_time_ms(&d.requested_at).unwrap_or(0);
+        store.put_drill(pair_no, requested, &d.id, &d)?;
+        n += 1;
     }
-    changed
+    Ok(n)
 }
