@@ -128,6 +128,15 @@ pub fn prune(sb: &Arc<Standby>, h: &PairHandle, dry_run: bool, scheduled: bool) 
         reclaim: None,
     };
     if !dry_run {
+        // A drill may have pinned a point since the plan: taken under the drills' pin gate,
+        // so a drill starting now either sees its point gone or keeps it from this prune.
+        let _gate = super::drill::PIN_GATE.lock().unwrap_or_else(|e| e.into_inner());
+        let pinned_now = h.runtime.lock().expect("runtime").drill_points.clone();
+        let (late, removed): (Vec<PointMark>, Vec<PointMark>) =
+            report.removed.drain(..).partition(|m| pinned_now.contains(&m.id));
+        report.removed = removed;
+        report.kept.extend(late.into_iter().map(|m| PointMark { reason: "pinned_drill".into(), ..m }));
+        report.points_kept = report.kept.len() as u64;
         let ids: Vec<u64> = report.removed.iter().map(|m| m.id).collect();
         let out = sb.store.remove_points(pair_no, &ids).map_err(store_err)?;
         report.versions_deleted = out.versions;

@@ -29,6 +29,9 @@ pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 pub const TTL_RANGE: std::ops::RangeInclusive<u64> = 5..=7 * 24 * 3600;
 /// Longest a check command may run.
 pub const CHECK_TIMEOUT: Duration = Duration::from_secs(600);
+/// Held by a prune from its last look at the drills' pins through its deletions, and by a
+/// drill while it pins its point and checks that it still exists.
+pub static PIN_GATE: Mutex<()> = Mutex::new(());
 /// Drill records kept per pair.
 const HISTORY: usize = 200;
 
@@ -172,10 +175,14 @@ pub fn start(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: DrillRequest) -> Resul
     let point = choose(&points, &req)?;
     let id = format!("{pair_id}-{requested}-{}", sb.drills.next.fetch_add(1, Ordering::Relaxed));
 
-    // Pin first, then make sure the point is still there: a prune that ran in between has
-    // either removed it (refused below) or now sees the pin.
-    h.runtime.lock().expect("runtime").drill_points.insert(point.id);
-    let still = sb.store.get_point(pair_no, point.id).map_err(|e| DrillError::Internal(e.to_string()))?;
+    // Pin, and make sure the point is still there, under the gate a prune holds from its last
+    // look at the pins to its deletions: the prune either removed the point before (refused
+    // below) or sees the pin.
+    let still = {
+        let _gate = PIN_GATE.lock().unwrap_or_else(|e| e.into_inner());
+        h.runtime.lock().expect("runtime").drill_points.insert(point.id);
+        sb.store.get_point(pair_no, point.id).map_err(|e| DrillError::Internal(e.to_string()))?
+    };
     if still.is_none() {
         repin(sb, h);
         return Err(DrillError::PointNotFound(format!("recovery point {} was removed by retention", point.id)));
