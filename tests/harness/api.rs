@@ -16,6 +16,15 @@ pub struct Reply {
 }
 
 impl Reply {
+    /// Status, headers and the whole body (up to 64 MiB) of an answer.
+    pub fn read(r: ureq::http::Response<ureq::Body>) -> Result<Reply, ureq::Error> {
+        let status = r.status().as_u16();
+        let content_type = r.headers().get("content-type").and_then(|v| v.to_str().ok()).map(String::from);
+        let headers = r.headers().clone();
+        let body = r.into_body().into_with_config().limit(64 << 20).read_to_vec()?;
+        Ok(Reply { status, body, content_type, headers })
+    }
+
     /// A response header's value.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
@@ -87,16 +96,7 @@ impl Api {
 
     fn finish(&self, what: &str, r: Result<ureq::http::Response<ureq::Body>, ureq::Error>) -> Reply {
         let r = r.unwrap_or_else(|e| panic!("{what}: {e}"));
-        let status = r.status().as_u16();
-        let content_type = r.headers().get("content-type").and_then(|v| v.to_str().ok()).map(String::from);
-        let headers = r.headers().clone();
-        let body = r
-            .into_body()
-            .into_with_config()
-            .limit(64 << 20)
-            .read_to_vec()
-            .unwrap_or_else(|e| panic!("{what}: reading body: {e}"));
-        Reply { status, body, content_type, headers }
+        Reply::read(r).unwrap_or_else(|e| panic!("{what}: reading body: {e}"))
     }
 
     /// Like [`Api::get`], but a transport error (standby down) is returned, not a panic.

@@ -85,16 +85,7 @@ impl Maint {
             }
         }
         .map_err(|e| format!("{method} {url}: {e}"))?;
-        let status = r.status().as_u16();
-        let content_type = r.headers().get("content-type").and_then(|v| v.to_str().ok()).map(String::from);
-        let headers = r.headers().clone();
-        let body = r
-            .into_body()
-            .into_with_config()
-            .limit(64 << 20)
-            .read_to_vec()
-            .map_err(|e| format!("{method} {url}: reading the answer: {e}"))?;
-        Ok(Reply { status, body, content_type, headers })
+        Reply::read(r).map_err(|e| format!("{method} {url}: reading the answer: {e}"))
     }
 
     pub fn get(&self, rel: &str) -> Reply {

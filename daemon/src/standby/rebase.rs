@@ -40,42 +40,13 @@ pub fn rebase(orig: &PairRecord, ours: PairRecord, live: &PairRecord, event: Opt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::standby::registry::DiskRecord;
-    use drpair_pair::Lifecycle;
-    use drpair_types::{ChunkSize, DiskGeometry, PairId, PairState, SourceVerifyState, SourceVerifyStatus};
+    use crate::standby::registry::test_record;
+    use crate::standby::source_verify::requested_for_tests as requested;
+    use drpair_types::PairState;
 
     fn record() -> PairRecord {
-        let lifecycle = Lifecycle {
-            state: PairState::Replicating,
-            has_baseline: true,
-            started: true,
-            connected: true,
-            ..Lifecycle::new()
-        };
-        let disks =
-            vec![DiskRecord { path: "/d".into(), geometry: DiskGeometry::new(1 << 20, ChunkSize::DEFAULT).unwrap() }];
-        let mut r =
-            PairRecord::register(PairId::new("p").unwrap(), 1, disks, "h".into(), "a".into(), "scan".into(), lifecycle);
-        r.committed = 4;
-        r
+        test_record(PairState::Replicating, 4)
     }
-
-    fn requested() -> SourceVerifyStatus {
-        SourceVerifyStatus {
-            state: SourceVerifyState::Requested,
-            requested_unix_ms: 1,
-            finished_unix_ms: None,
-            against_point: None,
-            progress_percent: 0.0,
-            chunks_compared: 0,
-            mismatched_chunks: 0,
-            shipped_chunks: 0,
-            sample: vec![],
-            repair_point: None,
-            message: "asked".into(),
-        }
-    }
-
     #[test]
     fn nothing_changed_meanwhile_keeps_ours() {
         let orig = record();

@@ -474,6 +474,14 @@ impl PairHandle {
             since: rfc3339_ms(rt.since_unix_ms),
             tracking: rt.progress.tracking,
         });
+        let stats = Self::stats(&rec, &rt);
+        let verify = super::verify::status_of(&rec, &rt);
+        let health = drpair_types::Health::of(drpair_types::panel::HealthFacts {
+            state,
+            ready_for_failover: rec.lifecycle.ready_for_failover(),
+            lag_seconds: stats.lag_seconds,
+            damaged_points: verify.as_ref().map_or(0, |v| v.points_damaged),
+        });
         PairStatus {
             pair_id: rec.pair_id.clone(),
             state,
@@ -497,7 +505,7 @@ impl PairHandle {
                     chunk_count: d.geometry.chunk_count(),
                 })
                 .collect(),
-            stats: Self::stats(&rec, &rt),
+            stats,
             failure_messages: rt.failures.iter().cloned().collect(),
             stop_reason: rec.lifecycle.stop_reason.map(|r| r.as_str().to_string()),
             stop_at: rec.stop_at.as_ref().map(|s| StopAt { point: s.point, time: s.time_unix_ms.map(rfc3339_ms) }),
@@ -512,14 +520,9 @@ impl PairHandle {
             dump: super::dump::status(&rec, rt.dump_load.as_ref().map(|(d, p)| (*d, p.as_ref()))),
             source_verify: super::source_verify::status(&rec, &rt),
             retention: rt.retention_defaults.as_ref().map(|d| super::retention::view_of(&rec, d)),
-            verify: super::verify::status_of(&rec, &rt),
+            health,
+            verify,
             storage: rt.storage.clone(),
-            health: drpair_types::Health::of(drpair_types::panel::HealthFacts {
-                state,
-                ready_for_failover: rec.lifecycle.ready_for_failover(),
-                lag_seconds: Self::stats(&rec, &rt).lag_seconds,
-                damaged_points: super::verify::status_of(&rec, &rt).map_or(0, |v| v.points_damaged),
-            }),
             allowed_actions: Self::allowed_actions(&rec.lifecycle, rt.session.is_some()),
         }
     }
@@ -597,32 +600,36 @@ impl Registry {
     }
 }
 
+/// A connected, started pair in `state` with one 1 MiB disk, `committed` points in (a
+/// baseline exactly when `committed > 0`), for unit tests.
+#[cfg(test)]
+pub(crate) fn test_record(state: PairState, committed: Epoch) -> PairRecord {
+    let lifecycle =
+        Lifecycle { state, has_baseline: committed > 0, started: true, connected: true, ..Lifecycle::new() };
+    let disks = vec![DiskRecord {
+        path: "/d".into(),
+        geometry: drpair_types::DiskGeometry::new(1 << 20, drpair_types::ChunkSize::DEFAULT).expect("geometry"),
+    }];
+    let mut r = PairRecord::register(
+        PairId::new("p").expect("id"),
+        1,
+        disks,
+        "h".into(),
+        "127.0.0.1".into(),
+        "scan".into(),
+        lifecycle,
+    );
+    r.committed = committed;
+    r
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use drpair_types::ChunkSize;
 
     fn record(committed: Epoch) -> PairRecord {
-        let lifecycle = Lifecycle {
-            state: if committed > 0 { PairState::Replicating } else { PairState::InitialSync },
-            has_baseline: committed > 0,
-            started: true,
-            connected: true,
-            ..Lifecycle::new()
-        };
-        let disks =
-            vec![DiskRecord { path: "/d".into(), geometry: DiskGeometry::new(1 << 20, ChunkSize::DEFAULT).unwrap() }];
-        let mut r = PairRecord::register(
-            PairId::new("p").unwrap(),
-            1,
-            disks,
-            "h".into(),
-            "127.0.0.1".into(),
-            "scan".into(),
-            lifecycle,
-        );
-        r.committed = committed;
-        r
+        let state = if committed > 0 { PairState::Replicating } else { PairState::InitialSync };
+        test_record(state, committed)
     }
 
     fn session() -> SessionHandle {

@@ -248,45 +248,35 @@ pub fn status(rec: &PairRecord, rt: &PairRuntime) -> Option<SourceVerifyStatus> 
     Some(v)
 }
 
+/// A verify just requested, for unit tests.
+#[cfg(test)]
+pub(crate) fn requested_for_tests() -> SourceVerifyStatus {
+    SourceVerifyStatus {
+        state: SourceVerifyState::Requested,
+        requested_unix_ms: 1,
+        finished_unix_ms: None,
+        against_point: None,
+        progress_percent: 0.0,
+        chunks_compared: 0,
+        mismatched_chunks: 0,
+        shipped_chunks: 0,
+        sample: vec![],
+        repair_point: None,
+        message: String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::standby::registry::DiskRecord;
-    use drpair_pair::Lifecycle;
-    use drpair_types::{ChunkSize, DiskGeometry};
     use drpair_wire::SourceCheck;
 
     fn record(state: PairState) -> PairRecord {
-        let lifecycle = Lifecycle { state, has_baseline: true, started: true, connected: true, ..Lifecycle::new() };
-        let disks =
-            vec![DiskRecord { path: "/d".into(), geometry: DiskGeometry::new(1 << 20, ChunkSize::DEFAULT).unwrap() }];
-        let mut r = PairRecord::register(
-            PairId::new("p").unwrap(),
-            1,
-            disks,
-            "h".into(),
-            "127.0.0.1".into(),
-            "tracefs".into(),
-            lifecycle,
-        );
-        r.committed = 5;
-        r
+        crate::standby::registry::test_record(state, 5)
     }
 
     fn requested() -> SourceVerifyStatus {
-        SourceVerifyStatus {
-            state: SourceVerifyState::Requested,
-            requested_unix_ms: 1,
-            finished_unix_ms: None,
-            against_point: None,
-            progress_percent: 0.0,
-            chunks_compared: 0,
-            mismatched_chunks: 0,
-            shipped_chunks: 0,
-            sample: vec![],
-            repair_point: None,
-            message: String::new(),
-        }
+        super::requested_for_tests()
     }
 
     #[test]
