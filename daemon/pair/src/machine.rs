@@ -50,6 +50,14 @@ pub enum PairOp {
     DumpMarker,
     /// The dump is loaded: ship what changed after the dump point (`standby resume-apply`).
     ResumeApply,
+    /// Materialise a point on the standby's side and fence the pair (`failover`).
+    Failover,
+    /// Make the two sides equal again (`failback`).
+    Failback,
+    /// The failback ended: `done` resumes replication, else the pair stays failed over.
+    FailbackEnded {
+        done: bool,
+    },
 }
 
 impl PairOp {
@@ -67,6 +75,9 @@ impl PairOp {
             PairOp::ResyncMarker => "process a resync marker for",
             PairOp::DumpMarker => "process a dump marker for",
             PairOp::ResumeApply => "resume apply of",
+            PairOp::Failover => "fail over",
+            PairOp::Failback => "fail back",
+            PairOp::FailbackEnded { .. } => "end the failback of",
             PairOp::StandbyStarted
             | PairOp::AgentConnected
             | PairOp::AgentDisconnected
@@ -133,6 +144,13 @@ impl Lifecycle {
     pub fn holds(&self) -> bool {
         matches!(self.state, PairState::Initiating | PairState::Paused | PairState::Stopped)
             || self.state.in_dump_workflow()
+            || self.failed_over()
+    }
+
+    /// Failed over or failing back: the standby's side is the source now, and only a failback
+    /// (or another failover) changes that.
+    pub fn failed_over(&self) -> bool {
+        matches!(self.state, PairState::FailedOver | PairState::FailingBack)
     }
 
     /// Failover is possible: a complete point of the current lineage exists and no restart
@@ -167,6 +185,23 @@ impl Lifecycle {
         let mut n = self.clone();
         let held = self.holds();
         let dump = self.state.in_dump_workflow();
+        let operator_op = !matches!(
+            op,
+            PairOp::StandbyStarted
+                | PairOp::AgentConnected
+                | PairOp::AgentDisconnected
+                | PairOp::PassStarted { .. }
+                | PairOp::PointCommitted
+                | PairOp::Failover
+                | PairOp::Failback
+                | PairOp::FailbackEnded { .. }
+        );
+        if operator_op && self.failed_over() {
+            return Err(self.refuse(
+                op,
+                "the standby's side is the source now; fail back first (`drpair failback PAIR --from DEVICE_OR_FILE --direction to-original|to-recovered`)",
+            ));
+        }
         match op {
             PairOp::StandbyStarted | PairOp::AgentDisconnected => {
                 n.connected = false;
@@ -226,6 +261,7 @@ impl Lifecycle {
                     return Err(self.refuse(op, "it is suspended for a dump"));
                 }
                 S::Stopped => return Err(self.refuse(op, "it is stopped; resume it first")),
+                S::FailedOver | S::FailingBack => unreachable!("refused above"),
             },
             PairOp::Stop(reason) => match self.state {
                 S::InitialSync | S::Replicating | S::Rescanning | S::Disconnected | S::Paused => {
@@ -237,6 +273,7 @@ impl Lifecycle {
                 S::Suspended | S::AwaitingResyncMarker | S::AwaitingDumpMarker | S::ApplySuspended => {
                     return Err(self.refuse(op, "it is suspended for a dump; `drpair resume` abandons the dump first"));
                 }
+                S::FailedOver | S::FailingBack => unreachable!("refused above"),
             },
             PairOp::Restart => {
                 if !self.started {
@@ -297,6 +334,38 @@ impl Lifecycle {
                 }
                 S::ApplySuspended => return Err(self.refuse(op, "no dump has been loaded yet")),
                 _ => return Err(self.refuse(op, "apply is not suspended for a dump")),
+            },
+            PairOp::Failover => match self.state {
+                S::FailingBack => return Err(self.refuse(op, "a failback is running; wait for it to end")),
+                _ if dump => {
+                    return Err(self.refuse(
+                        op,
+                        "it is in the third-party dump workflow; `drpair resume PAIR` abandons the dump first",
+                    ));
+                }
+                _ if self.restarting => {
+                    return Err(self.refuse(
+                        op,
+                        "a restart is copying a new baseline and no recovery point of the new lineage is complete; fail over once `drpair status` says ready for failover",
+                    ));
+                }
+                _ if !self.has_baseline => {
+                    return Err(self.refuse(op, "no recovery point is complete yet: there is nothing to fail over to"));
+                }
+                _ => {
+                    n.stop_reason = None;
+                    n.state = S::FailedOver;
+                }
+            },
+            PairOp::Failback => match self.state {
+                S::FailedOver => n.state = S::FailingBack,
+                S::FailingBack => return Err(self.refuse(op, "a failback is already running")),
+                _ => return Err(self.refuse(op, "it is not failed over")),
+            },
+            PairOp::FailbackEnded { done } => match self.state {
+                S::FailingBack if done => n.state = n.running(),
+                S::FailingBack => n.state = S::FailedOver,
+                _ => return Err(self.refuse(op, "no failback is running")),
             },
         }
         debug_assert_eq!(n.stop_reason.is_some(), n.state == S::Stopped);

@@ -11,6 +11,7 @@
 
 pub mod compress;
 pub mod dump;
+pub mod failback;
 pub mod pass;
 pub mod quiesce;
 pub mod session;

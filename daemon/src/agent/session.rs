@@ -112,6 +112,9 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
     let (ctl_tx, ctl) = mpsc::channel(64);
     let (routes2, hash_routes2) = (routes.clone(), hash_routes.clone());
     let abort2 = abort.clone();
+    // Failback writes go to their own task: they arrive while the agent holds, and must not
+    // wait behind (or be dropped by) a pass.
+    let (failback_tx, _failback_task) = super::failback::spawn(agent.disks.clone(), out.clone());
     let reader = AbortOnDrop(tokio::spawn(async move {
         let mut buf = Vec::new();
         loop {
@@ -126,6 +129,11 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
                 {
                     if let Some(tx) = hash_routes2.lock().expect("routes").remove(&req) {
                         let _ = tx.send(versions);
+                    }
+                }
+                Ok(m @ (StandbyMsg::FailbackWrite { .. } | StandbyMsg::FailbackEnd { .. })) => {
+                    if failback_tx.send(m).await.is_err() {
+                        break;
                     }
                 }
                 Ok(m) => {

@@ -7,6 +7,7 @@ pub mod control;
 pub mod csrf;
 pub mod drills;
 pub mod dump;
+pub mod failover;
 pub mod history;
 pub mod image;
 pub mod maintenance;
@@ -89,6 +90,8 @@ pub fn router(sb: AppState) -> Router {
         .route("/api/v1/pairs/{pair}/resume-apply", post(dump::resume_apply))
         .route("/api/v1/pairs/{pair}/verify-source", get(verify_source::get).post(verify_source::start))
         .route("/api/v1/pairs/{pair}/history", get(history::get))
+        .route("/api/v1/pairs/{pair}/failover", get(failover::get_failover).post(failover::start_failover))
+        .route("/api/v1/pairs/{pair}/failback", get(failover::get_failback).post(failover::start_failback))
         .route("/api/v1/pairs/{pair}/drills", get(drills::of_pair).post(drills::start))
         .route("/api/v1/drills", get(drills::running))
         .route("/api/v1/drills/{id}", get(drills::get_one))

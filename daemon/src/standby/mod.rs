@@ -7,6 +7,7 @@ pub mod dump;
 pub mod dump_flow;
 pub mod dump_load;
 pub mod export;
+pub mod failover;
 pub mod history;
 pub mod ingest;
 pub mod maintenance;
@@ -78,11 +79,14 @@ impl Standby {
             let after = rec.lifecycle.apply(drpair_pair::PairOp::StandbyStarted).expect("events never fail");
             let load_cut_short = dump_flow::after_restart(&mut rec);
             let verify_cut_short = source_verify::after_restart(&mut rec);
+            let failover_cut_short = failover::after_restart(&mut rec);
+            let failback_cut_short = failover::failback::after_restart(&mut rec);
             let drills_cut_short = drill::after_restart(&store, rec.pair_no)?;
             if drills_cut_short > 0 {
                 tracing::info!(pair = %rec.pair_id, "{drills_cut_short} drill(s) ended by the standby's stop recorded as failed");
             }
-            if after != rec.lifecycle || load_cut_short || verify_cut_short {
+            if after != rec.lifecycle || load_cut_short || verify_cut_short || failover_cut_short || failback_cut_short
+            {
                 rec.lifecycle = after;
                 store.put_pair(&rec.pair_id, &rec)?;
             }

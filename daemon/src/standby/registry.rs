@@ -73,6 +73,13 @@ pub struct PairRecord {
     /// The last verification of stored chunks that finished.
     #[serde(default)]
     pub verify: Option<drpair_types::VerifyStatus>,
+    /// The failover in force (while failed over or failing back): the point, the targets and
+    /// how the materialisation went.
+    #[serde(default)]
+    pub failover: Option<drpair_types::FailoverStatus>,
+    /// The last failback that ended.
+    #[serde(default)]
+    pub failback: Option<drpair_types::FailbackStatus>,
 }
 
 /// A restart in progress.
@@ -132,6 +139,8 @@ impl PairRecord {
             retention: None,
             last_prune: None,
             verify: None,
+            failover: None,
+            failback: None,
         }
     }
 
@@ -225,6 +234,15 @@ pub struct PairRuntime {
     pub drill_points: std::collections::HashSet<u64>,
     /// The standby's retention defaults (None in unit tests).
     pub retention_defaults: Option<super::retention::Defaults>,
+    /// The failover materialising now.
+    pub failover: Option<Arc<Mutex<drpair_types::FailoverStatus>>>,
+    /// The failback running now.
+    pub failback: Option<Arc<Mutex<drpair_types::FailbackStatus>>>,
+    /// A failback lets the agent ship (its own state is kept as a point before anything is
+    /// overwritten, and the pair replicates again at the end); else a failed-over pair holds.
+    pub failback_ships: bool,
+    /// The failback waiting for the agent's answer to its writes, by request.
+    pub failback_waiters: HashMap<u64, tokio::sync::oneshot::Sender<Result<drpair_wire::FailbackWrites, String>>>,
 }
 
 /// Counters since the standby started.
@@ -346,7 +364,22 @@ impl PairHandle {
     }
 
     pub fn run_mode(&self) -> drpair_wire::RunMode {
-        let l = self.record.lock().expect("record").lifecycle.clone();
+        let (l, failover) = {
+            let r = self.record.lock().expect("record");
+            (r.lifecycle.clone(), r.failover.as_ref().map(|f| (f.point, f.point_time.clone())))
+        };
+        if l.failed_over() {
+            if l.state == PairState::FailingBack && self.runtime.lock().expect("runtime").failback_ships {
+                return drpair_wire::RunMode::Run;
+            }
+            let (point, at) = failover.unwrap_or_default();
+            return drpair_wire::RunMode::Hold {
+                reason: format!(
+                    "the pair is {} (to point {point}, cut at {at}): the standby's side is the source now and this server ships nothing until `drpair failback`",
+                    l.state.label()
+                ),
+            };
+        }
         if l.state.in_dump_workflow() {
             drpair_wire::RunMode::Suspend { reason: format!("the pair is {}", l.state.label()) }
         } else if l.holds() {
@@ -396,6 +429,8 @@ impl PairHandle {
                 "The dump marker was processed: apply is suspended; resume after the replica has been reloaded. Next: {}.",
                 super::dump::next_step(rec)
             ),
+            PairState::FailedOver => super::failover::explanation(rec, rt),
+            PairState::FailingBack => super::failover::failback::explanation(rt),
         }
     }
 
@@ -523,6 +558,8 @@ impl PairHandle {
             health,
             verify,
             storage: rt.storage.clone(),
+            failover: super::failover::status(&rec, &rt),
+            failback: super::failover::failback::status(&rec, &rt),
             allowed_actions: Self::allowed_actions(&rec.lifecycle, rt.session.is_some()),
         }
     }
@@ -537,6 +574,8 @@ impl PairHandle {
             ("stop", Op::Stop(drpair_types::StopReason::StoppedByUser)),
             ("restart", Op::Restart),
             ("replay", Op::Replay),
+            ("failover", Op::Failover),
+            ("failback", Op::Failback),
         ];
         let mut v: Vec<String> =
             ops.iter().filter(|(_, op)| l.apply(*op).is_ok()).map(|(n, _)| n.to_string()).collect();

@@ -17,7 +17,7 @@ use crate::link::{LinkError, read_msg, spawn_writer};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_pair::{Lifecycle, PairOp};
 use drpair_types::{ChunkSize, Consistency, DiskGeometry, Epoch, PairId, PointKind, PointSizes, RecoveryPoint};
-use drpair_types::{DumpStep, StopReason};
+use drpair_types::{DumpStep, PairState, StopReason};
 use drpair_wire::{AgentMsg, EpochEnd, Hello, RefuseCode, StandbyMsg, StartMode, WireVersion, encode};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -158,6 +158,7 @@ pub async fn serve(sb: Arc<Standby>, stream: TcpStream, peer: SocketAddr) {
             rt.progress.pass = None;
             // Calls waiting for this agent's answer hear that it is gone.
             rt.dump_waiters.clear();
+            rt.failback_waiters.clear();
         }
         if let Err(e) = &result {
             rt.fail(format!("connection from {peer} ended: {e}"));
@@ -427,6 +428,17 @@ impl Session {
                 AgentMsg::ResyncRefused { request_id, message } => {
                     dump_flow::on_resync_refused(&self.sb, &self.handle, request_id, message)
                 }
+                AgentMsg::FailbackWritten { req, result } => {
+                    let waiter = self.handle.runtime.lock().expect("runtime").failback_waiters.remove(&req);
+                    match waiter {
+                        Some(tx) => {
+                            let _ = tx.send(result);
+                        }
+                        None => {
+                            tracing::warn!(pair = %self.pair_id, req, "failback writes confirmed that no failback waits for")
+                        }
+                    }
+                }
             }
         }
     }
@@ -548,6 +560,16 @@ impl Session {
             self.account(r)?;
         }
         let orig = self.handle.record.lock().expect("record").clone();
+        // Fenced: a failed-over pair commits nothing from the original side (a failback lets
+        // it ship its state again).
+        if orig.lifecycle.state == PairState::FailedOver {
+            return Err(format!(
+                "pair '{}' is {}: the standby's side is the source now; epoch {} is refused",
+                self.pair_id,
+                orig.lifecycle.state.label(),
+                end.epoch
+            ));
+        }
         let mut rec = orig.clone();
         if end.lineage != rec.lineage {
             return Err(format!(

@@ -55,7 +55,7 @@ fn refusal(rec: &PairRecord, connected: bool) -> Option<String> {
             .into()
     } else if l.state == PairState::Disconnected || !connected {
         "the agent is not connected; the verify is run by the agent".into()
-    } else if l.state != PairState::Replicating {
+    } else if !matches!(l.state, PairState::Replicating | PairState::FailingBack) {
         format!("it is {label}, not replicating")
     } else {
         return None;

@@ -34,6 +34,11 @@ pub enum PairState {
     /// The dump marker was processed: apply is suspended until the dump has been loaded
     /// (`standby load-dump`) and apply resumed (`standby resume-apply`).
     ApplySuspended,
+    /// Failed over: a point was materialised on the standby's side and the pair is fenced
+    /// (the agent ships nothing, the standby commits nothing) until a failback.
+    FailedOver,
+    /// A failback is making the two sides equal again.
+    FailingBack,
 }
 
 impl PairState {
@@ -51,11 +56,13 @@ impl PairState {
             PairState::AwaitingResyncMarker => "Waiting for resync marker",
             PairState::AwaitingDumpMarker => "Waiting for dump marker",
             PairState::ApplySuspended => "Apply suspended",
+            PairState::FailedOver => "Failed over",
+            PairState::FailingBack => "Failing back",
         }
     }
 
     /// Every state, in the order an operator meets them.
-    pub const ALL: [PairState; 11] = [
+    pub const ALL: [PairState; 13] = [
         PairState::Initiating,
         PairState::InitialSync,
         PairState::Replicating,
@@ -67,6 +74,8 @@ impl PairState {
         PairState::AwaitingResyncMarker,
         PairState::AwaitingDumpMarker,
         PairState::ApplySuspended,
+        PairState::FailedOver,
+        PairState::FailingBack,
     ];
 
     /// A step of the third-party dump workflow (the agent holds).
@@ -370,6 +379,12 @@ pub struct PairStatus {
     /// The storage report's totals, as last computed.
     #[serde(default)]
     pub storage: Option<crate::maintenance::StorageSummary>,
+    /// The failover materialising now, or the last one (while the pair is failed over).
+    #[serde(default)]
+    pub failover: Option<crate::failover::FailoverStatus>,
+    /// The failback running now, or the last one.
+    #[serde(default)]
+    pub failback: Option<crate::failover::FailbackStatus>,
     /// How the pair is doing, at a glance (the panel's badge).
     pub health: crate::panel::Health,
     /// The operator actions the state allows now (names from [`crate::panel::ACTIONS`]);

@@ -7,6 +7,7 @@
 pub mod api;
 pub mod drill;
 pub mod dump;
+pub mod failover;
 pub mod geometry;
 pub mod ids;
 pub mod maintenance;
@@ -17,6 +18,7 @@ pub mod time;
 pub use api::*;
 pub use drill::*;
 pub use dump::*;
+pub use failover::*;
 pub use geometry::{ChunkSize, DiskGeometry, GeometryError};
 pub use ids::{Checkpoint, Epoch, IdError, Lineage, PairId, PointId};
 pub use maintenance::*;

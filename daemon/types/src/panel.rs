@@ -55,6 +55,13 @@ impl Health {
             S::Disconnected => return h(Critical, format!("the agent is not connected; lag {lag}")),
             S::Stopped => return h(Critical, "replication is stopped".into()),
             S::Initiating => return h(Critical, "replication never started".into()),
+            S::FailedOver => {
+                return h(
+                    Critical,
+                    "failed over: the standby's side is the source and nothing protects it until failback".into(),
+                );
+            }
+            S::FailingBack => return h(Warning, "failing back: the two sides are being made equal".into()),
             _ => {}
         }
         if !f.ready_for_failover {
@@ -95,7 +102,8 @@ pub fn format_lag(s: f64) -> String {
 
 /// Operator actions, by the name the panel and scripts use; `PairStatus.allowed_actions`
 /// lists those the pair's state allows now (the API refuses the others with 409).
-pub const ACTIONS: &[&str] = &["start", "resume", "pause", "stop", "restart", "replay", "create_point"];
+pub const ACTIONS: &[&str] =
+    &["start", "resume", "pause", "stop", "restart", "replay", "failover", "failback", "create_point"];
 
 /// One sample of a pair's short history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -294,6 +294,19 @@ pub enum AgentMsg {
         request_id: u64,
         message: String,
     },
+    /// Answer to [`StandbyMsg::FailbackEnd`]: every chunk of the failback request was written
+    /// and synced onto the agent's disks, or why not.
+    FailbackWritten {
+        req: u64,
+        result: Result<FailbackWrites, String>,
+    },
+}
+
+/// What a failback wrote onto the agent's disks.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FailbackWrites {
+    pub chunks: u64,
+    pub bytes: u64,
 }
 
 impl AgentMsg {
@@ -311,6 +324,7 @@ impl AgentMsg {
             AgentMsg::ResyncMarker { .. } => "ResyncMarker",
             AgentMsg::DumpMarker { .. } => "DumpMarker",
             AgentMsg::ResyncRefused { .. } => "ResyncRefused",
+            AgentMsg::FailbackWritten { .. } => "FailbackWritten",
         }
     }
 }
@@ -456,6 +470,17 @@ pub enum StandbyMsg {
     /// and ship what differs; that epoch's end carries the [`VerifyReport`] for `request_id`.
     VerifySource {
         request_id: u64,
+    },
+    /// Failback towards the original side: write these chunks (data or zero) onto the
+    /// agent's disks. Sent only while the agent holds.
+    FailbackWrite {
+        req: u64,
+        items: Vec<ChunkItem>,
+    },
+    /// Every chunk of failback request `req` was sent: sync the disks and answer with
+    /// [`AgentMsg::FailbackWritten`].
+    FailbackEnd {
+        req: u64,
     },
 }
 

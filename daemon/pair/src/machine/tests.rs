@@ -36,7 +36,7 @@ fn state_by_op_table() {
     use PairOp as O;
     // Columns in the order of OPS.
     #[rustfmt::skip]
-    let table: [(PairState, [Option<PairState>; 12]); 11] = [
+    let table: [(PairState, [Option<PairState>; 12]); 13] = [
         //                StandbyStarted      AgentConnected        AgentDisconnected    PassStarted(rec)      PointCommitted        Start                 Resume                 Pause             Stop                Restart               Replay                PassStarted
         (S::Initiating,  [Some(S::Initiating), Some(S::Initiating), Some(S::Initiating), Some(S::Initiating), Some(S::Initiating), Some(S::InitialSync), None,                  None,             None,               None,                 None,                 Some(S::Initiating)]),
         (S::InitialSync, [Some(S::Disconnected), Some(S::InitialSync), Some(S::Disconnected), Some(S::InitialSync), Some(S::Replicating), None,           None,                  Some(S::Paused),  Some(S::Stopped),   Some(S::InitialSync), None,                 Some(S::InitialSync)]),
@@ -49,6 +49,8 @@ fn state_by_op_table() {
         (S::AwaitingResyncMarker, [Some(S::AwaitingResyncMarker), Some(S::AwaitingResyncMarker), Some(S::AwaitingResyncMarker), Some(S::AwaitingResyncMarker), Some(S::AwaitingResyncMarker), None, Some(S::Replicating), None, None, Some(S::InitialSync), None, Some(S::AwaitingResyncMarker)]),
         (S::AwaitingDumpMarker, [Some(S::AwaitingDumpMarker), Some(S::AwaitingDumpMarker), Some(S::AwaitingDumpMarker), Some(S::AwaitingDumpMarker), Some(S::AwaitingDumpMarker), None, Some(S::Replicating), None, None, Some(S::InitialSync), None, Some(S::AwaitingDumpMarker)]),
         (S::ApplySuspended, [Some(S::ApplySuspended), Some(S::ApplySuspended), Some(S::ApplySuspended), Some(S::ApplySuspended), Some(S::ApplySuspended), None, Some(S::Replicating), None, None, Some(S::InitialSync), None, Some(S::ApplySuspended)]),
+        (S::FailedOver, [Some(S::FailedOver), Some(S::FailedOver), Some(S::FailedOver), Some(S::FailedOver), Some(S::FailedOver), None, None, None, None, None, None, Some(S::FailedOver)]),
+        (S::FailingBack, [Some(S::FailingBack), Some(S::FailingBack), Some(S::FailingBack), Some(S::FailingBack), Some(S::FailingBack), None, None, None, None, None, None, Some(S::FailingBack)]),
     ];
     assert_eq!(table.len(), PairState::ALL.len());
     for (state, row) in table {
@@ -153,7 +155,7 @@ const DUMP_OPS: [PairOp; 5] =
 #[test]
 fn dump_workflow_table() {
     #[rustfmt::skip]
-    let table: [(PairState, [Option<PairState>; 5]); 11] = [
+    let table: [(PairState, [Option<PairState>; 5]); 13] = [
         //                          Suspend             SkipToResyncMarker            ResyncMarker                 DumpMarker               ResumeApply
         (S::Initiating,           [Some(S::Suspended), None,                         None,                        None,                    None]),
         (S::InitialSync,          [Some(S::Suspended), None,                         None,                        None,                    None]),
@@ -166,6 +168,8 @@ fn dump_workflow_table() {
         (S::AwaitingResyncMarker, [None,               None,                         Some(S::AwaitingDumpMarker), None,                    None]),
         (S::AwaitingDumpMarker,   [None,               None,                         None,                        Some(S::ApplySuspended), None]),
         (S::ApplySuspended,       [None,               None,                         None,                        None,                    Some(S::Rescanning)]),
+        (S::FailedOver,           [None,               None,                         None,                        None,                    None]),
+        (S::FailingBack,          [None,               None,                         None,                        None,                    None]),
     ];
     assert_eq!(table.len(), PairState::ALL.len());
     for (state, row) in table {
@@ -222,4 +226,66 @@ fn a_dump_step_holds_across_reconnects_and_a_restart_leaves_it() {
     assert!(r.apply(PairOp::Suspend).is_err(), "no dump during a restart's baseline");
     let p = at(S::Paused, true).apply(PairOp::Suspend).unwrap();
     assert!(p.apply(PairOp::Pause).is_err() && p.apply(PairOp::Stop(StopReason::StoppedByUser)).is_err());
+}
+
+const FAILOVER_OPS: [PairOp; 4] =
+    [PairOp::Failover, PairOp::Failback, PairOp::FailbackEnded { done: true }, PairOp::FailbackEnded { done: false }];
+
+/// Failover and failback from every state (connected agent, with a baseline except in
+/// Initiating and InitialSync).
+#[test]
+fn failover_table() {
+    #[rustfmt::skip]
+    let table: [(PairState, [Option<PairState>; 4]); 13] = [
+        //                          Failover             Failback              Ended(done)           Ended(failed)
+        (S::Initiating,           [None,                None,                 None,                 None]),
+        (S::InitialSync,          [None,                None,                 None,                 None]),
+        (S::Replicating,          [Some(S::FailedOver), None,                 None,                 None]),
+        (S::Rescanning,           [Some(S::FailedOver), None,                 None,                 None]),
+        (S::Disconnected,         [Some(S::FailedOver), None,                 None,                 None]),
+        (S::Paused,               [Some(S::FailedOver), None,                 None,                 None]),
+        (S::Stopped,              [Some(S::FailedOver), None,                 None,                 None]),
+        (S::Suspended,            [None,                None,                 None,                 None]),
+        (S::AwaitingResyncMarker, [None,                None,                 None,                 None]),
+        (S::AwaitingDumpMarker,   [None,                None,                 None,                 None]),
+        (S::ApplySuspended,       [None,                None,                 None,                 None]),
+        (S::FailedOver,           [Some(S::FailedOver), Some(S::FailingBack), None,                 None]),
+        (S::FailingBack,          [None,                None,                 Some(S::Replicating), Some(S::FailedOver)]),
+    ];
+    assert_eq!(table.len(), PairState::ALL.len());
+    for (state, row) in table {
+        let from = at(state, true);
+        for (op, want) in FAILOVER_OPS.iter().zip(row) {
+            match (want, from.apply(*op)) {
+                (Some(w), Ok(n)) => {
+                    assert_eq!(n.state, w, "{state:?} × {op:?}");
+                    assert_eq!(n.stop_reason, None, "{state:?} × {op:?}");
+                    assert_eq!(n.holds(), w == S::FailedOver || w == S::FailingBack, "{state:?} × {op:?}");
+                }
+                (None, Err(r)) => {
+                    assert_eq!(r.state, state);
+                    assert!(r.message.contains(state.label()) && r.message.contains(op.verb()), "{}", r.message);
+                }
+                (w, got) => panic!("{state:?} × {op:?}: want {w:?}, got {got:?}"),
+            }
+        }
+    }
+}
+
+#[test]
+fn failover_is_refused_while_a_restart_copies_and_held_until_failback() {
+    let restarting = at(S::Replicating, true).apply(PairOp::Restart).unwrap();
+    let e = restarting.apply(PairOp::Failover).unwrap_err();
+    assert!(e.message.contains("restart"), "{}", e.message);
+    let f = at(S::Replicating, true).apply(PairOp::Failover).unwrap();
+    // Agent events keep it failed over; operator actions are refused with the way out.
+    let f = f.apply(PairOp::AgentDisconnected).unwrap().apply(PairOp::AgentConnected).unwrap();
+    assert_eq!(f.state, S::FailedOver);
+    for op in [PairOp::Resume, PairOp::Restart, PairOp::Replay, PairOp::Suspend, PairOp::Pause] {
+        assert!(f.apply(op).unwrap_err().message.contains("failback"), "{op:?}");
+    }
+    // A failback's points do not end it; only its end does.
+    let b = f.apply(PairOp::Failback).unwrap().apply(PairOp::PointCommitted).unwrap();
+    assert_eq!(b.state, S::FailingBack);
+    assert_eq!(b.apply(PairOp::FailbackEnded { done: true }).unwrap().state, S::Replicating);
 }

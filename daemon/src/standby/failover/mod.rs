@@ -1,0 +1,297 @@
+//! Failover: the pair is fenced (the agent's connection is ended, and from then on it is told
+//! to hold and the standby commits nothing), and a recovery point is materialised onto block
+//! devices or files on the standby's host, at about the target's write bandwidth. The point
+//! is pinned. Failback ([`failback`]) makes the two sides equal again.
+
+pub mod failback;
+pub mod materialise;
+pub mod target;
+
+use super::Standby;
+use super::control::quiesce;
+use super::registry::{OpError, PairHandle, PairRecord, PairRuntime};
+use crate::timefmt::{now_ms, rfc3339_ms};
+use drpair_pair::PairOp;
+use drpair_types::{FailoverRequest, FailoverStatus, JobState, RecoveryPoint};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use target::{Side, SideError};
+
+/// Why a failover or failback did not start. Nothing changed.
+#[derive(Debug)]
+pub enum FailoverError {
+    /// A parameter is wrong (400).
+    Param(&'static str, String),
+    /// No such point (404).
+    PointNotFound(String),
+    /// The pair's state, a busy target, or a running job (409).
+    State(String),
+    Internal(String),
+}
+
+impl FailoverError {
+    fn side(parameter: &'static str, e: SideError) -> Self {
+        match e {
+            SideError::Bad(m) => FailoverError::Param(parameter, m),
+            SideError::Busy(m) => FailoverError::State(m),
+        }
+    }
+}
+
+impl From<OpError> for FailoverError {
+    fn from(e: OpError) -> Self {
+        match e {
+            OpError::Refused(r) => FailoverError::State(r.message),
+            OpError::Store(m) => FailoverError::Internal(m),
+        }
+    }
+}
+
+fn choose(points: &[RecoveryPoint], req: &FailoverRequest) -> Result<RecoveryPoint, FailoverError> {
+    match (req.point, req.latest) {
+        (Some(_), true) => Err(FailoverError::Param("point", "give a point or latest, not both".into())),
+        (None, false) => Err(FailoverError::Param(
+            "point",
+            "say which recovery point to fail over to: \"point\": ID, or \"latest\": true".into(),
+        )),
+        (None, true) => points
+            .last()
+            .cloned()
+            .ok_or_else(|| FailoverError::PointNotFound("the pair has no recovery point".into())),
+        (Some(id), false) => points.iter().find(|p| p.id == id).cloned().ok_or_else(|| {
+            FailoverError::PointNotFound(format!(
+                "no recovery point {id} (never committed, or removed by retention); `drpair points list PAIR` shows those kept"
+            ))
+        }),
+    }
+}
+
+/// Pins `point` (so retention keeps it for the failback), checking under the prune's gate
+/// that it still exists.
+fn pin(sb: &Standby, pair_no: u32, id: u64) -> Result<(), FailoverError> {
+    let _gate = super::drill::PIN_GATE.lock().unwrap_or_else(|e| e.into_inner());
+    let _marks = super::verify::POINT_MARKS.lock().unwrap_or_else(|e| e.into_inner());
+    let internal = |e: drpair_store::StoreError| FailoverError::Internal(e.to_string());
+    let Some(mut p) = sb.store.get_point(pair_no, id).map_err(internal)? else {
+        return Err(FailoverError::PointNotFound(format!("recovery point {id} was just removed by retention")));
+    };
+    if !p.pinned {
+        p.pinned = true;
+        sb.store.update_point(pair_no, &p).map_err(internal)?;
+    }
+    Ok(())
+}
+
+/// Starts a failover: checks everything, fences the pair, then materialises in the
+/// background (progress in `status.failover`). Returns the job as started.
+pub async fn start(
+    sb: &Arc<Standby>,
+    h: &Arc<PairHandle>,
+    req: FailoverRequest,
+) -> Result<FailoverStatus, FailoverError> {
+    let rec = h.record.lock().expect("record").clone();
+    let disks: Vec<_> = rec.disks.iter().map(|d| d.geometry).collect();
+    if req.targets.len() != disks.len() {
+        return Err(FailoverError::Param(
+            "targets",
+            format!(
+                "the pair has {} disk(s): give one target (block device or file on the standby) per disk, in disk order; got {}",
+                disks.len(),
+                req.targets.len()
+            ),
+        ));
+    }
+    busy(&h.runtime.lock().expect("runtime"))?;
+    rec.lifecycle.apply(PairOp::Failover).map_err(|r| FailoverError::State(r.message))?;
+    let (store, pair_no) = (sb.store.clone(), rec.pair_no);
+    let points = tokio::task::spawn_blocking(move || store.list_points(pair_no))
+        .await
+        .map_err(|e| FailoverError::Internal(e.to_string()))?
+        .map_err(|e| FailoverError::Internal(e.to_string()))?;
+    let point = choose(&points, &req)?;
+    if let Some(d) = &point.damage {
+        return Err(FailoverError::State(format!(
+            "recovery point {} is damaged ({} chunk(s) missing or corrupt, found {}): fail over to another point",
+            point.id, d.chunks, d.found_at
+        )));
+    }
+    target::distinct(&req.targets).map_err(|e| FailoverError::side("targets", e))?;
+    let mut sides = Vec::new();
+    for (t, g) in req.targets.iter().zip(&disks) {
+        sides.push(target::open_target(t, g.size_bytes, req.force).map_err(|e| FailoverError::side("targets", e))?);
+    }
+    pin(sb, pair_no, point.id)?;
+
+    // Fence: end the agent's connection and change the record while no epoch is written.
+    let guard = quiesce(h, "the pair is failing over; the agent holds from now on").await?;
+    let started = now_ms();
+    let status = FailoverStatus {
+        pair_id: rec.pair_id.clone(),
+        state: JobState::Running,
+        point: point.id,
+        epoch: point.epoch,
+        point_time: point.time.clone(),
+        targets: req.targets.clone(),
+        bytes_total: disks.iter().map(|g| g.size_bytes).sum(),
+        bytes_written: 0,
+        progress_percent: 0.0,
+        started_at: rfc3339_ms(started),
+        finished_at: None,
+        elapsed_seconds: 0.0,
+        throughput_bytes_per_sec: 0.0,
+        operator: req.operator.clone(),
+        message: format!("materialising point {} (cut {}) onto {}", point.id, point.time, req.targets.join(", ")),
+    };
+    {
+        let mut rt = h.runtime.lock().expect("runtime");
+        busy(&rt)?;
+        let mut rec = h.record.lock().expect("record").clone();
+        rec.lifecycle = rec.lifecycle.apply(PairOp::Failover).map_err(|r| FailoverError::State(r.message))?;
+        rec.failover = Some(status.clone());
+        h.save(&sb.store, rec)?;
+        rt.failover = Some(Arc::new(Mutex::new(status.clone())));
+    }
+    drop(guard);
+    tracing::warn!(
+        pair = %rec.pair_id, point = point.id, epoch = point.epoch, targets = ?req.targets, operator = ?req.operator,
+        "FAILOVER: the pair is fenced (the agent holds, nothing is committed) and point {} is being materialised", point.id
+    );
+    let (sb2, h2) = (sb.clone(), h.clone());
+    tokio::task::spawn_blocking(move || run(&sb2, &h2, point, sides));
+    Ok(status)
+}
+
+/// Refuses while a failover materialises or a failback runs.
+fn busy(rt: &PairRuntime) -> Result<(), FailoverError> {
+    if let Some(f) = &rt.failover {
+        let f = f.lock().expect("failover");
+        return Err(FailoverError::State(format!(
+            "a failover to point {} is materialising ({:.0}%); wait for it to end",
+            f.point, f.progress_percent
+        )));
+    }
+    if rt.failback.is_some() {
+        return Err(FailoverError::State("a failback is running; wait for it to end".into()));
+    }
+    Ok(())
+}
+
+/// The background part: every disk written and synced, the result recorded.
+fn run(sb: &Standby, h: &PairHandle, point: RecoveryPoint, sides: Vec<Side>) {
+    let job = h.runtime.lock().expect("runtime").failover.clone().expect("set by start");
+    let (pair_id, pair_no, disks) = {
+        let r = h.record.lock().expect("record");
+        (r.pair_id.clone(), r.pair_no, r.disks.iter().map(|d| d.geometry).collect::<Vec<_>>())
+    };
+    let t0 = Instant::now();
+    let done = AtomicU64::new(0);
+    let stop = AtomicBool::new(false);
+    let update = |j: &mut FailoverStatus, done: u64| {
+        let el = t0.elapsed().as_secs_f64();
+        j.bytes_written = done;
+        j.progress_percent = ((done as f64 * 1000.0 / j.bytes_total.max(1) as f64).round() / 10.0).min(100.0);
+        j.elapsed_seconds = (el * 1000.0).round() / 1000.0;
+        j.throughput_bytes_per_sec = (done as f64 / el.max(1e-6)).round();
+    };
+    let result = std::thread::scope(|s| {
+        let ticker = s.spawn(|| {
+            while !stop.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(100));
+                update(&mut job.lock().expect("failover"), done.load(Ordering::Relaxed));
+            }
+        });
+        let mut r = Ok(());
+        for (i, (side, g)) in sides.iter().zip(&disks).enumerate() {
+            r = materialise::disk(&sb.store, &pair_id, pair_no, i as u32, *g, point.epoch, side, &done)
+                .map_err(|e| format!("disk {i}: {e}"));
+            if r.is_err() {
+                break;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        let _ = ticker.join();
+        r
+    });
+    let final_status = {
+        let mut j = job.lock().expect("failover");
+        update(&mut j, done.load(Ordering::Relaxed));
+        j.finished_at = Some(rfc3339_ms(now_ms()));
+        match &result {
+            Ok(()) => {
+                j.state = JobState::Done;
+                j.message = format!(
+                    "point {} (cut {}) is on {}: {} bytes in {:.1}s ({:.0} MiB/s). Start the workload there; `drpair failback` makes the original side equal again",
+                    point.id,
+                    point.time,
+                    j.targets.join(", "),
+                    j.bytes_written,
+                    j.elapsed_seconds,
+                    j.throughput_bytes_per_sec / 1048576.0
+                );
+            }
+            Err(e) => {
+                j.state = JobState::Failed;
+                j.message =
+                    format!("materialising point {} failed: {e}; the pair stays fenced, run failover again", point.id);
+            }
+        }
+        j.clone()
+    };
+    match &result {
+        Ok(()) => {
+            tracing::warn!(pair = %pair_id, point = point.id, bytes = final_status.bytes_written, seconds = final_status.elapsed_seconds, "FAILOVER done: {}", final_status.message)
+        }
+        Err(_) => tracing::error!(pair = %pair_id, point = point.id, "FAILOVER failed: {}", final_status.message),
+    }
+    let mut rt = h.runtime.lock().expect("runtime");
+    let mut rec = h.record.lock().expect("record").clone();
+    rec.failover = Some(final_status);
+    if let Err(e) = h.save(&sb.store, rec) {
+        tracing::error!(pair = %pair_id, "recording the failover's end: {e:?}");
+    }
+    rt.failover = None;
+}
+
+/// Status field `failover`: the running job's live figures, else the record's.
+pub fn status(rec: &PairRecord, rt: &PairRuntime) -> Option<FailoverStatus> {
+    match &rt.failover {
+        Some(j) => Some(j.lock().expect("failover").clone()),
+        None => rec.failover.clone(),
+    }
+}
+
+pub fn explanation(rec: &PairRecord, rt: &PairRuntime) -> String {
+    match status(rec, rt) {
+        Some(f) if f.state == JobState::Running => format!(
+            "Failing over: point {} is being written onto {} ({:.0}%). The pair is fenced: the agent ships nothing.",
+            f.point,
+            f.targets.join(", "),
+            f.progress_percent
+        ),
+        Some(f) if f.state == JobState::Failed => format!("Failed over, but {} ", f.message),
+        Some(f) => format!(
+            "Failed over to point {} (cut {}) on {}: the standby's side is the source now and the pair is fenced (the agent ships nothing). `drpair failback PAIR --from … --direction …` makes the two sides equal again.",
+            f.point,
+            f.point_time,
+            f.targets.join(", ")
+        ),
+        None => "Failed over: the pair is fenced; `drpair failback` ends it.".into(),
+    }
+}
+
+/// A failover materialising when the standby stopped is recorded as failed.
+pub fn after_restart(rec: &mut PairRecord) -> bool {
+    match rec.failover.as_mut().filter(|f| f.state == JobState::Running) {
+        Some(f) => {
+            f.state = JobState::Failed;
+            f.finished_at = Some(rfc3339_ms(now_ms()));
+            f.message = format!(
+                "the standby stopped while point {} was being materialised; the targets are incomplete: run failover again",
+                f.point
+            );
+            true
+        }
+        None => false,
+    }
+}

@@ -1,0 +1,153 @@
+//! Failover (a recovery point materialised onto a device or file on the standby, with the pair
+//! fenced) and failback (the two sides made equal again by a differential resync).
+
+use crate::ids::{Epoch, PairId, PointId};
+use serde::{Deserialize, Serialize};
+
+/// `POST /api/v1/pairs/{pair}/failover`. Exactly one of `point` and `latest`.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailoverRequest {
+    #[serde(default)]
+    pub point: Option<PointId>,
+    #[serde(default)]
+    pub latest: bool,
+    /// One block device or file per disk of the pair, in disk order, on the standby's host.
+    /// A file that does not exist is created (sparse).
+    pub targets: Vec<String>,
+    /// Overwrite a regular file that already has data.
+    #[serde(default)]
+    pub force: bool,
+    /// Who ran it (the CLI sends the login name).
+    #[serde(default)]
+    pub operator: Option<String>,
+}
+
+/// A failover's or failback's progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum JobState {
+    Running,
+    Done,
+    Failed,
+}
+
+impl JobState {
+    pub fn label(self) -> &'static str {
+        match self {
+            JobState::Running => "running",
+            JobState::Done => "done",
+            JobState::Failed => "failed",
+        }
+    }
+}
+
+/// The pair's failover: status field `failover`, `GET /api/v1/pairs/{pair}/failover`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailoverStatus {
+    pub pair_id: PairId,
+    /// Materialising the point onto the targets: running, done, or failed (the pair stays
+    /// fenced; run failover again).
+    pub state: JobState,
+    pub point: PointId,
+    pub epoch: Epoch,
+    /// The point's cut time (RFC 3339 UTC).
+    pub point_time: String,
+    pub targets: Vec<String>,
+    pub bytes_total: u64,
+    pub bytes_written: u64,
+    pub progress_percent: f64,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub elapsed_seconds: f64,
+    /// Bytes written per second so far.
+    pub throughput_bytes_per_sec: f64,
+    pub operator: Option<String>,
+    pub message: String,
+}
+
+/// Which way a failback copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum FailbackDirection {
+    /// The recovered side's data is written onto the original disk (through the agent); the
+    /// original's state is first kept as a recovery point. The usual failback.
+    ToOriginal,
+    /// The original side's data is written onto the recovered disk: the failover is
+    /// abandoned and the original side stays the source.
+    ToRecovered,
+}
+
+impl FailbackDirection {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FailbackDirection::ToOriginal => "to-original",
+            FailbackDirection::ToRecovered => "to-recovered",
+        }
+    }
+}
+
+/// `POST /api/v1/pairs/{pair}/failback`. `direction` is required: a failback never guesses
+/// which side's data wins.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FailbackRequest {
+    /// The recovered side: one block device or file per disk, in disk order, on the standby.
+    pub from: Vec<String>,
+    #[serde(default)]
+    pub direction: Option<FailbackDirection>,
+    #[serde(default)]
+    pub operator: Option<String>,
+}
+
+/// Where a failback is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FailbackPhase {
+    /// The agent reads every chunk of the original disk and ships what differs from the
+    /// newest point: the original's state is committed as a point before anything is
+    /// overwritten.
+    KeepingOriginal,
+    /// The recovered side is read and hashed and compared with that point.
+    Comparing,
+    /// Differing chunks are written (onto the original disk through the agent, or onto the
+    /// recovered side).
+    Writing,
+    /// Replication resumed; the first point after the failback is compared with the
+    /// recovered side.
+    Checking,
+    Finished,
+}
+
+/// The pair's failback: status field `failback`, `GET /api/v1/pairs/{pair}/failback`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FailbackStatus {
+    pub pair_id: PairId,
+    pub state: JobState,
+    pub phase: FailbackPhase,
+    pub direction: FailbackDirection,
+    pub from: Vec<String>,
+    /// The point the pair was failed over to.
+    pub failover_point: PointId,
+    /// The original side's state, committed before anything was overwritten (pinned).
+    pub original_point: Option<PointId>,
+    /// Chunks of the original side that differ from the failover point.
+    pub original_changed_chunks: u64,
+    /// Chunks of the recovered side that differ from the failover point.
+    pub recovered_changed_chunks: u64,
+    /// Chunks where the two sides differ: the only ones that move.
+    pub differing_chunks: u64,
+    pub chunks_compared: u64,
+    pub chunks_total: u64,
+    pub chunks_moved: u64,
+    pub bytes_moved: u64,
+    pub progress_percent: f64,
+    /// The first point committed after the failback equals the recovered side (to-original),
+    /// or None until checked.
+    pub check_point: Option<PointId>,
+    pub check_mismatched_chunks: Option<u64>,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub operator: Option<String>,
+    pub message: String,
+}
