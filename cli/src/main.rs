@@ -7,7 +7,7 @@
 //! | code | meaning |
 //! |---|---|
 //! | 0 | success |
-//! | 1 | any other failure (local I/O, truncated export, a failed dump load, unexpected answer, HTTP 500) |
+//! | 1 | any other failure (local I/O, truncated export, a failed dump load, a failed failover or failback, unexpected answer, HTTP 500) |
 //! | 2 | usage error (bad arguments; from clap) |
 //! | 3 | not found (HTTP 404: pair, point or disk) |
 //! | 4 | invalid state (HTTP 409: the pair's state does not allow this now) |
@@ -15,7 +15,7 @@
 //! | 6 | standby unreachable (connection refused, DNS failure, connect timeout) |
 //! | 7 | timed out (HTTP 504, or a `--wait`/`--wait-synced` timeout) |
 //! | 8 | invalid parameter (HTTP 400) |
-//! | 9 | aborted: the confirmation was not given (`restart`, `start --type reload`, replay) |
+//! | 9 | aborted: the confirmation was not given (`restart`, `start --type reload`, replay, `failover`, `failback`) |
 //! | 10 | app-consistent attempt failed: the point was cut but is fuzzy (`points create --wait --freeze/--hooks`) |
 //! | 11 | recovered with damage: `debug recover` wrote the image, but missing or corrupt chunks are zeros in it |
 //! | 12 | damage found: `verify` found damaged points, or `verify --source` chunks that differed from the point |
@@ -26,6 +26,8 @@ mod drill;
 mod dump;
 mod error;
 mod export;
+mod failback;
+mod failover;
 #[cfg(test)]
 mod fake_server;
 mod image_target;
@@ -56,7 +58,8 @@ const EXIT_CODES_HELP: &str = "\
 Exit codes:
   0  success
   1  any other failure (local I/O, truncated export, a failed dump load,
-     unexpected answer, HTTP 500)
+     a failed failover or failback (with --output json the final status is
+     printed on stdout), unexpected answer, HTTP 500)
   2  usage error (bad arguments)
   3  not found (HTTP 404: no such pair, point or disk)
   4  invalid state (HTTP 409: the pair's state does not allow this now)
@@ -64,7 +67,8 @@ Exit codes:
   6  standby unreachable (connection refused, DNS failure, connect timeout)
   7  timed out (HTTP 504, or a --wait / --wait-synced timeout)
   8  invalid parameter (HTTP 400)
-  9  aborted: the confirmation was not given (restart, start --type reload, replay)
+  9  aborted: the confirmation was not given (restart, start --type reload, replay,
+     failover, failback)
   10 app-consistent attempt failed: the point was cut but is fuzzy
      (points create --wait with --freeze or --hooks; with --output json the
      point is printed on stdout, as on success)
@@ -111,7 +115,11 @@ Seeding from a third-party dump (see drpair suspend --help):
   drpair marker dump web-01
   drpair resume web-01 --resync
   drpair standby load-dump web-01 --disk 0 --image /srv/dumps/web-01-sda.img
-  drpair standby resume-apply web-01";
+  drpair standby resume-apply web-01
+
+Failing over and back (see drpair failover --help, drpair failback --help):
+  drpair failover web-01 --latest --to /dev/vg0/web01-sda
+  drpair failback web-01 --from /dev/vg0/web01-sda --direction to-original";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -124,8 +132,8 @@ Seeding from a third-party dump (see drpair suspend --help):
         This command lists the DR pairs of a standby, shows their state and progress, starts, \
         pauses, resumes, stops and restarts them, cuts recovery points on demand and exports \
         disk images from them, keeps the points in shape (retention and prune, pins, \
-        verification of what is stored and of the source, storage costs), and seeds a standby from a third-party dump (a snapshot taken by \
-        another tool).",
+        verification of what is stored and of the source, storage costs), seeds a standby from a third-party dump (a snapshot taken by \
+        another tool), and fails a pair over to a recovery point and back.",
     after_long_help = EXIT_CODES_HELP,
     propagate_version = true
 )]
@@ -174,6 +182,8 @@ enum Command {
     Retention(retention::RetentionArgs),
     Storage(storage::StorageArgs),
     Drill(drill::DrillArgs),
+    Failover(failover::FailoverArgs),
+    Failback(failback::FailbackArgs),
     Debug(recover::DebugArgs),
     Completions(CompletionsArgs),
     #[command(hide = true)]
@@ -273,6 +283,8 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Retention(args) => retention::run(&client, output, args),
         Command::Storage(args) => storage::run(&client, output, args),
         Command::Drill(args) => drill::run(&client, output, args),
+        Command::Failover(args) => failover::run(&client, output, args, &mut std::io::stdin().lock()),
+        Command::Failback(args) => failback::run(&client, output, args, &mut std::io::stdin().lock()),
         Command::Debug(_) | Command::Completions(_) | Command::Man(_) => {
             unreachable!("offline commands are run above")
         }
@@ -720,6 +732,67 @@ mod tests {
         let help = Cli::command().render_long_help().to_string();
         assert!(help.contains("12 damage found: verify found recovery points"), "{help}");
         assert!(help.contains("drpair verify web-01 --source"), "{help}");
+    }
+
+    #[test]
+    fn failover_and_failback_flags() {
+        let cli = parse(&["failover", "web-01", "--latest", "--to", "/dev/sdc", "--to", "d1.img"]).unwrap();
+        let Command::Failover(f) = cli.command else { panic!() };
+        assert_eq!((f.pair.as_str(), f.point, f.latest), ("web-01", None, true));
+        assert_eq!(f.to, ["/dev/sdc", "d1.img"]);
+        assert!(!f.force && !f.yes && !f.no_wait);
+        let cli = parse(&["failover", "web-01", "--point", "42", "--to", "x", "--force", "-y", "--no-wait"]).unwrap();
+        let Command::Failover(f) = cli.command else { panic!() };
+        assert!(f.point == Some(42) && !f.latest && f.force && f.yes && f.no_wait);
+
+        // --direction is optional on purpose: the standby refuses without it (exit 8).
+        let Command::Failback(b) = parse(&["failback", "web-01", "--from", "/dev/sdc"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!((b.from.as_slice(), b.direction, b.yes), (&["/dev/sdc".to_string()][..], None, false));
+        for (value, want) in
+            [("to-original", failback::DirectionArg::ToOriginal), ("to-recovered", failback::DirectionArg::ToRecovered)]
+        {
+            let cli =
+                parse(&["failback", "web-01", "--from", "a", "--from", "b", "--direction", value, "--yes"]).unwrap();
+            let Command::Failback(b) = cli.command else { panic!() };
+            assert_eq!((b.from.len(), b.direction, b.yes), (2, Some(want), true));
+        }
+    }
+
+    #[test]
+    fn failover_usage_errors_exit_2() {
+        use ErrorKind::*;
+        let cases: [(&[&str], ErrorKind); 8] = [
+            (&["failover", "web-01", "--point", "4", "--latest", "--to", "/dev/sdc"], ArgumentConflict),
+            (&["failover", "web-01", "--latest"], MissingRequiredArgument),
+            (&["failover", "web-01", "--to", "/dev/sdc"], MissingRequiredArgument),
+            (&["failover", "web-01", "--point", "latest", "--to", "/dev/sdc"], ValueValidation),
+            (&["failover", "web-01", "--latest", "--to", ""], InvalidValue),
+            (&["failback", "web-01", "--direction", "to-original"], MissingRequiredArgument),
+            (&["failback", "web-01", "--from", "/dev/sdc", "--direction", "auto"], InvalidValue),
+            (&["failback", "web-01", "--from", "/dev/sdc", "--force"], UnknownArgument),
+        ];
+        for (args, kind) in cases {
+            assert_eq!(usage_error(args), kind, "{args:?}");
+        }
+        let err = parse(&["failover", "web-01", "--point", "4", "--latest", "--to", "x"]).unwrap_err().to_string();
+        assert!(err.contains("'--point <ID>'") && err.contains("'--latest'"), "{err}");
+    }
+
+    #[test]
+    fn failover_commands_have_long_help_with_examples() {
+        let mut cli = Cli::command();
+        for (name, endpoint) in
+            [("failover", "POST /api/v1/pairs/PAIR/failover"), ("failback", "POST /api/v1/pairs/PAIR/failback")]
+        {
+            let help = cli.find_subcommand_mut(name).unwrap().render_long_help().to_string();
+            assert!(help.contains("Examples:") && help.contains(&format!("drpair {name} web-01")), "{name}:\n{help}");
+            assert!(help.contains(endpoint) && help.contains("Exit codes:"), "{name}:\n{help}");
+        }
+        let help = Cli::command().render_long_help().to_string();
+        assert!(help.contains("a failed failover or failback"), "{help}");
+        assert!(help.contains("drpair failback web-01 --from /dev/vg0/web01-sda --direction to-original"), "{help}");
     }
 
     #[test]

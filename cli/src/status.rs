@@ -5,7 +5,7 @@ use crate::client::{CliError, Client, exit};
 use crate::dump;
 use crate::output::{self, Block, OutputFormat, format_duration as dur, format_size as size};
 use crate::wait::{self, Goal};
-use crate::{retention, storage, verify, verify_source};
+use crate::{failback, failover, retention, storage, verify, verify_source};
 use clap::Args;
 use drpair_types::{
     DumpDiskLoad, DumpLoadState, DumpStatus, DumpVerification, PairId, PairStatus, RestartInfo, StopAt,
@@ -29,7 +29,11 @@ use std::time::{Duration, Instant};
         dump marker (epoch, time, how it was given, consistency), when the resync and dump \
         markers were processed, each disk's load (state, percent, image, error), the \
         verification against the source (chunks compared, shipped, mismatched) and the latest \
-        events. When the standby reports them, short sections follow on the retention policy and \
+        events. While a pair is failed over (and after a failback), a Failover section shows the \
+        point written onto which targets, how far and how fast, and a Failback section the \
+        direction, the phase or result, the chunks changed on each side, differing and moved, \
+        the original's state kept as a point and the check. When the standby reports them, \
+        short sections follow on the retention policy and \
         the last prune, the running or last verification of stored chunks (DAMAGED points \
         named), the running or last online verify against the source (mismatches and the \
         repair point), and the storage totals (stored bytes, compression, dedup and space \
@@ -251,12 +255,40 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
     let failures: Vec<String> = s.failure_messages.iter().map(|m| format!("- {m}")).collect();
     b.line("Failures", lines_or(failures, "none"));
     b.line("Registered", s.registered_at.clone());
+    render_failover(&mut b, s);
     render_maintenance(&mut b, s, now_ms);
     if let Some(d) = &s.dump {
         b.gap();
         render_dump(&mut b, d);
     }
     b.render()
+}
+
+/// The failover and failback sections: a few lines each, only when the standby reports one.
+fn render_failover(b: &mut Block, s: &PairStatus) {
+    if let Some(f) = &s.failover {
+        b.gap();
+        b.line("Failover", failover::status_line(f));
+        let targets: Vec<String> = f.targets.iter().enumerate().map(|(i, t)| format!("disk {i}: {t}")).collect();
+        b.line("Failover targets", lines_or(targets, "-"));
+        let by = f.operator.as_ref().map(|o| format!(" by {o}")).unwrap_or_default();
+        b.line("Failover started", format!("{}{by}", f.started_at));
+        if f.state != drpair_types::JobState::Failed && !f.message.is_empty() {
+            b.line("Failover message", f.message.clone());
+        }
+    }
+    if let Some(f) = &s.failback {
+        b.gap();
+        b.line("Failback", failback::status_line(f));
+        b.line("Failback from", lines_or(f.from.clone(), "-"));
+        b.line("Failback chunks", failback::status_counts(f));
+        if f.direction == drpair_types::FailbackDirection::ToOriginal {
+            b.line("Failback check", failback::check_words(f));
+        }
+        if f.state != drpair_types::JobState::Failed && !f.message.is_empty() {
+            b.line("Failback message", f.message.clone());
+        }
+    }
 }
 
 /// The maintenance section: retention and the last prune, the verification of stored
@@ -437,6 +469,8 @@ pub(crate) mod tests {
             retention: None,
             verify: None,
             storage: None,
+            failover: None,
+            failback: None,
             health: drpair_types::Health { level: drpair_types::HealthLevel::Ok, reason: String::new() },
             allowed_actions: vec![],
         }
@@ -561,6 +595,42 @@ pub(crate) mod tests {
         s.source_verify = None;
         let text = render_status(&s, now);
         assert!(text.contains("\n\nStorage:") && !text.contains("Verify:") && !text.contains("Retention:"), "{text}");
+    }
+
+    #[test]
+    fn failover_and_failback_sections() {
+        use drpair_types::{FailbackPhase, JobState};
+        let mut s = status(PairState::FailedOver, 100.0);
+        assert!(!render_status(&s, 0).contains("Failover:"), "never failed over, no section");
+        s.failover = Some(crate::failover::tests::failover_status(JobState::Done, 20 << 30));
+        let text = render_status(&s, 0);
+        assert!(text.contains("Registered:           2026-05-01T10:00:00Z\n\nFailover:"), "a section:\n{text}");
+        assert!(!text.contains("Failback"), "{text}");
+        s.failback = Some(crate::failback::tests::failback_status(JobState::Running, FailbackPhase::Writing));
+        let text = render_status(&s, 0);
+        let indent = " ".repeat(22);
+        for (key, value) in [
+            (
+                "Failover",
+                "done: point 42 (cut 2026-05-01T10:00:00Z) written, 20.0 GiB in 40.0 s, at 2026-05-01T10:05:40Z",
+            ),
+            ("Failover targets", "disk 0: /dev/vg0/sda"),
+            ("Failover started", "2026-05-01T10:05:00Z by alice"),
+            ("Failover message", "point 42 written onto 2 target(s)"),
+            ("Failback", "running 60% to-original, writing: 305 differing chunk(s), 100 moved"),
+            ("Failback from", "/dev/vg0/sda"),
+            ("Failback chunks", "original changed 12, recovered changed 300, differing 305; original kept as point 57"),
+            ("Failback check", "not checked (yet)"),
+        ] {
+            let want = format!("{:<22}{value}", format!("{key}:"));
+            assert!(text.lines().any(|l| l == want), "missing {want:?} in\n{text}");
+        }
+        assert!(text.lines().any(|l| l == format!("{indent}disk 1: /srv/fo/sdb.img")), "{text}");
+        assert!(text.contains("\n\nFailback:"), "a section of its own:\n{text}");
+        s.failover = Some(crate::failover::tests::failover_status(JobState::Failed, 0));
+        let text = render_status(&s, 0);
+        let want = format!("{:<22}FAILED: point 42: disk 1: /srv/fo/sdb.img: No space left on device", "Failover:");
+        assert!(text.lines().any(|l| l == want) && !text.contains("Failover message"), "{text}");
     }
 
     #[test]
