@@ -111,6 +111,8 @@ mod tests {
             retention: None,
             verify: None,
             storage: None,
+            failover: None,
+            failback: None,
             health: Health { level: HealthLevel::Ok, reason: String::new() },
             allowed_actions: vec![],
         }
