@@ -17,7 +17,9 @@
 //!   independently here); the original disk ends equal to the recovered one, `fsck -n` clean
 //!   with the changed files; replication resumes and its next point equals the recovered side.
 //!
-//! A second test: failover is refused while a restart copies its new baseline.
+//! Two more tests: failover is refused while a restart copies its new baseline; a failback
+//! cut short by kill -9 of the standby leaves the pair failed over, and runs again (the other
+//! direction) to the end.
 
 use drpair_e2e::blockdev::{LoopDev, Mount, mkfs_ext4};
 use drpair_e2e::dump::differing_chunks;
@@ -256,4 +258,71 @@ fn failover_is_refused_while_a_restart_copies() {
     assert!(!target.exists(), "a refused failover created its target");
     assert!(api.status(PAIR).failover.is_none());
     step(format!("failover during a restart refused: {}", e["message"]));
+}
+
+/// The standby is killed (-9) while a failback keeps the original's state: after the restart
+/// the pair is failed over again (still fenced) and the failback recorded as failed; a second
+/// failback, direction to-recovered this time, makes the recovered file equal to the original
+/// disk and resumes replication. Image files and the scan tracker.
+#[test]
+fn a_failback_cut_short_by_kill_9_can_be_run_again() {
+    let env = TestEnv::new("failback-kill");
+    let img = env.path("disk0.img");
+    drpair_e2e::image::create_image(&img, 16 * MIB, drpair_e2e::image::Fill::Random, 8);
+    let mut sb = Standby::start(&env, None);
+    let api = sb.api();
+    // A slow agent: its pass over the whole disk (keeping the original's state) takes seconds.
+    let mut spec = AgentSpec::new(&env, &sb, PAIR, &[&img]);
+    spec.throttle_bps = Some(3 * MIB);
+    let mut agent = spec.spawn(&env, "agent");
+    wait_ready(&api, PAIR, &mut agent, LONG);
+    let target = env.path("recovered.img");
+    assert_eq!(post(&api, "failover", json!({"latest": true, "targets": [target]})).status, 202);
+    let f = wait_until("failover done", LONG, || {
+        let f = failover(&api);
+        if f.state == JobState::Running { Err(format!("{:.0}%", f.progress_percent)) } else { Ok(f) }
+    });
+    assert_eq!(f.state, JobState::Done, "{}", f.message);
+    wait_status(&api, PAIR, Some(&mut agent), "the agent back, holding", LONG, |s| {
+        s.agent.as_ref().is_some_and(|a| a.connected)
+    });
+    // The recovered side changes a little.
+    write_chunks(&target, &[3, 4, 200], 0x3C);
+    let r = post(&api, "failback", json!({"from": [target], "direction": "to-original"}));
+    assert_eq!(r.status, 202, "{}", r.text());
+    wait_until("the failback keeping the original's state", LONG, || {
+        let b = failback(&api);
+        if b.phase == drpair_types::FailbackPhase::KeepingOriginal && b.state == JobState::Running {
+            Ok(())
+        } else {
+            Err(format!("{:?} {:?}", b.phase, b.state))
+        }
+    });
+    std::thread::sleep(Duration::from_millis(1500));
+    sb.kill9();
+    sb.restart();
+    let s = api.status(PAIR);
+    assert_eq!(s.state, PairState::FailedOver, "after the kill: {}", s.state_explanation);
+    let b = s.failback.expect("the failback is recorded");
+    assert_eq!(b.state, JobState::Failed, "{b:?}");
+    assert!(b.message.contains("stopped"), "{}", b.message);
+    step(format!("after kill -9 of the standby: {}; {}", s.state_label, b.message));
+
+    // Fail back again, the other way: the original side wins, the recovered file follows.
+    wait_status(&api, PAIR, Some(&mut agent), "the agent back", LONG, |s| {
+        s.agent.as_ref().is_some_and(|a| a.connected)
+    });
+    let r = post(&api, "failback", json!({"from": [target], "direction": "to-recovered"}));
+    assert_eq!(r.status, 202, "{}", r.text());
+    let b = wait_until("second failback done", LONG, || {
+        let b = failback(&api);
+        if b.state == JobState::Running { Err(format!("{:?} {:.0}%", b.phase, b.progress_percent)) } else { Ok(b) }
+    });
+    assert_eq!(b.state, JobState::Done, "{b:?}");
+    assert_eq!((b.differing_chunks, b.chunks_moved), (3, 3), "{b:?}");
+    let differ = differing_chunks(&target, &img, CHUNK);
+    assert!(differ.is_empty(), "the recovered file differs from the original in chunks {differ:?}");
+    let s = wait_status(&api, PAIR, Some(&mut agent), "replicating", LONG, |s| s.state == PairState::Replicating);
+    assert!(s.failover.is_none());
+    step(format!("failed back to-recovered after the kill: {}", b.message));
 }

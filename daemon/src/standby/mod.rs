@@ -75,12 +75,13 @@ impl Standby {
             if n > 0 {
                 tracing::info!(pair = %rec.pair_id, "discarded {n} chunk versions of an epoch that was not committed before the standby stopped");
             }
+            // A failover or failback cut short: recorded as failed (the pair stays failed over).
+            let failover_cut_short = failover::after_restart(&mut rec);
+            let failback_cut_short = failover::failback::after_restart(&mut rec);
             // No agent is connected yet; held states (paused, stopped) stay as they were.
             let after = rec.lifecycle.apply(drpair_pair::PairOp::StandbyStarted).expect("events never fail");
             let load_cut_short = dump_flow::after_restart(&mut rec);
             let verify_cut_short = source_verify::after_restart(&mut rec);
-            let failover_cut_short = failover::after_restart(&mut rec);
-            let failback_cut_short = failover::failback::after_restart(&mut rec);
             let drills_cut_short = drill::after_restart(&store, rec.pair_no)?;
             if drills_cut_short > 0 {
                 tracing::info!(pair = %rec.pair_id, "{drills_cut_short} drill(s) ended by the standby's stop recorded as failed");

@@ -398,7 +398,7 @@ fn to_recovered(
     };
     for &(d, c) in &cmp.differing {
         let g = &disks[d as usize];
-        let v = sb.store.version_at(pair_no, d, cmp.against, c).map_err(|e| e.to_string())?;
+        let v = sb.store.version_at(pair_no, d, c, cmp.against).map_err(|e| e.to_string())?;
         let data = match v {
             Some((_, ChunkVersion::Data(hash))) => {
                 sb.store.read_chunk(&hash).map_err(|e| format!("disk {d} chunk {c}: {e}"))?
