@@ -230,6 +230,13 @@ fn failover_onto_a_loop_device_and_failback_moves_only_differing_chunks() {
         s.state == PairState::Replicating
     });
     assert!(s.failover.is_none(), "{:?}", s.failover);
+    let m = api.metrics();
+    let moved = drpair_e2e::api::metric_value(&m, &format!("drpair_failback_moved_chunks{{pair=\"{PAIR}\"}}"));
+    assert_eq!(moved, Some(expect.len() as f64), "metrics");
+    assert_eq!(
+        drpair_e2e::api::metric_value(&m, &format!("drpair_pair_state{{pair=\"{PAIR}\",state=\"replicating\"}}")),
+        Some(1.0)
+    );
     let next = api.create_point_wait(PAIR);
     assert_eq!(api.export_full(PAIR, &next.id.to_string(), 0, SIZE), hash_file(&orig.dev).1);
     let _ = sh("sync", &[]);

@@ -69,6 +69,17 @@ pub fn render(sb: &Standby) -> String {
         }
         gauge!("drpair_pair_stopped", "pair" => p.clone()).set(if s.stop_reason.is_some() { 1.0 } else { 0.0 });
         gauge!("drpair_pair_restarting", "pair" => p.clone()).set(if s.restart.is_some() { 1.0 } else { 0.0 });
+        if let Some(f) = &s.failover {
+            gauge!("drpair_failover_progress_percent", "pair" => p.clone()).set(f.progress_percent);
+            gauge!("drpair_failover_bytes_written", "pair" => p.clone()).set(f.bytes_written as f64);
+            gauge!("drpair_failover_throughput_bytes_per_second", "pair" => p.clone()).set(f.throughput_bytes_per_sec);
+        }
+        if let Some(b) = &s.failback {
+            gauge!("drpair_failback_progress_percent", "pair" => p.clone()).set(b.progress_percent);
+            gauge!("drpair_failback_differing_chunks", "pair" => p.clone()).set(b.differing_chunks as f64);
+            gauge!("drpair_failback_moved_chunks", "pair" => p.clone()).set(b.chunks_moved as f64);
+            gauge!("drpair_failback_moved_bytes", "pair" => p.clone()).set(b.bytes_moved as f64);
+        }
         gauge!("drpair_pair_chunks_queued", "pair" => p.clone()).set(s.stats.chunks_queued as f64);
         gauge!("drpair_pair_pass_chunks_total", "pair" => p.clone()).set(s.stats.chunks_total as f64);
         gauge!("drpair_pair_pass_chunks_shipped", "pair" => p.clone()).set(s.stats.chunks_shipped as f64);
