@@ -77,10 +77,10 @@ pub enum CliError {
     /// `debug recover` wrote the image with `damaged` of its `chunks` as zeros; `report` is
     /// printed as is with `--output json`.
     RecoveredWithDamage { damaged: u64, chunks: u64, out: String, report: serde_json::Value },
-    /// `verify` ended with damage found (`damage`: points damaged, or chunks of the source
-    /// mismatched) or without a result; `status` is the final verify status, printed as is
-    /// with `--output json`.
-    Verification { damage: bool, message: String, status: serde_json::Value },
+    /// A job the command followed did not end well: `verify` found damage (`damage`: points
+    /// damaged, or chunks of the source mismatched) or no result, or a failover or failback
+    /// failed; `status` is the job's final status, printed as is with `--output json`.
+    JobOutcome { damage: bool, message: String, status: serde_json::Value },
 }
 
 impl CliError {
@@ -97,8 +97,8 @@ impl CliError {
             CliError::NotConfirmed => exit::ABORTED,
             CliError::NotAppConsistent { .. } => exit::NOT_APP_CONSISTENT,
             CliError::RecoveredWithDamage { .. } => exit::RECOVERED_WITH_DAMAGE,
-            CliError::Verification { damage: true, .. } => exit::DAMAGE_FOUND,
-            CliError::Verification { damage: false, .. } => exit::FAILURE,
+            CliError::JobOutcome { damage: true, .. } => exit::DAMAGE_FOUND,
+            CliError::JobOutcome { damage: false, .. } => exit::FAILURE,
             CliError::Protocol { .. } | CliError::Truncated { .. } | CliError::Io { .. } | CliError::Failed(_) => {
                 exit::FAILURE
             }
@@ -113,7 +113,7 @@ impl CliError {
             CliError::Api { error, .. } => return serde_json::to_value(error).unwrap_or_default(),
             CliError::NotAppConsistent { response, .. } => return response.clone(),
             CliError::RecoveredWithDamage { report, .. } => return report.clone(),
-            CliError::Verification { status, .. } => return status.clone(),
+            CliError::JobOutcome { status, .. } => return status.clone(),
             _ => {}
         }
         let code = match self {
@@ -131,7 +131,7 @@ impl CliError {
             CliError::Api { .. }
             | CliError::NotAppConsistent { .. }
             | CliError::RecoveredWithDamage { .. }
-            | CliError::Verification { .. }
+            | CliError::JobOutcome { .. }
             | CliError::Failed(_) => "Failed".into(),
         };
         serde_json::json!({ "code": code, "message": self.to_string() })
@@ -188,7 +188,7 @@ impl fmt::Display for CliError {
                 Ok(())
             }
             CliError::Io { context, source } => write!(f, "{context}: {source}"),
-            CliError::Failed(msg) | CliError::Verification { message: msg, .. } => f.write_str(msg),
+            CliError::Failed(msg) | CliError::JobOutcome { message: msg, .. } => f.write_str(msg),
             CliError::NotAppConsistent { point, failure, .. } => {
                 write!(f, "app-consistent attempt failed: {failure}; point {point} is fuzzy")
             }

@@ -201,8 +201,8 @@ fn finish(output: OutputFormat, pair: &PairId, raw: serde_json::Value, s: &Failb
         OutputFormat::Text => output::emit(&render_result(pair, s)),
     }
     if failed {
-        // `Verification { damage: false }`: exit 1 with the final status as the JSON error.
-        return Err(CliError::Verification {
+        // Exit 1 with the final status as the JSON error.
+        return Err(CliError::JobOutcome {
             damage: false,
             message: format!("failback of pair {pair} failed: {}", s.message),
             status: raw,

@@ -119,7 +119,7 @@ fn finish(output: OutputFormat, pair: &PairId, raw: serde_json::Value, s: &Verif
         OutputFormat::Text => output::emit(&render_result(pair, s)),
     }
     match error {
-        Some(message) => Err(CliError::Verification { damage: s.state == VerifyState::Done, message, status: raw }),
+        Some(message) => Err(CliError::JobOutcome { damage: s.state == VerifyState::Done, message, status: raw }),
         None => Ok(()),
     }
 }

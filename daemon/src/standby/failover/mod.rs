@@ -117,6 +117,9 @@ pub async fn start(
         )));
     }
     target::distinct(&req.targets).map_err(|e| FailoverError::side("targets", e))?;
+    for (t, g) in req.targets.iter().zip(&disks) {
+        target::check_target(t, g.size_bytes, req.force).map_err(|e| FailoverError::side("targets", e))?;
+    }
     let mut sides = Vec::new();
     for (t, g) in req.targets.iter().zip(&disks) {
         sides.push(target::open_target(t, g.size_bytes, req.force).map_err(|e| FailoverError::side("targets", e))?);

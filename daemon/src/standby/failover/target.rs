@@ -61,22 +61,35 @@ fn too_small(p: &Path, have: u64, need: u64) -> SideError {
 /// Opens a failover target for a disk of `need` bytes. A block device must be at least that
 /// large; a regular file is created, or (with `force`) emptied, and sized to the disk.
 pub fn open_target(raw: &str, need: u64, force: bool) -> Result<Side, SideError> {
+    Ok(target(raw, need, force, true)?.expect("opened"))
+}
+
+/// Checks a failover target as [`open_target`] would, changing nothing (so that of several
+/// targets, none is touched when one is refused).
+pub fn check_target(raw: &str, need: u64, force: bool) -> Result<(), SideError> {
+    target(raw, need, force, false).map(|_| ())
+}
+
+fn target(raw: &str, need: u64, force: bool, open: bool) -> Result<Option<Side>, SideError> {
     let path = absolute(raw)?;
     let meta = std::fs::metadata(&path);
     match meta {
         Ok(m) if m.file_type().is_block_device() => {
-            let open = |direct: bool| {
+            let open_dev = |direct: bool| {
                 let flags = libc::O_EXCL | if direct { libc::O_DIRECT } else { 0 };
                 OpenOptions::new().read(true).write(true).custom_flags(flags).open(&path)
             };
-            let file = open(false).map_err(|e| open_error(&path, e))?;
+            let file = open_dev(false).map_err(|e| open_error(&path, e))?;
             let have = size_of(&file).map_err(|e| open_error(&path, e))?;
             if have < need {
                 return Err(too_small(&path, have, need));
             }
+            if !open {
+                return Ok(None);
+            }
             // The exclusive hold is per open file: the O_DIRECT handle opens without O_EXCL.
             let direct = OpenOptions::new().write(true).custom_flags(libc::O_DIRECT).open(&path).ok();
-            Ok(Side { path, file, direct, block_device: true, sparse: false })
+            Ok(Some(Side { path, file, direct, block_device: true, sparse: false }))
         }
         Ok(m) if m.is_file() => {
             if m.len() > 0 && !force {
@@ -86,7 +99,7 @@ pub fn open_target(raw: &str, need: u64, force: bool) -> Result<Side, SideError>
                     m.len()
                 )));
             }
-            regular(path, need)
+            if open { regular(path, need).map(Some) } else { Ok(None) }
         }
         Ok(_) => Err(SideError::Bad(format!("{} is neither a block device nor a regular file", path.display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -94,7 +107,7 @@ pub fn open_target(raw: &str, need: u64, force: bool) -> Result<Side, SideError>
                 Some(dir) if dir.is_dir() => {}
                 _ => return Err(SideError::Bad(format!("the directory of {} does not exist", path.display()))),
             }
-            regular(path, need)
+            if open { regular(path, need).map(Some) } else { Ok(None) }
         }
         Err(e) => Err(open_error(&path, e)),
     }
@@ -199,7 +212,9 @@ mod tests {
         let f = dir.path().join("t.img");
         assert!(matches!(open_target("relative.img", 4096, false), Err(SideError::Bad(_))));
         assert!(matches!(open_target("/no/such/dir/x.img", 4096, false), Err(SideError::Bad(_))));
-        // A new file is created at the disk's size and is sparse.
+        // A check creates nothing; a new file is created at the disk's size and is sparse.
+        check_target(f.to_str().unwrap(), 1 << 20, false).unwrap();
+        assert!(!f.exists());
         let s = open_target(f.to_str().unwrap(), 1 << 20, false).unwrap();
         assert!(s.sparse && !s.block_device);
         assert_eq!(std::fs::metadata(&f).unwrap().len(), 1 << 20);
