@@ -122,7 +122,7 @@ pub async fn run(
             }
             Err(SessionError::Transient(m)) => {
                 // A connection that served for a while starts the backoff over.
-                if started.elapsed() > Duration::from_secs(30) {
+                if started.elapsed() > Duration::from_secs(5) {
                     backoff = Duration::from_millis(500);
                 }
                 tracing::warn!(pair = %agent.cfg.pair, "link down: {m}; retrying in {backoff:?}");

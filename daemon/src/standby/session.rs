@@ -186,6 +186,9 @@ pub async fn serve(sb: Arc<Standby>, stream: TcpStream, peer: SocketAddr) {
     tracing::info!(pair = %pair_id, %peer, "agent disconnected");
     drop(guard);
     drop(s);
+    // The last sender but `tx`: while it lived, the writer could not see the channel close,
+    // so `finish` waited its full 5 s before the agent saw the connection end.
+    drop(handle_of_conn);
     finish(tx, writer).await;
 }
 
