@@ -8,13 +8,13 @@
 //! failover is done (or, with `--no-wait`, accepted); a failed failover exits 1 and, with
 //! `--output json`, stdout holds the final `FailoverStatus` once, whatever the outcome.
 
-use crate::client::{ANSWER_TIMEOUT, CliError, Client, exit};
+use crate::client::{ANSWER_TIMEOUT, CliError, Client};
 use crate::confirm;
 use crate::output::{self, Block, OutputFormat, format_size as size};
+use crate::poll;
 use clap::builder::NonEmptyStringValueParser;
 use clap::{ArgGroup, Args};
 use drpair_types::{FailoverRequest, FailoverStatus, JobState, PairId, PointId};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::io::BufRead;
 use std::path::{Component, Path, PathBuf};
 use std::time::Duration;
@@ -182,8 +182,7 @@ fn failover(
     finish(output, pair, raw, &status)
 }
 
-/// Polls `path` until the failover is no longer running, with a bar in bytes on stderr
-/// (hidden unless stderr is a terminal and the output text; then a line per new tenth).
+/// Polls `path` until the failover is no longer running (bar and lines as in [`poll`]).
 fn follow(
     client: &Client,
     output: OutputFormat,
@@ -193,54 +192,11 @@ fn follow(
     every: Duration,
 ) -> Result<(serde_json::Value, FailoverStatus), CliError> {
     let prefix = format!("{pair} failover");
-    let bar = ProgressBar::with_draw_target(Some(first.1.bytes_total.max(1)), output::progress_target(output))
-        .with_style(
-            ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {bytes}/{total_bytes} {msg} ({elapsed})")
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-    bar.set_prefix(prefix.clone());
-    if !bar.is_hidden() {
-        bar.enable_steady_tick(Duration::from_millis(200));
-    }
-    let mut printed: Option<u64> = None; // the last tenth reported on a line
-    let mut current = first;
-    loop {
-        let s = &current.1;
-        if s.state != JobState::Running {
-            bar.finish_and_clear();
-            return Ok(current);
-        }
-        bar.set_length(s.bytes_total.max(1));
-        bar.set_position(s.bytes_written.min(s.bytes_total));
-        bar.set_message(format!("{} at {}", output::format_percent(s.progress_percent), mib_per_sec(s)));
-        let tenth = output::round_u64(s.progress_percent.clamp(0.0, 100.0).floor()) / 10;
-        if bar.is_hidden() && printed.is_none_or(|p| tenth > p) {
-            eprintln!(
-                "{prefix}: {} of {} written ({}, {})",
-                size(s.bytes_written),
-                size(s.bytes_total),
-                output::format_percent(s.progress_percent),
-                mib_per_sec(s)
-            );
-            printed = Some(tenth);
-        }
-        std::thread::sleep(every);
-        current = loop {
-            match client.get_json::<FailoverStatus>(path) {
-                Ok(answer) => break answer,
-                // The standby restarting is not the end of the failover.
-                Err(e) if e.exit_code() == exit::UNREACHABLE => {
-                    bar.set_message(format!("standby unreachable (retrying): {e}"));
-                    std::thread::sleep(every.max(Duration::from_secs(1)));
-                }
-                Err(e) => {
-                    bar.abandon();
-                    return Err(e);
-                }
-            }
-        };
-    }
+    poll::follow(client, output, path, &prefix, first, every, |s: &FailoverStatus| poll::Seen {
+        percent: s.progress_percent,
+        message: format!("{} of {} written, {}", size(s.bytes_written), size(s.bytes_total), mib_per_sec(s)),
+        over: s.state != JobState::Running,
+    })
 }
 
 /// Prints the failover that ended and turns a failure into the error (exit 1; with
@@ -338,6 +294,7 @@ pub fn status_line(s: &FailoverStatus) -> String {
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;
+    use crate::client::exit;
     use crate::fake_server::{FakeServer, Reply};
     use drpair_types::{ApiError, ErrorCode};
     use std::io::Cursor;

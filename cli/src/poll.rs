@@ -1,5 +1,6 @@
 //! Following a long operation of the standby to its end: polls a `GET` that answers the
-//! operation's status (`verify`, `verify-source`) and draws a progress bar on stderr.
+//! operation's status (`verify`, `verify-source`, `failover`, `failback`) and draws a
+//! progress bar on stderr.
 //!
 //! Invariants: stdout is never written here; the bar is drawn only when stderr is a terminal
 //! and the output is text (otherwise a progress line at each new tenth at most); a standby
