@@ -373,9 +373,10 @@ impl PairHandle {
                 return drpair_wire::RunMode::Run;
             }
             let (point, at) = failover.unwrap_or_default();
+            let until = if l.state == PairState::FailingBack { "the failback ends" } else { "`drpair failback`" };
             return drpair_wire::RunMode::Hold {
                 reason: format!(
-                    "the pair is {} (to point {point}, cut at {at}): the standby's side is the source now and this server ships nothing until `drpair failback`",
+                    "the pair is {} (to point {point}, cut at {at}): the standby's side is the source now and this server ships nothing until {until}",
                     l.state.label()
                 ),
             };

@@ -152,13 +152,13 @@ async fn run(
     // 1. The original side's state, committed.
     let original = keep_original(sb, h).await?;
     let pair_no = h.record.lock().expect("record").pair_no;
-    super::pin(sb, pair_no, original.0).map_err(|e| format!("pinning point {}: {e:?}", original.0))?;
+    super::pin(sb, pair_no, original).map_err(|e| format!("pinning point {}: {e:?}", original))?;
     set(job, |j| {
-        j.original_point = Some(original.0);
+        j.original_point = Some(original);
         j.phase = FailbackPhase::Comparing;
         j.message = format!(
             "the original side's state is kept as point {} (pinned); comparing the recovered side with it",
-            original.0
+            original
         );
     });
     // 2. Hold the agent, and compare with the newest point (the original's state).
@@ -190,8 +190,9 @@ async fn run(
     check(sb, h, job, &cmp).await
 }
 
-/// Asks the agent for an online-verify pass and waits for its point: (id, epoch).
-async fn keep_original(sb: &Arc<Standby>, h: &Arc<PairHandle>) -> Result<(PointId, Epoch), String> {
+/// Asks the agent for an online-verify pass and waits for its point (the repair point: its
+/// id is its epoch).
+async fn keep_original(sb: &Arc<Standby>, h: &Arc<PairHandle>) -> Result<PointId, String> {
     super::super::source_verify::request(sb, h)
         .await
         .map_err(|e| format!("asking the agent to read its disks: {e:?}"))?;
@@ -208,8 +209,7 @@ async fn keep_original(sb: &Arc<Standby>, h: &Arc<PairHandle>) -> Result<(PointI
         if v.state != SourceVerifyState::Done {
             tracing::warn!(pair = %h.record.lock().expect("record").pair_id, "failback: {}", v.message);
         }
-        // A point's id is its epoch.
-        return Ok((point, point));
+        return Ok(point);
     }
 }
 

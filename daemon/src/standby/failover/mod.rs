@@ -272,7 +272,7 @@ pub fn explanation(rec: &PairRecord, rt: &PairRuntime) -> String {
             f.targets.join(", "),
             f.progress_percent
         ),
-        Some(f) if f.state == JobState::Failed => format!("Failed over, but {} ", f.message),
+        Some(f) if f.state == JobState::Failed => format!("Failed over, but {}.", f.message),
         Some(f) => format!(
             "Failed over to point {} (cut {}) on {}: the standby's side is the source now and the pair is fenced (the agent ships nothing). `drpair failback PAIR --from … --direction …` makes the two sides equal again.",
             f.point,
