@@ -12,6 +12,8 @@
 //!   divergent writes too (split brain).
 //! - Failback without a direction is refused (400, parameter `direction`), as is one with the
 //!   wrong number of sides; the pair stays failed over.
+//! - A failback onto an original disk in use (held exclusively) fails before writing; the
+//!   pair stays failed over and the disk unchanged.
 //! - `failback --direction to-original`: the original's divergent state is kept as a pinned
 //!   recovery point equal to it; exactly the chunks where the sides differ move (counted
 //!   independently here); the original disk ends equal to the recovered one, `fsck -n` clean
@@ -202,6 +204,20 @@ fn failover_onto_a_loop_device_and_failback_moves_only_differing_chunks() {
     assert_eq!(hash_file(&orig.dev).1, orig_hash, "a refused failback wrote the original disk");
     step("failback without a direction: refused, nothing changed");
 
+    // The original disk in use (held exclusively, as a mount holds it): the failback keeps
+    // the original's state, then stops before writing; the pair stays failed over.
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        let _held = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_EXCL).open(&orig.dev).unwrap();
+        let out = cli.run(&["failback", PAIR, "--from", rec_dev, "--direction", "to-original", "--yes"]);
+        assert_eq!(out.code, 1, "failback onto a disk in use: {}{}", out.stdout, out.stderr);
+        let b = failback(&api);
+        assert_eq!(b.state, JobState::Failed, "{b:?}");
+        assert!(b.message.contains("in use") && b.message.contains("failed over"), "{}", b.message);
+        assert_eq!(api.status(PAIR).state, PairState::FailedOver);
+        assert_eq!(hash_file(&orig.dev).1, orig_hash, "a failback onto a disk in use wrote it");
+        step(format!("original disk in use: {}", b.message));
+    }
     let out = cli.run(&["failback", PAIR, "--from", rec_dev, "--direction", "to-original", "--yes"]);
     out.ok();
     let b = wait_until("failback done", LONG, || {
