@@ -76,22 +76,13 @@ pub async fn request(sb: &Standby, h: &PairHandle) -> Result<SourceVerifyStatus,
         if let Some(why) = refusal(&rec, session.is_some()) {
             return Err(VerifyError::State(why));
         }
-        let status = SourceVerifyStatus {
-            state: SourceVerifyState::Requested,
-            requested_unix_ms: now_ms(),
-            finished_unix_ms: None,
-            against_point: None,
-            progress_percent: 0.0,
-            chunks_compared: 0,
-            mismatched_chunks: 0,
-            shipped_chunks: 0,
-            sample: vec![],
-            repair_point: None,
-            message: format!(
+        let status = requested(
+            now_ms(),
+            format!(
                 "asked the agent to read every chunk and compare it with the newest point ({}); differing chunks are shipped in the same pass",
                 rec.committed
             ),
-        };
+        );
         let mut updated = rec.clone();
         updated.source_verify = Some(status.clone());
         sb.store.put_pair(&updated.pair_id, &updated).map_err(|e| VerifyError::Internal(e.to_string()))?;
@@ -248,12 +239,11 @@ pub fn status(rec: &PairRecord, rt: &PairRuntime) -> Option<SourceVerifyStatus> 
     Some(v)
 }
 
-/// A verify just requested, for unit tests.
-#[cfg(test)]
-pub(crate) fn requested_for_tests() -> SourceVerifyStatus {
+/// A verify just requested at `at_ms`, nothing compared yet.
+fn requested(at_ms: u64, message: String) -> SourceVerifyStatus {
     SourceVerifyStatus {
         state: SourceVerifyState::Requested,
-        requested_unix_ms: 1,
+        requested_unix_ms: at_ms,
         finished_unix_ms: None,
         against_point: None,
         progress_percent: 0.0,
@@ -262,8 +252,14 @@ pub(crate) fn requested_for_tests() -> SourceVerifyStatus {
         shipped_chunks: 0,
         sample: vec![],
         repair_point: None,
-        message: String::new(),
+        message,
     }
+}
+
+/// A verify just requested, for unit tests.
+#[cfg(test)]
+pub(crate) fn requested_for_tests() -> SourceVerifyStatus {
+    requested(1, String::new())
 }
 
 #[cfg(test)]

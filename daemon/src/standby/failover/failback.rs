@@ -187,7 +187,7 @@ async fn run(
         }
     }
     // 4. Replication resumes; the first point after it must equal the recovered side.
-    check(sb, h, job, &cmp).await
+    check(sb, h, job, cmp).await
 }
 
 /// Asks the agent for an online-verify pass and waits for its point (the repair point: its
@@ -339,23 +339,19 @@ async fn to_original(
         || "the agent disconnected during the failback writes; the pair stays failed over: fail back again".to_string();
     for (i, &(d, c)) in cmp.differing.iter().enumerate() {
         let (side, g) = (&sides[d as usize], &disks[d as usize]);
-        let (store, body) = {
-            let data = read_chunk(side, g, c)?;
-            match cmp.seen[d as usize][c as usize] {
-                None => (None, ChunkBody::Zero),
-                Some(hash) => {
-                    let payload = zstd::bulk::compress(&data, 3).map_err(|e| e.to_string())?;
-                    let (compressed, payload) =
-                        if payload.len() < data.len() { (true, payload) } else { (false, data) };
-                    (Some(hash), ChunkBody::Data { hash, raw_len: g.chunk_len(c), compressed, payload })
-                }
+        let body = match cmp.seen[d as usize][c as usize] {
+            None => ChunkBody::Zero,
+            Some(hash) => {
+                let data = read_chunk(side, g, c)?;
+                let packed = zstd::bulk::compress(&data, 3).map_err(|e| e.to_string())?;
+                let (compressed, payload) = if packed.len() < data.len() { (true, packed) } else { (false, data) };
+                let raw_len = g.chunk_len(c);
+                // Stored first: the agent ships these chunks back as hashes after the failback.
+                let chunk = StoredChunk { compressed, raw_len, payload: &payload };
+                tokio::task::block_in_place(|| sb.store.put_chunk(&hash, chunk)).map_err(|e| e.to_string())?;
+                ChunkBody::Data { hash, raw_len, compressed, payload }
             }
         };
-        // Stored first: the agent ships these chunks back as hashes after the failback.
-        if let (Some(hash), ChunkBody::Data { compressed, raw_len, payload, .. }) = (store, &body) {
-            let chunk = StoredChunk { compressed: *compressed, raw_len: *raw_len, payload };
-            tokio::task::block_in_place(|| sb.store.put_chunk(&hash, chunk)).map_err(|e| e.to_string())?;
-        }
         batch_bytes += match &body {
             ChunkBody::Data { payload, .. } => payload.len(),
             _ => 16,
@@ -424,7 +420,7 @@ async fn check(
     sb: &Arc<Standby>,
     h: &Arc<PairHandle>,
     job: &Mutex<FailbackStatus>,
-    cmp: &Compared,
+    cmp: Compared,
 ) -> Result<(), String> {
     let mut commits = h.commits.subscribe();
     end_failover(sb, h, true)?;
@@ -454,7 +450,7 @@ async fn check(
         return Ok(());
     };
     let pair_no = h.record.lock().expect("record").pair_no;
-    let (store, seen, epoch) = (sb.store.clone(), cmp.seen.clone(), point.epoch);
+    let (store, seen, epoch) = (sb.store.clone(), cmp.seen, point.epoch);
     let mismatched = tokio::task::spawn_blocking(move || -> Result<u64, String> {
         let mut n = 0;
         for (d, disk) in seen.iter().enumerate() {
