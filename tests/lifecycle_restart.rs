@@ -149,8 +149,17 @@ fn check_sample(e: &Expect, pair: &str, api: &Api, s: &Sample, seen_new: &mut bo
             );
         }
         let new: Vec<&RecoveryPoint> = points.iter().filter(|p| p.lineage != old_lineage).collect();
-        if st.state != PairState::Replicating {
-            assert!(new.is_empty(), "points of the new lineage before its baseline committed ({ctx}): {new:?}");
+        // The points were listed after the status was read: a baseline committed in between is
+        // listed, and then a status read after the listing must say replicating (the standby
+        // installs the point and the state under one lock).
+        if st.state != PairState::Replicating && !new.is_empty() {
+            let after = api.status(pair);
+            assert_eq!(
+                after.state,
+                PairState::Replicating,
+                "points of the new lineage before its baseline committed ({ctx}; status after the listing: {}): {new:?}",
+                describe(&after)
+            );
         }
     }
 }
