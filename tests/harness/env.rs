@@ -59,13 +59,14 @@ impl TestEnv {
         for (label, path) in self.logs.lock().expect("logs").iter() {
             let text =
                 std::fs::read_to_string(path).unwrap_or_else(|e| format!("(cannot read {}: {e})", path.display()));
-            let all: Vec<&str> = text.lines().collect();
+            let total = text.lines().count();
+            let all = collapse_runs(text.lines());
             let from = all.len().saturating_sub(lines);
             out.push_str(&format!(
-                "----- {label}: {} (last {} of {} lines) -----\n",
+                "----- {label}: {} (last {} of {} lines, runs of alike lines folded) -----\n",
                 path.display(),
                 all.len() - from,
-                all.len()
+                total
             ));
             for l in &all[from..] {
                 out.push_str(l);
@@ -74,6 +75,51 @@ impl TestEnv {
         }
         out
     }
+}
+
+/// A log line with its numbers blanked: lines alike in shape (the same message with other
+/// epochs, times, counts) have the same shape.
+fn shape(line: &str) -> String {
+    let mut out = String::with_capacity(line.len());
+    let mut in_digits = false;
+    for c in line.chars() {
+        if c.is_ascii_digit() {
+            if !in_digits {
+                out.push('#');
+            }
+            in_digits = true;
+        } else {
+            in_digits = false;
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Folds each run of more than three alike lines (an idle pair committing an empty point
+/// every second) into its first and last line and a count, so that a failed test's log tail
+/// reaches back to what happened before the run.
+fn collapse_runs<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<String> {
+    let mut out: Vec<String> = vec![];
+    let mut run: Vec<&str> = vec![];
+    let flush = |run: &mut Vec<&str>, out: &mut Vec<String>| {
+        if run.len() > 3 {
+            out.push(run[0].to_string());
+            out.push(format!("    … {} alike lines folded …", run.len() - 2));
+            out.push(run[run.len() - 1].to_string());
+        } else {
+            out.extend(run.iter().map(|l| l.to_string()));
+        }
+        run.clear();
+    };
+    for l in lines {
+        if run.first().is_some_and(|f| shape(f) != shape(l)) {
+            flush(&mut run, &mut out);
+        }
+        run.push(l);
+    }
+    flush(&mut run, &mut out);
+    out
 }
 
 impl Drop for TestEnv {
@@ -92,5 +138,29 @@ impl Drop for TestEnv {
                 eprintln!("DRPAIR_E2E_KEEP set: keeping {}", d.keep().display());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn runs_of_alike_lines_are_folded_and_others_kept() {
+        let mut lines = vec!["start".to_string()];
+        lines.extend((1..=10).map(|e| format!("T{e} committed epoch={e} chunks=0")));
+        lines.push("verify requested".into());
+        lines.extend((11..=12).map(|e| format!("T{e} committed epoch={e} chunks=0")));
+        let got = super::collapse_runs(lines.iter().map(String::as_str));
+        assert_eq!(
+            got,
+            [
+                "start",
+                "T1 committed epoch=1 chunks=0",
+                "    … 8 alike lines folded …",
+                "T10 committed epoch=10 chunks=0",
+                "verify requested",
+                "T11 committed epoch=11 chunks=0",
+                "T12 committed epoch=12 chunks=0",
+            ]
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::time::Duration;
 /// A one-line summary of a status, for progress and failure messages.
 pub fn describe(s: &PairStatus) -> String {
     format!(
-        "state {:?}, ready {}, checkpoint {:?}, progress {}%, pass {:?}, connected {:?}, shipped {} B, points {}, failures {:?}",
+        "state {:?}, ready {}, checkpoint {:?}, progress {}%, pass {:?}, connected {:?}, shipped {} B, points {}, failures {:?}, online verify {:?}, dump step {:?}",
         s.state,
         s.ready_for_failover,
         s.recovery_checkpoint,
@@ -17,7 +17,9 @@ pub fn describe(s: &PairStatus) -> String {
         s.agent.as_ref().map(|a| a.connected),
         s.stats.bytes_shipped,
         s.stats.points,
-        s.failure_messages.last()
+        s.failure_messages.last(),
+        s.source_verify.as_ref().map(|v| (v.state, &v.message)),
+        s.dump.as_ref().map(|d| d.step),
     )
 }
 

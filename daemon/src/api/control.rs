@@ -352,9 +352,11 @@ pub async fn start(
 }
 
 fn set_stop_at(sb: &AppState, h: &Arc<PairHandle>, id: &PairId, at: StopAtRecord) -> ApiResult<()> {
-    let mut rec = h.record.lock().expect("record").clone();
-    rec.stop_at = Some(at);
-    h.save(&sb.store, rec).map_err(|e| op_failure(id, e))
+    h.update(&sb.store, |rec| {
+        rec.stop_at = Some(at);
+        Ok(())
+    })
+    .map_err(|e| op_failure(id, e))
 }
 
 #[cfg(test)]

@@ -4,6 +4,7 @@
 
 use super::points::resolve_point;
 use super::{ApiFailure, ApiResult, AppState, find_pair};
+use crate::standby::registry::OpError;
 use crate::standby::retention::{self, PruneError};
 use crate::standby::{storage, verify};
 use axum::Json;
@@ -103,9 +104,11 @@ pub async fn put_retention(
             .map_err(|e| ApiFailure::param(if u.grid.is_some() { "grid" } else { "keep_last" }, e.to_string()))?;
         Some(policy)
     };
-    let mut rec = h.record.lock().expect("record").clone();
-    rec.retention = new;
-    h.save(&sb.store, rec).map_err(|e| ApiFailure::internal(format!("{e:?}")))?;
+    h.update(&sb.store, |rec| {
+        rec.retention = new;
+        Ok::<_, OpError>(())
+    })
+    .map_err(|e| ApiFailure::internal(format!("{e:?}")))?;
     let view = retention::view(&sb, &h);
     tracing::info!(pair = %id, grid = %view.grid, keep_last = view.keep_last, default = view.is_default, "retention policy set");
     Ok(Json(view))

@@ -348,7 +348,27 @@ impl PairHandle {
         Ok(next)
     }
 
-    /// Persists a changed record (the caller changed it under its own rules).
+    /// Changes the record and persists it under the record's lock, so that no change made
+    /// meanwhile by another task (an API call, the session) is lost. `change` works on a copy:
+    /// when it fails, or changes nothing, nothing is written.
+    pub fn update<T, E: From<OpError>>(
+        &self,
+        store: &Store,
+        change: impl FnOnce(&mut PairRecord) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut live = self.record.lock().expect("record");
+        let mut rec = live.clone();
+        let out = change(&mut rec)?;
+        if rec != *live {
+            store.put_pair(&rec.pair_id, &rec).map_err(|e| OpError::Store(e.to_string()))?;
+            *live = rec;
+        }
+        Ok(out)
+    }
+
+    /// Persists a record the caller built from a copy of the live one. Only for callers that
+    /// hold off every other writer meanwhile (start-up, a quiesced pair); everyone else uses
+    /// [`PairHandle::update`], which cannot undo a change made in between.
     pub fn save(&self, store: &Store, rec: PairRecord) -> Result<(), OpError> {
         store.put_pair(&rec.pair_id, &rec).map_err(|e| OpError::Store(e.to_string()))?;
         *self.record.lock().expect("record") = rec;
@@ -674,6 +694,41 @@ mod tests {
 
     fn session() -> SessionHandle {
         SessionHandle::new(1, mpsc::channel(1).0)
+    }
+
+    /// Two tasks changing different fields at once (the session recording the agent's history,
+    /// an API call recording a request): every change survives, in memory and on disk. A
+    /// change that fails writes nothing.
+    #[test]
+    fn concurrent_updates_are_all_kept_and_a_failed_one_writes_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let h = PairHandle::new(record(5), None, 1);
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                for i in 1..=300 {
+                    h.update(&store, |r| Ok::<_, OpError>(r.agent_history_from = Some(i))).unwrap();
+                }
+            });
+            s.spawn(|| {
+                for i in 1..=300 {
+                    h.update(&store, |r| Ok::<_, OpError>(r.epoch_floor = i)).unwrap();
+                }
+            });
+        });
+        let live = h.record.lock().unwrap().clone();
+        assert_eq!((live.agent_history_from, live.epoch_floor), (Some(300), 300));
+        let stored: Vec<PairRecord> = store.load_pairs().unwrap();
+        assert_eq!(stored, vec![live.clone()]);
+
+        let refused = h.update(&store, |r| {
+            r.epoch_floor = 1;
+            r.lifecycle = r.lifecycle.apply(PairOp::Failback)?;
+            Ok::<_, OpError>(())
+        });
+        assert!(matches!(refused, Err(OpError::Refused(_))), "{refused:?}");
+        assert_eq!(*h.record.lock().unwrap(), live);
+        assert_eq!(store.load_pairs::<PairRecord>().unwrap(), vec![live]);
     }
 
     #[test]

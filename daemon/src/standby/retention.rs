@@ -3,7 +3,7 @@
 //! reclaiming the space nothing refers to any more.
 
 use super::Standby;
-use super::registry::PairHandle;
+use super::registry::{OpError, PairHandle};
 use crate::timefmt::now_ms;
 use drpair_retention::{Mark, Pin, PointInfo, Policy};
 use drpair_store::Store;
@@ -151,9 +151,11 @@ pub fn prune(sb: &Arc<Standby>, h: &PairHandle, dry_run: bool, scheduled: bool) 
             );
         }
         report.finished_unix_ms = now_ms();
-        let mut rec = h.record.lock().expect("record").clone();
-        rec.last_prune = Some(report.clone());
-        h.save(&sb.store, rec).map_err(|e| PruneError::Store(format!("{e:?}")))?;
+        h.update(&sb.store, |rec| {
+            rec.last_prune = Some(report.clone());
+            Ok::<_, OpError>(())
+        })
+        .map_err(|e| PruneError::Store(format!("{e:?}")))?;
     }
     report.finished_unix_ms = now_ms();
     Ok(report)

@@ -11,7 +11,7 @@
 use super::Standby;
 use super::dump_flow;
 use super::ingest::{self, Ingested};
-use super::registry::{Committed, DiskRecord, PairHandle, PairRecord, SessionHandle};
+use super::registry::{Committed, DiskRecord, OpError, PairHandle, PairRecord, SessionHandle};
 use super::source_verify;
 use crate::link::{LinkError, read_msg, spawn_writer};
 use crate::timefmt::{now_ms, rfc3339_ms};
@@ -271,7 +271,7 @@ fn check_agent(
     peer: SocketAddr,
 ) -> Result<StartMode, (RefuseCode, String)> {
     let bad = |m: String| (RefuseCode::BadRequest, m);
-    let mut rec = handle.record.lock().expect("record").clone();
+    let rec = handle.record.lock().expect("record").clone();
     let pair_id = rec.pair_id.clone();
     if let Some(m) = rec.geometry_mismatch(&h.disks) {
         return Err((
@@ -337,19 +337,20 @@ fn check_agent(
     }
     let addr = peer.ip().to_string();
     let history = h.state.lineage.map(|_| h.state.history_from);
-    let before = rec.clone();
-    rec.source_host = h.host.clone();
-    rec.source_address = addr;
-    rec.tracker = h.tracker.clone();
-    for (a, b) in rec.disks.iter_mut().zip(&h.disks) {
-        a.path = b.path.clone();
-    }
-    if mode == StartMode::Continue {
-        rec.agent_history_from = history;
-    }
-    if rec != before {
-        handle.save(&sb.store, rec).map_err(|e| bad(format!("standby store error: {e:?}")))?;
-    }
+    handle
+        .update(&sb.store, |rec| {
+            rec.source_host = h.host.clone();
+            rec.source_address = addr;
+            rec.tracker = h.tracker.clone();
+            for (a, b) in rec.disks.iter_mut().zip(&h.disks) {
+                a.path = b.path.clone();
+            }
+            if mode == StartMode::Continue {
+                rec.agent_history_from = history;
+            }
+            Ok::<_, OpError>(())
+        })
+        .map_err(|e| bad(format!("standby store error: {e:?}")))?;
     Ok(mode)
 }
 
@@ -458,15 +459,19 @@ impl Session {
                 tracing::error!(pair = %self.pair_id, "recording the pass: {e:?}");
             }
         }
-        // Progress arrives twice a second: copy the record only when the history moved.
-        let changed = {
+        // Progress arrives twice a second: write the record only when the history moved.
+        let moved = {
             let r = self.handle.record.lock().expect("record");
-            (history.is_some() && r.agent_history_from != history && r.rewound.is_none() && r.restart.is_none())
-                .then(|| r.clone())
+            history.is_some() && r.agent_history_from != history && r.rewound.is_none() && r.restart.is_none()
         };
-        if let Some(mut rec) = changed {
-            rec.agent_history_from = history;
-            if let Err(e) = self.handle.save(&self.sb.store, rec) {
+        if moved {
+            let r = self.handle.update(&self.sb.store, |rec| {
+                if rec.rewound.is_none() && rec.restart.is_none() {
+                    rec.agent_history_from = history;
+                }
+                Ok::<_, OpError>(())
+            });
+            if let Err(e) = r {
                 tracing::error!(pair = %self.pair_id, "recording the agent's change history: {e:?}");
             }
         }
@@ -706,27 +711,29 @@ impl Session {
 
     /// Stops the pair when this point reaches its stop position.
     async fn check_stop_position(&mut self, point: &RecoveryPoint) {
-        let mut rec = self.handle.record.lock().expect("record").clone();
-        let Some(at) = rec.stop_at.clone() else { return };
-        let reason = if at.point.is_some_and(|p| point.id >= p) {
-            StopReason::StoppedAtPoint
-        } else if at.time_unix_ms.is_some_and(|t| point.time_unix_ms >= t) {
-            StopReason::StoppedAtTime
-        } else {
-            return;
-        };
-        match rec.lifecycle.apply(PairOp::Stop(reason)) {
-            Ok(l) => {
-                rec.lifecycle = l;
-                rec.stop_at = None;
-                if let Err(e) = self.handle.save(&self.sb.store, rec) {
-                    tracing::error!(pair = %self.pair_id, "recording the stop: {e:?}");
-                    return;
-                }
+        let stopped = self.handle.update(&self.sb.store, |rec| {
+            let Some(at) = rec.stop_at.clone() else { return Ok(None) };
+            let reason = if at.point.is_some_and(|p| point.id >= p) {
+                StopReason::StoppedAtPoint
+            } else if at.time_unix_ms.is_some_and(|t| point.time_unix_ms >= t) {
+                StopReason::StoppedAtTime
+            } else {
+                return Ok(None);
+            };
+            rec.lifecycle = rec.lifecycle.apply(PairOp::Stop(reason))?;
+            rec.stop_at = None;
+            Ok::<_, OpError>(Some(reason))
+        });
+        match stopped {
+            Ok(None) => {}
+            Ok(Some(reason)) => {
                 tracing::info!(pair = %self.pair_id, point = point.id, reason = reason.as_str(), "pair stopped at its stop position");
                 self.handle.send_run_mode();
             }
-            Err(e) => tracing::warn!(pair = %self.pair_id, "stop position reached but not applied: {e}"),
+            Err(OpError::Refused(e)) => {
+                tracing::warn!(pair = %self.pair_id, "stop position reached but not applied: {e}")
+            }
+            Err(e) => tracing::error!(pair = %self.pair_id, "recording the stop: {e:?}"),
         }
     }
 

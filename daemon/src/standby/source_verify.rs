@@ -15,7 +15,7 @@
 //! - the result is logged in plain words; a mismatch is a warning.
 
 use super::Standby;
-use super::registry::{PairHandle, PairRecord, PairRuntime};
+use super::registry::{OpError, PairHandle, PairRecord, PairRuntime};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_types::{
     Epoch, MismatchedChunk, PairId, PairState, SOURCE_VERIFY_SAMPLE, SourceVerifyState, SourceVerifyStatus,
@@ -29,6 +29,12 @@ pub enum VerifyError {
     State(String),
     /// The store failed (500).
     Internal(String),
+}
+
+impl From<OpError> for VerifyError {
+    fn from(e: OpError) -> Self {
+        VerifyError::Internal(format!("{e:?}"))
+    }
 }
 
 /// Why the pair cannot be verified now, if it cannot: another verify, the pair's state, the
@@ -63,17 +69,12 @@ fn refusal(rec: &PairRecord, connected: bool) -> Option<String> {
     Some(format!("pair '{id}' cannot be verified against the source now: {why}"))
 }
 
-fn save(sb: &Standby, h: &PairHandle, rec: PairRecord) -> Result<(), String> {
-    h.save(&sb.store, rec).map_err(|e| format!("{e:?}"))
-}
-
 /// `POST …/verify-source`: asks the agent for a verify pass; returns the request as recorded.
 pub async fn request(sb: &Standby, h: &PairHandle) -> Result<SourceVerifyStatus, VerifyError> {
     let session = h.runtime.lock().expect("runtime").session.clone();
     // Checked and recorded under the record's lock: of two requests at once, one is refused.
-    let (id, status) = {
-        let mut rec = h.record.lock().expect("record");
-        if let Some(why) = refusal(&rec, session.is_some()) {
+    let (id, status) = h.update(&sb.store, |rec| {
+        if let Some(why) = refusal(rec, session.is_some()) {
             return Err(VerifyError::State(why));
         }
         let status = requested(
@@ -83,12 +84,9 @@ pub async fn request(sb: &Standby, h: &PairHandle) -> Result<SourceVerifyStatus,
                 rec.committed
             ),
         );
-        let mut updated = rec.clone();
-        updated.source_verify = Some(status.clone());
-        sb.store.put_pair(&updated.pair_id, &updated).map_err(|e| VerifyError::Internal(e.to_string()))?;
-        *rec = updated;
-        (rec.pair_id.clone(), status)
-    };
+        rec.source_verify = Some(status.clone());
+        Ok((rec.pair_id.clone(), status))
+    })?;
     let session = session.expect("checked above");
     let request_id = sb.next_request();
     tracing::info!(pair = %id, request_id, "online verify against the source requested: {}", status.message);
@@ -110,16 +108,24 @@ pub fn on_progress(sb: &Standby, h: &PairHandle, p: &Progress) {
     if p.pass != Some(PassKind::Verify) {
         return;
     }
-    let mut rec = h.record.lock().expect("record").clone();
-    let Some(v) = rec.source_verify.as_mut().filter(|v| v.state == SourceVerifyState::Requested) else { return };
-    v.state = SourceVerifyState::Running;
-    v.against_point = Some(rec.committed);
-    v.message = format!("the agent is reading every chunk and comparing it with point {}", rec.committed);
-    let (id, against) = (rec.pair_id.clone(), rec.committed);
-    if let Err(e) = save(sb, h, rec) {
-        tracing::error!(pair = %id, "recording the online verify's start: {e:?}");
+    let id = h.record.lock().expect("record").pair_id.clone();
+    let started = h.update(&sb.store, |rec| {
+        let against = rec.committed;
+        let Some(v) = rec.source_verify.as_mut().filter(|v| v.state == SourceVerifyState::Requested) else {
+            return Ok(None);
+        };
+        v.state = SourceVerifyState::Running;
+        v.against_point = Some(against);
+        v.message = format!("the agent is reading every chunk and comparing it with point {against}");
+        Ok::<_, OpError>(Some(against))
+    });
+    match started {
+        Ok(Some(against)) => tracing::info!(
+            pair = %id, against, "online verify started: the agent compares every chunk with point {against}"
+        ),
+        Ok(None) => {}
+        Err(e) => tracing::error!(pair = %id, "recording the online verify's start: {e:?}"),
     }
-    tracing::info!(pair = %id, against, "online verify started: the agent compares every chunk with point {against}");
 }
 
 /// The epoch that ends a verify pass is being committed as point `point` (`shipped` chunks):
@@ -203,14 +209,17 @@ fn result_label(v: &SourceVerifyStatus) -> &'static str {
 
 /// Ends the pair's verify, if one is requested or running, as failed because `why`.
 pub fn fail(sb: &Standby, h: &PairHandle, why: &str) {
-    let mut rec = h.record.lock().expect("record").clone();
-    let Some(v) = rec.source_verify.as_mut().filter(|v| v.state.is_active()) else { return };
-    mark_failed(v, why);
-    let (id, v) = (rec.pair_id.clone(), v.clone());
-    if let Err(e) = save(sb, h, rec) {
-        tracing::error!(pair = %id, "recording the online verify's failure: {e:?}");
+    let id = h.record.lock().expect("record").pair_id.clone();
+    let failed = h.update(&sb.store, |rec| {
+        let Some(v) = rec.source_verify.as_mut().filter(|v| v.state.is_active()) else { return Ok(None) };
+        mark_failed(v, why);
+        Ok::<_, OpError>(Some(v.clone()))
+    });
+    match failed {
+        Ok(Some(v)) => report(&id, &v),
+        Ok(None) => {}
+        Err(e) => tracing::error!(pair = %id, "recording the online verify's failure: {e:?}"),
     }
-    report(&id, &v);
 }
 
 fn mark_failed(v: &mut SourceVerifyStatus, why: &str) {

@@ -2,7 +2,7 @@
 //! chunk its points see, then marks each point `verified_at` or with its `damage`.
 
 use super::Standby;
-use super::registry::PairHandle;
+use super::registry::{OpError, PairHandle};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_store::{Damaged, VerifyOutcome};
 use drpair_types::{DamagedChunk, PointDamage, VerifyState, VerifyStatus};
@@ -112,9 +112,11 @@ fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyStatus
     }
     super::metrics::verified(&pair_id, &s);
     *st.lock().expect("verify") = s.clone();
-    let mut rec = h.record.lock().expect("record").clone();
-    rec.verify = Some(s);
-    if let Err(e) = h.save(&sb.store, rec) {
+    let saved = h.update(&sb.store, |rec| {
+        rec.verify = Some(s);
+        Ok::<_, OpError>(())
+    });
+    if let Err(e) = saved {
         tracing::warn!(pair = %pair_id, "saving the verification result: {e:?}");
     }
     // Status shows the newest point with its marks.

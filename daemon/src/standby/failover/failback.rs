@@ -16,7 +16,7 @@
 use super::target::{self, Side};
 use super::{FailoverError, busy};
 use crate::standby::Standby;
-use crate::standby::registry::{PairHandle, PairRecord, PairRuntime};
+use crate::standby::registry::{OpError, PairHandle, PairRecord, PairRuntime};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_pair::PairOp;
 use drpair_store::{ChunkVersion, StoredChunk};
@@ -118,11 +118,12 @@ pub async fn start(
                 "the original side's agent is not connected: start `drpaird agent` on the original server (it holds, failed over) and fail back again".into(),
             ));
         }
-        let mut rec = h.record.lock().expect("record").clone();
-        rec.lifecycle = rec.lifecycle.apply(PairOp::Failback).map_err(|r| FailoverError::State(r.message))?;
-        // Recorded as running, so a standby stopped under it records it as failed.
-        rec.failback = Some(status.clone());
-        h.save(&sb.store, rec)?;
+        h.update(&sb.store, |rec| {
+            rec.lifecycle = rec.lifecycle.apply(PairOp::Failback).map_err(|r| FailoverError::State(r.message))?;
+            // Recorded as running, so a standby stopped under it records it as failed.
+            rec.failback = Some(status.clone());
+            Ok::<_, FailoverError>(())
+        })?;
         rt.failback = Some(Arc::new(Mutex::new(status.clone())));
         rt.failback_ships = true;
     }
@@ -483,14 +484,19 @@ async fn check(
 fn end_failover(sb: &Standby, h: &PairHandle, done: bool) -> Result<(), String> {
     {
         let mut rt = h.runtime.lock().expect("runtime");
-        let mut rec = h.record.lock().expect("record").clone();
-        if rec.lifecycle.state == drpair_types::PairState::FailingBack {
-            rec.lifecycle = rec.lifecycle.apply(PairOp::FailbackEnded { done }).map_err(|r| r.message)?;
-            if done {
-                rec.failover = None;
+        h.update(&sb.store, |rec| {
+            if rec.lifecycle.state == drpair_types::PairState::FailingBack {
+                rec.lifecycle = rec.lifecycle.apply(PairOp::FailbackEnded { done })?;
+                if done {
+                    rec.failover = None;
+                }
             }
-            h.save(&sb.store, rec).map_err(|e| format!("{e:?}"))?;
-        }
+            Ok(())
+        })
+        .map_err(|e| match e {
+            OpError::Refused(r) => r.message,
+            e => format!("{e:?}"),
+        })?;
         rt.failback_ships = false;
     }
     h.send_run_mode();
@@ -542,9 +548,11 @@ fn finish(sb: &Standby, h: &PairHandle, job: &Mutex<FailbackStatus>, r: Result<(
         _ => tracing::error!(pair = %status.pair_id, "FAILBACK: {}", status.message),
     }
     let mut rt = h.runtime.lock().expect("runtime");
-    let mut rec = h.record.lock().expect("record").clone();
-    rec.failback = Some(status);
-    if let Err(e) = h.save(&sb.store, rec) {
+    let saved = h.update(&sb.store, |rec| {
+        rec.failback = Some(status);
+        Ok::<_, OpError>(())
+    });
+    if let Err(e) = saved {
         tracing::error!("recording the failback's end: {e:?}");
     }
     rt.failback = None;

@@ -149,10 +149,11 @@ pub async fn start(
     {
         let mut rt = h.runtime.lock().expect("runtime");
         busy(&rt)?;
-        let mut rec = h.record.lock().expect("record").clone();
-        rec.lifecycle = rec.lifecycle.apply(PairOp::Failover).map_err(|r| FailoverError::State(r.message))?;
-        rec.failover = Some(status.clone());
-        h.save(&sb.store, rec)?;
+        h.update(&sb.store, |rec| {
+            rec.lifecycle = rec.lifecycle.apply(PairOp::Failover).map_err(|r| FailoverError::State(r.message))?;
+            rec.failover = Some(status.clone());
+            Ok::<_, FailoverError>(())
+        })?;
         rt.failover = Some(Arc::new(Mutex::new(status.clone())));
     }
     drop(guard);
@@ -248,9 +249,11 @@ fn run(sb: &Standby, h: &PairHandle, point: RecoveryPoint, sides: Vec<Side>) {
         Err(_) => tracing::error!(pair = %pair_id, point = point.id, "FAILOVER failed: {}", final_status.message),
     }
     let mut rt = h.runtime.lock().expect("runtime");
-    let mut rec = h.record.lock().expect("record").clone();
-    rec.failover = Some(final_status);
-    if let Err(e) = h.save(&sb.store, rec) {
+    let saved = h.update(&sb.store, |rec| {
+        rec.failover = Some(final_status);
+        Ok::<_, OpError>(())
+    });
+    if let Err(e) = saved {
         tracing::error!(pair = %pair_id, "recording the failover's end: {e:?}");
     }
     rt.failover = None;
