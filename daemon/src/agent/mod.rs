@@ -35,6 +35,8 @@ pub enum SessionError {
     Transient(String),
     /// The standby refused us for a reason retrying cannot fix; the message says what to do.
     Permanent(String),
+    /// The standby ended the connection on purpose and expects us back at once.
+    Reconnect(String),
 }
 
 /// Everything a connection of the agent needs.
@@ -119,6 +121,14 @@ pub async fn run(
             Err(SessionError::Permanent(m)) => {
                 tracing::error!(pair = %agent.cfg.pair, "standby refused this agent: {m}");
                 break Err(anyhow::anyhow!("standby refused this agent: {m}"));
+            }
+            Err(SessionError::Reconnect(why)) => {
+                tracing::info!(pair = %agent.cfg.pair, "the standby ended the connection: {why}; reconnecting now");
+                backoff = Duration::from_millis(500);
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                    _ = &mut shutdown => break Ok(()),
+                }
             }
             Err(SessionError::Transient(m)) => {
                 // A connection that served for a while starts the backoff over.

@@ -112,6 +112,10 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
     let (ctl_tx, ctl) = mpsc::channel(64);
     let (routes2, hash_routes2) = (routes.clone(), hash_routes.clone());
     let abort2 = abort.clone();
+    // Why the standby asked us to reconnect, if it did: whatever error the session then ends
+    // with (a pass cut short by the close), the agent comes back at once.
+    let asked: Arc<Mutex<Option<String>>> = Default::default();
+    let asked2 = asked.clone();
     // Failback writes go to their own task: they arrive while the agent holds, and must not
     // wait behind (or be dropped by) a pass.
     let (failback_tx, _failback_task) = super::failback::spawn(agent.disks.clone(), out.clone());
@@ -137,6 +141,9 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
                     }
                 }
                 Ok(m) => {
+                    if let StandbyMsg::Reconnect { reason } = &m {
+                        *asked2.lock().expect("asked") = Some(reason.clone());
+                    }
                     if ctl_tx.send(Ok(m)).await.is_err() {
                         break;
                     }
@@ -178,7 +185,10 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
         verify_pass: None,
     };
     conn.set_run(&run);
-    let r = conn.serve(reconcile).await;
+    let r = match (conn.serve(reconcile).await, asked.lock().expect("asked").take()) {
+        (Err(SessionError::Transient(_)), Some(why)) => Err(SessionError::Reconnect(why)),
+        (r, _) => r,
+    };
     conn.abort.store(true, Ordering::Relaxed);
     drop(reader);
     drop(conn);
@@ -333,6 +343,7 @@ impl Conn {
     async fn next_msg(&mut self) -> Res<StandbyMsg> {
         match self.ctl.recv().await {
             Some(Ok(StandbyMsg::Error { message })) => Err(transient(format!("standby refused: {message}"))),
+            Some(Ok(StandbyMsg::Reconnect { reason })) => Err(SessionError::Reconnect(reason)),
             Some(Ok(StandbyMsg::Refused { code, message })) => {
                 Err(SessionError::Permanent(format!("{code:?}: {message}")))
             }

@@ -88,6 +88,7 @@ fn save(sb: &Standby, h: &PairHandle, rec: PairRecord) -> Res<()> {
 pub async fn suspend(sb: &Arc<Standby>, h: &Arc<PairHandle>) -> Res<String> {
     let before = record(h);
     before.lifecycle.apply(PairOp::Suspend).map_err(|r| refused(&before, r))?;
+    let was_connected = h.runtime.lock().expect("runtime").session.is_some();
     let _guard = control::quiesce(h, "suspended for a third-party dump; reconnect to hold")
         .await
         .map_err(|e| from_op(&before, e))?;
@@ -108,9 +109,31 @@ pub async fn suspend(sb: &Arc<Standby>, h: &Arc<PairHandle>) -> Res<String> {
     let id = rec.pair_id.clone();
     save(sb, h, rec)?;
     h.runtime.lock().expect("runtime").progress = Default::default();
+    drop(_guard);
+    // The agent learns of the suspension when it reconnects, and only from then on does it
+    // cut the epochs a dump point is resolved to: say so if it is not back.
+    if !(was_connected && agent_back(h).await) {
+        return Ok(format!(
+            "pair '{id}' suspended: nothing is shipped and its recovery checkpoint stays where it is. Its agent is not connected: start it and wait until status shows it connected before taking the dump (a dump taken earlier cannot be given a dump point). Next: drpair standby skip-to-resync-marker {id}"
+        ));
+    }
     Ok(format!(
         "pair '{id}' suspended: nothing is shipped and its recovery checkpoint stays where it is; the agent keeps tracking changes. Next: drpair standby skip-to-resync-marker {id}"
     ))
+}
+
+/// Waits up to [`AGENT_RECONNECT`] for the pair's agent to be connected; returns whether it is.
+async fn agent_back(h: &PairHandle) -> bool {
+    let deadline = tokio::time::Instant::now() + AGENT_RECONNECT;
+    loop {
+        if h.runtime.lock().expect("runtime").session.is_some() {
+            return true;
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 /// `standby skip-to-resync-marker`: purge what is queued for the pair and wait for the
@@ -211,10 +234,7 @@ async fn ask_agent(
 ) -> Res<AgentAnswer> {
     let (tx, rx) = oneshot::channel();
     // The agent reconnects by itself after `suspend` ended its connection: give it a moment.
-    let deadline = tokio::time::Instant::now() + AGENT_RECONNECT;
-    while h.runtime.lock().expect("runtime").session.is_none() && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    agent_back(h).await;
     let session = {
         let mut rt = h.runtime.lock().expect("runtime");
         let s = rt.session.clone().ok_or_else(|| {

@@ -382,6 +382,7 @@ impl Session {
                     return match why {
                         Some((reason, false)) => {
                             tracing::info!(pair = %self.pair_id, "connection ended by the standby: {reason}");
+                            self.send(StandbyMsg::Reconnect { reason }).await;
                             Ok(())
                         }
                         Some((reason, true)) => Err(reason),

@@ -482,6 +482,11 @@ pub enum StandbyMsg {
     FailbackEnd {
         req: u64,
     },
+    /// The standby ends this connection on purpose (an operator's suspend, restart, replay,
+    /// failover): reconnect at once, without backing off, to hear what comes next.
+    Reconnect {
+        reason: String,
+    },
 }
 
 #[cfg(test)]
