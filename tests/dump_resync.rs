@@ -392,3 +392,43 @@ fn dumps_under_a_freeze_and_recorded_by_time_verify_on_a_live_filesystem() {
     assert_eq!(code, 0, "{text}");
     agent.term(Duration::from_secs(30));
 }
+
+/// With the scan tracker (a regular file, no kernel tracking) the agent cannot tell whether a
+/// chunk changed before or after the dump point: chunks changed since its last read are
+/// shipped, not reported as mismatches. A dump damaged where the source did not change is
+/// still caught, and repaired.
+#[test]
+fn with_the_scan_tracker_only_chunks_unchanged_since_the_last_read_can_mismatch() {
+    let pair = "dump-scan";
+    let env = TestEnv::new("dump-scan");
+    let size = 32 * MIB;
+    let img = env.path("disk0.img");
+    create_image(&img, size, drpair_e2e::image::Fill::Random, 8);
+    let sb = Standby::start(&env, None);
+    let (api, cli) = (sb.api(), sb.cli());
+    let mut spec = AgentSpec::new(&env, &sb, pair, &[img.as_path()]);
+    spec.tracker = "scan".into();
+    let mut agent = spec.spawn(&env, "agent");
+    wait_ready(&api, pair, &mut agent, LONG);
+
+    cli.run(&["suspend", pair]).ok();
+    cli.run(&["standby", "skip-to-resync-marker", pair]).ok();
+    let dump = env.path("dump.img");
+    std::fs::copy(&img, &dump).unwrap();
+    cli.run(&["marker", "dump", pair]).ok();
+    // After the dump point: 5 chunks change on the source. In the dump: 2 chunks the source
+    // never changed are damaged.
+    for c in [10u64, 11, 200, 300, 511] {
+        fill_random(&img, c * CHUNK, CHUNK, 40 + c);
+    }
+    for c in [100u64, 400] {
+        fill_random(&dump, c * CHUNK + 4096, 4096, 90 + c);
+    }
+    let (v, _) = apply_dump(&api, &cli, pair, &mut agent, &dump);
+    assert_eq!(v.mismatched_chunks, 2, "{v:?}");
+    assert_eq!(v.mismatched_sample, vec![[0, 100], [0, 400]], "{v:?}");
+    let last = api.create_point_wait(pair);
+    let (_, want) = hash_file(&img);
+    assert_eq!(api.export_full(pair, &last.id.to_string(), 0, size), want, "the newest point differs from the source");
+    agent.term(Duration::from_secs(30));
+}

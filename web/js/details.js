@@ -1,8 +1,9 @@
-// One DR pair: its state and why, progress, lag and throughput charts, disks, recovery
-// points, and the actions its state allows.
+// One DR pair: its state and why, progress, a third-party dump workflow, lag and throughput
+// charts, disks, recovery points, and the actions its state allows.
 
 import { ApiError, downloadImage, get, pairPath, post } from './api.js';
 import { actionsPanel } from './actions.js';
+import { dumpSection } from './dump.js';
 import { lineChart } from './chart.js';
 import { h, replace } from './dom.js';
 import { bytes, clock, duration, percent, rate, time, yesNo } from './format.js';
@@ -92,6 +93,7 @@ export function detailsView(main, pairId, ctx) {
   const actions = actionsPanel(pairId, ctx);
   const head = h('div', { id: 'summary' });
   const prog = h('div', { id: 'progress-box' });
+  const dumpBox = h('div', { id: 'dump-box' });
   const charts = h('div', { class: 'charts' });
   const disksBox = h('div', { class: 'table-box' });
   const pointsBox = h('div', { class: 'table-box' });
@@ -138,7 +140,7 @@ export function detailsView(main, pairId, ctx) {
 
   replace(main,
     h('nav', { 'aria-label': 'Breadcrumb' }, h('a', { href: '#/', id: 'back' }, '← Protected servers')),
-    title, head, prog, actions.el,
+    title, head, prog, dumpBox, actions.el,
     h('section', { 'aria-labelledby': 'charts-title' }, h('h2', { id: 'charts-title' }, 'Lag and throughput'), charts),
     h('section', { 'aria-labelledby': 'disks-title' }, h('h2', { id: 'disks-title' }, 'Disks'), disksBox),
     h('section', { 'aria-labelledby': 'points-title' }, h('h2', { id: 'points-title' }, 'Recovery points'), pointsBox));
@@ -167,6 +169,7 @@ export function detailsView(main, pairId, ctx) {
       title.textContent = s.agent ? `${pairId} · ${s.agent.host}` : pairId;
       replace(head, summary(s));
       replace(prog, progress(s));
+      replace(dumpBox, dumpSection(s));
       actions.update(s.allowed_actions);
       renderCharts();
       replace(disksBox, disks(s));

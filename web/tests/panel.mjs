@@ -287,6 +287,24 @@ try {
   await page.locator('table.points tbody tr[data-point]').filter({ hasText: 'manual' }).first().waitFor();
   step('created a recovery point (kind manual, listed)');
 
+  // --- The third-party dump workflow up to the dump point: the panel shows the step, what
+  // comes next, the dump point and the workflow's log; a plain resume abandons it.
+  await api('POST', `/pairs/${PAIR}/suspend`, {});
+  await api('POST', `/pairs/${PAIR}/skip-to-resync-marker`, {});
+  await page.locator('#dump-step').filter({ hasText: 'Waiting for resync marker' }).waitFor();
+  assert.match(await page.locator('#dump-next').textContent(), new RegExp(`drpair marker dump ${PAIR}`));
+  const marked = await api('POST', `/pairs/${PAIR}/markers/dump`, {});
+  await page.locator('#dump-marker').filter({ hasText: `epoch ${marked.marker.epoch}` }).waitFor();
+  assert.match(await page.locator('#dump-next').textContent(), new RegExp(`drpair resume ${PAIR} --resync`));
+  assert.match(await page.locator('#dump-events').textContent(), /purged the outbound queue/);
+  assert.match(await page.locator('#dump-title').textContent(), /in progress/);
+  await shot('details-dump');
+  await accessible('the dump workflow');
+  await api('POST', `/pairs/${PAIR}/resume`, {});
+  await stateIs('Replicating');
+  await page.locator('#dump-step').filter({ hasText: 'abandoned' }).waitFor();
+  step(`dump workflow: step, next step, dump point (epoch ${marked.marker.epoch}) and log shown; abandoned by resume`);
+
   // --- An API refusal, rendered as a message. A second page whose timers are frozen keeps
   // showing Pause as allowed; the pair is paused behind its back; its click is refused.
   const stale = await tab();

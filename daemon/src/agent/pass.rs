@@ -48,6 +48,10 @@ pub struct ResyncRanges {
     /// when read, (disk, chunk). A write during the pass is only stamped at the tracker's next
     /// collect: [`ResyncRanges::source_check`] filters those out.
     pub mismatch_candidates: Mutex<Vec<(u32, u64)>>,
+    /// The tracker cannot date changes (scan): a chunk whose content changed since the agent
+    /// last read it may have changed before or after `against`, so only a chunk still as it
+    /// was last read can be a mismatch.
+    pub undated: bool,
     /// Candidates beyond the list's bound (counted, not listed).
     pub candidates_dropped: AtomicU64,
 }
@@ -425,6 +429,7 @@ impl Worker<'_> {
             if let Some(against) = r.against
                 && h != Some(local)
                 && m.epoch_of(c) <= against
+                && (!r.undated || m.hash(c) == Some(local))
             {
                 let mut cands = r.mismatch_candidates.lock().expect("candidates");
                 if cands.len() < MAX_CANDIDATES {

@@ -500,7 +500,8 @@ impl Conn {
             self.agent.dump.lock().expect("dump").as_ref().filter(|d| d.broken.is_none()).and_then(|d| d.verifying);
         let against = verify.or(dump_epoch);
         let kind = if verify.is_some() { PassKind::Verify } else { PassKind::Reconcile };
-        let mut ranges = ResyncRanges { span, against, ..Default::default() };
+        let undated = !self.agent.tracker.lock().expect("tracker").dates_changes();
+        let mut ranges = ResyncRanges { span, against, undated, ..Default::default() };
         let mut done = 0;
         for (d, g) in geoms.iter().enumerate() {
             if pass::chunks_per_read(g) != span {

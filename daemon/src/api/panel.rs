@@ -22,6 +22,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("js/format.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/format.js")),
     ("js/list.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/list.js")),
     ("js/details.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/details.js")),
+    ("js/dump.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/dump.js")),
     ("js/actions.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/actions.js")),
     ("js/chart.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/chart.js")),
 ];

@@ -47,6 +47,10 @@ impl Tracker for ScanTracker {
         self.started = false;
         Ok(())
     }
+
+    fn dates_changes(&self) -> bool {
+        false
+    }
 }
 
 /// The hash a change map records for a chunk's content.

@@ -64,6 +64,12 @@ pub trait Tracker: Send {
     /// Stops tracking. A tracker that can keep recording while the agent is down (tracefs)
     /// does so after a clean stop, and its next `start` accounts for what happened meanwhile.
     fn stop(&mut self) -> Result<(), TrackError>;
+    /// Whether the maps know *when* a chunk changed (the epoch it is stamped with is the
+    /// first cut after the write). A scan tracker only learns of a change when it reads the
+    /// chunk again, so a change made before some epoch and one made after it look alike.
+    fn dates_changes(&self) -> bool {
+        true
+    }
     /// Counters since start.
     fn stats(&self) -> TrackerStats {
         TrackerStats::default()
