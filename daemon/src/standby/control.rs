@@ -49,7 +49,8 @@ pub async fn restart(sb: &Arc<Standby>, h: &Arc<PairHandle>, opts: RestartOpts) 
     // Refuse before ending any connection.
     let lifecycle = h.record.lock().expect("record").lifecycle.apply(PairOp::Restart)?;
     let _guard = quiesce(h, "an operator restarted the pair; reconnect for the new lineage").await?;
-    let mut rec = h.record.lock().expect("record").clone();
+    let orig = h.record.lock().expect("record").clone();
+    let mut rec = orig.clone();
     let lifecycle = rec.lifecycle.apply(PairOp::Restart).unwrap_or(lifecycle);
     let (store, pair_no) = (sb.store.clone(), rec.pair_no);
     let points = blocking(move || store.list_points(pair_no)).await?;
@@ -74,7 +75,7 @@ pub async fn restart(sb: &Arc<Standby>, h: &Arc<PairHandle>, opts: RestartOpts) 
         pair = %rec.pair_id, %old_lineage, new_lineage = %rec.lineage, deleted, kept = !wipe, full_copy = opts.full_copy,
         "replication restarted: a new baseline is copied"
     );
-    *h.record.lock().expect("record") = rec;
+    h.install_rebased(&sb.store, &orig, rec, Some(PairOp::Restart))?;
     let mut rt = h.runtime.lock().expect("runtime");
     if wipe {
         rt.last_point = None;
@@ -89,7 +90,8 @@ pub async fn restart(sb: &Arc<Standby>, h: &Arc<PairHandle>, opts: RestartOpts) 
 pub async fn replay(sb: &Arc<Standby>, h: &Arc<PairHandle>, point: &RecoveryPoint) -> Result<u64, OpError> {
     let lifecycle = h.record.lock().expect("record").lifecycle.apply(PairOp::Replay)?;
     let _guard = quiesce(h, "an operator replays the pair from an older point; reconnect to rewind").await?;
-    let mut rec = h.record.lock().expect("record").clone();
+    let orig = h.record.lock().expect("record").clone();
+    let mut rec = orig.clone();
     let lifecycle = rec.lifecycle.apply(PairOp::Replay).unwrap_or(lifecycle);
     let from = rec.committed;
     rec.lifecycle = lifecycle;
@@ -106,7 +108,7 @@ pub async fn replay(sb: &Arc<Standby>, h: &Arc<PairHandle>, point: &RecoveryPoin
         pair = %rec.pair_id, to = point.epoch, from, points = removed.points, versions = removed.versions,
         "head rolled back for a replay; the agent ships again what changed since"
     );
-    *h.record.lock().expect("record") = rec;
+    h.install_rebased(&sb.store, &orig, rec, Some(PairOp::Replay))?;
     let mut rt = h.runtime.lock().expect("runtime");
     rt.last_point = Some(point.clone());
     rt.points = rt.points.saturating_sub(removed.points);
@@ -118,13 +120,17 @@ pub async fn replay(sb: &Arc<Standby>, h: &Arc<PairHandle>, point: &RecoveryPoin
 /// `keep_points_until_synced`). Also run at startup, should the standby have stopped between
 /// the commit and the deletion.
 pub async fn retire_old_lineage(sb: &Arc<Standby>, h: &Arc<PairHandle>) {
-    let mut rec = h.record.lock().expect("record").clone();
+    let orig = h.record.lock().expect("record").clone();
+    let mut rec = orig.clone();
     let Some(below) = rec.retire_below.take() else { return };
     let (store, pair_no, pid, r2) = (sb.store.clone(), rec.pair_no, rec.pair_id.clone(), rec.clone());
     match blocking(move || store.retire_below(pair_no, &pid, &r2, below)).await {
         Ok(removed) => {
-            tracing::info!(pair = %rec.pair_id, below, points = removed.points, versions = removed.versions, "points of the old lineage deleted: the new baseline is complete");
-            *h.record.lock().expect("record") = rec;
+            let id = rec.pair_id.clone();
+            tracing::info!(pair = %id, below, points = removed.points, versions = removed.versions, "points of the old lineage deleted: the new baseline is complete");
+            if let Err(e) = h.install_rebased(&sb.store, &orig, rec, None) {
+                tracing::error!(pair = %id, "recording the old lineage's deletion: {e:?}");
+            }
             let mut rt = h.runtime.lock().expect("runtime");
             rt.points = rt.points.saturating_sub(removed.points);
         }

@@ -14,7 +14,7 @@ use super::registry::{OpError, PairHandle, PairRecord};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_pair::{PairOp, Refusal};
 use drpair_types::{
-    DumpLoadState, DumpMarker, DumpMarkerRequest, DumpStep, DumpVerification, Epoch, Lineage, LoadDumpRequest,
+    DumpLoadState, DumpMarker, DumpMarkerRequest, DumpStep, DumpVerification, Epoch, Lineage, LoadDumpRequest, PairId,
     PairState, PointKind, PointSizes, RecoveryPoint, parse_time_ms,
 };
 use drpair_wire::{DumpAt, DumpMarkRequest, MarkRefusal, SourceCheck, StandbyMsg, encode};
@@ -77,10 +77,19 @@ fn dump_of(rec: &mut PairRecord) -> Res<&mut DumpRecord> {
     rec.dump.as_mut().ok_or_else(|| FlowError::Internal(format!("pair '{id}' has no dump record in a dump state")))
 }
 
-fn save(sb: &Standby, h: &PairHandle, rec: PairRecord) -> Res<()> {
-    h.save(&sb.store, rec).map_err(|e| match e {
-        OpError::Store(m) | OpError::Refused(Refusal { message: m, .. }) => FlowError::Internal(m),
-    })
+impl From<OpError> for FlowError {
+    fn from(e: OpError) -> Self {
+        match e {
+            OpError::Store(m) | OpError::Refused(Refusal { message: m, .. }) => FlowError::Internal(m),
+        }
+    }
+}
+
+/// Changes the pair's record under its lock and persists it ([`PairHandle::update`]): what
+/// the session or another call changed meanwhile is kept, and the step's checks see the
+/// record as it is.
+fn update<T>(sb: &Standby, h: &PairHandle, change: impl FnOnce(&mut PairRecord) -> Res<T>) -> Res<T> {
+    h.update(&sb.store, change)
 }
 
 /// `suspend`: the agent stops shipping without its checkpoint moving (an epoch in flight is
@@ -92,22 +101,22 @@ pub async fn suspend(sb: &Arc<Standby>, h: &Arc<PairHandle>) -> Res<String> {
     let _guard = control::quiesce(h, "suspended for a third-party dump; reconnect to hold")
         .await
         .map_err(|e| from_op(&before, e))?;
-    let mut rec = record(h);
-    rec.lifecycle = rec.lifecycle.apply(PairOp::Suspend).map_err(|r| refused(&before, r))?;
-    let mut d = DumpRecord::new(rec.committed, rec.disks.len());
-    let checkpoint = match rec.committed {
-        0 => "no recovery point yet: the dump seeds the pair".to_string(),
-        c => format!("recovery checkpoint epoch {c}"),
-    };
-    d.note(
-        &rec.pair_id,
-        format!(
-            "suspended for a third-party dump: the agent ships nothing and keeps its {checkpoint}; tracking goes on"
-        ),
-    );
-    rec.dump = Some(d);
-    let id = rec.pair_id.clone();
-    save(sb, h, rec)?;
+    let id = update(sb, h, |rec| {
+        rec.lifecycle = rec.lifecycle.apply(PairOp::Suspend).map_err(|r| refused(rec, r))?;
+        let mut d = DumpRecord::new(rec.committed, rec.disks.len());
+        let checkpoint = match rec.committed {
+            0 => "no recovery point yet: the dump seeds the pair".to_string(),
+            c => format!("recovery checkpoint epoch {c}"),
+        };
+        d.note(
+            &rec.pair_id,
+            format!(
+                "suspended for a third-party dump: the agent ships nothing and keeps its {checkpoint}; tracking goes on"
+            ),
+        );
+        rec.dump = Some(d);
+        Ok(rec.pair_id.clone())
+    })?;
     h.runtime.lock().expect("runtime").progress = Default::default();
     drop(_guard);
     // The agent learns of the suspension when it reconnects, and only from then on does it
@@ -140,22 +149,23 @@ async fn agent_back(h: &PairHandle) -> bool {
 /// agent's resync marker.
 pub async fn skip_to_resync_marker(sb: &Arc<Standby>, h: &Arc<PairHandle>) -> Res<String> {
     let before = record(h);
-    let lifecycle = before.lifecycle.apply(PairOp::SkipToResyncMarker).map_err(|r| refused(&before, r))?;
+    before.lifecycle.apply(PairOp::SkipToResyncMarker).map_err(|r| refused(&before, r))?;
     let (store, pair_no) = (sb.store.clone(), before.pair_no);
     let purged = control::blocking(move || store.discard_pending(pair_no)).await.map_err(|e| from_op(&before, e))?;
-    let mut rec = record(h);
-    rec.lifecycle = lifecycle;
-    let id = rec.pair_id.clone();
-    let d = dump_of(&mut rec)?;
-    d.step = DumpStep::AwaitingResyncMarker;
-    d.purged_versions = purged;
-    d.note(
-        &id,
-        format!(
-            "purged the outbound queue ({purged} chunk version(s) of unfinished epochs); waiting for a resync marker from the agent"
-        ),
-    );
-    save(sb, h, rec)?;
+    let id = update(sb, h, |rec| {
+        rec.lifecycle = rec.lifecycle.apply(PairOp::SkipToResyncMarker).map_err(|r| refused(rec, r))?;
+        let id = rec.pair_id.clone();
+        let d = dump_of(rec)?;
+        d.step = DumpStep::AwaitingResyncMarker;
+        d.purged_versions = purged;
+        d.note(
+            &id,
+            format!(
+                "purged the outbound queue ({purged} chunk version(s) of unfinished epochs); waiting for a resync marker from the agent"
+            ),
+        );
+        Ok(id)
+    })?;
     Ok(format!(
         "pair '{id}': queue purged ({purged} chunk version(s)); the standby waits for a resync marker. Take the dump now, then: drpair marker dump {id}"
     ))
@@ -292,12 +302,20 @@ pub async fn mark(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: &DumpMarkerReques
         }
         AgentAnswer::Resynced(_) => return Err(internal("the agent answered a marker request with a resync")),
     };
-    let mut rec = record(h);
-    if !matches!(rec.lifecycle.state, PairState::Suspended | PairState::AwaitingResyncMarker) {
-        return Err(not_now(&rec, "the pair left the suspension while the marker was being recorded"));
-    }
-    let id = rec.pair_id.clone();
-    let d = dump_of(&mut rec)?;
+    update(sb, h, |rec| {
+        if !matches!(rec.lifecycle.state, PairState::Suspended | PairState::AwaitingResyncMarker) {
+            return Err(not_now(rec, "the pair left the suspension while the marker was being recorded"));
+        }
+        let id = rec.pair_id.clone();
+        let d = dump_of(rec)?;
+        note_marker(d, &id, &marker);
+        Ok(())
+    })?;
+    Ok(marker)
+}
+
+/// Records `marker` in the workflow's log and status.
+fn note_marker(d: &mut DumpRecord, id: &PairId, marker: &DumpMarker) {
     let how = match (&marker.exec, &marker.quiesce) {
         (Some(_), Some(q)) if q.achieved => "filesystems frozen around the cut and the snapshot command",
         (Some(_), Some(_)) => "the snapshot command ran, but the freeze did not hold (the point is fuzzy)",
@@ -305,7 +323,7 @@ pub async fn mark(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: &DumpMarkerReques
         _ => "given by the operator",
     };
     d.note(
-        &id,
+        id,
         format!(
             "dump marker recorded in the agent's change history at epoch {} (cut at {}, {}; {how}); consistency {}",
             marker.epoch,
@@ -315,8 +333,6 @@ pub async fn mark(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: &DumpMarkerReques
         ),
     );
     d.marker = Some(marker.clone());
-    save(sb, h, rec)?;
-    Ok(marker)
 }
 
 fn consistency_word(c: drpair_types::Consistency) -> &'static str {
@@ -364,13 +380,15 @@ pub fn on_marked(h: &PairHandle, request_id: u64, result: Result<DumpMarker, Mar
 
 /// The agent refused to resume in resync mode.
 pub fn on_resync_refused(sb: &Standby, h: &PairHandle, request_id: u64, message: String) {
-    let mut rec = record(h);
-    let id = rec.pair_id.clone();
-    if let Some(d) = rec.dump.as_mut() {
-        d.warn(&id, format!("the agent refused to resume in resync mode: {message}"));
-        if let Err(e) = save(sb, h, rec) {
-            tracing::error!(pair = %id, "recording the refusal: {e:?}");
+    let id = record(h).pair_id;
+    let noted = update(sb, h, |rec| {
+        if let Some(d) = rec.dump.as_mut() {
+            d.warn(&id, format!("the agent refused to resume in resync mode: {message}"));
         }
+        Ok(())
+    });
+    if let Err(e) = noted {
+        tracing::error!(pair = %id, "recording the refusal: {e:?}");
     }
     answer(h, request_id, AgentAnswer::Resynced(Err(format!("pair '{id}': {message}"))));
 }
@@ -385,85 +403,77 @@ pub fn on_resync_marker(
     acked: Epoch,
     history_from: Epoch,
 ) {
-    let mut rec = record(h);
-    let id = rec.pair_id.clone();
-    let checked = (|| {
-        let l = rec.lifecycle.apply(PairOp::ResyncMarker).map_err(|r| r.message)?;
+    let id = record(h).pair_id;
+    let processed = update(sb, h, |rec| {
+        let l = rec.lifecycle.apply(PairOp::ResyncMarker).map_err(|r| FlowError::State(r.message))?;
         if lineage != rec.lineage || acked != rec.committed {
-            return Err(format!(
+            return Err(FlowError::State(format!(
                 "the agent's checkpoint {lineage}:{acked} is not the standby's {}:{}",
                 rec.lineage, rec.committed
-            ));
+            )));
         }
-        Ok(l)
-    })();
-    match checked {
-        Ok(l) => {
-            rec.lifecycle = l;
-            if let Some(d) = rec.dump.as_mut() {
-                d.step = DumpStep::AwaitingDumpMarker;
-                d.resync_marker_unix_ms = Some(now_ms());
-                d.note(
-                    &id,
-                    format!(
-                        "received and processed the resync marker from the agent (checkpoint epoch {acked}, change history from epoch {history_from}); waiting for the dump marker"
-                    ),
-                );
-            }
-            super::metrics::dump_marker(&id, "resync");
-            if let Err(e) = save(sb, h, rec) {
-                answer(h, request_id, AgentAnswer::Resynced(Err(format!("pair '{id}': {e:?}"))));
-            }
+        rec.lifecycle = l;
+        if let Some(d) = rec.dump.as_mut() {
+            d.step = DumpStep::AwaitingDumpMarker;
+            d.resync_marker_unix_ms = Some(now_ms());
+            d.note(
+                &id,
+                format!(
+                    "received and processed the resync marker from the agent (checkpoint epoch {acked}, change history from epoch {history_from}); waiting for the dump marker"
+                ),
+            );
         }
-        Err(why) => {
+        Ok(())
+    });
+    match processed {
+        Ok(()) => super::metrics::dump_marker(&id, "resync"),
+        Err(FlowError::State(why)) => {
             tracing::warn!(pair = %id, "resync marker refused: {why}");
             answer(h, request_id, AgentAnswer::Resynced(Err(format!("pair '{id}': resync marker refused: {why}"))));
         }
+        Err(e) => answer(h, request_id, AgentAnswer::Resynced(Err(format!("pair '{id}': {e:?}")))),
     }
 }
 
 /// The agent's dump marker (right after its resync marker): apply is suspended until the
 /// dump is loaded.
 pub fn on_dump_marker(sb: &Standby, h: &PairHandle, request_id: u64, marker: DumpMarker) {
-    let mut rec = record(h);
-    let id = rec.pair_id.clone();
-    let recorded = rec.dump.as_ref().and_then(|d| d.marker.as_ref()).map(|m| m.epoch);
-    let checked = (|| {
-        let l = rec.lifecycle.apply(PairOp::DumpMarker).map_err(|r| r.message)?;
+    let id = record(h).pair_id;
+    let processed = update(sb, h, |rec| {
+        let recorded = rec.dump.as_ref().and_then(|d| d.marker.as_ref()).map(|m| m.epoch);
+        let l = rec.lifecycle.apply(PairOp::DumpMarker).map_err(|r| FlowError::State(r.message))?;
         if recorded != Some(marker.epoch) || marker.epoch <= rec.committed {
-            return Err(format!(
+            return Err(FlowError::State(format!(
                 "the agent's dump marker is at epoch {}, the standby expected {recorded:?} (after its newest point {})",
                 marker.epoch, rec.committed
-            ));
+            )));
         }
-        Ok(l)
-    })();
-    let l = match checked {
-        Ok(l) => l,
-        Err(why) => {
+        rec.lifecycle = l;
+        let disks = rec.disks.len();
+        if let Some(d) = rec.dump.as_mut() {
+            d.step = DumpStep::ApplySuspended;
+            d.dump_marker_unix_ms = Some(now_ms());
+            d.disks = DumpRecord::new(0, disks).disks;
+            d.note(
+                &id,
+                format!(
+                    "received and processed the dump marker (epoch {}, cut at {}): apply is now suspended; resume after the replica has been reloaded: drpair standby load-dump {id} --disk N --image FILE for each of its {disks} disk(s), then drpair standby resume-apply {id}",
+                    marker.epoch, marker.time
+                ),
+            );
+            d.marker = Some(marker.clone());
+        }
+        Ok(())
+    });
+    let a = match processed {
+        Ok(()) => {
+            super::metrics::dump_marker(&id, "dump");
+            Ok(marker)
+        }
+        Err(FlowError::State(why)) => {
             tracing::warn!(pair = %id, "dump marker refused: {why}");
-            answer(h, request_id, AgentAnswer::Resynced(Err(format!("pair '{id}': dump marker refused: {why}"))));
-            return;
+            Err(format!("pair '{id}': dump marker refused: {why}"))
         }
-    };
-    rec.lifecycle = l;
-    let disks = rec.disks.len();
-    if let Some(d) = rec.dump.as_mut() {
-        d.step = DumpStep::ApplySuspended;
-        d.dump_marker_unix_ms = Some(now_ms());
-        d.disks = DumpRecord::new(0, disks).disks;
-        d.note(
-            &id,
-            format!(
-                "received and processed the dump marker (epoch {}, cut at {}): apply is now suspended; resume after the replica has been reloaded: drpair standby load-dump {id} --disk N --image FILE for each of its {disks} disk(s), then drpair standby resume-apply {id}",
-                marker.epoch, marker.time
-            ),
-        );
-        d.marker = Some(marker.clone());
-    }
-    super::metrics::dump_marker(&id, "dump");
-    let a = match save(sb, h, rec) {
-        Ok(()) => Ok(marker),
         Err(e) => Err(format!("pair '{id}': {e:?}")),
     };
     answer(h, request_id, AgentAnswer::Resynced(a));
@@ -517,38 +527,44 @@ pub async fn load(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: &LoadDumpRequest)
         ImageFormat::Raw => "raw",
         ImageFormat::Qcow2 => "qcow2",
     };
-    let mut rec = record(h);
-    let marker_epoch = rec.dump.as_ref().and_then(|d| d.marker.as_ref()).map(|m| m.epoch);
-    let (Some(epoch), Some(d)) = (marker_epoch, rec.dump.as_mut()) else {
-        h.runtime.lock().expect("runtime").dump_load = None;
-        return Err(internal("apply is suspended without a dump marker"));
+    let started = update(sb, h, |rec| {
+        if rec.lifecycle.state != PairState::ApplySuspended {
+            return Err(not_now(rec, "the pair left the dump workflow while the image was probed"));
+        }
+        let marker_epoch = rec.dump.as_ref().and_then(|d| d.marker.as_ref()).map(|m| m.epoch);
+        let (Some(epoch), Some(d)) = (marker_epoch, rec.dump.as_mut()) else {
+            return Err(internal("apply is suspended without a dump marker"));
+        };
+        let slot = &mut d.disks[req.disk as usize];
+        slot.state = DumpLoadState::Loading;
+        slot.image = Some(req.image.clone());
+        slot.format = Some(format_name.into());
+        slot.error = None;
+        d.note(
+            &id,
+            format!(
+                "loading the dump of disk {n} from {} ({format_name}, {} bytes) as epoch {epoch}",
+                req.image, info.virtual_size
+            ),
+        );
+        Ok(DumpLoadSpec {
+            pair_no: rec.pair_no,
+            disk: req.disk,
+            geometry,
+            image,
+            format: Some(info.format),
+            epoch,
+            base: rec.committed,
+            scratch_dir: sb.store.dir().with_file_name("scratch"),
+        })
+    });
+    let spec = match started {
+        Ok(spec) => spec,
+        Err(e) => {
+            h.runtime.lock().expect("runtime").dump_load = None;
+            return Err(e);
+        }
     };
-    let slot = &mut d.disks[req.disk as usize];
-    slot.state = DumpLoadState::Loading;
-    slot.image = Some(req.image.clone());
-    slot.format = Some(format_name.into());
-    slot.error = None;
-    d.note(
-        &id,
-        format!(
-            "loading the dump of disk {n} from {} ({format_name}, {} bytes) as epoch {epoch}",
-            req.image, info.virtual_size
-        ),
-    );
-    let spec = DumpLoadSpec {
-        pair_no: rec.pair_no,
-        disk: req.disk,
-        geometry,
-        image,
-        format: Some(info.format),
-        epoch,
-        base: rec.committed,
-        scratch_dir: sb.store.dir().with_file_name("scratch"),
-    };
-    if let Err(e) = save(sb, h, rec) {
-        h.runtime.lock().expect("runtime").dump_load = None;
-        return Err(e);
-    }
     let (sb2, h2) = (sb.clone(), h.clone());
     tokio::spawn(async move {
         let store = sb2.store.clone();
@@ -568,15 +584,27 @@ pub async fn load(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: &LoadDumpRequest)
 
 fn finish_load(sb: &Standby, h: &PairHandle, disk: u32, r: Result<dump_load::LoadStats, String>) {
     h.runtime.lock().expect("runtime").dump_load = None;
-    let mut rec = record(h);
-    let id = rec.pair_id.clone();
-    let Some(d) = rec.dump.as_mut() else { return };
+    let id = record(h).pair_id;
+    if let Ok(s) = &r {
+        super::metrics::dump_loaded(&id, s.raw_bytes, s.stored_bytes);
+    }
+    let noted = update(sb, h, |rec| {
+        let Some(d) = rec.dump.as_mut() else { return Ok(()) };
+        note_load(d, &id, disk, r);
+        Ok(())
+    });
+    if let Err(e) = noted {
+        tracing::error!(pair = %id, "recording the dump load: {e:?}");
+    }
+}
+
+/// Records the end of disk `disk`'s load in the workflow's status and log.
+fn note_load(d: &mut DumpRecord, id: &PairId, disk: u32, r: Result<dump_load::LoadStats, String>) {
     let slot = &mut d.disks[disk as usize];
     match r {
         Ok(s) => {
             slot.state = DumpLoadState::Loaded;
             slot.loaded_unix_ms = Some(now_ms());
-            super::metrics::dump_loaded(&id, s.raw_bytes, s.stored_bytes);
             let msg = format!(
                 "loaded the dump of disk {disk}: {} chunk(s) read, {} differ from the newest point before the dump, {} zero, {} already held (dedup), {} byte(s) stored, in {:.1}s",
                 s.chunks,
@@ -587,16 +615,13 @@ fn finish_load(sb: &Standby, h: &PairHandle, disk: u32, r: Result<dump_load::Loa
                 s.millis as f64 / 1000.0
             );
             slot.stats = Some(s);
-            d.note(&id, msg);
+            d.note(id, msg);
         }
         Err(e) => {
             slot.state = DumpLoadState::Failed;
             slot.error = Some(e.clone());
-            d.warn(&id, format!("loading the dump of disk {disk} failed: {e}; load it again"));
+            d.warn(id, format!("loading the dump of disk {disk} failed: {e}; load it again"));
         }
-    }
-    if let Err(e) = save(sb, h, rec) {
-        tracing::error!(pair = %id, "recording the dump load: {e:?}");
     }
 }
 
@@ -619,7 +644,8 @@ pub async fn resume_apply(sb: &Arc<Standby>, h: &Arc<PairHandle>) -> Res<Recover
     let _guard = control::quiesce(h, "apply resumed after a dump; reconnect to ship the changes made since")
         .await
         .map_err(|e| from_op(&before, e))?;
-    let mut rec = record(h);
+    let orig = record(h);
+    let mut rec = orig.clone();
     let id = rec.pair_id.clone();
     let lifecycle = rec
         .lifecycle
@@ -670,9 +696,22 @@ pub async fn resume_apply(sb: &Arc<Standby>, h: &Arc<PairHandle>) -> Res<Recover
     rec.committed = marker.epoch;
     rec.rewound = None;
     rec.agent_history_from = None;
-    let (store, pair_no, p2, r2, pid) = (sb.store.clone(), rec.pair_no, point.clone(), rec.clone(), id.clone());
-    control::blocking(move || store.commit_point(pair_no, &p2, &pid, &r2)).await.map_err(|e| from_op(&before, e))?;
-    *h.record.lock().expect("record") = rec;
+    // Persisted and installed under the record's lock. The connection is held off, so only an
+    // API call can have changed the record since `orig`: what it changed is kept, unless it
+    // changed the pair's state, which this step was decided on.
+    let (store, pair_no, p2, pid, handle) = (sb.store.clone(), rec.pair_no, point.clone(), id.clone(), h.clone());
+    tokio::task::spawn_blocking(move || {
+        let mut live = handle.record.lock().expect("record");
+        if live.lifecycle != orig.lifecycle {
+            return Err(not_now(&live, "the pair's state changed while apply was resuming"));
+        }
+        let merged = super::rebase::rebase(&orig, rec, &live, None);
+        store.commit_point(pair_no, &p2, &pid, &merged).map_err(internal)?;
+        *live = merged;
+        Ok(())
+    })
+    .await
+    .map_err(internal)??;
     {
         let mut rt = h.runtime.lock().expect("runtime");
         rt.last_point = Some(point.clone());
@@ -688,29 +727,30 @@ pub async fn resume_apply(sb: &Arc<Standby>, h: &Arc<PairHandle>) -> Res<Recover
 /// change history covers everything since.
 pub async fn abandon(sb: &Arc<Standby>, h: &Arc<PairHandle>) -> Res<String> {
     let before = record(h);
-    let lifecycle = before.lifecycle.apply(PairOp::Resume).map_err(|r| refused(&before, r))?;
+    before.lifecycle.apply(PairOp::Resume).map_err(|r| refused(&before, r))?;
     if let Some((n, _)) = &h.runtime.lock().expect("runtime").dump_load {
         return Err(not_now(&before, &format!("the dump of disk {n} is being loaded; wait for it, then resume")));
     }
     let _guard = control::quiesce(h, "the dump workflow was abandoned; reconnect to ship from the checkpoint")
         .await
         .map_err(|e| from_op(&before, e))?;
-    let mut rec = record(h);
-    rec.lifecycle = lifecycle;
-    let (store, pair_no, after) = (sb.store.clone(), rec.pair_no, rec.committed);
+    let (store, pair_no, after) = (sb.store.clone(), before.pair_no, before.committed);
     let discarded = control::blocking(move || store.discard_versions_after(pair_no, after))
         .await
         .map_err(|e| from_op(&before, e))?;
-    let id = rec.pair_id.clone();
-    let d = dump_of(&mut rec)?;
-    d.step = DumpStep::Abandoned;
-    d.note(
-        &id,
-        format!(
-            "dump workflow abandoned by `drpair resume`: {discarded} loaded chunk version(s) discarded; shipping continues from the recovery checkpoint (epoch {after})"
-        ),
-    );
-    save(sb, h, rec)?;
+    let id = update(sb, h, |rec| {
+        rec.lifecycle = rec.lifecycle.apply(PairOp::Resume).map_err(|r| refused(rec, r))?;
+        let id = rec.pair_id.clone();
+        let d = dump_of(rec)?;
+        d.step = DumpStep::Abandoned;
+        d.note(
+            &id,
+            format!(
+                "dump workflow abandoned by `drpair resume`: {discarded} loaded chunk version(s) discarded; shipping continues from the recovery checkpoint (epoch {after})"
+            ),
+        );
+        Ok(id)
+    })?;
     Ok(format!("pair '{id}': dump workflow abandoned; resumed from its recovery checkpoint (epoch {after})"))
 }
 
@@ -731,19 +771,19 @@ pub async fn reinit(sb: &Arc<Standby>, h: &Arc<PairHandle>) -> Res<u64> {
         return Err(not_now(&before, "a dump is being loaded; wait for it"));
     }
     let deleted = control::restart(sb, h, RestartOpts::default()).await.map_err(|e| from_op(&before, e))?;
-    let mut rec = record(h);
-    let id = rec.pair_id.clone();
-    if let Some(d) = rec.dump.as_mut() {
-        d.step = DumpStep::Abandoned;
-        d.warn(
-            &id,
-            format!(
-                "re-initialised (`resume --resync --reinit --force`): {deleted} recovery point(s) deleted; every chunk is copied again in lineage {}",
-                rec.lineage
-            ),
-        );
-    }
-    save(sb, h, rec)?;
+    update(sb, h, |rec| {
+        let (id, lineage) = (rec.pair_id.clone(), rec.lineage);
+        if let Some(d) = rec.dump.as_mut() {
+            d.step = DumpStep::Abandoned;
+            d.warn(
+                &id,
+                format!(
+                    "re-initialised (`resume --resync --reinit --force`): {deleted} recovery point(s) deleted; every chunk is copied again in lineage {lineage}"
+                ),
+            );
+        }
+        Ok(())
+    })?;
     Ok(deleted)
 }
 

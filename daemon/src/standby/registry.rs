@@ -366,13 +366,24 @@ impl PairHandle {
         Ok(out)
     }
 
-    /// Persists a record the caller built from a copy of the live one. Only for callers that
-    /// hold off every other writer meanwhile (start-up, a quiesced pair); everyone else uses
-    /// [`PairHandle::update`], which cannot undo a change made in between.
-    pub fn save(&self, store: &Store, rec: PairRecord) -> Result<(), OpError> {
-        store.put_pair(&rec.pair_id, &rec).map_err(|e| OpError::Store(e.to_string()))?;
-        *self.record.lock().expect("record") = rec;
-        Ok(())
+    /// Installs `ours`, built from the copy `orig` and already persisted by a store operation
+    /// that took a while (a restart deleting points): what others changed since `orig` is
+    /// rebased onto it ([`super::rebase::rebase`], `event` applied again to a lifecycle that
+    /// moved) and persisted too. Returns the record installed.
+    pub fn install_rebased(
+        &self,
+        store: &Store,
+        orig: &PairRecord,
+        ours: PairRecord,
+        event: Option<PairOp>,
+    ) -> Result<PairRecord, OpError> {
+        let mut live = self.record.lock().expect("record");
+        let merged = super::rebase::rebase(orig, ours.clone(), &live, event);
+        if merged != ours {
+            store.put_pair(&merged.pair_id, &merged).map_err(|e| OpError::Store(e.to_string()))?;
+        }
+        *live = merged.clone();
+        Ok(merged)
     }
 
     /// Tells the connected agent (if any) to ship or hold, as the lifecycle says.
@@ -729,6 +740,28 @@ mod tests {
         assert!(matches!(refused, Err(OpError::Refused(_))), "{refused:?}");
         assert_eq!(*h.record.lock().unwrap(), live);
         assert_eq!(store.load_pairs::<PairRecord>().unwrap(), vec![live]);
+    }
+
+    /// A restart's record, persisted by a long store operation, is installed with what an API
+    /// call changed meanwhile (here a stop position); both are persisted.
+    #[test]
+    fn a_record_installed_after_a_long_operation_keeps_what_changed_meanwhile() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let h = PairHandle::new(record(5), None, 1);
+        let orig = h.record.lock().unwrap().clone();
+        let mut ours = orig.clone();
+        ours.lifecycle = ours.lifecycle.apply(PairOp::Restart).unwrap();
+        ours.committed = 0;
+        ours.epoch_floor = 5;
+        store.put_pair(&ours.pair_id, &ours).unwrap();
+        let at = StopAtRecord { point: Some(9), time_unix_ms: None };
+        h.update(&store, |r| Ok::<_, OpError>(r.stop_at = Some(at.clone()))).unwrap();
+        let installed = h.install_rebased(&store, &orig, ours, Some(PairOp::Restart)).unwrap();
+        assert_eq!((installed.committed, installed.epoch_floor, installed.stop_at.clone()), (0, 5, Some(at)));
+        assert_eq!(installed.lifecycle.state, PairState::InitialSync);
+        assert_eq!(*h.record.lock().unwrap(), installed);
+        assert_eq!(store.load_pairs::<PairRecord>().unwrap(), vec![installed]);
     }
 
     #[test]
