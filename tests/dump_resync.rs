@@ -393,42 +393,64 @@ fn dumps_under_a_freeze_and_recorded_by_time_verify_on_a_live_filesystem() {
     agent.term(Duration::from_secs(30));
 }
 
-/// With the scan tracker (a regular file, no kernel tracking) the agent cannot tell whether a
-/// chunk changed before or after the dump point: chunks changed since its last read are
-/// shipped, not reported as mismatches. A dump damaged where the source did not change is
-/// still caught, and repaired.
+/// A two-disk pair with the scan tracker (regular files, no kernel tracking): the agent cannot
+/// tell whether a chunk changed before or after the dump point, so chunks changed since its
+/// last read are shipped, not reported as mismatches; a dump damaged where the source did not
+/// change is still caught, and repaired. Each disk's dump is loaded on its own, and apply
+/// waits for both.
 #[test]
 fn with_the_scan_tracker_only_chunks_unchanged_since_the_last_read_can_mismatch() {
     let pair = "dump-scan";
     let env = TestEnv::new("dump-scan");
     let size = 32 * MIB;
-    let img = env.path("disk0.img");
-    create_image(&img, size, drpair_e2e::image::Fill::Random, 8);
+    let imgs = [env.path("disk0.img"), env.path("disk1.img")];
+    for (i, img) in imgs.iter().enumerate() {
+        create_image(img, size, drpair_e2e::image::Fill::Random, 8 + i as u64);
+    }
     let sb = Standby::start(&env, None);
     let (api, cli) = (sb.api(), sb.cli());
-    let mut spec = AgentSpec::new(&env, &sb, pair, &[img.as_path()]);
+    let mut spec = AgentSpec::new(&env, &sb, pair, &[imgs[0].as_path(), imgs[1].as_path()]);
     spec.tracker = "scan".into();
     let mut agent = spec.spawn(&env, "agent");
     wait_ready(&api, pair, &mut agent, LONG);
 
     cli.run(&["suspend", pair]).ok();
     cli.run(&["standby", "skip-to-resync-marker", pair]).ok();
-    let dump = env.path("dump.img");
-    std::fs::copy(&img, &dump).unwrap();
+    let dumps = [env.path("dump0.img"), env.path("dump1.img")];
+    for (img, dump) in imgs.iter().zip(&dumps) {
+        std::fs::copy(img, dump).unwrap();
+    }
     cli.run(&["marker", "dump", pair]).ok();
-    // After the dump point: 5 chunks change on the source. In the dump: 2 chunks the source
-    // never changed are damaged.
+    // After the dump point: 5 chunks of disk 0 and 2 of disk 1 change on the source. In the
+    // dump of disk 0: 2 chunks the source never changed are damaged.
     for c in [10u64, 11, 200, 300, 511] {
-        fill_random(&img, c * CHUNK, CHUNK, 40 + c);
+        fill_random(&imgs[0], c * CHUNK, CHUNK, 40 + c);
+    }
+    for c in [0u64, 77] {
+        fill_random(&imgs[1], c * CHUNK, CHUNK, 70 + c);
     }
     for c in [100u64, 400] {
-        fill_random(&dump, c * CHUNK + 4096, 4096, 90 + c);
+        fill_random(&dumps[0], c * CHUNK + 4096, 4096, 90 + c);
     }
-    let (v, _) = apply_dump(&api, &cli, pair, &mut agent, &dump);
-    assert_eq!(v.mismatched_chunks, 2, "{v:?}");
+    cli.run(&["resume", pair, "--resync"]).ok();
+    expect_step(&api, pair, PairState::ApplySuspended, DumpStep::ApplySuspended);
+    cli.run(&["standby", "load-dump", pair, "--disk", "0", "--image", &dumps[0].display().to_string()]).ok();
+    let e = action(&api, pair, "resume-apply", &json!({})).assert_error(409, "InvalidPairState");
+    assert!(e["message"].as_str().unwrap().contains("load-dump dump-scan --disk 1"), "{e}");
+    cli.run(&["standby", "load-dump", pair, "--disk", "1", "--image", &dumps[1].display().to_string()]).ok();
+    cli.run(&["standby", "resume-apply", pair]).ok();
+    let s = wait_status(&api, pair, Some(&mut agent), "dump verified", LONG, |s| {
+        s.dump.as_ref().is_some_and(|d| d.step == DumpStep::Done)
+    });
+    let v = dump_status(&s).verification.clone().expect("verification");
+    step(format!("two-disk dump verified with the scan tracker: {v:?}"));
+    assert_eq!((v.mismatched_chunks, v.chunks_compared, v.chunks_shipped), (2, 1024, 9), "{v:?}");
     assert_eq!(v.mismatched_sample, vec![[0, 100], [0, 400]], "{v:?}");
     let last = api.create_point_wait(pair);
-    let (_, want) = hash_file(&img);
-    assert_eq!(api.export_full(pair, &last.id.to_string(), 0, size), want, "the newest point differs from the source");
+    for (d, img) in imgs.iter().enumerate() {
+        let (_, want) = hash_file(img);
+        let got = api.export_full(pair, &last.id.to_string(), d as u32, size);
+        assert_eq!(got, want, "disk {d} of the newest point differs from the source");
+    }
     agent.term(Duration::from_secs(30));
 }
