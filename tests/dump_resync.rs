@@ -298,12 +298,17 @@ fn fsck(image: &Path) -> (i32, String) {
     )
 }
 
-/// resume --resync, load-dump of `image`, resume-apply; waits for the verification and
-/// returns it with the dump-marker point's epoch.
+/// resume --resync, load-dump of `image` (disk 0), then [`resume_apply`].
 fn apply_dump(api: &Api, cli: &Cli, pair: &str, agent: &mut Daemon, image: &Path) -> (DumpVerification, u64) {
     cli.run(&["resume", pair, "--resync"]).ok();
     expect_step(api, pair, PairState::ApplySuspended, DumpStep::ApplySuspended);
     cli.run(&["standby", "load-dump", pair, "--disk", "0", "--image", &image.display().to_string()]).ok();
+    resume_apply(api, cli, pair, agent)
+}
+
+/// resume-apply; waits for the verification and returns it with the dump-marker point's
+/// epoch.
+fn resume_apply(api: &Api, cli: &Cli, pair: &str, agent: &mut Daemon) -> (DumpVerification, u64) {
     cli.run(&["standby", "resume-apply", pair]).ok();
     let s = wait_status(api, pair, Some(agent), "dump verified", LONG, |s| {
         s.dump.as_ref().is_some_and(|d| d.step == DumpStep::Done)
@@ -438,12 +443,7 @@ fn with_the_scan_tracker_only_chunks_unchanged_since_the_last_read_can_mismatch(
     let e = action(&api, pair, "resume-apply", &json!({})).assert_error(409, "InvalidPairState");
     assert!(e["message"].as_str().unwrap().contains("load-dump dump-scan --disk 1"), "{e}");
     cli.run(&["standby", "load-dump", pair, "--disk", "1", "--image", &dumps[1].display().to_string()]).ok();
-    cli.run(&["standby", "resume-apply", pair]).ok();
-    let s = wait_status(&api, pair, Some(&mut agent), "dump verified", LONG, |s| {
-        s.dump.as_ref().is_some_and(|d| d.step == DumpStep::Done)
-    });
-    let v = dump_status(&s).verification.clone().expect("verification");
-    step(format!("two-disk dump verified with the scan tracker: {v:?}"));
+    let (v, _) = resume_apply(&api, &cli, pair, &mut agent);
     assert_eq!((v.mismatched_chunks, v.chunks_compared, v.chunks_shipped), (2, 1024, 9), "{v:?}");
     assert_eq!(v.mismatched_sample, vec![[0, 100], [0, 400]], "{v:?}");
     let last = api.create_point_wait(pair);

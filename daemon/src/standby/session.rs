@@ -382,7 +382,9 @@ impl Session {
                     return match why {
                         Some((reason, false)) => {
                             tracing::info!(pair = %self.pair_id, "connection ended by the standby: {reason}");
-                            self.send(StandbyMsg::Reconnect { reason }).await;
+                            // Never waits: an agent that reads nothing must not hold up the
+                            // call that ends its connection (it then reconnects with backoff).
+                            let _ = self.tx.try_send(encode(&StandbyMsg::Reconnect { reason }).expect("encode"));
                             Ok(())
                         }
                         Some((reason, true)) => Err(reason),
@@ -647,14 +649,28 @@ impl Session {
                 rec.retire_below = Some(end.epoch);
             }
         }
+        if let Some((dump_point, false)) = verified {
+            self.dump_mismatched(dump_point);
+        }
         // Persisted and installed under the record's lock, rebased on what API calls changed
-        // since `orig` was read (they were acknowledged: they must not be undone).
+        // since `orig` was read (they were acknowledged: they must not be undone). A dump that
+        // matched has its point marked verified before the record says so: whoever sees the
+        // verification done sees the mark.
         let (store, pair_no, pid, p2, handle) =
             (self.sb.store.clone(), self.pair_no, self.pair_id.clone(), point.clone(), self.handle.clone());
         let rec = tokio::task::spawn_blocking(move || {
             let mut live = handle.record.lock().expect("record");
             let merged = super::rebase::rebase(&orig, rec, &live, Some(PairOp::PointCommitted));
             store.commit_point(pair_no, &p2, &pid, &merged)?;
+            if let Some((dump_point, true)) = verified
+                && let Err(e) = mark_verified(&store, pair_no, dump_point)
+            {
+                tracing::error!(pair = %pid, "marking dump point {dump_point} verified: {e}");
+            }
+            // Logged and counted before anyone can see the verify ended.
+            if let Some(v) = &source_verified {
+                source_verify::report(&pid, v);
+            }
             *live = merged.clone();
             Ok::<_, drpair_store::StoreError>(merged)
         })
@@ -669,12 +685,6 @@ impl Session {
         if rec.retire_below.is_some() {
             super::control::retire_old_lineage(&self.sb, &self.handle).await;
         }
-        if let Some((dump_point, matched)) = verified {
-            self.dump_verified(dump_point, matched).await;
-        }
-        if let Some(v) = &source_verified {
-            source_verify::report(&self.pair_id, v);
-        }
         self.check_stop_position(&point).await;
         self.open = None;
         self.covered.clear();
@@ -685,29 +695,14 @@ impl Session {
         Ok(())
     }
 
-    /// The pass after a loaded dump is committed: a dump that matched its point is marked
-    /// verified; one that did not is reported as a failure.
-    async fn dump_verified(&mut self, dump_point: Epoch, matched: bool) {
-        if !matched {
-            let msg = format!(
-                "pair '{}': the loaded dump did not match its dump point {dump_point}; the differing chunks were repaired from the source (see dump.verification)",
-                self.pair_id
-            );
-            self.handle.runtime.lock().expect("runtime").fail(msg);
-            return;
-        }
-        let (store, pair_no) = (self.sb.store.clone(), self.pair_no);
-        let marked = tokio::task::spawn_blocking(move || -> Result<(), drpair_store::StoreError> {
-            if let Some(mut p) = store.get_point(pair_no, dump_point)? {
-                p.verified_at = Some(rfc3339_ms(now_ms()));
-                store.update_point(pair_no, &p)?;
-            }
-            Ok(())
-        })
-        .await;
-        if !matches!(marked, Ok(Ok(()))) {
-            tracing::error!(pair = %self.pair_id, "marking dump point {dump_point} verified: {marked:?}");
-        }
+    /// The pass after a loaded dump found it did not match its point: reported as a failure
+    /// (before the commit shows the verification, so whoever sees it done sees the failure).
+    fn dump_mismatched(&self, dump_point: Epoch) {
+        let msg = format!(
+            "pair '{}': the loaded dump did not match its dump point {dump_point}; the differing chunks were repaired from the source (see dump.verification)",
+            self.pair_id
+        );
+        self.handle.runtime.lock().expect("runtime").fail(msg);
     }
 
     /// Stops the pair when this point reaches its stop position.
@@ -794,4 +789,13 @@ impl Session {
         };
         Ok(versions)
     }
+}
+
+/// Marks point `point` verified (a loaded dump that matched the source).
+fn mark_verified(store: &drpair_store::Store, pair_no: u32, point: Epoch) -> Result<(), drpair_store::StoreError> {
+    if let Some(mut p) = store.get_point(pair_no, point)? {
+        p.verified_at = Some(rfc3339_ms(now_ms()));
+        store.update_point(pair_no, &p)?;
+    }
+    Ok(())
 }

@@ -211,14 +211,14 @@ fn result_label(v: &SourceVerifyStatus) -> &'static str {
 pub fn fail(sb: &Standby, h: &PairHandle, why: &str) {
     let id = h.record.lock().expect("record").pair_id.clone();
     let failed = h.update(&sb.store, |rec| {
-        let Some(v) = rec.source_verify.as_mut().filter(|v| v.state.is_active()) else { return Ok(None) };
+        let Some(v) = rec.source_verify.as_mut().filter(|v| v.state.is_active()) else { return Ok(()) };
         mark_failed(v, why);
-        Ok::<_, OpError>(Some(v.clone()))
+        // Logged and counted before anyone can see the verify failed.
+        report(&id, v);
+        Ok::<_, OpError>(())
     });
-    match failed {
-        Ok(Some(v)) => report(&id, &v),
-        Ok(None) => {}
-        Err(e) => tracing::error!(pair = %id, "recording the online verify's failure: {e:?}"),
+    if let Err(e) = failed {
+        tracing::error!(pair = %id, "recording the online verify's failure: {e:?}");
     }
 }
 
