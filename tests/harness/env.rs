@@ -96,29 +96,38 @@ fn shape(line: &str) -> String {
     out
 }
 
-/// Folds each run of more than three alike lines (an idle pair committing an empty point
-/// every second) into its first and last line and a count, so that a failed test's log tail
-/// reaches back to what happened before the run.
+/// Folds runs of alike lines (an idle pair's empty points: one line per point on the standby,
+/// a cut and an acknowledgement per point on the agent) into the run's first and last
+/// repetition and a count, so that a failed test's log tail reaches back to what happened
+/// before the run. A run is a block of 1 to 4 lines repeated at least 3 times.
 fn collapse_runs<'a>(lines: impl Iterator<Item = &'a str>) -> Vec<String> {
-    let mut out: Vec<String> = vec![];
-    let mut run: Vec<&str> = vec![];
-    let flush = |run: &mut Vec<&str>, out: &mut Vec<String>| {
-        if run.len() > 3 {
-            out.push(run[0].to_string());
-            out.push(format!("    … {} alike lines folded …", run.len() - 2));
-            out.push(run[run.len() - 1].to_string());
+    let lines: Vec<&str> = lines.collect();
+    let shapes: Vec<String> = lines.iter().map(|l| shape(l)).collect();
+    let mut out = vec![];
+    let mut i = 0;
+    while i < lines.len() {
+        // The block length whose repetitions from here cover the most lines.
+        let (mut period, mut blocks) = (1, 1);
+        for p in 1..=4 {
+            let mut n = 1;
+            while i + (n + 1) * p <= lines.len() && (0..p).all(|k| shapes[i + k] == shapes[i + n * p + k]) {
+                n += 1;
+            }
+            if n * p > period * blocks {
+                (period, blocks) = (p, n);
+            }
+        }
+        let covered = period * blocks;
+        if blocks >= 3 && covered > 3 {
+            out.extend(lines[i..i + period].iter().map(|l| l.to_string()));
+            out.push(format!("    … {} alike lines folded …", covered - 2 * period));
+            out.extend(lines[i + covered - period..i + covered].iter().map(|l| l.to_string()));
+            i += covered;
         } else {
-            out.extend(run.iter().map(|l| l.to_string()));
+            out.push(lines[i].to_string());
+            i += 1;
         }
-        run.clear();
-    };
-    for l in lines {
-        if run.first().is_some_and(|f| shape(f) != shape(l)) {
-            flush(&mut run, &mut out);
-        }
-        run.push(l);
     }
-    flush(&mut run, &mut out);
     out
 }
 
@@ -160,6 +169,29 @@ mod tests {
                 "verify requested",
                 "T11 committed epoch=11 chunks=0",
                 "T12 committed epoch=12 chunks=0",
+            ]
+        );
+    }
+
+    #[test]
+    fn repeated_blocks_of_lines_are_folded_too() {
+        let mut lines = vec!["start".to_string()];
+        for e in 1..=6 {
+            lines.push(format!("cut epoch={e} dirty=0"));
+            lines.push(format!("epoch acknowledged epoch={e} chunks=0"));
+        }
+        lines.push("end".into());
+        let got = super::collapse_runs(lines.iter().map(String::as_str));
+        assert_eq!(
+            got,
+            [
+                "start",
+                "cut epoch=1 dirty=0",
+                "epoch acknowledged epoch=1 chunks=0",
+                "    … 8 alike lines folded …",
+                "cut epoch=6 dirty=0",
+                "epoch acknowledged epoch=6 chunks=0",
+                "end",
             ]
         );
     }
