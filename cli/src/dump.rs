@@ -379,10 +379,7 @@ fn dump_marker(client: &Client, output: OutputFormat, args: &DumpMarkerArgs) -> 
     );
     spinner.finish_and_clear();
     let (_status, raw, response) = result?;
-    match output {
-        OutputFormat::Json => output::emit(&output::to_json(&raw)),
-        OutputFormat::Text => output::emit(&render_marker_response(&response)),
-    }
+    output::answer(output, &raw, || render_marker_response(&response));
     if let Some(warning) = exec_warning(&response.marker) {
         eprintln!("warning: {warning}");
     }
@@ -462,10 +459,7 @@ fn load_dump(client: &Client, output: OutputFormat, args: &LoadDumpArgs, every: 
     let request = load_request(args)?;
     let (raw, response) = lifecycle::post_action(client, pair, "dump/load", &request, ANSWER_TIMEOUT)?;
     // No next step yet: while a disk loads, the standby's next step is still to load it.
-    match output {
-        OutputFormat::Json => output::emit(&output::to_json(&raw)),
-        OutputFormat::Text => output::emit(&lifecycle::render_action(&response)),
-    }
+    output::answer(output, &raw, || lifecycle::render_action(&response));
     if args.no_wait {
         return Ok(());
     }

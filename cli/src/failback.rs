@@ -162,13 +162,12 @@ fn failback(
     let path = format!("/api/v1/pairs/{pair}/failback");
     let (_, raw, status) = client.post_json::<_, FailbackStatus>(&path, request, ANSWER_TIMEOUT)?;
     if args.no_wait && status.state == JobState::Running {
-        match output {
-            OutputFormat::Json => output::emit(&output::to_json(&raw)),
-            OutputFormat::Text => output::emit(&format!(
+        output::answer(output, &raw, || {
+            format!(
                 "failback of pair {pair} {} started; 'drpair status {pair}' shows how it goes on",
                 status.direction.as_str()
-            )),
-        }
+            )
+        });
         return Ok(());
     }
     let prefix = format!("{pair} failback {}", status.direction.as_str());

@@ -172,10 +172,7 @@ fn failover(
     let path = format!("/api/v1/pairs/{pair}/failover");
     let (_, raw, status) = client.post_json::<_, FailoverStatus>(&path, request, ANSWER_TIMEOUT)?;
     if args.no_wait && status.state == JobState::Running {
-        match output {
-            OutputFormat::Json => output::emit(&output::to_json(&raw)),
-            OutputFormat::Text => output::emit(&render_accepted(pair, &status)),
-        }
+        output::answer(output, &raw, || render_accepted(pair, &status));
         return Ok(());
     }
     let (raw, status) = follow(client, output, pair, &path, (raw, status), every)?;

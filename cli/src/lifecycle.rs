@@ -216,10 +216,7 @@ pub fn act<B: Serialize>(
     body: &B,
 ) -> Result<ActionResponse, CliError> {
     let (raw, response) = post_action(client, pair, action, body, ANSWER_TIMEOUT)?;
-    match output {
-        OutputFormat::Json => output::emit(&output::to_json(&raw)),
-        OutputFormat::Text => output::emit(&render_action(&response)),
-    }
+    output::answer(output, &raw, || render_action(&response));
     Ok(response)
 }
 

@@ -38,6 +38,14 @@ pub fn to_json<T: Serialize + ?Sized>(value: &T) -> String {
     serde_json::to_string_pretty(value).unwrap_or_else(|e| format!("{{\"error\":\"{e}\"}}"))
 }
 
+/// Prints an API answer: `raw` as JSON, or for people the text `text` makes.
+pub fn answer<T: Serialize + ?Sized>(format: OutputFormat, raw: &T, text: impl FnOnce() -> String) {
+    match format {
+        OutputFormat::Json => emit(&to_json(raw)),
+        OutputFormat::Text => emit(&text()),
+    }
+}
+
 /// Where progress bars and spinners draw: stderr when it is a terminal and the output is
 /// text, nowhere otherwise (scripts and `--output json` get no escape codes).
 pub fn progress_target(output: OutputFormat) -> ProgressDrawTarget {

@@ -55,10 +55,7 @@ pub fn run(client: &Client, output: OutputFormat, args: &PruneArgs) -> Result<()
         client.post_json::<_, PruneReport>(&format!("/api/v1/pairs/{pair}/prune"), &request, PRUNE_ANSWER_TIMEOUT);
     spinner.finish_and_clear();
     let (_, raw, report) = result?;
-    match output {
-        OutputFormat::Json => output::emit(&output::to_json(&raw)),
-        OutputFormat::Text => output::emit(&render_report(&report)),
-    }
+    output::answer(output, &raw, || render_report(&report));
     Ok(())
 }
 

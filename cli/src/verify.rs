@@ -77,10 +77,7 @@ fn verify_stored(client: &Client, output: OutputFormat, args: &VerifyArgs, every
     let request = VerifyRequest { point: args.point, wait: false };
     let (_, raw, status) = client.post_json::<_, VerifyStatus>(&path, &request, ANSWER_TIMEOUT)?;
     if args.no_wait && status.state == VerifyState::Running {
-        match output {
-            OutputFormat::Json => output::emit(&output::to_json(&raw)),
-            OutputFormat::Text => output::emit(&render_accepted(pair, &status)),
-        }
+        output::answer(output, &raw, || render_accepted(pair, &status));
         return Ok(());
     }
     let prefix = format!("{pair} verify");

@@ -28,13 +28,12 @@ pub fn run(
     let path = format!("/api/v1/pairs/{pair}/verify-source");
     let (_, raw, status) = client.post_json::<_, SourceVerifyStatus>(&path, &serde_json::json!({}), ANSWER_TIMEOUT)?;
     if no_wait && status.state.is_active() {
-        match output {
-            OutputFormat::Json => output::emit(&output::to_json(&raw)),
-            OutputFormat::Text => output::emit(&format!(
+        output::answer(output, &raw, || {
+            format!(
                 "online verify of pair {pair} against its source {}; 'drpair status {pair}' shows how it goes on",
                 status.state.label()
-            )),
-        }
+            )
+        });
         return Ok(());
     }
     let prefix = format!("{pair} verify --source");

@@ -72,6 +72,10 @@ fn record(h: &PairHandle) -> PairRecord {
     h.record.lock().expect("record").clone()
 }
 
+fn pair_id(h: &PairHandle) -> PairId {
+    h.record.lock().expect("record").pair_id.clone()
+}
+
 fn dump_of(rec: &mut PairRecord) -> Res<&mut DumpRecord> {
     let id = rec.pair_id.clone();
     rec.dump.as_mut().ok_or_else(|| FlowError::Internal(format!("pair '{id}' has no dump record in a dump state")))
@@ -380,7 +384,7 @@ pub fn on_marked(h: &PairHandle, request_id: u64, result: Result<DumpMarker, Mar
 
 /// The agent refused to resume in resync mode.
 pub fn on_resync_refused(sb: &Standby, h: &PairHandle, request_id: u64, message: String) {
-    let id = record(h).pair_id;
+    let id = pair_id(h);
     let noted = update(sb, h, |rec| {
         if let Some(d) = rec.dump.as_mut() {
             d.warn(&id, format!("the agent refused to resume in resync mode: {message}"));
@@ -403,7 +407,7 @@ pub fn on_resync_marker(
     acked: Epoch,
     history_from: Epoch,
 ) {
-    let id = record(h).pair_id;
+    let id = pair_id(h);
     let processed = update(sb, h, |rec| {
         let l = rec.lifecycle.apply(PairOp::ResyncMarker).map_err(|r| FlowError::State(r.message))?;
         if lineage != rec.lineage || acked != rec.committed {
@@ -438,7 +442,7 @@ pub fn on_resync_marker(
 /// The agent's dump marker (right after its resync marker): apply is suspended until the
 /// dump is loaded.
 pub fn on_dump_marker(sb: &Standby, h: &PairHandle, request_id: u64, marker: DumpMarker) {
-    let id = record(h).pair_id;
+    let id = pair_id(h);
     let processed = update(sb, h, |rec| {
         let recorded = rec.dump.as_ref().and_then(|d| d.marker.as_ref()).map(|m| m.epoch);
         let l = rec.lifecycle.apply(PairOp::DumpMarker).map_err(|r| FlowError::State(r.message))?;
@@ -584,7 +588,7 @@ pub async fn load(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: &LoadDumpRequest)
 
 fn finish_load(sb: &Standby, h: &PairHandle, disk: u32, r: Result<dump_load::LoadStats, String>) {
     h.runtime.lock().expect("runtime").dump_load = None;
-    let id = record(h).pair_id;
+    let id = pair_id(h);
     if let Ok(s) = &r {
         super::metrics::dump_loaded(&id, s.raw_bytes, s.stored_bytes);
     }
