@@ -1,9 +1,10 @@
 //! drpair change tracking: the persistent change map and the trackers that feed it.
 //!
 //! A [`ChangeMap`] per protected disk records, for every chunk, the epoch of its last change
-//! and the blake3 hash of its content as the agent last read it. A [`Tracker`] (scan, later
-//! tracefs and nbd, and a fake for tests) finds what changed and stamps it into the maps of all
-//! disks of a pair at each cut.
+//! and the blake3 hash of its content as the agent last read it. A [`Tracker`] (`tracefs`, the
+//! kernel's block tracepoints; `scan`, reading and hashing every chunk; and a fake for tests)
+//! finds what changed and stamps it into the maps of all disks of a pair at each cut. How the
+//! pieces fit: `ARCHITECTURE.md` at the repository's root.
 //!
 //! # Invariants
 //!
