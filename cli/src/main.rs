@@ -43,6 +43,7 @@ mod sparse;
 mod start;
 mod status;
 mod storage;
+mod tasks;
 mod verify;
 mod verify_source;
 mod wait;
@@ -184,6 +185,7 @@ enum Command {
     Drill(drill::DrillArgs),
     Failover(failover::FailoverArgs),
     Failback(failback::FailbackArgs),
+    Tasks(tasks::TasksArgs),
     Debug(recover::DebugArgs),
     Completions(CompletionsArgs),
     #[command(hide = true)]
@@ -283,6 +285,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Retention(args) => retention::run(&client, output, args),
         Command::Storage(args) => storage::run(&client, output, args),
         Command::Drill(args) => drill::run(&client, output, args),
+        Command::Tasks(args) => tasks::run(&client, output, args),
         Command::Failover(args) => failover::run(&client, output, args, &mut std::io::stdin().lock()),
         Command::Failback(args) => failback::run(&client, output, args, &mut std::io::stdin().lock()),
         Command::Debug(_) | Command::Completions(_) | Command::Man(_) => {

@@ -14,6 +14,7 @@ pub mod maintenance;
 pub mod pairs;
 pub mod panel;
 pub mod points;
+pub mod tasks;
 pub mod verify_source;
 
 use crate::standby::Standby;
@@ -93,6 +94,9 @@ pub fn router(sb: AppState) -> Router {
         .route("/api/v1/pairs/{pair}/failover", get(failover::get_failover).post(failover::start_failover))
         .route("/api/v1/pairs/{pair}/failback", get(failover::get_failback).post(failover::start_failback))
         .route("/api/v1/pairs/{pair}/drills", get(drills::of_pair).post(drills::start))
+        .route("/api/v1/tasks", get(tasks::list))
+        .route("/api/v1/tasks/{id}", get(tasks::get_one))
+        .route("/api/v1/tasks/{id}/log", get(tasks::log))
         .route("/api/v1/drills", get(drills::running))
         .route("/api/v1/drills/{id}", get(drills::get_one))
         .route("/api/v1/drills/{id}/stop", post(drills::stop))

@@ -18,6 +18,7 @@ pub mod retention;
 pub mod session;
 pub mod source_verify;
 pub mod storage;
+pub mod tasks;
 pub mod verify;
 
 use crate::config::StandbyConfig;
@@ -52,6 +53,8 @@ pub struct Standby {
     pub data_dir: std::path::PathBuf,
     /// Drills being served.
     pub drills: drill::Drills,
+    /// Long operations, their progress and logs (kept in `tasks/` below the data dir).
+    pub tasks: Arc<tasks::Tasks>,
     next_conn: AtomicU64,
     next_request: AtomicU64,
 }
@@ -108,6 +111,7 @@ impl Standby {
             verify_interval: cfg.verify_interval,
             data_dir: cfg.data_dir.clone(),
             drills: drill::Drills::default(),
+            tasks: tasks::Tasks::open(&cfg.data_dir.join("tasks")).context("opening the task list")?,
             next_conn: AtomicU64::new(1),
             next_request: AtomicU64::new(1),
         }))

@@ -13,6 +13,7 @@ pub mod ids;
 pub mod maintenance;
 pub mod panel;
 mod source_verify;
+pub mod task;
 pub mod time;
 
 pub use api::*;
@@ -24,6 +25,7 @@ pub use ids::{Checkpoint, Epoch, IdError, Lineage, PairId, PointId};
 pub use maintenance::*;
 pub use panel::{ACTIONS, Health, HealthLevel, HistorySample, PairHistory};
 pub use source_verify::*;
+pub use task::{TaskId, TaskInfo, TaskKind, TaskList, TaskLog, TaskLogLine, TaskState};
 pub use time::parse_time_ms;
 
 /// Default port the standby listens on for agents (the replication link).
