@@ -11,7 +11,7 @@
 use crate::client::{ANSWER_TIMEOUT, CliError, Client};
 use crate::confirm;
 use crate::output::{self, Block, OutputFormat, format_size as size};
-use crate::poll;
+use crate::poll::{self, Seen};
 use clap::builder::NonEmptyStringValueParser;
 use clap::{ArgGroup, Args};
 use drpair_types::{FailoverRequest, FailoverStatus, JobState, PairId, PointId};
@@ -175,45 +175,41 @@ fn failover(
         output::answer(output, &raw, || render_accepted(pair, &status));
         return Ok(());
     }
-    let (raw, status) = follow(client, output, pair, &path, (raw, status), every)?;
+    let prefix = format!("{pair} failover");
+    let (raw, status) = poll::follow(client, output, &path, &prefix, (raw, status), every, seen)?;
     finish(output, pair, raw, &status)
 }
 
-/// Polls `path` until the failover is no longer running (bar and lines as in [`poll`]).
-fn follow(
-    client: &Client,
-    output: OutputFormat,
-    pair: &PairId,
-    path: &str,
-    first: (serde_json::Value, FailoverStatus),
-    every: Duration,
-) -> Result<(serde_json::Value, FailoverStatus), CliError> {
-    let prefix = format!("{pair} failover");
-    poll::follow(client, output, path, &prefix, first, every, |s: &FailoverStatus| poll::Seen {
-        percent: s.progress_percent,
-        message: format!("{} of {} written, {}", size(s.bytes_written), size(s.bytes_total), mib_per_sec(s)),
-        over: s.state != JobState::Running,
-    })
+fn seen(s: &FailoverStatus) -> Seen {
+    let message = format!("{} of {} written, {}", size(s.bytes_written), size(s.bytes_total), mib_per_sec(s));
+    Seen::progress(s.state != JobState::Running, s.progress_percent, message)
 }
 
-/// Prints the failover that ended and turns a failure into the error (exit 1; with
-/// `--output json` the error prints the final status, so stdout holds it once).
+/// Prints the failover that ended and turns a failure into the error.
 fn finish(output: OutputFormat, pair: &PairId, raw: serde_json::Value, s: &FailoverStatus) -> Result<(), CliError> {
-    let failed = s.state == JobState::Failed;
+    let failure = (s.state == JobState::Failed).then(|| format!("failover of pair {pair} failed: {}", s.message));
+    finish_job(output, raw, failure, || render_result(pair, s))
+}
+
+/// Prints a failover or failback that ended (`text` in text form) and turns its `failure`
+/// into the error: exit 1, and with `--output json` the error prints the final status, so
+/// stdout holds it once.
+pub fn finish_job(
+    output: OutputFormat,
+    raw: serde_json::Value,
+    failure: Option<String>,
+    text: impl FnOnce() -> String,
+) -> Result<(), CliError> {
     match output {
-        OutputFormat::Json if failed => {}
+        OutputFormat::Json if failure.is_some() => {}
         OutputFormat::Json => output::emit(&output::to_json(&raw)),
-        OutputFormat::Text => output::emit(&render_result(pair, s)),
+        OutputFormat::Text => output::emit(&text()),
     }
-    if failed {
+    match failure {
         // Exit 1 with the final status as the JSON error.
-        return Err(CliError::JobOutcome {
-            damage: false,
-            message: format!("failover of pair {pair} failed: {}", s.message),
-            status: raw,
-        });
+        Some(message) => Err(CliError::JobOutcome { damage: false, message, status: raw }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The throughput in MiB/s with one decimal.

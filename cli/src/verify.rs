@@ -86,11 +86,11 @@ fn verify_stored(client: &Client, output: OutputFormat, args: &VerifyArgs, every
 }
 
 fn seen(s: &VerifyStatus) -> Seen {
-    Seen {
-        percent: s.progress_percent,
-        message: format!("{} chunks checked ({} read)", s.chunks_checked, size(s.bytes_checked)),
-        over: s.state != VerifyState::Running,
-    }
+    Seen::progress(
+        s.state != VerifyState::Running,
+        s.progress_percent,
+        format_args!("{} chunks checked ({} read)", s.chunks_checked, size(s.bytes_checked)),
+    )
 }
 
 /// Damaged points or chunks were found.

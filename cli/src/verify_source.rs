@@ -46,7 +46,7 @@ fn seen(s: &SourceVerifyStatus) -> Seen {
         SourceVerifyState::Requested => "requested, waiting for the agent's pass".to_string(),
         _ => format!("{} chunks compared, {} mismatched", s.chunks_compared, s.mismatched_chunks),
     };
-    Seen { percent: s.progress_percent, message, over: !s.state.is_active() }
+    Seen::progress(!s.state.is_active(), s.progress_percent, message)
 }
 
 /// Chunks of the source differed from the point.
