@@ -10,11 +10,11 @@
 //! `--no-wait`, accepted); a failed one exits 1 and, with `--output json`, stdout holds the
 //! final `FailbackStatus` once.
 
-use crate::client::{ANSWER_TIMEOUT, CliError, Client};
+use crate::client::{CliError, Client};
 use crate::confirm;
 use crate::failover::{POLL_EVERY, absolute_paths, disk_list, finish_job, operator};
 use crate::output::{self, Block, OutputFormat, format_size as size};
-use crate::poll::{self, Seen};
+use crate::poll::{Operation, Seen};
 use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, ValueEnum};
 use drpair_types::{FailbackDirection, FailbackPhase, FailbackRequest, FailbackStatus, JobState, PairId};
@@ -160,19 +160,14 @@ fn failback(
         confirm::warn_and_confirm(pair, &warnings, args.yes, input)?;
     }
     let path = format!("/api/v1/pairs/{pair}/failback");
-    let (_, raw, status) = client.post_json::<_, FailbackStatus>(&path, request, ANSWER_TIMEOUT)?;
-    if args.no_wait && status.state == JobState::Running {
-        output::answer(output, &raw, || {
-            format!(
-                "failback of pair {pair} {} started; 'drpair status {pair}' shows how it goes on",
-                status.direction.as_str()
-            )
-        });
-        return Ok(());
+    let accepted = |s: &FailbackStatus| {
+        format!("failback of pair {pair} {} started; 'drpair status {pair}' shows how it goes on", s.direction.as_str())
+    };
+    let prefix = |s: &FailbackStatus| format!("{pair} failback {}", s.direction.as_str());
+    match (Operation { client, output, path, every }).start(request, args.no_wait, accepted, prefix, seen)? {
+        Some((raw, status)) => finish(output, pair, raw, &status),
+        None => Ok(()),
     }
-    let prefix = format!("{pair} failback {}", status.direction.as_str());
-    let (raw, status) = poll::follow(client, output, &path, &prefix, (raw, status), every, seen)?;
-    finish(output, pair, raw, &status)
 }
 
 fn seen(s: &FailbackStatus) -> Seen {

@@ -8,10 +8,10 @@
 //! failover is done (or, with `--no-wait`, accepted); a failed failover exits 1 and, with
 //! `--output json`, stdout holds the final `FailoverStatus` once, whatever the outcome.
 
-use crate::client::{ANSWER_TIMEOUT, CliError, Client};
+use crate::client::{CliError, Client};
 use crate::confirm;
 use crate::output::{self, Block, OutputFormat, format_size as size};
-use crate::poll::{self, Seen};
+use crate::poll::{Operation, Seen};
 use clap::builder::NonEmptyStringValueParser;
 use clap::{ArgGroup, Args};
 use drpair_types::{FailoverRequest, FailoverStatus, JobState, PairId, PointId};
@@ -170,14 +170,12 @@ fn failover(
     let pair = &args.pair;
     confirm::warn_and_confirm(pair, &warnings(pair, request), args.yes, input)?;
     let path = format!("/api/v1/pairs/{pair}/failover");
-    let (_, raw, status) = client.post_json::<_, FailoverStatus>(&path, request, ANSWER_TIMEOUT)?;
-    if args.no_wait && status.state == JobState::Running {
-        output::answer(output, &raw, || render_accepted(pair, &status));
-        return Ok(());
+    let accepted = |s: &FailoverStatus| render_accepted(pair, s);
+    let prefix = |_: &FailoverStatus| format!("{pair} failover");
+    match (Operation { client, output, path, every }).start(request, args.no_wait, accepted, prefix, seen)? {
+        Some((raw, status)) => finish(output, pair, raw, &status),
+        None => Ok(()),
     }
-    let prefix = format!("{pair} failover");
-    let (raw, status) = poll::follow(client, output, &path, &prefix, (raw, status), every, seen)?;
-    finish(output, pair, raw, &status)
 }
 
 fn seen(s: &FailoverStatus) -> Seen {

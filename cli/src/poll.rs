@@ -10,9 +10,10 @@
 //! cannot be reached is retried, any other error ends the wait; a timeout is checked after
 //! every poll.
 
-use crate::client::{CliError, Client, exit};
+use crate::client::{ANSWER_TIMEOUT, CliError, Client, exit};
 use crate::output::{self, OutputFormat, format_duration as dur};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
 use serde::de::DeserializeOwned;
 use std::fmt::Display;
 use std::time::{Duration, Instant};
@@ -166,6 +167,38 @@ pub fn follow<T: DeserializeOwned>(
     seen: impl Fn(&T) -> Seen,
 ) -> Result<(serde_json::Value, T), CliError> {
     Follower::new(client, output, prefix, every).follow(path, Some(first), seen)
+}
+
+/// A long operation of the standby: started by `POST path`, then followed through `GET
+/// path` every `every`.
+pub struct Operation<'a> {
+    pub client: &'a Client,
+    pub output: OutputFormat,
+    pub path: String,
+    pub every: Duration,
+}
+
+impl Operation<'_> {
+    /// Starts the operation with `request` and follows it until `seen` calls it over, the bar
+    /// named by `prefix` of the first answer; returns the last status, raw and typed. With
+    /// `no_wait`, an operation still running is printed as accepted (`accepted` in text) and
+    /// `None` is returned.
+    pub fn start<R: Serialize, T: DeserializeOwned>(
+        &self,
+        request: &R,
+        no_wait: bool,
+        accepted: impl FnOnce(&T) -> String,
+        prefix: impl FnOnce(&T) -> String,
+        seen: impl Fn(&T) -> Seen,
+    ) -> Result<Option<(serde_json::Value, T)>, CliError> {
+        let (_, raw, first) = self.client.post_json::<_, T>(&self.path, request, ANSWER_TIMEOUT)?;
+        if no_wait && matches!(seen(&first), Seen::Running { .. }) {
+            output::answer(self.output, &raw, || accepted(&first));
+            return Ok(None);
+        }
+        let prefix = prefix(&first);
+        follow(self.client, self.output, &self.path, &prefix, (raw, first), self.every, seen).map(Some)
+    }
 }
 
 /// Runs `call` (one request whose answer takes long) with a spinner saying `message` on
