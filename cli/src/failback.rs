@@ -10,11 +10,11 @@
 //! `--no-wait`, accepted); a failed one exits 1 and, with `--output json`, stdout holds the
 //! final `FailbackStatus` once.
 
-use crate::client::{ANSWER_TIMEOUT, CliError, Client};
+use crate::client::{CliError, Client};
 use crate::confirm;
-use crate::failover::{POLL_EVERY, absolute_paths, disk_list, operator};
+use crate::failover::{POLL_EVERY, absolute_paths, disk_list, finish_job, operator};
 use crate::output::{self, Block, OutputFormat, format_size as size};
-use crate::poll::{self, Seen};
+use crate::poll::{Operation, Seen};
 use clap::builder::NonEmptyStringValueParser;
 use clap::{Args, ValueEnum};
 use drpair_types::{FailbackDirection, FailbackPhase, FailbackRequest, FailbackStatus, JobState, PairId};
@@ -160,23 +160,23 @@ fn failback(
         confirm::warn_and_confirm(pair, &warnings, args.yes, input)?;
     }
     let path = format!("/api/v1/pairs/{pair}/failback");
-    let (_, raw, status) = client.post_json::<_, FailbackStatus>(&path, request, ANSWER_TIMEOUT)?;
-    if args.no_wait && status.state == JobState::Running {
-        output::answer(output, &raw, || {
-            format!(
-                "failback of pair {pair} {} started; 'drpair status {pair}' shows how it goes on",
-                status.direction.as_str()
-            )
-        });
-        return Ok(());
+    let accepted = |s: &FailbackStatus| {
+        format!("failback of pair {pair} {} started; 'drpair status {pair}' shows how it goes on", s.direction.as_str())
+    };
+    let prefix = |s: &FailbackStatus| format!("{pair} failback {}", s.direction.as_str());
+    match (Operation { client, output, path, every }).start(request, args.no_wait, accepted, prefix, seen)? {
+        Some((raw, status)) => finish(output, pair, raw, &status),
+        None => Ok(()),
     }
-    let prefix = format!("{pair} failback {}", status.direction.as_str());
-    let (raw, status) = poll::follow(client, output, &path, &prefix, (raw, status), every, seen)?;
-    finish(output, pair, raw, &status)
 }
 
 fn seen(s: &FailbackStatus) -> Seen {
-    let message = match s.phase {
+    Seen::progress(s.state != JobState::Running, s.progress_percent, phase_words(s))
+}
+
+/// What a running failback is doing, shown after its percent.
+fn phase_words(s: &FailbackStatus) -> String {
+    match s.phase {
         FailbackPhase::KeepingOriginal => "keeping the original's state as a recovery point".to_string(),
         FailbackPhase::Comparing => {
             format!("comparing: {} of {} chunks, {} differ", s.chunks_compared, s.chunks_total, s.differing_chunks)
@@ -186,28 +186,13 @@ fn seen(s: &FailbackStatus) -> Seen {
         }
         FailbackPhase::Checking => "checking the first point after the failback".to_string(),
         FailbackPhase::Finished => "finished".to_string(),
-    };
-    Seen { percent: s.progress_percent, message, over: s.state != JobState::Running }
+    }
 }
 
-/// Prints the failback that ended and turns a failure into the error (exit 1; with
-/// `--output json` the error prints the final status, so stdout holds it once).
+/// Prints the failback that ended and turns a failure into the error.
 fn finish(output: OutputFormat, pair: &PairId, raw: serde_json::Value, s: &FailbackStatus) -> Result<(), CliError> {
-    let failed = s.state == JobState::Failed;
-    match output {
-        OutputFormat::Json if failed => {}
-        OutputFormat::Json => output::emit(&output::to_json(&raw)),
-        OutputFormat::Text => output::emit(&render_result(pair, s)),
-    }
-    if failed {
-        // Exit 1 with the final status as the JSON error.
-        return Err(CliError::JobOutcome {
-            damage: false,
-            message: format!("failback of pair {pair} failed: {}", s.message),
-            status: raw,
-        });
-    }
-    Ok(())
+    let failure = (s.state == JobState::Failed).then(|| format!("failback of pair {pair} failed: {}", s.message));
+    finish_job(output, raw, failure, || render_result(pair, s))
 }
 
 /// The check of the first point after a to-original failback.
@@ -443,7 +428,12 @@ pub(crate) mod tests {
             assert!(text.contains(want), "missing {want:?} in\n{text}");
         }
         let running = failback_status(JobState::Running, FailbackPhase::Comparing);
-        assert_eq!(seen(&running).message, "comparing: 163840 of 163840 chunks, 305 differ");
+        assert_eq!(phase_words(&running), "comparing: 163840 of 163840 chunks, 305 differ");
+        assert!(
+            matches!(seen(&running), Seen::Running { ref line, .. } if line.ends_with(" comparing: 163840 of 163840 chunks, 305 differ")),
+            "{:?}",
+            seen(&running)
+        );
         assert_eq!(status_line(&running), "running 60% to-original, comparing: 305 differing chunk(s), 100 moved");
     }
 }

@@ -8,10 +8,10 @@
 //! failover is done (or, with `--no-wait`, accepted); a failed failover exits 1 and, with
 //! `--output json`, stdout holds the final `FailoverStatus` once, whatever the outcome.
 
-use crate::client::{ANSWER_TIMEOUT, CliError, Client};
+use crate::client::{CliError, Client};
 use crate::confirm;
 use crate::output::{self, Block, OutputFormat, format_size as size};
-use crate::poll;
+use crate::poll::{Operation, Seen};
 use clap::builder::NonEmptyStringValueParser;
 use clap::{ArgGroup, Args};
 use drpair_types::{FailoverRequest, FailoverStatus, JobState, PairId, PointId};
@@ -170,50 +170,44 @@ fn failover(
     let pair = &args.pair;
     confirm::warn_and_confirm(pair, &warnings(pair, request), args.yes, input)?;
     let path = format!("/api/v1/pairs/{pair}/failover");
-    let (_, raw, status) = client.post_json::<_, FailoverStatus>(&path, request, ANSWER_TIMEOUT)?;
-    if args.no_wait && status.state == JobState::Running {
-        output::answer(output, &raw, || render_accepted(pair, &status));
-        return Ok(());
+    let accepted = |s: &FailoverStatus| render_accepted(pair, s);
+    let prefix = |_: &FailoverStatus| format!("{pair} failover");
+    match (Operation { client, output, path, every }).start(request, args.no_wait, accepted, prefix, seen)? {
+        Some((raw, status)) => finish(output, pair, raw, &status),
+        None => Ok(()),
     }
-    let (raw, status) = follow(client, output, pair, &path, (raw, status), every)?;
-    finish(output, pair, raw, &status)
 }
 
-/// Polls `path` until the failover is no longer running (bar and lines as in [`poll`]).
-fn follow(
-    client: &Client,
-    output: OutputFormat,
-    pair: &PairId,
-    path: &str,
-    first: (serde_json::Value, FailoverStatus),
-    every: Duration,
-) -> Result<(serde_json::Value, FailoverStatus), CliError> {
-    let prefix = format!("{pair} failover");
-    poll::follow(client, output, path, &prefix, first, every, |s: &FailoverStatus| poll::Seen {
-        percent: s.progress_percent,
-        message: format!("{} of {} written, {}", size(s.bytes_written), size(s.bytes_total), mib_per_sec(s)),
-        over: s.state != JobState::Running,
-    })
+fn seen(s: &FailoverStatus) -> Seen {
+    let message = format!("{} of {} written, {}", size(s.bytes_written), size(s.bytes_total), mib_per_sec(s));
+    Seen::progress(s.state != JobState::Running, s.progress_percent, message)
 }
 
-/// Prints the failover that ended and turns a failure into the error (exit 1; with
-/// `--output json` the error prints the final status, so stdout holds it once).
+/// Prints the failover that ended and turns a failure into the error.
 fn finish(output: OutputFormat, pair: &PairId, raw: serde_json::Value, s: &FailoverStatus) -> Result<(), CliError> {
-    let failed = s.state == JobState::Failed;
+    let failure = (s.state == JobState::Failed).then(|| format!("failover of pair {pair} failed: {}", s.message));
+    finish_job(output, raw, failure, || render_result(pair, s))
+}
+
+/// Prints a failover or failback that ended (`text` in text form) and turns its `failure`
+/// into the error: exit 1, and with `--output json` the error prints the final status, so
+/// stdout holds it once.
+pub fn finish_job(
+    output: OutputFormat,
+    raw: serde_json::Value,
+    failure: Option<String>,
+    text: impl FnOnce() -> String,
+) -> Result<(), CliError> {
     match output {
-        OutputFormat::Json if failed => {}
+        OutputFormat::Json if failure.is_some() => {}
         OutputFormat::Json => output::emit(&output::to_json(&raw)),
-        OutputFormat::Text => output::emit(&render_result(pair, s)),
+        OutputFormat::Text => output::emit(&text()),
     }
-    if failed {
+    match failure {
         // Exit 1 with the final status as the JSON error.
-        return Err(CliError::JobOutcome {
-            damage: false,
-            message: format!("failover of pair {pair} failed: {}", s.message),
-            status: raw,
-        });
+        Some(message) => Err(CliError::JobOutcome { damage: false, message, status: raw }),
+        None => Ok(()),
     }
-    Ok(())
 }
 
 /// The throughput in MiB/s with one decimal.

@@ -4,9 +4,9 @@
 use crate::client::{ANSWER_TIMEOUT, CliError, Client};
 use crate::export::{ExportArgs, PointRef};
 use crate::output::{self, OutputFormat, Table};
+use crate::poll;
 use clap::{ArgGroup, Args, Subcommand};
 use drpair_types::{CreatePointRequest, CreatePointResponse, PairId, RecoveryPoint};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::time::Duration;
 
 #[derive(Debug, Args)]
@@ -177,12 +177,12 @@ pub fn create_request(wait: bool, timeout: Option<Duration>) -> CreatePointReque
 }
 
 /// Whole milliseconds, rounded up.
-fn ceil_ms(d: Duration) -> u64 {
+pub fn ceil_ms(d: Duration) -> u64 {
     u64::try_from(d.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX)
 }
 
 /// `--freeze`: an absolute path (the agent checks that it is a mount point).
-fn mount_point(s: &str) -> Result<String, String> {
+pub fn mount_point(s: &str) -> Result<String, String> {
     if s.starts_with('/') {
         Ok(s.to_string())
     } else {
@@ -199,22 +199,14 @@ fn create(client: &Client, output: OutputFormat, pair: &PairId, request: CreateP
     } else {
         ANSWER_TIMEOUT
     };
-    let spinner = if wait {
-        let s = ProgressBar::with_draw_target(None, output::progress_target(output))
-            .with_style(
-                ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-            )
-            .with_message(format!("waiting for the cut of pair {pair} to commit"));
-        s.enable_steady_tick(Duration::from_millis(120));
-        s
-    } else {
-        ProgressBar::hidden()
+    let post = || {
+        client.post_json::<_, CreatePointResponse>(&format!("/api/v1/pairs/{pair}/points"), &request, answer_timeout)
     };
-    let result =
-        client.post_json::<_, CreatePointResponse>(&format!("/api/v1/pairs/{pair}/points"), &request, answer_timeout);
-    spinner.finish_and_clear();
-    let (_status, raw, response) = result?;
+    let (_status, raw, response) = if wait {
+        poll::waiting(output, format!("waiting for the cut of pair {pair} to commit"), post)
+    } else {
+        post()
+    }?;
     // A failed app-consistent attempt: the point is fuzzy. The JSON document is then printed
     // by the error (see CliError::NotAppConsistent), so stdout holds it once.
     let failed = response.point.as_ref().and_then(|p| {

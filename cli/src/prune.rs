@@ -3,9 +3,9 @@
 
 use crate::client::{CliError, Client};
 use crate::output::{self, Block, OutputFormat, Table, format_size as size};
+use crate::poll;
 use clap::Args;
 use drpair_types::{PairId, PointMark, PruneReport, PruneRequest};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::time::Duration;
 
 /// How long the standby may take to answer a prune (it prunes and reclaims before answering).
@@ -41,20 +41,11 @@ pub struct PruneArgs {
 
 pub fn run(client: &Client, output: OutputFormat, args: &PruneArgs) -> Result<(), CliError> {
     let pair = &args.pair;
-    let spinner = ProgressBar::with_draw_target(None, output::progress_target(output))
-        .with_style(
-            ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        )
-        .with_message(format!("pruning pair {pair}{}", if args.dry_run { " (dry run)" } else { "" }));
-    if !spinner.is_hidden() {
-        spinner.enable_steady_tick(Duration::from_millis(120));
-    }
     let request = PruneRequest { dry_run: args.dry_run };
-    let result =
-        client.post_json::<_, PruneReport>(&format!("/api/v1/pairs/{pair}/prune"), &request, PRUNE_ANSWER_TIMEOUT);
-    spinner.finish_and_clear();
-    let (_, raw, report) = result?;
+    let what = format!("pruning pair {pair}{}", if args.dry_run { " (dry run)" } else { "" });
+    let (_, raw, report) = poll::waiting(output, what, || {
+        client.post_json::<_, PruneReport>(&format!("/api/v1/pairs/{pair}/prune"), &request, PRUNE_ANSWER_TIMEOUT)
+    })?;
     output::answer(output, &raw, || render_report(&report));
     Ok(())
 }

@@ -3,9 +3,9 @@
 
 use crate::client::{CliError, Client};
 use crate::output::{self, Block, OutputFormat, Table, format_ratio as ratio, format_size as size};
+use crate::poll;
 use clap::Args;
 use drpair_types::{PairId, StorageReport, StorageSummary};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::time::Duration;
 
 /// How long the standby may take to compute the report (it walks every chunk version).
@@ -42,19 +42,9 @@ pub struct StorageArgs {
 
 pub fn run(client: &Client, output: OutputFormat, args: &StorageArgs) -> Result<(), CliError> {
     let pair = &args.pair;
-    let spinner = ProgressBar::with_draw_target(None, output::progress_target(output))
-        .with_style(
-            ProgressStyle::with_template("{spinner} {msg} ({elapsed})")
-                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
-        )
-        .with_message(format!("computing the storage report of pair {pair}"));
-    if !spinner.is_hidden() {
-        spinner.enable_steady_tick(Duration::from_millis(120));
-    }
-    let result =
-        client.get_json_within::<StorageReport>(&format!("/api/v1/pairs/{pair}/storage"), STORAGE_ANSWER_TIMEOUT);
-    spinner.finish_and_clear();
-    let (raw, report) = result?;
+    let (raw, report) = poll::waiting(output, format!("computing the storage report of pair {pair}"), || {
+        client.get_json_within::<StorageReport>(&format!("/api/v1/pairs/{pair}/storage"), STORAGE_ANSWER_TIMEOUT)
+    })?;
     match output {
         OutputFormat::Json => output::emit(&output::to_json(&raw)),
         OutputFormat::Text => {

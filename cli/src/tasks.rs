@@ -93,7 +93,7 @@ pub fn run(client: &Client, output: OutputFormat, args: &TasksArgs) -> Result<()
 }
 
 fn seen(t: &TaskInfo) -> Seen {
-    Seen { percent: t.progress_percent, message: t.message.clone(), over: t.state.is_over() }
+    Seen::progress(t.state.is_over(), t.progress_percent, &t.message)
 }
 
 /// A followed task that failed is an error for scripts (exit 1; the task printed as is with
@@ -198,8 +198,10 @@ mod tests {
 
     #[test]
     fn the_follower_sees_progress_and_the_end() {
-        let s = seen(&task(TaskState::Running));
-        assert_eq!((s.percent, s.over), (42.0, false));
-        assert!(seen(&task(TaskState::Failed)).over);
+        match seen(&task(TaskState::Running)) {
+            Seen::Running { percent, line } => assert_eq!((percent, line.as_str()), (42.0, "42% verifying")),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(seen(&task(TaskState::Failed)), Seen::Over));
     }
 }

@@ -8,9 +8,9 @@
 //! could not finish with exit code 1; with `--output json` stdout holds the final
 //! `VerifyStatus` once, whatever the outcome.
 
-use crate::client::{ANSWER_TIMEOUT, CliError, Client};
+use crate::client::{CliError, Client};
 use crate::output::{self, Block, OutputFormat, Table, format_size as size};
-use crate::poll::{self, Seen};
+use crate::poll::{Operation, Seen};
 use clap::Args;
 use drpair_types::{DamagedChunk, PairId, PointId, VerifyRequest, VerifyState, VerifyStatus};
 use std::time::Duration;
@@ -75,22 +75,20 @@ fn verify_stored(client: &Client, output: OutputFormat, args: &VerifyArgs, every
     let pair = &args.pair;
     let path = format!("/api/v1/pairs/{pair}/verify");
     let request = VerifyRequest { point: args.point, wait: false };
-    let (_, raw, status) = client.post_json::<_, VerifyStatus>(&path, &request, ANSWER_TIMEOUT)?;
-    if args.no_wait && status.state == VerifyState::Running {
-        output::answer(output, &raw, || render_accepted(pair, &status));
-        return Ok(());
+    let job = Operation { client, output, path, every };
+    let accepted = |s: &VerifyStatus| render_accepted(pair, s);
+    match job.start(&request, args.no_wait, accepted, |_| format!("{pair} verify"), seen)? {
+        Some((raw, status)) => finish(output, pair, raw, &status),
+        None => Ok(()),
     }
-    let prefix = format!("{pair} verify");
-    let (raw, status) = poll::follow(client, output, &path, &prefix, (raw, status), every, seen)?;
-    finish(output, pair, raw, &status)
 }
 
 fn seen(s: &VerifyStatus) -> Seen {
-    Seen {
-        percent: s.progress_percent,
-        message: format!("{} chunks checked ({} read)", s.chunks_checked, size(s.bytes_checked)),
-        over: s.state != VerifyState::Running,
-    }
+    Seen::progress(
+        s.state != VerifyState::Running,
+        s.progress_percent,
+        format_args!("{} chunks checked ({} read)", s.chunks_checked, size(s.bytes_checked)),
+    )
 }
 
 /// Damaged points or chunks were found.

@@ -8,9 +8,9 @@
 //! were repaired), 1 when the pass ended without a result; with `--output json` stdout holds
 //! the final `SourceVerifyStatus` once.
 
-use crate::client::{ANSWER_TIMEOUT, CliError, Client};
+use crate::client::{CliError, Client};
 use crate::output::{self, Block, OutputFormat};
-use crate::poll::{self, Seen};
+use crate::poll::{Operation, Seen};
 use drpair_types::{MismatchedChunk, PairId, SourceVerifyState, SourceVerifyStatus};
 use std::time::Duration;
 
@@ -26,19 +26,17 @@ pub fn run(
     every: Duration,
 ) -> Result<(), CliError> {
     let path = format!("/api/v1/pairs/{pair}/verify-source");
-    let (_, raw, status) = client.post_json::<_, SourceVerifyStatus>(&path, &serde_json::json!({}), ANSWER_TIMEOUT)?;
-    if no_wait && status.state.is_active() {
-        output::answer(output, &raw, || {
-            format!(
-                "online verify of pair {pair} against its source {}; 'drpair status {pair}' shows how it goes on",
-                status.state.label()
-            )
-        });
-        return Ok(());
+    let accepted = |s: &SourceVerifyStatus| {
+        format!(
+            "online verify of pair {pair} against its source {}; 'drpair status {pair}' shows how it goes on",
+            s.state.label()
+        )
+    };
+    let job = Operation { client, output, path, every };
+    match job.start(&serde_json::json!({}), no_wait, accepted, |_| format!("{pair} verify --source"), seen)? {
+        Some((raw, status)) => finish(output, pair, raw, &status),
+        None => Ok(()),
     }
-    let prefix = format!("{pair} verify --source");
-    let (raw, status) = poll::follow(client, output, &path, &prefix, (raw, status), every, seen)?;
-    finish(output, pair, raw, &status)
 }
 
 fn seen(s: &SourceVerifyStatus) -> Seen {
@@ -46,7 +44,7 @@ fn seen(s: &SourceVerifyStatus) -> Seen {
         SourceVerifyState::Requested => "requested, waiting for the agent's pass".to_string(),
         _ => format!("{} chunks compared, {} mismatched", s.chunks_compared, s.mismatched_chunks),
     };
-    Seen { percent: s.progress_percent, message, over: !s.state.is_active() }
+    Seen::progress(!s.state.is_active(), s.progress_percent, message)
 }
 
 /// Chunks of the source differed from the point.

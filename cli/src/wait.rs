@@ -1,16 +1,16 @@
 //! Waiting for a pair to reach a goal: `status --wait-synced`, and `--wait` of `restart`
-//! and `start`. Polls `GET /api/v1/pairs/PAIR` once a second and shows progress on stderr.
+//! and `start`. Polls `GET /api/v1/pairs/PAIR` once a second through the follower of
+//! [`crate::poll`], which shows progress on stderr.
 //!
-//! Invariants: stdout is never written here; a bar is drawn only when stderr is a terminal
-//! (and the output is text), otherwise one progress line at most every [`LINE_EVERY`]; a
-//! standby that cannot be reached is retried, any other error ends the wait; the timeout is
+//! Invariants: stdout is never written here; without a bar, one progress line at most every
+//! [`LINE_EVERY`]; the goal's blocking states end the wait with exit code 4; the timeout is
 //! checked after every poll.
 
-use crate::client::{CliError, Client, exit};
+use crate::client::{CliError, Client};
 use crate::output::{self, OutputFormat, format_duration as dur};
+use crate::poll::{Follower, Lines, Seen};
 use drpair_types::{PairId, PairState, PairStatus};
-use indicatif::{ProgressBar, ProgressStyle};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// Time between two polls.
 const POLL_EVERY: Duration = Duration::from_secs(1);
@@ -71,65 +71,19 @@ pub fn wait(
     goal: Goal,
     timeout: Option<Duration>,
 ) -> Result<(serde_json::Value, PairStatus), CliError> {
-    let path = format!("/api/v1/pairs/{pair}");
-    let started = Instant::now();
-    let bar = ProgressBar::with_draw_target(Some(100), output::progress_target(output)).with_style(
-        ProgressStyle::with_template("{spinner} {prefix} [{bar:30}] {msg}")
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-    );
-    bar.set_prefix(pair.to_string());
-    if !bar.is_hidden() {
-        bar.enable_steady_tick(Duration::from_millis(200));
-    }
-    let mut last_line: Option<Instant> = None;
-    let mut last: String; // the latest state, for the timeout message
-    loop {
-        match client.get_json::<PairStatus>(&path) {
-            Ok((raw, status)) => {
-                last = progress_line(&status);
-                bar.set_position(output::round_u64(status.stats.progress_percent.clamp(0.0, 100.0)));
-                bar.set_message(last.clone());
-                if goal.reached(&status) {
-                    bar.finish_and_clear();
-                    return Ok((raw, status));
-                }
-                if let Some(e) = goal.blocked(pair, &status) {
-                    bar.abandon();
-                    return Err(e);
-                }
-            }
-            // The standby restarting during a long wait is not the end of the wait.
-            Err(e) if e.exit_code() == exit::UNREACHABLE => {
-                last = format!("standby unreachable: {e}");
-                bar.set_message(format!("{last} (retrying)"));
-            }
-            Err(e) => {
-                bar.abandon();
-                return Err(e);
-            }
+    let seen = |s: &PairStatus| {
+        if goal.reached(s) {
+            return Seen::Over;
         }
-        if bar.is_hidden() && line_due(last_line, Instant::now()) {
-            eprintln!("{pair}: {last}");
-            last_line = Some(Instant::now());
+        match goal.blocked(pair, s) {
+            Some(e) => Seen::Failed(e),
+            None => Seen::Running { percent: s.stats.progress_percent, line: progress_line(s) },
         }
-        if let Some(limit) = timeout
-            && started.elapsed() >= limit
-        {
-            bar.abandon();
-            return Err(CliError::TimedOut(format!(
-                "pair {pair} not {} after {}: {last}",
-                goal.words(),
-                dur(limit.as_secs())
-            )));
-        }
-        std::thread::sleep(POLL_EVERY);
-    }
-}
-
-/// Whether a progress line is due, the previous one having been printed at `last`.
-fn line_due(last: Option<Instant>, now: Instant) -> bool {
-    last.is_none_or(|t| now.duration_since(t) >= LINE_EVERY)
+    };
+    Follower::new(client, output, pair.to_string(), POLL_EVERY)
+        .lines(Lines::Every(LINE_EVERY))
+        .timeout(timeout, format!("pair {pair} not {}", goal.words()))
+        .follow(&format!("/api/v1/pairs/{pair}"), None, seen)
 }
 
 /// One line of progress: state, percent, ETA, throughput.
@@ -147,9 +101,15 @@ pub fn progress_line(s: &PairStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::client::exit;
     use crate::fake_server::{FakeServer, Reply};
     use crate::status::tests::status;
     use drpair_types::RestartInfo;
+    use std::time::Instant;
+
+    fn line_due(last: Option<Instant>, now: Instant) -> bool {
+        crate::poll::line_due(last, now, LINE_EVERY)
+    }
 
     fn reply(s: &PairStatus) -> Reply {
         Reply::json(200, &serde_json::to_string(s).unwrap())
