@@ -287,6 +287,7 @@ pub(crate) mod tests {
     pub(crate) fn failback_status(state: JobState, phase: FailbackPhase) -> FailbackStatus {
         let over = state != JobState::Running;
         FailbackStatus {
+            task: None,
             pair_id: PairId::new("web-01").unwrap(),
             state,
             phase,

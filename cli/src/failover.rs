@@ -292,6 +292,7 @@ pub(crate) mod tests {
 
     pub(crate) fn failover_status(state: JobState, written: u64) -> FailoverStatus {
         FailoverStatus {
+            task: None,
             pair_id: PairId::new("web-01").unwrap(),
             state,
             point: 42,

@@ -175,6 +175,7 @@ pub(crate) mod tests {
 
     pub(crate) fn report(dry_run: bool) -> PruneReport {
         PruneReport {
+            task: None,
             pair_id: PairId::new("web-01").unwrap(),
             dry_run,
             scheduled: false,

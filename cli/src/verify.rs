@@ -237,6 +237,7 @@ pub(crate) mod tests {
 
     pub(crate) fn verify_status(state: VerifyState, percent: f64) -> VerifyStatus {
         VerifyStatus {
+            task: None,
             state,
             scheduled: false,
             point: None,

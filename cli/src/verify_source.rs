@@ -190,6 +190,7 @@ pub(crate) mod tests {
     pub(crate) fn source_status(state: SourceVerifyState, percent: f64) -> SourceVerifyStatus {
         let done = !state.is_active();
         SourceVerifyStatus {
+            task: None,
             state,
             requested_unix_ms: 1_777_629_600_000,
             finished_unix_ms: done.then_some(1_777_629_660_000),

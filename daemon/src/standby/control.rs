@@ -5,10 +5,11 @@
 //! of its next connection.
 
 use super::Standby;
-use super::registry::{OpError, PairHandle, RestartRecord, Rewound};
+use super::registry::{OpError, PairHandle, PairRecord, RestartRecord, Rewound};
+use super::tasks::Seen;
 use crate::timefmt::now_ms;
 use drpair_pair::PairOp;
-use drpair_types::{Epoch, RecoveryPoint};
+use drpair_types::{Epoch, RecoveryPoint, TaskKind};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OwnedMutexGuard;
@@ -82,7 +83,46 @@ pub async fn restart(sb: &Arc<Standby>, h: &Arc<PairHandle>, opts: RestartOpts) 
         rt.points = 0;
     }
     rt.progress = Default::default();
+    drop(rt);
+    let installed = h.record.lock().expect("record").clone();
+    follow_baseline(sb, h, &installed, deleted);
     Ok(deleted)
+}
+
+/// A restart's baseline as a task: it runs in the agent's connections and ends when its point
+/// commits (the restart record is cleared then), or when a newer restart replaces it.
+fn follow_baseline(sb: &Arc<Standby>, h: &Arc<PairHandle>, rec: &PairRecord, deleted: u64) {
+    let Some(requested) = rec.restart.as_ref().map(|r| r.requested_unix_ms) else { return };
+    let first = format!(
+        "new lineage {}: {} point(s) deleted{}; every chunk is copied again",
+        rec.lineage,
+        deleted,
+        if rec.restart.as_ref().is_some_and(|r| r.keep_points) {
+            " (old points kept until the baseline commits)"
+        } else {
+            ""
+        }
+    );
+    let task = sb.tasks.start(TaskKind::Baseline, &rec.pair_id, "api", &first);
+    let h = h.clone();
+    task.follow(move || {
+        let (restart, committed) = {
+            let r = h.record.lock().expect("record");
+            (r.restart.as_ref().map(|r| r.requested_unix_ms), r.committed)
+        };
+        match restart {
+            None => Seen::Done(format!("baseline committed as point {committed}")),
+            Some(r) if r != requested => Seen::Failed("replaced by a newer restart".into()),
+            Some(_) => {
+                let s = h.status();
+                let message = match &s.stats.pass {
+                    Some(p) => format!("{}: {} pass", s.state_label, p.kind),
+                    None => format!("{}: waiting for the agent", s.state_label),
+                };
+                Seen::Running { percent: s.stats.progress_percent.min(99.9), message }
+            }
+        }
+    });
 }
 
 /// Replay: the head goes back to `point` (later points are deleted) and the agent ships

@@ -4,19 +4,22 @@
 
 use super::Standby;
 use super::registry::{OpError, PairHandle};
+use super::tasks::TaskHandle;
 use crate::timefmt::now_ms;
 use drpair_retention::{Mark, Pin, PointInfo, Policy};
 use drpair_store::Store;
-use drpair_types::{PointKind, PointMark, PruneReport, ReclaimReport, RecoveryPoint, RetentionView};
+use drpair_types::{PairId, PointKind, PointMark, PruneReport, ReclaimReport, RecoveryPoint, RetentionView, TaskKind};
 use std::collections::HashSet;
 use std::sync::Arc;
 
 /// Why a prune cannot run now.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum PruneError {
     /// The pair's state forbids it (restart or dump workflow in progress): 409.
+    #[error("{0}")]
     Busy(String),
     /// The store failed: 500.
+    #[error("the store failed: {0}")]
     Store(String),
 }
 
@@ -126,8 +129,51 @@ pub fn prune(sb: &Arc<Standby>, h: &PairHandle, dry_run: bool, scheduled: bool) 
         kept,
         versions_deleted: 0,
         reclaim: None,
+        task: None,
     };
     if !dry_run {
+        // A prune that changes something is a task; a scheduled one with nothing to remove
+        // is not (it would crowd the task list every few minutes).
+        let task = (!scheduled || !report.removed.is_empty()).then(|| {
+            let first = format!(
+                "retention plan: remove {} of {} point(s), keep {}",
+                report.removed.len(),
+                report.points_before,
+                report.kept.len()
+            );
+            sb.tasks.start(TaskKind::Prune, &pair_id, if scheduled { "schedule" } else { "api" }, &first)
+        });
+        report.task = task.as_ref().map(|t| t.id());
+        let applied = apply(sb, h, &pair_id, pair_no, &mut report, task.as_ref());
+        if let Some(t) = task {
+            match &applied {
+                Ok(()) => t.ok(format!(
+                    "removed {} point(s) ({} version(s)), kept {}",
+                    report.removed.len(),
+                    report.versions_deleted,
+                    report.points_kept
+                )),
+                Err(e) => t.fail(e.to_string()),
+            }
+        }
+        applied?;
+    }
+    report.finished_unix_ms = now_ms();
+    Ok(report)
+}
+
+/// Removes the planned points (those a drill pinned since the plan are kept), reclaims their
+/// space and records the report. Blocking.
+fn apply(
+    sb: &Arc<Standby>,
+    h: &PairHandle,
+    pair_id: &PairId,
+    pair_no: u32,
+    report: &mut PruneReport,
+    task: Option<&TaskHandle>,
+) -> Result<(), PruneError> {
+    let store_err = |e: drpair_store::StoreError| PruneError::Store(e.to_string());
+    {
         // A drill may have pinned a point since the plan: taken under the drills' pin gate,
         // so a drill starting now either sees its point gone or keeps it from this prune.
         let _gate = super::drill::PIN_GATE.lock().unwrap_or_else(|e| e.into_inner());
@@ -135,12 +181,25 @@ pub fn prune(sb: &Arc<Standby>, h: &PairHandle, dry_run: bool, scheduled: bool) 
         let (late, removed): (Vec<PointMark>, Vec<PointMark>) =
             report.removed.drain(..).partition(|m| pinned_now.contains(&m.id));
         report.removed = removed;
+        let late_count = late.len();
         report.kept.extend(late.into_iter().map(|m| PointMark { reason: "pinned_drill".into(), ..m }));
         report.points_kept = report.kept.len() as u64;
         let ids: Vec<u64> = report.removed.iter().map(|m| m.id).collect();
+        if let Some(t) = task {
+            if late_count > 0 {
+                t.step(&format!("kept {late_count} point(s) a drill pinned since the plan"));
+            }
+            t.step(&format!("removing point(s) {ids:?}"));
+        }
         let out = sb.store.remove_points(pair_no, &ids).map_err(store_err)?;
         report.versions_deleted = out.versions;
         if out.points > 0 || out.versions > 0 {
+            if let Some(t) = task {
+                t.step(&format!(
+                    "{} point(s) and {} version(s) removed; reclaiming unreferenced chunks",
+                    out.points, out.versions
+                ));
+            }
             report.reclaim = Some(reclaim(&sb.store).map_err(store_err)?);
             let left = sb.store.list_points(pair_no).map_err(store_err)?.len() as u64;
             h.runtime.lock().expect("runtime").points = left;
@@ -157,8 +216,7 @@ pub fn prune(sb: &Arc<Standby>, h: &PairHandle, dry_run: bool, scheduled: bool) 
         })
         .map_err(|e| PruneError::Store(format!("{e:?}")))?;
     }
-    report.finished_unix_ms = now_ms();
-    Ok(report)
+    Ok(())
 }
 
 /// Reclaims the chunks nothing refers to and, when some went (now, or before a crash

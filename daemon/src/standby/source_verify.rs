@@ -16,11 +16,14 @@
 
 use super::Standby;
 use super::registry::{OpError, PairHandle, PairRecord, PairRuntime};
+use super::tasks::Seen;
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_types::{
-    Epoch, MismatchedChunk, PairId, PairState, SOURCE_VERIFY_SAMPLE, SourceVerifyState, SourceVerifyStatus,
+    Epoch, MismatchedChunk, PairId, PairState, SOURCE_VERIFY_SAMPLE, SourceVerifyState, SourceVerifyStatus, TaskId,
+    TaskKind,
 };
 use drpair_wire::{PassKind, Progress, StandbyMsg, VerifyReport, encode};
+use std::sync::Arc;
 
 /// Why an online verify cannot be requested now.
 #[derive(Debug)]
@@ -70,7 +73,7 @@ fn refusal(rec: &PairRecord, connected: bool) -> Option<String> {
 }
 
 /// `POST …/verify-source`: asks the agent for a verify pass; returns the request as recorded.
-pub async fn request(sb: &Standby, h: &PairHandle) -> Result<SourceVerifyStatus, VerifyError> {
+pub async fn request(sb: &Standby, h: &Arc<PairHandle>) -> Result<SourceVerifyStatus, VerifyError> {
     let session = h.runtime.lock().expect("runtime").session.clone();
     // Checked and recorded under the record's lock: of two requests at once, one is refused.
     let (id, status) = h.update(&sb.store, |rec| {
@@ -88,6 +91,8 @@ pub async fn request(sb: &Standby, h: &PairHandle) -> Result<SourceVerifyStatus,
         Ok((rec.pair_id.clone(), status))
     })?;
     let session = session.expect("checked above");
+    let task = sb.tasks.start(TaskKind::SourceVerify, &id, "api", &status.message);
+    let status = record_task(sb, h, &id, status, task.id());
     let request_id = sb.next_request();
     tracing::info!(pair = %id, request_id, "online verify against the source requested: {}", status.message);
     let sent = session.tx.send(encode(&StandbyMsg::VerifySource { request_id }).expect("encode")).await.is_ok();
@@ -95,11 +100,51 @@ pub async fn request(sb: &Standby, h: &PairHandle) -> Result<SourceVerifyStatus,
     let current = h.runtime.lock().expect("runtime").session.as_ref().is_some_and(|s| s.conn_id == session.conn_id);
     if !sent || !current {
         fail(sb, h, "the agent disconnected before the request reached it");
+        task.fail("the agent disconnected before the request reached it");
         return Err(VerifyError::State(format!(
             "pair '{id}': the agent disconnected before the verify request reached it; ask again once it is connected"
         )));
     }
+    let (h2, mine) = (h.clone(), task.id());
+    task.follow(move || seen(&h2, mine));
     Ok(status)
+}
+
+/// Puts the task's id into the recorded request.
+fn record_task(
+    sb: &Standby,
+    h: &PairHandle,
+    id: &PairId,
+    mut status: SourceVerifyStatus,
+    task: TaskId,
+) -> SourceVerifyStatus {
+    status.task = Some(task);
+    let saved = h.update(&sb.store, |rec| {
+        if let Some(v) = rec.source_verify.as_mut().filter(|v| v.requested_unix_ms == status.requested_unix_ms) {
+            v.task = Some(task);
+        }
+        Ok::<_, OpError>(())
+    });
+    if let Err(e) = saved {
+        tracing::warn!(pair = %id, "recording the online verify's task: {e:?}");
+    }
+    status
+}
+
+/// The online verify of task `mine` as its task follows it.
+fn seen(h: &PairHandle, mine: TaskId) -> Seen {
+    let rec = h.record.lock().expect("record").clone();
+    let v = status(&rec, &h.runtime.lock().expect("runtime"));
+    match v {
+        Some(v) if v.task == Some(mine) => match v.state {
+            SourceVerifyState::Done => Seen::Done(v.message),
+            SourceVerifyState::Failed => Seen::Failed(v.message),
+            _ => Seen::Running { percent: v.progress_percent, message: v.message },
+        },
+        _ => Seen::Failed(
+            "the request was replaced before its end was seen (a restart of the pair or a newer request)".into(),
+        ),
+    }
 }
 
 /// The agent reported progress: a verify pass beginning moves the request to running, against
@@ -262,6 +307,7 @@ fn requested(at_ms: u64, message: String) -> SourceVerifyStatus {
         sample: vec![],
         repair_point: None,
         message,
+        task: None,
     }
 }
 

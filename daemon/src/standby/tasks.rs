@@ -251,6 +251,20 @@ fn push_line(f: &mut TaskFile, text: &str) {
     }
 }
 
+/// How often [`TaskHandle::follow`] looks at the operation it follows.
+pub const FOLLOW_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+
+/// What a followed operation looks like now.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Seen {
+    /// Still going: its progress and what it does now (a new message is a new log line).
+    Running { percent: f64, message: String },
+    /// Ended well, with its result.
+    Done(String),
+    /// Ended badly, with why.
+    Failed(String),
+}
+
 /// A running task, held by the code doing its work. Dropped without [`TaskHandle::ok`] or
 /// [`TaskHandle::fail`], it ends the task as failed.
 pub struct TaskHandle {
@@ -288,6 +302,30 @@ impl TaskHandle {
             Ok(m) => self.ok(m),
             Err(m) => self.fail(m),
         }
+    }
+
+    /// Follows an operation whose state lives in the pair's record and moves on in other
+    /// code (a connection's commits, the agent's reports): `look` is asked every
+    /// [`FOLLOW_EVERY`] until it sees the operation end, which ends the task. Each new message
+    /// becomes a log line. Needs a tokio runtime.
+    pub fn follow(self, mut look: impl FnMut() -> Seen + Send + 'static) {
+        tokio::spawn(async move {
+            let mut last = self.tasks.get(self.id).map(|i| i.message).unwrap_or_default();
+            loop {
+                match look() {
+                    Seen::Running { percent, message } => {
+                        self.progress(percent);
+                        if message != last {
+                            self.step(&message);
+                            last = message;
+                        }
+                    }
+                    Seen::Done(m) => return self.ok(m),
+                    Seen::Failed(m) => return self.fail(m),
+                }
+                tokio::time::sleep(FOLLOW_EVERY).await;
+            }
+        });
     }
 
     /// Lets the task outlive this handle: it is ended later through [`Tasks::end`] (a

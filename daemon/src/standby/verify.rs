@@ -3,9 +3,10 @@
 
 use super::Standby;
 use super::registry::{OpError, PairHandle};
+use super::tasks::TaskHandle;
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_store::{Damaged, VerifyOutcome};
-use drpair_types::{DamagedChunk, PointDamage, VerifyState, VerifyStatus};
+use drpair_types::{DamagedChunk, PointDamage, TaskKind, VerifyState, VerifyStatus};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -40,25 +41,30 @@ pub fn start(
         points_damaged: 0,
         damaged: Vec::new(),
         message: "verifying stored chunks".into(),
+        task: None,
     }));
+    let pair_id = h.record.lock().expect("record").pair_id.clone();
     {
         let mut rt = h.runtime.lock().expect("runtime");
         if let Some(v) = &rt.verify
             && v.lock().expect("verify").state == VerifyState::Running
         {
-            return Err(format!(
-                "pair '{}': a verification is already running",
-                h.record.lock().expect("record").pair_id
-            ));
+            return Err(format!("pair '{pair_id}': a verification is already running"));
         }
         rt.verify = Some(status.clone());
     }
+    let what = match point {
+        Some(p) => format!("re-reading and re-hashing every chunk point {p} can see"),
+        None => "re-reading and re-hashing every chunk of every point".to_string(),
+    };
+    let task = sb.tasks.start(TaskKind::Verify, &pair_id, if scheduled { "schedule" } else { "api" }, &what);
+    status.lock().expect("verify").task = Some(task.id());
     let (sb, h, st) = (sb.clone(), h.clone(), status.clone());
-    tokio::task::spawn_blocking(move || run(&sb, &h, point, &st));
+    tokio::task::spawn_blocking(move || run(&sb, &h, point, &st, task));
     Ok(status)
 }
 
-fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyStatus>) {
+fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyStatus>, task: TaskHandle) {
     let (pair_id, pair_no, total_chunks) = {
         let rec = h.record.lock().expect("record");
         let chunks: Vec<u64> = rec.disks.iter().map(|d| d.geometry.chunk_count()).collect();
@@ -71,6 +77,7 @@ fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyStatus
         let mut s = st.lock().expect("verify");
         s.progress_percent = (done as f64 * 100.0 / all as f64).min(99.9);
         s.chunks_checked = p.chunks_checked;
+        task.progress(s.progress_percent);
         true
     });
     let finished = now_ms();
@@ -100,6 +107,10 @@ fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyStatus
                 tracing::info!(pair = %pair_id, points = s.points_verified, chunks = s.chunks_checked, "verification: every point intact");
             } else {
                 for d in out.damaged.iter().take(SAMPLE) {
+                    task.step(&format!(
+                        "disk {} chunk {} ({}): {}; seen by point(s) {:?}",
+                        d.disk, d.chunk, d.hash, d.reason, d.points
+                    ));
                     tracing::warn!(pair = %pair_id, disk = d.disk, chunk = d.chunk, hash = %d.hash, points = ?d.points, "verification: {}", d.reason);
                 }
             }
@@ -111,6 +122,11 @@ fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyStatus
         }
     }
     super::metrics::verified(&pair_id, &s);
+    let ended = if s.state == VerifyState::Done && s.points_damaged == 0 {
+        Ok(s.message.clone())
+    } else {
+        Err(s.message.clone())
+    };
     *st.lock().expect("verify") = s.clone();
     let saved = h.update(&sb.store, |rec| {
         rec.verify = Some(s);
@@ -123,6 +139,7 @@ fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyStatus
     if let Ok(Some(p)) = sb.store.latest_point(pair_no) {
         h.runtime.lock().expect("runtime").last_point = Some(p);
     }
+    task.finish(ended);
 }
 
 fn damaged_chunk(d: &Damaged) -> DamagedChunk {

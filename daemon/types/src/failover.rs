@@ -64,6 +64,10 @@ pub struct FailoverStatus {
     pub throughput_bytes_per_sec: f64,
     pub operator: Option<String>,
     pub message: String,
+    /// The task that runs (or ran) this operation: `GET /api/v1/tasks/{id}` and its `/log`.
+    /// Absent in records written before tasks existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<crate::TaskId>,
 }
 
 /// Which way a failback copies.
@@ -150,4 +154,8 @@ pub struct FailbackStatus {
     pub finished_at: Option<String>,
     pub operator: Option<String>,
     pub message: String,
+    /// The task that runs (or ran) this operation: `GET /api/v1/tasks/{id}` and its `/log`.
+    /// Absent in records written before tasks existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<crate::TaskId>,
 }

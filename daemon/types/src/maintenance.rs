@@ -62,6 +62,10 @@ pub struct PruneReport {
     /// The space reclaim that followed, if it ran.
     #[serde(default)]
     pub reclaim: Option<ReclaimReport>,
+    /// The task that runs (or ran) this operation: `GET /api/v1/tasks/{id}` and its `/log`.
+    /// Absent in records written before tasks existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<crate::TaskId>,
 }
 
 /// A point with the reason retention gave it.
@@ -130,6 +134,10 @@ pub struct VerifyStatus {
     pub damaged: Vec<DamagedChunk>,
     /// Plain words: the result, or why it failed.
     pub message: String,
+    /// The task that runs (or ran) this operation: `GET /api/v1/tasks/{id}` and its `/log`.
+    /// Absent in records written before tasks existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<crate::TaskId>,
 }
 
 /// A stored chunk that failed verification, and where it is used.

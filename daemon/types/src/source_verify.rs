@@ -58,6 +58,10 @@ pub struct SourceVerifyStatus {
     pub repair_point: Option<u64>,
     /// Plain words: what happened / why it failed.
     pub message: String,
+    /// The task that runs (or ran) this operation: `GET /api/v1/tasks/{id}` and its `/log`.
+    /// Absent in records written before tasks existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub task: Option<crate::TaskId>,
 }
 
 /// One chunk of one disk.
@@ -89,9 +93,15 @@ mod tests {
             sample: vec![MismatchedChunk { disk: 0, chunk: 3 }],
             repair_point: Some(8),
             message: "m".into(),
+            task: Some(crate::TaskId(4)),
         };
         let j = serde_json::to_value(&s).unwrap();
         assert_eq!(j["state"], "done");
+        assert_eq!(j["task"], 4);
+        // A record written before tasks existed has no `task`.
+        let mut old = j.clone();
+        old.as_object_mut().unwrap().remove("task");
+        assert_eq!(serde_json::from_value::<SourceVerifyStatus>(old).unwrap().task, None);
         assert_eq!(j["sample"][0]["chunk"], 3);
         assert_eq!(serde_json::from_value::<SourceVerifyStatus>(j).unwrap(), s);
         assert!(SourceVerifyState::Requested.is_active() && !SourceVerifyState::Failed.is_active());

@@ -12,10 +12,11 @@ pub mod disk;
 
 use super::Standby;
 use super::registry::PairHandle;
+use super::tasks::Seen;
 use crate::timefmt::{now_ms, rfc3339_ms};
 use disk::DrillDisk;
 use drpair_nbd::{BlockDev, Export};
-use drpair_types::{DrillCheck, DrillExport, DrillRequest, DrillState, DrillStatus, RecoveryPoint};
+use drpair_types::{DrillCheck, DrillExport, DrillRequest, DrillState, DrillStatus, RecoveryPoint, TaskKind};
 use std::collections::HashMap;
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::path::PathBuf;
@@ -188,6 +189,13 @@ pub fn start(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: DrillRequest) -> Resul
         return Err(DrillError::PointNotFound(format!("recovery point {} was removed by retention", point.id)));
     }
 
+    let by = req.operator.clone().filter(|o| !o.trim().is_empty()).unwrap_or_else(|| "api".into());
+    let task = sb.tasks.start(
+        TaskKind::DrillStart,
+        &pair_id,
+        &by,
+        &format!("drill {id}: point {} pinned; preparing {} export(s)", point.id, disks.len()),
+    );
     let dir = sb.data_dir.join("drills").join(&id);
     let built = (|| -> std::io::Result<(Vec<Arc<DrillDisk>>, TcpListener)> {
         std::fs::create_dir_all(&dir)?;
@@ -203,6 +211,7 @@ pub fn start(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: DrillRequest) -> Resul
         Err(e) => {
             let _ = std::fs::remove_dir_all(&dir);
             repin(sb, h);
+            task.fail(format!("preparing the drill's exports: {e}"));
             return Err(DrillError::Internal(format!("preparing the drill's exports: {e}")));
         }
     };
@@ -270,9 +279,35 @@ pub fn start(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: DrillRequest) -> Resul
         tokio::time::sleep(ttl).await;
         let _ = stop(&sb2, &id2, DrillState::Expired);
     });
+    let uris: Vec<&str> = s.exports.iter().map(|e| e.uri.as_str()).collect();
+    let ready = format!("ready in {ready_ms} ms: {}", uris.join(", "));
     if let Some(cmd) = req.check {
+        task.step(&ready);
+        task.step(&format!("running the check: {cmd}"));
+        let look = live.clone();
+        task.follow(move || {
+            let st = look.status.lock().expect("drill");
+            match (st.check.as_ref().and_then(|c| c.passed), st.state) {
+                (Some(true), _) => Seen::Done(format!("the check passed against point {}", st.point)),
+                (Some(false), _) => Seen::Failed(format!(
+                    "the check failed against point {} (exit {:?})",
+                    st.point,
+                    st.check.as_ref().and_then(|c| c.exit_code)
+                )),
+                (None, DrillState::Running) => Seen::Running {
+                    percent: 50.0,
+                    message: format!(
+                        "running the check: {cmd_shown}",
+                        cmd_shown = st.check.as_ref().map(|c| c.command.as_str()).unwrap_or("")
+                    ),
+                },
+                (None, state) => Seen::Failed(format!("the drill ended ({state:?}) before its check finished")),
+            }
+        });
         let (sb2, live2) = (sb.clone(), live.clone());
         tokio::spawn(async move { run_check(&sb2, &live2, &cmd).await });
+    } else {
+        task.ok(ready);
     }
     Ok(s)
 }

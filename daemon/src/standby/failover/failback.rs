@@ -17,12 +17,13 @@ use super::target::{self, Side};
 use super::{FailoverError, busy};
 use crate::standby::Standby;
 use crate::standby::registry::{OpError, PairHandle, PairRecord, PairRuntime};
+use crate::standby::tasks::Seen as TaskSeen;
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_pair::PairOp;
 use drpair_store::{ChunkVersion, StoredChunk};
 use drpair_types::{
     DiskGeometry, Epoch, FailbackDirection, FailbackPhase, FailbackRequest, FailbackStatus, JobState, PointId,
-    SourceVerifyState,
+    SourceVerifyState, TaskKind,
 };
 use drpair_wire::{ChunkBody, ChunkItem, StandbyMsg, encode};
 use std::os::unix::fs::FileExt;
@@ -87,6 +88,9 @@ pub async fn start(
         let write = direction == FailbackDirection::ToRecovered;
         sides.push(target::open_source(p, g.size_bytes, write).map_err(|e| FailoverError::side("from", e))?);
     }
+    let by = req.operator.clone().unwrap_or_else(|| "api".into());
+    let first = format!("failback {} from {}", direction.as_str(), req.from.join(", "));
+    let task = sb.tasks.start(TaskKind::Failback, &rec.pair_id, &by, &first);
     let status = FailbackStatus {
         pair_id: rec.pair_id.clone(),
         state: JobState::Running,
@@ -109,21 +113,27 @@ pub async fn start(
         finished_at: None,
         operator: req.operator.clone(),
         message: "the agent reads every chunk of the original disk and ships what differs: its state is kept as a recovery point before anything is overwritten".into(),
+        task: Some(task.id()),
     };
     {
         let mut rt = h.runtime.lock().expect("runtime");
-        busy(&rt)?;
-        if rt.session.is_none() {
-            return Err(FailoverError::State(
-                "the original side's agent is not connected: start `drpaird agent` on the original server (it holds, failed over) and fail back again".into(),
-            ));
+        let started = busy(&rt).and_then(|()| {
+            if rt.session.is_none() {
+                return Err(FailoverError::State(
+                    "the original side's agent is not connected: start `drpaird agent` on the original server (it holds, failed over) and fail back again".into(),
+                ));
+            }
+            h.update(&sb.store, |rec| {
+                rec.lifecycle = rec.lifecycle.apply(PairOp::Failback).map_err(|r| FailoverError::State(r.message))?;
+                // Recorded as running, so a standby stopped under it records it as failed.
+                rec.failback = Some(status.clone());
+                Ok::<_, FailoverError>(())
+            })
+        });
+        if let Err(e) = started {
+            task.fail(format!("not started: {e}"));
+            return Err(e);
         }
-        h.update(&sb.store, |rec| {
-            rec.lifecycle = rec.lifecycle.apply(PairOp::Failback).map_err(|r| FailoverError::State(r.message))?;
-            // Recorded as running, so a standby stopped under it records it as failed.
-            rec.failback = Some(status.clone());
-            Ok::<_, FailoverError>(())
-        })?;
         rt.failback = Some(Arc::new(Mutex::new(status.clone())));
         rt.failback_ships = true;
     }
@@ -132,6 +142,15 @@ pub async fn start(
     let (sb2, h2) = (sb.clone(), h.clone());
     tokio::spawn(async move {
         let job = h2.runtime.lock().expect("runtime").failback.clone().expect("set by start");
+        let look = job.clone();
+        task.follow(move || {
+            let j = look.lock().expect("failback");
+            match j.state {
+                JobState::Running => TaskSeen::Running { percent: j.progress_percent, message: j.message.clone() },
+                JobState::Done => TaskSeen::Done(j.message.clone()),
+                _ => TaskSeen::Failed(j.message.clone()),
+            }
+        });
         let r = run(&sb2, &h2, &job, sides, direction, failover.epoch).await;
         finish(&sb2, &h2, &job, r);
     });

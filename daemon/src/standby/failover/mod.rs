@@ -10,23 +10,28 @@ pub mod target;
 use super::Standby;
 use super::control::quiesce;
 use super::registry::{OpError, PairHandle, PairRecord, PairRuntime};
+use super::tasks::TaskHandle;
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_pair::PairOp;
-use drpair_types::{FailoverRequest, FailoverStatus, JobState, RecoveryPoint};
+use drpair_types::{FailoverRequest, FailoverStatus, JobState, RecoveryPoint, TaskKind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use target::{Side, SideError};
 
 /// Why a failover or failback did not start. Nothing changed.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum FailoverError {
     /// A parameter is wrong (400).
+    #[error("{0}: {1}")]
     Param(&'static str, String),
     /// No such point (404).
+    #[error("{0}")]
     PointNotFound(String),
     /// The pair's state, a busy target, or a running job (409).
+    #[error("{0}")]
     State(String),
+    #[error("internal error: {0}")]
     Internal(String),
 }
 
@@ -129,6 +134,9 @@ pub async fn start(
     // Fence: end the agent's connection and change the record while no epoch is written.
     let guard = quiesce(h, "the pair is failing over; the agent holds from now on").await?;
     let started = now_ms();
+    let by = req.operator.clone().unwrap_or_else(|| "api".into());
+    let message = format!("materialising point {} (cut {}) onto {}", point.id, point.time, req.targets.join(", "));
+    let task = sb.tasks.start(TaskKind::Failover, &rec.pair_id, &by, &message);
     let status = FailoverStatus {
         pair_id: rec.pair_id.clone(),
         state: JobState::Running,
@@ -144,25 +152,32 @@ pub async fn start(
         elapsed_seconds: 0.0,
         throughput_bytes_per_sec: 0.0,
         operator: req.operator.clone(),
-        message: format!("materialising point {} (cut {}) onto {}", point.id, point.time, req.targets.join(", ")),
+        message,
+        task: Some(task.id()),
     };
     {
         let mut rt = h.runtime.lock().expect("runtime");
-        busy(&rt)?;
-        h.update(&sb.store, |rec| {
-            rec.lifecycle = rec.lifecycle.apply(PairOp::Failover).map_err(|r| FailoverError::State(r.message))?;
-            rec.failover = Some(status.clone());
-            Ok::<_, FailoverError>(())
-        })?;
+        let fenced = busy(&rt).and_then(|()| {
+            h.update(&sb.store, |rec| {
+                rec.lifecycle = rec.lifecycle.apply(PairOp::Failover).map_err(|r| FailoverError::State(r.message))?;
+                rec.failover = Some(status.clone());
+                Ok::<_, FailoverError>(())
+            })
+        });
+        if let Err(e) = fenced {
+            task.fail(format!("not started: {e}"));
+            return Err(e);
+        }
         rt.failover = Some(Arc::new(Mutex::new(status.clone())));
     }
+    task.step(&format!("fenced: the agent holds; writing {} disk(s)", disks.len()));
     drop(guard);
     tracing::warn!(
         pair = %rec.pair_id, point = point.id, epoch = point.epoch, targets = ?req.targets, operator = ?req.operator,
         "FAILOVER: the pair is fenced (the agent holds, nothing is committed) and point {} is being materialised", point.id
     );
     let (sb2, h2) = (sb.clone(), h.clone());
-    tokio::task::spawn_blocking(move || run(&sb2, &h2, point, sides));
+    tokio::task::spawn_blocking(move || run(&sb2, &h2, point, sides, task));
     Ok(status)
 }
 
@@ -182,7 +197,7 @@ fn busy(rt: &PairRuntime) -> Result<(), FailoverError> {
 }
 
 /// The background part: every disk written and synced, the result recorded.
-fn run(sb: &Standby, h: &PairHandle, point: RecoveryPoint, sides: Vec<Side>) {
+fn run(sb: &Standby, h: &PairHandle, point: RecoveryPoint, sides: Vec<Side>, task: TaskHandle) {
     let job = h.runtime.lock().expect("runtime").failover.clone().expect("set by start");
     let (pair_id, pair_no, disks) = {
         let r = h.record.lock().expect("record");
@@ -202,11 +217,19 @@ fn run(sb: &Standby, h: &PairHandle, point: RecoveryPoint, sides: Vec<Side>) {
         let ticker = s.spawn(|| {
             while !stop.load(Ordering::Relaxed) {
                 std::thread::sleep(Duration::from_millis(100));
-                update(&mut job.lock().expect("failover"), done.load(Ordering::Relaxed));
+                let mut j = job.lock().expect("failover");
+                update(&mut j, done.load(Ordering::Relaxed));
+                task.progress(j.progress_percent);
             }
         });
         let mut r = Ok(());
         for (i, (side, g)) in sides.iter().zip(&disks).enumerate() {
+            task.step(&format!(
+                "disk {i}: writing point {} onto {} ({} bytes)",
+                point.id,
+                side.path.display(),
+                g.size_bytes
+            ));
             r = materialise::disk(&sb.store, &pair_id, pair_no, i as u32, *g, point.epoch, side, &done)
                 .map_err(|e| format!("disk {i}: {e}"));
             if r.is_err() {
@@ -248,6 +271,7 @@ fn run(sb: &Standby, h: &PairHandle, point: RecoveryPoint, sides: Vec<Side>) {
         }
         Err(_) => tracing::error!(pair = %pair_id, point = point.id, "FAILOVER failed: {}", final_status.message),
     }
+    let final_status_bytes = final_status.bytes_written;
     let mut rt = h.runtime.lock().expect("runtime");
     let saved = h.update(&sb.store, |rec| {
         rec.failover = Some(final_status);
@@ -257,6 +281,11 @@ fn run(sb: &Standby, h: &PairHandle, point: RecoveryPoint, sides: Vec<Side>) {
         tracing::error!(pair = %pair_id, "recording the failover's end: {e:?}");
     }
     rt.failover = None;
+    drop(rt);
+    task.finish(match result {
+        Ok(()) => Ok(format!("point {} is on the targets: {} bytes written", point.id, final_status_bytes)),
+        Err(e) => Err(format!("materialising point {} failed: {e}", point.id)),
+    });
 }
 
 /// Status field `failover`: the running job's live figures, else the record's.

@@ -127,3 +127,35 @@ fn a_long_log_is_capped_and_says_so() {
     assert_eq!(tasks.get(id).unwrap().log_lines, MAX_LOG_LINES as u64 + 12);
     assert_eq!(tasks.get(id).unwrap().message, "end");
 }
+
+/// Waits (up to 10 s) until `ok` holds for the task.
+async fn until(tasks: &Tasks, id: TaskId, ok: impl Fn(&TaskInfo) -> bool) -> TaskInfo {
+    for _ in 0..400 {
+        let info = tasks.get(id).unwrap();
+        if ok(&info) {
+            return info;
+        }
+        tokio::time::sleep(FOLLOW_EVERY / 10).await;
+    }
+    panic!("task {id} never reached the expected state: {:?}", tasks.get(id));
+}
+
+#[tokio::test]
+async fn a_followed_operation_logs_each_new_message_and_ends_the_task() {
+    let tasks = Tasks::in_memory();
+    let t = tasks.start(TaskKind::SourceVerify, &pair("a"), "api", "asked the agent");
+    let id = t.id();
+    let seen = Arc::new(Mutex::new(Seen::Running { percent: 0.0, message: "asked the agent".into() }));
+    let look = seen.clone();
+    t.follow(move || look.lock().unwrap().clone());
+    *seen.lock().unwrap() = Seen::Running { percent: 30.0, message: "comparing with point 7".into() };
+    until(&tasks, id, |i| i.progress_percent == 30.0).await;
+    *seen.lock().unwrap() = Seen::Running { percent: 60.0, message: "comparing with point 7".into() };
+    let info = until(&tasks, id, |i| i.progress_percent == 60.0).await;
+    assert_eq!((info.state, info.log_lines), (TaskState::Running, 2));
+    *seen.lock().unwrap() = Seen::Failed("the agent disconnected".into());
+    let info = until(&tasks, id, |i| i.state.is_over()).await;
+    assert_eq!((info.state, info.message.as_str()), (TaskState::Failed, "the agent disconnected"));
+    let texts: Vec<String> = tasks.log(id, 0).unwrap().lines.into_iter().map(|l| l.text).collect();
+    assert_eq!(texts, ["asked the agent", "comparing with point 7", "the agent disconnected"]);
+}
