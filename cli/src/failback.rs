@@ -161,7 +161,11 @@ fn failback(
     }
     let path = format!("/api/v1/pairs/{pair}/failback");
     let accepted = |s: &FailbackStatus| {
-        format!("failback of pair {pair} {} started; 'drpair status {pair}' shows how it goes on", s.direction.as_str())
+        format!(
+            "failback of pair {pair} {} started; 'drpair status {pair}' shows how it goes on{}",
+            s.direction.as_str(),
+            output::task_note(s.task)
+        )
     };
     let prefix = |s: &FailbackStatus| format!("{pair} failback {}", s.direction.as_str());
     match (Operation { client, output, path, every }).start(request, args.no_wait, accepted, prefix, seen)? {
@@ -217,6 +221,9 @@ pub fn render_result(pair: &PairId, s: &FailbackStatus) -> String {
     };
     b.line("Failback", verdict);
     b.line("Pair", pair.to_string());
+    if let Some(t) = s.task {
+        b.line("Task", t.to_string());
+    }
     let overwritten = match s.direction {
         FailbackDirection::ToOriginal => "the recovered side's data written onto the original disks",
         FailbackDirection::ToRecovered => "the original side's data written onto the recovered side",

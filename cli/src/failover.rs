@@ -219,10 +219,11 @@ pub fn mib_per_sec(s: &FailoverStatus) -> String {
 /// The answer of `--no-wait`.
 pub fn render_accepted(pair: &PairId, s: &FailoverStatus) -> String {
     format!(
-        "failover of pair {pair} to point {} started ({} onto {}); 'drpair status {pair}' shows how it goes on",
+        "failover of pair {pair} to point {} started ({} onto {}); 'drpair status {pair}' shows how it goes on{}",
         s.point,
         size(s.bytes_total),
-        s.targets.join(", ")
+        s.targets.join(", "),
+        output::task_note(s.task)
     )
 }
 
@@ -236,6 +237,9 @@ pub fn render_result(pair: &PairId, s: &FailoverStatus) -> String {
     };
     b.line("Failover", verdict);
     b.line("Pair", pair.to_string());
+    if let Some(t) = s.task {
+        b.line("Task", t.to_string());
+    }
     b.line("Point", format!("{} (epoch {}, cut {})", s.point, s.epoch, s.point_time));
     let targets: Vec<String> = s.targets.iter().enumerate().map(|(i, t)| format!("disk {i}: {t}")).collect();
     b.line("Targets", targets.join("\n"));

@@ -312,3 +312,9 @@ mod tests {
         assert_eq!(wire_name(&drpair_types::PairState::InitialSync), "initial_sync");
     }
 }
+
+/// `; task N ('drpair tasks log N' shows its steps)` after an accepted operation, or nothing
+/// (a standby from before tasks).
+pub fn task_note(task: Option<drpair_types::TaskId>) -> String {
+    task.map(|t| format!("; task {t} ('drpair tasks log {t}' shows its steps)")).unwrap_or_default()
+}

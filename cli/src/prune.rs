@@ -68,6 +68,9 @@ pub fn render_report(r: &PruneReport) -> String {
             output::format_duration(took)
         ),
     );
+    if let Some(t) = r.task {
+        b.line("Task", t.to_string());
+    }
     let removed = if r.dry_run { "would be removed" } else { "removed" };
     b.line("Points", format!("{} before, {} kept, {} {removed}", r.points_before, r.points_kept, r.removed.len()));
     b.line("Versions deleted", r.versions_deleted.to_string());

@@ -121,7 +121,11 @@ fn finish(output: OutputFormat, pair: &PairId, raw: serde_json::Value, s: &Verif
 
 /// The answer of `--no-wait`.
 pub fn render_accepted(pair: &PairId, s: &VerifyStatus) -> String {
-    format!("verification of {} of pair {pair} started; 'drpair status {pair}' shows how it goes on", what(s.point))
+    format!(
+        "verification of {} of pair {pair} started; 'drpair status {pair}' shows how it goes on{}",
+        what(s.point),
+        output::task_note(s.task)
+    )
 }
 
 fn what(point: Option<PointId>) -> String {
@@ -144,6 +148,9 @@ pub fn render_result(pair: &PairId, s: &VerifyStatus) -> String {
     };
     b.line("Verify", verdict);
     b.line("Pair", format!("{pair}, {}", what(s.point)));
+    if let Some(t) = s.task {
+        b.line("Task", t.to_string());
+    }
     b.line("Chunks checked", format!("{} ({} stored bytes read)", s.chunks_checked, size(s.bytes_checked)));
     b.line("Points verified", s.points_verified.to_string());
     b.line("Points damaged", s.points_damaged.to_string());
@@ -277,6 +284,22 @@ pub(crate) mod tests {
 
     fn args(point: Option<PointId>, no_wait: bool) -> VerifyArgs {
         VerifyArgs { pair: PairId::new("web-01").unwrap(), point, source: false, no_wait }
+    }
+
+    #[test]
+    fn an_operation_names_its_task() {
+        let pair = PairId::new("web-01").unwrap();
+        let mut s = verify_status(VerifyState::Running, 10.0);
+        assert!(!render_accepted(&pair, &s).contains("task"), "{}", render_accepted(&pair, &s));
+        s.task = Some(drpair_types::TaskId(7));
+        let accepted = render_accepted(&pair, &s);
+        assert!(accepted.ends_with("; task 7 ('drpair tasks log 7' shows its steps)"), "{accepted}");
+        s.state = VerifyState::Done;
+        assert!(
+            render_result(&pair, &s).lines().any(|l| l.starts_with("Task") && l.ends_with(" 7")),
+            "{}",
+            render_result(&pair, &s)
+        );
     }
 
     #[test]

@@ -28,8 +28,9 @@ pub fn run(
     let path = format!("/api/v1/pairs/{pair}/verify-source");
     let accepted = |s: &SourceVerifyStatus| {
         format!(
-            "online verify of pair {pair} against its source {}; 'drpair status {pair}' shows how it goes on",
-            s.state.label()
+            "online verify of pair {pair} against its source {}; 'drpair status {pair}' shows how it goes on{}",
+            s.state.label(),
+            output::task_note(s.task)
         )
     };
     let job = Operation { client, output, path, every };
