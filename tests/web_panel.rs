@@ -7,7 +7,8 @@
 //!     parameters are refused with the parameter named.
 //! (b) In headless Debian chromium driven by playwright-core (`web/tests/panel.mjs`): log in,
 //!     search, sort, open the pair, pin, export (equal to the API's export), *Restart Replication* through its dialog
-//!     (state *Start Replication* → *Replicating*, progress moving), pause and resume, create
+//!     (state *Start Replication* → *Replicating*, progress moving; the baseline then listed
+//!     as an ended task with its log), pause and resume, create
 //!     a point, an API refusal rendered in words, keyboard use, accessibility (axe-core), and
 //!     the standby going away and coming back (this test kills and restarts it when the
 //!     script asks). Screenshots land in `TARGET/test-artifacts/web-panel/`.

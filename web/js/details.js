@@ -4,6 +4,7 @@
 import { ApiError, downloadImage, get, pairPath, post } from './api.js';
 import { actionsPanel } from './actions.js';
 import { dumpSection } from './dump.js';
+import { tasksSection } from './tasks.js';
 import { lineChart } from './chart.js';
 import { h, replace } from './dom.js';
 import { bytes, clock, duration, percent, rate, time, yesNo } from './format.js';
@@ -97,6 +98,7 @@ export function detailsView(main, pairId, ctx) {
   const charts = h('div', { class: 'charts' });
   const disksBox = h('div', { class: 'table-box' });
   const pointsBox = h('div', { class: 'table-box' });
+  const tasks = tasksSection(pairId);
   const title = h('h1', {}, pairId);
   const history = [];
   let status = null;
@@ -143,7 +145,8 @@ export function detailsView(main, pairId, ctx) {
     title, head, prog, dumpBox, actions.el,
     h('section', { 'aria-labelledby': 'charts-title' }, h('h2', { id: 'charts-title' }, 'Lag and throughput'), charts),
     h('section', { 'aria-labelledby': 'disks-title' }, h('h2', { id: 'disks-title' }, 'Disks'), disksBox),
-    h('section', { 'aria-labelledby': 'points-title' }, h('h2', { id: 'points-title' }, 'Recovery points'), pointsBox));
+    h('section', { 'aria-labelledby': 'points-title' }, h('h2', { id: 'points-title' }, 'Recovery points'), pointsBox),
+    h('section', { 'aria-labelledby': 'tasks-title' }, h('h2', { id: 'tasks-title' }, 'Tasks'), tasks.el));
 
   return {
     async refresh() {
@@ -174,6 +177,7 @@ export function detailsView(main, pairId, ctx) {
       renderCharts();
       replace(disksBox, disks(s));
       replace(pointsBox, pointsTable(s, points, onPin, onExport));
+      await tasks.refresh();
       return status;
     },
   };

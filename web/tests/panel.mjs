@@ -261,6 +261,19 @@ try {
   assert.ok(newPoints.length > 0 && newPoints.every((p) => !oldLineages.has(p.lineage)),
     `the old lineage's points are gone: before ${JSON.stringify(oldPoints.map((p) => [p.id, p.lineage]))}, after ${JSON.stringify(newPoints.map((p) => [p.id, p.lineage]))}`);
 
+  // --- The restart's baseline is a task of the pair: it ended ok, and its log says so.
+  const baselineRow = page.locator('tr[data-kind="baseline"][data-state="ok"]').first();
+  await baselineRow.waitFor({ timeout: 30000 });
+  const taskId = await baselineRow.getAttribute('data-task');
+  await page.getByRole('button', { name: `Log of task ${taskId} (baseline)` }).click();
+  const taskLog = page.locator(`#task-log-${taskId}`);
+  await taskLog.filter({ hasText: 'baseline committed as point' }).waitFor({ timeout: 10000 });
+  const viaTasksApi = await api('GET', `/tasks/${taskId}`);
+  assert.equal(viaTasksApi.kind, 'baseline');
+  assert.equal(viaTasksApi.state, 'ok');
+  await shot('details-tasks');
+  step(`the restart's baseline is task ${taskId}, ended ok; its log: ${JSON.stringify(await taskLog.textContent())}`);
+
   // --- Pause and resume; the buttons follow the state.
   await page.getByRole('button', { name: 'Pause' }).click();
   await stateIs('Paused');

@@ -104,14 +104,16 @@ fn follow_baseline(sb: &Arc<Standby>, h: &Arc<PairHandle>, rec: &PairRecord, del
         }
     );
     let task = sb.tasks.start(TaskKind::Baseline, &rec.pair_id, "api", &first);
-    let h = h.clone();
+    let (sb, h, lineage, pair_no) = (sb.clone(), h.clone(), rec.lineage, rec.pair_no);
     task.follow(move || {
-        let (restart, committed) = {
-            let r = h.record.lock().expect("record");
-            (r.restart.as_ref().map(|r| r.requested_unix_ms), r.committed)
-        };
+        let restart = h.record.lock().expect("record").restart.as_ref().map(|r| r.requested_unix_ms);
         match restart {
-            None => Seen::Done(format!("baseline committed as point {committed}")),
+            // The new lineage's first point is its baseline (later ones may have followed).
+            None => match sb.store.list_points(pair_no).map(|ps| ps.into_iter().find(|p| p.lineage == lineage)) {
+                Ok(Some(p)) => Seen::Done(format!("baseline committed as point {} (cut {})", p.id, p.time)),
+                Ok(None) => Seen::Failed("the restart ended without a baseline point (restarted again?)".into()),
+                Err(e) => Seen::Failed(format!("the baseline committed, but its point cannot be listed: {e}")),
+            },
             Some(r) if r != requested => Seen::Failed("replaced by a newer restart".into()),
             Some(_) => {
                 let s = h.status();
