@@ -71,6 +71,7 @@ mod pairs;
 mod points;
 mod prune;
 mod reclaim;
+mod scan;
 mod stats;
 mod storage;
 mod verify;
