@@ -39,7 +39,6 @@ mod tests {
     use super::*;
     use crate::standby::registry::{DiskRecord, PairRecord};
     use drpair_pair::Lifecycle;
-    use drpair_store::PairFacts;
     use drpair_types::ChunkSize;
 
     /// The offline recovery reads the standby's pair records through the store's own
