@@ -52,6 +52,13 @@
 //!    deletes only entries that no remaining point can see, and stops when the pair's
 //!    history is rewritten under it (see `prune.rs`).
 //!
+//! # Reading
+//! Disk *d* as of point *P* is read in one place, [`PointReader`] (`point_reader.rs`): by
+//! chunk, by span or by byte range, zero chunks reported without being read, data chunks
+//! decompressed and blake3-verified. Walks of the version index go through `scan.rs`: a
+//! scan of a pair's, a disk's or every entry, and the cursor behind "newest version at or
+//! before an epoch".
+//!
 //! Chunks and version entries are written without fsync: they become durable with the next
 //! synced commit, because all column families share one WAL. Bulk chunks (large epochs) skip
 //! the WAL altogether — writing each value once instead of twice — and every commit first

@@ -192,7 +192,7 @@ impl PointReader {
         let (first, last) = (offset / cs, (end - 1) / cs);
         let mut pos = 0usize;
         for (c, chunk) in (first..).zip(self.chunks(first, last - first + 1)?) {
-            let within = if c == first { (offset % cs) as usize } else { 0 };
+            let within = if c == first { usize::try_from(offset % cs).expect("less than a chunk") } else { 0 };
             let n = (chunk.len() - within).min(buf.len() - pos);
             chunk.copy_to(within, &mut buf[pos..pos + n]);
             pos += n;

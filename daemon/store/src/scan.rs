@@ -195,8 +195,9 @@ mod tests {
         s.write_versions(1, 2, &[(0, 0, data(1)), (0, 1, data(1)), (0, 40, data(1))]).unwrap();
         s.commit_point(1, &point("p", 2), &id, &record("p", 2)).unwrap();
         // Many newer versions of chunk 0: the cursor seeks past them.
-        for e in 3..30u64 {
-            s.write_versions(1, e, &[(0, 0, data(e as u8))]).unwrap();
+        for b in 3..30u8 {
+            let e = u64::from(b);
+            s.write_versions(1, e, &[(0, 0, data(b))]).unwrap();
             s.commit_point(1, &point("p", e), &id, &record("p", e)).unwrap();
         }
         let mut c = s.latest_cursor(1, 0, 10, 0, Some(50));

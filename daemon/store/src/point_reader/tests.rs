@@ -1,3 +1,5 @@
+#![allow(clippy::cast_possible_truncation)] // small test sizes
+
 use super::*;
 use crate::test_support::{open_temp, point, record};
 use crate::{Hash, PairId, StoreError, StoredChunk};
