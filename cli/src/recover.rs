@@ -1,5 +1,5 @@
 //! `drpair debug recover`: rebuild one disk image straight from a stopped standby's store, with
-//! no daemon running ([`drpaird::recover`]). The one command that does not speak the API: it is
+//! no daemon running ([`drpair_recover`]). The one command that does not speak the API: it is
 //! for when the standby cannot serve.
 //!
 //! Invariants: stdout carries the report (text, or the JSON report with `--output json`); a
@@ -11,8 +11,8 @@ use crate::client::CliError;
 use crate::export::PointRef;
 use crate::output::{self, Block, OutputFormat};
 use clap::{Args, Subcommand};
+use drpair_recover::{PointSelector, RecoverError, RecoverOptions, RecoverReport, recover};
 use drpair_types::{ApiError, ErrorCode, PairId};
-use drpaird::recover::{PointSelector, RecoverError, RecoverOptions, RecoverReport, recover};
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::PathBuf;
 
@@ -57,7 +57,7 @@ pub enum DebugCommand {
 )]
 pub struct RecoverArgs {
     /// The standby's data dir (its store is DIR/store)
-    #[arg(long, value_name = "DIR", default_value = drpaird::config::DEFAULT_STANDBY_DATA_DIR)]
+    #[arg(long, value_name = "DIR", default_value = drpair_types::DEFAULT_STANDBY_DATA_DIR)]
     pub data_dir: PathBuf,
     /// The DR Pair ID
     #[arg(long, value_name = "PAIR")]
@@ -175,7 +175,7 @@ pub fn render(r: &RecoverReport) -> String {
 mod tests {
     use super::*;
     use crate::client::exit;
-    use drpaird::recover::{DamageReason, DamagedChunk};
+    use drpair_recover::{DamageReason, DamagedChunk};
 
     fn parse(args: &[&str]) -> Result<crate::Cli, clap::Error> {
         use clap::Parser;
@@ -192,7 +192,7 @@ mod tests {
     #[test]
     fn arguments() {
         let r = recover_args(&["debug", "recover", "--pair", "web-01", "--point", "latest", "--out", "d.img"]);
-        assert_eq!(r.data_dir, PathBuf::from(drpaird::config::DEFAULT_STANDBY_DATA_DIR));
+        assert_eq!(r.data_dir, PathBuf::from(drpair_types::DEFAULT_STANDBY_DATA_DIR));
         assert_eq!((r.pair.as_str(), r.point, r.disk, r.force), ("web-01", PointRef::Latest, 0, false));
         let r = recover_args(&[
             "debug",
@@ -233,7 +233,7 @@ mod tests {
         for want in ["Examples:", "drpair debug recover --pair web-01 --point latest", "exits 11", "--data-dir <DIR>"] {
             assert!(help.contains(want), "{want}:\n{help}");
         }
-        assert!(help.contains(drpaird::config::DEFAULT_STANDBY_DATA_DIR), "{help}");
+        assert!(help.contains(drpair_types::DEFAULT_STANDBY_DATA_DIR), "{help}");
     }
 
     #[test]

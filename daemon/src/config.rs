@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 /// Where the standby keeps its store when neither flag nor file says (`[standby] data_dir`).
-pub const DEFAULT_STANDBY_DATA_DIR: &str = "/var/lib/drpair/standby";
+pub use drpair_types::DEFAULT_STANDBY_DATA_DIR;
 
 /// A config file holds a `[standby]` table, an `[agent]` table, or both.
 #[derive(Debug, Default, Deserialize)]

@@ -8,6 +8,5 @@ pub mod agent;
 pub mod api;
 pub mod config;
 pub mod link;
-pub mod recover;
 pub mod standby;
 pub mod timefmt;

@@ -1,12 +1,12 @@
-//! Reading a disk of a recovery point straight from the version index (no materialising):
-//! each chunk is the newest version at or before the point's epoch, read back and
-//! blake3-verified.
+//! Streaming a disk of a recovery point, read through the store's [`PointReader`] (no
+//! materialising): each chunk is the newest version at or before the point's epoch, read back
+//! and blake3-verified.
 
-use drpair_store::{ChunkVersion, Store};
+use drpair_store::{PointReader, Store};
 use drpair_types::{DiskGeometry, Epoch, PairId};
 
 /// Chunks looked up per index scan.
-const SPAN: u64 = 256;
+pub const SPAN: u64 = 256;
 
 /// Produces the disk image in order, a run of chunks at a time, into `emit`. Stops at the
 /// first missing or corrupt chunk with an error naming it (the stream is then cut short, so a
@@ -20,38 +20,42 @@ pub fn stream_disk(
     epoch: Epoch,
     mut emit: impl FnMut(Vec<u8>) -> bool,
 ) -> Result<(), String> {
-    let n = g.chunk_count();
-    let mut first = 0;
-    while first < n {
-        let count = SPAN.min(n - first);
-        let versions = store.versions_at(pair_no, disk, epoch, first, count).map_err(|e| e.to_string())?;
-        let mut out = Vec::with_capacity((count * g.chunk_size.bytes() as u64) as usize);
-        for (i, v) in versions.into_iter().enumerate() {
-            let c = first + i as u64;
-            let len = g.chunk_len(c) as usize;
-            match v {
-                Some(ChunkVersion::Zero) => out.resize(out.len() + len, 0),
-                Some(ChunkVersion::Data(h)) => {
-                    let data = store
-                        .read_chunk(&h)
-                        .map_err(|e| format!("pair '{pair}' disk {disk} chunk {c} at epoch {epoch}: {e}"))?;
-                    if data.len() != len {
-                        return Err(format!(
-                            "pair '{pair}' disk {disk} chunk {c}: stored length {} differs from {len}",
-                            data.len()
-                        ));
-                    }
-                    out.extend_from_slice(&data);
-                }
-                None => {
-                    return Err(format!("pair '{pair}' disk {disk} chunk {c}: no version at or before epoch {epoch}"));
-                }
-            }
+    let reader = PointReader::new(store, pair_no, disk, g, epoch);
+    for span in reader.spans(SPAN) {
+        let (_, chunks) = span.map_err(|e| format!("pair '{pair}' {e}"))?;
+        let mut out = Vec::with_capacity(chunks.iter().map(|c| c.len()).sum());
+        for c in &chunks {
+            c.append_to(&mut out);
         }
         if !emit(out) {
             return Ok(());
         }
-        first += count;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::standby::registry::{DiskRecord, PairRecord};
+    use drpair_pair::Lifecycle;
+    use drpair_types::ChunkSize;
+
+    /// The offline recovery reads the standby's pair records through the store's own
+    /// `PairFacts`: they must decode a record as the standby writes it.
+    #[test]
+    fn pair_facts_read_the_standbys_pair_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let g = DiskGeometry::new(3 * 4096 + 5, ChunkSize::new(4096).unwrap()).unwrap();
+        let disks = vec![DiskRecord { path: "/dev/vdb".into(), geometry: g }];
+        let id = PairId::new("web-01").unwrap();
+        let mut rec =
+            PairRecord::register(id.clone(), 7, disks, "h".into(), "a".into(), "scan".into(), Lifecycle::new());
+        rec.committed = 12;
+        store.put_pair(&id, &rec).unwrap();
+        let facts = store.pair_facts().unwrap();
+        let [f] = &facts[..] else { panic!("{facts:?}") };
+        assert_eq!((&f.pair_id, f.pair_no, f.geometries()), (&id, 7, vec![g]));
+    }
 }

@@ -12,10 +12,10 @@
 //! the WAL, then writes the entries. Callers batch many chunks per call to keep those flushes
 //! few.
 
-use crate::keys::{VERSION_KEY_LEN, VersionKey, decode_version, decode_version_key, prefix_end, version_key};
-use crate::options::CF_VERSIONS;
+use crate::keys::VersionKey;
+use crate::scan::Scope;
 use crate::{ChunkVersion, Store, StoreError};
-use rocksdb::{ReadOptions, WriteBatch};
+use rocksdb::WriteBatch;
 
 /// Entries deleted per write batch by [`Store::discard_dump_versions`].
 const DISCARD_BATCH: usize = 4096;
@@ -69,26 +69,17 @@ impl Store {
     pub fn discard_dump_versions(&self, pair_no: u32, disk: u32, epoch: u64) -> Result<u64, StoreError> {
         let _records = self.lock_records();
         self.check_dump_epoch(pair_no, epoch)?;
-        let versions = self.cf(CF_VERSIONS);
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_lower_bound(version_key(pair_no, disk, 0, u64::MAX).to_vec());
-        ro.set_iterate_upper_bound(prefix_end(&version_key(pair_no, disk, 0, 0)[..8], VERSION_KEY_LEN));
-        ro.fill_cache(false);
-        let mut it = self.db().raw_iterator_cf_opt(versions, ro);
-        it.seek_to_first();
         let (mut total, mut batch) = (0u64, WriteBatch::default());
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            let vk = decode_version_key(k)?;
+        for entry in self.scan_versions(Scope::Disk(pair_no, disk)) {
+            let (vk, v) = entry?;
             if vk.epoch == epoch {
-                self.delete_version(&mut batch, &vk, Some(decode_version(&vk, v)?));
+                self.delete_version(&mut batch, &vk, Some(v));
                 total += 1;
                 if batch.len() >= 4 * DISCARD_BATCH {
                     self.write_synced(std::mem::take(&mut batch))?;
                 }
             }
-            it.next();
         }
-        it.status()?;
         self.write_synced(batch)?;
         if total > 0 {
             tracing::info!(pair_no, disk, epoch, entries = total, "discarded version entries of a dump load");

@@ -14,10 +14,9 @@
 //! The caller stops the pair's ingest first: versions written concurrently by
 //! [`Store::write_versions`] (which takes no lock) are not covered.
 
-use crate::keys::{
-    POINT_KEY_LEN, VERSION_KEY_LEN, decode_version, decode_version_key, pair_prefix, point_key, prefix_end,
-};
+use crate::keys::{POINT_KEY_LEN, VERSION_KEY_LEN, pair_prefix, point_key, prefix_end};
 use crate::options::{CF_EPOCHS, CF_PAIRS, CF_PENDING, CF_POINTS, CF_VERSIONS};
+use crate::scan::Scope;
 use crate::{PairId, Store, StoreError};
 use rocksdb::{ReadOptions, WriteBatch};
 use serde::Serialize;
@@ -198,23 +197,14 @@ impl Store {
         batch: &mut WriteBatch,
         doomed: impl Fn(u64) -> bool,
     ) -> Result<u64, StoreError> {
-        let prefix = pair_prefix(pair_no);
-        let versions = self.cf(CF_VERSIONS);
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(prefix_end(&prefix, VERSION_KEY_LEN));
-        ro.fill_cache(false);
-        let mut it = self.db().raw_iterator_cf_opt(versions, ro);
-        it.seek(prefix);
         let mut n = 0u64;
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            let vk = decode_version_key(k)?;
+        for entry in self.scan_versions(Scope::Pair(pair_no)) {
+            let (vk, v) = entry?;
             if doomed(vk.epoch) {
-                self.delete_version(batch, &vk, Some(decode_version(&vk, v)?));
+                self.delete_version(batch, &vk, Some(v));
                 n += 1;
             }
-            it.next();
         }
-        it.status()?;
         Ok(n)
     }
 }

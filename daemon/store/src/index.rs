@@ -1,13 +1,11 @@
 //! Keeping the secondary indexes (`epochs`, `refs`) and the reclaim candidates in step with
 //! the version index, and building them for a store written before they existed.
 
-use crate::keys::{
-    META_FORMAT, VERSION_KEY_LEN, VersionKey, decode_version, decode_version_key, encode_version, epochs_key,
-    pair_prefix, prefix_end, ref_key, version_key,
-};
+use crate::keys::{META_FORMAT, VersionKey, decode_version, encode_version, epochs_key, ref_key, version_key};
 use crate::options::{CF_EPOCHS, CF_META, CF_RECLAIM, CF_REFS, CF_VERSIONS};
+use crate::scan::Scope;
 use crate::{ChunkVersion, Hash, Store, StoreError, hash_hex};
-use rocksdb::{ReadOptions, WriteBatch};
+use rocksdb::WriteBatch;
 
 /// Layout version of a store whose version entries are all indexed.
 const FORMAT_INDEXED: u32 = 2;
@@ -79,24 +77,16 @@ impl Store {
     /// range deletion of the whole pair), in unsynced batches: a candidate that is still
     /// referenced is simply dropped by reclaim.
     pub(crate) fn list_pair_candidates(&self, pair_no: u32) -> Result<u64, StoreError> {
-        let prefix = pair_prefix(pair_no);
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(prefix_end(&prefix, VERSION_KEY_LEN));
-        ro.fill_cache(false);
-        let mut it = self.db().raw_iterator_cf_opt(self.cf(CF_VERSIONS), ro);
-        it.seek(prefix);
         let (mut n, mut batch) = (0u64, WriteBatch::default());
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            if let ChunkVersion::Data(h) = decode_version(&decode_version_key(k)?, v)? {
+        for entry in self.scan_versions(Scope::Pair(pair_no)) {
+            if let (_, ChunkVersion::Data(h)) = entry? {
                 batch.put_cf(self.cf(CF_RECLAIM), h, []);
                 n += 1;
                 if batch.len() >= BATCH {
                     self.write_unsynced(std::mem::take(&mut batch))?;
                 }
             }
-            it.next();
         }
-        it.status()?;
         self.write_unsynced(batch)?;
         Ok(n)
     }
@@ -111,14 +101,9 @@ impl Store {
         {
             return Ok(());
         }
-        let mut ro = ReadOptions::default();
-        ro.fill_cache(false);
-        let mut it = self.db().raw_iterator_cf_opt(self.cf(CF_VERSIONS), ro);
-        it.seek_to_first();
         let (mut n, mut batch) = (0u64, WriteBatch::default());
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            let vk = decode_version_key(k)?;
-            let version = decode_version(&vk, v)?;
+        for entry in self.scan_versions(Scope::All) {
+            let (vk, version) = entry?;
             batch.put_cf(self.cf(CF_EPOCHS), epochs_key(vk.pair_no, vk.epoch, vk.disk, vk.chunk), []);
             if let ChunkVersion::Data(h) = version {
                 batch.put_cf(self.cf(CF_REFS), ref_key(&h, vk.pair_no, vk.disk, vk.chunk, vk.epoch), []);
@@ -127,9 +112,7 @@ impl Store {
             if batch.len() >= BATCH {
                 self.write_unsynced(std::mem::take(&mut batch))?;
             }
-            it.next();
         }
-        it.status()?;
         batch.put_cf(meta, META_FORMAT, FORMAT_INDEXED.to_be_bytes());
         self.write_synced(batch)?;
         if n > 0 {

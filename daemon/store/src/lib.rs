@@ -52,6 +52,13 @@
 //!    deletes only entries that no remaining point can see, and stops when the pair's
 //!    history is rewritten under it (see `prune.rs`).
 //!
+//! # Reading
+//! Disk *d* as of point *P* is read in one place, [`PointReader`] (`point_reader.rs`): by
+//! chunk, by span or by byte range, zero chunks reported without being read, data chunks
+//! decompressed and blake3-verified. Walks of the version index go through `scan.rs`: a
+//! scan of a pair's, a disk's or every entry, and the cursor behind "newest version at or
+//! before an epoch".
+//!
 //! Chunks and version entries are written without fsync: they become durable with the next
 //! synced commit, because all column families share one WAL. Bulk chunks (large epochs) skip
 //! the WAL altogether — writing each value once instead of twice — and every commit first
@@ -67,10 +74,13 @@ mod history;
 mod index;
 mod keys;
 mod options;
+mod pair_facts;
 mod pairs;
+mod point_reader;
 mod points;
 mod prune;
 mod reclaim;
+mod scan;
 mod stats;
 mod storage;
 mod verify;
@@ -82,6 +92,8 @@ mod test_support;
 pub use chunks::{Hash, StoredChunk, hash_hex};
 pub use error::StoreError;
 pub use history::Removed;
+pub use pair_facts::{DiskFacts, PairFacts};
+pub use point_reader::{ErrorClass, PointChunk, PointReadError, PointReader, Spans};
 pub use prune::PruneOutcome;
 pub use reclaim::ReclaimOutcome;
 pub use stats::StoreSizes;

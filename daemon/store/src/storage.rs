@@ -1,9 +1,10 @@
 //! What a pair's points cost in the store: one scan of its version entries, chunk sizes
 //! from `sizes`, sharing from `refs`.
 
-use crate::keys::{REF_KEY_LEN, VERSION_KEY_LEN, decode_ref_key, decode_sizes, decode_version, decode_version_key};
-use crate::keys::{pair_prefix, prefix_end};
-use crate::options::{CF_REFS, CF_SIZES, CF_VERSIONS};
+use crate::keys::prefix_end;
+use crate::keys::{REF_KEY_LEN, decode_ref_key, decode_sizes};
+use crate::options::{CF_REFS, CF_SIZES};
+use crate::scan::Scope;
 use crate::{ChunkVersion, Hash, Store, StoreError, StoredChunk};
 use rocksdb::ReadOptions;
 use std::collections::{BTreeMap, HashMap};
@@ -49,16 +50,8 @@ impl Store {
         // Per point: the distinct chunks it introduced, with how many of its entries name each.
         let mut point_chunks: BTreeMap<u64, HashMap<Hash, u64>> = BTreeMap::new();
         let mut all: HashMap<Hash, u64> = HashMap::new();
-        let prefix = pair_prefix(pair_no);
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(prefix_end(&prefix, VERSION_KEY_LEN));
-        ro.fill_cache(false);
-        let mut it = self.db().raw_iterator_cf_opt(self.cf(CF_VERSIONS), ro);
-        it.seek(prefix);
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            let vk = decode_version_key(k)?;
-            let version = decode_version(&vk, v)?;
-            it.next();
+        for entry in self.scan_versions(Scope::Pair(pair_no)) {
+            let (vk, version) = entry?;
             if vk.epoch > newest {
                 continue;
             }
@@ -74,7 +67,6 @@ impl Store {
                 *all.entry(h).or_default() += 1;
             }
         }
-        it.status()?;
         let mut sharing: HashMap<Hash, Sharing> = HashMap::with_capacity(all.len());
         for h in all.keys() {
             let (raw, stored) = self.chunk_sizes(h)?;

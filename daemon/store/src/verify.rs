@@ -5,10 +5,8 @@
 //! entry the points that see it: those in *[e, n)*, *n* being the next newer entry's epoch.
 //! A damaged or missing chunk is reported with those points.
 
-use crate::keys::{VERSION_KEY_LEN, decode_version, decode_version_key, pair_prefix, prefix_end};
-use crate::options::CF_VERSIONS;
+use crate::scan::Scope;
 use crate::{ChunkVersion, Hash, Store, StoreError, StoredChunk, hash_hex};
-use rocksdb::ReadOptions;
 use std::collections::{BTreeSet, HashMap};
 
 /// A chunk version that failed verification.
@@ -72,20 +70,12 @@ impl Store {
         let newest = all.last().copied().unwrap_or(0);
         let mut out = VerifyOutcome { points: points.iter().copied().collect(), ..VerifyOutcome::default() };
         let mut checked: HashMap<Hash, Option<String>> = HashMap::new();
-        let prefix = pair_prefix(pair_no);
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_upper_bound(prefix_end(&prefix, VERSION_KEY_LEN));
-        ro.fill_cache(false);
-        let mut it = self.db().raw_iterator_cf_opt(self.cf(CF_VERSIONS), ro);
-        it.seek(prefix);
         // The chunk being scanned and the epoch of its newer committed entry.
         let mut current: Option<(u32, u64)> = None;
         let mut newer: Option<u64> = None;
         let mut steps = 0u64;
-        while let (Some(k), Some(v)) = (it.key(), it.value()) {
-            let vk = decode_version_key(k)?;
-            let version = decode_version(&vk, v)?;
-            it.next();
+        for entry in self.scan_versions(Scope::Pair(pair_no)) {
+            let (vk, version) = entry?;
             if current != Some((vk.disk, vk.chunk)) {
                 current = Some((vk.disk, vk.chunk));
                 newer = None;
@@ -129,7 +119,6 @@ impl Store {
                 });
             }
         }
-        it.status()?;
         Ok(out)
     }
 

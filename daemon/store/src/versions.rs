@@ -4,11 +4,9 @@
 //! (keeping the entries) or `discard_pending` removes both (and the entries' index keys). Reads at epoch *P* see the newest
 //! entry with epoch ≤ *P*.
 
-use crate::keys::{
-    VERSION_KEY_LEN, decode_pending_key, decode_version, decode_version_key, pair_prefix, pending_key, prefix_end,
-    version_key,
-};
-use crate::options::{CF_PENDING, CF_VERSIONS};
+use crate::keys::{VERSION_KEY_LEN, decode_pending_key, pair_prefix, pending_key, prefix_end};
+use crate::options::CF_PENDING;
+use crate::scan::Scope;
 use crate::{Hash, Store, StoreError};
 use rocksdb::{ReadOptions, WriteBatch};
 
@@ -26,9 +24,6 @@ pub const MAX_RANGE_CHUNKS: u64 = 1 << 22;
 
 /// Entries deleted per write batch by `discard_pending`.
 const DISCARD_BATCH: usize = 4096;
-
-/// `versions_at` steps forward this many entries before it seeks instead.
-const NEXT_BEFORE_SEEK: usize = 8;
 
 impl Store {
     /// Records chunk versions of the pair's open epoch `epoch`: version entries with their
@@ -110,22 +105,8 @@ impl Store {
         chunk: u64,
         epoch: u64,
     ) -> Result<Option<(u64, ChunkVersion)>, StoreError> {
-        let key = version_key(pair_no, disk, chunk, epoch);
-        let mut ro = ReadOptions::default();
         // Every entry of this chunk, and nothing after it.
-        ro.set_iterate_upper_bound(prefix_end(&key[..16], VERSION_KEY_LEN));
-        let mut it = self.db().raw_iterator_cf_opt(self.cf(CF_VERSIONS), ro);
-        it.seek(key);
-        match (it.key(), it.value()) {
-            (Some(k), Some(v)) => {
-                let vk = decode_version_key(k)?;
-                Ok(Some((vk.epoch, decode_version(&vk, v)?)))
-            }
-            _ => {
-                it.status()?;
-                Ok(None)
-            }
-        }
+        self.latest_cursor(pair_no, disk, epoch, chunk, chunk.checked_add(1)).latest(chunk)
     }
 
     /// For chunks `first_chunk .. first_chunk + count` of a disk: the newest version with
@@ -151,41 +132,15 @@ impl Store {
         if len == 0 {
             return Ok(out);
         }
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_lower_bound(version_key(pair_no, disk, first_chunk, u64::MAX).to_vec());
-        ro.set_iterate_upper_bound(version_key(pair_no, disk, end, u64::MAX).to_vec());
-        let mut it = self.db().raw_iterator_cf_opt(self.cf(CF_VERSIONS), ro);
-        it.seek(version_key(pair_no, disk, first_chunk, epoch));
+        let mut cursor = self.latest_cursor(pair_no, disk, epoch, first_chunk, Some(end));
         for chunk in first_chunk..end {
-            let target = version_key(pair_no, disk, chunk, epoch);
-            let mut steps = 0;
-            // Move to the first entry ≥ target: newest version ≤ epoch of this chunk or later.
-            while let Some(k) = it.key() {
-                if k >= &target[..] {
-                    break;
-                }
-                if steps == NEXT_BEFORE_SEEK {
-                    it.seek(target);
-                    break;
-                }
-                it.next();
-                steps += 1;
-            }
-            let Some(k) = it.key() else {
+            out.push(cursor.latest(chunk)?.map(|(_, v)| v));
+            if cursor.exhausted()? {
                 // Nothing left in the range: no later chunk has a version either.
-                it.status()?;
                 out.resize(len, None);
                 break;
-            };
-            let vk = decode_version_key(k)?;
-            if vk.chunk == chunk {
-                let v = it.value().expect("valid iterator has a value");
-                out.push(Some(decode_version(&vk, v)?));
-            } else {
-                out.push(None);
             }
         }
-        it.status()?;
         Ok(out)
     }
 }
@@ -194,21 +149,13 @@ impl Store {
     /// Chunks of a disk with a version written after epoch `after` and at or before `upto`,
     /// ascending: what changed between two points. One scan of the disk's version entries.
     pub fn changed_between(&self, pair_no: u32, disk: u32, after: u64, upto: u64) -> Result<Vec<u64>, StoreError> {
-        let mut ro = ReadOptions::default();
-        ro.set_iterate_lower_bound(version_key(pair_no, disk, 0, u64::MAX).to_vec());
-        ro.set_iterate_upper_bound(prefix_end(&version_key(pair_no, disk, 0, 0)[..8], VERSION_KEY_LEN));
-        ro.fill_cache(false);
-        let mut it = self.db().raw_iterator_cf_opt(self.cf(CF_VERSIONS), ro);
-        it.seek_to_first();
         let mut out: Vec<u64> = Vec::new();
-        while let Some(k) = it.key() {
-            let vk = decode_version_key(k)?;
+        for entry in self.scan_versions(Scope::Disk(pair_no, disk)) {
+            let (vk, _) = entry?;
             if vk.epoch > after && vk.epoch <= upto && out.last() != Some(&vk.chunk) {
                 out.push(vk.chunk);
             }
-            it.next();
         }
-        it.status()?;
         Ok(out)
     }
 }

@@ -1,14 +1,14 @@
 //! One disk of a drill: the recovery point as a writable, throw-away block device.
 //!
-//! Reads come from the point through the version index (the newest version of each chunk at
-//! or before the point's epoch, read back and blake3-verified). Writes land in a sparse
+//! Reads come from the point through the store's [`PointReader`] (the newest version of each
+//! chunk at or before the point's epoch, read back and blake3-verified; zero chunks unread). Writes land in a sparse
 //! scratch file beside the drill, a whole chunk at a time (copy on first write); a bitmap says
 //! which chunks the overlay holds. The store is never written: when the drill ends, the
 //! scratch file is deleted and the point is as it was.
 
 use drpair_nbd::BlockDev;
-use drpair_store::{ChunkVersion, Store};
-use drpair_types::{DiskGeometry, Epoch};
+use drpair_store::PointReader;
+use drpair_types::DiskGeometry;
 use std::fs::File;
 use std::io;
 use std::os::unix::fs::FileExt;
@@ -16,10 +16,7 @@ use std::path::Path;
 use std::sync::Mutex;
 
 pub struct DrillDisk {
-    store: Store,
-    pair_no: u32,
-    disk: u32,
-    epoch: Epoch,
+    point: PointReader,
     g: DiskGeometry,
     overlay: File,
     /// One bit per chunk: the overlay holds it. Also serialises copy-on-write.
@@ -27,19 +24,13 @@ pub struct DrillDisk {
 }
 
 impl DrillDisk {
-    /// A view of `disk` of the point at `epoch`, with its overlay at `scratch` (created).
-    pub fn new(
-        store: Store,
-        pair_no: u32,
-        disk: u32,
-        epoch: Epoch,
-        g: DiskGeometry,
-        scratch: &Path,
-    ) -> io::Result<Self> {
+    /// A view of the disk `point` reads, with its overlay at `scratch` (created).
+    pub fn new(point: PointReader, scratch: &Path) -> io::Result<Self> {
+        let g = point.geometry();
         let overlay = File::options().read(true).write(true).create_new(true).open(scratch)?;
         overlay.set_len(g.size_bytes)?;
         let words = g.chunk_count().div_ceil(64) as usize;
-        Ok(Self { store, pair_no, disk, epoch, g, overlay, present: Mutex::new(vec![0; words]) })
+        Ok(Self { point, g, overlay, present: Mutex::new(vec![0; words]) })
     }
 
     fn chunk_bytes(&self) -> u64 {
@@ -57,26 +48,7 @@ impl DrillDisk {
 
     /// The point's bytes of chunk `c`.
     fn base_chunk(&self, c: u64) -> io::Result<Vec<u8>> {
-        let len = self.g.chunk_len(c) as usize;
-        let v = self.store.version_at(self.pair_no, self.disk, c, self.epoch).map_err(io::Error::other)?;
-        match v {
-            Some((_, ChunkVersion::Zero)) => Ok(vec![0; len]),
-            Some((_, ChunkVersion::Data(h))) => {
-                let data = self.store.read_chunk(&h).map_err(io::Error::other)?;
-                if data.len() != len {
-                    return Err(io::Error::other(format!(
-                        "disk {} chunk {c}: stored length {} differs from {len}",
-                        self.disk,
-                        data.len()
-                    )));
-                }
-                Ok(data)
-            }
-            None => Err(io::Error::other(format!(
-                "disk {} chunk {c}: no version at or before epoch {}",
-                self.disk, self.epoch
-            ))),
-        }
+        Ok(self.point.chunk(c).map_err(io::Error::other)?.into_bytes())
     }
 
     /// Calls `f(chunk, offset in chunk, range in the request)` for each chunk `[offset, offset+len)` covers.
@@ -113,10 +85,7 @@ impl BlockDev for DrillDisk {
             if in_overlay {
                 self.overlay.read_exact_at(&mut buf[r], c * cs + within)
             } else {
-                let base = self.base_chunk(c)?;
-                let w = within as usize;
-                buf[r.clone()].copy_from_slice(&base[w..w + r.len()]);
-                Ok(())
+                self.point.read_at(c * cs + within, &mut buf[r]).map_err(io::Error::other)
             }
         })
     }

@@ -16,6 +16,7 @@ use super::tasks::Seen;
 use crate::timefmt::{now_ms, rfc3339_ms};
 use disk::DrillDisk;
 use drpair_nbd::{BlockDev, Export};
+use drpair_store::PointReader;
 use drpair_types::{DrillCheck, DrillExport, DrillRequest, DrillState, DrillStatus, RecoveryPoint, TaskKind};
 use std::collections::HashMap;
 use std::net::{Shutdown, TcpListener, TcpStream};
@@ -202,7 +203,8 @@ pub fn start(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: DrillRequest) -> Resul
         let mut v = Vec::new();
         for (i, g) in disks.iter().enumerate() {
             let scratch = dir.join(format!("disk{i}.overlay"));
-            v.push(Arc::new(DrillDisk::new(sb.store.clone(), pair_no, i as u32, point.epoch, *g, &scratch)?));
+            let reader = PointReader::new(&sb.store, pair_no, i as u32, *g, point.epoch);
+            v.push(Arc::new(DrillDisk::new(reader, &scratch)?));
         }
         Ok((v, TcpListener::bind("127.0.0.1:0")?))
     })();

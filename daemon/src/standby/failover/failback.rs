@@ -20,7 +20,7 @@ use crate::standby::registry::{OpError, PairHandle, PairRecord, PairRuntime};
 use crate::standby::tasks::Seen as TaskSeen;
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_pair::PairOp;
-use drpair_store::{ChunkVersion, StoredChunk};
+use drpair_store::{ChunkVersion, PointReadError, PointReader, StoredChunk};
 use drpair_types::{
     DiskGeometry, Epoch, FailbackDirection, FailbackPhase, FailbackRequest, FailbackStatus, JobState, PointId,
     SourceVerifyState, TaskKind,
@@ -276,15 +276,16 @@ fn compare(
     let (mut orig_changed, mut rec_changed, mut compared) = (0u64, 0u64, 0u64);
     for (d, (side, g)) in sides.iter().zip(&disks).enumerate() {
         let d32 = d as u32;
+        let point = PointReader::new(store, pair_no, d32, *g, latest.epoch);
+        let failover = PointReader::new(store, pair_no, d32, *g, failover_epoch);
         let mut seen = Vec::with_capacity(g.chunk_count() as usize);
         let cs = g.chunk_size.bytes() as u64;
         let mut buf = vec![0u8; (SPAN * cs) as usize];
         let mut first = 0;
         while first < g.chunk_count() {
             let count = SPAN.min(g.chunk_count() - first);
-            let at_point = store.versions_at(pair_no, d32, latest.epoch, first, count).map_err(|e| e.to_string())?;
-            let at_failover =
-                store.versions_at(pair_no, d32, failover_epoch, first, count).map_err(|e| e.to_string())?;
+            let at_point = point.versions(first, count).map_err(|e| e.to_string())?;
+            let at_failover = failover.versions(first, count).map_err(|e| e.to_string())?;
             let start = first * cs;
             let len = (g.size_bytes - start).min(count * cs) as usize;
             side.file
@@ -412,14 +413,15 @@ fn to_recovered(
         let r = h.record.lock().expect("record");
         (r.pair_no, r.disks.iter().map(|d| d.geometry).collect::<Vec<_>>())
     };
+    let points: Vec<PointReader> =
+        (0u32..).zip(&disks).map(|(d, g)| PointReader::new(&sb.store, pair_no, d, *g, cmp.against)).collect();
     for &(d, c) in &cmp.differing {
         let g = &disks[d as usize];
-        let v = sb.store.version_at(pair_no, d, c, cmp.against).map_err(|e| e.to_string())?;
-        let data = match v {
-            Some((_, ChunkVersion::Data(hash))) => {
-                sb.store.read_chunk(&hash).map_err(|e| format!("disk {d} chunk {c}: {e}"))?
-            }
-            _ => vec![0u8; g.chunk_len(c) as usize],
+        let data = match points[d as usize].chunk(c) {
+            Ok(chunk) => chunk.into_bytes(),
+            // A chunk the point never had is zeros on the recovered side too.
+            Err(PointReadError::NoVersion { .. }) => vec![0u8; g.chunk_len(c) as usize],
+            Err(e) => return Err(e.to_string()),
         };
         let side = &sides[d as usize];
         let at = c * g.chunk_size.bytes() as u64;
@@ -469,15 +471,19 @@ async fn check(
         set(job, |j| j.message = "replication resumed, but no point was committed within 10 minutes to check".into());
         return Ok(());
     };
-    let pair_no = h.record.lock().expect("record").pair_no;
+    let (pair_no, disks) = {
+        let r = h.record.lock().expect("record");
+        (r.pair_no, r.disks.iter().map(|d| d.geometry).collect::<Vec<_>>())
+    };
     let (store, seen, epoch) = (sb.store.clone(), cmp.seen, point.epoch);
     let mismatched = tokio::task::spawn_blocking(move || -> Result<u64, String> {
         let mut n = 0;
-        for (d, disk) in seen.iter().enumerate() {
+        for ((d, disk), g) in (0u32..).zip(&seen).zip(disks) {
+            let point = PointReader::new(&store, pair_no, d, g, epoch);
             let mut first = 0u64;
             while first < disk.len() as u64 {
                 let count = SPAN.min(disk.len() as u64 - first);
-                let vs = store.versions_at(pair_no, d as u32, epoch, first, count).map_err(|e| e.to_string())?;
+                let vs = point.versions(first, count).map_err(|e| e.to_string())?;
                 n += vs.iter().zip(&disk[first as usize..]).filter(|(v, s)| !same(**v, s)).count() as u64;
                 first += count;
             }

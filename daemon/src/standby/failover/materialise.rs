@@ -1,11 +1,11 @@
 //! Writing a recovery point's disk onto a failover target: one thread reads the point in
-//! order from the version index (each chunk decompressed and blake3-verified), the calling
-//! thread writes large aligned runs with O_DIRECT. Zero chunks are skipped on a fresh sparse
-//! file and written on a device (its old contents must go).
+//! order through the store's [`PointReader`] (each chunk decompressed and blake3-verified),
+//! the calling thread writes large aligned runs with O_DIRECT. Zero chunks are skipped on a
+//! fresh sparse file and written on a device (its old contents must go).
 
 use super::target::{AlignedBuf, Side};
-use crate::standby::export::stream_disk;
-use drpair_store::Store;
+use crate::standby::export::SPAN;
+use drpair_store::{PointChunk, PointReader, Store};
 use drpair_types::{DiskGeometry, Epoch, PairId};
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -24,20 +24,29 @@ pub fn disk(
     side: &Side,
     done: &AtomicU64,
 ) -> Result<(), String> {
-    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(QUEUE);
-    let chunk = g.chunk_size.bytes() as usize;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<PointChunk>>(QUEUE);
+    let point = PointReader::new(store, pair_no, disk, g, epoch);
     std::thread::scope(|s| {
-        let reader = s.spawn(move || stream_disk(store, pair, pair_no, disk, g, epoch, |run| tx.send(run).is_ok()));
+        let reader = s.spawn(move || -> Result<(), String> {
+            for span in point.spans(SPAN) {
+                let (_, chunks) = span.map_err(|e| format!("pair '{pair}' {e}"))?;
+                if tx.send(chunks).is_err() {
+                    break;
+                }
+            }
+            Ok(())
+        });
         let mut at = 0u64;
-        let mut buf = AlignedBuf::new(0);
+        let (mut run, mut buf) = (Vec::new(), AlignedBuf::new(0));
         let mut failed = None;
-        for run in rx.iter() {
-            if let Err(e) = write_run(side, &run, at, chunk, &mut buf) {
+        for chunks in rx.iter() {
+            let len: u64 = chunks.iter().map(|c| c.len() as u64).sum();
+            if let Err(e) = write_run(side, &chunks, at, &mut run, &mut buf) {
                 failed = Some(format!("{}: write at byte {at} failed: {e}", side.path.display()));
                 break;
             }
-            at += run.len() as u64;
-            done.fetch_add(run.len() as u64, Ordering::Relaxed);
+            at += len;
+            done.fetch_add(len, Ordering::Relaxed);
         }
         drop(rx);
         let read = reader.join().map_err(|_| "the reader thread panicked".to_string())?;
@@ -52,31 +61,49 @@ pub fn disk(
     })
 }
 
-/// Writes one run; on a sparse file, stretches of all-zero chunks are left as holes.
-fn write_run(side: &Side, run: &[u8], at: u64, chunk: usize, buf: &mut AlignedBuf) -> std::io::Result<()> {
-    if buf.capacity() < run.len() {
-        *buf = AlignedBuf::new(run.len());
+/// Writes one run of chunks starting at byte `at`, gathered in `run`; on a sparse file,
+/// stretches of all-zero chunks are left as holes.
+fn write_run(
+    side: &Side,
+    chunks: &[PointChunk],
+    at: u64,
+    run: &mut Vec<u8>,
+    buf: &mut AlignedBuf,
+) -> std::io::Result<()> {
+    let total: usize = chunks.iter().map(PointChunk::len).sum();
+    if buf.capacity() < total {
+        *buf = AlignedBuf::new(total);
     }
+    run.clear();
     if !side.sparse {
+        chunks.iter().for_each(|c| c.append_to(run));
         return side.write_at(run, at, buf);
     }
-    let mut start = None;
-    let mut pos = 0;
-    while pos < run.len() {
-        let end = (pos + chunk).min(run.len());
-        let zero = run[pos..end].iter().all(|&b| b == 0);
+    // Image offset of `run[0]`, while a stretch of non-zero chunks is gathered.
+    let mut start: Option<u64> = None;
+    let mut pos = at;
+    for c in chunks {
+        let zero = match c {
+            PointChunk::Zero(_) => true,
+            PointChunk::Data(d) => d.iter().all(|&b| b == 0),
+        };
         match (zero, start) {
-            (false, None) => start = Some(pos),
+            (false, None) => {
+                start = Some(pos);
+                c.append_to(run);
+            }
+            (false, Some(_)) => c.append_to(run),
             (true, Some(s)) => {
-                side.write_at(&run[s..pos], at + s as u64, buf)?;
+                side.write_at(run, s, buf)?;
+                run.clear();
                 start = None;
             }
-            _ => {}
+            (true, None) => {}
         }
-        pos = end;
+        pos += c.len() as u64;
     }
     if let Some(s) = start {
-        side.write_at(&run[s..], at + s as u64, buf)?;
+        side.write_at(run, s, buf)?;
     }
     Ok(())
 }
