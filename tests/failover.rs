@@ -58,6 +58,21 @@ fn failback(api: &Api) -> FailbackStatus {
     serde_json::from_slice(&r.body).unwrap()
 }
 
+/// The task an operation points at, once it ended: its kind and state, and its log's lines.
+fn ended_task(api: &Api, task: Option<drpair_types::TaskId>, kind: &str) -> (String, Vec<String>) {
+    let id = task.unwrap_or_else(|| panic!("the {kind} names no task"));
+    let t = wait_until(&format!("{kind} task {id} to end"), LONG, || {
+        let t = api.get(&format!("/api/v1/tasks/{id}")).json();
+        if t["state"] == "running" { Err(format!("{}", t["message"])) } else { Ok(t) }
+    });
+    assert_eq!(t["kind"], kind, "{t}");
+    assert_eq!(t["pair"], PAIR, "{t}");
+    let log = api.get(&format!("/api/v1/tasks/{id}/log")).json();
+    let lines =
+        log["lines"].as_array().expect("lines").iter().map(|l| l["text"].as_str().unwrap().to_string()).collect();
+    (t["state"].as_str().unwrap().to_string(), lines)
+}
+
 /// Writes `seed`-derived bytes over whole chunks of a device, through the block layer (the
 /// tracker sees them), and syncs.
 fn write_chunks(dev: &Path, chunks: &[u64], seed: u8) {
@@ -144,6 +159,12 @@ fn failover_onto_a_loop_device_and_failback_moves_only_differing_chunks() {
         if f.state == JobState::Running { Err(format!("{:.0}%", f.progress_percent)) } else { Ok(f) }
     });
     assert_eq!(f.state, JobState::Done, "{}", f.message);
+    let (state, log) = ended_task(&api, f.task, "failover");
+    assert_eq!(state, "ok", "failover task: {log:?}");
+    assert!(
+        log.iter().any(|l| l.starts_with(&format!("disk 0: writing point {}", f.point))),
+        "failover task log: {log:?}"
+    );
     let latest = api.points(PAIR).last().cloned().unwrap();
     assert_eq!(f.point, latest.id);
     assert_eq!(hash_file(&rec.dev).1, api.export_full(PAIR, &f.point.to_string(), 0, SIZE), "target ≠ point");
@@ -226,6 +247,9 @@ fn failover_onto_a_loop_device_and_failback_moves_only_differing_chunks() {
     });
     step(format!("failback: {}", b.message));
     assert_eq!(b.state, JobState::Done, "{b:?}");
+    let (state, log) = ended_task(&api, b.task, "failback");
+    assert_eq!((state.as_str(), log.last()), ("ok", Some(&b.message)), "failback task: {log:?}");
+    assert!(log.len() >= 3, "the failback task logs its phases: {log:?}");
     assert_eq!(b.differing_chunks, expect.len() as u64, "{b:?}");
     assert_eq!((b.chunks_moved, b.bytes_moved), (expect.len() as u64, expect.len() as u64 * CHUNK), "{b:?}");
     assert_eq!(b.original_changed_chunks, divergent.len() as u64, "{b:?}");
