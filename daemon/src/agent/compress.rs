@@ -3,7 +3,7 @@
 //! the link, less — down to none — when the link waits on the compressor).
 
 use crate::config::CompressionSetting;
-use drpair_ship::{AdaptiveLevel, Compression, Compressor, LinkSample};
+use drpair_ship::{AdaptiveLevel, Codec, Compression, LinkSample};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -95,7 +95,7 @@ impl CompressionCtl {
 /// One worker's compressor, following the shared level.
 pub struct WorkerCompressor {
     level: i32,
-    inner: Option<Compressor>,
+    inner: Option<Codec>,
 }
 
 impl WorkerCompressor {
@@ -108,7 +108,7 @@ impl WorkerCompressor {
             return None;
         }
         if level != self.level || self.inner.is_none() {
-            self.inner = Some(Compressor::new(Compression::Zstd(level)));
+            self.inner = Some(Codec::new(Compression::Zstd(level)));
             self.level = level;
         }
         let t = Instant::now();
