@@ -1,4 +1,5 @@
-//! drpair shipping stages of the agent: open protected disks, read chunks, hash, compress.
+//! drpair shipping stages of the agent: open protected disks, read chunks, hash, compress, and
+//! the pass that runs them for an epoch ([`pass`]) against a [`Standby`].
 //!
 //! ```text
 //! cutter ─▶ Reader (io_uring | pread, one thread) ─▶ ReadBlock ─▶ workers: hash_chunk,
@@ -29,9 +30,12 @@ mod buf;
 mod chunk;
 mod disk;
 mod error;
+pub mod memory;
 mod op;
+pub mod pass;
 mod pread;
 mod reader;
+pub mod standby;
 mod uring;
 
 pub use adapt::{AdaptiveLevel, LEVELS, LinkSample, Verdict, classify, next_index};
@@ -40,4 +44,6 @@ pub use chunk::{Hash, hash_chunk, is_zero};
 pub use disk::{DiskFile, disk_size, open_disk};
 pub use drpair_codec::{Codec, CodecError, Compression};
 pub use error::{ErrorClass, ReadError};
+pub use memory::MemoryStandby;
 pub use reader::{Completion, Engine, ReadBlock, ReadRequest, Reader, ReaderConfig, ReaderStats};
+pub use standby::Standby;
