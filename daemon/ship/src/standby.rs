@@ -9,6 +9,7 @@ use crate::Hash;
 use crate::pass::PassError;
 use drpair_types::Epoch;
 use drpair_wire::{ChunkItem, WireVersion};
+use std::time::Duration;
 
 /// The standby as seen by one pass.
 pub trait Standby: Send + Sync {
@@ -20,6 +21,8 @@ pub trait Standby: Send + Sync {
     /// newest point (`None`: it holds no version of that chunk).
     fn hashes(&self, disk: u32, first: u64, count: u64) -> Result<Vec<Option<WireVersion>>, PassError>;
 
-    /// Hands one frame of `epoch`'s chunks to the standby (returns once it is queued).
-    fn send_chunks(&self, epoch: Epoch, items: Vec<ChunkItem>) -> Result<(), PassError>;
+    /// Hands one frame of `epoch`'s chunks to the standby (returns once it is queued), and
+    /// says how long it waited for room on the link: the adaptive compression level follows
+    /// that backpressure.
+    fn send_chunks(&self, epoch: Epoch, items: Vec<ChunkItem>) -> Result<Duration, PassError>;
 }

@@ -67,9 +67,12 @@ impl LinkStandby {
         self.next_id.fetch_add(1, Ordering::Relaxed)
     }
 
-    fn send(&self, msg: &AgentMsg) -> Result<(), PassError> {
+    /// Encodes and queues a frame; returns how long the queue made it wait.
+    fn send(&self, msg: &AgentMsg) -> Result<Duration, PassError> {
         let frame = encode(msg).map_err(|e| PassError::Encode(e.to_string()))?;
-        self.out.blocking_send(frame).map_err(|_| PassError::LinkClosed)
+        let t = Instant::now();
+        self.out.blocking_send(frame).map_err(|_| PassError::LinkClosed)?;
+        Ok(t.elapsed())
     }
 
     /// Waits for a routed answer, giving up when the pass aborts or after [`ANSWER_TIMEOUT`].
@@ -165,7 +168,7 @@ impl Standby for LinkStandby {
         self.wait_answer(&rx)
     }
 
-    fn send_chunks(&self, epoch: Epoch, items: Vec<ChunkItem>) -> Result<(), PassError> {
+    fn send_chunks(&self, epoch: Epoch, items: Vec<ChunkItem>) -> Result<Duration, PassError> {
         self.send(&AgentMsg::Chunks { epoch, items })
     }
 }

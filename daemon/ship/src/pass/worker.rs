@@ -8,7 +8,6 @@ use drpair_wire::{ChunkBody, ChunkItem};
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 /// One chunk of a block once read: (index, offset in the block, length, all zero, hash).
 pub(super) type ReadChunk = (u64, usize, usize, bool, [u8; 32]);
@@ -150,9 +149,8 @@ impl<'a> Worker<'a> {
 
     fn send_chunks(&self, items: Vec<ChunkItem>) -> Result<(), PassError> {
         let n = items.len() as u64;
-        let t = Instant::now();
-        self.ctx.standby.send_chunks(self.ctx.epoch, items)?;
-        self.ctx.compression.record_send_wait(t.elapsed());
+        let waited = self.ctx.standby.send_chunks(self.ctx.epoch, items)?;
+        self.ctx.compression.record_send_wait(waited);
         self.ctx.progress.shipped.fetch_add(n, Ordering::Relaxed);
         Ok(())
     }
