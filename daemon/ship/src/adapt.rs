@@ -22,7 +22,7 @@
 
 use std::time::Duration;
 
-use crate::chunk::Compression;
+use drpair_codec::Compression;
 
 /// The levels the machine moves between, cheapest first.
 pub const LEVELS: [Compression; 4] =

@@ -1,8 +1,9 @@
-//! drpair shipping stages of the agent: open protected disks, read chunks, hash, compress.
+//! drpair shipping stages of the agent: open protected disks, read chunks, hash, compress, and
+//! the pass that runs them for an epoch ([`pass`]) against a [`Standby`].
 //!
 //! ```text
 //! cutter ─▶ Reader (io_uring | pread, one thread) ─▶ ReadBlock ─▶ workers: hash_chunk,
-//!           is_zero, Compressor (level from AdaptiveLevel) ─▶ link
+//!           is_zero, Codec (level from AdaptiveLevel) ─▶ link
 //! ```
 //!
 //! # Invariants
@@ -20,22 +21,29 @@
 //! - **Kernel-owned memory is never freed early.** A buffer given to io_uring is not read,
 //!   reused or freed before its completion is reaped; if the ring fails, in-flight buffers
 //!   are leaked rather than freed.
-//! - **Wire lengths are not trusted.** [`Decompressor`] allocates at most the stated chunk
-//!   length (itself at most 4 MiB) and requires the output to match it exactly.
+//! - **Wire lengths are not trusted.** Chunks are compressed and decompressed by
+//!   [`drpair_codec::Codec`], which allocates at most the stated chunk length (itself at most
+//!   4 MiB) and requires the output to match it exactly.
 
 mod adapt;
 mod buf;
 mod chunk;
 mod disk;
 mod error;
+pub mod memory;
 mod op;
+pub mod pass;
 mod pread;
 mod reader;
+pub mod standby;
 mod uring;
 
 pub use adapt::{AdaptiveLevel, LEVELS, LinkSample, Verdict, classify, next_index};
 pub use buf::{ALIGN, AlignedBuf};
-pub use chunk::{Compression, Compressor, DecompressError, Decompressor, Hash, hash_chunk, is_zero};
+pub use chunk::{Hash, hash_chunk, is_zero};
 pub use disk::{DiskFile, disk_size, open_disk};
+pub use drpair_codec::{Codec, CodecError, Compression};
 pub use error::{ErrorClass, ReadError};
+pub use memory::MemoryStandby;
 pub use reader::{Completion, Engine, ReadBlock, ReadRequest, Reader, ReaderConfig, ReaderStats};
+pub use standby::Standby;

@@ -70,7 +70,7 @@ impl Writer {
             ChunkBody::Zero => vec![0u8; len],
             ChunkBody::Data { hash, raw_len, compressed, payload } => {
                 let data = if compressed {
-                    zstd::bulk::decompress(&payload, raw_len as usize)
+                    drpair_codec::decompress(&payload, raw_len)
                         .map_err(|e| format!("disk {d} chunk {}: cannot decompress: {e}", it.index))?
                 } else {
                     payload

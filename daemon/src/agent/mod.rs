@@ -9,17 +9,16 @@
 //!   the standby's hashes and scans every chunk: a differential resync, never a silent full
 //!   copy and never a silent skip.
 
-pub mod compress;
 pub mod dump;
 pub mod failback;
-pub mod pass;
+pub mod link;
 pub mod quiesce;
 pub mod session;
 pub mod state;
 
-use crate::config::AgentConfig;
+use crate::config::{AgentConfig, CompressionSetting};
 use anyhow::{Context, Result};
-use compress::CompressionCtl;
+use drpair_ship::pass::{CompressionCtl, LevelSetting, PassError};
 use drpair_track::Tracker;
 use drpair_types::DiskGeometry;
 use state::LocalState;
@@ -29,14 +28,51 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 /// How a connection ended.
-#[derive(Debug)]
+#[derive(Debug, thiserror::Error)]
 pub enum SessionError {
     /// Worth retrying (link loss, standby restart).
+    #[error("{0}")]
     Transient(String),
     /// The standby refused us for a reason retrying cannot fix; the message says what to do.
+    #[error("{0}")]
     Permanent(String),
     /// The standby ended the connection on purpose and expects us back at once.
+    #[error("{0}")]
     Reconnect(String),
+    /// An epoch's pass stopped; the next connection ships the epoch again.
+    #[error("epoch {epoch}: {source}")]
+    Pass { epoch: drpair_types::Epoch, source: PassError },
+}
+
+/// Whether the agent tries again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SessionErrorClass {
+    /// Connect again (after a backoff, or at once when the standby asked).
+    Transient,
+    /// Stop: the standby refused this agent.
+    Permanent,
+}
+
+impl SessionError {
+    /// Transient or permanent. A failed pass is transient whatever its cause: nothing of it
+    /// was acknowledged, and the next connection ships the epoch again.
+    pub fn class(&self) -> SessionErrorClass {
+        match self {
+            SessionError::Permanent(_) => SessionErrorClass::Permanent,
+            SessionError::Transient(_) | SessionError::Reconnect(_) | SessionError::Pass { .. } => {
+                SessionErrorClass::Transient
+            }
+        }
+    }
+}
+
+/// The pass's compression setting for the agent's.
+fn level_setting(c: CompressionSetting) -> LevelSetting {
+    match c {
+        CompressionSetting::Auto => LevelSetting::Auto,
+        CompressionSetting::Off => LevelSetting::Off,
+        CompressionSetting::Zstd(l) => LevelSetting::Zstd(l),
+    }
 }
 
 /// Everything a connection of the agent needs.
@@ -91,7 +127,7 @@ pub async fn run(
         tracing::warn!(pair = %cfg.pair, "tracking gap: {g}; a differential resync will run");
     }
     let agent = Arc::new(Agent {
-        compression: Arc::new(CompressionCtl::new(cfg.compression, cfg.workers)),
+        compression: Arc::new(CompressionCtl::new(level_setting(cfg.compression), cfg.workers)),
         gap: Mutex::new(local.gap.take()),
         local: Arc::new(Mutex::new(local)),
         tracker: Arc::new(Mutex::new(tracker)),
@@ -130,12 +166,12 @@ pub async fn run(
                     _ = &mut shutdown => break Ok(()),
                 }
             }
-            Err(SessionError::Transient(m)) => {
+            Err(e @ (SessionError::Transient(_) | SessionError::Pass { .. })) => {
                 // A connection that served for a while starts the backoff over.
                 if started.elapsed() > Duration::from_secs(5) {
                     backoff = Duration::from_millis(500);
                 }
-                tracing::warn!(pair = %agent.cfg.pair, "link down: {m}; retrying in {backoff:?}");
+                tracing::warn!(pair = %agent.cfg.pair, "link down: {e}; retrying in {backoff:?}");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = &mut shutdown => break Ok(()),

@@ -2,23 +2,25 @@
 //! (cut → pass → end → wait for the commit's ack) until the link drops.
 
 use super::dump;
-use super::pass::{self, HashRoutes, HaveRoutes, PassCtx, PassMode, PassProgress, ReadsDone, ResyncRanges};
-use super::quiesce::{self, QuiescePlan};
+use super::link::{LinkDown, LinkStandby};
+use super::quiesce::QuiescePlan;
 use super::{Agent, SessionError};
-use crate::link::{AbortOnDrop, LinkError, read_msg, spawn_writer, write_frame};
+use crate::link::{read_msg, spawn_writer, write_frame};
 use crate::timefmt::now_ms;
+use drpair_ship::pass::{self, ResyncRanges};
 use drpair_types::Lineage;
-use drpair_types::{Consistency, Epoch, PointKind, TrackingCounters};
+use drpair_types::{Epoch, TrackingCounters};
 use drpair_wire::{
-    AgentMsg, EpochEnd, Hello, PassKind, Progress, QuiesceRequest, RunMode, StandbyMsg, StartMode, WireDisk, encode,
+    AgentMsg, Hello, PassKind, Progress, QuiesceRequest, RunMode, StandbyMsg, StartMode, WireDisk, encode,
 };
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 mod dump_steps;
+mod epoch_steps;
 mod verify_steps;
 
 type Res<T> = Result<T, SessionError>;
@@ -33,10 +35,9 @@ const HASH_SPAN: u64 = 16384;
 struct Conn {
     agent: Arc<Agent>,
     out: mpsc::Sender<Vec<u8>>,
-    ctl: mpsc::Receiver<Result<StandbyMsg, String>>,
-    routes: HaveRoutes,
-    hash_routes: HashRoutes,
-    next_batch: Arc<AtomicU64>,
+    ctl: mpsc::Receiver<Result<StandbyMsg, LinkDown>>,
+    /// The standby as the pass sees it (queries and chunks over this connection).
+    link: Arc<LinkStandby>,
     abort: Arc<AtomicBool>,
     /// The standby's range digests for the differential resync the next epoch runs.
     resync: Option<Arc<ResyncRanges>>,
@@ -107,70 +108,19 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
     // Frames out: one writer task; frames in: one reader task routing hash answers straight
     // to the waiting workers and everything else to this loop.
     let (out, writer) = spawn_writer(wr, 16);
-    let routes: HaveRoutes = Default::default();
-    let hash_routes: HashRoutes = Default::default();
-    let (ctl_tx, ctl) = mpsc::channel(64);
-    let (routes2, hash_routes2) = (routes.clone(), hash_routes.clone());
-    let abort2 = abort.clone();
+    let link = Arc::new(LinkStandby::new(out.clone(), abort.clone()));
     // Why the standby asked us to reconnect, if it did: whatever error the session then ends
     // with (a pass cut short by the close), the agent comes back at once.
     let asked: Arc<Mutex<Option<String>>> = Default::default();
-    let asked2 = asked.clone();
     // Failback writes go to their own task: they arrive while the agent holds, and must not
     // wait behind (or be dropped by) a pass.
     let (failback_tx, _failback_task) = super::failback::spawn(agent.disks.clone(), out.clone());
-    let reader = AbortOnDrop(tokio::spawn(async move {
-        let mut buf = Vec::new();
-        loop {
-            match read_msg::<_, StandbyMsg>(&mut rd, &mut buf).await {
-                Ok(StandbyMsg::HaveReply { batch, have }) => {
-                    if let Some(tx) = routes2.lock().expect("routes").remove(&batch) {
-                        let _ = tx.send(have);
-                    }
-                }
-                Ok(StandbyMsg::Hashes { req, versions, .. })
-                    if hash_routes2.lock().expect("routes").contains_key(&req) =>
-                {
-                    if let Some(tx) = hash_routes2.lock().expect("routes").remove(&req) {
-                        let _ = tx.send(versions);
-                    }
-                }
-                Ok(m @ (StandbyMsg::FailbackWrite { .. } | StandbyMsg::FailbackEnd { .. })) => {
-                    if failback_tx.send(m).await.is_err() {
-                        break;
-                    }
-                }
-                Ok(m) => {
-                    if let StandbyMsg::Reconnect { reason } = &m {
-                        *asked2.lock().expect("asked") = Some(reason.clone());
-                    }
-                    if ctl_tx.send(Ok(m)).await.is_err() {
-                        break;
-                    }
-                }
-                Err(e) => {
-                    let msg = match e {
-                        LinkError::Closed => "standby closed the connection".to_string(),
-                        e => e.to_string(),
-                    };
-                    // A pass in flight stops now instead of reading on for a link that is gone.
-                    abort2.store(true, Ordering::Relaxed);
-                    let _ = ctl_tx.send(Err(msg)).await;
-                    break;
-                }
-            }
-        }
-        // Wake every worker still waiting for an answer.
-        routes2.lock().expect("routes").clear();
-        hash_routes2.lock().expect("routes").clear();
-    }));
+    let (ctl, reader) = link.spawn_reader(rd, failback_tx, asked.clone());
     let mut conn = Conn {
         agent: agent.clone(),
         out,
         ctl,
-        routes,
-        hash_routes,
-        next_batch: Arc::new(AtomicU64::new(1)),
+        link,
         abort,
         resync: None,
         lineage,
@@ -186,7 +136,7 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
     };
     conn.set_run(&run);
     let r = match (conn.serve(reconcile).await, asked.lock().expect("asked").take()) {
-        (Err(SessionError::Transient(_)), Some(why)) => Err(SessionError::Reconnect(why)),
+        (Err(SessionError::Transient(_) | SessionError::Pass { .. }), Some(why)) => Err(SessionError::Reconnect(why)),
         (r, _) => r,
     };
     conn.abort.store(true, Ordering::Relaxed);
@@ -514,7 +464,7 @@ impl Conn {
             let mut first = 0;
             while first < g.chunk_count() {
                 let count = (HASH_SPAN / span * span).min(g.chunk_count() - first);
-                let req = self.next_batch.fetch_add(1, Ordering::Relaxed);
+                let req = self.link.next_id();
                 self.send(&AgentMsg::DigestsRequest { req, disk: d as u32, first, count, span: span as u32 }).await?;
                 let got = loop {
                     match self.next_ctl().await? {
@@ -544,205 +494,5 @@ impl Conn {
         tracing::info!(pair = %self.agent.cfg.pair, chunks = done, span, "standby range digests loaded; reading every chunk");
         self.resync = Some(Arc::new(ranges));
         Ok(())
-    }
-
-    /// One epoch: cut, pass, end, ack.
-    async fn epoch(&mut self, full: Option<String>) -> Res<()> {
-        // A full pass reads the whole disk: far too long to keep applications frozen. An
-        // app-consistent cut waits for the epoch after it (its requests wait with it).
-        let wants_quiesce = self.quiesce.is_some() || self.app_due;
-        let (requests, plan) = if full.is_some() && wants_quiesce {
-            tracing::info!(pair = %self.agent.cfg.pair, "app-consistent cut deferred until the resync pass is done");
-            (vec![], None)
-        } else {
-            (std::mem::take(&mut self.requests), self.take_quiesce_plan())
-        };
-        // Quiesce first, then cut: everything the applications wrote before is in the epoch.
-        let held = match plan {
-            Some(p) => Some(tokio::task::spawn_blocking(move || quiesce::quiesce(p)).await.map_err(transient)?),
-            None => None,
-        };
-        let outcome = Arc::new(Mutex::new(None));
-        let release: ReadsDone = {
-            let (held, outcome) = (Mutex::new(held), outcome.clone());
-            Arc::new(move || {
-                let q = held.lock().expect("quiesce").take();
-                if let Some(q) = q {
-                    *outcome.lock().expect("outcome") = Some(q.release());
-                }
-            })
-        };
-        let cut_ms = now_ms();
-        let (local, tracker) = (self.agent.local.clone(), self.agent.tracker.clone());
-        let cut = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
-            let mut st = local.lock().expect("maps");
-            let e = st.begin_cut()?;
-            let c = tracker.lock().expect("tracker").collect(&mut st.maps, e)?;
-            if let Some(g) = &c.gap {
-                tracing::warn!("tracking gap: {g}; every chunk is read and compared in this epoch");
-                let acked = st.acked();
-                st.limit_history(acked)?;
-                st.set_suspect(Some(g))?;
-            }
-            Ok((e, c, st.acked(), st.dirty_chunks().0))
-        })
-        .await;
-        let cut = match cut {
-            Ok(Ok(c)) => Ok(c),
-            Ok(Err(e)) => Err(transient(e)),
-            Err(e) => Err(transient(e)),
-        };
-        if cut.is_err() {
-            let r = release.clone();
-            let _ = tokio::task::spawn_blocking(move || r()).await;
-        }
-        let (epoch, collected, acked, dirty) = cut?;
-        let verify = self.verify_pass.take();
-        let reason = full.or(collected.gap.clone());
-        let mode = if collected.scan || reason.is_some() { PassMode::All } else { PassMode::Dirty };
-        let kind = if acked == 0 {
-            PassKind::Initial
-        } else if verify.is_some() {
-            PassKind::Verify
-        } else if reason.is_some() {
-            PassKind::Reconcile
-        } else if collected.scan {
-            PassKind::Scan
-        } else {
-            PassKind::Incremental
-        };
-        tracing::info!(pair = %self.agent.cfg.pair, epoch, pass = kind.as_str(), dirty, "cut");
-        let progress = Arc::new(PassProgress::default());
-        let ctx = PassCtx {
-            maps: self.agent.local.clone(),
-            disks: self.agent.disks.clone(),
-            epoch,
-            mode,
-            kind,
-            workers: self.agent.cfg.workers,
-            compression: self.agent.compression.clone(),
-            out: self.out.clone(),
-            routes: self.routes.clone(),
-            hash_routes: self.hash_routes.clone(),
-            next_batch: self.next_batch.clone(),
-            progress: progress.clone(),
-            abort: self.abort.clone(),
-            hold: self.hold.clone(),
-            dedup: !(self.full_copy && acked == 0),
-            resync: if mode == PassMode::All { self.resync.take() } else { None },
-            reads_done: Some(release.clone()),
-        };
-        let resync = ctx.resync.clone();
-        if resync.is_some() {
-            tracing::info!(pair = %self.agent.cfg.pair, epoch, "differential resync: comparing every range with the standby");
-        }
-        let reporter = {
-            let (out, progress, agent, reason) =
-                (self.out.clone(), progress.clone(), self.agent.clone(), reason.clone());
-            let base = agent.bytes_read_total.load(Ordering::Relaxed);
-            AbortOnDrop(tokio::spawn(async move {
-                loop {
-                    let p = &progress;
-                    let shipped = p.shipped.load(Ordering::Relaxed);
-                    let backlog = dirty.max(p.to_ship.load(Ordering::Relaxed)).saturating_sub(shipped);
-                    let msg = AgentMsg::Progress(Progress {
-                        epoch,
-                        pass: Some(kind),
-                        chunks_done: p.done.load(Ordering::Relaxed),
-                        chunks_total: p.total.load(Ordering::Relaxed),
-                        backlog_chunks: backlog,
-                        backlog_bytes: backlog * agent.cfg.chunk_size.bytes() as u64,
-                        bytes_read_total: base + p.bytes_read.load(Ordering::Relaxed),
-                        reason: reason.clone(),
-                        history_from: None,
-                        tracking: None,
-                    });
-                    if out.send(encode(&msg).expect("encode")).await.is_err() {
-                        break;
-                    }
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                }
-            }))
-        };
-        let t0 = Instant::now();
-        let summary = tokio::task::spawn_blocking(move || pass::run(ctx)).await.map_err(transient);
-        // Thaw now if the pass ended without reading anything (or failed).
-        tokio::task::spawn_blocking(move || release()).await.map_err(transient)?;
-        let quiesced = outcome.lock().expect("outcome").take();
-        if let Some(q) = &quiesced {
-            match &q.failure {
-                None => {
-                    tracing::info!(pair = %self.agent.cfg.pair, epoch, frozen_ms = q.frozen_ms, budget_ms = q.budget_ms, freeze = ?q.freeze, hooks = q.hooks, "app-consistent cut")
-                }
-                Some(f) => {
-                    tracing::warn!(pair = %self.agent.cfg.pair, epoch, "app-consistent attempt failed: {f}; the point is labelled fuzzy")
-                }
-            }
-        }
-        let app = quiesced.as_ref().is_some_and(|q| q.achieved);
-        drop(reporter);
-        self.agent.bytes_read_total.fetch_add(progress.bytes_read.load(Ordering::Relaxed), Ordering::Relaxed);
-        let summary = summary?.map_err(|e| transient(format!("epoch {epoch}: {e}")))?;
-        let check =
-            self.source_check(resync.clone(), progress.done.load(Ordering::Relaxed), collected.gap.as_deref()).await?;
-        let source_verify = verify.map(|request_id| self.verify_report(request_id, epoch, check.clone(), &summary));
-        let end = EpochEnd {
-            epoch,
-            lineage: self.lineage,
-            cut_unix_ms: cut_ms,
-            kind: if app {
-                PointKind::AppConsistent
-            } else if requests.is_empty() && source_verify.is_none() {
-                PointKind::Scheduled
-            } else {
-                PointKind::Manual
-            },
-            // Exactly what was achieved: never more.
-            consistency: if app { Consistency::AppConsistent } else { collected.consistency },
-            request_ids: requests,
-            chunks: summary.chunks,
-            full_pass: mode == PassMode::All,
-            quiesce: quiesced,
-            dump_check: if source_verify.is_none() { check.and_then(Result::ok) } else { None },
-            source_verify,
-        };
-        self.send(&AgentMsg::EpochEnd(end)).await?;
-        loop {
-            match self.next_ctl().await? {
-                StandbyMsg::EpochAck { epoch: e, point_id } if e == epoch => {
-                    let local = self.agent.local.clone();
-                    let full = mode == PassMode::All;
-                    tokio::task::spawn_blocking(move || {
-                        let mut st = local.lock().expect("maps");
-                        st.set_acked(epoch)?;
-                        // Every chunk was compared and the standby holds the result.
-                        if full { st.set_suspect(None) } else { Ok(()) }
-                    })
-                    .await
-                    .map_err(transient)?
-                    .map_err(transient)?;
-                    if mode == PassMode::All {
-                        self.dump_verified();
-                    }
-                    if let Some(r) = &resync {
-                        tracing::info!(
-                            pair = %self.agent.cfg.pair, epoch,
-                            ranges_matched = r.matched.load(Ordering::Relaxed),
-                            ranges_differed = r.differed.load(Ordering::Relaxed),
-                            "differential resync done"
-                        );
-                    }
-                    tracing::info!(
-                        pair = %self.agent.cfg.pair, epoch, point_id, chunks = summary.chunks, data = summary.data, zero = summary.zero,
-                        dedup = summary.dedup, payload_bytes = summary.payload_bytes, secs = t0.elapsed().as_secs_f64(), "epoch acknowledged"
-                    );
-                    break;
-                }
-                StandbyMsg::CutRequest { request_id, quiesce } => self.request_cut(request_id, quiesce),
-                StandbyMsg::VerifySource { request_id } => self.request_verify(request_id),
-                other => tracing::debug!("ignored while waiting for ack: {other:?}"),
-            }
-        }
-        self.heartbeat().await
     }
 }

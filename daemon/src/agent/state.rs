@@ -16,6 +16,12 @@ pub struct LocalState {
     pub gap: Option<String>,
 }
 
+impl drpair_ship::pass::ChangeMaps for LocalState {
+    fn maps(&mut self) -> &mut [ChangeMap] {
+        &mut self.maps
+    }
+}
+
 fn map_path(dir: &Path, disk: usize) -> PathBuf {
     dir.join(format!("disk-{disk}.chmap"))
 }

@@ -7,7 +7,6 @@
 use drpair_store::{ChunkVersion, Store, StoredChunk};
 use drpair_types::{DiskGeometry, Epoch, PairId};
 use drpair_wire::{ChunkBody, ChunkItem};
-use std::cell::RefCell;
 
 /// What one frame added.
 #[derive(Debug, Default, Clone, Copy)]
@@ -34,24 +33,8 @@ impl Ingested {
     }
 }
 
-thread_local! {
-    static DECOMPRESSOR: RefCell<Option<zstd::bulk::Decompressor<'static>>> = const { RefCell::new(None) };
-}
-
 fn hex(h: &[u8; 32]) -> String {
     h.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn decompress(payload: &[u8], raw_len: u32) -> Result<Vec<u8>, String> {
-    DECOMPRESSOR.with(|d| {
-        let mut d = d.borrow_mut();
-        if d.is_none() {
-            *d = Some(zstd::bulk::Decompressor::new().map_err(|e| e.to_string())?);
-        }
-        let d = d.as_mut().expect("decompressor");
-        // The capacity bounds the output: a payload claiming more is refused, not allocated.
-        d.decompress(payload, raw_len as usize).map_err(|e| format!("zstd: {e}"))
-    })
 }
 
 /// Checks the items' coordinates against the geometry (cheap; done before any work is queued).
@@ -119,10 +102,13 @@ pub fn ingest(
                     return Err(format!("{}: length {raw_len} does not match the chunk's length {len}", at()));
                 }
                 let verified = if compressed {
-                    let raw = decompress(&payload, raw_len).map_err(|e| format!("{}: {e}", at()))?;
-                    if raw.len() != len as usize {
-                        return Err(format!("{}: decompressed to {} bytes, expected {len}", at(), raw.len()));
-                    }
+                    // The stated length (checked above) bounds the output.
+                    let raw = drpair_codec::decompress(&payload, raw_len).map_err(|e| match e {
+                        drpair_codec::CodecError::LengthMismatch { got, .. } => {
+                            format!("{}: decompressed to {got} bytes, expected {len}", at())
+                        }
+                        e => format!("{}: zstd: {e}", at()),
+                    })?;
                     blake3::hash(&raw)
                 } else {
                     if payload.len() != len as usize {

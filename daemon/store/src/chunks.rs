@@ -63,7 +63,7 @@ impl<'a> StoredChunk<'a> {
         if !self.compressed && self.payload.len() != self.raw_len as usize {
             return Err(corrupt(format!("raw payload of {} bytes, header says {}", self.payload.len(), self.raw_len)));
         }
-        if self.compressed && self.payload.len() > zstd::compress_bound(MAX_RAW_LEN as usize) {
+        if self.compressed && self.payload.len() > drpair_codec::compress_bound(MAX_RAW_LEN as usize) {
             return Err(corrupt(format!("zstd payload of {} bytes is larger than any chunk's", self.payload.len())));
         }
         Ok(())
@@ -83,8 +83,16 @@ impl<'a> StoredChunk<'a> {
     pub fn decode(&self, hash: &Hash) -> Result<Vec<u8>, StoreError> {
         self.check(hash)?;
         let data = if self.compressed {
-            zstd::bulk::decompress(self.payload, self.raw_len as usize)
-                .map_err(|e| StoreError::Decompress { hash: hash_hex(hash), reason: e.to_string() })?
+            match drpair_codec::decompress(self.payload, self.raw_len) {
+                Ok(data) => data,
+                Err(drpair_codec::CodecError::LengthMismatch { got, .. }) => {
+                    return Err(StoreError::Corrupt {
+                        hash: hash_hex(hash),
+                        reason: format!("decompressed to {got} bytes, header says {}", self.raw_len),
+                    });
+                }
+                Err(e) => return Err(StoreError::Decompress { hash: hash_hex(hash), reason: e.to_string() }),
+            }
         } else {
             self.payload.to_vec()
         };
@@ -259,7 +267,7 @@ mod tests {
         let a = vec![7u8; 65536];
         let b: Vec<u8> = (0..65536u32).map(|i| (i * 31 % 251) as u8).collect();
         let (ha, hb) = (*blake3::hash(&a).as_bytes(), *blake3::hash(&b).as_bytes());
-        let zb = zstd::bulk::compress(&b, 3).unwrap();
+        let zb = drpair_codec::compress_at(3, &b).unwrap();
         assert_eq!(s.has_chunks(&[ha, hb]).unwrap(), vec![false, false]);
         assert_eq!(s.put_chunk(&ha, raw(&a)).unwrap(), 65536 + 5);
         let zchunk = StoredChunk { compressed: true, raw_len: 65536, payload: &zb };
@@ -310,7 +318,7 @@ mod tests {
         let (_dir, s) = open_temp();
         let data = vec![3u8; 8192];
         let hash = *blake3::hash(&data).as_bytes();
-        let z = zstd::bulk::compress(&data, 1).unwrap();
+        let z = drpair_codec::compress_at(1, &data).unwrap();
         // Header claims fewer bytes than the payload decompresses to: refused, not trusted.
         let short = StoredChunk { compressed: true, raw_len: 100, payload: &z };
         s.put_chunk(&hash, short).unwrap();

@@ -5,8 +5,8 @@
 //! never saw, or damage on either side); they are shipped in the pass like every other
 //! differing chunk, so the point that commits it equals the source again.
 
-use super::super::pass::PassSummary;
 use super::{Conn, Res};
+use drpair_ship::pass::PassSummary;
 use drpair_types::Epoch;
 use drpair_wire::{SourceCheck, VerifyReport};
 

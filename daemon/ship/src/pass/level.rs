@@ -1,15 +1,24 @@
 //! Compression of shipped chunks: a fixed zstd level, off, or `auto`, which adapts the level
-//! to the link through [`drpair_ship::AdaptiveLevel`] (compress harder when sending waits on
-//! the link, less — down to none — when the link waits on the compressor).
+//! to the link through [`crate::AdaptiveLevel`] (compress harder when sending waits on the
+//! link, less — down to none — when the link waits on the compressor).
 
-use crate::config::CompressionSetting;
-use drpair_ship::{AdaptiveLevel, Compression, Compressor, LinkSample};
+use crate::{AdaptiveLevel, LinkSample};
+use drpair_codec::{Codec, Compression};
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How often `auto` takes a sample.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+
+/// How the pass compresses (the agent's `compression` setting).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LevelSetting {
+    /// Start at zstd level 1 and adapt to the link.
+    Auto,
+    Off,
+    Zstd(i32),
+}
 
 struct Window {
     adaptive: Option<AdaptiveLevel>,
@@ -19,7 +28,7 @@ struct Window {
 /// Shared by the workers of the agent.
 pub struct CompressionCtl {
     /// 0 = off, else the zstd level in use.
-    level: std::sync::atomic::AtomicI32,
+    level: AtomicI32,
     send_wait_ns: AtomicU64,
     compress_ns: AtomicU64,
     bytes_in: AtomicU64,
@@ -35,16 +44,16 @@ fn to_level(c: Compression) -> i32 {
 }
 
 impl CompressionCtl {
-    pub fn new(setting: CompressionSetting, workers: usize) -> Self {
+    pub fn new(setting: LevelSetting, workers: usize) -> Self {
         let (start, adaptive) = match setting {
-            CompressionSetting::Auto => {
+            LevelSetting::Auto => {
                 (Compression::Zstd(1), Some(AdaptiveLevel::new(Compression::Zstd(1), workers.max(1) as u32)))
             }
-            CompressionSetting::Off => (Compression::Off, None),
-            CompressionSetting::Zstd(l) => (Compression::Zstd(l), None),
+            LevelSetting::Off => (Compression::Off, None),
+            LevelSetting::Zstd(l) => (Compression::Zstd(l), None),
         };
         Self {
-            level: std::sync::atomic::AtomicI32::new(to_level(start)),
+            level: AtomicI32::new(to_level(start)),
             send_wait_ns: AtomicU64::new(0),
             compress_ns: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
@@ -59,7 +68,7 @@ impl CompressionCtl {
     }
 
     pub fn compressor(&self) -> WorkerCompressor {
-        WorkerCompressor { level: -1, inner: None }
+        WorkerCompressor { level: -1, codec: None }
     }
 
     /// Time a worker waited to hand a frame to the link.
@@ -92,10 +101,10 @@ impl CompressionCtl {
     }
 }
 
-/// One worker's compressor, following the shared level.
+/// One worker's codec, following the shared level.
 pub struct WorkerCompressor {
     level: i32,
-    inner: Option<Compressor>,
+    codec: Option<Codec>,
 }
 
 impl WorkerCompressor {
@@ -107,12 +116,12 @@ impl WorkerCompressor {
             ctl.bytes_out.fetch_add(data.len() as u64, Ordering::Relaxed);
             return None;
         }
-        if level != self.level || self.inner.is_none() {
-            self.inner = Some(Compressor::new(Compression::Zstd(level)));
+        if level != self.level || self.codec.is_none() {
+            self.codec = Some(Codec::new(Compression::Zstd(level)));
             self.level = level;
         }
         let t = Instant::now();
-        let out = self.inner.as_mut().expect("compressor").compress(data);
+        let out = self.codec.as_mut().expect("codec").compress(data);
         ctl.compress_ns.fetch_add(t.elapsed().as_nanos() as u64, Ordering::Relaxed);
         ctl.bytes_out.fetch_add(out.as_ref().map_or(data.len(), Vec::len) as u64, Ordering::Relaxed);
         out
@@ -125,12 +134,12 @@ mod tests {
 
     #[test]
     fn fixed_settings_do_not_move() {
-        let c = CompressionCtl::new(CompressionSetting::Zstd(3), 2);
+        let c = CompressionCtl::new(LevelSetting::Zstd(3), 2);
         assert_eq!(c.level(), 3);
-        let off = CompressionCtl::new(CompressionSetting::Off, 2);
+        let off = CompressionCtl::new(LevelSetting::Off, 2);
         let mut w = off.compressor();
         assert!(w.compress(&[1u8; 65536], &off).is_none());
-        let auto = CompressionCtl::new(CompressionSetting::Auto, 2);
+        let auto = CompressionCtl::new(LevelSetting::Auto, 2);
         assert_eq!(auto.level(), 1);
         let mut w = auto.compressor();
         let out = w.compress(&[7u8; 65536], &auto).unwrap();

@@ -1,0 +1,69 @@
+//! Why a pass stopped. Each message is the one the agent has always logged and reported; the
+//! session prefixes it with the epoch.
+
+use crate::ReadError;
+use drpair_track::ChangeMapError;
+
+/// Whether the epoch can be tried again on this or a new connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassErrorClass {
+    /// Link loss, a slow or restarted standby, a busy disk: the next epoch ships it again.
+    Transient,
+    /// The same pass would fail the same way (a disk that cannot be read, a damaged change
+    /// map, a standby refusing what it is sent).
+    Permanent,
+}
+
+/// Why a pass stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum PassError {
+    /// Reading a disk failed (the message names disk and offset).
+    #[error("{0}")]
+    Read(#[from] ReadError),
+    /// The change map could not be updated.
+    #[error("{0}")]
+    Map(#[from] ChangeMapError),
+    /// A frame could not be encoded.
+    #[error("{0}")]
+    Encode(String),
+    /// The link to the standby is gone.
+    #[error("link closed")]
+    LinkClosed,
+    /// The link went down while a worker waited for an answer.
+    #[error("link closed while waiting for the standby")]
+    ClosedWhileWaiting,
+    /// The standby did not answer a Have or hash query in time.
+    #[error("standby did not answer a query within {secs}s")]
+    NoAnswer { secs: u64 },
+    /// The standby answered a Have query with the wrong number of answers.
+    #[error("standby answered {got} of {asked} hashes")]
+    HaveCount { got: usize, asked: usize },
+    /// The standby answered a hash request with the wrong number of hashes.
+    #[error("standby answered {got} hashes for {asked}")]
+    HashesCount { got: usize, asked: u64 },
+    /// The standby refused a frame (its message names the chunk).
+    #[error("standby refused: {0}")]
+    Refused(String),
+    /// The session stopped the pass (link loss, shutdown).
+    #[error("pass aborted")]
+    Aborted,
+}
+
+impl PassError {
+    /// Transient or permanent.
+    pub fn class(&self) -> PassErrorClass {
+        match self {
+            PassError::Read(e) => match e.class() {
+                crate::ErrorClass::Retryable => PassErrorClass::Transient,
+                crate::ErrorClass::Permanent => PassErrorClass::Permanent,
+            },
+            PassError::Map(_) | PassError::Encode(_) | PassError::Refused(_) => PassErrorClass::Permanent,
+            PassError::LinkClosed
+            | PassError::ClosedWhileWaiting
+            | PassError::NoAnswer { .. }
+            | PassError::HaveCount { .. }
+            | PassError::HashesCount { .. }
+            | PassError::Aborted => PassErrorClass::Transient,
+        }
+    }
+}

@@ -1,0 +1,247 @@
+//! One shipping pass: read the chunks an epoch needs, hash them, ask the standby which hashes
+//! it already holds, compress and send the rest.
+//!
+//! ```text
+//! plan (change maps) ─▶ feeder ─▶ Reader (io_uring | pread) ─▶ workers: hash, zero, resync
+//!                                                                compare, dedup (Have),
+//!                                                                compress ─▶ Standby
+//! ```
+//!
+//! Runs on plain threads (the reader owns an io_uring ring on its own thread; workers hash and
+//! compress), talking to the standby through the blocking [`Standby`] trait, so memory stays
+//! bounded by the reader's buffer pool and the link's frame queue.
+//!
+//! # Invariants
+//!
+//! - Every chunk of the epoch is handed to the standby before [`run`] returns `Ok`; the
+//!   caller sends the epoch's end only then.
+//! - The pass never advances the acknowledged epoch: only the standby's ack does (in the
+//!   agent's session). A pass that fails, or whose ack is lost, leaves every chunk it shipped
+//!   dirty, so the next epoch ships it again.
+//! - A chunk is sent as a hash only when the standby said it holds it (`Have`), and never
+//!   during a full copy (`dedup` off).
+
+mod epoch;
+mod error;
+mod level;
+mod resync;
+mod throttle;
+mod worker;
+
+#[cfg(test)]
+mod tests;
+
+pub use epoch::{PassChoice, choose};
+pub use error::{PassError, PassErrorClass};
+pub use level::{CompressionCtl, LevelSetting, WorkerCompressor};
+pub use resync::ResyncRanges;
+
+use crate::standby::Standby;
+use crate::{Engine, ReadRequest, Reader, ReaderConfig};
+use drpair_track::ChangeMap;
+use drpair_types::{DiskGeometry, Epoch};
+use drpair_wire::PassKind;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use worker::{Worker, ZeroHashes};
+
+/// Which chunks a pass reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PassMode {
+    /// Only chunks the change map says are dirty.
+    Dirty,
+    /// Every chunk; each is hashed and compared with the recorded hash (scan, reconcile).
+    All,
+}
+
+/// The change maps a pass reads and updates, one per disk (the agent's local state, or a
+/// plain vector in tests).
+pub trait ChangeMaps: Send {
+    fn maps(&mut self) -> &mut [ChangeMap];
+}
+
+impl ChangeMaps for Vec<ChangeMap> {
+    fn maps(&mut self) -> &mut [ChangeMap] {
+        self
+    }
+}
+
+/// Live counters of a pass (read by the progress reporter).
+#[derive(Debug, Default)]
+pub struct PassProgress {
+    pub total: AtomicU64,
+    pub done: AtomicU64,
+    pub to_ship: AtomicU64,
+    pub shipped: AtomicU64,
+    pub bytes_read: AtomicU64,
+}
+
+/// What a pass needs.
+pub struct PassCtx {
+    pub maps: Arc<Mutex<dyn ChangeMaps>>,
+    pub disks: Vec<(PathBuf, DiskGeometry)>,
+    /// How the disks are read (io_uring in the agent).
+    pub engine: Engine,
+    pub epoch: Epoch,
+    pub mode: PassMode,
+    pub kind: PassKind,
+    pub workers: usize,
+    pub compression: Arc<CompressionCtl>,
+    /// Where the chunks go, and who answers Have and hash queries.
+    pub standby: Arc<dyn Standby>,
+    pub progress: Arc<PassProgress>,
+    pub abort: Arc<AtomicBool>,
+    /// While set, no more chunks are read (paused): the pass waits where it is.
+    pub hold: Arc<AtomicBool>,
+    /// Ask the standby which hashes it holds and send those as hashes only (off for a full
+    /// copy).
+    pub dedup: bool,
+    /// A differential resync: the standby's range digests to compare with (mode `All`).
+    pub resync: Option<Arc<ResyncRanges>>,
+    /// Called once every chunk of the pass has been read (before hashing, compressing and
+    /// sending finish): an app-consistent cut thaws the applications here.
+    pub reads_done: Option<ReadsDone>,
+}
+
+/// See [`PassCtx::reads_done`]; safe to call more than once (only the first call acts).
+pub type ReadsDone = Arc<dyn Fn() + Send + Sync>;
+
+/// What a pass sent.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PassSummary {
+    pub chunks: u64,
+    pub zero: u64,
+    pub dedup: u64,
+    pub data: u64,
+    pub payload_bytes: u64,
+}
+
+impl PassSummary {
+    fn add(&mut self, o: &PassSummary) {
+        self.chunks += o.chunks;
+        self.zero += o.zero;
+        self.dedup += o.dedup;
+        self.data += o.data;
+        self.payload_bytes += o.payload_bytes;
+    }
+}
+
+/// Bytes per read request (runs are cut to this many bytes): large sequential reads keep a
+/// scan close to the disk's streaming rate; the pool of 12 buffers bounds memory to 48 MiB.
+const READ_BYTES: u64 = 4 << 20;
+const READ_BUFFERS: usize = 12;
+/// Payload bytes per Chunks frame.
+const FRAME_BYTES: usize = 1 << 20;
+
+/// Chunks per read of a full pass (and per range of a differential resync).
+pub fn chunks_per_read(g: &DiskGeometry) -> u64 {
+    (READ_BYTES / g.chunk_size.bytes() as u64).max(1)
+}
+
+fn plan(ctx: &PassCtx) -> Vec<ReadRequest> {
+    let mut st = ctx.maps.lock().expect("maps");
+    let mut reqs = Vec::new();
+    for (d, m) in st.maps().iter().enumerate() {
+        let g = m.geometry();
+        let per = chunks_per_read(&g);
+        let runs: Vec<(u64, u64)> = match ctx.mode {
+            PassMode::All => {
+                (0..g.chunk_count()).step_by(per as usize).map(|f| (f, per.min(g.chunk_count() - f))).collect()
+            }
+            PassMode::Dirty => m.dirty_runs(per),
+        };
+        for (first, count) in runs {
+            reqs.push(ReadRequest { disk: d as u32, first_chunk: first, chunk_count: count as u32, tag: 0 });
+        }
+    }
+    reqs
+}
+
+/// Runs the pass to the end (or the first error).
+pub fn run(ctx: PassCtx) -> Result<PassSummary, PassError> {
+    let reqs = plan(&ctx);
+    let total: u64 = reqs.iter().map(|r| r.chunk_count as u64).sum();
+    ctx.progress.total.store(total, Ordering::Relaxed);
+    if reqs.is_empty() {
+        return Ok(PassSummary::default());
+    }
+    let reader = Reader::spawn(
+        ctx.disks.clone(),
+        ReaderConfig { engine: ctx.engine, max_read_bytes: READ_BYTES as usize, buffers: READ_BUFFERS, queue_depth: 8 },
+    )?;
+    let ctx = Arc::new(ctx);
+    let zero = Arc::new(ZeroHashes::default());
+    let summary = Arc::new(Mutex::new(PassSummary::default()));
+    let failed: Arc<Mutex<Option<PassError>>> = Arc::new(Mutex::new(None));
+    let n_reqs = reqs.len();
+    let completions = reader.completions().clone();
+    std::thread::scope(|s| {
+        let feeder = {
+            let ctx = ctx.clone();
+            let reader = &reader;
+            s.spawn(move || -> Result<(), PassError> {
+                for r in reqs {
+                    while ctx.hold.load(Ordering::Relaxed) && !ctx.abort.load(Ordering::Relaxed) {
+                        std::thread::sleep(Duration::from_millis(50));
+                    }
+                    if ctx.abort.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    reader.submit(r)?;
+                }
+                Ok(())
+            })
+        };
+        let remaining = Arc::new(AtomicU64::new(n_reqs as u64));
+        let mut handles = vec![];
+        for _ in 0..ctx.workers.max(1) {
+            let (ctx, zero, summary, failed, completions, remaining) =
+                (ctx.clone(), zero.clone(), summary.clone(), failed.clone(), completions.clone(), remaining.clone());
+            handles.push(s.spawn(move || {
+                let mut w = Worker::new(&ctx, &zero);
+                while remaining.load(Ordering::Acquire) > 0 && !ctx.abort.load(Ordering::Relaxed) {
+                    let block = match completions.recv_timeout(Duration::from_millis(200)) {
+                        Ok(b) => b,
+                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
+                        Err(_) => break,
+                    };
+                    if remaining.fetch_sub(1, Ordering::AcqRel) == 1
+                        && let Some(done) = &ctx.reads_done
+                    {
+                        done();
+                    }
+                    let r = block.map_err(PassError::from).and_then(|b| w.block(b));
+                    if let Err(e) = r {
+                        ctx.abort.store(true, Ordering::Relaxed);
+                        failed.lock().expect("failed").get_or_insert(e);
+                        break;
+                    }
+                }
+                summary.lock().expect("summary").add(&w.sum);
+            }));
+        }
+        for h in handles {
+            let _ = h.join();
+        }
+        // Workers stopped early (error or abort): drop what is still read so buffers go back
+        // to the pool and a feeder blocked on backpressure can finish.
+        while !feeder.is_finished() {
+            let _ = completions.recv_timeout(Duration::from_millis(20));
+        }
+        if let Ok(Err(e)) = feeder.join() {
+            ctx.abort.store(true, Ordering::Relaxed);
+            failed.lock().expect("failed").get_or_insert(e);
+        }
+    });
+    drop(reader);
+    if let Some(e) = failed.lock().expect("failed").take() {
+        return Err(e);
+    }
+    if ctx.abort.load(Ordering::Relaxed) {
+        return Err(PassError::Aborted);
+    }
+    let s = *summary.lock().expect("summary");
+    Ok(s)
+}

@@ -1,0 +1,167 @@
+//! One worker of a pass: hashes a read block, records the hashes in the change map, decides
+//! what ships, asks the standby which hashes it holds, compresses the rest and hands frames of
+//! about 1 MiB to the standby.
+
+use super::{FRAME_BYTES, PassCtx, PassError, PassMode, PassSummary, WorkerCompressor, throttle};
+use crate::{ReadBlock, hash_chunk, is_zero};
+use drpair_wire::{ChunkBody, ChunkItem};
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::sync::atomic::Ordering;
+
+/// One chunk of a block once read: (index, offset in the block, length, all zero, hash).
+pub(super) type ReadChunk = (u64, usize, usize, bool, [u8; 32]);
+
+/// Blake3 of an all-zero chunk of `len` bytes, cached for the two lengths a disk has.
+#[derive(Default)]
+pub(super) struct ZeroHashes(Mutex<HashMap<usize, [u8; 32]>>);
+
+impl ZeroHashes {
+    pub(super) fn get(&self, len: usize) -> [u8; 32] {
+        *self.0.lock().expect("zero hashes").entry(len).or_insert_with(|| hash_chunk(&vec![0u8; len]))
+    }
+}
+
+pub(super) struct Worker<'a> {
+    pub(super) ctx: &'a PassCtx,
+    pub(super) zero: &'a ZeroHashes,
+    pub(super) sum: PassSummary,
+    comp: WorkerCompressor,
+}
+
+impl<'a> Worker<'a> {
+    pub(super) fn new(ctx: &'a PassCtx, zero: &'a ZeroHashes) -> Self {
+        Worker { ctx, zero, sum: PassSummary::default(), comp: ctx.compression.compressor() }
+    }
+
+    pub(super) fn block(&mut self, b: ReadBlock) -> Result<(), PassError> {
+        let ctx = self.ctx;
+        let d = b.disk as usize;
+        let g = ctx.disks[d].1;
+        let cs = g.chunk_size.bytes() as usize;
+        // Hash outside the lock.
+        let mut chunks: Vec<ReadChunk> = Vec::with_capacity(b.chunk_count as usize);
+        for i in 0..b.chunk_count as u64 {
+            let c = b.first_chunk + i;
+            let off = i as usize * cs;
+            let len = g.chunk_len(c) as usize;
+            let data = &b.buf[off..off + len];
+            let z = is_zero(data);
+            let h = if z { self.zero.get(len) } else { hash_chunk(data) };
+            chunks.push((c, off, len, z, h));
+        }
+        ctx.progress.bytes_read.fetch_add(b.buf.len() as u64, Ordering::Relaxed);
+        throttle::wait(b.buf.len() as u64);
+        if let Some(r) = &ctx.resync {
+            self.resync_block(r, b.disk, b.first_chunk, &chunks)?;
+        }
+        let ship = self.to_ship(d, &chunks)?;
+        ctx.progress.to_ship.fetch_add(ship.len() as u64, Ordering::Relaxed);
+        let items = self.bodies(&b, &ship)?;
+        self.sum.chunks += items.len() as u64;
+        self.send_framed(items)?;
+        ctx.progress.done.fetch_add(b.chunk_count as u64, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Decides what ships, recording hashes in the change map.
+    fn to_ship(&self, d: usize, chunks: &[ReadChunk]) -> Result<Vec<ReadChunk>, PassError> {
+        let ctx = self.ctx;
+        let mut ship = Vec::new();
+        let mut st = ctx.maps.lock().expect("maps");
+        let m = &mut st.maps()[d];
+        for &(c, off, len, z, h) in chunks {
+            let dirty = match ctx.mode {
+                PassMode::All => {
+                    m.observe(c, h, ctx.epoch)?;
+                    m.is_dirty(c)
+                }
+                PassMode::Dirty => {
+                    m.set_hash(c, Some(h))?;
+                    m.is_dirty(c)
+                }
+            };
+            if dirty {
+                ship.push((c, off, len, z, h));
+            }
+        }
+        Ok(ship)
+    }
+
+    /// The body of each chunk that ships: zero flag, a hash the standby holds, or the
+    /// (compressed) bytes.
+    fn bodies(&mut self, b: &ReadBlock, ship: &[ReadChunk]) -> Result<Vec<ChunkItem>, PassError> {
+        let ctx = self.ctx;
+        let mut items = Vec::with_capacity(ship.len());
+        let candidates: Vec<_> = ship.iter().filter(|x| !x.3).collect();
+        let have = if candidates.is_empty() || !ctx.dedup {
+            vec![]
+        } else {
+            self.ask_have(candidates.iter().map(|x| x.4).collect())?
+        };
+        let mut have = have.into_iter();
+        for &(c, off, len, z, h) in ship {
+            let body = if z {
+                self.sum.zero += 1;
+                ChunkBody::Zero
+            } else if have.next().unwrap_or(false) {
+                self.sum.dedup += 1;
+                ChunkBody::Known(h)
+            } else {
+                let data = &b.buf[off..off + len];
+                self.sum.data += 1;
+                match self.comp.compress(data, &ctx.compression) {
+                    Some(p) => {
+                        self.sum.payload_bytes += p.len() as u64;
+                        ChunkBody::Data { hash: h, raw_len: len as u32, compressed: true, payload: p }
+                    }
+                    None => {
+                        self.sum.payload_bytes += len as u64;
+                        ChunkBody::Data { hash: h, raw_len: len as u32, compressed: false, payload: data.to_vec() }
+                    }
+                }
+            };
+            items.push(ChunkItem { disk: b.disk, index: c, body });
+        }
+        Ok(items)
+    }
+
+    /// Frames of about 1 MiB of payload: small enough to pipeline, large enough to be cheap.
+    fn send_framed(&self, items: Vec<ChunkItem>) -> Result<(), PassError> {
+        let mut frame = Vec::new();
+        let mut bytes = 0;
+        for item in items {
+            bytes += match &item.body {
+                ChunkBody::Data { payload, .. } => payload.len(),
+                _ => 64,
+            };
+            frame.push(item);
+            if bytes >= FRAME_BYTES {
+                self.send_chunks(std::mem::take(&mut frame))?;
+                bytes = 0;
+            }
+        }
+        if !frame.is_empty() {
+            self.send_chunks(frame)?;
+        }
+        Ok(())
+    }
+
+    fn send_chunks(&self, items: Vec<ChunkItem>) -> Result<(), PassError> {
+        let n = items.len() as u64;
+        let waited = self.ctx.standby.send_chunks(self.ctx.epoch, items)?;
+        self.ctx.compression.record_send_wait(waited);
+        self.ctx.progress.shipped.fetch_add(n, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Asks the standby which of these hashes it holds; waits for the answer.
+    fn ask_have(&self, hashes: Vec<[u8; 32]>) -> Result<Vec<bool>, PassError> {
+        let asked = hashes.len();
+        let v = self.ctx.standby.have(hashes)?;
+        if v.len() != asked {
+            return Err(PassError::HaveCount { got: v.len(), asked });
+        }
+        Ok(v)
+    }
+}

@@ -1,0 +1,174 @@
+//! The standby over TCP, as the pass sees it ([`drpair_ship::Standby`]): Have queries, hash
+//! requests and Chunks frames encoded as wire frames on the connection's writer, and their
+//! answers routed back by the connection's reader task straight to the waiting worker.
+//!
+//! Everything else the standby says goes to the session's control channel.
+
+use crate::link::{AbortOnDrop, LinkError, read_msg};
+use drpair_ship::pass::PassError;
+use drpair_ship::{Hash, Standby};
+use drpair_types::Epoch;
+use drpair_wire::{AgentMsg, ChunkItem, StandbyMsg, WireVersion, encode};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::tcp::OwnedReadHalf;
+use tokio::sync::mpsc;
+
+/// Longest a worker waits for the standby's answer to a query.
+const ANSWER_TIMEOUT: Duration = Duration::from_secs(300);
+
+type Routes<T> = Arc<Mutex<HashMap<u64, crossbeam_channel::Sender<T>>>>;
+
+/// Why the connection's reader stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum LinkDown {
+    /// The standby closed the connection.
+    #[error("standby closed the connection")]
+    Closed,
+    /// Reading or decoding a frame failed.
+    #[error("{0}")]
+    Link(LinkError),
+}
+
+impl From<LinkError> for LinkDown {
+    fn from(e: LinkError) -> Self {
+        match e {
+            LinkError::Closed => LinkDown::Closed,
+            e => LinkDown::Link(e),
+        }
+    }
+}
+
+/// The standby at the other end of one connection.
+pub struct LinkStandby {
+    out: mpsc::Sender<Vec<u8>>,
+    have_routes: Routes<Vec<bool>>,
+    hash_routes: Routes<Vec<Option<WireVersion>>>,
+    next_id: AtomicU64,
+    abort: Arc<AtomicBool>,
+}
+
+impl LinkStandby {
+    /// Frames go to `out` (the connection's writer); `abort` stops waiting workers.
+    pub fn new(out: mpsc::Sender<Vec<u8>>, abort: Arc<AtomicBool>) -> Self {
+        Self {
+            out,
+            have_routes: Default::default(),
+            hash_routes: Default::default(),
+            next_id: AtomicU64::new(1),
+            abort,
+        }
+    }
+
+    /// A fresh id for a request (Have batches, hash and digest requests share one counter).
+    pub fn next_id(&self) -> u64 {
+        self.next_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Encodes and queues a frame; returns how long the queue made it wait.
+    fn send(&self, msg: &AgentMsg) -> Result<Duration, PassError> {
+        let frame = encode(msg).map_err(|e| PassError::Encode(e.to_string()))?;
+        let t = Instant::now();
+        self.out.blocking_send(frame).map_err(|_| PassError::LinkClosed)?;
+        Ok(t.elapsed())
+    }
+
+    /// Waits for a routed answer, giving up when the pass aborts or after [`ANSWER_TIMEOUT`].
+    fn wait_answer<T>(&self, rx: &crossbeam_channel::Receiver<T>) -> Result<T, PassError> {
+        let deadline = Instant::now() + ANSWER_TIMEOUT;
+        loop {
+            match rx.recv_timeout(Duration::from_millis(200)) {
+                Ok(v) => return Ok(v),
+                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                    if self.abort.load(Ordering::Relaxed) {
+                        return Err(PassError::Aborted);
+                    }
+                    if Instant::now() > deadline {
+                        return Err(PassError::NoAnswer { secs: ANSWER_TIMEOUT.as_secs() });
+                    }
+                }
+                Err(_) => return Err(PassError::ClosedWhileWaiting),
+            }
+        }
+    }
+
+    /// Spawns the connection's reader: Have and hash answers go to the waiting workers,
+    /// failback writes to `failback`, everything else to the returned control channel. A
+    /// `Reconnect` order's reason is also kept in `asked`. When the link fails, `abort` is
+    /// set (a pass in flight stops reading for a link that is gone) and every waiting worker
+    /// is woken.
+    pub fn spawn_reader(
+        self: &Arc<Self>,
+        mut rd: OwnedReadHalf,
+        failback: mpsc::Sender<StandbyMsg>,
+        asked: Arc<Mutex<Option<String>>>,
+    ) -> (mpsc::Receiver<Result<StandbyMsg, LinkDown>>, AbortOnDrop) {
+        let (ctl_tx, ctl) = mpsc::channel(64);
+        let link = self.clone();
+        let task = tokio::spawn(async move {
+            let mut buf = Vec::new();
+            loop {
+                match read_msg::<_, StandbyMsg>(&mut rd, &mut buf).await {
+                    Ok(StandbyMsg::HaveReply { batch, have }) => {
+                        if let Some(tx) = link.have_routes.lock().expect("routes").remove(&batch) {
+                            let _ = tx.send(have);
+                        }
+                    }
+                    Ok(StandbyMsg::Hashes { req, versions, .. })
+                        if link.hash_routes.lock().expect("routes").contains_key(&req) =>
+                    {
+                        if let Some(tx) = link.hash_routes.lock().expect("routes").remove(&req) {
+                            let _ = tx.send(versions);
+                        }
+                    }
+                    Ok(m @ (StandbyMsg::FailbackWrite { .. } | StandbyMsg::FailbackEnd { .. })) => {
+                        if failback.send(m).await.is_err() {
+                            break;
+                        }
+                    }
+                    Ok(m) => {
+                        if let StandbyMsg::Reconnect { reason } = &m {
+                            *asked.lock().expect("asked") = Some(reason.clone());
+                        }
+                        if ctl_tx.send(Ok(m)).await.is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        link.abort.store(true, Ordering::Relaxed);
+                        let _ = ctl_tx.send(Err(LinkDown::from(e))).await;
+                        break;
+                    }
+                }
+            }
+            // Wake every worker still waiting for an answer.
+            link.have_routes.lock().expect("routes").clear();
+            link.hash_routes.lock().expect("routes").clear();
+        });
+        (ctl, AbortOnDrop(task))
+    }
+}
+
+impl Standby for LinkStandby {
+    fn have(&self, hashes: Vec<Hash>) -> Result<Vec<bool>, PassError> {
+        let batch = self.next_id();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.have_routes.lock().expect("routes").insert(batch, tx);
+        self.send(&AgentMsg::Have { batch, hashes })?;
+        self.wait_answer(&rx)
+    }
+
+    fn hashes(&self, disk: u32, first: u64, count: u64) -> Result<Vec<Option<WireVersion>>, PassError> {
+        let req = self.next_id();
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        self.hash_routes.lock().expect("routes").insert(req, tx);
+        self.send(&AgentMsg::HashesRequest { req, disk, first, count })?;
+        self.wait_answer(&rx)
+    }
+
+    fn send_chunks(&self, epoch: Epoch, items: Vec<ChunkItem>) -> Result<Duration, PassError> {
+        self.send(&AgentMsg::Chunks { epoch, items })
+    }
+}
