@@ -13,6 +13,8 @@ pub mod ingest;
 pub mod maintenance;
 pub mod metrics;
 pub mod rebase;
+#[cfg(test)]
+mod record_fixture;
 pub mod registry;
 pub mod retention;
 pub mod session;
