@@ -20,7 +20,7 @@
 //! - The report's blake3 is of the image's bytes in order, zeros included: blake3 of the file,
 //!   or of the device's first `bytes` bytes.
 
-use crate::standby::registry::PairRecord;
+use crate::standby::pair::PairRecord;
 use drpair_store::{ChunkVersion, Hash, Store, StoreError};
 use drpair_types::{DiskGeometry, Epoch, PairId, PointId, RecoveryPoint};
 use serde::Serialize;
@@ -609,7 +609,7 @@ fn refuse_inside(out: &Path, store_dir: &Path) -> Result<(), RecoverError> {
 #[allow(clippy::cast_possible_truncation)] // small test sizes
 mod tests {
     use super::*;
-    use crate::standby::registry::DiskRecord;
+    use crate::standby::pair::DiskRecord;
     use drpair_pair::Lifecycle;
     use drpair_store::{StoredChunk, hash_hex};
     use drpair_types::{ChunkSize, PointSizes};

@@ -5,7 +5,7 @@
 //! of its next connection.
 
 use super::Standby;
-use super::registry::{OpError, PairHandle, RestartRecord, Rewound};
+use super::pair::{OpError, PairHandle, RestartRecord, Rewound};
 use crate::timefmt::now_ms;
 use drpair_pair::PairOp;
 use drpair_types::{Epoch, RecoveryPoint};

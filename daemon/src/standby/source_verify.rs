@@ -15,7 +15,7 @@
 //! - the result is logged in plain words; a mismatch is a warning.
 
 use super::Standby;
-use super::registry::{OpError, PairHandle, PairRecord, PairRuntime};
+use super::pair::{OpError, PairHandle, PairRecord, PairRuntime};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_types::{
     Epoch, MismatchedChunk, PairId, PairState, SOURCE_VERIFY_SAMPLE, SourceVerifyState, SourceVerifyStatus,
@@ -277,7 +277,7 @@ mod tests {
     use drpair_wire::SourceCheck;
 
     fn record(state: PairState) -> PairRecord {
-        crate::standby::registry::test_record(state, 5)
+        crate::standby::pair::test_record(state, 5)
     }
 
     fn requested() -> SourceVerifyStatus {
