@@ -1,7 +1,7 @@
 //! Why a step of the dump workflow was refused or failed ([`FlowError`]), and why probing or
 //! loading an image failed ([`DumpLoadError`]).
 
-use super::image::ImageFormat;
+use super::format::ImageFormat;
 use drpair_store::StoreError;
 use std::io;
 use std::path::{Path, PathBuf};

@@ -2,9 +2,9 @@
 //! made before loading, and the conversion of a qcow2 image to a raw scratch file.
 
 use super::errors::DumpLoadError;
+use super::format::{ImageFormat, ImageInfo};
 use super::progress::LoadProgress;
 use drpair_types::DiskGeometry;
-use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Seek, SeekFrom};
 use std::os::unix::fs::{FileExt, FileTypeExt};
@@ -15,58 +15,10 @@ use std::time::Duration;
 
 /// First bytes of every qcow2 image.
 const QCOW2_MAGIC: [u8; 4] = *b"QFI\xfb";
-/// Bytes read per block (rounded down to whole chunks; at least one chunk).
 /// The qemu-img binary (looked up in `PATH`).
 pub(super) const QEMU_IMG: &str = "qemu-img";
 /// How often a running `qemu-img convert` is checked for completion and cancellation.
 const CONVERT_POLL: Duration = Duration::from_millis(100);
-
-/// Image formats the loader reads.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ImageFormat {
-    /// The disk's bytes, as is (a file or a block device).
-    Raw,
-    /// A QEMU copy-on-write image, converted to raw with `qemu-img` before loading.
-    Qcow2,
-}
-
-impl ImageFormat {
-    /// The format's name as operators write it: `raw` or `qcow2`.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ImageFormat::Raw => "raw",
-            ImageFormat::Qcow2 => "qcow2",
-        }
-    }
-}
-
-impl fmt::Display for ImageFormat {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for ImageFormat {
-    type Err = String;
-
-    /// Parses `raw` or `qcow2` (case-insensitive).
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "raw" => Ok(ImageFormat::Raw),
-            "qcow2" => Ok(ImageFormat::Qcow2),
-            _ => Err(format!("unknown image format '{s}': expected raw or qcow2")),
-        }
-    }
-}
-
-/// What `probe` found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ImageInfo {
-    /// The image's format (as detected from its content).
-    pub format: ImageFormat,
-    /// Size in bytes of the disk the image holds (equal to the disk's size once probed).
-    pub virtual_size: u64,
-}
 
 /// Checks an image before any loading: `image` must be an absolute path to an existing regular
 /// file or block device, readable; format detected from the content (qcow2 magic "QFI\xfb" at

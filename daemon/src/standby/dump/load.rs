@@ -2,7 +2,7 @@
 
 use super::errors::{FlowError, Res};
 use super::flow::{internal, not_now, pair_id, record, update};
-use super::image::ImageFormat;
+use super::format::ImageFormat;
 use super::loader::{self, DumpLoadSpec};
 use super::progress::{LoadProgress, LoadStats};
 use super::record::DumpRecord;

@@ -15,7 +15,8 @@
 //! entry at *D* is deleted when it equals the base), and
 //! [`Store::discard_dump_versions`] removes them.
 use super::errors::DumpLoadError;
-use super::image::{ImageFormat, ScratchFile, convert_qcow2, file_size, probe};
+use super::format::ImageFormat;
+use super::image::{ScratchFile, convert_qcow2, file_size, probe};
 use super::progress::{LoadProgress, LoadStats};
 use drpair_ship::{hash_chunk, is_zero};
 use drpair_store::{ChunkVersion, Store, StoredChunk};

@@ -1,7 +1,8 @@
 //! The loader against real images in a real store.
 
 use super::errors::DumpLoadError;
-use super::image::{ImageFormat, ImageInfo, QEMU_IMG, probe};
+use super::format::{ImageFormat, ImageInfo};
+use super::image::{QEMU_IMG, probe};
 use super::loader::{DumpLoadSpec, load};
 use super::progress::LoadProgress;
 use drpair_ship::hash_chunk;
