@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+/// Tells the agent why it is not admitted (the connection then ends).
 pub(super) async fn refuse(tx: &mpsc::Sender<Vec<u8>>, code: RefuseCode, message: String) {
     let _ = tx.send(encode(&StandbyMsg::Refused { code, message }).expect("encode")).await;
 }

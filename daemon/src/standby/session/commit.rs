@@ -11,6 +11,9 @@ use drpair_types::{Consistency, PointKind, PointSizes, RecoveryPoint};
 use drpair_wire::{EpochEnd, StandbyMsg};
 
 impl Session {
+    /// Commits the epoch `end` closes once every chunk of it is stored and checked (a
+    /// baseline must cover every chunk; an app-consistent claim needs a quiesce), then
+    /// acknowledges it.
     pub(super) async fn commit(&mut self, end: EpochEnd) -> Result<(), String> {
         self.open_epoch(end.epoch)?;
         while let Some(r) = self.tasks.join_next().await {

@@ -32,6 +32,7 @@ pub(super) const BULK_AFTER_BYTES: u64 = 64 << 20;
 /// Largest range one hash request may ask for.
 pub(super) const MAX_HASH_RANGE: u64 = 65536;
 
+/// One admitted connection of a pair's agent: what it has received of the open epoch.
 pub(super) struct Session {
     sb: Arc<Standby>,
     handle: Arc<PairHandle>,

@@ -6,6 +6,7 @@ use super::Session;
 use drpair_wire::{StandbyMsg, WireVersion};
 
 impl Session {
+    /// The versions of `count` chunks from `first` of disk `disk` in the newest point.
     pub(super) async fn hashes(&mut self, req: u64, disk: u32, first: u64, count: u64) -> Result<(), String> {
         let versions = self.committed_versions(disk, first, count).await?;
         self.send(StandbyMsg::Hashes { req, disk, first, versions }).await;
