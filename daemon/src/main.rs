@@ -238,7 +238,7 @@ fn run(cli: Cli) -> Result<()> {
             runtime()?.block_on(async {
                 let _watchdog = service::spawn_watchdog();
                 let ready = || service::ready(&serving_status(&data_dir, link, api));
-                drpaird::standby::run(cfg, shutdown_signal(), ready).await
+                drpaird::server::run(cfg, shutdown_signal(), ready).await
             })
         }
         Cmd::Agent(a) => {

@@ -2,19 +2,11 @@
 //! must present it (`Authorization: Bearer TOKEN`): missing → 401, wrong → 403 (both `AccessDenied`).
 
 use super::{ApiFailure, AppState};
+use crate::token::token_eq;
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use drpair_types::ErrorCode;
-
-/// Compares in time independent of where the strings differ.
-pub fn token_eq(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
-}
 
 pub async fn require_token(State(sb): State<AppState>, req: Request, next: Next) -> Response {
     let Some(want) = &sb.token else {
@@ -37,15 +29,5 @@ pub async fn require_token(State(sb): State<AppState>, req: Request, next: Next)
             "this standby requires a token: send Authorization: Bearer TOKEN (drpair --token or DRPAIR_TOKEN)",
         )
         .into_response(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn token_compare() {
-        assert!(super::token_eq("abcdefgh", "abcdefgh"));
-        assert!(!super::token_eq("abcdefgh", "abcdefgi"));
-        assert!(!super::token_eq("abc", "abcdefgh"));
     }
 }

@@ -7,8 +7,8 @@
 
 use super::{ApiFailure, ApiResult, AppState, find_pair};
 use crate::standby::control::{self, RestartOpts};
-use crate::standby::dump_flow;
-use crate::standby::registry::{OpError, PairHandle, StopAtRecord};
+use crate::standby::dump;
+use crate::standby::pair::{OpError, PairHandle, StopAtRecord};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use axum::Json;
 use axum::body::Bytes;
@@ -111,12 +111,12 @@ pub async fn resume(
             req.confirm.as_deref(),
             "re-initialising deletes every recovery point of the pair and copies everything again",
         )?;
-        let n = dump_flow::reinit(&sb, &h).await?;
+        let n = dump::reinit(&sb, &h).await?;
         h.send_run_mode();
         return Ok(answer(&h, restart_message(&id, n, RestartOpts::default()), n));
     }
     if req.resync {
-        let m = dump_flow::resync(&sb, &h).await?;
+        let m = dump::resync(&sb, &h).await?;
         return Ok(answer(
             &h,
             format!(
@@ -128,7 +128,7 @@ pub async fn resume(
     }
     let state = h.record.lock().expect("record").lifecycle.state;
     if state.in_dump_workflow() {
-        let m = dump_flow::abandon(&sb, &h).await?;
+        let m = dump::abandon(&sb, &h).await?;
         h.send_run_mode();
         return Ok(answer(&h, m, 0));
     }

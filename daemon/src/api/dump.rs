@@ -7,8 +7,8 @@
 //! the step to take next). A refusal changes nothing.
 
 use super::{ApiFailure, ApiResult, AppState, find_pair};
-use crate::standby::dump_flow::{self, FlowError};
-use crate::standby::registry::PairHandle;
+use crate::standby::dump::{self, FlowError};
+use crate::standby::pair::PairHandle;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
@@ -35,7 +35,7 @@ fn done(h: &PairHandle, message: String) -> Json<ActionResponse> {
 pub async fn suspend(sb: State<AppState>, Path(pair): Path<String>, raw: Bytes) -> ApiResult<Json<ActionResponse>> {
     let (_, h) = find_pair(&sb, &pair)?;
     super::control::no_params(&raw)?;
-    let m = dump_flow::suspend(&sb, &h).await?;
+    let m = dump::suspend(&sb, &h).await?;
     Ok(done(&h, m))
 }
 
@@ -46,7 +46,7 @@ pub async fn skip_to_resync_marker(
 ) -> ApiResult<Json<ActionResponse>> {
     let (_, h) = find_pair(&sb, &pair)?;
     super::control::no_params(&raw)?;
-    let m = dump_flow::skip_to_resync_marker(&sb, &h).await?;
+    let m = dump::skip_to_resync_marker(&sb, &h).await?;
     Ok(done(&h, m))
 }
 
@@ -57,7 +57,7 @@ pub async fn mark(sb: State<AppState>, Path(pair): Path<String>, raw: Bytes) -> 
     } else {
         super::control::body(&raw)?
     };
-    let marker = dump_flow::mark(&sb, &h, &req).await?;
+    let marker = dump::mark(&sb, &h, &req).await?;
     let message = format!(
         "pair '{id}': dump marker recorded at epoch {} (cut at {}); next: drpair resume {id} --resync",
         marker.epoch, marker.time
@@ -72,7 +72,7 @@ pub async fn load(
 ) -> ApiResult<(StatusCode, Json<ActionResponse>)> {
     let (_, h) = find_pair(&sb, &pair)?;
     let req: LoadDumpRequest = super::control::body(&raw)?;
-    let m = dump_flow::load(&sb, &h, &req).await?;
+    let m = dump::load(&sb, &h, &req).await?;
     Ok((StatusCode::ACCEPTED, done(&h, m)))
 }
 
@@ -83,7 +83,7 @@ pub async fn resume_apply(
 ) -> ApiResult<Json<ActionResponse>> {
     let (id, h) = find_pair(&sb, &pair)?;
     super::control::no_params(&raw)?;
-    let p = dump_flow::resume_apply(&sb, &h).await?;
+    let p = dump::resume_apply(&sb, &h).await?;
     Ok(done(
         &h,
         format!(

@@ -4,7 +4,7 @@
 
 use super::points::resolve_point;
 use super::{ApiFailure, ApiResult, AppState, find_pair};
-use crate::standby::registry::OpError;
+use crate::standby::pair::OpError;
 use crate::standby::retention::{self, PruneError};
 use crate::standby::{storage, verify};
 use axum::Json;

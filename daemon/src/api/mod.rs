@@ -18,7 +18,7 @@ pub mod tasks;
 pub mod verify_source;
 
 use crate::standby::Standby;
-use crate::standby::registry::PairHandle;
+use crate::standby::pair::PairHandle;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};

@@ -5,7 +5,7 @@
 //! of its next connection.
 
 use super::Standby;
-use super::registry::{OpError, PairHandle, PairRecord, RestartRecord, Rewound};
+use super::pair::{OpError, PairHandle, PairRecord, RestartRecord, Rewound};
 use super::tasks::Seen;
 use crate::timefmt::now_ms;
 use drpair_pair::PairOp;

@@ -37,7 +37,7 @@ pub fn stream_disk(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::standby::registry::{DiskRecord, PairRecord};
+    use crate::standby::pair::{DiskRecord, PairRecord};
     use drpair_pair::Lifecycle;
     use drpair_types::ChunkSize;
 

@@ -3,7 +3,7 @@
 //! on blocking threads, so replication is never stalled behind it.
 
 use super::Standby;
-use super::registry::PairHandle;
+use super::pair::PairHandle;
 use crate::timefmt::now_ms;
 use std::sync::Arc;
 use std::time::Duration;

@@ -8,7 +8,7 @@
 //! record instead: each field someone else changed keeps their value; the lifecycle, if it
 //! changed, gets the commit's event applied again.
 
-use super::registry::PairRecord;
+use super::pair::PairRecord;
 use drpair_pair::PairOp;
 
 /// `ours` was made from `orig`; `live` is the record now. Returns `ours` with every field
@@ -40,7 +40,7 @@ pub fn rebase(orig: &PairRecord, ours: PairRecord, live: &PairRecord, event: Opt
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::standby::registry::test_record;
+    use crate::standby::pair::test_record;
     use crate::standby::source_verify::requested_for_tests as requested;
     use drpair_types::PairState;
 

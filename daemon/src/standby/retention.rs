@@ -3,7 +3,7 @@
 //! reclaiming the space nothing refers to any more.
 
 use super::Standby;
-use super::registry::{OpError, PairHandle};
+use super::pair::{OpError, PairHandle, RetentionDefaults};
 use super::tasks::TaskHandle;
 use crate::timefmt::now_ms;
 use drpair_retention::{Mark, Pin, PointInfo, Policy};
@@ -23,13 +23,6 @@ pub enum PruneError {
     Store(String),
 }
 
-/// The standby's retention settings.
-#[derive(Debug, Clone)]
-pub struct Defaults {
-    pub policy: Policy,
-    pub prune_interval: std::time::Duration,
-}
-
 /// The policy the pair follows: its own, or the standby's default.
 pub fn policy_of(sb: &Standby, h: &PairHandle) -> (Policy, bool) {
     match &h.record.lock().expect("record").retention {
@@ -40,12 +33,12 @@ pub fn policy_of(sb: &Standby, h: &PairHandle) -> (Policy, bool) {
 
 /// The pair's retention as the API shows it.
 pub fn view(sb: &Standby, h: &PairHandle) -> RetentionView {
-    let d = Defaults { policy: sb.retention.clone(), prune_interval: sb.prune_interval };
+    let d = RetentionDefaults { policy: sb.retention.clone(), prune_interval: sb.prune_interval };
     view_of(&h.record.lock().expect("record"), &d)
 }
 
 /// [`view`] from the record and the defaults.
-pub fn view_of(rec: &super::registry::PairRecord, d: &Defaults) -> RetentionView {
+pub fn view_of(rec: &super::pair::PairRecord, d: &RetentionDefaults) -> RetentionView {
     let (policy, is_default) = match &rec.retention {
         Some(p) => (p, false),
         None => (&d.policy, true),

@@ -15,7 +15,7 @@
 //! - the result is logged in plain words; a mismatch is a warning.
 
 use super::Standby;
-use super::registry::{OpError, PairHandle, PairRecord, PairRuntime};
+use super::pair::{OpError, PairHandle, PairRecord, PairRuntime};
 use super::tasks::Seen;
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_types::{
@@ -323,7 +323,7 @@ mod tests {
     use drpair_wire::SourceCheck;
 
     fn record(state: PairState) -> PairRecord {
-        crate::standby::registry::test_record(state, 5)
+        crate::standby::pair::test_record(state, 5)
     }
 
     fn requested() -> SourceVerifyStatus {

@@ -1,7 +1,7 @@
 //! The storage report of a pair: what its points cost in the store.
 
 use super::Standby;
-use super::registry::PairHandle;
+use super::pair::PairHandle;
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_types::{PointStorage, StorageReport, StorageSummary};
 

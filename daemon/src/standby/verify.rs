@@ -2,7 +2,7 @@
 //! chunk its points see, then marks each point `verified_at` or with its `damage`.
 
 use super::Standby;
-use super::registry::{OpError, PairHandle};
+use super::pair::{OpError, PairHandle};
 use super::tasks::TaskHandle;
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_store::{Damaged, VerifyOutcome};
@@ -190,7 +190,7 @@ pub fn status(h: &PairHandle) -> Option<VerifyStatus> {
 }
 
 /// [`status`] from the record and the runtime.
-pub fn status_of(rec: &super::registry::PairRecord, rt: &super::registry::PairRuntime) -> Option<VerifyStatus> {
+pub fn status_of(rec: &super::pair::PairRecord, rt: &super::pair::PairRuntime) -> Option<VerifyStatus> {
     match &rt.verify {
         Some(s) => Some(s.lock().expect("verify").clone()),
         None => rec.verify.clone(),

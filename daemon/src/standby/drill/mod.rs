@@ -11,7 +11,7 @@
 pub mod disk;
 
 use super::Standby;
-use super::registry::PairHandle;
+use super::pair::PairHandle;
 use super::tasks::Seen;
 use crate::timefmt::{now_ms, rfc3339_ms};
 use disk::DrillDisk;

@@ -16,7 +16,7 @@
 use super::target::{self, Side};
 use super::{FailoverError, busy};
 use crate::standby::Standby;
-use crate::standby::registry::{OpError, PairHandle, PairRecord, PairRuntime};
+use crate::standby::pair::{OpError, PairHandle, PairRecord, PairRuntime};
 use crate::standby::tasks::Seen as TaskSeen;
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_pair::PairOp;

@@ -9,7 +9,7 @@ pub mod target;
 
 use super::Standby;
 use super::control::quiesce;
-use super::registry::{OpError, PairHandle, PairRecord, PairRuntime};
+use super::pair::{OpError, PairHandle, PairRecord, PairRuntime};
 use super::tasks::TaskHandle;
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_pair::PairOp;

@@ -1,0 +1,55 @@
+//! The standby's server: its two listeners (the link's accept loop, the HTTP API), its
+//! schedules and samplers, from start to a clean stop. The only place that wires the standby
+//! to the API (`standby` never imports `api`).
+
+use crate::config::StandbyConfig;
+use crate::standby::{Standby, control, history, maintenance, session};
+use anyhow::{Context, Result};
+use tokio::net::TcpListener;
+
+/// Runs the standby until `shutdown` resolves. `ready` is called once both listeners serve.
+pub async fn run(
+    cfg: StandbyConfig,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ready: impl FnOnce(),
+) -> Result<()> {
+    let sb = Standby::open(&cfg)?;
+    for h in sb.registry.all() {
+        control::retire_old_lineage(&sb, &h).await;
+    }
+    let link =
+        TcpListener::bind(cfg.listen).await.with_context(|| format!("cannot listen on {} (link)", cfg.listen))?;
+    let api = TcpListener::bind(cfg.api_listen)
+        .await
+        .with_context(|| format!("cannot listen on {} (api)", cfg.api_listen))?;
+    let (link_addr, api_addr) = (link.local_addr()?, api.local_addr()?);
+    // Tests and scripts read the bound addresses (port 0 picks a free one).
+    std::fs::write(cfg.data_dir.join("link.addr"), link_addr.to_string())?;
+    std::fs::write(cfg.data_dir.join("api.addr"), api_addr.to_string())?;
+    tracing::info!(%link_addr, %api_addr, data_dir = %cfg.data_dir.display(), "standby serving");
+    let sb2 = sb.clone();
+    let accept = tokio::spawn(async move {
+        loop {
+            match link.accept().await {
+                Ok((stream, peer)) => {
+                    tokio::spawn(session::serve(sb2.clone(), stream, peer));
+                }
+                Err(e) => {
+                    tracing::warn!("link accept: {e}");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            }
+        }
+    });
+    let schedule = maintenance::spawn(sb.clone());
+    let sampler = history::spawn(sb.clone());
+    ready();
+    let app = crate::api::router(sb.clone());
+    axum::serve(api, app).with_graceful_shutdown(shutdown).await.context("api server")?;
+    accept.abort();
+    schedule.abort();
+    sampler.abort();
+    sb.store.flush().ok();
+    tracing::info!("standby stopped");
+    Ok(())
+}

@@ -1,0 +1,70 @@
+//! Starting a standby: the store opened, every pair loaded, and what a stop cut short
+//! recorded as such before anything can read or write it.
+
+use super::node::Standby;
+use super::pair::{PairHandle, PairRecord, Registry, RetentionDefaults};
+use super::{drill, dump, failover, metrics, source_verify, store_dir, tasks};
+use crate::config::StandbyConfig;
+use anyhow::{Context, Result};
+use drpair_store::Store;
+use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
+
+impl Standby {
+    /// Opens the store and loads every pair; an epoch left half-received by a crash is
+    /// discarded here, before anything can read or write it.
+    pub fn open(cfg: &StandbyConfig) -> Result<Arc<Self>> {
+        std::fs::create_dir_all(&cfg.data_dir)
+            .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
+        let store = Store::open(&store_dir(&cfg.data_dir)).context("opening the standby store")?;
+        // Overlays of drills that ran when the standby stopped: throw-away by definition.
+        let _ = std::fs::remove_dir_all(cfg.data_dir.join("drills"));
+        let registry = Registry::default();
+        registry.set_retention_defaults(RetentionDefaults {
+            policy: cfg.retention.clone(),
+            prune_interval: cfg.prune_interval,
+        });
+        for mut rec in store.load_pairs::<PairRecord>().context("loading pairs")? {
+            let n = store.discard_pending(rec.pair_no)?;
+            if n > 0 {
+                tracing::info!(pair = %rec.pair_id, "discarded {n} chunk versions of an epoch that was not committed before the standby stopped");
+            }
+            // A failover or failback cut short: recorded as failed (the pair stays failed over).
+            let failover_cut_short = failover::after_restart(&mut rec);
+            let failback_cut_short = failover::failback::after_restart(&mut rec);
+            // No agent is connected yet; held states (paused, stopped) stay as they were.
+            let after = rec.lifecycle.apply(drpair_pair::PairOp::StandbyStarted).expect("events never fail");
+            let load_cut_short = dump::after_restart(&mut rec);
+            let verify_cut_short = source_verify::after_restart(&mut rec);
+            let drills_cut_short = drill::after_restart(&store, rec.pair_no)?;
+            if drills_cut_short > 0 {
+                tracing::info!(pair = %rec.pair_id, "{drills_cut_short} drill(s) ended by the standby's stop recorded as failed");
+            }
+            if after != rec.lifecycle || load_cut_short || verify_cut_short || failover_cut_short || failback_cut_short
+            {
+                rec.lifecycle = after;
+                store.put_pair(&rec.pair_id, &rec)?;
+            }
+            let points = store.list_points(rec.pair_no)?;
+            let last = points.last().cloned();
+            tracing::info!(pair = %rec.pair_id, points = points.len(), committed = rec.committed, "pair loaded");
+            registry.insert(PairHandle::new(rec, last, points.len() as u64));
+        }
+        Ok(Arc::new(Self {
+            store,
+            registry,
+            token: cfg.token.clone(),
+            auto_start: cfg.auto_start,
+            register_lock: Mutex::new(()),
+            metrics: metrics::install(),
+            retention: cfg.retention.clone(),
+            prune_interval: cfg.prune_interval,
+            verify_interval: cfg.verify_interval,
+            data_dir: cfg.data_dir.clone(),
+            drills: drill::Drills::default(),
+            tasks: tasks::Tasks::open(&cfg.data_dir.join("tasks")).context("opening the task list")?,
+            next_conn: AtomicU64::new(1),
+            next_request: AtomicU64::new(1),
+        }))
+    }
+}

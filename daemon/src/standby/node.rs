@@ -1,0 +1,44 @@
+//! The standby itself: everything its tasks share (the store, the pairs, the settings, the
+//! drills and tasks), handed to every connection, API call and schedule.
+
+use super::drill;
+use super::pair::Registry;
+use super::tasks;
+use drpair_store::Store;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+
+/// Everything the standby's tasks share.
+pub struct Standby {
+    pub store: Store,
+    pub registry: Registry,
+    pub token: Option<String>,
+    /// New pairs start copying at once (else they wait for `start --type start`).
+    pub auto_start: bool,
+    pub register_lock: Mutex<()>,
+    pub metrics: metrics_exporter_prometheus::PrometheusHandle,
+    /// The default retention policy of pairs without their own.
+    pub retention: drpair_retention::Policy,
+    /// How often pairs are pruned (zero: never by itself).
+    pub prune_interval: std::time::Duration,
+    /// How often every point is verified (zero: never by itself).
+    pub verify_interval: std::time::Duration,
+    /// The data dir (drills keep their scratch overlays in `drills/` below it).
+    pub data_dir: std::path::PathBuf,
+    /// Drills being served.
+    pub drills: drill::Drills,
+    /// Long operations, their progress and logs (kept in `tasks/` below the data dir).
+    pub tasks: Arc<tasks::Tasks>,
+    pub(super) next_conn: AtomicU64,
+    pub(super) next_request: AtomicU64,
+}
+
+impl Standby {
+    pub fn next_conn(&self) -> u64 {
+        self.next_conn.fetch_add(1, Ordering::Relaxed)
+    }
+
+    pub fn next_request(&self) -> u64 {
+        self.next_request.fetch_add(1, Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,211 @@
+//! What the standby persists about a pair (the `pairs` column family): the record, its disks,
+//! a restart, a rewind and a stop position. This JSON is a format on disk of its own: it holds
+//! no API view types, and `testdata/pair_record.json` (decoded by `record_tests.rs`) keeps it
+//! from changing by accident.
+
+use crate::standby::dump::DumpRecord;
+use crate::timefmt::now_ms;
+use drpair_pair::Lifecycle;
+use drpair_types::{Checkpoint, DiskGeometry, Epoch, Lineage, PairId};
+use drpair_wire::WireDisk;
+use serde::{Deserialize, Serialize};
+
+/// One disk as registered.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DiskRecord {
+    pub path: String,
+    pub geometry: DiskGeometry,
+}
+
+/// What the standby persists about a pair (in the `pairs` column family).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairRecord {
+    pub pair_id: PairId,
+    pub pair_no: u32,
+    pub lineage: Lineage,
+    pub disks: Vec<DiskRecord>,
+    /// Newest committed epoch (0 = none yet).
+    pub committed: Epoch,
+    pub registered_unix_ms: u64,
+    pub source_host: String,
+    pub source_address: String,
+    pub tracker: String,
+    /// The state machine (persisted on every transition).
+    #[serde(default)]
+    pub lifecycle: Lifecycle,
+    /// Epochs of this pair's store at or below this belong to an earlier lineage: the agent
+    /// cuts above it, so point ids never repeat within a pair.
+    #[serde(default)]
+    pub epoch_floor: Epoch,
+    /// A restart whose new baseline is not complete yet.
+    #[serde(default)]
+    pub restart: Option<RestartRecord>,
+    /// The head was rolled back (replay) and no epoch was committed since.
+    #[serde(default)]
+    pub rewound: Option<Rewound>,
+    /// Where the pair stops by itself.
+    #[serde(default)]
+    pub stop_at: Option<StopAtRecord>,
+    /// Oldest epoch the agent's change history reaches, as it last reported.
+    #[serde(default)]
+    pub agent_history_from: Option<Epoch>,
+    /// Points and versions below this epoch (an old lineage kept until the new baseline)
+    /// are to be deleted; set at the baseline's commit, cleared once done.
+    #[serde(default)]
+    pub retire_below: Option<Epoch>,
+    /// The third-party dump workflow in progress, or the last one completed.
+    #[serde(default)]
+    pub dump: Option<DumpRecord>,
+    /// The online verify against the source requested or running, or the last one.
+    #[serde(default)]
+    pub source_verify: Option<drpair_types::SourceVerifyStatus>,
+    /// The pair's own retention policy (None: the standby's default).
+    #[serde(default)]
+    pub retention: Option<drpair_retention::Policy>,
+    /// The last prune that ran (not dry runs).
+    #[serde(default)]
+    pub last_prune: Option<drpair_types::PruneReport>,
+    /// The last verification of stored chunks that finished.
+    #[serde(default)]
+    pub verify: Option<drpair_types::VerifyStatus>,
+    /// The failover in force (while failed over or failing back): the point, the targets and
+    /// how the materialisation went.
+    #[serde(default)]
+    pub failover: Option<drpair_types::FailoverStatus>,
+    /// The last failback that ended.
+    #[serde(default)]
+    pub failback: Option<drpair_types::FailbackStatus>,
+}
+
+/// A restart in progress.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RestartRecord {
+    pub requested_unix_ms: u64,
+    pub full_copy: bool,
+    pub keep_points: bool,
+    pub kept_points: u64,
+}
+
+/// A rollback of the head from epoch `from` to point `to`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Rewound {
+    pub to: Epoch,
+    pub from: Epoch,
+}
+
+/// A stop position.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StopAtRecord {
+    pub point: Option<Epoch>,
+    pub time_unix_ms: Option<u64>,
+}
+
+impl PairRecord {
+    /// A pair registered now by an agent at `source_address`: a fresh lineage, nothing
+    /// committed, no operator action pending.
+    pub fn register(
+        pair_id: PairId,
+        pair_no: u32,
+        disks: Vec<DiskRecord>,
+        source_host: String,
+        source_address: String,
+        tracker: String,
+        lifecycle: Lifecycle,
+    ) -> Self {
+        Self {
+            pair_id,
+            pair_no,
+            lineage: uuid::Uuid::new_v4(),
+            disks,
+            committed: 0,
+            registered_unix_ms: now_ms(),
+            source_host,
+            source_address,
+            tracker,
+            lifecycle,
+            epoch_floor: 0,
+            restart: None,
+            rewound: None,
+            stop_at: None,
+            agent_history_from: None,
+            retire_below: None,
+            dump: None,
+            source_verify: None,
+            retention: None,
+            last_prune: None,
+            verify: None,
+            failover: None,
+            failback: None,
+        }
+    }
+
+    pub fn checkpoint(&self) -> Option<Checkpoint> {
+        (self.committed > 0).then_some(Checkpoint { lineage: self.lineage, epoch: self.committed })
+    }
+
+    /// Compares an agent's disks with the registered ones; the error says what differs.
+    pub fn geometry_mismatch(&self, disks: &[WireDisk]) -> Option<String> {
+        if disks.len() != self.disks.len() {
+            return Some(format!(
+                "pair '{}' was registered with {} disk(s), the agent offers {}",
+                self.pair_id,
+                self.disks.len(),
+                disks.len()
+            ));
+        }
+        for (i, (have, got)) in self.disks.iter().zip(disks).enumerate() {
+            if have.geometry.size_bytes != got.size_bytes || u64::from(have.geometry.chunk_size) != got.chunk_size {
+                return Some(format!(
+                    "pair '{}' disk {i} ({}): registered size {} bytes with {}-byte chunks, the agent offers {} bytes with {}-byte chunks",
+                    self.pair_id,
+                    got.path,
+                    have.geometry.size_bytes,
+                    u64::from(have.geometry.chunk_size),
+                    got.size_bytes,
+                    got.chunk_size
+                ));
+            }
+        }
+        None
+    }
+}
+
+/// A connected, started pair in `state` with one 1 MiB disk, `committed` points in (a
+/// baseline exactly when `committed > 0`), for unit tests.
+#[cfg(test)]
+pub(crate) fn test_record(state: drpair_types::PairState, committed: Epoch) -> PairRecord {
+    let lifecycle =
+        Lifecycle { state, has_baseline: committed > 0, started: true, connected: true, ..Lifecycle::new() };
+    let disks = vec![DiskRecord {
+        path: "/d".into(),
+        geometry: DiskGeometry::new(1 << 20, drpair_types::ChunkSize::DEFAULT).expect("geometry"),
+    }];
+    let mut r = PairRecord::register(
+        PairId::new("p").expect("id"),
+        1,
+        disks,
+        "h".into(),
+        "127.0.0.1".into(),
+        "scan".into(),
+        lifecycle,
+    );
+    r.committed = committed;
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drpair_types::PairState;
+
+    #[test]
+    fn geometry_mismatch_names_the_disk() {
+        let r = test_record(PairState::Replicating, 1);
+        let same = [WireDisk { path: "/d".into(), size_bytes: 1 << 20, chunk_size: 65536 }];
+        assert!(r.geometry_mismatch(&same).is_none());
+        let grown = [WireDisk { path: "/d".into(), size_bytes: 2 << 20, chunk_size: 65536 }];
+        let m = r.geometry_mismatch(&grown).unwrap();
+        assert!(m.contains("disk 0") && m.contains("1048576") && m.contains("2097152"), "{m}");
+        assert!(r.geometry_mismatch(&[]).unwrap().contains("1 disk(s)"));
+    }
+}

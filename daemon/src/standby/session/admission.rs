@@ -1,0 +1,174 @@
+//! Admitting an agent: its Hello checked against the registry (a new pair registered), then
+//! against the pair's record under the session lock, which says how the agent starts.
+
+use crate::standby::Standby;
+use crate::standby::pair::{DiskRecord, OpError, PairHandle, PairRecord};
+use drpair_pair::{Lifecycle, PairOp};
+use drpair_types::DumpStep;
+use drpair_types::{ChunkSize, DiskGeometry, PairId};
+use drpair_wire::{Hello, RefuseCode, StandbyMsg, StartMode, encode};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::sync::mpsc;
+
+/// Tells the agent why it is not admitted (the connection then ends).
+pub(super) async fn refuse(tx: &mpsc::Sender<Vec<u8>>, code: RefuseCode, message: String) {
+    let _ = tx.send(encode(&StandbyMsg::Refused { code, message }).expect("encode")).await;
+}
+
+/// Checks the Hello against the registry; registers a new pair. Returns the pair and whether
+/// it was registered now.
+pub(super) fn handshake(
+    sb: &Standby,
+    h: &Hello,
+    peer: SocketAddr,
+) -> Result<(Arc<PairHandle>, bool), (RefuseCode, String)> {
+    let bad = |m: String| (RefuseCode::BadRequest, m);
+    let pair_id = PairId::new(h.pair_id.clone()).map_err(|e| bad(e.to_string()))?;
+    if let Some(t) = &sb.token {
+        if !h.token.as_deref().is_some_and(|g| crate::token::token_eq(g, t)) {
+            return Err((
+                RefuseCode::AccessDenied,
+                format!(
+                    "pair '{pair_id}': missing or wrong token (give the agent the standby's token with --token-file)"
+                ),
+            ));
+        }
+    }
+    if h.disks.is_empty() || h.disks.len() > 64 {
+        return Err(bad(format!("pair '{pair_id}': an agent must offer 1 to 64 disks, got {}", h.disks.len())));
+    }
+    let mut disks = Vec::new();
+    for (i, d) in h.disks.iter().enumerate() {
+        let cs = ChunkSize::new(d.chunk_size).map_err(|e| bad(format!("disk {i}: {e}")))?;
+        let g = DiskGeometry::new(d.size_bytes, cs).map_err(|e| bad(format!("disk {i}: {e}")))?;
+        disks.push(DiskRecord { path: d.path.clone(), geometry: g });
+    }
+    let _reg = sb.register_lock.lock().expect("register lock");
+    let Some(handle) = sb.registry.get(&pair_id) else {
+        if let (Some(l), false) = (h.state.lineage, h.reinit) {
+            return Err((
+                RefuseCode::LineageMismatch,
+                format!(
+                    "the standby has no record of pair '{pair_id}', but this agent's state (lineage {l}, checkpoint epoch {}) says it replicated to a standby before. \
+                 If the standby was rebuilt, start the agent once with --reinit to begin a new baseline (a full copy); otherwise point it at the standby that holds the pair",
+                    h.state.acked
+                ),
+            ));
+        }
+        let pair_no = sb.store.allocate_pair_no().map_err(|e| bad(format!("standby store error: {e}")))?;
+        let lifecycle = if sb.auto_start {
+            Lifecycle::new().apply(PairOp::Start).expect("a new pair can start")
+        } else {
+            Lifecycle::new()
+        };
+        let record = PairRecord::register(
+            pair_id.clone(),
+            pair_no,
+            disks,
+            h.host.clone(),
+            peer.ip().to_string(),
+            h.tracker.clone(),
+            lifecycle,
+        );
+        sb.store.put_pair(&pair_id, &record).map_err(|e| bad(format!("standby store error: {e}")))?;
+        tracing::info!(pair = %pair_id, pair_no, lineage = %record.lineage, "registered new pair from {peer}");
+        let handle = PairHandle::new(record, None, 0);
+        sb.registry.insert(handle.clone());
+        return Ok((handle, true));
+    };
+    Ok((handle, false))
+}
+
+/// Checks an agent against the pair's record (under the session lock) and says how it
+/// starts: continue, start over in a restarted pair's new lineage, or rewind to a replayed
+/// point. Records where the agent now runs from.
+pub(super) fn check_agent(
+    sb: &Standby,
+    handle: &PairHandle,
+    h: &Hello,
+    peer: SocketAddr,
+) -> Result<StartMode, (RefuseCode, String)> {
+    let bad = |m: String| (RefuseCode::BadRequest, m);
+    let rec = handle.record.lock().expect("record").clone();
+    let pair_id = rec.pair_id.clone();
+    if let Some(m) = rec.geometry_mismatch(&h.disks) {
+        return Err((
+            RefuseCode::GeometryMismatch,
+            format!(
+                "{m}. The recovery points were cut with the registered geometry: restore the registered disks and sizes, or restart replication of the pair (a new baseline)"
+            ),
+        ));
+    }
+    if h.reinit {
+        return Err((
+            RefuseCode::Unsupported,
+            format!(
+                "pair '{pair_id}' is registered on this standby with {} recovery point checkpoint(s); a new baseline deletes its recovery points: use `drpair restart {pair_id}` instead of --reinit",
+                rec.committed
+            ),
+        ));
+    }
+    let mut mode = StartMode::Continue;
+    let dump_head = rec.dump.as_ref().is_some_and(|d| d.step == DumpStep::Verifying && d.point == Some(rec.committed));
+    if dump_head && h.state.lineage == Some(rec.lineage) && h.state.acked < rec.committed {
+        // The head is a loaded dump of the agent's dump point: ship what changed after it.
+        mode = StartMode::FromDump { epoch: rec.committed };
+    } else if rec.restart.is_some() && h.state.lineage != Some(rec.lineage) {
+        // Restarted: whatever the agent had, it starts over in the new lineage.
+        mode = StartMode::NewBaseline { epoch_floor: rec.epoch_floor };
+    } else if let Some(l) = h.state.lineage {
+        if l != rec.lineage {
+            return Err((
+                RefuseCode::LineageMismatch,
+                format!(
+                    "this agent's state is in lineage {l}, but pair '{pair_id}' on the standby is in lineage {}. \
+                 The pair was restarted or the state dir belongs to another pair: move the agent's state dir away to rejoin with a differential resync",
+                    rec.lineage
+                ),
+            ));
+        }
+        if h.state.acked > rec.committed {
+            match rec.rewound {
+                Some(r) if r.to == rec.committed && h.state.acked <= r.from => {
+                    mode = StartMode::Rewind { to: r.to };
+                }
+                _ => {
+                    return Err((
+                        RefuseCode::CheckpointMismatch,
+                        format!(
+                            "this agent was acknowledged epoch {} but the standby's newest committed epoch of pair '{pair_id}' is {}: the standby lost committed data (restored from an older copy?). Restart replication of the pair",
+                            h.state.acked, rec.committed
+                        ),
+                    ));
+                }
+            }
+        }
+        if rec.committed > h.state.last_cut.max(h.state.acked) {
+            return Err((
+                RefuseCode::CheckpointMismatch,
+                format!(
+                    "the standby committed epoch {} of pair '{pair_id}', which this agent never cut (its last cut is {}): the agent's state dir is older than the standby's data. Move the state dir away to rejoin with a differential resync",
+                    rec.committed, h.state.last_cut
+                ),
+            ));
+        }
+    }
+    let addr = peer.ip().to_string();
+    let history = h.state.lineage.map(|_| h.state.history_from);
+    handle
+        .update(&sb.store, |rec| {
+            rec.source_host = h.host.clone();
+            rec.source_address = addr;
+            rec.tracker = h.tracker.clone();
+            for (a, b) in rec.disks.iter_mut().zip(&h.disks) {
+                a.path = b.path.clone();
+            }
+            if mode == StartMode::Continue {
+                rec.agent_history_from = history;
+            }
+            Ok::<_, OpError>(())
+        })
+        .map_err(|e| bad(format!("standby store error: {e:?}")))?;
+    Ok(mode)
+}

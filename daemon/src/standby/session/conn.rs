@@ -1,0 +1,383 @@
+//! The connection loop: after admission, each frame is read and handed on (chunks to ingest,
+//! queries answered, an epoch's end committed) until the connection ends.
+
+use super::Session;
+use super::admission::{check_agent, handshake, refuse};
+use super::{BULK_AFTER_BYTES, INGEST_PARALLEL};
+use crate::link::{LinkError, read_msg, spawn_writer};
+use crate::standby::Standby;
+use crate::standby::ingest::{self, Ingested};
+use crate::standby::pair::{OpError, SessionHandle};
+use crate::standby::{dump, source_verify};
+use crate::timefmt::now_ms;
+use drpair_pair::PairOp;
+use drpair_types::{DiskGeometry, Epoch, PairId};
+use drpair_wire::{AgentMsg, RefuseCode, StandbyMsg, encode};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::{Semaphore, mpsc};
+use tokio::task::JoinSet;
+
+/// Serves one connection until it ends.
+pub async fn serve(sb: Arc<Standby>, stream: TcpStream, peer: SocketAddr) {
+    let _ = stream.set_nodelay(true);
+    let (mut rd, wr) = stream.into_split();
+    let (tx, writer) = spawn_writer(wr, 64);
+    let mut buf = Vec::new();
+    let hello = match tokio::time::timeout(Duration::from_secs(15), read_msg::<_, AgentMsg>(&mut rd, &mut buf)).await {
+        Ok(Ok(AgentMsg::Hello(h))) => h,
+        Ok(Ok(other)) => {
+            refuse(&tx, RefuseCode::BadRequest, format!("expected Hello as the first message, got {}", other.name()))
+                .await;
+            return finish(tx, writer).await;
+        }
+        Ok(Err(e)) => {
+            tracing::warn!(%peer, "link handshake failed: {e}");
+            refuse(&tx, RefuseCode::BadRequest, e.to_string()).await;
+            return finish(tx, writer).await;
+        }
+        Err(_) => {
+            tracing::warn!(%peer, "no Hello within 15s; closing");
+            return finish(tx, writer).await;
+        }
+    };
+    let pair = match handshake(&sb, &hello, peer) {
+        Ok(p) => p,
+        Err((code, message)) => {
+            tracing::warn!(%peer, pair = %hello.pair_id, "connection refused: {message}");
+            if let Ok(id) = PairId::new(hello.pair_id.clone()) {
+                if let Some(h) = sb.registry.get(&id) {
+                    h.runtime.lock().expect("runtime").fail(format!("connection from {peer} refused: {message}"));
+                }
+            }
+            refuse(&tx, code, message).await;
+            return finish(tx, writer).await;
+        }
+    };
+    let (handle, registered) = pair;
+    let conn_id = sb.next_conn();
+    let handle_of_conn = SessionHandle::new(conn_id, tx.clone());
+    // Take over from an earlier connection of this pair: tell it to stop, wait until it has
+    // discarded its open epoch.
+    let old = handle.runtime.lock().expect("runtime").session.take();
+    if let Some(old) = old {
+        tracing::warn!(pair = %hello.pair_id, "a new connection from {peer} replaces connection {}", old.conn_id);
+        old.end(&format!("replaced by a newer connection of the same pair from {peer}"), true);
+    }
+    let guard = match tokio::time::timeout(Duration::from_secs(60), handle.session_lock.clone().lock_owned()).await {
+        Ok(g) => g,
+        Err(_) => {
+            refuse(
+                &tx,
+                RefuseCode::BadRequest,
+                "the previous connection of this pair did not end within 60s; retry later".into(),
+            )
+            .await;
+            return finish(tx, writer).await;
+        }
+    };
+    // Checks against the record are made under the session lock: an operator's restart or
+    // replay changes the record only while holding it.
+    let mode = match check_agent(&sb, &handle, &hello, peer) {
+        Ok(m) => m,
+        Err((code, message)) => {
+            tracing::warn!(%peer, pair = %hello.pair_id, "connection refused: {message}");
+            handle.runtime.lock().expect("runtime").fail(format!("connection from {peer} refused: {message}"));
+            refuse(&tx, code, message).await;
+            drop(guard);
+            return finish(tx, writer).await;
+        }
+    };
+    let (pair_no, lineage, committed, pair_id, full_copy) = {
+        let r = handle.record.lock().expect("record");
+        (r.pair_no, r.lineage, r.committed, r.pair_id.clone(), r.restart.as_ref().is_some_and(|x| x.full_copy))
+    };
+    let store = sb.store.clone();
+    match tokio::task::spawn_blocking(move || store.discard_pending(pair_no)).await {
+        Ok(Ok(n)) if n > 0 => tracing::info!(pair = %pair_id, "discarded {n} chunk versions of an uncommitted epoch"),
+        Ok(Ok(_)) => {}
+        Ok(Err(e)) => {
+            refuse(&tx, RefuseCode::BadRequest, format!("standby store error: {e}")).await;
+            return finish(tx, writer).await;
+        }
+        Err(e) => tracing::error!("discard task: {e}"),
+    }
+    {
+        let mut rt = handle.runtime.lock().expect("runtime");
+        rt.session = Some(handle_of_conn.clone());
+        rt.ever_connected = true;
+        rt.since_unix_ms = now_ms();
+        rt.agent_version = hello.agent_version.clone();
+        rt.progress = Default::default();
+        rt.pass_started = None;
+    }
+    if let Err(e) = handle.apply(&sb.store, PairOp::AgentConnected) {
+        tracing::error!(pair = %pair_id, "recording the connection: {e:?}");
+    }
+    let run = handle.run_mode();
+    tracing::info!(pair = %pair_id, %peer, registered, committed, ?mode, ?run, "agent connected");
+    let welcome = StandbyMsg::Welcome { lineage, committed, registered, mode, run, full_copy };
+    let _ = tx.send(encode(&welcome).expect("encode")).await;
+    let mut s = Session {
+        sb: sb.clone(),
+        handle: handle.clone(),
+        pair_id: pair_id.clone(),
+        pair_no,
+        tx: tx.clone(),
+        open: None,
+        tasks: JoinSet::new(),
+        sem: Arc::new(Semaphore::new(INGEST_PARALLEL)),
+        epoch_stats: Ingested::default(),
+        covered: vec![],
+        epoch_payload: 0,
+    };
+    let result = s.run(&mut rd, &handle_of_conn).await;
+    // Let in-flight ingest jobs end before anything of the open epoch is discarded.
+    while s.tasks.join_next().await.is_some() {}
+    let still_current = {
+        let mut rt = handle.runtime.lock().expect("runtime");
+        let current = rt.session.as_ref().is_some_and(|h| h.conn_id == conn_id);
+        if current {
+            rt.session = None;
+            rt.since_unix_ms = now_ms();
+            rt.progress.pass = None;
+            // Calls waiting for this agent's answer hear that it is gone.
+            rt.dump_waiters.clear();
+            rt.failback_waiters.clear();
+        }
+        if let Err(e) = &result {
+            rt.fail(format!("connection from {peer} ended: {e}"));
+            rt.stats.chunks_errored += 1;
+        }
+        current
+    };
+    if let Err(e) = &result {
+        let _ = tx.send(encode(&StandbyMsg::Error { message: e.clone() }).expect("encode")).await;
+    }
+    if s.open.is_some() && still_current {
+        let store = sb.store.clone();
+        let _ = tokio::task::spawn_blocking(move || store.discard_pending(pair_no)).await;
+    }
+    // This connection's agent was asked for an online verify it never finished: no other
+    // connection will (one replacing it starts afresh).
+    let why = match &result {
+        Ok(()) => "the agent's connection ended during the online verify".to_string(),
+        Err(e) => format!("the agent's connection ended during the online verify ({e})"),
+    };
+    source_verify::fail(&sb, &handle, &why);
+    if still_current && let Err(e) = handle.apply(&sb.store, PairOp::AgentDisconnected) {
+        tracing::error!(pair = %pair_id, "recording the disconnection: {e:?}");
+    }
+    tracing::info!(pair = %pair_id, %peer, "agent disconnected");
+    drop(guard);
+    drop(s);
+    // The last sender but `tx`: while it lived, the writer could not see the channel close,
+    // so `finish` waited its full 5 s before the agent saw the connection end.
+    drop(handle_of_conn);
+    finish(tx, writer).await;
+}
+
+pub(super) async fn finish(tx: mpsc::Sender<Vec<u8>>, writer: tokio::task::JoinHandle<()>) {
+    drop(tx);
+    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+}
+
+impl Session {
+    async fn run(&mut self, rd: &mut tokio::net::tcp::OwnedReadHalf, me: &SessionHandle) -> Result<(), String> {
+        let mut buf = Vec::new();
+        loop {
+            let msg = tokio::select! {
+                m = read_msg::<_, AgentMsg>(rd, &mut buf) => m,
+                _ = me.kill.notified() => {
+                    let why = me.kill_reason.lock().expect("kill reason").clone();
+                    return match why {
+                        Some((reason, false)) => {
+                            tracing::info!(pair = %self.pair_id, "connection ended by the standby: {reason}");
+                            // Never waits: an agent that reads nothing must not hold up the
+                            // call that ends its connection (it then reconnects with backoff).
+                            let _ = self.tx.try_send(encode(&StandbyMsg::Reconnect { reason }).expect("encode"));
+                            Ok(())
+                        }
+                        Some((reason, true)) => Err(reason),
+                        None => Err("ended by the standby".into()),
+                    };
+                }
+            };
+            let msg = match msg {
+                Ok(m) => m,
+                Err(LinkError::Closed) => return Ok(()),
+                Err(e) => return Err(format!("pair '{}': {e}", self.pair_id)),
+            };
+            self.reap()?;
+            self.handle.runtime.lock().expect("runtime").stats.bytes_on_wire +=
+                (buf.len() + drpair_wire::HEADER_LEN) as u64;
+            match msg {
+                AgentMsg::Hello(_) => return Err("Hello sent twice".into()),
+                AgentMsg::Have { batch, hashes } => {
+                    if hashes.len() > 4096 {
+                        return Err(format!("Have query of {} hashes exceeds 4096", hashes.len()));
+                    }
+                    // Answered in place: a few bloom-filter and memtable probes, and the
+                    // agent's workers wait on the answer. During a restart's baseline each
+                    // chunk held is read back and verified first: a restart is how operators
+                    // repair doubts, so a hash alone is not trusted then.
+                    let verify = self.handle.record.lock().expect("record").restart.is_some();
+                    let store = &self.sb.store;
+                    let have = tokio::task::block_in_place(|| {
+                        if verify { store.has_verified_chunks(&hashes) } else { store.has_chunks(&hashes) }
+                    })
+                    .map_err(|e| e.to_string())?;
+                    self.send(StandbyMsg::HaveReply { batch, have }).await;
+                }
+                AgentMsg::Chunks { epoch, items } => self.chunks(epoch, items).await?,
+                AgentMsg::EpochEnd(end) => self.commit(end).await?,
+                AgentMsg::Progress(p) => self.progress(p),
+                AgentMsg::HashesRequest { req, disk, first, count } => self.hashes(req, disk, first, count).await?,
+                AgentMsg::DigestsRequest { req, disk, first, count, span } => {
+                    self.digests(req, disk, first, count, span).await?
+                }
+                AgentMsg::DumpMarked { request_id, result } => dump::on_marked(&self.handle, request_id, result),
+                AgentMsg::ResyncMarker { request_id, lineage, acked, history_from } => {
+                    dump::on_resync_marker(&self.sb, &self.handle, request_id, lineage, acked, history_from)
+                }
+                AgentMsg::DumpMarker { request_id, marker } => {
+                    dump::on_dump_marker(&self.sb, &self.handle, request_id, marker)
+                }
+                AgentMsg::ResyncRefused { request_id, message } => {
+                    dump::on_resync_refused(&self.sb, &self.handle, request_id, message)
+                }
+                AgentMsg::FailbackWritten { req, result } => {
+                    let waiter = self.handle.runtime.lock().expect("runtime").failback_waiters.remove(&req);
+                    match waiter {
+                        Some(tx) => {
+                            let _ = tx.send(result);
+                        }
+                        None => {
+                            tracing::warn!(pair = %self.pair_id, req, "failback writes confirmed that no failback waits for")
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Records a progress report: a new pass may change the state (rescanning), and the
+    /// agent's change history may have moved.
+    fn progress(&mut self, p: drpair_wire::Progress) {
+        let history = p.history_from;
+        source_verify::on_progress(&self.sb, &self.handle, &p);
+        let began = self.handle.runtime.lock().expect("runtime").set_progress(p);
+        if let Some(kind) = began {
+            let op = PairOp::PassStarted { reconcile: kind == drpair_wire::PassKind::Reconcile };
+            if let Err(e) = self.handle.apply(&self.sb.store, op) {
+                tracing::error!(pair = %self.pair_id, "recording the pass: {e:?}");
+            }
+        }
+        // Progress arrives twice a second: write the record only when the history moved.
+        let moved = {
+            let r = self.handle.record.lock().expect("record");
+            history.is_some() && r.agent_history_from != history && r.rewound.is_none() && r.restart.is_none()
+        };
+        if moved {
+            let r = self.handle.update(&self.sb.store, |rec| {
+                if rec.rewound.is_none() && rec.restart.is_none() {
+                    rec.agent_history_from = history;
+                }
+                Ok::<_, OpError>(())
+            });
+            if let Err(e) = r {
+                tracing::error!(pair = %self.pair_id, "recording the agent's change history: {e:?}");
+            }
+        }
+    }
+
+    pub(super) async fn send(&self, m: StandbyMsg) {
+        let _ = self.tx.send(encode(&m).expect("encode")).await;
+    }
+
+    pub(super) fn geometries(&self) -> Vec<DiskGeometry> {
+        self.handle.record.lock().expect("record").disks.iter().map(|d| d.geometry).collect()
+    }
+
+    /// Surfaces errors of finished ingest jobs early.
+    fn reap(&mut self) -> Result<(), String> {
+        while let Some(r) = self.tasks.try_join_next() {
+            self.account(r)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn account(
+        &mut self,
+        r: Result<Result<Ingested, String>, tokio::task::JoinError>,
+    ) -> Result<(), String> {
+        let got = r.map_err(|e| e.to_string())??;
+        self.epoch_stats.add(&got);
+        let mut rt = self.handle.runtime.lock().expect("runtime");
+        rt.stats.bytes_shipped += got.shipped;
+        rt.stats.bytes_stored += got.stored;
+        rt.stats.chunks_received += got.chunks;
+        rt.stats.chunks_zero += got.zero;
+        rt.stats.chunks_dedup += got.dedup;
+        rt.stats.data_raw += got.data_raw;
+        crate::standby::metrics::ingested(&self.pair_id, &got);
+        Ok(())
+    }
+
+    pub(super) fn open_epoch(&mut self, epoch: Epoch) -> Result<(), String> {
+        match self.open {
+            Some(o) if o == epoch => Ok(()),
+            Some(o) => Err(format!("pair '{}': chunks for epoch {epoch} while epoch {o} is open", self.pair_id)),
+            None => {
+                let committed = self.handle.record.lock().expect("record").committed;
+                if epoch <= committed {
+                    return Err(format!(
+                        "pair '{}': epoch {epoch} does not follow the committed epoch {committed}",
+                        self.pair_id
+                    ));
+                }
+                self.open = Some(epoch);
+                self.epoch_stats = Ingested::default();
+                self.epoch_payload = 0;
+                self.covered =
+                    self.geometries().iter().map(|g| vec![0u64; g.chunk_count().div_ceil(64) as usize]).collect();
+                Ok(())
+            }
+        }
+    }
+
+    async fn chunks(&mut self, epoch: Epoch, items: Vec<drpair_wire::ChunkItem>) -> Result<(), String> {
+        self.open_epoch(epoch)?;
+        let disks = self.geometries();
+        for it in &items {
+            ingest::check_item(&self.pair_id, &disks, it)?;
+            let words = &mut self.covered[it.disk as usize];
+            let (w, b) = ((it.index / 64) as usize, it.index % 64);
+            if words[w] & (1 << b) != 0 {
+                return Err(format!(
+                    "pair '{}' disk {} chunk {}: sent twice in epoch {epoch}",
+                    self.pair_id, it.disk, it.index
+                ));
+            }
+            words[w] |= 1 << b;
+        }
+        self.epoch_payload += items
+            .iter()
+            .map(|i| match &i.body {
+                drpair_wire::ChunkBody::Data { payload, .. } => payload.len() as u64,
+                _ => 0,
+            })
+            .sum::<u64>();
+        let bulk = self.epoch_payload > BULK_AFTER_BYTES;
+        let permit = self.sem.clone().acquire_owned().await.map_err(|e| e.to_string())?;
+        let (store, pair, pair_no) = (self.sb.store.clone(), self.pair_id.clone(), self.pair_no);
+        self.tasks.spawn_blocking(move || {
+            let r = ingest::ingest(&store, &pair, pair_no, &disks, epoch, items, bulk);
+            drop(permit);
+            r
+        });
+        Ok(())
+    }
+}
