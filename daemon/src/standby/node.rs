@@ -1,7 +1,7 @@
 //! The standby itself: everything its tasks share (the store, the pairs, the settings, the
 //! drills and tasks), handed to every connection, API call and schedule.
 
-use super::drill;
+use super::drill::live::Drills;
 use super::pair::Registry;
 use super::tasks;
 use drpair_store::Store;
@@ -26,7 +26,7 @@ pub struct Standby {
     /// The data dir (drills keep their scratch overlays in `drills/` below it).
     pub data_dir: std::path::PathBuf,
     /// Drills being served.
-    pub drills: drill::Drills,
+    pub drills: Drills,
     /// Long operations, their progress and logs (kept in `tasks/` below the data dir).
     pub tasks: Arc<tasks::Tasks>,
     pub(super) next_conn: AtomicU64,

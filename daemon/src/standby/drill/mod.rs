@@ -9,6 +9,10 @@
 //! the runtime that replicates.
 
 pub mod disk;
+pub mod live;
+
+pub use live::Drills;
+use live::Live;
 
 use super::Standby;
 use super::pair::PairHandle;
@@ -18,10 +22,8 @@ use disk::DrillDisk;
 use drpair_nbd::{BlockDev, Export};
 use drpair_store::PointReader;
 use drpair_types::{DrillCheck, DrillExport, DrillRequest, DrillState, DrillStatus, RecoveryPoint, TaskKind};
-use std::collections::HashMap;
 use std::net::{Shutdown, TcpListener, TcpStream};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -45,48 +47,6 @@ pub enum DrillError {
     PointNotFound(String),
     State(String),
     Internal(String),
-}
-
-/// A drill being served.
-struct Live {
-    status: Mutex<DrillStatus>,
-    pair: Arc<PairHandle>,
-    disks: Vec<Arc<DrillDisk>>,
-    dir: PathBuf,
-    addr: std::net::SocketAddr,
-    stopping: AtomicBool,
-    conns: Arc<Mutex<Vec<TcpStream>>>,
-}
-
-/// The standby's running drills.
-#[derive(Default)]
-pub struct Drills {
-    live: Mutex<HashMap<String, Arc<Live>>>,
-    next: AtomicU64,
-}
-
-impl Drills {
-    /// The running drills (all pairs), with their overlays' sizes now.
-    pub fn running(&self) -> Vec<DrillStatus> {
-        let live: Vec<_> = self.live.lock().expect("drills").values().cloned().collect();
-        let mut v: Vec<_> = live.iter().map(|l| l.snapshot()).collect();
-        v.sort_by(|a, b| a.id.cmp(&b.id));
-        v
-    }
-
-    pub fn get(&self, id: &str) -> Option<DrillStatus> {
-        self.live.lock().expect("drills").get(id).map(|l| l.snapshot())
-    }
-}
-
-impl Live {
-    fn snapshot(&self) -> DrillStatus {
-        let mut s = self.status.lock().expect("drill").clone();
-        for (e, d) in s.exports.iter_mut().zip(&self.disks) {
-            e.written_chunks = d.written_chunks();
-        }
-        s
-    }
 }
 
 /// The point a request names, among `points` (oldest first).

@@ -1,0 +1,54 @@
+//! What the standby holds of its running drills: each drill's status, disks, scratch
+//! directory and connections. Owned by the standby (`Standby::drills`); the code that starts,
+//! serves and stops drills is in `drill/mod.rs`.
+
+use super::disk::DrillDisk;
+use crate::standby::pair::PairHandle;
+use drpair_types::DrillStatus;
+use std::collections::HashMap;
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicU64};
+use std::sync::{Arc, Mutex};
+
+/// A drill being served.
+pub(super) struct Live {
+    pub(super) status: Mutex<DrillStatus>,
+    pub(super) pair: Arc<PairHandle>,
+    pub(super) disks: Vec<Arc<DrillDisk>>,
+    pub(super) dir: PathBuf,
+    pub(super) addr: std::net::SocketAddr,
+    pub(super) stopping: AtomicBool,
+    pub(super) conns: Arc<Mutex<Vec<TcpStream>>>,
+}
+
+/// The standby's running drills.
+#[derive(Default)]
+pub struct Drills {
+    pub(super) live: Mutex<HashMap<String, Arc<Live>>>,
+    pub(super) next: AtomicU64,
+}
+
+impl Drills {
+    /// The running drills (all pairs), with their overlays' sizes now.
+    pub fn running(&self) -> Vec<DrillStatus> {
+        let live: Vec<_> = self.live.lock().expect("drills").values().cloned().collect();
+        let mut v: Vec<_> = live.iter().map(|l| l.snapshot()).collect();
+        v.sort_by(|a, b| a.id.cmp(&b.id));
+        v
+    }
+
+    pub fn get(&self, id: &str) -> Option<DrillStatus> {
+        self.live.lock().expect("drills").get(id).map(|l| l.snapshot())
+    }
+}
+
+impl Live {
+    pub(super) fn snapshot(&self) -> DrillStatus {
+        let mut s = self.status.lock().expect("drill").clone();
+        for (e, d) in s.exports.iter_mut().zip(&self.disks) {
+            e.written_chunks = d.written_chunks();
+        }
+        s
+    }
+}
