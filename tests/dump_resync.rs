@@ -77,6 +77,17 @@ fn a_new_pair_is_seeded_from_a_dump_and_only_later_changes_cross_the_wire() {
     let s = api.status(pair);
     let d = &dump_status(&s).disks[0];
     assert_eq!((d.state, d.percent, d.format.as_deref()), (DumpLoadState::Loaded, 100.0, Some("qcow2")), "{d:?}");
+    // The load is a task of the pair that ended ok and logged its result.
+    let task = drpair_e2e::wait_until("the dump-load task to end", LONG, || {
+        let list = api.get(&format!("/api/v1/tasks?pair={pair}")).json();
+        let t = list["tasks"].as_array().unwrap().iter().find(|t| t["kind"] == "dump-load").cloned();
+        match t {
+            Some(t) if t["state"] != "running" => Ok(t),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    assert_eq!(task["state"], "ok", "{task}");
+    assert!(task["message"].as_str().unwrap().starts_with("loaded the dump of disk 0"), "{task}");
     let shipped_before = s.stats.bytes_shipped;
     assert_eq!(shipped_before, 0, "nothing crossed the link before apply resumed");
 

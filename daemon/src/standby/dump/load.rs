@@ -8,10 +8,12 @@ use super::progress::{LoadProgress, LoadStats};
 use super::record::DumpRecord;
 use crate::standby::Standby;
 use crate::standby::pair::PairHandle;
+use crate::standby::tasks::Seen;
 use crate::timefmt::now_ms;
-use drpair_types::{DumpLoadState, LoadDumpRequest, PairId, PairState};
+use drpair_types::{DumpLoadState, LoadDumpRequest, PairId, PairState, TaskKind};
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
 
 fn parse_format(f: Option<&str>) -> Res<Option<ImageFormat>> {
     match f.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
@@ -99,6 +101,27 @@ pub async fn load(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: &LoadDumpRequest)
             return Err(e);
         }
     };
+    let task = sb.tasks.start(
+        TaskKind::DumpLoad,
+        &id,
+        "api",
+        &format!("loading the dump of disk {n} from {} ({format_name}) as epoch {}", req.image, spec.epoch),
+    );
+    let task_id = task.id();
+    let ended: Arc<Mutex<Option<Result<String, String>>>> = Arc::default();
+    let (look, p) = (ended.clone(), progress.clone());
+    task.follow(move || match look.lock().expect("load end").clone() {
+        Some(Ok(m)) => Seen::Done(m),
+        Some(Err(m)) => Seen::Failed(m),
+        None if p.converting.load(Ordering::Relaxed) => {
+            Seen::Running { percent: 0.0, message: "converting the qcow2 image to raw".into() }
+        }
+        None => {
+            let (done, total) = (p.done.load(Ordering::Relaxed), p.total.load(Ordering::Relaxed));
+            let percent = if total == 0 { 0.0 } else { (done as f64 * 100.0 / total as f64).min(99.9) };
+            Seen::Running { percent, message: "reading the image and storing the chunks that differ".into() }
+        }
+    });
     let (sb2, h2) = (sb.clone(), h.clone());
     tokio::spawn(async move {
         let store = sb2.store.clone();
@@ -108,10 +131,15 @@ pub async fn load(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: &LoadDumpRequest)
             Ok(r) => r.map_err(|e| e.to_string()),
             Err(e) => Err(format!("the load task failed: {e}")),
         };
+        let outcome = match &r {
+            Ok(stats) => Ok(loaded_message(n, stats)),
+            Err(e) => Err(format!("loading the dump of disk {n} failed: {e}")),
+        };
         finish_load(&sb2, &h2, n, r);
+        *ended.lock().expect("load end") = Some(outcome);
     });
     Ok(format!(
-        "pair '{id}': loading the dump of disk {n} from {} ({format_name}); follow it with drpair status {id}",
+        "pair '{id}': loading the dump of disk {n} from {} ({format_name}) as task {task_id}; follow it with drpair status {id} or drpair tasks log {task_id} --follow",
         req.image
     ))
 }
@@ -139,15 +167,7 @@ fn note_load(d: &mut DumpRecord, id: &PairId, disk: u32, r: Result<LoadStats, St
         Ok(s) => {
             slot.state = DumpLoadState::Loaded;
             slot.loaded_unix_ms = Some(now_ms());
-            let msg = format!(
-                "loaded the dump of disk {disk}: {} chunk(s) read, {} differ from the newest point before the dump, {} zero, {} already held (dedup), {} byte(s) stored, in {:.1}s",
-                s.chunks,
-                s.entries,
-                s.zero,
-                s.dedup,
-                s.stored_bytes,
-                s.millis as f64 / 1000.0
-            );
+            let msg = loaded_message(disk, &s);
             slot.stats = Some(s);
             d.note(id, msg);
         }
@@ -157,4 +177,16 @@ fn note_load(d: &mut DumpRecord, id: &PairId, disk: u32, r: Result<LoadStats, St
             d.warn(id, format!("loading the dump of disk {disk} failed: {e}; load it again"));
         }
     }
+}
+
+fn loaded_message(disk: u32, s: &LoadStats) -> String {
+    format!(
+        "loaded the dump of disk {disk}: {} chunk(s) read, {} differ from the newest point before the dump, {} zero, {} already held (dedup), {} byte(s) stored, in {:.1}s",
+        s.chunks,
+        s.entries,
+        s.zero,
+        s.dedup,
+        s.stored_bytes,
+        s.millis as f64 / 1000.0
+    )
 }
