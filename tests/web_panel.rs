@@ -16,7 +16,7 @@
 use drpair_e2e::image::{Fill, create_image};
 use drpair_e2e::tracking::TraceInstance;
 use drpair_e2e::{AgentSpec, LoopDev, MIB, Standby, TestEnv, step, wait_ready, wait_until};
-use drpair_types::{PairHistory, PairState};
+use drpair_types::{PairState, PairTrend};
 use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -70,7 +70,7 @@ fn over_http(sb: &Standby) {
     step("cross-site POSTs are refused (403) and change nothing");
 
     // The history behind the charts.
-    let hist = |q: &str| -> PairHistory {
+    let hist = |q: &str| -> PairTrend {
         let r = api.get(&format!("/api/v1/pairs/{PAIR}/history{q}"));
         assert_eq!(r.status, 200, "{}", r.text());
         serde_json::from_slice(&r.body).expect("history JSON")

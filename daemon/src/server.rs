@@ -3,7 +3,7 @@
 //! to the API (`standby` never imports `api`).
 
 use crate::config::StandbyConfig;
-use crate::standby::{Standby, control, history, maintenance, session};
+use crate::standby::{Standby, control, maintenance, session, trend};
 use anyhow::{Context, Result};
 use tokio::net::TcpListener;
 
@@ -42,7 +42,7 @@ pub async fn run(
         }
     });
     let schedule = maintenance::spawn(sb.clone());
-    let sampler = history::spawn(sb.clone());
+    let sampler = trend::spawn(sb.clone());
     ready();
     let app = crate::api::router(sb.clone());
     axum::serve(api, app).with_graceful_shutdown(shutdown).await.context("api server")?;

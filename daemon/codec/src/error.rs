@@ -2,14 +2,7 @@
 
 use std::io;
 
-/// Whether retrying the same operation later can succeed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Out of memory for a zstd context: may succeed later.
-    Transient,
-    /// The payload or its stated length is wrong: it fails the same way every time.
-    Permanent,
-}
+pub use drpair_types::ErrorClass;
 
 /// Why a chunk could not be compressed or decompressed.
 #[derive(Debug, thiserror::Error)]

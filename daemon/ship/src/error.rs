@@ -6,14 +6,7 @@
 use std::io;
 use std::path::PathBuf;
 
-/// Whether retrying the same operation later can succeed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// Transient (device busy, out of memory, thread could not start): try again later.
-    Retryable,
-    /// Retrying the same thing will fail the same way (bad request, media error, wrong geometry).
-    Permanent,
-}
+pub use drpair_types::ErrorClass;
 
 /// Why a disk could not be opened or read.
 #[derive(Debug, thiserror::Error)]
@@ -74,12 +67,12 @@ pub enum ReadError {
 }
 
 impl ReadError {
-    /// Retryable or permanent.
+    /// Transient or permanent.
     pub fn class(&self) -> ErrorClass {
         match self {
             ReadError::Open { source, .. } | ReadError::Size { source, .. } => os_class(source),
             ReadError::Io { source, .. } => os_class(source),
-            ReadError::Spawn(_) => ErrorClass::Retryable,
+            ReadError::Spawn(_) => ErrorClass::Transient,
             ReadError::NotADisk { .. }
             | ReadError::GeometryMismatch { .. }
             | ReadError::Config(_)
@@ -106,7 +99,7 @@ impl ReadError {
 fn os_class(e: &io::Error) -> ErrorClass {
     match e.raw_os_error() {
         Some(libc::EAGAIN | libc::EINTR | libc::ENOMEM | libc::EBUSY | libc::ENOENT | libc::ENXIO) => {
-            ErrorClass::Retryable
+            ErrorClass::Transient
         }
         _ => ErrorClass::Permanent,
     }
@@ -132,7 +125,7 @@ mod tests {
         assert_eq!(e.class(), ErrorClass::Permanent);
         assert_eq!(e.tag(), Some(9));
         let busy = ReadError::Open { path: "/dev/sdz".into(), source: io::Error::from_raw_os_error(libc::EBUSY) };
-        assert_eq!(busy.class(), ErrorClass::Retryable);
+        assert_eq!(busy.class(), ErrorClass::Transient);
         assert_eq!(busy.tag(), None);
     }
 }

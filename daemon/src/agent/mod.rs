@@ -20,7 +20,7 @@ use crate::config::{AgentConfig, CompressionSetting};
 use anyhow::{Context, Result};
 use drpair_ship::pass::{CompressionCtl, LevelSetting, PassError};
 use drpair_track::Tracker;
-use drpair_types::DiskGeometry;
+use drpair_types::{DiskGeometry, ErrorClass};
 use state::LocalState;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -44,23 +44,14 @@ pub enum SessionError {
     Pass { epoch: drpair_types::Epoch, source: PassError },
 }
 
-/// Whether the agent tries again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SessionErrorClass {
-    /// Connect again (after a backoff, or at once when the standby asked).
-    Transient,
-    /// Stop: the standby refused this agent.
-    Permanent,
-}
-
 impl SessionError {
     /// Transient or permanent. A failed pass is transient whatever its cause: nothing of it
     /// was acknowledged, and the next connection ships the epoch again.
-    pub fn class(&self) -> SessionErrorClass {
+    pub fn class(&self) -> ErrorClass {
         match self {
-            SessionError::Permanent(_) => SessionErrorClass::Permanent,
+            SessionError::Permanent(_) => ErrorClass::Permanent,
             SessionError::Transient(_) | SessionError::Reconnect(_) | SessionError::Pass { .. } => {
-                SessionErrorClass::Transient
+                ErrorClass::Transient
             }
         }
     }

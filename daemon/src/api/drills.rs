@@ -35,7 +35,7 @@ pub async fn start(
 /// The pair's drills, running and past, newest first.
 pub async fn of_pair(State(sb): State<AppState>, Path(pair): Path<String>) -> ApiResult<Json<Vec<DrillStatus>>> {
     let (_, h) = find_pair(&sb, &pair)?;
-    let mut v = drill::history(&sb, &h).map_err(ApiFailure::internal)?;
+    let mut v = drill::records(&sb, &h).map_err(ApiFailure::internal)?;
     v.reverse();
     Ok(Json(v))
 }
@@ -50,7 +50,7 @@ fn find_drill(sb: &AppState, id: &str) -> ApiResult<DrillStatus> {
         return Ok(s);
     }
     for h in sb.registry.all() {
-        let found = drill::history(sb, &h).map_err(ApiFailure::internal)?.into_iter().find(|d| d.id == id);
+        let found = drill::records(sb, &h).map_err(ApiFailure::internal)?.into_iter().find(|d| d.id == id);
         if let Some(d) = found {
             return Ok(d);
         }

@@ -8,16 +8,17 @@ pub mod csrf;
 pub mod drills;
 pub mod dump;
 pub mod failover;
-pub mod history;
 pub mod image;
 pub mod maintenance;
 pub mod pairs;
 pub mod panel;
 pub mod points;
 pub mod tasks;
+pub mod trend;
 pub mod verify_source;
 
 use crate::standby::Standby;
+use crate::standby::command::CommandError;
 use crate::standby::pair::PairHandle;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -41,6 +42,13 @@ impl ApiFailure {
 
     pub fn internal(e: impl std::fmt::Display) -> Self {
         Self::new(ErrorCode::Internal, e.to_string())
+    }
+}
+
+/// A command's refusal or failure, with its code and (for a parameter) the parameter's name.
+impl From<CommandError> for ApiFailure {
+    fn from(e: CommandError) -> Self {
+        Self(ApiError { code: e.code(), message: e.to_string(), parameter: e.parameter().map(Into::into) })
     }
 }
 
@@ -90,7 +98,7 @@ pub fn router(sb: AppState) -> Router {
         .route("/api/v1/pairs/{pair}/dump/load", post(dump::load))
         .route("/api/v1/pairs/{pair}/resume-apply", post(dump::resume_apply))
         .route("/api/v1/pairs/{pair}/verify-source", get(verify_source::get).post(verify_source::start))
-        .route("/api/v1/pairs/{pair}/history", get(history::get))
+        .route("/api/v1/pairs/{pair}/history", get(trend::get))
         .route("/api/v1/pairs/{pair}/failover", get(failover::get_failover).post(failover::start_failover))
         .route("/api/v1/pairs/{pair}/failback", get(failover::get_failback).post(failover::start_failback))
         .route("/api/v1/pairs/{pair}/drills", get(drills::of_pair).post(drills::start))

@@ -188,7 +188,7 @@ pub fn point_at_or_before(points: &[RecoveryPoint], time_ms: u64) -> Option<&Rec
 }
 
 /// Epochs a replay can reach: the agent's change history must reach back to the point.
-pub fn history_reaches(history_from: Option<Epoch>, point: Epoch) -> Result<(), String> {
+pub fn change_history_reaches(history_from: Option<Epoch>, point: Epoch) -> Result<(), String> {
     match history_from {
         Some(h) if h <= point => Ok(()),
         Some(h) => Err(format!(
@@ -206,10 +206,10 @@ mod tests {
 
     #[test]
     fn history_check_names_the_way_out() {
-        assert!(history_reaches(Some(3), 3).is_ok());
-        assert!(history_reaches(Some(0), 9).is_ok());
-        let e = history_reaches(Some(7), 5).unwrap_err();
+        assert!(change_history_reaches(Some(3), 3).is_ok());
+        assert!(change_history_reaches(Some(0), 9).is_ok());
+        let e = change_history_reaches(Some(7), 5).unwrap_err();
         assert!(e.contains("epoch 7") && e.contains("point 5") && e.contains("reload"), "{e}");
-        assert!(history_reaches(None, 5).unwrap_err().contains("reload"));
+        assert!(change_history_reaches(None, 5).unwrap_err().contains("reload"));
     }
 }

@@ -5,8 +5,35 @@
 //! the announced hash. A "known hash" item must name a chunk the store really holds.
 
 use drpair_store::{ChunkVersion, Store, StoredChunk};
-use drpair_types::{DiskGeometry, Epoch, PairId};
+use drpair_types::{DiskGeometry, Epoch, ErrorClass, PairId};
 use drpair_wire::{ChunkBody, ChunkItem};
+
+/// Why a frame's chunks were refused or not stored. Each message names the pair, disk and
+/// chunk; nothing of a refused frame is recorded in the epoch.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Coordinates or lengths that cannot be right (a disk or chunk that does not exist, a
+    /// length that is not the chunk's, a "known" hash the standby does not hold).
+    #[error("{0}")]
+    Invalid(String),
+    /// The bytes do not decompress or do not match their announced hash: damaged on the way.
+    #[error("{0}")]
+    Corrupt(String),
+    /// The store could not take the chunk or its version.
+    #[error("{0}")]
+    Store(String),
+}
+
+impl IngestError {
+    /// Damaged bytes may arrive intact when shipped again; invalid items and a failing store
+    /// repeat until someone acts.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            IngestError::Corrupt(_) => ErrorClass::Transient,
+            IngestError::Invalid(_) | IngestError::Store(_) => ErrorClass::Permanent,
+        }
+    }
+}
 
 /// What one frame added.
 #[derive(Debug, Default, Clone, Copy)]
@@ -38,17 +65,21 @@ fn hex(h: &[u8; 32]) -> String {
 }
 
 /// Checks the items' coordinates against the geometry (cheap; done before any work is queued).
-pub fn check_item(pair: &PairId, disks: &[DiskGeometry], item: &ChunkItem) -> Result<(), String> {
+pub fn check_item(pair: &PairId, disks: &[DiskGeometry], item: &ChunkItem) -> Result<(), IngestError> {
     let Some(g) = disks.get(item.disk as usize) else {
-        return Err(format!("pair '{pair}': disk {} does not exist (the pair has {} disk(s))", item.disk, disks.len()));
+        return Err(IngestError::Invalid(format!(
+            "pair '{pair}': disk {} does not exist (the pair has {} disk(s))",
+            item.disk,
+            disks.len()
+        )));
     };
     if item.index >= g.chunk_count() {
-        return Err(format!(
+        return Err(IngestError::Invalid(format!(
             "pair '{pair}' disk {} chunk {}: out of range (the disk has {} chunks)",
             item.disk,
             item.index,
             g.chunk_count()
-        ));
+        )));
     }
     Ok(())
 }
@@ -63,7 +94,7 @@ pub fn ingest(
     epoch: Epoch,
     items: Vec<ChunkItem>,
     bulk: bool,
-) -> Result<Ingested, String> {
+) -> Result<Ingested, IngestError> {
     let mut out = Ingested::default();
     let mut versions = Vec::with_capacity(items.len());
     let known: Vec<[u8; 32]> = items
@@ -73,7 +104,11 @@ pub fn ingest(
             _ => None,
         })
         .collect();
-    let held = if known.is_empty() { vec![] } else { store.has_chunks(&known).map_err(|e| e.to_string())? };
+    let held = if known.is_empty() {
+        vec![]
+    } else {
+        store.has_chunks(&known).map_err(|e| IngestError::Store(e.to_string()))?
+    };
     let mut held = held.into_iter();
     for item in items {
         check_item(pair, disks, &item)?;
@@ -88,52 +123,59 @@ pub fn ingest(
             }
             ChunkBody::Known(hash) => {
                 if !held.next().unwrap_or(false) {
-                    return Err(format!(
+                    return Err(IngestError::Invalid(format!(
                         "{}: the agent sent hash {} as known, but the standby does not hold it",
                         at(),
                         hex(&hash)
-                    ));
+                    )));
                 }
                 out.dedup += 1;
                 ChunkVersion::Data(hash)
             }
             ChunkBody::Data { hash, raw_len, compressed, payload } => {
                 if raw_len != len {
-                    return Err(format!("{}: length {raw_len} does not match the chunk's length {len}", at()));
+                    return Err(IngestError::Invalid(format!(
+                        "{}: length {raw_len} does not match the chunk's length {len}",
+                        at()
+                    )));
                 }
                 let verified = if compressed {
                     // The stated length (checked above) bounds the output.
                     let raw = drpair_codec::decompress(&payload, raw_len).map_err(|e| match e {
                         drpair_codec::CodecError::LengthMismatch { got, .. } => {
-                            format!("{}: decompressed to {got} bytes, expected {len}", at())
+                            IngestError::Corrupt(format!("{}: decompressed to {got} bytes, expected {len}", at()))
                         }
-                        e => format!("{}: zstd: {e}", at()),
+                        e => IngestError::Corrupt(format!("{}: zstd: {e}", at())),
                     })?;
                     blake3::hash(&raw)
                 } else {
                     if payload.len() != len as usize {
-                        return Err(format!("{}: {} bytes sent raw, expected {len}", at(), payload.len()));
+                        return Err(IngestError::Invalid(format!(
+                            "{}: {} bytes sent raw, expected {len}",
+                            at(),
+                            payload.len()
+                        )));
                     }
                     blake3::hash(&payload)
                 };
                 if verified.as_bytes() != &hash {
-                    return Err(format!(
+                    return Err(IngestError::Corrupt(format!(
                         "{}: hash mismatch (announced {}, computed {}): chunk refused",
                         at(),
                         hex(&hash),
                         verified.to_hex()
-                    ));
+                    )));
                 }
                 out.shipped += payload.len() as u64;
                 out.data_raw += u64::from(raw_len);
                 let chunk = StoredChunk { compressed, raw_len, payload: &payload };
                 let stored = if bulk { store.put_chunk_bulk(&hash, chunk) } else { store.put_chunk(&hash, chunk) };
-                out.stored += stored.map_err(|e| format!("{}: {e}", at()))?;
+                out.stored += stored.map_err(|e| IngestError::Store(format!("{}: {e}", at())))?;
                 ChunkVersion::Data(hash)
             }
         };
         versions.push((item.disk, item.index, version));
     }
-    store.write_versions(pair_no, epoch, &versions).map_err(|e| e.to_string())?;
+    store.write_versions(pair_no, epoch, &versions).map_err(|e| IngestError::Store(e.to_string()))?;
     Ok(out)
 }

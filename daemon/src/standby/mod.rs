@@ -7,12 +7,12 @@
 //! [`pair::PairHandle`]; an agent's connection is a [`session`].
 
 mod boot;
+pub mod command;
 pub mod control;
 pub mod drill;
 pub mod dump;
 pub mod export;
 pub mod failover;
-pub mod history;
 pub mod ingest;
 pub mod maintenance;
 pub mod metrics;
@@ -24,6 +24,7 @@ pub mod session;
 pub mod source_verify;
 pub mod storage;
 pub mod tasks;
+pub mod trend;
 pub mod verify;
 
 pub use node::Standby;

@@ -70,7 +70,6 @@ mod chunks;
 mod drills;
 mod dump;
 mod error;
-mod history;
 mod index;
 mod keys;
 mod options;
@@ -80,6 +79,7 @@ mod point_reader;
 mod points;
 mod prune;
 mod reclaim;
+mod rewrite;
 mod scan;
 mod stats;
 mod storage;
@@ -91,11 +91,11 @@ mod test_support;
 
 pub use chunks::{Hash, StoredChunk, hash_hex};
 pub use error::StoreError;
-pub use history::Removed;
 pub use pair_facts::{DiskFacts, PairFacts};
 pub use point_reader::{ErrorClass, PointChunk, PointReadError, PointReader, Spans};
 pub use prune::PruneOutcome;
 pub use reclaim::ReclaimOutcome;
+pub use rewrite::Removed;
 pub use stats::StoreSizes;
 pub use storage::{ChunkTotals, PairStorage};
 pub use verify::{Damaged, VerifyOutcome, VerifyProgress};
@@ -133,7 +133,7 @@ struct Inner {
     /// Bumped (under the record lock) by every history rewrite (restart, rollback, retire,
     /// discard of a dump, wipe): a prune sweep planned before one stops instead of deleting
     /// by a stale plan.
-    history_gen: AtomicU64,
+    rewrite_gen: AtomicU64,
     /// One prune at a time.
     prune: Mutex<()>,
 }
@@ -160,7 +160,7 @@ impl Store {
                 records: Mutex::new(()),
                 unflushed_bulk: AtomicBool::new(false),
                 reclaim_gate: RwLock::new(()),
-                history_gen: AtomicU64::new(0),
+                rewrite_gen: AtomicU64::new(0),
                 prune: Mutex::new(()),
             }),
         })
@@ -244,13 +244,13 @@ impl Store {
     }
 
     /// Notes a history rewrite; the caller holds the record lock.
-    pub(crate) fn bump_history(&self) {
-        self.inner.history_gen.fetch_add(1, Ordering::SeqCst);
+    pub(crate) fn bump_rewrite(&self) {
+        self.inner.rewrite_gen.fetch_add(1, Ordering::SeqCst);
     }
 
-    /// The history generation (see [`Inner::history_gen`]).
-    pub(crate) fn history_gen(&self) -> u64 {
-        self.inner.history_gen.load(Ordering::SeqCst)
+    /// The history generation (see [`Inner::rewrite_gen`]).
+    pub(crate) fn rewrite_gen(&self) -> u64 {
+        self.inner.rewrite_gen.load(Ordering::SeqCst)
     }
 
     /// Takes the prune lock.

@@ -63,7 +63,7 @@ impl Store {
     /// number stay.
     pub fn wipe_pair(&self, pair_no: u32) -> Result<(), StoreError> {
         let _records = self.lock_records();
-        self.bump_history();
+        self.bump_rewrite();
         self.list_pair_candidates(pair_no)?;
         let prefix = pair_prefix(pair_no);
         let mut batch = WriteBatch::default();

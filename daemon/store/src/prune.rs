@@ -150,7 +150,7 @@ impl Store {
     fn sweep(&self, pair_no: u32, from: u64, to: u64, out: &mut PruneOutcome) -> Result<bool, StoreError> {
         let (readers, generation) = {
             let _records = self.lock_records();
-            (self.readers(pair_no, from, to)?, self.history_gen())
+            (self.readers(pair_no, from, to)?, self.rewrite_gen())
         };
         let journal = sweep_key(pair_no, from, to);
         let mut ro = ReadOptions::default();
@@ -227,7 +227,7 @@ impl Store {
         journal: Option<&[u8]>,
     ) -> Result<bool, StoreError> {
         let _records = self.lock_records();
-        if self.history_gen() != generation {
+        if self.rewrite_gen() != generation {
             tracing::info!("prune sweep stopped: the pair's history was rewritten meanwhile; it resumes later");
             return Ok(false);
         }

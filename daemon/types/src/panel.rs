@@ -107,7 +107,7 @@ pub const ACTIONS: &[&str] =
 
 /// One sample of a pair's short history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct HistorySample {
+pub struct TrendSample {
     /// When the sample was taken, milliseconds since the Unix epoch.
     pub t_unix_ms: u64,
     pub state: PairState,
@@ -125,13 +125,13 @@ pub struct HistorySample {
 
 /// `GET /api/v1/pairs/{pair}/history`: the samples the standby keeps (oldest first).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct PairHistory {
+pub struct PairTrend {
     pub pair_id: crate::ids::PairId,
     /// Seconds between samples.
     pub interval_seconds: u64,
     /// Seconds of history kept (older samples are dropped).
     pub window_seconds: u64,
-    pub samples: Vec<HistorySample>,
+    pub samples: Vec<TrendSample>,
 }
 
 #[cfg(test)]

@@ -1,18 +1,8 @@
 //! Why a pass stopped. Each message is the one the agent has always logged and reported; the
 //! session prefixes it with the epoch.
 
-use crate::ReadError;
+use crate::{ErrorClass, ReadError};
 use drpair_track::ChangeMapError;
-
-/// Whether the epoch can be tried again on this or a new connection.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum PassErrorClass {
-    /// Link loss, a slow or restarted standby, a busy disk: the next epoch ships it again.
-    Transient,
-    /// The same pass would fail the same way (a disk that cannot be read, a damaged change
-    /// map, a standby refusing what it is sent).
-    Permanent,
-}
 
 /// Why a pass stopped.
 #[derive(Debug, thiserror::Error)]
@@ -51,19 +41,16 @@ pub enum PassError {
 
 impl PassError {
     /// Transient or permanent.
-    pub fn class(&self) -> PassErrorClass {
+    pub fn class(&self) -> ErrorClass {
         match self {
-            PassError::Read(e) => match e.class() {
-                crate::ErrorClass::Retryable => PassErrorClass::Transient,
-                crate::ErrorClass::Permanent => PassErrorClass::Permanent,
-            },
-            PassError::Map(_) | PassError::Encode(_) | PassError::Refused(_) => PassErrorClass::Permanent,
+            PassError::Read(e) => e.class(),
+            PassError::Map(_) | PassError::Encode(_) | PassError::Refused(_) => ErrorClass::Permanent,
             PassError::LinkClosed
             | PassError::ClosedWhileWaiting
             | PassError::NoAnswer { .. }
             | PassError::HaveCount { .. }
             | PassError::HashesCount { .. }
-            | PassError::Aborted => PassErrorClass::Transient,
+            | PassError::Aborted => ErrorClass::Transient,
         }
     }
 }

@@ -32,7 +32,7 @@ mod worker;
 mod tests;
 
 pub use epoch::{PassChoice, choose};
-pub use error::{PassError, PassErrorClass};
+pub use error::PassError;
 pub use level::{CompressionCtl, LevelSetting, WorkerCompressor};
 pub use resync::ResyncRanges;
 

@@ -2,6 +2,7 @@
 //! the standby loses an ack, refuses a chunk or drops the connection.
 
 use super::*;
+use crate::ErrorClass;
 use crate::memory::{EndOutcome, MemoryStandby, Received};
 use crate::pass::LevelSetting;
 use drpair_types::{ChunkSize, Lineage};
@@ -185,7 +186,7 @@ fn a_refused_chunk_fails_the_pass_and_acknowledges_nothing() {
     let e = r.unwrap_err();
     assert!(matches!(e, PassError::Refused(_)), "{e:?}");
     assert!(e.to_string().starts_with("standby refused: disk 0 chunk 3"), "{e}");
-    assert_eq!(e.class(), PassErrorClass::Permanent);
+    assert_eq!(e.class(), ErrorClass::Permanent);
     assert_eq!(f.dirty(), 8);
     assert!(f.standby.epochs().is_empty());
 }
@@ -199,7 +200,7 @@ fn a_connection_dropped_mid_epoch_loses_nothing() {
     let (_, r) = f.pass(true);
     let e = r.unwrap_err();
     assert!(matches!(e, PassError::LinkClosed | PassError::Aborted), "{e:?}");
-    assert_eq!(e.class(), PassErrorClass::Transient);
+    assert_eq!(e.class(), ErrorClass::Transient);
     let before = f.standby.received().len() as u64;
     assert!(before > 0 && before < 2048, "{before} chunks arrived before the drop");
     assert_eq!(f.dirty(), 2048);

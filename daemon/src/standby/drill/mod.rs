@@ -37,7 +37,7 @@ pub const CHECK_TIMEOUT: Duration = Duration::from_secs(600);
 /// drill while it pins its point and checks that it still exists.
 pub static PIN_GATE: Mutex<()> = Mutex::new(());
 /// Drill records kept per pair.
-const HISTORY: usize = 200;
+const KEPT_DRILLS: usize = 200;
 
 /// Why a drill cannot start.
 #[derive(Debug)]
@@ -74,19 +74,19 @@ fn choose(points: &[RecoveryPoint], req: &DrillRequest) -> Result<RecoveryPoint,
     points.last().cloned().ok_or_else(|| DrillError::State("the pair has no recovery point yet".into()))
 }
 
-/// Writes `s` as the evidence of its drill (the store keeps each pair's newest [`HISTORY`]).
+/// Writes `s` as the evidence of its drill (the store keeps each pair's newest [`KEPT_DRILLS`]).
 fn record(sb: &Standby, h: &PairHandle, s: &DrillStatus) {
     let pair_no = h.record.lock().expect("record").pair_no;
     let requested = drpair_types::parse_time_ms(&s.requested_at).unwrap_or(0);
     let written =
-        sb.store.put_drill(pair_no, requested, &s.id, s).and_then(|()| sb.store.trim_drills(pair_no, HISTORY));
+        sb.store.put_drill(pair_no, requested, &s.id, s).and_then(|()| sb.store.trim_drills(pair_no, KEPT_DRILLS));
     if let Err(e) = written {
         tracing::error!(pair = %s.pair_id, drill = %s.id, "recording the drill: {e}");
     }
 }
 
 /// The pair's drills, oldest first, the running ones as they are now.
-pub fn history(sb: &Standby, h: &PairHandle) -> Result<Vec<DrillStatus>, String> {
+pub fn records(sb: &Standby, h: &PairHandle) -> Result<Vec<DrillStatus>, String> {
     let pair_no = h.record.lock().expect("record").pair_no;
     let mut v: Vec<DrillStatus> = sb.store.list_drills(pair_no).map_err(|e| e.to_string())?;
     for d in v.iter_mut().filter(|d| d.state == DrillState::Running) {

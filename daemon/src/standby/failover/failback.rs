@@ -13,6 +13,7 @@
 //! 4. **Checking** (`to-original`): replication resumes, a cut is asked for, and that point
 //!    is compared with the recovered side's hashes: equal means the original disk is too.
 
+use super::failback_error::FailbackError;
 use super::target::{self, Side};
 use super::{FailoverError, busy};
 use crate::standby::Standby;
@@ -168,11 +169,11 @@ async fn run(
     sides: Vec<Side>,
     direction: FailbackDirection,
     failover_epoch: Epoch,
-) -> Result<(), String> {
+) -> Result<(), FailbackError> {
     // 1. The original side's state, committed.
     let original = keep_original(sb, h).await?;
     let pair_no = h.record.lock().expect("record").pair_no;
-    super::pin(sb, pair_no, original).map_err(|e| format!("pinning point {}: {e:?}", original))?;
+    super::pin(sb, pair_no, original).map_err(|e| FailbackError::Store(format!("pinning point {original}: {e:?}")))?;
     set(job, |j| {
         j.original_point = Some(original);
         j.phase = FailbackPhase::Comparing;
@@ -189,7 +190,7 @@ async fn run(
     let cmp =
         tokio::task::spawn_blocking(move || compare(&sb2, &h2, &job2, &sides, failover_epoch).map(|c| (c, sides)))
             .await
-            .map_err(|e| e.to_string())??;
+            .map_err(FailbackError::worker)??;
     let (cmp, sides) = cmp;
     set(job, |j| {
         j.phase = FailbackPhase::Writing;
@@ -202,7 +203,7 @@ async fn run(
             let (sb2, h2, job2) = (sb.clone(), h.clone(), job.clone());
             tokio::task::spawn_blocking(move || to_recovered(&sb2, &h2, &job2, &sides, &cmp))
                 .await
-                .map_err(|e| e.to_string())??;
+                .map_err(FailbackError::worker)??;
             return Ok(());
         }
     }
@@ -212,19 +213,22 @@ async fn run(
 
 /// Asks the agent for an online-verify pass and waits for its point (the repair point: its
 /// id is its epoch).
-async fn keep_original(sb: &Arc<Standby>, h: &Arc<PairHandle>) -> Result<PointId, String> {
+async fn keep_original(sb: &Arc<Standby>, h: &Arc<PairHandle>) -> Result<PointId, FailbackError> {
     super::super::source_verify::request(sb, h)
         .await
-        .map_err(|e| format!("asking the agent to read its disks: {e:?}"))?;
+        .map_err(|e| FailbackError::Agent(format!("asking the agent to read its disks: {e:?}")))?;
     loop {
         tokio::time::sleep(Duration::from_millis(200)).await;
         let v = h.record.lock().expect("record").source_verify.clone();
-        let Some(v) = v else { return Err("the verify request vanished".into()) };
+        let Some(v) = v else { return Err(FailbackError::Agent("the verify request vanished".into())) };
         if v.state.is_active() {
             continue;
         }
         let Some(point) = v.repair_point else {
-            return Err(format!("the original side's state could not be committed: {}", v.message));
+            return Err(FailbackError::Agent(format!(
+                "the original side's state could not be committed: {}",
+                v.message
+            )));
         };
         if v.state != SourceVerifyState::Done {
             tracing::warn!(pair = %h.record.lock().expect("record").pair_id, "failback: {}", v.message);
@@ -265,13 +269,16 @@ fn compare(
     job: &Mutex<FailbackStatus>,
     sides: &[Side],
     failover_epoch: Epoch,
-) -> Result<Compared, String> {
+) -> Result<Compared, FailbackError> {
     let (pair_no, disks) = {
         let r = h.record.lock().expect("record");
         (r.pair_no, r.disks.iter().map(|d| d.geometry).collect::<Vec<_>>())
     };
     let store = &sb.store;
-    let latest = store.latest_point(pair_no).map_err(|e| e.to_string())?.ok_or("the pair has no point")?;
+    let latest = store
+        .latest_point(pair_no)
+        .map_err(FailbackError::store)?
+        .ok_or_else(|| FailbackError::Store("the pair has no point".into()))?;
     let mut out = Compared { against: latest.epoch, seen: vec![], differing: vec![] };
     let (mut orig_changed, mut rec_changed, mut compared) = (0u64, 0u64, 0u64);
     for (d, (side, g)) in sides.iter().zip(&disks).enumerate() {
@@ -284,13 +291,13 @@ fn compare(
         let mut first = 0;
         while first < g.chunk_count() {
             let count = SPAN.min(g.chunk_count() - first);
-            let at_point = point.versions(first, count).map_err(|e| e.to_string())?;
-            let at_failover = failover.versions(first, count).map_err(|e| e.to_string())?;
+            let at_point = point.versions(first, count).map_err(FailbackError::store)?;
+            let at_failover = failover.versions(first, count).map_err(FailbackError::store)?;
             let start = first * cs;
             let len = (g.size_bytes - start).min(count * cs) as usize;
-            side.file
-                .read_exact_at(&mut buf[..len], start)
-                .map_err(|e| format!("{}: read at byte {start} failed: {e}", side.path.display()))?;
+            side.file.read_exact_at(&mut buf[..len], start).map_err(|e| {
+                FailbackError::Disk(format!("{}: read at byte {start} failed: {e}", side.path.display()))
+            })?;
             for i in 0..count as usize {
                 let c = first + i as u64;
                 let off = i * cs as usize;
@@ -333,12 +340,12 @@ fn moved(job: &Mutex<FailbackStatus>, chunks: u64, bytes: u64) {
 }
 
 /// Reads one chunk of the recovered side.
-fn read_chunk(side: &Side, g: &DiskGeometry, c: u64) -> Result<Vec<u8>, String> {
+fn read_chunk(side: &Side, g: &DiskGeometry, c: u64) -> Result<Vec<u8>, FailbackError> {
     let mut data = vec![0u8; g.chunk_len(c) as usize];
     let at = c * g.chunk_size.bytes() as u64;
     side.file
         .read_exact_at(&mut data, at)
-        .map_err(|e| format!("{}: read at byte {at} failed: {e}", side.path.display()))?;
+        .map_err(|e| FailbackError::Disk(format!("{}: read at byte {at} failed: {e}", side.path.display())))?;
     Ok(data)
 }
 
@@ -348,28 +355,37 @@ async fn to_original(
     job: &Mutex<FailbackStatus>,
     sides: &[Side],
     cmp: &Compared,
-) -> Result<(), String> {
+) -> Result<(), FailbackError> {
     let disks: Vec<DiskGeometry> = h.record.lock().expect("record").disks.iter().map(|d| d.geometry).collect();
-    let session = h.runtime.lock().expect("runtime").session.clone().ok_or("the agent disconnected")?;
+    let session = h
+        .runtime
+        .lock()
+        .expect("runtime")
+        .session
+        .clone()
+        .ok_or_else(|| FailbackError::Agent("the agent disconnected".into()))?;
     let req = sb.next_request();
     let (tx, rx) = tokio::sync::oneshot::channel();
     h.runtime.lock().expect("runtime").failback_waiters.insert(req, tx);
     let mut batch: Vec<ChunkItem> = vec![];
     let mut batch_bytes = 0usize;
-    let lost =
-        || "the agent disconnected during the failback writes; the pair stays failed over: fail back again".to_string();
+    let lost = || {
+        FailbackError::Agent(
+            "the agent disconnected during the failback writes; the pair stays failed over: fail back again".into(),
+        )
+    };
     for (i, &(d, c)) in cmp.differing.iter().enumerate() {
         let (side, g) = (&sides[d as usize], &disks[d as usize]);
         let body = match cmp.seen[d as usize][c as usize] {
             None => ChunkBody::Zero,
             Some(hash) => {
                 let data = read_chunk(side, g, c)?;
-                let packed = zstd::bulk::compress(&data, 3).map_err(|e| e.to_string())?;
+                let packed = zstd::bulk::compress(&data, 3).map_err(|e| FailbackError::Worker(e.to_string()))?;
                 let (compressed, payload) = if packed.len() < data.len() { (true, packed) } else { (false, data) };
                 let raw_len = g.chunk_len(c);
                 // Stored first: the agent ships these chunks back as hashes after the failback.
                 let chunk = StoredChunk { compressed, raw_len, payload: &payload };
-                tokio::task::block_in_place(|| sb.store.put_chunk(&hash, chunk)).map_err(|e| e.to_string())?;
+                tokio::task::block_in_place(|| sb.store.put_chunk(&hash, chunk)).map_err(FailbackError::store)?;
                 ChunkBody::Data { hash, raw_len, compressed, payload }
             }
         };
@@ -381,7 +397,7 @@ async fn to_original(
         if batch_bytes >= BATCH_BYTES || batch.len() >= 1024 || i + 1 == cmp.differing.len() {
             let (n, bytes) = (batch.len() as u64, batch.iter().map(|it| g_len(&disks, it)).sum());
             let m = StandbyMsg::FailbackWrite { req, items: std::mem::take(&mut batch) };
-            session.tx.send(encode(&m).map_err(|e| e.to_string())?).await.map_err(|_| lost())?;
+            session.tx.send(encode(&m).map_err(|e| FailbackError::Worker(e.to_string()))?).await.map_err(|_| lost())?;
             moved(job, n, bytes);
             batch_bytes = 0;
         }
@@ -389,11 +405,16 @@ async fn to_original(
     session.tx.send(encode(&StandbyMsg::FailbackEnd { req }).expect("encode")).await.map_err(|_| lost())?;
     let answer = tokio::time::timeout(AGENT_TIMEOUT, rx)
         .await
-        .map_err(|_| "the agent did not confirm its writes within 10 minutes".to_string())?
+        .map_err(|_| FailbackError::Agent("the agent did not confirm its writes within 10 minutes".into()))?
         .map_err(|_| lost())?;
-    let wrote = answer.map_err(|e| format!("the agent could not write onto the original disk: {e}"))?;
+    let wrote =
+        answer.map_err(|e| FailbackError::Agent(format!("the agent could not write onto the original disk: {e}")))?;
     if wrote.chunks != cmp.differing.len() as u64 {
-        return Err(format!("the agent wrote {} chunk(s), not {}", wrote.chunks, cmp.differing.len()));
+        return Err(FailbackError::Agent(format!(
+            "the agent wrote {} chunk(s), not {}",
+            wrote.chunks,
+            cmp.differing.len()
+        )));
     }
     Ok(())
 }
@@ -408,7 +429,7 @@ fn to_recovered(
     job: &Mutex<FailbackStatus>,
     sides: &[Side],
     cmp: &Compared,
-) -> Result<(), String> {
+) -> Result<(), FailbackError> {
     let (pair_no, disks) = {
         let r = h.record.lock().expect("record");
         (r.pair_no, r.disks.iter().map(|d| d.geometry).collect::<Vec<_>>())
@@ -421,17 +442,17 @@ fn to_recovered(
             Ok(chunk) => chunk.into_bytes(),
             // A chunk the point never had is zeros on the recovered side too.
             Err(PointReadError::NoVersion { .. }) => vec![0u8; g.chunk_len(c) as usize],
-            Err(e) => return Err(e.to_string()),
+            Err(e) => return Err(FailbackError::store(e)),
         };
         let side = &sides[d as usize];
         let at = c * g.chunk_size.bytes() as u64;
         side.file
             .write_all_at(&data, at)
-            .map_err(|e| format!("{}: write at byte {at} failed: {e}", side.path.display()))?;
+            .map_err(|e| FailbackError::Disk(format!("{}: write at byte {at} failed: {e}", side.path.display())))?;
         moved(job, 1, data.len() as u64);
     }
     for s in sides {
-        s.sync().map_err(|e| format!("{}: sync failed: {e}", s.path.display()))?;
+        s.sync().map_err(|e| FailbackError::Disk(format!("{}: sync failed: {e}", s.path.display())))?;
     }
     Ok(())
 }
@@ -443,7 +464,7 @@ async fn check(
     h: &Arc<PairHandle>,
     job: &Mutex<FailbackStatus>,
     cmp: Compared,
-) -> Result<(), String> {
+) -> Result<(), FailbackError> {
     let mut commits = h.commits.subscribe();
     end_failover(sb, h, true)?;
     set(job, |j| {
@@ -476,14 +497,14 @@ async fn check(
         (r.pair_no, r.disks.iter().map(|d| d.geometry).collect::<Vec<_>>())
     };
     let (store, seen, epoch) = (sb.store.clone(), cmp.seen, point.epoch);
-    let mismatched = tokio::task::spawn_blocking(move || -> Result<u64, String> {
+    let mismatched = tokio::task::spawn_blocking(move || -> Result<u64, FailbackError> {
         let mut n = 0;
         for ((d, disk), g) in (0u32..).zip(&seen).zip(disks) {
             let point = PointReader::new(&store, pair_no, d, g, epoch);
             let mut first = 0u64;
             while first < disk.len() as u64 {
                 let count = SPAN.min(disk.len() as u64 - first);
-                let vs = point.versions(first, count).map_err(|e| e.to_string())?;
+                let vs = point.versions(first, count).map_err(FailbackError::store)?;
                 n += vs.iter().zip(&disk[first as usize..]).filter(|(v, s)| !same(**v, s)).count() as u64;
                 first += count;
             }
@@ -491,22 +512,22 @@ async fn check(
         Ok(n)
     })
     .await
-    .map_err(|e| e.to_string())??;
+    .map_err(FailbackError::worker)??;
     set(job, |j| {
         j.check_point = Some(point.id);
         j.check_mismatched_chunks = Some(mismatched);
     });
     if mismatched > 0 {
-        return Err(format!(
+        return Err(FailbackError::Mismatch(format!(
             "point {} of the original side differs from the recovered side in {mismatched} chunk(s): the original disk was written during the failback. Replication goes on from the original side",
             point.id
-        ));
+        )));
     }
     Ok(())
 }
 
 /// Ends the failover: `done` resumes replication, else the pair stays failed over.
-fn end_failover(sb: &Standby, h: &PairHandle, done: bool) -> Result<(), String> {
+fn end_failover(sb: &Standby, h: &PairHandle, done: bool) -> Result<(), FailbackError> {
     {
         let mut rt = h.runtime.lock().expect("runtime");
         h.update(&sb.store, |rec| {
@@ -519,8 +540,8 @@ fn end_failover(sb: &Standby, h: &PairHandle, done: bool) -> Result<(), String> 
             Ok(())
         })
         .map_err(|e| match e {
-            OpError::Refused(r) => r.message,
-            e => format!("{e:?}"),
+            OpError::Refused(r) => FailbackError::State(r.message),
+            e => FailbackError::Store(format!("{e:?}")),
         })?;
         rt.failback_ships = false;
     }
@@ -528,7 +549,7 @@ fn end_failover(sb: &Standby, h: &PairHandle, done: bool) -> Result<(), String> 
     Ok(())
 }
 
-fn finish(sb: &Standby, h: &PairHandle, job: &Mutex<FailbackStatus>, r: Result<(), String>) {
+fn finish(sb: &Standby, h: &PairHandle, job: &Mutex<FailbackStatus>, r: Result<(), FailbackError>) {
     let failed_early =
         r.is_err() && h.record.lock().expect("record").lifecycle.state == drpair_types::PairState::FailingBack;
     let ended = match (&r, failed_early) {

@@ -3,7 +3,7 @@
 //! the calling thread writes large aligned runs with O_DIRECT. Zero chunks are skipped on a
 //! fresh sparse file and written on a device (its old contents must go).
 
-use super::target::{AlignedBuf, Side};
+use super::target::{DirectWriteBuf, Side};
 use crate::standby::export::SPAN;
 use drpair_store::{PointChunk, PointReader, Store};
 use drpair_types::{DiskGeometry, Epoch, PairId};
@@ -37,7 +37,7 @@ pub fn disk(
             Ok(())
         });
         let mut at = 0u64;
-        let (mut run, mut buf) = (Vec::new(), AlignedBuf::new(0));
+        let (mut run, mut buf) = (Vec::new(), DirectWriteBuf::new(0));
         let mut failed = None;
         for chunks in rx.iter() {
             let len: u64 = chunks.iter().map(|c| c.len() as u64).sum();
@@ -68,11 +68,11 @@ fn write_run(
     chunks: &[PointChunk],
     at: u64,
     run: &mut Vec<u8>,
-    buf: &mut AlignedBuf,
+    buf: &mut DirectWriteBuf,
 ) -> std::io::Result<()> {
     let total: usize = chunks.iter().map(PointChunk::len).sum();
     if buf.capacity() < total {
-        *buf = AlignedBuf::new(total);
+        *buf = DirectWriteBuf::new(total);
     }
     run.clear();
     if !side.sparse {

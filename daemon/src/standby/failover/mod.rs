@@ -4,6 +4,7 @@
 //! is pinned. Failback ([`failback`]) makes the two sides equal again.
 
 pub mod failback;
+pub mod failback_error;
 pub mod materialise;
 pub mod target;
 

@@ -157,12 +157,12 @@ pub fn distinct(paths: &[String]) -> Result<(), SideError> {
 
 /// A buffer whose start is aligned for O_DIRECT (no unsafe: an aligned window of a larger
 /// vector).
-pub struct AlignedBuf {
+pub struct DirectWriteBuf {
     raw: Vec<u8>,
     off: usize,
 }
 
-impl AlignedBuf {
+impl DirectWriteBuf {
     pub fn new(len: usize) -> Self {
         let raw = vec![0u8; len + ALIGN];
         let off = raw.as_ptr().align_offset(ALIGN);
@@ -186,7 +186,7 @@ impl AlignedBuf {
 impl Side {
     /// Writes `data` at `at`: through O_DIRECT when both are aligned and the side has it,
     /// else buffered. `buf` must hold `data.len()` bytes.
-    pub fn write_at(&self, data: &[u8], at: u64, buf: &mut AlignedBuf) -> std::io::Result<()> {
+    pub fn write_at(&self, data: &[u8], at: u64, buf: &mut DirectWriteBuf) -> std::io::Result<()> {
         match &self.direct {
             Some(d) if at % ALIGN as u64 == 0 && data.len() % ALIGN == 0 => {
                 buf.slice_mut(data.len()).copy_from_slice(data);
@@ -218,7 +218,7 @@ mod tests {
         let s = open_target(f.to_str().unwrap(), 1 << 20, false).unwrap();
         assert!(s.sparse && !s.block_device);
         assert_eq!(std::fs::metadata(&f).unwrap().len(), 1 << 20);
-        let mut buf = AlignedBuf::new(8192);
+        let mut buf = DirectWriteBuf::new(8192);
         s.write_at(&[7u8; 8192], 4096, &mut buf).unwrap();
         s.write_at(&[9u8; 100], 3, &mut buf).unwrap();
         s.sync().unwrap();

@@ -2,9 +2,9 @@
 //! the one way records change ([`PairHandle::update`], [`PairHandle::apply`]), and what the
 //! agent is told to do.
 
-use super::chart::History;
 use super::record::PairRecord;
 use super::runtime::{Committed, PairRuntime, RetentionDefaults};
+use super::trend::Trend;
 use drpair_pair::{Lifecycle, PairOp, Refusal};
 use drpair_store::Store;
 use drpair_types::{PairId, PairState, RecoveryPoint};
@@ -34,8 +34,8 @@ pub struct PairHandle {
     pub commits: broadcast::Sender<Committed>,
     /// Held by the connection serving the pair: at most one writes its epochs at a time.
     pub session_lock: Arc<tokio::sync::Mutex<()>>,
-    /// The short history behind the panel's charts.
-    pub history: Mutex<History>,
+    /// The short trend behind the panel's charts.
+    pub trend: Mutex<Trend>,
 }
 
 impl PairHandle {
@@ -46,7 +46,7 @@ impl PairHandle {
             runtime: Mutex::new(runtime),
             commits: broadcast::channel(64).0,
             session_lock: Default::default(),
-            history: Default::default(),
+            trend: Default::default(),
         })
     }
 

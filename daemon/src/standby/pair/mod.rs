@@ -1,20 +1,20 @@
 //! The standby's pairs: the persisted record of each pair ([`record`]), its runtime view
 //! (connection, progress, counters: [`runtime`]), the handle and registry that own both
-//! ([`handle`]), how status is derived from them ([`status`]) and the short history behind the
-//! panel's charts ([`chart`]).
+//! ([`handle`]), how status is derived from them ([`status`]) and the short trend behind the
+//! panel's charts ([`trend`]).
 
-pub mod chart;
 pub mod handle;
 pub mod record;
 pub mod runtime;
 pub mod status;
+pub mod trend;
 
 #[cfg(test)]
 mod record_tests;
 
-pub use chart::{History, INTERVAL, WINDOW};
 pub use handle::{OpError, PairHandle, Registry};
 #[cfg(test)]
 pub(crate) use record::test_record;
 pub use record::{DiskRecord, PairRecord, RestartRecord, Rewound, StopAtRecord};
 pub use runtime::{Committed, Counters, PairRuntime, RetentionDefaults, SessionHandle};
+pub use trend::{INTERVAL, Trend, WINDOW};

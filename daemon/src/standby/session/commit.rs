@@ -1,8 +1,8 @@
 //! An epoch's end: the epoch's chunks all stored, checked, then committed as a recovery point
 //! in one synced batch; only then acknowledged.
 
-use super::Session;
 use super::hooks;
+use super::{ConnError, Session};
 use crate::standby::pair::Committed;
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_pair::PairOp;
@@ -14,7 +14,7 @@ impl Session {
     /// Commits the epoch `end` closes once every chunk of it is stored and checked (a
     /// baseline must cover every chunk; an app-consistent claim needs a quiesce), then
     /// acknowledges it.
-    pub(super) async fn commit(&mut self, end: EpochEnd) -> Result<(), String> {
+    pub(super) async fn commit(&mut self, end: EpochEnd) -> Result<(), ConnError> {
         self.open_epoch(end.epoch)?;
         while let Some(r) = self.tasks.join_next().await {
             self.account(r)?;
@@ -23,40 +23,40 @@ impl Session {
         // Fenced: a failed-over pair commits nothing from the original side (a failback lets
         // it ship its state again).
         if orig.lifecycle.state == PairState::FailedOver {
-            return Err(format!(
+            return Err(ConnError::Refused(format!(
                 "pair '{}' is {}: the standby's side is the source now; epoch {} is refused",
                 self.pair_id,
                 orig.lifecycle.state.label(),
                 end.epoch
-            ));
+            )));
         }
         let mut rec = orig.clone();
         if end.lineage != rec.lineage {
-            return Err(format!(
+            return Err(ConnError::Protocol(format!(
                 "pair '{}': epoch {} is in lineage {}, the pair is in lineage {}",
                 self.pair_id, end.epoch, end.lineage, rec.lineage
-            ));
+            )));
         }
         let baseline = rec.committed == 0;
         if baseline {
             for (d, g) in rec.disks.iter().map(|d| d.geometry).enumerate() {
                 let have: u64 = self.covered[d].iter().map(|w| w.count_ones() as u64).sum();
                 if have != g.chunk_count() {
-                    return Err(format!(
+                    return Err(ConnError::Protocol(format!(
                         "pair '{}': baseline epoch {} is incomplete: disk {d} has {have} of {} chunks; nothing committed",
                         self.pair_id,
                         end.epoch,
                         g.chunk_count()
-                    ));
+                    )));
                 }
             }
         }
         let quiesced = end.quiesce.as_ref().is_some_and(|q| q.achieved);
         if (end.consistency == Consistency::AppConsistent || end.kind == PointKind::AppConsistent) && !quiesced {
-            return Err(format!(
+            return Err(ConnError::Protocol(format!(
                 "pair '{}': epoch {} claims to be app-consistent without a successful quiesce; nothing committed",
                 self.pair_id, end.epoch
-            ));
+            )));
         }
         let logical: u64 = rec.disks.iter().map(|d| d.geometry.size_bytes).sum();
         let st = self.epoch_stats;
@@ -88,7 +88,7 @@ impl Session {
             damage: None,
         };
         rec.committed = end.epoch;
-        rec.lifecycle = rec.lifecycle.apply(PairOp::PointCommitted).map_err(|e| e.to_string())?;
+        rec.lifecycle = rec.lifecycle.apply(PairOp::PointCommitted).map_err(|e| ConnError::Refused(e.to_string()))?;
         rec.rewound = None;
         let notes = hooks::on_commit(&self.handle, &mut rec, &end, st.chunks, baseline);
         // Persisted and installed under the record's lock, rebased on what API calls changed
@@ -106,8 +106,8 @@ impl Session {
             Ok::<_, drpair_store::StoreError>(merged)
         })
         .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| format!("pair '{}': commit of epoch {} failed: {e}", self.pair_id, end.epoch))?;
+        .map_err(ConnError::worker)?
+        .map_err(|e| ConnError::Store(format!("pair '{}': commit of epoch {} failed: {e}", self.pair_id, end.epoch)))?;
         {
             let mut rt = self.handle.runtime.lock().expect("runtime");
             rt.last_point = Some(point.clone());

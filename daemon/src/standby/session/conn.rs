@@ -3,10 +3,10 @@
 
 use super::Session;
 use super::admission::{check_agent, handshake, refuse};
-use super::{BULK_AFTER_BYTES, INGEST_PARALLEL};
+use super::{BULK_AFTER_BYTES, ConnError, INGEST_PARALLEL};
 use crate::link::{LinkError, read_msg, spawn_writer};
 use crate::standby::Standby;
-use crate::standby::ingest::{self, Ingested};
+use crate::standby::ingest::{self, IngestError, Ingested};
 use crate::standby::pair::{OpError, SessionHandle};
 use crate::standby::{dump, source_verify};
 use crate::timefmt::now_ms;
@@ -154,7 +154,7 @@ pub async fn serve(sb: Arc<Standby>, stream: TcpStream, peer: SocketAddr) {
         current
     };
     if let Err(e) = &result {
-        let _ = tx.send(encode(&StandbyMsg::Error { message: e.clone() }).expect("encode")).await;
+        let _ = tx.send(encode(&StandbyMsg::Error { message: e.to_string() }).expect("encode")).await;
     }
     if s.open.is_some() && still_current {
         let store = sb.store.clone();
@@ -185,7 +185,7 @@ pub(super) async fn finish(tx: mpsc::Sender<Vec<u8>>, writer: tokio::task::JoinH
 }
 
 impl Session {
-    async fn run(&mut self, rd: &mut tokio::net::tcp::OwnedReadHalf, me: &SessionHandle) -> Result<(), String> {
+    async fn run(&mut self, rd: &mut tokio::net::tcp::OwnedReadHalf, me: &SessionHandle) -> Result<(), ConnError> {
         let mut buf = Vec::new();
         loop {
             let msg = tokio::select! {
@@ -200,24 +200,24 @@ impl Session {
                             let _ = self.tx.try_send(encode(&StandbyMsg::Reconnect { reason }).expect("encode"));
                             Ok(())
                         }
-                        Some((reason, true)) => Err(reason),
-                        None => Err("ended by the standby".into()),
+                        Some((reason, true)) => Err(ConnError::Ended(reason)),
+                        None => Err(ConnError::Ended("ended by the standby".into())),
                     };
                 }
             };
             let msg = match msg {
                 Ok(m) => m,
                 Err(LinkError::Closed) => return Ok(()),
-                Err(e) => return Err(format!("pair '{}': {e}", self.pair_id)),
+                Err(source) => return Err(ConnError::Link { pair: self.pair_id.clone(), source }),
             };
             self.reap()?;
             self.handle.runtime.lock().expect("runtime").stats.bytes_on_wire +=
                 (buf.len() + drpair_wire::HEADER_LEN) as u64;
             match msg {
-                AgentMsg::Hello(_) => return Err("Hello sent twice".into()),
+                AgentMsg::Hello(_) => return Err(ConnError::Protocol("Hello sent twice".into())),
                 AgentMsg::Have { batch, hashes } => {
                     if hashes.len() > 4096 {
-                        return Err(format!("Have query of {} hashes exceeds 4096", hashes.len()));
+                        return Err(ConnError::Protocol(format!("Have query of {} hashes exceeds 4096", hashes.len())));
                     }
                     // Answered in place: a few bloom-filter and memtable probes, and the
                     // agent's workers wait on the answer. During a restart's baseline each
@@ -228,7 +228,7 @@ impl Session {
                     let have = tokio::task::block_in_place(|| {
                         if verify { store.has_verified_chunks(&hashes) } else { store.has_chunks(&hashes) }
                     })
-                    .map_err(|e| e.to_string())?;
+                    .map_err(|e| ConnError::Store(e.to_string()))?;
                     self.send(StandbyMsg::HaveReply { batch, have }).await;
                 }
                 AgentMsg::Chunks { epoch, items } => self.chunks(epoch, items).await?,
@@ -302,7 +302,7 @@ impl Session {
     }
 
     /// Surfaces errors of finished ingest jobs early.
-    fn reap(&mut self) -> Result<(), String> {
+    fn reap(&mut self) -> Result<(), ConnError> {
         while let Some(r) = self.tasks.try_join_next() {
             self.account(r)?;
         }
@@ -311,9 +311,9 @@ impl Session {
 
     pub(super) fn account(
         &mut self,
-        r: Result<Result<Ingested, String>, tokio::task::JoinError>,
-    ) -> Result<(), String> {
-        let got = r.map_err(|e| e.to_string())??;
+        r: Result<Result<Ingested, IngestError>, tokio::task::JoinError>,
+    ) -> Result<(), ConnError> {
+        let got = r.map_err(ConnError::worker)??;
         self.epoch_stats.add(&got);
         let mut rt = self.handle.runtime.lock().expect("runtime");
         rt.stats.bytes_shipped += got.shipped;
@@ -326,17 +326,20 @@ impl Session {
         Ok(())
     }
 
-    pub(super) fn open_epoch(&mut self, epoch: Epoch) -> Result<(), String> {
+    pub(super) fn open_epoch(&mut self, epoch: Epoch) -> Result<(), ConnError> {
         match self.open {
             Some(o) if o == epoch => Ok(()),
-            Some(o) => Err(format!("pair '{}': chunks for epoch {epoch} while epoch {o} is open", self.pair_id)),
+            Some(o) => Err(ConnError::Protocol(format!(
+                "pair '{}': chunks for epoch {epoch} while epoch {o} is open",
+                self.pair_id
+            ))),
             None => {
                 let committed = self.handle.record.lock().expect("record").committed;
                 if epoch <= committed {
-                    return Err(format!(
+                    return Err(ConnError::Protocol(format!(
                         "pair '{}': epoch {epoch} does not follow the committed epoch {committed}",
                         self.pair_id
-                    ));
+                    )));
                 }
                 self.open = Some(epoch);
                 self.epoch_stats = Ingested::default();
@@ -348,7 +351,7 @@ impl Session {
         }
     }
 
-    async fn chunks(&mut self, epoch: Epoch, items: Vec<drpair_wire::ChunkItem>) -> Result<(), String> {
+    async fn chunks(&mut self, epoch: Epoch, items: Vec<drpair_wire::ChunkItem>) -> Result<(), ConnError> {
         self.open_epoch(epoch)?;
         let disks = self.geometries();
         for it in &items {
@@ -356,10 +359,10 @@ impl Session {
             let words = &mut self.covered[it.disk as usize];
             let (w, b) = ((it.index / 64) as usize, it.index % 64);
             if words[w] & (1 << b) != 0 {
-                return Err(format!(
+                return Err(ConnError::Protocol(format!(
                     "pair '{}' disk {} chunk {}: sent twice in epoch {epoch}",
                     self.pair_id, it.disk, it.index
-                ));
+                )));
             }
             words[w] |= 1 << b;
         }
@@ -371,7 +374,7 @@ impl Session {
             })
             .sum::<u64>();
         let bulk = self.epoch_payload > BULK_AFTER_BYTES;
-        let permit = self.sem.clone().acquire_owned().await.map_err(|e| e.to_string())?;
+        let permit = self.sem.clone().acquire_owned().await.map_err(|e| ConnError::Worker(e.to_string()))?;
         let (store, pair, pair_no) = (self.sb.store.clone(), self.pair_id.clone(), self.pair_no);
         self.tasks.spawn_blocking(move || {
             let r = ingest::ingest(&store, &pair, pair_no, &disks, epoch, items, bulk);

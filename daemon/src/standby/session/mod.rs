@@ -12,13 +12,15 @@
 mod admission;
 mod commit;
 mod conn;
+mod error;
 mod hooks;
 mod queries;
 
 pub use conn::serve;
+pub use error::ConnError;
 
 use crate::standby::Standby;
-use crate::standby::ingest::Ingested;
+use crate::standby::ingest::{IngestError, Ingested};
 use crate::standby::pair::PairHandle;
 use drpair_types::{Epoch, PairId};
 use std::sync::Arc;
@@ -41,7 +43,7 @@ pub(super) struct Session {
     tx: mpsc::Sender<Vec<u8>>,
     /// The epoch being received, if any.
     open: Option<Epoch>,
-    tasks: JoinSet<Result<Ingested, String>>,
+    tasks: JoinSet<Result<Ingested, IngestError>>,
     sem: Arc<Semaphore>,
     epoch_stats: Ingested,
     /// Per disk: which chunks the open epoch has received.

@@ -1,13 +1,13 @@
 //! The agent's queries about what the standby holds: chunk versions and range digests of the
 //! newest committed point.
 
-use super::MAX_HASH_RANGE;
 use super::Session;
+use super::{ConnError, MAX_HASH_RANGE};
 use drpair_wire::{StandbyMsg, WireVersion};
 
 impl Session {
     /// The versions of `count` chunks from `first` of disk `disk` in the newest point.
-    pub(super) async fn hashes(&mut self, req: u64, disk: u32, first: u64, count: u64) -> Result<(), String> {
+    pub(super) async fn hashes(&mut self, req: u64, disk: u32, first: u64, count: u64) -> Result<(), ConnError> {
         let versions = self.committed_versions(disk, first, count).await?;
         self.send(StandbyMsg::Hashes { req, disk, first, versions }).await;
         Ok(())
@@ -21,9 +21,12 @@ impl Session {
         first: u64,
         count: u64,
         span: u32,
-    ) -> Result<(), String> {
+    ) -> Result<(), ConnError> {
         if span == 0 || span > 4096 {
-            return Err(format!("pair '{}': digest span {span} is outside 1..=4096", self.pair_id));
+            return Err(ConnError::Protocol(format!(
+                "pair '{}': digest span {span} is outside 1..=4096",
+                self.pair_id
+            )));
         }
         let versions = self.committed_versions(disk, first, count).await?;
         let digests = versions.chunks(span as usize).map(|r| drpair_wire::range_digest(r.iter().copied())).collect();
@@ -38,17 +41,20 @@ impl Session {
         disk: u32,
         first: u64,
         count: u64,
-    ) -> Result<Vec<Option<WireVersion>>, String> {
+    ) -> Result<Vec<Option<WireVersion>>, ConnError> {
         let disks = self.geometries();
         let Some(g) = disks.get(disk as usize) else {
-            return Err(format!("pair '{}': hash request for disk {disk}, which does not exist", self.pair_id));
+            return Err(ConnError::Protocol(format!(
+                "pair '{}': hash request for disk {disk}, which does not exist",
+                self.pair_id
+            )));
         };
         if count > MAX_HASH_RANGE || first.checked_add(count).is_none_or(|e| e > g.chunk_count()) {
-            return Err(format!(
+            return Err(ConnError::Protocol(format!(
                 "pair '{}' disk {disk}: hash request {first}+{count} is outside 0..{} or over {MAX_HASH_RANGE}",
                 self.pair_id,
                 g.chunk_count()
-            ));
+            )));
         }
         let committed = self.handle.record.lock().expect("record").committed;
         let versions = if committed == 0 {
@@ -57,8 +63,8 @@ impl Session {
             let (store, pair_no) = (self.sb.store.clone(), self.pair_no);
             tokio::task::spawn_blocking(move || store.versions_at(pair_no, disk, committed, first, count))
                 .await
-                .map_err(|e| e.to_string())?
-                .map_err(|e| e.to_string())?
+                .map_err(ConnError::worker)?
+                .map_err(|e| ConnError::Store(e.to_string()))?
                 .into_iter()
                 .map(|v| {
                     v.map(|v| match v {

@@ -3,14 +3,7 @@
 use crate::StoreError;
 use drpair_types::{Epoch, PointId};
 
-/// Whether an error may go away when the same read is repeated.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ErrorClass {
-    /// rocksdb busy, timed out or aborted: try again later.
-    Transient,
-    /// Missing or damaged data, or a request that cannot be answered: repeating it fails again.
-    Permanent,
-}
+pub use drpair_types::ErrorClass;
 
 /// Why a [`crate::PointReader`] could not be opened or could not read.
 #[derive(Debug, thiserror::Error)]

@@ -300,7 +300,7 @@ proptest! {
 }
 
 /// Pair 1 with points 2, 4, 6, 8 (real chunks, two disks) and an open epoch 9.
-fn history(s: &Store) {
+fn four_points(s: &Store) {
     let epoch = |e: u64, chunks: &[u64], tag: u8| {
         let items: Vec<_> = chunks
             .iter()
@@ -324,7 +324,7 @@ fn ver(s: &Store, disk: u32, chunk: u64, epoch: u64) -> Option<ChunkVersion> {
 #[test]
 fn removing_the_newest_or_a_pinned_point_is_refused_naming_it() {
     let (_dir, s) = open_temp();
-    history(&s);
+    four_points(&s);
     pin(&s, 1, 4);
     let e = s.remove_points(1, &[6, 8]).unwrap_err();
     assert!(e.to_string().contains("recovery point 8: the newest point is never removed"), "{e}");
@@ -341,7 +341,7 @@ fn removing_the_newest_or_a_pinned_point_is_refused_naming_it() {
 fn a_journalled_sweep_is_finished_after_a_crash_and_redoing_it_is_harmless() {
     let dir = tempfile::tempdir().unwrap();
     let s = Store::open(dir.path()).unwrap();
-    history(&s);
+    four_points(&s);
     s.flush().unwrap();
     let at = |s: &Store| [2, 8].map(|p| image(s, 1, p));
     let images = at(&s);
@@ -391,7 +391,7 @@ fn content_hash(tag: u8) -> Hash {
 #[test]
 fn sweeps_never_touch_open_epochs() {
     let (_dir, s) = open_temp();
-    history(&s);
+    four_points(&s);
     let open = ver(&s, 0, 4, 9);
     assert!(open.is_some());
     // Point 4 gone, and a journalled sweep over every epoch (as a leftover could be).
@@ -414,7 +414,7 @@ fn sweeps_never_touch_open_epochs() {
 #[test]
 fn sweeps_resume_only_their_own_pair() {
     let (_dir, s) = open_temp();
-    history(&s);
+    four_points(&s);
     for e in [1, 2] {
         s.write_versions(2, e, &[(0, 0, chunk(&s, 50 + u8::try_from(e).unwrap()))]).unwrap();
         commit(&s, 2, e);
@@ -462,7 +462,7 @@ fn a_history_rewrite_during_a_sweep_stops_it_and_keeps_its_journal() {
     }
     {
         let _records = s.lock_records();
-        s.bump_history();
+        s.bump_rewrite();
     }
     let out = sweeper.join().unwrap().unwrap();
     assert!(out.interrupted, "{out:?}");
@@ -487,8 +487,8 @@ fn a_history_rewrite_during_a_sweep_stops_it_and_keeps_its_journal() {
 #[test]
 fn a_sweep_batch_is_not_written_after_a_history_rewrite() {
     let (_dir, s) = open_temp();
-    history(&s);
-    let generation = s.history_gen();
+    four_points(&s);
+    let generation = s.rewrite_gen();
     s.rollback_pair(1, &id(1), &record("p1", 8), 8).unwrap();
     let mut batch = WriteBatch::default();
     let vk = VersionKey { pair_no: 1, disk: 0, chunk: 2, epoch: 4 };

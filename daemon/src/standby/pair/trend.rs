@@ -1,27 +1,27 @@
-//! A short history of each pair for the panel's charts: lag, throughput, backlog and progress
+//! A short trend of each pair for the panel's charts: lag, throughput, backlog and progress
 //! sampled every [`INTERVAL`] for the last [`WINDOW`]. In memory only: a restarted standby
-//! starts a new history (the recovery points themselves are the durable record). The sampler
-//! that feeds it runs in `standby::history`.
+//! starts a new trend (the recovery points themselves are the durable record). The sampler
+//! that feeds it runs in `standby::trend`.
 
-use drpair_types::{HistorySample, PairHistory, PairStatus};
+use drpair_types::{PairStatus, PairTrend, TrendSample};
 use std::collections::VecDeque;
 use std::time::Duration;
 
 /// Time between samples.
 pub const INTERVAL: Duration = Duration::from_secs(2);
-/// History kept per pair.
+/// Trend samples kept per pair.
 pub const WINDOW: Duration = Duration::from_secs(60 * 60);
 const CAPACITY: usize = (WINDOW.as_secs() / INTERVAL.as_secs()) as usize;
 
 /// One pair's samples and the counters of the previous sample (for rates).
 #[derive(Debug, Default)]
-pub struct History {
-    samples: VecDeque<HistorySample>,
+pub struct Trend {
+    samples: VecDeque<TrendSample>,
     /// (time ms, bytes on the wire, bytes stored) at the previous sample.
     prev: Option<(u64, u64, u64)>,
 }
 
-impl History {
+impl Trend {
     /// Adds a sample of `s` taken at `t_ms`; drops the oldest past the window.
     pub fn record(&mut self, s: &PairStatus, t_ms: u64) {
         let (wire, stored) = (s.stats.bytes_on_wire, s.stats.bytes_stored);
@@ -35,7 +35,7 @@ impl History {
         if self.samples.len() == CAPACITY {
             self.samples.pop_front();
         }
-        self.samples.push_back(HistorySample {
+        self.samples.push_back(TrendSample {
             t_unix_ms: t_ms,
             state: s.state,
             lag_seconds: s.stats.lag_seconds,
@@ -48,8 +48,8 @@ impl History {
     }
 
     /// Samples taken after `since_ms` (all with 0), oldest first.
-    pub fn view(&self, pair: &PairStatus, since_ms: u64) -> PairHistory {
-        PairHistory {
+    pub fn view(&self, pair: &PairStatus, since_ms: u64) -> PairTrend {
+        PairTrend {
             pair_id: pair.pair_id.clone(),
             interval_seconds: INTERVAL.as_secs(),
             window_seconds: WINDOW.as_secs(),
@@ -97,7 +97,7 @@ mod tests {
 
     #[test]
     fn rates_between_samples_and_a_bounded_window() {
-        let mut h = History::default();
+        let mut h = Trend::default();
         h.record(&status(0, 0, 1.0), 10_000);
         h.record(&status(4_000, 1_000, 2.0), 12_000);
         // The standby restarted: counters went back; no negative rate.

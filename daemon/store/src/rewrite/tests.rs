@@ -44,7 +44,7 @@ fn epochs(s: &Store, pair_no: u32) -> Vec<u64> {
 }
 
 /// Pairs 1 and 2 with points at 2, 4, 6, 8 and an open epoch 9.
-fn history(s: &Store) {
+fn four_points(s: &Store) {
     for pair_no in [1, 2] {
         epoch(s, pair_no, 2, &[0, 1, 2, 3, 4, 5], 10);
         epoch(s, pair_no, 4, &[1, 2], 20);
@@ -58,7 +58,7 @@ fn history(s: &Store) {
 fn rollback_removes_exactly_the_later_points_and_versions() {
     let dir = tempfile::tempdir().unwrap();
     let s = crate::test_support::open_at(dir.path());
-    history(&s);
+    four_points(&s);
     s.flush().unwrap();
     let at4 = image(&s, 1, 4);
     let pair2: Vec<_> = [2, 4, 6, 8, 9].map(|e| image(&s, 2, e)).into();
@@ -85,7 +85,7 @@ fn rollback_removes_exactly_the_later_points_and_versions() {
 #[test]
 fn after_a_rollback_later_epochs_reopen_and_older_stay_closed() {
     let (_dir, s) = open_seeded();
-    history(&s);
+    four_points(&s);
     s.rollback_pair(1, &id(1), &record("p1", 4), 4).unwrap();
     let at4 = image(&s, 1, 4);
     // Epochs up to the new head stay closed.
@@ -112,7 +112,7 @@ fn after_a_rollback_later_epochs_reopen_and_older_stay_closed() {
 #[test]
 fn rollback_to_the_head_or_to_no_point() {
     let (_dir, s) = open_seeded();
-    history(&s);
+    four_points(&s);
     let err = s.rollback_pair(1, &id(1), &record("p1", 5), 5).unwrap_err();
     assert!(matches!(err, StoreError::PointNotFound { pair_no: 1, id: 5 }), "{err}");
     assert!(s.rollback_pair(3, &id(3), &record("p3", 1), 1).is_err(), "pair without points");
@@ -130,7 +130,7 @@ fn rollback_to_the_head_or_to_no_point() {
 fn retire_below_keeps_the_new_lineage_and_drops_the_old() {
     let dir = tempfile::tempdir().unwrap();
     let s = crate::test_support::open_at(dir.path());
-    history(&s); // pair 1's old lineage: 2, 4, 6, 8; open 9 discarded by the restart
+    four_points(&s); // pair 1's old lineage: 2, 4, 6, 8; open 9 discarded by the restart
     assert_eq!(s.restart_pair(1, &id(1), &record("p1", 0), false).unwrap(), 0);
     // The new lineage's baseline at 10 holds every chunk, then 11 changes one.
     epoch(&s, 1, 10, &[0, 1, 2, 3, 4, 5], 100);
@@ -166,7 +166,7 @@ fn retire_below_keeps_the_new_lineage_and_drops_the_old() {
 fn restart_with_wipe_deletes_the_whole_history() {
     let dir = tempfile::tempdir().unwrap();
     let s = crate::test_support::open_at(dir.path());
-    history(&s);
+    four_points(&s);
     let pair2: Vec<_> = [2, 4, 6, 8, 9].map(|e| image(&s, 2, e)).into();
     assert_eq!(s.restart_pair(1, &id(1), &record("p1", 0), true).unwrap(), 4);
     drop(s);
@@ -188,7 +188,7 @@ fn restart_with_wipe_deletes_the_whole_history() {
 #[test]
 fn restart_without_wipe_keeps_points_and_drops_the_open_epoch() {
     let (_dir, s) = open_seeded();
-    history(&s);
+    four_points(&s);
     s.write_versions(1, 9, &[(1, 1, ChunkVersion::Zero)]).unwrap();
     let at8 = image(&s, 1, 8);
     assert_eq!(s.restart_pair(1, &id(1), &record("p1", 0), false).unwrap(), 0);

@@ -44,7 +44,7 @@ impl Store {
         wipe: bool,
     ) -> Result<u64, StoreError> {
         let _records = self.lock_records();
-        self.bump_history();
+        self.bump_rewrite();
         let record = crate::pairs::encode_pair(pair_id, record)?;
         let prefix = pair_prefix(pair_no);
         let mut batch = WriteBatch::default();
@@ -86,7 +86,7 @@ impl Store {
         to: u64,
     ) -> Result<Removed, StoreError> {
         let _records = self.lock_records();
-        self.bump_history();
+        self.bump_rewrite();
         if self.get_point(pair_no, to)?.is_none() {
             return Err(StoreError::PointNotFound { pair_no, id: to });
         }
@@ -132,7 +132,7 @@ impl Store {
         below: u64,
     ) -> Result<Removed, StoreError> {
         let _records = self.lock_records();
-        self.bump_history();
+        self.bump_rewrite();
         if self.get_point(pair_no, below)?.is_none() {
             return Err(StoreError::PointNotFound { pair_no, id: below });
         }
@@ -158,7 +158,7 @@ impl Store {
     /// [`StoreError::EpochNotOpen`] when a point newer than `after` exists.
     pub fn discard_versions_after(&self, pair_no: u32, after: u64) -> Result<u64, StoreError> {
         let _records = self.lock_records();
-        self.bump_history();
+        self.bump_rewrite();
         if let Some(committed) = self.latest_committed_epoch(pair_no)?
             && committed > after
         {

@@ -1,5 +1,5 @@
 //! The sampler behind the panel's charts: every pair's status every [`INTERVAL`], kept in its
-//! [`History`](super::pair::History).
+//! [`History`](super::pair::Trend).
 
 use super::Standby;
 use super::pair::{INTERVAL, PairHandle};
@@ -8,7 +8,7 @@ use crate::timefmt::now_ms;
 /// Samples one pair now.
 pub fn sample(h: &PairHandle) {
     let s = h.status();
-    h.history.lock().expect("history").record(&s, now_ms());
+    h.trend.lock().expect("trend").record(&s, now_ms());
 }
 
 /// Samples every pair every [`INTERVAL`], for as long as the standby runs.
