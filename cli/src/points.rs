@@ -30,8 +30,11 @@ pub enum PointsCommand {
             Columns: ID (the epoch the point commits), TIME (of the cut, UTC), KIND (baseline, \
             scheduled, app-consistent, dump-marker, manual), CONSISTENCY (fuzzy, crash-consistent, \
             app-consistent: never more than was achieved), CHANGED (bytes changed in the epoch), \
-            SHIPPED (bytes that crossed the link), MARKS: DAMAGED (the last verification found \
-            chunks this point sees damaged or missing; see 'drpair verify PAIR'), pinned (kept by \
+            SHIPPED (bytes that crossed the link), READ (the read window: from the cut to the last \
+            chunk read, while the disks could still change under the reads), MARKS: DAMAGED (the \
+            last verification found chunks this point sees damaged or missing; see 'drpair verify \
+            PAIR'), WINDOW EXCEEDED (read over longer than the standby's max_read_window and not \
+            app-consistent: a database may not start from it; 'latest' passes it over), pinned (kept by \
             retention until unpinned), verified (the last verification found it intact), tested \
             (a drill ran on it).\n\n\
             With --output json: the array of RecoveryPoint objects as the API returns it.",
@@ -248,13 +251,15 @@ pub fn render_created(r: &CreatePointResponse) -> String {
 fn render_committed(r: &CreatePointResponse) -> String {
     match &r.point {
         Some(p) => format!(
-            "recovery point {} committed at {} ({}, {}; changed {}, shipped {}; request {})",
+            "recovery point {} committed at {} ({}, {}; changed {}, shipped {}, read in {}{}; request {})",
             p.id,
             p.time,
             output::wire_name(&p.kind),
             output::wire_name(&p.consistency),
             output::format_size(p.sizes.changed_bytes),
             output::format_size(p.sizes.shipped_bytes),
+            read_window(p),
+            if p.window_exceeded { ", WINDOW EXCEEDED" } else { "" },
             r.request_id
         ),
         None => format!("cut requested (request {})", r.request_id),
@@ -263,7 +268,7 @@ fn render_committed(r: &CreatePointResponse) -> String {
 
 /// The `points list` table, followed by a warning naming the damaged points if any.
 pub fn render_points(points: &[RecoveryPoint]) -> String {
-    let mut table = Table::new(&["ID", "TIME", "KIND", "CONSISTENCY", "CHANGED", "SHIPPED", "MARKS"]);
+    let mut table = Table::new(&["ID", "TIME", "KIND", "CONSISTENCY", "CHANGED", "SHIPPED", "READ", "MARKS"]);
     for p in points {
         table.row(vec![
             p.id.to_string(),
@@ -272,6 +277,7 @@ pub fn render_points(points: &[RecoveryPoint]) -> String {
             output::wire_name(&p.consistency),
             output::format_size(p.sizes.changed_bytes),
             output::format_size(p.sizes.shipped_bytes),
+            read_window(p),
             marks(p),
         ]);
     }
@@ -287,7 +293,25 @@ pub fn render_points(points: &[RecoveryPoint]) -> String {
             first.pair_id
         ));
     }
+    let exceeded: Vec<u64> = points.iter().filter(|p| p.window_exceeded).map(|p| p.id).collect();
+    if !exceeded.is_empty() {
+        text.push_str(&format!(
+            "\nWINDOW EXCEEDED: {} point(s) ({}) were read over longer than the standby's max_read_window while \
+             the disks kept changing: a database may not start from them; 'latest' (drills, failover --latest, \
+             exports) passes them over\n",
+            exceeded.len(),
+            crate::verify::id_list(&exceeded)
+        ));
+    }
     text
+}
+
+/// The READ column: the point's read window, `-` when not recorded.
+pub fn read_window(p: &RecoveryPoint) -> String {
+    match p.read_window_ms {
+        Some(ms) => format!("{:.1}s", ms as f64 / 1000.0),
+        None => "-".into(),
+    }
 }
 
 /// The MARKS of a point: `DAMAGED (3 chunks)` first, then `pinned`, `verified`, `tested`.
@@ -295,6 +319,9 @@ pub fn marks(p: &RecoveryPoint) -> String {
     let mut marks = Vec::new();
     if let Some(d) = &p.damage {
         marks.push(format!("DAMAGED ({} chunk{})", d.chunks, if d.chunks == 1 { "" } else { "s" }));
+    }
+    if p.window_exceeded {
+        marks.push("WINDOW EXCEEDED".to_string());
     }
     if p.pinned {
         marks.push("pinned".to_string());
@@ -333,6 +360,8 @@ pub(crate) mod tests {
             quiesce: None,
             full_pass: false,
             damage: None,
+            read_window_ms: None,
+            window_exceeded: false,
         }
     }
 
@@ -346,10 +375,23 @@ pub(crate) mod tests {
         let text = render_points(&[b, point(13, 0)]);
         assert_eq!(
             text,
-            "ID  TIME                  KIND      CONSISTENCY       CHANGED  SHIPPED  MARKS\n\
-             12  2026-05-01T10:00:00Z  baseline  crash-consistent  3.0 MiB  1.0 MiB  pinned, verified\n\
-             13  2026-05-01T10:00:00Z  manual    fuzzy             3.0 MiB  1.0 MiB\n"
+            "ID  TIME                  KIND      CONSISTENCY       CHANGED  SHIPPED  READ  MARKS\n\
+             12  2026-05-01T10:00:00Z  baseline  crash-consistent  3.0 MiB  1.0 MiB  -     pinned, verified\n\
+             13  2026-05-01T10:00:00Z  manual    fuzzy             3.0 MiB  1.0 MiB  -\n"
         );
+    }
+
+    #[test]
+    fn a_point_read_over_too_long_says_so() {
+        let mut slow = point(21, 0);
+        (slow.read_window_ms, slow.window_exceeded) = (Some(9_250), true);
+        let mut quick = point(22, 0);
+        quick.read_window_ms = Some(340);
+        let text = render_points(&[slow, quick]);
+        assert!(text.contains("1.0 MiB  9.2s  WINDOW EXCEEDED\n"), "{text}");
+        assert!(text.contains("1.0 MiB  0.3s\n"), "{text}");
+        assert!(text.contains("\nWINDOW EXCEEDED: 1 point(s) (21) were read over longer"), "{text}");
+        assert!(!render_points(&[point(13, 0)]).contains("WINDOW"));
     }
 
     fn damaged(id: u64, chunks: u64) -> RecoveryPoint {
@@ -363,8 +405,11 @@ pub(crate) mod tests {
     #[test]
     fn damaged_points_stand_out() {
         let text = render_points(&[damaged(12, 1), point(13, 0), damaged(14, 3)]);
-        assert!(text.contains("1.0 MiB  DAMAGED (1 chunk), tested\n"), "{text}");
-        assert!(text.contains("1.0 MiB  DAMAGED (3 chunks), tested\n"), "never 'verified' while damaged:\n{text}");
+        assert!(text.contains("1.0 MiB  -     DAMAGED (1 chunk), tested\n"), "{text}");
+        assert!(
+            text.contains("1.0 MiB  -     DAMAGED (3 chunks), tested\n"),
+            "never 'verified' while damaged:\n{text}"
+        );
         assert!(
             text.ends_with(
                 "\nDAMAGED: 2 point(s) see damaged or missing chunks (12, 14): restoring them would give wrong data \

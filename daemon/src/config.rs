@@ -45,6 +45,9 @@ pub struct StandbyFile {
     /// How often every point of each pair is verified (stored chunks re-read and re-hashed),
     /// e.g. `7d`; `0` never. Default `7d`.
     pub verify_interval: Option<String>,
+    /// A point whose reads took longer than this after its cut (and that is not
+    /// app-consistent) is marked `window_exceeded`: "latest" choices pass it over. Default `2s`.
+    pub max_read_window: Option<String>,
 }
 
 /// `[agent]` as written in a file; every key optional.
@@ -102,6 +105,8 @@ pub struct StandbyConfig {
     pub prune_interval: Duration,
     /// Zero: never by itself.
     pub verify_interval: Duration,
+    /// Longest read window of a point that is trusted without being app-consistent.
+    pub max_read_window: Duration,
 }
 
 /// How chunks are compressed on the wire and at rest.
@@ -151,6 +156,8 @@ impl Default for QuiesceConfig {
     }
 }
 
+/// Default bound of a trusted point's read window.
+pub const DEFAULT_MAX_READ_WINDOW: Duration = Duration::from_secs(2);
 /// Default time applications may stay frozen.
 pub const DEFAULT_THAW_BUDGET: Duration = Duration::from_secs(2);
 /// Trackers `tracker` accepts.
@@ -220,6 +227,12 @@ impl StandbyFile {
             },
             prune_interval: parse_interval("prune_interval", flags.prune_interval.or(self.prune_interval), "1m")?,
             verify_interval: parse_interval("verify_interval", flags.verify_interval.or(self.verify_interval), "7d")?,
+            max_read_window: match flags.max_read_window.or(self.max_read_window) {
+                Some(s) => {
+                    parse_duration("max_read_window", &s, Duration::from_millis(100), Duration::from_secs(86_400))?
+                }
+                None => DEFAULT_MAX_READ_WINDOW,
+            },
         })
     }
 }
@@ -431,6 +444,21 @@ mod tests {
         assert!(format!("{:#}", s.resolve(StandbyFile::default()).unwrap_err()).contains("listen"));
         let c = StandbyFile::default().resolve(StandbyFile::default()).unwrap();
         assert_eq!(c.api_listen.port(), DEFAULT_API_PORT);
+    }
+
+    #[test]
+    fn max_read_window_default_flag_and_bad_values() {
+        let c = StandbyFile::default().resolve(StandbyFile::default()).unwrap();
+        assert_eq!(c.max_read_window, DEFAULT_MAX_READ_WINDOW);
+        let file = StandbyFile { max_read_window: Some("5s".into()), ..Default::default() };
+        let flag = StandbyFile { max_read_window: Some("500ms".into()), ..Default::default() };
+        assert_eq!(file.clone().resolve(StandbyFile::default()).unwrap().max_read_window, Duration::from_secs(5));
+        assert_eq!(file.resolve(flag).unwrap().max_read_window, Duration::from_millis(500));
+        for (bad, want) in [("soon", "not a duration"), ("10ms", "must be between"), ("2d", "must be between")] {
+            let f = StandbyFile { max_read_window: Some(bad.into()), ..Default::default() };
+            let e = format!("{:#}", f.resolve(StandbyFile::default()).unwrap_err());
+            assert!(e.contains("max_read_window") && e.contains(want), "{e}");
+        }
     }
 
     #[test]

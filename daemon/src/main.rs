@@ -76,6 +76,10 @@ struct StandbyArgs {
     /// How often every point is verified (default 7d; 0: never by itself).
     #[arg(long)]
     verify_interval: Option<String>,
+    /// Points read over longer than this after their cut, and not app-consistent, are marked
+    /// `window_exceeded` and passed over by "latest" (default 2s).
+    #[arg(long)]
+    max_read_window: Option<String>,
 }
 
 #[derive(Args)]
@@ -231,6 +235,7 @@ fn run(cli: Cli) -> Result<()> {
                 keep_last: a.keep_last,
                 prune_interval: a.prune_interval,
                 verify_interval: a.verify_interval,
+                max_read_window: a.max_read_window,
             };
             let cfg = file.resolve(flags)?;
             let (data_dir, link, api) = (cfg.data_dir.clone(), cfg.listen, cfg.api_listen);

@@ -68,12 +68,23 @@ function disks(s) {
       h('td', { class: 'num' }, bytes(d.chunk_size)), h('td', { class: 'num' }, d.chunk_count)))));
 }
 
+// How long the point's reads took after its cut; a badge when over the standby's bound.
+function readWindow(p) {
+  if (p.read_window_ms == null) return '—';
+  const text = `${(p.read_window_ms / 1000).toFixed(1)} s`;
+  if (!p.window_exceeded) return text;
+  return [text, ' ', h('span', {
+    class: 'badge warning', title: 'Read over longer than the standby\'s max_read_window while the disks kept changing: a database may not start from it; "latest" passes it over',
+  }, 'Window exceeded')];
+}
+
 function pointsTable(s, points, onPin, onExport) {
   const rows = points.slice().reverse().map((p) => h('tr', { 'data-point': p.id },
     h('td', { class: 'num' }, p.id),
     h('td', {}, time(p.time)),
     h('td', {}, p.kind),
     h('td', {}, p.consistency),
+    h('td', { class: 'num' }, readWindow(p)),
     h('td', {}, p.pinned ? 'Pinned' : '—'),
     h('td', {}, p.damage ? h('span', { class: 'badge critical' }, 'Damaged') : (p.verified_at ? time(p.verified_at) : '—')),
     h('td', {}, p.tested_at ? time(p.tested_at) : '—'),
@@ -83,7 +94,7 @@ function pointsTable(s, points, onPin, onExport) {
       s.disks.map((d) => h('button', {
         type: 'button', id: `export-${p.id}-${d.index}`, class: 'small', onclick: () => onExport(p, d), 'aria-label': `Export disk ${d.index} of point ${p.id}`,
       }, `Export disk ${d.index}`)))));
-  const heads = ['ID', 'Time', 'Kind', 'Consistency', 'Pinned', 'Verified', 'Tested', 'Changed', 'Actions'];
+  const heads = ['ID', 'Time', 'Kind', 'Consistency', 'Read window', 'Pinned', 'Verified', 'Tested', 'Changed', 'Actions'];
   return h('table', { class: 'points' },
     h('caption', {}, `Recovery points (newest first${points.length >= POINTS_SHOWN ? `, the newest ${POINTS_SHOWN}` : ''})`),
     h('thead', {}, h('tr', {}, heads.map((t) => h('th', { scope: 'col', class: t === 'Changed' ? 'hide-narrow' : null }, t)))),

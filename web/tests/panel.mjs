@@ -172,9 +172,14 @@ try {
   await page.locator('table.disks tbody tr').first().waitFor();
   assert.match(await page.locator('table.disks').textContent(), /64\.0 MiB/);
   await page.locator('table.points tbody tr[data-point]').first().waitFor();
-  for (const col of ['Time', 'Kind', 'Consistency', 'Pinned', 'Verified', 'Tested']) {
+  for (const col of ['Time', 'Kind', 'Consistency', 'Read window', 'Pinned', 'Verified', 'Tested']) {
     assert.ok((await page.locator('table.points thead').textContent()).includes(col), `points column ${col}`);
   }
+  // Each point shows its read window (seconds, from the API's read_window_ms).
+  const firstPoint = (await api('GET', `/pairs/${PAIR}/points`)).at(-1);
+  assert.ok(Number.isInteger(firstPoint.read_window_ms), `read_window_ms ${firstPoint.read_window_ms}`);
+  const shown = await page.locator(`tr[data-point="${firstPoint.id}"] td`).nth(4).textContent();
+  assert.match(shown, /^\d+\.\d s/, `read window cell '${shown}'`);
   step('details: state with explanation, lag and throughput charts, disks, recovery points');
   await shot('details');
   await accessible('the details page');

@@ -37,7 +37,10 @@ pub(crate) fn find_pair(store: &Store, store_dir: &Path, pair: &PairId) -> Resul
 
 pub(crate) fn find_point(store: &Store, rec: &PairFacts, sel: PointSelector) -> Result<RecoveryPoint, RecoverError> {
     let found = match sel {
-        PointSelector::Latest => store.latest_point(rec.pair_no)?,
+        PointSelector::Latest => {
+            let points = store.list_points(rec.pair_no)?;
+            drpair_types::latest_recoverable(&points).map(|c| c.point.clone())
+        }
         PointSelector::Id(id) => store.get_point(rec.pair_no, id)?,
     };
     if let Some(p) = found {

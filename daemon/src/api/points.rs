@@ -48,7 +48,10 @@ pub async fn resolve_point(sb: &AppState, pair: &str, point: &str) -> ApiResult<
     let pair_no = h.record.lock().expect("record").pair_no;
     let store = sb.store.clone();
     let found = if point == "latest" {
-        tokio::task::spawn_blocking(move || store.latest_point(pair_no)).await
+        tokio::task::spawn_blocking(move || {
+            store.list_points(pair_no).map(|ps| drpair_types::latest_recoverable(&ps).map(|c| c.point.clone()))
+        })
+        .await
     } else {
         let n: u64 = point.parse().map_err(|_| {
             ApiFailure::param("point", format!("point '{point}' is not a point id (a number) or 'latest'"))

@@ -60,6 +60,7 @@ impl Standby {
             retention: cfg.retention.clone(),
             prune_interval: cfg.prune_interval,
             verify_interval: cfg.verify_interval,
+            max_read_window: cfg.max_read_window,
             data_dir: cfg.data_dir.clone(),
             drills: drill::Drills::default(),
             tasks: tasks::Tasks::open(&cfg.data_dir.join("tasks")).context("opening the task list")?,

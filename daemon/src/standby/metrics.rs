@@ -4,7 +4,7 @@
 use super::Standby;
 use super::ingest::Ingested;
 use drpair_types::{DumpStatus, DumpStep, PairId, PairState, RecoveryPoint};
-use metrics::{counter, gauge};
+use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
 /// Installs the process-wide recorder (once) and returns its handle.
@@ -34,6 +34,13 @@ pub fn ingested(pair: &PairId, i: &Ingested) {
 pub fn committed(pair: &PairId, pt: &RecoveryPoint) {
     counter!("drpair_pair_points_committed_total", "pair" => pair.to_string()).increment(1);
     gauge!("drpair_pair_epoch", "pair" => pair.to_string()).set(pt.epoch as f64);
+    // A summary: the exposition carries its quantiles (p50, p99, ...) per pair.
+    if let Some(ms) = pt.read_window_ms {
+        histogram!("drpair_point_read_window_seconds", "pair" => pair.to_string()).record(ms as f64 / 1000.0);
+    }
+    if pt.window_exceeded {
+        counter!("drpair_point_window_exceeded_total", "pair" => pair.to_string()).increment(1);
+    }
 }
 
 /// Renders the text exposition after refreshing the per-pair gauges.

@@ -23,6 +23,8 @@ pub struct Standby {
     pub prune_interval: std::time::Duration,
     /// How often every point is verified (zero: never by itself).
     pub verify_interval: std::time::Duration,
+    /// Points read over longer than this (and not app-consistent) are `window_exceeded`.
+    pub max_read_window: std::time::Duration,
     /// The data dir (drills keep their scratch overlays in `drills/` below it).
     pub data_dir: std::path::PathBuf,
     /// Drills being served.

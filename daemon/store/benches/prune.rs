@@ -139,6 +139,8 @@ fn point(epoch: u64) -> RecoveryPoint {
         quiesce: None,
         full_pass: false,
         damage: None,
+        read_window_ms: None,
+        window_exceeded: false,
     }
 }
 

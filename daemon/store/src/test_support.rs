@@ -30,6 +30,8 @@ pub(crate) fn point(pair: &str, epoch: u64) -> RecoveryPoint {
         quiesce: None,
         full_pass: false,
         damage: None,
+        read_window_ms: None,
+        window_exceeded: false,
     }
 }
 

@@ -49,6 +49,8 @@ fn point(pair_id: &PairId, epoch: u64) -> RecoveryPoint {
         quiesce: None,
         full_pass: false,
         damage: None,
+        read_window_ms: None,
+        window_exceeded: false,
     }
 }
 

@@ -141,6 +141,17 @@ pub enum Consistency {
     AppConsistent,
 }
 
+impl Consistency {
+    /// The word used in the API, the CLI and the panel.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Consistency::Fuzzy => "fuzzy",
+            Consistency::CrashConsistent => "crash-consistent",
+            Consistency::AppConsistent => "app-consistent",
+        }
+    }
+}
+
 /// Sizes of a recovery point.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PointSizes {
@@ -192,6 +203,14 @@ pub struct RecoveryPoint {
     /// later verification that finds it intact).
     #[serde(default)]
     pub damage: Option<crate::maintenance::PointDamage>,
+    /// Milliseconds from the cut to the last chunk read for this point: the disks could change
+    /// under its reads for this long (none for points committed before it was recorded).
+    #[serde(default)]
+    pub read_window_ms: Option<u64>,
+    /// The read window exceeded the standby's `max_read_window` and the point is not
+    /// app-consistent: a database may not start from it. "Latest" choices skip it.
+    #[serde(default)]
+    pub window_exceeded: bool,
 }
 
 /// `GET /api/v1/pairs/{pair}/points/{point}/changes[?since=ID]`: the chunks written after

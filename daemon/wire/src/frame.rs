@@ -5,8 +5,8 @@ use serde::{Serialize, de::DeserializeOwned};
 
 /// First bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"DRPL";
-/// Version of the frame layout and message set.
-pub const PROTOCOL_VERSION: u16 = 1;
+/// Version of the frame layout and message set (2: `EpochEnd` carries `read_window_ms`).
+pub const PROTOCOL_VERSION: u16 = 2;
 /// Size of the frame header.
 pub const HEADER_LEN: usize = 16;
 /// Largest payload accepted: a 4 MiB chunk sent raw plus room for its envelope and a batch
@@ -114,7 +114,7 @@ mod tests {
     fn frozen_layout() {
         let f = encode(&AgentMsg::Progress(Progress::default())).unwrap();
         assert_eq!(&f[0..4], b"DRPL");
-        assert_eq!(u16::from_le_bytes([f[4], f[5]]), 1);
+        assert_eq!(u16::from_le_bytes([f[4], f[5]]), 2, "version 2: EpochEnd carries read_window_ms");
         assert_eq!(HEADER_LEN, 16);
         assert_eq!(u32::from_le_bytes(f[8..12].try_into().unwrap()) as usize, f.len() - 16);
     }

@@ -147,6 +147,9 @@ pub struct EpochEnd {
     pub dump_check: Option<SourceCheck>,
     /// This epoch's pass is the online verify asked for by [`StandbyMsg::VerifySource`].
     pub source_verify: Option<VerifyReport>,
+    /// Milliseconds from the cut to the last chunk of the epoch read from the disks: how long
+    /// the disks kept changing under the point's reads (its "fuzzy window").
+    pub read_window_ms: u64,
 }
 
 /// The comparison of every chunk of the source with a recovery point the standby holds: a
@@ -233,6 +236,7 @@ impl Default for EpochEnd {
             quiesce: None,
             dump_check: None,
             source_verify: None,
+            read_window_ms: 0,
         }
     }
 }

@@ -12,7 +12,7 @@ use drpair_ship::{Engine, Standby};
 use drpair_track::Collected;
 use drpair_types::{Consistency, Epoch, PointKind, QuiesceOutcome};
 use drpair_wire::{AgentMsg, EpochEnd, PassKind, Progress, SourceCheck, StandbyMsg, VerifyReport, encode};
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -49,7 +49,8 @@ impl Conn {
         let choice = pass::choose(acked, collected.scan, reason.is_some(), verify.is_some(), self.full_copy);
         tracing::info!(pair = %self.agent.cfg.pair, epoch, pass = choice.kind.as_str(), dirty, "cut");
         let progress = Arc::new(PassProgress::default());
-        let ctx = self.pass_ctx(epoch, choice, progress.clone(), quiescing.release.clone());
+        let (reads_done, read_end) = note_reads_done(quiescing.release.clone());
+        let ctx = self.pass_ctx(epoch, choice, progress.clone(), reads_done);
         let resync = ctx.resync.clone();
         if resync.is_some() {
             tracing::info!(pair = %self.agent.cfg.pair, epoch, "differential resync: comparing every range with the standby");
@@ -57,6 +58,12 @@ impl Conn {
         let reporter = self.report_progress(epoch, choice.kind, dirty, reason, progress.clone());
         let t0 = Instant::now();
         let summary = tokio::task::spawn_blocking(move || pass::run(ctx)).await.map_err(transient);
+        // A pass that read nothing never calls reads_done: its window ends with it.
+        let read_window_ms = match read_end.load(Ordering::Acquire) {
+            0 => now_ms(),
+            t => t,
+        }
+        .saturating_sub(cut_ms);
         // Thaw now if the pass ended without reading anything (or failed).
         let quiesced = quiescing.finish(&self.agent.cfg.pair, epoch).await?;
         let app = quiesced.as_ref().is_some_and(|q| q.achieved);
@@ -79,6 +86,7 @@ impl Conn {
             quiesce: quiesced,
             dump_check: dump_check(check, &source_verify),
             source_verify,
+            read_window_ms,
         };
         self.send(&AgentMsg::EpochEnd(end)).await?;
         self.await_ack(epoch, choice.mode, resync.as_deref(), &summary, t0).await?;
@@ -301,4 +309,16 @@ fn point_kind(app: bool, unrequested: bool) -> PointKind {
 /// online verify (which reports in its own field).
 fn dump_check(check: Option<Result<SourceCheck, String>>, verify: &Option<VerifyReport>) -> Option<SourceCheck> {
     if verify.is_none() { check.and_then(Result::ok) } else { None }
+}
+
+/// Wraps `release` (the applications' thaw) so the time the pass's last read completed is
+/// noted (the first call wins): the end of the point's read window.
+fn note_reads_done(release: ReadsDone) -> (ReadsDone, Arc<AtomicU64>) {
+    let at = Arc::new(AtomicU64::new(0));
+    let noted = at.clone();
+    let done: ReadsDone = Arc::new(move || {
+        let _ = noted.compare_exchange(0, now_ms(), Ordering::AcqRel, Ordering::Acquire);
+        release();
+    });
+    (done, at)
 }

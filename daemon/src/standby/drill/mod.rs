@@ -49,14 +49,15 @@ pub enum DrillError {
     Internal(String),
 }
 
-/// The point a request names, among `points` (oldest first).
-fn choose(points: &[RecoveryPoint], req: &DrillRequest) -> Result<RecoveryPoint, DrillError> {
+/// The point a request names, among `points` (oldest first); without one, the latest
+/// recoverable point and why.
+fn choose(points: &[RecoveryPoint], req: &DrillRequest) -> Result<(RecoveryPoint, Option<String>), DrillError> {
     let asked = usize::from(req.point.is_some()) + usize::from(req.time.is_some()) + usize::from(req.latest);
     if asked > 1 {
         return Err(DrillError::Param("point", "give one of point, time or latest".into()));
     }
     if let Some(id) = req.point {
-        return points.iter().find(|p| p.id == id).cloned().ok_or_else(|| {
+        return points.iter().find(|p| p.id == id).cloned().map(|p| (p, None)).ok_or_else(|| {
             DrillError::PointNotFound(format!(
                 "recovery point {id} does not exist (never cut, or removed by retention)"
             ))
@@ -69,9 +70,12 @@ fn choose(points: &[RecoveryPoint], req: &DrillRequest) -> Result<RecoveryPoint,
             .rev()
             .find(|p| p.time_unix_ms <= ms)
             .cloned()
+            .map(|p| (p, None))
             .ok_or_else(|| DrillError::PointNotFound(format!("no recovery point was cut at or before {t}")));
     }
-    points.last().cloned().ok_or_else(|| DrillError::State("the pair has no recovery point yet".into()))
+    drpair_types::latest_recoverable(points)
+        .map(|c| (c.point.clone(), Some(c.reason)))
+        .ok_or_else(|| DrillError::State("the pair has no recovery point yet".into()))
 }
 
 /// Writes `s` as the evidence of its drill (the store keeps each pair's newest [`KEPT_DRILLS`]).
@@ -134,7 +138,7 @@ pub fn start(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: DrillRequest) -> Resul
         (rec.pair_id.clone(), rec.pair_no, rec.disks.iter().map(|d| d.geometry).collect::<Vec<_>>())
     };
     let points = sb.store.list_points(pair_no).map_err(|e| DrillError::Internal(e.to_string()))?;
-    let point = choose(&points, &req)?;
+    let (point, why) = choose(&points, &req)?;
     let id = format!("{pair_id}-{requested}-{}", sb.drills.next.fetch_add(1, Ordering::Relaxed));
 
     // Pin, and make sure the point is still there, under the gate a prune holds from its last
@@ -157,6 +161,10 @@ pub fn start(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: DrillRequest) -> Resul
         &by,
         &format!("drill {id}: point {} pinned; preparing {} export(s)", point.id, disks.len()),
     );
+    if let Some(why) = &why {
+        task.step(&format!("latest: {why}"));
+        tracing::info!(pair = %pair_id, drill = %id, "latest: {why}");
+    }
     let dir = sb.data_dir.join("drills").join(&id);
     let built = (|| -> std::io::Result<(Vec<Arc<DrillDisk>>, TcpListener)> {
         std::fs::create_dir_all(&dir)?;

@@ -69,6 +69,8 @@ pub async fn resume_apply(sb: &Arc<Standby>, h: &Arc<PairHandle>) -> Res<Recover
         quiesce: marker.quiesce.clone(),
         full_pass: true,
         damage: None,
+        read_window_ms: None,
+        window_exceeded: false,
     };
     let d = dump_of(&mut rec)?;
     d.step = DumpStep::Verifying;

@@ -85,6 +85,8 @@ fn commit(store: &Store, epoch: u64) {
         quiesce: None,
         full_pass: false,
         damage: None,
+        read_window_ms: None,
+        window_exceeded: false,
     };
     store.commit_point(1, &point, &pair_id, &serde_json::json!({ "pair": "dump" })).unwrap();
 }

@@ -173,18 +173,10 @@ fn note_marker(d: &mut DumpRecord, id: &PairId, marker: &DumpMarker) {
             marker.epoch,
             marker.time,
             marker.at,
-            consistency_word(marker.consistency)
+            drpair_types::Consistency::as_str(marker.consistency)
         ),
     );
     d.marker = Some(marker.clone());
-}
-
-fn consistency_word(c: drpair_types::Consistency) -> &'static str {
-    match c {
-        drpair_types::Consistency::Fuzzy => "fuzzy",
-        drpair_types::Consistency::CrashConsistent => "crash-consistent",
-        drpair_types::Consistency::AppConsistent => "app-consistent",
-    }
 }
 
 /// `resume --resync`: the agent checks that its change history still reaches the dump point

@@ -54,18 +54,18 @@ impl From<OpError> for FailoverError {
     }
 }
 
-fn choose(points: &[RecoveryPoint], req: &FailoverRequest) -> Result<RecoveryPoint, FailoverError> {
+/// The point a request names, among `points` (oldest first), and for `latest` why that one.
+fn choose(points: &[RecoveryPoint], req: &FailoverRequest) -> Result<(RecoveryPoint, Option<String>), FailoverError> {
     match (req.point, req.latest) {
         (Some(_), true) => Err(FailoverError::Param("point", "give a point or latest, not both".into())),
         (None, false) => Err(FailoverError::Param(
             "point",
             "say which recovery point to fail over to: \"point\": ID, or \"latest\": true".into(),
         )),
-        (None, true) => points
-            .last()
-            .cloned()
+        (None, true) => drpair_types::latest_recoverable(points)
+            .map(|c| (c.point.clone(), Some(c.reason)))
             .ok_or_else(|| FailoverError::PointNotFound("the pair has no recovery point".into())),
-        (Some(id), false) => points.iter().find(|p| p.id == id).cloned().ok_or_else(|| {
+        (Some(id), false) => points.iter().find(|p| p.id == id).cloned().map(|p| (p, None)).ok_or_else(|| {
             FailoverError::PointNotFound(format!(
                 "no recovery point {id} (never committed, or removed by retention); `drpair points list PAIR` shows those kept"
             ))
@@ -115,7 +115,7 @@ pub async fn start(
         .await
         .map_err(|e| FailoverError::Internal(e.to_string()))?
         .map_err(|e| FailoverError::Internal(e.to_string()))?;
-    let point = choose(&points, &req)?;
+    let (point, why) = choose(&points, &req)?;
     if let Some(d) = &point.damage {
         return Err(FailoverError::State(format!(
             "recovery point {} is damaged ({} chunk(s) missing or corrupt, found {}): fail over to another point",
@@ -136,7 +136,10 @@ pub async fn start(
     let guard = quiesce(h, "the pair is failing over; the agent holds from now on").await?;
     let started = now_ms();
     let by = req.operator.clone().unwrap_or_else(|| "api".into());
-    let message = format!("materialising point {} (cut {}) onto {}", point.id, point.time, req.targets.join(", "));
+    let mut message = format!("materialising point {} (cut {}) onto {}", point.id, point.time, req.targets.join(", "));
+    if let Some(why) = why {
+        message = format!("{message}; latest: {why}");
+    }
     let task = sb.tasks.start(TaskKind::Failover, &rec.pair_id, &by, &message);
     let status = FailoverStatus {
         pair_id: rec.pair_id.clone(),

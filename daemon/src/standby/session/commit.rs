@@ -86,6 +86,11 @@ impl Session {
             quiesce: end.quiesce.clone(),
             full_pass: end.full_pass,
             damage: None,
+            read_window_ms: Some(end.read_window_ms),
+            // An app-consistent point holds what the frozen filesystems held, however long
+            // its reads took; any other is as exact as its reads were quick.
+            window_exceeded: end.consistency != Consistency::AppConsistent
+                && u128::from(end.read_window_ms) > self.sb.max_read_window.as_millis(),
         };
         rec.committed = end.epoch;
         rec.lifecycle = rec.lifecycle.apply(PairOp::PointCommitted).map_err(|e| ConnError::Refused(e.to_string()))?;
@@ -116,7 +121,10 @@ impl Session {
         self.after_commit(&rec, &point).await;
         self.open = None;
         self.covered.clear();
-        tracing::info!(pair = %self.pair_id, epoch = end.epoch, kind = ?point.kind, chunks = st.chunks, shipped = st.shipped, "recovery point committed");
+        tracing::info!(pair = %self.pair_id, epoch = end.epoch, kind = ?point.kind, chunks = st.chunks, shipped = st.shipped, read_window_ms = end.read_window_ms, "recovery point committed");
+        if point.window_exceeded {
+            tracing::warn!(pair = %self.pair_id, epoch = end.epoch, read_window_ms = end.read_window_ms, max_ms = self.sb.max_read_window.as_millis() as u64, "point read over longer than max_read_window: marked window_exceeded; \"latest\" passes it over");
+        }
         crate::standby::metrics::committed(&self.pair_id, &point);
         self.send(StandbyMsg::EpochAck { epoch: end.epoch, point_id: point.id }).await;
         let _ = self.handle.commits.send(Committed { point, request_ids: end.request_ids });
