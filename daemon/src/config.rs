@@ -90,6 +90,18 @@ pub struct AgentFile {
     /// API) on this server, as the agent's user. Default `false`: a command from the API is
     /// refused unless the server's owner allowed it here.
     pub marker_exec: Option<bool>,
+    /// Read each incremental epoch right after its cut into a spool, then ship from it, so a
+    /// point's read window does not depend on the link. Default `true`.
+    pub spool: Option<bool>,
+    /// MiB of an epoch the spool holds in memory before it uses its file. Default 256.
+    pub spool_memory_mib: Option<u64>,
+    /// Directory of the spool file. Default `STATE_DIR/spool`. A directory on a protected disk
+    /// is not used (its writes would be shipped) unless `spool_on_protected_disk` is set.
+    pub spool_dir: Option<PathBuf>,
+    /// MiB the spool file may hold. Default 4096; `0`: memory only.
+    pub spool_file_mib: Option<u64>,
+    /// Allow the spool directory on a protected disk. Default `false`.
+    pub spool_on_protected_disk: Option<bool>,
 }
 
 /// The standby's complete configuration.
@@ -136,7 +148,24 @@ pub struct AgentConfig {
     pub reinit: bool,
     /// `marker_exec`: run snapshot commands of coordinated dump markers.
     pub marker_exec: bool,
+    /// Where incremental epochs are spooled; `None`: read while sending.
+    pub spool: Option<SpoolSettings>,
 }
+
+/// The agent's spool as configured (the directory is checked at start: see
+/// `agent::spool_config`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolSettings {
+    pub memory_bytes: u64,
+    pub dir: PathBuf,
+    pub file_bytes: u64,
+    pub on_protected_disk: bool,
+}
+
+/// Default memory of the spool, MiB.
+pub const DEFAULT_SPOOL_MEMORY_MIB: u64 = 256;
+/// Default size of the spool file, MiB.
+pub const DEFAULT_SPOOL_FILE_MIB: u64 = 4096;
 
 /// How the agent quiesces applications for app-consistent cuts.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -237,6 +266,34 @@ impl StandbyFile {
     }
 }
 
+/// The spool's settings from flags and file (`None` when `spool = false`).
+fn spool_settings(flags: &AgentFile, file: &AgentFile, state_dir: &Path) -> Result<Option<SpoolSettings>> {
+    if !flags.spool.or(file.spool).unwrap_or(true) {
+        return Ok(None);
+    }
+    let memory = flags.spool_memory_mib.or(file.spool_memory_mib).unwrap_or(DEFAULT_SPOOL_MEMORY_MIB);
+    if !(16..=65_536).contains(&memory) {
+        bail!("spool_memory_mib {memory} must be between 16 and 65536");
+    }
+    let file_mib = flags.spool_file_mib.or(file.spool_file_mib).unwrap_or(DEFAULT_SPOOL_FILE_MIB);
+    if file_mib > 16 << 20 {
+        bail!("spool_file_mib {file_mib} must be at most 16777216 (16 TiB)");
+    }
+    let dir = match flags.spool_dir.clone().or(file.spool_dir.clone()) {
+        Some(d) => {
+            absolute("spool_dir", &d)?;
+            d
+        }
+        None => state_dir.join("spool"),
+    };
+    Ok(Some(SpoolSettings {
+        memory_bytes: memory << 20,
+        dir,
+        file_bytes: file_mib << 20,
+        on_protected_disk: flags.spool_on_protected_disk.or(file.spool_on_protected_disk).unwrap_or(false),
+    }))
+}
+
 /// A schedule interval: a humantime duration, or `0` / `off` for never.
 fn parse_interval(what: &str, value: Option<String>, default: &str) -> Result<Duration> {
     let v = value.unwrap_or_else(|| default.to_string());
@@ -269,6 +326,9 @@ pub fn parse_compression(s: &str) -> Result<CompressionSetting> {
 impl AgentFile {
     /// Applies flags (`Some` wins) and defaults, and validates.
     pub fn resolve(self, flags: AgentFile, reinit: bool) -> Result<AgentConfig> {
+        let state_dir =
+            flags.state_dir.clone().or(self.state_dir.clone()).unwrap_or_else(|| "/var/lib/drpair/agent".into());
+        let spool = spool_settings(&flags, &self, &state_dir)?;
         let pair = flags.pair.or(self.pair).context("no pair id: give --pair or `pair` in [agent]")?;
         let pair = PairId::new(pair).context("pair")?;
         let disks = flags.disks.filter(|d| !d.is_empty()).or(self.disks).unwrap_or_default();
@@ -333,7 +393,7 @@ impl AgentFile {
             pair,
             disks,
             standby,
-            state_dir: flags.state_dir.or(self.state_dir).unwrap_or_else(|| "/var/lib/drpair/agent".into()),
+            state_dir: state_dir.clone(),
             tracker,
             tracefs_buffer_kib,
             quiesce,
@@ -344,6 +404,7 @@ impl AgentFile {
             workers,
             reinit,
             marker_exec: flags.marker_exec.or(self.marker_exec).unwrap_or(false),
+            spool,
         })
     }
 }
@@ -407,6 +468,10 @@ mod tests {
         assert_eq!(c.tracker, "auto");
         assert_eq!(c.tracefs_buffer_kib, 32768);
         assert_eq!(c.quiesce, QuiesceConfig::default());
+        let spool = c.spool.expect("spooled by default");
+        assert_eq!((spool.memory_bytes, spool.file_bytes), (256 << 20, 4096 << 20));
+        assert_eq!(spool.dir, PathBuf::from("/var/lib/drpair/agent/spool"));
+        assert!(!spool.on_protected_disk);
     }
 
     #[test]
@@ -431,6 +496,9 @@ mod tests {
             (AgentFile { thaw_budget: Some("later".into()), ..base() }, "thaw_budget"),
             (AgentFile { freeze: Some(vec!["data".into()]), ..base() }, "absolute path"),
             (AgentFile { app_consistent_interval: Some("1h".into()), ..base() }, "needs `freeze`"),
+            (AgentFile { spool_memory_mib: Some(1), ..base() }, "spool_memory_mib 1 must be between"),
+            (AgentFile { spool_file_mib: Some(u64::MAX), ..base() }, "spool_file_mib"),
+            (AgentFile { spool_dir: Some("spool".into()), ..base() }, "spool_dir 'spool' must be an absolute path"),
         ];
         for (f, want) in cases {
             let e = format!("{:#}", f.resolve(AgentFile::default(), false).unwrap_err());

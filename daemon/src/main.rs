@@ -141,6 +141,18 @@ struct AgentArgs {
     /// Allow `drpair marker dump --exec CMD` to run the snapshot command on this server.
     #[arg(long)]
     marker_exec: bool,
+    /// Read each epoch while shipping it instead of into the spool at its cut.
+    #[arg(long)]
+    no_spool: bool,
+    /// MiB of an epoch held in memory before the spool file is used (default 256).
+    #[arg(long)]
+    spool_memory_mib: Option<u64>,
+    /// Directory of the spool file (default STATE_DIR/spool; never on a protected disk).
+    #[arg(long)]
+    spool_dir: Option<PathBuf>,
+    /// MiB the spool file may hold (default 4096; 0: memory only).
+    #[arg(long)]
+    spool_file_mib: Option<u64>,
 }
 
 /// Logs on stderr: for a terminal with colours and times; into the journal (systemd's
@@ -272,6 +284,11 @@ fn run(cli: Cli) -> Result<()> {
                 token_file: a.token_file,
                 workers: a.workers,
                 marker_exec: a.marker_exec.then_some(true),
+                spool: a.no_spool.then_some(false),
+                spool_memory_mib: a.spool_memory_mib,
+                spool_dir: a.spool_dir,
+                spool_file_mib: a.spool_file_mib,
+                spool_on_protected_disk: None,
             };
             let cfg = file.resolve(flags, a.reinit)?;
             let tracking = format!(

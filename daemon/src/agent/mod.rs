@@ -14,6 +14,7 @@ pub mod failback;
 pub mod link;
 pub mod quiesce;
 pub mod session;
+pub mod spool;
 pub mod state;
 
 use crate::config::{AgentConfig, CompressionSetting};
@@ -79,6 +80,8 @@ pub struct Agent {
     pub host: String,
     /// A suspension for a third-party dump (persisted in the state dir).
     pub dump: Mutex<Option<dump::DumpState>>,
+    /// Where incremental epochs are spooled (`None`: read while sending).
+    pub spool: Option<drpair_ship::pass::SpoolConfig>,
 }
 
 fn hostname() -> String {
@@ -117,7 +120,9 @@ pub async fn run(
     if let Some(g) = &local.gap {
         tracing::warn!(pair = %cfg.pair, "tracking gap: {g}; a differential resync will run");
     }
+    let spool = cfg.spool.as_ref().map(|s| spool::prepare(s, &cfg.disks));
     let agent = Arc::new(Agent {
+        spool,
         compression: Arc::new(CompressionCtl::new(level_setting(cfg.compression), cfg.workers)),
         gap: Mutex::new(local.gap.take()),
         local: Arc::new(Mutex::new(local)),

@@ -322,6 +322,12 @@ pub struct PairStats {
     /// Bytes known to be changed on the source and not yet in a committed point.
     pub backlog_bytes: u64,
     pub backlog_chunks: u64,
+    /// Bytes of the epoch being shipped that wait in the agent's spool (read at the cut).
+    #[serde(default)]
+    pub spool_bytes: u64,
+    /// The epoch being shipped did not fit the agent's spool: its point's read window grows.
+    #[serde(default)]
+    pub spool_full: bool,
     /// Epoch the agent is currently shipping (or last shipped).
     pub current_epoch: Epoch,
     /// Bytes the agent read from its disks.

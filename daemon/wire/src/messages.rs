@@ -125,6 +125,11 @@ pub struct Progress {
     pub history_from: Option<Epoch>,
     /// The tracker's counters (in heartbeats).
     pub tracking: Option<TrackingCounters>,
+    /// Bytes of the epoch held in the agent's spool, read and not yet shipped.
+    pub spool_bytes: u64,
+    /// The epoch did not fit the spool: its last chunks are read as the link takes them, so
+    /// its point's read window grows.
+    pub spool_full: bool,
 }
 
 /// The end of an epoch: every chunk of it has been sent.

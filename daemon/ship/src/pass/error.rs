@@ -37,6 +37,10 @@ pub enum PassError {
     /// The session stopped the pass (link loss, shutdown).
     #[error("pass aborted")]
     Aborted,
+    /// The spool file could not be read back (the chunks are still dirty: the next epoch
+    /// reads them again).
+    #[error("{0}")]
+    Spool(String),
 }
 
 impl PassError {
@@ -50,6 +54,7 @@ impl PassError {
             | PassError::NoAnswer { .. }
             | PassError::HaveCount { .. }
             | PassError::HashesCount { .. }
+            | PassError::Spool(_)
             | PassError::Aborted => ErrorClass::Transient,
         }
     }

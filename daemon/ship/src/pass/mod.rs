@@ -7,6 +7,10 @@
 //!                                                                compress ─▶ Standby
 //! ```
 //!
+//! With a [`Spool`] (incremental passes), the workers hash and compress into the spool
+//! instead, at the disks' speed, and only then is it shipped (dedup asked per batch): the
+//! point's read window no longer depends on the link.
+//!
 //! Runs on plain threads (the reader owns an io_uring ring on its own thread; workers hash and
 //! compress), talking to the standby through the blocking [`Standby`] trait, so memory stays
 //! bounded by the reader's buffer pool and the link's frame queue.
@@ -25,9 +29,12 @@ mod epoch;
 mod error;
 mod level;
 mod resync;
+mod spool;
 mod throttle;
 mod worker;
 
+#[cfg(test)]
+mod spool_tests;
 #[cfg(test)]
 mod tests;
 
@@ -35,6 +42,7 @@ pub use epoch::{PassChoice, choose};
 pub use error::PassError;
 pub use level::{CompressionCtl, LevelSetting, WorkerCompressor};
 pub use resync::ResyncRanges;
+pub use spool::{Spool, SpoolConfig, SpoolUse, clear_dir as clear_spool_dir};
 
 use crate::standby::Standby;
 use crate::{Engine, ReadRequest, Reader, ReaderConfig};
@@ -103,6 +111,9 @@ pub struct PassCtx {
     /// Called once every chunk of the pass has been read (before hashing, compressing and
     /// sending finish): an app-consistent cut thaws the applications here.
     pub reads_done: Option<ReadsDone>,
+    /// Read the whole epoch into this spool first, then ship it (incremental passes; `None`:
+    /// read while sending).
+    pub spool: Option<Arc<Spool>>,
 }
 
 /// See [`PassCtx::reads_done`]; safe to call more than once (only the first call acts).
@@ -242,6 +253,38 @@ pub fn run(ctx: PassCtx) -> Result<PassSummary, PassError> {
     if ctx.abort.load(Ordering::Relaxed) {
         return Err(PassError::Aborted);
     }
-    let s = *summary.lock().expect("summary");
+    let mut s = *summary.lock().expect("summary");
+    if let Some(spool) = &ctx.spool {
+        ship_spool(&ctx, spool, &mut s)?;
+    }
     Ok(s)
+}
+
+/// Ships what the workers spooled: per batch of about a frame, the standby is asked which
+/// hashes it holds (those go as hashes), then the frame is sent.
+fn ship_spool(ctx: &PassCtx, spool: &Spool, sum: &mut PassSummary) -> Result<(), PassError> {
+    spool.drain(FRAME_BYTES as u64, |mut items| {
+        while ctx.hold.load(Ordering::Relaxed) && !ctx.abort.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if ctx.abort.load(Ordering::Relaxed) {
+            return Err(PassError::Aborted);
+        }
+        if ctx.dedup {
+            worker::dedup_spooled(ctx, &mut items, sum)?;
+        }
+        let bytes: u64 = items
+            .iter()
+            .map(|i| match &i.body {
+                drpair_wire::ChunkBody::Data { payload, .. } => payload.len() as u64,
+                _ => 64,
+            })
+            .sum();
+        throttle::wait(bytes);
+        let n = items.len() as u64;
+        let waited = ctx.standby.send_chunks(ctx.epoch, items)?;
+        ctx.compression.record_send_wait(waited);
+        ctx.progress.shipped.fetch_add(n, Ordering::Relaxed);
+        Ok(())
+    })
 }

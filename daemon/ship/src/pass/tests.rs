@@ -9,24 +9,24 @@ use drpair_types::{ChunkSize, Lineage};
 use drpair_wire::WireVersion;
 use tempfile::TempDir;
 
-const CS: usize = 4096;
+pub(super) const CS: usize = 4096;
 
 /// One disk of `content.len()` chunks in a temp dir, its change map (every chunk stamped 1),
 /// and a standby in memory.
-struct Fixture {
-    _dir: TempDir,
+pub(super) struct Fixture {
+    pub(super) _dir: TempDir,
     disks: Vec<(PathBuf, DiskGeometry)>,
     maps: Arc<Mutex<Vec<ChangeMap>>>,
-    standby: Arc<MemoryStandby>,
+    pub(super) standby: Arc<MemoryStandby>,
     content: Vec<Vec<u8>>,
 }
 
-fn text_chunk(i: u64) -> Vec<u8> {
+pub(super) fn text_chunk(i: u64) -> Vec<u8> {
     format!("chunk {i} of a text-like disk; ").bytes().cycle().take(CS).collect()
 }
 
 /// Bytes zstd cannot shrink, different for every chunk.
-fn noise_chunk(i: u64) -> Vec<u8> {
+pub(super) fn noise_chunk(i: u64) -> Vec<u8> {
     let mut x = i.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
     (0..CS)
         .map(|_| {
@@ -39,7 +39,7 @@ fn noise_chunk(i: u64) -> Vec<u8> {
 }
 
 impl Fixture {
-    fn new(content: Vec<Vec<u8>>) -> Self {
+    pub(super) fn new(content: Vec<Vec<u8>>) -> Self {
         let dir = TempDir::new().unwrap();
         let path = dir.path().join("disk0.img");
         std::fs::write(&path, content.concat()).unwrap();
@@ -56,6 +56,16 @@ impl Fixture {
 
     /// Cuts an epoch and runs a pass over the dirty chunks.
     fn pass(&self, dedup: bool) -> (Epoch, Result<PassSummary, PassError>) {
+        self.pass_with(dedup, |_| None, None)
+    }
+
+    /// Like [`Fixture::pass`], with the spool `spool(epoch)` makes and a `reads_done` hook.
+    pub(super) fn pass_with(
+        &self,
+        dedup: bool,
+        spool: impl FnOnce(Epoch) -> Option<Arc<Spool>>,
+        reads_done: Option<ReadsDone>,
+    ) -> (Epoch, Result<PassSummary, PassError>) {
         let epoch = self.maps.lock().unwrap()[0].begin_cut().unwrap();
         let maps: Arc<Mutex<dyn ChangeMaps>> = self.maps.clone();
         let ctx = PassCtx {
@@ -73,13 +83,14 @@ impl Fixture {
             hold: Arc::new(AtomicBool::new(false)),
             dedup,
             resync: None,
-            reads_done: None,
+            reads_done,
+            spool: spool(epoch),
         };
         (epoch, run(ctx))
     }
 
     /// Ends the epoch on the standby; an ack that arrives advances the change map.
-    fn end(&self, epoch: Epoch) -> EndOutcome {
+    pub(super) fn end(&self, epoch: Epoch) -> EndOutcome {
         let out = self.standby.end_epoch(epoch).unwrap();
         if out == EndOutcome::Acked(epoch) {
             self.maps.lock().unwrap()[0].set_acked(epoch).unwrap();
@@ -87,12 +98,12 @@ impl Fixture {
         out
     }
 
-    fn dirty(&self) -> u64 {
+    pub(super) fn dirty(&self) -> u64 {
         self.maps.lock().unwrap()[0].dirty_count()
     }
 
     /// The standby's newest point equals the disk, chunk by chunk.
-    fn assert_standby_equals_disk(&self) {
+    pub(super) fn assert_standby_equals_disk(&self) {
         for (i, data) in self.content.iter().enumerate() {
             match self.standby.version(0, i as u64) {
                 Some(WireVersion::Zero) => assert!(crate::is_zero(data), "chunk {i}"),

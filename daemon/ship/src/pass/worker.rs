@@ -51,7 +51,10 @@ impl<'a> Worker<'a> {
             chunks.push((c, off, len, z, h));
         }
         ctx.progress.bytes_read.fetch_add(b.buf.len() as u64, Ordering::Relaxed);
-        throttle::wait(b.buf.len() as u64);
+        // The test throttle stands for a slow link: a spooled pass pays it when it ships.
+        if ctx.spool.is_none() {
+            throttle::wait(b.buf.len() as u64);
+        }
         if let Some(r) = &ctx.resync {
             self.resync_block(r, b.disk, b.first_chunk, &chunks)?;
         }
@@ -59,7 +62,16 @@ impl<'a> Worker<'a> {
         ctx.progress.to_ship.fetch_add(ship.len() as u64, Ordering::Relaxed);
         let items = self.bodies(&b, &ship)?;
         self.sum.chunks += items.len() as u64;
-        self.send_framed(items)?;
+        match &ctx.spool {
+            Some(spool) => {
+                let mut direct = Vec::new();
+                for item in items {
+                    direct.extend(spool.push(item)?);
+                }
+                self.send_framed(direct)?;
+            }
+            None => self.send_framed(items)?,
+        }
         ctx.progress.done.fetch_add(b.chunk_count as u64, Ordering::Relaxed);
         Ok(())
     }
@@ -94,7 +106,8 @@ impl<'a> Worker<'a> {
         let ctx = self.ctx;
         let mut items = Vec::with_capacity(ship.len());
         let candidates: Vec<_> = ship.iter().filter(|x| !x.3).collect();
-        let have = if candidates.is_empty() || !ctx.dedup {
+        // A spooled pass asks when it ships (the link's round trips stay out of the reads).
+        let have = if candidates.is_empty() || !ctx.dedup || ctx.spool.is_some() {
             vec![]
         } else {
             self.ask_have(candidates.iter().map(|x| x.4).collect())?
@@ -164,4 +177,40 @@ impl<'a> Worker<'a> {
         }
         Ok(v)
     }
+}
+
+/// Turns the spooled data chunks the standby already holds into hashes (one Have query per
+/// batch), moving them from `data` to `dedup` in the summary.
+pub(super) fn dedup_spooled(ctx: &PassCtx, items: &mut [ChunkItem], sum: &mut PassSummary) -> Result<(), PassError> {
+    let hashes: Vec<[u8; 32]> = items
+        .iter()
+        .filter_map(|i| match &i.body {
+            ChunkBody::Data { hash, .. } => Some(*hash),
+            _ => None,
+        })
+        .collect();
+    if hashes.is_empty() {
+        return Ok(());
+    }
+    // The standby answers at most 4096 hashes per query.
+    let mut have = Vec::with_capacity(hashes.len());
+    for part in hashes.chunks(4096) {
+        let answer = ctx.standby.have(part.to_vec())?;
+        if answer.len() != part.len() {
+            return Err(PassError::HaveCount { got: answer.len(), asked: part.len() });
+        }
+        have.extend(answer);
+    }
+    let mut have = have.into_iter();
+    for item in items.iter_mut() {
+        if let ChunkBody::Data { hash, payload, .. } = &item.body
+            && have.next().unwrap_or(false)
+        {
+            sum.dedup += 1;
+            sum.data -= 1;
+            sum.payload_bytes -= payload.len() as u64;
+            item.body = ChunkBody::Known(*hash);
+        }
+    }
+    Ok(())
 }

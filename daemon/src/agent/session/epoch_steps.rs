@@ -7,7 +7,9 @@ use super::{Conn, Res, transient};
 use crate::agent::SessionError;
 use crate::link::AbortOnDrop;
 use crate::timefmt::now_ms;
-use drpair_ship::pass::{self, PassChoice, PassCtx, PassMode, PassProgress, PassSummary, ReadsDone, ResyncRanges};
+use drpair_ship::pass::{
+    self, PassChoice, PassCtx, PassMode, PassProgress, PassSummary, ReadsDone, ResyncRanges, Spool,
+};
 use drpair_ship::{Engine, Standby};
 use drpair_track::Collected;
 use drpair_types::{Consistency, Epoch, PointKind, QuiesceOutcome};
@@ -50,12 +52,13 @@ impl Conn {
         tracing::info!(pair = %self.agent.cfg.pair, epoch, pass = choice.kind.as_str(), dirty, "cut");
         let progress = Arc::new(PassProgress::default());
         let (reads_done, read_end) = note_reads_done(quiescing.release.clone());
-        let ctx = self.pass_ctx(epoch, choice, progress.clone(), reads_done);
+        let spool = self.spool_for(epoch, choice);
+        let ctx = self.pass_ctx(epoch, choice, progress.clone(), reads_done, spool.clone());
         let resync = ctx.resync.clone();
         if resync.is_some() {
             tracing::info!(pair = %self.agent.cfg.pair, epoch, "differential resync: comparing every range with the standby");
         }
-        let reporter = self.report_progress(epoch, choice.kind, dirty, reason, progress.clone());
+        let reporter = self.report_progress(epoch, choice.kind, dirty, reason, progress.clone(), spool.clone());
         let t0 = Instant::now();
         let summary = tokio::task::spawn_blocking(move || pass::run(ctx)).await.map_err(transient);
         // A pass that read nothing never calls reads_done: its window ends with it.
@@ -155,6 +158,7 @@ impl Conn {
         choice: PassChoice,
         progress: Arc<PassProgress>,
         reads_done: ReadsDone,
+        spool: Option<Arc<Spool>>,
     ) -> PassCtx {
         let standby: Arc<dyn Standby> = self.link.clone();
         PassCtx {
@@ -173,7 +177,15 @@ impl Conn {
             dedup: choice.dedup,
             resync: if choice.mode == PassMode::All { self.resync.take() } else { None },
             reads_done: Some(reads_done),
+            spool,
         }
+    }
+
+    /// The spool of an incremental pass (a full pass reads every chunk: it is long by nature
+    /// and is not spooled).
+    fn spool_for(&self, epoch: Epoch, choice: PassChoice) -> Option<Arc<Spool>> {
+        let cfg = self.agent.spool.as_ref()?;
+        (choice.mode == PassMode::Dirty).then(|| Arc::new(Spool::new(cfg.clone(), epoch)))
     }
 
     /// Sends the pass's progress every half second until dropped.
@@ -184,6 +196,7 @@ impl Conn {
         dirty: u64,
         reason: Option<String>,
         progress: Arc<PassProgress>,
+        spool: Option<Arc<Spool>>,
     ) -> AbortOnDrop {
         let (out, agent) = (self.out.clone(), self.agent.clone());
         let base = agent.bytes_read_total.load(Ordering::Relaxed);
@@ -192,10 +205,12 @@ impl Conn {
                 let p = &progress;
                 let shipped = p.shipped.load(Ordering::Relaxed);
                 let backlog = dirty.max(p.to_ship.load(Ordering::Relaxed)).saturating_sub(shipped);
+                let used = spool.as_ref().map(|s| s.usage()).unwrap_or_default();
                 let msg = AgentMsg::Progress(Progress {
                     epoch,
                     pass: Some(kind),
-                    chunks_done: p.done.load(Ordering::Relaxed),
+                    // A spooled pass is done when it is shipped, not when it is read.
+                    chunks_done: if spool.is_some() { shipped } else { p.done.load(Ordering::Relaxed) },
                     chunks_total: p.total.load(Ordering::Relaxed),
                     backlog_chunks: backlog,
                     backlog_bytes: backlog * agent.cfg.chunk_size.bytes() as u64,
@@ -203,6 +218,8 @@ impl Conn {
                     reason: reason.clone(),
                     history_from: None,
                     tracking: None,
+                    spool_bytes: used.bytes,
+                    spool_full: used.overflowed,
                 });
                 if out.send(encode(&msg).expect("encode")).await.is_err() {
                     break;

@@ -121,6 +121,12 @@ impl PairRuntime {
         while self.read_samples.len() > 2 && now.duration_since(self.read_samples[0].0).as_secs_f64() > 10.0 {
             self.read_samples.pop_front();
         }
+        if p.spool_full && !(self.progress.spool_full && self.progress.epoch == p.epoch) {
+            self.fail(format!(
+                "spool full: epoch {} did not fit the agent's spool; its last chunks are read as the link takes them, so its point's read window grows, and points are further apart until the link catches up",
+                p.epoch
+            ));
+        }
         // Pass reports carry no tracker counters: keep the last heartbeat's.
         let tracking = p.tracking.or(self.progress.tracking);
         self.progress = p;

@@ -20,6 +20,10 @@ impl PairHandle {
             PairState::InitialSync => {
                 "Copying every chunk of every disk; not ready for failover until the baseline completes.".into()
             }
+            PairState::Replicating if rt.progress.spool_full => format!(
+                "Shipping changes; spool full: points are {:.0} s apart until the link catches up (the epoch being shipped did not fit the agent's spool: its point's read window grows).",
+                rt.last_point.as_ref().map_or(0.0, |p| age_seconds(p.time_unix_ms))
+            ),
             PairState::Replicating => "Shipping changes; recovery points are being committed.".into(),
             PairState::Rescanning if l.verifying_dump => "Shipping the chunks changed after the dump point and comparing every chunk with the loaded dump; the pair is declared replicating once that point is committed.".into(),
             PairState::Rescanning => format!(
@@ -94,6 +98,8 @@ impl PairHandle {
             lag_seconds: (lag * 10.0).round() / 10.0,
             backlog_bytes: p.backlog_bytes,
             backlog_chunks: p.backlog_chunks,
+            spool_bytes: p.spool_bytes,
+            spool_full: p.spool_full,
             current_epoch: p.epoch.max(rec.committed),
             bytes_read: p.bytes_read_total,
             bytes_shipped: rt.stats.bytes_shipped,
