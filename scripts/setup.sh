@@ -10,8 +10,10 @@ dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 # nbdfuse, fuse3: a drill export mounted through the kernel (tests/drills.rs).
 # systemd, systemd-container, debootstrap: the packaging tests, which boot a Debian root with
 # systemd-nspawn (cached in /var/cache/drpair-debootstrap).
+# postgresql, postgresql-contrib: recovery points started by a real database (tests/pg_points.rs:
+# initdb, pg_ctl, pgbench, pg_amcheck).
 for pkg in e2fsprogs util-linux rsync fio zstd qemu-utils chromium nbdfuse fuse3 \
-           systemd systemd-container debootstrap; do
+           systemd systemd-container debootstrap postgresql postgresql-contrib; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

@@ -28,6 +28,7 @@ pub mod lifecycle;
 pub mod link;
 pub mod maintenance;
 pub mod pair;
+pub mod postgres;
 pub mod process;
 pub mod tracking;
 pub mod workload;

@@ -260,6 +260,14 @@ pub fn run(ctx: PassCtx) -> Result<PassSummary, PassError> {
     Ok(s)
 }
 
+/// Bytes an item takes on the link (about: its payload, or a small envelope).
+fn item_bytes(i: &drpair_wire::ChunkItem) -> u64 {
+    match &i.body {
+        drpair_wire::ChunkBody::Data { payload, .. } => payload.len() as u64,
+        _ => 64,
+    }
+}
+
 /// Ships what the workers spooled: per batch of about a frame, the standby is asked which
 /// hashes it holds (those go as hashes), then the frame is sent.
 fn ship_spool(ctx: &PassCtx, spool: &Spool, sum: &mut PassSummary) -> Result<(), PassError> {
@@ -273,14 +281,7 @@ fn ship_spool(ctx: &PassCtx, spool: &Spool, sum: &mut PassSummary) -> Result<(),
         if ctx.dedup {
             worker::dedup_spooled(ctx, &mut items, sum)?;
         }
-        let bytes: u64 = items
-            .iter()
-            .map(|i| match &i.body {
-                drpair_wire::ChunkBody::Data { payload, .. } => payload.len() as u64,
-                _ => 64,
-            })
-            .sum();
-        throttle::wait(bytes);
+        throttle::wait(items.iter().map(item_bytes).sum());
         let n = items.len() as u64;
         let waited = ctx.standby.send_chunks(ctx.epoch, items)?;
         ctx.compression.record_send_wait(waited);

@@ -68,6 +68,8 @@ impl<'a> Worker<'a> {
                 for item in items {
                     direct.extend(spool.push(item)?);
                 }
+                // What did not fit goes over the link now, at its speed.
+                throttle::wait(direct.iter().map(|i| super::item_bytes(i)).sum());
                 self.send_framed(direct)?;
             }
             None => self.send_framed(items)?,

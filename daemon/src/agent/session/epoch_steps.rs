@@ -181,11 +181,12 @@ impl Conn {
         }
     }
 
-    /// The spool of an incremental pass (a full pass reads every chunk: it is long by nature
-    /// and is not spooled).
+    /// The spool of an incremental pass. A first copy (of a lineage, or after a restart) and
+    /// the passes that read every chunk are long by nature: they are read as they ship.
     fn spool_for(&self, epoch: Epoch, choice: PassChoice) -> Option<Arc<Spool>> {
         let cfg = self.agent.spool.as_ref()?;
-        (choice.mode == PassMode::Dirty).then(|| Arc::new(Spool::new(cfg.clone(), epoch)))
+        (choice.kind == PassKind::Incremental && choice.mode == PassMode::Dirty)
+            .then(|| Arc::new(Spool::new(cfg.clone(), epoch)))
     }
 
     /// Sends the pass's progress every half second until dropped.
