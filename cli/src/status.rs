@@ -230,6 +230,10 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
     b.line("Throughput", output::format_rate(st.throughput_bytes_per_second));
     b.line("Lag", dur(output::round_u64(st.lag_seconds)));
     b.line("Backlog", format!("{} ({} chunks)", size(st.backlog_bytes), st.backlog_chunks));
+    if st.spool_bytes > 0 || st.spool_full {
+        let full = if st.spool_full { "; FULL: this epoch is read as the link takes it" } else { "" };
+        b.line("Spool", format!("{} read at the cut, waiting for the link{full}", size(st.spool_bytes)));
+    }
     b.line("Epoch", st.current_epoch.to_string());
     b.line(
         "Bytes",

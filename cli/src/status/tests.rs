@@ -121,7 +121,8 @@ fn text_block_shows_stop_restart_and_link() {
 #[test]
 fn unset_fields_are_left_out() {
     let text = render_status(&status(PairState::Paused, 10.0), 0);
-    for key in ["Stop reason:", "Stop at:", "Restart:", "Change history from:", "Pass chunks:", "Compression"] {
+    for key in ["Stop reason:", "Stop at:", "Restart:", "Change history from:", "Pass chunks:", "Compression", "Spool:"]
+    {
         assert!(!text.contains(key), "{key} in\n{text}");
     }
     assert!(text.starts_with("DR pair:              web-01\nState:                Paused ("), "{text}");
@@ -246,4 +247,12 @@ pub(crate) fn assert_lines(text: &str, lines: &[(&str, &str)]) {
         let want = format!("{:<22}{value}", format!("{key}:"));
         assert!(text.lines().any(|l| l == want), "missing {want:?} in\n{text}");
     }
+}
+
+#[test]
+fn a_full_spool_is_shown() {
+    let mut s = status(PairState::Replicating, 100.0);
+    (s.stats.spool_bytes, s.stats.spool_full) = (48 << 20, true);
+    let text = render_status(&s, 0);
+    assert!(text.contains("Spool:") && text.contains("48.0 MiB read at the cut, waiting for the link; FULL"), "{text}");
 }

@@ -7,9 +7,9 @@
 //!                                                                compress ─▶ Standby
 //! ```
 //!
-//! With a [`Spool`] (incremental passes), the workers hash and compress into the spool
-//! instead, at the disks' speed, and only then is it shipped (dedup asked per batch): the
-//! point's read window no longer depends on the link.
+//! With a [`Spool`] (incremental passes), the workers hash the raw chunks into the spool
+//! instead, at the disks' speed, and only then is it shipped (dedup asked and compression done
+//! per batch): the point's read window no longer depends on the link.
 //!
 //! Runs on plain threads (the reader owns an io_uring ring on its own thread; workers hash and
 //! compress), talking to the standby through the blocking [`Standby`] trait, so memory stays
@@ -269,8 +269,9 @@ fn item_bytes(i: &drpair_wire::ChunkItem) -> u64 {
 }
 
 /// Ships what the workers spooled: per batch of about a frame, the standby is asked which
-/// hashes it holds (those go as hashes), then the frame is sent.
+/// hashes it holds (those go as hashes), the rest is compressed, then the frame is sent.
 fn ship_spool(ctx: &PassCtx, spool: &Spool, sum: &mut PassSummary) -> Result<(), PassError> {
+    let mut comp = ctx.compression.compressor();
     spool.drain(FRAME_BYTES as u64, |mut items| {
         while ctx.hold.load(Ordering::Relaxed) && !ctx.abort.load(Ordering::Relaxed) {
             std::thread::sleep(Duration::from_millis(50));
@@ -281,6 +282,7 @@ fn ship_spool(ctx: &PassCtx, spool: &Spool, sum: &mut PassSummary) -> Result<(),
         if ctx.dedup {
             worker::dedup_spooled(ctx, &mut items, sum)?;
         }
+        worker::compress_spooled(&mut comp, ctx, &mut items, sum);
         throttle::wait(items.iter().map(item_bytes).sum());
         let n = items.len() as u64;
         let waited = ctx.standby.send_chunks(ctx.epoch, items)?;

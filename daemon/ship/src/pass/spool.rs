@@ -1,5 +1,6 @@
-//! The spool: an epoch's chunks, read, hashed and compressed right after the cut at the local
-//! disks' speed, held until the link takes them.
+//! The spool: an epoch's chunks, read and hashed right after the cut at the local disks'
+//! speed, held raw until the link takes them (compressed as they ship: the read window holds
+//! no compression time).
 //!
 //! Without it a pass reads while it sends, so on a link slower than the server's change rate
 //! the last chunks of an epoch are read long after its cut and the point mixes states of the

@@ -69,7 +69,8 @@ impl<'a> Worker<'a> {
                     direct.extend(spool.push(item)?);
                 }
                 // What did not fit goes over the link now, at its speed.
-                throttle::wait(direct.iter().map(|i| super::item_bytes(i)).sum());
+                compress_spooled(&mut self.comp, ctx, &mut direct, &mut self.sum);
+                throttle::wait(direct.iter().map(super::item_bytes).sum());
                 self.send_framed(direct)?;
             }
             None => self.send_framed(items)?,
@@ -122,6 +123,12 @@ impl<'a> Worker<'a> {
             } else if have.next().unwrap_or(false) {
                 self.sum.dedup += 1;
                 ChunkBody::Known(h)
+            } else if ctx.spool.is_some() {
+                // Compressed when it ships: the read window holds the reads and hashes only.
+                self.sum.data += 1;
+                self.sum.payload_bytes += len as u64;
+                let payload = b.buf[off..off + len].to_vec();
+                ChunkBody::Data { hash: h, raw_len: len as u32, compressed: false, payload }
             } else {
                 let data = &b.buf[off..off + len];
                 self.sum.data += 1;
@@ -215,4 +222,21 @@ pub(super) fn dedup_spooled(ctx: &PassCtx, items: &mut [ChunkItem], sum: &mut Pa
         }
     }
     Ok(())
+}
+
+/// Compresses the spooled data chunks (read raw) as they ship, where zstd shrinks them.
+pub(super) fn compress_spooled(
+    comp: &mut WorkerCompressor,
+    ctx: &PassCtx,
+    items: &mut [ChunkItem],
+    sum: &mut PassSummary,
+) {
+    for item in items.iter_mut() {
+        if let ChunkBody::Data { hash, raw_len, compressed: false, payload } = &item.body
+            && let Some(packed) = comp.compress(payload, &ctx.compression)
+        {
+            sum.payload_bytes = sum.payload_bytes - payload.len() as u64 + packed.len() as u64;
+            item.body = ChunkBody::Data { hash: *hash, raw_len: *raw_len, compressed: true, payload: packed };
+        }
+    }
 }
