@@ -70,6 +70,12 @@ pub trait Tracker: Send {
     fn dates_changes(&self) -> bool {
         true
     }
+    /// The chunks written since the last collect, per disk as `(first, count)` runs, without
+    /// collecting them (they are stamped at the next cut as usual); `None` when this tracker
+    /// cannot tell (scan).
+    fn written_since_collect(&mut self) -> Option<Vec<Vec<(u64, u64)>>> {
+        None
+    }
     /// Counters since start.
     fn stats(&self) -> TrackerStats {
         TrackerStats::default()

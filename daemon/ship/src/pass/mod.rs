@@ -28,6 +28,7 @@
 mod epoch;
 mod error;
 mod level;
+mod recheck;
 mod resync;
 mod spool;
 mod throttle;
@@ -41,6 +42,7 @@ mod tests;
 pub use epoch::{PassChoice, choose};
 pub use error::PassError;
 pub use level::{CompressionCtl, LevelSetting, WorkerCompressor};
+pub use recheck::Recheck;
 pub use resync::ResyncRanges;
 pub use spool::{Spool, SpoolConfig, SpoolUse, clear_dir as clear_spool_dir};
 
@@ -84,6 +86,9 @@ pub struct PassProgress {
     pub to_ship: AtomicU64,
     pub shipped: AtomicU64,
     pub bytes_read: AtomicU64,
+    /// Chunks read again by the recheck, and when it ended (ms since the Unix epoch; 0: none).
+    pub rechecked: AtomicU64,
+    pub recheck_end_unix_ms: AtomicU64,
 }
 
 /// What a pass needs.
@@ -114,6 +119,8 @@ pub struct PassCtx {
     /// Read the whole epoch into this spool first, then ship it (incremental passes; `None`:
     /// read while sending).
     pub spool: Option<Arc<Spool>>,
+    /// With a spool: which chunks were written since the cut (read again before shipping).
+    pub recheck: Option<Recheck>,
 }
 
 /// See [`PassCtx::reads_done`]; safe to call more than once (only the first call acts).
@@ -246,7 +253,6 @@ pub fn run(ctx: PassCtx) -> Result<PassSummary, PassError> {
             failed.lock().expect("failed").get_or_insert(e);
         }
     });
-    drop(reader);
     if let Some(e) = failed.lock().expect("failed").take() {
         return Err(e);
     }
@@ -255,6 +261,13 @@ pub fn run(ctx: PassCtx) -> Result<PassSummary, PassError> {
     }
     let mut s = *summary.lock().expect("summary");
     if let Some(spool) = &ctx.spool {
+        let again = recheck::run(&ctx, &reader, spool, &mut s)?;
+        if again > 0 {
+            ctx.progress.rechecked.store(again, Ordering::Relaxed);
+            let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+            ctx.progress.recheck_end_unix_ms.store(now as u64, Ordering::Release);
+        }
+        drop(reader);
         ship_spool(&ctx, spool, &mut s)?;
     }
     Ok(s)
@@ -272,22 +285,43 @@ fn item_bytes(i: &drpair_wire::ChunkItem) -> u64 {
 /// hashes it holds (those go as hashes), the rest is compressed, then the frame is sent.
 fn ship_spool(ctx: &PassCtx, spool: &Spool, sum: &mut PassSummary) -> Result<(), PassError> {
     let mut comp = ctx.compression.compressor();
-    spool.drain(FRAME_BYTES as u64, |mut items| {
-        while ctx.hold.load(Ordering::Relaxed) && !ctx.abort.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if ctx.abort.load(Ordering::Relaxed) {
-            return Err(PassError::Aborted);
-        }
-        if ctx.dedup {
-            worker::dedup_spooled(ctx, &mut items, sum)?;
-        }
-        worker::compress_spooled(&mut comp, ctx, &mut items, sum);
-        throttle::wait(items.iter().map(item_bytes).sum());
-        let n = items.len() as u64;
-        let waited = ctx.standby.send_chunks(ctx.epoch, items)?;
-        ctx.compression.record_send_wait(waited);
-        ctx.progress.shipped.fetch_add(n, Ordering::Relaxed);
-        Ok(())
-    })
+    let mut replaced = PassSummary::default();
+    let shipped = spool.drain(
+        FRAME_BYTES as u64,
+        |old| {
+            replaced.chunks += 1;
+            match &old.body {
+                drpair_wire::ChunkBody::Zero => replaced.zero += 1,
+                drpair_wire::ChunkBody::Data { payload, .. } => {
+                    replaced.data += 1;
+                    replaced.payload_bytes += payload.len() as u64;
+                }
+                drpair_wire::ChunkBody::Known(_) => replaced.dedup += 1,
+            }
+        },
+        |mut items| {
+            while ctx.hold.load(Ordering::Relaxed) && !ctx.abort.load(Ordering::Relaxed) {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            if ctx.abort.load(Ordering::Relaxed) {
+                return Err(PassError::Aborted);
+            }
+            if ctx.dedup {
+                worker::dedup_spooled(ctx, &mut items, sum)?;
+            }
+            worker::compress_spooled(&mut comp, ctx, &mut items, sum);
+            throttle::wait(items.iter().map(item_bytes).sum());
+            let n = items.len() as u64;
+            let waited = ctx.standby.send_chunks(ctx.epoch, items)?;
+            ctx.compression.record_send_wait(waited);
+            ctx.progress.shipped.fetch_add(n, Ordering::Relaxed);
+            Ok(())
+        },
+    );
+    sum.chunks -= replaced.chunks;
+    sum.zero -= replaced.zero;
+    sum.data -= replaced.data;
+    sum.dedup -= replaced.dedup;
+    sum.payload_bytes -= replaced.payload_bytes;
+    shipped
 }

@@ -20,6 +20,7 @@
 use super::PassError;
 use drpair_types::Epoch;
 use drpair_wire::{ChunkBody, ChunkItem, HEADER_LEN, decode_body, decode_header, encode};
+use std::collections::HashSet;
 use std::fs::File;
 use std::io::{BufReader, Read, Write};
 use std::path::{Path, PathBuf};
@@ -63,6 +64,9 @@ struct Inner {
     overflowed: bool,
     /// The file could not be written: the rest of the epoch goes directly.
     file_failed: bool,
+    /// Chunks read again after the reads (see `recheck`): shipped last, in place of what was
+    /// spooled for the same (disk, chunk).
+    last: Vec<ChunkItem>,
 }
 
 impl Inner {
@@ -119,6 +123,7 @@ impl Spool {
             file_items: 0,
             overflowed: false,
             file_failed: false,
+            last: Vec::new(),
         };
         Self { cfg, path, inner: Mutex::new(inner) }
     }
@@ -158,32 +163,46 @@ impl Spool {
         Ok(None)
     }
 
+    /// Puts `items` in place of what the spool holds for the same chunks (they ship last).
+    pub fn supersede(&self, items: Vec<ChunkItem>) {
+        let mut g = self.inner.lock().expect("spool");
+        g.mem_bytes += items.iter().map(cost).sum::<u64>();
+        g.last.extend(items);
+    }
+
     /// What the spool holds now.
     pub fn usage(&self) -> SpoolUse {
         let g = self.inner.lock().expect("spool");
         SpoolUse {
-            items: g.mem.len() as u64 + g.file_items,
+            items: g.mem.len() as u64 + g.file_items + g.last.len() as u64,
             bytes: g.mem_bytes + g.file_bytes,
             overflowed: g.overflowed,
         }
     }
 
     /// Hands everything spooled to `ship` in batches of about `batch_bytes`, memory first, then
-    /// the file in the order written.
+    /// the file in the order written, then what superseded items (those go to `skipped`
+    /// instead of `ship`).
     pub fn drain(
         &self,
         batch_bytes: u64,
+        mut skipped: impl FnMut(&ChunkItem),
         mut ship: impl FnMut(Vec<ChunkItem>) -> Result<(), PassError>,
     ) -> Result<(), PassError> {
-        let (mem, file, file_items) = {
+        let (mem, file, file_items, last) = {
             let mut g = self.inner.lock().expect("spool");
             let mem = std::mem::take(&mut g.mem);
             g.mem_bytes = 0;
-            (mem, g.file.take(), g.file_items)
+            (mem, g.file.take(), g.file_items, std::mem::take(&mut g.last))
         };
+        let replaced: HashSet<(u32, u64)> = last.iter().map(|i| (i.disk, i.index)).collect();
         let mut batch = Vec::new();
         let mut bytes = 0;
         let mut add = |item: ChunkItem, batch: &mut Vec<ChunkItem>, bytes: &mut u64| -> Result<(), PassError> {
+            if replaced.contains(&(item.disk, item.index)) {
+                skipped(&item);
+                return Ok(());
+            }
             *bytes += cost(&item);
             batch.push(item);
             if *bytes >= batch_bytes {
@@ -209,6 +228,15 @@ impl Spool {
                 let item: ChunkItem =
                     decode_body(h, &body).map_err(|e| PassError::Spool(format!("{}: {e}", path.display())))?;
                 add(item, &mut batch, &mut bytes)?;
+            }
+        }
+        // The rechecked chunks last (they are what replaced the others).
+        for item in last {
+            bytes += cost(&item);
+            batch.push(item);
+            if bytes >= batch_bytes {
+                bytes = 0;
+                ship(std::mem::take(&mut batch))?;
             }
         }
         if !batch.is_empty() {

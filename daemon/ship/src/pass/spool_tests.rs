@@ -108,3 +108,45 @@ fn leftover_spool_files_are_cleared() {
     assert!(dir.path().join("keep.txt").exists());
     assert_eq!(clear_spool_dir(&dir.path().join("absent")).unwrap(), 0);
 }
+
+#[test]
+fn a_chunk_written_during_the_reads_is_read_again_and_shipped_once() {
+    let content: Vec<Vec<u8>> = (0..8).map(text_chunk).collect();
+    let f = Fixture::new(content);
+    let disk = f.disk_path();
+    // The "write" lands after the reads, before the spool ships; the tracker reports it.
+    let later = noise_chunk(99);
+    let hook: ReadsDone = {
+        let (disk, later) = (disk.clone(), later.clone());
+        Arc::new(move || {
+            use std::os::unix::fs::FileExt;
+            let file = std::fs::OpenOptions::new().write(true).open(&disk).unwrap();
+            file.write_all_at(&later, 3 * CS as u64).unwrap();
+            file.sync_all().unwrap();
+        })
+    };
+    let recheck: Recheck = Arc::new(|| Some(vec![vec![(3, 1)]]));
+    let spool = Arc::new(Spool::new(memory_only(1 << 20), 0));
+    let (epoch, r) = f.pass_full(true, Some(spool.clone()), Some(hook), Some(recheck));
+    let s = r.unwrap();
+    assert_eq!((s.chunks, s.data), (8, 8), "chunk 3 counted once: {s:?}");
+    let chunk3: Vec<_> = f.standby.received().into_iter().filter(|r| r.2 == 3).collect();
+    assert_eq!(chunk3.len(), 1, "chunk 3 shipped once: {chunk3:?}");
+    f.end(epoch);
+    assert_eq!(f.standby.version(0, 3), Some(drpair_wire::WireVersion::Data(crate::hash_chunk(&later))));
+    assert_eq!(f.standby.version(0, 2), Some(drpair_wire::WireVersion::Data(crate::hash_chunk(&text_chunk(2)))));
+}
+
+#[test]
+fn many_scattered_chunks_are_read_again_without_stalling_the_reader() {
+    // 200 runs of one chunk: more requests than the reader has buffers.
+    let content: Vec<Vec<u8>> = (0..400).map(text_chunk).collect();
+    let f = Fixture::new(content);
+    let recheck: Recheck = Arc::new(|| Some(vec![(0..200).map(|i| (i * 2, 1)).collect()]));
+    let spool = Arc::new(Spool::new(memory_only(64 << 20), 0));
+    let (epoch, r) = f.pass_full(true, Some(spool), None, Some(recheck));
+    assert_eq!(r.unwrap().chunks, 400);
+    assert_eq!(f.standby.received().len(), 400, "each chunk once");
+    f.end(epoch);
+    f.assert_standby_equals_disk();
+}

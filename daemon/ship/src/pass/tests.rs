@@ -66,6 +66,32 @@ impl Fixture {
         spool: impl FnOnce(Epoch) -> Option<Arc<Spool>>,
         reads_done: Option<ReadsDone>,
     ) -> (Epoch, Result<PassSummary, PassError>) {
+        self.pass_inner(dedup, spool, reads_done, None)
+    }
+
+    /// Like [`Fixture::pass_with`], with a recheck.
+    pub(super) fn pass_full(
+        &self,
+        dedup: bool,
+        spool: Option<Arc<Spool>>,
+        reads_done: Option<ReadsDone>,
+        recheck: Option<Recheck>,
+    ) -> (Epoch, Result<PassSummary, PassError>) {
+        self.pass_inner(dedup, |_| spool, reads_done, recheck)
+    }
+
+    /// The first disk's image file.
+    pub(super) fn disk_path(&self) -> PathBuf {
+        self.disks[0].0.clone()
+    }
+
+    fn pass_inner(
+        &self,
+        dedup: bool,
+        spool: impl FnOnce(Epoch) -> Option<Arc<Spool>>,
+        reads_done: Option<ReadsDone>,
+        recheck: Option<Recheck>,
+    ) -> (Epoch, Result<PassSummary, PassError>) {
         let epoch = self.maps.lock().unwrap()[0].begin_cut().unwrap();
         let maps: Arc<Mutex<dyn ChangeMaps>> = self.maps.clone();
         let ctx = PassCtx {
@@ -85,6 +111,7 @@ impl Fixture {
             resync: None,
             reads_done,
             spool: spool(epoch),
+            recheck,
         };
         (epoch, run(ctx))
     }

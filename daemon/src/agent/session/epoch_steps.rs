@@ -8,7 +8,7 @@ use crate::agent::SessionError;
 use crate::link::AbortOnDrop;
 use crate::timefmt::now_ms;
 use drpair_ship::pass::{
-    self, PassChoice, PassCtx, PassMode, PassProgress, PassSummary, ReadsDone, ResyncRanges, Spool,
+    self, PassChoice, PassCtx, PassMode, PassProgress, PassSummary, ReadsDone, Recheck, ResyncRanges, Spool,
 };
 use drpair_ship::{Engine, Standby};
 use drpair_track::Collected;
@@ -61,12 +61,18 @@ impl Conn {
         let reporter = self.report_progress(epoch, choice.kind, dirty, reason, progress.clone(), spool.clone());
         let t0 = Instant::now();
         let summary = tokio::task::spawn_blocking(move || pass::run(ctx)).await.map_err(transient);
-        // A pass that read nothing never calls reads_done: its window ends with it.
+        // A pass that read nothing never calls reads_done: its window ends with it. Chunks
+        // read again by the recheck end it later.
         let read_window_ms = match read_end.load(Ordering::Acquire) {
             0 => now_ms(),
             t => t,
         }
+        .max(progress.recheck_end_unix_ms.load(Ordering::Acquire))
         .saturating_sub(cut_ms);
+        let rechecked = progress.rechecked.load(Ordering::Relaxed);
+        if rechecked > 0 {
+            tracing::info!(pair = %self.agent.cfg.pair, epoch, chunks = rechecked, "chunks written during the reads read again before shipping");
+        }
         // Thaw now if the pass ended without reading anything (or failed).
         let quiesced = quiescing.finish(&self.agent.cfg.pair, epoch).await?;
         let app = quiesced.as_ref().is_some_and(|q| q.achieved);
@@ -176,6 +182,11 @@ impl Conn {
             hold: self.hold.clone(),
             dedup: choice.dedup,
             resync: if choice.mode == PassMode::All { self.resync.take() } else { None },
+            recheck: spool.as_ref().map(|_| {
+                let tracker = self.agent.tracker.clone();
+                let recheck: Recheck = Arc::new(move || tracker.lock().expect("tracker").written_since_collect());
+                recheck
+            }),
             reads_done: Some(reads_done),
             spool,
         }

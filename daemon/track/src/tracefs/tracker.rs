@@ -370,6 +370,13 @@ impl Tracker for TracefsTracker {
         Ok(Collected { scan: false, gap: found.map(|f| f.reason), consistency: Consistency::Fuzzy })
     }
 
+    fn written_since_collect(&mut self) -> Option<Vec<Vec<(u64, u64)>>> {
+        let running = self.running.as_ref()?;
+        let mut s = lock(&running.shared);
+        s.drain();
+        Some((0..s.pending.disks()).map(|d| s.pending.runs(d)).collect())
+    }
+
     fn stop(&mut self) -> Result<(), TrackError> {
         let mut running = self.running.take().ok_or(TrackError::NotStarted { tracker: NAME })?;
         running.drainer.stop();
