@@ -7,12 +7,13 @@ cd "$(dirname "$0")/.."
 need=()
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 # chromium: the web panel's browser tests (Debian's build; playwright drives it, no download).
-# nbdfuse, fuse3: a drill export mounted through the kernel (tests/drills.rs).
+# libnbd-bin (nbdfuse), fuse3: a drill export mounted through the kernel (tests/drills.rs);
+# Debian 12 ships nbdfuse in libnbd-bin, so that is the package checked and installed.
 # systemd, systemd-container, debootstrap: the packaging tests, which boot a Debian root with
 # systemd-nspawn (cached in /var/cache/drpair-debootstrap).
 # postgresql, postgresql-contrib: recovery points started by a real database (tests/pg_points.rs:
 # initdb, pg_ctl, pgbench, pg_amcheck).
-for pkg in e2fsprogs util-linux rsync fio zstd qemu-utils chromium nbdfuse fuse3 \
+for pkg in e2fsprogs util-linux rsync fio zstd qemu-utils chromium libnbd-bin fuse3 \
            systemd systemd-container debootstrap postgresql postgresql-contrib; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
