@@ -19,7 +19,7 @@
 
 use drpair_e2e::postgres::{self as pg, PointCheck, ProtectedDb, Restored};
 use drpair_e2e::tracking::TraceInstance;
-use drpair_e2e::{AgentSpec, Api, MIB, Standby, TestEnv, step, wait_connected, wait_ready};
+use drpair_e2e::{AgentSpec, Api, Daemon, MIB, Standby, TestEnv, step, wait_connected, wait_ready};
 use drpair_types::{Consistency, RecoveryPoint};
 use std::time::{Duration, Instant};
 
@@ -109,19 +109,26 @@ fn table(rows: &[Row]) -> String {
     out
 }
 
+/// A protected database, a standby, and an agent (tracefs, 1 s cuts) protecting both disks as
+/// `pair`, its first copy done.
+fn protected_pair(env: &TestEnv, pair: &str) -> (ProtectedDb, TraceInstance, Standby, AgentSpec, Daemon) {
+    let db = ProtectedDb::create(env);
+    let trace = TraceInstance::of_pair(pair);
+    let sb = Standby::start(env, None);
+    let mut spec = AgentSpec::new(env, &sb, pair, &db.disks());
+    spec.tracker = "tracefs".into();
+    spec.cut_interval = "1s".into();
+    let mut agent = spec.spawn(env, "agent");
+    wait_ready(&sb.api(), pair, &mut agent, LONG);
+    (db, trace, sb, spec, agent)
+}
+
 /// The whole scenario; `throttle`: the agent's pass cap.
 fn points_under_load(name: &str, pair: &str, throttle: Option<u64>) {
     let t0 = Instant::now();
     let env = TestEnv::new(name);
-    let db = ProtectedDb::create(&env);
-    let _trace = TraceInstance::of_pair(pair);
-    let sb = Standby::start(&env, None);
+    let (db, _trace, sb, mut spec, mut agent) = protected_pair(&env, pair);
     let api = sb.api();
-    let mut spec = AgentSpec::new(&env, &sb, pair, &db.disks());
-    spec.tracker = "tracefs".into();
-    spec.cut_interval = "1s".into();
-    let mut agent = spec.spawn(&env, "agent");
-    wait_ready(&api, pair, &mut agent, LONG);
     step(format!("baseline copied after {:.1}s", t0.elapsed().as_secs_f64()));
     // The link is capped after the first copy (which would take minutes through it).
     if throttle.is_some() {
@@ -257,15 +264,8 @@ fn pg_check_detects_a_corrupt_page() {
     }
     let pair = "pg-corrupt";
     let env = TestEnv::new("pg-corrupt");
-    let db = ProtectedDb::create(&env);
-    let _trace = TraceInstance::of_pair(pair);
-    let sb = Standby::start(&env, None);
+    let (db, _trace, sb, _spec, mut agent) = protected_pair(&env, pair);
     let api = sb.api();
-    let mut spec = AgentSpec::new(&env, &sb, pair, &db.disks());
-    spec.tracker = "tracefs".into();
-    spec.cut_interval = "1s".into();
-    let mut agent = spec.spawn(&env, "agent");
-    wait_ready(&api, pair, &mut agent, LONG);
     let load = db.start_load(&env, 5);
     std::thread::sleep(Duration::from_secs(5));
     let result = load.stop();

@@ -153,10 +153,7 @@ impl<'a> Worker<'a> {
         let mut frame = Vec::new();
         let mut bytes = 0;
         for item in items {
-            bytes += match &item.body {
-                ChunkBody::Data { payload, .. } => payload.len(),
-                _ => 64,
-            };
+            bytes += super::item_bytes(&item) as usize;
             frame.push(item);
             if bytes >= FRAME_BYTES {
                 self.send_chunks(std::mem::take(&mut frame))?;
