@@ -1,0 +1,116 @@
+//! Real TLS 1.3 handshakes over loopback TCP between the configs this crate builds.
+
+use crate::*;
+use rustls::pki_types::ServerName;
+use rustls::{ClientConnection, ServerConnection};
+use std::net::{TcpListener, TcpStream};
+use std::sync::Arc;
+
+fn identity() -> (tempfile::TempDir, StandbyIdentity) {
+    let d = tempfile::tempdir().unwrap();
+    let files = IdentityFiles { dir: d.path().join("tls"), cert: None, key: None };
+    let id = StandbyIdentity::load_or_create(&files, &[]).unwrap();
+    (d, id)
+}
+
+/// Runs one handshake; returns the client's (or else the server's) error, or the client
+/// certificate the server saw.
+fn handshake(
+    server: Arc<rustls::ServerConfig>,
+    client: Arc<rustls::ClientConfig>,
+    name: &str,
+) -> Result<Option<Fingerprint>, String> {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let srv = std::thread::spawn(move || {
+        let (mut s, _) = l.accept().unwrap();
+        let mut conn = ServerConnection::new(server).unwrap();
+        while conn.is_handshaking() {
+            if let Err(e) = conn.complete_io(&mut s) {
+                return Err(format!("server: {e}"));
+            }
+        }
+        let _ = conn.complete_io(&mut s);
+        Ok(conn.peer_certificates().map(|c| Fingerprint::of(&c[0])))
+    });
+    let mut s = TcpStream::connect(addr).unwrap();
+    let mut conn = ClientConnection::new(client, ServerName::try_from(name.to_string()).unwrap()).unwrap();
+    let mut result = Ok(());
+    while conn.is_handshaking() {
+        if let Err(e) = conn.complete_io(&mut s) {
+            result = Err(e.to_string());
+            break;
+        }
+    }
+    if result.is_ok() {
+        let _ = conn.complete_io(&mut s);
+    }
+    drop(s);
+    let seen = srv.join().unwrap();
+    result?;
+    seen
+}
+
+#[test]
+fn pinned_fingerprint_connects_whatever_the_name() {
+    let (_d, id) = identity();
+    let server = server_config(&id, Some(&[])).unwrap();
+    let client = client_config(&StandbyTrust::Pinned(id.fingerprint), None).unwrap();
+    assert_eq!(handshake(server, client, "10.9.8.7").unwrap(), None);
+}
+
+#[test]
+fn another_standby_is_refused_naming_both_fingerprints() {
+    let (_d, id) = identity();
+    let (_e, other) = identity();
+    let server = server_config(&other, None).unwrap();
+    let client = client_config(&StandbyTrust::Pinned(id.fingerprint), None).unwrap();
+    let e = handshake(server, client, STANDBY_NAME).unwrap_err();
+    assert!(e.contains(&id.fingerprint.to_string()) && e.contains(&other.fingerprint.to_string()), "{e}");
+}
+
+#[test]
+fn ca_file_checks_the_name() {
+    let (_d, id) = identity();
+    let trust = StandbyTrust::Roots(vec![id.ca_cert.clone()]);
+    let server = server_config(&id, None).unwrap();
+    handshake(server.clone(), client_config(&trust, None).unwrap(), STANDBY_NAME).unwrap();
+    handshake(server.clone(), client_config(&trust, None).unwrap(), "127.0.0.1").unwrap();
+    assert!(handshake(server, client_config(&trust, None).unwrap(), "elsewhere.example").is_err());
+}
+
+#[test]
+fn an_issued_client_certificate_is_seen_by_the_server() {
+    let (_d, id) = identity();
+    let key = AgentKey::generate().unwrap();
+    let cert = issue_client_cert(&id, &key.public_raw(), "db1", std::time::Duration::from_secs(3600)).unwrap();
+    let client = client_config(&StandbyTrust::Pinned(id.fingerprint), Some(key.identity(cert.der.clone()))).unwrap();
+    let seen = handshake(server_config(&id, Some(&[])).unwrap(), client, STANDBY_NAME).unwrap();
+    assert_eq!(seen, Some(cert.fingerprint));
+    // Saved and loaded back, it still works.
+    let dir = tempfile::tempdir().unwrap();
+    key.save(dir.path(), &cert.pem).unwrap();
+    let loaded = AgentKey::load(dir.path()).unwrap().unwrap();
+    let client = client_config(&StandbyTrust::Pinned(id.fingerprint), Some(loaded)).unwrap();
+    assert_eq!(
+        handshake(server_config(&id, Some(&[])).unwrap(), client, STANDBY_NAME).unwrap(),
+        Some(cert.fingerprint)
+    );
+}
+
+#[test]
+fn a_client_certificate_of_another_ca_is_refused() {
+    let (_d, id) = identity();
+    let (_e, other) = identity();
+    let key = AgentKey::generate().unwrap();
+    let cert = issue_client_cert(&other, &key.public_raw(), "db1", std::time::Duration::from_secs(3600)).unwrap();
+    let client = client_config(&StandbyTrust::Pinned(id.fingerprint), Some(key.identity(cert.der))).unwrap();
+    assert!(handshake(server_config(&id, Some(&[])).unwrap(), client, STANDBY_NAME).is_err());
+}
+
+#[test]
+fn a_bad_public_key_is_refused() {
+    let (_d, id) = identity();
+    let e = issue_client_cert(&id, &[4u8; 10], "db1", std::time::Duration::from_secs(60)).unwrap_err();
+    assert!(e.to_string().contains("P-256"), "{e}");
+}
