@@ -80,7 +80,7 @@ impl Fixture {
     }
 
     fn link(&self) -> RawLink {
-        RawLink::connect(self.sb.link)
+        RawLink::to(&self.sb)
     }
 
     fn hello(&self) -> drpair_wire::Hello {
@@ -258,12 +258,21 @@ fn wrong_token_is_refused() {
     let log = a.log_of_last_start();
     assert!(log.contains("token"), "the refused agent's stderr does not name the token:\n{log}");
 
+    // Refusals before authentication are counted, not written into the pair's history (anyone
+    // could otherwise push the real failures out of it).
     let s = f.api.status(&f.pair);
     assert!(
-        s.failure_messages.iter().any(|m| m.contains("token")),
-        "the refusal is not in the pair's failure messages: {:?}",
+        !s.failure_messages.iter().any(|m| m.contains("token")),
+        "an unauthenticated refusal reached the pair's failure messages: {:?}",
         s.failure_messages
     );
+    let metrics = f.api.metrics();
+    let refused_total: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("drpair_link_refused_total{") && l.contains("reason=\"credential\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum();
+    assert!(refused_total >= 3.0, "refusals not counted ({refused_total}):\n{metrics}");
     f.assert_unchanged("wrong tokens");
 }
 

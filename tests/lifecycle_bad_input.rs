@@ -69,7 +69,7 @@ fn every_refusal_changes_nothing() {
     api.create_point_wait(PAIR);
 
     // A second pair, registered by a bare Hello and left disconnected.
-    let mut raw = RawLink::connect(sb.link);
+    let mut raw = RawLink::to(&sb);
     let w = raw.hello(hello(DECOY, Some(TOKEN), "/dev/decoy", 16 * MIB, CHUNK));
     assert!(matches!(w, drpair_wire::StandbyMsg::Welcome { registered: true, .. }), "decoy not registered: {w:?}");
     drop(raw);

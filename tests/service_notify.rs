@@ -230,6 +230,8 @@ fn agent_ready_without_waiting_for_the_standby() {
         standby: nowhere,
         state_dir: env.path("agent-alone-01"),
         token_file: Some(env.token_file("agent", TOKEN)),
+        // Any well-formed pin: nothing answers at that address.
+        fingerprint: Some(format!("sha256:{}", "ab".repeat(32))),
         cut_interval: "1s".into(),
         chunk_size: None,
         compression: None,

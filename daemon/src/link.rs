@@ -1,4 +1,5 @@
-//! Async framing over a TCP stream: read and write whole frames of [`drpair_wire`].
+//! Async framing over a link connection (TLS, or TCP with `insecure_plaintext`): read and
+//! write whole frames of [`drpair_wire`].
 
 use drpair_wire::{FrameError, HEADER_LEN, decode_body, decode_header};
 use serde::de::DeserializeOwned;
@@ -21,6 +22,16 @@ pub enum LinkError {
 
 /// Reads one frame and decodes it. `Closed` on a clean EOF before a header.
 pub async fn read_msg<R: AsyncRead + Unpin, M: DeserializeOwned>(r: &mut R, buf: &mut Vec<u8>) -> Result<M, LinkError> {
+    read_msg_within(r, buf, drpair_wire::MAX_FRAME_PAYLOAD).await
+}
+
+/// Like [`read_msg`], refusing a frame that announces more than `max` bytes before anything
+/// is allocated for it (a peer not yet authenticated gets only a small buffer).
+pub async fn read_msg_within<R: AsyncRead + Unpin, M: DeserializeOwned>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    max: u32,
+) -> Result<M, LinkError> {
     let mut h = [0u8; HEADER_LEN];
     match r.read_exact(&mut h).await {
         Ok(_) => {}
@@ -28,6 +39,9 @@ pub async fn read_msg<R: AsyncRead + Unpin, M: DeserializeOwned>(r: &mut R, buf:
         Err(e) => return Err(e.into()),
     }
     let header = decode_header(&h)?;
+    if header.len > max {
+        return Err(FrameError::TooLarge(header.len as u64).into());
+    }
     buf.clear();
     buf.resize(header.len as usize, 0);
     r.read_exact(buf).await?;
@@ -68,3 +82,14 @@ impl Drop for AbortOnDrop {
         self.0.abort();
     }
 }
+
+/// A connection of the link, TLS or (with `insecure_plaintext`) plain TCP.
+pub trait LinkIo: AsyncRead + AsyncWrite + Unpin + Send {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send> LinkIo for T {}
+
+/// One connection of the link, whatever secures it.
+pub type LinkStream = Box<dyn LinkIo>;
+/// Its read half (frames in).
+pub type LinkReader = tokio::io::ReadHalf<LinkStream>;
+/// Its write half (owned by the writer task).
+pub type LinkWriter = tokio::io::WriteHalf<LinkStream>;

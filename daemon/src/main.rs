@@ -44,7 +44,10 @@ enum ConfigCmd {
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
 struct StandbyArgs {
+    #[command(subcommand)]
+    sub: Option<StandbySub>,
     /// TOML file with a [standby] table; flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -80,6 +83,31 @@ struct StandbyArgs {
     /// `window_exceeded` and passed over by "latest" (default 2s).
     #[arg(long)]
     max_read_window: Option<String>,
+    /// Server certificate chain (PEM, leaf first) instead of the standby's own (DATA_DIR/tls/).
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    /// Private key of --tls-cert.
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    /// More CA certificates whose client certificates agents may present.
+    #[arg(long)]
+    client_ca: Option<PathBuf>,
+    /// No TLS on the link: only with agents started the same way, only on a network you trust.
+    #[arg(long)]
+    insecure_plaintext: bool,
+}
+
+#[derive(Subcommand)]
+enum StandbySub {
+    /// Print the standby's SHA-256 fingerprint, which agents and the CLI pin.
+    Fingerprint {
+        /// TOML file with a [standby] table.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// The standby's data dir (default /var/lib/drpair/standby).
+        #[arg(long)]
+        data_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Args)]
@@ -153,6 +181,15 @@ struct AgentArgs {
     /// MiB the spool file may hold (default 4096; 0: memory only).
     #[arg(long)]
     spool_file_mib: Option<u64>,
+    /// The standby's fingerprint (sha256:…, as `drpaird standby fingerprint` prints it).
+    #[arg(long)]
+    standby_fingerprint: Option<String>,
+    /// CA file the standby's certificate must chain to (instead of a fingerprint).
+    #[arg(long)]
+    standby_ca: Option<PathBuf>,
+    /// No TLS on the link: only with a standby started the same way.
+    #[arg(long)]
+    insecure_plaintext: bool,
 }
 
 /// Logs on stderr: for a terminal with colours and times; into the journal (systemd's
@@ -205,6 +242,16 @@ fn write_man_pages(dir: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The `[standby]` table of `path`, or an empty one.
+fn standby_file(path: Option<&Path>) -> Result<StandbyFile> {
+    match path {
+        Some(p) => {
+            config::load_file(p)?.standby.ok_or_else(|| anyhow::anyhow!("{} has no [standby] table", p.display()))
+        }
+        None => Ok(StandbyFile::default()),
+    }
+}
+
 fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(64).build()?)
 }
@@ -229,14 +276,16 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Man { dir } => write_man_pages(&dir),
+        Cmd::Standby(StandbyArgs { sub: Some(StandbySub::Fingerprint { config: path, data_dir }), .. }) => {
+            let file = standby_file(path.as_deref())?;
+            let cfg = file.resolve(StandbyFile { data_dir, ..Default::default() })?;
+            let f = drpaird::standby::identity::read_fingerprint(&cfg.data_dir, &cfg.link_security)?;
+            println!("{f}");
+            Ok(())
+        }
         Cmd::Standby(a) => {
             init_logs();
-            let file = match &a.config {
-                Some(p) => config::load_file(p)?
-                    .standby
-                    .ok_or_else(|| anyhow::anyhow!("{} has no [standby] table", p.display()))?,
-                None => StandbyFile::default(),
-            };
+            let file = standby_file(a.config.as_deref())?;
             let flags = StandbyFile {
                 data_dir: a.data_dir,
                 listen: a.listen,
@@ -248,6 +297,10 @@ fn run(cli: Cli) -> Result<()> {
                 prune_interval: a.prune_interval,
                 verify_interval: a.verify_interval,
                 max_read_window: a.max_read_window,
+                tls_cert: a.tls_cert,
+                tls_key: a.tls_key,
+                client_ca: a.client_ca,
+                insecure_plaintext: a.insecure_plaintext.then_some(true),
             };
             let cfg = file.resolve(flags)?;
             let (data_dir, link, api) = (cfg.data_dir.clone(), cfg.listen, cfg.api_listen);
@@ -289,6 +342,9 @@ fn run(cli: Cli) -> Result<()> {
                 spool_dir: a.spool_dir,
                 spool_file_mib: a.spool_file_mib,
                 spool_on_protected_disk: None,
+                standby_fingerprint: a.standby_fingerprint,
+                standby_ca: a.standby_ca,
+                insecure_plaintext: a.insecure_plaintext.then_some(true),
             };
             let cfg = file.resolve(flags, a.reinit)?;
             let tracking = format!(

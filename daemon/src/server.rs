@@ -23,16 +23,23 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot listen on {} (api)", cfg.api_listen))?;
     let (link_addr, api_addr) = (link.local_addr()?, api.local_addr()?);
-    // Tests and scripts read the bound addresses (port 0 picks a free one).
+    // Tests and scripts read the fingerprint and the bound addresses (port 0 picks a free
+    // one); the addresses last, as the sign that the standby serves.
+    if let Some(id) = &sb.identity {
+        std::fs::write(cfg.data_dir.join("fingerprint"), format!("{}\n", id.fingerprint()))?;
+    } else {
+        let _ = std::fs::remove_file(cfg.data_dir.join("fingerprint"));
+    }
     std::fs::write(cfg.data_dir.join("link.addr"), link_addr.to_string())?;
     std::fs::write(cfg.data_dir.join("api.addr"), api_addr.to_string())?;
     tracing::info!(%link_addr, %api_addr, data_dir = %cfg.data_dir.display(), "standby serving");
     let sb2 = sb.clone();
+    let limits = std::sync::Arc::new(session::ConnLimits::default());
     let accept = tokio::spawn(async move {
         loop {
             match link.accept().await {
                 Ok((stream, peer)) => {
-                    tokio::spawn(session::serve(sb2.clone(), stream, peer));
+                    tokio::spawn(session::accept(sb2.clone(), limits.clone(), stream, peer));
                 }
                 Err(e) => {
                     tracing::warn!("link accept: {e}");

@@ -20,6 +20,8 @@ pub struct Standby {
     pub api_addr: SocketAddr,
     pub token: Option<String>,
     pub token_file: Option<PathBuf>,
+    /// The standby's TLS fingerprint (`None`: started with `--insecure-plaintext`).
+    pub fingerprint: Option<String>,
 }
 
 fn os(v: &[&str]) -> Vec<OsString> {
@@ -55,8 +57,9 @@ impl Standby {
         let (link, api_addr) = start_and_wait(&mut proc, &data_dir);
         // Pin the ports for restarts.
         proc.set_args(args(&link.to_string(), &api_addr.to_string()));
-        crate::step(format!("standby serving: link {link}, api {api_addr}"));
-        Self { proc, data_dir, link, api_addr, token: token.map(String::from), token_file }
+        let fingerprint = read_fingerprint(&data_dir);
+        crate::step(format!("standby serving: link {link}, api {api_addr}, fingerprint {fingerprint:?}"));
+        Self { proc, data_dir, link, api_addr, token: token.map(String::from), token_file, fingerprint }
     }
 
     pub fn url(&self) -> String {
@@ -90,6 +93,12 @@ impl Standby {
     }
 }
 
+/// The fingerprint the standby wrote at start (`DATA_DIR/fingerprint`, written before the
+/// addresses), `None` when it runs without TLS.
+pub fn read_fingerprint(data_dir: &Path) -> Option<String> {
+    std::fs::read_to_string(data_dir.join("fingerprint")).ok().map(|s| s.trim().to_string())
+}
+
 /// Starts `proc` and waits for `DATA_DIR/link.addr` and `api.addr` (stale ones removed first).
 fn start_and_wait(proc: &mut Daemon, data_dir: &Path) -> (SocketAddr, SocketAddr) {
     let (lf, af) = (data_dir.join("link.addr"), data_dir.join("api.addr"));
@@ -116,6 +125,8 @@ pub struct AgentSpec {
     pub standby: SocketAddr,
     pub state_dir: PathBuf,
     pub token_file: Option<PathBuf>,
+    /// `--standby-fingerprint` (`None`: `--insecure-plaintext`).
+    pub fingerprint: Option<String>,
     pub cut_interval: String,
     pub chunk_size: Option<u64>,
     pub compression: Option<String>,
@@ -136,6 +147,7 @@ impl AgentSpec {
             standby: sb.link,
             state_dir: env.path(&format!("agent-{pair}")),
             token_file: sb.token_file.clone(),
+            fingerprint: sb.fingerprint.clone(),
             cut_interval: "1s".into(),
             chunk_size: None,
             compression: None,
@@ -164,6 +176,10 @@ impl AgentSpec {
         if let Some(t) = &self.token_file {
             a.push("--token-file".into());
             a.push(t.clone().into());
+        }
+        match &self.fingerprint {
+            Some(f) => a.extend(os(&["--standby-fingerprint", f])),
+            None => a.push("--insecure-plaintext".into()),
         }
         if let Some(c) = self.chunk_size {
             a.extend(os(&["--chunk-size", &c.to_string()]));

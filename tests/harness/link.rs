@@ -17,17 +17,40 @@ pub enum Recv {
     Bad(String),
 }
 
+trait Io: Read + Write + Send {}
+impl<T: Read + Write + Send> Io for T {}
+
 pub struct RawLink {
-    stream: TcpStream,
+    /// The socket below (read timeouts are set on it).
+    socket: TcpStream,
+    stream: Box<dyn Io>,
 }
 
 impl RawLink {
-    pub fn connect(addr: SocketAddr) -> Self {
-        let stream =
+    /// Connects to the standby's link as it is secured: TLS pinned to its fingerprint, or
+    /// plain TCP when it runs with `--insecure-plaintext`.
+    pub fn to(sb: &crate::daemons::Standby) -> Self {
+        Self::connect(sb.link, sb.fingerprint.as_deref(), None)
+    }
+
+    /// Connects to `addr`: TLS pinned to `fingerprint` (presenting `client`, an agent's
+    /// certificate, when given), or plain TCP without a fingerprint.
+    pub fn connect(addr: SocketAddr, fingerprint: Option<&str>, client: Option<drpair_tls::ClientIdentity>) -> Self {
+        let socket =
             TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
-        stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
-        stream.set_nodelay(true).expect("nodelay");
-        Self { stream }
+        socket.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        socket.set_nodelay(true).expect("nodelay");
+        let stream: Box<dyn Io> = match fingerprint {
+            None => Box::new(socket.try_clone().expect("clone")),
+            Some(f) => {
+                let pin = f.parse().expect("fingerprint");
+                let config = drpair_tls::client_config(&drpair_tls::StandbyTrust::Pinned(pin), client).expect("tls");
+                let name = drpair_tls::rustls::pki_types::ServerName::try_from(drpair_tls::STANDBY_NAME).expect("name");
+                let conn = drpair_tls::rustls::ClientConnection::new(config, name).expect("tls connection");
+                Box::new(drpair_tls::rustls::StreamOwned::new(conn, socket.try_clone().expect("clone")))
+            }
+        };
+        Self { socket, stream }
     }
 
     /// Writes raw bytes; an error means the standby already closed (fine for bad input).
@@ -70,7 +93,7 @@ impl RawLink {
     /// whether the connection was closed.
     pub fn drain(&mut self, timeout: Duration) -> (Vec<StandbyMsg>, bool) {
         let deadline = Instant::now() + timeout;
-        self.stream.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
+        self.socket.set_read_timeout(Some(Duration::from_millis(500))).expect("timeout");
         let mut got = vec![];
         let mut closed = false;
         while Instant::now() < deadline {
@@ -84,7 +107,7 @@ impl RawLink {
                 Recv::Bad(e) => panic!("the standby sent a bad frame: {e}"),
             }
         }
-        self.stream.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
+        self.socket.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
         (got, closed)
     }
 

@@ -1,10 +1,10 @@
-//! The standby over TCP, as the pass sees it ([`drpair_ship::Standby`]): Have queries, hash
+//! The standby over the link, as the pass sees it ([`drpair_ship::Standby`]): Have queries, hash
 //! requests and Chunks frames encoded as wire frames on the connection's writer, and their
 //! answers routed back by the connection's reader task straight to the waiting worker.
 //!
 //! Everything else the standby says goes to the session's control channel.
 
-use crate::link::{AbortOnDrop, LinkError, read_msg};
+use crate::link::{AbortOnDrop, LinkError, LinkReader, read_msg};
 use drpair_ship::pass::PassError;
 use drpair_ship::{Hash, Standby};
 use drpair_types::Epoch;
@@ -13,7 +13,6 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::tcp::OwnedReadHalf;
 use tokio::sync::mpsc;
 
 /// Longest a worker waits for the standby's answer to a query.
@@ -101,7 +100,7 @@ impl LinkStandby {
     /// is woken.
     pub fn spawn_reader(
         self: &Arc<Self>,
-        mut rd: OwnedReadHalf,
+        mut rd: LinkReader,
         failback: mpsc::Sender<StandbyMsg>,
         asked: Arc<Mutex<Option<String>>>,
     ) -> (mpsc::Receiver<Result<StandbyMsg, LinkDown>>, AbortOnDrop) {

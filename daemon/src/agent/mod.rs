@@ -9,6 +9,7 @@
 //!   the standby's hashes and scans every chunk: a differential resync, never a silent full
 //!   copy and never a silent skip.
 
+pub mod dial;
 pub mod dump;
 pub mod failback;
 pub mod link;
@@ -82,6 +83,8 @@ pub struct Agent {
     pub dump: Mutex<Option<dump::DumpState>>,
     /// Where incremental epochs are spooled (`None`: read while sending).
     pub spool: Option<drpair_ship::pass::SpoolConfig>,
+    /// How the standby is reached (TLS set up once, so reconnects resume the session).
+    pub dialer: dial::Dialer,
 }
 
 fn hostname() -> String {
@@ -121,7 +124,9 @@ pub async fn run(
         tracing::warn!(pair = %cfg.pair, "tracking gap: {g}; a differential resync will run");
     }
     let spool = cfg.spool.as_ref().map(|s| spool::prepare(s, &cfg.disks));
+    let dialer = dial::Dialer::new(&cfg)?;
     let agent = Arc::new(Agent {
+        dialer,
         spool,
         compression: Arc::new(CompressionCtl::new(level_setting(cfg.compression), cfg.workers)),
         gap: Mutex::new(local.gap.take()),

@@ -16,7 +16,6 @@ use drpair_wire::{
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 
 mod dump_steps;
@@ -65,12 +64,8 @@ struct Conn {
 /// Connects and serves until the link drops (Transient) or the standby refuses (Permanent).
 pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
     let cfg = &agent.cfg;
-    let stream = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&cfg.standby))
-        .await
-        .map_err(|_| transient(format!("connecting to {} timed out", cfg.standby)))?
-        .map_err(|e| transient(format!("cannot connect to {}: {e}", cfg.standby)))?;
-    let _ = stream.set_nodelay(true);
-    let (mut rd, mut wr) = stream.into_split();
+    let stream = agent.dialer.dial().await?;
+    let (mut rd, mut wr) = tokio::io::split(stream);
     let hello = Hello {
         pair_id: cfg.pair.to_string(),
         token: cfg.token.clone(),

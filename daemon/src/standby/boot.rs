@@ -19,6 +19,7 @@ impl Standby {
         let store = Store::open(&store_dir(&cfg.data_dir)).context("opening the standby store")?;
         // Overlays of drills that ran when the standby stopped: throw-away by definition.
         let _ = std::fs::remove_dir_all(cfg.data_dir.join("drills"));
+        let identity = super::identity::LinkIdentity::load(&cfg.data_dir, &cfg.link_security)?;
         let registry = Registry::default();
         registry.set_retention_defaults(RetentionDefaults {
             policy: cfg.retention.clone(),
@@ -64,6 +65,7 @@ impl Standby {
             data_dir: cfg.data_dir.clone(),
             drills: drill::Drills::default(),
             tasks: tasks::Tasks::open(&cfg.data_dir.join("tasks")).context("opening the task list")?,
+            identity,
             next_conn: AtomicU64::new(1),
             next_request: AtomicU64::new(1),
         }))

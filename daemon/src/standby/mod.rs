@@ -13,6 +13,7 @@ pub mod drill;
 pub mod dump;
 pub mod export;
 pub mod failover;
+pub mod identity;
 pub mod ingest;
 pub mod maintenance;
 pub mod metrics;

@@ -31,6 +31,8 @@ pub struct Standby {
     pub drills: Drills,
     /// Long operations, their progress and logs (kept in `tasks/` below the data dir).
     pub tasks: Arc<tasks::Tasks>,
+    /// The link's TLS identity (`None`: started with `insecure_plaintext`).
+    pub identity: Option<super::identity::LinkIdentity>,
     pub(super) next_conn: AtomicU64,
     pub(super) next_request: AtomicU64,
 }

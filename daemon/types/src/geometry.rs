@@ -11,6 +11,12 @@ pub enum GeometryError {
     /// disk is empty
     #[error("disk size must be larger than zero")]
     EmptyDisk,
+    /// disk or chunk count past what drpair protects
+    #[error(
+        "disk of {size} bytes in chunks of {chunk} is past the limit of {max_bytes} bytes (1 PiB) and {max_chunks} chunks per disk (use larger chunks)",
+        max_bytes = DiskGeometry::MAX_BYTES, max_chunks = DiskGeometry::MAX_CHUNKS
+    )]
+    TooLarge { size: u64, chunk: u32 },
 }
 
 /// A chunk size: a power of two between 4 KiB and 4 MiB. Default 64 KiB.
@@ -67,11 +73,22 @@ pub struct DiskGeometry {
 }
 
 impl DiskGeometry {
+    /// Largest disk protected (1 PiB).
+    pub const MAX_BYTES: u64 = 1 << 50;
+    /// Most chunks of one disk (a bitmap of them is 256 MiB).
+    pub const MAX_CHUNKS: u64 = 1 << 31;
+
+    /// A disk's geometry; sizes past [`Self::MAX_BYTES`] or [`Self::MAX_CHUNKS`] are refused
+    /// (they come from the wire too: nothing may be sized from them unchecked).
     pub fn new(size_bytes: u64, chunk_size: ChunkSize) -> Result<Self, GeometryError> {
         if size_bytes == 0 {
             return Err(GeometryError::EmptyDisk);
         }
-        Ok(Self { size_bytes, chunk_size })
+        let g = Self { size_bytes, chunk_size };
+        if size_bytes > Self::MAX_BYTES || g.chunk_count() > Self::MAX_CHUNKS {
+            return Err(GeometryError::TooLarge { size: size_bytes, chunk: chunk_size.bytes() });
+        }
+        Ok(g)
     }
 
     /// Number of chunks, counting a short last chunk.

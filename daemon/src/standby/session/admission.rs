@@ -22,6 +22,7 @@ pub(super) fn handshake(
     sb: &Standby,
     h: &Hello,
     peer: SocketAddr,
+    _cert: Option<drpair_tls::Fingerprint>,
 ) -> Result<(Arc<PairHandle>, bool), (RefuseCode, String)> {
     let bad = |m: String| (RefuseCode::BadRequest, m);
     let pair_id = PairId::new(h.pair_id.clone()).map_err(|e| bad(e.to_string()))?;

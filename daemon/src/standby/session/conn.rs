@@ -2,49 +2,62 @@
 //! queries answered, an epoch's end committed) until the connection ends.
 
 use super::Session;
+use super::accept::refused_unauthenticated;
 use super::admission::{check_agent, handshake, refuse};
 use super::{BULK_AFTER_BYTES, ConnError, INGEST_PARALLEL};
-use crate::link::{LinkError, read_msg, spawn_writer};
+use crate::link::{LinkError, LinkReader, LinkStream, read_msg, read_msg_within, spawn_writer};
 use crate::standby::Standby;
 use crate::standby::ingest::{self, IngestError, Ingested};
 use crate::standby::pair::{OpError, SessionHandle};
 use crate::standby::{dump, source_verify};
 use crate::timefmt::now_ms;
 use drpair_pair::PairOp;
+use drpair_tls::Fingerprint;
 use drpair_types::{DiskGeometry, Epoch, PairId};
 use drpair_wire::{AgentMsg, RefuseCode, StandbyMsg, encode};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::{Semaphore, mpsc};
 use tokio::task::JoinSet;
 
-/// Serves one connection until it ends.
-pub async fn serve(sb: Arc<Standby>, stream: TcpStream, peer: SocketAddr) {
-    let _ = stream.set_nodelay(true);
-    let (mut rd, wr) = stream.into_split();
+/// Largest first message (the Hello) read from a peer not yet admitted.
+const HELLO_MAX_BYTES: u32 = 64 << 10;
+
+/// Serves one connection (TLS done; `cert`: the fingerprint of the agent's certificate, if it
+/// presented one) until it ends.
+pub(super) async fn serve(sb: Arc<Standby>, stream: LinkStream, peer: SocketAddr, cert: Option<Fingerprint>) {
+    let (mut rd, wr) = tokio::io::split(stream);
     let (tx, writer) = spawn_writer(wr, 64);
     let mut buf = Vec::new();
-    let hello = match tokio::time::timeout(Duration::from_secs(15), read_msg::<_, AgentMsg>(&mut rd, &mut buf)).await {
+    let first = read_msg_within::<_, AgentMsg>(&mut rd, &mut buf, HELLO_MAX_BYTES);
+    let hello = match tokio::time::timeout(Duration::from_secs(15), first).await {
         Ok(Ok(AgentMsg::Hello(h))) => h,
         Ok(Ok(other)) => {
+            refused_unauthenticated(peer, "hello", &format!("first message {} instead of Hello", other.name()));
             refuse(&tx, RefuseCode::BadRequest, format!("expected Hello as the first message, got {}", other.name()))
                 .await;
             return finish(tx, writer).await;
         }
         Ok(Err(e)) => {
-            tracing::warn!(%peer, "link handshake failed: {e}");
+            refused_unauthenticated(peer, "hello", &format!("link handshake failed: {e}"));
             refuse(&tx, RefuseCode::BadRequest, e.to_string()).await;
             return finish(tx, writer).await;
         }
         Err(_) => {
-            tracing::warn!(%peer, "no Hello within 15s; closing");
+            refused_unauthenticated(peer, "timeout", "no Hello within 15s");
             return finish(tx, writer).await;
         }
     };
-    let pair = match handshake(&sb, &hello, peer) {
+    drop(buf);
+    let pair = match handshake(&sb, &hello, peer, cert) {
         Ok(p) => p,
+        Err((RefuseCode::AccessDenied, message)) => {
+            // Not authenticated: nothing of it reaches a pair's history.
+            refused_unauthenticated(peer, "credential", &message);
+            refuse(&tx, RefuseCode::AccessDenied, message).await;
+            return finish(tx, writer).await;
+        }
         Err((code, message)) => {
             tracing::warn!(%peer, pair = %hello.pair_id, "connection refused: {message}");
             if let Ok(id) = PairId::new(hello.pair_id.clone()) {
@@ -185,7 +198,7 @@ pub(super) async fn finish(tx: mpsc::Sender<Vec<u8>>, writer: tokio::task::JoinH
 }
 
 impl Session {
-    async fn run(&mut self, rd: &mut tokio::net::tcp::OwnedReadHalf, me: &SessionHandle) -> Result<(), ConnError> {
+    async fn run(&mut self, rd: &mut LinkReader, me: &SessionHandle) -> Result<(), ConnError> {
         let mut buf = Vec::new();
         loop {
             let msg = tokio::select! {

@@ -9,6 +9,7 @@
 //! - anything refused (bad frame, out-of-range chunk, hash mismatch, epoch that does not
 //!   chain) ends the connection and changes nothing committed.
 
+mod accept;
 mod admission;
 mod commit;
 mod conn;
@@ -16,7 +17,7 @@ mod error;
 mod hooks;
 mod queries;
 
-pub use conn::serve;
+pub use accept::{ConnLimits, accept, refused_unauthenticated};
 pub use error::ConnError;
 
 use crate::standby::Standby;

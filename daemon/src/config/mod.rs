@@ -9,6 +9,9 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod tls;
+pub use tls::{AgentTrust, StandbyLinkSecurity};
+
 /// Where the standby keeps its store when neither flag nor file says (`[standby] data_dir`).
 pub use drpair_types::DEFAULT_STANDBY_DATA_DIR;
 
@@ -48,6 +51,17 @@ pub struct StandbyFile {
     /// A point whose reads took longer than this after its cut (and that is not
     /// app-consistent) is marked `window_exceeded`: "latest" choices pass it over. Default `2s`.
     pub max_read_window: Option<String>,
+    /// The server certificate chain (PEM, leaf first) the link and API present instead of the
+    /// standby's own (made on first start in `DATA_DIR/tls/`). Needs `tls_key`.
+    pub tls_cert: Option<PathBuf>,
+    /// The private key of `tls_cert`.
+    pub tls_key: Option<PathBuf>,
+    /// More CA certificates (PEM) whose client certificates are accepted from agents, besides
+    /// the standby's own CA (which signs enrolled agents).
+    pub client_ca: Option<PathBuf>,
+    /// No TLS on the link: chunks and credentials cross the network readable. Only with agents
+    /// started the same way; warned about at every start and in status. Default `false`.
+    pub insecure_plaintext: Option<bool>,
 }
 
 /// `[agent]` as written in a file; every key optional.
@@ -102,6 +116,13 @@ pub struct AgentFile {
     pub spool_file_mib: Option<u64>,
     /// Allow the spool directory on a protected disk. Default `false`.
     pub spool_on_protected_disk: Option<bool>,
+    /// The standby's fingerprint (`drpaird standby fingerprint` on it prints it): the link is
+    /// refused unless the standby presents it. Default: the one saved at enrollment.
+    pub standby_fingerprint: Option<String>,
+    /// A CA file the standby's certificate must chain to (instead of a fingerprint).
+    pub standby_ca: Option<PathBuf>,
+    /// No TLS on the link (only with a standby started the same way). Default `false`.
+    pub insecure_plaintext: Option<bool>,
 }
 
 /// The standby's complete configuration.
@@ -119,6 +140,7 @@ pub struct StandbyConfig {
     pub verify_interval: Duration,
     /// Longest read window of a point that is trusted without being app-consistent.
     pub max_read_window: Duration,
+    pub link_security: StandbyLinkSecurity,
 }
 
 /// How chunks are compressed on the wire and at rest.
@@ -150,6 +172,7 @@ pub struct AgentConfig {
     pub marker_exec: bool,
     /// Where incremental epochs are spooled; `None`: read while sending.
     pub spool: Option<SpoolSettings>,
+    pub trust: AgentTrust,
 }
 
 /// The agent's spool as configured (the directory is checked at start: see
@@ -262,6 +285,12 @@ impl StandbyFile {
                 }
                 None => DEFAULT_MAX_READ_WINDOW,
             },
+            link_security: StandbyLinkSecurity::resolve(
+                flags.tls_cert.or(self.tls_cert),
+                flags.tls_key.or(self.tls_key),
+                flags.client_ca.or(self.client_ca),
+                flags.insecure_plaintext.or(self.insecure_plaintext).unwrap_or(false),
+            )?,
         })
     }
 }
@@ -389,6 +418,11 @@ impl AgentFile {
         if !(1..=64).contains(&workers) {
             bail!("workers {workers} must be between 1 and 64");
         }
+        let trust = AgentTrust::resolve(
+            flags.standby_fingerprint.or(self.standby_fingerprint),
+            flags.standby_ca.or(self.standby_ca),
+            flags.insecure_plaintext.or(self.insecure_plaintext).unwrap_or(false),
+        )?;
         Ok(AgentConfig {
             pair,
             disks,
@@ -405,6 +439,7 @@ impl AgentFile {
             reinit,
             marker_exec: flags.marker_exec.or(self.marker_exec).unwrap_or(false),
             spool,
+            trust,
         })
     }
 }
