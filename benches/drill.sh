@@ -35,7 +35,7 @@ for gib in 1 8; do
   img="$work/disk-${gib}g.img"
   truncate -s "${gib}G" "$img"
   head -c $((256 << 20)) /dev/urandom | dd of="$img" conv=notrunc status=none
-  "$bin/drpaird" agent --pair "bench-${gib}g" --disk "$img" --standby "$link" --tracker scan \
+  "$bin/drpaird" agent --pair "bench-${gib}g" --disk "$img" --standby "$link" --standby-fingerprint "$(cat "$work/standby/fingerprint")" --tracker scan \
     --cut-interval 1h --state-dir "$work/agent-${gib}g" 2>"$work/agent-${gib}g.log" &
   pids+=($!)
   drpair status "bench-${gib}g" --wait-synced --timeout 10m >/dev/null 2>&1 || {

@@ -49,7 +49,8 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 calc() { python3 -c "print(f'{$1:.${2:-2}f}')"; }
 now() { date +%s.%N; }
 fail() { echo "$*" >&2; exit 1; }
-# standby NAME [FLAGS...]: starts a standby with its own data dir; sets DRPAIR_SERVER and link.
+# standby NAME [FLAGS...]: starts a standby with its own data dir; sets DRPAIR_SERVER, link and
+# fingerprint.
 standby() {
   local name=$1; shift
   "$bin/drpaird" standby --data-dir "$work/$name" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 "$@" \
@@ -57,11 +58,11 @@ standby() {
   pids+=($!)
   for _ in $(seq 100); do [ -s "$work/$name/api.addr" ] && [ -s "$work/$name/link.addr" ] && break; sleep 0.1; done
   export DRPAIR_SERVER="http://$(cat "$work/$name/api.addr")"
-  link=$(cat "$work/$name/link.addr")
+  link=$(cat "$work/$name/link.addr"); fingerprint=$(cat "$work/$name/fingerprint")
 }
 # agent PAIR DEVICE
 agent() {
-  "$bin/drpaird" agent --pair "$1" --disk "$2" --standby "$link" --tracker "${DRPAIR_BENCH_TRACKER:-tracefs}" \
+  "$bin/drpaird" agent --pair "$1" --disk "$2" --standby "$link" --standby-fingerprint "$fingerprint" --tracker "${DRPAIR_BENCH_TRACKER:-tracefs}" \
     --cut-interval 1h --state-dir "$work/agent-$1" 2>"$work/agent-$1.log" &
   pids+=($!)
 }

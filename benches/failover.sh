@@ -35,7 +35,7 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 img="$work/source.img"
 head -c $((mib << 20)) /dev/urandom >"$img"
-"$bin/drpaird" agent --pair bench --disk "$img" --standby "$link" --tracker scan \
+"$bin/drpaird" agent --pair bench --disk "$img" --standby "$link" --standby-fingerprint "$(cat "$work/standby/fingerprint")" --tracker scan \
   --cut-interval 1h --state-dir "$work/agent" 2>"$work/agent.log" &
 pids+=($!)
 drpair status bench --wait-synced --timeout 10m >/dev/null 2>&1 || {

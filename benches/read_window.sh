@@ -69,7 +69,7 @@ instances+=("$tracing/instances/drpair-$pair")
 start_agent() { # throttle_bps (0: none) extra-args...
   local env=()
   [ "$1" != 0 ] && env=(DRPAIR_TEST_THROTTLE_BPS="$1")
-  env "${env[@]}" "$bin/drpaird" agent --pair "$pair" --disk "$loop" --standby "$link" --state-dir "$work/agent" \
+  env "${env[@]}" "$bin/drpaird" agent --pair "$pair" --disk "$loop" --standby "$link" --standby-fingerprint "$(cat "$work/standby/fingerprint")" --state-dir "$work/agent" \
     --tracker tracefs --cut-interval 1s --compression zstd:1 "${@:2}" >/dev/null 2>>"$work/agent.log" &
   agent=$!; pids+=("$agent")
 }

@@ -91,7 +91,7 @@ start_standby() {
   for _ in $(seq 100); do [ -s "$1/api.addr" ] && break; sleep 0.1; done
 }
 start_agent() { # state_dir standby_dir compression
-  "$bin/drpaird" agent --pair bench --disk "$src" --standby "$(cat "$2/link.addr")" --state-dir "$1" --cut-interval 1h --compression "$3" 2>>"$1.log" &
+  "$bin/drpaird" agent --pair bench --disk "$src" --standby "$(cat "$2/link.addr")" --standby-fingerprint "$(cat "$2/fingerprint")" --state-dir "$1" --cut-interval 1h --compression "$3" 2>>"$1.log" &
   agent=$!; pids+=("$agent")
 }
 wait_epoch() { # standby_dir min_epoch

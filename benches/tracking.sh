@@ -62,10 +62,10 @@ start_standby() { # data_dir [--hold-new-pairs]
   standby=$!; pids+=("$standby")
   for _ in $(seq 100); do [ -s "$1/api.addr" ] && [ -s "$1/link.addr" ] && break; sleep 0.1; done
   [ -s "$1/api.addr" ] || die "standby did not start: $(tail -3 "$1.log")"
-  server="http://$(cat "$1/api.addr")"; link=$(cat "$1/link.addr")
+  server="http://$(cat "$1/api.addr")"; link=$(cat "$1/link.addr"); fingerprint=$(cat "$1/fingerprint")
 }
 start_agent() { # pair state_dir cut_interval
-  "$bin/drpaird" agent --pair "$1" --disk "$loop" --standby "$link" --state-dir "$2" --tracker tracefs \
+  "$bin/drpaird" agent --pair "$1" --disk "$loop" --standby "$link" --standby-fingerprint "$fingerprint" --state-dir "$2" --tracker tracefs \
     --cut-interval "$3" --chunk-size "$chunk" --compression zstd:1 2>>"$2.log" &
   agent=$!; pids+=("$agent"); instances+=("$tracing/instances/drpair-$1")
 }

@@ -40,7 +40,7 @@ echo "   web panel: http://127.0.0.1:7701/ (no token in the demo)"
 "$bin/drpaird" standby --data-dir "$dir/standby" --listen 127.0.0.1:7700 --api-listen 127.0.0.1:7701 2>"$dir/standby.log" &
 standby=$!
 for _ in $(seq 50); do [ -s "$dir/standby/api.addr" ] && break; sleep 0.1; done
-"$bin/drpaird" agent --pair $pair --disk "$loop" --standby 127.0.0.1:7700 --state-dir "$dir/agent" --cut-interval 5s 2>"$dir/agent.log" &
+"$bin/drpaird" agent --pair $pair --disk "$loop" --standby 127.0.0.1:7700 --standby-fingerprint "$(cat "$dir/standby/fingerprint")" --state-dir "$dir/agent" --cut-interval 5s 2>"$dir/agent.log" &
 agent=$!
 
 cat > "$dir/progress.py" <<'PY'

@@ -279,6 +279,8 @@ fn boot_install_run_remove_purge() {
     step("4. an agent on an image file, enabled and started");
     c.sh("mkdir -p /srv/disks && dd if=/dev/urandom of=/srv/disks/disk0.img bs=1M count=16 status=none");
     c.sh(&format!("cat > /etc/drpair/agent.toml <<'EOF'\n{AGENT_TOML}EOF"));
+    // The agent pins the standby's TLS identity, made at its first start.
+    c.sh("echo \"standby_fingerprint = \\\"$(drpaird standby fingerprint --config /etc/drpair/standby.toml)\\\"\" >> /etc/drpair/agent.toml");
     c.sh("systemctl enable --now drpaird-agent");
     let status = c.unit_property("drpaird-agent", "StatusText");
     assert!(status.starts_with("tracking 1 disk(s) of pair boot-01"), "status text: {status}");

@@ -141,6 +141,7 @@ fn panel_in_a_real_browser() {
         .env("DRPAIR_URL", sb.url())
         .env("DRPAIR_TOKEN", TOKEN)
         .env("DRPAIR_PAIR", PAIR)
+        .env("DRPAIR_FINGERPRINT", sb.fingerprint.clone().expect("the standby runs TLS"))
         .env("DRPAIR_OTHER", OTHER)
         .env("DRPAIR_ARTIFACTS", &art)
         .stdin(Stdio::piped())

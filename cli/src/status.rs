@@ -184,6 +184,14 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
             None => "never connected".into(),
         },
     );
+    b.line(
+        "Link",
+        match (&s.standby_fingerprint, s.insecure_plaintext) {
+            (_, true) => "PLAINTEXT (insecure_plaintext): chunks and credentials cross the network readable".into(),
+            (Some(f), false) => format!("TLS 1.3, standby {f}"),
+            (None, false) => "-".into(),
+        },
+    );
     if let Some(t) = s.agent.as_ref().and_then(|a| a.tracking) {
         b.line(
             "Tracking",

@@ -12,6 +12,20 @@ const main = document.getElementById('main');
 const banner = document.getElementById('banner');
 const conn = document.getElementById('conn');
 const logout = document.getElementById('logout');
+const identity = document.getElementById('identity');
+let identityShown = false;
+
+// The footer: the standby's version and the fingerprint its agents pin (GET /api/v1), or a
+// warning when its link runs in plaintext. Read once, after the first successful refresh.
+async function showIdentity() {
+  if (identityShown) return;
+  const info = await get('');
+  identityShown = true;
+  identity.className = info.insecure_plaintext ? 'foot warn' : 'foot';
+  identity.textContent = info.insecure_plaintext
+    ? `drpair ${info.version} · the replication link runs in PLAINTEXT (insecure_plaintext): disks cross the network readable`
+    : `drpair ${info.version} · standby fingerprint ${info.fingerprint}`;
+}
 
 let view = null;
 let timer = null;
@@ -45,6 +59,7 @@ async function poll(gen) {
   try {
     await view.refresh();
     online(!token.get());
+    showIdentity().catch(() => {});
   } catch (e) {
     if (gen !== generation) return;
     if (e instanceof Unreachable) offline(e);

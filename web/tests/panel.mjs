@@ -121,6 +121,8 @@ try {
   assert.ok(!page.url().includes(TOKEN), 'the token is not in the URL');
   assert.equal(await page.evaluate(() => sessionStorage.getItem('drpair.token')), TOKEN, 'kept for the session');
   step('logged in with the token (kept in sessionStorage, not in the URL)');
+  await page.locator('#identity').filter({ hasText: env('DRPAIR_FINGERPRINT') }).waitFor();
+  step(`the footer shows the standby's fingerprint: "${await page.locator('#identity').textContent()}"`);
 
   // --- Protected servers: both pairs, search, sort.
   const rows = page.locator('table.pairs tbody tr[data-pair]');

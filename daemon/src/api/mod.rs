@@ -84,6 +84,7 @@ async fn not_found() -> ApiFailure {
 
 pub fn router(sb: AppState) -> Router {
     let api = Router::new()
+        .route("/api/v1", get(pairs::root))
         .route("/api/v1/pairs", get(pairs::list))
         .route("/api/v1/pairs/{pair}", get(pairs::status))
         .route("/api/v1/pairs/{pair}/restart", post(control::restart))

@@ -1,9 +1,9 @@
-//! `GET /api/v1/pairs` and `GET /api/v1/pairs/{pair}`.
+//! `GET /api/v1` (the standby itself), `GET /api/v1/pairs` and `GET /api/v1/pairs/{pair}`.
 
 use super::{ApiResult, AppState, find_pair};
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use drpair_types::{PairStatus, PairSummary};
+use drpair_types::{PairStatus, PairSummary, StandbyInfo};
 
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -36,7 +36,24 @@ pub async fn list(
 
 pub async fn status(State(sb): State<AppState>, Path(pair): Path<String>) -> ApiResult<Json<PairStatus>> {
     let (_, h) = find_pair(&sb, &pair)?;
-    Ok(Json(h.status()))
+    let mut s = h.status();
+    s.standby_fingerprint = sb.identity.as_ref().map(|i| i.fingerprint().to_string());
+    s.insecure_plaintext = sb.identity.is_none();
+    if s.insecure_plaintext {
+        s.state_explanation.push_str(
+            " Warning: the link runs in plaintext (insecure_plaintext): anyone on the path reads the disks and can forge the standby.",
+        );
+    }
+    Ok(Json(s))
+}
+
+/// `GET /api/v1`: the standby's version and identity.
+pub async fn root(State(sb): State<AppState>) -> Json<StandbyInfo> {
+    Json(StandbyInfo {
+        version: env!("CARGO_PKG_VERSION").into(),
+        fingerprint: sb.identity.as_ref().map(|i| i.fingerprint().to_string()),
+        insecure_plaintext: sb.identity.is_none(),
+    })
 }
 
 #[cfg(test)]

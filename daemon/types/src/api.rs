@@ -415,6 +415,23 @@ pub struct PairStatus {
     /// The operator actions the state allows now (names from [`crate::panel::ACTIONS`]);
     /// the API refuses the others with 409.
     pub allowed_actions: Vec<String>,
+    /// The standby's TLS fingerprint (`sha256:…`), which its agents pin; `None` when the link
+    /// runs in plaintext.
+    #[serde(default)]
+    pub standby_fingerprint: Option<String>,
+    /// The link runs without TLS (`insecure_plaintext`): a warning to show.
+    #[serde(default)]
+    pub insecure_plaintext: bool,
+}
+
+/// `GET /api/v1`: who this standby is (the panel's footer).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StandbyInfo {
+    pub version: String,
+    /// The fingerprint agents and clients pin (`sha256:…`); `None` in plaintext.
+    pub fingerprint: Option<String>,
+    /// The link runs without TLS.
+    pub insecure_plaintext: bool,
 }
 
 /// A stop position: the pair stops after the first point at or past it.

@@ -187,6 +187,8 @@ impl PairHandle {
             failover: crate::standby::failover::status(&rec, &rt),
             failback: crate::standby::failover::failback::status(&rec, &rt),
             allowed_actions: Self::allowed_actions(&rec.lifecycle, rt.session.is_some()),
+            standby_fingerprint: None,
+            insecure_plaintext: false,
         }
     }
 
