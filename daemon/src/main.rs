@@ -95,6 +95,35 @@ struct StandbyArgs {
     /// No TLS on the link: only with agents started the same way, only on a network you trust.
     #[arg(long)]
     insecure_plaintext: bool,
+    /// How long certificates issued to agents are valid (default 90d; renewed at two thirds).
+    #[arg(long)]
+    agent_cert_ttl: Option<String>,
+}
+
+#[derive(Subcommand)]
+enum AgentSub {
+    /// Enroll this agent with its standby (the line `drpair pairs enroll PAIR` prints): make
+    /// the agent's own key, get a certificate bound to the pair, pin the standby's fingerprint.
+    Enroll {
+        /// The standby's link address HOST:PORT.
+        #[arg(long)]
+        standby: Option<String>,
+        /// The standby's fingerprint (sha256:…).
+        #[arg(long)]
+        fingerprint: String,
+        /// The single-use enrollment secret.
+        #[arg(long)]
+        secret: String,
+        /// The pair this agent protects (checked against the secret's).
+        #[arg(long)]
+        pair: Option<String>,
+        /// TOML file with an [agent] table (its standby, pair and state_dir).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where the agent keeps its state (default /var/lib/drpair/agent).
+        #[arg(long)]
+        state_dir: Option<PathBuf>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -111,7 +140,10 @@ enum StandbySub {
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true)]
 struct AgentArgs {
+    #[command(subcommand)]
+    sub: Option<AgentSub>,
     /// TOML file with an [agent] table; flags override it.
     #[arg(long)]
     config: Option<PathBuf>,
@@ -301,6 +333,7 @@ fn run(cli: Cli) -> Result<()> {
                 tls_key: a.tls_key,
                 client_ca: a.client_ca,
                 insecure_plaintext: a.insecure_plaintext.then_some(true),
+                agent_cert_ttl: a.agent_cert_ttl,
             };
             let cfg = file.resolve(flags)?;
             let (data_dir, link, api) = (cfg.data_dir.clone(), cfg.listen, cfg.api_listen);
@@ -310,6 +343,35 @@ fn run(cli: Cli) -> Result<()> {
                 let ready = || service::ready(&serving_status(&data_dir, link, api));
                 drpaird::server::run(cfg, shutdown_signal(), ready).await
             })
+        }
+        Cmd::Agent(AgentArgs {
+            sub: Some(AgentSub::Enroll { standby, fingerprint, secret, pair, config: path, state_dir }),
+            ..
+        }) => {
+            let file = match &path {
+                Some(p) => config::load_file(p)?
+                    .agent
+                    .ok_or_else(|| anyhow::anyhow!("{} has no [agent] table", p.display()))?,
+                None => AgentFile::default(),
+            };
+            let standby =
+                standby.or(file.standby).ok_or_else(|| anyhow::anyhow!("no standby: give --standby HOST:PORT"))?;
+            let state_dir = state_dir.or(file.state_dir).unwrap_or_else(|| "/var/lib/drpair/agent".into());
+            let pair = pair.or(file.pair);
+            let pin: drpair_tls::Fingerprint =
+                fingerprint.parse().map_err(|e| anyhow::anyhow!("--fingerprint: {e}"))?;
+            let (pair, until) = runtime()?.block_on(drpaird::agent::enroll::enroll(
+                &standby,
+                pin,
+                &secret,
+                pair.as_deref(),
+                &state_dir,
+            ))?;
+            println!(
+                "enrolled: this agent protects pair {pair}; its certificate (valid until {until}, renewed by itself) and the standby's fingerprint are in {}",
+                state_dir.join("tls").display()
+            );
+            Ok(())
         }
         Cmd::Agent(a) => {
             init_logs();

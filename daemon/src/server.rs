@@ -23,6 +23,7 @@ pub async fn run(
         .await
         .with_context(|| format!("cannot listen on {} (api)", cfg.api_listen))?;
     let (link_addr, api_addr) = (link.local_addr()?, api.local_addr()?);
+    sb.link_port.store(link_addr.port(), std::sync::atomic::Ordering::Relaxed);
     // Tests and scripts read the fingerprint and the bound addresses (port 0 picks a free
     // one); the addresses last, as the sign that the standby serves.
     if let Some(id) = &sb.identity {
@@ -52,7 +53,10 @@ pub async fn run(
     let sampler = trend::spawn(sb.clone());
     ready();
     let app = crate::api::router(sb.clone());
-    axum::serve(api, app).with_graceful_shutdown(shutdown).await.context("api server")?;
+    axum::serve(api, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .with_graceful_shutdown(shutdown)
+        .await
+        .context("api server")?;
     accept.abort();
     schedule.abort();
     sampler.abort();

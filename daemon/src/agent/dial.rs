@@ -28,7 +28,11 @@ pub fn pinned_file(state_dir: &Path) -> PathBuf {
 /// How the agent reaches its standby.
 pub struct Dialer {
     address: String,
-    tls: Option<(Arc<ClientConfig>, ServerName<'static>)>,
+    /// The TLS config and the name asked for (`None`: plaintext); replaced when the agent's
+    /// certificate is renewed.
+    tls: std::sync::Mutex<Option<(Arc<ClientConfig>, ServerName<'static>)>>,
+    /// How the standby is checked (kept to rebuild the config at renewal).
+    trust: Option<StandbyTrust>,
     /// The agent presents an enrolled certificate.
     pub enrolled: bool,
 }
@@ -44,7 +48,12 @@ impl Dialer {
                 tracing::warn!(
                     "insecure_plaintext: the link to the standby is not encrypted and the standby is not authenticated; anyone on the path reads the disks and can impersonate the standby"
                 );
-                return Ok(Self { address: cfg.standby.clone(), tls: None, enrolled: false });
+                return Ok(Self {
+                    address: cfg.standby.clone(),
+                    tls: Default::default(),
+                    trust: None,
+                    enrolled: false,
+                });
             }
             AgentTrust::Pinned(f) => (StandbyTrust::Pinned(*f), drpair_tls::STANDBY_NAME.to_string()),
             AgentTrust::CaFile(p) => {
@@ -69,7 +78,23 @@ impl Dialer {
         };
         let config = drpair_tls::client_config(&trust, me)?;
         let name = ServerName::try_from(name.clone()).with_context(|| format!("standby host name '{name}'"))?;
-        Ok(Self { address: cfg.standby.clone(), tls: Some((config, name)), enrolled })
+        Ok(Self {
+            address: cfg.standby.clone(),
+            tls: std::sync::Mutex::new(Some((config, name))),
+            trust: Some(trust),
+            enrolled,
+        })
+    }
+
+    /// Takes the renewed certificate in `state_dir` for the next connections.
+    pub fn reload(&self, state_dir: &Path) -> Result<()> {
+        let Some(trust) = &self.trust else { return Ok(()) };
+        let me = AgentKey::load(&tls_dir(state_dir))?;
+        let config = drpair_tls::client_config(trust, me)?;
+        if let Some((c, _)) = self.tls.lock().expect("tls").as_mut() {
+            *c = config;
+        }
+        Ok(())
     }
 
     /// Connects (10 s for TCP, 10 s more for TLS).
@@ -80,11 +105,11 @@ impl Dialer {
             .map_err(|_| transient(format!("connecting to {} timed out", self.address)))?
             .map_err(|e| transient(format!("cannot connect to {}: {e}", self.address)))?;
         let _ = tcp.set_nodelay(true);
-        let Some((config, name)) = &self.tls else {
+        let Some((config, name)) = self.tls.lock().expect("tls").clone() else {
             return Ok(Box::new(tcp));
         };
-        let connector = tokio_rustls::TlsConnector::from(config.clone());
-        match tokio::time::timeout(Duration::from_secs(10), connector.connect(name.clone(), tcp)).await {
+        let connector = tokio_rustls::TlsConnector::from(config);
+        match tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp)).await {
             Ok(Ok(tls)) => Ok(Box::new(tls)),
             Ok(Err(e)) => Err(transient(format!("TLS with the standby at {}: {e}", self.address))),
             Err(_) => Err(transient(format!("the standby at {} did not complete TLS within 10s", self.address))),

@@ -11,6 +11,7 @@
 
 pub mod dial;
 pub mod dump;
+pub mod enroll;
 pub mod failback;
 pub mod link;
 pub mod quiesce;

@@ -20,6 +20,7 @@ use tokio::sync::mpsc;
 
 mod dump_steps;
 mod epoch_steps;
+mod renew;
 mod verify_steps;
 
 type Res<T> = Result<T, SessionError>;
@@ -59,6 +60,8 @@ struct Conn {
     verify: Option<u64>,
     /// The online verify the next epoch's pass is (digests loaded).
     verify_pass: Option<u64>,
+    /// A new key whose certificate was asked for (renewal), until it arrives.
+    renewing: Option<drpair_tls::AgentKey>,
 }
 
 /// Connects and serves until the link drops (Transient) or the standby refuses (Permanent).
@@ -128,6 +131,7 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
         local_cut_due: false,
         verify: None,
         verify_pass: None,
+        renewing: None,
     };
     conn.set_run(&run);
     let r = match (conn.serve(reconcile).await, asked.lock().expect("asked").take()) {
@@ -292,6 +296,10 @@ impl Conn {
             Some(Ok(StandbyMsg::Refused { code, message })) => {
                 Err(SessionError::Permanent(format!("{code:?}: {message}")))
             }
+            Some(Ok(StandbyMsg::Certificate { pem, not_after_unix, .. })) => {
+                self.take_certificate(&pem, not_after_unix);
+                Box::pin(self.next_msg()).await
+            }
             Some(Ok(m)) => Ok(m),
             Some(Err(e)) => Err(transient(e)),
             None => Err(transient("link closed")),
@@ -344,6 +352,7 @@ impl Conn {
                     }
                 }
                 if last_beat.elapsed() >= Duration::from_secs(5) {
+                    self.maybe_renew().await?;
                     self.heartbeat().await?;
                     last_beat = Instant::now();
                 }

@@ -1,6 +1,7 @@
 //! Bearer-token authentication: when the standby has a token, every API and metrics request
 //! must present it (`Authorization: Bearer TOKEN`): missing → 401, wrong → 403 (both `AccessDenied`).
 
+use super::audit::ApiIdentity;
 use super::{ApiFailure, AppState};
 use crate::token::token_eq;
 use axum::extract::{Request, State};
@@ -9,6 +10,15 @@ use axum::response::{IntoResponse, Response};
 use drpair_types::ErrorCode;
 
 pub async fn require_token(State(sb): State<AppState>, req: Request, next: Next) -> Response {
+    let mut resp = check(&sb, req, next).await;
+    let who = resp.extensions().get::<ApiIdentity>().is_none().then(|| ApiIdentity("anonymous".into()));
+    if let Some(w) = who {
+        resp.extensions_mut().insert(w);
+    }
+    resp
+}
+
+async fn check(sb: &AppState, req: Request, next: Next) -> Response {
     let Some(want) = &sb.token else {
         return next.run(req).await;
     };
@@ -18,7 +28,11 @@ pub async fn require_token(State(sb): State<AppState>, req: Request, next: Next)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(t) if token_eq(t.trim(), want) => next.run(req).await,
+        Some(t) if token_eq(t.trim(), want) => {
+            let mut r = next.run(req).await;
+            r.extensions_mut().insert(ApiIdentity("token (shared)".into()));
+            r
+        }
         Some(_) => {
             let mut r = ApiFailure::new(ErrorCode::AccessDenied, "wrong token: the standby refuses it").into_response();
             *r.status_mut() = axum::http::StatusCode::FORBIDDEN;

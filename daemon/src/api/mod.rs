@@ -1,6 +1,7 @@
 //! The standby's HTTP API (`/api/v1`), and `/metrics`. Errors carry a stable code and map to
 //! an HTTP status in one place ([`ApiFailure`]).
 
+pub mod audit;
 pub mod auth;
 pub mod changes;
 pub mod control;
@@ -13,6 +14,7 @@ pub mod maintenance;
 pub mod pairs;
 pub mod panel;
 pub mod points;
+pub mod security;
 pub mod tasks;
 pub mod trend;
 pub mod verify_source;
@@ -103,6 +105,9 @@ pub fn router(sb: AppState) -> Router {
         .route("/api/v1/pairs/{pair}/failover", get(failover::get_failover).post(failover::start_failover))
         .route("/api/v1/pairs/{pair}/failback", get(failover::get_failback).post(failover::start_failback))
         .route("/api/v1/pairs/{pair}/drills", get(drills::of_pair).post(drills::start))
+        .route("/api/v1/pairs/{pair}/enroll", post(security::enroll))
+        .route("/api/v1/pairs/{pair}/revoke", post(security::revoke))
+        .route("/api/v1/audit", get(security::audit))
         .route("/api/v1/tasks", get(tasks::list))
         .route("/api/v1/tasks/{id}", get(tasks::get_one))
         .route("/api/v1/tasks/{id}/log", get(tasks::log))
@@ -122,6 +127,7 @@ pub fn router(sb: AppState) -> Router {
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(sb.clone(), auth::require_token))
+        .layer(axum::middleware::from_fn_with_state(sb.clone(), audit::record_calls))
         // Outermost: a cross-site request is refused before anything else looks at it.
         .layer(axum::middleware::from_fn(csrf::refuse_cross_site));
     Router::new().route("/healthz", get(|| async { "ok\n" })).merge(panel::router()).merge(api).with_state(sb)

@@ -62,6 +62,9 @@ pub struct StandbyFile {
     /// No TLS on the link: chunks and credentials cross the network readable. Only with agents
     /// started the same way; warned about at every start and in status. Default `false`.
     pub insecure_plaintext: Option<bool>,
+    /// How long a certificate issued to an enrolled agent is valid, e.g. `90d` (1m..10y); the
+    /// agent renews it over its link when a third is left. Default `90d`.
+    pub agent_cert_ttl: Option<String>,
 }
 
 /// `[agent]` as written in a file; every key optional.
@@ -141,6 +144,7 @@ pub struct StandbyConfig {
     /// Longest read window of a point that is trusted without being app-consistent.
     pub max_read_window: Duration,
     pub link_security: StandbyLinkSecurity,
+    pub agent_cert_ttl: Duration,
 }
 
 /// How chunks are compressed on the wire and at rest.
@@ -291,6 +295,12 @@ impl StandbyFile {
                 flags.client_ca.or(self.client_ca),
                 flags.insecure_plaintext.or(self.insecure_plaintext).unwrap_or(false),
             )?,
+            agent_cert_ttl: match flags.agent_cert_ttl.or(self.agent_cert_ttl) {
+                Some(s) => {
+                    parse_duration("agent_cert_ttl", &s, Duration::from_secs(60), Duration::from_secs(3650 * 86_400))?
+                }
+                None => Duration::from_secs(90 * 86_400),
+            },
         })
     }
 }

@@ -66,6 +66,10 @@ impl Standby {
             drills: drill::Drills::default(),
             tasks: tasks::Tasks::open(&cfg.data_dir.join("tasks")).context("opening the task list")?,
             identity,
+            credentials: super::credentials::Credentials::open(&cfg.data_dir)?,
+            agent_cert_ttl: cfg.agent_cert_ttl,
+            audit: super::audit::AuditLog::open(&cfg.data_dir),
+            link_port: std::sync::atomic::AtomicU16::new(cfg.listen.port()),
             next_conn: AtomicU64::new(1),
             next_request: AtomicU64::new(1),
         }))

@@ -6,9 +6,11 @@
 //! The shared state is [`Standby`] (`node.rs`), opened by `boot.rs`; each pair is a
 //! [`pair::PairHandle`]; an agent's connection is a [`session`].
 
+pub mod audit;
 mod boot;
 pub mod command;
 pub mod control;
+pub mod credentials;
 pub mod drill;
 pub mod dump;
 pub mod export;

@@ -33,6 +33,14 @@ pub struct Standby {
     pub tasks: Arc<tasks::Tasks>,
     /// The link's TLS identity (`None`: started with `insecure_plaintext`).
     pub identity: Option<super::identity::LinkIdentity>,
+    /// Agents' enrollments and certificates.
+    pub credentials: super::credentials::Credentials,
+    /// How long a certificate issued to an agent is valid (renewed at two thirds).
+    pub agent_cert_ttl: std::time::Duration,
+    /// Who did what (API calls that change state, enrollments, failed authentications).
+    pub audit: super::audit::AuditLog,
+    /// The port the link is bound to (set once it listens).
+    pub link_port: std::sync::atomic::AtomicU16,
     pub(super) next_conn: AtomicU64,
     pub(super) next_request: AtomicU64,
 }

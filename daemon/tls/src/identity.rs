@@ -118,7 +118,7 @@ fn read(path: &Path) -> Result<Option<String>, TlsError> {
 
 /// Writes a file whole with `mode` from its creation (a key is never readable by others,
 /// not even for a moment), then renames it into place.
-pub(crate) fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
+pub fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), TlsError> {
     let tmp = path.with_extension("tmp");
     let _ = std::fs::remove_file(&tmp);
     let mut f = std::fs::OpenOptions::new()

@@ -20,12 +20,20 @@ mod verify;
 
 pub use config::{ClientIdentity, StandbyTrust, client_config, server_config};
 pub use fingerprint::{Fingerprint, FingerprintError};
-pub use identity::{IdentityFiles, StandbyIdentity};
+pub use identity::{IdentityFiles, StandbyIdentity, write_file};
 pub use issue::{AgentKey, IssuedCert, issue_client_cert};
 pub use pem::{read_certs, read_key};
 pub use rustls;
 
 use std::sync::Arc;
+
+/// A random secret of 24 bytes, in hex (enrollment secrets, API tokens).
+pub fn random_secret() -> String {
+    use aws_lc_rs::rand::SecureRandom as _;
+    let mut b = [0u8; 24];
+    aws_lc_rs::rand::SystemRandom::new().fill(&mut b).expect("system random");
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
 
 /// The crypto provider of every TLS config drpair builds.
 pub fn provider() -> Arc<rustls::crypto::CryptoProvider> {

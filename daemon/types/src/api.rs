@@ -594,6 +594,10 @@ pub enum ErrorCode {
     NotFound,
     /// 409: the pair's state does not allow this now.
     InvalidPairState,
+    /// 403: the caller's role does not allow this (the message names the role it needs).
+    Forbidden,
+    /// 409: the standby is not set up for this (e.g. enrollment on a plaintext link).
+    NotConfigured,
     /// 504
     Timeout,
     /// 500
@@ -606,7 +610,8 @@ impl ErrorCode {
             ErrorCode::InvalidParameter => 400,
             ErrorCode::AccessDenied => 401,
             ErrorCode::PairNotFound | ErrorCode::PointNotFound | ErrorCode::NotFound => 404,
-            ErrorCode::InvalidPairState => 409,
+            ErrorCode::InvalidPairState | ErrorCode::NotConfigured => 409,
+            ErrorCode::Forbidden => 403,
             ErrorCode::Timeout => 504,
             ErrorCode::Internal => 500,
         }
@@ -642,4 +647,45 @@ mod tests {
         let r: CreatePointRequest = serde_json::from_str("{}").unwrap();
         assert!(!r.wait);
     }
+}
+
+/// One line of the audit log (`GET /api/v1/audit`, `drpair audit`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    pub time_unix_ms: u64,
+    /// RFC 3339.
+    pub time: String,
+    /// Who: `token NAME`, `anonymous`, `pair PAIR (certificate sha256:…)`, `link ADDRESS`.
+    pub identity: String,
+    /// The peer's address.
+    pub source: String,
+    /// What: `restart`, `failover`, `enroll`, `revoke`, `authenticate`, …
+    pub action: String,
+    pub pair: Option<String>,
+    /// `ok` or `refused`.
+    pub result: String,
+    /// Why it was refused.
+    pub message: Option<String>,
+}
+
+/// `POST /api/v1/pairs/{pair}/enroll`: a single-use secret for one agent of the pair.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrollment {
+    pub pair_id: String,
+    pub secret: String,
+    /// RFC 3339: the secret is refused after this.
+    pub expires_at: String,
+    /// The standby's fingerprint, which the agent pins.
+    pub fingerprint: String,
+    /// The standby's link port (the host is the one the operator reaches it by).
+    pub link_port: u16,
+}
+
+/// `POST /api/v1/pairs/{pair}/revoke`: what was revoked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Revocation {
+    pub pair_id: String,
+    pub revoked_certificates: usize,
+    /// The agent's connection was ended.
+    pub connection_ended: bool,
 }

@@ -309,6 +309,20 @@ pub enum AgentMsg {
         req: u64,
         result: Result<FailbackWrites, String>,
     },
+    /// First message of an agent that enrolls (instead of a Hello): the single-use secret
+    /// `drpair pairs enroll PAIR` made, and the public half of the key the agent made for
+    /// itself (an uncompressed P-256 point). Answered by [`StandbyMsg::Certificate`] or
+    /// [`StandbyMsg::Refused`]; the connection then ends.
+    Enroll {
+        pair_id: String,
+        secret: String,
+        public_key: Vec<u8>,
+    },
+    /// An enrolled agent asks for a new certificate for a new key before its own expires
+    /// (over its authenticated link). Answered by [`StandbyMsg::Certificate`].
+    Renew {
+        public_key: Vec<u8>,
+    },
 }
 
 /// What a failback wrote onto the agent's disks.
@@ -334,6 +348,8 @@ impl AgentMsg {
             AgentMsg::DumpMarker { .. } => "DumpMarker",
             AgentMsg::ResyncRefused { .. } => "ResyncRefused",
             AgentMsg::FailbackWritten { .. } => "FailbackWritten",
+            AgentMsg::Enroll { .. } => "Enroll",
+            AgentMsg::Renew { .. } => "Renew",
         }
     }
 }
@@ -495,6 +511,13 @@ pub enum StandbyMsg {
     /// failover): reconnect at once, without backing off, to hear what comes next.
     Reconnect {
         reason: String,
+    },
+    /// A client certificate issued for the agent's key (PEM), bound to its pair, valid until
+    /// `not_after_unix` (seconds): the answer to an Enroll or a Renew.
+    Certificate {
+        pair_id: String,
+        pem: String,
+        not_after_unix: u64,
     },
 }
 

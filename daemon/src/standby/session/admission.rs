@@ -16,26 +16,51 @@ pub(super) async fn refuse(tx: &mpsc::Sender<Vec<u8>>, code: RefuseCode, message
     let _ = tx.send(encode(&StandbyMsg::Refused { code, message }).expect("encode")).await;
 }
 
+/// Who the agent is: with a certificate, the pair it was issued to (and the Hello must claim
+/// that pair); without, the standby's shared token (not for a pair whose credentials were
+/// revoked).
+fn authenticate(
+    sb: &Standby,
+    h: &Hello,
+    pair_id: &PairId,
+    cert: Option<drpair_tls::Fingerprint>,
+) -> Result<(), (RefuseCode, String)> {
+    let denied = |m: String| (RefuseCode::AccessDenied, m);
+    if let Some(fp) = cert {
+        let bound = sb.credentials.pair_of(fp).map_err(|e| denied(e.to_string()))?;
+        if &bound != pair_id {
+            return Err(denied(format!(
+                "this agent's certificate is for pair '{bound}', but it claims pair '{pair_id}': refused, nothing registered"
+            )));
+        }
+        return Ok(());
+    }
+    if sb.credentials.is_revoked(pair_id) {
+        return Err(denied(format!(
+            "the credentials of pair '{pair_id}' were revoked: enroll its agent again (drpair pairs enroll {pair_id})"
+        )));
+    }
+    if let Some(t) = &sb.token {
+        if !h.token.as_deref().is_some_and(|g| crate::token::token_eq(g, t)) {
+            return Err(denied(format!(
+                "pair '{pair_id}': no certificate and a missing or wrong token (enroll the agent: drpair pairs enroll {pair_id})"
+            )));
+        }
+    }
+    Ok(())
+}
+
 /// Checks the Hello against the registry; registers a new pair. Returns the pair and whether
 /// it was registered now.
 pub(super) fn handshake(
     sb: &Standby,
     h: &Hello,
     peer: SocketAddr,
-    _cert: Option<drpair_tls::Fingerprint>,
+    cert: Option<drpair_tls::Fingerprint>,
 ) -> Result<(Arc<PairHandle>, bool), (RefuseCode, String)> {
     let bad = |m: String| (RefuseCode::BadRequest, m);
     let pair_id = PairId::new(h.pair_id.clone()).map_err(|e| bad(e.to_string()))?;
-    if let Some(t) = &sb.token {
-        if !h.token.as_deref().is_some_and(|g| crate::token::token_eq(g, t)) {
-            return Err((
-                RefuseCode::AccessDenied,
-                format!(
-                    "pair '{pair_id}': missing or wrong token (give the agent the standby's token with --token-file)"
-                ),
-            ));
-        }
-    }
+    authenticate(sb, h, &pair_id, cert)?;
     if h.disks.is_empty() || h.disks.len() > 64 {
         return Err(bad(format!("pair '{pair_id}': an agent must offer 1 to 64 disks, got {}", h.disks.len())));
     }

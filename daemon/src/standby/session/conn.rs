@@ -33,6 +33,10 @@ pub(super) async fn serve(sb: Arc<Standby>, stream: LinkStream, peer: SocketAddr
     let first = read_msg_within::<_, AgentMsg>(&mut rd, &mut buf, HELLO_MAX_BYTES);
     let hello = match tokio::time::timeout(Duration::from_secs(15), first).await {
         Ok(Ok(AgentMsg::Hello(h))) => h,
+        Ok(Ok(AgentMsg::Enroll { pair_id, secret, public_key })) => {
+            super::enroll::enroll(&sb, &tx, peer, &pair_id, &secret, &public_key).await;
+            return finish(tx, writer).await;
+        }
         Ok(Ok(other)) => {
             refused_unauthenticated(peer, "hello", &format!("first message {} instead of Hello", other.name()));
             refuse(&tx, RefuseCode::BadRequest, format!("expected Hello as the first message, got {}", other.name()))
@@ -55,6 +59,7 @@ pub(super) async fn serve(sb: Arc<Standby>, stream: LinkStream, peer: SocketAddr
         Err((RefuseCode::AccessDenied, message)) => {
             // Not authenticated: nothing of it reaches a pair's history.
             refused_unauthenticated(peer, "credential", &message);
+            sb.audit.record_link(peer, "authenticate", &hello.pair_id, Err(&message));
             refuse(&tx, RefuseCode::AccessDenied, message).await;
             return finish(tx, writer).await;
         }
@@ -145,6 +150,7 @@ pub(super) async fn serve(sb: Arc<Standby>, stream: LinkStream, peer: SocketAddr
         epoch_stats: Ingested::default(),
         covered: vec![],
         epoch_payload: 0,
+        cert,
     };
     let result = s.run(&mut rd, &handle_of_conn).await;
     // Let in-flight ingest jobs end before anything of the open epoch is discarded.
@@ -228,6 +234,10 @@ impl Session {
                 (buf.len() + drpair_wire::HEADER_LEN) as u64;
             match msg {
                 AgentMsg::Hello(_) => return Err(ConnError::Protocol("Hello sent twice".into())),
+                AgentMsg::Enroll { .. } => {
+                    return Err(ConnError::Protocol("Enroll on an admitted connection".into()));
+                }
+                AgentMsg::Renew { public_key } => self.renew(&public_key).await?,
                 AgentMsg::Have { batch, hashes } => {
                     if hashes.len() > 4096 {
                         return Err(ConnError::Protocol(format!("Have query of {} hashes exceeds 4096", hashes.len())));
@@ -274,6 +284,19 @@ impl Session {
                 }
             }
         }
+    }
+
+    /// Issues a certificate for the agent's new key; only an agent that authenticated with a
+    /// certificate may renew it.
+    async fn renew(&mut self, public_key: &[u8]) -> Result<(), ConnError> {
+        if self.cert.is_none() {
+            return Err(ConnError::Protocol("Renew from an agent without a certificate: enroll it instead".into()));
+        }
+        match super::enroll::issue(&self.sb, &self.pair_id, public_key) {
+            Ok(answer) => self.send(answer).await,
+            Err(e) => return Err(ConnError::Protocol(format!("renewing the agent's certificate: {e}"))),
+        }
+        Ok(())
     }
 
     /// Records a progress report: a new pass may change the state (rescanning), and the

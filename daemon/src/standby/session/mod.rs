@@ -13,6 +13,7 @@ mod accept;
 mod admission;
 mod commit;
 mod conn;
+mod enroll;
 mod error;
 mod hooks;
 mod queries;
@@ -51,4 +52,6 @@ pub(super) struct Session {
     covered: Vec<Vec<u64>>,
     /// Payload bytes received in the open epoch.
     epoch_payload: u64,
+    /// The fingerprint of the certificate the agent authenticated with, if it did.
+    cert: Option<drpair_tls::Fingerprint>,
 }
