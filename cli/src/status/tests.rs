@@ -51,6 +51,8 @@ pub(crate) fn status(state: PairState, progress: f64) -> PairStatus {
         failback: None,
         health: drpair_types::Health { level: drpair_types::HealthLevel::Ok, reason: String::new() },
         allowed_actions: vec![],
+        standby_fingerprint: None,
+        insecure_plaintext: false,
     }
 }
 
