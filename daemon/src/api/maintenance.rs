@@ -147,11 +147,11 @@ pub async fn start_verify(
     let status =
         verify::start(&sb, &h, req.point, false).map_err(|m| ApiFailure::new(ErrorCode::InvalidPairState, m))?;
     if !req.wait {
-        let s = status.lock().expect("verify").clone();
+        let s = status.lock().expect("verify").to_view();
         return Ok((StatusCode::ACCEPTED, Json(s)));
     }
     loop {
-        let s = status.lock().expect("verify").clone();
+        let s = status.lock().expect("verify").to_view();
         if s.state != VerifyState::Running {
             return Ok((StatusCode::OK, Json(s)));
         }

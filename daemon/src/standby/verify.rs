@@ -2,11 +2,12 @@
 //! chunk its points see, then marks each point `verified_at` or with its `damage`.
 
 use super::Standby;
+use super::pair::results::{DamagedChunkRecord, VerifyRecord, VerifyState};
 use super::pair::{OpError, PairHandle};
 use super::tasks::TaskHandle;
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_store::{Damaged, VerifyOutcome};
-use drpair_types::{DamagedChunk, PointDamage, TaskKind, VerifyState, VerifyStatus};
+use drpair_types::{DamagedChunk, PointDamage, TaskKind, VerifyStatus};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -27,8 +28,8 @@ pub fn start(
     h: &Arc<PairHandle>,
     point: Option<u64>,
     scheduled: bool,
-) -> Result<Arc<Mutex<VerifyStatus>>, String> {
-    let status = Arc::new(Mutex::new(VerifyStatus {
+) -> Result<Arc<Mutex<VerifyRecord>>, String> {
+    let status = Arc::new(Mutex::new(VerifyRecord {
         state: VerifyState::Running,
         scheduled,
         point,
@@ -64,7 +65,7 @@ pub fn start(
     Ok(status)
 }
 
-fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyStatus>, task: TaskHandle) {
+fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyRecord>, task: TaskHandle) {
     let (pair_id, pair_no, total_chunks) = {
         let rec = h.record.lock().expect("record");
         let chunks: Vec<u64> = rec.disks.iter().map(|d| d.geometry.chunk_count()).collect();
@@ -92,7 +93,7 @@ fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyStatus
             let intact = out.intact_points();
             s.points_verified = intact.len() as u64;
             s.points_damaged = (out.points.len() - intact.len()) as u64;
-            s.damaged = out.damaged.iter().take(SAMPLE).map(damaged_chunk).collect();
+            s.damaged = out.damaged.iter().take(SAMPLE).map(damaged_record).collect();
             s.message = if out.damaged.is_empty() {
                 format!("{} point(s) intact: {} chunk(s) re-read and re-hashed", s.points_verified, s.chunks_checked)
             } else {
@@ -142,14 +143,19 @@ fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyStatus
     task.finish(ended);
 }
 
-fn damaged_chunk(d: &Damaged) -> DamagedChunk {
-    DamagedChunk {
+fn damaged_record(d: &Damaged) -> DamagedChunkRecord {
+    DamagedChunkRecord {
         disk: d.disk,
         chunk: d.chunk,
         hash: d.hash.clone(),
         reason: d.reason.clone(),
         points: d.points.iter().copied().take(POINT_SAMPLE).collect(),
     }
+}
+
+/// A damaged chunk as a point's `damage` lists it.
+fn damaged_chunk(d: &Damaged) -> DamagedChunk {
+    DamagedChunk::from(&damaged_record(d))
 }
 
 /// Marks every verified point: `verified_at` when intact (clearing an old damage), else
@@ -192,7 +198,7 @@ pub fn status(h: &PairHandle) -> Option<VerifyStatus> {
 /// [`status`] from the record and the runtime.
 pub fn status_of(rec: &super::pair::PairRecord, rt: &super::pair::PairRuntime) -> Option<VerifyStatus> {
     match &rt.verify {
-        Some(s) => Some(s.lock().expect("verify").clone()),
-        None => rec.verify.clone(),
+        Some(s) => Some(s.lock().expect("verify").to_view()),
+        None => rec.verify.as_ref().map(VerifyRecord::to_view),
     }
 }

@@ -1,6 +1,7 @@
 //! What the standby knows of a pair that is not persisted: the agent's connection, its
 //! progress, the counters since the standby started, and the features' live state.
 
+use super::results::{FailbackRecord, FailoverRecord, VerifyRecord};
 use crate::standby::dump::{AgentAnswer, LoadProgress};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_types::RecoveryPoint;
@@ -69,7 +70,7 @@ pub struct PairRuntime {
     /// The dump image being loaded now: (disk, live progress).
     pub dump_load: Option<(u32, Arc<LoadProgress>)>,
     /// The verification of stored chunks running now (or the last one since start).
-    pub verify: Option<Arc<Mutex<drpair_types::VerifyStatus>>>,
+    pub verify: Option<Arc<Mutex<VerifyRecord>>>,
     /// The storage report's totals, as last computed.
     pub storage: Option<drpair_types::StorageSummary>,
     /// Points drills use now: retention keeps them.
@@ -77,9 +78,9 @@ pub struct PairRuntime {
     /// The standby's retention defaults (None in unit tests).
     pub retention_defaults: Option<RetentionDefaults>,
     /// The failover materialising now.
-    pub failover: Option<Arc<Mutex<drpair_types::FailoverStatus>>>,
+    pub failover: Option<Arc<Mutex<FailoverRecord>>>,
     /// The failback running now.
-    pub failback: Option<Arc<Mutex<drpair_types::FailbackStatus>>>,
+    pub failback: Option<Arc<Mutex<FailbackRecord>>>,
     /// A failback lets the agent ship (its own state is kept as a point before anything is
     /// overwritten, and the pair replicates again at the end); else a failed-over pair holds.
     pub failback_ships: bool,
