@@ -6,8 +6,8 @@ use super::pair::results::{DamagedChunkRecord, VerifyRecord, VerifyState};
 use super::pair::{OpError, PairHandle};
 use super::tasks::TaskHandle;
 use crate::timefmt::{now_ms, rfc3339_ms};
-use drpair_store::{Damaged, VerifyOutcome};
-use drpair_types::{DamagedChunk, PointDamage, TaskKind, VerifyStatus};
+use drpair_store::{Damaged, StoreError, VerifyOutcome};
+use drpair_types::{DamagedChunk, ErrorClass, PairId, PointDamage, TaskKind, VerifyStatus};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -21,14 +21,31 @@ const POINT_SAMPLE: usize = 20;
 /// `verified_at`). Taken by [`mark_points`] and by the pin/unpin API.
 pub static POINT_MARKS: Mutex<()> = Mutex::new(());
 
+/// Why a verification of stored chunks did not start. Nothing changed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Another verification of the pair is running (409).
+    #[error("pair '{0}': a verification is already running")]
+    Running(PairId),
+}
+
+impl StartError {
+    /// Asking again once the running one has ended succeeds.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            StartError::Running(_) => ErrorClass::Transient,
+        }
+    }
+}
+
 /// Starts a verification of the pair (all points, or `point`); the status is shared with
-/// the runtime while it runs. Refused (Err with the message) when one is running.
+/// the runtime while it runs. Refused when one is running.
 pub fn start(
     sb: &Arc<Standby>,
     h: &Arc<PairHandle>,
     point: Option<u64>,
     scheduled: bool,
-) -> Result<Arc<Mutex<VerifyRecord>>, String> {
+) -> Result<Arc<Mutex<VerifyRecord>>, StartError> {
     let status = Arc::new(Mutex::new(VerifyRecord {
         state: VerifyState::Running,
         scheduled,
@@ -50,7 +67,7 @@ pub fn start(
         if let Some(v) = &rt.verify
             && v.lock().expect("verify").state == VerifyState::Running
         {
-            return Err(format!("pair '{pair_id}': a verification is already running"));
+            return Err(StartError::Running(pair_id));
         }
         rt.verify = Some(status.clone());
     }
@@ -84,7 +101,7 @@ fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyRecord
     let finished = now_ms();
     let mut s = st.lock().expect("verify").clone();
     s.finished_unix_ms = Some(finished);
-    match result.map_err(|e| e.to_string()).and_then(|out| mark_points(sb, pair_no, &out, finished).map(|_| out)) {
+    match result.and_then(|out| mark_points(sb, pair_no, &out, finished).map(|_| out)) {
         Ok(out) => {
             s.state = VerifyState::Done;
             s.progress_percent = 100.0;
@@ -123,11 +140,7 @@ fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyRecord
         }
     }
     super::metrics::verified(&pair_id, &s);
-    let ended = if s.state == VerifyState::Done && s.points_damaged == 0 {
-        Ok(s.message.clone())
-    } else {
-        Err(s.message.clone())
-    };
+    let (intact, message) = (s.state == VerifyState::Done && s.points_damaged == 0, s.message.clone());
     *st.lock().expect("verify") = s.clone();
     let saved = h.update(&sb.store, |rec| {
         rec.verify = Some(s);
@@ -140,7 +153,7 @@ fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyRecord
     if let Ok(Some(p)) = sb.store.latest_point(pair_no) {
         h.runtime.lock().expect("runtime").last_point = Some(p);
     }
-    task.finish(ended);
+    if intact { task.ok(message) } else { task.fail(message) }
 }
 
 fn damaged_record(d: &Damaged) -> DamagedChunkRecord {
@@ -160,7 +173,7 @@ fn damaged_chunk(d: &Damaged) -> DamagedChunk {
 
 /// Marks every verified point: `verified_at` when intact (clearing an old damage), else
 /// its damage.
-fn mark_points(sb: &Standby, pair_no: u32, out: &VerifyOutcome, at_ms: u64) -> Result<(), String> {
+fn mark_points(sb: &Standby, pair_no: u32, out: &VerifyOutcome, at_ms: u64) -> Result<(), StoreError> {
     let at = rfc3339_ms(at_ms);
     let mut per_point: BTreeMap<u64, Vec<&Damaged>> = BTreeMap::new();
     for d in &out.damaged {
@@ -170,7 +183,7 @@ fn mark_points(sb: &Standby, pair_no: u32, out: &VerifyOutcome, at_ms: u64) -> R
     }
     for &id in &out.points {
         let _marks = POINT_MARKS.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(mut p) = sb.store.get_point(pair_no, id).map_err(|e| e.to_string())? else { continue };
+        let Some(mut p) = sb.store.get_point(pair_no, id)? else { continue };
         match per_point.get(&id) {
             None => {
                 p.verified_at = Some(at.clone());
@@ -184,7 +197,7 @@ fn mark_points(sb: &Standby, pair_no: u32, out: &VerifyOutcome, at_ms: u64) -> R
                 });
             }
         }
-        sb.store.update_point(pair_no, &p).map_err(|e| e.to_string())?;
+        sb.store.update_point(pair_no, &p)?;
     }
     Ok(())
 }

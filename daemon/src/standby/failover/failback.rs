@@ -405,8 +405,7 @@ async fn to_original(
         .await
         .map_err(|_| FailbackError::Agent("the agent did not confirm its writes within 10 minutes".into()))?
         .map_err(|_| lost())?;
-    let wrote =
-        answer.map_err(|e| FailbackError::Agent(format!("the agent could not write onto the original disk: {e}")))?;
+    let wrote = answer?;
     if wrote.chunks != cmp.differing.len() as u64 {
         return Err(FailbackError::Agent(format!(
             "the agent wrote {} chunk(s), not {}",

@@ -235,8 +235,7 @@ fn run(sb: &Standby, h: &PairHandle, point: RecoveryPoint, sides: Vec<Side>, tas
                 side.path.display(),
                 g.size_bytes
             ));
-            r = materialise::disk(&sb.store, &pair_id, pair_no, i as u32, *g, point.epoch, side, &done)
-                .map_err(|e| format!("disk {i}: {e}"));
+            r = materialise::disk(&sb.store, &pair_id, pair_no, i as u32, *g, point.epoch, side, &done);
             if r.is_err() {
                 break;
             }
@@ -287,10 +286,10 @@ fn run(sb: &Standby, h: &PairHandle, point: RecoveryPoint, sides: Vec<Side>, tas
     }
     rt.failover = None;
     drop(rt);
-    task.finish(match result {
-        Ok(()) => Ok(format!("point {} is on the targets: {} bytes written", point.id, final_status_bytes)),
-        Err(e) => Err(format!("materialising point {} failed: {e}", point.id)),
-    });
+    match result {
+        Ok(()) => task.ok(format!("point {} is on the targets: {} bytes written", point.id, final_status_bytes)),
+        Err(e) => task.fail(format!("materialising point {} failed: {e}", point.id)),
+    }
 }
 
 /// The failover: the running job's live figures, else the record's.

@@ -3,6 +3,7 @@
 
 use super::results::{FailbackRecord, FailoverRecord, VerifyRecord};
 use crate::standby::dump::{AgentAnswer, LoadProgress};
+use crate::standby::failover::failback_error::FailbackError;
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_types::RecoveryPoint;
 use drpair_wire::{PassKind, Progress};
@@ -85,7 +86,8 @@ pub struct PairRuntime {
     /// overwritten, and the pair replicates again at the end); else a failed-over pair holds.
     pub failback_ships: bool,
     /// The failback waiting for the agent's answer to its writes, by request.
-    pub failback_waiters: HashMap<u64, tokio::sync::oneshot::Sender<Result<drpair_wire::FailbackWrites, String>>>,
+    pub failback_waiters:
+        HashMap<u64, tokio::sync::oneshot::Sender<Result<drpair_wire::FailbackWrites, FailbackError>>>,
 }
 
 /// Counters since the standby started.
