@@ -23,6 +23,53 @@ const MAX_CUTS: usize = 4096;
 /// Bytes of a snapshot command's output kept.
 const OUTPUT_TAIL: usize = 4096;
 
+/// Why the agent refuses to resume in resync mode: its change history may not reach the dump
+/// point. The standby hears the message (it names the pair's command that gets out of it).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ResyncRefusal {
+    /// The agent keeps nothing of the suspension (its state was lost or reset).
+    #[error(
+        "this agent has no record of the suspension or of a dump marker (its state was lost or reset): the change history no longer reaches the dump point; re-initialise: drpair resume {pair} --resync --reinit --force (a full restart)"
+    )]
+    NoSuspension { pair: String },
+    /// No dump marker was recorded during the suspension.
+    #[error("this agent has no dump marker recorded; record it with drpair marker dump {pair}")]
+    NoMarker { pair: String },
+    /// The standby's dump point is not the one the agent recorded.
+    #[error(
+        "the standby expects the dump point at epoch {expected}, this agent recorded epoch {recorded}: record the marker again with drpair marker dump {pair}"
+    )]
+    OtherMarker { pair: String, expected: Epoch, recorded: Epoch },
+    /// The change map was reset since the suspension.
+    #[error(
+        "the change map was reset since the suspension (lineage {was} is now {now}): the change history no longer reaches the dump point; {}",
+        reinit(.pair)
+    )]
+    LineageReset { pair: String, was: Lineage, now: Lineage },
+    /// The acknowledged checkpoint moved since the suspension.
+    #[error(
+        "the checkpoint moved from epoch {was} to {now} since the suspension: the change history no longer reaches the dump point; {}",
+        reinit(.pair)
+    )]
+    CheckpointMoved { pair: String, was: Epoch, now: Epoch },
+    /// A tracking gap since the suspension.
+    #[error("the change history no longer reaches the dump point (epoch {dump_epoch}): {why}; {}", reinit(.pair))]
+    Broken { pair: String, dump_epoch: Epoch, why: String },
+    /// The change history begins after the dump point.
+    #[error(
+        "the change history starts at epoch {from}, after the dump point (epoch {dump_epoch}); {}",
+        reinit(.pair)
+    )]
+    HistoryAfterDump { pair: String, from: Epoch, dump_epoch: Epoch },
+}
+
+/// The way out of a history that no longer reaches the dump point.
+fn reinit(pair: &str) -> String {
+    format!(
+        "re-initialise: drpair resume {pair} --resync --reinit --force (a full restart: every recovery point is deleted and everything copied again)"
+    )
+}
+
 /// What the agent keeps of a suspension for a dump.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DumpState {
@@ -150,40 +197,25 @@ impl DumpState {
         acked: Epoch,
         history_from: Epoch,
         dump_epoch: Epoch,
-    ) -> Result<DumpMarker, String> {
-        let reinit = format!(
-            "re-initialise: drpair resume {pair} --resync --reinit --force (a full restart: every recovery point is deleted and everything copied again)"
-        );
+    ) -> Result<DumpMarker, ResyncRefusal> {
+        let pair = pair.to_string();
         let Some(m) = &self.marker else {
-            return Err(format!("this agent has no dump marker recorded; record it with drpair marker dump {pair}"));
+            return Err(ResyncRefusal::NoMarker { pair });
         };
         if m.epoch != dump_epoch {
-            return Err(format!(
-                "the standby expects the dump point at epoch {dump_epoch}, this agent recorded epoch {}: record the marker again with drpair marker dump {pair}",
-                m.epoch
-            ));
+            return Err(ResyncRefusal::OtherMarker { pair, expected: dump_epoch, recorded: m.epoch });
         }
         if lineage != self.lineage {
-            return Err(format!(
-                "the change map was reset since the suspension (lineage {} is now {lineage}): the change history no longer reaches the dump point; {reinit}",
-                self.lineage
-            ));
+            return Err(ResyncRefusal::LineageReset { pair, was: self.lineage, now: lineage });
         }
         if acked != self.acked {
-            return Err(format!(
-                "the checkpoint moved from epoch {} to {acked} since the suspension: the change history no longer reaches the dump point; {reinit}",
-                self.acked
-            ));
+            return Err(ResyncRefusal::CheckpointMoved { pair, was: self.acked, now: acked });
         }
         if let Some(why) = &self.broken {
-            return Err(format!(
-                "the change history no longer reaches the dump point (epoch {dump_epoch}): {why}; {reinit}"
-            ));
+            return Err(ResyncRefusal::Broken { pair, dump_epoch, why: why.clone() });
         }
         if history_from > dump_epoch {
-            return Err(format!(
-                "the change history starts at epoch {history_from}, after the dump point (epoch {dump_epoch}); {reinit}"
-            ));
+            return Err(ResyncRefusal::HistoryAfterDump { pair, from: history_from, dump_epoch });
         }
         Ok(m.clone())
     }
@@ -309,17 +341,18 @@ mod tests {
     fn resync_refuses_when_the_history_does_not_reach_the_marker() {
         let mut s = state();
         let l = s.lineage;
-        assert!(s.check_resync("p", l, 10, 0, 13).unwrap_err().contains("drpair marker dump p"));
+        let refusal = |r: Result<DumpMarker, ResyncRefusal>| r.unwrap_err().to_string();
+        assert!(refusal(s.check_resync("p", l, 10, 0, 13)).contains("drpair marker dump p"));
         s.marker = Some(marker(13));
         assert_eq!(s.check_resync("p", l, 10, 0, 13).unwrap().epoch, 13);
-        assert!(s.check_resync("p", l, 10, 0, 12).unwrap_err().contains("record the marker again"));
+        assert!(refusal(s.check_resync("p", l, 10, 0, 12)).contains("record the marker again"));
         for (lineage, acked, history) in [(Lineage::nil(), 10, 0), (l, 12, 0), (l, 10, 14)] {
-            let e = s.check_resync("p", lineage, acked, history, 13).unwrap_err();
+            let e = refusal(s.check_resync("p", lineage, acked, history, 13));
             assert!(e.contains("--reinit --force"), "{e}");
         }
         s.mark_broken("unclean agent stop");
         s.mark_broken("a later gap");
-        let e = s.check_resync("p", l, 10, 0, 13).unwrap_err();
+        let e = refusal(s.check_resync("p", l, 10, 0, 13));
         assert!(e.contains("unclean agent stop") && e.contains("--reinit --force"), "{e}");
     }
 

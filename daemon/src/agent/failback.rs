@@ -6,12 +6,75 @@
 //! stored them first) and the standby's newest point equals the recovered side again.
 
 use crate::link::AbortOnDrop;
-use drpair_types::DiskGeometry;
+use drpair_codec::CodecError;
+use drpair_types::{DiskGeometry, ErrorClass};
 use drpair_wire::{AgentMsg, ChunkBody, ChunkItem, FailbackWrites, StandbyMsg, encode};
 use std::fs::File;
+use std::io;
 use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::PathBuf;
 use tokio::sync::mpsc;
+
+/// Why the agent could not write a failback's chunks onto its disks. The message goes back to
+/// the standby, into the failback's status; each names the disk, and the chunk or byte.
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    /// The standby named a disk the agent does not have.
+    #[error("the agent has no disk {0}")]
+    NoDisk(usize),
+    /// The disk is mounted or held exclusively by another program.
+    #[error(
+        "{} is in use (mounted, or held by another program): stop the workload on the original server and unmount it, then fail back again",
+        .0.display()
+    )]
+    InUse(PathBuf),
+    /// The disk cannot be opened for writing.
+    #[error("cannot open {} for writing: {source}", .path.display())]
+    Open { path: PathBuf, source: io::Error },
+    /// The chunk lies beyond the disk's end.
+    #[error("disk {disk} has {chunks} chunks, not chunk {chunk}")]
+    OutOfRange { disk: usize, chunks: u64, chunk: u64 },
+    /// The chunk's bytes do not decompress.
+    #[error("disk {disk} chunk {chunk}: cannot decompress: {source}")]
+    Decompress { disk: usize, chunk: u64, source: CodecError },
+    /// The chunk's bytes do not hash to what the standby announced.
+    #[error("disk {disk} chunk {chunk}: the bytes do not match their hash; nothing more written")]
+    Damaged { disk: usize, chunk: u64 },
+    /// The standby sent a hash where the bytes are needed.
+    #[error("disk {disk} chunk {chunk}: a failback write must carry the bytes")]
+    NoBytes { disk: usize, chunk: u64 },
+    /// Writing onto the disk failed.
+    #[error("disk {disk} at byte {at}: write failed: {source}")]
+    Write { disk: usize, at: u64, source: io::Error },
+    /// Syncing the disk failed.
+    #[error("disk {disk}: sync failed: {source}")]
+    Sync { disk: usize, source: io::Error },
+    /// The request's first failure, with what had been written before it.
+    #[error("{first} ({written} chunk(s) were written before)")]
+    Stopped {
+        #[source]
+        first: Box<WriteError>,
+        written: u64,
+    },
+}
+
+impl WriteError {
+    /// Bytes damaged on the way may arrive intact when the failback is run again; a disk in
+    /// use, failing or not the standby's idea of it needs someone to act first.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            WriteError::Decompress { .. } | WriteError::Damaged { .. } => ErrorClass::Transient,
+            WriteError::Stopped { first, .. } => first.class(),
+            WriteError::NoDisk(_)
+            | WriteError::InUse(_)
+            | WriteError::Open { .. }
+            | WriteError::OutOfRange { .. }
+            | WriteError::NoBytes { .. }
+            | WriteError::Write { .. }
+            | WriteError::Sync { .. } => ErrorClass::Permanent,
+        }
+    }
+}
 
 /// The disks being written by one failback request.
 struct Writer {
@@ -19,7 +82,7 @@ struct Writer {
     open: Vec<Option<File>>,
     done: FailbackWrites,
     /// The first failure; later chunks of the request are skipped.
-    failed: Option<String>,
+    failed: Option<WriteError>,
 }
 
 impl Writer {
@@ -28,20 +91,16 @@ impl Writer {
         Self { disks, open, done: FailbackWrites::default(), failed: None }
     }
 
-    fn file(&mut self, disk: usize) -> Result<&File, String> {
-        let (path, _) = self.disks.get(disk).ok_or_else(|| format!("the agent has no disk {disk}"))?;
+    fn file(&mut self, disk: usize) -> Result<&File, WriteError> {
+        let (path, _) = self.disks.get(disk).ok_or(WriteError::NoDisk(disk))?;
         if self.open[disk].is_none() {
             // O_EXCL on a block device: refused while it is mounted or held exclusively.
-            let f = std::fs::OpenOptions::new()
-                .write(true)
-                .custom_flags(libc::O_EXCL)
-                .open(path)
-                .map_err(|e| match e.raw_os_error() {
-                    Some(libc::EBUSY) => format!(
-                        "{} is in use (mounted, or held by another program): stop the workload on the original server and unmount it, then fail back again",
-                        path.display()
-                    ),
-                    _ => format!("cannot open {} for writing: {e}", path.display()),
+            let f =
+                std::fs::OpenOptions::new().write(true).custom_flags(libc::O_EXCL).open(path).map_err(|e| {
+                    match e.raw_os_error() {
+                        Some(libc::EBUSY) => WriteError::InUse(path.clone()),
+                        _ => WriteError::Open { path: path.clone(), source: e },
+                    }
                 })?;
             self.open[disk] = Some(f);
         }
@@ -59,53 +118,53 @@ impl Writer {
         }
     }
 
-    fn write_one(&mut self, it: ChunkItem) -> Result<(), String> {
+    fn write_one(&mut self, it: ChunkItem) -> Result<(), WriteError> {
         let d = it.disk as usize;
-        let g = self.disks.get(d).map(|(_, g)| *g).ok_or_else(|| format!("the agent has no disk {d}"))?;
+        let g = self.disks.get(d).map(|(_, g)| *g).ok_or(WriteError::NoDisk(d))?;
         if it.index >= g.chunk_count() {
-            return Err(format!("disk {d} has {} chunks, not chunk {}", g.chunk_count(), it.index));
+            return Err(WriteError::OutOfRange { disk: d, chunks: g.chunk_count(), chunk: it.index });
         }
         let len = g.chunk_len(it.index) as usize;
         let data = match it.body {
             ChunkBody::Zero => vec![0u8; len],
             ChunkBody::Data { hash, raw_len, compressed, payload } => {
                 let data = if compressed {
-                    drpair_codec::decompress(&payload, raw_len)
-                        .map_err(|e| format!("disk {d} chunk {}: cannot decompress: {e}", it.index))?
+                    drpair_codec::decompress(&payload, raw_len).map_err(|source| WriteError::Decompress {
+                        disk: d,
+                        chunk: it.index,
+                        source,
+                    })?
                 } else {
                     payload
                 };
                 if data.len() != len || *blake3::hash(&data).as_bytes() != hash {
-                    return Err(format!(
-                        "disk {d} chunk {}: the bytes do not match their hash; nothing more written",
-                        it.index
-                    ));
+                    return Err(WriteError::Damaged { disk: d, chunk: it.index });
                 }
                 data
             }
             ChunkBody::Known(_) => {
-                return Err(format!("disk {d} chunk {}: a failback write must carry the bytes", it.index));
+                return Err(WriteError::NoBytes { disk: d, chunk: it.index });
             }
         };
         let at = it.index * g.chunk_size.bytes() as u64;
-        self.file(d)?.write_all_at(&data, at).map_err(|e| format!("disk {d} at byte {at}: write failed: {e}"))?;
+        self.file(d)?.write_all_at(&data, at).map_err(|source| WriteError::Write { disk: d, at, source })?;
         self.done.chunks += 1;
         self.done.bytes += len as u64;
         Ok(())
     }
 
     /// Syncs and closes the disks; the request's result.
-    fn finish(&mut self) -> Result<FailbackWrites, String> {
+    fn finish(&mut self) -> Result<FailbackWrites, WriteError> {
         for (i, f) in self.open.iter_mut().enumerate() {
             if let Some(f) = f.take()
-                && let Err(e) = f.sync_all()
+                && let Err(source) = f.sync_all()
             {
-                self.failed.get_or_insert(format!("disk {i}: sync failed: {e}"));
+                self.failed.get_or_insert(WriteError::Sync { disk: i, source });
             }
         }
         let done = std::mem::take(&mut self.done);
         match self.failed.take() {
-            Some(e) => Err(format!("{e} ({} chunk(s) were written before)", done.chunks)),
+            Some(e) => Err(WriteError::Stopped { first: Box::new(e), written: done.chunks }),
             None => Ok(done),
         }
     }
@@ -134,7 +193,8 @@ pub fn spawn(
                             Ok(r) => tracing::warn!(chunks = r.chunks, bytes = r.bytes, "failback: wrote the recovered side's differing chunks onto this server's disks and synced them"),
                             Err(e) => tracing::error!("failback: writing onto this server's disks failed: {e}"),
                         }
-                        Some(AgentMsg::FailbackWritten { req, result })
+                        // The standby hears the failure in words.
+                        Some(AgentMsg::FailbackWritten { req, result: result.map_err(|e| e.to_string()) })
                     }
                     _ => None,
                 };
@@ -151,4 +211,50 @@ pub fn spawn(
         }
     });
     (tx, AbortOnDrop(task))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use drpair_types::ChunkSize;
+
+    fn writer(dir: &std::path::Path) -> Writer {
+        let path = dir.join("disk");
+        std::fs::write(&path, vec![0u8; 2 * 4096]).unwrap();
+        let g = DiskGeometry::new(2 * 4096, ChunkSize::new(4096).unwrap()).unwrap();
+        Writer::new(vec![(path, g)])
+    }
+
+    fn data(index: u64, bytes: &[u8], hash: [u8; 32]) -> ChunkItem {
+        let body = ChunkBody::Data { hash, raw_len: 4096, compressed: false, payload: bytes.to_vec() };
+        ChunkItem { disk: 0, index, body }
+    }
+
+    #[test]
+    fn the_standby_hears_the_first_failure_and_what_was_written_before() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut w = writer(dir.path());
+        let good = vec![7u8; 4096];
+        let bad = vec![8u8; 4096];
+        w.write(vec![data(0, &good, *blake3::hash(&good).as_bytes()), data(1, &bad, [0; 32]), data(1, &good, [0; 32])]);
+        let e = w.finish().unwrap_err();
+        assert_eq!(
+            e.to_string(),
+            "disk 0 chunk 1: the bytes do not match their hash; nothing more written (1 chunk(s) were written before)"
+        );
+        assert_eq!(e.class(), ErrorClass::Transient, "damaged on the way: sent again, it may arrive intact");
+        assert_eq!(std::fs::read(dir.path().join("disk")).unwrap()[..4096], good[..]);
+
+        let mut w = writer(dir.path());
+        w.write(vec![ChunkItem { disk: 3, index: 0, body: ChunkBody::Zero }]);
+        let e = w.finish().unwrap_err();
+        assert_eq!(e.to_string(), "the agent has no disk 3 (0 chunk(s) were written before)");
+        assert_eq!(e.class(), ErrorClass::Permanent);
+        let mut w = writer(dir.path());
+        w.write(vec![ChunkItem { disk: 0, index: 2, body: ChunkBody::Zero }]);
+        assert_eq!(
+            w.finish().unwrap_err().to_string(),
+            "disk 0 has 2 chunks, not chunk 2 (0 chunk(s) were written before)"
+        );
+    }
 }

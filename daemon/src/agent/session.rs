@@ -23,6 +23,8 @@ mod epoch_steps;
 mod renew;
 mod verify_steps;
 
+use verify_steps::Inconclusive;
+
 type Res<T> = Result<T, SessionError>;
 
 fn transient(m: impl std::fmt::Display) -> SessionError {
@@ -388,10 +390,10 @@ impl Conn {
         resync: Option<Arc<ResyncRanges>>,
         compared: u64,
         cut_gap: Option<&str>,
-    ) -> Res<Option<Result<drpair_wire::SourceCheck, String>>> {
+    ) -> Res<Option<Result<drpair_wire::SourceCheck, Inconclusive>>> {
         let Some(r) = resync.filter(|r| r.against.is_some()) else { return Ok(None) };
         if let Some(g) = cut_gap {
-            return Ok(Some(Err(format!("the tracker lost events before the pass ({g})"))));
+            return Ok(Some(Err(Inconclusive::LostBeforePass(g.to_string()))));
         }
         let (local, tracker) = (self.agent.local.clone(), self.agent.tracker.clone());
         tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
@@ -403,7 +405,7 @@ impl Conn {
                 let acked = st.acked();
                 st.limit_history(acked)?;
                 st.set_suspect(Some(g))?;
-                return Ok(Some(Err(format!("the tracker lost events during the pass ({g})"))));
+                return Ok(Some(Err(Inconclusive::LostDuringPass(g.clone()))));
             }
             Ok(r.source_check(compared, &st.maps, next).map(Ok))
         })

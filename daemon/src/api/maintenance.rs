@@ -144,14 +144,14 @@ pub async fn start_verify(
             format!("pair '{id}' has no recovery point to verify yet"),
         ));
     }
-    let status =
-        verify::start(&sb, &h, req.point, false).map_err(|m| ApiFailure::new(ErrorCode::InvalidPairState, m))?;
+    let status = verify::start(&sb, &h, req.point, false)
+        .map_err(|e| ApiFailure::new(ErrorCode::InvalidPairState, e.to_string()))?;
     if !req.wait {
-        let s = status.lock().expect("verify").clone();
+        let s = status.lock().expect("verify").to_view();
         return Ok((StatusCode::ACCEPTED, Json(s)));
     }
     loop {
-        let s = status.lock().expect("verify").clone();
+        let s = status.lock().expect("verify").to_view();
         if s.state != VerifyState::Running {
             return Ok((StatusCode::OK, Json(s)));
         }

@@ -9,7 +9,7 @@ use super::pair::{OpError, PairHandle, PairRecord, RestartRecord, Rewound};
 use super::tasks::Seen;
 use crate::timefmt::now_ms;
 use drpair_pair::PairOp;
-use drpair_types::{Epoch, RecoveryPoint, TaskKind};
+use drpair_types::{Epoch, ErrorClass, RecoveryPoint, TaskKind};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::OwnedMutexGuard;
@@ -187,16 +187,38 @@ pub fn point_at_or_before(points: &[RecoveryPoint], time_ms: u64) -> Option<&Rec
     points.iter().filter(|p| p.time_unix_ms <= time_ms).max_by_key(|p| p.epoch)
 }
 
+/// Why a replay cannot start from a point: the agent's change history does not reach it, or
+/// is not known. Each message names the way out.
+#[derive(Debug, thiserror::Error)]
+pub enum HistoryError {
+    /// The agent's change history begins after the point.
+    #[error(
+        "the agent's change history reaches back to epoch {from}, not to point {point}: it cannot tell what changed since. Use `drpair start PAIR --type reload` to copy everything again"
+    )]
+    TooShort { from: Epoch, point: Epoch },
+    /// The agent has not said how far back its history reaches.
+    #[error(
+        "the agent has not reported how far its change history reaches (it has not connected since the standby started or since a restart), so a replay from point {point} cannot be checked; connect the agent first, or use `--type reload`"
+    )]
+    Unknown { point: Epoch },
+}
+
+impl HistoryError {
+    /// An unknown history is known once the agent connects; a short one stays short.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            HistoryError::TooShort { .. } => ErrorClass::Permanent,
+            HistoryError::Unknown { .. } => ErrorClass::Transient,
+        }
+    }
+}
+
 /// Epochs a replay can reach: the agent's change history must reach back to the point.
-pub fn change_history_reaches(history_from: Option<Epoch>, point: Epoch) -> Result<(), String> {
+pub fn change_history_reaches(history_from: Option<Epoch>, point: Epoch) -> Result<(), HistoryError> {
     match history_from {
         Some(h) if h <= point => Ok(()),
-        Some(h) => Err(format!(
-            "the agent's change history reaches back to epoch {h}, not to point {point}: it cannot tell what changed since. Use `drpair start PAIR --type reload` to copy everything again"
-        )),
-        None => Err(format!(
-            "the agent has not reported how far its change history reaches (it has not connected since the standby started or since a restart), so a replay from point {point} cannot be checked; connect the agent first, or use `--type reload`"
-        )),
+        Some(from) => Err(HistoryError::TooShort { from, point }),
+        None => Err(HistoryError::Unknown { point }),
     }
 }
 
@@ -209,7 +231,11 @@ mod tests {
         assert!(change_history_reaches(Some(3), 3).is_ok());
         assert!(change_history_reaches(Some(0), 9).is_ok());
         let e = change_history_reaches(Some(7), 5).unwrap_err();
+        assert_eq!(e.class(), ErrorClass::Permanent);
+        let e = e.to_string();
         assert!(e.contains("epoch 7") && e.contains("point 5") && e.contains("reload"), "{e}");
-        assert!(change_history_reaches(None, 5).unwrap_err().contains("reload"));
+        let unknown = change_history_reaches(None, 5).unwrap_err();
+        assert_eq!(unknown.class(), ErrorClass::Transient, "known once the agent connects");
+        assert!(unknown.to_string().contains("reload"));
     }
 }

@@ -2,11 +2,29 @@
 //! materialising): each chunk is the newest version at or before the point's epoch, read back
 //! and blake3-verified.
 
-use drpair_store::{PointReader, Store};
-use drpair_types::{DiskGeometry, Epoch, PairId};
+use drpair_store::{PointReadError, PointReader, Store};
+use drpair_types::{DiskGeometry, Epoch, ErrorClass, PairId};
 
 /// Chunks looked up per index scan.
 pub const SPAN: u64 = 256;
+
+/// Why a disk of a point could not be read back in full: a chunk missing or damaged, or the
+/// store failing. The message names the pair, the disk and the chunk.
+#[derive(Debug, thiserror::Error)]
+#[error("pair '{pair}' {source}")]
+pub struct ReadError {
+    /// The pair whose point it is.
+    pub pair: PairId,
+    /// What the point's reader found.
+    pub source: PointReadError,
+}
+
+impl ReadError {
+    /// Transient when the store's failure is; a missing or damaged chunk stays so.
+    pub fn class(&self) -> ErrorClass {
+        self.source.class()
+    }
+}
 
 /// Produces the disk image in order, a run of chunks at a time, into `emit`. Stops at the
 /// first missing or corrupt chunk with an error naming it (the stream is then cut short, so a
@@ -19,10 +37,10 @@ pub fn stream_disk(
     g: DiskGeometry,
     epoch: Epoch,
     mut emit: impl FnMut(Vec<u8>) -> bool,
-) -> Result<(), String> {
+) -> Result<(), ReadError> {
     let reader = PointReader::new(store, pair_no, disk, g, epoch);
     for span in reader.spans(SPAN) {
-        let (_, chunks) = span.map_err(|e| format!("pair '{pair}' {e}"))?;
+        let (_, chunks) = span.map_err(|source| ReadError { pair: pair.clone(), source })?;
         let mut out = Vec::with_capacity(chunks.iter().map(|c| c.len()).sum());
         for c in &chunks {
             c.append_to(&mut out);

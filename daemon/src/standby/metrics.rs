@@ -3,6 +3,7 @@
 
 use super::Standby;
 use super::ingest::Ingested;
+use super::pair::results::{ReclaimRecord, VerifyRecord, VerifyState};
 use drpair_types::{DumpStatus, DumpStep, PairId, PairState, RecoveryPoint};
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
@@ -164,7 +165,7 @@ fn source_verify_gauges(p: &str, v: &drpair_types::SourceVerifyStatus) {
 }
 
 /// Points removed by retention and the space reclaim that followed.
-pub fn pruned(pair: &PairId, points: u64, reclaim: Option<&drpair_types::ReclaimReport>) {
+pub fn pruned(pair: &PairId, points: u64, reclaim: Option<&ReclaimRecord>) {
     counter!("drpair_retention_pruned_points_total", "pair" => pair.to_string()).increment(points);
     if let Some(r) = reclaim {
         counter!("drpair_store_reclaimed_chunks_total").increment(r.chunks_deleted);
@@ -173,9 +174,9 @@ pub fn pruned(pair: &PairId, points: u64, reclaim: Option<&drpair_types::Reclaim
 }
 
 /// A verification of stored chunks finished.
-pub fn verified(pair: &PairId, s: &drpair_types::VerifyStatus) {
+pub fn verified(pair: &PairId, s: &VerifyRecord) {
     let p = pair.to_string();
-    let result = if s.state == drpair_types::VerifyState::Failed {
+    let result = if s.state == VerifyState::Failed {
         "failed"
     } else if s.points_damaged > 0 {
         "damaged"

@@ -3,12 +3,13 @@
 //! reclaiming the space nothing refers to any more.
 
 use super::Standby;
+use super::pair::results::{PointMarkRecord, PruneRecord, ReclaimRecord};
 use super::pair::{OpError, PairHandle, RetentionDefaults};
 use super::tasks::TaskHandle;
 use crate::timefmt::now_ms;
 use drpair_retention::{Mark, Pin, PointInfo, Policy};
 use drpair_store::Store;
-use drpair_types::{PairId, PointKind, PointMark, PruneReport, ReclaimReport, RecoveryPoint, RetentionView, TaskKind};
+use drpair_types::{PairId, PointKind, PruneReport, RecoveryPoint, RetentionView, TaskKind};
 use std::collections::HashSet;
 use std::sync::Arc;
 
@@ -49,7 +50,7 @@ pub fn view_of(rec: &super::pair::PairRecord, d: &RetentionDefaults) -> Retentio
         description: describe(policy),
         is_default,
         prune_interval_seconds: d.prune_interval.as_secs(),
-        last_prune: rec.last_prune.clone(),
+        last_prune: rec.last_prune.as_ref().map(PruneRecord::to_view),
     }
 }
 
@@ -107,10 +108,10 @@ pub fn prune(sb: &Arc<Standby>, h: &PairHandle, dry_run: bool, scheduled: bool) 
     let drills = h.runtime.lock().expect("runtime").drill_points.clone();
     let marks = drpair_retention::plan(&point_infos(&points, &drills), &policy, now_ms());
     let time_of = |id: u64| points.iter().find(|p| p.id == id).map(|p| p.time.clone()).unwrap_or_default();
-    let to_mark = |m: &Mark| PointMark { id: m.id, time: time_of(m.id), reason: m.reason.to_string() };
-    let removed: Vec<PointMark> = marks.iter().filter(|m| !m.keep).map(to_mark).collect();
-    let kept: Vec<PointMark> = marks.iter().filter(|m| m.keep).map(to_mark).collect();
-    let mut report = PruneReport {
+    let to_mark = |m: &Mark| PointMarkRecord { id: m.id, time: time_of(m.id), reason: m.reason.to_string() };
+    let removed: Vec<PointMarkRecord> = marks.iter().filter(|m| !m.keep).map(to_mark).collect();
+    let kept: Vec<PointMarkRecord> = marks.iter().filter(|m| m.keep).map(to_mark).collect();
+    let mut report = PruneRecord {
         pair_id: pair_id.clone(),
         dry_run,
         scheduled,
@@ -152,7 +153,7 @@ pub fn prune(sb: &Arc<Standby>, h: &PairHandle, dry_run: bool, scheduled: bool) 
         applied?;
     }
     report.finished_unix_ms = now_ms();
-    Ok(report)
+    Ok(report.to_view())
 }
 
 /// Removes the planned points (those a drill pinned since the plan are kept), reclaims their
@@ -162,7 +163,7 @@ fn apply(
     h: &PairHandle,
     pair_id: &PairId,
     pair_no: u32,
-    report: &mut PruneReport,
+    report: &mut PruneRecord,
     task: Option<&TaskHandle>,
 ) -> Result<(), PruneError> {
     let store_err = |e: drpair_store::StoreError| PruneError::Store(e.to_string());
@@ -171,11 +172,11 @@ fn apply(
         // so a drill starting now either sees its point gone or keeps it from this prune.
         let _gate = super::drill::PIN_GATE.lock().unwrap_or_else(|e| e.into_inner());
         let pinned_now = h.runtime.lock().expect("runtime").drill_points.clone();
-        let (late, removed): (Vec<PointMark>, Vec<PointMark>) =
+        let (late, removed): (Vec<PointMarkRecord>, Vec<PointMarkRecord>) =
             report.removed.drain(..).partition(|m| pinned_now.contains(&m.id));
         report.removed = removed;
         let late_count = late.len();
-        report.kept.extend(late.into_iter().map(|m| PointMark { reason: "pinned_drill".into(), ..m }));
+        report.kept.extend(late.into_iter().map(|m| PointMarkRecord { reason: "pinned_drill".into(), ..m }));
         report.points_kept = report.kept.len() as u64;
         let ids: Vec<u64> = report.removed.iter().map(|m| m.id).collect();
         if let Some(t) = task {
@@ -215,12 +216,12 @@ fn apply(
 /// Reclaims the chunks nothing refers to and, when some went (now, or before a crash
 /// interrupted the compaction that followed), compacts so that their space really comes
 /// back. Blocking.
-pub fn reclaim(store: &Store) -> Result<ReclaimReport, drpair_store::StoreError> {
+pub fn reclaim(store: &Store) -> Result<ReclaimRecord, drpair_store::StoreError> {
     let out = store.reclaim()?;
     if out.chunks_deleted > 0 || store.compaction_owed()? {
         store.compact_chunks()?;
     }
-    Ok(ReclaimReport {
+    Ok(ReclaimRecord {
         candidates_checked: out.candidates,
         chunks_deleted: out.chunks_deleted,
         bytes_freed: out.bytes_freed,

@@ -15,13 +15,11 @@
 //! - the result is logged in plain words; a mismatch is a warning.
 
 use super::Standby;
+use super::pair::results::{MismatchedChunkRecord, SourceVerifyRecord, SourceVerifyState};
 use super::pair::{OpError, PairHandle, PairRecord, PairRuntime};
 use super::tasks::Seen;
 use crate::timefmt::{now_ms, rfc3339_ms};
-use drpair_types::{
-    Epoch, MismatchedChunk, PairId, PairState, SOURCE_VERIFY_SAMPLE, SourceVerifyState, SourceVerifyStatus, TaskId,
-    TaskKind,
-};
+use drpair_types::{Epoch, PairId, PairState, SOURCE_VERIFY_SAMPLE, SourceVerifyStatus, TaskId, TaskKind};
 use drpair_wire::{PassKind, Progress, StandbyMsg, VerifyReport, encode};
 use std::sync::Arc;
 
@@ -107,7 +105,7 @@ pub async fn request(sb: &Standby, h: &Arc<PairHandle>) -> Result<SourceVerifySt
     }
     let (h2, mine) = (h.clone(), task.id());
     task.follow(move || seen(&h2, mine));
-    Ok(status)
+    Ok(status.to_view())
 }
 
 /// Puts the task's id into the recorded request.
@@ -115,9 +113,9 @@ fn record_task(
     sb: &Standby,
     h: &PairHandle,
     id: &PairId,
-    mut status: SourceVerifyStatus,
+    mut status: SourceVerifyRecord,
     task: TaskId,
-) -> SourceVerifyStatus {
+) -> SourceVerifyRecord {
     status.task = Some(task);
     let saved = h.update(&sb.store, |rec| {
         if let Some(v) = rec.source_verify.as_mut().filter(|v| v.requested_unix_ms == status.requested_unix_ms) {
@@ -134,7 +132,7 @@ fn record_task(
 /// The online verify of task `mine` as its task follows it.
 fn seen(h: &PairHandle, mine: TaskId) -> Seen {
     let rec = h.record.lock().expect("record").clone();
-    let v = status(&rec, &h.runtime.lock().expect("runtime"));
+    let v = live(&rec, &h.runtime.lock().expect("runtime"));
     match v {
         Some(v) if v.task == Some(mine) => match v.state {
             SourceVerifyState::Done => Seen::Done(v.message),
@@ -181,7 +179,7 @@ pub fn on_committed(
     report: &VerifyReport,
     point: Epoch,
     shipped: u64,
-) -> Option<SourceVerifyStatus> {
+) -> Option<SourceVerifyRecord> {
     let id = rec.pair_id.clone();
     let Some(v) = rec.source_verify.as_mut().filter(|v| v.state.is_active()) else {
         tracing::warn!(pair = %id, point, request_id = report.request_id, "a verify pass ended that no request is waiting for; its chunks are committed as usual");
@@ -201,7 +199,7 @@ pub fn on_committed(
                 .sample
                 .iter()
                 .take(SOURCE_VERIFY_SAMPLE)
-                .map(|&(disk, chunk)| MismatchedChunk { disk, chunk })
+                .map(|&(disk, chunk)| MismatchedChunkRecord { disk, chunk })
                 .collect();
             v.message = if c.mismatched == 0 {
                 format!(
@@ -227,7 +225,7 @@ pub fn on_committed(
 }
 
 /// Logs and counts a verify that ended with its point committed.
-pub fn report(pair: &PairId, v: &SourceVerifyStatus) {
+pub fn report(pair: &PairId, v: &SourceVerifyRecord) {
     let sample: Vec<String> = v.sample.iter().map(|c| format!("disk {} chunk {}", c.disk, c.chunk)).collect();
     match v.state {
         SourceVerifyState::Done if v.mismatched_chunks > 0 => tracing::warn!(
@@ -244,7 +242,7 @@ pub fn report(pair: &PairId, v: &SourceVerifyStatus) {
 }
 
 /// The `result` label of `drpair_source_verify_runs_total`.
-fn result_label(v: &SourceVerifyStatus) -> &'static str {
+fn result_label(v: &SourceVerifyRecord) -> &'static str {
     match v.state {
         SourceVerifyState::Done if v.mismatched_chunks > 0 => "mismatched",
         SourceVerifyState::Done => "matched",
@@ -267,7 +265,7 @@ pub fn fail(sb: &Standby, h: &PairHandle, why: &str) {
     }
 }
 
-fn mark_failed(v: &mut SourceVerifyStatus, why: &str) {
+fn mark_failed(v: &mut SourceVerifyRecord, why: &str) {
     v.state = SourceVerifyState::Failed;
     v.finished_unix_ms = Some(now_ms());
     v.message = format!("{why}; nothing was concluded (chunks already shipped are committed as usual). Ask again");
@@ -282,8 +280,13 @@ pub fn after_restart(rec: &mut PairRecord) -> bool {
     true
 }
 
-/// The verify as status shows it: the record's, with live progress while the pass runs.
+/// The verify as status shows it.
 pub fn status(rec: &PairRecord, rt: &PairRuntime) -> Option<SourceVerifyStatus> {
+    live(rec, rt).as_ref().map(SourceVerifyRecord::to_view)
+}
+
+/// The record's verify, with live progress while the pass runs.
+fn live(rec: &PairRecord, rt: &PairRuntime) -> Option<SourceVerifyRecord> {
     let mut v = rec.source_verify.clone()?;
     let p = &rt.progress;
     if v.state == SourceVerifyState::Running && p.pass == Some(PassKind::Verify) && p.chunks_total > 0 {
@@ -294,8 +297,8 @@ pub fn status(rec: &PairRecord, rt: &PairRuntime) -> Option<SourceVerifyStatus> 
 }
 
 /// A verify just requested at `at_ms`, nothing compared yet.
-fn requested(at_ms: u64, message: String) -> SourceVerifyStatus {
-    SourceVerifyStatus {
+fn requested(at_ms: u64, message: String) -> SourceVerifyRecord {
+    SourceVerifyRecord {
         state: SourceVerifyState::Requested,
         requested_unix_ms: at_ms,
         finished_unix_ms: None,
@@ -313,7 +316,7 @@ fn requested(at_ms: u64, message: String) -> SourceVerifyStatus {
 
 /// A verify just requested, for unit tests.
 #[cfg(test)]
-pub(crate) fn requested_for_tests() -> SourceVerifyStatus {
+pub(crate) fn requested_for_tests() -> SourceVerifyRecord {
     requested(1, String::new())
 }
 
@@ -326,7 +329,7 @@ mod tests {
         crate::standby::pair::test_record(state, 5)
     }
 
-    fn requested() -> SourceVerifyStatus {
+    fn requested() -> SourceVerifyRecord {
         super::requested_for_tests()
     }
 
@@ -352,7 +355,7 @@ mod tests {
         assert!(refusal(&initial, rt).unwrap().contains("no complete recovery point"));
         assert!(refusal(&record(PairState::Replicating), false).unwrap().contains("not connected"));
         let mut busy = record(PairState::Replicating);
-        busy.source_verify = Some(SourceVerifyStatus { state: SourceVerifyState::Running, ..requested() });
+        busy.source_verify = Some(SourceVerifyRecord { state: SourceVerifyState::Running, ..requested() });
         assert!(refusal(&busy, rt).unwrap().contains("already running"));
     }
 
@@ -367,7 +370,10 @@ mod tests {
             (v.state, v.mismatched_chunks, v.repair_point, v.shipped_chunks),
             (SourceVerifyState::Done, 2, Some(6), 4)
         );
-        assert_eq!(v.sample, vec![MismatchedChunk { disk: 0, chunk: 3 }, MismatchedChunk { disk: 0, chunk: 9 }]);
+        assert_eq!(
+            v.sample,
+            vec![MismatchedChunkRecord { disk: 0, chunk: 3 }, MismatchedChunkRecord { disk: 0, chunk: 9 }]
+        );
         assert!(v.message.contains("repaired") && v.message.contains("point 6"), "{}", v.message);
         assert_eq!(result_label(&v), "mismatched");
         assert!(on_committed(&mut rec, &report, 7, 0).is_none(), "ended twice");
@@ -375,7 +381,7 @@ mod tests {
         let gap = VerifyReport { request_id: 2, result: Err("the tracker lost events".into()) };
         let v = on_committed(&mut rec, &gap, 8, 1).unwrap();
         assert_eq!((v.state, result_label(&v)), (SourceVerifyState::Failed, "failed"));
-        rec.source_verify = Some(SourceVerifyStatus { state: SourceVerifyState::Running, ..requested() });
+        rec.source_verify = Some(SourceVerifyRecord { state: SourceVerifyState::Running, ..requested() });
         assert!(after_restart(&mut rec));
         assert_eq!(rec.source_verify.as_ref().unwrap().state, SourceVerifyState::Failed);
         assert!(!after_restart(&mut rec));
@@ -384,7 +390,7 @@ mod tests {
     #[test]
     fn status_shows_live_progress() {
         let mut rec = record(PairState::Replicating);
-        rec.source_verify = Some(SourceVerifyStatus { state: SourceVerifyState::Running, ..requested() });
+        rec.source_verify = Some(SourceVerifyRecord { state: SourceVerifyState::Running, ..requested() });
         let rt = PairRuntime {
             progress: Progress { pass: Some(PassKind::Verify), chunks_done: 1, chunks_total: 3, ..Default::default() },
             ..Default::default()

@@ -3,6 +3,7 @@
 use super::Standby;
 use super::pair::PairHandle;
 use crate::timefmt::{now_ms, rfc3339_ms};
+use drpair_store::StoreError;
 use drpair_types::{PointStorage, StorageReport, StorageSummary};
 
 fn ratio(a: u64, b: u64) -> f64 {
@@ -11,13 +12,13 @@ fn ratio(a: u64, b: u64) -> f64 {
 
 /// Computes the report (one scan of the pair's version entries; blocking) and keeps its
 /// totals for status and metrics.
-pub fn report(sb: &Standby, h: &PairHandle) -> Result<StorageReport, String> {
+pub fn report(sb: &Standby, h: &PairHandle) -> Result<StorageReport, StoreError> {
     let (pair_id, pair_no, disk_bytes) = {
         let rec = h.record.lock().expect("record");
         (rec.pair_id.clone(), rec.pair_no, rec.disks.iter().map(|d| d.geometry.size_bytes).sum::<u64>())
     };
-    let points = sb.store.list_points(pair_no).map_err(|e| e.to_string())?;
-    let s = sb.store.pair_storage(pair_no).map_err(|e| e.to_string())?;
+    let points = sb.store.list_points(pair_no)?;
+    let s = sb.store.pair_storage(pair_no)?;
     let per_point = points
         .iter()
         .map(|p| {

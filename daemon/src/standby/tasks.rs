@@ -296,14 +296,6 @@ impl TaskHandle {
         self.tasks.end(self.id, TaskState::Failed, message.into());
     }
 
-    /// Ends the task with `Ok(message)` or `Err(message)`.
-    pub fn finish(self, result: Result<String, String>) {
-        match result {
-            Ok(m) => self.ok(m),
-            Err(m) => self.fail(m),
-        }
-    }
-
     /// Follows an operation whose state lives in the pair's record and moves on in other
     /// code (a connection's commits, the agent's reports): `look` is asked every
     /// [`FOLLOW_EVERY`] until it sees the operation end, which ends the task. Each new message

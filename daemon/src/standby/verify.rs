@@ -2,11 +2,12 @@
 //! chunk its points see, then marks each point `verified_at` or with its `damage`.
 
 use super::Standby;
+use super::pair::results::{DamagedChunkRecord, VerifyRecord, VerifyState};
 use super::pair::{OpError, PairHandle};
 use super::tasks::TaskHandle;
 use crate::timefmt::{now_ms, rfc3339_ms};
-use drpair_store::{Damaged, VerifyOutcome};
-use drpair_types::{DamagedChunk, PointDamage, TaskKind, VerifyState, VerifyStatus};
+use drpair_store::{Damaged, StoreError, VerifyOutcome};
+use drpair_types::{DamagedChunk, ErrorClass, PairId, PointDamage, TaskKind, VerifyStatus};
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
@@ -20,15 +21,32 @@ const POINT_SAMPLE: usize = 20;
 /// `verified_at`). Taken by [`mark_points`] and by the pin/unpin API.
 pub static POINT_MARKS: Mutex<()> = Mutex::new(());
 
+/// Why a verification of stored chunks did not start. Nothing changed.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Another verification of the pair is running (409).
+    #[error("pair '{0}': a verification is already running")]
+    Running(PairId),
+}
+
+impl StartError {
+    /// Asking again once the running one has ended succeeds.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            StartError::Running(_) => ErrorClass::Transient,
+        }
+    }
+}
+
 /// Starts a verification of the pair (all points, or `point`); the status is shared with
-/// the runtime while it runs. Refused (Err with the message) when one is running.
+/// the runtime while it runs. Refused when one is running.
 pub fn start(
     sb: &Arc<Standby>,
     h: &Arc<PairHandle>,
     point: Option<u64>,
     scheduled: bool,
-) -> Result<Arc<Mutex<VerifyStatus>>, String> {
-    let status = Arc::new(Mutex::new(VerifyStatus {
+) -> Result<Arc<Mutex<VerifyRecord>>, StartError> {
+    let status = Arc::new(Mutex::new(VerifyRecord {
         state: VerifyState::Running,
         scheduled,
         point,
@@ -49,7 +67,7 @@ pub fn start(
         if let Some(v) = &rt.verify
             && v.lock().expect("verify").state == VerifyState::Running
         {
-            return Err(format!("pair '{pair_id}': a verification is already running"));
+            return Err(StartError::Running(pair_id));
         }
         rt.verify = Some(status.clone());
     }
@@ -64,7 +82,7 @@ pub fn start(
     Ok(status)
 }
 
-fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyStatus>, task: TaskHandle) {
+fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyRecord>, task: TaskHandle) {
     let (pair_id, pair_no, total_chunks) = {
         let rec = h.record.lock().expect("record");
         let chunks: Vec<u64> = rec.disks.iter().map(|d| d.geometry.chunk_count()).collect();
@@ -83,7 +101,7 @@ fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyStatus
     let finished = now_ms();
     let mut s = st.lock().expect("verify").clone();
     s.finished_unix_ms = Some(finished);
-    match result.map_err(|e| e.to_string()).and_then(|out| mark_points(sb, pair_no, &out, finished).map(|_| out)) {
+    match result.and_then(|out| mark_points(sb, pair_no, &out, finished).map(|_| out)) {
         Ok(out) => {
             s.state = VerifyState::Done;
             s.progress_percent = 100.0;
@@ -92,7 +110,7 @@ fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyStatus
             let intact = out.intact_points();
             s.points_verified = intact.len() as u64;
             s.points_damaged = (out.points.len() - intact.len()) as u64;
-            s.damaged = out.damaged.iter().take(SAMPLE).map(damaged_chunk).collect();
+            s.damaged = out.damaged.iter().take(SAMPLE).map(damaged_record).collect();
             s.message = if out.damaged.is_empty() {
                 format!("{} point(s) intact: {} chunk(s) re-read and re-hashed", s.points_verified, s.chunks_checked)
             } else {
@@ -122,11 +140,7 @@ fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyStatus
         }
     }
     super::metrics::verified(&pair_id, &s);
-    let ended = if s.state == VerifyState::Done && s.points_damaged == 0 {
-        Ok(s.message.clone())
-    } else {
-        Err(s.message.clone())
-    };
+    let (intact, message) = (s.state == VerifyState::Done && s.points_damaged == 0, s.message.clone());
     *st.lock().expect("verify") = s.clone();
     let saved = h.update(&sb.store, |rec| {
         rec.verify = Some(s);
@@ -139,11 +153,11 @@ fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyStatus
     if let Ok(Some(p)) = sb.store.latest_point(pair_no) {
         h.runtime.lock().expect("runtime").last_point = Some(p);
     }
-    task.finish(ended);
+    if intact { task.ok(message) } else { task.fail(message) }
 }
 
-fn damaged_chunk(d: &Damaged) -> DamagedChunk {
-    DamagedChunk {
+fn damaged_record(d: &Damaged) -> DamagedChunkRecord {
+    DamagedChunkRecord {
         disk: d.disk,
         chunk: d.chunk,
         hash: d.hash.clone(),
@@ -152,9 +166,14 @@ fn damaged_chunk(d: &Damaged) -> DamagedChunk {
     }
 }
 
+/// A damaged chunk as a point's `damage` lists it.
+fn damaged_chunk(d: &Damaged) -> DamagedChunk {
+    DamagedChunk::from(&damaged_record(d))
+}
+
 /// Marks every verified point: `verified_at` when intact (clearing an old damage), else
 /// its damage.
-fn mark_points(sb: &Standby, pair_no: u32, out: &VerifyOutcome, at_ms: u64) -> Result<(), String> {
+fn mark_points(sb: &Standby, pair_no: u32, out: &VerifyOutcome, at_ms: u64) -> Result<(), StoreError> {
     let at = rfc3339_ms(at_ms);
     let mut per_point: BTreeMap<u64, Vec<&Damaged>> = BTreeMap::new();
     for d in &out.damaged {
@@ -164,7 +183,7 @@ fn mark_points(sb: &Standby, pair_no: u32, out: &VerifyOutcome, at_ms: u64) -> R
     }
     for &id in &out.points {
         let _marks = POINT_MARKS.lock().unwrap_or_else(|e| e.into_inner());
-        let Some(mut p) = sb.store.get_point(pair_no, id).map_err(|e| e.to_string())? else { continue };
+        let Some(mut p) = sb.store.get_point(pair_no, id)? else { continue };
         match per_point.get(&id) {
             None => {
                 p.verified_at = Some(at.clone());
@@ -178,7 +197,7 @@ fn mark_points(sb: &Standby, pair_no: u32, out: &VerifyOutcome, at_ms: u64) -> R
                 });
             }
         }
-        sb.store.update_point(pair_no, &p).map_err(|e| e.to_string())?;
+        sb.store.update_point(pair_no, &p)?;
     }
     Ok(())
 }
@@ -192,7 +211,7 @@ pub fn status(h: &PairHandle) -> Option<VerifyStatus> {
 /// [`status`] from the record and the runtime.
 pub fn status_of(rec: &super::pair::PairRecord, rt: &super::pair::PairRuntime) -> Option<VerifyStatus> {
     match &rt.verify {
-        Some(s) => Some(s.lock().expect("verify").clone()),
-        None => rec.verify.clone(),
+        Some(s) => Some(s.lock().expect("verify").to_view()),
+        None => rec.verify.as_ref().map(VerifyRecord::to_view),
     }
 }

@@ -1,5 +1,6 @@
 //! Freezing and thawing a filesystem through FIFREEZE/FITHAW on its mount point.
 
+use super::error::QuiesceError;
 use super::hold::ms;
 use std::ffi::{c_int, c_ulong};
 use std::fs::File;
@@ -38,20 +39,20 @@ fn fs_ioctl(dir: &File, request: c_ulong) -> io::Result<()> {
     if rc == 0 { Ok(()) } else { Err(io::Error::last_os_error()) }
 }
 
-pub(super) fn freeze_fs(path: &Path) -> Result<Frozen, String> {
-    let dir = File::open(path).map_err(|e| format!("cannot open it: {e}"))?;
+pub(super) fn freeze_fs(path: &Path) -> Result<Frozen, QuiesceError> {
+    let dir = File::open(path).map_err(QuiesceError::Open)?;
     let t = Instant::now();
     fs_ioctl(&dir, FIFREEZE).map_err(|e| match e.raw_os_error() {
-        Some(EBUSY) => "it is already frozen (by someone else); left as it is".to_string(),
-        Some(EPERM) => format!("{e}: freezing needs CAP_SYS_ADMIN"),
-        _ => format!("FIFREEZE: {e}"),
+        Some(EBUSY) => QuiesceError::AlreadyFrozen,
+        Some(EPERM) => QuiesceError::NotPermitted(e),
+        _ => QuiesceError::Freeze(e),
     })?;
     Ok(Frozen { path: path.to_path_buf(), dir, at: Instant::now(), took_ms: ms(t.elapsed()) })
 }
 
-pub(super) fn thaw_fs(f: &Frozen) -> Result<(), String> {
+pub(super) fn thaw_fs(f: &Frozen) -> Result<(), QuiesceError> {
     fs_ioctl(&f.dir, FITHAW).map_err(|e| match e.raw_os_error() {
-        Some(EINVAL) => "it was not frozen any more (thawed by someone else?)".to_string(),
-        _ => format!("FITHAW: {e}"),
+        Some(EINVAL) => QuiesceError::NotFrozen,
+        _ => QuiesceError::Thaw(e),
     })
 }

@@ -1,5 +1,6 @@
 //! The operator's hook scripts, run with a timeout.
 
+use super::error::QuiesceError;
 use super::hold::ms;
 use std::io::{self, Read};
 use std::path::Path;
@@ -14,9 +15,10 @@ pub(super) struct Hooks {
 }
 
 impl Hooks {
-    pub(super) fn run(&self, hook: &Path, phase: &str) -> Result<(), String> {
+    pub(super) fn run(&self, hook: &Path, phase: &'static str) -> Result<(), QuiesceError> {
         let started = Instant::now();
-        let mut child = self.spawn(hook, phase).map_err(|e| format!("{} cannot be run: {e}", hook.display()))?;
+        let mut child =
+            self.spawn(hook, phase).map_err(|source| QuiesceError::HookSpawn { hook: hook.to_path_buf(), source })?;
         // Read stderr on a thread: a hook's own children may keep the pipe open.
         let (tx, rx) = mpsc::channel();
         if let Some(mut err) = child.stderr.take() {
@@ -42,16 +44,8 @@ impl Hooks {
                 tracing::info!(pair = %self.pair, hook = %hook.display(), phase, ms, "hook succeeded");
                 Ok(())
             }
-            Some(s) => Err(format!(
-                "{} {phase} exited with {s}{}",
-                hook.display(),
-                last.map(|l| format!(": {l}")).unwrap_or_default()
-            )),
-            None => Err(format!(
-                "{} {phase} did not finish within {} and was killed",
-                hook.display(),
-                humantime::format_duration(self.timeout)
-            )),
+            Some(status) => Err(QuiesceError::HookFailed { hook: hook.to_path_buf(), phase, status, stderr: last }),
+            None => Err(QuiesceError::HookTimeout { hook: hook.to_path_buf(), phase, timeout: self.timeout }),
         }
     }
 

@@ -11,6 +11,7 @@
 //! - failures never surface as errors: they are recorded in the [`QuiesceOutcome`], and the
 //!   point is then labelled fuzzy.
 
+mod error;
 mod freeze;
 mod hold;
 mod hooks;
@@ -97,7 +98,7 @@ pub fn quiesce(plan: QuiescePlan) -> Quiesced {
     };
     if let Err(why) = validate(&plan) {
         tracing::warn!(pair = %plan.pair, "app-consistent cut refused, nothing frozen: {why}");
-        q.failure = Some(why);
+        q.failure = Some(why.to_string());
         return q;
     }
     let post = plan.post_hook.clone().filter(|_| plan.hooks);

@@ -1,50 +1,43 @@
 //! Checks made before anything is frozen or any hook runs.
 
 use super::QuiescePlan;
+use super::error::QuiesceError;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
 /// Everything that must hold before anything is frozen or any hook runs.
-pub(super) fn validate(plan: &QuiescePlan) -> Result<(), String> {
+pub(super) fn validate(plan: &QuiescePlan) -> Result<(), QuiesceError> {
     if plan.freeze.is_empty() && !plan.hooks {
-        return Err("nothing to quiesce: no mount points to freeze and no hooks".into());
+        return Err(QuiesceError::NothingToQuiesce);
     }
     let state_dev = nearest_dev(&plan.state_dir);
     let mut seen: Vec<(u64, &Path)> = Vec::new();
     for p in &plan.freeze {
         if !p.is_absolute() {
-            return Err(format!("freeze path '{}' is not absolute", p.display()));
+            return Err(QuiesceError::FreezeNotAbsolute(p.clone()));
         }
-        let md = std::fs::metadata(p).map_err(|e| format!("freeze path {}: {e}", p.display()))?;
+        let md = std::fs::metadata(p).map_err(|source| QuiesceError::FreezePath { path: p.clone(), source })?;
         if !md.is_dir() {
-            return Err(format!("freeze path {} is not a directory", p.display()));
+            return Err(QuiesceError::FreezeNotDirectory(p.clone()));
         }
         if !is_mount_point(p, &md) {
-            return Err(format!(
-                "freeze path {} is not a mount point (a whole filesystem is frozen: give the directory it is mounted on)",
-                p.display()
-            ));
+            return Err(QuiesceError::FreezeNotMountPoint(p.clone()));
         }
         if let Some((_, other)) = seen.iter().find(|(dev, _)| *dev == md.dev()) {
             return Err(if *other == p.as_path() {
-                format!("freeze path {} is listed twice", p.display())
+                QuiesceError::FreezeTwice(p.clone())
             } else {
-                format!("freeze paths {} and {} are the same filesystem", other.display(), p.display())
+                QuiesceError::SameFilesystem(other.to_path_buf(), p.clone())
             });
         }
         if state_dev == Some(md.dev()) {
-            return Err(format!(
-                "refusing to freeze {}: it holds the agent's state directory {}, where the change maps are \
-                 written at the cut (freezing it would deadlock the agent)",
-                p.display(),
-                plan.state_dir.display()
-            ));
+            return Err(QuiesceError::HoldsStateDir { path: p.clone(), state_dir: plan.state_dir.clone() });
         }
         seen.push((md.dev(), p));
     }
     if plan.hooks {
         if plan.pre_hook.is_none() && plan.post_hook.is_none() {
-            return Err("hooks requested but the agent has no pre_hook/post_hook configured".into());
+            return Err(QuiesceError::NoHooks);
         }
         for (key, hook) in [("pre_hook", &plan.pre_hook), ("post_hook", &plan.post_hook)] {
             if let Some(h) = hook {
@@ -55,16 +48,20 @@ pub(super) fn validate(plan: &QuiescePlan) -> Result<(), String> {
     Ok(())
 }
 
-fn check_hook(key: &str, h: &Path) -> Result<(), String> {
+fn check_hook(key: &'static str, h: &Path) -> Result<(), QuiesceError> {
+    let path = h.to_path_buf();
     if !h.is_absolute() {
-        return Err(format!("{key} '{}' is not an absolute path", h.display()));
+        return Err(QuiesceError::HookNotAbsolute { key, path });
     }
-    let md = std::fs::metadata(h).map_err(|e| format!("{key} {}: {e}", h.display()))?;
+    let md = match std::fs::metadata(h) {
+        Ok(md) => md,
+        Err(source) => return Err(QuiesceError::HookPath { key, path, source }),
+    };
     if !md.is_file() {
-        return Err(format!("{key} {} is not a file", h.display()));
+        return Err(QuiesceError::HookNotFile { key, path });
     }
     if md.permissions().mode() & 0o111 == 0 {
-        return Err(format!("{key} {} is not executable", h.display()));
+        return Err(QuiesceError::HookNotExecutable { key, path });
     }
     Ok(())
 }

@@ -1,7 +1,7 @@
 //! The connection's part in the third-party dump workflow: local cuts while suspended, the
 //! dump marker (with the operator's snapshot command under a freeze), and the resync markers.
 
-use super::super::dump::{self, DumpState};
+use super::super::dump::{self, DumpState, ResyncRefusal};
 use super::super::quiesce::{self, HOOK_TIMEOUT, QuiescePlan};
 use super::{Conn, Res, transient};
 use crate::timefmt::{now_ms, rfc3339_ms};
@@ -224,9 +224,7 @@ impl Conn {
         let pair = self.agent.cfg.pair.to_string();
         let checked = match self.agent.dump.lock().expect("dump").as_ref() {
             Some(d) => d.check_resync(&pair, lineage, acked, history_from, dump_epoch),
-            None => Err(format!(
-                "this agent has no record of the suspension or of a dump marker (its state was lost or reset): the change history no longer reaches the dump point; re-initialise: drpair resume {pair} --resync --reinit --force (a full restart)"
-            )),
+            None => Err(ResyncRefusal::NoSuspension { pair: pair.clone() }),
         };
         match checked {
             Ok(marker) => {
@@ -234,7 +232,8 @@ impl Conn {
                 self.send(&AgentMsg::ResyncMarker { request_id, lineage, acked, history_from }).await?;
                 self.send(&AgentMsg::DumpMarker { request_id, marker }).await
             }
-            Err(message) => {
+            Err(refusal) => {
+                let message = refusal.to_string();
                 tracing::warn!(pair = %pair, "cannot resume in resync mode: {message}");
                 self.send(&AgentMsg::ResyncRefused { request_id, message }).await
             }

@@ -3,6 +3,7 @@
 //! commit's ack and only then record it.
 
 use super::super::quiesce::{self, QuiescePlan};
+use super::verify_steps::Inconclusive;
 use super::{Conn, Res, transient};
 use crate::agent::SessionError;
 use crate::link::AbortOnDrop;
@@ -336,7 +337,7 @@ fn point_kind(app: bool, unrequested: bool) -> PointKind {
 
 /// The dump check the end carries: the comparison with a loaded dump, unless the pass was an
 /// online verify (which reports in its own field).
-fn dump_check(check: Option<Result<SourceCheck, String>>, verify: &Option<VerifyReport>) -> Option<SourceCheck> {
+fn dump_check(check: Option<Result<SourceCheck, Inconclusive>>, verify: &Option<VerifyReport>) -> Option<SourceCheck> {
     if verify.is_none() { check.and_then(Result::ok) } else { None }
 }
 

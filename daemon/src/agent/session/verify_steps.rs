@@ -10,6 +10,22 @@ use drpair_ship::pass::PassSummary;
 use drpair_types::Epoch;
 use drpair_wire::{SourceCheck, VerifyReport};
 
+/// Why a pass's comparison with a point concludes nothing: changes cannot be told from
+/// mismatches. The standby hears the message (an online verify then ends inconclusive, and
+/// asking again runs another pass).
+#[derive(Debug, Clone, thiserror::Error)]
+pub(super) enum Inconclusive {
+    /// The tracker lost events at the cut that began the pass.
+    #[error("the tracker lost events before the pass ({0})")]
+    LostBeforePass(String),
+    /// The tracker lost events while the pass read.
+    #[error("the tracker lost events during the pass ({0})")]
+    LostDuringPass(String),
+    /// The pass had no digests of the point to compare with.
+    #[error("the pass compared nothing (no digests of the point)")]
+    ComparedNothing,
+}
+
 impl Conn {
     /// Queues an online verify for the next epoch. The standby asks for one at a time; a
     /// newer request replaces one still queued.
@@ -39,11 +55,11 @@ impl Conn {
         &self,
         request_id: u64,
         epoch: Epoch,
-        check: Option<Result<SourceCheck, String>>,
+        check: Option<Result<SourceCheck, Inconclusive>>,
         summary: &PassSummary,
     ) -> VerifyReport {
         let pair = &self.agent.cfg.pair;
-        let result = check.unwrap_or_else(|| Err("the pass compared nothing (no digests of the point)".into()));
+        let result = check.unwrap_or(Err(Inconclusive::ComparedNothing));
         match &result {
             Ok(c) if c.mismatched > 0 => tracing::warn!(
                 pair = %pair, epoch, against = c.against, compared = c.compared, mismatched = c.mismatched,
@@ -59,6 +75,7 @@ impl Conn {
                 pair = %pair, epoch, "online verify inconclusive: {e}; every differing chunk is shipped in epoch {epoch}"
             ),
         }
-        VerifyReport { request_id, result }
+        // The standby hears why in words.
+        VerifyReport { request_id, result: result.map_err(|e| e.to_string()) }
     }
 }

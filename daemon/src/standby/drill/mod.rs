@@ -90,9 +90,9 @@ fn record(sb: &Standby, h: &PairHandle, s: &DrillStatus) {
 }
 
 /// The pair's drills, oldest first, the running ones as they are now.
-pub fn records(sb: &Standby, h: &PairHandle) -> Result<Vec<DrillStatus>, String> {
+pub fn records(sb: &Standby, h: &PairHandle) -> Result<Vec<DrillStatus>, drpair_store::StoreError> {
     let pair_no = h.record.lock().expect("record").pair_no;
-    let mut v: Vec<DrillStatus> = sb.store.list_drills(pair_no).map_err(|e| e.to_string())?;
+    let mut v: Vec<DrillStatus> = sb.store.list_drills(pair_no)?;
     for d in v.iter_mut().filter(|d| d.state == DrillState::Running) {
         if let Some(live) = sb.drills.get(&d.id) {
             *d = live;

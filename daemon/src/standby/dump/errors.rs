@@ -21,15 +21,6 @@ pub enum FlowError {
 
 pub type Res<T> = Result<T, FlowError>;
 
-impl From<crate::standby::pair::OpError> for FlowError {
-    fn from(e: crate::standby::pair::OpError) -> Self {
-        match e {
-            crate::standby::pair::OpError::Store(m)
-            | crate::standby::pair::OpError::Refused(drpair_pair::Refusal { message: m, .. }) => FlowError::Internal(m),
-        }
-    }
-}
-
 /// Why probing or loading an image failed. Every message names the image.
 #[derive(Debug, thiserror::Error)]
 pub enum DumpLoadError {

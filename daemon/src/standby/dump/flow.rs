@@ -16,6 +16,15 @@ pub(super) fn internal(e: impl std::fmt::Display) -> FlowError {
     FlowError::Internal(e.to_string())
 }
 
+/// A record update that failed outside the step's own checks.
+impl From<OpError> for FlowError {
+    fn from(e: OpError) -> Self {
+        match e {
+            OpError::Store(m) | OpError::Refused(Refusal { message: m, .. }) => FlowError::Internal(m),
+        }
+    }
+}
+
 pub(super) fn from_op(rec: &PairRecord, e: OpError) -> FlowError {
     match e {
         OpError::Refused(r) => refused(rec, r),

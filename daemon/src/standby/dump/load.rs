@@ -1,6 +1,6 @@
 //! `standby load-dump`: one disk's dump image checked and loaded in the background.
 
-use super::errors::{FlowError, Res};
+use super::errors::{DumpLoadError, FlowError, Res};
 use super::flow::{internal, not_now, pair_id, record, update};
 use super::format::ImageFormat;
 use super::loader::{self, DumpLoadSpec};
@@ -14,6 +14,18 @@ use drpair_types::{DumpLoadState, LoadDumpRequest, PairId, PairState, TaskKind};
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
+
+/// Why a disk's load ended without loading it: the image (every such message names it), or
+/// the task that ran the load. Goes into the workflow's status and log, and the task's.
+#[derive(Debug, thiserror::Error)]
+enum LoadFailed {
+    /// The image could not be read, checked or stored.
+    #[error(transparent)]
+    Image(#[from] DumpLoadError),
+    /// The blocking task running the load failed.
+    #[error("the load task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
 
 fn parse_format(f: Option<&str>) -> Res<Option<ImageFormat>> {
     match f.map(|s| s.trim().to_ascii_lowercase()).as_deref() {
@@ -108,11 +120,10 @@ pub async fn load(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: &LoadDumpRequest)
         &format!("loading the dump of disk {n} from {} ({format_name}) as epoch {}", req.image, spec.epoch),
     );
     let task_id = task.id();
-    let ended: Arc<Mutex<Option<Result<String, String>>>> = Arc::default();
+    let ended: Arc<Mutex<Option<Seen>>> = Arc::default();
     let (look, p) = (ended.clone(), progress.clone());
     task.follow(move || match look.lock().expect("load end").clone() {
-        Some(Ok(m)) => Seen::Done(m),
-        Some(Err(m)) => Seen::Failed(m),
+        Some(end) => end,
         None if p.converting.load(Ordering::Relaxed) => {
             Seen::Running { percent: 0.0, message: "converting the qcow2 image to raw".into() }
         }
@@ -127,13 +138,10 @@ pub async fn load(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: &LoadDumpRequest)
         let store = sb2.store.clone();
         let p = progress.clone();
         let r = tokio::task::spawn_blocking(move || loader::load(&store, &spec, &p)).await;
-        let r = match r {
-            Ok(r) => r.map_err(|e| e.to_string()),
-            Err(e) => Err(format!("the load task failed: {e}")),
-        };
+        let r = r.map_err(LoadFailed::from).and_then(|r| r.map_err(LoadFailed::from));
         let outcome = match &r {
-            Ok(stats) => Ok(loaded_message(n, stats)),
-            Err(e) => Err(format!("loading the dump of disk {n} failed: {e}")),
+            Ok(stats) => Seen::Done(loaded_message(n, stats)),
+            Err(e) => Seen::Failed(format!("loading the dump of disk {n} failed: {e}")),
         };
         finish_load(&sb2, &h2, n, r);
         *ended.lock().expect("load end") = Some(outcome);
@@ -144,7 +152,7 @@ pub async fn load(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: &LoadDumpRequest)
     ))
 }
 
-fn finish_load(sb: &Standby, h: &PairHandle, disk: u32, r: Result<LoadStats, String>) {
+fn finish_load(sb: &Standby, h: &PairHandle, disk: u32, r: Result<LoadStats, LoadFailed>) {
     h.runtime.lock().expect("runtime").dump_load = None;
     let id = pair_id(h);
     if let Ok(s) = &r {
@@ -161,7 +169,7 @@ fn finish_load(sb: &Standby, h: &PairHandle, disk: u32, r: Result<LoadStats, Str
 }
 
 /// Records the end of disk `disk`'s load in the workflow's status and log.
-fn note_load(d: &mut DumpRecord, id: &PairId, disk: u32, r: Result<LoadStats, String>) {
+fn note_load(d: &mut DumpRecord, id: &PairId, disk: u32, r: Result<LoadStats, LoadFailed>) {
     let slot = &mut d.disks[disk as usize];
     match r {
         Ok(s) => {
@@ -173,7 +181,7 @@ fn note_load(d: &mut DumpRecord, id: &PairId, disk: u32, r: Result<LoadStats, St
         }
         Err(e) => {
             slot.state = DumpLoadState::Failed;
-            slot.error = Some(e.clone());
+            slot.error = Some(e.to_string());
             d.warn(id, format!("loading the dump of disk {disk} failed: {e}; load it again"));
         }
     }

@@ -198,7 +198,7 @@ pub async fn resync(sb: &Arc<Standby>, h: &Arc<PairHandle>) -> Res<DumpMarker> {
     let msg = StandbyMsg::Resync { request_id, dump_epoch: marker.epoch };
     match ask_agent(h, &rec, request_id, msg, Duration::from_secs(60)).await? {
         AgentAnswer::Resynced(Ok(m)) => Ok(m),
-        AgentAnswer::Resynced(Err(message)) => Err(FlowError::State(message)),
+        AgentAnswer::Resynced(Err(e)) => Err(e),
         AgentAnswer::Marked(_) => Err(internal("the agent answered a resync with a marker")),
     }
 }
@@ -226,7 +226,7 @@ pub fn on_resync_refused(sb: &Standby, h: &PairHandle, request_id: u64, message:
     if let Err(e) = noted {
         tracing::error!(pair = %id, "recording the refusal: {e:?}");
     }
-    answer(h, request_id, AgentAnswer::Resynced(Err(format!("pair '{id}': {message}"))));
+    answer(h, request_id, AgentAnswer::Resynced(Err(FlowError::State(format!("pair '{id}': {message}")))));
 }
 
 /// The agent's resync marker: its history reaches the dump point and its checkpoint is the
@@ -265,9 +265,10 @@ pub fn on_resync_marker(
         Ok(()) => crate::standby::metrics::dump_marker(&id, "resync"),
         Err(FlowError::State(why)) => {
             tracing::warn!(pair = %id, "resync marker refused: {why}");
-            answer(h, request_id, AgentAnswer::Resynced(Err(format!("pair '{id}': resync marker refused: {why}"))));
+            let refused = FlowError::State(format!("pair '{id}': resync marker refused: {why}"));
+            answer(h, request_id, AgentAnswer::Resynced(Err(refused)));
         }
-        Err(e) => answer(h, request_id, AgentAnswer::Resynced(Err(format!("pair '{id}': {e:?}")))),
+        Err(e) => answer(h, request_id, AgentAnswer::Resynced(Err(FlowError::State(format!("pair '{id}': {e:?}"))))),
     }
 }
 
@@ -308,9 +309,9 @@ pub fn on_dump_marker(sb: &Standby, h: &PairHandle, request_id: u64, marker: Dum
         }
         Err(FlowError::State(why)) => {
             tracing::warn!(pair = %id, "dump marker refused: {why}");
-            Err(format!("pair '{id}': dump marker refused: {why}"))
+            Err(FlowError::State(format!("pair '{id}': dump marker refused: {why}")))
         }
-        Err(e) => Err(format!("pair '{id}': {e:?}")),
+        Err(e) => Err(FlowError::State(format!("pair '{id}': {e:?}"))),
     };
     answer(h, request_id, AgentAnswer::Resynced(a));
 }

@@ -17,15 +17,13 @@ use super::failback_error::FailbackError;
 use super::target::{self, Side};
 use super::{FailoverError, busy};
 use crate::standby::Standby;
+use crate::standby::pair::results::{FailbackDirection, FailbackPhase, FailbackRecord, JobState, SourceVerifyState};
 use crate::standby::pair::{OpError, PairHandle, PairRecord, PairRuntime};
 use crate::standby::tasks::Seen as TaskSeen;
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_pair::PairOp;
 use drpair_store::{ChunkVersion, PointReadError, PointReader, StoredChunk};
-use drpair_types::{
-    DiskGeometry, Epoch, FailbackDirection, FailbackPhase, FailbackRequest, FailbackStatus, JobState, PointId,
-    SourceVerifyState, TaskKind,
-};
+use drpair_types::{DiskGeometry, Epoch, FailbackRequest, FailbackStatus, PointId, TaskKind};
 use drpair_wire::{ChunkBody, ChunkItem, StandbyMsg, encode};
 use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Mutex};
@@ -56,7 +54,7 @@ pub async fn start(
     req: FailbackRequest,
 ) -> Result<FailbackStatus, FailoverError> {
     let rec = h.record.lock().expect("record").clone();
-    let Some(direction) = req.direction else {
+    let Some(direction) = req.direction.map(FailbackDirection::from) else {
         return Err(FailoverError::Param(
             "direction",
             "say which way the failback copies: \"to-original\" writes the recovered side's data onto the original disk (the original's current state is kept as a recovery point first), \"to-recovered\" writes the original side's data onto the recovered side and abandons the failover. A failback never guesses: either way one side's newer writes are overwritten".into(),
@@ -92,7 +90,7 @@ pub async fn start(
     let by = req.operator.clone().unwrap_or_else(|| "api".into());
     let first = format!("failback {} from {}", direction.as_str(), req.from.join(", "));
     let task = sb.tasks.start(TaskKind::Failback, &rec.pair_id, &by, &first);
-    let status = FailbackStatus {
+    let status = FailbackRecord {
         pair_id: rec.pair_id.clone(),
         state: JobState::Running,
         phase: FailbackPhase::KeepingOriginal,
@@ -155,17 +153,17 @@ pub async fn start(
         let r = run(&sb2, &h2, &job, sides, direction, failover.epoch).await;
         finish(&sb2, &h2, &job, r);
     });
-    Ok(status)
+    Ok(status.to_view())
 }
 
-fn set(job: &Mutex<FailbackStatus>, f: impl FnOnce(&mut FailbackStatus)) {
+fn set(job: &Mutex<FailbackRecord>, f: impl FnOnce(&mut FailbackRecord)) {
     f(&mut job.lock().expect("failback"));
 }
 
 async fn run(
     sb: &Arc<Standby>,
     h: &Arc<PairHandle>,
-    job: &Arc<Mutex<FailbackStatus>>,
+    job: &Arc<Mutex<FailbackRecord>>,
     sides: Vec<Side>,
     direction: FailbackDirection,
     failover_epoch: Epoch,
@@ -266,7 +264,7 @@ struct Compared {
 fn compare(
     sb: &Standby,
     h: &PairHandle,
-    job: &Mutex<FailbackStatus>,
+    job: &Mutex<FailbackRecord>,
     sides: &[Side],
     failover_epoch: Epoch,
 ) -> Result<Compared, FailbackError> {
@@ -330,7 +328,7 @@ fn compare(
 }
 
 /// Progress: comparing is the first half, moving the second.
-fn moved(job: &Mutex<FailbackStatus>, chunks: u64, bytes: u64) {
+fn moved(job: &Mutex<FailbackRecord>, chunks: u64, bytes: u64) {
     set(job, |j| {
         j.chunks_moved += chunks;
         j.bytes_moved += bytes;
@@ -352,7 +350,7 @@ fn read_chunk(side: &Side, g: &DiskGeometry, c: u64) -> Result<Vec<u8>, Failback
 async fn to_original(
     sb: &Arc<Standby>,
     h: &Arc<PairHandle>,
-    job: &Mutex<FailbackStatus>,
+    job: &Mutex<FailbackRecord>,
     sides: &[Side],
     cmp: &Compared,
 ) -> Result<(), FailbackError> {
@@ -407,8 +405,7 @@ async fn to_original(
         .await
         .map_err(|_| FailbackError::Agent("the agent did not confirm its writes within 10 minutes".into()))?
         .map_err(|_| lost())?;
-    let wrote =
-        answer.map_err(|e| FailbackError::Agent(format!("the agent could not write onto the original disk: {e}")))?;
+    let wrote = answer?;
     if wrote.chunks != cmp.differing.len() as u64 {
         return Err(FailbackError::Agent(format!(
             "the agent wrote {} chunk(s), not {}",
@@ -426,7 +423,7 @@ fn g_len(disks: &[DiskGeometry], it: &ChunkItem) -> u64 {
 fn to_recovered(
     sb: &Standby,
     h: &PairHandle,
-    job: &Mutex<FailbackStatus>,
+    job: &Mutex<FailbackRecord>,
     sides: &[Side],
     cmp: &Compared,
 ) -> Result<(), FailbackError> {
@@ -462,7 +459,7 @@ fn to_recovered(
 async fn check(
     sb: &Arc<Standby>,
     h: &Arc<PairHandle>,
-    job: &Mutex<FailbackStatus>,
+    job: &Mutex<FailbackRecord>,
     cmp: Compared,
 ) -> Result<(), FailbackError> {
     let mut commits = h.commits.subscribe();
@@ -549,7 +546,7 @@ fn end_failover(sb: &Standby, h: &PairHandle, done: bool) -> Result<(), Failback
     Ok(())
 }
 
-fn finish(sb: &Standby, h: &PairHandle, job: &Mutex<FailbackStatus>, r: Result<(), FailbackError>) {
+fn finish(sb: &Standby, h: &PairHandle, job: &Mutex<FailbackRecord>, r: Result<(), FailbackError>) {
     let failed_early =
         r.is_err() && h.record.lock().expect("record").lifecycle.state == drpair_types::PairState::FailingBack;
     let ended = match (&r, failed_early) {
@@ -607,8 +604,8 @@ fn finish(sb: &Standby, h: &PairHandle, job: &Mutex<FailbackStatus>, r: Result<(
 /// Status field `failback`: the running job's live figures, else the last one's.
 pub fn status(rec: &PairRecord, rt: &PairRuntime) -> Option<FailbackStatus> {
     match &rt.failback {
-        Some(j) => Some(j.lock().expect("failback").clone()),
-        None => rec.failback.clone(),
+        Some(j) => Some(j.lock().expect("failback").to_view()),
+        None => rec.failback.as_ref().map(FailbackRecord::to_view),
     }
 }
 

@@ -11,6 +11,9 @@ pub enum FailbackError {
     /// connected, confirm or perform its writes in time.
     #[error("{0}")]
     Agent(String),
+    /// The agent answered that it could not write onto the original disk (its words).
+    #[error("the agent could not write onto the original disk: {0}")]
+    AgentWrites(String),
     /// Reading, writing or syncing a disk of the recovered side failed.
     #[error("{0}")]
     Disk(String),
@@ -34,7 +37,7 @@ impl FailbackError {
     /// a mismatch and a refusing state need someone to look first.
     pub fn class(&self) -> ErrorClass {
         match self {
-            FailbackError::Agent(_) | FailbackError::Worker(_) => ErrorClass::Transient,
+            FailbackError::Agent(_) | FailbackError::AgentWrites(_) | FailbackError::Worker(_) => ErrorClass::Transient,
             FailbackError::Disk(_) | FailbackError::Store(_) | FailbackError::Mismatch(_) | FailbackError::State(_) => {
                 ErrorClass::Permanent
             }

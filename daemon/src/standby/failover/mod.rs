@@ -10,11 +10,12 @@ pub mod target;
 
 use super::Standby;
 use super::control::quiesce;
+use super::pair::results::{FailoverRecord, JobState};
 use super::pair::{OpError, PairHandle, PairRecord, PairRuntime};
 use super::tasks::TaskHandle;
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_pair::PairOp;
-use drpair_types::{FailoverRequest, FailoverStatus, JobState, RecoveryPoint, TaskKind};
+use drpair_types::{FailoverRequest, FailoverStatus, RecoveryPoint, TaskKind};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -141,7 +142,7 @@ pub async fn start(
         message = format!("{message}; latest: {why}");
     }
     let task = sb.tasks.start(TaskKind::Failover, &rec.pair_id, &by, &message);
-    let status = FailoverStatus {
+    let status = FailoverRecord {
         pair_id: rec.pair_id.clone(),
         state: JobState::Running,
         point: point.id,
@@ -182,7 +183,7 @@ pub async fn start(
     );
     let (sb2, h2) = (sb.clone(), h.clone());
     tokio::task::spawn_blocking(move || run(&sb2, &h2, point, sides, task));
-    Ok(status)
+    Ok(status.to_view())
 }
 
 /// Refuses while a failover materialises or a failback runs.
@@ -210,7 +211,7 @@ fn run(sb: &Standby, h: &PairHandle, point: RecoveryPoint, sides: Vec<Side>, tas
     let t0 = Instant::now();
     let done = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
-    let update = |j: &mut FailoverStatus, done: u64| {
+    let update = |j: &mut FailoverRecord, done: u64| {
         let el = t0.elapsed().as_secs_f64();
         j.bytes_written = done;
         j.progress_percent = ((done as f64 * 1000.0 / j.bytes_total.max(1) as f64).round() / 10.0).min(100.0);
@@ -234,8 +235,7 @@ fn run(sb: &Standby, h: &PairHandle, point: RecoveryPoint, sides: Vec<Side>, tas
                 side.path.display(),
                 g.size_bytes
             ));
-            r = materialise::disk(&sb.store, &pair_id, pair_no, i as u32, *g, point.epoch, side, &done)
-                .map_err(|e| format!("disk {i}: {e}"));
+            r = materialise::disk(&sb.store, &pair_id, pair_no, i as u32, *g, point.epoch, side, &done);
             if r.is_err() {
                 break;
             }
@@ -286,22 +286,27 @@ fn run(sb: &Standby, h: &PairHandle, point: RecoveryPoint, sides: Vec<Side>, tas
     }
     rt.failover = None;
     drop(rt);
-    task.finish(match result {
-        Ok(()) => Ok(format!("point {} is on the targets: {} bytes written", point.id, final_status_bytes)),
-        Err(e) => Err(format!("materialising point {} failed: {e}", point.id)),
-    });
+    match result {
+        Ok(()) => task.ok(format!("point {} is on the targets: {} bytes written", point.id, final_status_bytes)),
+        Err(e) => task.fail(format!("materialising point {} failed: {e}", point.id)),
+    }
 }
 
-/// Status field `failover`: the running job's live figures, else the record's.
-pub fn status(rec: &PairRecord, rt: &PairRuntime) -> Option<FailoverStatus> {
+/// The failover: the running job's live figures, else the record's.
+fn current(rec: &PairRecord, rt: &PairRuntime) -> Option<FailoverRecord> {
     match &rt.failover {
         Some(j) => Some(j.lock().expect("failover").clone()),
         None => rec.failover.clone(),
     }
 }
 
+/// Status field `failover`.
+pub fn status(rec: &PairRecord, rt: &PairRuntime) -> Option<FailoverStatus> {
+    current(rec, rt).as_ref().map(FailoverRecord::to_view)
+}
+
 pub fn explanation(rec: &PairRecord, rt: &PairRuntime) -> String {
-    match status(rec, rt) {
+    match current(rec, rt) {
         Some(f) if f.state == JobState::Running => format!(
             "Failing over: point {} is being written onto {} ({:.0}%). The pair is fenced: the agent ships nothing.",
             f.point,

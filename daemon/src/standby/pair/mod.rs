@@ -1,10 +1,11 @@
-//! The standby's pairs: the persisted record of each pair ([`record`]), its runtime view
-//! (connection, progress, counters: [`runtime`]), the handle and registry that own both
-//! ([`handle`]), how status is derived from them ([`status`]) and the short trend behind the
-//! panel's charts ([`trend`]).
+//! The standby's pairs: the persisted record of each pair ([`record`], with the features' last
+//! results in types of its own: [`results`]), its runtime view (connection, progress,
+//! counters: [`runtime`]), the handle and registry that own both ([`handle`]), how status is
+//! derived from them ([`status`]) and the short trend behind the panel's charts ([`trend`]).
 
 pub mod handle;
 pub mod record;
+pub mod results;
 pub mod runtime;
 pub mod status;
 pub mod trend;

@@ -1,10 +1,12 @@
 //! What the standby persists about a pair (the `pairs` column family): the record, its disks,
 //! a restart, a rewind and a stop position. This JSON is a format on disk of its own, and
 //! `testdata/pair_record.json` (decoded by `record_tests.rs`) keeps it from changing by
-//! accident. Not yet free of API view types: the last results of features (source verify,
-//! prune, verify, failover, failback) are stored as the API shows them, so changing one of
-//! those types is a change of this format too and must keep the test's record decoding.
+//! accident. The last results of features (source verify, prune, verify, failover, failback)
+//! are stored as types of the record's own (`results.rs`), not as the API shows them: an API
+//! answer can change without changing this format. (The dump workflow's record, `DumpRecord`,
+//! still nests a few of the API's dump types.)
 
+use super::results::{FailbackRecord, FailoverRecord, PruneRecord, SourceVerifyRecord, VerifyRecord};
 use crate::standby::dump::DumpRecord;
 use crate::timefmt::now_ms;
 use drpair_pair::Lifecycle;
@@ -60,23 +62,23 @@ pub struct PairRecord {
     pub dump: Option<DumpRecord>,
     /// The online verify against the source requested or running, or the last one.
     #[serde(default)]
-    pub source_verify: Option<drpair_types::SourceVerifyStatus>,
+    pub source_verify: Option<SourceVerifyRecord>,
     /// The pair's own retention policy (None: the standby's default).
     #[serde(default)]
     pub retention: Option<drpair_retention::Policy>,
     /// The last prune that ran (not dry runs).
     #[serde(default)]
-    pub last_prune: Option<drpair_types::PruneReport>,
+    pub last_prune: Option<PruneRecord>,
     /// The last verification of stored chunks that finished.
     #[serde(default)]
-    pub verify: Option<drpair_types::VerifyStatus>,
+    pub verify: Option<VerifyRecord>,
     /// The failover in force (while failed over or failing back): the point, the targets and
     /// how the materialisation went.
     #[serde(default)]
-    pub failover: Option<drpair_types::FailoverStatus>,
+    pub failover: Option<FailoverRecord>,
     /// The last failback that ended.
     #[serde(default)]
-    pub failback: Option<drpair_types::FailbackStatus>,
+    pub failback: Option<FailbackRecord>,
 }
 
 /// A restart in progress.

@@ -272,3 +272,90 @@ fn a_record_without_the_optional_parts_decodes_with_defaults() {
     assert_eq!((rec.epoch_floor, rec.committed), (0, 42));
     assert!(rec.dump.is_none() && rec.failover.is_none() && rec.retention.is_none());
 }
+
+/// The fixture as JSON.
+fn fixture_value() -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(FIXTURE).expect("read fixture")).expect("fixture is JSON")
+}
+
+/// The features' results as the JSON of the API's types, as the previous format wrote them
+/// (when the record embedded those types): each part of the fixture read as the API's type,
+/// given a task (the fixture predates tasks) and written again by it.
+fn written_by_the_api_types() -> serde_json::Value {
+    use drpair_types::{FailbackStatus, FailoverStatus, PruneReport, SourceVerifyStatus, TaskId, VerifyStatus};
+    fn rewrite<T: serde::Serialize + serde::de::DeserializeOwned>(
+        v: &mut serde_json::Value,
+        key: &str,
+        f: impl FnOnce(&mut T),
+    ) {
+        let mut t: T = serde_json::from_value(v[key].clone()).expect("the API's type reads the fixture");
+        f(&mut t);
+        v[key] = serde_json::to_value(&t).expect("encode");
+    }
+    let mut v = fixture_value();
+    rewrite(&mut v, "source_verify", |s: &mut SourceVerifyStatus| s.task = Some(TaskId(11)));
+    rewrite(&mut v, "last_prune", |s: &mut PruneReport| s.task = Some(TaskId(12)));
+    rewrite(&mut v, "verify", |s: &mut VerifyStatus| s.task = Some(TaskId(13)));
+    rewrite(&mut v, "failover", |s: &mut FailoverStatus| s.task = Some(TaskId(14)));
+    rewrite(&mut v, "failback", |s: &mut FailbackStatus| s.task = Some(TaskId(15)));
+    v
+}
+
+/// `view` shows every field `record` holds, with the same value (it may show more).
+fn shows_all_of(view: &serde_json::Value, record: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (view, record) {
+        (Value::Object(v), Value::Object(r)) => r.iter().all(|(k, rv)| v.get(k).is_some_and(|vv| shows_all_of(vv, rv))),
+        (Value::Array(v), Value::Array(r)) => v.len() == r.len() && v.iter().zip(r).all(|(a, b)| shows_all_of(a, b)),
+        _ => view == record,
+    }
+}
+
+/// A record whose features' results were written by the previous format (the API's types,
+/// tasks included) decodes into the record's own types and encodes back to the same JSON.
+#[test]
+fn a_record_written_by_the_previous_format_round_trips() {
+    use drpair_types::TaskId;
+    let old = written_by_the_api_types();
+    let rec: PairRecord = serde_json::from_value(old.clone()).expect("the previous format decodes");
+    let tasks = (
+        rec.source_verify.as_ref().and_then(|v| v.task),
+        rec.last_prune.as_ref().and_then(|p| p.task),
+        rec.verify.as_ref().and_then(|v| v.task),
+        rec.failover.as_ref().and_then(|f| f.task),
+        rec.failback.as_ref().and_then(|f| f.task),
+    );
+    assert_eq!(tasks, (Some(TaskId(11)), Some(TaskId(12)), Some(TaskId(13)), Some(TaskId(14)), Some(TaskId(15))));
+    assert_eq!(serde_json::to_value(&rec).expect("encode"), old, "encodes back to what the previous format wrote");
+    // Without the tasks it is the fixture's record.
+    let mut untasked = rec.clone();
+    untasked.source_verify.as_mut().expect("source verify").task = None;
+    untasked.last_prune.as_mut().expect("prune").task = None;
+    untasked.verify.as_mut().expect("verify").task = None;
+    untasked.failover.as_mut().expect("failover").task = None;
+    untasked.failback.as_mut().expect("failback").task = None;
+    assert_eq!(untasked, fully_populated());
+}
+
+/// The record's JSON is its own: a record built in code encodes to the fixture's bytes, made
+/// by the record's types alone. The views (the API's types) show everything the record holds
+/// but the record is not made from them, so a field an API type gains shows in its view and
+/// leaves this JSON (and the fixture) as it is.
+#[test]
+fn the_record_encodes_to_the_fixture_whatever_the_api_shows() {
+    let text = std::fs::read_to_string(FIXTURE).expect("read fixture");
+    let rec = fully_populated();
+    assert_eq!(serde_json::to_string_pretty(&rec).expect("encode") + "\n", text, "the record encodes to the fixture");
+    let fixture = fixture_value();
+    let views = [
+        ("source_verify", serde_json::to_value(rec.source_verify.as_ref().map(|v| v.to_view()))),
+        ("last_prune", serde_json::to_value(rec.last_prune.as_ref().map(|v| v.to_view()))),
+        ("verify", serde_json::to_value(rec.verify.as_ref().map(|v| v.to_view()))),
+        ("failover", serde_json::to_value(rec.failover.as_ref().map(|v| v.to_view()))),
+        ("failback", serde_json::to_value(rec.failback.as_ref().map(|v| v.to_view()))),
+    ];
+    for (key, view) in views {
+        let view = view.expect("encode the view");
+        assert!(shows_all_of(&view, &fixture[key]), "{key}: the view shows all the record holds: {view}");
+    }
+}

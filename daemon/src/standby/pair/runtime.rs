@@ -1,7 +1,9 @@
 //! What the standby knows of a pair that is not persisted: the agent's connection, its
 //! progress, the counters since the standby started, and the features' live state.
 
+use super::results::{FailbackRecord, FailoverRecord, VerifyRecord};
 use crate::standby::dump::{AgentAnswer, LoadProgress};
+use crate::standby::failover::failback_error::FailbackError;
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_types::RecoveryPoint;
 use drpair_wire::{PassKind, Progress};
@@ -69,7 +71,7 @@ pub struct PairRuntime {
     /// The dump image being loaded now: (disk, live progress).
     pub dump_load: Option<(u32, Arc<LoadProgress>)>,
     /// The verification of stored chunks running now (or the last one since start).
-    pub verify: Option<Arc<Mutex<drpair_types::VerifyStatus>>>,
+    pub verify: Option<Arc<Mutex<VerifyRecord>>>,
     /// The storage report's totals, as last computed.
     pub storage: Option<drpair_types::StorageSummary>,
     /// Points drills use now: retention keeps them.
@@ -77,14 +79,15 @@ pub struct PairRuntime {
     /// The standby's retention defaults (None in unit tests).
     pub retention_defaults: Option<RetentionDefaults>,
     /// The failover materialising now.
-    pub failover: Option<Arc<Mutex<drpair_types::FailoverStatus>>>,
+    pub failover: Option<Arc<Mutex<FailoverRecord>>>,
     /// The failback running now.
-    pub failback: Option<Arc<Mutex<drpair_types::FailbackStatus>>>,
+    pub failback: Option<Arc<Mutex<FailbackRecord>>>,
     /// A failback lets the agent ship (its own state is kept as a point before anything is
     /// overwritten, and the pair replicates again at the end); else a failed-over pair holds.
     pub failback_ships: bool,
     /// The failback waiting for the agent's answer to its writes, by request.
-    pub failback_waiters: HashMap<u64, tokio::sync::oneshot::Sender<Result<drpair_wire::FailbackWrites, String>>>,
+    pub failback_waiters:
+        HashMap<u64, tokio::sync::oneshot::Sender<Result<drpair_wire::FailbackWrites, FailbackError>>>,
 }
 
 /// Counters since the standby started.

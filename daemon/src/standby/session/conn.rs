@@ -7,6 +7,7 @@ use super::admission::{check_agent, handshake, refuse};
 use super::{BULK_AFTER_BYTES, ConnError, INGEST_PARALLEL};
 use crate::link::{LinkError, LinkReader, LinkStream, read_msg, read_msg_within, spawn_writer};
 use crate::standby::Standby;
+use crate::standby::failover::failback_error::FailbackError;
 use crate::standby::ingest::{self, IngestError, Ingested};
 use crate::standby::pair::{OpError, SessionHandle};
 use crate::standby::{dump, source_verify};
@@ -275,7 +276,7 @@ impl Session {
                     let waiter = self.handle.runtime.lock().expect("runtime").failback_waiters.remove(&req);
                     match waiter {
                         Some(tx) => {
-                            let _ = tx.send(result);
+                            let _ = tx.send(result.map_err(FailbackError::AgentWrites));
                         }
                         None => {
                             tracing::warn!(pair = %self.pair_id, req, "failback writes confirmed that no failback waits for")

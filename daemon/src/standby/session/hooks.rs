@@ -5,12 +5,13 @@
 //! The acknowledgement is sent only after all of them.
 
 use super::Session;
+use crate::standby::pair::results::SourceVerifyRecord;
 use crate::standby::pair::{OpError, PairHandle, PairRecord};
 use crate::standby::{control, dump, source_verify};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_pair::PairOp;
 use drpair_store::{Store, StoreError};
-use drpair_types::{Epoch, PairId, RecoveryPoint, SourceVerifyStatus, StopReason};
+use drpair_types::{Epoch, PairId, RecoveryPoint, StopReason};
 use drpair_wire::EpochEnd;
 
 /// What the features noted in the record of a commit, for what is done with it.
@@ -18,7 +19,7 @@ pub(super) struct CommitNotes {
     /// The dump point whose loaded dump this epoch's full pass checked, and whether it matched.
     dump_verified: Option<(Epoch, bool)>,
     /// The online verify this epoch's pass ended.
-    source_verified: Option<SourceVerifyStatus>,
+    source_verified: Option<SourceVerifyRecord>,
 }
 
 /// The features' changes to the record `rec` of the epoch `end` being committed (they are
