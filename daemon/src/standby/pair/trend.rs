@@ -92,6 +92,8 @@ mod tests {
             failback: None,
             health: Health { level: HealthLevel::Ok, reason: String::new() },
             allowed_actions: vec![],
+            standby_fingerprint: None,
+            insecure_plaintext: false,
         }
     }
 
