@@ -248,6 +248,7 @@ fn wrong_token_is_refused() {
     let bad = f.env.token_file("wrong", "wrong-token-123");
     let mut spec = f.spec.clone();
     spec.token_file = Some(bad);
+    spec.enroll_with = None;
     spec.state_dir = f.env.path("agent-wrong-token");
     let mut a = spec.daemon(&f.env, "agent-wrong-token");
     a.start();

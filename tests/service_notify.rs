@@ -232,6 +232,7 @@ fn agent_ready_without_waiting_for_the_standby() {
         token_file: Some(env.token_file("agent", TOKEN)),
         // Any well-formed pin: nothing answers at that address.
         fingerprint: Some(format!("sha256:{}", "ab".repeat(32))),
+        enroll_with: None,
         cut_interval: "1s".into(),
         chunk_size: None,
         compression: None,

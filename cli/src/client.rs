@@ -49,6 +49,16 @@ impl Client {
         Ok(Self { agent: config.into(), base, token: token.filter(|t| !t.is_empty()) })
     }
 
+    /// The host of the server URL (without port or brackets).
+    pub fn host(&self) -> String {
+        let rest = self.base.split_once("://").map_or(self.base.as_str(), |(_, r)| r);
+        let authority = rest.split('/').next().unwrap_or(rest);
+        if let Some(v6) = authority.strip_prefix('[') {
+            return v6.split(']').next().unwrap_or(v6).to_string();
+        }
+        authority.rsplit_once(':').map_or(authority, |(h, _)| h).to_string()
+    }
+
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
     }

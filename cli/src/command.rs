@@ -4,8 +4,8 @@
 use crate::help_files::{CompletionsArgs, ManArgs};
 use crate::output::OutputFormat;
 use crate::{
-    drill, dump, failback, failover, lifecycle, pairs, points, prune, recover, retention, start, status, storage,
-    tasks, verify,
+    audit, drill, dump, failback, failover, lifecycle, pairs, points, prune, recover, retention, start, status,
+    storage, tasks, verify,
 };
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -141,6 +141,7 @@ pub enum Command {
     Failover(failover::FailoverArgs),
     Failback(failback::FailbackArgs),
     Tasks(tasks::TasksArgs),
+    Audit(audit::AuditArgs),
     Debug(recover::DebugArgs),
     Completions(CompletionsArgs),
     #[command(hide = true)]

@@ -20,6 +20,7 @@
 //! | 11 | recovered with damage: `debug recover` wrote the image, but missing or corrupt chunks are zeros in it |
 //! | 12 | damage found: `verify` found damaged points, or `verify --source` chunks that differed from the point |
 
+mod audit;
 mod client;
 mod command;
 mod confirm;
@@ -95,6 +96,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
     let output = cli.global.output;
     match &cli.command {
         Command::Pairs(args) => pairs::run(&client, output, args),
+        Command::Audit(args) => audit::run(&client, output, args),
         Command::Status(args) => status::run(&client, output, args),
         Command::Points(args) => points::run(&client, output, args),
         Command::Start(args) => start::run(&client, output, args, &mut std::io::stdin().lock()),

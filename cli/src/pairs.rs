@@ -7,7 +7,7 @@ use drpair_types::PairSummary;
 
 #[derive(Debug, Args)]
 #[command(
-    about = "List the DR pairs of the standby",
+    about = "List the DR pairs of the standby; enroll and revoke their agents",
     long_about = "List the DR pairs of the standby.\n\n\
         A DR pair is one protected server and its standby; all disks of a pair share one \
         epoch clock, so one recovery point covers every disk of the pair."
@@ -40,10 +40,77 @@ pub enum PairsCommand {
         #[arg(long, value_name = "TEXT")]
         search: Option<String>,
     },
+    /// A single-use secret for one agent of PAIR, and the line to run on its server
+    #[command(
+        long_about = "Make a single-use enrollment secret for one agent of PAIR (POST \
+            /api/v1/pairs/PAIR/enroll) and print the command to run on the protected server: \
+            `drpaird agent enroll --standby HOST:PORT --fingerprint sha256:… --secret …`. The \
+            agent makes its own key there, receives a certificate bound to PAIR and pins the \
+            standby's fingerprint; from then on its link is mutual TLS and the standby takes the \
+            pair from the certificate. The secret expires after --ttl (default 1h) and works once.\n\n\
+            HOST is the host of --server unless --standby-host names another.\n\n\
+            With --output json: the Enrollment object (pair_id, secret, expires_at, fingerprint, link_port).",
+        after_help = "Examples:\n  drpair pairs enroll web-01\n  drpair pairs enroll web-01 --ttl 15m --standby-host backup.example.net"
+    )]
+    Enroll {
+        /// The DR Pair ID (the pair need not exist yet)
+        #[arg(value_name = "PAIR")]
+        pair: drpair_types::PairId,
+        /// How long the secret stays valid (1m to 7d)
+        #[arg(long, default_value = "1h")]
+        ttl: String,
+        /// The standby's host as the protected server reaches it (default: the host of --server)
+        #[arg(long, value_name = "HOST")]
+        standby_host: Option<String>,
+    },
+    /// Revoke every certificate of PAIR's agent and end its connection
+    #[command(long_about = "Revoke every certificate issued to PAIR's agent (POST /api/v1/pairs/PAIR/revoke): \
+            its connection ends at once and it is refused until it enrolls again \
+            (drpair pairs enroll PAIR). Recovery points are kept.")]
+    Revoke {
+        /// The DR Pair ID
+        #[arg(value_name = "PAIR")]
+        pair: drpair_types::PairId,
+    },
 }
 
 pub fn run(client: &Client, output: OutputFormat, args: &PairsArgs) -> Result<(), CliError> {
     match &args.command {
+        PairsCommand::Enroll { pair, ttl, standby_host } => {
+            let path = format!("/api/v1/pairs/{}/enroll", pair);
+            let body = serde_json::json!({ "ttl": ttl });
+            let (_, raw, e): (_, _, drpair_types::Enrollment) =
+                client.post_json(&path, &body, client::ANSWER_TIMEOUT)?;
+            let host = standby_host.clone().unwrap_or_else(|| client.host());
+            match output {
+                OutputFormat::Json => output::emit(&output::to_json(&raw)),
+                OutputFormat::Text => output::emit(&format!(
+                    "Run on the protected server of {} before {} (the secret works once):\n\n  drpaird agent enroll --standby {}:{} --fingerprint {} --secret {}",
+                    e.pair_id,
+                    e.expires_at,
+                    bracket(&host),
+                    e.link_port,
+                    e.fingerprint,
+                    e.secret
+                )),
+            }
+            Ok(())
+        }
+        PairsCommand::Revoke { pair } => {
+            let path = format!("/api/v1/pairs/{}/revoke", pair);
+            let (_, raw, r): (_, _, drpair_types::Revocation) =
+                client.post_json(&path, &serde_json::json!({}), client::ANSWER_TIMEOUT)?;
+            match output {
+                OutputFormat::Json => output::emit(&output::to_json(&raw)),
+                OutputFormat::Text => output::emit(&format!(
+                    "revoked {} certificate(s) of pair {}{}; its agent is refused until it enrolls again",
+                    r.revoked_certificates,
+                    r.pair_id,
+                    if r.connection_ended { ", its connection ended" } else { "" }
+                )),
+            }
+            Ok(())
+        }
         PairsCommand::List { search } => {
             let (raw, pairs): (_, Vec<PairSummary>) = client.get_json(&list_path(search.as_deref()))?;
             match output {
@@ -57,6 +124,11 @@ pub fn run(client: &Client, output: OutputFormat, args: &PairsArgs) -> Result<()
             Ok(())
         }
     }
+}
+
+/// An IPv6 address in brackets (before `:PORT`).
+fn bracket(host: &str) -> String {
+    if host.contains(':') && !host.starts_with('[') { format!("[{host}]") } else { host.to_string() }
 }
 
 /// The path of `pairs list`, with the search text encoded.

@@ -71,6 +71,12 @@ pub struct Api {
     http: ureq::Agent,
 }
 
+impl std::fmt::Debug for Api {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Api").field("base", &self.base).finish_non_exhaustive()
+    }
+}
+
 impl Api {
     pub fn new(base: &str, token: Option<&str>) -> Self {
         let config = ureq::Agent::config_builder()

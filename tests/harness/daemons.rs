@@ -127,6 +127,9 @@ pub struct AgentSpec {
     pub token_file: Option<PathBuf>,
     /// `--standby-fingerprint` (`None`: `--insecure-plaintext`).
     pub fingerprint: Option<String>,
+    /// Enroll the agent through this standby's API before its first start (the agent then
+    /// authenticates with its own certificate); `None`: it uses the token.
+    pub enroll_with: Option<Api>,
     pub cut_interval: String,
     pub chunk_size: Option<u64>,
     pub compression: Option<String>,
@@ -148,6 +151,7 @@ impl AgentSpec {
             state_dir: env.path(&format!("agent-{pair}")),
             token_file: sb.token_file.clone(),
             fingerprint: sb.fingerprint.clone(),
+            enroll_with: sb.fingerprint.as_ref().map(|_| sb.api()),
             cut_interval: "1s".into(),
             chunk_size: None,
             compression: None,
@@ -191,8 +195,31 @@ impl AgentSpec {
         a
     }
 
-    /// Makes the process (not started); its log is `TEST_DIR/LABEL.log`.
+    /// Enrolls the agent (once per state dir): a secret from the standby's API, then
+    /// `drpaird agent enroll` as an operator would run it on the protected server.
+    pub fn enroll(&self) {
+        let (Some(api), Some(fp)) = (&self.enroll_with, &self.fingerprint) else { return };
+        if self.state_dir.join("tls/agent.pem").exists() {
+            return;
+        }
+        let r = api.post(&format!("/api/v1/pairs/{}/enroll", self.pair), "application/json", b"{}");
+        assert_eq!(r.status, 200, "enroll {}: {}", self.pair, r.text());
+        let secret = r.json()["secret"].as_str().expect("secret").to_string();
+        let out = std::process::Command::new(crate::bin("drpaird"))
+            .args(["agent", "enroll", "--standby", &self.standby.to_string(), "--fingerprint", fp, "--secret", &secret])
+            .args(["--pair", &self.pair])
+            .arg("--state-dir")
+            .arg(&self.state_dir)
+            .output()
+            .expect("drpaird agent enroll");
+        assert!(out.status.success(), "drpaird agent enroll failed: {}", String::from_utf8_lossy(&out.stderr));
+        crate::step(format!("agent of {} enrolled: {}", self.pair, String::from_utf8_lossy(&out.stdout).trim()));
+    }
+
+    /// Makes the process (not started, enrolled first if it is to be); its log is
+    /// `TEST_DIR/LABEL.log`.
     pub fn daemon(&self, env: &TestEnv, label: &str) -> Daemon {
+        self.enroll();
         let log = env.path(&format!("{label}.log"));
         env.add_log(label, &log);
         let envs = match self.throttle_bps {
