@@ -48,15 +48,17 @@ pub async fn read_msg_within<R: AsyncRead + Unpin, M: DeserializeOwned>(
     Ok(decode_body(header, buf)?)
 }
 
-/// Writes one already encoded frame.
+/// Writes one already encoded frame, and flushes it: TLS may keep the last records of a write
+/// in its buffer, and the peer would wait for them until the next frame.
 pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &[u8]) -> Result<(), LinkError> {
     w.write_all(frame).await?;
+    w.flush().await?;
     Ok(())
 }
 
 /// Spawns the task that owns the write half of a connection: it writes every frame sent on
-/// the returned channel (bounded: senders wait when the link is slow), and shuts the socket
-/// down once every sender is gone or a write fails.
+/// the returned channel (bounded: senders wait when the link is slow), and shuts the
+/// connection down once every sender is gone or a write fails.
 pub fn spawn_writer<W: AsyncWrite + Unpin + Send + 'static>(
     mut w: W,
     depth: usize,

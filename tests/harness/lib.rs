@@ -30,6 +30,7 @@ pub mod maintenance;
 pub mod pair;
 pub mod postgres;
 pub mod process;
+pub mod proxy;
 pub mod tracking;
 pub mod workload;
 

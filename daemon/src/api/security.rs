@@ -14,7 +14,7 @@ use std::time::Duration;
 #[derive(Debug, Default, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 struct EnrollRequest {
-    /// How long the secret is valid: `1h` by default, 1 minute to 7 days.
+    /// How long the secret is valid: `1h` by default, 1 second to 7 days.
     ttl: Option<String>,
 }
 
@@ -30,8 +30,8 @@ pub async fn enroll(State(sb): State<AppState>, Path(pair): Path<String>, raw: B
         None => Duration::from_secs(3600),
         Some(t) => humantime::parse_duration(t.trim())
             .ok()
-            .filter(|d| (Duration::from_secs(60)..=Duration::from_secs(7 * 86_400)).contains(d))
-            .ok_or_else(|| ApiFailure::param("ttl", format!("ttl '{t}' must be a duration from 1m to 7d, e.g. 1h")))?,
+            .filter(|d| (Duration::from_secs(1)..=Duration::from_secs(7 * 86_400)).contains(d))
+            .ok_or_else(|| ApiFailure::param("ttl", format!("ttl '{t}' must be a duration from 1s to 7d, e.g. 1h")))?,
     };
     let Some(id) = &sb.identity else {
         return Err(ApiFailure::new(

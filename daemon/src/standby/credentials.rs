@@ -18,9 +18,9 @@ pub enum CredError {
     #[error("enrollment secret refused: no enrollment has this secret")]
     UnknownSecret,
     #[error("enrollment secret refused: it was already used (each secret enrolls one agent once)")]
-    SecretUsed,
-    #[error("enrollment secret refused: it expired at {0}")]
-    SecretExpired(String),
+    SecretUsed { pair: String },
+    #[error("enrollment secret refused: it expired at {at}")]
+    SecretExpired { pair: String, at: String },
     #[error("enrollment secret refused: it is for pair '{secret_pair}', the agent enrolls as '{claimed}'")]
     OtherPair { secret_pair: String, claimed: String },
     #[error("certificate {0} is not known to this standby (enroll the agent: drpair pairs enroll PAIR)")]
@@ -71,6 +71,19 @@ fn hash(secret: &str) -> String {
     blake3::hash(secret.trim().as_bytes()).to_hex().to_string()
 }
 
+impl CredError {
+    /// The pair an enrollment secret was for, when the secret was known.
+    pub fn pair(&self) -> Option<&str> {
+        match self {
+            CredError::SecretUsed { pair } | CredError::SecretExpired { pair, .. } => Some(pair),
+            CredError::OtherPair { secret_pair, .. } => Some(secret_pair),
+            CredError::Revoked(p) => Some(p),
+            CredError::Expired { pair, .. } => Some(pair),
+            _ => None,
+        }
+    }
+}
+
 impl Credentials {
     /// Opens `DATA_DIR/credentials.json` (none yet: empty).
     pub fn open(data_dir: &Path) -> anyhow::Result<Self> {
@@ -116,10 +129,13 @@ impl Credentials {
         let mut f = self.state.lock().expect("credentials");
         let e = f.enrollments.iter_mut().find(|e| e.secret_blake3 == h).ok_or(CredError::UnknownSecret)?;
         if e.used_unix_ms.is_some() {
-            return Err(CredError::SecretUsed);
+            return Err(CredError::SecretUsed { pair: e.pair.to_string() });
         }
         if now > e.expires_unix_ms {
-            return Err(CredError::SecretExpired(crate::timefmt::rfc3339_ms(e.expires_unix_ms)));
+            return Err(CredError::SecretExpired {
+                pair: e.pair.to_string(),
+                at: crate::timefmt::rfc3339_ms(e.expires_unix_ms),
+            });
         }
         if !claimed.is_empty() && claimed != e.pair.as_str() {
             return Err(CredError::OtherPair { secret_pair: e.pair.to_string(), claimed: claimed.to_string() });
@@ -216,11 +232,11 @@ mod tests {
             Err(CredError::OtherPair { secret_pair: "db1".into(), claimed: "db2".into() })
         );
         assert_eq!(c.redeem(&secret, "db1").unwrap(), pair("db1"));
-        assert_eq!(c.redeem(&secret, "db1"), Err(CredError::SecretUsed));
+        assert_eq!(c.redeem(&secret, "db1"), Err(CredError::SecretUsed { pair: "db1".into() }));
         assert_eq!(c.redeem("nonsense", ""), Err(CredError::UnknownSecret));
         let (old, _) = c.new_enrollment(&pair("db1"), 0, "admin").unwrap();
         std::thread::sleep(std::time::Duration::from_millis(5));
-        assert!(matches!(c.redeem(&old, ""), Err(CredError::SecretExpired(_))));
+        assert!(matches!(c.redeem(&old, ""), Err(CredError::SecretExpired { .. })));
         // Secrets are not kept in clear.
         let file = std::fs::read_to_string(d.path().join("credentials.json")).unwrap();
         assert!(!file.contains(&secret));

@@ -36,7 +36,7 @@ pub(super) async fn enroll(
         Ok(p) => p,
         Err(e) => {
             refused_unauthenticated(peer, "enroll", &e.to_string());
-            sb.audit.record_link(peer, "enroll", claimed, Err(&e.to_string()));
+            sb.audit.record_link(peer, "enroll", e.pair().unwrap_or(claimed), Err(&e.to_string()));
             return refuse(tx, RefuseCode::AccessDenied, e.to_string()).await;
         }
     };

@@ -1,0 +1,58 @@
+//! A TCP proxy that records every byte crossing it, both ways: what someone on the path
+//! between agent and standby would see.
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+
+pub struct RecordingProxy {
+    pub addr: SocketAddr,
+    captured: Arc<Mutex<Vec<u8>>>,
+}
+
+impl RecordingProxy {
+    /// Listens on a free port of 127.0.0.1 and forwards every connection to `target`.
+    pub fn start(target: SocketAddr) -> Self {
+        let l = TcpListener::bind("127.0.0.1:0").expect("proxy listen");
+        let addr = l.local_addr().expect("proxy addr");
+        let captured: Arc<Mutex<Vec<u8>>> = Default::default();
+        let cap = captured.clone();
+        std::thread::spawn(move || {
+            for client in l.incoming() {
+                let Ok(client) = client else { continue };
+                let Ok(server) = TcpStream::connect(target) else { continue };
+                for (mut from, mut to) in
+                    [(client.try_clone().expect("clone"), server.try_clone().expect("clone")), (server, client)]
+                {
+                    let cap = cap.clone();
+                    std::thread::spawn(move || {
+                        let mut buf = vec![0u8; 64 << 10];
+                        loop {
+                            match from.read(&mut buf) {
+                                Ok(0) | Err(_) => break,
+                                Ok(n) => {
+                                    cap.lock().expect("capture").extend_from_slice(&buf[..n]);
+                                    if to.write_all(&buf[..n]).is_err() {
+                                        break;
+                                    }
+                                }
+                            }
+                        }
+                        let _ = to.shutdown(Shutdown::Write);
+                    });
+                }
+            }
+        });
+        Self { addr, captured }
+    }
+
+    /// Everything seen so far.
+    pub fn captured(&self) -> Vec<u8> {
+        self.captured.lock().expect("capture").clone()
+    }
+}
+
+/// Whether `needle` occurs in `haystack`.
+pub fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    !needle.is_empty() && haystack.windows(needle.len()).any(|w| w == needle)
+}
