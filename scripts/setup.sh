@@ -13,8 +13,9 @@ dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 # systemd-nspawn (cached in /var/cache/drpair-debootstrap).
 # postgresql, postgresql-contrib: recovery points started by a real database (tests/pg_points.rs:
 # initdb, pg_ctl, pgbench, pg_amcheck).
+# libnss3-tools (certutil): the browser test makes Chromium trust the standby's CA.
 for pkg in e2fsprogs util-linux rsync fio zstd qemu-utils chromium libnbd-bin fuse3 \
-           systemd systemd-container debootstrap postgresql postgresql-contrib; do
+           systemd systemd-container debootstrap postgresql postgresql-contrib libnss3-tools; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then

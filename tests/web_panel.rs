@@ -136,8 +136,23 @@ fn panel_in_a_real_browser() {
     let art = artifacts();
     let _ = std::fs::remove_dir_all(&art);
     let script = repo_root().join("web/tests/panel.mjs");
+    // Chromium trusts the standby's CA as a browser would: in its user's NSS database.
+    let home = env.mkdir("browser-home");
+    let nssdb = format!("sql:{}", home.join(".pki/nssdb").display());
+    std::fs::create_dir_all(home.join(".pki/nssdb")).unwrap();
+    for args in [
+        vec!["-d", &nssdb, "-N", "--empty-password"],
+        vec!["-d", &nssdb, "-A", "-t", "C,,", "-n", "drpair standby", "-i", sb.ca_file().unwrap().to_str().unwrap()],
+    ] {
+        let st =
+            Command::new("certutil").args(&args).status().expect("certutil (libnss3-tools, from scripts/setup.sh)");
+        assert!(st.success(), "certutil {args:?}");
+    }
+    step("Chromium's NSS database trusts the standby's CA");
     let mut node = Command::new("node")
         .arg(&script)
+        .env("HOME", &home)
+        .env("NODE_EXTRA_CA_CERTS", sb.ca_file().unwrap())
         .env("DRPAIR_URL", sb.url())
         .env("DRPAIR_TOKEN", TOKEN)
         .env("DRPAIR_PAIR", PAIR)

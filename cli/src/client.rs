@@ -28,25 +28,42 @@ pub struct Client {
 }
 
 impl Client {
-    /// `server` is the base URL (`http://host:7701`), `token` the bearer token if any.
+    /// `server` is the base URL (`https://host:7701`), `token` the bearer token if any; an
+    /// `https://` standby is trusted as [`crate::trust`] says with no options given.
+    #[cfg(test)]
     pub fn new(server: &str, token: Option<String>) -> Result<Self, CliError> {
+        Self::with_trust(server, token, &crate::trust::TrustOpts::default())
+    }
+
+    /// Like [`Client::new`], trusting an `https://` standby as `trust` says.
+    pub fn with_trust(server: &str, token: Option<String>, trust: &crate::trust::TrustOpts) -> Result<Self, CliError> {
         let base = server.trim().trim_end_matches('/').to_string();
-        if base.starts_with("https://") {
-            return Err(CliError::Failed(format!(
-                "--server {base}: this drpair build speaks plain http:// only; reach a TLS standby through a local proxy"
-            )));
+        let plain = base.strip_prefix("http://");
+        let secure = base.strip_prefix("https://");
+        match (plain, secure) {
+            (Some(rest), _) if !rest.is_empty() => {
+                let host = rest.split('/').next().unwrap_or("");
+                let host = host.rsplit_once(':').map_or(host, |(h, _)| h).trim_matches(['[', ']']);
+                let loopback = host == "localhost" || host.parse::<std::net::IpAddr>().is_ok_and(|a| a.is_loopback());
+                if !loopback {
+                    return Err(CliError::Failed(format!(
+                        "--server {base}: plain http:// only reaches a standby on this host; use https://"
+                    )));
+                }
+            }
+            (_, Some(rest)) if !rest.is_empty() => {}
+            _ => return Err(CliError::Failed(format!("--server '{server}' is not a URL like https://standby:7701"))),
         }
-        if !base.starts_with("http://") || base.len() <= "http://".len() {
-            return Err(CliError::Failed(format!("--server '{server}' is not a URL like http://standby:7701")));
-        }
-        let config = ureq::Agent::config_builder()
+        let mut config = ureq::Agent::config_builder()
             .http_status_as_error(false)
             .timeout_resolve(Some(CONNECT_TIMEOUT))
             .timeout_connect(Some(CONNECT_TIMEOUT))
             .timeout_recv_response(Some(ANSWER_TIMEOUT))
-            .user_agent(format!("drpair/{}", env!("CARGO_PKG_VERSION")))
-            .build();
-        Ok(Self { agent: config.into(), base, token: token.filter(|t| !t.is_empty()) })
+            .user_agent(format!("drpair/{}", env!("CARGO_PKG_VERSION")));
+        if let Some(tls) = crate::trust::tls_config(&base, trust)? {
+            config = config.tls_config(tls);
+        }
+        Ok(Self { agent: config.build().into(), base, token: token.filter(|t| !t.is_empty()) })
     }
 
     /// The host of the server URL (without port or brackets).

@@ -4,7 +4,7 @@
 use crate::help_files::{CompletionsArgs, ManArgs};
 use crate::output::OutputFormat;
 use crate::{
-    audit, drill, dump, failback, failover, lifecycle, pairs, points, prune, recover, retention, start, status,
+    audit, drill, dump, failback, failover, lifecycle, login, pairs, points, prune, recover, retention, start, status,
     storage, tasks, verify,
 };
 use clap::{Args, Parser, Subcommand};
@@ -115,10 +115,17 @@ pub struct GlobalOpts {
     /// Print results as text for people or as JSON for scripts
     #[arg(long, global = true, value_enum, default_value_t = OutputFormat::Text)]
     pub output: OutputFormat,
+    /// Trust the standby's HTTPS certificate if it chains to a CA of FILE
+    #[arg(long, global = true, value_name = "FILE", env = "DRPAIR_CA_FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Trust the standby whose certificate chain holds this fingerprint (sha256:…, as
+    /// `drpaird standby fingerprint` prints it)
+    #[arg(long, global = true, value_name = "FINGERPRINT", env = "DRPAIR_FINGERPRINT")]
+    pub fingerprint: Option<String>,
 }
 
 /// Default of `--server`: the standby's API port on this host.
-pub const DEFAULT_SERVER: &str = "http://127.0.0.1:7701";
+pub const DEFAULT_SERVER: &str = "https://127.0.0.1:7701";
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
@@ -142,6 +149,7 @@ pub enum Command {
     Failback(failback::FailbackArgs),
     Tasks(tasks::TasksArgs),
     Audit(audit::AuditArgs),
+    Login(login::LoginArgs),
     Debug(recover::DebugArgs),
     Completions(CompletionsArgs),
     #[command(hide = true)]

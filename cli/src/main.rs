@@ -35,6 +35,7 @@ mod fake_server;
 mod help_files;
 mod image_target;
 mod lifecycle;
+mod login;
 mod output;
 mod pairs;
 mod points;
@@ -47,6 +48,7 @@ mod start;
 mod status;
 mod storage;
 mod tasks;
+mod trust;
 mod verify;
 mod verify_source;
 mod wait;
@@ -92,11 +94,16 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Some(path) => Some(read_token_file(path)?),
         None => cli.global.token.clone(),
     };
-    let client = Client::new(&cli.global.server, token)?;
+    let trust = trust::TrustOpts { ca_file: cli.global.ca_file.clone(), fingerprint: cli.global.fingerprint.clone() };
+    if let Command::Login(args) = &cli.command {
+        return login::run(&cli.global.server, &trust, args, cli.global.output);
+    }
+    let client = Client::with_trust(&cli.global.server, token, &trust)?;
     let output = cli.global.output;
     match &cli.command {
         Command::Pairs(args) => pairs::run(&client, output, args),
         Command::Audit(args) => audit::run(&client, output, args),
+        Command::Login(_) => unreachable!("handled before the client is made"),
         Command::Status(args) => status::run(&client, output, args),
         Command::Points(args) => points::run(&client, output, args),
         Command::Start(args) => start::run(&client, output, args, &mut std::io::stdin().lock()),

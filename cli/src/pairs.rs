@@ -56,7 +56,7 @@ pub enum PairsCommand {
         /// The DR Pair ID (the pair need not exist yet)
         #[arg(value_name = "PAIR")]
         pair: drpair_types::PairId,
-        /// How long the secret stays valid (1m to 7d)
+        /// How long the secret stays valid (1s to 7d)
         #[arg(long, default_value = "1h")]
         ttl: String,
         /// The standby's host as the protected server reaches it (default: the host of --server)

@@ -7,6 +7,7 @@
 pub mod agent;
 pub mod api;
 pub mod config;
+pub mod https;
 pub mod link;
 pub mod server;
 pub mod standby;

@@ -98,6 +98,9 @@ struct StandbyArgs {
     /// How long certificates issued to agents are valid (default 90d; renewed at two thirds).
     #[arg(long)]
     agent_cert_ttl: Option<String>,
+    /// Serve the API and panel over plain HTTP (only on a loopback --api-listen).
+    #[arg(long)]
+    api_plain_http: bool,
 }
 
 #[derive(Subcommand)]
@@ -334,6 +337,7 @@ fn run(cli: Cli) -> Result<()> {
                 client_ca: a.client_ca,
                 insecure_plaintext: a.insecure_plaintext.then_some(true),
                 agent_cert_ttl: a.agent_cert_ttl,
+                api_plain_http: a.api_plain_http.then_some(true),
             };
             let cfg = file.resolve(flags)?;
             let (data_dir, link, api) = (cfg.data_dir.clone(), cfg.listen, cfg.api_listen);

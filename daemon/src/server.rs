@@ -22,7 +22,15 @@ pub async fn run(
     let api = TcpListener::bind(cfg.api_listen)
         .await
         .with_context(|| format!("cannot listen on {} (api)", cfg.api_listen))?;
-    let (link_addr, api_addr) = (link.local_addr()?, api.local_addr()?);
+    let api_tls = match cfg.api_plain_http {
+        true => {
+            tracing::warn!(%cfg.api_listen, "api_plain_http: the API and panel are served without TLS (loopback only)");
+            None
+        }
+        false => Some(crate::standby::identity::api_tls(&sb, &cfg)?),
+    };
+    let api = crate::https::ApiListener::spawn(api, api_tls)?;
+    let (link_addr, api_addr) = (link.local_addr()?, axum::serve::Listener::local_addr(&api)?);
     sb.link_port.store(link_addr.port(), std::sync::atomic::Ordering::Relaxed);
     // Tests and scripts read the fingerprint and the bound addresses (port 0 picks a free
     // one); the addresses last, as the sign that the standby serves.
@@ -53,7 +61,7 @@ pub async fn run(
     let sampler = trend::spawn(sb.clone());
     ready();
     let app = crate::api::router(sb.clone());
-    axum::serve(api, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
+    axum::serve(api, app.into_make_service_with_connect_info::<crate::https::Peer>())
         .with_graceful_shutdown(shutdown)
         .await
         .context("api server")?;

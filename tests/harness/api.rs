@@ -71,6 +71,31 @@ pub struct Api {
     http: ureq::Agent,
 }
 
+/// An HTTP client that reports error statuses as answers, trusting the CA in `ca` (PEM) for
+/// `https://` (nothing else is trusted).
+pub fn http_agent(ca: Option<&std::path::Path>, timeout: Duration) -> ureq::Agent {
+    let mut config = ureq::Agent::config_builder()
+        .http_status_as_error(false)
+        .timeout_connect(Some(Duration::from_secs(5)))
+        .timeout_global(Some(timeout));
+    let roots: Vec<ureq::tls::Certificate<'static>> = match ca {
+        Some(ca) => drpair_tls::read_certs(ca)
+            .expect("the standby's CA")
+            .iter()
+            .map(|c| ureq::tls::Certificate::from_der(c.as_ref()).to_owned())
+            .collect(),
+        None => vec![],
+    };
+    config = config.tls_config(
+        ureq::tls::TlsConfig::builder()
+            .provider(ureq::tls::TlsProvider::Rustls)
+            .unversioned_rustls_crypto_provider(drpair_tls::provider())
+            .root_certs(ureq::tls::RootCerts::Specific(std::sync::Arc::new(roots)))
+            .build(),
+    );
+    ureq::Agent::new_with_config(config.build())
+}
+
 impl std::fmt::Debug for Api {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Api").field("base", &self.base).finish_non_exhaustive()
@@ -79,16 +104,13 @@ impl std::fmt::Debug for Api {
 
 impl Api {
     pub fn new(base: &str, token: Option<&str>) -> Self {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(5)))
-            .timeout_global(Some(Duration::from_secs(900)))
-            .build();
-        Self {
-            base: base.trim_end_matches('/').into(),
-            token: token.map(String::from),
-            http: ureq::Agent::new_with_config(config),
-        }
+        Self::with_ca(base, token, None)
+    }
+
+    /// A client of an `https://` standby whose CA is in `ca` (PEM).
+    pub fn with_ca(base: &str, token: Option<&str>, ca: Option<&std::path::Path>) -> Self {
+        let http = http_agent(ca, Duration::from_secs(900));
+        Self { base: base.trim_end_matches('/').into(), token: token.map(String::from), http }
     }
 
     /// The same client with another token (None: no Authorization header).

@@ -45,11 +45,18 @@ impl CliOut {
 pub struct Cli {
     server: String,
     token: Option<String>,
+    /// `DRPAIR_CA_FILE`: the standby's CA, for an `https://` server.
+    ca_file: Option<std::path::PathBuf>,
 }
 
 impl Cli {
     pub fn new(server: &str, token: Option<&str>) -> Self {
-        Self { server: server.into(), token: token.map(String::from) }
+        Self { server: server.into(), token: token.map(String::from), ca_file: None }
+    }
+
+    /// The same runner trusting the CA in `ca_file`.
+    pub fn with_ca(self, ca_file: Option<std::path::PathBuf>) -> Self {
+        Self { ca_file, ..self }
     }
 
     /// The same runner with another token (None: no token at all).
@@ -73,6 +80,10 @@ impl Cli {
         match &self.token {
             Some(t) => cmd.env("DRPAIR_TOKEN", t),
             None => cmd.env_remove("DRPAIR_TOKEN"),
+        };
+        match &self.ca_file {
+            Some(f) => cmd.env("DRPAIR_CA_FILE", f),
+            None => cmd.env_remove("DRPAIR_CA_FILE"),
         };
         let mut child = cmd.spawn().expect("cannot run drpair");
         let t_in = stdin.map(|input| {

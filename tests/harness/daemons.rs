@@ -62,18 +62,26 @@ impl Standby {
         Self { proc, data_dir, link, api_addr, token: token.map(String::from), token_file, fingerprint }
     }
 
+    /// The API's URL: HTTPS unless the standby was started with `--api-plain-http`.
     pub fn url(&self) -> String {
-        format!("http://{}", self.api_addr)
+        let plain = self.proc.args().iter().any(|a| a == "--api-plain-http");
+        format!("{}://{}", if plain { "http" } else { "https" }, self.api_addr)
     }
 
-    /// An API client with the standby's token.
+    /// The standby's CA (`DATA_DIR/tls/ca.pem`), which API clients trust.
+    pub fn ca_file(&self) -> Option<PathBuf> {
+        let f = self.data_dir.join("tls/ca.pem");
+        f.exists().then_some(f)
+    }
+
+    /// An API client with the standby's token, trusting its CA.
     pub fn api(&self) -> Api {
-        Api::new(&self.url(), self.token.as_deref())
+        Api::with_ca(&self.url(), self.token.as_deref(), self.ca_file().as_deref())
     }
 
-    /// A CLI runner pointed at this standby, with its token.
+    /// A CLI runner pointed at this standby, with its token, trusting its CA.
     pub fn cli(&self) -> Cli {
-        Cli::new(&self.url(), self.token.as_deref())
+        Cli::new(&self.url(), self.token.as_deref()).with_ca(self.ca_file())
     }
 
     pub fn kill9(&mut self) {

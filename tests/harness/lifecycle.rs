@@ -24,12 +24,13 @@ use std::time::{Duration, Instant};
 pub struct StdinCli {
     server: String,
     token: Option<String>,
+    ca_file: Option<std::path::PathBuf>,
 }
 
 impl StdinCli {
     /// Pointed at `sb` with its token.
     pub fn new(sb: &Standby) -> Self {
-        Self { server: sb.url(), token: sb.token.clone() }
+        Self { server: sb.url(), token: sb.token.clone(), ca_file: sb.ca_file() }
     }
 
     /// The same runner with another token (None: no token at all).
@@ -39,7 +40,9 @@ impl StdinCli {
 
     /// Runs `drpair ARGS` with `stdin` to completion.
     pub fn run(&self, args: &[&str], stdin: &[u8]) -> CliOut {
-        crate::Cli::new(&self.server, self.token.as_deref()).run_with_stdin(args, Some(stdin))
+        crate::Cli::new(&self.server, self.token.as_deref())
+            .with_ca(self.ca_file.clone())
+            .run_with_stdin(args, Some(stdin))
     }
 
     /// Runs `drpair ARGS` with `stdin` in a thread; join the handle for its output.

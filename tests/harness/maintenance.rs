@@ -47,12 +47,8 @@ pub fn verify_status(r: &Reply) -> VerifyStatus {
 
 impl Maint {
     pub fn new(sb: &Standby, pair: &str) -> Self {
-        let config = ureq::Agent::config_builder()
-            .http_status_as_error(false)
-            .timeout_connect(Some(Duration::from_secs(5)))
-            .timeout_global(Some(Duration::from_secs(300)))
-            .build();
-        Self { base: sb.url(), token: sb.token.clone(), pair: pair.into(), http: ureq::Agent::new_with_config(config) }
+        let http = crate::api::http_agent(sb.ca_file().as_deref(), Duration::from_secs(300));
+        Self { base: sb.url(), token: sb.token.clone(), pair: pair.into(), http }
     }
 
     /// The same endpoints for another pair name (e.g. one that does not exist).

@@ -569,7 +569,8 @@ pub struct Restored {
 /// length.
 pub fn export_disk(sb: &Standby, pair: &str, point: u64, disk: u32, out: &Path) -> Result<u64, String> {
     let url = format!("{}/api/v1/pairs/{pair}/points/{point}/disks/{disk}/image", sb.url());
-    let mut req = ureq::get(&url);
+    let http = crate::api::http_agent(sb.ca_file().as_deref(), std::time::Duration::from_secs(900));
+    let mut req = http.get(&url);
     if let Some(t) = &sb.token {
         req = req.header("Authorization", format!("Bearer {t}"));
     }

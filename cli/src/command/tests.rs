@@ -17,7 +17,7 @@ pub(super) fn usage_error(args: &[&str]) -> ErrorKind {
 #[test]
 fn clap_definition_is_valid() {
     Cli::command().debug_assert();
-    assert_eq!(DEFAULT_SERVER, format!("http://127.0.0.1:{}", drpair_types::DEFAULT_API_PORT));
+    assert_eq!(DEFAULT_SERVER, format!("https://127.0.0.1:{}", drpair_types::DEFAULT_API_PORT));
 }
 
 #[test]

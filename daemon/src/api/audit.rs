@@ -16,8 +16,10 @@ pub struct ApiIdentity(pub String);
 pub async fn record_calls(State(sb): State<AppState>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let peer =
-        req.extensions().get::<ConnectInfo<SocketAddr>>().map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0);
+    let peer = req
+        .extensions()
+        .get::<ConnectInfo<crate::https::Peer>>()
+        .map_or_else(|| SocketAddr::from(([0, 0, 0, 0], 0)), |c| c.0.0);
     let resp = next.run(req).await;
     let status = resp.status();
     let changes = !matches!(method, Method::GET | Method::HEAD | Method::OPTIONS);

@@ -62,6 +62,9 @@ pub struct StandbyFile {
     /// No TLS on the link: chunks and credentials cross the network readable. Only with agents
     /// started the same way; warned about at every start and in status. Default `false`.
     pub insecure_plaintext: Option<bool>,
+    /// Serve the API and panel over plain HTTP instead of HTTPS: only when `api_listen` is a
+    /// loopback address (behind a local TLS proxy, or for a lab). Default `false`.
+    pub api_plain_http: Option<bool>,
     /// How long a certificate issued to an enrolled agent is valid, e.g. `90d` (1m..10y); the
     /// agent renews it over its link when a third is left. Default `90d`.
     pub agent_cert_ttl: Option<String>,
@@ -145,6 +148,8 @@ pub struct StandbyConfig {
     pub max_read_window: Duration,
     pub link_security: StandbyLinkSecurity,
     pub agent_cert_ttl: Duration,
+    /// The API without TLS (loopback only).
+    pub api_plain_http: bool,
 }
 
 /// How chunks are compressed on the wire and at rest.
@@ -269,10 +274,18 @@ impl StandbyFile {
             Some(p) => Some(read_token(&p)?),
             None => None,
         };
+        let api_listen = parse_addr("api_listen", &api)?;
+        let api_plain_http = flags.api_plain_http.or(self.api_plain_http).unwrap_or(false);
+        if api_plain_http && !api_listen.ip().is_loopback() {
+            bail!(
+                "api_plain_http: plain HTTP is allowed only on a loopback address, and api_listen is {api_listen}; serve HTTPS (the default) or listen on 127.0.0.1"
+            );
+        }
         Ok(StandbyConfig {
             data_dir,
             listen: parse_addr("listen", &listen)?,
-            api_listen: parse_addr("api_listen", &api)?,
+            api_listen,
+            api_plain_http,
             token,
             auto_start: flags.auto_start.or(self.auto_start).unwrap_or(true),
             retention: {

@@ -16,6 +16,7 @@ mod fingerprint;
 mod identity;
 mod issue;
 mod pem;
+mod probe;
 mod verify;
 
 pub use config::{ClientIdentity, StandbyTrust, client_config, server_config};
@@ -23,6 +24,7 @@ pub use fingerprint::{Fingerprint, FingerprintError};
 pub use identity::{IdentityFiles, StandbyIdentity, write_file};
 pub use issue::{AgentKey, IssuedCert, issue_client_cert};
 pub use pem::{read_certs, read_key};
+pub use probe::{fetch_chain, pinned_anchor};
 pub use rustls;
 
 use std::sync::Arc;
