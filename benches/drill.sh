@@ -25,7 +25,7 @@ trap cleanup EXIT
 "$bin/drpaird" standby --data-dir "$work/standby" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 2>"$work/standby.log" &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/standby/api.addr" ] && break; sleep 0.1; done
-export DRPAIR_SERVER="http://$(cat "$work/standby/api.addr")"
+export DRPAIR_SERVER="https://$(cat "$work/standby/api.addr")" DRPAIR_CA_FILE="$work/standby/tls/ca.pem"
 link=$(cat "$work/standby/link.addr")
 drpair() { "$bin/drpair" "$@"; }
 json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }

@@ -57,7 +57,7 @@ standby() {
     2>"$work/$name.log" &
   pids+=($!)
   for _ in $(seq 100); do [ -s "$work/$name/api.addr" ] && [ -s "$work/$name/link.addr" ] && break; sleep 0.1; done
-  export DRPAIR_SERVER="http://$(cat "$work/$name/api.addr")"
+  export DRPAIR_SERVER="https://$(cat "$work/$name/api.addr")" DRPAIR_CA_FILE="$work/$name/tls/ca.pem"
   link=$(cat "$work/$name/link.addr"); fingerprint=$(cat "$work/$name/fingerprint")
 }
 # agent PAIR DEVICE

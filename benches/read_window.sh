@@ -62,7 +62,7 @@ mkdir -p "$work/standby"
 standby=$!; pids+=("$standby")
 for _ in $(seq 100); do [ -s "$work/standby/api.addr" ] && [ -s "$work/standby/link.addr" ] && break; sleep 0.1; done
 [ -s "$work/standby/api.addr" ] || die "standby did not start: $(tail -3 "$work/standby.log")"
-server="http://$(cat "$work/standby/api.addr")"; link=$(cat "$work/standby/link.addr")
+server="https://$(cat "$work/standby/api.addr")"; export DRPAIR_CA_FILE="$work/standby/tls/ca.pem"; link=$(cat "$work/standby/link.addr")
 pair="bench-rw-$$"
 instances+=("$tracing/instances/drpair-$pair")
 

@@ -82,16 +82,18 @@ drop_caches; rm -f "$work/rsync-dst/src.img"; t0=$(now); rsync_to --whole-file -
 echo "rsync --whole-file -z zstd:1: ${t_rsync_z}s"
 
 # --- drpair initial sync
-api() { curl -sf "http://$(cat "$1/api.addr")/api/v1/$2"; }
+api() { curl -sf --cacert "$1/tls/ca.pem" "https://$(cat "$1/api.addr")/api/v1/$2"; }
 field() { python3 -c "import json,sys; s=json.load(sys.stdin); print(eval('s' + sys.argv[1]))" "$1"; }
 start_standby() {
   rm -rf "$1"; mkdir -p "$1"
-  "$bin/drpaird" standby --data-dir "$1" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 2>"$1.log" &
+  "$bin/drpaird" standby --data-dir "$1" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 ${PLAIN:+--insecure-plaintext} 2>"$1.log" &
   standby=$!; pids+=("$standby")
   for _ in $(seq 100); do [ -s "$1/api.addr" ] && break; sleep 0.1; done
 }
 start_agent() { # state_dir standby_dir compression
-  "$bin/drpaird" agent --pair bench --disk "$src" --standby "$(cat "$2/link.addr")" --standby-fingerprint "$(cat "$2/fingerprint")" --state-dir "$1" --cut-interval 1h --compression "$3" 2>>"$1.log" &
+  local trust=(--standby-fingerprint "$(cat "$2/fingerprint" 2>/dev/null)")
+  [ -n "${PLAIN:-}" ] && trust=(--insecure-plaintext)
+  "$bin/drpaird" agent --pair bench --disk "$src" --standby "$(cat "$2/link.addr")" "${trust[@]}" --state-dir "$1" --cut-interval 1h --compression "$3" 2>>"$1.log" &
   agent=$!; pids+=("$agent")
 }
 wait_epoch() { # standby_dir min_epoch
@@ -119,6 +121,14 @@ for comp in off zstd:1 auto; do
   [ "$comp" = zstd:1 ] || stop "$standby"
   [ "$comp" = zstd:1 ] && keep_standby=$standby
 done
+
+# --- the same initial sync (compression off) without TLS on the link: what TLS costs
+sd="$work/standby-plain"; ad="$work/agent-plain"; rm -rf "$ad"
+PLAIN=1 start_standby "$sd"
+drop_caches
+t0=$(now); PLAIN=1 start_agent "$ad" "$sd" off; wait_epoch "$sd" 1; t_plain=$(elapsed "$t0" "$(now)")
+echo "drpair initial sync (off, plaintext link): ${t_plain}s"
+stop "$agent"; stop "$standby"
 
 # --- catch-up after changing 1% of the chunks at random (content taken from real files)
 cp "$src" "$work/rsync-dst/src.img"     # rsync's target holds the old image
@@ -166,6 +176,7 @@ cat <<REPORT
 initial sync, compression off : ${t_init[off]}s = $(ratio "${t_init[off]}" "$t_read")x O_DIRECT read (goal <= 2), $(ratio "${t_init[off]}" "$t_rsync")x rsync --whole-file (goal < 1)
 initial sync, zstd level 1    : ${t_init[zstd:1]}s = $(ratio "${t_init[zstd:1]}" "$t_read")x O_DIRECT read, $(ratio "${t_init[zstd:1]}" "$t_rsync_z")x rsync -z zstd:1 (goal < 1)
 initial sync, auto            : ${t_init[auto]}s = $(ratio "${t_init[auto]}" "$t_read")x O_DIRECT read
+TLS vs plaintext link (off)   : TLS runs at $(ratio "$t_plain" "${t_init[off]}")x the plaintext speed (goal >= 0.9; plaintext ${t_plain}s)
 scan catch-up (1% changed)    : ${t_catch}s = $(ratio "$t_catch" "$t_read")x O_DIRECT read (goal <= 1.3), $(ratio "$t_catch" "$t_rsync_inplace")x rsync --inplace (goal < 1)
 catch-up bytes shipped        : $ship = $(ratio "$ship" "$zsize")x compressed size of the changed chunks (goal <= 1.1)
 peak RSS during initial sync  : agent ${rss_agent[zstd:1]} MiB (goal <= 256), standby ${rss_standby[zstd:1]} MiB (goal <= 512) [zstd:1]; off: ${rss_agent[off]}/${rss_standby[off]}; auto: ${rss_agent[auto]}/${rss_standby[auto]}

@@ -62,7 +62,7 @@ start_standby() { # data_dir [--hold-new-pairs]
   standby=$!; pids+=("$standby")
   for _ in $(seq 100); do [ -s "$1/api.addr" ] && [ -s "$1/link.addr" ] && break; sleep 0.1; done
   [ -s "$1/api.addr" ] || die "standby did not start: $(tail -3 "$1.log")"
-  server="http://$(cat "$1/api.addr")"; link=$(cat "$1/link.addr"); fingerprint=$(cat "$1/fingerprint")
+  server="https://$(cat "$1/api.addr")"; export DRPAIR_CA_FILE="$1/tls/ca.pem"; link=$(cat "$1/link.addr"); fingerprint=$(cat "$1/fingerprint")
 }
 start_agent() { # pair state_dir cut_interval
   "$bin/drpaird" agent --pair "$1" --disk "$loop" --standby "$link" --standby-fingerprint "$fingerprint" --state-dir "$2" --tracker tracefs \

@@ -11,7 +11,7 @@ target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,s
 bin="$target/release"
 dir=${DRPAIR_DEMO_DIR:-/tmp/drpair-demo}
 pair=demo
-export DRPAIR_SERVER=http://127.0.0.1:7701
+export DRPAIR_SERVER=https://127.0.0.1:7701
 
 cleanup() {
   set +e
@@ -35,11 +35,12 @@ mount "$loop" "$dir/mnt"
 cp -a /usr/share/doc "$dir/mnt/doc" 2>/dev/null || true
 sync
 
-echo "== standby (link 127.0.0.1:7700, API http://127.0.0.1:7701) and agent (tracefs tracker, cut every 5s)"
-echo "   web panel: http://127.0.0.1:7701/ (no token in the demo)"
+echo "== standby (link 127.0.0.1:7700, TLS; API https://127.0.0.1:7701) and agent (tracefs tracker, cut every 5s)"
+echo "   web panel: https://127.0.0.1:7701/ (its CA: $dir/standby/tls/ca.pem; no token in the demo)"
 "$bin/drpaird" standby --data-dir "$dir/standby" --listen 127.0.0.1:7700 --api-listen 127.0.0.1:7701 2>"$dir/standby.log" &
 standby=$!
 for _ in $(seq 50); do [ -s "$dir/standby/api.addr" ] && break; sleep 0.1; done
+export DRPAIR_CA_FILE="$dir/standby/tls/ca.pem"
 "$bin/drpaird" agent --pair $pair --disk "$loop" --standby 127.0.0.1:7700 --standby-fingerprint "$(cat "$dir/standby/fingerprint")" --state-dir "$dir/agent" --cut-interval 5s 2>"$dir/agent.log" &
 agent=$!
 

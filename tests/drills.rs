@@ -57,7 +57,8 @@ fn qemu(cmd: &str, args: &[&str]) -> (bool, String) {
 /// The API's export of `point` written to `file`.
 fn export_to(api: &Api, sb: &Standby, point: u64, file: &Path) {
     let url = format!("{}/api/v1/pairs/{PAIR}/points/{point}/disks/0/image", sb.url());
-    let r = ureq::get(&url).header("Authorization", "Bearer drill-token").call().expect("export");
+    let http = drpair_e2e::api::http_agent(sb.ca_file().as_deref(), std::time::Duration::from_secs(900));
+    let r = http.get(&url).header("Authorization", "Bearer drill-token").call().expect("export");
     let mut f = std::fs::File::create(file).unwrap();
     std::io::copy(&mut r.into_body().into_reader(), &mut f).unwrap();
     assert_eq!(std::fs::metadata(file).unwrap().len(), SIZE);

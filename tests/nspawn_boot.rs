@@ -34,7 +34,6 @@ const AGENT_TOML: &str = r#"[agent]
 pair = "boot-01"
 disks = ["/srv/disks/disk0.img"]
 standby = "127.0.0.1:7700"
-token_file = "/etc/drpair/token"
 tracker = "scan"
 cut_interval = "2s"
 "#;
@@ -279,8 +278,13 @@ fn boot_install_run_remove_purge() {
     step("4. an agent on an image file, enabled and started");
     c.sh("mkdir -p /srv/disks && dd if=/dev/urandom of=/srv/disks/disk0.img bs=1M count=16 status=none");
     c.sh(&format!("cat > /etc/drpair/agent.toml <<'EOF'\n{AGENT_TOML}EOF"));
-    // The agent pins the standby's TLS identity, made at its first start.
-    c.sh("echo \"standby_fingerprint = \\\"$(drpaird standby fingerprint --config /etc/drpair/standby.toml)\\\"\" >> /etc/drpair/agent.toml");
+    // Enrolled as an operator would: the line `drpair pairs enroll` prints, run with the
+    // agent's config; the agent then pins the standby and has a certificate for its pair.
+    let line = c.sh(&format!("{CLI} pairs enroll boot-01 | grep 'drpaird agent enroll'"));
+    step(format!("enroll line: {}", line.trim()));
+    let enrolled = c.sh(&format!("{} --config /etc/drpair/agent.toml", line.trim()));
+    assert!(enrolled.contains("protects pair boot-01"), "{enrolled}");
+    c.sh("test \"$(stat -c %a /var/lib/drpair/agent/tls/agent.key)\" = 600");
     c.sh("systemctl enable --now drpaird-agent");
     let status = c.unit_property("drpaird-agent", "StatusText");
     assert!(status.starts_with("tracking 1 disk(s) of pair boot-01"), "status text: {status}");
