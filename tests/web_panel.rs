@@ -132,6 +132,9 @@ fn panel_in_a_real_browser() {
     wait_ready(&api, OTHER, &mut agent2, LONG);
 
     over_http(&sb);
+    let made = api.post("/api/v1/tokens", "application/json", br#"{"name": "panel-operator", "role": "operator"}"#);
+    assert_eq!(made.status, 200, "{}", made.text());
+    let operator_token = made.json()["secret"].as_str().expect("secret").to_string();
 
     let art = artifacts();
     let _ = std::fs::remove_dir_all(&art);
@@ -157,6 +160,7 @@ fn panel_in_a_real_browser() {
         .env("DRPAIR_TOKEN", TOKEN)
         .env("DRPAIR_PAIR", PAIR)
         .env("DRPAIR_FINGERPRINT", sb.fingerprint.clone().expect("the standby runs TLS"))
+        .env("DRPAIR_OPERATOR_TOKEN", &operator_token)
         .env("DRPAIR_OTHER", OTHER)
         .env("DRPAIR_ARTIFACTS", &art)
         .stdin(Stdio::piped())

@@ -106,6 +106,14 @@ impl Client {
         decode(&url, resp)
     }
 
+    /// `DELETE path` → the JSON answer, raw and typed.
+    pub fn delete_json<T: DeserializeOwned>(&self, path: &str) -> Result<(serde_json::Value, T), CliError> {
+        let url = self.url(path);
+        let req = self.authorize(self.agent.delete(&url)).header("Accept", "application/json");
+        let resp = self.check("DELETE", &url, req.call())?;
+        decode(&url, resp)
+    }
+
     /// `PUT path` with a JSON body → the JSON answer, raw and typed.
     pub fn put_json<B: Serialize, T: DeserializeOwned>(
         &self,
@@ -288,10 +296,14 @@ mod tests {
 
     #[test]
     fn bad_server_urls_are_refused() {
-        assert!(Client::new("https://standby:7701", None).is_err());
+        // An https:// standby nothing says to trust (not pinned, not remembered, not local).
+        let e = Client::new("https://standby.invalid:7701", None).err().expect("refused").to_string();
+        assert!(e.contains("drpair login") && e.contains("--fingerprint"), "{e}");
         assert!(Client::new("standby:7701", None).is_err());
-        let c = Client::new("http://standby:7701/", None).unwrap();
-        assert_eq!(c.url("/api/v1/pairs"), "http://standby:7701/api/v1/pairs");
+        let e = Client::new("http://standby:7701/", None).err().expect("plain http elsewhere").to_string();
+        assert!(e.contains("https://"), "{e}");
+        let c = Client::new("http://127.0.0.1:7701/", None).unwrap();
+        assert_eq!(c.url("/api/v1/pairs"), "http://127.0.0.1:7701/api/v1/pairs");
     }
 
     #[test]

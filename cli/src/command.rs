@@ -4,8 +4,8 @@
 use crate::help_files::{CompletionsArgs, ManArgs};
 use crate::output::OutputFormat;
 use crate::{
-    audit, drill, dump, failback, failover, lifecycle, login, pairs, points, prune, recover, retention, start, status,
-    storage, tasks, verify,
+    api_tokens, audit, drill, dump, failback, failover, lifecycle, login, pairs, points, prune, recover, retention,
+    start, status, storage, tasks, verify,
 };
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -150,6 +150,7 @@ pub enum Command {
     Tasks(tasks::TasksArgs),
     Audit(audit::AuditArgs),
     Login(login::LoginArgs),
+    Tokens(api_tokens::TokensArgs),
     Debug(recover::DebugArgs),
     Completions(CompletionsArgs),
     #[command(hide = true)]

@@ -20,6 +20,7 @@
 //! | 11 | recovered with damage: `debug recover` wrote the image, but missing or corrupt chunks are zeros in it |
 //! | 12 | damage found: `verify` found damaged points, or `verify --source` chunks that differed from the point |
 
+mod api_tokens;
 mod audit;
 mod client;
 mod command;
@@ -103,6 +104,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
     match &cli.command {
         Command::Pairs(args) => pairs::run(&client, output, args),
         Command::Audit(args) => audit::run(&client, output, args),
+        Command::Tokens(args) => api_tokens::run(&client, output, args),
         Command::Login(_) => unreachable!("handled before the client is made"),
         Command::Status(args) => status::run(&client, output, args),
         Command::Points(args) => points::run(&client, output, args),

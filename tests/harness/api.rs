@@ -142,6 +142,16 @@ impl Api {
         self.try_get(path).unwrap_or_else(|e| panic!("{e}"))
     }
 
+    /// DELETE.
+    pub fn delete(&self, path: &str) -> Reply {
+        let url = self.url(path);
+        let mut req = self.http.delete(&url);
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(&format!("DELETE {url}"), req.call())
+    }
+
     /// POST with a raw body and content type.
     pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Reply {
         self.post_with(path, content_type, &[], body)

@@ -58,8 +58,12 @@ impl Standby {
         // Pin the ports for restarts.
         proc.set_args(args(&link.to_string(), &api_addr.to_string()));
         let fingerprint = read_fingerprint(&data_dir);
+        // Without a token file the standby made its bootstrap admin token: the tests' admin.
+        let token = token
+            .map(String::from)
+            .or_else(|| std::fs::read_to_string(data_dir.join("admin.token")).ok().map(|t| t.trim().to_string()));
         crate::step(format!("standby serving: link {link}, api {api_addr}, fingerprint {fingerprint:?}"));
-        Self { proc, data_dir, link, api_addr, token: token.map(String::from), token_file, fingerprint }
+        Self { proc, data_dir, link, api_addr, token, token_file, fingerprint }
     }
 
     /// The API's URL: HTTPS unless the standby was started with `--api-plain-http`.

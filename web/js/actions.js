@@ -1,8 +1,9 @@
 // The pair's actions: Restart Replication (through the confirmation dialog), Pause, Resume,
 // Create recovery point. Each button is enabled only when the pair's `allowed_actions` has it
-// (the API would refuse it otherwise); the API's answer is shown in words either way.
+// (the API would refuse it otherwise), and shown only when the caller's role may take it; the
+// API's answer is shown in words either way.
 
-import { ApiError, pairPath, post } from './api.js';
+import { ApiError, pairPath, post, roleAllows } from './api.js';
 import { h } from './dom.js';
 
 const WHY_NOT = {
@@ -11,6 +12,9 @@ const WHY_NOT = {
   resume: 'Only a paused or stopped pair can be resumed.',
   create_point: 'A recovery point can be cut only while the agent is connected and shipping.',
 };
+
+// The role each button needs (as the API's roles say).
+const NEEDS = { restart: 'admin', pause: 'operator', resume: 'operator', create_point: 'operator' };
 
 export function actionsPanel(pairId, ctx) {
   const result = h('p', { id: 'action-result', class: 'result', role: 'status', 'aria-live': 'polite' });
@@ -85,6 +89,7 @@ export function actionsPanel(pairId, ctx) {
   function update(allowedNow) {
     allowed = allowedNow;
     for (const [name, b] of Object.entries(buttons)) {
+      b.hidden = !roleAllows(NEEDS[name]);
       const ok = !busy && allowed.includes(name);
       b.disabled = !ok;
       b.title = ok ? '' : (busy ? 'Waiting for the previous action' : WHY_NOT[name]);

@@ -21,6 +21,16 @@ export class ApiError extends Error {
 // The standby did not answer at all (down, network).
 export class Unreachable extends Error {}
 
+// The caller's role, as GET /api/v1 says (null until known): the panel hides what it cannot do.
+export const session = { role: null };
+
+const RANK = { metrics: 0, viewer: 1, operator: 2, admin: 3 };
+
+// Whether the caller's role reaches `needed` (unknown role: shown; the API still decides).
+export function roleAllows(needed) {
+  return session.role === null || RANK[session.role] >= RANK[needed];
+}
+
 export const token = {
   get: () => sessionStorage.getItem(KEY) || '',
   set: (t) => sessionStorage.setItem(KEY, t),

@@ -1,7 +1,7 @@
 // The panel's shell: login, routing (#/ and #/pairs/ID), the 2-second poll, and the banner
 // that says when the standby cannot be reached.
 
-import { ApiError, Unreachable, get, token } from './api.js';
+import { ApiError, Unreachable, get, session, token } from './api.js';
 import { h, replace } from './dom.js';
 import { listView } from './list.js';
 import { detailsView } from './details.js';
@@ -21,10 +21,12 @@ async function showIdentity() {
   if (identityShown) return;
   const info = await get('');
   identityShown = true;
+  session.role = info.role || null;
   identity.className = info.insecure_plaintext ? 'foot warn' : 'foot';
   identity.textContent = info.insecure_plaintext
     ? `drpair ${info.version} · the replication link runs in PLAINTEXT (insecure_plaintext): disks cross the network readable`
     : `drpair ${info.version} · standby fingerprint ${info.fingerprint}`;
+  if (info.identity) identity.textContent += ` · signed in as ${info.identity} (${info.role})`;
 }
 
 let view = null;
@@ -89,6 +91,8 @@ function login(message) {
   clearTimeout(timer);
   generation += 1;
   view = null;
+  identityShown = false;
+  session.role = null;
   logout.hidden = true;
   conn.textContent = '';
   const input = h('input', { id: 'token', name: 'token', type: 'password', autocomplete: 'current-password', required: true });

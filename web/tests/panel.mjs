@@ -76,9 +76,9 @@ async function stateIs(label, p = page, timeout = LONG) {
 // Accessibility: axe-core's WCAG 2 A/AA rules (labels, contrast, roles, keyboard names).
 const axeSource = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 // A second tab: sessionStorage is per tab, so it is given the token as a login would leave it.
-async function tab() {
+async function tab(token = TOKEN) {
   const p = await ctx.newPage();
-  await p.addInitScript((t) => sessionStorage.setItem('drpair.token', t), TOKEN);
+  await p.addInitScript((t) => sessionStorage.setItem('drpair.token', t), token);
   return p;
 }
 
@@ -364,6 +364,17 @@ try {
   await page.locator('#banner').waitFor({ state: 'hidden', timeout: LONG });
   await stateIs('Replicating');
   step('standby back: the banner is gone and the state is live again');
+
+  // An operator's panel: no Restart Replication (an admin's action), Pause still there.
+  const op = await tab(env('DRPAIR_OPERATOR_TOKEN'));
+  await op.goto(`${URL}/#/pairs/${encodeURIComponent(PAIR)}`);
+  await op.locator('#identity').filter({ hasText: '(operator)' }).waitFor();
+  await op.locator('#act-pause').waitFor();
+  await op.locator('#act-restart').waitFor({ state: 'hidden' });
+  assert.equal(await op.locator('#act-restart').isVisible(), false, 'an operator sees no Restart Replication');
+  await shot('details-operator', op);
+  step(`an operator's panel: no Restart Replication ("${await op.locator('#identity').textContent()}")`);
+  await op.close();
 
   // Self-contained: every request went to the standby.
   const foreign = requests.filter((u) => !u.startsWith(URL) && !u.startsWith('data:') && !u.startsWith('blob:'));

@@ -14,8 +14,10 @@ pub mod maintenance;
 pub mod pairs;
 pub mod panel;
 pub mod points;
+pub mod roles;
 pub mod security;
 pub mod tasks;
+pub mod tokens;
 pub mod trend;
 pub mod verify_source;
 
@@ -108,6 +110,8 @@ pub fn router(sb: AppState) -> Router {
         .route("/api/v1/pairs/{pair}/enroll", post(security::enroll))
         .route("/api/v1/pairs/{pair}/revoke", post(security::revoke))
         .route("/api/v1/audit", get(security::audit))
+        .route("/api/v1/tokens", get(tokens::list).post(tokens::create))
+        .route("/api/v1/tokens/{name}", axum::routing::delete(tokens::revoke))
         .route("/api/v1/tasks", get(tasks::list))
         .route("/api/v1/tasks/{id}", get(tasks::get_one))
         .route("/api/v1/tasks/{id}/log", get(tasks::log))

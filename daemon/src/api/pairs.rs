@@ -1,5 +1,6 @@
 //! `GET /api/v1` (the standby itself), `GET /api/v1/pairs` and `GET /api/v1/pairs/{pair}`.
 
+use super::auth::Caller;
 use super::{ApiResult, AppState, find_pair};
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -34,9 +35,21 @@ pub async fn list(
     }))
 }
 
-pub async fn status(State(sb): State<AppState>, Path(pair): Path<String>) -> ApiResult<Json<PairStatus>> {
+pub async fn status(
+    State(sb): State<AppState>,
+    Path(pair): Path<String>,
+    caller: Option<axum::Extension<Caller>>,
+) -> ApiResult<Json<PairStatus>> {
     let (_, h) = find_pair(&sb, &pair)?;
     let mut s = h.status();
+    // The actions this caller's role may take (the panel shows only those).
+    if let Some(c) = caller {
+        let path = format!("/api/v1/pairs/{pair}/");
+        s.allowed_actions.retain(|a| {
+            let needed = super::roles::required(&axum::http::Method::POST, &format!("{path}{}", action_path(a)), false);
+            c.role >= needed
+        });
+    }
     s.standby_fingerprint = sb.identity.as_ref().map(|i| i.fingerprint().to_string());
     s.insecure_plaintext = sb.identity.is_none();
     if s.insecure_plaintext {
@@ -47,12 +60,22 @@ pub async fn status(State(sb): State<AppState>, Path(pair): Path<String>) -> Api
     Ok(Json(s))
 }
 
-/// `GET /api/v1`: the standby's version and identity.
-pub async fn root(State(sb): State<AppState>) -> Json<StandbyInfo> {
+/// The API path (below the pair) of a panel action.
+fn action_path(action: &str) -> &str {
+    match action {
+        "create_point" | "create-point" => "points",
+        a => a,
+    }
+}
+
+/// `GET /api/v1`: the standby's version and identity, and who is asking.
+pub async fn root(State(sb): State<AppState>, caller: Option<axum::Extension<Caller>>) -> Json<StandbyInfo> {
     Json(StandbyInfo {
         version: env!("CARGO_PKG_VERSION").into(),
         fingerprint: sb.identity.as_ref().map(|i| i.fingerprint().to_string()),
         insecure_plaintext: sb.identity.is_none(),
+        identity: caller.as_ref().map(|c| format!("token {}", c.name)),
+        role: caller.map(|c| c.role),
     })
 }
 

@@ -67,6 +67,7 @@ impl Standby {
             tasks: tasks::Tasks::open(&cfg.data_dir.join("tasks")).context("opening the task list")?,
             identity,
             credentials: super::credentials::Credentials::open(&cfg.data_dir)?,
+            tokens: super::tokens::Tokens::open(&cfg.data_dir, cfg.token.clone())?,
             agent_cert_ttl: cfg.agent_cert_ttl,
             audit: super::audit::AuditLog::open(&cfg.data_dir),
             link_port: std::sync::atomic::AtomicU16::new(cfg.listen.port()),

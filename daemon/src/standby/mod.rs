@@ -27,6 +27,7 @@ pub mod session;
 pub mod source_verify;
 pub mod storage;
 pub mod tasks;
+pub mod tokens;
 pub mod trend;
 pub mod verify;
 

@@ -33,6 +33,8 @@ pub struct Standby {
     pub tasks: Arc<tasks::Tasks>,
     /// The link's TLS identity (`None`: started with `insecure_plaintext`).
     pub identity: Option<super::identity::LinkIdentity>,
+    /// API tokens and their roles.
+    pub tokens: super::tokens::Tokens,
     /// Agents' enrollments and certificates.
     pub credentials: super::credentials::Credentials,
     /// How long a certificate issued to an agent is valid (renewed at two thirds).

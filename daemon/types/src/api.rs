@@ -432,6 +432,11 @@ pub struct StandbyInfo {
     pub fingerprint: Option<String>,
     /// The link runs without TLS.
     pub insecure_plaintext: bool,
+    /// Who is asking (`token NAME`), and what their role allows.
+    #[serde(default)]
+    pub identity: Option<String>,
+    #[serde(default)]
+    pub role: Option<Role>,
 }
 
 /// A stop position: the pair stops after the first point at or past it.
@@ -688,4 +693,66 @@ pub struct Revocation {
     pub revoked_certificates: usize,
     /// The agent's connection was ended.
     pub connection_ended: bool,
+}
+
+/// What an API token may do. Each role can do what the ones before it can, but `metrics`,
+/// which reads `/metrics` only.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    /// `/metrics` only (a scraper's token).
+    Metrics,
+    /// Status, points, metrics, the panel.
+    Viewer,
+    /// Pause, resume, stop, start without replay, points (create, pin, export), drills, verify.
+    Operator,
+    /// Everything: restart, reload, replay, failover, failback, the dump workflow, retention,
+    /// prune, enrollment and revocation, tokens, the audit log.
+    Admin,
+}
+
+impl Role {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Metrics => "metrics",
+            Role::Viewer => "viewer",
+            Role::Operator => "operator",
+            Role::Admin => "admin",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Role> {
+        [Role::Metrics, Role::Viewer, Role::Operator, Role::Admin].into_iter().find(|r| r.as_str() == s)
+    }
+}
+
+/// `GET /api/v1/tokens`: one API token (never its secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenInfo {
+    pub name: String,
+    pub role: Role,
+    /// RFC 3339.
+    pub created_at: String,
+    /// RFC 3339; `None`: never.
+    pub expires_at: Option<String>,
+}
+
+/// `POST /api/v1/tokens`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NewToken {
+    pub name: String,
+    pub role: Role,
+    /// A duration (`30d`); absent: never expires.
+    #[serde(default)]
+    pub expires: Option<String>,
+}
+
+/// The answer to `POST /api/v1/tokens`: the secret, shown this once.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CreatedToken {
+    pub name: String,
+    pub role: Role,
+    pub secret: String,
+    pub expires_at: Option<String>,
 }

@@ -17,8 +17,8 @@ pub(super) async fn refuse(tx: &mpsc::Sender<Vec<u8>>, code: RefuseCode, message
 }
 
 /// Who the agent is: with a certificate, the pair it was issued to (and the Hello must claim
-/// that pair); without, the standby's shared token (not for a pair whose credentials were
-/// revoked).
+/// that pair); without, the token of the standby's `token_file` if it has one (not for a pair
+/// whose credentials were revoked); else nobody.
 fn authenticate(
     sb: &Standby,
     h: &Hello,
@@ -40,14 +40,15 @@ fn authenticate(
             "the credentials of pair '{pair_id}' were revoked: enroll its agent again (drpair pairs enroll {pair_id})"
         )));
     }
-    if let Some(t) = &sb.token {
-        if !h.token.as_deref().is_some_and(|g| crate::token::token_eq(g, t)) {
-            return Err(denied(format!(
-                "pair '{pair_id}': no certificate and a missing or wrong token (enroll the agent: drpair pairs enroll {pair_id})"
-            )));
-        }
+    match (&sb.token, &h.token) {
+        (Some(t), Some(g)) if crate::token::token_eq(g, t) => Ok(()),
+        (Some(_), _) => Err(denied(format!(
+            "pair '{pair_id}': no certificate and a missing or wrong token (enroll the agent: drpair pairs enroll {pair_id})"
+        ))),
+        (None, _) => Err(denied(format!(
+            "pair '{pair_id}': this agent has no certificate: enroll it (drpair pairs enroll {pair_id} prints the command)"
+        ))),
     }
-    Ok(())
 }
 
 /// Checks the Hello against the registry; registers a new pair. Returns the pair and whether
