@@ -30,6 +30,10 @@ invoked="bash $0${*:+ $*}"
 cd "$(dirname "$0")/.."
 bin=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release
 work=$(mktemp -d "${DRPAIR_BENCH_DIR:-/var/tmp}/drpair-dump-bench.XXXXXX")
+# The standby's token (the API and the agent present it; agents also pin the standby's TLS
+# fingerprint).
+export DRPAIR_TOKEN="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+printf '%s\n' "$DRPAIR_TOKEN" > "$work/token"
 pids=()
 devs=()
 cleanup() {
@@ -53,7 +57,7 @@ fail() { echo "$*" >&2; exit 1; }
 # fingerprint.
 standby() {
   local name=$1; shift
-  "$bin/drpaird" standby --data-dir "$work/$name" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 "$@" \
+  "$bin/drpaird" standby --data-dir "$work/$name" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 --token-file "$work/token" "$@" \
     2>"$work/$name.log" &
   pids+=($!)
   for _ in $(seq 100); do [ -s "$work/$name/api.addr" ] && [ -s "$work/$name/link.addr" ] && break; sleep 0.1; done
@@ -62,7 +66,7 @@ standby() {
 }
 # agent PAIR DEVICE
 agent() {
-  "$bin/drpaird" agent --pair "$1" --disk "$2" --standby "$link" --standby-fingerprint "$fingerprint" --tracker "${DRPAIR_BENCH_TRACKER:-tracefs}" \
+  "$bin/drpaird" agent --token-file "$work/token" --pair "$1" --disk "$2" --standby "$link" --standby-fingerprint "$fingerprint" --tracker "${DRPAIR_BENCH_TRACKER:-tracefs}" \
     --cut-interval 1h --state-dir "$work/agent-$1" 2>"$work/agent-$1.log" &
   pids+=($!)
 }

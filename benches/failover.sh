@@ -14,6 +14,10 @@ invoked="bash $0${*:+ $*}"
 cd "$(dirname "$0")/.."
 bin=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release
 work=$(mktemp -d "${DRPAIR_BENCH_DIR:-/var/tmp}/drpair-failover-bench.XXXXXX")
+# The standby's token (the API and the agent present it; agents also pin the standby's TLS
+# fingerprint).
+export DRPAIR_TOKEN="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+printf '%s\n' "$DRPAIR_TOKEN" > "$work/token"
 pids=()
 dev=""
 cleanup() {
@@ -25,7 +29,7 @@ cleanup() {
 trap cleanup EXIT
 mib=${DRPAIR_BENCH_MIB:-1024}
 
-"$bin/drpaird" standby --data-dir "$work/standby" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 2>"$work/standby.log" &
+"$bin/drpaird" standby --data-dir "$work/standby" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 --token-file "$work/token" 2>"$work/standby.log" &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/standby/api.addr" ] && break; sleep 0.1; done
 export DRPAIR_SERVER="https://$(cat "$work/standby/api.addr")" DRPAIR_CA_FILE="$work/standby/tls/ca.pem"
@@ -35,7 +39,7 @@ json() { python3 -c "import json,sys; d=json.load(sys.stdin); print($1)"; }
 
 img="$work/source.img"
 head -c $((mib << 20)) /dev/urandom >"$img"
-"$bin/drpaird" agent --pair bench --disk "$img" --standby "$link" --standby-fingerprint "$(cat "$work/standby/fingerprint")" --tracker scan \
+"$bin/drpaird" agent --token-file "$work/token" --pair bench --disk "$img" --standby "$link" --standby-fingerprint "$(cat "$work/standby/fingerprint")" --tracker scan \
   --cut-interval 1h --state-dir "$work/agent" 2>"$work/agent.log" &
 pids+=($!)
 drpair status bench --wait-synced --timeout 10m >/dev/null 2>&1 || {

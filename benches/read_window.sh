@@ -31,6 +31,10 @@ link_bps=$((4 << 20))
 load_secs=90
 tracing=/sys/kernel/tracing
 work=$(mktemp -d /var/tmp/drpair-readwin.XXXXXX)
+# The standby's token (the API and the agent present it; agents also pin the standby's TLS
+# fingerprint).
+export DRPAIR_TOKEN="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+printf '%s\n' "$DRPAIR_TOKEN" > "$work/token"
 pids=() loops=() instances=()
 cleanup() {
   set +e
@@ -57,7 +61,7 @@ fio --name=fill --filename="$loop" --direct=1 --ioengine=io_uring --rw=write --b
   --output-format=json >/dev/null
 
 mkdir -p "$work/standby"
-"$bin/drpaird" standby --data-dir "$work/standby" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 \
+"$bin/drpaird" standby --data-dir "$work/standby" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 --token-file "$work/token" \
   --prune-interval 0 --verify-interval 0 2>"$work/standby.log" &
 standby=$!; pids+=("$standby")
 for _ in $(seq 100); do [ -s "$work/standby/api.addr" ] && [ -s "$work/standby/link.addr" ] && break; sleep 0.1; done
@@ -69,7 +73,7 @@ instances+=("$tracing/instances/drpair-$pair")
 start_agent() { # throttle_bps (0: none) extra-args...
   local env=()
   [ "$1" != 0 ] && env=(DRPAIR_TEST_THROTTLE_BPS="$1")
-  env "${env[@]}" "$bin/drpaird" agent --pair "$pair" --disk "$loop" --standby "$link" --standby-fingerprint "$(cat "$work/standby/fingerprint")" --state-dir "$work/agent" \
+  env "${env[@]}" "$bin/drpaird" agent --token-file "$work/token" --pair "$pair" --disk "$loop" --standby "$link" --standby-fingerprint "$(cat "$work/standby/fingerprint")" --state-dir "$work/agent" \
     --tracker tracefs --cut-interval 1s --compression zstd:1 "${@:2}" >/dev/null 2>>"$work/agent.log" &
   agent=$!; pids+=("$agent")
 }

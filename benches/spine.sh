@@ -18,6 +18,10 @@ bin="$target/release"
 size=${DRPAIR_BENCH_SIZE_GIB:-4}
 cache=${DRPAIR_BENCH_CACHE:-/var/cache/drpair-bench}
 work=$(mktemp -d /var/tmp/drpair-bench.XXXXXX)
+# The standby's token (the API and the agent present it; agents also pin the standby's TLS
+# fingerprint).
+export DRPAIR_TOKEN="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+printf '%s\n' "$DRPAIR_TOKEN" > "$work/token"
 img="$cache/fs-${size}g.img"
 pids=()
 cleanup() {
@@ -82,18 +86,18 @@ drop_caches; rm -f "$work/rsync-dst/src.img"; t0=$(now); rsync_to --whole-file -
 echo "rsync --whole-file -z zstd:1: ${t_rsync_z}s"
 
 # --- drpair initial sync
-api() { curl -sf --cacert "$1/tls/ca.pem" "https://$(cat "$1/api.addr")/api/v1/$2"; }
+api() { curl -sf --cacert "$1/tls/ca.pem" -H "Authorization: Bearer $DRPAIR_TOKEN" "https://$(cat "$1/api.addr")/api/v1/$2"; }
 field() { python3 -c "import json,sys; s=json.load(sys.stdin); print(eval('s' + sys.argv[1]))" "$1"; }
 start_standby() {
   rm -rf "$1"; mkdir -p "$1"
-  "$bin/drpaird" standby --data-dir "$1" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 ${PLAIN:+--insecure-plaintext} 2>"$1.log" &
+  "$bin/drpaird" standby --data-dir "$1" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 --token-file "$work/token" ${PLAIN:+--insecure-plaintext} 2>"$1.log" &
   standby=$!; pids+=("$standby")
   for _ in $(seq 100); do [ -s "$1/api.addr" ] && break; sleep 0.1; done
 }
 start_agent() { # state_dir standby_dir compression
   local trust=(--standby-fingerprint "$(cat "$2/fingerprint" 2>/dev/null)")
   [ -n "${PLAIN:-}" ] && trust=(--insecure-plaintext)
-  "$bin/drpaird" agent --pair bench --disk "$src" --standby "$(cat "$2/link.addr")" "${trust[@]}" --state-dir "$1" --cut-interval 1h --compression "$3" 2>>"$1.log" &
+  "$bin/drpaird" agent --token-file "$work/token" --pair bench --disk "$src" --standby "$(cat "$2/link.addr")" "${trust[@]}" --state-dir "$1" --cut-interval 1h --compression "$3" 2>>"$1.log" &
   agent=$!; pids+=("$agent")
 }
 wait_epoch() { # standby_dir min_epoch

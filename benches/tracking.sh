@@ -30,6 +30,10 @@ size=$((4 << 30))
 chunk=65536
 tracing=/sys/kernel/tracing
 work=$(mktemp -d /var/tmp/drpair-tracking.XXXXXX)
+# The standby's token (the API and the agent present it; agents also pin the standby's TLS
+# fingerprint).
+export DRPAIR_TOKEN="bench-$(head -c 12 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+printf '%s\n' "$DRPAIR_TOKEN" > "$work/token"
 pids=() loops=() instances=()
 cleanup() {
   set +e
@@ -58,14 +62,14 @@ json() { python3 -c "import json,sys; s=json.load(sys.stdin); print(eval(sys.arg
 
 start_standby() { # data_dir [--hold-new-pairs]
   rm -rf "$1"; mkdir -p "$1"
-  "$bin/drpaird" standby --data-dir "$1" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 "${@:2}" 2>"$1.log" &
+  "$bin/drpaird" standby --data-dir "$1" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 --token-file "$work/token" "${@:2}" 2>"$1.log" &
   standby=$!; pids+=("$standby")
   for _ in $(seq 100); do [ -s "$1/api.addr" ] && [ -s "$1/link.addr" ] && break; sleep 0.1; done
   [ -s "$1/api.addr" ] || die "standby did not start: $(tail -3 "$1.log")"
   server="https://$(cat "$1/api.addr")"; export DRPAIR_CA_FILE="$1/tls/ca.pem"; link=$(cat "$1/link.addr"); fingerprint=$(cat "$1/fingerprint")
 }
 start_agent() { # pair state_dir cut_interval
-  "$bin/drpaird" agent --pair "$1" --disk "$loop" --standby "$link" --standby-fingerprint "$fingerprint" --state-dir "$2" --tracker tracefs \
+  "$bin/drpaird" agent --token-file "$work/token" --pair "$1" --disk "$loop" --standby "$link" --standby-fingerprint "$fingerprint" --state-dir "$2" --tracker tracefs \
     --cut-interval "$3" --chunk-size "$chunk" --compression zstd:1 2>>"$2.log" &
   agent=$!; pids+=("$agent"); instances+=("$tracing/instances/drpair-$1")
 }

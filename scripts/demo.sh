@@ -36,12 +36,17 @@ cp -a /usr/share/doc "$dir/mnt/doc" 2>/dev/null || true
 sync
 
 echo "== standby (link 127.0.0.1:7700, TLS; API https://127.0.0.1:7701) and agent (tracefs tracker, cut every 5s)"
-echo "   web panel: https://127.0.0.1:7701/ (its CA: $dir/standby/tls/ca.pem; no token in the demo)"
+echo "   web panel: https://127.0.0.1:7701/ (its CA: $dir/standby/tls/ca.pem; token: $dir/standby/admin.token)"
 "$bin/drpaird" standby --data-dir "$dir/standby" --listen 127.0.0.1:7700 --api-listen 127.0.0.1:7701 2>"$dir/standby.log" &
 standby=$!
 for _ in $(seq 50); do [ -s "$dir/standby/api.addr" ] && break; sleep 0.1; done
 export DRPAIR_CA_FILE="$dir/standby/tls/ca.pem"
-"$bin/drpaird" agent --pair $pair --disk "$loop" --standby 127.0.0.1:7700 --standby-fingerprint "$(cat "$dir/standby/fingerprint")" --state-dir "$dir/agent" --cut-interval 5s 2>"$dir/agent.log" &
+# The standby made a bootstrap admin token; the agent enrolls as an operator would have it do.
+DRPAIR_TOKEN=$(cat "$dir/standby/admin.token"); export DRPAIR_TOKEN
+enroll=$("$bin/drpair" pairs enroll $pair | grep 'drpaird agent enroll')
+echo "   enrolling the agent: ${enroll%%--secret*}--secret …"
+eval "\"$bin/\"${enroll#  } --state-dir \"$dir/agent\" --pair $pair" >/dev/null
+"$bin/drpaird" agent --pair $pair --disk "$loop" --standby 127.0.0.1:7700 --state-dir "$dir/agent" --cut-interval 5s 2>"$dir/agent.log" &
 agent=$!
 
 cat > "$dir/progress.py" <<'PY'
