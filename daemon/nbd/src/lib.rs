@@ -66,3 +66,6 @@ pub fn serve<S: Read + Write>(stream: &mut S, exports: &[Export]) -> Result<Stat
         None => Ok(Stats::default()),
     }
 }
+
+#[cfg(test)]
+mod hostile_tests;

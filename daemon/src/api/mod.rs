@@ -9,6 +9,8 @@ pub mod csrf;
 pub mod drills;
 pub mod dump;
 pub mod failover;
+#[cfg(test)]
+mod hostile_tests;
 pub mod image;
 pub mod maintenance;
 pub mod pairs;

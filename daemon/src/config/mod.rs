@@ -9,6 +9,8 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+#[cfg(test)]
+mod hostile_tests;
 mod tls;
 pub use tls::{AgentTrust, StandbyLinkSecurity};
 

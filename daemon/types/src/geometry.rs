@@ -134,3 +134,35 @@ mod tests {
         assert_eq!(g.chunk_offset(3), 65536 * 3);
     }
 }
+
+#[cfg(test)]
+mod hostile_tests {
+    use super::*;
+
+    /// Sizes from the wire: any pair is refused or gives a geometry whose chunk count is within
+    /// the cap (nothing may be sized past it). Cases: `DRPAIR_FUZZ_CASES` (default 256).
+    #[test]
+    fn sizes_from_the_wire_are_bounded() {
+        let cases: u64 = std::env::var("DRPAIR_FUZZ_CASES").ok().and_then(|c| c.parse().ok()).unwrap_or(256);
+        let mut x: u64 = 0x9e37_79b9_7f4a_7c15;
+        for i in 0..cases.max(64) {
+            // xorshift: sizes spread over every magnitude, edges included.
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let size = match i % 4 {
+                0 => x,
+                1 => x >> (x % 64),
+                2 => DiskGeometry::MAX_BYTES.wrapping_add(x % 3).wrapping_sub(1),
+                _ => u64::MAX - (x % 5),
+            };
+            let chunk = 1u64 << (x % 40);
+            if let Ok(cs) = ChunkSize::new(chunk)
+                && let Ok(g) = DiskGeometry::new(size, cs)
+            {
+                assert!(g.chunk_count() <= DiskGeometry::MAX_CHUNKS && g.size_bytes <= DiskGeometry::MAX_BYTES);
+            }
+        }
+        assert!(DiskGeometry::new(1 << 63, ChunkSize::DEFAULT).is_err(), "the 2^63-byte Hello of the probe");
+    }
+}

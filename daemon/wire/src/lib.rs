@@ -17,3 +17,6 @@ pub use frame::{
     FrameError, FrameHeader, HEADER_LEN, MAGIC, MAX_FRAME_PAYLOAD, PROTOCOL_VERSION, decode_body, decode_header, encode,
 };
 pub use messages::*;
+
+#[cfg(test)]
+mod hostile_tests;

@@ -14,6 +14,8 @@ pub mod errors;
 pub mod flow;
 pub mod format;
 pub mod image;
+#[cfg(test)]
+mod image_hostile_tests;
 pub mod load;
 pub mod loader;
 pub mod marker;
