@@ -57,7 +57,11 @@ fn write_behind_the_tracker(backing: &Path, chunks: &[u64], seed: u64) {
 fn export_to(sb: &Standby, point: u64, out: &Path) {
     let url = format!("{}/api/v1/pairs/{PAIR}/points/{point}/disks/0/image", sb.url());
     let http = drpair_e2e::api::http_agent(sb.ca_file().as_deref(), std::time::Duration::from_secs(900));
-    let r = http.get(&url).call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
+    let mut req = http.get(&url);
+    if let Some(t) = &sb.token {
+        req = req.header("Authorization", format!("Bearer {t}"));
+    }
+    let r = req.call().unwrap_or_else(|e| panic!("GET {url}: {e}"));
     assert_eq!(r.status().as_u16(), 200, "export of point {point}");
     let mut f = std::fs::File::create(out).expect("export file");
     let n = std::io::copy(&mut r.into_body().into_reader(), &mut f).expect("export stream");

@@ -28,6 +28,9 @@ pub enum WriteError {
         .0.display()
     )]
     InUse(PathBuf),
+    /// The agent was not held: it replicates, so no failback runs that it was told of.
+    #[error("the agent is replicating, not held for a failback: failback writes are refused")]
+    NotHeld,
     /// The disk cannot be opened for writing.
     #[error("cannot open {} for writing: {source}", .path.display())]
     Open { path: PathBuf, source: io::Error },
@@ -71,7 +74,8 @@ impl WriteError {
             | WriteError::OutOfRange { .. }
             | WriteError::NoBytes { .. }
             | WriteError::Write { .. }
-            | WriteError::Sync { .. } => ErrorClass::Permanent,
+            | WriteError::Sync { .. }
+            | WriteError::NotHeld => ErrorClass::Permanent,
         }
     }
 }
@@ -172,17 +176,28 @@ impl Writer {
 
 /// Starts the task writing failback chunks for one connection: feed it
 /// [`StandbyMsg::FailbackWrite`] and [`StandbyMsg::FailbackEnd`]; it answers on `out`.
+/// Writes arrive only while `held` says the standby holds this agent (a failed-over pair is
+/// held); otherwise they are refused, and the failback's end hears why.
 pub fn spawn(
     disks: Vec<(PathBuf, DiskGeometry)>,
     out: mpsc::Sender<Vec<u8>>,
+    held: std::sync::Arc<std::sync::atomic::AtomicBool>,
 ) -> (mpsc::Sender<StandbyMsg>, AbortOnDrop) {
     let (tx, mut rx) = mpsc::channel::<StandbyMsg>(8);
     let task = tokio::spawn(async move {
         let mut w = Some(Writer::new(disks));
         while let Some(m) = rx.recv().await {
             let mut writer = w.take().expect("writer");
+            let is_held = held.load(std::sync::atomic::Ordering::Relaxed);
             let (writer, answer) = tokio::task::spawn_blocking(move || {
                 let answer = match m {
+                    StandbyMsg::FailbackWrite { .. } if !is_held => {
+                        tracing::error!("failback writes while replicating (not held): refused, nothing written");
+                        if writer.failed.is_none() {
+                            writer.failed = Some(WriteError::NotHeld);
+                        }
+                        None
+                    }
                     StandbyMsg::FailbackWrite { items, .. } => {
                         writer.write(items);
                         None

@@ -114,7 +114,8 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
     let asked: Arc<Mutex<Option<String>>> = Default::default();
     // Failback writes go to their own task: they arrive while the agent holds, and must not
     // wait behind (or be dropped by) a pass.
-    let (failback_tx, _failback_task) = super::failback::spawn(agent.disks.clone(), out.clone());
+    let hold = Arc::new(AtomicBool::new(false));
+    let (failback_tx, _failback_task) = super::failback::spawn(agent.disks.clone(), out.clone(), hold.clone());
     let (ctl, reader) = link.spawn_reader(rd, failback_tx, asked.clone());
     let mut conn = Conn {
         agent: agent.clone(),
@@ -127,7 +128,7 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
         requests: vec![],
         quiesce: None,
         app_due: false,
-        hold: Arc::new(AtomicBool::new(false)),
+        hold,
         full_copy,
         suspended: false,
         local_cut_due: false,

@@ -114,3 +114,43 @@ fn a_bad_public_key_is_refused() {
     let e = issue_client_cert(&id, &[4u8; 10], "db1", std::time::Duration::from_secs(60)).unwrap_err();
     assert!(e.to_string().contains("P-256"), "{e}");
 }
+
+/// Full and resumed handshakes over loopback, as the agent reconnects: run by
+/// `benches/tls.sh` (ignored in the suite: timing belongs to benchmarks).
+#[test]
+#[ignore]
+fn handshake_timing() {
+    let (_d, id) = identity();
+    let server = server_config(&id, Some(&[])).unwrap();
+    let key = AgentKey::generate().unwrap();
+    let cert = issue_client_cert(&id, &key.public_raw(), "db1", std::time::Duration::from_secs(3600)).unwrap();
+    let one = |client: Arc<rustls::ClientConfig>| {
+        let t = std::time::Instant::now();
+        handshake(server.clone(), client, STANDBY_NAME).unwrap();
+        t.elapsed()
+    };
+    let median = |mut v: Vec<std::time::Duration>| {
+        v.sort();
+        v[v.len() / 2]
+    };
+    let mut full = vec![];
+    let mut resumed = vec![];
+    for _ in 0..200 {
+        // A new config each time: no session to resume.
+        let fresh = client_config(&StandbyTrust::Pinned(id.fingerprint), Some(key.identity(cert.der.clone()))).unwrap();
+        full.push(one(fresh));
+    }
+    let reused = client_config(&StandbyTrust::Pinned(id.fingerprint), Some(key.identity(cert.der.clone()))).unwrap();
+    one(reused.clone());
+    for _ in 0..200 {
+        resumed.push(one(reused.clone()));
+    }
+    let (f, r) = (median(full), median(resumed));
+    println!(
+        "TLS 1.3 mutual handshake over loopback, median of 200: full {:.2} ms, reconnect with the agent's config (resumption) {:.2} ms = {:.2}x",
+        f.as_secs_f64() * 1e3,
+        r.as_secs_f64() * 1e3,
+        r.as_secs_f64() / f.as_secs_f64()
+    );
+    assert!(r < std::time::Duration::from_millis(50), "a reconnect took {r:?}");
+}
