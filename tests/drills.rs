@@ -121,6 +121,34 @@ fn drills_serve_points_over_nbd_and_leave_evidence() {
     }
     step("qemu-img compare: each drill export equals the export of its point");
 
+    // The exports trust nobody who lacks the drill's secret, and ended clients leave nothing.
+    let plain = d1.exports[0].uri.rsplit_once('/').map(|(base, _)| format!("{base}/disk0")).unwrap();
+    let (ok, out) = qemu("qemu-img", &["info", &plain]);
+    assert!(!ok, "an export named without the drill's secret was served: {out}");
+    let fds = |sb: &Standby| std::fs::read_dir(format!("/proc/{}/fd", sb.proc.pid().unwrap())).unwrap().count();
+    let addr: std::net::SocketAddr = d1.exports[0].uri["nbd://".len()..].split('/').next().unwrap().parse().unwrap();
+    let before = fds(&sb);
+    for _ in 0..1000 {
+        drop(std::net::TcpStream::connect(addr).expect("connect to the drill"));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let after = fds(&sb);
+    assert!(after < before + 20, "1000 ended NBD clients left {} descriptors open", after - before);
+    // A client that never finishes its handshake is closed after 10 s.
+    let mut idle = std::net::TcpStream::connect(addr).unwrap();
+    idle.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let t = std::time::Instant::now();
+    let mut buf = [0u8; 256];
+    while std::io::Read::read(&mut idle, &mut buf).map(|n| n > 0).unwrap_or(false) {}
+    let waited = t.elapsed();
+    assert!(
+        waited >= Duration::from_secs(9) && waited < Duration::from_secs(15),
+        "idle handshake closed after {waited:?}"
+    );
+    step(format!(
+        "exports need the drill's secret; 1000 ended clients: {before} → {after} descriptors; an idle handshake closed after {waited:.1?}"
+    ));
+
     // Writes land in the drill only.
     let uri = &d1.exports[0].uri;
     let (ok, out) = qemu(

@@ -67,5 +67,16 @@ pub fn serve<S: Read + Write>(stream: &mut S, exports: &[Export]) -> Result<Stat
     }
 }
 
+/// The handshake alone: the export the client chose (`None`: it listed or aborted). A server
+/// that bounds the handshake's time serves the transmission phase after with [`transmission`].
+pub fn handshake<S: Read + Write>(stream: &mut S, exports: &[Export]) -> Result<Option<Export>, NbdError> {
+    proto::handshake(stream, exports)
+}
+
+/// The transmission phase on `export`, until the client disconnects.
+pub fn transmission<S: Read + Write>(stream: &mut S, export: &Export) -> Result<Stats, NbdError> {
+    proto::transmission(stream, export)
+}
+
 #[cfg(test)]
 mod hostile_tests;

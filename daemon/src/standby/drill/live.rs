@@ -19,7 +19,8 @@ pub(super) struct Live {
     pub(super) dir: PathBuf,
     pub(super) addr: std::net::SocketAddr,
     pub(super) stopping: AtomicBool,
-    pub(super) conns: Arc<Mutex<Vec<TcpStream>>>,
+    /// The clients connected now, by a number of their own (each removed when it ends).
+    pub(super) conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
 }
 
 /// The standby's running drills.

@@ -186,10 +186,17 @@ pub fn start(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: DrillRequest) -> Resul
         }
     };
     let addr = listener.local_addr().map_err(|e| DrillError::Internal(e.to_string()))?;
+    // Any local user can reach the port: the export names hold a secret of this drill, which
+    // only the API (its URIs) tells.
+    let secret = drpair_tls::random_secret();
     let exports: Vec<Export> = drill_disks
         .iter()
         .enumerate()
-        .map(|(i, d)| Export { name: format!("disk{i}"), dev: d.clone() as Arc<dyn BlockDev>, read_only: false })
+        .map(|(i, d)| Export {
+            name: format!("disk{i}-{secret}"),
+            dev: d.clone() as Arc<dyn BlockDev>,
+            read_only: false,
+        })
         .collect();
     let status = DrillStatus {
         id: id.clone(),
@@ -222,7 +229,7 @@ pub fn start(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: DrillRequest) -> Resul
             duration_ms: None,
         }),
         message: format!(
-            "serving point {} over NBD at {addr}; writes go to a scratch overlay, discarded at the end",
+            "serving point {} over NBD at {addr} (only on this host; each export's name holds the drill's secret, as in its URI); writes go to a scratch overlay, discarded at the end",
             point.id
         ),
     };
@@ -297,27 +304,62 @@ fn mark_tested(sb: &Standby, pair_no: u32, point: u64) {
     }
 }
 
+/// Clients of one drill at once: each may hold a buffer of up to `drpair_nbd::MAX_REQUEST`.
+const MAX_DRILL_CLIENTS: usize = 8;
+/// Longest a client may take for the NBD handshake.
+const NBD_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
 fn spawn_accept(listener: TcpListener, exports: Vec<Export>, live: Arc<Live>) {
     std::thread::Builder::new()
         .name(format!("drill-{}", live.status.lock().expect("drill").id))
         .spawn(move || {
+            let mut next = 0u64;
             for conn in listener.incoming() {
                 if live.stopping.load(Ordering::Acquire) {
                     break;
                 }
-                let Ok(mut conn) = conn else { continue };
-                if let Ok(c) = conn.try_clone() {
-                    live.conns.lock().expect("conns").push(c);
-                }
-                let exports = exports.clone();
+                let Ok(conn) = conn else { continue };
                 let id = live.status.lock().expect("drill").id.clone();
-                std::thread::spawn(move || match drpair_nbd::serve(&mut conn, &exports) {
-                    Ok(st) => tracing::debug!(drill = %id, ?st, "nbd client done"),
-                    Err(e) => tracing::debug!(drill = %id, "nbd client ended: {e}"),
+                {
+                    let mut conns = live.conns.lock().expect("conns");
+                    if conns.len() >= MAX_DRILL_CLIENTS {
+                        tracing::warn!(drill = %id, "refused an NBD client: {MAX_DRILL_CLIENTS} are connected already");
+                        continue;
+                    }
+                    match conn.try_clone() {
+                        Ok(c) => {
+                            next += 1;
+                            conns.insert(next, c);
+                        }
+                        Err(_) => continue,
+                    }
+                }
+                let (exports, conns, n) = (exports.clone(), live.conns.clone(), next);
+                std::thread::spawn(move || {
+                    let r = serve_client(conn, &exports);
+                    // Ended: its socket is closed now, not at the drill's end.
+                    conns.lock().expect("conns").remove(&n);
+                    match r {
+                        Ok(st) => tracing::debug!(drill = %id, ?st, "nbd client done"),
+                        Err(e) => tracing::debug!(drill = %id, "nbd client ended: {e}"),
+                    }
                 });
             }
         })
         .expect("drill accept thread");
+}
+
+/// One client: the handshake within [`NBD_HANDSHAKE_TIMEOUT`], then requests for as long as it
+/// stays (an idle mounted filesystem is fine).
+fn serve_client(mut conn: TcpStream, exports: &[Export]) -> Result<drpair_nbd::Stats, drpair_nbd::NbdError> {
+    conn.set_read_timeout(Some(NBD_HANDSHAKE_TIMEOUT))?;
+    let Some(export) = drpair_nbd::handshake(&mut conn, exports)? else {
+        return Ok(Default::default());
+    };
+    conn.set_read_timeout(None)?;
+    let r = drpair_nbd::transmission(&mut conn, &export);
+    let _ = conn.shutdown(Shutdown::Both);
+    r
 }
 
 /// Ends a running drill: its exports go away, its overlays are deleted, the point is unpinned
@@ -327,7 +369,7 @@ pub fn stop(sb: &Standby, id: &str, how: DrillState) -> Option<DrillStatus> {
     live.stopping.store(true, Ordering::Release);
     // Wake the accept loop, and cut every client off.
     let _ = TcpStream::connect_timeout(&live.addr, Duration::from_secs(1));
-    for c in live.conns.lock().expect("conns").drain(..) {
+    for (_, c) in live.conns.lock().expect("conns").drain() {
         let _ = c.shutdown(Shutdown::Both);
     }
     let mut s = live.snapshot();
