@@ -135,7 +135,8 @@ fn standby_ready_once_serving_then_stopping() {
     // At READY both listeners are bound (the addresses are written before) and answer now.
     let (link, api) = (read_addr(&data_dir.join("link.addr")), read_addr(&data_dir.join("api.addr")));
     let ca = data_dir.join("tls/ca.pem");
-    let pairs = Api::with_ca(&format!("https://{api}"), None, Some(&ca)).get("/api/v1/pairs");
+    let admin = std::fs::read_to_string(data_dir.join("admin.token")).expect("the bootstrap admin token");
+    let pairs = Api::with_ca(&format!("https://{api}"), Some(admin.trim()), Some(&ca)).get("/api/v1/pairs");
     assert_eq!(pairs.status, 200, "API at READY: {}", pairs.text());
     TcpStream::connect_timeout(&link, Duration::from_secs(5)).unwrap_or_else(|e| panic!("link {link} at READY: {e}"));
     assert!(
@@ -172,7 +173,8 @@ fn standby_without_a_listening_manager_serves_anyway() {
         std::fs::read_to_string(data_dir.join("api.addr")).map_err(|e| e.to_string())
     });
     let ca = data_dir.join("tls/ca.pem");
-    let r = Api::with_ca(&format!("https://{}", api.trim()), None, Some(&ca)).get("/api/v1/pairs");
+    let admin = std::fs::read_to_string(data_dir.join("admin.token")).expect("the bootstrap admin token");
+    let r = Api::with_ca(&format!("https://{}", api.trim()), Some(admin.trim()), Some(&ca)).get("/api/v1/pairs");
     assert_eq!(r.status, 200, "{}", r.text());
     let st = sb.term(Duration::from_secs(60));
     assert!(st.success(), "standby exited with {st}:\n{}", sb.tail(30));
