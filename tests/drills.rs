@@ -351,5 +351,18 @@ fn an_ext4_drill_checks_clean_and_mounts_through_nbdfuse() {
     assert!(blob_seen == blob, "blob.bin differs in the drill");
     step(format!("nbdfuse + {dev}: fsck.ext4 -n clean, mounted read-only, files as at point {}", d.point));
     post(&api, &format!("/api/v1/drills/{}/stop", d.id), json!({}));
+    // A check runs as nobody, with nothing of the standby's: it cannot read the host's secrets.
+    let r3 = post(&api, "/api/v1/pairs/ext4/drills", json!({"latest": true, "check": "id -u; id -G; cat /etc/shadow"}));
+    assert_eq!(r3.status, 201, "{}", r3.text());
+    let d3: DrillStatus = serde_json::from_slice(&r3.body).unwrap();
+    let spied = wait_until("the unprivileged check", LONG, || match drill(&api, &d3.id).check {
+        Some(c) if c.passed.is_some() => Ok(c),
+        other => Err(format!("{other:?}")),
+    });
+    assert_eq!(spied.passed, Some(false), "{spied:?}");
+    assert!(spied.output.starts_with("65534\n65534"), "the check ran as another user: {spied:?}");
+    assert!(spied.output.contains("Permission denied"), "{spied:?}");
+    post(&api, &format!("/api/v1/drills/{}/stop", d3.id), json!({}));
+    step(format!("a check runs as nobody: {:?}", spied.output.lines().collect::<Vec<_>>()));
     agent.term(Duration::from_secs(30));
 }

@@ -390,10 +390,46 @@ pub fn stop(sb: &Standby, id: &str, how: DrillState) -> Option<DrillStatus> {
 }
 
 /// Runs the check command with the exports in its environment; records its outcome.
+/// The user a drill's check runs as when the standby runs as root: `nobody`, with no
+/// supplementary groups, no capabilities and no way to gain privileges, so a check reads
+/// neither the store nor the host's secrets (it reaches the exports over the network).
+const CHECK_UID: u32 = 65534;
+
+/// `sh -c CMD` with a clean environment (PATH, HOME=/, and the exports' URIs added by the
+/// caller) in `/`; as root, through `setpriv` as [`CHECK_UID`].
+fn check_command(cmd: &str) -> tokio::process::Command {
+    // SAFETY: geteuid has no preconditions and cannot fail.
+    let root = unsafe { libc::geteuid() } == 0;
+    let mut c = if root {
+        let mut c = tokio::process::Command::new("setpriv");
+        c.args([
+            &format!("--reuid={CHECK_UID}"),
+            &format!("--regid={CHECK_UID}"),
+            "--clear-groups",
+            "--no-new-privs",
+            "--inh-caps=-all",
+            "--bounding-set=-all",
+            "sh",
+            "-c",
+        ]);
+        c
+    } else {
+        let mut c = tokio::process::Command::new("sh");
+        c.arg("-c");
+        c
+    };
+    c.arg(cmd)
+        .kill_on_drop(true)
+        .env_clear()
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
+        .env("HOME", "/")
+        .current_dir("/");
+    c
+}
+
 async fn run_check(sb: &Standby, live: &Live, cmd: &str) {
     let t0 = Instant::now();
-    let mut c = tokio::process::Command::new("sh");
-    c.arg("-c").arg(cmd).kill_on_drop(true);
+    let mut c = check_command(cmd);
     for e in &live.status.lock().expect("drill").exports {
         c.env(format!("DRPAIR_DRILL_NBD_{}", e.disk), &e.uri);
     }
