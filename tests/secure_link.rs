@@ -193,3 +193,40 @@ fn credentials_bind_pairs_and_revocation_cuts_off() {
     assert!(entries.iter().all(|e| e["source"].as_str().is_some_and(|s| s.starts_with("127."))), "{audit}");
     step(format!("audit log: {} entries, each with identity and source", entries.len()));
 }
+
+#[test]
+fn certificates_renew_themselves_over_the_link() {
+    let env = TestEnv::new("renewal");
+    let img = env.path("disk0.img");
+    create_image(&img, SIZE, Fill::Mixed, 45);
+    // Certificates of a minute: renewed after 40 s, over the agent's authenticated link.
+    let sb = Standby::start_with(&env, Some(TOKEN), &["--agent-cert-ttl", "60s"]);
+    let api = sb.api();
+    let spec = AgentSpec::new(&env, &sb, "renew-01", &[&img]);
+    let mut agent = spec.spawn(&env, "agent");
+    wait_ready(&api, "renew-01", &mut agent, LONG);
+    let pem = spec.state_dir.join("tls/agent.pem");
+    let first = std::fs::read_to_string(&pem).unwrap();
+    let renewed = wait_until("the agent to renew its certificate", Duration::from_secs(90), || {
+        let now = std::fs::read_to_string(&pem).unwrap_or_default();
+        if now != first && !now.is_empty() { Ok(now) } else { Err("still the first certificate".into()) }
+    });
+    assert!(agent.log().contains("renewed the agent's certificate"), "{}", agent.tail(10));
+    // The next connection presents the new certificate and is admitted as the same pair.
+    agent.kill9();
+    wait_connected(&api, "renew-01", false, LONG);
+    let mut agent = spec.spawn(&env, "agent-after");
+    wait_connected(&api, "renew-01", true, LONG);
+    let before = api.status("renew-01").checkpoint.map(|c| c.epoch).unwrap_or(0);
+    drpair_e2e::wait_until("a point after the renewal", LONG, || {
+        let e = api.status("renew-01").checkpoint.map(|c| c.epoch).unwrap_or(0);
+        if e > before { Ok(()) } else { Err(format!("epoch {e}")) }
+    });
+    let key_mode = std::fs::metadata(spec.state_dir.join("tls/agent.key")).unwrap();
+    assert_eq!(std::os::unix::fs::PermissionsExt::mode(&key_mode.permissions()) & 0o777, 0o600);
+    step(format!(
+        "renewed within the certificate's life ({} bytes of PEM); the agent reconnects with it",
+        renewed.len()
+    ));
+    agent.kill9();
+}

@@ -321,8 +321,14 @@ impl Conn {
         let mut next_cut_at = Instant::now();
         let mut next_app = app_interval.map(|i| Instant::now() + i);
         let mut last_beat = Instant::now();
+        let mut renew_checked = Instant::now();
         loop {
             let now = Instant::now();
+            // Whether cuts come often or not: the certificate's renewal is looked at every 5 s.
+            if renew_checked.elapsed() >= Duration::from_secs(5) {
+                self.maybe_renew().await?;
+                renew_checked = now;
+            }
             let hold = self.hold.load(Ordering::Relaxed);
             let next_cut = match next_app {
                 Some(at) => next_cut_at.min(at),
@@ -355,7 +361,6 @@ impl Conn {
                     }
                 }
                 if last_beat.elapsed() >= Duration::from_secs(5) {
-                    self.maybe_renew().await?;
                     self.heartbeat().await?;
                     last_beat = Instant::now();
                 }
