@@ -27,7 +27,7 @@ pub async fn run(
             tracing::warn!(%cfg.api_listen, "api_plain_http: the API and panel are served without TLS (loopback only)");
             None
         }
-        false => Some(crate::standby::identity::api_tls(&sb, &cfg)?),
+        false => Some(crate::standby::identity::api_tls(sb.identity.as_ref(), &cfg)?),
     };
     let api = crate::https::ApiListener::spawn(api, api_tls)?;
     let (link_addr, api_addr) = (link.local_addr()?, axum::serve::Listener::local_addr(&api)?);

@@ -56,11 +56,11 @@ pub async fn revoke(State(sb): State<AppState>, Path(pair): Path<String>, raw: B
     super::control::no_params(&raw)?;
     let n = sb.credentials.revoke(&pair).map_err(ApiFailure::internal)?;
     let mut ended = false;
-    if let Some(h) = sb.registry.get(&pair) {
-        if let Some(s) = h.runtime.lock().expect("runtime").session.as_ref() {
-            s.end("the pair's credentials were revoked", true);
-            ended = true;
-        }
+    if let Some(h) = sb.registry.get(&pair)
+        && let Some(s) = h.runtime.lock().expect("runtime").session.as_ref()
+    {
+        s.end("the pair's credentials were revoked", true);
+        ended = true;
     }
     tracing::warn!(%pair, certificates = n, connection_ended = ended, "credentials revoked");
     Ok(Json(Revocation { pair_id: pair.to_string(), revoked_certificates: n, connection_ended: ended }))

@@ -52,8 +52,8 @@ impl LinkIdentity {
 
 /// The API's TLS config: the link's identity, or (when the link runs in plaintext) the same
 /// identity loaded for the API alone.
-pub fn api_tls(sb: &crate::standby::Standby, cfg: &crate::config::StandbyConfig) -> Result<Arc<ServerConfig>> {
-    let identity = match &sb.identity {
+pub fn api_tls(link: Option<&LinkIdentity>, cfg: &crate::config::StandbyConfig) -> Result<Arc<ServerConfig>> {
+    let identity = match link {
         Some(l) => l.identity.clone(),
         None => {
             let files = IdentityFiles { dir: tls_dir(&cfg.data_dir), cert: None, key: None };

@@ -4,12 +4,12 @@
 //! authentication go to a rate-limited log and a counter, never to a pair's history.
 
 use super::conn::serve;
+use super::refusals::refused_unauthenticated;
 use crate::link::LinkStream;
 use crate::standby::Standby;
 use drpair_tls::Fingerprint;
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::net::TcpStream;
@@ -85,25 +85,6 @@ pub async fn accept(sb: Arc<Standby>, limits: Arc<ConnLimits>, tcp: TcpStream, p
         }
     };
     serve(sb, stream, peer, cert).await
-}
-
-static LAST_LOG_MS: AtomicU64 = AtomicU64::new(0);
-static SINCE_LOG: AtomicU64 = AtomicU64::new(0);
-
-/// A connection refused before its peer was authenticated: counted
-/// (`drpair_link_refused_total{reason}`), and logged at most once every 10 s with the number
-/// refused since the last line.
-pub fn refused_unauthenticated(peer: SocketAddr, reason: &'static str, message: &str) {
-    metrics::counter!("drpair_link_refused_total", "reason" => reason).increment(1);
-    let n = SINCE_LOG.fetch_add(1, Ordering::Relaxed) + 1;
-    let now = crate::timefmt::now_ms();
-    let last = LAST_LOG_MS.load(Ordering::Relaxed);
-    if now.saturating_sub(last) >= 10_000
-        && LAST_LOG_MS.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
-    {
-        let n = SINCE_LOG.swap(0, Ordering::Relaxed).max(n.min(1));
-        tracing::warn!(%peer, refused_since_last_line = n, "link connection refused before authentication: {message}");
-    }
 }
 
 #[cfg(test)]

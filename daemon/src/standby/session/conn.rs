@@ -2,8 +2,8 @@
 //! queries answered, an epoch's end committed) until the connection ends.
 
 use super::Session;
-use super::accept::refused_unauthenticated;
 use super::admission::{check_agent, handshake, refuse};
+use super::refusals::refused_unauthenticated;
 use super::{BULK_AFTER_BYTES, ConnError, INGEST_PARALLEL};
 use crate::link::{LinkError, LinkReader, LinkStream, read_msg, read_msg_within, spawn_writer};
 use crate::standby::Standby;

@@ -2,8 +2,8 @@
 //! public half of its own key, and gets a certificate bound to the secret's pair. Renewal: an
 //! enrolled agent asks for a certificate for a new key over its authenticated connection.
 
-use super::accept::refused_unauthenticated;
 use super::admission::refuse;
+use super::refusals::refused_unauthenticated;
 use crate::standby::Standby;
 use drpair_tls::issue_client_cert;
 use drpair_types::PairId;

@@ -17,9 +17,11 @@ mod enroll;
 mod error;
 mod hooks;
 mod queries;
+mod refusals;
 
-pub use accept::{ConnLimits, accept, refused_unauthenticated};
+pub use accept::{ConnLimits, accept};
 pub use error::ConnError;
+pub use refusals::refused_unauthenticated;
 
 use crate::standby::Standby;
 use crate::standby::ingest::{IngestError, Ingested};
