@@ -46,8 +46,8 @@ pub(super) async fn enroll(
             let _ = tx.send(drpair_wire::encode(&answer).expect("encode")).await;
         }
         Err(e) => {
-            sb.audit.record_link(peer, "enroll", pair.as_str(), Err(&e));
-            refuse(tx, RefuseCode::BadRequest, e).await
+            sb.audit.record_link(peer, "enroll", pair.as_str(), Err(&e.to_string()));
+            refuse(tx, RefuseCode::BadRequest, e.to_string()).await
         }
     }
 }
