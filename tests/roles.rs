@@ -76,6 +76,22 @@ fn roles_decide_and_the_audit_log_remembers() {
     operator.get("/api/v1/audit").assert_error(403, "Forbidden");
     step("operator: pause and resume, failover, replay and the audit log refused");
 
+    // Even an admin's failover, failback or dump load reaches only the allowed locations, and
+    // a refusal says nothing of the file: the same words for /etc/shadow and a missing file.
+    let refused = |body: String| {
+        let r = admin.post(&format!("/api/v1/pairs/{PAIR}/failover"), "application/json", body.as_bytes());
+        let e = r.assert_error(400, "InvalidParameter");
+        e["message"].as_str().unwrap().to_string()
+    };
+    let a = refused(r#"{"latest": true, "targets": ["/etc/shadow"], "force": true}"#.into());
+    let b = refused(r#"{"latest": true, "targets": ["/etc/no-such-file"], "force": true}"#.into());
+    assert!(a.contains("outside the standby's allowed locations"), "{a}");
+    assert_eq!(a.replace("shadow", "X"), b.replace("no-such-file", "X"), "the refusal tells whether a file exists");
+    let c = refused(r#"{"latest": true, "targets": ["/proc/self/mem"]}"#.into());
+    assert!(c.contains("outside"), "{c}");
+    assert!(std::fs::metadata("/etc/shadow").is_ok_and(|m| m.len() > 0), "/etc/shadow untouched");
+    step(format!("failover outside the allowed locations refused: {a}"));
+
     let r = admin.post(&format!("/api/v1/pairs/{PAIR}/restart"), "application/json", restart.as_bytes());
     assert_eq!(r.status, 200, "admin restart: {}", r.text());
     step("admin: restart runs");

@@ -101,6 +101,10 @@ struct StandbyArgs {
     /// Serve the API and panel over plain HTTP (only on a loopback --api-listen).
     #[arg(long)]
     api_plain_http: bool,
+    /// Where failover targets, failback sources and dump images may be: DIR/* or a path
+    /// (repeatable; default /dev/* and /srv/drpair/*).
+    #[arg(long = "allowed-path")]
+    allowed_paths: Vec<String>,
 }
 
 #[derive(Subcommand)]
@@ -338,6 +342,7 @@ fn run(cli: Cli) -> Result<()> {
                 insecure_plaintext: a.insecure_plaintext.then_some(true),
                 agent_cert_ttl: a.agent_cert_ttl,
                 api_plain_http: a.api_plain_http.then_some(true),
+                allowed_paths: Some(a.allowed_paths),
             };
             let cfg = file.resolve(flags)?;
             let (data_dir, link, api) = (cfg.data_dir.clone(), cfg.listen, cfg.api_listen);

@@ -46,6 +46,10 @@ impl Standby {
             let mut a = os(&["standby", "--data-dir"]);
             a.push(data_dir.clone().into());
             a.extend(os(&["--listen", link, "--api-listen", api]));
+            // Failover targets, failback sources and dump images of tests: loop devices and files
+            // of the test's directory (the standby refuses any other place).
+            let root = env.root().canonicalize().unwrap_or_else(|_| env.root().to_path_buf());
+            a.extend(os(&["--allowed-path", "/dev/*", "--allowed-path", &format!("{}/*", root.display())]));
             if let Some(f) = &token_file {
                 a.push("--token-file".into());
                 a.push(f.clone().into());

@@ -64,6 +64,9 @@ pub struct StandbyFile {
     /// No TLS on the link: chunks and credentials cross the network readable. Only with agents
     /// started the same way; warned about at every start and in status. Default `false`.
     pub insecure_plaintext: Option<bool>,
+    /// Where failover targets, failback sources and dump images may be: `DIR/*` (anything
+    /// below DIR) or exact paths. Default `["/dev/*", "/srv/drpair/*"]`.
+    pub allowed_paths: Option<Vec<String>>,
     /// Serve the API and panel over plain HTTP instead of HTTPS: only when `api_listen` is a
     /// loopback address (behind a local TLS proxy, or for a lab). Default `false`.
     pub api_plain_http: Option<bool>,
@@ -152,6 +155,7 @@ pub struct StandbyConfig {
     pub agent_cert_ttl: Duration,
     /// The API without TLS (loopback only).
     pub api_plain_http: bool,
+    pub allowed_paths: Vec<String>,
 }
 
 /// How chunks are compressed on the wire and at rest.
@@ -288,6 +292,18 @@ impl StandbyFile {
             listen: parse_addr("listen", &listen)?,
             api_listen,
             api_plain_http,
+            allowed_paths: {
+                let v =
+                    flags.allowed_paths.filter(|v| !v.is_empty()).or(self.allowed_paths).unwrap_or_else(|| {
+                        crate::standby::paths::DEFAULT_ALLOWED.iter().map(|s| s.to_string()).collect()
+                    });
+                for a in &v {
+                    if !a.starts_with('/') || a.contains("..") {
+                        bail!("allowed_paths: '{a}' must be an absolute path (DIR/* for anything below DIR)");
+                    }
+                }
+                v
+            },
             token,
             auto_start: flags.auto_start.or(self.auto_start).unwrap_or(true),
             retention: {

@@ -68,6 +68,7 @@ impl Standby {
             identity,
             credentials: super::credentials::Credentials::open(&cfg.data_dir)?,
             tokens: super::tokens::Tokens::open(&cfg.data_dir, cfg.token.clone())?,
+            allowed_paths: cfg.allowed_paths.clone(),
             agent_cert_ttl: cfg.agent_cert_ttl,
             audit: super::audit::AuditLog::open(&cfg.data_dir),
             link_port: std::sync::atomic::AtomicU16::new(cfg.listen.port()),

@@ -21,6 +21,7 @@ pub mod maintenance;
 pub mod metrics;
 mod node;
 pub mod pair;
+pub mod paths;
 pub mod rebase;
 pub mod retention;
 pub mod session;

@@ -33,6 +33,8 @@ pub struct Standby {
     pub tasks: Arc<tasks::Tasks>,
     /// The link's TLS identity (`None`: started with `insecure_plaintext`).
     pub identity: Option<super::identity::LinkIdentity>,
+    /// Where failover targets, failback sources and dump images may be (`paths::check`).
+    pub allowed_paths: Vec<String>,
     /// API tokens and their roles.
     pub tokens: super::tokens::Tokens,
     /// Agents' enrollments and certificates.

@@ -50,6 +50,7 @@ pub async fn load(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: &LoadDumpRequest)
     };
     let geometry = disk.geometry;
     let format = parse_format(req.format.as_deref())?;
+    crate::standby::paths::check(&req.image, &sb.allowed_paths, "image").map_err(|m| FlowError::Param("image", m))?;
     let image = PathBuf::from(&req.image);
     let (img, n) = (image.clone(), req.disk);
     let info = tokio::task::spawn_blocking(move || super::image::probe(&img, format, n, &geometry))

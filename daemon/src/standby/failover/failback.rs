@@ -81,6 +81,10 @@ pub async fn start(
             failover.point, failover.message
         )));
     }
+    for f in &req.from {
+        crate::standby::paths::check(f, &sb.allowed_paths, "from")
+            .map_err(|m| FailoverError::side("from", target::SideError::Bad(m)))?;
+    }
     target::distinct(&req.from).map_err(|e| FailoverError::side("from", e))?;
     let mut sides = Vec::new();
     for (p, g) in req.from.iter().zip(&disks) {

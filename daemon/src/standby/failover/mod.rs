@@ -123,6 +123,10 @@ pub async fn start(
             point.id, d.chunks, d.found_at
         )));
     }
+    for t in &req.targets {
+        crate::standby::paths::check(t, &sb.allowed_paths, "targets")
+            .map_err(|m| FailoverError::side("targets", target::SideError::Bad(m)))?;
+    }
     target::distinct(&req.targets).map_err(|e| FailoverError::side("targets", e))?;
     for (t, g) in req.targets.iter().zip(&disks) {
         target::check_target(t, g.size_bytes, req.force).map_err(|e| FailoverError::side("targets", e))?;
