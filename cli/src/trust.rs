@@ -87,11 +87,7 @@ pub fn remember(server: &str, fp: Fingerprint) -> Result<PathBuf, CliError> {
 pub fn tls_config(server: &str, opts: &TrustOpts) -> Result<Option<TlsConfig>, CliError> {
     let Some((host, port)) = host_port(server) else { return Ok(None) };
     let roots: Vec<Certificate<'static>> = if let Some(f) = &opts.ca_file {
-        drpair_tls::read_certs(f)
-            .map_err(|e| failed(format!("--ca-file: {e}")))?
-            .iter()
-            .map(|c| Certificate::from_der(c.as_ref()).to_owned())
-            .collect()
+        read_roots(f, "--ca-file")?
     } else {
         let pin = match &opts.fingerprint {
             Some(f) => Some(f.parse::<Fingerprint>().map_err(|e| failed(format!("--fingerprint: {e}")))?),
@@ -126,6 +122,12 @@ pub fn tls_config(server: &str, opts: &TrustOpts) -> Result<Option<TlsConfig>, C
             .root_certs(RootCerts::Specific(Arc::new(roots)))
             .build(),
     ))
+}
+
+/// The CA certificates of a PEM file, as roots of the HTTPS client.
+fn read_roots(file: &std::path::Path, what: &str) -> Result<Vec<Certificate<'static>>, CliError> {
+    let certs = drpair_tls::read_certs(file).map_err(|e| failed(format!("{what}: {e}")))?;
+    Ok(certs.iter().map(|c| Certificate::from_der(c.as_ref()).to_owned()).collect())
 }
 
 fn is_local(host: &str) -> bool {

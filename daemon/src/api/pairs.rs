@@ -63,7 +63,7 @@ pub async fn status(
 /// The API path (below the pair) of a panel action.
 fn action_path(action: &str) -> &str {
     match action {
-        "create_point" | "create-point" => "points",
+        "create_point" => "points",
         a => a,
     }
 }

@@ -11,7 +11,6 @@ use crate::standby::pair::PairHandle;
 use crate::standby::tasks::Seen;
 use crate::timefmt::now_ms;
 use drpair_types::{DumpLoadState, LoadDumpRequest, PairId, PairState, TaskKind};
-use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -50,8 +49,9 @@ pub async fn load(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: &LoadDumpRequest)
     };
     let geometry = disk.geometry;
     let format = parse_format(req.format.as_deref())?;
-    crate::standby::paths::check(&req.image, &sb.allowed_paths, "image").map_err(|m| FlowError::Param("image", m))?;
-    let image = PathBuf::from(&req.image);
+    // The image as the check resolved it: a link swapped afterwards changes nothing.
+    let image = crate::standby::paths::check(&req.image, &sb.allowed_paths, "image")
+        .map_err(|m| FlowError::Param("image", m))?;
     let (img, n) = (image.clone(), req.disk);
     let info = tokio::task::spawn_blocking(move || super::image::probe(&img, format, n, &geometry))
         .await

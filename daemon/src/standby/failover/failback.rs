@@ -81,13 +81,10 @@ pub async fn start(
             failover.point, failover.message
         )));
     }
-    for f in &req.from {
-        crate::standby::paths::check(f, &sb.allowed_paths, "from")
-            .map_err(|m| FailoverError::side("from", target::SideError::Bad(m)))?;
-    }
-    target::distinct(&req.from).map_err(|e| FailoverError::side("from", e))?;
+    let from = super::allowed(sb, &req.from, "from")?;
+    target::distinct(&from).map_err(|e| FailoverError::side("from", e))?;
     let mut sides = Vec::new();
-    for (p, g) in req.from.iter().zip(&disks) {
+    for (p, g) in from.iter().zip(&disks) {
         let write = direction == FailbackDirection::ToRecovered;
         sides.push(target::open_source(p, g.size_bytes, write).map_err(|e| FailoverError::side("from", e))?);
     }

@@ -123,16 +123,15 @@ pub async fn start(
             point.id, d.chunks, d.found_at
         )));
     }
-    for t in &req.targets {
-        crate::standby::paths::check(t, &sb.allowed_paths, "targets")
-            .map_err(|m| FailoverError::side("targets", target::SideError::Bad(m)))?;
-    }
-    target::distinct(&req.targets).map_err(|e| FailoverError::side("targets", e))?;
-    for (t, g) in req.targets.iter().zip(&disks) {
+    // From here on the paths are the ones the check resolved: a link swapped after it changes
+    // nothing, and two names of one file are the same target.
+    let targets = allowed(sb, &req.targets, "targets")?;
+    target::distinct(&targets).map_err(|e| FailoverError::side("targets", e))?;
+    for (t, g) in targets.iter().zip(&disks) {
         target::check_target(t, g.size_bytes, req.force).map_err(|e| FailoverError::side("targets", e))?;
     }
     let mut sides = Vec::new();
-    for (t, g) in req.targets.iter().zip(&disks) {
+    for (t, g) in targets.iter().zip(&disks) {
         sides.push(target::open_target(t, g.size_bytes, req.force).map_err(|e| FailoverError::side("targets", e))?);
     }
     pin(sb, pair_no, point.id)?;
@@ -342,4 +341,15 @@ pub fn after_restart(rec: &mut PairRecord) -> bool {
         }
         None => false,
     }
+}
+
+/// `raw` paths checked against the standby's allowed locations, as they resolved.
+pub(super) fn allowed(sb: &Standby, raw: &[String], key: &'static str) -> Result<Vec<String>, FailoverError> {
+    raw.iter()
+        .map(|p| {
+            crate::standby::paths::check(p, &sb.allowed_paths, key)
+                .map(|real| real.to_string_lossy().into_owned())
+                .map_err(|m| FailoverError::side(key, target::SideError::Bad(m)))
+        })
+        .collect()
 }
