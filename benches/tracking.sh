@@ -9,7 +9,8 @@
 #      `drpair points create --wait` (cut, read the changed chunks, ship, commit) against one
 #      O_DIRECT read of the device and a local `rsync --inplace --no-whole-file` of the
 #      backing file onto a copy of it taken before the change; bytes shipped against
-#      `zstd -1` of the changed data;
+#      `zstd -1` of the changed data; then the same catch-up over a plaintext link (another 1%,
+#      standby and agent restarted with --insecure-plaintext): TLS's speed against plaintext;
 #   3. lag under 20 MB/s of random 64 KiB writes with 1 s cuts: a probe writes 4 KiB every
 #      50 ms; each write's lag is the commit time of the first point cut after it returned;
 #      the newest point must then equal the device byte for byte.
@@ -60,16 +61,22 @@ rm_instance() { # pair: the tracker leaves its instance recording on a clean sto
 cli() { DRPAIR_SERVER="$server" "$bin/drpair" "$@"; }
 json() { python3 -c "import json,sys; s=json.load(sys.stdin); print(eval(sys.argv[1]))" "$1"; }
 
-start_standby() { # data_dir [--hold-new-pairs]
+start_standby() { # data_dir [--hold-new-pairs | --insecure-plaintext]
   rm -rf "$1"; mkdir -p "$1"
+  run_standby "$@"
+}
+run_standby() { # data_dir [flags]: on the data dir as it is
+  rm -f "$1/api.addr" "$1/link.addr"
   "$bin/drpaird" standby --data-dir "$1" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 --token-file "$work/token" "${@:2}" 2>"$1.log" &
   standby=$!; pids+=("$standby")
   for _ in $(seq 100); do [ -s "$1/api.addr" ] && [ -s "$1/link.addr" ] && break; sleep 0.1; done
   [ -s "$1/api.addr" ] || die "standby did not start: $(tail -3 "$1.log")"
   server="https://$(cat "$1/api.addr")"; export DRPAIR_CA_FILE="$1/tls/ca.pem"; link=$(cat "$1/link.addr"); fingerprint=$(cat "$1/fingerprint")
 }
-start_agent() { # pair state_dir cut_interval
-  "$bin/drpaird" agent --token-file "$work/token" --pair "$1" --disk "$loop" --standby "$link" --standby-fingerprint "$fingerprint" --state-dir "$2" --tracker tracefs \
+start_agent() { # pair state_dir cut_interval [--insecure-plaintext]
+  local trust=(--standby-fingerprint "$fingerprint")
+  [ "${4:-}" = --insecure-plaintext ] && trust=(--insecure-plaintext)
+  "$bin/drpaird" agent --token-file "$work/token" --pair "$1" --disk "$loop" --standby "$link" "${trust[@]}" --state-dir "$2" --tracker tracefs \
     --cut-interval "$3" --chunk-size "$chunk" --compression zstd:1 2>>"$2.log" &
   agent=$!; pids+=("$agent"); instances+=("$tracing/instances/drpair-$1")
 }
@@ -158,15 +165,16 @@ wait_status "$pair" "s['ready_for_failover']" 600 "the baseline point"
 echo "baseline point committed after $(elapsed "$t0" "$(now)")s"
 
 # 1% of the chunks, at random, rewritten whole with random data through O_DIRECT.
-changed=$(python3 - "$loop" "$work/changed.bin" "$size" "$chunk" <<'PY'
+change_1pct() { # seed: prints how many chunks changed; their data goes to $work/changed.bin
+python3 - "$loop" "$work/changed.bin" "$size" "$chunk" "$1" <<'PY'
 import mmap, os, random, sys
-dev, out, size, cs = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+dev, out, size, cs, seed = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
 n = size // cs
 k = n // 100
 buf = mmap.mmap(-1, cs)
 fd = os.open(dev, os.O_WRONLY | os.O_DIRECT)
 with open(out, 'wb') as o:
-    for c in random.Random(42).sample(range(n), k):
+    for c in random.Random(seed).sample(range(n), k):
         d = os.urandom(cs)
         buf[:] = d
         assert os.pwrite(fd, buf, c * cs) == cs
@@ -175,7 +183,8 @@ os.fsync(fd)
 os.close(fd)
 print(k)
 PY
-)
+}
+changed=$(change_1pct 42)
 zsize=$(zstd -1 -c "$work/changed.bin" | wc -c)
 echo "changed $changed chunks of 64 KiB; zstd -1 of the changed data: $zsize bytes"
 
@@ -194,6 +203,20 @@ drop_caches
 t0=$(now); rsync --inplace --no-whole-file --stats "$img" "$work/before.img" >"$work/rsync.stats"; t_rsync=$(elapsed "$t0" "$(now)")
 literal=$(awk -F': ' '/^Literal data/ {print $2}' "$work/rsync.stats")
 echo "rsync --inplace --no-whole-file: ${t_rsync}s (literal data: $literal)"
+
+# --- 2b. the same catch-up over a plaintext link (standby and agent --insecure-plaintext, same
+# data dir): what TLS costs. Another 1% of the chunks (another seed), caches dropped as above.
+stop "$standby"
+run_standby "$work/standby" --insecure-plaintext
+start_agent "$pair" "$work/agent" 1h --insecure-plaintext
+wait_status "$pair" "s['agent'] and s['agent']['connected'] and s['state'] == 'replicating'" 60 "the plaintext agent to connect"
+changed_plain=$(change_1pct 43)
+drop_caches
+t0=$(now); cli points create "$pair" --wait --output json >"$work/catchup-plain.json"; t_catch_plain=$(elapsed "$t0" "$(now)")
+ship_plain=$(json "s['point']['sizes']['shipped_bytes']" <"$work/catchup-plain.json")
+echo "drpair catch-up over a plaintext link: ${t_catch_plain}s, $changed_plain chunks changed, shipped $ship_plain bytes"
+stop "$agent"; stop "$standby"
+run_standby "$work/standby"
 
 # --- 3. lag under 20 MB/s of random writes, cuts every second
 start_agent "$pair" "$work/agent" 1s
@@ -269,6 +292,7 @@ row "measure" "drpair" "baseline" "ratio" "target" "result"
 row "4 KiB randwrite IOPS, tracked" "$iops_t" "untracked $iops_u" "$iops_ratio" ">= 0.95" "$(verdict "$iops_t / $iops_u >= 0.95")"
 row "catch-up, 1% chunks changed" "${t_catch}s" "rsync --inplace ${t_rsync}s" "${speed_rsync}x" ">= 20x" "$(verdict "$t_rsync / $t_catch >= 20")"
 row "catch-up, 1% chunks changed" "${t_catch}s" "O_DIRECT read ${t_read}s" "${speed_read}x" ">= 5x" "$(verdict "$t_read / $t_catch >= 5")"
+row "catch-up, TLS vs plaintext" "${t_catch}s" "plaintext ${t_catch_plain}s" "$(ratio "$t_catch_plain" "$t_catch")x" ">= 0.9x" "$(verdict "$t_catch_plain / $t_catch >= 0.9")"
 row "catch-up bytes shipped" "$ship" "zstd -1 changed $zsize" "$ship_ratio" "<= 1.1" "$(verdict "$ship / $zsize <= 1.1")"
 row "lag p99 at 20 MB/s, 1 s cuts" "${p99} ms" "-" "-" "<= 2000 ms" "$(verdict "$lag_ok")"
 echo "IOPS untracked, tracked per round: $(for i in "${!tracked[@]}"; do printf '%s, %s (%s); ' "${untracked[$i]}" "${tracked[$i]}" "$(python3 -c "print(f'{${tracked[$i]} / ${untracked[$i]}:.3f}')")"; done)agent CPU while tracking: ${agent_cpu[*]} of one core"

@@ -1,7 +1,7 @@
 // One DR pair: its state and why, progress, a third-party dump workflow, lag and throughput
 // charts, disks, recovery points, and the actions its state allows.
 
-import { ApiError, downloadImage, get, pairPath, post } from './api.js';
+import { ApiError, downloadImage, get, pairPath, post, roleAllows } from './api.js';
 import { actionsPanel } from './actions.js';
 import { dumpSection } from './dump.js';
 import { tasksSection } from './tasks.js';
@@ -111,6 +111,7 @@ export function detailsView(main, pairId, ctx) {
   const pointsBox = h('div', { class: 'table-box' });
   const tasks = tasksSection(pairId);
   const title = h('h1', {}, pairId);
+  const auditLink = h('a', { href: `#/audit/${encodeURIComponent(pairId)}`, id: 'pair-audit', hidden: !roleAllows('admin') }, 'Audit log of this pair');
   const history = [];
   let status = null;
 
@@ -152,7 +153,7 @@ export function detailsView(main, pairId, ctx) {
   }
 
   replace(main,
-    h('nav', { 'aria-label': 'Breadcrumb' }, h('a', { href: '#/', id: 'back' }, '← Protected servers')),
+    h('nav', { 'aria-label': 'Breadcrumb', class: 'crumbs' }, h('a', { href: '#/', id: 'back' }, '← Protected servers'), auditLink),
     title, head, prog, dumpBox, actions.el,
     h('section', { 'aria-labelledby': 'charts-title' }, h('h2', { id: 'charts-title' }, 'Lag and throughput'), charts),
     h('section', { 'aria-labelledby': 'disks-title' }, h('h2', { id: 'disks-title' }, 'Disks'), disksBox),
@@ -180,6 +181,7 @@ export function detailsView(main, pairId, ctx) {
       status = s;
       history.push(...hist.samples);
       history.splice(0, Math.max(0, history.length - 1800));
+      auditLink.hidden = !roleAllows('admin');
       title.textContent = s.agent ? `${pairId} · ${s.agent.host}` : pairId;
       replace(head, summary(s));
       replace(prog, progress(s));

@@ -1,10 +1,11 @@
 // The panel's shell: login, routing (#/ and #/pairs/ID), the 2-second poll, and the banner
 // that says when the standby cannot be reached.
 
-import { ApiError, Unreachable, get, session, token } from './api.js';
+import { ApiError, Unreachable, get, roleAllows, session, token } from './api.js';
 import { h, replace } from './dom.js';
 import { listView } from './list.js';
 import { detailsView } from './details.js';
+import { auditView } from './audit.js';
 import { clock } from './format.js';
 
 const POLL_MS = 2000;
@@ -13,6 +14,7 @@ const banner = document.getElementById('banner');
 const conn = document.getElementById('conn');
 const logout = document.getElementById('logout');
 const identity = document.getElementById('identity');
+const auditLink = document.getElementById('audit-link');
 let identityShown = false;
 
 // The footer: the standby's version and the fingerprint its agents pin (GET /api/v1), or a
@@ -22,6 +24,7 @@ async function showIdentity() {
   const info = await get('');
   identityShown = true;
   session.role = info.role || null;
+  auditLink.hidden = !roleAllows('admin');
   identity.className = info.insecure_plaintext ? 'foot warn' : 'foot';
   identity.textContent = info.insecure_plaintext
     ? `drpair ${info.version} · the replication link runs in PLAINTEXT (insecure_plaintext): disks cross the network readable`
@@ -80,9 +83,15 @@ function route() {
   clearTimeout(timer);
   generation += 1;
   const m = /^#\/pairs\/([^/]+)$/.exec(location.hash);
+  const a = /^#\/audit(?:\/([^/]+))?$/.exec(location.hash);
   const ctx = { refreshNow: () => { clearTimeout(timer); poll(generation); } };
-  view = m ? detailsView(main, decodeURIComponent(m[1]), ctx) : listView(main, ctx);
-  document.title = m ? `drpair — ${decodeURIComponent(m[1])}` : 'drpair — protected servers';
+  if (a) {
+    view = auditView(main, a[1] ? decodeURIComponent(a[1]) : '', ctx);
+    document.title = 'drpair — audit log';
+  } else {
+    view = m ? detailsView(main, decodeURIComponent(m[1]), ctx) : listView(main, ctx);
+    document.title = m ? `drpair — ${decodeURIComponent(m[1])}` : 'drpair — protected servers';
+  }
   logout.hidden = !token.get();
   poll(generation);
 }
@@ -94,6 +103,7 @@ function login(message) {
   identityShown = false;
   session.role = null;
   logout.hidden = true;
+  auditLink.hidden = true;
   conn.textContent = '';
   const input = h('input', { id: 'token', name: 'token', type: 'password', autocomplete: 'current-password', required: true });
   const error = h('p', { id: 'login-error', class: 'error', role: 'alert', hidden: !message }, message || '');

@@ -372,9 +372,33 @@ try {
   await op.locator('#act-pause').waitFor();
   await op.locator('#act-restart').waitFor({ state: 'hidden' });
   assert.equal(await op.locator('#act-restart').isVisible(), false, 'an operator sees no Restart Replication');
+  assert.equal(await op.locator('#pair-audit').isVisible(), false, 'an operator sees no audit log link');
+  assert.equal(await op.locator('#audit-link').isVisible(), false);
   await shot('details-operator', op);
   step(`an operator's panel: no Restart Replication ("${await op.locator('#identity').textContent()}")`);
   await op.close();
+
+  // The audit log (admins): reached from the pair's page, it lists the restart made above and,
+  // with "Refused only", the stale pause the API refused, each with its identity and reason.
+  await page.goto(`${URL}/ui/#/pairs/${encodeURIComponent(PAIR)}`);
+  await page.locator('#pair-audit').click();
+  await page.getByRole('heading', { name: 'Audit log' }).waitFor();
+  assert.equal(await page.locator('#audit-pair').inputValue(), PAIR);
+  const restartRow = page.locator('table.audit tbody tr[data-result="ok"]', { hasText: `/pairs/${PAIR}/restart` }).first();
+  await restartRow.waitFor();
+  assert.match(await restartRow.textContent(), /token /, 'the row names the token that restarted');
+  await page.locator('#audit-refused').check();
+  const refusedPause = page.locator('table.audit tbody tr[data-result="refused"]', { hasText: `/pairs/${PAIR}/pause` }).first();
+  await refusedPause.waitFor();
+  assert.match(await refusedPause.textContent(), /HTTP 409: InvalidPairState: .*already paused/);
+  assert.equal(await page.locator('table.audit tbody tr[data-result="ok"]').count(), 0, 'refused only');
+  await shot('audit');
+  step(`audit log: the restart and the refused pause ("${(await refusedPause.textContent()).slice(0, 120)}")`);
+  await page.locator('#audit-pair').fill('not a pair id!');
+  await page.locator('#audit-pair').press('Enter');
+  await page.locator('#audit-error').filter({ hasText: 'Filter refused' }).waitFor();
+  step(`a malformed pair filter is refused: "${await page.locator('#audit-error').textContent()}"`);
+  await accessible('the audit log');
 
   // Self-contained: every request went to the standby.
   const foreign = requests.filter((u) => !u.startsWith(URL) && !u.startsWith('data:') && !u.startsWith('blob:'));

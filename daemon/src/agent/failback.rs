@@ -31,6 +31,12 @@ pub enum WriteError {
     /// The agent was not held: it replicates, so no failback runs that it was told of.
     #[error("the agent is replicating, not held for a failback: failback writes are refused")]
     NotHeld,
+    /// Writes of a request no `FailbackBegin` announced (or another request's).
+    #[error("failback request {0} was not announced to this agent: its writes are refused, nothing written")]
+    NotBegun(u64),
+    /// The failback announced another pair's disks.
+    #[error("the failback is for pair '{asked}', this agent protects pair '{own}': refused, nothing written")]
+    OtherPair { asked: String, own: String },
     /// The disk cannot be opened for writing.
     #[error("cannot open {} for writing: {source}", .path.display())]
     Open { path: PathBuf, source: io::Error },
@@ -75,7 +81,9 @@ impl WriteError {
             | WriteError::NoBytes { .. }
             | WriteError::Write { .. }
             | WriteError::Sync { .. }
-            | WriteError::NotHeld => ErrorClass::Permanent,
+            | WriteError::NotHeld
+            | WriteError::NotBegun(_)
+            | WriteError::OtherPair { .. } => ErrorClass::Permanent,
         }
     }
 }
@@ -174,11 +182,49 @@ impl Writer {
     }
 }
 
+/// Which failback the agent was told of: the request begun, or why none may run. Writes are
+/// taken only between a `FailbackBegin` for this agent's own pair, received while held, and
+/// the `FailbackEnd` of the same request.
+struct Gate {
+    pair: String,
+    begun: Option<u64>,
+    /// Why the request in progress is refused (answered at its end).
+    refused: Option<WriteError>,
+}
+
+impl Gate {
+    /// Whether one message may act on the disks; the refusal otherwise.
+    fn admit(&mut self, m: &StandbyMsg, held: bool) -> Result<(), WriteError> {
+        match m {
+            StandbyMsg::FailbackBegin { req, pair_id } => {
+                self.begun = None;
+                self.refused = None;
+                if !held {
+                    self.refused = Some(WriteError::NotHeld);
+                } else if *pair_id != self.pair {
+                    self.refused = Some(WriteError::OtherPair { asked: pair_id.clone(), own: self.pair.clone() });
+                } else {
+                    self.begun = Some(*req);
+                    return Ok(());
+                }
+                Err(self.refused.take().expect("set above"))
+            }
+            StandbyMsg::FailbackWrite { req, .. } | StandbyMsg::FailbackEnd { req } if self.begun != Some(*req) => {
+                Err(WriteError::NotBegun(*req))
+            }
+            StandbyMsg::FailbackWrite { .. } if !held => Err(WriteError::NotHeld),
+            _ => Ok(()),
+        }
+    }
+}
+
 /// Starts the task writing failback chunks for one connection: feed it
-/// [`StandbyMsg::FailbackWrite`] and [`StandbyMsg::FailbackEnd`]; it answers on `out`.
-/// Writes arrive only while `held` says the standby holds this agent (a failed-over pair is
-/// held); otherwise they are refused, and the failback's end hears why.
+/// [`StandbyMsg::FailbackBegin`], [`StandbyMsg::FailbackWrite`] and [`StandbyMsg::FailbackEnd`];
+/// it answers on `out`. Writes land only during a failback of `pair` begun while `held` says
+/// the standby holds this agent (a failed-over pair is held); otherwise they are refused with
+/// nothing written, and the failback's end hears why.
 pub fn spawn(
+    pair: String,
     disks: Vec<(PathBuf, DiskGeometry)>,
     out: mpsc::Sender<Vec<u8>>,
     held: std::sync::Arc<std::sync::atomic::AtomicBool>,
@@ -186,18 +232,27 @@ pub fn spawn(
     let (tx, mut rx) = mpsc::channel::<StandbyMsg>(8);
     let task = tokio::spawn(async move {
         let mut w = Some(Writer::new(disks));
+        let mut gate = Gate { pair, begun: None, refused: None };
         while let Some(m) = rx.recv().await {
-            let mut writer = w.take().expect("writer");
             let is_held = held.load(std::sync::atomic::Ordering::Relaxed);
+            let admitted = gate.admit(&m, is_held);
+            if let StandbyMsg::FailbackEnd { .. } = m {
+                gate.begun = None;
+            }
+            let mut writer = w.take().expect("writer");
             let (writer, answer) = tokio::task::spawn_blocking(move || {
-                let answer = match m {
-                    StandbyMsg::FailbackWrite { .. } if !is_held => {
-                        tracing::error!("failback writes while replicating (not held): refused, nothing written");
-                        if writer.failed.is_none() {
-                            writer.failed = Some(WriteError::NotHeld);
-                        }
-                        None
+                if let StandbyMsg::FailbackBegin { .. } = m {
+                    // A request starts clean; a refused begin keeps only its own refusal.
+                    writer.done = FailbackWrites::default();
+                    writer.failed = None;
+                }
+                if let Err(e) = admitted {
+                    tracing::error!("failback: {e}");
+                    if writer.failed.is_none() {
+                        writer.failed = Some(e);
                     }
+                }
+                let answer = match m {
                     StandbyMsg::FailbackWrite { items, .. } => {
                         writer.write(items);
                         None
@@ -243,6 +298,65 @@ mod tests {
     fn data(index: u64, bytes: &[u8], hash: [u8; 32]) -> ChunkItem {
         let body = ChunkBody::Data { hash, raw_len: 4096, compressed: false, payload: bytes.to_vec() };
         ChunkItem { disk: 0, index, body }
+    }
+
+    fn begin(req: u64, pair: &str) -> StandbyMsg {
+        StandbyMsg::FailbackBegin { req, pair_id: pair.into() }
+    }
+
+    fn write(req: u64) -> StandbyMsg {
+        StandbyMsg::FailbackWrite { req, items: vec![] }
+    }
+
+    #[test]
+    fn writes_land_only_inside_a_failback_of_this_pair_begun_while_held() {
+        let mut g = Gate { pair: "web-01".into(), begun: None, refused: None };
+        // An impostor's or a stray write: no failback was announced.
+        assert!(matches!(g.admit(&write(7), true), Err(WriteError::NotBegun(7))));
+        assert!(matches!(g.admit(&StandbyMsg::FailbackEnd { req: 7 }, true), Err(WriteError::NotBegun(7))));
+        // Announced while replicating, or for another pair's disks: refused.
+        assert!(matches!(g.admit(&begin(8, "web-01"), false), Err(WriteError::NotHeld)));
+        assert!(matches!(g.admit(&write(8), true), Err(WriteError::NotBegun(8))));
+        let e = g.admit(&begin(9, "db-02"), true).unwrap_err();
+        assert_eq!(e.to_string(), "the failback is for pair 'db-02', this agent protects pair 'web-01': refused, nothing written");
+        assert!(matches!(g.admit(&write(9), true), Err(WriteError::NotBegun(9))));
+        // The real thing: begun while held, for this pair; another request's writes refused.
+        g.admit(&begin(10, "web-01"), true).unwrap();
+        g.admit(&write(10), true).unwrap();
+        assert!(matches!(g.admit(&write(11), true), Err(WriteError::NotBegun(11))));
+        // Released (resumed) in the middle: the rest is refused.
+        assert!(matches!(g.admit(&write(10), false), Err(WriteError::NotHeld)));
+        g.admit(&StandbyMsg::FailbackEnd { req: 10 }, true).unwrap();
+    }
+
+    #[tokio::test]
+    async fn an_unannounced_failback_writes_nothing_and_its_end_says_why() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk");
+        std::fs::write(&path, vec![0u8; 2 * 4096]).unwrap();
+        let g = DiskGeometry::new(2 * 4096, ChunkSize::new(4096).unwrap()).unwrap();
+        let held = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (out_tx, mut out_rx) = mpsc::channel(4);
+        let (tx, _task) = spawn("web-01".into(), vec![(path.clone(), g)], out_tx, held);
+        let bytes = vec![9u8; 4096];
+        let item = data(0, &bytes, *blake3::hash(&bytes).as_bytes());
+        let answer = |frame: Vec<u8>| match drpair_wire::frame::decode_frame::<AgentMsg>(&frame).unwrap() {
+            AgentMsg::FailbackWritten { req, result } => (req, result),
+            other => panic!("unexpected {other:?}"),
+        };
+        tx.send(StandbyMsg::FailbackWrite { req: 1, items: vec![item.clone()] }).await.unwrap();
+        tx.send(StandbyMsg::FailbackEnd { req: 1 }).await.unwrap();
+        let (req, result) = answer(out_rx.recv().await.unwrap());
+        assert_eq!(req, 1);
+        assert!(result.unwrap_err().contains("was not announced to this agent"));
+        assert_eq!(std::fs::read(&path).unwrap(), vec![0u8; 2 * 4096], "nothing written");
+
+        tx.send(begin(2, "web-01")).await.unwrap();
+        tx.send(StandbyMsg::FailbackWrite { req: 2, items: vec![item] }).await.unwrap();
+        tx.send(StandbyMsg::FailbackEnd { req: 2 }).await.unwrap();
+        let (req, result) = answer(out_rx.recv().await.unwrap());
+        assert_eq!((req, result.unwrap().chunks), (2, 1));
+        assert_eq!(std::fs::read(&path).unwrap()[..4096], bytes[..]);
     }
 
     #[test]

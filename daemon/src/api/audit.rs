@@ -13,6 +13,11 @@ use std::net::SocketAddr;
 #[derive(Debug, Clone)]
 pub struct ApiIdentity(pub String);
 
+/// Why the API refused a call, in its own words (set on the response by `ApiFailure`), so the
+/// audit log says more than the status code.
+#[derive(Debug, Clone)]
+pub struct RefusalWords(pub String);
+
 pub async fn record_calls(State(sb): State<AppState>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
@@ -28,7 +33,14 @@ pub async fn record_calls(State(sb): State<AppState>, req: Request, next: Next) 
         let identity = resp.extensions().get::<ApiIdentity>().map_or("anonymous".to_string(), |i| i.0.clone());
         let pair = path.strip_prefix("/api/v1/pairs/").and_then(|r| r.split('/').next()).unwrap_or("").to_string();
         let action = format!("{method} {path}");
-        let result = if status.is_success() { Ok(()) } else { Err(format!("HTTP {}", status.as_u16())) };
+        let result = if status.is_success() {
+            Ok(())
+        } else {
+            Err(match resp.extensions().get::<RefusalWords>() {
+                Some(w) => format!("HTTP {}: {}", status.as_u16(), w.0),
+                None => format!("HTTP {}", status.as_u16()),
+            })
+        };
         let entry = crate::standby::audit::entry(
             &identity,
             peer,

@@ -61,7 +61,10 @@ impl From<CommandError> for ApiFailure {
 impl IntoResponse for ApiFailure {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.0.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(self.0)).into_response()
+        let words = audit::RefusalWords(format!("{:?}: {}", self.0.code, self.0.message));
+        let mut resp = (status, Json(self.0)).into_response();
+        resp.extensions_mut().insert(words);
+        resp
     }
 }
 

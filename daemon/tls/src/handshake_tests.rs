@@ -99,6 +99,41 @@ fn an_issued_client_certificate_is_seen_by_the_server() {
 }
 
 #[test]
+fn a_renewal_cut_short_leaves_a_key_with_its_own_certificate() {
+    let (_d, id) = identity();
+    let works = |dir: &std::path::Path| {
+        let loaded = AgentKey::load(dir).unwrap().unwrap();
+        let client = client_config(&StandbyTrust::Pinned(id.fingerprint), Some(loaded)).unwrap();
+        handshake(server_config(&id, Some(&[])).unwrap(), client, STANDBY_NAME).unwrap()
+    };
+    let issue = |k: &AgentKey| issue_client_cert(&id, &k.public_raw(), "db1", std::time::Duration::from_secs(3600)).unwrap();
+    let (old, new) = (AgentKey::generate().unwrap(), AgentKey::generate().unwrap());
+    let (old_cert, new_cert) = (issue(&old), issue(&new));
+    let new_key = {
+        let t = tempfile::tempdir().unwrap();
+        new.save(t.path(), &new_cert.pem).unwrap();
+        std::fs::read_to_string(t.path().join("agent.key")).unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let next = |name: &str, text: &str| std::fs::write(d.join(format!("{name}.next")), text).unwrap();
+    // Crash before the renames: the old pair stays.
+    old.save(d, &old_cert.pem).unwrap();
+    next("agent.key", &new_key);
+    next("agent.pem", &new_cert.pem);
+    assert_eq!(works(d), Some(old_cert.fingerprint));
+    assert!(!d.join("agent.key.next").exists() && !d.join("agent.pem.next").exists());
+    // Crash between the renames: the new key is in place, its certificate is taken.
+    std::fs::write(d.join("agent.key"), &new_key).unwrap();
+    next("agent.pem", &new_cert.pem);
+    assert_eq!(works(d), Some(new_cert.fingerprint));
+    // A save that ran through leaves no `.next`.
+    old.save(d, &old_cert.pem).unwrap();
+    assert_eq!(works(d), Some(old_cert.fingerprint));
+    assert_eq!(std::fs::read_dir(d).unwrap().count(), 2);
+}
+
+#[test]
 fn a_client_certificate_of_another_ca_is_refused() {
     let (_d, id) = identity();
     let (_e, other) = identity();

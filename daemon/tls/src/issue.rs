@@ -27,26 +27,48 @@ impl AgentKey {
     }
 
     /// Saves the key (0600) and the certificate issued for it under `dir` as `agent.key` and
-    /// `agent.pem`.
+    /// `agent.pem`, as one change: both are written beside as `.next` first, then renamed key
+    /// first; [`AgentKey::load`] finishes or undoes a save that a crash cut short, so a key is
+    /// never paired with another key's certificate.
     pub fn save(&self, dir: &Path, cert_pem: &str) -> Result<(), TlsError> {
         std::fs::create_dir_all(dir).map_err(|e| TlsError::io(dir, e))?;
-        write_file(&dir.join("agent.key"), self.0.serialize_pem().as_bytes(), 0o600)?;
-        write_file(&dir.join("agent.pem"), cert_pem.as_bytes(), 0o644)
+        let [key, cert, key_next, cert_next] = names(dir);
+        write_file(&key_next, self.0.serialize_pem().as_bytes(), 0o600)?;
+        write_file(&cert_next, cert_pem.as_bytes(), 0o644)?;
+        std::fs::rename(&key_next, &key).map_err(|e| TlsError::io(&key, e))?;
+        std::fs::rename(&cert_next, &cert).map_err(|e| TlsError::io(&cert, e))?;
+        std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| TlsError::io(dir, e))
     }
 
     /// The credential saved under `dir`, if there is one.
     pub fn load(dir: &Path) -> Result<Option<ClientIdentity>, TlsError> {
-        let (c, k) = (dir.join("agent.pem"), dir.join("agent.key"));
-        if !c.exists() || !k.exists() {
+        let [key, cert, key_next, cert_next] = names(dir);
+        match (key_next.exists(), cert_next.exists()) {
+            // Cut short between the two renames: the new key is in place, finish with its
+            // certificate.
+            (false, true) => std::fs::rename(&cert_next, &cert).map_err(|e| TlsError::io(&cert, e))?,
+            // Cut short before the renames: the previous pair is whole, drop the new one.
+            (true, _) => {
+                let _ = std::fs::remove_file(&key_next);
+                let _ = std::fs::remove_file(&cert_next);
+            }
+            (false, false) => {}
+        }
+        if !cert.exists() || !key.exists() {
             return Ok(None);
         }
-        Ok(Some(ClientIdentity { chain: read_certs(&c)?, key: read_key(&k)? }))
+        Ok(Some(ClientIdentity { chain: read_certs(&cert)?, key: read_key(&key)? }))
     }
 
     /// This key as rustls takes it, with its certificate.
     pub fn identity(&self, cert: CertificateDer<'static>) -> ClientIdentity {
         ClientIdentity { chain: vec![cert], key: pkcs8(&self.0) }
     }
+}
+
+/// `agent.key`, `agent.pem` and their `.next` while a save runs.
+fn names(dir: &Path) -> [std::path::PathBuf; 4] {
+    ["agent.key", "agent.pem", "agent.key.next", "agent.pem.next"].map(|n| dir.join(n))
 }
 
 /// A certificate the standby issued.

@@ -6,8 +6,8 @@ use serde::{Serialize, de::DeserializeOwned};
 /// First bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"DRPL";
 /// Version of the frame layout and message set (2: `EpochEnd` carries `read_window_ms`; 3:
-/// TLS, `Enroll`, `Renew` and `Certificate`).
-pub const PROTOCOL_VERSION: u16 = 3;
+/// TLS, `Enroll`, `Renew` and `Certificate`; 4: `FailbackBegin`).
+pub const PROTOCOL_VERSION: u16 = 4;
 /// Size of the frame header.
 pub const HEADER_LEN: usize = 16;
 /// Largest payload accepted: a 4 MiB chunk sent raw plus room for its envelope and a batch

@@ -497,7 +497,8 @@ pub enum StandbyMsg {
         request_id: u64,
     },
     /// Failback towards the original side: write these chunks (data or zero) onto the
-    /// agent's disks. Sent only while the agent holds.
+    /// agent's disks. Sent only while the agent holds, between [`StandbyMsg::FailbackBegin`]
+    /// and [`StandbyMsg::FailbackEnd`] of the same `req`.
     FailbackWrite {
         req: u64,
         items: Vec<ChunkItem>,
@@ -518,6 +519,13 @@ pub enum StandbyMsg {
         pair_id: String,
         pem: String,
         not_after_unix: u64,
+    },
+    /// A failback of `pair_id` onto the agent's disks starts: its writes follow as request
+    /// `req`. The agent accepts them only while held and only for its own pair; writes of any
+    /// other request, or without a begin, are refused with nothing written.
+    FailbackBegin {
+        req: u64,
+        pair_id: String,
     },
 }
 

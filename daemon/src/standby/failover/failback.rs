@@ -355,7 +355,10 @@ async fn to_original(
     sides: &[Side],
     cmp: &Compared,
 ) -> Result<(), FailbackError> {
-    let disks: Vec<DiskGeometry> = h.record.lock().expect("record").disks.iter().map(|d| d.geometry).collect();
+    let (pair, disks): (String, Vec<DiskGeometry>) = {
+        let rec = h.record.lock().expect("record");
+        (rec.pair_id.to_string(), rec.disks.iter().map(|d| d.geometry).collect())
+    };
     let session = h
         .runtime
         .lock()
@@ -373,6 +376,9 @@ async fn to_original(
             "the agent disconnected during the failback writes; the pair stays failed over: fail back again".into(),
         )
     };
+    // The agent takes writes only for a failback of its own pair announced while it is held.
+    let begin = StandbyMsg::FailbackBegin { req, pair_id: pair };
+    session.tx.send(encode(&begin).map_err(|e| FailbackError::Worker(e.to_string()))?).await.map_err(|_| lost())?;
     for (i, &(d, c)) in cmp.differing.iter().enumerate() {
         let (side, g) = (&sides[d as usize], &disks[d as usize]);
         let body = match cmp.seen[d as usize][c as usize] {
