@@ -272,6 +272,12 @@ fn moved_history_needs_reinit_and_steps_out_of_order_change_nothing() {
     assert_ne!(s.lineage, before.lineage, "re-initialising starts a new lineage");
     assert_eq!(dump_status(&s).step, DumpStep::Abandoned);
 
+    // While the pair replicates, load-dump says nothing of any file: a missing image and a
+    // present one get the same 409.
+    let missing = load(&api, pair, 0, &env.path("missing.img")).assert_error(409, "InvalidPairState");
+    let present = load(&api, pair, 0, &good).assert_error(409, "InvalidPairState");
+    assert_eq!(missing["message"], present["message"]);
+
     // Apply suspended: wrong geometry, missing image, unknown disk: 400; resume-apply
     // before a load: 409 naming load-dump.
     expect_action(&action(&api, pair, "suspend", &json!({})), "suspend");

@@ -292,6 +292,30 @@ fn boot_install_run_remove_purge() {
     let journal = c.sh("journalctl -u drpaird-agent -o cat --no-pager");
     assert!(journal.contains("engine=IoUring"), "io_uring under the unit's system call filter:\n{journal}");
     assert!(c.sh(&format!("{CLI} pairs list")).contains("boot-01"));
+
+    step("4b. a drill's check under the unit: confined by Landlock, it reads neither the store nor the token, nor signals the standby");
+    let pid = c.unit_property("drpaird-standby", "MainPID");
+    let check = format!(
+        "id -un; ls /var/lib/drpair/standby >/dev/null; echo store=$?; cat /etc/drpair/token; echo token=$?; kill -0 {pid}; echo kill=$?; cat /etc/os-release >/dev/null; echo etc=$?"
+    );
+    let started = c.sh(&format!("{CLI} --output json drill start boot-01 --ttl 5m --check '{check}'"));
+    let drill: serde_json::Value = serde_json::from_str(&started).unwrap_or_else(|e| panic!("{e}: {started}"));
+    let id = drill["id"].as_str().expect("drill id").to_string();
+    let checked = wait_until("the drill's check", Duration::from_secs(60), || {
+        let v: serde_json::Value =
+            serde_json::from_str(&c.sh(&format!("{CLI} --output json drill report boot-01"))).map_err(|e| e.to_string())?;
+        let d = v.as_array().and_then(|a| a.iter().find(|d| d["id"] == id.as_str())).cloned().ok_or("no drill")?;
+        if d["check"]["passed"].is_boolean() { Ok(d["check"]["output"].as_str().unwrap_or("").to_string()) } else { Err(d.to_string()) }
+    });
+    let secret = c.sh("cat /etc/drpair/token");
+    assert!(!checked.contains(secret.trim()), "the check read the token: {checked}");
+    assert!(checked.starts_with("drpair\n"), "the check runs as the standby's user, confined: {checked}");
+    assert!(checked.contains("store=2") && checked.contains("token=1") && checked.contains("etc=0"), "{checked}");
+    if checked.contains("kill=0") {
+        eprintln!("note: signals out of the check are not scoped on this kernel (Landlock ABI < 6)");
+    }
+    c.sh(&format!("{CLI} drill stop {id}"));
+    step(format!("check output: {:?}", checked.lines().collect::<Vec<_>>()));
     c.sh("systemctl stop drpaird-agent");
     assert_eq!(c.unit_property("drpaird-agent", "Result"), "success", "a clean stop");
     let journal = c.sh("journalctl -u drpaird-agent -o cat --no-pager");

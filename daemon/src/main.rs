@@ -35,6 +35,19 @@ enum Cmd {
     /// Write the manual pages of drpaird (section 8) into DIR.
     #[command(hide = true)]
     Man { dir: PathBuf },
+    /// Run PROGRAM confined by Landlock with the DENY paths out of reach (how the standby runs
+    /// a drill's check command).
+    #[command(hide = true)]
+    CheckSandbox {
+        /// A path the program must not reach (repeatable).
+        #[arg(long = "deny")]
+        deny: Vec<PathBuf>,
+        /// Refuse (exit 126) when the kernel enforces no Landlock.
+        #[arg(long)]
+        require: bool,
+        #[arg(last = true, required = true)]
+        program: Vec<std::ffi::OsString>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -315,6 +328,16 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Cmd::Man { dir } => write_man_pages(&dir),
+        Cmd::CheckSandbox { deny, require, program } => {
+            use std::os::unix::process::CommandExt;
+            if let Err(e) = drpaird::standby::drill::sandbox::confine(&deny, require) {
+                eprintln!("drpaird: {e}");
+                std::process::exit(drpaird::standby::drill::sandbox::UNCONFINED_EXIT);
+            }
+            let e = std::process::Command::new(&program[0]).args(&program[1..]).exec();
+            eprintln!("drpaird: cannot run {}: {e}", program[0].to_string_lossy());
+            std::process::exit(drpaird::standby::drill::sandbox::UNCONFINED_EXIT);
+        }
         Cmd::Standby(StandbyArgs { sub: Some(StandbySub::Fingerprint { config: path, data_dir }), .. }) => {
             let file = standby_file(path.as_deref())?;
             let cfg = file.resolve(StandbyFile { data_dir, ..Default::default() })?;

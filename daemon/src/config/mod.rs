@@ -143,6 +143,8 @@ pub struct StandbyConfig {
     pub listen: SocketAddr,
     pub api_listen: SocketAddr,
     pub token: Option<String>,
+    /// Where the token was read from (kept out of a drill check's reach).
+    pub token_file: Option<PathBuf>,
     pub auto_start: bool,
     pub retention: drpair_retention::Policy,
     /// Zero: never by itself.
@@ -276,8 +278,9 @@ impl StandbyFile {
         let data_dir = flags.data_dir.or(self.data_dir).unwrap_or_else(|| DEFAULT_STANDBY_DATA_DIR.into());
         let listen = flags.listen.or(self.listen).unwrap_or_else(|| format!("0.0.0.0:{DEFAULT_LINK_PORT}"));
         let api = flags.api_listen.or(self.api_listen).unwrap_or_else(|| format!("127.0.0.1:{DEFAULT_API_PORT}"));
-        let token = match flags.token_file.or(self.token_file) {
-            Some(p) => Some(read_token(&p)?),
+        let token_file = flags.token_file.or(self.token_file);
+        let token = match &token_file {
+            Some(p) => Some(read_token(p)?),
             None => None,
         };
         let api_listen = parse_addr("api_listen", &api)?;
@@ -305,6 +308,7 @@ impl StandbyFile {
                 v
             },
             token,
+            token_file,
             auto_start: flags.auto_start.or(self.auto_start).unwrap_or(true),
             retention: {
                 let grid = flags.retention_grid.or(self.retention_grid);

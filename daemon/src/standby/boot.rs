@@ -69,6 +69,7 @@ impl Standby {
             credentials: super::credentials::Credentials::open(&cfg.data_dir)?,
             tokens: super::tokens::Tokens::open(&cfg.data_dir, cfg.token.clone())?,
             allowed_paths: cfg.allowed_paths.clone(),
+            check_denied: check_denied(cfg),
             agent_cert_ttl: cfg.agent_cert_ttl,
             audit: super::audit::AuditLog::open(&cfg.data_dir),
             link_port: std::sync::atomic::AtomicU16::new(cfg.listen.port()),
@@ -76,4 +77,15 @@ impl Standby {
             next_request: AtomicU64::new(1),
         }))
     }
+}
+
+/// What a drill's check must not reach: the data dir (store, keys, tokens), the token file,
+/// the operator's TLS files and `/etc/drpair` (configs, other tokens).
+fn check_denied(cfg: &crate::config::StandbyConfig) -> Vec<std::path::PathBuf> {
+    let mut v = vec![cfg.data_dir.clone(), "/etc/drpair".into()];
+    v.extend(cfg.token_file.clone());
+    if let crate::config::StandbyLinkSecurity::Tls { cert, key, client_ca } = &cfg.link_security {
+        v.extend([cert, key, client_ca].into_iter().flatten().cloned());
+    }
+    v
 }

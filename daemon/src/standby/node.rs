@@ -35,6 +35,8 @@ pub struct Standby {
     pub identity: Option<super::identity::LinkIdentity>,
     /// Where failover targets, failback sources and dump images may be (`paths::check`).
     pub allowed_paths: Vec<String>,
+    /// Paths a drill's check command cannot reach (`drill/sandbox.rs`).
+    pub check_denied: Vec<std::path::PathBuf>,
     /// API tokens and their roles.
     pub tokens: super::tokens::Tokens,
     /// Agents' enrollments and certificates.

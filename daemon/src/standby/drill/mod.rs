@@ -10,6 +10,7 @@
 
 pub mod disk;
 pub mod live;
+pub mod sandbox;
 
 pub use live::Drills;
 use live::Live;
@@ -389,17 +390,29 @@ pub fn stop(sb: &Standby, id: &str, how: DrillState) -> Option<DrillStatus> {
     Some(s)
 }
 
-/// Runs the check command with the exports in its environment; records its outcome.
 /// The user a drill's check runs as when the standby runs as root: `nobody`, with no
 /// supplementary groups, no capabilities and no way to gain privileges, so a check reads
 /// neither the store nor the host's secrets (it reaches the exports over the network).
 const CHECK_UID: u32 = 65534;
 
 /// `sh -c CMD` with a clean environment (PATH, HOME=/, and the exports' URIs added by the
-/// caller) in `/`; as root, through `setpriv` as [`CHECK_UID`].
-fn check_command(cmd: &str) -> tokio::process::Command {
+/// caller) in `/`, confined by `drpaird check-sandbox` (Landlock: `denied` out of reach, no
+/// signal or trace out of the check); as root, first dropped to [`CHECK_UID`] by `setpriv`.
+/// Not root, the sandbox is the only fence, so it is required.
+fn check_command(cmd: &str, denied: &[std::path::PathBuf]) -> tokio::process::Command {
     // SAFETY: geteuid has no preconditions and cannot fail.
     let root = unsafe { libc::geteuid() } == 0;
+    // A binary replaced under the running standby (an upgrade) is run by its installed name.
+    let me = std::env::current_exe().ok().filter(|p| p.exists()).unwrap_or_else(|| "/usr/bin/drpaird".into());
+    let mut sandbox: Vec<std::ffi::OsString> = vec![me.into(), "check-sandbox".into()];
+    for d in denied {
+        sandbox.push("--deny".into());
+        sandbox.push(d.into());
+    }
+    if !root {
+        sandbox.push("--require".into());
+    }
+    sandbox.extend(["--".into(), "sh".into(), "-c".into(), cmd.into()]);
     let mut c = if root {
         let mut c = tokio::process::Command::new("setpriv");
         c.args([
@@ -409,17 +422,15 @@ fn check_command(cmd: &str) -> tokio::process::Command {
             "--no-new-privs",
             "--inh-caps=-all",
             "--bounding-set=-all",
-            "sh",
-            "-c",
         ]);
+        c.args(&sandbox);
         c
     } else {
-        let mut c = tokio::process::Command::new("sh");
-        c.arg("-c");
+        let mut c = tokio::process::Command::new(&sandbox[0]);
+        c.args(&sandbox[1..]);
         c
     };
-    c.arg(cmd)
-        .kill_on_drop(true)
+    c.kill_on_drop(true)
         .env_clear()
         .env("PATH", "/usr/local/bin:/usr/bin:/bin")
         .env("HOME", "/")
@@ -427,9 +438,10 @@ fn check_command(cmd: &str) -> tokio::process::Command {
     c
 }
 
+/// Runs the check command with the exports in its environment; records its outcome.
 async fn run_check(sb: &Standby, live: &Live, cmd: &str) {
     let t0 = Instant::now();
-    let mut c = check_command(cmd);
+    let mut c = check_command(cmd, &sb.check_denied);
     for e in &live.status.lock().expect("drill").exports {
         c.env(format!("DRPAIR_DRILL_NBD_{}", e.disk), &e.uri);
     }

@@ -49,6 +49,14 @@ pub async fn load(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: &LoadDumpRequest)
     };
     let geometry = disk.geometry;
     let format = parse_format(req.format.as_deref())?;
+    // The state first: while the pair replicates, nothing is said of any file.
+    if rec.lifecycle.state != PairState::ApplySuspended {
+        let why = format!(
+            "a dump is loaded once apply is suspended by the dump marker, and it is {}",
+            rec.lifecycle.state.label()
+        );
+        return Err(not_now(&rec, &why));
+    }
     // The image as the check resolved it: a link swapped afterwards changes nothing.
     let image = crate::standby::paths::check(&req.image, &sb.allowed_paths, "image")
         .map_err(|m| FlowError::Param("image", m))?;
@@ -57,13 +65,6 @@ pub async fn load(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: &LoadDumpRequest)
         .await
         .map_err(internal)?
         .map_err(|e| FlowError::Param("image", format!("pair '{id}' disk {n}: {e}")))?;
-    if rec.lifecycle.state != PairState::ApplySuspended {
-        let why = format!(
-            "a dump is loaded once apply is suspended by the dump marker, and it is {}",
-            rec.lifecycle.state.label()
-        );
-        return Err(not_now(&rec, &why));
-    }
     let progress = Arc::new(LoadProgress::default());
     {
         let mut rt = h.runtime.lock().expect("runtime");
