@@ -24,6 +24,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("js/details.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/details.js")),
     ("js/dump.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/dump.js")),
     ("js/tasks.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/tasks.js")),
+    ("js/audit.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/audit.js")),
     ("js/actions.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/actions.js")),
     ("js/chart.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/chart.js")),
 ];

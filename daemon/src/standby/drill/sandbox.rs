@@ -60,7 +60,7 @@ fn walk(dir: &Path, denied: &[PathBuf], out: &mut Vec<PathBuf>) -> Result<(), Sa
             {
                 out.push(p);
             }
-        } else if denied.iter().any(|d| *d == p) {
+        } else if denied.contains(&p) {
             continue;
         } else if denied.iter().any(|d| d.starts_with(&p)) {
             walk(&p, denied, out)?;
