@@ -12,7 +12,12 @@ fn landlock_abi() -> i64 {
     const LANDLOCK_CREATE_RULESET_VERSION: libc::c_uint = 1;
     // SAFETY: with a null attribute, size 0 and the VERSION flag, the call only returns the ABI.
     let v = unsafe {
-        libc::syscall(libc::SYS_landlock_create_ruleset, std::ptr::null::<u8>(), 0usize, LANDLOCK_CREATE_RULESET_VERSION)
+        libc::syscall(
+            libc::SYS_landlock_create_ruleset,
+            std::ptr::null::<u8>(),
+            0usize,
+            LANDLOCK_CREATE_RULESET_VERSION,
+        )
     };
     v.max(0)
 }
@@ -28,7 +33,8 @@ fn confined(deny: &std::path::Path, script: &str, as_uid: Option<u32>) -> String
         }
         None => Command::new(bin("drpaird")),
     };
-    let out = c.args(["check-sandbox", "--require", "--deny"]).arg(deny).args(["--", "sh", "-c", script]).output().unwrap();
+    let out =
+        c.args(["check-sandbox", "--require", "--deny"]).arg(deny).args(["--", "sh", "-c", script]).output().unwrap();
     format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
 }
 
@@ -47,7 +53,11 @@ fn a_check_reaches_neither_the_store_nor_the_standby() {
     // As root: file modes stop nothing, Landlock keeps the store out; the rest stays readable.
     let s = store.display();
     let b = env.path("beside.txt");
-    let text = confined(&store, &format!("cat {s}/admin.token; echo token=$?; ls {s}; echo ls=$?; cat {}; id -u", b.display()), None);
+    let text = confined(
+        &store,
+        &format!("cat {s}/admin.token; echo token=$?; ls {s}; echo ls=$?; cat {}; id -u", b.display()),
+        None,
+    );
     assert!(!text.contains("the-standby-secret"), "the check read the store: {text}");
     assert!(text.contains("token=1") && text.contains("ls=2"), "{text}");
     assert!(text.contains("readable\n0\n"), "the rest stays readable, as root: {text}");
@@ -60,21 +70,35 @@ fn a_check_reaches_neither_the_store_nor_the_standby() {
         std::os::unix::fs::chown(&p, Some(UID), Some(UID)).unwrap();
     }
     let mut outside = Command::new("setpriv")
-        .args([format!("--reuid={UID}"), format!("--regid={UID}"), "--clear-groups".into(), "sleep".into(), "60".into()])
+        .args([
+            format!("--reuid={UID}"),
+            format!("--regid={UID}"),
+            "--clear-groups".into(),
+            "sleep".into(),
+            "60".into(),
+        ])
         .spawn()
         .unwrap();
     std::thread::sleep(std::time::Duration::from_millis(200));
     let p = outside.id();
     let text = confined(
         &store,
-        &format!("id -u; cat {s}/admin.token; echo token=$?; kill -0 {p}; echo kill=$?; cat /proc/{p}/environ >/dev/null; echo environ=$?"),
+        &format!(
+            "id -u; cat {s}/admin.token; echo token=$?; kill -0 {p}; echo kill=$?; cat /proc/{p}/environ >/dev/null; echo environ=$?"
+        ),
         Some(UID),
     );
     let _ = outside.kill();
     let _ = outside.wait();
     assert!(text.starts_with("65534\n"), "{text}");
-    assert!(!text.contains("the-standby-secret") && text.contains("token=1"), "the check read its user's store: {text}");
-    assert!(text.contains("environ=1") || text.contains("environ=2"), "the check read another process's environment: {text}");
+    assert!(
+        !text.contains("the-standby-secret") && text.contains("token=1"),
+        "the check read its user's store: {text}"
+    );
+    assert!(
+        text.contains("environ=1") || text.contains("environ=2"),
+        "the check read another process's environment: {text}"
+    );
     if abi >= 6 {
         assert!(text.contains("kill=1"), "the check signalled a process outside it: {text}");
     } else {

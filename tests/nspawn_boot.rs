@@ -293,7 +293,9 @@ fn boot_install_run_remove_purge() {
     assert!(journal.contains("engine=IoUring"), "io_uring under the unit's system call filter:\n{journal}");
     assert!(c.sh(&format!("{CLI} pairs list")).contains("boot-01"));
 
-    step("4b. a drill's check under the unit: confined by Landlock, it reads neither the store nor the token, nor signals the standby");
+    step(
+        "4b. a drill's check under the unit: confined by Landlock, it reads neither the store nor the token, nor signals the standby",
+    );
     let pid = c.unit_property("drpaird-standby", "MainPID");
     let check = format!(
         "id -un; ls /var/lib/drpair/standby >/dev/null; echo store=$?; cat /etc/drpair/token; echo token=$?; kill -0 {pid}; echo kill=$?; cat /etc/os-release >/dev/null; echo etc=$?"
@@ -302,10 +304,14 @@ fn boot_install_run_remove_purge() {
     let drill: serde_json::Value = serde_json::from_str(&started).unwrap_or_else(|e| panic!("{e}: {started}"));
     let id = drill["id"].as_str().expect("drill id").to_string();
     let checked = wait_until("the drill's check", Duration::from_secs(60), || {
-        let v: serde_json::Value =
-            serde_json::from_str(&c.sh(&format!("{CLI} --output json drill report boot-01"))).map_err(|e| e.to_string())?;
+        let v: serde_json::Value = serde_json::from_str(&c.sh(&format!("{CLI} --output json drill report boot-01")))
+            .map_err(|e| e.to_string())?;
         let d = v.as_array().and_then(|a| a.iter().find(|d| d["id"] == id.as_str())).cloned().ok_or("no drill")?;
-        if d["check"]["passed"].is_boolean() { Ok(d["check"]["output"].as_str().unwrap_or("").to_string()) } else { Err(d.to_string()) }
+        if d["check"]["passed"].is_boolean() {
+            Ok(d["check"]["output"].as_str().unwrap_or("").to_string())
+        } else {
+            Err(d.to_string())
+        }
     });
     let secret = c.sh("cat /etc/drpair/token");
     assert!(!checked.contains(secret.trim()), "the check read the token: {checked}");

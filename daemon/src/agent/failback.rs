@@ -318,7 +318,10 @@ mod tests {
         assert!(matches!(g.admit(&begin(8, "web-01"), false), Err(WriteError::NotHeld)));
         assert!(matches!(g.admit(&write(8), true), Err(WriteError::NotBegun(8))));
         let e = g.admit(&begin(9, "db-02"), true).unwrap_err();
-        assert_eq!(e.to_string(), "the failback is for pair 'db-02', this agent protects pair 'web-01': refused, nothing written");
+        assert_eq!(
+            e.to_string(),
+            "the failback is for pair 'db-02', this agent protects pair 'web-01': refused, nothing written"
+        );
         assert!(matches!(g.admit(&write(9), true), Err(WriteError::NotBegun(9))));
         // The real thing: begun while held, for this pair; another request's writes refused.
         g.admit(&begin(10, "web-01"), true).unwrap();

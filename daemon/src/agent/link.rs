@@ -122,7 +122,11 @@ impl LinkStandby {
                             let _ = tx.send(versions);
                         }
                     }
-                    Ok(m @ (StandbyMsg::FailbackBegin { .. } | StandbyMsg::FailbackWrite { .. } | StandbyMsg::FailbackEnd { .. })) => {
+                    Ok(
+                        m @ (StandbyMsg::FailbackBegin { .. }
+                        | StandbyMsg::FailbackWrite { .. }
+                        | StandbyMsg::FailbackEnd { .. }),
+                    ) => {
                         if failback.send(m).await.is_err() {
                             break;
                         }

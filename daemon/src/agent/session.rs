@@ -115,7 +115,8 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
     // Failback writes go to their own task: they arrive while the agent holds, and must not
     // wait behind (or be dropped by) a pass.
     let hold = Arc::new(AtomicBool::new(false));
-    let (failback_tx, _failback_task) = super::failback::spawn(cfg.pair.to_string(), agent.disks.clone(), out.clone(), hold.clone());
+    let (failback_tx, _failback_task) =
+        super::failback::spawn(cfg.pair.to_string(), agent.disks.clone(), out.clone(), hold.clone());
     let (ctl, reader) = link.spawn_reader(rd, failback_tx, asked.clone());
     let mut conn = Conn {
         agent: agent.clone(),

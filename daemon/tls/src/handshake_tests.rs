@@ -106,7 +106,8 @@ fn a_renewal_cut_short_leaves_a_key_with_its_own_certificate() {
         let client = client_config(&StandbyTrust::Pinned(id.fingerprint), Some(loaded)).unwrap();
         handshake(server_config(&id, Some(&[])).unwrap(), client, STANDBY_NAME).unwrap()
     };
-    let issue = |k: &AgentKey| issue_client_cert(&id, &k.public_raw(), "db1", std::time::Duration::from_secs(3600)).unwrap();
+    let issue =
+        |k: &AgentKey| issue_client_cert(&id, &k.public_raw(), "db1", std::time::Duration::from_secs(3600)).unwrap();
     let (old, new) = (AgentKey::generate().unwrap(), AgentKey::generate().unwrap());
     let (old_cert, new_cert) = (issue(&old), issue(&new));
     let new_key = {

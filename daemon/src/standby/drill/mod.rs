@@ -430,11 +430,7 @@ fn check_command(cmd: &str, denied: &[std::path::PathBuf]) -> tokio::process::Co
         c.args(&sandbox[1..]);
         c
     };
-    c.kill_on_drop(true)
-        .env_clear()
-        .env("PATH", "/usr/local/bin:/usr/bin:/bin")
-        .env("HOME", "/")
-        .current_dir("/");
+    c.kill_on_drop(true).env_clear().env("PATH", "/usr/local/bin:/usr/bin:/bin").env("HOME", "/").current_dir("/");
     c
 }
 
