@@ -71,7 +71,7 @@ run_standby() { # data_dir [flags]: on the data dir as it is
   standby=$!; pids+=("$standby")
   for _ in $(seq 100); do [ -s "$1/api.addr" ] && [ -s "$1/link.addr" ] && break; sleep 0.1; done
   [ -s "$1/api.addr" ] || die "standby did not start: $(tail -3 "$1.log")"
-  server="https://$(cat "$1/api.addr")"; export DRPAIR_CA_FILE="$1/tls/ca.pem"; link=$(cat "$1/link.addr"); fingerprint=$(cat "$1/fingerprint")
+  server="https://$(cat "$1/api.addr")"; export DRPAIR_CA_FILE="$1/tls/ca.pem"; link=$(cat "$1/link.addr"); fingerprint=$(cat "$1/fingerprint" 2>/dev/null || true)   # none in plaintext
 }
 start_agent() { # pair state_dir cut_interval [--insecure-plaintext]
   local trust=(--standby-fingerprint "$fingerprint")
