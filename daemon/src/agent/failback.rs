@@ -182,14 +182,12 @@ impl Writer {
     }
 }
 
-/// Which failback the agent was told of: the request begun, or why none may run. Writes are
+/// Which failback the agent was told of: the request begun, if any. Writes are
 /// taken only between a `FailbackBegin` for this agent's own pair, received while held, and
 /// the `FailbackEnd` of the same request.
 struct Gate {
     pair: String,
     begun: Option<u64>,
-    /// Why the request in progress is refused (answered at its end).
-    refused: Option<WriteError>,
 }
 
 impl Gate {
@@ -198,16 +196,14 @@ impl Gate {
         match m {
             StandbyMsg::FailbackBegin { req, pair_id } => {
                 self.begun = None;
-                self.refused = None;
                 if !held {
-                    self.refused = Some(WriteError::NotHeld);
-                } else if *pair_id != self.pair {
-                    self.refused = Some(WriteError::OtherPair { asked: pair_id.clone(), own: self.pair.clone() });
-                } else {
-                    self.begun = Some(*req);
-                    return Ok(());
+                    return Err(WriteError::NotHeld);
                 }
-                Err(self.refused.take().expect("set above"))
+                if *pair_id != self.pair {
+                    return Err(WriteError::OtherPair { asked: pair_id.clone(), own: self.pair.clone() });
+                }
+                self.begun = Some(*req);
+                Ok(())
             }
             StandbyMsg::FailbackWrite { req, .. } | StandbyMsg::FailbackEnd { req } if self.begun != Some(*req) => {
                 Err(WriteError::NotBegun(*req))
@@ -232,7 +228,7 @@ pub fn spawn(
     let (tx, mut rx) = mpsc::channel::<StandbyMsg>(8);
     let task = tokio::spawn(async move {
         let mut w = Some(Writer::new(disks));
-        let mut gate = Gate { pair, begun: None, refused: None };
+        let mut gate = Gate { pair, begun: None };
         while let Some(m) = rx.recv().await {
             let is_held = held.load(std::sync::atomic::Ordering::Relaxed);
             let admitted = gate.admit(&m, is_held);
@@ -310,7 +306,7 @@ mod tests {
 
     #[test]
     fn writes_land_only_inside_a_failback_of_this_pair_begun_while_held() {
-        let mut g = Gate { pair: "web-01".into(), begun: None, refused: None };
+        let mut g = Gate { pair: "web-01".into(), begun: None };
         // An impostor's or a stray write: no failback was announced.
         assert!(matches!(g.admit(&write(7), true), Err(WriteError::NotBegun(7))));
         assert!(matches!(g.admit(&StandbyMsg::FailbackEnd { req: 7 }, true), Err(WriteError::NotBegun(7))));
