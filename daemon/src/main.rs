@@ -80,6 +80,10 @@ struct StandbyArgs {
     /// (default: start copying at once).
     #[arg(long)]
     hold_new_pairs: bool,
+    /// Take disks that only grew when their agent comes back with them (default: wait for
+    /// `drpair pairs adopt-growth PAIR`).
+    #[arg(long)]
+    adopt_growth: bool,
     /// Default retention grid of every pair, e.g. "1x10m(keep=all) | 60x1m | 144x10m".
     #[arg(long)]
     retention_grid: Option<String>,
@@ -354,6 +358,7 @@ fn run(cli: Cli) -> Result<()> {
                 api_listen: a.api_listen,
                 token_file: a.token_file,
                 auto_start: a.hold_new_pairs.then_some(false),
+                adopt_growth: a.adopt_growth.then_some(true),
                 retention_grid: a.retention_grid,
                 keep_last: a.keep_last,
                 prune_interval: a.prune_interval,

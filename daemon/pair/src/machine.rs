@@ -13,6 +13,9 @@
 use drpair_types::{PairState, StopReason};
 use serde::{Deserialize, Serialize};
 
+/// Why an operator action waits for the new disks to be taken.
+const RECONFIGURE: &str = "the agent's disks differ from those registered; `drpair restart PAIR` takes the new disks (a new baseline), `drpair pairs adopt-growth PAIR` takes disks that only grew";
+
 /// What can happen to a pair.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PairOp {
@@ -58,6 +61,12 @@ pub enum PairOp {
     FailbackEnded {
         done: bool,
     },
+    /// The agent came back with other disks than those registered: hold, keep every point.
+    ConfigChanged,
+    /// The agent came back with the registered disks again.
+    ConfigRestored,
+    /// Take disks that only grew without a restart (`pairs adopt-growth`).
+    AdoptGrowth,
 }
 
 impl PairOp {
@@ -78,11 +87,14 @@ impl PairOp {
             PairOp::Failover => "fail over",
             PairOp::Failback => "fail back",
             PairOp::FailbackEnded { .. } => "end the failback of",
+            PairOp::AdoptGrowth => "adopt the grown disks of",
             PairOp::StandbyStarted
             | PairOp::AgentConnected
             | PairOp::AgentDisconnected
             | PairOp::PassStarted { .. }
-            | PairOp::PointCommitted => "event",
+            | PairOp::PointCommitted
+            | PairOp::ConfigChanged
+            | PairOp::ConfigRestored => "event",
         }
     }
 }
@@ -118,6 +130,11 @@ pub struct Lifecycle {
     /// dump, and the pair is not declared replicating before that point is committed.
     #[serde(default)]
     pub verifying_dump: bool,
+    /// The agent offers other disks than those registered: nothing is shipped until a
+    /// restart or an adoption of grown disks takes them (or the agent comes back with the
+    /// registered ones).
+    #[serde(default)]
+    pub config_changed: bool,
 }
 
 impl Default for Lifecycle {
@@ -137,13 +154,16 @@ impl Lifecycle {
             restarting: false,
             connected: false,
             verifying_dump: false,
+            config_changed: false,
         }
     }
 
     /// Held: the agent must not ship (it keeps tracking).
     pub fn holds(&self) -> bool {
-        matches!(self.state, PairState::Initiating | PairState::Paused | PairState::Stopped)
-            || self.state.in_dump_workflow()
+        matches!(
+            self.state,
+            PairState::Initiating | PairState::Paused | PairState::Stopped | PairState::ConfigurationChanged
+        ) || self.state.in_dump_workflow()
             || self.failed_over()
     }
 
@@ -161,7 +181,9 @@ impl Lifecycle {
 
     /// The running state the facts call for.
     fn running(&self) -> PairState {
-        if !self.connected {
+        if self.config_changed {
+            PairState::ConfigurationChanged
+        } else if !self.connected {
             PairState::Disconnected
         } else if self.verifying_dump {
             PairState::Rescanning
@@ -195,6 +217,8 @@ impl Lifecycle {
                 | PairOp::Failover
                 | PairOp::Failback
                 | PairOp::FailbackEnded { .. }
+                | PairOp::ConfigChanged
+                | PairOp::ConfigRestored
         );
         if operator_op && self.failed_over() {
             return Err(self.refuse(
@@ -251,10 +275,13 @@ impl Lifecycle {
                     n.state = n.running();
                 }
                 S::Initiating => return Err(self.refuse(op, "it never ran; use `start --type start`")),
+                S::ConfigurationChanged => return Err(self.refuse(op, RECONFIGURE)),
                 _ => return Err(self.refuse(op, "it is not paused or stopped")),
             },
             PairOp::Pause => match self.state {
-                S::InitialSync | S::Replicating | S::Rescanning | S::Disconnected => n.state = S::Paused,
+                S::InitialSync | S::Replicating | S::Rescanning | S::Disconnected | S::ConfigurationChanged => {
+                    n.state = S::Paused
+                }
                 S::Initiating => return Err(self.refuse(op, "it never ran; nothing is being shipped")),
                 S::Paused => return Err(self.refuse(op, "it is already paused")),
                 S::Suspended | S::AwaitingResyncMarker | S::AwaitingDumpMarker | S::ApplySuspended => {
@@ -264,7 +291,12 @@ impl Lifecycle {
                 S::FailedOver | S::FailingBack => unreachable!("refused above"),
             },
             PairOp::Stop(reason) => match self.state {
-                S::InitialSync | S::Replicating | S::Rescanning | S::Disconnected | S::Paused => {
+                S::InitialSync
+                | S::Replicating
+                | S::Rescanning
+                | S::Disconnected
+                | S::Paused
+                | S::ConfigurationChanged => {
                     n.state = S::Stopped;
                     n.stop_reason = Some(reason);
                 }
@@ -282,10 +314,13 @@ impl Lifecycle {
                 n.has_baseline = false;
                 n.restarting = true;
                 n.verifying_dump = false;
+                // A restart takes the agent's disks as they are now.
+                n.config_changed = false;
                 n.stop_reason = None;
                 n.state = n.running();
             }
             PairOp::Replay if dump => return Err(self.refuse(op, "it is suspended for a dump")),
+            PairOp::Replay if self.config_changed => return Err(self.refuse(op, RECONFIGURE)),
             PairOp::Replay => {
                 if !self.started {
                     return Err(self.refuse(op, "it never ran; use `start --type start`"));
@@ -300,6 +335,9 @@ impl Lifecycle {
                 n.state = n.running();
             }
             PairOp::Suspend => {
+                if self.config_changed {
+                    return Err(self.refuse(op, RECONFIGURE));
+                }
                 if dump {
                     return Err(self.refuse(op, "it is already in the dump workflow"));
                 }
@@ -362,6 +400,28 @@ impl Lifecycle {
                 S::FailingBack => return Err(self.refuse(op, "a failback is already running")),
                 _ => return Err(self.refuse(op, "it is not failed over")),
             },
+            PairOp::ConfigChanged => {
+                n.connected = true;
+                n.config_changed = true;
+                if !held {
+                    n.state = n.running();
+                }
+            }
+            PairOp::ConfigRestored => {
+                n.config_changed = false;
+                if self.state == S::ConfigurationChanged {
+                    n.state = n.running();
+                }
+            }
+            PairOp::AdoptGrowth => {
+                if !self.config_changed {
+                    return Err(self.refuse(op, "the agent offers the registered disks; there is nothing to adopt"));
+                }
+                n.config_changed = false;
+                if self.state == S::ConfigurationChanged {
+                    n.state = n.running();
+                }
+            }
             PairOp::FailbackEnded { done } => match self.state {
                 S::FailingBack if done => n.state = n.running(),
                 S::FailingBack => n.state = S::FailedOver,

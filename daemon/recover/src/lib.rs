@@ -87,10 +87,12 @@ pub fn recover(opts: &RecoverOptions, mut progress: impl FnMut(u64, u64)) -> Res
     let store = open_store(&opts.data_dir, &store_dir)?;
     let rec = find_pair(&store, &store_dir, &opts.pair)?;
     let point = find_point(&store, &rec, opts.point)?;
-    let g = rec.disks.get(opts.disk as usize).map(|d| d.geometry).ok_or_else(|| RecoverError::DiskNotFound {
+    // The point's own disks: a point from before a disk grew keeps the old size.
+    let disks = rec.geometries_at(point.epoch);
+    let g = *disks.get(opts.disk as usize).ok_or_else(|| RecoverError::DiskNotFound {
         pair: rec.pair_id.to_string(),
         disk: opts.disk,
-        count: rec.disks.len(),
+        count: disks.len(),
     })?;
     let out = opts.out.display().to_string();
     let image = target.open(g.size_bytes)?;

@@ -109,7 +109,8 @@ pub async fn run(
         disks.push((p.clone(), g));
     }
     let geoms: Vec<DiskGeometry> = disks.iter().map(|d| d.1).collect();
-    let mut local = state::open(&cfg.state_dir, &cfg.pair, &geoms)?;
+    let paths: Vec<String> = disks.iter().map(|d| d.0.display().to_string()).collect();
+    let mut local = state::open(&cfg.state_dir, &cfg.pair, &paths, &geoms)?;
     let setup = drpair_track::TrackerSetup {
         disks: cfg.disks.clone(),
         state_dir: cfg.state_dir.clone(),

@@ -26,8 +26,24 @@ fn map_path(dir: &Path, disk: usize) -> PathBuf {
     dir.join(format!("disk-{disk}.chmap"))
 }
 
-/// Opens the state dir for `pair`, creating maps where there are none.
-pub fn open(dir: &Path, pair: &PairId, geoms: &[DiskGeometry]) -> Result<LocalState> {
+/// The disks the maps were made for, one path per line in disk order (`disks` in the state
+/// dir): a map belongs to its disk, not to its position.
+fn disks_path(dir: &Path) -> PathBuf {
+    dir.join("disks")
+}
+
+/// Whether the maps on disk still belong to the disks at their positions: not when disks were
+/// added or removed (the count differs) or moved (a path now at another position). A path that
+/// is simply new at its position is the same disk renamed (a device renumbered at boot).
+fn same_disks(saved: &[String], now: &[String]) -> bool {
+    saved.len() == now.len() && saved.iter().zip(now).all(|(a, b)| a == b || !saved.contains(b))
+}
+
+/// Opens the state dir for `pair` with the disks at `paths`, creating maps where there are
+/// none. A disk that grew keeps its map (grown, the new chunks to ship); any other change of
+/// the disks (added, removed, moved, shrunk) starts every map over, with a reconcile against
+/// the standby: until the standby takes the new disks (a restart) nothing is shipped anyway.
+pub fn open(dir: &Path, pair: &PairId, paths: &[String], geoms: &[DiskGeometry]) -> Result<LocalState> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create state dir {}", dir.display()))?;
     let id_file = dir.join("pair-id");
     match std::fs::read_to_string(&id_file) {
@@ -40,12 +56,31 @@ pub fn open(dir: &Path, pair: &PairId, geoms: &[DiskGeometry]) -> Result<LocalSt
         Err(_) => std::fs::write(&id_file, format!("{pair}\n"))
             .with_context(|| format!("cannot write {}", id_file.display()))?,
     }
+    let saved: Option<Vec<String>> =
+        std::fs::read_to_string(disks_path(dir)).ok().map(|s| s.lines().map(str::to_string).collect());
+    let mut reconfigured = None;
+    if let Some(saved) = saved.as_ref().filter(|s| !same_disks(s, paths)) {
+        let why = format!(
+            "the disks changed (were {}, now {}): the change maps start over",
+            saved.join(", "),
+            paths.join(", ")
+        );
+        tracing::warn!("{why}");
+        for i in 0..saved.len().max(paths.len()) {
+            let _ = std::fs::remove_file(map_path(dir, i));
+        }
+        reconfigured = Some(why);
+    }
+    // Maps of positions beyond the disks now (a disk removed) would be stale if one came back.
+    for i in geoms.len()..geoms.len() + 64 {
+        let _ = std::fs::remove_file(map_path(dir, i));
+    }
     let mut opened: Vec<Option<ChangeMap>> = Vec::new();
-    let mut gap = None;
-    let mut any_clean_or_unclean = false;
+    let mut gap = reconfigured;
+    let mut any_clean_or_unclean = gap.is_some();
     for (i, g) in geoms.iter().enumerate() {
         let p = map_path(dir, i);
-        match ChangeMap::open(&p, *g) {
+        match ChangeMap::open_grown(&p, *g) {
             Ok(o) => {
                 any_clean_or_unclean = true;
                 if !o.was_clean && gap.is_none() {
@@ -69,7 +104,20 @@ pub fn open(dir: &Path, pair: &PairId, geoms: &[DiskGeometry]) -> Result<LocalSt
                 gap = Some(format!("change map of disk {i} damaged: {reason}"));
                 opened.push(None);
             }
-            Err(e @ ChangeMapError::GeometryMismatch { .. }) => return Err(e.into()),
+            Err(ChangeMapError::GeometryMismatch { recorded, actual, .. }) => {
+                tracing::warn!(
+                    disk = i,
+                    "disk {i} is {} bytes with {}-byte chunks, its change map was made for {} bytes with {}-byte chunks: the maps start over",
+                    actual.size_bytes,
+                    actual.chunk_size.bytes(),
+                    recorded.size_bytes,
+                    recorded.chunk_size.bytes()
+                );
+                let _ = std::fs::remove_file(&p);
+                gap = Some(gap.unwrap_or_else(|| format!("disk {i} changed size")));
+                any_clean_or_unclean = true;
+                opened.push(None);
+            }
             Err(e) => return Err(e.into()),
         }
     }
@@ -80,6 +128,7 @@ pub fn open(dir: &Path, pair: &PairId, geoms: &[DiskGeometry]) -> Result<LocalSt
     let lineages: Vec<Lineage> = opened.iter().flatten().map(|m| m.lineage()).collect();
     let consistent = lineages.windows(2).all(|w| w[0] == w[1]);
     let complete = opened.iter().all(Option::is_some);
+    write_disks(dir, paths)?;
     if complete && consistent {
         return Ok(LocalState { maps: opened.into_iter().flatten().collect(), fresh: false, gap });
     }
@@ -106,6 +155,15 @@ pub fn open(dir: &Path, pair: &PairId, geoms: &[DiskGeometry]) -> Result<LocalSt
         maps.push(m);
     }
     Ok(LocalState { maps, fresh: true, gap })
+}
+
+/// Records which disks the maps are for (written beside, then renamed over the old list).
+fn write_disks(dir: &Path, paths: &[String]) -> Result<()> {
+    let path = disks_path(dir);
+    let tmp = path.with_extension("new");
+    let text: String = paths.iter().map(|p| format!("{p}\n")).collect();
+    std::fs::write(&tmp, text).with_context(|| format!("cannot write {}", tmp.display()))?;
+    std::fs::rename(&tmp, &path).with_context(|| format!("cannot write {}", path.display()))
 }
 
 impl LocalState {

@@ -91,6 +91,15 @@ pub async fn restart(
     run(sb, pair, raw, |raw| body(raw).map(PairCommand::Restart)).await
 }
 
+/// Take disks that only grew (state *Configuration changed*) without a restart.
+pub async fn adopt_growth(
+    State(sb): State<AppState>,
+    Path(pair): Path<String>,
+    raw: Bytes,
+) -> ApiResult<Json<ActionResponse>> {
+    run(sb, pair, raw, |raw| no_params(raw).map(|()| PairCommand::AdoptGrowth)).await
+}
+
 pub async fn start(
     State(sb): State<AppState>,
     Path(pair): Path<String>,

@@ -16,7 +16,8 @@ pub async fn export(
 ) -> ApiResult<Response> {
     let (pair_id, h) = find_pair(&sb, &pair)?;
     let (pair_no, pt) = resolve_point(&sb, &pair, &point).await?;
-    let disks: Vec<_> = h.record.lock().expect("record").disks.iter().map(|d| d.geometry).collect();
+    // The point's own disks: a point from before a disk grew keeps the old size.
+    let disks = h.record.lock().expect("record").geometries_at(pt.epoch);
     let d: u32 = disk.parse().map_err(|_| ApiFailure::param("disk", format!("disk '{disk}' is not a disk number")))?;
     let g = *disks.get(d as usize).ok_or_else(|| {
         ApiFailure::param("disk", format!("pair '{pair_id}' has {} disk(s); disk {d} does not exist", disks.len()))

@@ -101,6 +101,7 @@ pub fn router(sb: AppState) -> Router {
         .route("/api/v1/pairs/{pair}/pause", post(control::pause))
         .route("/api/v1/pairs/{pair}/resume", post(control::resume))
         .route("/api/v1/pairs/{pair}/stop", post(control::stop))
+        .route("/api/v1/pairs/{pair}/adopt-growth", post(control::adopt_growth))
         .route("/api/v1/pairs/{pair}/suspend", post(dump::suspend))
         .route("/api/v1/pairs/{pair}/skip-to-resync-marker", post(dump::skip_to_resync_marker))
         .route("/api/v1/pairs/{pair}/markers/dump", post(dump::mark))

@@ -26,7 +26,7 @@ pub fn required(method: &Method, path: &str, start_deletes: bool) -> Role {
     if let Some(pair_rest) = rest.strip_prefix("/pairs/") {
         let action = pair_rest.split_once('/').map_or("", |(_, a)| a);
         let operator = match action {
-            "pause" | "resume" | "stop" | "points" | "drills" | "verify" | "verify-source" => true,
+            "pause" | "resume" | "stop" | "points" | "drills" | "verify" | "verify-source" | "adopt-growth" => true,
             "start" => !start_deletes,
             a => a.starts_with("points/") && (a.ends_with("/pin") || a.ends_with("/unpin")),
         };
@@ -50,7 +50,9 @@ mod tests {
         assert_eq!(required(&get, "/api/v1/pairs/web-01", false), Role::Viewer);
         assert_eq!(required(&get, "/api/v1/audit", false), Role::Admin);
         assert_eq!(required(&get, "/api/v1/pairs/web-01/points/3/disks/0/image", false), Role::Operator);
-        for a in ["pause", "resume", "stop", "points", "points/3/pin", "drills", "verify", "verify-source"] {
+        for a in
+            ["pause", "resume", "stop", "points", "points/3/pin", "drills", "verify", "verify-source", "adopt-growth"]
+        {
             assert_eq!(required(&post, &format!("/api/v1/pairs/p/{a}"), false), Role::Operator, "{a}");
         }
         assert_eq!(required(&post, "/api/v1/pairs/p/start", false), Role::Operator);

@@ -40,6 +40,10 @@ pub struct StandbyFile {
     /// Start copying a pair as soon as its agent registers. With `false`, a new pair waits
     /// (state Initiating) for `drpair start PAIR --type start`. Default `true`.
     pub auto_start: Option<bool>,
+    /// A pair whose agent comes back with disks that only grew takes them at once (older
+    /// points keep their size). With `false` (the default) the pair waits in *Configuration
+    /// changed* for `drpair pairs adopt-growth PAIR` or `drpair restart PAIR`.
+    pub adopt_growth: Option<bool>,
     /// Default retention grid of every pair (a pair may have its own, set through the API).
     /// Default `1x10m(keep=all) | 60x1m | 144x10m | 168x1h | 30x1d`.
     pub retention_grid: Option<String>,
@@ -146,6 +150,7 @@ pub struct StandbyConfig {
     /// Where the token was read from (kept out of a drill check's reach).
     pub token_file: Option<PathBuf>,
     pub auto_start: bool,
+    pub adopt_growth: bool,
     pub retention: drpair_retention::Policy,
     /// Zero: never by itself.
     pub prune_interval: Duration,
@@ -310,6 +315,7 @@ impl StandbyFile {
             token,
             token_file,
             auto_start: flags.auto_start.or(self.auto_start).unwrap_or(true),
+            adopt_growth: flags.adopt_growth.or(self.adopt_growth).unwrap_or(false),
             retention: {
                 let grid = flags.retention_grid.or(self.retention_grid);
                 let keep_last = flags.keep_last.or(self.keep_last).unwrap_or(drpair_retention::DEFAULT_KEEP_LAST);

@@ -56,6 +56,7 @@ impl Standby {
             registry,
             token: cfg.token.clone(),
             auto_start: cfg.auto_start,
+            adopt_growth: cfg.adopt_growth,
             register_lock: Mutex::new(()),
             metrics: metrics::install(),
             retention: cfg.retention.clone(),

@@ -57,6 +57,11 @@ pub async fn restart(sb: &Arc<Standby>, h: &Arc<PairHandle>, opts: RestartOpts) 
     let points = blocking(move || store.list_points(pair_no)).await?;
     let newest = points.last().map(|p| p.epoch).unwrap_or(0);
     let old_lineage = rec.lineage;
+    // The disks the agent came back with, if they differ, are the new lineage's disks.
+    if let Some(r) = rec.reconfigured.take() {
+        tracing::warn!(pair = %rec.pair_id, "the restart takes the agent's new disks: {}", describe(&rec, &r));
+        rec.take_disks(r.offered);
+    }
     rec.lineage = uuid::Uuid::new_v4();
     rec.epoch_floor = rec.epoch_floor.max(rec.committed).max(newest);
     rec.committed = 0;
@@ -87,6 +92,15 @@ pub async fn restart(sb: &Arc<Standby>, h: &Arc<PairHandle>, opts: RestartOpts) 
     let installed = h.record.lock().expect("record").clone();
     follow_baseline(sb, h, &installed, deleted);
     Ok(deleted)
+}
+
+fn describe(rec: &PairRecord, r: &super::pair::ReconfiguredRecord) -> String {
+    let mut probe = rec.clone();
+    probe.reconfigured = Some(r.clone());
+    probe
+        .configuration_change()
+        .map(|c| c.changes.iter().map(|c| c.describe()).collect::<Vec<_>>().join("; "))
+        .unwrap_or_default()
 }
 
 /// A restart's baseline as a task: it runs in the agent's connections and ends when its point

@@ -23,6 +23,7 @@ mod node;
 pub mod pair;
 pub mod paths;
 pub mod rebase;
+pub mod reconfigure;
 pub mod retention;
 pub mod session;
 pub mod source_verify;

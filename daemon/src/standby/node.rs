@@ -15,6 +15,8 @@ pub struct Standby {
     pub token: Option<String>,
     /// New pairs start copying at once (else they wait for `start --type start`).
     pub auto_start: bool,
+    /// Disks that only grew are taken when the agent comes back with them.
+    pub adopt_growth: bool,
     pub register_lock: Mutex<()>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The default retention policy of pairs without their own.

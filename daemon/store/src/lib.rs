@@ -91,7 +91,7 @@ mod test_support;
 
 pub use chunks::{Hash, StoredChunk, hash_hex};
 pub use error::StoreError;
-pub use pair_facts::{DiskFacts, PairFacts};
+pub use pair_facts::{DiskFacts, GeometryEra, PairFacts, geometry_at};
 pub use point_reader::{ErrorClass, PointChunk, PointReadError, PointReader, Spans};
 pub use prune::PruneOutcome;
 pub use reclaim::ReclaimOutcome;

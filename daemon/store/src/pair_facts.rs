@@ -15,6 +15,23 @@ pub struct PairFacts {
     pub pair_no: u32,
     /// The protected disks, in disk order.
     pub disks: Vec<DiskFacts>,
+    /// The disks older points were cut with, when they changed since (a disk grown and
+    /// adopted, or a restart that took other disks).
+    #[serde(default)]
+    pub geometry_eras: Vec<GeometryEra>,
+}
+
+/// The disks of the points up to and including epoch `through` (and after the era before).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct GeometryEra {
+    pub through: drpair_types::Epoch,
+    pub disks: Vec<DiskGeometry>,
+}
+
+/// The disks a point of `epoch` was cut with: those of the first era that reaches it, else
+/// the current ones.
+pub fn geometry_at(current: Vec<DiskGeometry>, eras: &[GeometryEra], epoch: drpair_types::Epoch) -> Vec<DiskGeometry> {
+    eras.iter().find(|e| epoch <= e.through).map(|e| e.disks.clone()).unwrap_or(current)
 }
 
 /// One disk of a pair.
@@ -30,6 +47,11 @@ impl PairFacts {
     /// The disks' geometries, in disk order.
     pub fn geometries(&self) -> Vec<DiskGeometry> {
         self.disks.iter().map(|d| d.geometry).collect()
+    }
+
+    /// The disks the point of `epoch` was cut with.
+    pub fn geometries_at(&self, epoch: drpair_types::Epoch) -> Vec<DiskGeometry> {
+        geometry_at(self.geometries(), &self.geometry_eras, epoch)
     }
 }
 
@@ -61,7 +83,24 @@ mod tests {
         assert_eq!(facts.len(), 1);
         assert_eq!((&facts[0].pair_id, facts[0].pair_no, facts[0].geometries()), (&id, 3, vec![g, g]));
         assert_eq!(facts[0].disks[1].path, "/dev/vdc");
+        assert_eq!(facts[0].geometries_at(3), vec![g, g], "no eras: the current disks");
         s.put_pair(&PairId::new("bad").unwrap(), &serde_json::json!({"pair_id": "bad"})).unwrap();
         assert!(s.pair_facts().unwrap_err().to_string().starts_with("pair 'bad' record:"));
+    }
+}
+
+#[cfg(test)]
+mod era_tests {
+    use super::*;
+    use drpair_types::ChunkSize;
+
+    #[test]
+    fn a_point_gets_the_disks_of_its_era() {
+        let g = |mib: u64| DiskGeometry::new(mib << 20, ChunkSize::DEFAULT).unwrap();
+        let eras = [GeometryEra { through: 4, disks: vec![g(1)] }, GeometryEra { through: 9, disks: vec![g(2), g(1)] }];
+        assert_eq!(geometry_at(vec![g(3)], &eras, 1), vec![g(1)]);
+        assert_eq!(geometry_at(vec![g(3)], &eras, 4), vec![g(1)]);
+        assert_eq!(geometry_at(vec![g(3)], &eras, 5), vec![g(2), g(1)]);
+        assert_eq!(geometry_at(vec![g(3)], &eras, 10), vec![g(3)]);
     }
 }

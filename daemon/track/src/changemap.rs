@@ -17,6 +17,7 @@
 //! a new lineage, whose every chunk is stamped.
 
 mod error;
+mod grow;
 #[cfg(test)]
 mod proptests;
 

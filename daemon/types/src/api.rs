@@ -39,6 +39,10 @@ pub enum PairState {
     FailedOver,
     /// A failback is making the two sides equal again.
     FailingBack,
+    /// The agent came back with other disks than those registered (added, removed, moved,
+    /// resized): nothing is shipped and every point is kept until `restart` (or, for disks
+    /// that only grew, `pairs adopt-growth`) takes the new disks.
+    ConfigurationChanged,
 }
 
 impl PairState {
@@ -58,11 +62,12 @@ impl PairState {
             PairState::ApplySuspended => "Apply suspended",
             PairState::FailedOver => "Failed over",
             PairState::FailingBack => "Failing back",
+            PairState::ConfigurationChanged => "Configuration changed",
         }
     }
 
     /// Every state, in the order an operator meets them.
-    pub const ALL: [PairState; 13] = [
+    pub const ALL: [PairState; 14] = [
         PairState::Initiating,
         PairState::InitialSync,
         PairState::Replicating,
@@ -76,6 +81,7 @@ impl PairState {
         PairState::ApplySuspended,
         PairState::FailedOver,
         PairState::FailingBack,
+        PairState::ConfigurationChanged,
     ];
 
     /// A step of the third-party dump workflow (the agent holds).
@@ -422,6 +428,9 @@ pub struct PairStatus {
     /// The link runs without TLS (`insecure_plaintext`): a warning to show.
     #[serde(default)]
     pub insecure_plaintext: bool,
+    /// The agent offers other disks than those registered (state *Configuration changed*).
+    #[serde(default)]
+    pub configuration_change: Option<crate::reconfig::ConfigurationChange>,
 }
 
 /// `GET /api/v1`: who this standby is (the panel's footer).

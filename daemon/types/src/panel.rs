@@ -103,7 +103,7 @@ pub fn format_lag(s: f64) -> String {
 /// Operator actions, by the name the panel and scripts use; `PairStatus.allowed_actions`
 /// lists those the pair's state allows now (the API refuses the others with 409).
 pub const ACTIONS: &[&str] =
-    &["start", "resume", "pause", "stop", "restart", "replay", "failover", "failback", "create_point"];
+    &["start", "resume", "pause", "stop", "restart", "replay", "failover", "failback", "create_point", "adopt_growth"];
 
 /// One sample of a pair's short history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -115,7 +115,11 @@ mod tests {
     fn frozen_layout() {
         let f = encode(&AgentMsg::Progress(Progress::default())).unwrap();
         assert_eq!(&f[0..4], b"DRPL");
-        assert_eq!(u16::from_le_bytes([f[4], f[5]]), 4, "version 4: FailbackBegin (3: TLS, Enroll, Renew, Certificate)");
+        assert_eq!(
+            u16::from_le_bytes([f[4], f[5]]),
+            4,
+            "version 4: FailbackBegin (3: TLS, Enroll, Renew, Certificate)"
+        );
         assert_eq!(HEADER_LEN, 16);
         assert_eq!(u32::from_le_bytes(f[8..12].try_into().unwrap()) as usize, f.len() - 16);
     }

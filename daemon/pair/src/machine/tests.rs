@@ -12,6 +12,7 @@ fn at(state: PairState, connected: bool) -> Lifecycle {
         restarting: false,
         connected: connected && state != S::Disconnected,
         verifying_dump: false,
+        config_changed: state == S::ConfigurationChanged,
     }
 }
 
@@ -36,7 +37,7 @@ fn state_by_op_table() {
     use PairOp as O;
     // Columns in the order of OPS.
     #[rustfmt::skip]
-    let table: [(PairState, [Option<PairState>; 12]); 13] = [
+    let table: [(PairState, [Option<PairState>; 12]); 14] = [
         //                StandbyStarted      AgentConnected        AgentDisconnected    PassStarted(rec)      PointCommitted        Start                 Resume                 Pause             Stop                Restart               Replay                PassStarted
         (S::Initiating,  [Some(S::Initiating), Some(S::Initiating), Some(S::Initiating), Some(S::Initiating), Some(S::Initiating), Some(S::InitialSync), None,                  None,             None,               None,                 None,                 Some(S::Initiating)]),
         (S::InitialSync, [Some(S::Disconnected), Some(S::InitialSync), Some(S::Disconnected), Some(S::InitialSync), Some(S::Replicating), None,           None,                  Some(S::Paused),  Some(S::Stopped),   Some(S::InitialSync), None,                 Some(S::InitialSync)]),
@@ -51,6 +52,7 @@ fn state_by_op_table() {
         (S::ApplySuspended, [Some(S::ApplySuspended), Some(S::ApplySuspended), Some(S::ApplySuspended), Some(S::ApplySuspended), Some(S::ApplySuspended), None, Some(S::Replicating), None, None, Some(S::InitialSync), None, Some(S::ApplySuspended)]),
         (S::FailedOver, [Some(S::FailedOver), Some(S::FailedOver), Some(S::FailedOver), Some(S::FailedOver), Some(S::FailedOver), None, None, None, None, None, None, Some(S::FailedOver)]),
         (S::FailingBack, [Some(S::FailingBack), Some(S::FailingBack), Some(S::FailingBack), Some(S::FailingBack), Some(S::FailingBack), None, None, None, None, None, None, Some(S::FailingBack)]),
+        (S::ConfigurationChanged, [Some(S::ConfigurationChanged), Some(S::ConfigurationChanged), Some(S::ConfigurationChanged), Some(S::ConfigurationChanged), Some(S::ConfigurationChanged), None, None, Some(S::Paused), Some(S::Stopped), Some(S::InitialSync), None, Some(S::ConfigurationChanged)]),
     ];
     assert_eq!(table.len(), PairState::ALL.len());
     for (state, row) in table {
@@ -155,7 +157,7 @@ const DUMP_OPS: [PairOp; 5] =
 #[test]
 fn dump_workflow_table() {
     #[rustfmt::skip]
-    let table: [(PairState, [Option<PairState>; 5]); 13] = [
+    let table: [(PairState, [Option<PairState>; 5]); 14] = [
         //                          Suspend             SkipToResyncMarker            ResyncMarker                 DumpMarker               ResumeApply
         (S::Initiating,           [Some(S::Suspended), None,                         None,                        None,                    None]),
         (S::InitialSync,          [Some(S::Suspended), None,                         None,                        None,                    None]),
@@ -170,6 +172,7 @@ fn dump_workflow_table() {
         (S::ApplySuspended,       [None,               None,                         None,                        None,                    Some(S::Rescanning)]),
         (S::FailedOver,           [None,               None,                         None,                        None,                    None]),
         (S::FailingBack,          [None,               None,                         None,                        None,                    None]),
+        (S::ConfigurationChanged, [None,               None,                         None,                        None,                    None]),
     ];
     assert_eq!(table.len(), PairState::ALL.len());
     for (state, row) in table {
@@ -236,7 +239,7 @@ const FAILOVER_OPS: [PairOp; 4] =
 #[test]
 fn failover_table() {
     #[rustfmt::skip]
-    let table: [(PairState, [Option<PairState>; 4]); 13] = [
+    let table: [(PairState, [Option<PairState>; 4]); 14] = [
         //                          Failover             Failback              Ended(done)           Ended(failed)
         (S::Initiating,           [None,                None,                 None,                 None]),
         (S::InitialSync,          [None,                None,                 None,                 None]),
@@ -251,6 +254,7 @@ fn failover_table() {
         (S::ApplySuspended,       [None,                None,                 None,                 None]),
         (S::FailedOver,           [Some(S::FailedOver), Some(S::FailingBack), None,                 None]),
         (S::FailingBack,          [None,                None,                 Some(S::Replicating), Some(S::FailedOver)]),
+        (S::ConfigurationChanged, [Some(S::FailedOver), None,                 None,                 None]),
     ];
     assert_eq!(table.len(), PairState::ALL.len());
     for (state, row) in table {
@@ -288,4 +292,36 @@ fn failover_is_refused_while_a_restart_copies_and_held_until_failback() {
     let b = f.apply(PairOp::Failback).unwrap().apply(PairOp::PointCommitted).unwrap();
     assert_eq!(b.state, S::FailingBack);
     assert_eq!(b.apply(PairOp::FailbackEnded { done: true }).unwrap().state, S::Replicating);
+}
+
+/// Other disks hold the pair whatever it was doing, keep it held through the agent's comings
+/// and goings, and let go only by a restart, an adoption of growth, or the old disks again.
+#[test]
+fn a_configuration_change_holds_until_taken_or_restored() {
+    let l = at(S::Replicating, true).apply(PairOp::ConfigChanged).unwrap();
+    assert_eq!(l.state, S::ConfigurationChanged);
+    assert!(l.holds() && l.ready_for_failover());
+    let l = l.apply(PairOp::AgentDisconnected).unwrap().apply(PairOp::StandbyStarted).unwrap();
+    assert_eq!(l.state, S::ConfigurationChanged, "still held while the agent is away");
+    for op in [PairOp::Resume, PairOp::Replay, PairOp::Suspend] {
+        let e = l.apply(op).unwrap_err();
+        assert!(e.message.contains("adopt-growth"), "{op:?}: {}", e.message);
+    }
+    // Paused meanwhile: resuming returns to the held state, not to shipping.
+    let p = l.apply(PairOp::Pause).unwrap();
+    assert_eq!(p.apply(PairOp::Resume).unwrap().state, S::ConfigurationChanged);
+    // A failover from a kept point is allowed.
+    assert_eq!(l.apply(PairOp::Failover).unwrap().state, S::FailedOver);
+    let connected = l.apply(PairOp::AgentConnected).unwrap();
+    let grown = connected.apply(PairOp::AdoptGrowth).unwrap();
+    assert_eq!((grown.state, grown.config_changed, grown.has_baseline), (S::Replicating, false, true));
+    assert!(grown.apply(PairOp::AdoptGrowth).unwrap_err().message.contains("nothing to adopt"));
+    let restarted = connected.apply(PairOp::Restart).unwrap();
+    assert_eq!((restarted.state, restarted.config_changed), (S::InitialSync, false));
+    let restored = connected.apply(PairOp::ConfigRestored).unwrap();
+    assert_eq!(restored.state, S::Replicating);
+    // Stopped when the change came: still stopped, and resuming meets the change.
+    let stopped = at(S::Stopped, true).apply(PairOp::ConfigChanged).unwrap();
+    assert_eq!(stopped.state, S::Stopped);
+    assert_eq!(stopped.apply(PairOp::Resume).unwrap().state, S::ConfigurationChanged);
 }

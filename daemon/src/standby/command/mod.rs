@@ -46,6 +46,8 @@ pub enum PairCommand {
     /// confirmed restart), optionally with a stop position; a running pair given only a stop
     /// position keeps running.
     Start(StartRequest),
+    /// Take disks that only grew (state *Configuration changed*) without a restart.
+    AdoptGrowth,
 }
 
 /// Runs `cmd` on pair `id` (whose handle is `h`).
@@ -61,5 +63,15 @@ pub async fn execute(
         PairCommand::Stop => lifecycle::stop(sb, h, id),
         PairCommand::Restart(req) => lifecycle::restart(sb, h, id, req).await,
         PairCommand::Start(req) => start::start(sb, h, id, req).await,
+        PairCommand::AdoptGrowth => {
+            let taken = super::reconfigure::adopt_growth(sb, h).await.map_err(|e| CommandError::op(id, e))?;
+            Ok(Outcome::new(
+                format!(
+                    "pair '{id}' took its grown disks ({}); older points keep their size, the new chunks are copied",
+                    taken.join("; ")
+                ),
+                0,
+            ))
+        }
     }
 }

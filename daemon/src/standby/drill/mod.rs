@@ -134,12 +134,14 @@ pub fn start(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: DrillRequest) -> Resul
     if req.check.as_deref().is_some_and(|c| c.trim().is_empty()) {
         return Err(DrillError::Param("check", "the check command is empty".into()));
     }
-    let (pair_id, pair_no, disks) = {
+    let (pair_id, pair_no) = {
         let rec = h.record.lock().expect("record");
-        (rec.pair_id.clone(), rec.pair_no, rec.disks.iter().map(|d| d.geometry).collect::<Vec<_>>())
+        (rec.pair_id.clone(), rec.pair_no)
     };
     let points = sb.store.list_points(pair_no).map_err(|e| DrillError::Internal(e.to_string()))?;
     let (point, why) = choose(&points, &req)?;
+    // The point's own disks: a point from before a disk grew keeps the old size.
+    let disks = h.record.lock().expect("record").geometries_at(point.epoch);
     let id = format!("{pair_id}-{requested}-{}", sb.drills.next.fetch_add(1, Ordering::Relaxed));
 
     // Pin, and make sure the point is still there, under the gate a prune holds from its last

@@ -60,7 +60,7 @@ pub async fn start(
             "say which way the failback copies: \"to-original\" writes the recovered side's data onto the original disk (the original's current state is kept as a recovery point first), \"to-recovered\" writes the original side's data onto the recovered side and abandons the failover. A failback never guesses: either way one side's newer writes are overwritten".into(),
         ));
     };
-    let disks: Vec<DiskGeometry> = rec.disks.iter().map(|d| d.geometry).collect();
+    let disks: Vec<DiskGeometry> = failover_disks(&rec);
     if req.from.len() != disks.len() {
         return Err(FailoverError::Param(
             "from",
@@ -271,7 +271,7 @@ fn compare(
 ) -> Result<Compared, FailbackError> {
     let (pair_no, disks) = {
         let r = h.record.lock().expect("record");
-        (r.pair_no, r.disks.iter().map(|d| d.geometry).collect::<Vec<_>>())
+        (r.pair_no, failover_disks(&r))
     };
     let store = &sb.store;
     let latest = store
@@ -357,7 +357,7 @@ async fn to_original(
 ) -> Result<(), FailbackError> {
     let (pair, disks): (String, Vec<DiskGeometry>) = {
         let rec = h.record.lock().expect("record");
-        (rec.pair_id.to_string(), rec.disks.iter().map(|d| d.geometry).collect())
+        (rec.pair_id.to_string(), failover_disks(&rec))
     };
     let session = h
         .runtime
@@ -436,7 +436,7 @@ fn to_recovered(
 ) -> Result<(), FailbackError> {
     let (pair_no, disks) = {
         let r = h.record.lock().expect("record");
-        (r.pair_no, r.disks.iter().map(|d| d.geometry).collect::<Vec<_>>())
+        (r.pair_no, failover_disks(&r))
     };
     let points: Vec<PointReader> =
         (0u32..).zip(&disks).map(|(d, g)| PointReader::new(&sb.store, pair_no, d, *g, cmp.against)).collect();
@@ -498,7 +498,7 @@ async fn check(
     };
     let (pair_no, disks) = {
         let r = h.record.lock().expect("record");
-        (r.pair_no, r.disks.iter().map(|d| d.geometry).collect::<Vec<_>>())
+        (r.pair_no, failover_disks(&r))
     };
     let (store, seen, epoch) = (sb.store.clone(), cmp.seen, point.epoch);
     let mismatched = tokio::task::spawn_blocking(move || -> Result<u64, FailbackError> {
@@ -528,6 +528,12 @@ async fn check(
         )));
     }
     Ok(())
+}
+
+/// The disks of the point failed over to (a point from before a disk grew keeps the old
+/// size): both sides of a failback have them.
+fn failover_disks(r: &PairRecord) -> Vec<DiskGeometry> {
+    r.geometries_at(r.failover.as_ref().map_or(Epoch::MAX, |f| f.epoch))
 }
 
 /// Ends the failover: `done` resumes replication, else the pair stays failed over.

@@ -117,6 +117,14 @@ pub async fn start(
         .map_err(|e| FailoverError::Internal(e.to_string()))?
         .map_err(|e| FailoverError::Internal(e.to_string()))?;
     let (point, why) = choose(&points, &req)?;
+    // The point's own disks: a point from before a disk grew keeps the old size.
+    let disks = rec.geometries_at(point.epoch);
+    if req.targets.len() != disks.len() {
+        return Err(FailoverError::Param(
+            "targets",
+            format!("recovery point {} has {} disk(s): give one target per disk of the point", point.id, disks.len()),
+        ));
+    }
     if let Some(d) = &point.damage {
         return Err(FailoverError::State(format!(
             "recovery point {} is damaged ({} chunk(s) missing or corrupt, found {}): fail over to another point",
@@ -209,7 +217,7 @@ fn run(sb: &Standby, h: &PairHandle, point: RecoveryPoint, sides: Vec<Side>, tas
     let job = h.runtime.lock().expect("runtime").failover.clone().expect("set by start");
     let (pair_id, pair_no, disks) = {
         let r = h.record.lock().expect("record");
-        (r.pair_id.clone(), r.pair_no, r.disks.iter().map(|d| d.geometry).collect::<Vec<_>>())
+        (r.pair_id.clone(), r.pair_no, r.geometries_at(point.epoch))
     };
     let t0 = Instant::now();
     let done = AtomicU64::new(0);

@@ -16,6 +16,6 @@ mod record_tests;
 pub use handle::{OpError, PairHandle, Registry};
 #[cfg(test)]
 pub(crate) use record::test_record;
-pub use record::{DiskRecord, PairRecord, RestartRecord, Rewound, StopAtRecord};
+pub use record::{DiskRecord, PairRecord, ReconfiguredRecord, RestartRecord, Rewound, StopAtRecord};
 pub use runtime::{Committed, Counters, PairRuntime, RetentionDefaults, SessionHandle};
 pub use trend::{INTERVAL, Trend, WINDOW};

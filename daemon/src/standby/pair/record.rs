@@ -10,7 +10,11 @@ use super::results::{FailbackRecord, FailoverRecord, PruneRecord, SourceVerifyRe
 use crate::standby::dump::DumpRecord;
 use crate::timefmt::now_ms;
 use drpair_pair::Lifecycle;
-use drpair_types::{Checkpoint, DiskGeometry, Epoch, Lineage, PairId};
+use drpair_store::{GeometryEra, geometry_at};
+use drpair_types::{
+    Checkpoint, ConfigurationChange, DiskChange, DiskChangeKind, DiskGeometry, DiskShape, Epoch, Lineage, PairId,
+    compare_disks,
+};
 use drpair_wire::WireDisk;
 use serde::{Deserialize, Serialize};
 
@@ -79,6 +83,19 @@ pub struct PairRecord {
     /// The last failback that ended.
     #[serde(default)]
     pub failback: Option<FailbackRecord>,
+    /// The agent offers other disks than `disks` (state *Configuration changed*).
+    #[serde(default)]
+    pub reconfigured: Option<ReconfiguredRecord>,
+    /// The disks of older points, when they differ from `disks` (oldest era first).
+    #[serde(default)]
+    pub geometry_eras: Vec<GeometryEra>,
+}
+
+/// The disks an agent came back with, differing from the registered ones.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReconfiguredRecord {
+    pub detected_unix_ms: u64,
+    pub offered: Vec<DiskRecord>,
 }
 
 /// A restart in progress.
@@ -140,6 +157,8 @@ impl PairRecord {
             verify: None,
             failover: None,
             failback: None,
+            reconfigured: None,
+            geometry_eras: Vec::new(),
         }
     }
 
@@ -147,30 +166,63 @@ impl PairRecord {
         (self.committed > 0).then_some(Checkpoint { lineage: self.lineage, epoch: self.committed })
     }
 
-    /// Compares an agent's disks with the registered ones; the error says what differs.
-    pub fn geometry_mismatch(&self, disks: &[WireDisk]) -> Option<String> {
-        if disks.len() != self.disks.len() {
-            return Some(format!(
-                "pair '{}' was registered with {} disk(s), the agent offers {}",
-                self.pair_id,
-                self.disks.len(),
-                disks.len()
-            ));
+    /// The disks the point of `epoch` was cut with.
+    pub fn geometries_at(&self, epoch: Epoch) -> Vec<DiskGeometry> {
+        geometry_at(self.disks.iter().map(|d| d.geometry).collect(), &self.geometry_eras, epoch)
+    }
+
+    /// Takes `disks` as the pair's disks from the next epoch on: the points up to now keep
+    /// the disks they were cut with.
+    pub fn take_disks(&mut self, disks: Vec<DiskRecord>) {
+        let through = self.committed.max(self.epoch_floor);
+        let old: Vec<DiskGeometry> = self.disks.iter().map(|d| d.geometry).collect();
+        let new: Vec<DiskGeometry> = disks.iter().map(|d| d.geometry).collect();
+        // A change with nothing cut since the one before has no points of its own.
+        if old != new && through > 0 && !self.geometry_eras.iter().any(|e| e.through >= through) {
+            self.geometry_eras.push(GeometryEra { through, disks: old });
         }
-        for (i, (have, got)) in self.disks.iter().zip(disks).enumerate() {
-            if have.geometry.size_bytes != got.size_bytes || u64::from(have.geometry.chunk_size) != got.chunk_size {
-                return Some(format!(
-                    "pair '{}' disk {i} ({}): registered size {} bytes with {}-byte chunks, the agent offers {} bytes with {}-byte chunks",
-                    self.pair_id,
-                    got.path,
-                    have.geometry.size_bytes,
-                    u64::from(have.geometry.chunk_size),
-                    got.size_bytes,
-                    got.chunk_size
-                ));
-            }
-        }
-        None
+        self.disks = disks;
+        self.reconfigured = None;
+    }
+
+    /// How an agent's disks differ from the registered ones, position by position (none:
+    /// the same disks, perhaps under other names).
+    pub fn disk_changes(&self, disks: &[WireDisk]) -> Vec<DiskChange> {
+        let shape = |path: &str, g: DiskGeometry| DiskShape {
+            path: path.to_string(),
+            size_bytes: g.size_bytes,
+            chunk_size: g.chunk_size.into(),
+        };
+        let registered: Vec<DiskShape> = self.disks.iter().map(|d| shape(&d.path, d.geometry)).collect();
+        let offered: Vec<DiskShape> = disks
+            .iter()
+            .map(|d| DiskShape { path: d.path.clone(), size_bytes: d.size_bytes, chunk_size: d.chunk_size })
+            .collect();
+        compare_disks(&registered, &offered)
+    }
+
+    /// What status shows of a configuration change.
+    pub fn configuration_change(&self) -> Option<ConfigurationChange> {
+        let r = self.reconfigured.as_ref()?;
+        let offered: Vec<WireDisk> = r
+            .offered
+            .iter()
+            .map(|d| WireDisk {
+                path: d.path.clone(),
+                size_bytes: d.geometry.size_bytes,
+                chunk_size: d.geometry.chunk_size.into(),
+            })
+            .collect();
+        let changes = self.disk_changes(&offered);
+        Some(ConfigurationChange {
+            detected_at: crate::timefmt::rfc3339_ms(r.detected_unix_ms),
+            growth_only: !changes.is_empty() && changes.iter().all(|c| c.change == DiskChangeKind::Grown),
+            changes,
+            offered: offered
+                .into_iter()
+                .map(|d| DiskShape { path: d.path, size_bytes: d.size_bytes, chunk_size: d.chunk_size })
+                .collect(),
+        })
     }
 }
 
@@ -203,13 +255,23 @@ mod tests {
     use drpair_types::PairState;
 
     #[test]
-    fn geometry_mismatch_names_the_disk() {
-        let r = test_record(PairState::Replicating, 1);
+    fn disk_changes_and_eras() {
+        let mut r = test_record(PairState::Replicating, 3);
         let same = [WireDisk { path: "/d".into(), size_bytes: 1 << 20, chunk_size: 65536 }];
-        assert!(r.geometry_mismatch(&same).is_none());
+        assert!(r.disk_changes(&same).is_empty());
         let grown = [WireDisk { path: "/d".into(), size_bytes: 2 << 20, chunk_size: 65536 }];
-        let m = r.geometry_mismatch(&grown).unwrap();
-        assert!(m.contains("disk 0") && m.contains("1048576") && m.contains("2097152"), "{m}");
-        assert!(r.geometry_mismatch(&[]).unwrap().contains("1 disk(s)"));
+        let c = r.disk_changes(&grown);
+        assert_eq!((c.len(), c[0].change), (1, DiskChangeKind::Grown));
+        assert_eq!(r.disk_changes(&[])[0].change, DiskChangeKind::Removed);
+        let old = r.disks.clone();
+        let mut big = old.clone();
+        big[0].geometry = DiskGeometry::new(2 << 20, drpair_types::ChunkSize::DEFAULT).unwrap();
+        r.take_disks(big.clone());
+        assert_eq!(r.geometries_at(3), vec![old[0].geometry], "points up to now keep their size");
+        assert_eq!(r.geometries_at(4), vec![big[0].geometry]);
+        // Taken again before anything was cut: the points' era stays.
+        r.take_disks(old.clone());
+        assert_eq!(r.geometry_eras.len(), 1);
+        assert_eq!(r.geometries_at(3), vec![old[0].geometry]);
     }
 }

@@ -2,7 +2,7 @@
 //! was added (`testdata/pair_record.json`, kept as it was written) must still decode to the same record, and encode
 //! back to the same bytes.
 
-use super::record::{DiskRecord, PairRecord, RestartRecord, Rewound, StopAtRecord};
+use super::record::{DiskRecord, PairRecord, ReconfiguredRecord, RestartRecord, Rewound, StopAtRecord};
 use crate::standby::dump::{DiskLoadRecord, DumpRecord, LoadStats};
 use drpair_pair::Lifecycle;
 use drpair_types::{
@@ -27,6 +27,7 @@ pub(crate) fn fully_populated() -> PairRecord {
         restarting: false,
         connected: true,
         verifying_dump: true,
+        config_changed: false,
     };
     let disks = vec![
         DiskRecord {
@@ -197,6 +198,17 @@ pub(crate) fn fully_populated() -> PairRecord {
             "operator": "bob",
             "message": "the agent disconnected",
         }))),
+        reconfigured: Some(ReconfiguredRecord {
+            detected_unix_ms: 1_767_200_000_000,
+            offered: vec![DiskRecord {
+                path: "/dev/vdb".into(),
+                geometry: DiskGeometry::new(2 << 30, ChunkSize::DEFAULT).expect("geometry"),
+            }],
+        }),
+        geometry_eras: vec![drpair_store::GeometryEra {
+            through: 6,
+            disks: vec![DiskGeometry::new(512 << 20, ChunkSize::DEFAULT).expect("geometry")],
+        }],
     }
 }
 
@@ -264,6 +276,8 @@ fn a_record_without_the_optional_parts_decodes_with_defaults() {
         "verify",
         "failover",
         "failback",
+        "reconfigured",
+        "geometry_eras",
     ] {
         assert!(obj.remove(k).is_some(), "fixture has {k}");
     }

@@ -55,6 +55,21 @@ impl PairHandle {
             ),
             PairState::FailedOver => crate::standby::failover::explanation(rec, rt),
             PairState::FailingBack => crate::standby::failover::failback::explanation(rt),
+            PairState::ConfigurationChanged => {
+                let change = rec.configuration_change();
+                let what = change
+                    .as_ref()
+                    .map(|c| c.changes.iter().map(|d| d.describe()).collect::<Vec<_>>().join("; "))
+                    .unwrap_or_else(|| "details are known once the agent connects".into());
+                let way = if change.is_some_and(|c| c.growth_only) {
+                    "`drpair pairs adopt-growth PAIR` takes the grown disks (older points keep their size), `drpair restart PAIR` starts a new baseline"
+                } else {
+                    "`drpair restart PAIR` takes the new disks (a new baseline)"
+                };
+                format!(
+                    "The agent's disks differ from those registered ({what}): nothing is shipped and every recovery point is kept. {way}; or start the agent with the registered disks again."
+                )
+            }
         }
     }
 
@@ -186,9 +201,16 @@ impl PairHandle {
             storage: rt.storage.clone(),
             failover: crate::standby::failover::status(&rec, &rt),
             failback: crate::standby::failover::failback::status(&rec, &rt),
-            allowed_actions: Self::allowed_actions(&rec.lifecycle, rt.session.is_some()),
+            allowed_actions: {
+                let mut v = Self::allowed_actions(&rec.lifecycle, rt.session.is_some());
+                if !rec.configuration_change().is_some_and(|c| c.growth_only) {
+                    v.retain(|a| a != "adopt_growth");
+                }
+                v
+            },
             standby_fingerprint: None,
             insecure_plaintext: false,
+            configuration_change: rec.configuration_change(),
         }
     }
 
@@ -204,6 +226,7 @@ impl PairHandle {
             ("replay", Op::Replay),
             ("failover", Op::Failover),
             ("failback", Op::Failback),
+            ("adopt_growth", Op::AdoptGrowth),
         ];
         let mut v: Vec<String> =
             ops.iter().filter(|(_, op)| l.apply(*op).is_ok()).map(|(n, _)| n.to_string()).collect();

@@ -94,6 +94,7 @@ mod tests {
             allowed_actions: vec![],
             standby_fingerprint: None,
             insecure_plaintext: false,
+            configuration_change: None,
         }
     }
 

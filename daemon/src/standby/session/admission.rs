@@ -2,10 +2,11 @@
 //! against the pair's record under the session lock, which says how the agent starts.
 
 use crate::standby::Standby;
-use crate::standby::pair::{DiskRecord, OpError, PairHandle, PairRecord};
+use crate::standby::pair::{DiskRecord, OpError, PairHandle, PairRecord, ReconfiguredRecord};
+use crate::timefmt::now_ms;
 use drpair_pair::{Lifecycle, PairOp};
 use drpair_types::DumpStep;
-use drpair_types::{ChunkSize, DiskGeometry, PairId};
+use drpair_types::{ChunkSize, DiskChangeKind, DiskGeometry, PairId};
 use drpair_wire::{Hello, RefuseCode, StandbyMsg, StartMode, encode};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -107,6 +108,92 @@ pub(super) fn handshake(
     Ok((handle, false))
 }
 
+/// The disks of an agent's Hello as records (their geometry was checked by `handshake`).
+fn offered_disks(h: &Hello) -> Result<Vec<DiskRecord>, (RefuseCode, String)> {
+    h.disks
+        .iter()
+        .enumerate()
+        .map(|(i, d)| {
+            let cs = ChunkSize::new(d.chunk_size).map_err(|e| (RefuseCode::BadRequest, format!("disk {i}: {e}")))?;
+            let g =
+                DiskGeometry::new(d.size_bytes, cs).map_err(|e| (RefuseCode::BadRequest, format!("disk {i}: {e}")))?;
+            Ok(DiskRecord { path: d.path.clone(), geometry: g })
+        })
+        .collect()
+}
+
+/// Compares the agent's disks with the registered ones. Other disks put the pair in
+/// *Configuration changed* (nothing shipped, every point kept), except where nothing needs
+/// keeping (a pair that never ran) or disks that only grew are taken by configuration
+/// (`adopt_growth`). The registered disks again end that state. Returns whether the pair now
+/// waits on a configuration change.
+fn take_configuration(sb: &Standby, handle: &PairHandle, h: &Hello) -> Result<bool, (RefuseCode, String)> {
+    let rec = handle.record.lock().expect("record").clone();
+    let pair_id = rec.pair_id.clone();
+    let changes = rec.disk_changes(&h.disks);
+    let store_err = |e: OpError| (RefuseCode::BadRequest, format!("standby store error: {e:?}"));
+    if changes.is_empty() {
+        if rec.reconfigured.is_some() {
+            tracing::info!(pair = %pair_id, "the agent offers the registered disks again: configuration change withdrawn");
+            handle
+                .update(&sb.store, |r| {
+                    r.reconfigured = None;
+                    r.lifecycle = r.lifecycle.apply(PairOp::ConfigRestored).map_err(OpError::from)?;
+                    Ok::<_, OpError>(())
+                })
+                .map_err(store_err)?;
+        }
+        return Ok(false);
+    }
+    let described: Vec<String> = changes.iter().map(|c| c.describe()).collect();
+    if rec.lifecycle.failed_over() {
+        return Err((
+            RefuseCode::GeometryMismatch,
+            format!(
+                "pair '{pair_id}' is {}: its disks cannot change before the failback ({}); start the agent with the registered disks",
+                rec.lifecycle.state.label(),
+                described.join("; ")
+            ),
+        ));
+    }
+    let offered = offered_disks(h)?;
+    let growth_only = changes.iter().all(|c| c.change == DiskChangeKind::Grown);
+    let never_ran = !rec.lifecycle.started && rec.committed == 0 && rec.restart.is_none();
+    if never_ran || (growth_only && sb.adopt_growth) {
+        let why = if never_ran { "the pair never ran" } else { "adopt_growth is on" };
+        tracing::warn!(pair = %pair_id, "disks taken as the agent offers them ({why}): {}", described.join("; "));
+        handle
+            .update(&sb.store, |r| {
+                r.take_disks(offered.clone());
+                if r.lifecycle.config_changed {
+                    r.lifecycle = r.lifecycle.apply(PairOp::AdoptGrowth).map_err(OpError::from)?;
+                }
+                Ok::<_, OpError>(())
+            })
+            .map_err(store_err)?;
+        return Ok(false);
+    }
+    let same_offer = rec.reconfigured.as_ref().is_some_and(|r| r.offered == offered);
+    if !same_offer {
+        tracing::warn!(
+            pair = %pair_id,
+            "configuration changed: {}; nothing is shipped until `drpair restart {pair_id}`{}",
+            described.join("; "),
+            if growth_only { format!(" or `drpair pairs adopt-growth {pair_id}`") } else { String::new() }
+        );
+    }
+    handle
+        .update(&sb.store, |r| {
+            if !same_offer {
+                r.reconfigured = Some(ReconfiguredRecord { detected_unix_ms: now_ms(), offered: offered.clone() });
+            }
+            r.lifecycle = r.lifecycle.apply(PairOp::ConfigChanged).map_err(OpError::from)?;
+            Ok::<_, OpError>(())
+        })
+        .map_err(store_err)?;
+    Ok(true)
+}
+
 /// Checks an agent against the pair's record (under the session lock) and says how it
 /// starts: continue, start over in a restarted pair's new lineage, or rewind to a replayed
 /// point. Records where the agent now runs from.
@@ -117,16 +204,9 @@ pub(super) fn check_agent(
     peer: SocketAddr,
 ) -> Result<StartMode, (RefuseCode, String)> {
     let bad = |m: String| (RefuseCode::BadRequest, m);
+    let pair_id = handle.record.lock().expect("record").pair_id.clone();
+    let reconfigured = take_configuration(sb, handle, h)?;
     let rec = handle.record.lock().expect("record").clone();
-    let pair_id = rec.pair_id.clone();
-    if let Some(m) = rec.geometry_mismatch(&h.disks) {
-        return Err((
-            RefuseCode::GeometryMismatch,
-            format!(
-                "{m}. The recovery points were cut with the registered geometry: restore the registered disks and sizes, or restart replication of the pair (a new baseline)"
-            ),
-        ));
-    }
     if h.reinit {
         return Err((
             RefuseCode::Unsupported,
@@ -188,8 +268,11 @@ pub(super) fn check_agent(
             rec.source_host = h.host.clone();
             rec.source_address = addr;
             rec.tracker = h.tracker.clone();
-            for (a, b) in rec.disks.iter_mut().zip(&h.disks) {
-                a.path = b.path.clone();
+            if !reconfigured {
+                // The same disks, perhaps renamed (a device renumbered at boot).
+                for (a, b) in rec.disks.iter_mut().zip(&h.disks) {
+                    a.path = b.path.clone();
+                }
             }
             if mode == StartMode::Continue {
                 rec.agent_history_from = history;
