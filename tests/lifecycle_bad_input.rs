@@ -238,8 +238,8 @@ fn every_refusal_changes_nothing() {
     step("== stop");
     let resp = expect_action(&action_raw(&api, PAIR, "stop", b""), "API stop with an empty body");
     f.check(
-        "stop answers Stopped, STOPPED_BY_USER",
-        if resp.status.state == PairState::Stopped && resp.status.stop_reason.as_deref() == Some("STOPPED_BY_USER") {
+        "stop answers Stopped, NORMAL",
+        if resp.status.state == PairState::Stopped && resp.status.stop_reason.as_deref() == Some("NORMAL") {
             Ok(())
         } else {
             Err(format!("{} stop_reason {:?}", describe(&resp.status), resp.status.stop_reason))
@@ -254,7 +254,7 @@ fn every_refusal_changes_nothing() {
     let st = api.status(PAIR);
     f.check(
         "still stopped after the refusals",
-        if st.state == PairState::Stopped && st.stop_reason.as_deref() == Some("STOPPED_BY_USER") {
+        if st.state == PairState::Stopped && st.stop_reason.as_deref() == Some("NORMAL") {
             Ok(())
         } else {
             Err(format!("{} stop_reason {:?}", describe(&st), st.stop_reason))

@@ -8,8 +8,8 @@
 //!     with 409, naming `reload`, and changes nothing; a replay within it works;
 //! (c) `--stop-at-point`: the pair stops (STOPPED_AT_POINT) at the first point at or past it and
 //!     commits nothing more while the disk changes, until `drpair resume`;
-//! (d) `--stop-at-time`: likewise with STOPPED_AT_TIME;
-//! (e) `drpair stop`: STOPPED_BY_USER, then resume.
+//! (d) `--stop-at-time`: likewise with STOPPED_AT_COMMIT_TIME (alias STOPPED_AT_TIME);
+//! (e) `drpair stop`: NORMAL (alias STOPPED_BY_USER), then resume.
 
 use drpair_e2e::image::{Fill, create_image, hash_file, overwrite_chunks, pick_chunks};
 use drpair_e2e::pair::{describe, wait_status};
@@ -575,7 +575,8 @@ fn stop_at_point_at_time_and_by_user() {
     assert_eq!(j["status"]["stop_at"]["time"], t_text.as_str(), "stop time not shown: {j}");
     let s = su.wait_stopped(Duration::from_secs(60));
     step(format!("stopped: {}", describe(&s)));
-    assert_eq!(s.stop_reason.as_deref(), Some("STOPPED_AT_TIME"), "{}", describe(&s));
+    assert_eq!(s.stop_reason.as_deref(), Some("STOPPED_AT_COMMIT_TIME"), "{}", describe(&s));
+    assert_eq!(s.stop_reason_alias.as_deref(), Some("STOPPED_AT_TIME"), "the earlier name as an alias");
     let points = su.api.points(pair);
     let at_or_after: Vec<&RecoveryPoint> = points.iter().filter(|p| p.time_unix_ms >= t_stop).collect();
     assert_eq!(
@@ -605,7 +606,9 @@ fn stop_at_point_at_time_and_by_user() {
     out.ok();
     let j = out.json();
     assert_eq!(j["status"]["state"], "stopped", "{j}");
-    assert_eq!(j["status"]["stop_reason"], "STOPPED_BY_USER", "{j}");
+    assert_eq!(j["status"]["stop_reason"], "NORMAL", "{j}");
+    assert_eq!(j["status"]["stop_reason_alias"], "STOPPED_BY_USER", "{j}");
+    assert!(j["status"]["stop_date"].is_string() && j["status"]["last_stop_time"].is_string(), "{j}");
     let late = su.watch_held(CUT_INTERVAL * 6, PairState::Stopped, t_req);
     // An epoch already read in full when the stop came may still commit; nothing cut after it.
     assert!(late.len() <= 1, "{} points committed after the stop: {:?}", late.len(), ids(&late));
@@ -619,7 +622,7 @@ fn stop_at_point_at_time_and_by_user() {
         );
     }
     let s = su.api.status(pair);
-    assert_eq!(s.stop_reason.as_deref(), Some("STOPPED_BY_USER"), "{}", describe(&s));
+    assert_eq!(s.stop_reason.as_deref(), Some("NORMAL"), "{}", describe(&s));
     cli.run(&["stop", pair]).expect_code(4);
     cli.run(&["pause", pair]).expect_code(4);
     su.assert_points_refused();

@@ -123,7 +123,7 @@ pub struct ResumeArgs {
 #[command(
     about = "Stop replication of a pair; its recovery points are kept",
     long_about = "Stop a DR pair (POST /api/v1/pairs/PAIR/stop): replication stops and the state \
-        becomes Stopped with stop reason STOPPED_BY_USER. Recovery points are kept. Continue \
+        becomes Stopped with stop reason NORMAL (STOPPED_BY_USER before). Recovery points are kept. Continue \
         with 'drpair start PAIR --type resume'.\n\n\
         With --output json: the ActionResponse as the API returns it.",
     after_help = "Examples:\n  drpair stop web-01\n  drpair stop web-01 && drpair start web-01 --type resume"

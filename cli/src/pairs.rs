@@ -72,6 +72,47 @@ pub enum PairsCommand {
         #[arg(value_name = "PAIR")]
         pair: drpair_types::PairId,
     },
+    /// Delete PAIR: its recovery points, records, and the chunks only it used
+    #[command(
+        long_about = "Delete a DR pair (DELETE /api/v1/pairs/PAIR?confirm=PAIR): every recovery point \
+            of it, its records and drill reports are removed, and the chunks no other pair refers \
+            to are reclaimed. Its agent is refused from then on with the reason: it decommissions \
+            itself (its tracefs instance and change maps are removed) and holds; starting it with \
+            --reinit protects the server again as a new pair.\n\n\
+            Refused (exit code 4, nothing changed) while a drill serves one of its points or the \
+            pair is failed over or failing back.\n\n\
+            The command prints on stderr what will be deleted and asks you to type the pair id; \
+            anything else, or end of input, aborts with exit code 9 and nothing is changed. --yes \
+            skips the question. With --output json: the PairDeletion object (pair_id, \
+            points_deleted, chunks_reclaimed, bytes_reclaimed, message).",
+        after_help = "Examples:\n  drpair pairs delete web-01\n  echo web-01 | drpair pairs delete web-01\n  drpair pairs delete web-01 --yes"
+    )]
+    Delete {
+        /// The DR Pair ID
+        #[arg(value_name = "PAIR")]
+        pair: drpair_types::PairId,
+        /// Do not ask for the pair id (the warning is still printed)
+        #[arg(long, short = 'y')]
+        yes: bool,
+    },
+    /// Take disks of PAIR that grew, without a restart (state Configuration changed)
+    #[command(
+        long_about = "Take the disks PAIR's agent came back with when they only grew (POST \
+            /api/v1/pairs/PAIR/adopt-growth). The pair is in state Configuration changed until then: \
+            nothing is shipped and every recovery point is kept. After it, the older points keep \
+            their size (an export of one is as large as the disk was), the new chunks are copied \
+            and the pair goes on replicating in the same lineage.\n\n\
+            A disk added, removed, moved, shrunk or given another chunk size needs `drpair restart \
+            PAIR` (a new baseline): adopt-growth refuses it (exit code 4) and changes nothing. \
+            `drpair status PAIR` shows what differs, disk by disk.\n\n\
+            With --output json: the ActionResponse ({\"message\", \"points_deleted\", \"status\"}).",
+        after_help = "Examples:\n  drpair pairs adopt-growth web-01"
+    )]
+    AdoptGrowth {
+        /// The DR Pair ID
+        #[arg(value_name = "PAIR")]
+        pair: drpair_types::PairId,
+    },
 }
 
 pub fn run(client: &Client, output: OutputFormat, args: &PairsArgs) -> Result<(), CliError> {
@@ -109,6 +150,21 @@ pub fn run(client: &Client, output: OutputFormat, args: &PairsArgs) -> Result<()
                     if r.connection_ended { ", its connection ended" } else { "" }
                 )),
             }
+            Ok(())
+        }
+        PairsCommand::Delete { pair, yes } => {
+            let points = crate::confirm::count_points(client, pair)?;
+            let warning = format!(
+                "warning: deleting pair {pair} deletes its {points} recovery point(s), its records and the chunks only it uses; its agent is decommissioned. This cannot be undone."
+            );
+            crate::confirm::warn_and_confirm(pair, &[warning], *yes, &mut std::io::stdin().lock())?;
+            let path = format!("/api/v1/pairs/{pair}?confirm={}", client::encode_query_value(pair.as_str()));
+            let (raw, d): (_, drpair_types::PairDeletion) = client.delete_json(&path)?;
+            output::answer(output, &raw, || d.message.clone());
+            Ok(())
+        }
+        PairsCommand::AdoptGrowth { pair } => {
+            crate::lifecycle::act(client, output, pair, "adopt-growth", &serde_json::json!({}))?;
             Ok(())
         }
         PairsCommand::List { search } => {

@@ -23,8 +23,13 @@ use std::io::BufRead;
         --type reload is the same as 'drpair restart': every recovery point is deleted and \
         everything is copied again (--full-copy and --keep-points-until-synced as there).\n\n\
         --stop-at-point and --stop-at-time set a stop position: the pair stops by itself after \
-        the first point at or past it (state Stopped, reason STOPPED_AT_POINT or \
-        STOPPED_AT_TIME).\n\n\
+        the first point at or past it (state Stopped, reason STOPPED_AT_POINT, or \
+        STOPPED_AT_COMMIT_TIME for the time of the agent's cut: STOPPED_AT_TIME before). \
+        --stop-at-server-time stops it when the standby's clock reaches the time, whatever is \
+        being shipped (STOPPED_AT_SERVER_TIME). With --type start or reload, \
+        --stop-after-full-load stops once the baseline is committed, the changes made meanwhile \
+        waiting in the agent's change map (STOPPED_AFTER_FULL_LOAD), and --full-load-only copies \
+        the baseline only (FULL_LOAD_ONLY_FINISHED); 'drpair resume' goes on from there.\n\n\
         Times are RFC 3339 in UTC (2026-11-22T10:30:00Z) or Unix seconds (@1763807400). A \
         from-point is a point id (17) or a recovery checkpoint (LINEAGE:17). Only values that \
         do not parse are refused here (exit code 2); which options go together is decided by \
@@ -58,6 +63,15 @@ pub struct StartArgs {
     /// Stop after the first point cut at or past this time (RFC 3339 UTC or @UNIX_SECONDS)
     #[arg(long, value_name = "TIME", value_parser = parse_time)]
     pub stop_at_time: Option<String>,
+    /// Stop when the standby's clock reaches this time (RFC 3339 UTC or @UNIX_SECONDS)
+    #[arg(long, value_name = "TIME", value_parser = parse_time)]
+    pub stop_at_server_time: Option<String>,
+    /// With --type start or reload: stop once the baseline is committed
+    #[arg(long)]
+    pub stop_after_full_load: bool,
+    /// With --type start or reload: copy the baseline only, then stop
+    #[arg(long)]
+    pub full_load_only: bool,
     /// Do not ask for the pair id when points would be deleted (the warning is still printed)
     #[arg(long, short = 'y')]
     pub yes: bool,
@@ -119,6 +133,9 @@ impl StartArgs {
             from_time: self.from_time.clone(),
             stop_at_point: self.stop_at_point,
             stop_at_time: self.stop_at_time.clone(),
+            stop_at_server_time: self.stop_at_server_time.clone(),
+            stop_after_full_load: self.stop_after_full_load,
+            full_load_only: self.full_load_only,
             confirm: self.deletes_points().then(|| self.pair.to_string()),
             full_copy: self.full_copy,
             keep_points_until_synced: self.keep_points_until_synced,
@@ -162,6 +179,9 @@ mod tests {
             from_time: None,
             stop_at_point: None,
             stop_at_time: None,
+            stop_at_server_time: None,
+            stop_after_full_load: false,
+            full_load_only: false,
             yes: false,
             full_copy: false,
             keep_points_until_synced: false,

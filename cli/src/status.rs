@@ -142,6 +142,11 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
     if let Some(r) = &s.restart {
         b.line("Restart", render_restart(r));
     }
+    if let Some(c) = &s.configuration_change {
+        let way = if c.growth_only { "drpair pairs adopt-growth or drpair restart" } else { "drpair restart" };
+        let changes: Vec<String> = c.changes.iter().map(|d| d.describe()).collect();
+        b.line("Configuration change", format!("since {}, taken by {way}: {}", c.detected_at, changes.join("; ")));
+    }
     let ready = match (s.ready_for_failover, &s.restart) {
         (true, _) => "yes",
         (false, Some(_)) => "no (new baseline in progress)",

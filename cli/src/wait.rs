@@ -34,7 +34,17 @@ impl Goal {
             Goal::Synced => s.state == PairState::Replicating && s.stats.progress_percent >= 100.0,
             Goal::Settled => {
                 let at_stop_position = s.state == PairState::Stopped
-                    && matches!(s.stop_reason.as_deref(), Some("STOPPED_AT_POINT" | "STOPPED_AT_TIME"));
+                    && matches!(
+                        s.stop_reason.as_deref(),
+                        Some(
+                            "STOPPED_AT_POINT"
+                                | "STOPPED_AT_TIME"
+                                | "STOPPED_AT_COMMIT_TIME"
+                                | "STOPPED_AT_SERVER_TIME"
+                                | "STOPPED_AFTER_FULL_LOAD"
+                                | "FULL_LOAD_ONLY_FINISHED"
+                        )
+                    );
                 (s.state == PairState::Replicating || at_stop_position) && s.ready_for_failover && s.restart.is_none()
             }
         }
@@ -171,8 +181,8 @@ mod tests {
     #[test]
     fn paused_or_stopped_ends_the_wait_with_exit_4() {
         let mut stopped = status(PairState::Stopped, 40.0);
-        stopped.stop_reason = Some("STOPPED_BY_USER".into());
-        for (s, want) in [(status(PairState::Paused, 40.0), "is Paused:"), (stopped, "is Stopped (STOPPED_BY_USER):")] {
+        stopped.stop_reason = Some("NORMAL".into());
+        for (s, want) in [(status(PairState::Paused, 40.0), "is Paused:"), (stopped, "is Stopped (NORMAL):")] {
             let server = FakeServer::start(vec![reply(&s)]);
             let client = Client::new(&server.url, None).unwrap();
             let pair = PairId::new("web-01").unwrap();
@@ -185,7 +195,14 @@ mod tests {
 
     #[test]
     fn reaching_the_stop_position_settles_the_wait() {
-        for reason in ["STOPPED_AT_POINT", "STOPPED_AT_TIME"] {
+        for reason in [
+            "STOPPED_AT_POINT",
+            "STOPPED_AT_TIME",
+            "STOPPED_AT_COMMIT_TIME",
+            "STOPPED_AT_SERVER_TIME",
+            "STOPPED_AFTER_FULL_LOAD",
+            "FULL_LOAD_ONLY_FINISHED",
+        ] {
             let mut s = settled();
             s.state = PairState::Stopped;
             s.stop_reason = Some(reason.into());

@@ -84,6 +84,12 @@ struct StandbyArgs {
     /// `drpair pairs adopt-growth PAIR`).
     #[arg(long)]
     adopt_growth: bool,
+    /// Free space kept on the data filesystem (5%, 2GiB, 0); default 5%, at most 2 GiB
+    #[arg(long, value_name = "SIZE_OR_PERCENT")]
+    disk_reserve: Option<String>,
+    /// Available memory below which pairs stop ingesting (128MiB, 0 = never); default 128MiB
+    #[arg(long, value_name = "SIZE")]
+    memory_reserve: Option<String>,
     /// Default retention grid of every pair, e.g. "1x10m(keep=all) | 60x1m | 144x10m".
     #[arg(long)]
     retention_grid: Option<String>,
@@ -183,6 +189,10 @@ struct AgentArgs {
     /// Where the change maps live (default /var/lib/drpair/agent).
     #[arg(long)]
     state_dir: Option<PathBuf>,
+    /// Remove this agent's tracking (its tracefs instance and change maps) and exit: the
+    /// server is no longer protected. Its credentials and configuration stay.
+    #[arg(long)]
+    decommission: bool,
     /// How changes are found: auto (tracefs for block devices, else scan), tracefs, scan.
     #[arg(long)]
     tracker: Option<String>,
@@ -359,6 +369,8 @@ fn run(cli: Cli) -> Result<()> {
                 token_file: a.token_file,
                 auto_start: a.hold_new_pairs.then_some(false),
                 adopt_growth: a.adopt_growth.then_some(true),
+                disk_reserve: a.disk_reserve,
+                memory_reserve: a.memory_reserve,
                 retention_grid: a.retention_grid,
                 keep_last: a.keep_last,
                 prune_interval: a.prune_interval,
@@ -418,6 +430,21 @@ fn run(cli: Cli) -> Result<()> {
                     .ok_or_else(|| anyhow::anyhow!("{} has no [agent] table", p.display()))?,
                 None => AgentFile::default(),
             };
+            if a.decommission {
+                let pair = a.pair.or(file.pair).ok_or_else(|| anyhow::anyhow!("no pair: give --pair PAIR"))?;
+                let pair = drpair_types::PairId::new(pair)?;
+                let state_dir = a.state_dir.or(file.state_dir).unwrap_or_else(|| "/var/lib/drpair/agent".into());
+                let removed = drpaird::agent::decommission::decommission(&pair, &state_dir)?;
+                if removed.is_empty() {
+                    println!(
+                        "pair {pair}: nothing to remove (no tracefs instance, no change maps in {})",
+                        state_dir.display()
+                    );
+                } else {
+                    println!("pair {pair} decommissioned; removed:\n  {}", removed.join("\n  "));
+                }
+                return Ok(());
+            }
             let flags = AgentFile {
                 pair: a.pair,
                 disks: Some(a.disks),

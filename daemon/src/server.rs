@@ -58,6 +58,7 @@ pub async fn run(
         }
     });
     let schedule = maintenance::spawn(sb.clone());
+    let watcher = crate::standby::watch::spawn(sb.clone());
     let sampler = trend::spawn(sb.clone());
     ready();
     let app = crate::api::router(sb.clone());
@@ -67,6 +68,7 @@ pub async fn run(
         .context("api server")?;
     accept.abort();
     schedule.abort();
+    watcher.abort();
     sampler.abort();
     sb.store.flush().ok();
     tracing::info!("standby stopped");

@@ -9,7 +9,8 @@
 //!   the standby's hashes and scans every chunk: a differential resync, never a silent full
 //!   copy and never a silent skip.
 
-pub mod dial;
+pub mod decommission;
+mod dial;
 pub mod dump;
 pub mod enroll;
 pub mod failback;
@@ -39,6 +40,9 @@ pub enum SessionError {
     /// The standby refused us for a reason retrying cannot fix; the message says what to do.
     #[error("{0}")]
     Permanent(String),
+    /// The pair was deleted on the standby: decommission and hold.
+    #[error("{0}")]
+    Deleted(String),
     /// The standby ended the connection on purpose and expects us back at once.
     #[error("{0}")]
     Reconnect(String),
@@ -52,7 +56,7 @@ impl SessionError {
     /// was acknowledged, and the next connection ships the epoch again.
     pub fn class(&self) -> ErrorClass {
         match self {
-            SessionError::Permanent(_) => ErrorClass::Permanent,
+            SessionError::Permanent(_) | SessionError::Deleted(_) => ErrorClass::Permanent,
             SessionError::Transient(_) | SessionError::Reconnect(_) | SessionError::Pass { .. } => {
                 ErrorClass::Transient
             }
@@ -151,12 +155,16 @@ pub async fn run(
             r = session::run(agent.clone(), abort.clone()) => r,
             _ = &mut shutdown => {
                 abort.store(true, Ordering::Relaxed);
-                break Ok(());
+                break Ok(None);
             }
         };
         abort.store(true, Ordering::Relaxed);
         match r {
-            Ok(()) => break Ok(()),
+            Ok(()) => break Ok(None),
+            Err(SessionError::Deleted(m)) => {
+                tracing::error!(pair = %agent.cfg.pair, "the standby deleted this pair: {m}");
+                break Ok(Some(m));
+            }
             Err(SessionError::Permanent(m)) => {
                 tracing::error!(pair = %agent.cfg.pair, "standby refused this agent: {m}");
                 break Err(anyhow::anyhow!("standby refused this agent: {m}"));
@@ -166,7 +174,7 @@ pub async fn run(
                 backoff = Duration::from_millis(500);
                 tokio::select! {
                     _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                    _ = &mut shutdown => break Ok(()),
+                    _ = &mut shutdown => break Ok(None),
                 }
             }
             Err(e @ (SessionError::Transient(_) | SessionError::Pass { .. })) => {
@@ -177,7 +185,7 @@ pub async fn run(
                 tracing::warn!(pair = %agent.cfg.pair, "link down: {e}; retrying in {backoff:?}");
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
-                    _ = &mut shutdown => break Ok(()),
+                    _ = &mut shutdown => break Ok(None),
                 }
                 backoff = (backoff * 2).min(Duration::from_secs(30));
             }
@@ -186,6 +194,7 @@ pub async fn run(
     // A pass may still be winding down on its threads; wait for it to release the maps.
     let mut local = agent.local.clone();
     let tracker = agent.tracker.clone();
+    let (pair, state_dir) = (agent.cfg.pair.clone(), agent.cfg.state_dir.clone());
     drop(agent);
     let mut tries = 0;
     let local = loop {
@@ -213,5 +222,14 @@ pub async fn run(
         }
         None => tracing::warn!("change maps still in use at exit; the next start reconciles"),
     }
-    outcome
+    if let Some(why) = outcome? {
+        let removed = decommission::decommission(&pair, &state_dir)?;
+        tracing::warn!(%pair, ?removed, "decommissioned: tracking stopped, its tracefs instance and change maps removed");
+        let hold = format!(
+            "pair {pair} was deleted on the standby; this agent is decommissioned and holds (ships nothing). Stop it, or start it with --reinit to protect this server again as a new pair. The standby said: {why}"
+        );
+        tracing::error!("{hold}");
+        shutdown.await;
+    }
+    Ok(())
 }

@@ -11,7 +11,7 @@ use drpair_ship::pass::{self, ResyncRanges};
 use drpair_types::Lineage;
 use drpair_types::{Epoch, TrackingCounters};
 use drpair_wire::{
-    AgentMsg, Hello, PassKind, Progress, QuiesceRequest, RunMode, StandbyMsg, StartMode, WireDisk, encode,
+    AgentMsg, Hello, PassKind, Progress, QuiesceRequest, RefuseCode, RunMode, StandbyMsg, StartMode, WireDisk, encode,
 };
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -100,6 +100,7 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
             tracing::info!(pair = %cfg.pair, %lineage, committed, registered, ?mode, ?run, full_copy, "connected to standby {}", cfg.standby);
             (lineage, committed, mode, run, full_copy)
         }
+        StandbyMsg::Refused { code: RefuseCode::PairDeleted, message } => return Err(SessionError::Deleted(message)),
         StandbyMsg::Refused { code, message } => return Err(SessionError::Permanent(format!("{code:?}: {message}"))),
         other => return Err(transient(format!("unexpected first answer from the standby: {other:?}"))),
     };
@@ -297,6 +298,9 @@ impl Conn {
         match self.ctl.recv().await {
             Some(Ok(StandbyMsg::Error { message })) => Err(transient(format!("standby refused: {message}"))),
             Some(Ok(StandbyMsg::Reconnect { reason })) => Err(SessionError::Reconnect(reason)),
+            Some(Ok(StandbyMsg::Refused { code: RefuseCode::PairDeleted, message })) => {
+                Err(SessionError::Deleted(message))
+            }
             Some(Ok(StandbyMsg::Refused { code, message })) => {
                 Err(SessionError::Permanent(format!("{code:?}: {message}")))
             }

@@ -95,7 +95,7 @@ pub fn router(sb: AppState) -> Router {
     let api = Router::new()
         .route("/api/v1", get(pairs::root))
         .route("/api/v1/pairs", get(pairs::list))
-        .route("/api/v1/pairs/{pair}", get(pairs::status))
+        .route("/api/v1/pairs/{pair}", get(pairs::status).delete(pairs::delete))
         .route("/api/v1/pairs/{pair}/restart", post(control::restart))
         .route("/api/v1/pairs/{pair}/start", post(control::start))
         .route("/api/v1/pairs/{pair}/pause", post(control::pause))

@@ -64,8 +64,26 @@ pub async fn status(
 fn action_path(action: &str) -> &str {
     match action {
         "create_point" => "points",
+        "adopt_growth" => "adopt-growth",
         a => a,
     }
+}
+
+/// `DELETE /api/v1/pairs/{pair}?confirm=PAIR`: the pair, its points and records, and the
+/// chunks only it used.
+pub async fn delete(
+    State(sb): State<AppState>,
+    Path(pair): Path<String>,
+    axum::extract::Query(q): axum::extract::Query<std::collections::HashMap<String, String>>,
+    caller: Option<axum::Extension<Caller>>,
+) -> ApiResult<Json<drpair_types::PairDeletion>> {
+    let (id, h) = find_pair(&sb, &pair)?;
+    if let Some(k) = q.keys().find(|k| k.as_str() != "confirm") {
+        return Err(super::ApiFailure::param(k, format!("unknown parameter '{k}': delete takes confirm=PAIR only")));
+    }
+    let by = caller.map(|c| format!("token {}", c.name)).unwrap_or_else(|| "api".into());
+    let done = crate::standby::command::delete(&sb, &h, &id, q.get("confirm").map(String::as_str), &by).await?;
+    Ok(Json(done))
 }
 
 /// `GET /api/v1`: the standby's version and identity, and who is asking.

@@ -44,6 +44,14 @@ pub struct StandbyFile {
     /// points keep their size). With `false` (the default) the pair waits in *Configuration
     /// changed* for `drpair pairs adopt-growth PAIR` or `drpair restart PAIR`.
     pub adopt_growth: Option<bool>,
+    /// Free space kept on the data filesystem: pairs stop ingesting at it
+    /// (`STOPPED_DUE_TO_LOW_DISK`) and resume above it plus half. `5%`, `2GiB`, `0` (none).
+    /// Default: 5% of the filesystem, at most 2 GiB.
+    pub disk_reserve: Option<String>,
+    /// Available memory (MemAvailable) below which pairs stop ingesting
+    /// (`STOPPED_DUE_TO_LOW_MEMORY`) and above which plus half they resume. `0`: never.
+    /// Default `128MiB`.
+    pub memory_reserve: Option<String>,
     /// Default retention grid of every pair (a pair may have its own, set through the API).
     /// Default `1x10m(keep=all) | 60x1m | 144x10m | 168x1h | 30x1d`.
     pub retention_grid: Option<String>,
@@ -151,6 +159,8 @@ pub struct StandbyConfig {
     pub token_file: Option<PathBuf>,
     pub auto_start: bool,
     pub adopt_growth: bool,
+    pub disk_reserve: crate::standby::resources::Reserve,
+    pub memory_reserve: u64,
     pub retention: drpair_retention::Policy,
     /// Zero: never by itself.
     pub prune_interval: Duration,
@@ -316,6 +326,16 @@ impl StandbyFile {
             token_file,
             auto_start: flags.auto_start.or(self.auto_start).unwrap_or(true),
             adopt_growth: flags.adopt_growth.or(self.adopt_growth).unwrap_or(false),
+            disk_reserve: match flags.disk_reserve.or(self.disk_reserve) {
+                Some(t) => {
+                    crate::standby::resources::Reserve::parse(&t).map_err(|e| anyhow::anyhow!("disk_reserve: {e}"))?
+                }
+                None => crate::standby::resources::Reserve::Default,
+            },
+            memory_reserve: crate::standby::resources::parse_bytes(
+                flags.memory_reserve.or(self.memory_reserve).as_deref().unwrap_or("128MiB"),
+            )
+            .map_err(|e| anyhow::anyhow!("memory_reserve: {e}"))?,
             retention: {
                 let grid = flags.retention_grid.or(self.retention_grid);
                 let keep_last = flags.keep_last.or(self.keep_last).unwrap_or(drpair_retention::DEFAULT_KEEP_LAST);

@@ -57,6 +57,7 @@ impl Standby {
             token: cfg.token.clone(),
             auto_start: cfg.auto_start,
             adopt_growth: cfg.adopt_growth,
+            resources: super::resources::Resources::new(cfg.data_dir.clone(), cfg.disk_reserve, cfg.memory_reserve),
             register_lock: Mutex::new(()),
             metrics: metrics::install(),
             retention: cfg.retention.clone(),

@@ -39,6 +39,18 @@ struct CredFile {
     certificates: Vec<AgentCert>,
     /// Pairs whose credentials were revoked and not enrolled again: refused on every path.
     revoked_pairs: Vec<PairId>,
+    /// Pairs deleted (`drpair pairs delete`): their agents are refused with the reason until
+    /// one starts with `--reinit` (a new pair of the same id).
+    #[serde(default)]
+    deleted_pairs: Vec<DeletedPair>,
+}
+
+/// A pair an operator deleted.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletedPair {
+    pub pair: PairId,
+    pub deleted_unix_ms: u64,
+    pub by: String,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -206,6 +218,29 @@ impl Credentials {
         }
         self.save(&f)?;
         Ok(n)
+    }
+
+    /// Records that `pair` was deleted by `by`.
+    pub fn mark_deleted(&self, pair: &PairId, by: &str) -> Result<(), CredError> {
+        let mut f = self.state.lock().expect("credentials");
+        f.deleted_pairs.retain(|d| &d.pair != pair);
+        f.deleted_pairs.push(DeletedPair { pair: pair.clone(), deleted_unix_ms: now_ms(), by: by.to_string() });
+        self.save(&f)
+    }
+
+    /// When and by whom `pair` was deleted, if it was (and not registered again since).
+    pub fn deleted(&self, pair: &PairId) -> Option<DeletedPair> {
+        self.state.lock().expect("credentials").deleted_pairs.iter().find(|d| &d.pair == pair).cloned()
+    }
+
+    /// A pair of a deleted pair's id is registered again.
+    pub fn forget_deleted(&self, pair: &PairId) -> Result<(), CredError> {
+        let mut f = self.state.lock().expect("credentials");
+        if f.deleted_pairs.iter().any(|d| &d.pair == pair) {
+            f.deleted_pairs.retain(|d| &d.pair != pair);
+            self.save(&f)?;
+        }
+        Ok(())
     }
 
     /// The certificates issued (for the API's listing).

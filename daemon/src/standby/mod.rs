@@ -11,6 +11,7 @@ mod boot;
 pub mod command;
 pub mod control;
 pub mod credentials;
+pub mod delete;
 pub mod drill;
 pub mod dump;
 pub mod export;
@@ -24,6 +25,7 @@ pub mod pair;
 pub mod paths;
 pub mod rebase;
 pub mod reconfigure;
+pub mod resources;
 pub mod retention;
 pub mod session;
 pub mod source_verify;
@@ -32,6 +34,7 @@ pub mod tasks;
 pub mod tokens;
 pub mod trend;
 pub mod verify;
+pub mod watch;
 
 pub use node::Standby;
 

@@ -17,6 +17,8 @@ pub struct Standby {
     pub auto_start: bool,
     /// Disks that only grew are taken when the agent comes back with them.
     pub adopt_growth: bool,
+    /// The data filesystem's reserve and the memory floor.
+    pub resources: super::resources::Resources,
     pub register_lock: Mutex<()>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The default retention policy of pairs without their own.

@@ -95,6 +95,7 @@ impl ChangeMap {
             source: io::Error::other(format!("{count} chunks make a change map too large for this system")),
         })?;
         file.set_len(len as u64).map_err(io_err(path))?;
+        allocate(&file, path, len as u64)?;
         let mmap = map(&file, path)?;
         let mut map = Self::assemble(path, file, mmap, header, count);
         map.fill_epochs(stamp_all);
@@ -518,6 +519,20 @@ fn epoch_off(chunk: u64) -> usize {
 fn file_len(count: u64) -> Option<usize> {
     let count = usize::try_from(count).ok()?;
     count.checked_mul(EPOCH_LEN + HASH_LEN)?.checked_add(HEADER_SIZE).filter(|l| u64::try_from(*l).is_ok())
+}
+
+/// Gives the whole file its blocks now: a write to a mapped page of a sparse file on a full
+/// filesystem kills the process (SIGBUS); here a full filesystem is an error at creation.
+fn allocate(file: &File, path: &Path, len: u64) -> Result<(), ChangeMapError> {
+    // SAFETY: a valid open descriptor; the call only allocates blocks for the range.
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+    match rc {
+        0 => Ok(()),
+        // A filesystem without fallocate (tmpfs has it; some network ones do not): the map
+        // stays sparse, as before.
+        libc::EOPNOTSUPP | libc::EINVAL => Ok(()),
+        e => Err(io_err(path)(io::Error::from_raw_os_error(e))),
+    }
 }
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> ChangeMapError + '_ {

@@ -96,28 +96,6 @@ impl PairState {
     }
 }
 
-/// Why a pair stopped (`stop_reason` in status).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
-pub enum StopReason {
-    /// The stop position (`stop_at_point`) was reached.
-    StoppedAtPoint,
-    /// The stop time (`stop_at_time`) was reached.
-    StoppedAtTime,
-    /// An operator stopped the pair (`drpair stop`).
-    StoppedByUser,
-}
-
-impl StopReason {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            StopReason::StoppedAtPoint => "STOPPED_AT_POINT",
-            StopReason::StoppedAtTime => "STOPPED_AT_TIME",
-            StopReason::StoppedByUser => "STOPPED_BY_USER",
-        }
-    }
-}
-
 /// What a recovery point was cut for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
@@ -384,8 +362,16 @@ pub struct PairStatus {
     pub stats: PairStats,
     /// Most recent failures (newest last), e.g. refused connections or chunks.
     pub failure_messages: Vec<String>,
-    /// Why the pair stopped (`STOPPED_AT_POINT`, `STOPPED_AT_TIME`, `STOPPED_BY_USER`).
+    /// Why the pair stopped or does not replicate: a [`StopReason`] while *Stopped*,
+    /// `RECONFIGURATION_RESTART` while *Configuration changed*, `RECOVERABLE_ERROR` or
+    /// `FATAL_ERROR` while the agent is away.
     pub stop_reason: Option<String>,
+    /// The name an earlier release gave `stop_reason` (`STOPPED_BY_USER`, `STOPPED_AT_TIME`).
+    #[serde(default)]
+    pub stop_reason_alias: Option<String>,
+    /// DMS's dates and times of the pair (`fresh_start_date`, `start_date`, …).
+    #[serde(flatten)]
+    pub dates: crate::dates::PairDatesView,
     /// When the pair will stop by itself, if a stop position is set.
     pub stop_at: Option<StopAt>,
     /// A restart (new baseline) in progress.
@@ -560,9 +546,21 @@ pub struct StartRequest {
     /// Stop after the first point at or past this point id.
     #[serde(default)]
     pub stop_at_point: Option<PointId>,
-    /// Stop after the first point cut at or past this time (RFC 3339 UTC).
+    /// Stop after the first point cut at or past this time (RFC 3339 UTC): the time of the
+    /// agent's cut (`STOPPED_AT_COMMIT_TIME`).
     #[serde(default)]
     pub stop_at_time: Option<String>,
+    /// Stop when the standby's clock reaches this time (RFC 3339 UTC), whatever is being
+    /// shipped (`STOPPED_AT_SERVER_TIME`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stop_at_server_time: Option<String>,
+    /// With a start or reload: stop once the baseline is committed; the changes made
+    /// meanwhile wait in the agent's change map (`STOPPED_AFTER_FULL_LOAD`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stop_after_full_load: bool,
+    /// With a start or reload: copy the baseline only, then stop (`FULL_LOAD_ONLY_FINISHED`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub full_load_only: bool,
     /// The pair id, required when the start deletes points (reload, replay).
     #[serde(default)]
     pub confirm: Option<String>,

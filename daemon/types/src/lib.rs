@@ -5,6 +5,8 @@
 //! crate; this crate depends on nothing of ours.
 
 pub mod api;
+pub mod dates;
+mod deletion;
 pub mod drill;
 pub mod dump;
 mod error_class;
@@ -17,10 +19,12 @@ mod paths;
 pub mod reconfig;
 mod recoverable;
 mod source_verify;
+mod stop;
 pub mod task;
 pub mod time;
 
 pub use api::*;
+pub use deletion::PairDeletion;
 pub use drill::*;
 pub use dump::*;
 pub use error_class::ErrorClass;
@@ -33,6 +37,7 @@ pub use paths::{DEFAULT_STANDBY_DATA_DIR, standby_store_dir};
 pub use reconfig::{ConfigurationChange, DiskChange, DiskChangeKind, DiskShape, compare_disks};
 pub use recoverable::{Chosen, latest_recoverable, trusted};
 pub use source_verify::*;
+pub use stop::{FATAL_ERROR, RECONFIGURATION_RESTART, RECOVERABLE_ERROR, StopReason};
 pub use task::{TaskId, TaskInfo, TaskKind, TaskList, TaskLog, TaskLogLine, TaskState};
 pub use time::parse_time_ms;
 

@@ -385,6 +385,15 @@ pub enum RefuseCode {
     LineageMismatch,
     CheckpointMismatch,
     Unsupported,
+    /// The pair was deleted on the standby: the agent decommissions itself and holds.
+    PairDeleted,
+}
+
+impl RefuseCode {
+    /// Only an operator can remove the cause: the agent retrying changes nothing.
+    pub fn needs_operator(self) -> bool {
+        !matches!(self, RefuseCode::BadRequest)
+    }
 }
 
 /// How the agent starts after the handshake.

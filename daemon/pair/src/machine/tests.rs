@@ -6,7 +6,7 @@ fn at(state: PairState, connected: bool) -> Lifecycle {
     let has_baseline = !matches!(state, S::Initiating | S::InitialSync);
     Lifecycle {
         state,
-        stop_reason: (state == S::Stopped).then_some(StopReason::StoppedByUser),
+        stop_reason: (state == S::Stopped).then_some(StopReason::Normal),
         has_baseline,
         started: state != S::Initiating,
         restarting: false,
@@ -130,9 +130,9 @@ fn paused_and_stopped_survive_a_standby_restart() {
 
 #[test]
 fn stop_reason_is_kept_until_resumed() {
-    let s = at(S::Replicating, true).apply(PairOp::Stop(StopReason::StoppedAtTime)).unwrap();
-    assert_eq!(s.stop_reason, Some(StopReason::StoppedAtTime));
-    assert_eq!(s.apply(PairOp::PointCommitted).unwrap().stop_reason, Some(StopReason::StoppedAtTime));
+    let s = at(S::Replicating, true).apply(PairOp::Stop(StopReason::StoppedAtCommitTime)).unwrap();
+    assert_eq!(s.stop_reason, Some(StopReason::StoppedAtCommitTime));
+    assert_eq!(s.apply(PairOp::PointCommitted).unwrap().stop_reason, Some(StopReason::StoppedAtCommitTime));
     let r = s.apply(PairOp::Resume).unwrap();
     assert_eq!((r.state, r.stop_reason), (S::Replicating, None));
 }
@@ -228,7 +228,7 @@ fn a_dump_step_holds_across_reconnects_and_a_restart_leaves_it() {
     assert_eq!((r.state, r.restarting), (S::InitialSync, true));
     assert!(r.apply(PairOp::Suspend).is_err(), "no dump during a restart's baseline");
     let p = at(S::Paused, true).apply(PairOp::Suspend).unwrap();
-    assert!(p.apply(PairOp::Pause).is_err() && p.apply(PairOp::Stop(StopReason::StoppedByUser)).is_err());
+    assert!(p.apply(PairOp::Pause).is_err() && p.apply(PairOp::Stop(StopReason::Normal)).is_err());
 }
 
 const FAILOVER_OPS: [PairOp; 4] =

@@ -21,7 +21,7 @@ pub(super) fn pause(sb: &Arc<Standby>, h: &PairHandle, id: &PairId) -> Result<Ou
 }
 
 pub(super) fn stop(sb: &Arc<Standby>, h: &PairHandle, id: &PairId) -> Result<Outcome, CommandError> {
-    simple(sb, h, id, PairOp::Stop(StopReason::StoppedByUser), "stopped")
+    simple(sb, h, id, PairOp::Stop(StopReason::Normal), "stopped")
 }
 
 /// Resume: from paused or stopped; in the dump workflow, `resync` resumes in resync mode (the
@@ -78,7 +78,7 @@ pub(super) async fn resume(
 pub(super) const RESTART_WARNING: &str = "restarting deletes every recovery point of the pair";
 
 /// A destructive action must name the pair it destroys.
-pub(super) fn confirmed(id: &PairId, confirm: Option<&str>, what: &str) -> Result<(), CommandError> {
+pub(crate) fn confirmed(id: &PairId, confirm: Option<&str>, what: &str) -> Result<(), CommandError> {
     match confirm {
         Some(c) if c == id.as_str() => Ok(()),
         Some(c) => Err(CommandError::param(

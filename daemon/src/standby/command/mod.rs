@@ -50,6 +50,28 @@ pub enum PairCommand {
     AdoptGrowth,
 }
 
+/// Deletes pair `id` (confirmed by its id): points, records and the chunks only it used.
+pub async fn delete(
+    sb: &Arc<Standby>,
+    h: &Arc<PairHandle>,
+    id: &PairId,
+    confirm: Option<&str>,
+    by: &str,
+) -> Result<drpair_types::PairDeletion, CommandError> {
+    lifecycle::confirmed(id, confirm, "deleting a pair deletes every recovery point of it and its records")?;
+    let d = super::delete::delete(sb, h, id, by).await.map_err(|e| CommandError::op(id, e))?;
+    Ok(drpair_types::PairDeletion {
+        pair_id: id.clone(),
+        points_deleted: d.points,
+        chunks_reclaimed: d.chunks_reclaimed,
+        bytes_reclaimed: d.bytes_reclaimed,
+        message: format!(
+            "pair '{id}' deleted: {} recovery point(s) and its records removed, {} chunk(s) only it used reclaimed ({} bytes); its agent is refused and decommissions itself",
+            d.points, d.chunks_reclaimed, d.bytes_reclaimed
+        ),
+    })
+}
+
 /// Runs `cmd` on pair `id` (whose handle is `h`).
 pub async fn execute(
     sb: &Arc<Standby>,

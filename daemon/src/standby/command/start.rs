@@ -9,7 +9,7 @@ use super::lifecycle::{RESTART_WARNING, confirmed, restart_message};
 use super::{CommandError, Outcome};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_pair::PairOp;
-use drpair_types::{Checkpoint, PairId, PointSpec, RecoveryPoint, StartRequest, StartType, parse_time_ms};
+use drpair_types::{Checkpoint, PairId, PointSpec, RecoveryPoint, StartRequest, StartType, StopReason, parse_time_ms};
 use std::sync::Arc;
 
 /// The start request, checked: times parsed, contradictions refused.
@@ -27,11 +27,29 @@ pub(super) fn plan_start(req: &StartRequest, committed_or_floor: u64) -> Result<
     if req.from_point.is_some() && req.from_time.is_some() {
         return Err(CommandError::param("from_time", "give from_point or from_time, not both"));
     }
-    if req.stop_at_point.is_some() && req.stop_at_time.is_some() {
-        return Err(CommandError::param("stop_at_time", "give stop_at_point or stop_at_time, not both"));
+    let positions = [req.stop_at_point.is_some(), req.stop_at_time.is_some(), req.stop_at_server_time.is_some()];
+    if positions.iter().filter(|p| **p).count() > 1 {
+        let p = if req.stop_at_server_time.is_some() { "stop_at_server_time" } else { "stop_at_time" };
+        return Err(CommandError::param(p, "give one of stop_at_point, stop_at_time and stop_at_server_time"));
+    }
+    if req.stop_after_full_load && req.full_load_only {
+        return Err(CommandError::param("full_load_only", "give full_load_only or stop_after_full_load, not both"));
+    }
+    let full_load_stop = if req.full_load_only {
+        Some(("full_load_only", StopReason::FullLoadOnlyFinished))
+    } else if req.stop_after_full_load {
+        Some(("stop_after_full_load", StopReason::StoppedAfterFullLoad))
+    } else {
+        None
+    };
+    if let Some((p, _)) = full_load_stop
+        && !matches!(req.start_type, StartType::Start | StartType::Reload)
+    {
+        return Err(CommandError::param(p, format!("{p} goes with type start or reload (a full load)")));
     }
     let from_time_ms = time("from_time", &req.from_time)?;
     let stop_time = time("stop_at_time", &req.stop_at_time)?;
+    let server_time = time("stop_at_server_time", &req.stop_at_server_time)?;
     let from_param = if req.from_point.is_some() { "from_point" } else { "from_time" };
     let has_from = req.from_point.is_some() || req.from_time.is_some();
     match req.start_type {
@@ -63,16 +81,25 @@ pub(super) fn plan_start(req: &StartRequest, committed_or_floor: u64) -> Result<
             ),
         ));
     }
-    if let Some(t) = stop_time
-        && t <= now_ms()
-    {
-        return Err(CommandError::param(
-            "stop_at_time",
-            format!("{} is not in the future (now is {})", rfc3339_ms(t), rfc3339_ms(now_ms())),
-        ));
+    for (name, t) in [("stop_at_time", stop_time), ("stop_at_server_time", server_time)] {
+        if let Some(t) = t
+            && t <= now_ms()
+        {
+            return Err(CommandError::param(
+                name,
+                format!("{} is not in the future (now is {})", rfc3339_ms(t), rfc3339_ms(now_ms())),
+            ));
+        }
     }
-    let stop_at = (req.stop_at_point.is_some() || stop_time.is_some())
-        .then(|| StopAtRecord { point: req.stop_at_point, time_unix_ms: stop_time });
+    let stop_at =
+        (req.stop_at_point.is_some() || stop_time.is_some() || server_time.is_some() || full_load_stop.is_some()).then(
+            || StopAtRecord {
+                point: req.stop_at_point,
+                time_unix_ms: stop_time,
+                server_time_unix_ms: server_time,
+                after_full_load: full_load_stop.map(|(_, r)| r),
+            },
+        );
     Ok(StartPlan { from_time_ms, stop_at })
 }
 
@@ -216,6 +243,9 @@ mod tests {
             from_time: None,
             stop_at_point: None,
             stop_at_time: None,
+            stop_at_server_time: None,
+            stop_after_full_load: false,
+            full_load_only: false,
             confirm: None,
             full_copy: false,
             keep_points_until_synced: false,

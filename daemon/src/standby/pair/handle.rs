@@ -58,6 +58,7 @@ impl PairHandle {
         if next != rec.lifecycle {
             let mut updated = rec.clone();
             updated.lifecycle = next.clone();
+            super::dates::note(&rec, &mut updated, crate::timefmt::now_ms());
             store.put_pair(&updated.pair_id, &updated).map_err(|e| OpError::Store(e.to_string()))?;
             tracing::info!(pair = %rec.pair_id, from = ?rec.lifecycle.state, to = ?next.state, ?op, "pair state");
             *rec = updated;
@@ -76,6 +77,7 @@ impl PairHandle {
         let mut live = self.record.lock().expect("record");
         let mut rec = live.clone();
         let out = change(&mut rec)?;
+        super::dates::note(&live, &mut rec, crate::timefmt::now_ms());
         if rec != *live {
             store.put_pair(&rec.pair_id, &rec).map_err(|e| OpError::Store(e.to_string()))?;
             *live = rec;
@@ -95,7 +97,9 @@ impl PairHandle {
         event: Option<PairOp>,
     ) -> Result<PairRecord, OpError> {
         let mut live = self.record.lock().expect("record");
-        let merged = crate::standby::rebase::rebase(orig, ours.clone(), &live, event);
+        let mut dated = ours.clone();
+        super::dates::note(orig, &mut dated, crate::timefmt::now_ms());
+        let merged = crate::standby::rebase::rebase(orig, dated, &live, event);
         if merged != ours {
             store.put_pair(&merged.pair_id, &merged).map_err(|e| OpError::Store(e.to_string()))?;
         }
@@ -165,6 +169,11 @@ impl Registry {
         self.pairs.lock().expect("registry lock").insert(id, h);
     }
 
+    /// Removes a pair (deleted): its handle lives on only in calls that still hold it.
+    pub fn remove(&self, id: &PairId) -> Option<Arc<PairHandle>> {
+        self.pairs.lock().expect("registry lock").remove(id)
+    }
+
     /// Sorted by pair id.
     pub fn all(&self) -> Vec<Arc<PairHandle>> {
         let map = self.pairs.lock().expect("registry lock");
@@ -232,7 +241,7 @@ mod tests {
         ours.committed = 0;
         ours.epoch_floor = 5;
         store.put_pair(&ours.pair_id, &ours).unwrap();
-        let at = StopAtRecord { point: Some(9), time_unix_ms: None };
+        let at = StopAtRecord { point: Some(9), ..Default::default() };
         h.update(&store, |r| Ok::<_, OpError>(r.stop_at = Some(at.clone()))).unwrap();
         let installed = h.install_rebased(&store, &orig, ours, Some(PairOp::Restart)).unwrap();
         assert_eq!((installed.committed, installed.epoch_floor, installed.stop_at.clone()), (0, 5, Some(at)));

@@ -3,6 +3,7 @@
 //! counters: [`runtime`]), the handle and registry that own both ([`handle`]), how status is
 //! derived from them ([`status`]) and the short trend behind the panel's charts ([`trend`]).
 
+pub mod dates;
 pub mod handle;
 pub mod record;
 pub mod results;

@@ -6,6 +6,7 @@
 //! answer can change without changing this format. (The dump workflow's record, `DumpRecord`,
 //! still nests a few of the API's dump types.)
 
+use super::dates::PairDates;
 use super::results::{FailbackRecord, FailoverRecord, PruneRecord, SourceVerifyRecord, VerifyRecord};
 use crate::standby::dump::DumpRecord;
 use crate::timefmt::now_ms;
@@ -89,6 +90,9 @@ pub struct PairRecord {
     /// The disks of older points, when they differ from `disks` (oldest era first).
     #[serde(default)]
     pub geometry_eras: Vec<GeometryEra>,
+    /// When the pair started, stopped, copied its baseline, changed (DMS's dates).
+    #[serde(default)]
+    pub dates: PairDates,
 }
 
 /// The disks an agent came back with, differing from the registered ones.
@@ -118,7 +122,15 @@ pub struct Rewound {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct StopAtRecord {
     pub point: Option<Epoch>,
+    /// The time of the agent's cut (commit time).
     pub time_unix_ms: Option<u64>,
+    /// The standby's clock.
+    #[serde(default)]
+    pub server_time_unix_ms: Option<u64>,
+    /// Stop with this reason once the baseline is committed (`full_load_only`,
+    /// `stop_after_full_load`).
+    #[serde(default)]
+    pub after_full_load: Option<drpair_types::StopReason>,
 }
 
 impl PairRecord {
@@ -133,13 +145,23 @@ impl PairRecord {
         tracker: String,
         lifecycle: Lifecycle,
     ) -> Self {
+        let now = now_ms();
+        let started = lifecycle.started.then_some(now);
+        let dates = PairDates {
+            fresh_start_unix_ms: started,
+            start_unix_ms: started,
+            full_load_start_unix_ms: started,
+            update_unix_ms: Some(now),
+            ..PairDates::default()
+        };
         Self {
+            dates,
             pair_id,
             pair_no,
             lineage: uuid::Uuid::new_v4(),
             disks,
             committed: 0,
-            registered_unix_ms: now_ms(),
+            registered_unix_ms: now,
             source_host,
             source_address,
             tracker,

@@ -113,7 +113,12 @@ pub(crate) fn fully_populated() -> PairRecord {
             kept_points: 5,
         }),
         rewound: Some(Rewound { to: 30, from: 35 }),
-        stop_at: Some(StopAtRecord { point: Some(50), time_unix_ms: Some(1_767_100_000_000) }),
+        stop_at: Some(StopAtRecord {
+            point: Some(50),
+            time_unix_ms: Some(1_767_100_000_000),
+            server_time_unix_ms: Some(1_767_100_500_000),
+            after_full_load: Some(drpair_types::StopReason::StoppedAfterFullLoad),
+        }),
         agent_history_from: Some(20),
         retire_below: Some(8),
         dump: Some(dump),
@@ -205,6 +210,15 @@ pub(crate) fn fully_populated() -> PairRecord {
                 geometry: DiskGeometry::new(2 << 30, ChunkSize::DEFAULT).expect("geometry"),
             }],
         }),
+        dates: super::dates::PairDates {
+            fresh_start_unix_ms: Some(1_766_900_000_000),
+            start_unix_ms: Some(1_766_950_000_000),
+            stop_unix_ms: None,
+            last_stop_unix_ms: Some(1_766_940_000_000),
+            full_load_start_unix_ms: Some(1_766_950_000_000),
+            full_load_finish_unix_ms: None,
+            update_unix_ms: Some(1_767_200_000_000),
+        },
         geometry_eras: vec![drpair_store::GeometryEra {
             through: 6,
             disks: vec![DiskGeometry::new(512 << 20, ChunkSize::DEFAULT).expect("geometry")],
@@ -278,6 +292,7 @@ fn a_record_without_the_optional_parts_decodes_with_defaults() {
         "failback",
         "reconfigured",
         "geometry_eras",
+        "dates",
     ] {
         assert!(obj.remove(k).is_some(), "fixture has {k}");
     }

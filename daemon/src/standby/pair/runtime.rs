@@ -55,6 +55,9 @@ impl SessionHandle {
 #[derive(Debug, Default)]
 pub struct PairRuntime {
     pub session: Option<SessionHandle>,
+    /// The agent's last connection was refused for a reason only an operator can remove
+    /// (lineage, checkpoint, credentials, disks during a failover); cleared when one is admitted.
+    pub fatal: Option<String>,
     pub ever_connected: bool,
     pub agent_version: String,
     pub since_unix_ms: u64,

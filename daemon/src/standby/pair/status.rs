@@ -183,7 +183,9 @@ impl PairHandle {
                 .collect(),
             stats,
             failure_messages: rt.failures.iter().cloned().collect(),
-            stop_reason: rec.lifecycle.stop_reason.map(|r| r.as_str().to_string()),
+            stop_reason: Self::stop_reason(&rec, &rt),
+            stop_reason_alias: rec.lifecycle.stop_reason.and_then(|r| r.alias()).map(String::from),
+            dates: super::dates::view(&rec, &rt, crate::timefmt::now_ms()),
             stop_at: rec.stop_at.as_ref().map(|s| StopAt { point: s.point, time: s.time_unix_ms.map(rfc3339_ms) }),
             restart: rec.restart.as_ref().map(|r| RestartInfo {
                 requested_at: rfc3339_ms(r.requested_unix_ms),
@@ -214,6 +216,28 @@ impl PairHandle {
         }
     }
 
+    /// Why the pair does not replicate, in DMS's words: the stop reason while stopped; a
+    /// configuration change; an agent away, retrying by itself or refused until an operator
+    /// acts.
+    fn stop_reason(rec: &PairRecord, rt: &PairRuntime) -> Option<String> {
+        let l = &rec.lifecycle;
+        if let Some(r) = l.stop_reason {
+            return Some(r.as_str().into());
+        }
+        if l.state == PairState::ConfigurationChanged {
+            return Some(drpair_types::RECONFIGURATION_RESTART.into());
+        }
+        if rt.session.is_none() && !l.holds() {
+            if rt.fatal.is_some() {
+                return Some(drpair_types::FATAL_ERROR.into());
+            }
+            if rt.ever_connected || l.started {
+                return Some(drpair_types::RECOVERABLE_ERROR.into());
+            }
+        }
+        None
+    }
+
     /// The operator actions the lifecycle allows now, asked of the state machine itself.
     fn allowed_actions(l: &drpair_pair::Lifecycle, connected: bool) -> Vec<String> {
         use drpair_pair::PairOp as Op;
@@ -221,7 +245,7 @@ impl PairHandle {
             ("start", Op::Start),
             ("resume", Op::Resume),
             ("pause", Op::Pause),
-            ("stop", Op::Stop(drpair_types::StopReason::StoppedByUser)),
+            ("stop", Op::Stop(drpair_types::StopReason::Normal)),
             ("restart", Op::Restart),
             ("replay", Op::Replay),
             ("failover", Op::Failover),

@@ -79,6 +79,8 @@ mod tests {
             stats: PairStats { bytes_on_wire: wire, bytes_stored: stored, lag_seconds: lag, ..Default::default() },
             failure_messages: vec![],
             stop_reason: None,
+            stop_reason_alias: None,
+            dates: Default::default(),
             stop_at: None,
             restart: None,
             change_history_from: None,

@@ -63,6 +63,18 @@ pub(super) fn handshake(
     let bad = |m: String| (RefuseCode::BadRequest, m);
     let pair_id = PairId::new(h.pair_id.clone()).map_err(|e| bad(e.to_string()))?;
     authenticate(sb, h, &pair_id, cert)?;
+    if let Some(d) = sb.credentials.deleted(&pair_id)
+        && !h.reinit
+    {
+        return Err((
+            RefuseCode::PairDeleted,
+            format!(
+                "pair '{pair_id}' was deleted on this standby at {} by {}: this agent decommissions itself (tracefs instance and change maps removed) and holds. To protect this server again, start its agent with --reinit (a new pair, a full copy)",
+                crate::timefmt::rfc3339_ms(d.deleted_unix_ms),
+                d.by
+            ),
+        ));
+    }
     if h.disks.is_empty() || h.disks.len() > 64 {
         return Err(bad(format!("pair '{pair_id}': an agent must offer 1 to 64 disks, got {}", h.disks.len())));
     }
@@ -100,6 +112,7 @@ pub(super) fn handshake(
             lifecycle,
         );
         sb.store.put_pair(&pair_id, &record).map_err(|e| bad(format!("standby store error: {e}")))?;
+        sb.credentials.forget_deleted(&pair_id).map_err(|e| bad(format!("standby credentials error: {e}")))?;
         tracing::info!(pair = %pair_id, pair_no, lineage = %record.lineage, "registered new pair from {peer}");
         let handle = PairHandle::new(record, None, 0);
         sb.registry.insert(handle.clone());

@@ -14,7 +14,7 @@ use crate::standby::{dump, source_verify};
 use crate::timefmt::now_ms;
 use drpair_pair::PairOp;
 use drpair_tls::Fingerprint;
-use drpair_types::{DiskGeometry, Epoch, PairId};
+use drpair_types::{DiskGeometry, Epoch, PairId, StopReason};
 use drpair_wire::{AgentMsg, RefuseCode, StandbyMsg, encode};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -68,7 +68,9 @@ pub(super) async fn serve(sb: Arc<Standby>, stream: LinkStream, peer: SocketAddr
             tracing::warn!(%peer, pair = %hello.pair_id, "connection refused: {message}");
             if let Ok(id) = PairId::new(hello.pair_id.clone()) {
                 if let Some(h) = sb.registry.get(&id) {
-                    h.runtime.lock().expect("runtime").fail(format!("connection from {peer} refused: {message}"));
+                    let mut rt = h.runtime.lock().expect("runtime");
+                    rt.fail(format!("connection from {peer} refused: {message}"));
+                    rt.fatal = code.needs_operator().then(|| message.clone());
                 }
             }
             refuse(&tx, code, message).await;
@@ -103,7 +105,11 @@ pub(super) async fn serve(sb: Arc<Standby>, stream: LinkStream, peer: SocketAddr
         Ok(m) => m,
         Err((code, message)) => {
             tracing::warn!(%peer, pair = %hello.pair_id, "connection refused: {message}");
-            handle.runtime.lock().expect("runtime").fail(format!("connection from {peer} refused: {message}"));
+            {
+                let mut rt = handle.runtime.lock().expect("runtime");
+                rt.fail(format!("connection from {peer} refused: {message}"));
+                rt.fatal = code.needs_operator().then(|| message.clone());
+            }
             refuse(&tx, code, message).await;
             drop(guard);
             return finish(tx, writer).await;
@@ -126,6 +132,7 @@ pub(super) async fn serve(sb: Arc<Standby>, stream: LinkStream, peer: SocketAddr
     {
         let mut rt = handle.runtime.lock().expect("runtime");
         rt.session = Some(handle_of_conn.clone());
+        rt.fatal = None;
         rt.ever_connected = true;
         rt.since_unix_ms = now_ms();
         rt.agent_version = hello.agent_version.clone();
@@ -389,6 +396,17 @@ impl Session {
     }
 
     async fn chunks(&mut self, epoch: Epoch, items: Vec<drpair_wire::ChunkItem>) -> Result<(), ConnError> {
+        // Nothing is written past the data filesystem's reserve: the pair stops, its open
+        // epoch is discarded (never acknowledged), and it resumes by itself once there is room.
+        if let Err(short) = self.sb.resources.ingest_allowed() {
+            let what = "the standby's data filesystem";
+            crate::standby::watch::stop_for(&self.sb, &self.handle, StopReason::StoppedDueToLowDisk, what, &short);
+            return Err(ConnError::Refused(format!(
+                "{what} has {} free, at its reserve of {}: epoch {epoch} not stored (STOPPED_DUE_TO_LOW_DISK)",
+                crate::standby::resources::human(short.free),
+                crate::standby::resources::human(short.limit)
+            )));
+        }
         self.open_epoch(epoch)?;
         let disks = self.geometries();
         for it in &items {

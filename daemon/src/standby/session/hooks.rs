@@ -11,7 +11,7 @@ use crate::standby::{control, dump, source_verify};
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_pair::PairOp;
 use drpair_store::{Store, StoreError};
-use drpair_types::{Epoch, PairId, RecoveryPoint, StopReason};
+use drpair_types::{Epoch, PairId, PointKind, RecoveryPoint, StopReason};
 use drpair_wire::EpochEnd;
 
 /// What the features noted in the record of a commit, for what is done with it.
@@ -77,10 +77,14 @@ impl Session {
     async fn check_stop_position(&mut self, point: &RecoveryPoint) {
         let stopped = self.handle.update(&self.sb.store, |rec| {
             let Some(at) = rec.stop_at.clone() else { return Ok(None) };
-            let reason = if at.point.is_some_and(|p| point.id >= p) {
+            let reason = if let Some(r) = at.after_full_load.filter(|_| point.kind == PointKind::Baseline) {
+                r
+            } else if at.server_time_unix_ms.is_some_and(|t| crate::timefmt::now_ms() >= t) {
+                StopReason::StoppedAtServerTime
+            } else if at.point.is_some_and(|p| point.id >= p) {
                 StopReason::StoppedAtPoint
             } else if at.time_unix_ms.is_some_and(|t| point.time_unix_ms >= t) {
-                StopReason::StoppedAtTime
+                StopReason::StoppedAtCommitTime
             } else {
                 return Ok(None);
             };

@@ -62,6 +62,7 @@ impl ChangeMap {
             buf[new_hash_base + c * HASH_LEN..new_hash_base + (c + 1) * HASH_LEN].fill(0);
         }
         let file = std::fs::OpenOptions::new().write(true).create_new(true).open(tmp).map_err(io_err(tmp))?;
+        super::allocate(&file, tmp, len as u64)?;
         std::os::unix::fs::FileExt::write_all_at(&file, &buf, 0).map_err(io_err(tmp))?;
         file.sync_all().map_err(io_err(tmp))?;
         Ok(file)

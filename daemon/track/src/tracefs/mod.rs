@@ -106,6 +106,18 @@ pub struct TracefsConfig {
     pub poll_interval: Duration,
 }
 
+/// Removes the tracefs instance of `pair` under the default mount, if there is one (an agent
+/// decommissioned). Returns whether one was removed. Its tracker must be stopped.
+pub fn remove_pair_instance(pair: &str) -> std::io::Result<bool> {
+    let inst = instance::Instance::new(std::path::Path::new("/sys/kernel/tracing"), &format!("drpair-{pair}"));
+    if !inst.exists() {
+        return Ok(false);
+    }
+    // Stop recording first: an instance being written to may be refused removal.
+    let _ = std::fs::write(inst.dir.join("tracing_on"), "0");
+    inst.remove().map(|()| true)
+}
+
 impl TracefsConfig {
     /// The agent's setup: instance `drpair-<pair>`, state in `<state_dir>/tracefs.state`.
     pub fn for_pair(setup: &TrackerSetup) -> Self {
