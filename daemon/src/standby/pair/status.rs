@@ -227,7 +227,7 @@ impl PairHandle {
         if l.state == PairState::ConfigurationChanged {
             return Some(drpair_types::RECONFIGURATION_RESTART.into());
         }
-        if rt.session.is_none() && !l.holds() {
+        if !l.connected && !l.holds() {
             if rt.fatal.is_some() {
                 return Some(drpair_types::FATAL_ERROR.into());
             }
@@ -303,6 +303,11 @@ mod tests {
         let h = PairHandle::new(record(5), None, 1);
         let s = h.status();
         assert_eq!((s.state, s.ready_for_failover, s.stop_reason), (PairState::Replicating, true, None));
+        h.record.lock().unwrap().lifecycle.connected = false;
+        assert_eq!(h.status().stop_reason.as_deref(), Some("RECOVERABLE_ERROR"), "the agent away, retrying");
+        h.runtime.lock().unwrap().fatal = Some("lineage".into());
+        assert_eq!(h.status().stop_reason.as_deref(), Some("FATAL_ERROR"), "refused until an operator acts");
+        h.record.lock().unwrap().lifecycle.connected = true;
         let stopped = h.record.lock().unwrap().lifecycle.apply(PairOp::Stop(StopReason::StoppedAtPoint)).unwrap();
         h.record.lock().unwrap().lifecycle = stopped;
         let s = h.status();
