@@ -42,6 +42,15 @@ fn wait_changed(sb: &Standby, pair: &str, agent: &mut Daemon) -> PairStatus {
     assert_eq!(s.state_label, "Configuration changed");
     assert!(s.ready_for_failover, "points are kept: still ready for failover");
     assert_eq!(s.stop_reason.as_deref(), Some("RECONFIGURATION_RESTART"), "{}", describe(&s));
+    // The agent stays connected and held: its questions about its new disks end nothing.
+    std::thread::sleep(Duration::from_millis(1500));
+    let later = sb.api().status(pair);
+    assert!(later.agent.as_ref().is_some_and(|a| a.connected), "{}", describe(&later));
+    assert!(
+        !later.failure_messages.iter().any(|m| m.contains("does not exist") || m.contains("outside")),
+        "a held agent's connection failed: {:?}",
+        later.failure_messages
+    );
     s
 }
 

@@ -42,6 +42,12 @@ impl Session {
         first: u64,
         count: u64,
     ) -> Result<Vec<Option<WireVersion>>, ConnError> {
+        // The agent offers other disks than those registered (Configuration changed): nothing
+        // is shipped on this connection, and its questions about its disks have no answer
+        // here (a restart or adoption ends the connection first).
+        if self.handle.record.lock().expect("record").lifecycle.config_changed && count <= MAX_HASH_RANGE {
+            return Ok(vec![None; count as usize]);
+        }
         let disks = self.geometries();
         let Some(g) = disks.get(disk as usize) else {
             return Err(ConnError::Protocol(format!(
