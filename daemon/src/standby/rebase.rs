@@ -14,8 +14,10 @@ use drpair_pair::PairOp;
 /// `ours` was made from `orig`; `live` is the record now. Returns `ours` with every field
 /// that changed between `orig` and `live` taken from `live`, and `event` applied again to a
 /// lifecycle that changed meanwhile.
-pub fn rebase(orig: &PairRecord, ours: PairRecord, live: &PairRecord, event: Option<PairOp>) -> PairRecord {
+pub fn rebase(orig: &PairRecord, mut ours: PairRecord, live: &PairRecord, event: Option<PairOp>) -> PairRecord {
+    let now = crate::timefmt::now_ms();
     if live == orig {
+        super::pair::dates::note(orig, &mut ours, now);
         return ours;
     }
     let json = |r: &PairRecord| serde_json::to_value(r).expect("a pair record serialises");
@@ -34,6 +36,8 @@ pub fn rebase(orig: &PairRecord, ours: PairRecord, live: &PairRecord, event: Opt
     {
         merged.lifecycle = live.lifecycle.apply(op).unwrap_or_else(|_| live.lifecycle.clone());
     }
+    // The dates follow what the merged record changes of the live one.
+    super::pair::dates::note(live, &mut merged, now);
     merged
 }
 

@@ -97,9 +97,7 @@ impl PairHandle {
         event: Option<PairOp>,
     ) -> Result<PairRecord, OpError> {
         let mut live = self.record.lock().expect("record");
-        let mut dated = ours.clone();
-        super::dates::note(orig, &mut dated, crate::timefmt::now_ms());
-        let merged = crate::standby::rebase::rebase(orig, dated, &live, event);
+        let merged = crate::standby::rebase::rebase(orig, ours.clone(), &live, event);
         if merged != ours {
             store.put_pair(&merged.pair_id, &merged).map_err(|e| OpError::Store(e.to_string()))?;
         }
