@@ -51,13 +51,18 @@ impl Standby {
             tracing::info!(pair = %rec.pair_id, points = points.len(), committed = rec.committed, "pair loaded");
             registry.insert(PairHandle::new(rec, last, points.len() as u64));
         }
+        let resources = {
+            let s = store.clone();
+            let unflushed = Box::new(move || s.approximate_sizes().map_or(0, |z| z.memtable_bytes));
+            super::resources::Resources::new(cfg.data_dir.clone(), cfg.disk_reserve, cfg.memory_reserve, unflushed)
+        };
         Ok(Arc::new(Self {
             store,
             registry,
             token: cfg.token.clone(),
             auto_start: cfg.auto_start,
             adopt_growth: cfg.adopt_growth,
-            resources: super::resources::Resources::new(cfg.data_dir.clone(), cfg.disk_reserve, cfg.memory_reserve),
+            resources,
             register_lock: Mutex::new(()),
             metrics: metrics::install(),
             retention: cfg.retention.clone(),

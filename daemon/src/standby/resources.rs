@@ -89,9 +89,13 @@ pub fn mem_available() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Bytes the store will still write without being asked (its memtables, flushed to files).
+pub type Unflushed = Box<dyn Fn() -> u64 + Send + Sync>;
+
 /// What the standby watches.
 pub struct Resources {
     data_dir: PathBuf,
+    unflushed: Unflushed,
     reserve: Reserve,
     memory_floor: u64,
     /// Set when ingest met the reserve; cleared when space is back above reserve + margin.
@@ -108,9 +112,12 @@ pub struct Shortage {
 }
 
 impl Resources {
-    pub fn new(data_dir: PathBuf, reserve: Reserve, memory_floor: u64) -> Self {
+    /// `unflushed` tells what the store holds in memory that a flush writes to the data
+    /// filesystem: counted as used already, so the reserve holds after the flush too.
+    pub fn new(data_dir: PathBuf, reserve: Reserve, memory_floor: u64, unflushed: Unflushed) -> Self {
         Self {
             data_dir,
+            unflushed,
             reserve,
             memory_floor,
             low_disk: AtomicBool::new(false),
@@ -128,6 +135,7 @@ impl Resources {
             return Some((free, reserve));
         }
         let (free, total) = disk_space(&self.data_dir).ok()?;
+        let free = free.saturating_sub((self.unflushed)());
         let reserve = self.reserve.bytes(total);
         *last = Some((Instant::now(), free, reserve));
         Some((free, reserve))
@@ -202,13 +210,17 @@ mod tests {
     fn a_shortage_lasts_until_the_margin_is_back() {
         let dir = tempfile::tempdir().unwrap();
         let (free, _) = disk_space(dir.path()).unwrap();
-        let r = Resources::new(dir.path().into(), Reserve::Bytes(free * 2), 0);
+        let none = || -> Unflushed { Box::new(|| 0) };
+        let r = Resources::new(dir.path().into(), Reserve::Bytes(free * 2), 0, none());
         assert!(r.ingest_allowed().is_err() && r.disk_shortage().is_some());
-        let r = Resources::new(dir.path().into(), Reserve::Bytes(free * 3 / 4), 0);
+        let r = Resources::new(dir.path().into(), Reserve::Bytes(free * 3 / 4), 0, none());
         assert!(r.ingest_allowed().is_ok() && r.disk_shortage().is_none());
         // Above the reserve but below reserve + half of it after a shortage: still short.
         r.low_disk.store(true, Ordering::Relaxed);
         assert!(r.disk_shortage().is_some(), "within the margin");
-        assert!(Resources::new(dir.path().into(), Reserve::Bytes(0), u64::MAX).memory_shortage().is_some());
+        assert!(Resources::new(dir.path().into(), Reserve::Bytes(0), u64::MAX, none()).memory_shortage().is_some());
+        // What the store would still flush counts as used.
+        let r = Resources::new(dir.path().into(), Reserve::Bytes(free / 2), 0, Box::new(move || free));
+        assert!(r.ingest_allowed().is_err(), "a full memtable's flush would cross the reserve");
     }
 }

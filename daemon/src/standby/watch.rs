@@ -80,15 +80,19 @@ pub fn stop_for(sb: &Standby, h: &PairHandle, reason: StopReason, what: &str, s:
     if l.holds() {
         return;
     }
+    if l.apply(PairOp::Stop(reason)).is_err() {
+        return;
+    }
+    // The reason is told before the state shows it: whoever sees the stop sees why.
+    let msg = format!(
+        "{what} has {} free, at or below its limit of {}: ingest stopped ({}); the pair resumes by itself above {}",
+        human(s.free),
+        human(s.limit),
+        reason.as_str(),
+        human(s.limit + s.limit / 2)
+    );
+    h.runtime.lock().expect("runtime").fail(msg);
     if h.apply(&sb.store, PairOp::Stop(reason)).is_ok() {
-        let msg = format!(
-            "{what} has {} free, at or below its limit of {}: ingest stopped ({}); the pair resumes by itself above {}",
-            human(s.free),
-            human(s.limit),
-            reason.as_str(),
-            human(s.limit + s.limit / 2)
-        );
-        h.runtime.lock().expect("runtime").fail(msg);
         h.send_run_mode();
     }
 }
