@@ -3,7 +3,7 @@
 // (the API would refuse it otherwise), and shown only when the caller's role may take it; the
 // API's answer is shown in words either way.
 
-import { ApiError, pairPath, post, roleAllows } from './api.js';
+import { ApiError, del, pairPath, post, roleAllows } from './api.js';
 import { h } from './dom.js';
 
 const WHY_NOT = {
@@ -11,10 +11,14 @@ const WHY_NOT = {
   pause: 'Only a running pair can be paused.',
   resume: 'Only a paused or stopped pair can be resumed.',
   create_point: 'A recovery point can be cut only while the agent is connected and shipping.',
+  adopt_growth: 'Only disks that grew (state Configuration changed) can be adopted without a restart.',
+  delete: 'A failed-over pair cannot be deleted; fail back first.',
 };
 
 // The role each button needs (as the API's roles say).
-const NEEDS = { restart: 'admin', pause: 'operator', resume: 'operator', create_point: 'operator' };
+const NEEDS = {
+  restart: 'admin', pause: 'operator', resume: 'operator', create_point: 'operator', adopt_growth: 'operator', delete: 'admin',
+};
 
 export function actionsPanel(pairId, ctx) {
   const result = h('p', { id: 'action-result', class: 'result', role: 'status', 'aria-live': 'polite' });
@@ -51,7 +55,11 @@ export function actionsPanel(pairId, ctx) {
     pause: h('button', { type: 'button', id: 'act-pause' }, 'Pause'),
     resume: h('button', { type: 'button', id: 'act-resume' }, 'Resume'),
     create_point: h('button', { type: 'button', id: 'act-point' }, 'Create recovery point'),
+    adopt_growth: h('button', { type: 'button', id: 'act-adopt-growth' }, 'Adopt grown disks'),
+    delete: h('button', { type: 'button', id: 'act-delete', class: 'danger' }, 'Delete pair'),
   };
+  buttons.adopt_growth.addEventListener('click', () => run('Adopt grown disks', '/adopt-growth'));
+  buttons.delete.addEventListener('click', () => openDelete());
   buttons.pause.addEventListener('click', () => run('Pause', '/pause'));
   buttons.resume.addEventListener('click', () => run('Resume', '/resume'));
   buttons.create_point.addEventListener('click', () => run('Create recovery point', '/points', {}));
@@ -86,8 +94,40 @@ export function actionsPanel(pairId, ctx) {
     confirm.focus();
   }
 
-  function update(allowedNow) {
-    allowed = allowedNow;
+  // Deleting: the pair id typed, as for a restart; then back to the list.
+  const delDialog = document.getElementById('delete-dialog');
+  function openDelete() {
+    const input = document.getElementById('delete-confirm');
+    const goDel = document.getElementById('delete-go');
+    const errDel = document.getElementById('delete-error');
+    document.getElementById('delete-pair').textContent = pairId;
+    input.value = '';
+    goDel.disabled = true;
+    errDel.hidden = true;
+    input.oninput = () => { goDel.disabled = input.value.trim() !== pairId; };
+    document.getElementById('delete-cancel').onclick = () => delDialog.close();
+    document.getElementById('delete-form').onsubmit = async (ev) => {
+      ev.preventDefault();
+      if (input.value.trim() !== pairId) return;
+      goDel.disabled = true;
+      try {
+        const r = await del(`${pairPath(pairId)}?confirm=${encodeURIComponent(pairId)}`);
+        delDialog.close();
+        sessionStorage.setItem('drpair-notice', r.message);
+        window.location.hash = '#/';
+      } catch (e) {
+        errDel.hidden = false;
+        errDel.textContent = `Delete refused: ${e instanceof ApiError ? e.words : e.message}`;
+        goDel.disabled = false;
+      }
+    };
+    delDialog.showModal();
+    input.focus();
+  }
+
+  function update(allowedNow, state) {
+    allowed = allowedNow.slice();
+    if (state && !['failed_over', 'failing_back'].includes(state)) allowed.push('delete');
     for (const [name, b] of Object.entries(buttons)) {
       b.hidden = !roleAllows(NEEDS[name]);
       const ok = !busy && allowed.includes(name);
@@ -98,7 +138,8 @@ export function actionsPanel(pairId, ctx) {
 
   const el = h('section', { class: 'actions', 'aria-labelledby': 'actions-title' },
     h('h2', { id: 'actions-title' }, 'Actions'),
-    h('div', { class: 'buttons' }, buttons.restart, buttons.pause, buttons.resume, buttons.create_point),
+    h('div', { class: 'buttons' }, buttons.restart, buttons.pause, buttons.resume, buttons.create_point,
+      buttons.adopt_growth, buttons.delete),
     result, error);
   return { el, update, show };
 }

@@ -30,7 +30,17 @@ function summary(s) {
     row('Source', a ? `${a.host} (${a.address}) · ${a.connected ? 'connected' : 'not connected'} since ${time(a.since)} · tracker ${a.tracker}` : 'no agent has connected yet'),
     row('Recovery checkpoint', s.recovery_checkpoint || '—'),
   ];
-  if (s.stop_reason) items.push(row('Stop reason', h('span', { id: 'stop-reason' }, s.stop_reason)));
+  if (s.stop_reason) {
+    const alias = s.stop_reason_alias ? ` (${s.stop_reason_alias} before)` : '';
+    items.push(row('Stop reason', h('span', { id: 'stop-reason' }, s.stop_reason + alias)));
+  }
+  if (s.configuration_change) {
+    const c = s.configuration_change;
+    items.push(row('Configuration change', h('div', { id: 'config-change' },
+      h('p', {}, `Since ${time(c.detected_at)} the agent offers other disks; `
+        + (c.growth_only ? 'they only grew: Adopt grown disks takes them, or Restart Replication.' : 'Restart Replication takes them.')),
+      h('ul', {}, c.changes.map((d) => h('li', {}, describeChange(d)))))));
+  }
   if (s.restart) items.push(row('Restart', `requested ${time(s.restart.requested_at)}${s.restart.full_copy ? ' · full copy' : ''}`));
   if (s.storage && s.storage.logical_bytes > 0) {
     const st = s.storage;
@@ -44,6 +54,36 @@ function summary(s) {
       h('ul', { id: 'failures' }, s.failure_messages.slice().reverse().map((m) => h('li', {}, m)))));
   }
   return out;
+}
+
+function describeChange(d) {
+  const o = d.old, n = d.new;
+  const what = {
+    grown: () => `grown from ${bytes(o.size_bytes)} to ${bytes(n.size_bytes)}`,
+    shrunk: () => `shrunk from ${bytes(o.size_bytes)} to ${bytes(n.size_bytes)}`,
+    chunk_size: () => `chunk size ${bytes(o.chunk_size)}, now ${bytes(n.chunk_size)}`,
+    moved: () => `was ${o.path}, now ${n.path}`,
+    added: () => `added (${bytes(n.size_bytes)})`,
+    removed: () => `removed (was ${bytes(o.size_bytes)})`,
+  }[d.change];
+  return `disk ${d.index} (${(n || o).path}): ${what ? what() : d.change}`;
+}
+
+// The dates as the reference workflow (DMS) names them.
+function dates(s) {
+  const t = (v) => (v ? time(v) : '—');
+  return [h('section', { class: 'dates', 'aria-labelledby': 'dates-title' },
+    h('h2', { id: 'dates-title' }, 'Dates'),
+    h('dl', { class: 'facts', id: 'dates' }, [
+      row('Fresh start', t(s.fresh_start_date)),
+      row('Started', t(s.start_date)),
+      row('Stopped', t(s.stop_date)),
+      row('Last stop', t(s.last_stop_time)),
+      row('Full load', `${t(s.full_load_start_date)} → ${t(s.full_load_finish_date)} · ${percent(s.full_load_progress_percent)}`),
+      row('Elapsed', duration(s.elapsed_time_millis / 1000)),
+      row('Created', t(s.create_time)),
+      row('Updated', t(s.update_time)),
+    ].flat()))];
 }
 
 function progress(s) {
@@ -184,9 +224,9 @@ export function detailsView(main, pairId, ctx) {
       auditLink.hidden = !roleAllows('admin');
       title.textContent = s.agent ? `${pairId} · ${s.agent.host}` : pairId;
       replace(head, summary(s));
-      replace(prog, progress(s));
+      replace(prog, [...progress(s), ...dates(s)]);
       replace(dumpBox, dumpSection(s));
-      actions.update(s.allowed_actions);
+      actions.update(s.allowed_actions, s.state);
       renderCharts();
       replace(disksBox, disks(s));
       replace(pointsBox, pointsTable(s, points, onPin, onExport));

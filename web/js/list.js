@@ -91,8 +91,12 @@ export function listView(main, _ctx) {
   }
 
   search.addEventListener('input', render);
+  // A message left by the page before (a pair deleted), shown once.
+  const notice = sessionStorage.getItem('drpair-notice');
+  sessionStorage.removeItem('drpair-notice');
   replace(main,
     h('h1', {}, 'Protected servers'),
+    notice ? h('p', { id: 'notice', class: 'result', role: 'status' }, notice) : null,
     h('div', { class: 'toolbar' }, h('label', { for: 'search' }, 'Search'), search),
     count, tableBox);
 

@@ -182,7 +182,13 @@ try {
   assert.ok(Number.isInteger(firstPoint.read_window_ms), `read_window_ms ${firstPoint.read_window_ms}`);
   const shown = await page.locator(`tr[data-point="${firstPoint.id}"] td`).nth(4).textContent();
   assert.match(shown, /^\d+\.\d s/, `read window cell '${shown}'`);
-  step('details: state with explanation, lag and throughput charts, disks, recovery points');
+  // The reference workflow's dates (DMS names), from the API's status.
+  const dl = await page.locator('#dates').textContent();
+  for (const label of ['Fresh start', 'Started', 'Stopped', 'Last stop', 'Full load', 'Elapsed', 'Created', 'Updated']) {
+    assert.ok(dl.includes(label), `dates show ${label}: ${dl}`);
+  }
+  assert.match(dl, /Full load.*100/, 'the full load is complete');
+  step('details: state with explanation, lag and throughput charts, disks, recovery points, dates');
   await shot('details');
   await accessible('the details page');
 
@@ -372,6 +378,7 @@ try {
   await op.locator('#act-pause').waitFor();
   await op.locator('#act-restart').waitFor({ state: 'hidden' });
   assert.equal(await op.locator('#act-restart').isVisible(), false, 'an operator sees no Restart Replication');
+  assert.equal(await op.locator('#act-delete').isVisible(), false, 'an operator sees no Delete pair');
   assert.equal(await op.locator('#pair-audit').isVisible(), false, 'an operator sees no audit log link');
   assert.equal(await op.locator('#audit-link').isVisible(), false);
   await shot('details-operator', op);
@@ -399,6 +406,24 @@ try {
   await page.locator('#audit-error').filter({ hasText: 'Filter refused' }).waitFor();
   step(`a malformed pair filter is refused: "${await page.locator('#audit-error').textContent()}"`);
   await accessible('the audit log');
+
+  // Delete the other pair through its dialog: the pair id must be typed; then the list says
+  // what was deleted and no longer has it.
+  await page.goto(`${URL}/ui/#/pairs/${encodeURIComponent(OTHER)}`);
+  await page.locator('#act-delete').click();
+  await page.locator('#delete-dialog').waitFor();
+  assert.match(await page.locator('#delete-warning').textContent(), /permanently deleted/);
+  await page.locator('#delete-confirm').fill('not-it');
+  assert.equal(await page.locator('#delete-go').isDisabled(), true, 'a wrong pair id keeps Delete disabled');
+  await page.locator('#delete-confirm').fill(OTHER);
+  await page.locator('#delete-go').click();
+  await page.locator('#notice').filter({ hasText: `pair '${OTHER}' deleted` }).waitFor({ timeout: LONG });
+  await page.locator(`tr[data-pair="${PAIR}"]`).waitFor();
+  assert.equal(await page.locator(`tr[data-pair="${OTHER}"]`).count(), 0, 'the deleted pair is gone from the list');
+  const gone = await fetch(`${URL}/api/v1/pairs/${OTHER}`, { headers: { Authorization: `Bearer ${TOKEN}` } });
+  assert.equal(gone.status, 404);
+  await shot('deleted');
+  step(`deleted ${OTHER} through the dialog: "${await page.locator('#notice').textContent()}"`);
 
   // Self-contained: every request went to the standby.
   const foreign = requests.filter((u) => !u.startsWith(URL) && !u.startsWith('data:') && !u.startsWith('blob:'));
