@@ -17,7 +17,7 @@ use drpair_pair::PairOp;
 pub fn rebase(orig: &PairRecord, mut ours: PairRecord, live: &PairRecord, event: Option<PairOp>) -> PairRecord {
     let now = crate::timefmt::now_ms();
     if live == orig {
-        super::pair::dates::note(orig, &mut ours, now);
+        ours.note_dates(orig, now);
         return ours;
     }
     let json = |r: &PairRecord| serde_json::to_value(r).expect("a pair record serialises");
@@ -37,7 +37,7 @@ pub fn rebase(orig: &PairRecord, mut ours: PairRecord, live: &PairRecord, event:
         merged.lifecycle = live.lifecycle.apply(op).unwrap_or_else(|_| live.lifecycle.clone());
     }
     // The dates follow what the merged record changes of the live one.
-    super::pair::dates::note(live, &mut merged, now);
+    merged.note_dates(live, now);
     merged
 }
 

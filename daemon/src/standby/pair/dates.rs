@@ -2,9 +2,9 @@
 //! derived from how a change moved the lifecycle (or the settings), wherever the change was
 //! made, so no action can forget one.
 
-use super::record::PairRecord;
 use super::runtime::PairRuntime;
 use crate::timefmt::rfc3339_ms;
+use drpair_pair::Lifecycle;
 use drpair_types::PairState;
 use drpair_types::dates::PairDatesView;
 use serde::{Deserialize, Serialize};
@@ -22,10 +22,9 @@ pub struct PairDates {
     pub update_unix_ms: Option<u64>,
 }
 
-/// Sets the dates of `after` from how it differs from `before` (at `now`).
-pub fn note(before: &PairRecord, after: &mut PairRecord, now: u64) {
-    let (b, a) = (&before.lifecycle, &after.lifecycle);
-    let d = &mut after.dates;
+/// Sets the dates `d` from how a change moved the lifecycle from `b` to `a` (at `now`);
+/// `settings` says whether the pair's settings (retention, stop position, disks) changed too.
+pub fn note(b: &Lifecycle, a: &Lifecycle, settings: bool, d: &mut PairDates, now: u64) {
     let fresh = (!b.started && a.started) || (!b.restarting && a.restarting);
     if fresh {
         d.fresh_start_unix_ms = Some(now);
@@ -49,19 +48,17 @@ pub fn note(before: &PairRecord, after: &mut PairRecord, now: u64) {
     if !stopped(a.state) {
         d.stop_unix_ms = None;
     }
-    let settings = before.retention != after.retention || before.stop_at != after.stop_at;
-    if b.state != a.state || fresh || settings || before.disks != after.disks {
+    if b.state != a.state || fresh || settings {
         d.update_unix_ms = Some(now);
     }
 }
 
-/// The dates as status shows them.
-pub fn view(rec: &PairRecord, rt: &PairRuntime, now: u64) -> PairDatesView {
-    let d = &rec.dates;
+/// The dates as status shows them (`registered`: when the pair was created).
+pub fn view(d: &PairDates, l: &Lifecycle, registered: u64, rt: &PairRuntime, now: u64) -> PairDatesView {
     let t = |ms: Option<u64>| ms.map(rfc3339_ms);
     let until = d.stop_unix_ms.unwrap_or(now);
     let p = &rt.progress;
-    let full_load_progress_percent = if rec.lifecycle.has_baseline {
+    let full_load_progress_percent = if l.has_baseline {
         100.0
     } else if p.pass == Some(drpair_wire::PassKind::Initial) && p.chunks_total > 0 {
         ((p.chunks_done as f64 * 1000.0 / p.chunks_total as f64).round() / 10.0).min(100.0)
@@ -77,22 +74,26 @@ pub fn view(rec: &PairRecord, rt: &PairRuntime, now: u64) -> PairDatesView {
         elapsed_time_millis: d.fresh_start_unix_ms.map_or(0, |s| until.saturating_sub(s)),
         full_load_progress_percent,
         last_stop_time: t(d.last_stop_unix_ms),
-        create_time: rfc3339_ms(rec.registered_unix_ms),
-        update_time: rfc3339_ms(d.update_unix_ms.unwrap_or(rec.registered_unix_ms)),
+        create_time: rfc3339_ms(registered),
+        update_time: rfc3339_ms(d.update_unix_ms.unwrap_or(registered)),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::standby::pair::test_record;
+    use crate::standby::pair::{PairRecord, test_record};
     use drpair_pair::PairOp;
     use drpair_types::StopReason;
 
     fn step(rec: &mut PairRecord, op: PairOp, now: u64) {
         let before = rec.clone();
         rec.lifecycle = rec.lifecycle.apply(op).unwrap();
-        note(&before, rec, now);
+        rec.note_dates(&before, now);
+    }
+
+    fn view_of(r: &PairRecord, now: u64) -> PairDatesView {
+        view(&r.dates, &r.lifecycle, r.registered_unix_ms, &PairRuntime::default(), now)
     }
 
     #[test]
@@ -109,7 +110,7 @@ mod tests {
         assert_eq!(r.dates.full_load_finish_unix_ms, Some(2_000));
         step(&mut r, PairOp::Stop(StopReason::Normal), 3_000);
         assert_eq!((r.dates.stop_unix_ms, r.dates.last_stop_unix_ms), (Some(3_000), Some(3_000)));
-        let v = view(&r, &PairRuntime::default(), 9_000);
+        let v = view_of(&r, 9_000);
         assert_eq!(v.elapsed_time_millis, 2_000, "up to the stop");
         assert_eq!(v.full_load_progress_percent, 100.0);
         step(&mut r, PairOp::Resume, 4_000);
@@ -121,6 +122,6 @@ mod tests {
         step(&mut r, PairOp::Restart, 5_000);
         assert_eq!((r.dates.fresh_start_unix_ms, r.dates.full_load_finish_unix_ms), (Some(5_000), None));
         assert_eq!(r.dates.update_unix_ms, Some(5_000));
-        assert_eq!(view(&r, &PairRuntime::default(), 9_000).full_load_progress_percent, 0.0);
+        assert_eq!(view_of(&r, 9_000).full_load_progress_percent, 0.0);
     }
 }

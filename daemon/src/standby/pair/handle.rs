@@ -58,7 +58,7 @@ impl PairHandle {
         if next != rec.lifecycle {
             let mut updated = rec.clone();
             updated.lifecycle = next.clone();
-            super::dates::note(&rec, &mut updated, crate::timefmt::now_ms());
+            updated.note_dates(&rec, crate::timefmt::now_ms());
             store.put_pair(&updated.pair_id, &updated).map_err(|e| OpError::Store(e.to_string()))?;
             tracing::info!(pair = %rec.pair_id, from = ?rec.lifecycle.state, to = ?next.state, ?op, "pair state");
             *rec = updated;
@@ -77,7 +77,7 @@ impl PairHandle {
         let mut live = self.record.lock().expect("record");
         let mut rec = live.clone();
         let out = change(&mut rec)?;
-        super::dates::note(&live, &mut rec, crate::timefmt::now_ms());
+        rec.note_dates(&live, crate::timefmt::now_ms());
         if rec != *live {
             store.put_pair(&rec.pair_id, &rec).map_err(|e| OpError::Store(e.to_string()))?;
             *live = rec;

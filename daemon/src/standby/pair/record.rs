@@ -188,6 +188,13 @@ impl PairRecord {
         (self.committed > 0).then_some(Checkpoint { lineage: self.lineage, epoch: self.committed })
     }
 
+    /// Sets the dates from how this record differs from `before` (at `now`).
+    pub fn note_dates(&mut self, before: &PairRecord, now: u64) {
+        let settings =
+            before.retention != self.retention || before.stop_at != self.stop_at || before.disks != self.disks;
+        super::dates::note(&before.lifecycle, &self.lifecycle, settings, &mut self.dates, now);
+    }
+
     /// The disks the point of `epoch` was cut with.
     pub fn geometries_at(&self, epoch: Epoch) -> Vec<DiskGeometry> {
         geometry_at(self.disks.iter().map(|d| d.geometry).collect(), &self.geometry_eras, epoch)

@@ -185,7 +185,13 @@ impl PairHandle {
             failure_messages: rt.failures.iter().cloned().collect(),
             stop_reason: Self::stop_reason(&rec, &rt),
             stop_reason_alias: rec.lifecycle.stop_reason.and_then(|r| r.alias()).map(String::from),
-            dates: super::dates::view(&rec, &rt, crate::timefmt::now_ms()),
+            dates: super::dates::view(
+                &rec.dates,
+                &rec.lifecycle,
+                rec.registered_unix_ms,
+                &rt,
+                crate::timefmt::now_ms(),
+            ),
             stop_at: rec.stop_at.as_ref().map(|s| StopAt { point: s.point, time: s.time_unix_ms.map(rfc3339_ms) }),
             restart: rec.restart.as_ref().map(|r| RestartInfo {
                 requested_at: rfc3339_ms(r.requested_unix_ms),
