@@ -35,6 +35,18 @@ fn full_standby_disk_and_pair_delete() {
     let fs_loop = LoopDev::attach(&fs_img);
     let data = env.mkdir("standby");
     let _mount = Mount::mount(&fs_loop.dev, &data);
+    // Bad reserves are refused before anything starts.
+    for (flag, value) in [("--disk-reserve", "60%"), ("--disk-reserve", "lots"), ("--memory-reserve", "5%")] {
+        let out = std::process::Command::new(drpair_e2e::bin("drpaird"))
+            .args(["standby", "--data-dir", &env.path("never").display().to_string(), flag, value])
+            .output()
+            .expect("drpaird");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !out.status.success() && err.contains(flag.trim_start_matches("--").replace('-', "_").as_str()),
+            "{flag} {value}: {err}"
+        );
+    }
     let sb = Standby::start_with(&env, None, &["--disk-reserve", "48MiB"]);
     let (api, cli) = (sb.api(), sb.cli());
 

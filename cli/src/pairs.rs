@@ -24,7 +24,7 @@ pub enum PairsCommand {
         visible_alias = "ls",
         long_about = "One line per DR pair (GET /api/v1/pairs).\n\n\
             Columns: PAIR (the DR Pair ID), STATE (Initiating, Start Replication, Replicating, \
-            Rescanning, Disconnected, Paused, Stopped), READY (ready for failover: a complete recovery point \
+            Rescanning, Disconnected, Paused, Stopped, Configuration changed, …), READY (ready for failover: a complete recovery point \
             exists), LAG (age of the newest point, the recovery point objective right now), \
             PROGRESS (of the running pass; 100% when idle), LAST POINT (id and age), SOURCE \
             (the protected server).\n\n\

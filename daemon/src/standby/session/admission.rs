@@ -218,6 +218,10 @@ pub(super) fn check_agent(
 ) -> Result<StartMode, (RefuseCode, String)> {
     let bad = |m: String| (RefuseCode::BadRequest, m);
     let pair_id = handle.record.lock().expect("record").pair_id.clone();
+    // Deleted while this connection waited for the session lock: nothing of it may be written.
+    if sb.credentials.deleted(&pair_id).is_some() {
+        return Err((RefuseCode::PairDeleted, format!("pair '{pair_id}' was deleted on this standby")));
+    }
     let reconfigured = take_configuration(sb, handle, h)?;
     let rec = handle.record.lock().expect("record").clone();
     if h.reinit {
