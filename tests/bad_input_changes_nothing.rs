@@ -9,10 +9,10 @@
 use drpair_e2e::image::{Fill, create_image, hash_file, hash_range};
 use drpair_e2e::link::{RawLink, hello};
 use drpair_e2e::{AgentSpec, Api, Daemon, MIB, Standby, TestEnv, step, wait_connected, wait_ready};
-use drpair_types::RecoveryPoint;
+use drpair_types::{DiskChangeKind, RecoveryPoint};
 use drpair_wire::{
-    AgentMsg, ChunkBody, ChunkItem, EpochEnd, HEADER_LEN, MAGIC, PROTOCOL_VERSION, Progress, RefuseCode, StandbyMsg,
-    encode,
+    AgentMsg, ChunkBody, ChunkItem, EpochEnd, HEADER_LEN, MAGIC, PROTOCOL_VERSION, Progress, RefuseCode, RunMode,
+    StandbyMsg, encode,
 };
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -277,49 +277,60 @@ fn wrong_token_is_refused() {
     f.assert_unchanged("wrong tokens");
 }
 
+/// Expects a Welcome that holds the agent because its disks differ (Configuration changed),
+/// and status naming the difference; returns the change's description.
+fn held_for_other_disks(f: &Fixture, m: StandbyMsg, kind: DiskChangeKind, what: &str) -> String {
+    match m {
+        StandbyMsg::Welcome { run: RunMode::Hold { reason }, .. } if reason.contains("Configuration changed") => {}
+        other => panic!("{what}: expected a Welcome holding the agent (Configuration changed), got {other:?}"),
+    }
+    let s = f.api.status(&f.pair);
+    assert_eq!(s.state, drpair_types::PairState::ConfigurationChanged, "{what}");
+    let c = s.configuration_change.unwrap_or_else(|| panic!("{what}: no configuration_change in status"));
+    assert_eq!(c.changes[0].change, kind, "{what}: {c:?}");
+    let d = c.changes[0].describe();
+    step(format!("{what}: held, {d}"));
+    d
+}
+
 #[test]
-fn geometry_mismatch_is_refused() {
+fn other_disks_hold_the_pair_and_change_nothing() {
     let mut f = Fixture::new("geometry");
     let mut h = f.hello();
     h.disks[0].size_bytes = DISK_SIZE + MIB;
-    let msg = refused(f.link().hello(h), RefuseCode::GeometryMismatch, "bigger disk");
-    assert!(
-        msg.contains(&DISK_SIZE.to_string()) && msg.contains(&(DISK_SIZE + MIB).to_string()),
-        "sizes not named: {msg}"
-    );
+    let d = held_for_other_disks(&f, f.link().hello(h), DiskChangeKind::Grown, "bigger disk");
+    assert!(d.contains(&DISK_SIZE.to_string()) && d.contains(&(DISK_SIZE + MIB).to_string()), "sizes not named: {d}");
+    f.assert_unchanged("a bigger disk");
     let mut h = f.hello();
     h.disks[0].chunk_size = 2 * CHUNK;
-    refused(f.link().hello(h), RefuseCode::GeometryMismatch, "other chunk size");
+    held_for_other_disks(&f, f.link().hello(h), DiskChangeKind::ChunkSize, "other chunk size");
     let mut h = f.hello();
     h.disks.push(h.disks[0].clone());
-    refused(f.link().hello(h), RefuseCode::GeometryMismatch, "extra disk");
+    h.disks[1].path = "/dev/other".into();
+    held_for_other_disks(&f, f.link().hello(h), DiskChangeKind::Added, "extra disk");
+    f.assert_unchanged("other disks offered");
+    // The registered disks again: the change is withdrawn.
+    let (l, _) = f.welcomed();
+    drop(l);
+    assert!(f.api.status(&f.pair).configuration_change.is_none(), "the change is withdrawn");
 
-    // The real agent restarted on a grown disk refuses to go on, and says what to do.
+    // The real agent restarted on a grown disk holds (it runs, ships nothing) and the pair says why.
     std::fs::OpenOptions::new().write(true).open(&f.img).expect("img").set_len(DISK_SIZE + MIB).expect("grow");
     f.agent.restart();
-    let st = f
-        .agent
-        .wait_exit(Duration::from_secs(30))
-        .unwrap_or_else(|| panic!("agent runs on a grown disk:\n{}", f.agent.tail(20)));
-    assert!(!st.success(), "agent on a grown disk exited with {st}");
-    let log = f.agent.log_of_last_start();
-    assert!(
-        log.contains("restor") && log.contains("restart"),
-        "the agent does not tell what to do (restore the size or restart replication):\n{log}"
+    let s = drpair_e2e::pair::wait_status(
+        &f.api,
+        &f.pair,
+        Some(&mut f.agent),
+        "held for a grown disk",
+        Duration::from_secs(60),
+        |s| s.state == drpair_types::PairState::ConfigurationChanged,
     );
+    assert!(s.state_explanation.contains("adopt-growth"), "{}", s.state_explanation);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(f.api.points(&f.pair), f.points, "a held agent shipped");
+    f.agent.term(Duration::from_secs(20));
 
-    // Same with no local state: the standby refuses it.
-    let mut spec = f.spec.clone();
-    spec.state_dir = f.env.path("agent-fresh-state");
-    let mut a = spec.daemon(&f.env, "agent-fresh-state");
-    a.start();
-    let st =
-        a.wait_exit(Duration::from_secs(30)).unwrap_or_else(|| panic!("agent runs on a grown disk:\n{}", a.tail(20)));
-    assert!(!st.success());
-    let log = a.log_of_last_start();
-    assert!(log.contains("GeometryMismatch") && log.contains("restore"), "the standby's refusal is not shown:\n{log}");
-
-    f.assert_unchanged("geometry mismatches");
+    f.assert_unchanged("an agent on a grown disk");
     std::fs::OpenOptions::new().write(true).open(&f.img).expect("img").set_len(DISK_SIZE).expect("shrink back");
     assert_eq!(hash_file(&f.img).1, f.source);
     f.agent_still_converges();

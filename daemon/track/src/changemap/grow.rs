@@ -3,7 +3,7 @@
 //! changed in the next epoch, so the next pass ships exactly them.
 
 use super::{ChangeMap, ChangeMapError, EPOCH_LEN, HASH_LEN, Opened, epoch_off, file_len, io_err, sync_parent};
-use crate::header::{HEADER_SIZE, Header, put_u64};
+use crate::header::{HEADER_SIZE, Header};
 use drpair_types::DiskGeometry;
 use std::io::Read;
 use std::path::Path;
@@ -38,32 +38,48 @@ impl ChangeMap {
         Ok(Opened { map: reopened.map, was_clean: old.was_clean })
     }
 
-    /// Writes this map's entries, grown to `geometry`, into a new file at `tmp` (synced).
+    /// Writes this map's entries, grown to `geometry`, into a new file at `tmp` (synced), a
+    /// slice at a time: a map of a large disk is not copied through memory whole.
     fn grown_copy(&self, tmp: &Path, geometry: DiskGeometry) -> Result<std::fs::File, ChangeMapError> {
+        use std::os::unix::fs::FileExt;
+        const SLICE: usize = 4 << 20;
         let count = geometry.chunk_count();
         let len = file_len(count).ok_or_else(|| ChangeMapError::Io {
             path: tmp.to_path_buf(),
             source: std::io::Error::other(format!("{count} chunks make a change map too large for this system")),
         })?;
-        let mut buf = vec![0u8; len];
-        let header = Header { geometry, clean: false, ..self.header.clone() };
-        header.encode_into(&mut buf[..HEADER_SIZE]);
+        let file = std::fs::OpenOptions::new().write(true).create_new(true).open(tmp).map_err(io_err(tmp))?;
+        // Zeros everywhere first (unknown hashes, epoch 0), every block allocated.
+        file.set_len(len as u64).map_err(io_err(tmp))?;
+        super::allocate(&file, tmp, len as u64)?;
+        let write = |bytes: &[u8], at: usize| file.write_all_at(bytes, at as u64).map_err(io_err(tmp));
+        let mut head = vec![0u8; HEADER_SIZE];
+        Header { geometry, clean: false, ..self.header.clone() }.encode_into(&mut head);
+        write(&head, 0)?;
         let old = self.count as usize;
-        let old_epochs = &self.mmap[HEADER_SIZE..self.hash_base];
-        buf[HEADER_SIZE..HEADER_SIZE + old * EPOCH_LEN].copy_from_slice(old_epochs);
         let new_hash_base = HEADER_SIZE + count as usize * EPOCH_LEN;
-        buf[new_hash_base..new_hash_base + old * HASH_LEN].copy_from_slice(&self.mmap[self.hash_base..]);
-        // A partial last chunk now reads further: changed, its hash unknown.
+        for (k, part) in self.mmap[HEADER_SIZE..self.hash_base].chunks(SLICE).enumerate() {
+            write(part, HEADER_SIZE + k * SLICE)?;
+        }
+        for (k, part) in self.mmap[self.hash_base..].chunks(SLICE).enumerate() {
+            write(part, new_hash_base + k * SLICE)?;
+        }
+        // The new chunks, and a partial last chunk that now reads further: changed in the
+        // next epoch, hash unknown.
         let partial = self.header.geometry.size_bytes % self.header.geometry.chunk_size.bytes() as u64 != 0;
         let first_new = if partial { old - 1 } else { old };
-        let stamp = self.header.next_epoch;
-        for c in first_new..count as usize {
-            put_u64(&mut buf, epoch_off(c as u64), stamp);
-            buf[new_hash_base + c * HASH_LEN..new_hash_base + (c + 1) * HASH_LEN].fill(0);
+        if partial {
+            write(&[0u8; HASH_LEN], new_hash_base + first_new * HASH_LEN)?;
         }
-        let file = std::fs::OpenOptions::new().write(true).create_new(true).open(tmp).map_err(io_err(tmp))?;
-        super::allocate(&file, tmp, len as u64)?;
-        std::os::unix::fs::FileExt::write_all_at(&file, &buf, 0).map_err(io_err(tmp))?;
+        let stamp = self.header.next_epoch.to_le_bytes();
+        let per_slice = SLICE / EPOCH_LEN;
+        let mut c = first_new;
+        while c < count as usize {
+            let n = per_slice.min(count as usize - c);
+            let run: Vec<u8> = stamp.iter().copied().cycle().take(n * EPOCH_LEN).collect();
+            write(&run, epoch_off(c as u64))?;
+            c += n;
+        }
         file.sync_all().map_err(io_err(tmp))?;
         Ok(file)
     }
@@ -114,5 +130,32 @@ mod tests {
             assert!(matches!(ChangeMap::open_grown(&path, other), Err(ChangeMapError::GeometryMismatch { .. })));
         }
         assert_eq!(ChangeMap::open(&path, big).unwrap().map.chunk_count(), 5);
+    }
+
+    /// A map larger than the copy's slices: entries on both sides of each slice boundary
+    /// arrive where they belong.
+    #[test]
+    fn a_large_map_grows_slice_by_slice() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("disk-0.chmap");
+        let cs = ChunkSize::new(4096).unwrap();
+        let (old, new) = (600_000u64, 1_300_000u64);
+        let mut m = ChangeMap::create(&path, DiskGeometry::new(old * 4096, cs).unwrap(), Lineage::new_v4(), 1).unwrap();
+        let e = m.begin_cut().unwrap();
+        m.set_acked(e).unwrap();
+        let probes = [0u64, 131_071, 131_072, 524_287, 524_288, 599_999];
+        for &c in &probes {
+            m.set_hash(c, Some([(c % 251) as u8 + 1; 32])).unwrap();
+        }
+        m.close_clean().unwrap();
+        let m = ChangeMap::open_grown(&path, DiskGeometry::new(new * 4096, cs).unwrap()).unwrap().map;
+        for &c in &probes {
+            assert_eq!(m.hash(c), Some([(c % 251) as u8 + 1; 32]), "hash of chunk {c}");
+            assert!(!m.is_dirty(c), "chunk {c} kept its history");
+        }
+        for c in [600_000u64, 600_001, 1_124_287, 1_124_288, 1_299_999] {
+            assert!(m.is_dirty(c) && m.hash(c).is_none(), "new chunk {c}");
+        }
+        assert_eq!(m.dirty_count(), new - old);
     }
 }
