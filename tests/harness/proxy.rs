@@ -1,5 +1,6 @@
 //! A TCP proxy that records every byte crossing it, both ways: what someone on the path
-//! between agent and standby would see.
+//! between agent and standby would see. It can also cut every connection it carries (a link
+//! that breaks mid-stream).
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
@@ -8,6 +9,7 @@ use std::sync::{Arc, Mutex};
 pub struct RecordingProxy {
     pub addr: SocketAddr,
     captured: Arc<Mutex<Vec<u8>>>,
+    live: Arc<Mutex<Vec<TcpStream>>>,
 }
 
 impl RecordingProxy {
@@ -17,10 +19,16 @@ impl RecordingProxy {
         let addr = l.local_addr().expect("proxy addr");
         let captured: Arc<Mutex<Vec<u8>>> = Default::default();
         let cap = captured.clone();
+        let live: Arc<Mutex<Vec<TcpStream>>> = Default::default();
+        let streams = live.clone();
         std::thread::spawn(move || {
             for client in l.incoming() {
                 let Ok(client) = client else { continue };
                 let Ok(server) = TcpStream::connect(target) else { continue };
+                {
+                    let mut v = streams.lock().expect("streams");
+                    v.extend([client.try_clone().expect("clone"), server.try_clone().expect("clone")]);
+                }
                 for (mut from, mut to) in
                     [(client.try_clone().expect("clone"), server.try_clone().expect("clone")), (server, client)]
                 {
@@ -43,7 +51,18 @@ impl RecordingProxy {
                 }
             }
         });
-        Self { addr, captured }
+        Self { addr, captured, live }
+    }
+
+    /// Cuts every connection carried so far (both sides see it end); returns how many.
+    pub fn cut(&self) -> usize {
+        let mut v = self.live.lock().expect("streams");
+        for s in v.iter() {
+            let _ = s.shutdown(Shutdown::Both);
+        }
+        let n = v.len() / 2;
+        v.clear();
+        n
     }
 
     /// Everything seen so far.

@@ -187,7 +187,10 @@ pub async fn run(
                     _ = tokio::time::sleep(backoff) => {}
                     _ = &mut shutdown => break Ok(None),
                 }
-                backoff = (backoff * 2).min(Duration::from_secs(30));
+                // At most about 5 s between tries, so a healed link is used again at once; a
+                // little jitter keeps many agents from trying in step.
+                let jitter = Duration::from_millis(u64::from(std::process::id() % 7) * 100);
+                backoff = (backoff * 2).min(Duration::from_secs(4)) + jitter;
             }
         }
     };

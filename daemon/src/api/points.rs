@@ -106,11 +106,15 @@ pub async fn create(
     let request_id = sb.next_request();
     // Subscribe before asking, so the commit cannot be missed.
     let mut commits = h.commits.subscribe();
+    let conn_id = session.conn_id;
     session
         .tx
         .send(encode(&StandbyMsg::CutRequest { request_id, quiesce: quiesce.clone() }).expect("encode"))
         .await
         .map_err(|_| ApiFailure::new(ErrorCode::InvalidPairState, format!("pair '{id}': the agent disconnected")))?;
+    // A waiting call must never keep the link alive: its sender goes now, so a connection the
+    // standby ends is seen closed by its writer at once.
+    drop(session);
     match &quiesce {
         Some(q) => tracing::info!(
             pair = %id,
@@ -125,12 +129,39 @@ pub async fn create(
     if !req.wait {
         return Ok((StatusCode::ACCEPTED, Json(CreatePointResponse { request_id, point: None })));
     }
+    // The request lives in the connection that took it: when that connection ends before the
+    // cut is committed, the call fails at once with why, instead of waiting out its timeout.
+    let ended = || -> Option<String> {
+        let rt = h.runtime.lock().expect("runtime");
+        if rt.session.as_ref().is_some_and(|s| s.conn_id == conn_id) {
+            return None;
+        }
+        Some(rt.failures.back().cloned().unwrap_or_else(|| "the agent disconnected".into()))
+    };
     let wait = async {
+        let mut tick = tokio::time::interval(Duration::from_millis(250));
         loop {
-            match commits.recv().await {
-                Ok(c) if c.request_ids.contains(&request_id) => return Ok(c.point),
-                Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(_) => return Err(ApiFailure::internal("pair closed")),
+            tokio::select! {
+                got = commits.recv() => match got {
+                    Ok(c) if c.request_ids.contains(&request_id) => return Ok(c.point),
+                    Ok(_) | Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+                    Err(_) => return Err(ApiFailure::internal("pair closed")),
+                },
+                _ = tick.tick() => {
+                    let Some(why) = ended() else { continue };
+                    // A commit announced just before the end still counts.
+                    while let Ok(c) = commits.try_recv() {
+                        if c.request_ids.contains(&request_id) {
+                            return Ok(c.point);
+                        }
+                    }
+                    return Err(ApiFailure::new(
+                        ErrorCode::InvalidPairState,
+                        format!(
+                            "pair '{id}': cut request {request_id} was not committed: the agent's connection ended first ({why}); nothing of it was kept, request the point again once the agent is back"
+                        ),
+                    ));
+                }
             }
         }
     };
