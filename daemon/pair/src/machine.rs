@@ -401,7 +401,6 @@ impl Lifecycle {
                 _ => return Err(self.refuse(op, "it is not failed over")),
             },
             PairOp::ConfigChanged => {
-                n.connected = true;
                 n.config_changed = true;
                 if !held {
                     n.state = n.running();
