@@ -65,64 +65,50 @@ export function actionsPanel(pairId, ctx) {
   buttons.create_point.addEventListener('click', () => run('Create recovery point', '/points', {}));
   buttons.restart.addEventListener('click', () => openRestart());
 
-  // The dialog lives in index.html; it is wired for this pair each time it opens.
-  const dialog = document.getElementById('restart-dialog');
-  const confirm = document.getElementById('restart-confirm');
-  const go = document.getElementById('restart-go');
-  const dErr = document.getElementById('restart-error');
-
-  function openRestart() {
-    document.getElementById('restart-pair').textContent = pairId;
-    confirm.value = '';
+  // The typed-confirmation dialogs live in index.html (ids `NAME-dialog`, `NAME-confirm`, …);
+  // each is wired for this pair when it opens. `act` does the action: it returns null when it
+  // succeeded, else the words to show in the dialog.
+  function openConfirm(name, act) {
+    const el = (part) => document.getElementById(`${name}-${part}`);
+    const [dialog, input, go, err] = [el('dialog'), el('confirm'), el('go'), el('error')];
+    el('pair').textContent = pairId;
+    input.value = '';
     go.disabled = true;
-    dErr.hidden = true;
-    confirm.oninput = () => { go.disabled = confirm.value.trim() !== pairId; };
-    document.getElementById('restart-cancel').onclick = () => dialog.close();
-    document.getElementById('restart-form').onsubmit = async (ev) => {
+    err.hidden = true;
+    input.oninput = () => { go.disabled = input.value.trim() !== pairId; };
+    el('cancel').onclick = () => dialog.close();
+    el('form').onsubmit = async (ev) => {
       ev.preventDefault();
-      if (confirm.value.trim() !== pairId) return;
+      if (input.value.trim() !== pairId) return;
       go.disabled = true;
-      const ok = await run('Restart Replication', '/restart', { confirm: confirm.value.trim() });
-      if (ok) dialog.close();
+      const refused = await act();
+      if (refused === null) dialog.close();
       else {
-        dErr.hidden = false;
-        dErr.textContent = error.textContent;
+        err.hidden = false;
+        err.textContent = refused;
         go.disabled = false;
       }
     };
     dialog.showModal();
-    confirm.focus();
+    input.focus();
   }
 
-  // Deleting: the pair id typed, as for a restart; then back to the list.
-  const delDialog = document.getElementById('delete-dialog');
+  function openRestart() {
+    openConfirm('restart', async () => (await run('Restart Replication', '/restart', { confirm: pairId }) ? null : error.textContent));
+  }
+
+  // Deleting: then back to the list, which says what was deleted.
   function openDelete() {
-    const input = document.getElementById('delete-confirm');
-    const goDel = document.getElementById('delete-go');
-    const errDel = document.getElementById('delete-error');
-    document.getElementById('delete-pair').textContent = pairId;
-    input.value = '';
-    goDel.disabled = true;
-    errDel.hidden = true;
-    input.oninput = () => { goDel.disabled = input.value.trim() !== pairId; };
-    document.getElementById('delete-cancel').onclick = () => delDialog.close();
-    document.getElementById('delete-form').onsubmit = async (ev) => {
-      ev.preventDefault();
-      if (input.value.trim() !== pairId) return;
-      goDel.disabled = true;
+    openConfirm('delete', async () => {
       try {
         const r = await del(`${pairPath(pairId)}?confirm=${encodeURIComponent(pairId)}`);
-        delDialog.close();
         sessionStorage.setItem('drpair-notice', r.message);
         window.location.hash = '#/';
+        return null;
       } catch (e) {
-        errDel.hidden = false;
-        errDel.textContent = `Delete refused: ${e instanceof ApiError ? e.words : e.message}`;
-        goDel.disabled = false;
+        return `Delete refused: ${e instanceof ApiError ? e.words : e.message}`;
       }
-    };
-    delDialog.showModal();
-    input.focus();
+    });
   }
 
   function update(allowedNow, state) {

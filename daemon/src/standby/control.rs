@@ -95,12 +95,7 @@ pub async fn restart(sb: &Arc<Standby>, h: &Arc<PairHandle>, opts: RestartOpts) 
 }
 
 fn describe(rec: &PairRecord, r: &super::pair::ReconfiguredRecord) -> String {
-    let mut probe = rec.clone();
-    probe.reconfigured = Some(r.clone());
-    probe
-        .configuration_change()
-        .map(|c| c.changes.iter().map(|c| c.describe()).collect::<Vec<_>>().join("; "))
-        .unwrap_or_default()
+    rec.disk_changes(&r.offered).iter().map(|c| c.describe()).collect::<Vec<_>>().join("; ")
 }
 
 /// A restart's baseline as a task: it runs in the agent's connections and ends when its point

@@ -156,10 +156,7 @@ impl Resources {
     /// margin after a shortage).
     pub fn disk_shortage(&self) -> Option<Shortage> {
         let (free, limit) = self.space()?;
-        let low = self.low_disk.load(Ordering::Relaxed);
-        let short = free <= limit || (low && free < limit + limit / 2);
-        self.low_disk.store(short, Ordering::Relaxed);
-        short.then_some(Shortage { free, limit })
+        shortage(&self.low_disk, free, limit)
     }
 
     /// Memory: as [`disk_shortage`](Self::disk_shortage), against the floor.
@@ -167,13 +164,16 @@ impl Resources {
         if self.memory_floor == 0 {
             return None;
         }
-        let free = mem_available()?;
-        let limit = self.memory_floor;
-        let low = self.low_memory.load(Ordering::Relaxed);
-        let short = free <= limit || (low && free < limit + limit / 2);
-        self.low_memory.store(short, Ordering::Relaxed);
-        short.then_some(Shortage { free, limit })
+        shortage(&self.low_memory, mem_available()?, self.memory_floor)
     }
+}
+
+/// Short at or below `limit`, and after that until back above it plus half of it; `low`
+/// remembers which side the resource was last seen on.
+fn shortage(low: &AtomicBool, free: u64, limit: u64) -> Option<Shortage> {
+    let short = free <= limit || (low.load(Ordering::Relaxed) && free < limit + limit / 2);
+    low.store(short, Ordering::Relaxed);
+    short.then_some(Shortage { free, limit })
 }
 
 /// Bytes in an operator's words (`1.5 GiB`).

@@ -50,26 +50,19 @@ fn server_time_stop(sb: &Standby, h: &PairHandle) {
     if due.is_none_or(|t| now_ms() < t) {
         return;
     }
+    // The position is dropped either way: a pair that cannot stop now (never ran, in the dump
+    // workflow) is told so once, not every second.
     let r = h.update(&sb.store, |rec| {
         rec.stop_at = None;
-        rec.lifecycle = rec.lifecycle.apply(PairOp::Stop(StopReason::StoppedAtServerTime))?;
-        Ok::<_, OpError>(())
+        Ok::<_, OpError>(rec.lifecycle.apply(PairOp::Stop(StopReason::StoppedAtServerTime)).map(|l| rec.lifecycle = l))
     });
     let pair = h.record.lock().expect("record").pair_id.clone();
     match r {
-        Ok(()) => {
+        Ok(Ok(())) => {
             tracing::info!(%pair, "stopped at its stop time on the standby's clock (STOPPED_AT_SERVER_TIME)");
             h.send_run_mode();
         }
-        Err(OpError::Refused(e)) => {
-            // Not stoppable now (never ran, in the dump workflow): the position is dropped,
-            // not retried every second.
-            let _ = h.update(&sb.store, |rec| {
-                rec.stop_at = None;
-                Ok::<_, OpError>(())
-            });
-            h.runtime.lock().expect("runtime").fail(format!("stop time reached but not applied: {e}"));
-        }
+        Ok(Err(e)) => h.runtime.lock().expect("runtime").fail(format!("stop time reached but not applied: {e}")),
         Err(e) => tracing::error!(%pair, "recording the stop at the server time: {e:?}"),
     }
 }

@@ -16,7 +16,6 @@ use drpair_types::{
     Checkpoint, ConfigurationChange, DiskChange, DiskChangeKind, DiskGeometry, DiskShape, Epoch, Lineage, PairId,
     compare_disks,
 };
-use drpair_wire::WireDisk;
 use serde::{Deserialize, Serialize};
 
 /// One disk as registered.
@@ -24,6 +23,17 @@ use serde::{Deserialize, Serialize};
 pub struct DiskRecord {
     pub path: String,
     pub geometry: DiskGeometry,
+}
+
+impl DiskRecord {
+    /// The disk as a configuration change names it.
+    pub fn shape(&self) -> DiskShape {
+        DiskShape {
+            path: self.path.clone(),
+            size_bytes: self.geometry.size_bytes,
+            chunk_size: self.geometry.chunk_size.into(),
+        }
+    }
 }
 
 /// What the standby persists about a pair (in the `pairs` column family).
@@ -214,43 +224,22 @@ impl PairRecord {
         self.reconfigured = None;
     }
 
-    /// How an agent's disks differ from the registered ones, position by position (none:
-    /// the same disks, perhaps under other names).
-    pub fn disk_changes(&self, disks: &[WireDisk]) -> Vec<DiskChange> {
-        let shape = |path: &str, g: DiskGeometry| DiskShape {
-            path: path.to_string(),
-            size_bytes: g.size_bytes,
-            chunk_size: g.chunk_size.into(),
-        };
-        let registered: Vec<DiskShape> = self.disks.iter().map(|d| shape(&d.path, d.geometry)).collect();
-        let offered: Vec<DiskShape> = disks
-            .iter()
-            .map(|d| DiskShape { path: d.path.clone(), size_bytes: d.size_bytes, chunk_size: d.chunk_size })
-            .collect();
-        compare_disks(&registered, &offered)
+    /// How `offered` disks differ from the registered ones, position by position (none: the
+    /// same disks, perhaps under other names).
+    pub fn disk_changes(&self, offered: &[DiskRecord]) -> Vec<DiskChange> {
+        let shapes = |d: &[DiskRecord]| d.iter().map(DiskRecord::shape).collect::<Vec<_>>();
+        compare_disks(&shapes(&self.disks), &shapes(offered))
     }
 
     /// What status shows of a configuration change.
     pub fn configuration_change(&self) -> Option<ConfigurationChange> {
         let r = self.reconfigured.as_ref()?;
-        let offered: Vec<WireDisk> = r
-            .offered
-            .iter()
-            .map(|d| WireDisk {
-                path: d.path.clone(),
-                size_bytes: d.geometry.size_bytes,
-                chunk_size: d.geometry.chunk_size.into(),
-            })
-            .collect();
-        let changes = self.disk_changes(&offered);
+        let changes = self.disk_changes(&r.offered);
         Some(ConfigurationChange {
             detected_at: crate::timefmt::rfc3339_ms(r.detected_unix_ms),
             growth_only: !changes.is_empty() && changes.iter().all(|c| c.change == DiskChangeKind::Grown),
             changes,
-            offered: offered
-                .into_iter()
-                .map(|d| DiskShape { path: d.path, size_bytes: d.size_bytes, chunk_size: d.chunk_size })
-                .collect(),
+            offered: r.offered.iter().map(DiskRecord::shape).collect(),
         })
     }
 }
@@ -286,10 +275,12 @@ mod tests {
     #[test]
     fn disk_changes_and_eras() {
         let mut r = test_record(PairState::Replicating, 3);
-        let same = [WireDisk { path: "/d".into(), size_bytes: 1 << 20, chunk_size: 65536 }];
-        assert!(r.disk_changes(&same).is_empty());
-        let grown = [WireDisk { path: "/d".into(), size_bytes: 2 << 20, chunk_size: 65536 }];
-        let c = r.disk_changes(&grown);
+        let disk = |size: u64| DiskRecord {
+            path: "/d".into(),
+            geometry: DiskGeometry::new(size, drpair_types::ChunkSize::DEFAULT).unwrap(),
+        };
+        assert!(r.disk_changes(&[disk(1 << 20)]).is_empty());
+        let c = r.disk_changes(&[disk(2 << 20)]);
         assert_eq!((c.len(), c[0].change), (1, DiskChangeKind::Grown));
         assert_eq!(r.disk_changes(&[])[0].change, DiskChangeKind::Removed);
         let old = r.disks.clone();

@@ -78,12 +78,7 @@ pub(super) fn handshake(
     if h.disks.is_empty() || h.disks.len() > 64 {
         return Err(bad(format!("pair '{pair_id}': an agent must offer 1 to 64 disks, got {}", h.disks.len())));
     }
-    let mut disks = Vec::new();
-    for (i, d) in h.disks.iter().enumerate() {
-        let cs = ChunkSize::new(d.chunk_size).map_err(|e| bad(format!("disk {i}: {e}")))?;
-        let g = DiskGeometry::new(d.size_bytes, cs).map_err(|e| bad(format!("disk {i}: {e}")))?;
-        disks.push(DiskRecord { path: d.path.clone(), geometry: g });
-    }
+    let disks = offered_disks(h)?;
     let _reg = sb.register_lock.lock().expect("register lock");
     let Some(handle) = sb.registry.get(&pair_id) else {
         if let (Some(l), false) = (h.state.lineage, h.reinit) {
@@ -121,7 +116,7 @@ pub(super) fn handshake(
     Ok((handle, false))
 }
 
-/// The disks of an agent's Hello as records (their geometry was checked by `handshake`).
+/// The disks of an agent's Hello as records; a size or chunk size that is not one is refused.
 fn offered_disks(h: &Hello) -> Result<Vec<DiskRecord>, (RefuseCode, String)> {
     h.disks
         .iter()
@@ -143,7 +138,8 @@ fn offered_disks(h: &Hello) -> Result<Vec<DiskRecord>, (RefuseCode, String)> {
 fn take_configuration(sb: &Standby, handle: &PairHandle, h: &Hello) -> Result<bool, (RefuseCode, String)> {
     let rec = handle.record.lock().expect("record").clone();
     let pair_id = rec.pair_id.clone();
-    let changes = rec.disk_changes(&h.disks);
+    let offered = offered_disks(h)?;
+    let changes = rec.disk_changes(&offered);
     let store_err = |e: OpError| (RefuseCode::BadRequest, format!("standby store error: {e:?}"));
     if changes.is_empty() {
         if rec.reconfigured.is_some() {
@@ -169,7 +165,6 @@ fn take_configuration(sb: &Standby, handle: &PairHandle, h: &Hello) -> Result<bo
             ),
         ));
     }
-    let offered = offered_disks(h)?;
     let growth_only = changes.iter().all(|c| c.change == DiskChangeKind::Grown);
     let never_ran = !rec.lifecycle.started && rec.committed == 0 && rec.restart.is_none();
     if never_ran || (growth_only && sb.adopt_growth) {
