@@ -44,6 +44,7 @@ mod poll;
 mod prune;
 mod recover;
 mod retention;
+mod settings;
 mod sparse;
 mod start;
 mod status;

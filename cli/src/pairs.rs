@@ -113,6 +113,21 @@ pub enum PairsCommand {
         #[arg(value_name = "PAIR")]
         pair: drpair_types::PairId,
     },
+    /// Show or change PAIR's settings: its bandwidth limit on the link
+    #[command(
+        long_about = "Show PAIR's settings (GET /api/v1/pairs/PAIR/settings), or change them (PUT):             --bandwidth limits the bytes on the wire from PAIR's agent. The standby paces what it             reads, so the limit is in force within a second on the live connection, with no             reconnect. A standby-wide limit (drpair standby set --bandwidth) applies as well: the             lower of the two holds. 'drpair status PAIR' shows the limit in force and the rate on             the wire.\n\n\
+            With --output json: the PairSettings object (pair_id, bandwidth,             bandwidth_limit_bytes_per_second).",
+        after_help = "Examples:\n  drpair pairs set web-01 --bandwidth 20MiB/s\n  \
+            drpair pairs set web-01 --bandwidth \"Mon-Fri 08:00-18:00 = 10MiB/s; * = unlimited\"\n  \
+            drpair pairs set web-01 --bandwidth unlimited\n  drpair pairs set web-01"
+    )]
+    Set {
+        /// The DR Pair ID
+        #[arg(value_name = "PAIR")]
+        pair: drpair_types::PairId,
+        #[arg(long, value_name = "RATE_OR_SCHEDULE", help = "Bandwidth limit of the pair's link", long_help = crate::settings::BANDWIDTH_HELP)]
+        bandwidth: Option<String>,
+    },
 }
 
 pub fn run(client: &Client, output: OutputFormat, args: &PairsArgs) -> Result<(), CliError> {
@@ -163,6 +178,7 @@ pub fn run(client: &Client, output: OutputFormat, args: &PairsArgs) -> Result<()
             output::answer(output, &raw, || d.message.clone());
             Ok(())
         }
+        PairsCommand::Set { pair, bandwidth } => crate::settings::pair(client, output, pair, bandwidth.as_deref()),
         PairsCommand::AdoptGrowth { pair } => {
             crate::lifecycle::act(client, output, pair, "adopt-growth", &serde_json::json!({}))?;
             Ok(())

@@ -240,7 +240,8 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
     }
     b.line("Elapsed", st.elapsed_seconds.map_or("-".into(), dur));
     b.line("ETA", st.eta_seconds.map_or("-".into(), dur));
-    b.line("Throughput", output::format_rate(st.throughput_bytes_per_second));
+    b.line("Read rate", format!("{} (the agent's reads from its disks)", output::format_rate(st.throughput_bytes_per_second)));
+    render_link(&mut b, &s.link);
     b.line("Lag", dur(output::round_u64(st.lag_seconds)));
     b.line("Backlog", format!("{} ({} chunks)", size(st.backlog_bytes), st.backlog_chunks));
     if st.spool_bytes > 0 || st.spool_full {
@@ -264,8 +265,8 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
     b.line(
         "Chunks",
         format!(
-            "received {}, zero {}, dedup {}, errored {}",
-            st.chunks_received, st.chunks_zero, st.chunks_dedup, st.chunks_errored
+            "received {}, zero {}, dedup {}, refused {}",
+            st.chunks_received, st.chunks_zero, st.chunks_dedup, s.link.chunks_refused
         ),
     );
     b.line("Recovery points", st.points.to_string());
@@ -439,3 +440,33 @@ fn lines_or(items: Vec<String>, none: &str) -> String {
 mod dump_tests;
 #[cfg(test)]
 pub(crate) mod tests;
+
+/// The link: the rate on the wire and the limit, liveness, and its faults.
+fn render_link(b: &mut Block, l: &drpair_types::LinkStatus) {
+    let limit = match (l.bandwidth_limit_bytes_per_second, &l.bandwidth_limited_by) {
+        (Some(r), Some(by)) => format!("limit {} (the {by}'s)", output::format_rate(r as f64)),
+        _ => "no limit".to_string(),
+    };
+    b.line("Wire rate", format!("{} from the agent, {limit}", output::format_rate(l.wire_bytes_per_second)));
+    if l.bandwidth != "unlimited" {
+        b.line("Bandwidth", l.bandwidth.clone());
+    }
+    if l.connected {
+        let ago = |ms: Option<u64>| ms.map_or("-".to_string(), |m| format!("{:.1}s ago", m as f64 / 1000.0));
+        let rtt = l.rtt_ms.map_or("-".to_string(), |r| format!("{r:.1} ms"));
+        b.line(
+            "Link",
+            format!("round trip {rtt}, last byte {}, last heartbeat answer {}", ago(l.last_byte_ms_ago), ago(l.last_ack_ms_ago)),
+        );
+    }
+    b.line(
+        "Link faults",
+        format!(
+            "{} reconnects, {} failed connections ({} stalled), {} frames refused for a checksum",
+            l.reconnects, l.connections_failed, l.stalls, l.frames_refused_checksum
+        ),
+    );
+    if let Some(d) = &l.last_disconnect {
+        b.line("Last disconnect", d.clone());
+    }
+}

@@ -90,6 +90,10 @@ struct StandbyArgs {
     /// Available memory below which pairs stop ingesting (128MiB, 0 = never); default 128MiB
     #[arg(long, value_name = "SIZE")]
     memory_reserve: Option<String>,
+    /// Standby-wide bandwidth limit: a rate (100MiB/s) or a schedule
+    /// ("Mon-Fri 08:00-18:00 = 10MiB/s; * = unlimited"); default unlimited
+    #[arg(long, value_name = "RATE_OR_SCHEDULE")]
+    bandwidth: Option<String>,
     /// Default retention grid of every pair, e.g. "1x10m(keep=all) | 60x1m | 144x10m".
     #[arg(long)]
     retention_grid: Option<String>,
@@ -229,6 +233,12 @@ struct AgentArgs {
     /// Hashing/compression threads.
     #[arg(long)]
     workers: Option<usize>,
+    /// I/O class of the agent's reads: idle (default), best-effort[:N], inherit.
+    #[arg(long, value_name = "CLASS")]
+    io_priority: Option<String>,
+    /// CPU niceness of the agent, -20..=19 (default 10).
+    #[arg(long, allow_hyphen_values = true)]
+    nice: Option<i32>,
     /// Start a new baseline although this agent has state (only for a pair the standby does not know).
     #[arg(long)]
     reinit: bool,
@@ -371,6 +381,7 @@ fn run(cli: Cli) -> Result<()> {
                 adopt_growth: a.adopt_growth.then_some(true),
                 disk_reserve: a.disk_reserve,
                 memory_reserve: a.memory_reserve,
+                bandwidth: a.bandwidth,
                 retention_grid: a.retention_grid,
                 keep_last: a.keep_last,
                 prune_interval: a.prune_interval,
@@ -462,6 +473,8 @@ fn run(cli: Cli) -> Result<()> {
                 compression: a.compression,
                 token_file: a.token_file,
                 workers: a.workers,
+                io_priority: a.io_priority,
+                nice: a.nice,
                 marker_exec: a.marker_exec.then_some(true),
                 spool: a.no_spool.then_some(false),
                 spool_memory_mib: a.spool_memory_mib,
@@ -481,6 +494,9 @@ fn run(cli: Cli) -> Result<()> {
                 cfg.standby
             );
             service::status("opening the disks and change maps");
+            // Before the runtime starts any thread: every thread inherits both.
+            drpaird::agent::priority::apply(cfg.io_priority, cfg.nice);
+            tracing::info!(io_priority = %cfg.io_priority, nice = cfg.nice, "the agent yields to the server's own work");
             runtime()?.block_on(async {
                 let _watchdog = service::spawn_watchdog();
                 drpaird::agent::run(cfg, shutdown_signal(), || service::ready(&tracking)).await

@@ -23,6 +23,7 @@ pub mod cli;
 pub mod daemons;
 pub mod dump;
 pub mod env;
+pub mod fault_proxy;
 pub mod image;
 pub mod lifecycle;
 pub mod link;

@@ -65,8 +65,20 @@ impl RawLink {
         self.send_bytes(&f).unwrap_or_else(|e| panic!("sending {}: {e}", m.name()));
     }
 
-    /// Reads one frame.
+    /// Reads one frame; heartbeats are answered, as a real agent does, and not returned.
     pub fn recv(&mut self) -> Recv {
+        loop {
+            match self.recv_frame() {
+                Recv::Msg(StandbyMsg::Ping { seq }) => {
+                    let f = encode(&AgentMsg::Pong { seq }).expect("encode");
+                    let _ = self.send_bytes(&f);
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn recv_frame(&mut self) -> Recv {
         let mut h = [0u8; HEADER_LEN];
         if let Err(e) = self.stream.read_exact(&mut h) {
             return match e.kind() {

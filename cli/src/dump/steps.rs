@@ -75,6 +75,22 @@ pub enum StandbyCommand {
             drpair standby resume-apply web-01 && drpair status web-01 --wait-synced"
     )]
     ResumeApply(PairArg),
+    /// Show or change the standby-wide settings: the bandwidth limit of every link together
+    #[command(
+        long_about = "Show the standby-wide settings (GET /api/v1/standby/settings), or change them \
+            (PUT; admin): --bandwidth limits the bytes on the wire from every agent together. \
+            In force within a second, and kept over the standby's restarts (until the config's \
+            own `bandwidth` changes). A pair's own limit (drpair pairs set PAIR --bandwidth) \
+            applies as well.\n\n\
+            With --output json: the StandbySettings object (bandwidth, \
+            bandwidth_limit_bytes_per_second, wire_bytes_per_second).",
+        after_help = "Examples:\n  drpair standby set --bandwidth 400Mbit/s\n  \
+            drpair standby set --bandwidth \"Mon-Fri 08:00-18:00 = 50MiB/s; * = unlimited\"\n  drpair standby set"
+    )]
+    Set {
+        #[arg(long, value_name = "RATE_OR_SCHEDULE", help = "Bandwidth limit of every link together", long_help = crate::settings::BANDWIDTH_HELP)]
+        bandwidth: Option<String>,
+    },
 }
 
 /// A command whose only argument is the pair.
@@ -96,6 +112,7 @@ pub fn run_standby(client: &Client, output: OutputFormat, args: &StandbyArgs) ->
         StandbyCommand::SkipToResyncMarker(a) => dump_action(client, output, &a.pair, "skip-to-resync-marker"),
         StandbyCommand::LoadDump(a) => load::load_dump(client, output, a, load::LOAD_POLL_EVERY),
         StandbyCommand::ResumeApply(a) => dump_action(client, output, &a.pair, "resume-apply"),
+        StandbyCommand::Set { bandwidth } => crate::settings::standby(client, output, bandwidth.as_deref()),
     }
 }
 

@@ -6,6 +6,7 @@
 use super::SessionError;
 use crate::config::{AgentConfig, AgentTrust};
 use crate::link::LinkStream;
+use crate::link::meter::{LinkMeter, Metered};
 use anyhow::{Context, Result};
 use drpair_tls::rustls::ClientConfig;
 use drpair_tls::rustls::pki_types::ServerName;
@@ -97,20 +98,23 @@ impl Dialer {
         Ok(())
     }
 
-    /// Connects (10 s for TCP, 10 s more for TLS).
-    pub async fn dial(&self) -> Result<LinkStream, SessionError> {
+    /// Connects (10 s for TCP, 10 s more for TLS); the meter counts the connection's bytes on
+    /// the wire and when the last one arrived.
+    pub async fn dial(&self) -> Result<(LinkStream, Arc<LinkMeter>), SessionError> {
         let transient = |m: String| SessionError::Transient(m);
         let tcp = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect(&self.address))
             .await
             .map_err(|_| transient(format!("connecting to {} timed out", self.address)))?
             .map_err(|e| transient(format!("cannot connect to {}: {e}", self.address)))?;
         let _ = tcp.set_nodelay(true);
+        let meter = Arc::new(LinkMeter::default());
+        let tcp = Metered::new(tcp, meter.clone());
         let Some((config, name)) = self.tls.lock().expect("tls").clone() else {
-            return Ok(Box::new(tcp));
+            return Ok((Box::new(tcp), meter));
         };
         let connector = tokio_rustls::TlsConnector::from(config);
         match tokio::time::timeout(Duration::from_secs(10), connector.connect(name, tcp)).await {
-            Ok(Ok(tls)) => Ok(Box::new(tls)),
+            Ok(Ok(tls)) => Ok((Box::new(tls), meter)),
             Ok(Err(e)) => Err(transient(format!("TLS with the standby at {}: {e}", self.address))),
             Err(_) => Err(transient(format!("the standby at {} did not complete TLS within 10s", self.address))),
         }

@@ -4,7 +4,8 @@
 //!
 //! Everything else the standby says goes to the session's control channel.
 
-use crate::link::{AbortOnDrop, LinkError, LinkReader, read_msg};
+use crate::link::meter::LinkMeter;
+use crate::link::{AbortOnDrop, LinkError, LinkReader, STALL_AFTER, read_msg_watched};
 use drpair_ship::pass::PassError;
 use drpair_ship::{Hash, Standby};
 use drpair_types::Epoch;
@@ -38,6 +39,20 @@ impl From<LinkError> for LinkDown {
             e => LinkDown::Link(e),
         }
     }
+}
+
+/// What the connection's reader hands on besides the control channel.
+pub struct ReaderSide {
+    /// Failback writes, to their own task.
+    pub failback: mpsc::Sender<StandbyMsg>,
+    /// The reason of a `Reconnect` order.
+    pub asked: Arc<Mutex<Option<String>>>,
+    /// Why the link went down.
+    pub down: Arc<Mutex<Option<String>>>,
+    /// The connection's bytes, for the stall watch.
+    pub meter: Arc<LinkMeter>,
+    /// Where heartbeats are answered (ahead of queued frames).
+    pub urgent: mpsc::Sender<Vec<u8>>,
 }
 
 /// The standby at the other end of one connection.
@@ -94,22 +109,29 @@ impl LinkStandby {
     }
 
     /// Spawns the connection's reader: Have and hash answers go to the waiting workers,
-    /// failback writes to `failback`, everything else to the returned control channel. A
-    /// `Reconnect` order's reason is also kept in `asked`. When the link fails, `abort` is
-    /// set (a pass in flight stops reading for a link that is gone) and every waiting worker
-    /// is woken.
+    /// failback writes to `side.failback`, heartbeats are answered at once on the urgent
+    /// lane, everything else goes to the returned control channel. A `Reconnect` order's
+    /// reason is also kept in `side.asked`, and why the link went down (a stall, a refused
+    /// frame, the standby's last words) in `side.down`. When the link fails, `abort` is set
+    /// (a pass in flight stops reading for a link that is gone) and every waiting worker is
+    /// woken.
     pub fn spawn_reader(
         self: &Arc<Self>,
         mut rd: LinkReader,
-        failback: mpsc::Sender<StandbyMsg>,
-        asked: Arc<Mutex<Option<String>>>,
+        side: ReaderSide,
     ) -> (mpsc::Receiver<Result<StandbyMsg, LinkDown>>, AbortOnDrop) {
+        let ReaderSide { failback, asked, down, meter, urgent } = side;
         let (ctl_tx, ctl) = mpsc::channel(64);
         let link = self.clone();
         let task = tokio::spawn(async move {
             let mut buf = Vec::new();
             loop {
-                match read_msg::<_, StandbyMsg>(&mut rd, &mut buf).await {
+                match read_msg_watched::<_, StandbyMsg>(&mut rd, &mut buf, &meter, STALL_AFTER).await {
+                    Ok(StandbyMsg::Ping { seq }) => {
+                        // Never waits: a full urgent lane means the link is not draining, and
+                        // the standby's own stall watch will see that.
+                        let _ = urgent.try_send(encode(&AgentMsg::Pong { seq }).expect("encode"));
+                    }
                     Ok(StandbyMsg::HaveReply { batch, have }) => {
                         if let Some(tx) = link.have_routes.lock().expect("routes").remove(&batch) {
                             let _ = tx.send(have);
@@ -132,14 +154,28 @@ impl LinkStandby {
                         }
                     }
                     Ok(m) => {
-                        if let StandbyMsg::Reconnect { reason } = &m {
-                            *asked.lock().expect("asked") = Some(reason.clone());
+                        match &m {
+                            StandbyMsg::Reconnect { reason } => *asked.lock().expect("asked") = Some(reason.clone()),
+                            StandbyMsg::Error { message } => {
+                                tracing::warn!("the standby ends the connection: {message}");
+                                *down.lock().expect("down") = Some(format!("the standby ended the connection: {message}"));
+                            }
+                            _ => {}
                         }
                         if ctl_tx.send(Ok(m)).await.is_err() {
                             break;
                         }
                     }
                     Err(e) => {
+                        {
+                            let mut d = down.lock().expect("down");
+                            if d.is_none() {
+                                *d = Some(match &e {
+                                    LinkError::Closed => "the standby closed the connection".to_string(),
+                                    e => format!("link to the standby: {e}"),
+                                });
+                            }
+                        }
                         link.abort.store(true, Ordering::Relaxed);
                         let _ = ctl_tx.send(Err(LinkDown::from(e))).await;
                         break;

@@ -15,6 +15,7 @@ pub mod dump;
 pub mod enroll;
 pub mod failback;
 pub mod link;
+pub mod priority;
 pub mod quiesce;
 pub mod session;
 pub mod spool;

@@ -5,7 +5,7 @@ use super::dump;
 use super::link::{LinkDown, LinkStandby};
 use super::quiesce::QuiescePlan;
 use super::{Agent, SessionError};
-use crate::link::{read_msg, spawn_writer, write_frame};
+use crate::link::{finish_writer, read_msg, spawn_writer, write_frame};
 use crate::timefmt::now_ms;
 use drpair_ship::pass::{self, ResyncRanges};
 use drpair_types::Lineage;
@@ -69,7 +69,7 @@ struct Conn {
 /// Connects and serves until the link drops (Transient) or the standby refuses (Permanent).
 pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
     let cfg = &agent.cfg;
-    let stream = agent.dialer.dial().await?;
+    let (stream, meter) = agent.dialer.dial().await?;
     let (mut rd, mut wr) = tokio::io::split(stream);
     let hello = Hello {
         pair_id: cfg.pair.to_string(),
@@ -108,7 +108,8 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
 
     // Frames out: one writer task; frames in: one reader task routing hash answers straight
     // to the waiting workers and everything else to this loop.
-    let (out, writer) = spawn_writer(wr, 16);
+    let (lanes, writer) = spawn_writer(wr, 16);
+    let out = lanes.bulk.clone();
     let link = Arc::new(LinkStandby::new(out.clone(), abort.clone()));
     // Why the standby asked us to reconnect, if it did: whatever error the session then ends
     // with (a pass cut short by the close), the agent comes back at once.
@@ -118,7 +119,11 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
     let hold = Arc::new(AtomicBool::new(false));
     let (failback_tx, _failback_task) =
         super::failback::spawn(cfg.pair.to_string(), agent.disks.clone(), out.clone(), hold.clone());
-    let (ctl, reader) = link.spawn_reader(rd, failback_tx, asked.clone());
+    // Why the link went down, as the reader saw it (a stall, a refused frame, the standby's
+    // own words before it closed): the session's error says it, whatever the pass saw.
+    let down: Arc<Mutex<Option<String>>> = Default::default();
+    let (ctl, reader) =
+        link.spawn_reader(rd, super::link::ReaderSide { failback: failback_tx, asked: asked.clone(), down: down.clone(), meter, urgent: lanes.urgent });
     let mut conn = Conn {
         agent: agent.clone(),
         out,
@@ -141,12 +146,18 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
     conn.set_run(&run);
     let r = match (conn.serve(reconcile).await, asked.lock().expect("asked").take()) {
         (Err(SessionError::Transient(_) | SessionError::Pass { .. }), Some(why)) => Err(SessionError::Reconnect(why)),
+        (Err(e @ (SessionError::Transient(_) | SessionError::Pass { .. })), None) => {
+            match down.lock().expect("down").take() {
+                Some(why) if !e.to_string().contains(&why) => Err(SessionError::Transient(format!("{why} ({e})"))),
+                _ => Err(e),
+            }
+        }
         (r, _) => r,
     };
     conn.abort.store(true, Ordering::Relaxed);
     drop(reader);
     drop(conn);
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    finish_writer(writer, Duration::from_secs(5)).await;
     r
 }
 

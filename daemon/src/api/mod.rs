@@ -18,6 +18,7 @@ pub mod panel;
 pub mod points;
 pub mod roles;
 pub mod security;
+pub mod settings;
 pub mod tasks;
 pub mod tokens;
 pub mod trend;
@@ -102,6 +103,8 @@ pub fn router(sb: AppState) -> Router {
         .route("/api/v1/pairs/{pair}/resume", post(control::resume))
         .route("/api/v1/pairs/{pair}/stop", post(control::stop))
         .route("/api/v1/pairs/{pair}/adopt-growth", post(control::adopt_growth))
+        .route("/api/v1/pairs/{pair}/settings", get(settings::get_pair).put(settings::put_pair))
+        .route("/api/v1/standby/settings", get(settings::get_standby).put(settings::put_standby))
         .route("/api/v1/pairs/{pair}/suspend", post(dump::suspend))
         .route("/api/v1/pairs/{pair}/skip-to-resync-marker", post(dump::skip_to_resync_marker))
         .route("/api/v1/pairs/{pair}/markers/dump", post(dump::mark))

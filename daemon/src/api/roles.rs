@@ -26,7 +26,7 @@ pub fn required(method: &Method, path: &str, start_deletes: bool) -> Role {
     if let Some(pair_rest) = rest.strip_prefix("/pairs/") {
         let action = pair_rest.split_once('/').map_or("", |(_, a)| a);
         let operator = match action {
-            "pause" | "resume" | "stop" | "points" | "drills" | "verify" | "verify-source" | "adopt-growth" => true,
+            "pause" | "resume" | "stop" | "points" | "drills" | "verify" | "verify-source" | "adopt-growth" | "settings" => true,
             "start" => !start_deletes,
             a => a.starts_with("points/") && (a.ends_with("/pin") || a.ends_with("/unpin")),
         };
@@ -55,6 +55,8 @@ mod tests {
         {
             assert_eq!(required(&post, &format!("/api/v1/pairs/p/{a}"), false), Role::Operator, "{a}");
         }
+        assert_eq!(required(&Method::PUT, "/api/v1/pairs/p/settings", false), Role::Operator);
+        assert_eq!(required(&Method::PUT, "/api/v1/standby/settings", false), Role::Admin);
         assert_eq!(required(&post, "/api/v1/pairs/p/start", false), Role::Operator);
         assert_eq!(required(&post, "/api/v1/pairs/p/start", true), Role::Admin);
         for a in ["restart", "failover", "failback", "suspend", "dump/load", "prune", "enroll", "revoke", "x"] {

@@ -52,6 +52,12 @@ pub struct StandbyFile {
     /// (`STOPPED_DUE_TO_LOW_MEMORY`) and above which plus half they resume. `0`: never.
     /// Default `128MiB`.
     pub memory_reserve: Option<String>,
+    /// The standby-wide bandwidth limit on bytes on the wire from every agent together: a
+    /// rate (`100MiB/s`, `400Mbit/s`) or a schedule in the standby's local time
+    /// (`Mon-Fri 08:00-18:00 = 10MiB/s; * = unlimited`). A pair may have its own limit too
+    /// (`drpair pairs set PAIR --bandwidth`). Changed live with `drpair standby set
+    /// --bandwidth`, which the standby keeps over restarts. Default `unlimited`.
+    pub bandwidth: Option<String>,
     /// Default retention grid of every pair (a pair may have its own, set through the API).
     /// Default `1x10m(keep=all) | 60x1m | 144x10m | 168x1h | 30x1d`.
     pub retention_grid: Option<String>,
@@ -146,6 +152,12 @@ pub struct AgentFile {
     pub standby_ca: Option<PathBuf>,
     /// No TLS on the link (only with a standby started the same way). Default `false`.
     pub insecure_plaintext: Option<bool>,
+    /// I/O class of the agent's disk reads, so they yield to the server's own work: `idle`
+    /// (only when the disk is otherwise idle), `best-effort` or `best-effort:N` (N 0..=7,
+    /// 7 lowest), or `inherit` (leave the process's class). Default `idle`.
+    pub io_priority: Option<String>,
+    /// CPU niceness of the agent (hashing and compression), -20..=19. Default 10.
+    pub nice: Option<i32>,
 }
 
 /// The standby's complete configuration.
@@ -161,6 +173,8 @@ pub struct StandbyConfig {
     pub adopt_growth: bool,
     pub disk_reserve: crate::standby::resources::Reserve,
     pub memory_reserve: u64,
+    /// The standby-wide bandwidth setting of the config (the live one may differ).
+    pub bandwidth: drpair_types::Schedule,
     pub retention: drpair_retention::Policy,
     /// Zero: never by itself.
     pub prune_interval: Duration,
@@ -205,6 +219,8 @@ pub struct AgentConfig {
     /// Where incremental epochs are spooled; `None`: read while sending.
     pub spool: Option<SpoolSettings>,
     pub trust: AgentTrust,
+    pub io_priority: crate::agent::priority::IoPriority,
+    pub nice: i32,
 }
 
 /// The agent's spool as configured (the directory is checked at start: see
@@ -336,6 +352,10 @@ impl StandbyFile {
                 flags.memory_reserve.or(self.memory_reserve).as_deref().unwrap_or("128MiB"),
             )
             .map_err(|e| anyhow::anyhow!("memory_reserve: {e}"))?,
+            bandwidth: match flags.bandwidth.or(self.bandwidth) {
+                Some(t) => drpair_types::Schedule::parse(&t).map_err(|e| anyhow::anyhow!("bandwidth: {e}"))?,
+                None => drpair_types::Schedule::unlimited(),
+            },
             retention: {
                 let grid = flags.retention_grid.or(self.retention_grid);
                 let keep_last = flags.keep_last.or(self.keep_last).unwrap_or(drpair_retention::DEFAULT_KEEP_LAST);
@@ -511,6 +531,14 @@ impl AgentFile {
             marker_exec: flags.marker_exec.or(self.marker_exec).unwrap_or(false),
             spool,
             trust,
+            io_priority: crate::agent::priority::IoPriority::parse(
+                flags.io_priority.or(self.io_priority).as_deref().unwrap_or("idle"),
+            )
+            .map_err(|e| anyhow::anyhow!("io_priority: {e}"))?,
+            nice: match flags.nice.or(self.nice).unwrap_or(10) {
+                n @ -20..=19 => n,
+                n => bail!("nice {n} must be between -20 and 19"),
+            },
         })
     }
 }
@@ -597,6 +625,9 @@ mod tests {
             (AgentFile { cut_interval: Some("1ms".into()), ..base() }, "minimum"),
             (AgentFile { compression: Some("zstd:99".into()), ..base() }, "zstd:LEVEL"),
             (AgentFile { tracker: Some("ebpf".into()), ..base() }, "known trackers: auto, tracefs, scan"),
+            (AgentFile { io_priority: Some("urgent".into()), ..base() }, "io_priority"),
+            (AgentFile { io_priority: Some("best-effort:9".into()), ..base() }, "0..=7"),
+            (AgentFile { nice: Some(40), ..base() }, "nice 40"),
             (AgentFile { tracefs_buffer_kib: Some(1), ..base() }, "tracefs_buffer_kib"),
             (AgentFile { thaw_budget: Some("1ms".into()), ..base() }, "thaw_budget '1ms' must be between"),
             (AgentFile { thaw_budget: Some("later".into()), ..base() }, "thaw_budget"),

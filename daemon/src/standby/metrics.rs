@@ -95,6 +95,7 @@ pub fn render(sb: &Standby) -> String {
         gauge!("drpair_link_compression_ratio", "pair" => p.clone()).set(s.stats.compression_ratio);
         gauge!("drpair_agent_read_bytes_per_second", "pair" => p.clone()).set(s.stats.throughput_bytes_per_second);
         gauge!("drpair_pair_chunks_errored", "pair" => p.clone()).set(s.stats.chunks_errored as f64);
+        link_gauges(&p, &s.link);
         if let Some(t) = s.agent.as_ref().and_then(|a| a.tracking) {
             for (op, n) in [("write", t.writes), ("discard", t.discards), ("write_zeroes", t.zeroes)] {
                 gauge!("drpair_tracker_events", "pair" => p.clone(), "op" => op).set(n as f64);
@@ -201,4 +202,23 @@ pub fn storage(pair: &PairId, s: &drpair_types::StorageSummary) {
     gauge!("drpair_storage_compression_ratio", "pair" => p.clone()).set(s.compression_ratio);
     gauge!("drpair_storage_dedup_ratio", "pair" => p.clone()).set(s.dedup_ratio);
     gauge!("drpair_storage_space_saving_ratio", "pair" => p).set(s.space_saving_ratio);
+}
+
+/// The link's truth (issue 20): bytes on the wire now, liveness, the limit, faults.
+fn link_gauges(p: &str, l: &drpair_types::LinkStatus) {
+    let p = p.to_string();
+    gauge!("drpair_link_wire_bytes_per_second", "pair" => p.clone()).set(l.wire_bytes_per_second);
+    gauge!("drpair_link_wire_received_bytes", "pair" => p.clone()).set(l.wire_bytes_received as f64);
+    gauge!("drpair_link_wire_sent_bytes", "pair" => p.clone()).set(l.wire_bytes_sent as f64);
+    gauge!("drpair_link_bandwidth_limit_bytes_per_second", "pair" => p.clone())
+        .set(l.bandwidth_limit_bytes_per_second.unwrap_or(0) as f64);
+    gauge!("drpair_link_rtt_seconds", "pair" => p.clone()).set(l.rtt_ms.unwrap_or(0.0) / 1000.0);
+    gauge!("drpair_link_last_byte_age_seconds", "pair" => p.clone())
+        .set(l.last_byte_ms_ago.map_or(-1.0, |ms| ms as f64 / 1000.0));
+    gauge!("drpair_link_connected", "pair" => p.clone()).set(if l.connected { 1.0 } else { 0.0 });
+    gauge!("drpair_link_reconnects", "pair" => p.clone()).set(l.reconnects as f64);
+    gauge!("drpair_link_connections_failed", "pair" => p.clone()).set(l.connections_failed as f64);
+    gauge!("drpair_link_stalls", "pair" => p.clone()).set(l.stalls as f64);
+    gauge!("drpair_link_frames_refused_checksum", "pair" => p.clone()).set(l.frames_refused_checksum as f64);
+    gauge!("drpair_link_chunks_refused", "pair" => p).set(l.chunks_refused as f64);
 }

@@ -7,6 +7,7 @@
 //! [`pair::PairHandle`]; an agent's connection is a [`session`].
 
 pub mod audit;
+pub mod bandwidth;
 mod boot;
 pub mod command;
 pub mod control;

@@ -18,6 +18,7 @@ pub fn spawn(sb: Arc<Standby>) -> tokio::task::JoinHandle<()> {
         let mut pruned_for_space = false;
         loop {
             tick.tick().await;
+            super::bandwidth::tick(&sb);
             for h in sb.registry.all() {
                 server_time_stop(&sb, &h);
             }

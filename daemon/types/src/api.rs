@@ -324,7 +324,8 @@ pub struct PairStats {
     pub chunks_received: u64,
     pub chunks_zero: u64,
     pub chunks_dedup: u64,
-    /// Chunks or frames refused (hash mismatch, out of range, malformed).
+    /// Connections that ended in a failure (kept under its old name; see `link` for
+    /// counters named for what they count).
     pub chunks_errored: u64,
     pub points: u64,
     /// Chunks the running pass covers (0 when idle).
@@ -417,6 +418,9 @@ pub struct PairStatus {
     /// The agent offers other disks than those registered (state *Configuration changed*).
     #[serde(default)]
     pub configuration_change: Option<crate::reconfig::ConfigurationChange>,
+    /// The link: bytes on the wire, liveness, round trip, the bandwidth limit, faults.
+    #[serde(default)]
+    pub link: crate::link::LinkStatus,
 }
 
 /// `GET /api/v1`: who this standby is (the panel's footer).

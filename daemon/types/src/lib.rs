@@ -5,6 +5,7 @@
 //! crate; this crate depends on nothing of ours.
 
 pub mod api;
+pub mod bandwidth;
 pub mod dates;
 mod deletion;
 pub mod drill;
@@ -13,6 +14,7 @@ mod error_class;
 pub mod failover;
 pub mod geometry;
 pub mod ids;
+pub mod link;
 pub mod maintenance;
 pub mod panel;
 mod paths;
@@ -30,7 +32,9 @@ pub use dump::*;
 pub use error_class::ErrorClass;
 pub use failover::*;
 pub use geometry::{ChunkSize, DiskGeometry, GeometryError};
+pub use bandwidth::{PairSettings, Schedule, SettingsUpdate, StandbySettings};
 pub use ids::{Checkpoint, Epoch, IdError, Lineage, PairId, PointId};
+pub use link::LinkStatus;
 pub use maintenance::*;
 pub use panel::{ACTIONS, Health, HealthLevel, PairTrend, TrendSample};
 pub use paths::{DEFAULT_STANDBY_DATA_DIR, standby_store_dir};

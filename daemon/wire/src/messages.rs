@@ -323,6 +323,11 @@ pub enum AgentMsg {
     Renew {
         public_key: Vec<u8>,
     },
+    /// Answer to [`StandbyMsg::Ping`], sent ahead of any queued data: the standby measures the
+    /// round trip with it, and sees the agent alive while nothing else flows.
+    Pong {
+        seq: u64,
+    },
 }
 
 /// What a failback wrote onto the agent's disks.
@@ -341,6 +346,7 @@ impl AgentMsg {
             AgentMsg::Chunks { .. } => "Chunks",
             AgentMsg::EpochEnd(_) => "EpochEnd",
             AgentMsg::Progress(_) => "Progress",
+            AgentMsg::Pong { .. } => "Pong",
             AgentMsg::HashesRequest { .. } => "HashesRequest",
             AgentMsg::DigestsRequest { .. } => "DigestsRequest",
             AgentMsg::DumpMarked { .. } => "DumpMarked",
@@ -535,6 +541,12 @@ pub enum StandbyMsg {
     FailbackBegin {
         req: u64,
         pair_id: String,
+    },
+    /// The standby's heartbeat (every couple of seconds, ahead of queued frames): the agent
+    /// answers [`AgentMsg::Pong`] at once. A side that hears nothing for long calls the link
+    /// stalled and reconnects.
+    Ping {
+        seq: u64,
     },
 }
 

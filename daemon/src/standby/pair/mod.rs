@@ -5,6 +5,7 @@
 
 pub mod dates;
 pub mod handle;
+pub mod link;
 pub mod record;
 pub mod results;
 pub mod runtime;

@@ -103,6 +103,10 @@ pub struct PairRecord {
     /// When the pair started, stopped, copied its baseline, changed (DMS's dates).
     #[serde(default)]
     pub dates: PairDates,
+    /// The pair's own bandwidth limit on the link: a rate or a schedule (None: unlimited,
+    /// apart from the standby-wide limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bandwidth: Option<String>,
 }
 
 /// The disks an agent came back with, differing from the registered ones.
@@ -191,6 +195,7 @@ impl PairRecord {
             failback: None,
             reconfigured: None,
             geometry_eras: Vec::new(),
+            bandwidth: None,
         }
     }
 
@@ -201,7 +206,10 @@ impl PairRecord {
     /// Sets the dates from how this record differs from `before` (at `now`).
     pub fn note_dates(&mut self, before: &PairRecord, now: u64) {
         let settings =
-            before.retention != self.retention || before.stop_at != self.stop_at || before.disks != self.disks;
+            before.retention != self.retention
+            || before.stop_at != self.stop_at
+            || before.disks != self.disks
+            || before.bandwidth != self.bandwidth;
         super::dates::note(&before.lifecycle, &self.lifecycle, settings, &mut self.dates, now);
     }
 

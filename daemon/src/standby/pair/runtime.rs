@@ -91,6 +91,8 @@ pub struct PairRuntime {
     /// The failback waiting for the agent's answer to its writes, by request.
     pub failback_waiters:
         HashMap<u64, tokio::sync::oneshot::Sender<Result<drpair_wire::FailbackWrites, FailbackError>>>,
+    /// The link: meter, bandwidth limit, heartbeat, counters.
+    pub link: super::link::LinkRuntime,
 }
 
 /// Counters since the standby started.
@@ -140,9 +142,11 @@ impl PairRuntime {
         if new_pass { self.progress.pass } else { None }
     }
 
-    /// Bytes per second the agent read over the recent samples.
+    /// Bytes per second the agent read over the recent samples; zero once the agent has
+    /// reported nothing for five seconds (a stalled link does not freeze the last rate).
     pub(super) fn throughput(&self) -> f64 {
         match (self.read_samples.front(), self.read_samples.back()) {
+            (_, Some(b)) if b.0.elapsed() > std::time::Duration::from_secs(5) => 0.0,
             (Some(a), Some(b)) if b.0 > a.0 => b.1.saturating_sub(a.1) as f64 / b.0.duration_since(a.0).as_secs_f64(),
             _ => 0.0,
         }

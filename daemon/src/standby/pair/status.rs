@@ -151,6 +151,7 @@ impl PairHandle {
             tracking: rt.progress.tracking,
         });
         let stats = Self::stats(&rec, &rt);
+        let link = rt.link.status(rec.bandwidth.as_deref(), stats.throughput_bytes_per_second);
         let verify = crate::standby::verify::status_of(&rec, &rt);
         let health = drpair_types::Health::of(drpair_types::panel::HealthFacts {
             state,
@@ -219,6 +220,7 @@ impl PairHandle {
             standby_fingerprint: None,
             insecure_plaintext: false,
             configuration_change: rec.configuration_change(),
+            link,
         }
     }
 

@@ -6,6 +6,7 @@
 use super::conn::serve;
 use super::refusals::refused_unauthenticated;
 use crate::link::LinkStream;
+use crate::link::meter::{LinkMeter, Metered};
 use crate::standby::Standby;
 use drpair_tls::Fingerprint;
 use std::collections::HashMap;
@@ -68,6 +69,9 @@ pub async fn accept(sb: Arc<Standby>, limits: Arc<ConnLimits>, tcp: TcpStream, p
         Err(why) => return refused_unauthenticated(peer, "limit", why),
     };
     let _ = tcp.set_nodelay(true);
+    // Counted below TLS: the meter sees bytes on the wire, and paces them once the pair is known.
+    let meter = Arc::new(LinkMeter::default());
+    let tcp = Metered::new(tcp, meter.clone());
     let (stream, cert): (LinkStream, Option<Fingerprint>) = match &sb.identity {
         None => (Box::new(tcp), None),
         Some(id) => {
@@ -84,7 +88,7 @@ pub async fn accept(sb: Arc<Standby>, limits: Arc<ConnLimits>, tcp: TcpStream, p
             }
         }
     };
-    serve(sb, stream, peer, cert).await
+    serve(sb, stream, peer, cert, meter).await
 }
 
 #[cfg(test)]

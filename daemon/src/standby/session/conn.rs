@@ -5,7 +5,11 @@ use super::Session;
 use super::admission::{check_agent, handshake, refuse};
 use super::refusals::refused_unauthenticated;
 use super::{BULK_AFTER_BYTES, ConnError, INGEST_PARALLEL};
-use crate::link::{LinkError, LinkReader, LinkStream, read_msg, read_msg_within, spawn_writer};
+use crate::link::meter::LinkMeter;
+use crate::link::{
+    AbortOnDrop, HEARTBEAT, LinkError, LinkReader, LinkStream, STALL_AFTER, finish_writer, read_msg_watched,
+    read_msg_within, spawn_writer,
+};
 use crate::standby::Standby;
 use crate::standby::failover::failback_error::FailbackError;
 use crate::standby::ingest::{self, IngestError, Ingested};
@@ -27,9 +31,16 @@ const HELLO_MAX_BYTES: u32 = 64 << 10;
 
 /// Serves one connection (TLS done; `cert`: the fingerprint of the agent's certificate, if it
 /// presented one) until it ends.
-pub(super) async fn serve(sb: Arc<Standby>, stream: LinkStream, peer: SocketAddr, cert: Option<Fingerprint>) {
+pub(super) async fn serve(
+    sb: Arc<Standby>,
+    stream: LinkStream,
+    peer: SocketAddr,
+    cert: Option<Fingerprint>,
+    meter: Arc<LinkMeter>,
+) {
     let (mut rd, wr) = tokio::io::split(stream);
-    let (tx, writer) = spawn_writer(wr, 64);
+    let (lanes, writer) = spawn_writer(wr, 64);
+    let tx = lanes.bulk.clone();
     let mut buf = Vec::new();
     let first = read_msg_within::<_, AgentMsg>(&mut rd, &mut buf, HELLO_MAX_BYTES);
     let hello = match tokio::time::timeout(Duration::from_secs(15), first).await {
@@ -138,7 +149,13 @@ pub(super) async fn serve(sb: Arc<Standby>, stream: LinkStream, peer: SocketAddr
         rt.agent_version = hello.agent_version.clone();
         rt.progress = Default::default();
         rt.pass_started = None;
+        // Reads are paced by the pair's limit and the standby-wide one from now on.
+        meter.limit_by(vec![rt.link.bucket.clone(), sb.bandwidth.global.clone()]);
+        rt.link.connected(meter.clone());
     }
+    crate::standby::bandwidth::apply_pair(&sb, &handle);
+    let _heartbeat = heartbeat(handle.clone(), lanes.urgent.clone());
+    drop(lanes);
     if let Err(e) = handle.apply(&sb.store, PairOp::AgentConnected) {
         tracing::error!(pair = %pair_id, "recording the connection: {e:?}");
     }
@@ -159,6 +176,7 @@ pub(super) async fn serve(sb: Arc<Standby>, stream: LinkStream, peer: SocketAddr
         covered: vec![],
         epoch_payload: 0,
         cert,
+        meter: meter.clone(),
     };
     let result = s.run(&mut rd, &handle_of_conn).await;
     // Let in-flight ingest jobs end before anything of the open epoch is discarded.
@@ -177,7 +195,13 @@ pub(super) async fn serve(sb: Arc<Standby>, stream: LinkStream, peer: SocketAddr
         if let Err(e) = &result {
             rt.fail(format!("connection from {peer} ended: {e}"));
             rt.stats.chunks_errored += 1;
+            match e {
+                ConnError::Link { source, .. } if source.is_checksum() => rt.link.frames_refused_checksum += 1,
+                ConnError::Link { source: LinkError::Stalled(_), .. } => rt.link.stalls += 1,
+                _ => {}
+            }
         }
+        rt.link.ended(&meter, result.as_ref().err().map(|e| e.to_string()).as_deref());
         current
     };
     if let Err(e) = &result {
@@ -208,7 +232,24 @@ pub(super) async fn serve(sb: Arc<Standby>, stream: LinkStream, peer: SocketAddr
 
 pub(super) async fn finish(tx: mpsc::Sender<Vec<u8>>, writer: tokio::task::JoinHandle<()>) {
     drop(tx);
-    let _ = tokio::time::timeout(Duration::from_secs(5), writer).await;
+    finish_writer(writer, Duration::from_secs(5)).await;
+}
+
+/// The standby's heartbeat to an admitted agent: a Ping every [`HEARTBEAT`] on the urgent
+/// lane (never behind queued frames; skipped, not queued, when even that lane is full).
+fn heartbeat(handle: Arc<crate::standby::pair::PairHandle>, urgent: mpsc::Sender<Vec<u8>>) -> AbortOnDrop {
+    AbortOnDrop(tokio::spawn(async move {
+        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        loop {
+            tick.tick().await;
+            let seq = handle.runtime.lock().expect("runtime").link.ping();
+            if let Err(mpsc::error::TrySendError::Closed(_)) =
+                urgent.try_send(encode(&StandbyMsg::Ping { seq }).expect("encode"))
+            {
+                break;
+            }
+        }
+    }))
 }
 
 impl Session {
@@ -216,7 +257,7 @@ impl Session {
         let mut buf = Vec::new();
         loop {
             let msg = tokio::select! {
-                m = read_msg::<_, AgentMsg>(rd, &mut buf) => m,
+                m = read_msg_watched::<_, AgentMsg>(rd, &mut buf, &self.meter, STALL_AFTER) => m,
                 _ = me.kill.notified() => {
                     let why = me.kill_reason.lock().expect("kill reason").clone();
                     return match why {
@@ -265,6 +306,7 @@ impl Session {
                 AgentMsg::Chunks { epoch, items } => self.chunks(epoch, items).await?,
                 AgentMsg::EpochEnd(end) => self.commit(end).await?,
                 AgentMsg::Progress(p) => self.progress(p),
+                AgentMsg::Pong { seq } => self.handle.runtime.lock().expect("runtime").link.pong(seq),
                 AgentMsg::HashesRequest { req, disk, first, count } => self.hashes(req, disk, first, count).await?,
                 AgentMsg::DigestsRequest { req, disk, first, count, span } => {
                     self.digests(req, disk, first, count, span).await?
@@ -399,6 +441,7 @@ impl Session {
         // Nothing is written past the data filesystem's reserve: the pair stops, its open
         // epoch is discarded (never acknowledged), and it resumes by itself once there is room.
         if let Err(short) = self.sb.resources.ingest_allowed() {
+            self.handle.runtime.lock().expect("runtime").link.chunks_refused += items.len() as u64;
             let what = "the standby's data filesystem";
             crate::standby::watch::stop_for(&self.sb, &self.handle, StopReason::StoppedDueToLowDisk, what, &short);
             return Err(ConnError::Refused(format!(
@@ -410,7 +453,10 @@ impl Session {
         self.open_epoch(epoch)?;
         let disks = self.geometries();
         for it in &items {
-            ingest::check_item(&self.pair_id, &disks, it)?;
+            if let Err(e) = ingest::check_item(&self.pair_id, &disks, it) {
+                self.handle.runtime.lock().expect("runtime").link.chunks_refused += items.len() as u64;
+                return Err(e.into());
+            }
             let words = &mut self.covered[it.disk as usize];
             let (w, b) = ((it.index / 64) as usize, it.index % 64);
             if words[w] & (1 << b) != 0 {

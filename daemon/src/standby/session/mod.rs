@@ -56,4 +56,6 @@ pub(super) struct Session {
     epoch_payload: u64,
     /// The fingerprint of the certificate the agent authenticated with, if it did.
     cert: Option<drpair_tls::Fingerprint>,
+    /// Bytes on the wire of this connection, and when the last one arrived (stall watch).
+    meter: Arc<crate::link::meter::LinkMeter>,
 }

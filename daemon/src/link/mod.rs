@@ -1,7 +1,11 @@
 //! Async framing over a link connection (TLS, or TCP with `insecure_plaintext`): read and
 //! write whole frames of [`drpair_wire`].
 
+pub mod meter;
+
 use drpair_wire::{FrameError, HEADER_LEN, decode_body, decode_header};
+use meter::LinkMeter;
+use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
@@ -18,6 +22,48 @@ pub enum LinkError {
     /// the frame was refused
     #[error("{0}")]
     Frame(#[from] FrameError),
+    /// nothing arrived for this long while a frame was awaited: a link that stalled without
+    /// closing (half-open), or a peer that hung
+    #[error("no bytes from the peer for {}s while waiting for its next frame: the link stalled (half-open) or the peer hung", .0.as_secs())]
+    Stalled(Duration),
+}
+
+impl LinkError {
+    /// A frame whose checksum did not match: bytes corrupted on the way.
+    pub fn is_checksum(&self) -> bool {
+        matches!(self, LinkError::Frame(FrameError::Checksum { .. }))
+    }
+}
+
+/// How often each side sends a heartbeat when it has nothing else to say.
+pub const HEARTBEAT: Duration = Duration::from_secs(2);
+/// How long a side waits for a byte before it calls the link stalled and ends the
+/// connection (several heartbeats: one lost to a slow moment is not a stall).
+pub const STALL_AFTER: Duration = Duration::from_secs(10);
+
+/// Like [`read_msg`], but gives up with [`LinkError::Stalled`] once no byte has arrived for
+/// `idle` while waiting (time the reader spent elsewhere does not count).
+pub async fn read_msg_watched<R: AsyncRead + Unpin, M: DeserializeOwned>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+    meter: &LinkMeter,
+    idle: Duration,
+) -> Result<M, LinkError> {
+    let began = Instant::now();
+    let read = read_msg(r, buf);
+    tokio::pin!(read);
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    loop {
+        tokio::select! {
+            m = &mut read => return m,
+            _ = tick.tick() => {
+                let quiet = meter.last_byte().max(began).elapsed();
+                if quiet >= idle {
+                    return Err(LinkError::Stalled(quiet));
+                }
+            }
+        }
+    }
 }
 
 /// Reads one frame and decodes it. `Closed` on a clean EOF before a header.
@@ -56,23 +102,47 @@ pub async fn write_frame<W: AsyncWrite + Unpin>(w: &mut W, frame: &[u8]) -> Resu
     Ok(())
 }
 
+/// The two lanes into a connection's writer: `bulk` keeps its order (chunks, then the
+/// epoch's end); `urgent` (heartbeats) goes out before any bulk frame still queued, so a
+/// heartbeat is never stuck behind megabytes of data.
+pub struct Lanes {
+    pub bulk: mpsc::Sender<Vec<u8>>,
+    pub urgent: mpsc::Sender<Vec<u8>>,
+}
+
 /// Spawns the task that owns the write half of a connection: it writes every frame sent on
-/// the returned channel (bounded: senders wait when the link is slow), and shuts the
-/// connection down once every sender is gone or a write fails.
-pub fn spawn_writer<W: AsyncWrite + Unpin + Send + 'static>(
-    mut w: W,
-    depth: usize,
-) -> (mpsc::Sender<Vec<u8>>, tokio::task::JoinHandle<()>) {
+/// the returned lanes (bounded: senders wait when the link is slow), and shuts the
+/// connection down once every bulk sender is gone or a write fails.
+pub fn spawn_writer<W: AsyncWrite + Unpin + Send + 'static>(mut w: W, depth: usize) -> (Lanes, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(depth);
+    let (utx, mut urx) = mpsc::channel::<Vec<u8>>(8);
     let task = tokio::spawn(async move {
-        while let Some(f) = rx.recv().await {
+        loop {
+            let f = tokio::select! {
+                biased;
+                Some(f) = urx.recv() => f,
+                f = rx.recv() => match f {
+                    Some(f) => f,
+                    None => break,
+                },
+            };
             if write_frame(&mut w, &f).await.is_err() {
                 break;
             }
         }
         let _ = w.shutdown().await;
     });
-    (tx, task)
+    (Lanes { bulk: tx, urgent: utx }, task)
+}
+
+/// Waits up to `within` for a connection's writer to send what it holds and close, then
+/// aborts it: a writer stuck on a stalled link must not keep the socket (and the task)
+/// alive forever.
+pub async fn finish_writer(writer: tokio::task::JoinHandle<()>, within: Duration) {
+    let abort = writer.abort_handle();
+    if tokio::time::timeout(within, writer).await.is_err() {
+        abort.abort();
+    }
 }
 
 /// Aborts a task when dropped: helper tasks of a connection end with it, even when the
