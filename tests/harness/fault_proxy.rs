@@ -511,6 +511,7 @@ impl Queue {
 mod tests {
     use super::*;
     use crate::MIB;
+    const M: usize = 1 << 20; // MIB as a length
     use std::sync::atomic::AtomicUsize;
     use std::sync::mpsc;
 
@@ -525,7 +526,6 @@ mod tests {
     }
 
     impl Sink {
-        /// The next connection's end, within 5 s.
         fn recv(&self) -> Received {
             self.rx.recv_timeout(Duration::from_secs(5)).expect("sink result")
         }
@@ -635,7 +635,7 @@ mod tests {
         let (target, _) = echo();
         let p = FaultProxy::start(target);
         let mut c = connect(p.addr);
-        let data = pattern(MIB as usize);
+        let data = pattern(M);
         let w = send(&c, data.clone());
         assert!(read_n(&mut c, data.len()) == data, "echo differs");
         w.join().expect("writer");
@@ -652,10 +652,10 @@ mod tests {
         let c = connect(p.addr);
         p.set_rate(Some(2 * MIB));
         let t = Instant::now();
-        let _w = send(&c, pattern(3 * MIB as usize));
+        let _w = send(&c, pattern(3 * M));
         let (data, err, at) = s.recv();
         let took = at - t;
-        assert_eq!((data.len(), err), (3 * MIB as usize, None));
+        assert_eq!((data.len(), err), (3 * M, None));
         assert!(took >= Duration::from_millis(1300) && took <= Duration::from_millis(1800), "3 MiB took {took:?}");
     }
 
@@ -669,7 +669,7 @@ mod tests {
         echoes(&mut c, b"ping");
         let rtt = t.elapsed();
         assert!(rtt >= Duration::from_millis(100) && rtt < Duration::from_millis(500), "round trip {rtt:?}");
-        let data = pattern(4 * MIB as usize);
+        let data = pattern(4 * M);
         let t = Instant::now();
         let w = send(&c, data.clone());
         assert!(read_n(&mut c, data.len()) == data, "echo differs");
@@ -694,8 +694,7 @@ mod tests {
         assert_eq!(s.conns.load(SeqCst), 1, "a connect crossed a stalled link");
         assert_eq!((p.forwarded(), p.accepted(), p.live()), ((0, 0), 2, 2));
         p.stall(false);
-        a.shutdown(Shutdown::Write).expect("shutdown a");
-        b.shutdown(Shutdown::Write).expect("shutdown b");
+        a.shutdown(Shutdown::Write).and_then(|()| b.shutdown(Shutdown::Write)).expect("shutdown");
         let mut got: Vec<Vec<u8>> = (0..2).map(|_| s.recv().0).collect();
         got.sort_by_key(Vec::len);
         assert!(got[0] == b"hello" && got[1] == first, "held bytes not delivered intact");

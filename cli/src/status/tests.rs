@@ -41,6 +41,7 @@ pub(crate) fn status(state: PairState, progress: f64) -> PairStatus {
         stop_reason_alias: None,
         dates: Default::default(),
         configuration_change: None,
+        link: Default::default(),
         stop_at: None,
         restart: None,
         change_history_from: None,
@@ -99,6 +100,23 @@ fn text_block_shows_stop_restart_and_link() {
     s.stats.bytes_on_wire = 3 << 20;
     s.stats.compression_ratio = 2.345;
     s.stats.throughput_bytes_per_second = 1024.0 * 1024.0;
+    s.link = drpair_types::LinkStatus {
+        connected: true,
+        wire_bytes_per_second: 2.0 * 1048576.0,
+        rtt_ms: Some(51.5),
+        last_byte_ms_ago: Some(120),
+        last_ack_ms_ago: Some(1500),
+        bandwidth_limit_bytes_per_second: Some(10 << 20),
+        bandwidth_limited_by: Some("pair".into()),
+        bandwidth: "Mon-Fri 08:00-18:00 = 10MiB/s; * = unlimited".into(),
+        connections: 4,
+        reconnects: 3,
+        connections_failed: 2,
+        stalls: 1,
+        frames_refused_checksum: 1,
+        chunks_refused: 5,
+        ..Default::default()
+    };
     let text = render_status(&s, 0);
     assert_lines(
         &text,
@@ -113,7 +131,11 @@ fn text_block_shows_stop_restart_and_link() {
             ("Ready for failover", "no (new baseline in progress)"),
             ("Change history from", "epoch 30 (replay from a point at or after it)"),
             ("Pass chunks", "150 of 200 shipped, 7 queued"),
-            ("Throughput", "1.0 MiB/s"),
+            ("Read rate", "1.0 MiB/s (the agent's reads from its disks)"),
+            ("Wire rate", "2.0 MiB/s from the agent, limit 10.0 MiB/s (the pair's)"),
+            ("Bandwidth", "Mon-Fri 08:00-18:00 = 10MiB/s; * = unlimited"),
+            ("Link", "round trip 51.5 ms, last byte 0.1s ago, last heartbeat answer 1.5s ago"),
+            ("Link faults", "3 reconnects, 2 failed connections (1 stalled), 1 frames refused for a checksum"),
             ("Bytes", "read 4.0 GiB, shipped 0 B, on the wire 3.0 MiB, stored 0 B"),
             ("Compression ratio", "2.35"),
         ],

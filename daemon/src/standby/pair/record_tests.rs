@@ -223,6 +223,7 @@ pub(crate) fn fully_populated() -> PairRecord {
             through: 6,
             disks: vec![DiskGeometry::new(512 << 20, ChunkSize::DEFAULT).expect("geometry")],
         }],
+        bandwidth: Some("Mon-Fri 08:00-18:00 = 10MiB/s; * = unlimited".into()),
     }
 }
 
@@ -293,6 +294,7 @@ fn a_record_without_the_optional_parts_decodes_with_defaults() {
         "reconfigured",
         "geometry_eras",
         "dates",
+        "bandwidth",
     ] {
         assert!(obj.remove(k).is_some(), "fixture has {k}");
     }

@@ -97,6 +97,7 @@ mod tests {
             standby_fingerprint: None,
             insecure_plaintext: false,
             configuration_change: None,
+            link: Default::default(),
         }
     }
 
