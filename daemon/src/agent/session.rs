@@ -117,7 +117,7 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
     // Failback writes go to their own task: they arrive while the agent holds, and must not
     // wait behind (or be dropped by) a pass.
     let hold = Arc::new(AtomicBool::new(false));
-    let (failback_tx, _failback_task) =
+    let (failback_tx, failback_task) =
         super::failback::spawn(cfg.pair.to_string(), agent.disks.clone(), out.clone(), hold.clone());
     // Why the link went down, as the reader saw it (a stall, a refused frame, the standby's
     // own words before it closed): the session's error says it, whatever the pass saw.
@@ -157,7 +157,10 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
     conn.abort.store(true, Ordering::Relaxed);
     drop(reader);
     drop(conn);
-    finish_writer(writer, Duration::from_secs(5)).await;
+    // Every sender but a pass winding down is gone now: the writer sends what it holds and
+    // closes. A second is plenty; a dead link must not hold up the reconnect.
+    drop(failback_task);
+    finish_writer(writer, Duration::from_secs(1)).await;
     r
 }
 
