@@ -2,7 +2,8 @@
 //! an initial sync at 40 MiB/s within ±5% over 30 s; a pair's own limit set live with
 //! `drpair pairs set` is in force within a second, on the same connection; a schedule
 //! switches at the minute it names (the standby's local time); status, settings and metrics
-//! show the limit in force; bad settings are refused and change nothing.
+//! show the limit in force; bad settings are refused and change nothing; a pause on the
+//! saturated link stops the shipping within a second or two.
 
 use drpair_e2e::api::metric_value;
 use drpair_e2e::image::{Fill, create_image};
@@ -133,4 +134,16 @@ fn limits_hold_change_live_and_follow_their_schedule() {
     let s = api.status(PAIR);
     assert_eq!(s.link.bandwidth_limit_bytes_per_second, Some(8 * MIB), "{:?}", s.link);
     assert_eq!(s.link.bandwidth, schedule);
+
+    // A pause on the saturated link: the standby shows it at once, and the agent stops
+    // shipping within a second or two (only the frames already queued still arrive).
+    let paused_at = Instant::now();
+    cli.run(&["pause", PAIR]).ok();
+    let s = api.status(PAIR);
+    assert_eq!(s.state_label, "Paused", "{}", drpair_e2e::pair::describe(&s));
+    std::thread::sleep(Duration::from_millis(1500));
+    let r = rate_over(&api, 2.0);
+    step(format!("paused: {:.0} B/s on the wire from {:.1}s after the pause", r, paused_at.elapsed().as_secs_f64() - 2.0));
+    assert!(r < 256.0 * 1024.0, "still shipping {r} B/s after the pause");
+    cli.run(&["resume", PAIR]).ok();
 }

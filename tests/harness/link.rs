@@ -65,7 +65,8 @@ impl RawLink {
         self.send_bytes(&f).unwrap_or_else(|e| panic!("sending {}: {e}", m.name()));
     }
 
-    /// Reads one frame; heartbeats are answered, as a real agent does, and not returned.
+    /// Reads one frame; heartbeats are answered, as a real agent does, and neither they nor
+    /// the standby's pace are returned.
     pub fn recv(&mut self) -> Recv {
         loop {
             match self.recv_frame() {
@@ -73,6 +74,7 @@ impl RawLink {
                     let f = encode(&AgentMsg::Pong { seq }).expect("encode");
                     let _ = self.send_bytes(&f);
                 }
+                Recv::Msg(StandbyMsg::Pace { .. }) => {}
                 other => return other,
             }
         }

@@ -53,6 +53,11 @@ pub struct ReaderSide {
     pub meter: Arc<LinkMeter>,
     /// Where heartbeats are answered (ahead of queued frames).
     pub urgent: mpsc::Sender<Vec<u8>>,
+    /// The pass's hold flag: a hold or pause is obeyed by a pass in flight at its next
+    /// frame, not when the session next reads its control channel.
+    pub hold: Arc<AtomicBool>,
+    /// The pace of the writer's bulk frames, as the standby asks.
+    pub pace: Arc<crate::link::meter::Bucket>,
 }
 
 /// The standby at the other end of one connection.
@@ -120,13 +125,19 @@ impl LinkStandby {
         mut rd: LinkReader,
         side: ReaderSide,
     ) -> (mpsc::Receiver<Result<StandbyMsg, LinkDown>>, AbortOnDrop) {
-        let ReaderSide { failback, asked, down, meter, urgent } = side;
+        let ReaderSide { failback, asked, down, meter, urgent, hold, pace } = side;
         let (ctl_tx, ctl) = mpsc::channel(64);
         let link = self.clone();
         let task = tokio::spawn(async move {
             let mut buf = Vec::new();
             loop {
                 match read_msg_watched::<_, StandbyMsg>(&mut rd, &mut buf, &meter, STALL_AFTER).await {
+                    Ok(StandbyMsg::Pace { bytes_per_sec }) => {
+                        if pace.rate() != bytes_per_sec {
+                            tracing::info!(bytes_per_sec, "the standby asks for this pace on the link (0: unlimited)");
+                        }
+                        pace.set_rate(bytes_per_sec);
+                    }
                     Ok(StandbyMsg::Ping { seq }) => {
                         // Never waits: a full urgent lane means the link is not draining, and
                         // the standby's own stall watch will see that.
@@ -156,6 +167,7 @@ impl LinkStandby {
                     Ok(m) => {
                         match &m {
                             StandbyMsg::Reconnect { reason } => *asked.lock().expect("asked") = Some(reason.clone()),
+                            StandbyMsg::Control { run } if run.holds() => hold.store(true, Ordering::Relaxed),
                             StandbyMsg::Error { message } => {
                                 tracing::warn!("the standby ends the connection: {message}");
                                 *down.lock().expect("down") = Some(format!("the standby ended the connection: {message}"));

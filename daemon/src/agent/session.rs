@@ -108,7 +108,11 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
 
     // Frames out: one writer task; frames in: one reader task routing hash answers straight
     // to the waiting workers and everything else to this loop.
-    let (lanes, writer) = spawn_writer(wr, 16);
+    // Bulk frames go at the pace the standby asks for (its bandwidth limits), so few wait in
+    // queues and the standby's reads are seldom held back; a few frames of depth are enough
+    // to keep the link busy (the socket's own buffer covers the bandwidth-delay product).
+    let pace = Arc::new(crate::link::meter::Bucket::default());
+    let (lanes, writer) = spawn_writer(wr, 4, Some(pace.clone()));
     let out = lanes.bulk.clone();
     let link = Arc::new(LinkStandby::new(out.clone(), abort.clone()));
     // Why the standby asked us to reconnect, if it did: whatever error the session then ends
@@ -123,7 +127,7 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
     // own words before it closed): the session's error says it, whatever the pass saw.
     let down: Arc<Mutex<Option<String>>> = Default::default();
     let (ctl, reader) =
-        link.spawn_reader(rd, super::link::ReaderSide { failback: failback_tx, asked: asked.clone(), down: down.clone(), meter, urgent: lanes.urgent });
+        link.spawn_reader(rd, super::link::ReaderSide { failback: failback_tx, asked: asked.clone(), down: down.clone(), meter, urgent: lanes.urgent, hold: hold.clone(), pace });
     let mut conn = Conn {
         agent: agent.clone(),
         out,

@@ -111,23 +111,34 @@ pub struct Lanes {
 }
 
 /// Spawns the task that owns the write half of a connection: it writes every frame sent on
-/// the returned lanes (bounded: senders wait when the link is slow), and shuts the
-/// connection down once every bulk sender is gone or a write fails.
-pub fn spawn_writer<W: AsyncWrite + Unpin + Send + 'static>(mut w: W, depth: usize) -> (Lanes, tokio::task::JoinHandle<()>) {
+/// the returned lanes (bounded: senders wait when the link is slow), bulk frames paced by
+/// `pace` (the rate the peer asked for; unlimited at 0), and shuts the connection down once
+/// every bulk sender is gone or a write fails.
+pub fn spawn_writer<W: AsyncWrite + Unpin + Send + 'static>(
+    mut w: W,
+    depth: usize,
+    pace: Option<std::sync::Arc<meter::Bucket>>,
+) -> (Lanes, tokio::task::JoinHandle<()>) {
     let (tx, mut rx) = mpsc::channel::<Vec<u8>>(depth);
     let (utx, mut urx) = mpsc::channel::<Vec<u8>>(8);
     let task = tokio::spawn(async move {
         loop {
-            let f = tokio::select! {
+            let (f, bulk) = tokio::select! {
                 biased;
-                Some(f) = urx.recv() => f,
+                Some(f) = urx.recv() => (f, false),
                 f = rx.recv() => match f {
-                    Some(f) => f,
+                    Some(f) => (f, true),
                     None => break,
                 },
             };
             if write_frame(&mut w, &f).await.is_err() {
                 break;
+            }
+            if let Some(p) = pace.as_ref().filter(|_| bulk) {
+                let wait = p.charge(f.len(), Instant::now());
+                if !wait.is_zero() {
+                    tokio::time::sleep(wait).await;
+                }
             }
         }
         let _ = w.shutdown().await;

@@ -98,19 +98,38 @@ pub fn local_now() -> (u8, u16) {
     (((tm.tm_wday + 6) % 7) as u8, (tm.tm_hour * 60 + tm.tm_min) as u16)
 }
 
-/// Sets a pair's bucket from its own setting now, and notes the limit in force.
+/// Sets a pair's bucket from its own setting now, and notes the limit in force and the pace
+/// its agent is asked to send at.
 pub fn apply_pair(sb: &Standby, h: &PairHandle) {
     let setting = h.record.lock().expect("record").bandwidth.clone();
     let (day, minute) = local_now();
     let own = setting.and_then(|t| Schedule::parse(&t).ok()).and_then(|s| s.at(day, minute)).unwrap_or(0);
     let global = sb.bandwidth.global.rate();
+    let sharing = if global > 0 {
+        sb.registry.all().iter().filter(|p| p.runtime.lock().expect("runtime").link.meter.is_some()).count().max(1)
+    } else {
+        1
+    };
     let mut rt = h.runtime.lock().expect("runtime");
     rt.link.bucket.set_rate(own);
+    rt.link.pace = pace(own, global, sharing as u64);
     rt.link.limit = match (own, global) {
         (0, 0) => (0, None),
         (p, g) if g == 0 || (p > 0 && p <= g) => (p, Some("pair")),
         (_, g) => (g, Some("standby")),
     };
+}
+
+/// The rate an agent is asked to send at: its pair's limit, or an even share of the
+/// standby-wide limit among the connected pairs, whichever is lower (0: unlimited). A hint
+/// that keeps queues short; what the standby reads is held to the limits exactly.
+fn pace(own: u64, global: u64, sharing: u64) -> u64 {
+    let share = if global > 0 { (global / sharing).max(drpair_types::bandwidth::MIN_RATE) } else { 0 };
+    match (own, share) {
+        (0, s) => s,
+        (o, 0) => o,
+        (o, s) => o.min(s),
+    }
 }
 
 /// Once a second: schedules applied, and every link's wire rate sampled.
@@ -152,6 +171,15 @@ mod tests {
         assert_eq!(Bandwidth::new(dir.path(), cfg).setting().to_string(), "10MiB/s");
         let other = Schedule::parse("50MiB/s").unwrap();
         assert_eq!(Bandwidth::new(dir.path(), other).global.rate(), 50 << 20);
+    }
+
+    #[test]
+    fn agents_are_paced_at_the_lower_limit_or_their_share() {
+        assert_eq!(pace(0, 0, 3), 0);
+        assert_eq!(pace(10, 0, 3), 10);
+        assert_eq!(pace(0, 90 << 20, 3), 30 << 20);
+        assert_eq!(pace(20 << 20, 90 << 20, 3), 20 << 20);
+        assert_eq!(pace(0, 32 << 10, 4), drpair_types::bandwidth::MIN_RATE);
     }
 
     #[test]

@@ -118,7 +118,7 @@ mod tests {
         assert_eq!(
             u16::from_le_bytes([f[4], f[5]]),
             5,
-            "version 5: Ping, Pong (4: FailbackBegin; 3: TLS, Enroll, Renew, Certificate)"
+            "version 5: Ping, Pong, Pace (4: FailbackBegin; 3: TLS, Enroll, Renew, Certificate)"
         );
         assert_eq!(HEADER_LEN, 16);
         assert_eq!(u32::from_le_bytes(f[8..12].try_into().unwrap()) as usize, f.len() - 16);

@@ -548,6 +548,13 @@ pub enum StandbyMsg {
     Ping {
         seq: u64,
     },
+    /// The rate the agent should send at, bytes per second (0: as fast as it can): the
+    /// standby's limits for this pair, so the agent's queues stay short and its control
+    /// messages are not stuck behind data the standby would only read slowly. Sent when it
+    /// changes; the standby still enforces the limit on what it reads.
+    Pace {
+        bytes_per_sec: u64,
+    },
 }
 
 #[cfg(test)]

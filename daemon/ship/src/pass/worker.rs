@@ -167,6 +167,14 @@ impl<'a> Worker<'a> {
     }
 
     fn send_chunks(&self, items: Vec<ChunkItem>) -> Result<(), PassError> {
+        // A hold (an operator's pause) stops the shipping at the next frame, whatever reads
+        // are already in flight.
+        while self.ctx.hold.load(Ordering::Relaxed) && !self.ctx.abort.load(Ordering::Relaxed) {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        if self.ctx.abort.load(Ordering::Relaxed) {
+            return Err(PassError::Aborted);
+        }
         let n = items.len() as u64;
         let waited = self.ctx.standby.send_chunks(self.ctx.epoch, items)?;
         self.ctx.compression.record_send_wait(waited);

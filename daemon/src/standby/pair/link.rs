@@ -21,6 +21,9 @@ pub struct LinkRuntime {
     pub bucket: Arc<Bucket>,
     /// The limit in force now (bytes per second, 0: none) and which setting sets it.
     pub limit: (u64, Option<&'static str>),
+    /// The rate the agent is asked to send at (0: as fast as it can): the pair's limit, or
+    /// its share of the standby-wide one.
+    pub pace: u64,
     /// Bytes received and sent over connections that ended.
     done: (u64, u64),
     /// (when, bytes received in all): a sample a second, for the rate.

@@ -39,7 +39,7 @@ pub(super) async fn serve(
     meter: Arc<LinkMeter>,
 ) {
     let (mut rd, wr) = tokio::io::split(stream);
-    let (lanes, writer) = spawn_writer(wr, 64);
+    let (lanes, writer) = spawn_writer(wr, 64, None);
     let tx = lanes.bulk.clone();
     let mut buf = Vec::new();
     let first = read_msg_within::<_, AgentMsg>(&mut rd, &mut buf, HELLO_MAX_BYTES);
@@ -235,18 +235,37 @@ pub(super) async fn finish(tx: mpsc::Sender<Vec<u8>>, writer: tokio::task::JoinH
     finish_writer(writer, Duration::from_secs(5)).await;
 }
 
-/// The standby's heartbeat to an admitted agent: a Ping every [`HEARTBEAT`] on the urgent
+/// The standby's heartbeat to an admitted agent: a Ping every [`HEARTBEAT`], and the pace
+/// the agent should send at whenever it changes (within a quarter second), on the urgent
 /// lane (never behind queued frames; skipped, not queued, when even that lane is full).
 fn heartbeat(handle: Arc<crate::standby::pair::PairHandle>, urgent: mpsc::Sender<Vec<u8>>) -> AbortOnDrop {
     AbortOnDrop(tokio::spawn(async move {
-        let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + HEARTBEAT, HEARTBEAT);
+        let step = Duration::from_millis(250);
+        let mut tick = tokio::time::interval(step);
+        let mut since_ping = Duration::ZERO;
+        let mut paced = None;
         loop {
             tick.tick().await;
-            let seq = handle.runtime.lock().expect("runtime").link.ping();
-            if let Err(mpsc::error::TrySendError::Closed(_)) =
-                urgent.try_send(encode(&StandbyMsg::Ping { seq }).expect("encode"))
-            {
-                break;
+            since_ping += step;
+            let (pace, ping) = {
+                let mut rt = handle.runtime.lock().expect("runtime");
+                let ping = (since_ping >= HEARTBEAT).then(|| rt.link.ping());
+                (rt.link.pace, ping)
+            };
+            let mut msgs = vec![];
+            if paced != Some(pace) {
+                msgs.push(StandbyMsg::Pace { bytes_per_sec: pace });
+            }
+            if let Some(seq) = ping {
+                since_ping = Duration::ZERO;
+                msgs.push(StandbyMsg::Ping { seq });
+            }
+            for m in msgs {
+                match urgent.try_send(encode(&m).expect("encode")) {
+                    Ok(()) if matches!(m, StandbyMsg::Pace { .. }) => paced = Some(pace),
+                    Err(mpsc::error::TrySendError::Closed(_)) => return,
+                    _ => {}
+                }
             }
         }
     }))
