@@ -3,6 +3,7 @@
 
 import { ApiError, downloadImage, get, pairPath, post, roleAllows } from './api.js';
 import { actionsPanel } from './actions.js';
+import { bandwidthForm, linkFacts } from './link.js';
 import { dumpSection } from './dump.js';
 import { tasksSection } from './tasks.js';
 import { lineChart } from './chart.js';
@@ -143,6 +144,8 @@ function pointsTable(s, points, onPin, onExport) {
 
 export function detailsView(main, pairId, ctx) {
   const actions = actionsPanel(pairId, ctx);
+  const bandwidth = bandwidthForm(pairId, ctx);
+  const linkBox = h('div', { id: 'link-box' });
   const head = h('div', { id: 'summary' });
   const prog = h('div', { id: 'progress-box' });
   const dumpBox = h('div', { id: 'dump-box' });
@@ -194,7 +197,7 @@ export function detailsView(main, pairId, ctx) {
 
   replace(main,
     h('nav', { 'aria-label': 'Breadcrumb', class: 'crumbs' }, h('a', { href: '#/', id: 'back' }, '← Protected servers'), auditLink),
-    title, head, prog, dumpBox, actions.el,
+    title, head, prog, dumpBox, actions.el, linkBox, bandwidth.el,
     h('section', { 'aria-labelledby': 'charts-title' }, h('h2', { id: 'charts-title' }, 'Lag and throughput'), charts),
     h('section', { 'aria-labelledby': 'disks-title' }, h('h2', { id: 'disks-title' }, 'Disks'), disksBox),
     h('section', { 'aria-labelledby': 'points-title' }, h('h2', { id: 'points-title' }, 'Recovery points'), pointsBox),
@@ -227,6 +230,8 @@ export function detailsView(main, pairId, ctx) {
       replace(prog, [...progress(s), ...dates(s)]);
       replace(dumpBox, dumpSection(s));
       actions.update(s.allowed_actions, s.state);
+      replace(linkBox, linkFacts(s));
+      bandwidth.update();
       renderCharts();
       replace(disksBox, disks(s));
       replace(pointsBox, pointsTable(s, points, onPin, onExport));

@@ -189,6 +189,24 @@ try {
   }
   assert.match(dl, /Full load.*100/, 'the full load is complete');
   step('details: state with explanation, lag and throughput charts, disks, recovery points, dates');
+
+  // The link: what crosses it now, liveness, faults; the pair's bandwidth limit set in place.
+  await page.locator('#link-liveness').filter({ hasText: 'round trip' }).waitFor({ timeout: LONG });
+  assert.match(await page.locator('#link-rate').textContent(), /from the agent · no limit/);
+  assert.match(await page.locator('#link-faults').textContent(), /reconnects .* frames refused for a checksum/);
+  await page.locator('#bandwidth-input').fill('Funday = 1MiB/s');
+  await page.locator('#bandwidth-save').click();
+  await page.locator('#bandwidth-error').filter({ hasText: 'not a day' }).waitFor();
+  assert.equal((await api('GET', `/pairs/${PAIR}/settings`)).bandwidth, 'unlimited', 'a refused setting changes nothing');
+  await page.locator('#bandwidth-input').fill('5MiB/s');
+  await page.locator('#bandwidth-save').click();
+  await page.locator('#bandwidth-result').filter({ hasText: '5MiB/s' }).waitFor();
+  await page.locator('#link-rate').filter({ hasText: "5.00 MiB/s (the pair's limit)" }).waitFor({ timeout: LONG });
+  assert.equal((await api('GET', `/pairs/${PAIR}/settings`)).bandwidth_limit_bytes_per_second, 5 * 1024 * 1024);
+  await page.locator('#bandwidth-input').fill('unlimited');
+  await page.locator('#bandwidth-save').click();
+  await page.locator('#link-bandwidth').filter({ hasText: 'unlimited' }).waitFor({ timeout: LONG });
+  step('details: the link section (rate, liveness, faults) and the bandwidth limit set, refused and removed in place');
   await shot('details');
   await accessible('the details page');
 
@@ -379,6 +397,7 @@ try {
   await op.locator('#act-restart').waitFor({ state: 'hidden' });
   assert.equal(await op.locator('#act-restart').isVisible(), false, 'an operator sees no Restart Replication');
   assert.equal(await op.locator('#act-delete').isVisible(), false, 'an operator sees no Delete pair');
+  assert.equal(await op.locator('#bandwidth-form').isVisible(), true, 'an operator may limit the bandwidth');
   assert.equal(await op.locator('#pair-audit').isVisible(), false, 'an operator sees no audit log link');
   assert.equal(await op.locator('#audit-link').isVisible(), false);
   await shot('details-operator', op);

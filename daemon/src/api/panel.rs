@@ -26,6 +26,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("js/tasks.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/tasks.js")),
     ("js/audit.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/audit.js")),
     ("js/actions.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/actions.js")),
+    ("js/link.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/link.js")),
     ("js/chart.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/chart.js")),
 ];
 
