@@ -89,7 +89,11 @@ fn limits_hold_change_live_and_follow_their_schedule() {
     std::thread::sleep(Duration::from_secs(1));
     let r = rate_over(&api, 3.0);
     let ratio = r / (10 * MIB) as f64;
-    step(format!("pair set to 10MiB/s: {:.2} MiB/s from 1 s after the change ({ratio:.3}×); {}", r / MIB as f64, out.stdout.trim()));
+    step(format!(
+        "pair set to 10MiB/s: {:.2} MiB/s from 1 s after the change ({ratio:.3}×); {}",
+        r / MIB as f64,
+        out.stdout.trim()
+    ));
     assert!((0.9..=1.1).contains(&ratio), "10 MiB/s from {:?} after the change: {ratio:.3}×", changed.elapsed());
     let s = api.status(PAIR);
     assert_eq!(s.link.connections, connections, "the change reconnected: {:?}", s.link);
@@ -143,7 +147,11 @@ fn limits_hold_change_live_and_follow_their_schedule() {
     assert_eq!(s.state_label, "Paused", "{}", drpair_e2e::pair::describe(&s));
     std::thread::sleep(Duration::from_millis(1500));
     let r = rate_over(&api, 2.0);
-    step(format!("paused: {:.0} B/s on the wire from {:.1}s after the pause", r, paused_at.elapsed().as_secs_f64() - 2.0));
+    step(format!(
+        "paused: {:.0} B/s on the wire from {:.1}s after the pause",
+        r,
+        paused_at.elapsed().as_secs_f64() - 2.0
+    ));
     assert!(r < 256.0 * 1024.0, "still shipping {r} B/s after the pause");
     cli.run(&["resume", PAIR]).ok();
 }

@@ -110,7 +110,10 @@ fn a_stalled_link_is_noticed_explained_and_left_behind() {
     r.bandwidth("2MiB/s");
     r.backlog(384, 11);
     let (s, _) = r.wait("shipping at the limit", Duration::from_secs(30), |s| s.link.wire_bytes_per_second > 1e6);
-    step(format!("shipping: {} B/s on the wire, limit {:?}", s.link.wire_bytes_per_second, s.link.bandwidth_limit_bytes_per_second));
+    step(format!(
+        "shipping: {} B/s on the wire, limit {:?}",
+        s.link.wire_bytes_per_second, s.link.bandwidth_limit_bytes_per_second
+    ));
     assert!(s.link.wire_bytes_per_second < 2.3 * MIB as f64, "over the 2 MiB/s limit: {:?}", s.link);
 
     let stalled_at = Instant::now();
@@ -123,7 +126,11 @@ fn a_stalled_link_is_noticed_explained_and_left_behind() {
     step(format!("Disconnected {:.1}s into the stall: {} / {}", gone.as_secs_f64(), s.state_label, why));
     assert_eq!(s.state_label, "Disconnected", "{why}");
     assert!(why.contains("stalled"), "no reason given: {why}");
-    assert!(s.link.stalls >= 1 && s.link.last_disconnect.as_deref().is_some_and(|d| d.contains("stalled")), "{:?}", s.link);
+    assert!(
+        s.link.stalls >= 1 && s.link.last_disconnect.as_deref().is_some_and(|d| d.contains("stalled")),
+        "{:?}",
+        s.link
+    );
     // The agent saw it too, and said so.
     let deadline = Instant::now() + Duration::from_secs(15);
     while !r.agent.log().contains("stalled") {

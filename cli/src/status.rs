@@ -240,7 +240,10 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
     }
     b.line("Elapsed", st.elapsed_seconds.map_or("-".into(), dur));
     b.line("ETA", st.eta_seconds.map_or("-".into(), dur));
-    b.line("Read rate", format!("{} (the agent's reads from its disks)", output::format_rate(st.throughput_bytes_per_second)));
+    b.line(
+        "Read rate",
+        format!("{} (the agent's reads from its disks)", output::format_rate(st.throughput_bytes_per_second)),
+    );
     render_link(&mut b, &s.link);
     b.line("Lag", dur(output::round_u64(st.lag_seconds)));
     b.line("Backlog", format!("{} ({} chunks)", size(st.backlog_bytes), st.backlog_chunks));
@@ -261,6 +264,9 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
     );
     if st.compression_ratio > 0.0 {
         b.line("Compression ratio", format!("{:.2}", st.compression_ratio));
+    }
+    if let Some(l) = &st.compression_level {
+        b.line("Compression", format!("{l} now"));
     }
     b.line(
         "Chunks",
@@ -456,7 +462,11 @@ fn render_link(b: &mut Block, l: &drpair_types::LinkStatus) {
         let rtt = l.rtt_ms.map_or("-".to_string(), |r| format!("{r:.1} ms"));
         b.line(
             "Link",
-            format!("round trip {rtt}, last byte {}, last heartbeat answer {}", ago(l.last_byte_ms_ago), ago(l.last_ack_ms_ago)),
+            format!(
+                "round trip {rtt}, last byte {}, last heartbeat answer {}",
+                ago(l.last_byte_ms_ago),
+                ago(l.last_ack_ms_ago)
+            ),
         );
     }
     b.line(

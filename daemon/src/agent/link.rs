@@ -170,7 +170,8 @@ impl LinkStandby {
                             StandbyMsg::Control { run } if run.holds() => hold.store(true, Ordering::Relaxed),
                             StandbyMsg::Error { message } => {
                                 tracing::warn!("the standby ends the connection: {message}");
-                                *down.lock().expect("down") = Some(format!("the standby ended the connection: {message}"));
+                                *down.lock().expect("down") =
+                                    Some(format!("the standby ended the connection: {message}"));
                             }
                             _ => {}
                         }

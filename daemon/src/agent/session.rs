@@ -126,8 +126,18 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
     // Why the link went down, as the reader saw it (a stall, a refused frame, the standby's
     // own words before it closed): the session's error says it, whatever the pass saw.
     let down: Arc<Mutex<Option<String>>> = Default::default();
-    let (ctl, reader) =
-        link.spawn_reader(rd, super::link::ReaderSide { failback: failback_tx, asked: asked.clone(), down: down.clone(), meter, urgent: lanes.urgent, hold: hold.clone(), pace });
+    let (ctl, reader) = link.spawn_reader(
+        rd,
+        super::link::ReaderSide {
+            failback: failback_tx,
+            asked: asked.clone(),
+            down: down.clone(),
+            meter,
+            urgent: lanes.urgent,
+            hold: hold.clone(),
+            pace,
+        },
+    );
     let mut conn = Conn {
         agent: agent.clone(),
         out,
@@ -468,6 +478,7 @@ impl Conn {
             bytes_read_total: self.agent.bytes_read_total.load(Ordering::Relaxed),
             history_from: Some(self.agent.local.lock().expect("maps").history_from()),
             tracking: Some(self.tracking()),
+            compression_level: Some(self.agent.compression.level()),
             ..Default::default()
         }))
         .await

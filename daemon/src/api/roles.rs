@@ -26,7 +26,8 @@ pub fn required(method: &Method, path: &str, start_deletes: bool) -> Role {
     if let Some(pair_rest) = rest.strip_prefix("/pairs/") {
         let action = pair_rest.split_once('/').map_or("", |(_, a)| a);
         let operator = match action {
-            "pause" | "resume" | "stop" | "points" | "drills" | "verify" | "verify-source" | "adopt-growth" | "settings" => true,
+            "pause" | "resume" | "stop" | "points" | "drills" | "verify" | "verify-source" | "adopt-growth"
+            | "settings" => true,
             "start" => !start_deletes,
             a => a.starts_with("points/") && (a.ends_with("/pin") || a.ends_with("/unpin")),
         };

@@ -28,7 +28,11 @@ pub async fn get_pair(State(sb): State<AppState>, Path(pair): Path<String>) -> A
     Ok(Json(view(&h)))
 }
 
-pub async fn put_pair(State(sb): State<AppState>, Path(pair): Path<String>, raw: Bytes) -> ApiResult<Json<PairSettings>> {
+pub async fn put_pair(
+    State(sb): State<AppState>,
+    Path(pair): Path<String>,
+    raw: Bytes,
+) -> ApiResult<Json<PairSettings>> {
     let (id, h) = find_pair(&sb, &pair)?;
     let u: SettingsUpdate = body(&raw)?;
     let Some(text) = u.bandwidth else {

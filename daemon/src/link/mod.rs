@@ -5,8 +5,8 @@ pub mod meter;
 
 use drpair_wire::{FrameError, HEADER_LEN, decode_body, decode_header};
 use meter::LinkMeter;
-use std::time::{Duration, Instant};
 use serde::de::DeserializeOwned;
+use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 

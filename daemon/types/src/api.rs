@@ -324,6 +324,10 @@ pub struct PairStats {
     pub chunks_received: u64,
     pub chunks_zero: u64,
     pub chunks_dedup: u64,
+    /// The compression the agent ships with now ("off", "zstd:3"; with `auto`, where its
+    /// adaptation to the link and the CPU has taken it), once it has said.
+    #[serde(default)]
+    pub compression_level: Option<String>,
     /// Connections that ended in a failure (kept under its old name; see `link` for
     /// counters named for what they count).
     pub chunks_errored: u64,

@@ -194,7 +194,10 @@ fn parse_minutes(s: &str) -> Result<(u16, u16), String> {
     let (a, b) = s.split_once('-').ok_or_else(|| format!("'{s}': a time range is HH:MM-HH:MM"))?;
     let m = |t: &str| -> Result<u16, String> {
         let (h, m) = t.split_once(':').ok_or_else(|| format!("'{t}' is not HH:MM"))?;
-        let (h, m): (u16, u16) = (h.parse().map_err(|_| format!("'{t}' is not HH:MM"))?, m.parse().map_err(|_| format!("'{t}' is not HH:MM"))?);
+        let (h, m): (u16, u16) = (
+            h.parse().map_err(|_| format!("'{t}' is not HH:MM"))?,
+            m.parse().map_err(|_| format!("'{t}' is not HH:MM"))?,
+        );
         if h > 24 || m > 59 || (h == 24 && m != 0) {
             return Err(format!("'{t}' is not a time of day"));
         }
@@ -270,9 +273,10 @@ mod tests {
         assert_eq!(night.at(5, 5 * 60), Some(1 << 20), "Saturday morning belongs to Friday's night");
         assert_eq!(night.at(4, 5 * 60), None, "Friday morning belongs to Thursday's night");
         let wrap = Schedule::parse("Fri-Mon = 2MiB/s").unwrap();
-        assert_eq!((0..7).map(|d| wrap.at(d, 0).is_some()).collect::<Vec<_>>(), [
-            true, false, false, false, true, true, true
-        ]);
+        assert_eq!(
+            (0..7).map(|d| wrap.at(d, 0).is_some()).collect::<Vec<_>>(),
+            [true, false, false, false, true, true, true]
+        );
         let flat = Schedule::parse("40MiB/s").unwrap();
         assert_eq!(flat.at(3, 100), Some(40 << 20));
         assert!(!flat.is_timed());

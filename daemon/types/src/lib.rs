@@ -26,13 +26,13 @@ pub mod task;
 pub mod time;
 
 pub use api::*;
+pub use bandwidth::{PairSettings, Schedule, SettingsUpdate, StandbySettings};
 pub use deletion::PairDeletion;
 pub use drill::*;
 pub use dump::*;
 pub use error_class::ErrorClass;
 pub use failover::*;
 pub use geometry::{ChunkSize, DiskGeometry, GeometryError};
-pub use bandwidth::{PairSettings, Schedule, SettingsUpdate, StandbySettings};
 pub use ids::{Checkpoint, Epoch, IdError, Lineage, PairId, PointId};
 pub use link::LinkStatus;
 pub use maintenance::*;

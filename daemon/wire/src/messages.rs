@@ -130,6 +130,9 @@ pub struct Progress {
     /// The epoch did not fit the spool: its last chunks are read as the link takes them, so
     /// its point's read window grows.
     pub spool_full: bool,
+    /// The compression level in use now (0: off, else the zstd level): with `auto`, where
+    /// the adaptation to the link and the CPU has taken it.
+    pub compression_level: Option<i32>,
 }
 
 /// The end of an epoch: every chunk of it has been sent.

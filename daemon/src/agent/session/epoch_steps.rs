@@ -233,6 +233,7 @@ impl Conn {
                     tracking: None,
                     spool_bytes: used.bytes,
                     spool_full: used.overflowed,
+                    compression_level: Some(agent.compression.level()),
                 });
                 if out.send(encode(&msg).expect("encode")).await.is_err() {
                     break;

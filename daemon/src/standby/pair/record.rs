@@ -205,8 +205,7 @@ impl PairRecord {
 
     /// Sets the dates from how this record differs from `before` (at `now`).
     pub fn note_dates(&mut self, before: &PairRecord, now: u64) {
-        let settings =
-            before.retention != self.retention
+        let settings = before.retention != self.retention
             || before.stop_at != self.stop_at
             || before.disks != self.disks
             || before.bandwidth != self.bandwidth;

@@ -137,8 +137,10 @@ impl PairRuntime {
         }
         // Pass reports carry no tracker counters: keep the last heartbeat's.
         let tracking = p.tracking.or(self.progress.tracking);
+        let level = p.compression_level.or(self.progress.compression_level);
         self.progress = p;
         self.progress.tracking = tracking;
+        self.progress.compression_level = level;
         if new_pass { self.progress.pass } else { None }
     }
 

@@ -123,6 +123,10 @@ impl PairHandle {
             chunks_zero: rt.stats.chunks_zero,
             chunks_dedup: rt.stats.chunks_dedup,
             chunks_errored: rt.stats.chunks_errored,
+            compression_level: rt
+                .progress
+                .compression_level
+                .map(|l| if l == 0 { "off".into() } else { format!("zstd:{l}") }),
             points: rt.points,
             chunks_total: if p.pass.is_some() { p.chunks_total } else { 0 },
             chunks_shipped: if p.pass.is_some() { p.chunks_done } else { 0 },
