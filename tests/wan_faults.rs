@@ -227,3 +227,39 @@ fn cuts_resets_and_an_unreachable_standby_lose_nothing() {
     step(format!("link counters: {:?}", s.link));
     assert!(s.link.reconnects >= 3, "{:?}", s.link);
 }
+
+#[test]
+fn a_hung_standby_and_an_unresolvable_address_are_survived_and_explained() {
+    let mut r = rig("wan-hung", "hung-01", false);
+    // A standby that stops answering (SIGSTOP) for longer than the stall watch: the agent
+    // leaves the connection, says why, and is back once the standby answers again.
+    let pid = r.sb.pid().expect("standby pid").to_string();
+    r.backlog(64, 51);
+    drpair_e2e::sh("kill", &["-STOP", &pid]);
+    let stopped = Instant::now();
+    let deadline = stopped + Duration::from_secs(20);
+    while !r.agent.log().contains("stalled") {
+        assert!(Instant::now() < deadline, "the agent never noticed the hung standby:\n{}", r.agent.tail(20));
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    step(format!("the agent left the hung standby {:.1}s after it stopped answering", stopped.elapsed().as_secs_f64()));
+    drpair_e2e::sh("kill", &["-CONT", &pid]);
+    let back = Instant::now();
+    r.wait("connected again after the standby answered", Duration::from_secs(30), |s| {
+        s.agent.as_ref().is_some_and(|a| a.connected) && s.link.connections >= 2
+    });
+    step(format!("connected again {:.1}s after the standby answered again", back.elapsed().as_secs_f64()));
+    r.converges();
+
+    // An address that does not resolve: the agent says so, keeps tracking and retrying.
+    let mut spec = AgentSpec::new(&r._env, &r.sb, "nodns-01", &[&r.img]);
+    spec.standby_address = Some("no-such-standby.invalid:7700".into());
+    let mut lost = spec.spawn(&r._env, "agent-nodns");
+    std::thread::sleep(Duration::from_secs(7));
+    let log = lost.log();
+    assert!(lost.is_running(), "the agent gave up:\n{}", lost.tail(20));
+    assert!(log.contains("no-such-standby.invalid"), "the log does not name the address:\n{log}");
+    assert!(log.matches("retrying in").count() >= 2, "no retries:\n{log}");
+    step(format!("unresolvable address: {}", log.lines().find(|l| l.contains("retrying in")).unwrap_or("").trim()));
+    lost.kill9();
+}

@@ -96,6 +96,11 @@ impl Standby {
         self.proc.kill9();
     }
 
+    /// The standby's process id, while it runs.
+    pub fn pid(&self) -> Option<u32> {
+        self.proc.pid()
+    }
+
     /// Clean stop; asserts exit code 0.
     pub fn term(&mut self) {
         let st = self.proc.term(Duration::from_secs(30));
@@ -139,6 +144,8 @@ pub struct AgentSpec {
     pub pair: String,
     pub disks: Vec<PathBuf>,
     pub standby: SocketAddr,
+    /// `--standby` as written instead of `standby` (a name that does not resolve).
+    pub standby_address: Option<String>,
     pub state_dir: PathBuf,
     pub token_file: Option<PathBuf>,
     /// `--standby-fingerprint` (`None`: `--insecure-plaintext`).
@@ -164,6 +171,7 @@ impl AgentSpec {
             pair: pair.into(),
             disks: disks.iter().map(|d| d.to_path_buf()).collect(),
             standby: sb.link,
+            standby_address: None,
             state_dir: env.path(&format!("agent-{pair}")),
             token_file: sb.token_file.clone(),
             fingerprint: sb.fingerprint.clone(),
@@ -185,7 +193,7 @@ impl AgentSpec {
         }
         a.extend(os(&[
             "--standby",
-            &self.standby.to_string(),
+            &self.standby_address.clone().unwrap_or_else(|| self.standby.to_string()),
             "--tracker",
             &self.tracker,
             "--cut-interval",

@@ -28,8 +28,8 @@ pub struct LinkRuntime {
     done: (u64, u64),
     /// (when, bytes received in all): a sample a second, for the rate.
     samples: VecDeque<(Instant, u64)>,
-    /// The heartbeat in flight: (seq, when sent).
-    ping: Option<(u64, Instant)>,
+    /// The heartbeats in flight: (seq, when sent), the newest few.
+    pings: VecDeque<(u64, Instant)>,
     next_seq: u64,
     pub rtt: Option<Duration>,
     pub last_pong: Option<Instant>,
@@ -46,7 +46,7 @@ impl LinkRuntime {
     pub fn connected(&mut self, meter: Arc<LinkMeter>) {
         self.connections += 1;
         self.meter = Some(meter);
-        self.ping = None;
+        self.pings.clear();
         self.rtt = None;
         self.last_pong = None;
     }
@@ -68,12 +68,14 @@ impl LinkRuntime {
         });
     }
 
-    /// The next heartbeat's sequence number; remembered to time its answer.
+    /// The next heartbeat's sequence number; remembered to time its answer (a lost answer
+    /// only drops out of the few remembered).
     pub fn ping(&mut self) -> u64 {
         self.next_seq += 1;
-        if self.ping.is_none() {
-            self.ping = Some((self.next_seq, Instant::now()));
+        if self.pings.len() == 8 {
+            self.pings.pop_front();
         }
+        self.pings.push_back((self.next_seq, Instant::now()));
         self.next_seq
     }
 
@@ -81,11 +83,9 @@ impl LinkRuntime {
     pub fn pong(&mut self, seq: u64) {
         let now = Instant::now();
         self.last_pong = Some(now);
-        if let Some((s, at)) = self.ping
-            && s == seq
-        {
-            self.rtt = Some(now - at);
-            self.ping = None;
+        if let Some(i) = self.pings.iter().position(|(s, _)| *s == seq) {
+            self.rtt = Some(now - self.pings[i].1);
+            self.pings.drain(..=i);
         }
     }
 
@@ -177,9 +177,16 @@ mod tests {
         let mut l = LinkRuntime::default();
         let a = l.ping();
         let b = l.ping();
+        l.pong(9);
+        assert!(l.rtt.is_none(), "an answer to no heartbeat times nothing");
         l.pong(b);
-        assert!(l.rtt.is_none(), "only the heartbeat in flight is timed");
-        l.pong(a);
         assert!(l.rtt.is_some() && l.last_pong.is_some());
+        l.rtt = None;
+        l.pong(a);
+        assert!(l.rtt.is_none(), "an answer older than the last timed one is dropped");
+        for _ in 0..20 {
+            l.ping();
+        }
+        assert_eq!(l.pings.len(), 8, "lost answers do not pile up");
     }
 }
