@@ -13,7 +13,11 @@
 //! | `Idle`      | window under 100 ms, or nothing shipped             | stay; forget the streak|
 //! | `LinkBound` | `link_busy ≥ 0.5` and `cpu_busy < 0.6`              | one level up           |
 //! | `CpuBound`  | `cpu_busy ≥ 0.8` and `link_busy < 0.2`              | one level down (to Off)|
+//! | `CpuBound`  | under 15% of the host's CPU time was idle or ours (`host_free`) | one level down |
 //! | `Balanced`  | anything else, and `LinkBound` on data that does not compress (ratio ≥ 0.95 at a zstd level: more effort will not help) | stay |
+//!
+//! The host rule comes first: the protected server's own work needs its CPUs more than the
+//! link needs fewer bytes, so a busy host takes compression down whatever the link says.
 //!
 //! Levels: Off, zstd 1, zstd 3, zstd 6 ([`LEVELS`]). Higher zstd levels cost several times
 //! the CPU for a few percent on disk data, so 6 is the top. A level changes only after the
@@ -34,6 +38,7 @@ const CPU_IDLE_ENOUGH: f64 = 0.6;
 const CPU_BOUND: f64 = 0.8;
 const LINK_IDLE_ENOUGH: f64 = 0.2;
 const INCOMPRESSIBLE: f64 = 0.95;
+const HOST_BUSY_FREE: f64 = 0.15;
 
 /// One measurement window of the shipping pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
@@ -48,6 +53,9 @@ pub struct LinkSample {
     pub send_blocked: Duration,
     /// Length of the window.
     pub elapsed: Duration,
+    /// Share of the host's CPU time over the window that was idle or the agent's own (None:
+    /// not measured): what the protected server's other work left.
+    pub host_free: Option<f64>,
 }
 
 /// What a sample says about the pipeline.
@@ -68,7 +76,9 @@ pub fn classify(s: &LinkSample, workers: u32, level: Compression) -> Verdict {
     let link_busy = s.send_blocked.as_secs_f64() / elapsed;
     let cpu_busy = s.compress_busy.as_secs_f64() / (elapsed * f64::from(workers.max(1)));
     let ratio = s.bytes_out as f64 / s.bytes_in as f64;
-    if link_busy >= LINK_BOUND && cpu_busy < CPU_IDLE_ENOUGH {
+    if s.host_free.is_some_and(|free| free < HOST_BUSY_FREE) {
+        Verdict::CpuBound
+    } else if link_busy >= LINK_BOUND && cpu_busy < CPU_IDLE_ENOUGH {
         if level != Compression::Off && ratio >= INCOMPRESSIBLE { Verdict::Balanced } else { Verdict::LinkBound }
     } else if cpu_busy >= CPU_BOUND && link_busy < LINK_IDLE_ENOUGH {
         Verdict::CpuBound
@@ -152,6 +162,7 @@ mod tests {
             compress_busy: elapsed.mul_f64(cpu_busy_per_worker * 2.0), // 2 workers
             send_blocked: elapsed.mul_f64(link_busy),
             elapsed,
+            host_free: None,
         }
     }
 
@@ -179,6 +190,11 @@ mod tests {
         assert_eq!(classify(&short, 2, off), Idle);
         let empty = LinkSample { bytes_in: 0, bytes_out: 0, ..sample(0.9, 0.1, 1.0) };
         assert_eq!(classify(&empty, 2, off), Idle);
+        // A busy host takes compression down, even on a slow link.
+        let busy = LinkSample { host_free: Some(0.1), ..sample(0.9, 0.3, 0.5) };
+        assert_eq!(classify(&busy, 2, z3), CpuBound);
+        let calm = LinkSample { host_free: Some(0.6), ..sample(0.9, 0.3, 0.5) };
+        assert_eq!(classify(&calm, 2, z3), LinkBound);
     }
 
     #[test]

@@ -23,6 +23,25 @@ pub enum LevelSetting {
 struct Window {
     adaptive: Option<AdaptiveLevel>,
     started: Instant,
+    /// The host's CPU times at the window's start (see [`cpu_times`]).
+    cpu: Option<(u64, u64)>,
+}
+
+/// The host's CPU time so far, in clock ticks summed over its CPUs: (all, free for the
+/// agent), free being idle, waiting for I/O, or used by the agent itself (from `/proc/stat`
+/// and `/proc/self/stat`). None where they cannot be read.
+fn cpu_times() -> Option<(u64, u64)> {
+    let text = std::fs::read_to_string("/proc/stat").ok()?;
+    let line = text.lines().next()?.strip_prefix("cpu ")?;
+    let v: Vec<u64> = line.split_whitespace().filter_map(|x| x.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal (guest time is within user).
+    let all = v.iter().take(8).sum();
+    let idle = v.get(3)? + v.get(4).copied().unwrap_or(0);
+    let me = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // After the command's closing parenthesis: field 3 onwards; utime and stime are 14 and 15.
+    let f: Vec<&str> = me.rsplit_once(')')?.1.split_whitespace().collect();
+    let own = f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?;
+    Some((all, idle + own))
 }
 
 /// Shared by the workers of the agent.
@@ -58,7 +77,7 @@ impl CompressionCtl {
             compress_ns: AtomicU64::new(0),
             bytes_in: AtomicU64::new(0),
             bytes_out: AtomicU64::new(0),
-            window: Mutex::new(Window { adaptive, started: Instant::now() }),
+            window: Mutex::new(Window { adaptive, started: Instant::now(), cpu: cpu_times() }),
         }
     }
 
@@ -84,6 +103,14 @@ impl CompressionCtl {
             return;
         }
         w.started = Instant::now();
+        if w.adaptive.is_none() {
+            return;
+        }
+        let host_free = cpu_times().and_then(|now| {
+            let before = w.cpu.replace(now)?;
+            let total = now.0.saturating_sub(before.0);
+            (total > 0).then(|| now.1.saturating_sub(before.1) as f64 / total as f64)
+        });
         let Some(adaptive) = w.adaptive.as_mut() else { return };
         let sample = LinkSample {
             bytes_in: self.bytes_in.swap(0, Ordering::Relaxed),
@@ -91,6 +118,7 @@ impl CompressionCtl {
             compress_busy: Duration::from_nanos(self.compress_ns.swap(0, Ordering::Relaxed)),
             send_blocked: Duration::from_nanos(self.send_wait_ns.swap(0, Ordering::Relaxed)),
             elapsed,
+            host_free,
         };
         let before = self.level();
         let next = to_level(adaptive.observe(&sample));
@@ -131,6 +159,12 @@ impl WorkerCompressor {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_cpu_times_are_read() {
+        let (all, free) = cpu_times().expect("/proc/stat");
+        assert!(all > 0 && free <= all + 1000);
+    }
 
     #[test]
     fn fixed_settings_do_not_move() {
