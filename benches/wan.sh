@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # The WAN benchmark: drpair through a link with a rate cap and a delay (the fault-injecting
 # proxy of the test harness), in one run:
-#   1. 100 Mbit/s, 50 ms RTT: initial sync of a 512 MiB random disk and a 1% catch-up, as
+#   1. 100 Mbit/s, 50 ms RTT: initial sync of a 4 GiB loop device (512 MiB written) and a 1% catch-up, as
 #      bytes on the wire per second against the link's rate, and against rsync (daemon mode,
 #      behind the same kind of proxy) copying the file and catching up the same 1%;
 #   2. 400 Mbit/s, 20 ms RTT: lag p50/p99/max while fio writes 20 MB/s of random 64 KiB
 #      blocks to the tracked loop device (tracefs);
-#   3. fio 4 KiB random-write IOPS on that device: no agent, agent idle, agent shipping.
-# Prints the WAN lines. Needs root, fio, rsync; about 6 minutes.
+#   3. fio 4 KiB random-write IOPS on that device: no agent (before and after), agent idle,
+#      agent shipping a backlog.
+# Prints the WAN lines. Needs root, fio, rsync, tracefs; about 8 minutes.
 #   bash benches/wan.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -1,23 +1,28 @@
 //! The WAN benchmark (issue 20), run by `benches/wan.sh` (ignored in the test suite: it
 //! measures, it does not check). Through the fault proxy acting as a WAN link, in one process:
-//! 1. 100 Mbit/s each way with 50 ms of round trip: the initial sync of a 512 MiB random disk
-//!    and a 1% catch-up, as bytes on the wire per second against the link's rate, and against
-//!    `rsync` (an rsync daemon behind the same proxy) copying the same file and then catching
-//!    up the same 1%;
+//! 1. 100 Mbit/s each way with 50 ms of round trip: the initial sync of a 4 GiB loop device
+//!    holding 512 MiB of random data (the rest never written), tracked through tracefs, and a
+//!    1% catch-up (41 MB of random chunks), as bytes on the wire per second against the link's
+//!    rate, and against `rsync` (an rsync daemon behind the same proxy) copying the same file
+//!    and then catching up the same 1% (`--inplace --no-whole-file -I`);
 //! 2. 400 Mbit/s with 20 ms of round trip: the lag (RPO) sampled every 250 ms while fio writes
 //!    20 MB/s of random 64 KiB blocks to the tracked loop device, p50/p99/max;
-//! 3. the tracked host's cost: fio 4 KiB random-write IOPS on the loop device with no agent,
-//!    with the agent idle, and with the agent shipping a 512 MiB backlog at full speed.
+//! 3. the tracked host's cost: fio 4 KiB random-write IOPS on the loop device with no agent
+//!    (before and after), with the agent idle, and with the agent shipping a 512 MiB backlog
+//!    as fast as the 400 Mbit/s link takes it.
 //!
 //! Prints one `WAN` line per figure; ratios are what to read.
 
 use drpair_e2e::fault_proxy::FaultProxy;
 use drpair_e2e::image::{Fill, create_image, overwrite_chunks, pick_chunks};
+use rand::{RngCore, SeedableRng};
+use std::os::unix::fs::FileExt;
 use drpair_e2e::{AgentSpec, LoopDev, MIB, Standby, TestEnv, step, wait_ready};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 const SIZE: u64 = 512 * MIB;
+const BIG: u64 = 4096 * MIB;
 const CHUNK: u64 = 64 << 10;
 
 fn wan(line: String) {
@@ -86,6 +91,24 @@ fn fio(dev: &std::path::Path, secs: u32, extra: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("fio json")
 }
 
+/// Writes random data over `chunks` of the device (O_DIRECT is not needed: synced after).
+fn write_chunks(dev: &std::path::Path, chunks: &[u64], seed: u64) {
+    let f = std::fs::OpenOptions::new().write(true).open(dev).expect("open device");
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut buf = vec![0u8; CHUNK as usize];
+    for &c in chunks {
+        rng.fill_bytes(&mut buf);
+        f.write_all_at(&buf, c * CHUNK).expect("write chunk");
+    }
+    f.sync_all().expect("sync");
+}
+
+/// A file of `data` random bytes, `size` long (the rest a hole).
+fn partly_written(path: &std::path::Path, data: u64, size: u64, seed: u64) {
+    create_image(path, data, Fill::Random, seed);
+    std::fs::OpenOptions::new().write(true).open(path).unwrap().set_len(size).unwrap();
+}
+
 fn iops(dev: &std::path::Path) -> f64 {
     let j = fio(dev, 10, &["--rw=randwrite", "--bs=4k", "--iodepth=16", "--size=256M"]);
     j["jobs"][0]["write"]["iops"].as_f64().unwrap_or(0.0)
@@ -98,39 +121,43 @@ fn wan_benchmark() {
     // 1. 100 Mbit/s, 50 ms round trip.
     let rate = 12_500_000u64;
     let img = env.path("disk0.img");
-    create_image(&img, SIZE, Fill::Random, 1);
+    partly_written(&img, SIZE, BIG, 1);
+    let lo = LoopDev::attach(&img);
     let sb = Standby::start(&env, None);
     let api = sb.api();
     let proxy = FaultProxy::start(sb.link);
     proxy.set_rate(Some(rate));
     proxy.set_delay(Duration::from_millis(25));
-    let mut spec = AgentSpec::new(&env, &sb, "wan-01", &[&img]);
+    let mut spec = AgentSpec::new(&env, &sb, "wan-01", &[&lo.dev]);
     spec.standby = proxy.addr;
+    spec.tracker = "tracefs".into();
     spec.cut_interval = "30s".into();
     let t = Instant::now();
     let mut agent = spec.spawn(&env, "agent");
-    wait_ready(&api, "wan-01", &mut agent, Duration::from_secs(600));
+    wait_ready(&api, "wan-01", &mut agent, Duration::from_secs(900));
     let secs = t.elapsed().as_secs_f64();
     let wire = proxy.forwarded().0;
     wan(format!(
-        "initial sync 512 MiB at 100 Mbit/s, 50 ms RTT: {secs:.1} s, {:.2} MB/s on the wire = {:.3}× the link",
+        "initial sync of 4 GiB (512 MiB written) at 100 Mbit/s, 50 ms RTT: {secs:.1} s, {:.2} MB/s on the wire = {:.3}× the link",
         wire as f64 / secs / 1e6,
         wire as f64 / secs / rate as f64
     ));
-    let changed = pick_chunks(SIZE / CHUNK, SIZE / CHUNK / 100, 5);
+    let changed = pick_chunks(BIG / CHUNK, BIG / CHUNK / 100, 5);
     let before = proxy.forwarded().0;
-    overwrite_chunks(&img, CHUNK, &changed, 6);
+    write_chunks(&lo.dev, &changed, 6);
     let t = Instant::now();
     api.create_point_wait("wan-01");
     let csecs = t.elapsed().as_secs_f64();
     let cwire = proxy.forwarded().0 - before;
     wan(format!(
-        "1% catch-up ({} chunks): {csecs:.2} s, {:.1} MB on the wire, {:.3}× the link",
+        "1% catch-up ({} chunks, {:.1} MB): {csecs:.2} s, {:.1} MB on the wire, {:.3}× the link",
         changed.len(),
+        (changed.len() as u64 * CHUNK) as f64 / 1e6,
         cwire as f64 / 1e6,
         cwire as f64 / csecs / rate as f64
     ));
     drop(agent);
+    drop(lo);
 
     // rsync through the same kind of link.
     let dst = env.mkdir("rsync-dst");
@@ -139,24 +166,29 @@ fn wan_benchmark() {
     rproxy.set_rate(Some(rate));
     rproxy.set_delay(Duration::from_millis(25));
     let copy = env.path("rsync-src.img");
-    std::fs::copy(&img, &copy).unwrap();
-    let r_init = rsync(&["--whole-file"], &copy, &rproxy, "disk.img");
-    overwrite_chunks(&copy, CHUNK, &pick_chunks(SIZE / CHUNK, SIZE / CHUNK / 100, 7), 8);
-    let r_catch = rsync(&["--inplace", "--no-whole-file"], &copy, &rproxy, "disk.img");
+    partly_written(&copy, SIZE, BIG, 1);
+    let r_init = rsync(&["--whole-file", "--sparse"], &copy, &rproxy, "disk.img");
+    overwrite_chunks(&copy, CHUNK, &pick_chunks(BIG / CHUNK, BIG / CHUNK / 100, 7), 8);
+    let t = Instant::now();
+    let r_catch = rsync(&["--inplace", "--no-whole-file", "--ignore-times"], &copy, &rproxy, "disk.img");
+    let r_wire = rproxy.forwarded();
     wan(format!(
-        "rsync through the same link: copy {r_init:.1} s (drpair {:.2}×), 1% catch-up {r_catch:.2} s (drpair {:.2}× faster)",
-        r_init / secs,
-        r_catch / csecs
+        "rsync through the same link: copy {r_init:.1} s (drpair took {:.2}× its time), 1% catch-up {r_catch:.2} s (drpair took {:.2}× its time); rsync's catch-up moved {:.1} MB in {:.1} s",
+        secs / r_init,
+        csecs / r_catch,
+        (r_wire.0 + r_wire.1) as f64 / 1e6,
+        t.elapsed().as_secs_f64()
     ));
     drop(rproxy);
     drop(rs);
+    std::fs::remove_file(&copy).ok();
 
     // 2. 400 Mbit/s, 20 ms: lag under 20 MB/s of random writes to a tracked loop device.
     let dimg = env.path("tracked.img");
     create_image(&dimg, SIZE, Fill::Random, 9);
     let lo = LoopDev::attach(&dimg);
     // The host's own IOPS before any agent tracks the device (the baseline of part 3).
-    let none = iops(&lo.dev);
+    let none_before = iops(&lo.dev);
     let proxy2 = FaultProxy::start(sb.link);
     proxy2.set_rate(Some(50_000_000));
     proxy2.set_delay(Duration::from_millis(10));
@@ -198,9 +230,18 @@ fn wan_benchmark() {
     std::thread::sleep(Duration::from_millis(500));
     let shipping = iops(&lo.dev);
     let backlog = api.status("wan-02").stats.backlog_bytes;
-    drop(agent);
+    agent.term(Duration::from_secs(30));
+    // The agent's clean stop leaves its trace instance recording: decommission removes it.
+    let out = Command::new(drpair_e2e::bin("drpaird"))
+        .args(["agent", "--decommission", "--pair", "wan-02", "--state-dir"])
+        .arg(env.path("agent-wan-02"))
+        .output()
+        .expect("decommission");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let none_after = iops(&lo.dev);
+    let none = (none_before + none_after) / 2.0;
     wan(format!(
-        "fio 4 KiB random-write IOPS: no agent {none:.0}, agent idle {idle:.0} ({:.3}×), agent shipping a backlog {shipping:.0} ({:.3}×; {} MiB still queued after)",
+        "fio 4 KiB random-write IOPS: no agent {none:.0} (before {none_before:.0}, after {none_after:.0}), agent idle {idle:.0} ({:.3}×), agent shipping a backlog {shipping:.0} ({:.3}×; {} MiB of it still queued after)",
         idle / none,
         shipping / none,
         backlog / MIB
