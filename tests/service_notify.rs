@@ -229,6 +229,7 @@ fn agent_ready_without_waiting_for_the_standby() {
     let nowhere = TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).expect("free port");
     let disk = image(&env, "disk0.img");
     let spec = AgentSpec {
+        standby_address: None,
         pair: "alone-01".into(),
         disks: vec![disk],
         standby: nowhere,

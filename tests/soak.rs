@@ -6,6 +6,10 @@
 //! every stored chunk is verified. Prints cycles, faults by kind, lost writes, unequal or
 //! unreadable points, median and max time to converge, and the max lag.
 //!
+//! Before the cycles, every kind of fault is also injected once during the initial sync (held
+//! to 8 MiB/s by a standby-wide limit so it lasts): the pair must still become ready, and its
+//! baseline be followed by points equal to the device.
+//!
 //! `DRPAIR_SOAK_CYCLES` (default 10, as CI runs it; `benches/soak.sh` runs 100) and
 //! `DRPAIR_SOAK_SEED` choose the run. The first six cycles take each kind once, in order.
 
@@ -38,7 +42,7 @@ fn soak_faults_during_writes_lose_nothing() {
     mkfs_ext4(&img);
     let lo = LoopDev::attach(&img);
     let mnt = Mount::mount(&lo.dev, &env.path("mnt"));
-    let mut sb = Standby::start(&env, None);
+    let mut sb = Standby::start_with(&env, None, &["--bandwidth", "8MiB/s"]);
     let api = sb.api();
     let proxy = FaultProxy::start(sb.link);
     let mut spec = AgentSpec::new(&env, &sb, PAIR, &[&lo.dev]);
@@ -46,9 +50,19 @@ fn soak_faults_during_writes_lose_nothing() {
     spec.tracker = "tracefs".into();
     let mut agent = spec.spawn(&env, "agent");
     let mut workload = Some(Workload::start(&mnt.dir, seed));
-    wait_ready(&api, PAIR, &mut agent, Duration::from_secs(120));
-
     let mut rng = StdRng::seed_from_u64(seed);
+    // Every kind once during the initial sync.
+    wait_connected(&api, PAIR, true, Duration::from_secs(60));
+    for kind in KINDS {
+        std::thread::sleep(Duration::from_millis(1500));
+        let s = api.status(PAIR);
+        step(format!("during the initial sync ({:.0}%, {}): {kind}", s.stats.progress_percent, s.state_label));
+        inject(kind, &proxy, &mut agent, &mut sb, &mut rng);
+        wait_connected(&api, PAIR, true, Duration::from_secs(60));
+    }
+    sb.cli().run(&["standby", "set", "--bandwidth", "unlimited"]).ok();
+    wait_ready(&api, PAIR, &mut agent, Duration::from_secs(180));
+
     let mut by_kind: BTreeMap<&str, u64> = BTreeMap::new();
     let (mut unequal, mut unreadable) = (0u64, 0u64);
     let mut converge: Vec<f64> = vec![];
@@ -61,31 +75,7 @@ fn soak_faults_during_writes_lose_nothing() {
         };
         *by_kind.entry(kind).or_default() += 1;
         std::thread::sleep(Duration::from_millis(rng.random_range(300..1500)));
-        match kind {
-            "link cut" => {
-                proxy.cut();
-            }
-            "stall" => {
-                proxy.stall(true);
-                std::thread::sleep(Duration::from_secs(12));
-                proxy.stall(false);
-            }
-            "corruption" => proxy.corrupt_after(rng.random_range(1_000..200_000)),
-            "kill -9 agent" => {
-                agent.kill9();
-                std::thread::sleep(Duration::from_millis(500));
-                agent.start();
-            }
-            "kill -9 standby" => {
-                sb.kill9();
-                std::thread::sleep(Duration::from_millis(500));
-                sb.restart();
-            }
-            _ => {
-                sb.term();
-                sb.restart();
-            }
-        }
+        inject(kind, &proxy, &mut agent, &mut sb, &mut rng);
         let healed = Instant::now();
         // Writes go on while the pair comes back; then a frozen copy and a point of it.
         wait_connected(&api, PAIR, true, Duration::from_secs(60));
@@ -140,4 +130,33 @@ fn soak_faults_during_writes_lose_nothing() {
     assert_eq!((unequal, unreadable), (0, 0), "points lost acknowledged writes or could not be read");
     assert!(clean, "verify found damage: {}", verify.stdout);
     assert_eq!(file_len(&env.path("frozen.img")), SIZE);
+}
+
+/// Injects one fault and heals it (the stall after 12 s, killed processes started again).
+fn inject(kind: &str, proxy: &FaultProxy, agent: &mut drpair_e2e::Daemon, sb: &mut Standby, rng: &mut StdRng) {
+    match kind {
+        "link cut" => {
+            proxy.cut();
+        }
+        "stall" => {
+            proxy.stall(true);
+            std::thread::sleep(Duration::from_secs(12));
+            proxy.stall(false);
+        }
+        "corruption" => proxy.corrupt_after(rng.random_range(1_000..200_000)),
+        "kill -9 agent" => {
+            agent.kill9();
+            std::thread::sleep(Duration::from_millis(500));
+            agent.start();
+        }
+        "kill -9 standby" => {
+            sb.kill9();
+            std::thread::sleep(Duration::from_millis(500));
+            sb.restart();
+        }
+        _ => {
+            sb.term();
+            sb.restart();
+        }
+    }
 }

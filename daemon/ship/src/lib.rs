@@ -46,4 +46,4 @@ pub use drpair_codec::{Codec, CodecError, Compression};
 pub use error::{ErrorClass, ReadError};
 pub use memory::MemoryStandby;
 pub use reader::{Completion, Engine, ReadBlock, ReadRequest, Reader, ReaderConfig, ReaderStats};
-pub use standby::Standby;
+pub use standby::{HaveTicket, Standby};

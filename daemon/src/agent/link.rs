@@ -7,7 +7,7 @@
 use crate::link::meter::LinkMeter;
 use crate::link::{AbortOnDrop, LinkError, LinkReader, STALL_AFTER, read_msg_watched};
 use drpair_ship::pass::PassError;
-use drpair_ship::{Hash, Standby};
+use drpair_ship::{Hash, HaveTicket, Standby};
 use drpair_types::Epoch;
 use drpair_wire::{AgentMsg, ChunkItem, StandbyMsg, WireVersion, encode};
 use std::collections::HashMap;
@@ -96,21 +96,7 @@ impl LinkStandby {
 
     /// Waits for a routed answer, giving up when the pass aborts or after [`ANSWER_TIMEOUT`].
     fn wait_answer<T>(&self, rx: &crossbeam_channel::Receiver<T>) -> Result<T, PassError> {
-        let deadline = Instant::now() + ANSWER_TIMEOUT;
-        loop {
-            match rx.recv_timeout(Duration::from_millis(200)) {
-                Ok(v) => return Ok(v),
-                Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
-                    if self.abort.load(Ordering::Relaxed) {
-                        return Err(PassError::Aborted);
-                    }
-                    if Instant::now() > deadline {
-                        return Err(PassError::NoAnswer { secs: ANSWER_TIMEOUT.as_secs() });
-                    }
-                }
-                Err(_) => return Err(PassError::ClosedWhileWaiting),
-            }
-        }
+        wait_answer(&self.abort, rx)
     }
 
     /// Spawns the connection's reader: Have and hash answers go to the waiting workers,
@@ -203,13 +189,40 @@ impl LinkStandby {
     }
 }
 
+/// Waits for a routed answer, giving up when `abort` is set or after [`ANSWER_TIMEOUT`].
+fn wait_answer<T>(abort: &AtomicBool, rx: &crossbeam_channel::Receiver<T>) -> Result<T, PassError> {
+    let deadline = Instant::now() + ANSWER_TIMEOUT;
+    loop {
+        match rx.recv_timeout(Duration::from_millis(200)) {
+            Ok(v) => return Ok(v),
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {
+                if abort.load(Ordering::Relaxed) {
+                    return Err(PassError::Aborted);
+                }
+                if Instant::now() > deadline {
+                    return Err(PassError::NoAnswer { secs: ANSWER_TIMEOUT.as_secs() });
+                }
+            }
+            Err(_) => return Err(PassError::ClosedWhileWaiting),
+        }
+    }
+}
+
 impl Standby for LinkStandby {
     fn have(&self, hashes: Vec<Hash>) -> Result<Vec<bool>, PassError> {
+        self.have_start(hashes).wait()
+    }
+
+    fn have_start(&self, hashes: Vec<Hash>) -> HaveTicket {
         let batch = self.next_id();
         let (tx, rx) = crossbeam_channel::bounded(1);
         self.have_routes.lock().expect("routes").insert(batch, tx);
-        self.send(&AgentMsg::Have { batch, hashes })?;
-        self.wait_answer(&rx)
+        if let Err(e) = self.send(&AgentMsg::Have { batch, hashes }) {
+            self.have_routes.lock().expect("routes").remove(&batch);
+            return HaveTicket::Ready(Err(e));
+        }
+        let abort = self.abort.clone();
+        HaveTicket::Pending(Box::new(move || wait_answer(&abort, &rx)))
     }
 
     fn hashes(&self, disk: u32, first: u64, count: u64) -> Result<Vec<Option<WireVersion>>, PassError> {

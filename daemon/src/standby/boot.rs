@@ -63,7 +63,7 @@ impl Standby {
             auto_start: cfg.auto_start,
             adopt_growth: cfg.adopt_growth,
             resources,
-            bandwidth: super::bandwidth::Bandwidth::new(&cfg.data_dir, cfg.bandwidth.clone()),
+            bandwidth: super::wide_limit::Bandwidth::new(&cfg.data_dir, cfg.bandwidth.clone()),
             register_lock: Mutex::new(()),
             metrics: metrics::install(),
             retention: cfg.retention.clone(),

@@ -36,6 +36,7 @@ pub mod tokens;
 pub mod trend;
 pub mod verify;
 pub mod watch;
+pub mod wide_limit;
 
 pub use node::Standby;
 

@@ -20,7 +20,7 @@ pub struct Standby {
     /// The data filesystem's reserve and the memory floor.
     pub resources: super::resources::Resources,
     /// The standby-wide bandwidth limit (pairs' own limits are in their records).
-    pub bandwidth: super::bandwidth::Bandwidth,
+    pub bandwidth: super::wide_limit::Bandwidth,
     pub register_lock: Mutex<()>,
     pub metrics: metrics_exporter_prometheus::PrometheusHandle,
     /// The default retention policy of pairs without their own.

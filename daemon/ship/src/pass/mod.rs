@@ -281,43 +281,67 @@ fn item_bytes(i: &drpair_wire::ChunkItem) -> u64 {
     }
 }
 
+/// Have queries in flight while the spool ships: the batches asked about run this far
+/// ahead of the one being sent, so the round trip of a long link overlaps the sending.
+const HAVE_WINDOW: usize = 8;
+
 /// Ships what the workers spooled: per batch of about a frame, the standby is asked which
-/// hashes it holds (those go as hashes), the rest is compressed, then the frame is sent.
+/// hashes it holds (those go as hashes), the rest is compressed, then the frame is sent. The
+/// questions run [`HAVE_WINDOW`] batches ahead of the sending: no batch waits a round trip.
 fn ship_spool(ctx: &PassCtx, spool: &Spool, sum: &mut PassSummary) -> Result<(), PassError> {
     let mut comp = ctx.compression.compressor();
     let mut replaced = PassSummary::default();
-    let shipped = spool.drain(
-        FRAME_BYTES as u64,
-        |old| {
-            replaced.chunks += 1;
-            match &old.body {
-                drpair_wire::ChunkBody::Zero => replaced.zero += 1,
-                drpair_wire::ChunkBody::Data { payload, .. } => {
-                    replaced.data += 1;
-                    replaced.payload_bytes += payload.len() as u64;
+    let mut ahead: std::collections::VecDeque<(Vec<drpair_wire::ChunkItem>, Vec<(usize, crate::HaveTicket)>)> =
+        Default::default();
+    let mut send = |mut items: Vec<drpair_wire::ChunkItem>,
+                    asked: Vec<(usize, crate::HaveTicket)>,
+                    sum: &mut PassSummary|
+     -> Result<(), PassError> {
+        while ctx.hold.load(Ordering::Relaxed) && !ctx.abort.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if ctx.abort.load(Ordering::Relaxed) {
+            return Err(PassError::Aborted);
+        }
+        worker::apply_have(&mut items, asked, sum)?;
+        worker::compress_spooled(&mut comp, ctx, &mut items, sum);
+        throttle::wait(items.iter().map(item_bytes).sum());
+        let n = items.len() as u64;
+        let waited = ctx.standby.send_chunks(ctx.epoch, items)?;
+        ctx.compression.record_send_wait(waited);
+        ctx.progress.shipped.fetch_add(n, Ordering::Relaxed);
+        Ok(())
+    };
+    let shipped = spool
+        .drain(
+            FRAME_BYTES as u64,
+            |old| {
+                replaced.chunks += 1;
+                match &old.body {
+                    drpair_wire::ChunkBody::Zero => replaced.zero += 1,
+                    drpair_wire::ChunkBody::Data { payload, .. } => {
+                        replaced.data += 1;
+                        replaced.payload_bytes += payload.len() as u64;
+                    }
+                    drpair_wire::ChunkBody::Known(_) => replaced.dedup += 1,
                 }
-                drpair_wire::ChunkBody::Known(_) => replaced.dedup += 1,
+            },
+            |items| {
+                let asked = if ctx.dedup { worker::ask_have(ctx, &items) } else { vec![] };
+                ahead.push_back((items, asked));
+                if ahead.len() > HAVE_WINDOW {
+                    let (items, asked) = ahead.pop_front().expect("a batch ahead");
+                    send(items, asked, sum)?;
+                }
+                Ok(())
+            },
+        )
+        .and_then(|()| {
+            while let Some((items, asked)) = ahead.pop_front() {
+                send(items, asked, sum)?;
             }
-        },
-        |mut items| {
-            while ctx.hold.load(Ordering::Relaxed) && !ctx.abort.load(Ordering::Relaxed) {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-            if ctx.abort.load(Ordering::Relaxed) {
-                return Err(PassError::Aborted);
-            }
-            if ctx.dedup {
-                worker::dedup_spooled(ctx, &mut items, sum)?;
-            }
-            worker::compress_spooled(&mut comp, ctx, &mut items, sum);
-            throttle::wait(items.iter().map(item_bytes).sum());
-            let n = items.len() as u64;
-            let waited = ctx.standby.send_chunks(ctx.epoch, items)?;
-            ctx.compression.record_send_wait(waited);
-            ctx.progress.shipped.fetch_add(n, Ordering::Relaxed);
             Ok(())
-        },
-    );
+        });
     sum.chunks -= replaced.chunks;
     sum.zero -= replaced.zero;
     sum.data -= replaced.data;

@@ -3,6 +3,7 @@
 //! about 1 MiB to the standby.
 
 use super::{FRAME_BYTES, PassCtx, PassError, PassMode, PassSummary, WorkerCompressor, throttle};
+use crate::HaveTicket;
 use crate::{ReadBlock, hash_chunk, is_zero};
 use drpair_wire::{ChunkBody, ChunkItem};
 use std::collections::HashMap;
@@ -193,9 +194,9 @@ impl<'a> Worker<'a> {
     }
 }
 
-/// Turns the spooled data chunks the standby already holds into hashes (one Have query per
-/// batch), moving them from `data` to `dedup` in the summary.
-pub(super) fn dedup_spooled(ctx: &PassCtx, items: &mut [ChunkItem], sum: &mut PassSummary) -> Result<(), PassError> {
+/// The Have queries of a batch's data chunks, sent without waiting (at most 4096 hashes per
+/// query, as the standby answers).
+pub(super) fn ask_have(ctx: &PassCtx, items: &[ChunkItem]) -> Vec<(usize, HaveTicket)> {
     let hashes: Vec<[u8; 32]> = items
         .iter()
         .filter_map(|i| match &i.body {
@@ -203,15 +204,21 @@ pub(super) fn dedup_spooled(ctx: &PassCtx, items: &mut [ChunkItem], sum: &mut Pa
             _ => None,
         })
         .collect();
-    if hashes.is_empty() {
-        return Ok(());
-    }
-    // The standby answers at most 4096 hashes per query.
-    let mut have = Vec::with_capacity(hashes.len());
-    for part in hashes.chunks(4096) {
-        let answer = ctx.standby.have(part.to_vec())?;
-        if answer.len() != part.len() {
-            return Err(PassError::HaveCount { got: answer.len(), asked: part.len() });
+    hashes.chunks(4096).map(|part| (part.len(), ctx.standby.have_start(part.to_vec()))).collect()
+}
+
+/// Turns the data chunks the standby holds into hashes, from the answers to [`ask_have`],
+/// moving them from `data` to `dedup` in the summary.
+pub(super) fn apply_have(
+    items: &mut [ChunkItem],
+    asked: Vec<(usize, HaveTicket)>,
+    sum: &mut PassSummary,
+) -> Result<(), PassError> {
+    let mut have = Vec::new();
+    for (n, ticket) in asked {
+        let answer = ticket.wait()?;
+        if answer.len() != n {
+            return Err(PassError::HaveCount { got: answer.len(), asked: n });
         }
         have.extend(answer);
     }
