@@ -12,7 +12,7 @@
 //!    as fast as the 400 Mbit/s link takes it.
 //!
 //! Prints one `WAN` line per figure; ratios are what to read. `DRPAIR_WAN_QUICK=1` runs only
-//! drpair's part of 1.
+//! drpair's part of 1, `DRPAIR_WAN_HOST=1` only 2 and 3.
 
 use drpair_e2e::fault_proxy::FaultProxy;
 use drpair_e2e::image::{Fill, create_image, overwrite_chunks, pick_chunks};
@@ -119,22 +119,33 @@ fn iops(dev: &std::path::Path) -> f64 {
 #[ignore = "a benchmark: run by benches/wan.sh"]
 fn wan_benchmark() {
     let env = TestEnv::new("wan-bench");
+    let host_only = std::env::var_os("DRPAIR_WAN_HOST").is_some();
+    let sb = Standby::start(&env, None);
+    if !host_only {
+        link_part(&env, &sb);
+    }
+    if std::env::var_os("DRPAIR_WAN_QUICK").is_none() {
+        host_part(&env, &sb);
+    }
+}
+
+/// Part 1: initial sync and catch-up through a 100 Mbit/s, 50 ms link, against rsync.
+fn link_part(env: &TestEnv, sb: &Standby) {
+    let api = sb.api();
     // 1. 100 Mbit/s, 50 ms round trip.
     let rate = 12_500_000u64;
     let img = env.path("disk0.img");
     partly_written(&img, SIZE, BIG, 1);
     let lo = LoopDev::attach(&img);
-    let sb = Standby::start(&env, None);
-    let api = sb.api();
     let proxy = FaultProxy::start(sb.link);
     proxy.set_rate(Some(rate));
     proxy.set_delay(Duration::from_millis(25));
-    let mut spec = AgentSpec::new(&env, &sb, "wan-01", &[&lo.dev]);
+    let mut spec = AgentSpec::new(env, sb, "wan-01", &[&lo.dev]);
     spec.standby = proxy.addr;
     spec.tracker = "tracefs".into();
     spec.cut_interval = "30s".into();
     let t = Instant::now();
-    let mut agent = spec.spawn(&env, "agent");
+    let mut agent = spec.spawn(env, "agent");
     wait_ready(&api, "wan-01", &mut agent, Duration::from_secs(900));
     let secs = t.elapsed().as_secs_f64();
     let wire = proxy.forwarded().0;
@@ -165,7 +176,7 @@ fn wan_benchmark() {
 
     // rsync through the same kind of link.
     let dst = env.mkdir("rsync-dst");
-    let rs = Rsyncd::start(&env, &dst);
+    let rs = Rsyncd::start(env, &dst);
     let rproxy = FaultProxy::start(rs.1);
     rproxy.set_rate(Some(rate));
     rproxy.set_delay(Duration::from_millis(25));
@@ -188,7 +199,12 @@ fn wan_benchmark() {
     drop(rproxy);
     drop(rs);
     std::fs::remove_file(&copy).ok();
+}
 
+/// Parts 2 and 3: lag over a 400 Mbit/s, 20 ms link under 20 MB/s of writes, and the
+/// tracked host's IOPS.
+fn host_part(env: &TestEnv, sb: &Standby) {
+    let api = sb.api();
     // 2. 400 Mbit/s, 20 ms: lag under 20 MB/s of random writes to a tracked loop device.
     let dimg = env.path("tracked.img");
     create_image(&dimg, SIZE, Fill::Random, 9);
@@ -198,10 +214,10 @@ fn wan_benchmark() {
     let proxy2 = FaultProxy::start(sb.link);
     proxy2.set_rate(Some(50_000_000));
     proxy2.set_delay(Duration::from_millis(10));
-    let mut spec = AgentSpec::new(&env, &sb, "wan-02", &[&lo.dev]);
+    let mut spec = AgentSpec::new(env, sb, "wan-02", &[&lo.dev]);
     spec.standby = proxy2.addr;
     spec.tracker = "tracefs".into();
-    let mut agent = spec.spawn(&env, "agent2");
+    let mut agent = spec.spawn(env, "agent2");
     wait_ready(&api, "wan-02", &mut agent, Duration::from_secs(600));
     let writer = {
         let dev = lo.dev.clone();
@@ -224,13 +240,14 @@ fn wan_benchmark() {
         lags.len()
     ));
 
-    // 3. The tracked host's cost: IOPS with the agent idle (caught up), then shipping a backlog.
+    // 3. The tracked host's cost: IOPS with the agent idle (the pair paused: every write is
+    // tracked, nothing shipped), then shipping a 512 MiB backlog written while it was paused.
     let t = Instant::now();
     while api.status("wan-02").stats.backlog_bytes > 0 && t.elapsed() < Duration::from_secs(60) {
         std::thread::sleep(Duration::from_millis(500));
     }
-    let idle = iops(&lo.dev);
     sb.cli().run(&["pause", "wan-02"]).ok();
+    let idle = iops(&lo.dev);
     fio(&lo.dev, 8, &["--rw=write", "--bs=1m", "--iodepth=8", "--size=512M"]);
     sb.cli().run(&["resume", "wan-02"]).ok();
     std::thread::sleep(Duration::from_millis(500));

@@ -324,7 +324,9 @@ impl Conn {
 
     async fn next_msg(&mut self) -> Res<StandbyMsg> {
         match self.ctl.recv().await {
-            Some(Ok(StandbyMsg::Error { message })) => Err(transient(format!("standby refused: {message}"))),
+            Some(Ok(StandbyMsg::Error { message })) => {
+                Err(transient(format!("the standby ended the connection: {message}")))
+            }
             Some(Ok(StandbyMsg::Reconnect { reason })) => Err(SessionError::Reconnect(reason)),
             Some(Ok(StandbyMsg::Refused { code: RefuseCode::PairDeleted, message })) => {
                 Err(SessionError::Deleted(message))
