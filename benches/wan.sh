@@ -6,8 +6,8 @@
 #      behind the same kind of proxy) copying the file and catching up the same 1%;
 #   2. 400 Mbit/s, 20 ms RTT: lag p50/p99/max while fio writes 20 MB/s of random 64 KiB
 #      blocks to the tracked loop device (tracefs);
-#   3. fio 4 KiB random-write IOPS on that device: no agent (before and after), agent idle,
-#      agent shipping a backlog.
+#   3. fio 4 KiB random-write IOPS on that device: no agent (before and after), agent tracking with
+#      its pair paused, agent shipping a backlog.
 # Prints the WAN lines. Needs root, fio, rsync, tracefs; about 8 minutes.
 #   bash benches/wan.sh
 set -euo pipefail

@@ -8,8 +8,8 @@
 //! 2. 400 Mbit/s with 20 ms of round trip: the lag (RPO) sampled every 250 ms while fio writes
 //!    20 MB/s of random 64 KiB blocks to the tracked loop device, p50/p99/max;
 //! 3. the tracked host's cost: fio 4 KiB random-write IOPS on the loop device with no agent
-//!    (before and after), with the agent idle, and with the agent shipping a 512 MiB backlog
-//!    as fast as the 400 Mbit/s link takes it.
+//!    (before and after), with the agent tracking while its pair is paused (nothing shipped),
+//!    and with the agent shipping a 512 MiB backlog as fast as the 400 Mbit/s link takes it.
 //!
 //! Prints one `WAN` line per figure; ratios are what to read. `DRPAIR_WAN_QUICK=1` runs only
 //! drpair's part of 1, `DRPAIR_WAN_HOST=1` only 2 and 3.
