@@ -74,8 +74,6 @@ pub async fn put_standby(State(sb): State<AppState>, raw: Bytes) -> ApiResult<Js
 fn set_standby(sb: &Standby, text: &str) -> ApiResult<Schedule> {
     Schedule::parse(text).map_err(|e| ApiFailure::param("bandwidth", e))?;
     let s = sb.bandwidth.set(text).map_err(ApiFailure::internal)?;
-    for h in sb.registry.all() {
-        bandwidth::apply_pair(sb, &h);
-    }
+    bandwidth::apply_all(sb);
     Ok(s)
 }

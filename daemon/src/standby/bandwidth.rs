@@ -14,18 +14,32 @@ use std::time::Instant;
 /// Sets a pair's bucket from its own setting now, and notes the limit in force and the pace
 /// its agent is asked to send at.
 pub fn apply_pair(sb: &Standby, h: &PairHandle) {
+    apply_shared(sb, h, connected(sb));
+}
+
+/// [`apply_pair`] for every pair (after a change of the standby-wide limit).
+pub fn apply_all(sb: &Standby) {
+    let sharing = connected(sb);
+    for h in sb.registry.all() {
+        apply_shared(sb, &h, sharing);
+    }
+}
+
+/// Pairs whose agent is connected now (they share the standby-wide limit); at least 1.
+fn connected(sb: &Standby) -> u64 {
+    let n = sb.registry.all().iter().filter(|p| p.runtime.lock().expect("runtime").link.meter.is_some()).count();
+    n.max(1) as u64
+}
+
+/// [`apply_pair`] with the number of connected pairs counted once for all of them.
+fn apply_shared(sb: &Standby, h: &PairHandle, sharing: u64) {
     let setting = h.record.lock().expect("record").bandwidth.clone();
     let (day, minute) = local_now();
     let own = setting.and_then(|t| Schedule::parse(&t).ok()).and_then(|s| s.at(day, minute)).unwrap_or(0);
     let global = sb.bandwidth.global.rate();
-    let sharing = if global > 0 {
-        sb.registry.all().iter().filter(|p| p.runtime.lock().expect("runtime").link.meter.is_some()).count().max(1)
-    } else {
-        1
-    };
     let mut rt = h.runtime.lock().expect("runtime");
     rt.link.bucket.set_rate(own);
-    rt.link.pace = pace(own, global, sharing as u64);
+    rt.link.pace = pace(own, global, sharing);
     rt.link.limit = match (own, global) {
         (0, 0) => (0, None),
         (p, g) if g == 0 || (p > 0 && p <= g) => (p, Some("pair")),
@@ -49,8 +63,9 @@ fn pace(own: u64, global: u64, sharing: u64) -> u64 {
 pub fn tick(sb: &Standby) {
     sb.bandwidth.apply_now();
     let now = Instant::now();
+    let sharing = connected(sb);
     for h in sb.registry.all() {
-        apply_pair(sb, &h);
+        apply_shared(sb, &h, sharing);
         h.runtime.lock().expect("runtime").link.sample(now);
     }
 }
