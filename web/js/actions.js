@@ -1,5 +1,6 @@
-// The pair's actions: Restart Replication (through the confirmation dialog), Pause, Resume,
-// Create recovery point. Each button is enabled only when the pair's `allowed_actions` has it
+// The pair's actions: Restart Replication (through the confirmation dialog), Pause and Stop
+// (each asks for OK, as the reference console's Pause dialog does), Resume, Create recovery
+// point. Each button is enabled only when the pair's `allowed_actions` has it
 // (the API would refuse it otherwise), and shown only when the caller's role may take it; the
 // API's answer is shown in words either way.
 
@@ -9,6 +10,7 @@ import { h } from './dom.js';
 const WHY_NOT = {
   restart: 'Restart is not possible in this state (the pair never ran).',
   pause: 'Only a running pair can be paused.',
+  stop: 'Only a running or paused pair can be stopped.',
   resume: 'Only a paused or stopped pair can be resumed.',
   create_point: 'A recovery point can be cut only while the agent is connected and shipping.',
   adopt_growth: 'Only disks that grew (state Configuration changed) can be adopted without a restart.',
@@ -17,7 +19,7 @@ const WHY_NOT = {
 
 // The role each button needs (as the API's roles say).
 const NEEDS = {
-  restart: 'admin', pause: 'operator', resume: 'operator', create_point: 'operator', adopt_growth: 'operator', delete: 'admin',
+  restart: 'admin', pause: 'operator', stop: 'operator', resume: 'operator', create_point: 'operator', adopt_growth: 'operator', delete: 'admin',
 };
 
 export function actionsPanel(pairId, ctx) {
@@ -53,6 +55,7 @@ export function actionsPanel(pairId, ctx) {
   const buttons = {
     restart: h('button', { type: 'button', id: 'act-restart', class: 'danger' }, 'Restart Replication'),
     pause: h('button', { type: 'button', id: 'act-pause' }, 'Pause'),
+    stop: h('button', { type: 'button', id: 'act-stop' }, 'Stop'),
     resume: h('button', { type: 'button', id: 'act-resume' }, 'Resume'),
     create_point: h('button', { type: 'button', id: 'act-point' }, 'Create recovery point'),
     adopt_growth: h('button', { type: 'button', id: 'act-adopt-growth' }, 'Adopt grown disks'),
@@ -60,7 +63,12 @@ export function actionsPanel(pairId, ctx) {
   };
   buttons.adopt_growth.addEventListener('click', () => run('Adopt grown disks', '/adopt-growth'));
   buttons.delete.addEventListener('click', () => openDelete());
-  buttons.pause.addEventListener('click', () => run('Pause', '/pause'));
+  buttons.pause.addEventListener('click', () => openOk('Pause replication',
+    `Pause ${pairId}? The agent keeps tracking changes but ships nothing until Resume; no recovery point is cut meanwhile.`,
+    () => run('Pause', '/pause')));
+  buttons.stop.addEventListener('click', () => openOk('Stop replication',
+    `Stop ${pairId}? Shipping stops (STOPPED_BY_USER) until Resume or Start; recovery points are kept.`,
+    () => run('Stop', '/stop')));
   buttons.resume.addEventListener('click', () => run('Resume', '/resume'));
   buttons.create_point.addEventListener('click', () => run('Create recovery point', '/points', {}));
   buttons.restart.addEventListener('click', () => openRestart());
@@ -91,6 +99,23 @@ export function actionsPanel(pairId, ctx) {
     };
     dialog.showModal();
     input.focus();
+  }
+
+  // A question answered with OK or Cancel (`#ok-dialog` in index.html); `act` runs on OK.
+  function openOk(title, text, act) {
+    const el = (part) => document.getElementById(`ok-${part}`);
+    const dialog = el('dialog');
+    el('title').textContent = title;
+    el('text').textContent = text;
+    el('error').hidden = true;
+    el('cancel').onclick = () => dialog.close();
+    el('form').onsubmit = async (ev) => {
+      ev.preventDefault();
+      dialog.close();
+      await act();
+    };
+    dialog.showModal();
+    el('go').focus();
   }
 
   function openRestart() {
@@ -124,7 +149,7 @@ export function actionsPanel(pairId, ctx) {
 
   const el = h('section', { class: 'actions', 'aria-labelledby': 'actions-title' },
     h('h2', { id: 'actions-title' }, 'Actions'),
-    h('div', { class: 'buttons' }, buttons.restart, buttons.pause, buttons.resume, buttons.create_point,
+    h('div', { class: 'buttons' }, buttons.restart, buttons.pause, buttons.stop, buttons.resume, buttons.create_point,
       buttons.adopt_growth, buttons.delete),
     result, error);
   return { el, update, show };

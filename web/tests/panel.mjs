@@ -207,6 +207,26 @@ try {
   await page.locator('#bandwidth-save').click();
   await page.locator('#link-bandwidth').filter({ hasText: 'unlimited' }).waitFor({ timeout: LONG });
   step('details: the link section (rate, liveness, faults) and the bandwidth limit set, refused and removed in place');
+
+  // Pause and Stop ask for OK (the reference console's Pause dialog); Cancel changes nothing.
+  await page.locator('#act-pause').click();
+  await page.locator('#ok-dialog').waitFor();
+  assert.match(await page.locator('#ok-text').textContent(), new RegExp(`Pause ${PAIR}\\?`));
+  await page.locator('#ok-cancel').click();
+  await page.locator('#ok-dialog').waitFor({ state: 'hidden' });
+  assert.equal((await api('GET', `/pairs/${PAIR}`)).state, 'replicating', 'Cancel changes nothing');
+  await page.locator('#act-pause').click();
+  await page.locator('#ok-go').click();
+  await stateIs('Paused');
+  await page.locator('#act-resume').click();
+  await stateIs('Replicating');
+  await page.locator('#act-stop').click();
+  await page.locator('#ok-go').click();
+  await stateIs('Stopped');
+  assert.equal((await api('GET', `/pairs/${PAIR}`)).stop_reason_alias, 'STOPPED_BY_USER');
+  await page.locator('#act-resume').click();
+  await stateIs('Replicating');
+  step('details: Pause and Stop ask for OK (Cancel changes nothing), then Resume');
   await shot('details');
   await accessible('the details page');
 
@@ -305,8 +325,9 @@ try {
   await shot('details-tasks');
   step(`the restart's baseline is task ${taskId}, ended ok; its log: ${JSON.stringify(await taskLog.textContent())}`);
 
-  // --- Pause and resume; the buttons follow the state.
+  // --- Pause (with its OK) and resume; the buttons follow the state.
   await page.getByRole('button', { name: 'Pause' }).click();
+  await page.locator('#ok-go').click();
   await stateIs('Paused');
   assert.ok(await page.getByRole('button', { name: 'Pause' }).isDisabled());
   assert.ok(await page.getByRole('button', { name: 'Create recovery point' }).isDisabled());
@@ -358,6 +379,7 @@ try {
   await api('POST', `/pairs/${PAIR}/pause`, {});
   assert.ok(await stale.getByRole('button', { name: 'Pause' }).isEnabled());
   await stale.getByRole('button', { name: 'Pause' }).click();
+  await stale.locator('#ok-go').click();
   const err = stale.locator('#action-error');
   await err.filter({ hasText: 'refused' }).waitFor();
   const words = await err.textContent();
