@@ -15,7 +15,7 @@
 
 use drpair_e2e::blockdev::mkfs_ext4;
 use drpair_e2e::fault_proxy::FaultProxy;
-use drpair_e2e::image::{copy_device, file_len};
+use drpair_e2e::image::{copy_device, file_len, sparse_image};
 use drpair_e2e::{
     AgentSpec, Freeze, LoopDev, MIB, Mount, Standby, TestEnv, Workload, step, wait_connected, wait_ready,
 };
@@ -38,7 +38,7 @@ fn soak_faults_during_writes_lose_nothing() {
     let seed = env_u64("DRPAIR_SOAK_SEED", 20);
     let env = TestEnv::new("soak");
     let img = env.path("disk0.img");
-    std::fs::File::create(&img).expect("image").set_len(SIZE).expect("size");
+    sparse_image(&img, SIZE);
     mkfs_ext4(&img);
     let lo = LoopDev::attach(&img);
     let mnt = Mount::mount(&lo.dev, &env.path("mnt"));

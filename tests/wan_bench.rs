@@ -17,8 +17,6 @@
 use drpair_e2e::fault_proxy::FaultProxy;
 use drpair_e2e::image::{Fill, create_image, overwrite_chunks, pick_chunks};
 use drpair_e2e::{AgentSpec, LoopDev, MIB, Standby, TestEnv, step, wait_ready};
-use rand::{RngCore, SeedableRng};
-use std::os::unix::fs::FileExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -92,18 +90,6 @@ fn fio(dev: &std::path::Path, secs: u32, extra: &[&str]) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).expect("fio json")
 }
 
-/// Writes random data over `chunks` of the device (O_DIRECT is not needed: synced after).
-fn write_chunks(dev: &std::path::Path, chunks: &[u64], seed: u64) {
-    let f = std::fs::OpenOptions::new().write(true).open(dev).expect("open device");
-    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut buf = vec![0u8; CHUNK as usize];
-    for &c in chunks {
-        rng.fill_bytes(&mut buf);
-        f.write_all_at(&buf, c * CHUNK).expect("write chunk");
-    }
-    f.sync_all().expect("sync");
-}
-
 /// A file of `data` random bytes, `size` long (the rest a hole).
 fn partly_written(path: &std::path::Path, data: u64, size: u64, seed: u64) {
     create_image(path, data, Fill::Random, seed);
@@ -156,7 +142,7 @@ fn link_part(env: &TestEnv, sb: &Standby) {
     ));
     let changed = pick_chunks(BIG / CHUNK, BIG / CHUNK / 100, 5);
     let before = proxy.forwarded().0;
-    write_chunks(&lo.dev, &changed, 6);
+    overwrite_chunks(&lo.dev, CHUNK, &changed, 6);
     let t = Instant::now();
     api.create_point_wait("wan-01");
     let csecs = t.elapsed().as_secs_f64();

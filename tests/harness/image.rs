@@ -84,8 +84,9 @@ pub fn pick_chunks(chunk_count: u64, n: u64, seed: u64) -> Vec<u64> {
 
 /// Overwrites the given chunks with fresh random bytes (the last chunk may be short); syncs.
 pub fn overwrite_chunks(path: &Path, chunk_size: u64, chunks: &[u64], seed: u64) {
-    let f = OpenOptions::new().write(true).open(path).expect("open image");
-    let size = f.metadata().expect("metadata").len();
+    let mut f = OpenOptions::new().write(true).open(path).expect("open image");
+    // The end, not the metadata: a block device's metadata says 0 bytes.
+    let size = std::io::Seek::seek(&mut f, std::io::SeekFrom::End(0)).expect("size");
     let mut rng = StdRng::seed_from_u64(seed);
     let mut buf = vec![0u8; chunk_size as usize];
     for &c in chunks {

@@ -67,19 +67,18 @@ pub fn apply(io: IoPriority, nice: i32) {
     }
 }
 
-/// The I/O class and niceness the calling thread runs with, as `ioprio` and `nice` report
-/// them (for the agent's start log and tests).
-pub fn current() -> (i64, i32) {
-    // SAFETY: ioprio_get takes integers only.
-    let io = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, 0) };
-    // SAFETY: getpriority takes integers only.
-    let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
-    (io, nice)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The I/O class and niceness the calling thread runs with.
+    fn current() -> (i64, i32) {
+        // SAFETY: ioprio_get takes integers only.
+        let io = unsafe { libc::syscall(libc::SYS_ioprio_get, 1, 0) };
+        // SAFETY: getpriority takes integers only.
+        let nice = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        (io, nice)
+    }
 
     #[test]
     fn classes_parse() {

@@ -14,14 +14,14 @@ use std::time::Instant;
 /// Sets a pair's bucket from its own setting now, and notes the limit in force and the pace
 /// its agent is asked to send at.
 pub fn apply_pair(sb: &Standby, h: &PairHandle) {
-    apply_shared(sb, h, connected(sb));
+    apply_shared(sb, h, connected(sb), local_now());
 }
 
 /// [`apply_pair`] for every pair (after a change of the standby-wide limit).
 pub fn apply_all(sb: &Standby) {
-    let sharing = connected(sb);
+    let (sharing, when) = (connected(sb), local_now());
     for h in sb.registry.all() {
-        apply_shared(sb, &h, sharing);
+        apply_shared(sb, &h, sharing, when);
     }
 }
 
@@ -31,10 +31,10 @@ fn connected(sb: &Standby) -> u64 {
     n.max(1) as u64
 }
 
-/// [`apply_pair`] with the number of connected pairs counted once for all of them.
-fn apply_shared(sb: &Standby, h: &PairHandle, sharing: u64) {
+/// [`apply_pair`] with the number of connected pairs and the local time (weekday, minute)
+/// taken once for all of them.
+fn apply_shared(sb: &Standby, h: &PairHandle, sharing: u64, (day, minute): (u8, u16)) {
     let setting = h.record.lock().expect("record").bandwidth.clone();
-    let (day, minute) = local_now();
     let own = setting.and_then(|t| Schedule::parse(&t).ok()).and_then(|s| s.at(day, minute)).unwrap_or(0);
     let global = sb.bandwidth.global.rate();
     let mut rt = h.runtime.lock().expect("runtime");
@@ -63,9 +63,9 @@ fn pace(own: u64, global: u64, sharing: u64) -> u64 {
 pub fn tick(sb: &Standby) {
     sb.bandwidth.apply_now();
     let now = Instant::now();
-    let sharing = connected(sb);
+    let (sharing, when) = (connected(sb), local_now());
     for h in sb.registry.all() {
-        apply_shared(sb, &h, sharing);
+        apply_shared(sb, &h, sharing, when);
         h.runtime.lock().expect("runtime").link.sample(now);
     }
 }

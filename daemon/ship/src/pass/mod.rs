@@ -201,10 +201,7 @@ pub fn run(ctx: PassCtx) -> Result<PassSummary, PassError> {
             let reader = &reader;
             s.spawn(move || -> Result<(), PassError> {
                 for r in reqs {
-                    while ctx.hold.load(Ordering::Relaxed) && !ctx.abort.load(Ordering::Relaxed) {
-                        std::thread::sleep(Duration::from_millis(50));
-                    }
-                    if ctx.abort.load(Ordering::Relaxed) {
+                    if wait_while_held(&ctx).is_err() {
                         break;
                     }
                     reader.submit(r)?;
@@ -273,6 +270,26 @@ pub fn run(ctx: PassCtx) -> Result<PassSummary, PassError> {
     Ok(s)
 }
 
+/// Waits while the pass is held (an operator's pause): whatever reads are in flight, nothing
+/// more is read or shipped until it is released. `Aborted` when the pass stops meanwhile.
+fn wait_while_held(ctx: &PassCtx) -> Result<(), PassError> {
+    while ctx.hold.load(Ordering::Relaxed) && !ctx.abort.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    if ctx.abort.load(Ordering::Relaxed) { Err(PassError::Aborted) } else { Ok(()) }
+}
+
+/// Hands one frame to the standby once the pass is not held; the time it waited for the link
+/// goes to the adaptive compression, its chunks to the progress.
+fn ship_frame(ctx: &PassCtx, items: Vec<drpair_wire::ChunkItem>) -> Result<(), PassError> {
+    wait_while_held(ctx)?;
+    let n = items.len() as u64;
+    let waited = ctx.standby.send_chunks(ctx.epoch, items)?;
+    ctx.compression.record_send_wait(waited);
+    ctx.progress.shipped.fetch_add(n, Ordering::Relaxed);
+    Ok(())
+}
+
 /// Bytes an item takes on the link (about: its payload, or a small envelope).
 fn item_bytes(i: &drpair_wire::ChunkItem) -> u64 {
     match &i.body {
@@ -297,20 +314,11 @@ fn ship_spool(ctx: &PassCtx, spool: &Spool, sum: &mut PassSummary) -> Result<(),
                     asked: Vec<(usize, crate::HaveTicket)>,
                     sum: &mut PassSummary|
      -> Result<(), PassError> {
-        while ctx.hold.load(Ordering::Relaxed) && !ctx.abort.load(Ordering::Relaxed) {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if ctx.abort.load(Ordering::Relaxed) {
-            return Err(PassError::Aborted);
-        }
+        wait_while_held(ctx)?;
         worker::apply_have(&mut items, asked, sum)?;
         worker::compress_spooled(&mut comp, ctx, &mut items, sum);
         throttle::wait(items.iter().map(item_bytes).sum());
-        let n = items.len() as u64;
-        let waited = ctx.standby.send_chunks(ctx.epoch, items)?;
-        ctx.compression.record_send_wait(waited);
-        ctx.progress.shipped.fetch_add(n, Ordering::Relaxed);
-        Ok(())
+        ship_frame(ctx, items)
     };
     let shipped = spool
         .drain(

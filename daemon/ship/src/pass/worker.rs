@@ -157,29 +157,13 @@ impl<'a> Worker<'a> {
             bytes += super::item_bytes(&item) as usize;
             frame.push(item);
             if bytes >= FRAME_BYTES {
-                self.send_chunks(std::mem::take(&mut frame))?;
+                super::ship_frame(self.ctx, std::mem::take(&mut frame))?;
                 bytes = 0;
             }
         }
         if !frame.is_empty() {
-            self.send_chunks(frame)?;
+            super::ship_frame(self.ctx, frame)?;
         }
-        Ok(())
-    }
-
-    fn send_chunks(&self, items: Vec<ChunkItem>) -> Result<(), PassError> {
-        // A hold (an operator's pause) stops the shipping at the next frame, whatever reads
-        // are already in flight.
-        while self.ctx.hold.load(Ordering::Relaxed) && !self.ctx.abort.load(Ordering::Relaxed) {
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-        if self.ctx.abort.load(Ordering::Relaxed) {
-            return Err(PassError::Aborted);
-        }
-        let n = items.len() as u64;
-        let waited = self.ctx.standby.send_chunks(self.ctx.epoch, items)?;
-        self.ctx.compression.record_send_wait(waited);
-        self.ctx.progress.shipped.fetch_add(n, Ordering::Relaxed);
         Ok(())
     }
 

@@ -103,7 +103,6 @@ pub struct Counters {
     pub chunks_received: u64,
     pub chunks_zero: u64,
     pub chunks_dedup: u64,
-    pub chunks_errored: u64,
     pub bytes_on_wire: u64,
     pub data_raw: u64,
 }

@@ -122,7 +122,7 @@ impl PairHandle {
             chunks_received: rt.stats.chunks_received,
             chunks_zero: rt.stats.chunks_zero,
             chunks_dedup: rt.stats.chunks_dedup,
-            chunks_errored: rt.stats.chunks_errored,
+            chunks_errored: rt.link.connections_failed,
             compression_level: rt
                 .progress
                 .compression_level

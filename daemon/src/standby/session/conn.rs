@@ -194,7 +194,6 @@ pub(super) async fn serve(
         }
         if let Err(e) = &result {
             rt.fail(format!("connection from {peer} ended: {e}"));
-            rt.stats.chunks_errored += 1;
             match e {
                 ConnError::Link { source, .. } if source.is_checksum() => rt.link.frames_refused_checksum += 1,
                 ConnError::Link { source: LinkError::Stalled(_), .. } => rt.link.stalls += 1,
