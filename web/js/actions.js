@@ -1,13 +1,15 @@
-// The pair's actions: Restart Replication (through the confirmation dialog), Pause and Stop
-// (each asks for OK, as the reference console's Pause dialog does), Resume, Create recovery
-// point. Each button is enabled only when the pair's `allowed_actions` has it
+// The pair's actions: Start (the reference console's Start dialog, start.js), Restart
+// Replication (through the confirmation dialog), Pause and Stop (each asks for OK, as the
+// reference console's Pause dialog does), Resume, Create recovery point. Each button is enabled only when the pair's `allowed_actions` has it
 // (the API would refuse it otherwise), and shown only when the caller's role may take it; the
 // API's answer is shown in words either way.
 
 import { ApiError, del, pairPath, post, roleAllows } from './api.js';
 import { h } from './dom.js';
+import { openStart } from './start.js';
 
 const WHY_NOT = {
+  start: 'Only a stopped, paused or never-started pair is started.',
   restart: 'Restart is not possible in this state (the pair never ran).',
   pause: 'Only a running pair can be paused.',
   stop: 'Only a running or paused pair can be stopped.',
@@ -19,6 +21,7 @@ const WHY_NOT = {
 
 // The role each button needs (as the API's roles say).
 const NEEDS = {
+  start: 'operator',
   restart: 'admin', pause: 'operator', stop: 'operator', resume: 'operator', create_point: 'operator', adopt_growth: 'operator', delete: 'admin',
 };
 
@@ -27,6 +30,7 @@ export function actionsPanel(pairId, ctx) {
   const error = h('p', { id: 'action-error', class: 'error', role: 'alert', hidden: true });
   let busy = false;
   let allowed = [];
+  let current = null;
 
   function show(ok, text) {
     result.textContent = ok ? text : '';
@@ -53,6 +57,7 @@ export function actionsPanel(pairId, ctx) {
   }
 
   const buttons = {
+    start: h('button', { type: 'button', id: 'act-start', class: 'primary' }, 'Start…'),
     restart: h('button', { type: 'button', id: 'act-restart', class: 'danger' }, 'Restart Replication'),
     pause: h('button', { type: 'button', id: 'act-pause' }, 'Pause'),
     stop: h('button', { type: 'button', id: 'act-stop' }, 'Stop'),
@@ -61,6 +66,8 @@ export function actionsPanel(pairId, ctx) {
     adopt_growth: h('button', { type: 'button', id: 'act-adopt-growth' }, 'Adopt grown disks'),
     delete: h('button', { type: 'button', id: 'act-delete', class: 'danger' }, 'Delete pair'),
   };
+  buttons.start.addEventListener('click', () => openStart(pairId, current, (ok, text) => { show(ok, text); ctx.refreshNow(); })
+    .catch((e) => show(false, `Start: ${e instanceof ApiError ? e.words : e.message}`)));
   buttons.adopt_growth.addEventListener('click', () => run('Adopt grown disks', '/adopt-growth'));
   buttons.delete.addEventListener('click', () => openDelete());
   buttons.pause.addEventListener('click', () => openOk('Pause replication',
@@ -136,9 +143,12 @@ export function actionsPanel(pairId, ctx) {
     });
   }
 
-  function update(allowedNow, state) {
+  function update(allowedNow, state, status) {
     allowed = allowedNow.slice();
+    current = status || current;
     if (state && !['failed_over', 'failing_back'].includes(state)) allowed.push('delete');
+    // Start opens on a pair that is stopped, paused or never ran (its dialog offers the types).
+    if (allowed.includes('resume') || allowed.includes('start')) allowed.push('start');
     for (const [name, b] of Object.entries(buttons)) {
       b.hidden = !roleAllows(NEEDS[name]);
       const ok = !busy && allowed.includes(name);
@@ -149,7 +159,7 @@ export function actionsPanel(pairId, ctx) {
 
   const el = h('section', { class: 'actions', 'aria-labelledby': 'actions-title' },
     h('h2', { id: 'actions-title' }, 'Actions'),
-    h('div', { class: 'buttons' }, buttons.restart, buttons.pause, buttons.stop, buttons.resume, buttons.create_point,
+    h('div', { class: 'buttons' }, buttons.start, buttons.restart, buttons.pause, buttons.stop, buttons.resume, buttons.create_point,
       buttons.adopt_growth, buttons.delete),
     result, error);
   return { el, update, show };

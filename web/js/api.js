@@ -22,7 +22,7 @@ export class ApiError extends Error {
 export class Unreachable extends Error {}
 
 // The caller's role, as GET /api/v1 says (null until known): the panel hides what it cannot do.
-export const session = { role: null };
+export const session = { role: null, identity: null };
 
 const RANK = { metrics: 0, viewer: 1, operator: 2, admin: 3 };
 
@@ -71,23 +71,73 @@ export const put = (path, body) => call('PUT', path, body);
 
 export const pairPath = (id) => `/pairs/${encodeURIComponent(id)}`;
 
-// Downloads a disk image of a point through the API (the token goes in a header, so a plain
-// link cannot do it).
+// Downloads a disk image of a point straight to disk: the API gives a one-time link (the token
+// cannot ride on a plain link), and the browser streams it like any download — no copy in the
+// page's memory, no size limit.
 export async function downloadImage(pair, point, disk) {
-  const r = await fetch(`/api/v1${pairPath(pair)}/points/${point}/disks/${disk}/image`, {
-    headers: { Authorization: `Bearer ${token.get()}` },
-  });
+  const link = await post(`${pairPath(pair)}/points/${point}/disks/${disk}/download`);
+  const a = document.createElement('a');
+  a.href = link.url;
+  a.download = link.filename;
+  document.body.append(a);
+  a.click();
+  a.remove();
+  return link;
+}
+
+// The server push stream (Server-Sent Events over fetch, which can carry the token where
+// EventSource cannot): calls `onEvent(name, data)` for each event until the stream ends
+// (resolves) or fails (throws). `signal` aborts it. A stream silent for longer than
+// `silentMs` (the standby sends a keepalive every 15 s) counts as failed.
+export async function stream(path, signal, onEvent, silentMs = 40_000) {
+  const headers = { Accept: 'text/event-stream' };
+  const t = token.get();
+  if (t) headers.Authorization = `Bearer ${t}`;
+  const quiet = new AbortController();
+  signal.addEventListener('abort', () => quiet.abort());
+  let r;
+  try {
+    r = await fetch(`/api/v1${path}`, { headers, signal: quiet.signal, cache: 'no-store', credentials: 'same-origin' });
+  } catch (e) {
+    if (signal.aborted) return;
+    throw new Unreachable(`the standby is unreachable: ${e.message}`);
+  }
   if (!r.ok) {
     let body = null;
     try { body = await r.json(); } catch { body = null; }
     throw new ApiError(r.status, body || { message: r.statusText });
   }
-  const blob = await r.blob();
-  const a = document.createElement('a');
-  a.href = URL.createObjectURL(blob);
-  a.download = `${pair}-point${point}-disk${disk}.img`;
-  document.body.append(a);
-  a.click();
-  a.remove();
-  setTimeout(() => URL.revokeObjectURL(a.href), 60_000);
+  const reader = r.body.pipeThrough(new TextDecoderStream()).getReader();
+  let watchdog = null;
+  const arm = () => { clearTimeout(watchdog); watchdog = setTimeout(() => quiet.abort(), silentMs); };
+  let buf = '';
+  try {
+    for (;;) {
+      arm();
+      const { value, done } = await reader.read();
+      if (done) return;
+      buf += value.replace(/\r\n/g, '\n');
+      let cut;
+      while ((cut = buf.indexOf('\n\n')) >= 0) {
+        const block = buf.slice(0, cut);
+        buf = buf.slice(cut + 2);
+        let name = 'message';
+        const data = [];
+        for (const line of block.split('\n')) {
+          if (line.startsWith(':')) continue;
+          const [field, ...rest] = line.split(':');
+          const v = rest.join(':').replace(/^ /, '');
+          if (field === 'event') name = v;
+          else if (field === 'data') data.push(v);
+        }
+        if (data.length) await onEvent(name, JSON.parse(data.join('\n')));
+      }
+    }
+  } catch (e) {
+    if (signal.aborted) return;
+    if (e instanceof ApiError || e instanceof Unreachable) throw e;
+    throw new Unreachable(`the push stream broke: ${e.message}`);
+  } finally {
+    clearTimeout(watchdog);
+  }
 }

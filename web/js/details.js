@@ -1,10 +1,17 @@
-// One DR pair: its state and why, progress, a third-party dump workflow, lag and throughput
-// charts, disks, recovery points, and the actions its state allows.
+// One DR pair: its state and why, progress, the actions its state allows, failover and
+// failback, drills, verification, retention, the third-party dump workflow, lag and throughput
+// charts, disks, recovery points (paged) and tasks. Kept live by the pair's push stream: the
+// status comes with each event; points, tasks and drills are fetched again only when the
+// event says they changed.
 
 import { ApiError, downloadImage, get, pairPath, post, roleAllows } from './api.js';
 import { actionsPanel } from './actions.js';
 import { bandwidthForm, linkFacts } from './link.js';
-import { dumpSection } from './dump.js';
+import { dumpWorkflow } from './dump.js';
+import { drillsSection } from './drills.js';
+import { failoverSection } from './failover.js';
+import { retentionSection } from './retention.js';
+import { verifySection } from './verify.js';
 import { tasksSection } from './tasks.js';
 import { lineChart } from './chart.js';
 import { h, replace } from './dom.js';
@@ -12,8 +19,6 @@ import { bytes, clock, duration, percent, rate, time, yesNo } from './format.js'
 import { badge } from './list.js';
 
 const POINTS_SHOWN = 50;
-// The browser downloads an export into memory first; larger disks go through the CLI.
-const BROWSER_EXPORT_MAX = 2 * 1024 ** 3;
 
 function row(label, value) {
   return [h('dt', {}, label), h('dd', {}, value)];
@@ -119,7 +124,7 @@ function readWindow(p) {
   }, 'Window exceeded')];
 }
 
-function pointsTable(s, points, onPin, onExport) {
+function pointsTable(s, points, page, onPin, onExport) {
   const rows = points.slice().reverse().map((p) => h('tr', { 'data-point': p.id },
     h('td', { class: 'num' }, p.id),
     h('td', {}, time(p.time)),
@@ -137,7 +142,9 @@ function pointsTable(s, points, onPin, onExport) {
       }, `Export disk ${d.index}`)))));
   const heads = ['ID', 'Time', 'Kind', 'Consistency', 'Read window', 'Pinned', 'Verified', 'Tested', 'Changed', 'Actions'];
   return h('table', { class: 'points' },
-    h('caption', {}, `Recovery points (newest first${points.length >= POINTS_SHOWN ? `, the newest ${POINTS_SHOWN}` : ''})`),
+    h('caption', {}, points.length
+      ? `Recovery points #${points[points.length - 1].id} to #${points[0].id} (${points.length} of ${s.stats.points}), newest first${page ? ', an older page' : ''}`
+      : 'Recovery points'),
     h('thead', {}, h('tr', {}, heads.map((t) => h('th', { scope: 'col', class: t === 'Changed' ? 'hide-narrow' : null }, t)))),
     h('tbody', {}, rows.length ? rows : h('tr', {}, h('td', { colspan: heads.length, class: 'empty' }, 'No recovery point yet.'))));
 }
@@ -145,18 +152,29 @@ function pointsTable(s, points, onPin, onExport) {
 export function detailsView(main, pairId, ctx) {
   const actions = actionsPanel(pairId, ctx);
   const bandwidth = bandwidthForm(pairId, ctx);
+  const failover = failoverSection(pairId, ctx, actions.show);
+  const drills = drillsSection(pairId, ctx);
+  const verify = verifySection(pairId, ctx);
+  const retention = retentionSection(pairId, ctx);
+  const dump = dumpWorkflow(pairId, ctx);
   const linkBox = h('div', { id: 'link-box' });
   const head = h('div', { id: 'summary' });
   const prog = h('div', { id: 'progress-box' });
-  const dumpBox = h('div', { id: 'dump-box' });
   const charts = h('div', { class: 'charts' });
   const disksBox = h('div', { class: 'table-box' });
   const pointsBox = h('div', { class: 'table-box' });
+  const newer = h('button', { type: 'button', id: 'points-newer', class: 'small' }, '← Newer points');
+  const older = h('button', { type: 'button', id: 'points-older', class: 'small' }, 'Older points →');
+  const pointsPager = h('nav', { class: 'pager', 'aria-label': 'Pages of recovery points' }, newer, older);
   const tasks = tasksSection(pairId);
   const title = h('h1', {}, pairId);
   const auditLink = h('a', { href: `#/audit/${encodeURIComponent(pairId)}`, id: 'pair-audit', hidden: !roleAllows('admin') }, 'Audit log of this pair');
   const history = [];
   let status = null;
+  let points = [];
+  // Pages of points: the `before` id of each page shown (null: the newest).
+  const pages = [null];
+  const revs = {};
 
   async function onPin(p) {
     try {
@@ -169,19 +187,27 @@ export function detailsView(main, pairId, ctx) {
   }
 
   async function onExport(p, d) {
-    if (d.size_bytes > BROWSER_EXPORT_MAX) {
-      actions.show(true, `Disk ${d.index} is ${bytes(d.size_bytes)}: too large to export through the browser. `
-        + `Use: drpair points export ${pairId} ${p.id} --disk ${d.index} --out disk${d.index}.img`);
-      return;
-    }
     actions.show(true, `Exporting disk ${d.index} of point ${p.id}…`);
     try {
-      await downloadImage(pairId, p.id, d.index);
-      actions.show(true, `Exported disk ${d.index} of point ${p.id} (${bytes(d.size_bytes)}).`);
+      const link = await downloadImage(pairId, p.id, d.index);
+      actions.show(true, `Disk ${d.index} of point ${p.id} (${bytes(link.size_bytes)}) is downloading to ${link.filename}; `
+        + 'the browser streams it to disk.');
     } catch (e) {
       actions.show(false, `Export refused: ${e instanceof ApiError ? e.words : e.message}`);
     }
   }
+
+  async function loadPoints() {
+    const before = pages[pages.length - 1];
+    points = await get(`${pairPath(pairId)}/points?limit=${POINTS_SHOWN}${before ? `&before=${before}` : ''}`);
+    if (before && !points.length && pages.length > 1) {
+      pages.pop();
+      return loadPoints();
+    }
+    return points;
+  }
+  newer.addEventListener('click', async () => { pages.pop(); await loadPoints(); render(); });
+  older.addEventListener('click', async () => { if (points.length) pages.push(points[0].id); await loadPoints(); render(); });
 
   function renderCharts() {
     const series = (f) => history.map((x) => [x.t_unix_ms, f(x)]);
@@ -195,12 +221,47 @@ export function detailsView(main, pairId, ctx) {
         ] }));
   }
 
+  function addHistory(samples) {
+    const last = history.length ? history[history.length - 1].t_unix_ms : 0;
+    history.push(...samples.filter((x) => x.t_unix_ms > last));
+    history.splice(0, Math.max(0, history.length - 1800));
+  }
+
+  function render() {
+    const s = status;
+    if (!s) return;
+    auditLink.hidden = !roleAllows('admin');
+    title.textContent = s.agent ? `${pairId} · ${s.agent.host}` : pairId;
+    replace(head, summary(s));
+    replace(prog, [...progress(s), ...dates(s)]);
+    actions.update(s.allowed_actions, s.state, s);
+    failover.update(s);
+    drills.update(s, points);
+    verify.update(s);
+    retention.update(s);
+    dump.update(s);
+    replace(linkBox, linkFacts(s));
+    bandwidth.update();
+    renderCharts();
+    replace(disksBox, disks(s));
+    replace(pointsBox, pointsTable(s, points, pages.length > 1, onPin, onExport));
+    newer.disabled = pages.length === 1;
+    older.disabled = points.length < POINTS_SHOWN;
+    pointsPager.hidden = pages.length === 1 && points.length < POINTS_SHOWN;
+  }
+
+  function gone(message) {
+    replace(head, h('p', { class: 'error', role: 'alert' }, message));
+    actions.update([]);
+  }
+
   replace(main,
     h('nav', { 'aria-label': 'Breadcrumb', class: 'crumbs' }, h('a', { href: '#/', id: 'back' }, '← Protected servers'), auditLink),
-    title, head, prog, dumpBox, actions.el, linkBox, bandwidth.el,
+    title, head, prog, actions.el, failover.el, dump.el, linkBox, bandwidth.el,
     h('section', { 'aria-labelledby': 'charts-title' }, h('h2', { id: 'charts-title' }, 'Lag and throughput'), charts),
     h('section', { 'aria-labelledby': 'disks-title' }, h('h2', { id: 'disks-title' }, 'Disks'), disksBox),
-    h('section', { 'aria-labelledby': 'points-title' }, h('h2', { id: 'points-title' }, 'Recovery points'), pointsBox),
+    h('section', { 'aria-labelledby': 'points-title' }, h('h2', { id: 'points-title' }, 'Recovery points'), pointsBox, pointsPager),
+    drills.el, verify.el, retention.el,
     h('section', { 'aria-labelledby': 'tasks-title' }, h('h2', { id: 'tasks-title' }, 'Tasks'), tasks.el));
 
   return {
@@ -210,33 +271,35 @@ export function detailsView(main, pairId, ctx) {
         s = await get(pairPath(pairId));
       } catch (e) {
         if (e instanceof ApiError && e.status === 404) {
-          replace(head, h('p', { class: 'error', role: 'alert' }, `This standby has no DR pair '${pairId}': ${e.message}`));
-          actions.update([]);
+          gone(`This standby has no DR pair '${pairId}': ${e.message}`);
           return;
         }
         throw e;
       }
       const since = history.length ? history[history.length - 1].t_unix_ms : 0;
-      const [points, hist] = await Promise.all([
-        get(`${pairPath(pairId)}/points?limit=${POINTS_SHOWN}`),
-        get(`${pairPath(pairId)}/history?since=${since}`),
-      ]);
+      const [, hist] = await Promise.all([loadPoints(), get(`${pairPath(pairId)}/history?since=${since}`)]);
       status = s;
-      history.push(...hist.samples);
-      history.splice(0, Math.max(0, history.length - 1800));
-      auditLink.hidden = !roleAllows('admin');
-      title.textContent = s.agent ? `${pairId} · ${s.agent.host}` : pairId;
-      replace(head, summary(s));
-      replace(prog, [...progress(s), ...dates(s)]);
-      replace(dumpBox, dumpSection(s));
-      actions.update(s.allowed_actions, s.state);
-      replace(linkBox, linkFacts(s));
-      bandwidth.update();
-      renderCharts();
-      replace(disksBox, disks(s));
-      replace(pointsBox, pointsTable(s, points, onPin, onExport));
-      await tasks.refresh();
-      return status;
+      addHistory(hist.samples);
+      render();
+      await Promise.all([tasks.refresh(), drills.refresh()]);
+    },
+    streamPath: `/events?pair=${encodeURIComponent(pairId)}`,
+    // One event of the pair's stream: the status, new history samples, and revisions of the
+    // lists that are fetched again only when they changed.
+    async push(name, data) {
+      if (name === 'gone') { gone(data.message || `The DR pair '${pairId}' is gone.`); return; }
+      if (name !== 'pair') return;
+      const fetches = [];
+      if (revs.points !== data.points_rev) fetches.push(loadPoints());
+      if (revs.tasks !== data.tasks_rev) fetches.push(tasks.refresh());
+      if (revs.drills !== data.drills_rev) fetches.push(drills.refresh());
+      await Promise.all(fetches);
+      revs.points = data.points_rev;
+      revs.tasks = data.tasks_rev;
+      revs.drills = data.drills_rev;
+      status = data.status;
+      addHistory(data.history || []);
+      render();
     },
   };
 }

@@ -1,10 +1,12 @@
-// Protected servers: one row per DR pair, searchable and sortable.
+// Protected servers: one row per DR pair, searchable (id, name, address), sortable and paged
+// (hundreds of pairs stay usable); kept live by the standby's push stream of the list.
 
 import { get } from './api.js';
 import { h, replace } from './dom.js';
 import { duration, time, yesNo } from './format.js';
 
 const HEALTH_ORDER = { ok: 0, warning: 1, critical: 2 };
+const PAGE = 50;
 
 const COLUMNS = [
   { key: 'pair_id', title: 'DR Pair ID', value: (p) => p.pair_id },
@@ -45,11 +47,18 @@ function matches(p, needle) {
 export function listView(main, _ctx) {
   let pairs = null;
   let sort = { key: 'pair_id', dir: 1 };
+  let page = 0;
   const search = h('input', {
     id: 'search', type: 'search', autocomplete: 'off', placeholder: 'name, DR pair ID or address',
   });
   const count = h('p', { id: 'pair-count', class: 'muted', role: 'status', 'aria-live': 'polite' });
   const tableBox = h('div', { class: 'table-box' });
+  const prev = h('button', { type: 'button', id: 'page-prev', class: 'small' }, '← Previous');
+  const next = h('button', { type: 'button', id: 'page-next', class: 'small' }, 'Next →');
+  const where = h('span', { id: 'page-where', 'aria-live': 'polite' });
+  const pager = h('nav', { class: 'pager', 'aria-label': 'Pages of the list' }, prev, where, next);
+  prev.addEventListener('click', () => { page -= 1; render(); });
+  next.addEventListener('click', () => { page += 1; render(); });
 
   function render() {
     if (!pairs) return;
@@ -64,6 +73,12 @@ export function listView(main, _ctx) {
     count.textContent = search.value
       ? `${shown.length} of ${pairs.length} DR pairs match “${search.value}”`
       : `${pairs.length} DR pair${pairs.length === 1 ? '' : 's'}`;
+    const pages = Math.max(1, Math.ceil(shown.length / PAGE));
+    page = Math.min(Math.max(page, 0), pages - 1);
+    pager.hidden = pages === 1;
+    prev.disabled = page === 0;
+    next.disabled = page === pages - 1;
+    where.textContent = `Page ${page + 1} of ${pages} (rows ${page * PAGE + 1}–${Math.min(shown.length, (page + 1) * PAGE)})`;
     if (pairs.length === 0) {
       replace(tableBox, h('p', { class: 'empty' },
         'No DR pairs yet. A pair appears here when an agent configured with this standby connects.'));
@@ -79,10 +94,10 @@ export function listView(main, _ctx) {
         type: 'button',
         id: `sort-${c.key}`,
         class: 'sort',
-        onclick: () => { sort = { key: c.key, dir: active ? -sort.dir : 1 }; render(); },
+        onclick: () => { sort = { key: c.key, dir: active ? -sort.dir : 1 }; page = 0; render(); },
       }, c.title, h('span', { 'aria-hidden': 'true' }, active ? (sort.dir > 0 ? ' ▲' : ' ▼') : '')));
     }));
-    const rows = shown.map((p) => h('tr', { 'data-pair': p.pair_id }, COLUMNS.map((c) => cell(c, p))));
+    const rows = shown.slice(page * PAGE, (page + 1) * PAGE).map((p) => h('tr', { 'data-pair': p.pair_id }, COLUMNS.map((c) => cell(c, p))));
     const body = rows.length ? rows
       : [h('tr', {}, h('td', { colspan: COLUMNS.length, class: 'empty' }, 'No DR pair matches the search.'))];
     replace(tableBox, h('table', { class: 'pairs' },
@@ -90,7 +105,7 @@ export function listView(main, _ctx) {
       h('thead', {}, head), h('tbody', {}, body)));
   }
 
-  search.addEventListener('input', render);
+  search.addEventListener('input', () => { page = 0; render(); });
   // A message left by the page before (a pair deleted), shown once.
   const notice = sessionStorage.getItem('drpair-notice');
   sessionStorage.removeItem('drpair-notice');
@@ -98,11 +113,17 @@ export function listView(main, _ctx) {
     h('h1', {}, 'Protected servers'),
     notice ? h('p', { id: 'notice', class: 'result', role: 'status' }, notice) : null,
     h('div', { class: 'toolbar' }, h('label', { for: 'search' }, 'Search'), search),
-    count, tableBox);
+    count, tableBox, pager);
 
   return {
     async refresh() {
       pairs = await get('/pairs');
+      render();
+    },
+    streamPath: '/events',
+    push(name, data) {
+      if (name !== 'pairs') return;
+      pairs = data;
       render();
     },
   };

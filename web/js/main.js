@@ -1,20 +1,26 @@
-// The panel's shell: login, routing (#/ and #/pairs/ID), the 2-second poll, and the banner
-// that says when the standby cannot be reached.
+// The panel's shell: login, routing (#/, #/pairs/ID, #/tasks, #/audit), keeping the view live
+// — one server push stream per open view when the view has one, else (or while the stream
+// is down) a refresh every 2 seconds — and the banner that says when the standby cannot be
+// reached. `sessionStorage['drpair.live'] = 'poll'` turns the push stream off for the tab.
 
-import { ApiError, Unreachable, get, roleAllows, session, token } from './api.js';
+import { ApiError, Unreachable, get, roleAllows, session, stream, token } from './api.js';
 import { h, replace } from './dom.js';
 import { listView } from './list.js';
 import { detailsView } from './details.js';
 import { auditView } from './audit.js';
+import { tasksView } from './tasks.js';
 import { clock } from './format.js';
 
 const POLL_MS = 2000;
+// After the push stream fails, polling carries the view; the stream is tried again after this.
+const RETRY_STREAM_MS = 10_000;
 const main = document.getElementById('main');
 const banner = document.getElementById('banner');
 const conn = document.getElementById('conn');
 const logout = document.getElementById('logout');
 const identity = document.getElementById('identity');
 const auditLink = document.getElementById('audit-link');
+const tasksLink = document.getElementById('tasks-link');
 let identityShown = false;
 
 // The footer: the standby's version and the fingerprint its agents pin (GET /api/v1), or a
@@ -24,6 +30,7 @@ async function showIdentity() {
   const info = await get('');
   identityShown = true;
   session.role = info.role || null;
+  session.identity = info.identity || null;
   auditLink.hidden = !roleAllows('admin');
   identity.className = info.insecure_plaintext ? 'foot warn' : 'foot';
   identity.textContent = info.insecure_plaintext
@@ -36,6 +43,10 @@ let view = null;
 let timer = null;
 let generation = 0;
 let downSince = null;
+// The push stream of the current view (its AbortController), and when one last failed.
+let live = null;
+let streamFailedAt = 0;
+const pushWanted = () => sessionStorage.getItem('drpair.live') !== 'poll';
 
 function setBanner(text) {
   banner.hidden = !text;
@@ -58,52 +69,109 @@ function offline(err) {
   conn.className = 'conn bad';
 }
 
-// Runs the current view's refresh now and then every POLL_MS, until the view changes.
+function failed(gen, e) {
+  if (gen !== generation) return false;
+  if (e instanceof Unreachable) offline(e);
+  else if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
+    token.clear();
+    login(`The standby refused the token: ${e.message}`);
+    return true;
+  } else {
+    setBanner(`Could not refresh: ${e instanceof ApiError ? e.words : e.message}`);
+  }
+  return false;
+}
+
+function fresh() {
+  online(!token.get());
+  showIdentity().catch(() => {});
+}
+
+// Runs the current view's refresh now and then every POLL_MS, until the view changes or a
+// push stream takes over.
 async function poll(gen) {
   if (gen !== generation || !view) return;
+  let ok = false;
   try {
     await view.refresh();
-    online(!token.get());
-    showIdentity().catch(() => {});
+    fresh();
+    ok = true;
   } catch (e) {
-    if (gen !== generation) return;
-    if (e instanceof Unreachable) offline(e);
-    else if (e instanceof ApiError && (e.status === 401 || e.status === 403)) {
-      token.clear();
-      login(`The standby refused the token: ${e.message}`);
-      return;
-    } else {
-      setBanner(`Could not refresh: ${e instanceof ApiError ? e.words : e.message}`);
-    }
+    if (failed(gen, e)) return;
   }
-  if (gen === generation) timer = setTimeout(() => poll(gen), POLL_MS);
+  if (gen !== generation) return;
+  if (ok && view.streamPath && pushWanted() && !live && Date.now() - streamFailedAt > RETRY_STREAM_MS) {
+    listen(gen);
+    return;
+  }
+  if (!live) timer = setTimeout(() => poll(gen), POLL_MS);
+}
+
+// Keeps the view live from its push stream; when the stream fails, polling takes over (and
+// tries the stream again later).
+async function listen(gen) {
+  const ctrl = new AbortController();
+  live = ctrl;
+  clearTimeout(timer);
+  try {
+    await stream(view.streamPath, ctrl.signal, async (name, data) => {
+      if (gen !== generation) return;
+      await view.push(name, data);
+      fresh();
+    });
+    streamFailedAt = Date.now();
+  } catch (e) {
+    streamFailedAt = Date.now();
+    if (gen === generation && failed(gen, e)) return;
+  }
+  if (live === ctrl) live = null;
+  if (gen === generation && !ctrl.signal.aborted) timer = setTimeout(() => poll(gen), POLL_MS);
+}
+
+function stopLive() {
+  clearTimeout(timer);
+  if (live) live.abort();
+  live = null;
 }
 
 function route() {
-  clearTimeout(timer);
+  stopLive();
   generation += 1;
+  const gen = generation;
   const m = /^#\/pairs\/([^/]+)$/.exec(location.hash);
   const a = /^#\/audit(?:\/([^/]+))?$/.exec(location.hash);
-  const ctx = { refreshNow: () => { clearTimeout(timer); poll(generation); } };
+  // After an action: refresh at once; a live stream keeps going, polling restarts its beat.
+  const ctx = {
+    refreshNow: () => {
+      if (gen !== generation) return;
+      if (live) view.refresh().then(fresh, (e) => failed(gen, e));
+      else { clearTimeout(timer); poll(gen); }
+    },
+  };
   if (a) {
     view = auditView(main, a[1] ? decodeURIComponent(a[1]) : '', ctx);
     document.title = 'drpair — audit log';
+  } else if (location.hash === '#/tasks') {
+    view = tasksView(main, ctx);
+    document.title = 'drpair — tasks';
   } else {
     view = m ? detailsView(main, decodeURIComponent(m[1]), ctx) : listView(main, ctx);
     document.title = m ? `drpair — ${decodeURIComponent(m[1])}` : 'drpair — protected servers';
   }
   logout.hidden = !token.get();
-  poll(generation);
+  tasksLink.hidden = false;
+  poll(gen);
 }
 
 function login(message) {
-  clearTimeout(timer);
+  stopLive();
   generation += 1;
   view = null;
   identityShown = false;
   session.role = null;
   logout.hidden = true;
   auditLink.hidden = true;
+  tasksLink.hidden = true;
   conn.textContent = '';
   const input = h('input', { id: 'token', name: 'token', type: 'password', autocomplete: 'current-password', required: true });
   const error = h('p', { id: 'login-error', class: 'error', role: 'alert', hidden: !message }, message || '');

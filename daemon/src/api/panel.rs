@@ -27,6 +27,12 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("js/audit.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/audit.js")),
     ("js/actions.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/actions.js")),
     ("js/link.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/link.js")),
+    ("js/dialog.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/dialog.js")),
+    ("js/start.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/start.js")),
+    ("js/drills.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/drills.js")),
+    ("js/failover.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/failover.js")),
+    ("js/verify.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/verify.js")),
+    ("js/retention.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/retention.js")),
     ("js/chart.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/chart.js")),
 ];
 
