@@ -28,6 +28,7 @@ pub mod image;
 pub mod lifecycle;
 pub mod link;
 pub mod maintenance;
+pub mod many_pairs;
 pub mod pair;
 pub mod postgres;
 pub mod process;

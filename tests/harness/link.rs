@@ -2,7 +2,7 @@
 
 use drpair_wire::{AgentMsg, AgentState, HEADER_LEN, Hello, StandbyMsg, WireDisk, decode_body, decode_header, encode};
 use std::io::{ErrorKind, Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::{Ipv4Addr, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
 
 /// What reading the next frame gave.
@@ -33,11 +33,22 @@ impl RawLink {
         Self::connect(sb.link, sb.fingerprint.as_deref(), None)
     }
 
+    /// Like [`RawLink::to`], from the local address `source` (any of 127.0.0.0/8 reaches a
+    /// standby on loopback): the standby records it as the agent's address.
+    pub fn to_from(sb: &crate::daemons::Standby, source: Ipv4Addr) -> Self {
+        let socket = tcp_from(source, sb.link).unwrap_or_else(|e| panic!("connect {} from {source}: {e}", sb.link));
+        Self::over(socket, sb.fingerprint.as_deref(), None)
+    }
+
     /// Connects to `addr`: TLS pinned to `fingerprint` (presenting `client`, an agent's
     /// certificate, when given), or plain TCP without a fingerprint.
     pub fn connect(addr: SocketAddr, fingerprint: Option<&str>, client: Option<drpair_tls::ClientIdentity>) -> Self {
         let socket =
             TcpStream::connect_timeout(&addr, Duration::from_secs(5)).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        Self::over(socket, fingerprint, client)
+    }
+
+    fn over(socket: TcpStream, fingerprint: Option<&str>, client: Option<drpair_tls::ClientIdentity>) -> Self {
         socket.set_read_timeout(Some(Duration::from_secs(10))).expect("timeout");
         socket.set_nodelay(true).expect("nodelay");
         let stream: Box<dyn Io> = match fingerprint {
@@ -133,6 +144,37 @@ impl RawLink {
             other => panic!("no answer to Hello: {other:?}"),
         }
     }
+}
+
+/// A TCP connection to `to` bound to the local address `source` first (std connects only
+/// from the address the kernel picks).
+fn tcp_from(source: Ipv4Addr, to: SocketAddr) -> std::io::Result<TcpStream> {
+    use std::os::fd::{FromRawFd, OwnedFd};
+    let SocketAddr::V4(to) = to else { return Err(std::io::Error::other("the standby's link is not IPv4")) };
+    let sockaddr = |ip: Ipv4Addr, port: u16| libc::sockaddr_in {
+        sin_family: libc::sa_family_t::try_from(libc::AF_INET).expect("AF_INET"),
+        sin_port: port.to_be(),
+        sin_addr: libc::in_addr { s_addr: u32::from(ip).to_be() },
+        sin_zero: [0; 8],
+    };
+    let len = libc::socklen_t::try_from(std::mem::size_of::<libc::sockaddr_in>()).expect("sockaddr_in size");
+    // SAFETY: plain socket(2); the descriptor is owned below.
+    let fd = unsafe { libc::socket(libc::AF_INET, libc::SOCK_STREAM | libc::SOCK_CLOEXEC, 0) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `fd` is a fresh descriptor nothing else owns.
+    let owned = unsafe { OwnedFd::from_raw_fd(fd) };
+    let (local, remote) = (sockaddr(source, 0), sockaddr(*to.ip(), to.port()));
+    // SAFETY: the addresses are valid sockaddr_in of `len` bytes, alive for the calls.
+    if unsafe { libc::bind(fd, (&raw const local).cast(), len) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above; a blocking connect to loopback.
+    if unsafe { libc::connect(fd, (&raw const remote).cast(), len) } != 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    Ok(TcpStream::from(owned))
 }
 
 /// A Hello of an agent without state (first start) offering one disk.

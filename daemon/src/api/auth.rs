@@ -2,6 +2,8 @@
 //! (`Authorization: Bearer TOKEN`); missing → 401, unknown or expired → 403 (`AccessDenied`); a
 //! role too low for the call → 403 (`Forbidden`) naming the role it needs. The caller
 //! ([`Caller`]) reaches handlers as a request extension and the audit log as [`ApiIdentity`].
+//! One route takes no token: a one-time download link (`GET /api/v1/downloads/{ticket}`),
+//! whose ticket is its credential ([`super::roles::token_free`]).
 
 use super::audit::ApiIdentity;
 use super::{ApiFailure, AppState};
@@ -22,6 +24,9 @@ pub struct Caller {
 const START_BODY_MAX: usize = 64 << 10;
 
 pub async fn require_token(State(sb): State<AppState>, req: Request, next: Next) -> Response {
+    if super::roles::token_free(req.method(), req.uri().path()) {
+        return with_identity(next.run(req).await, "download link".into());
+    }
     let given = req
         .headers()
         .get(axum::http::header::AUTHORIZATION)

@@ -1,10 +1,10 @@
-//! Keeping points in shape: pin/unpin, retention policy, prune, verification of stored
-//! chunks, storage report. Checks run in the usual order: unknown pair or point (404),
-//! parameters (400), state (409); a refusal changes nothing.
+//! Keeping points in shape: pin/unpin, retention policy (and a preview of a proposed one),
+//! prune, verification of stored chunks, storage report. Checks run in the usual order:
+//! unknown pair or point (404), parameters (400), state (409); a refusal changes nothing.
 
 use super::points::resolve_point;
 use super::{ApiFailure, ApiResult, AppState, find_pair};
-use crate::standby::pair::OpError;
+use crate::standby::pair::{OpError, PairHandle};
 use crate::standby::retention::{self, PruneError};
 use crate::standby::{storage, verify};
 use axum::Json;
@@ -77,6 +77,28 @@ pub async fn get_retention(State(sb): State<AppState>, Path(pair): Path<String>)
     Ok(Json(retention::view(&sb, &h)))
 }
 
+/// The policy a retention update asks for, checked as `PUT …/retention` and
+/// `POST …/retention/preview` both check it: `None` returns the pair to the standby's default.
+fn proposed_policy(sb: &AppState, h: &PairHandle, u: &RetentionUpdate) -> ApiResult<Option<Policy>> {
+    if u.reset {
+        if u.grid.is_some() || u.keep_last.is_some() {
+            return Err(ApiFailure::param("reset", "reset returns the pair to the default policy: give it alone"));
+        }
+        return Ok(None);
+    }
+    if u.grid.is_none() && u.keep_last.is_none() {
+        return Err(ApiFailure::param("body", "give grid, keep_last, or reset"));
+    }
+    let (current, _) = retention::policy_of(sb, h);
+    let grid = match &u.grid {
+        Some(g) => g.parse().map_err(|e: drpair_retention::PolicyError| ApiFailure::param("grid", e.to_string()))?,
+        None => current.grid,
+    };
+    let policy = Policy::new(grid, u.keep_last.unwrap_or(current.keep_last))
+        .map_err(|e| ApiFailure::param(if u.grid.is_some() { "grid" } else { "keep_last" }, e.to_string()))?;
+    Ok(Some(policy))
+}
+
 pub async fn put_retention(
     State(sb): State<AppState>,
     Path(pair): Path<String>,
@@ -84,26 +106,7 @@ pub async fn put_retention(
 ) -> ApiResult<Json<RetentionView>> {
     let (id, h) = find_pair(&sb, &pair)?;
     let u = body(b)?;
-    let new = if u.reset {
-        if u.grid.is_some() || u.keep_last.is_some() {
-            return Err(ApiFailure::param("reset", "reset returns the pair to the default policy: give it alone"));
-        }
-        None
-    } else {
-        if u.grid.is_none() && u.keep_last.is_none() {
-            return Err(ApiFailure::param("body", "give grid, keep_last, or reset"));
-        }
-        let (current, _) = retention::policy_of(&sb, &h);
-        let grid = match &u.grid {
-            Some(g) => {
-                g.parse().map_err(|e: drpair_retention::PolicyError| ApiFailure::param("grid", e.to_string()))?
-            }
-            None => current.grid,
-        };
-        let policy = Policy::new(grid, u.keep_last.unwrap_or(current.keep_last))
-            .map_err(|e| ApiFailure::param(if u.grid.is_some() { "grid" } else { "keep_last" }, e.to_string()))?;
-        Some(policy)
-    };
+    let new = proposed_policy(&sb, &h, &u)?;
     h.update(&sb.store, |rec| {
         rec.retention = new;
         Ok::<_, OpError>(())
@@ -114,6 +117,30 @@ pub async fn put_retention(
     Ok(Json(view))
 }
 
+/// `POST /api/v1/pairs/{pair}/retention/preview`: what the policy a `PUT …/retention` body
+/// proposes would remove and keep of the pair's points now, and why (a dry run: `dry_run`
+/// is true). Nothing changes: not the pair's policy, not its points, not its last prune, and
+/// no task is made.
+pub async fn preview_retention(
+    State(sb): State<AppState>,
+    Path(pair): Path<String>,
+    b: Result<Json<RetentionUpdate>, JsonRejection>,
+) -> ApiResult<Json<PruneReport>> {
+    let (_, h) = find_pair(&sb, &pair)?;
+    let u = body(b)?;
+    let policy = proposed_policy(&sb, &h, &u)?.unwrap_or_else(|| sb.retention.clone());
+    let sb2 = sb.clone();
+    let report = blocking(move || retention::preview(&sb2, &h, &policy)).await?.map_err(prune_failure)?;
+    Ok(Json(report))
+}
+
+fn prune_failure(e: PruneError) -> ApiFailure {
+    match e {
+        PruneError::Busy(m) => ApiFailure::new(ErrorCode::InvalidPairState, m),
+        PruneError::Store(m) => ApiFailure::internal(m),
+    }
+}
+
 pub async fn prune(
     State(sb): State<AppState>,
     Path(pair): Path<String>,
@@ -122,10 +149,7 @@ pub async fn prune(
     let (_, h) = find_pair(&sb, &pair)?;
     let req = body(b)?;
     let sb2 = sb.clone();
-    let report = blocking(move || retention::prune(&sb2, &h, req.dry_run, false)).await?.map_err(|e| match e {
-        PruneError::Busy(m) => ApiFailure::new(ErrorCode::InvalidPairState, m),
-        PruneError::Store(m) => ApiFailure::internal(m),
-    })?;
+    let report = blocking(move || retention::prune(&sb2, &h, req.dry_run, false)).await?.map_err(prune_failure)?;
     Ok(Json(report))
 }
 

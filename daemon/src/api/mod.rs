@@ -6,8 +6,10 @@ pub mod auth;
 pub mod changes;
 pub mod control;
 pub mod csrf;
+pub mod downloads;
 pub mod drills;
 pub mod dump;
+pub mod events;
 pub mod failover;
 #[cfg(test)]
 mod hostile_tests;
@@ -137,6 +139,10 @@ pub fn router(sb: AppState) -> Router {
         .route("/api/v1/pairs/{pair}/storage", get(maintenance::storage_report))
         .route("/api/v1/pairs/{pair}/points/{point}/changes", get(changes::list))
         .route("/api/v1/pairs/{pair}/points/{point}/disks/{disk}/image", get(image::export))
+        .route("/api/v1/pairs/{pair}/points/{point}/disks/{disk}/download", post(downloads::create))
+        .route("/api/v1/downloads/{ticket}", get(downloads::fetch))
+        .route("/api/v1/pairs/{pair}/retention/preview", post(maintenance::preview_retention))
+        .route("/api/v1/events", get(events::stream))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(sb.clone(), auth::require_token))

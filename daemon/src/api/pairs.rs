@@ -2,6 +2,8 @@
 
 use super::auth::Caller;
 use super::{ApiResult, AppState, find_pair};
+use crate::standby::Standby;
+use crate::standby::pair::PairHandle;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use drpair_types::{PairStatus, PairSummary, StandbyInfo};
@@ -41,7 +43,14 @@ pub async fn status(
     caller: Option<axum::Extension<Caller>>,
 ) -> ApiResult<Json<PairStatus>> {
     let (_, h) = find_pair(&sb, &pair)?;
+    Ok(Json(status_for(&sb, &h, caller.as_ref().map(|c| &c.0))))
+}
+
+/// The pair's status as `caller` is shown it (`GET /api/v1/pairs/{pair}`, and the events of
+/// its stream): the actions its role may take, the standby's fingerprint.
+pub fn status_for(sb: &Standby, h: &PairHandle, caller: Option<&Caller>) -> PairStatus {
     let mut s = h.status();
+    let pair = &s.pair_id;
     // The actions this caller's role may take (the panel shows only those).
     if let Some(c) = caller {
         let path = format!("/api/v1/pairs/{pair}/");
@@ -57,7 +66,7 @@ pub async fn status(
             " Warning: the link runs in plaintext (insecure_plaintext): anyone on the path reads the disks and can forge the standby.",
         );
     }
-    Ok(Json(s))
+    s
 }
 
 /// The API path (below the pair) of a panel action.
@@ -65,6 +74,13 @@ fn action_path(action: &str) -> &str {
     match action {
         "create_point" => "points",
         "adopt_growth" => "adopt-growth",
+        "skip_to_resync_marker" => "skip-to-resync-marker",
+        "mark_dump" => "markers/dump",
+        "resume_resync" => "resume",
+        "load_dump" => "dump/load",
+        "resume_apply" => "resume-apply",
+        "drill" => "drills",
+        "verify_source" => "verify-source",
         a => a,
     }
 }

@@ -20,22 +20,40 @@ const THAW_BUDGET_MS: std::ops::RangeInclusive<u64> = 100..=60_000;
 pub struct ListQuery {
     /// Only the newest `limit` points (still oldest first).
     limit: Option<usize>,
+    /// Only the points older than this one (its id): the page before it.
+    before: Option<String>,
 }
 
-/// `GET /api/v1/pairs/{pair}/points[?limit=N]`: the pair's points, oldest first.
+/// `GET /api/v1/pairs/{pair}/points[?limit=N][&before=ID]`: the pair's points, oldest first;
+/// with `before`, only those whose id is below ID (with `limit`, the newest N of them: the
+/// page that ends just before ID).
 pub async fn list(
     State(sb): State<AppState>,
     Path(pair): Path<String>,
     q: Result<Query<ListQuery>, QueryRejection>,
 ) -> ApiResult<Json<Vec<RecoveryPoint>>> {
-    let Query(q) = q.map_err(|e| ApiFailure::param("limit", e.body_text()))?;
+    let Query(q) = q.map_err(|e| {
+        let text = e.body_text();
+        ApiFailure::param(if text.contains("unknown field") { "query" } else { "limit" }, text)
+    })?;
     let (_, h) = find_pair(&sb, &pair)?;
+    let before = match q.before.as_deref() {
+        Some(b) => Some(
+            b.trim()
+                .parse::<u64>()
+                .map_err(|_| ApiFailure::param("before", format!("before '{b}' is not a point id (a number)")))?,
+        ),
+        None => None,
+    };
     let pair_no = h.record.lock().expect("record").pair_no;
     let store = sb.store.clone();
     let mut points = tokio::task::spawn_blocking(move || store.list_points(pair_no))
         .await
         .map_err(ApiFailure::internal)?
         .map_err(ApiFailure::internal)?;
+    if let Some(b) = before {
+        points.retain(|p| p.id < b);
+    }
     if let Some(n) = q.limit {
         points.drain(..points.len().saturating_sub(n));
     }

@@ -1,9 +1,17 @@
 //! Which role each API call needs. Reading needs `viewer` (`/metrics`: `metrics`); the calls
 //! of day-to-day operation need `operator`; anything that deletes points, moves data between
 //! sides, changes retention or credentials needs `admin`. A call not listed needs `admin`.
+//! Following a one-time download link needs no token at all ([`token_free`]): the operator
+//! who asked for the link was checked then.
 
 use axum::http::Method;
 use drpair_types::Role;
+
+/// Whether a call is let through without a token: `GET /api/v1/downloads/{ticket}` only
+/// (one path segment after `downloads/`), whose ticket is the credential.
+pub fn token_free(method: &Method, path: &str) -> bool {
+    *method == Method::GET && path.strip_prefix("/api/v1/downloads/").is_some_and(|t| !t.is_empty() && !t.contains('/'))
+}
 
 /// The role a call needs. `start_deletes` says whether a `start` body asks for a reload or a
 /// replay (which delete points).
@@ -28,8 +36,11 @@ pub fn required(method: &Method, path: &str, start_deletes: bool) -> Role {
         let operator = match action {
             "pause" | "resume" | "stop" | "points" | "drills" | "verify" | "verify-source" | "adopt-growth"
             | "settings" => true,
+            // A dry run of a proposed policy changes nothing; setting it stays an admin's.
+            "retention/preview" => true,
             "start" => !start_deletes,
-            a => a.starts_with("points/") && (a.ends_with("/pin") || a.ends_with("/unpin")),
+            // A download link carries the disk image out, as the export does.
+            a => a.starts_with("points/") && (a.ends_with("/pin") || a.ends_with("/unpin") || a.ends_with("/download")),
         };
         return if operator { Role::Operator } else { Role::Admin };
     }
@@ -66,5 +77,29 @@ mod tests {
         assert_eq!(required(&Method::PUT, "/api/v1/pairs/p/retention", false), Role::Admin);
         assert_eq!(required(&post, "/api/v1/drills/4/stop", false), Role::Operator);
         assert_eq!(required(&post, "/api/v1/tokens", false), Role::Admin);
+        assert_eq!(required(&post, "/api/v1/pairs/p/points/3/disks/0/download", false), Role::Operator);
+        assert_eq!(required(&post, "/api/v1/pairs/p/points/latest/disks/1/download", false), Role::Operator);
+        assert_eq!(required(&post, "/api/v1/pairs/p/retention/preview", false), Role::Operator);
+        assert_eq!(required(&get, "/api/v1/events", false), Role::Viewer);
+    }
+
+    #[test]
+    fn only_download_links_go_without_a_token() {
+        let t = "/api/v1/downloads/0123abcd";
+        assert!(token_free(&Method::GET, t));
+        for (m, p) in [
+            (Method::HEAD, t),
+            (Method::POST, t),
+            (Method::DELETE, t),
+            (Method::GET, "/api/v1/downloads/"),
+            (Method::GET, "/api/v1/downloads"),
+            (Method::GET, "/api/v1/downloads/a/b"),
+            (Method::GET, "/api/v1/downloadsx/a"),
+            (Method::GET, "/api/v1/pairs/p/points/3/disks/0/image"),
+            (Method::POST, "/api/v1/pairs/p/points/3/disks/0/download"),
+            (Method::GET, "/metrics"),
+        ] {
+            assert!(!token_free(&m, p), "{m} {p}");
+        }
     }
 }

@@ -80,6 +80,7 @@ impl Standby {
             check_denied: check_denied(cfg),
             agent_cert_ttl: cfg.agent_cert_ttl,
             audit: super::audit::AuditLog::open(&cfg.data_dir),
+            downloads: Default::default(),
             link_port: std::sync::atomic::AtomicU16::new(cfg.listen.port()),
             next_conn: AtomicU64::new(1),
             next_request: AtomicU64::new(1),

@@ -13,6 +13,7 @@ pub mod command;
 pub mod control;
 pub mod credentials;
 pub mod delete;
+pub mod downloads;
 pub mod drill;
 pub mod dump;
 pub mod export;

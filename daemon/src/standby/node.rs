@@ -51,6 +51,8 @@ pub struct Standby {
     pub agent_cert_ttl: std::time::Duration,
     /// Who did what (API calls that change state, enrollments, failed authentications).
     pub audit: super::audit::AuditLog,
+    /// One-time download links of disk images (in memory only).
+    pub downloads: super::downloads::Downloads,
     /// The port the link is bound to (set once it listens).
     pub link_port: std::sync::atomic::AtomicU16,
     pub(super) next_conn: AtomicU64,

@@ -87,6 +87,25 @@ pub fn point_infos(points: &[RecoveryPoint], drills: &HashSet<u64>) -> Vec<Point
 
 /// Plans and (unless `dry_run`) applies the pair's retention, then reclaims space. Blocking.
 pub fn prune(sb: &Arc<Standby>, h: &PairHandle, dry_run: bool, scheduled: bool) -> Result<PruneReport, PruneError> {
+    let (policy, _) = policy_of(sb, h);
+    run(sb, h, &policy, dry_run, scheduled)
+}
+
+/// What `policy` would remove and keep (and why) of the pair's points now: a dry run of a
+/// policy the pair does not follow yet. Changes nothing, not even the record of the last
+/// prune, and is no task. Blocking.
+pub fn preview(sb: &Arc<Standby>, h: &PairHandle, policy: &Policy) -> Result<PruneReport, PruneError> {
+    run(sb, h, policy, true, false)
+}
+
+/// [`prune`] with `policy`.
+fn run(
+    sb: &Arc<Standby>,
+    h: &PairHandle,
+    policy: &Policy,
+    dry_run: bool,
+    scheduled: bool,
+) -> Result<PruneReport, PruneError> {
     let started = now_ms();
     let (pair_id, pair_no, busy) = {
         let rec = h.record.lock().expect("record");
@@ -104,9 +123,8 @@ pub fn prune(sb: &Arc<Standby>, h: &PairHandle, dry_run: bool, scheduled: bool) 
     }
     let store_err = |e: drpair_store::StoreError| PruneError::Store(e.to_string());
     let points = sb.store.list_points(pair_no).map_err(store_err)?;
-    let (policy, _) = policy_of(sb, h);
     let drills = h.runtime.lock().expect("runtime").drill_points.clone();
-    let marks = drpair_retention::plan(&point_infos(&points, &drills), &policy, now_ms());
+    let marks = drpair_retention::plan(&point_infos(&points, &drills), policy, now_ms());
     let time_of = |id: u64| points.iter().find(|p| p.id == id).map(|p| p.time.clone()).unwrap_or_default();
     let to_mark = |m: &Mark| PointMarkRecord { id: m.id, time: time_of(m.id), reason: m.reason.to_string() };
     let removed: Vec<PointMarkRecord> = marks.iter().filter(|m| !m.keep).map(to_mark).collect();

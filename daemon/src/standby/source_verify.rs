@@ -39,8 +39,8 @@ impl From<OpError> for VerifyError {
 }
 
 /// Why the pair cannot be verified now, if it cannot: another verify, the pair's state, the
-/// agent's connection (in that order).
-fn refusal(rec: &PairRecord, connected: bool) -> Option<String> {
+/// agent's connection (in that order). Status lists `verify_source` as allowed when none.
+pub fn refusal(rec: &PairRecord, connected: bool) -> Option<String> {
     let id = &rec.pair_id;
     if let Some(v) = rec.source_verify.as_ref().filter(|v| v.state.is_active()) {
         return Some(format!(

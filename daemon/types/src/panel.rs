@@ -102,8 +102,29 @@ pub fn format_lag(s: f64) -> String {
 
 /// Operator actions, by the name the panel and scripts use; `PairStatus.allowed_actions`
 /// lists those the pair's state allows now (the API refuses the others with 409).
-pub const ACTIONS: &[&str] =
-    &["start", "resume", "pause", "stop", "restart", "replay", "failover", "failback", "create_point", "adopt_growth"];
+pub const ACTIONS: &[&str] = &[
+    "start",
+    "resume",
+    "pause",
+    "stop",
+    "restart",
+    "replay",
+    "failover",
+    "failback",
+    "create_point",
+    "adopt_growth",
+    // The third-party dump workflow, step by step.
+    "suspend",
+    "skip_to_resync_marker",
+    "mark_dump",
+    "resume_resync",
+    "load_dump",
+    "resume_apply",
+    // Checks of what is stored and of the source.
+    "drill",
+    "verify",
+    "verify_source",
+];
 
 /// One sample of a pair's short history.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -132,6 +153,44 @@ pub struct PairTrend {
     /// Seconds of history kept (older samples are dropped).
     pub window_seconds: u64,
     pub samples: Vec<TrendSample>,
+}
+
+/// `GET /api/v1/events?pair=ID`: one `pair` event of the pair's stream. The lists the
+/// panel shows besides status are named by a short hash of their JSON (`*_rev`), so a page
+/// fetches a list again only when its hash changes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PairEvent {
+    /// Exactly what `GET /api/v1/pairs/{pair}` answers for the caller.
+    pub status: crate::api::PairStatus,
+    /// Hash of `GET /api/v1/pairs/{pair}/points` (16 hex digits).
+    pub points_rev: String,
+    /// Hash of `GET /api/v1/tasks?pair={pair}`.
+    pub tasks_rev: String,
+    /// Hash of `GET /api/v1/pairs/{pair}/drills`.
+    pub drills_rev: String,
+    /// The history samples taken since the newest one this stream sent (all of them in the
+    /// first event), oldest first, as in `GET /api/v1/pairs/{pair}/history`.
+    pub history: Vec<TrendSample>,
+}
+
+/// The `gone` event of a pair's stream: the pair was deleted, and the stream ends.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PairGone {
+    pub pair_id: crate::ids::PairId,
+    pub message: String,
+}
+
+/// `POST /api/v1/pairs/{pair}/points/{point}/disks/{disk}/download`: a one-time link to the
+/// disk image, which a browser can follow without the API token (the link is the credential).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DownloadLink {
+    /// `/api/v1/downloads/TICKET`: works once, without a token, until `expires_at`.
+    pub url: String,
+    /// RFC 3339 UTC.
+    pub expires_at: String,
+    /// `PAIR-pointN-diskD.img`, also sent as the download's `Content-Disposition`.
+    pub filename: String,
+    pub size_bytes: u64,
 }
 
 #[cfg(test)]

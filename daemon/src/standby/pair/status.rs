@@ -214,13 +214,7 @@ impl PairHandle {
             storage: rt.storage.clone(),
             failover: crate::standby::failover::status(&rec, &rt),
             failback: crate::standby::failover::failback::status(&rec, &rt),
-            allowed_actions: {
-                let mut v = Self::allowed_actions(&rec.lifecycle, rt.session.is_some());
-                if !rec.configuration_change().is_some_and(|c| c.growth_only) {
-                    v.retain(|a| a != "adopt_growth");
-                }
-                v
-            },
+            allowed_actions: Self::allowed_actions(&rec, &rt),
             standby_fingerprint: None,
             insecure_plaintext: false,
             configuration_change: rec.configuration_change(),
@@ -250,9 +244,13 @@ impl PairHandle {
         None
     }
 
-    /// The operator actions the lifecycle allows now, asked of the state machine itself.
-    fn allowed_actions(l: &drpair_pair::Lifecycle, connected: bool) -> Vec<String> {
+    /// The operator actions allowed now: the lifecycle's, asked of the state machine itself,
+    /// and those whose own checks look further (at the dump record, the agent's connection,
+    /// the points, what runs now), each present exactly when its API call would be accepted.
+    fn allowed_actions(rec: &PairRecord, rt: &PairRuntime) -> Vec<String> {
         use drpair_pair::PairOp as Op;
+        let l = &rec.lifecycle;
+        let connected = rt.session.is_some();
         let ops = [
             ("start", Op::Start),
             ("resume", Op::Resume),
@@ -263,12 +261,36 @@ impl PairHandle {
             ("failover", Op::Failover),
             ("failback", Op::Failback),
             ("adopt_growth", Op::AdoptGrowth),
+            ("suspend", Op::Suspend),
+            ("skip_to_resync_marker", Op::SkipToResyncMarker),
         ];
         let mut v: Vec<String> =
             ops.iter().filter(|(_, op)| l.apply(*op).is_ok()).map(|(n, _)| n.to_string()).collect();
-        if !l.holds() && connected {
-            v.push("create_point".into());
+        if !rec.configuration_change().is_some_and(|c| c.growth_only) {
+            v.retain(|a| a != "adopt_growth");
         }
+        // The later steps of the dump workflow, as `dump::{mark, resync, load, resume_apply}`
+        // check them: the markers are asked of the agent, so it must be connected.
+        let dump = rec.dump.as_ref();
+        let loading = rt.dump_load.is_some();
+        let apply_suspended = l.state == PairState::ApplySuspended;
+        let verifying =
+            rt.verify.as_ref().is_some_and(|v| v.lock().expect("verify").state == super::results::VerifyState::Running);
+        let more = [
+            ("create_point", !l.holds() && connected),
+            ("mark_dump", matches!(l.state, PairState::Suspended | PairState::AwaitingResyncMarker) && connected),
+            (
+                "resume_resync",
+                l.state == PairState::AwaitingResyncMarker && dump.is_some_and(|d| d.marker.is_some()) && connected,
+            ),
+            ("load_dump", apply_suspended && !loading),
+            ("resume_apply", apply_suspended && !loading && dump.is_some_and(|d| d.first_unloaded().is_none())),
+            // A drill serves the latest recoverable point unless told another: any point does.
+            ("drill", rt.points > 0),
+            ("verify", rt.points > 0 && !verifying),
+            ("verify_source", crate::standby::source_verify::refusal(rec, connected).is_none()),
+        ];
+        v.extend(more.iter().filter(|(_, ok)| *ok).map(|(n, _)| n.to_string()));
         v
     }
 
@@ -379,5 +401,99 @@ mod tests {
         let s = r.status();
         assert_eq!(s.stats.progress_percent, 100.0);
         assert_eq!(s.stats.pass.unwrap().chunks_done, 3);
+    }
+
+    /// Applies `op` to the handle's lifecycle (a test's shortcut past the commands).
+    fn step(h: &PairHandle, op: PairOp) {
+        let mut rec = h.record.lock().unwrap();
+        rec.lifecycle = rec.lifecycle.apply(op).unwrap();
+    }
+
+    fn has(h: &PairHandle, action: &str) -> bool {
+        h.status().allowed_actions.iter().any(|a| a == action)
+    }
+
+    #[test]
+    fn actions_follow_the_dump_workflow() {
+        use crate::standby::dump::{DumpRecord, LoadProgress};
+        use drpair_types::DumpLoadState;
+        let h = PairHandle::new(record(5), None, 3);
+        h.runtime.lock().unwrap().session = Some(session());
+        let dump_steps =
+            ["skip_to_resync_marker", "mark_dump", "resume_resync", "load_dump", "resume_apply"].map(String::from);
+        let s = h.status();
+        assert!(s.allowed_actions.contains(&"suspend".into()), "{:?}", s.allowed_actions);
+        assert!(!s.allowed_actions.iter().any(|a| dump_steps.contains(a)), "{:?}", s.allowed_actions);
+        // `suspend`: the record gets its dump record in the same update.
+        step(&h, PairOp::Suspend);
+        h.record.lock().unwrap().dump = Some(DumpRecord::new(5, 2));
+        for (a, yes) in [("suspend", false), ("skip_to_resync_marker", true), ("mark_dump", true), ("pause", false)] {
+            assert_eq!(has(&h, a), yes, "suspended: {a}");
+        }
+        assert!(has(&h, "resume"), "a plain resume abandons the dump");
+        // The marker is asked of the agent: not while it is away.
+        let away = h.runtime.lock().unwrap().session.take();
+        assert!(!has(&h, "mark_dump"), "the agent is away");
+        h.runtime.lock().unwrap().session = away;
+        step(&h, PairOp::SkipToResyncMarker);
+        assert!(!has(&h, "skip_to_resync_marker") && has(&h, "mark_dump"));
+        assert!(!has(&h, "resume_resync"), "no dump marker recorded yet");
+        h.record.lock().unwrap().dump.as_mut().unwrap().marker = Some(drpair_types::DumpMarker {
+            epoch: 6,
+            time: crate::timefmt::rfc3339_ms(0),
+            time_unix_ms: 0,
+            at: "now".into(),
+            consistency: drpair_types::Consistency::Fuzzy,
+            quiesce: None,
+            exec: None,
+        });
+        assert!(has(&h, "resume_resync") && has(&h, "mark_dump"));
+        step(&h, PairOp::ResyncMarker);
+        assert!(!has(&h, "resume_resync") && !has(&h, "mark_dump"), "waiting for the dump marker");
+        step(&h, PairOp::DumpMarker);
+        assert!(has(&h, "load_dump") && !has(&h, "resume_apply"), "no disk loaded yet");
+        for d in &mut h.record.lock().unwrap().dump.as_mut().unwrap().disks {
+            d.state = DumpLoadState::Loaded;
+        }
+        assert!(has(&h, "load_dump") && has(&h, "resume_apply"));
+        h.runtime.lock().unwrap().dump_load = Some((1, std::sync::Arc::new(LoadProgress::default())));
+        assert!(!has(&h, "load_dump") && !has(&h, "resume_apply"), "a disk is being loaded");
+        for a in h.status().allowed_actions {
+            assert!(drpair_types::ACTIONS.contains(&a.as_str()), "{a} is not in ACTIONS");
+        }
+    }
+
+    #[test]
+    fn actions_of_the_checks() {
+        use crate::standby::pair::results::{VerifyRecord, VerifyState};
+        let h = PairHandle::new(record(5), None, 0);
+        assert!(!has(&h, "drill") && !has(&h, "verify"), "no point yet");
+        assert!(!has(&h, "verify_source"), "the agent is not connected");
+        h.runtime.lock().unwrap().session = Some(session());
+        assert!(has(&h, "verify_source"));
+        h.runtime.lock().unwrap().points = 2;
+        assert!(has(&h, "drill") && has(&h, "verify"));
+        let running = VerifyRecord {
+            state: VerifyState::Running,
+            scheduled: false,
+            point: None,
+            requested_unix_ms: 0,
+            finished_unix_ms: None,
+            progress_percent: 0.0,
+            chunks_checked: 0,
+            bytes_checked: 0,
+            points_verified: 0,
+            points_damaged: 0,
+            damaged: vec![],
+            message: String::new(),
+            task: None,
+        };
+        h.runtime.lock().unwrap().verify = Some(std::sync::Arc::new(std::sync::Mutex::new(running)));
+        assert!(!has(&h, "verify") && has(&h, "drill"), "a verification runs");
+        step(&h, PairOp::Pause);
+        assert!(!has(&h, "verify_source"), "nothing is shipped while paused");
+        for a in h.status().allowed_actions {
+            assert!(drpair_types::ACTIONS.contains(&a.as_str()), "{a} is not in ACTIONS");
+        }
     }
 }
