@@ -1,8 +1,8 @@
 // One DR pair: its state and why, progress, the actions its state allows, failover and
 // failback, drills, verification, retention, the third-party dump workflow, lag and throughput
 // charts, disks, recovery points (paged) and tasks. Kept live by the pair's push stream: the
-// status comes with each event; points, tasks and drills are fetched again only when the
-// event says they changed.
+// status and the newest points come with its events; tasks, drills and older points are
+// fetched again only when an event says they changed.
 
 import { ApiError, downloadImage, get, pairPath, post, roleAllows } from './api.js';
 import { actionsPanel } from './actions.js';
@@ -290,7 +290,12 @@ export function detailsView(main, pairId, ctx) {
       if (name === 'gone') { gone(data.message || `The DR pair '${pairId}' is gone.`); return; }
       if (name !== 'pair') return;
       const fetches = [];
-      if (revs.points !== data.points_rev) fetches.push(loadPoints());
+      // The newest page of points comes with the event when it changed; an older page is
+      // fetched again.
+      if (revs.points !== data.points_rev) {
+        if (data.points && pages.length === 1) points = data.points;
+        else fetches.push(loadPoints());
+      }
       if (revs.tasks !== data.tasks_rev) fetches.push(tasks.refresh());
       if (revs.drills !== data.drills_rev) fetches.push(drills.refresh());
       await Promise.all(fetches);

@@ -33,7 +33,7 @@ export function drillsSection(pairId, ctx) {
     ['id', 'A point by id'],
   ], which, (v) => { which = v; show(); });
   const when = h('input', { id: 'drill-time', type: 'datetime-local', step: 1 });
-  const pointId = h('select', { id: 'drill-point-id' });
+  const pointId = h('select', { id: 'drill-point-pick' });
   const ttl = h('select', { id: 'drill-ttl' }, TTLS.map(([s, words]) => h('option', { value: s, selected: s === 3600 }, words)));
   const check = h('input', {
     id: 'drill-check', type: 'text', size: 50, autocomplete: 'off', spellcheck: 'false',
@@ -41,7 +41,7 @@ export function drillsSection(pairId, ctx) {
   });
   const go = h('button', { type: 'submit', id: 'drill-start' }, 'Start drill');
   const timeBox = h('div', {}, h('label', { for: 'drill-time' }, 'Time (your local time)'), when);
-  const idBox = h('div', {}, h('label', { for: 'drill-point-id' }, 'Point'), pointId);
+  const idBox = h('div', {}, h('label', { for: 'drill-point-pick' }, 'Point'), pointId);
   const form = h('form', { id: 'drill-form', class: 'inline-form' },
     pick.el, timeBox, idBox,
     h('label', { for: 'drill-ttl' }, 'Runs for'), ttl,
@@ -114,7 +114,7 @@ export function drillsSection(pairId, ctx) {
     const heads = ['Drill', 'State', 'Point', 'RPO', 'Ready in', 'Check', 'By', 'When'];
     const rows = drills.slice(0, REPORTS_SHOWN).map((d) => h('tr', { 'data-drill': d.id, 'data-state': d.state },
       h('td', {}, d.id), h('td', {}, d.state), h('td', {}, `#${d.point} · ${time(d.point_time)}`),
-      h('td', { class: 'num' }, duration(d.point_age_seconds)), h('td', { class: 'num' }, `${(d.ready_ms / 1000).toFixed(2)} s`),
+      h('td', { class: 'num' }, duration(d.point_age_seconds)), h('td', { class: 'num' }, d.ready_ms < 1000 ? `${Math.round(d.ready_ms)} ms` : `${(d.ready_ms / 1000).toFixed(2)} s`),
       h('td', { class: 'message', title: d.check ? d.check.output : null }, checkWords(d.check)),
       h('td', {}, d.operator), h('td', {}, time(d.requested_at))));
     replace(reports, h('table', { class: 'drills' },

@@ -119,13 +119,14 @@ async function listen(gen) {
       await view.push(name, data);
       fresh();
     });
-    streamFailedAt = Date.now();
   } catch (e) {
-    streamFailedAt = Date.now();
-    if (gen === generation && failed(gen, e)) return;
+    if (!ctrl.signal.aborted && gen === generation && failed(gen, e)) return;
   }
+  // Closed by the page (the view changed): nothing to take over.
+  if (ctrl.signal.aborted) return;
+  streamFailedAt = Date.now();
   if (live === ctrl) live = null;
-  if (gen === generation && !ctrl.signal.aborted) timer = setTimeout(() => poll(gen), POLL_MS);
+  if (gen === generation) timer = setTimeout(() => poll(gen), POLL_MS);
 }
 
 function stopLive() {

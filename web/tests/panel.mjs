@@ -9,96 +9,34 @@
 // harness kills the standby and answers `down`; then `RESTORE?`, answered `up`.
 
 import assert from 'node:assert/strict';
-import { mkdtempSync, mkdirSync, rmSync } from 'node:fs';
-import { createRequire } from 'node:module';
-import { tmpdir } from 'node:os';
+import { rmSync } from 'node:fs';
 import { join } from 'node:path';
-import { createInterface } from 'node:readline';
-import { chromium } from 'playwright-core';
+import { apiClient, ask, env, launch, step } from './browser.mjs';
 
-const env = (k) => { const v = process.env[k]; if (!v) throw new Error(`${k} is not set`); return v; };
 const URL = env('DRPAIR_URL');
 const TOKEN = env('DRPAIR_TOKEN');
 const PAIR = env('DRPAIR_PAIR');
 const OTHER = env('DRPAIR_OTHER');
 const ART = env('DRPAIR_ARTIFACTS');
 const LONG = 120_000;
-mkdirSync(ART, { recursive: true });
-
-const t0 = Date.now();
-const step = (m) => console.log(`step [${((Date.now() - t0) / 1000).toFixed(1)}s] ${m}`);
-
-const stdin = createInterface({ input: process.stdin });
-const lines = stdin[Symbol.asyncIterator]();
-async function ask(question, answer) {
-  console.log(question);
-  const { value } = await lines.next();
-  assert.equal(value && value.trim(), answer, `harness answered ${value} to ${question}`);
-}
 
 // The API, outside the browser (to change state behind the page's back).
-async function api(method, path, body) {
-  const r = await fetch(`${URL}/api/v1${path}`, {
-    method,
-    headers: { Authorization: `Bearer ${TOKEN}`, 'Content-Type': 'application/json' },
-    body: body === undefined ? undefined : JSON.stringify(body),
-  });
-  const json = await r.json();
-  if (!r.ok) throw new Error(`${method} ${path}: ${r.status} ${json.message}`);
-  return json;
-}
-
-const userData = mkdtempSync(join(tmpdir(), 'drpair-chromium-'));
-const ctx = await chromium.launchPersistentContext(userData, {
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking',
-    '--disable-component-update', '--disable-sync'],
-  viewport: { width: 1280, height: 900 },
-});
-ctx.setDefaultTimeout(20_000);
-const consoleErrors = [];
-const page = ctx.pages()[0] || await ctx.newPage();
-page.on('console', (m) => { if (m.type() === 'error') consoleErrors.push(m.text()); });
-page.on('pageerror', (e) => consoleErrors.push(String(e)));
-const requests = [];
-page.on('request', (r) => requests.push(r.url()));
-
-async function shot(name, p = page) {
-  await p.screenshot({ path: join(ART, `${name}.png`), fullPage: true });
-  step(`screenshot ${name}.png`);
-}
+const api = apiClient(URL, TOKEN);
+const b = await launch(ART, TOKEN);
+const { page, tab, shot } = b;
+const consoleErrors = b.consoleErrors;
 
 async function stateIs(label, p = page, timeout = LONG) {
   await p.locator('#state').filter({ hasText: new RegExp(`^${label}$`) }).waitFor({ timeout });
 }
 
-// Accessibility: axe-core's WCAG 2 A/AA rules (labels, contrast, roles, keyboard names).
-const axeSource = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
-// A second tab: sessionStorage is per tab, so it is given the token as a login would leave it.
-async function tab(token = TOKEN) {
-  const p = await ctx.newPage();
-  await p.addInitScript((t) => sessionStorage.setItem('drpair.token', t), token);
-  return p;
-}
-
+// Accessibility (axe-core, WCAG 2 A/AA) of the current page, loaded afresh in a second tab.
 async function accessible(what) {
   const p = await tab();
   await p.goto(page.url());
-  await p.waitForLoadState('networkidle');
-  // The page's CSP allows only its own scripts: evaluate axe through the devtools protocol.
-  const cdp = await ctx.newCDPSession(p);
-  const { readFileSync } = await import('node:fs');
-  await cdp.send('Runtime.evaluate', { expression: readFileSync(axeSource, 'utf8') });
+  await p.waitForLoadState('load');
   await p.waitForTimeout(2500);
-  const { result } = await cdp.send('Runtime.evaluate', {
-    expression: "axe.run(document, {runOnly: ['wcag2a', 'wcag2aa']}).then(r => JSON.stringify(r.violations.map(v => ({id: v.id, help: v.help, nodes: v.nodes.map(n => n.target.join(' ')).slice(0, 5)}))))",
-    awaitPromise: true,
-    returnByValue: true,
-  });
-  const violations = JSON.parse(result.value);
-  assert.deepEqual(violations, [], `${what}: accessibility violations ${JSON.stringify(violations, null, 1)}`);
-  step(`${what}: axe-core finds no WCAG 2 A/AA violation`);
+  await b.accessible(what, p);
   await p.close();
 }
 
@@ -372,7 +310,8 @@ try {
 
   // --- An API refusal, rendered as a message. A second page whose timers are frozen keeps
   // showing Pause as allowed; the pair is paused behind its back; its click is refused.
-  const stale = await tab();
+  // (It polls, as the panel did before push: a pushed page would see the pause at once.)
+  const stale = await tab(TOKEN, { 'drpair.live': 'poll' });
   await stale.clock.install();
   await stale.goto(`${URL}/ui/#/pairs/${encodeURIComponent(PAIR)}`);
   await stateIs('Replicating', stale, 20_000);
@@ -467,21 +406,16 @@ try {
   step(`deleted ${OTHER} through the dialog: "${await page.locator('#notice').textContent()}"`);
 
   // Self-contained: every request went to the standby.
-  const foreign = requests.filter((u) => !u.startsWith(URL) && !u.startsWith('data:') && !u.startsWith('blob:'));
+  const foreign = b.requests.map((r) => r.url).filter((u) => !u.startsWith(URL) && !u.startsWith('data:') && !u.startsWith('blob:'));
   assert.deepEqual(foreign, [], 'requests outside the standby');
   const errors = consoleErrors.filter((e) => !/Failed to load resource|ERR_CONNECTION_REFUSED|Failed to fetch|409|net::/.test(e));
   assert.deepEqual(errors, [], 'console errors');
-  step(`all ${requests.length} requests went to the standby; no script errors`);
+  step(`all ${b.requests.length} requests went to the standby; no script errors`);
   console.log('PANEL OK');
 } catch (e) {
   // Leave evidence: what the page looked like and what its scripts said.
-  for (const [i, p] of ctx.pages().entries()) {
-    await p.screenshot({ path: join(ART, `failure-${i}.png`), fullPage: true }).catch(() => {});
-  }
-  console.error(`console errors: ${JSON.stringify(consoleErrors, null, 1)}`);
+  await b.failure();
   throw e;
 } finally {
-  await ctx.close();
-  rmSync(userData, { recursive: true, force: true });
-  stdin.close();
+  await b.close();
 }

@@ -1,8 +1,8 @@
 //! Server push for the panel (`text/event-stream`): `GET /api/v1/events` streams the pairs
 //! list (`event: pairs`, the array `GET /api/v1/pairs` answers), `GET /api/v1/events?pair=ID`
 //! one pair (`event: pair`, a [`PairEvent`]: its status as `GET /api/v1/pairs/{pair}` answers
-//! it, short hashes of its points, tasks and drills lists, and the history samples taken since
-//! the last event). The first event goes at once; then the standby looks every second (the
+//! it, short hashes of its points, tasks and drills lists, the newest points when they changed,
+//! and the history samples taken since the last event). The first event goes at once; then the standby looks every second (the
 //! list every [`LIST_TICK`]) and sends an event only when its JSON differs from the last one
 //! sent. A `: keepalive` comment goes after [`KEEPALIVE`] without an event. A pair deleted
 //! while streamed gets `event: gone` ([`PairGone`]) and the stream ends.
@@ -26,7 +26,7 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
-use drpair_types::{PairEvent, PairGone, PairId, TaskList};
+use drpair_types::{EVENT_POINTS, PairEvent, PairGone, PairId, TaskList};
 use futures_util::Stream;
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -58,7 +58,8 @@ pub async fn stream(
         None => Sse::new(list_events(sb)).keep_alive(keep_alive).into_response(),
         Some(raw) => {
             let (id, h) = find_pair(&sb, raw)?;
-            let watch = PairWatch { sb, id, h, caller: caller.map(|c| c.0), last: None, newest_sample: 0 };
+            let watch =
+                PairWatch { sb, id, h, caller: caller.map(|c| c.0), last: None, newest_sample: 0, points_rev: None };
             Sse::new(pair_events(watch)).keep_alive(keep_alive).into_response()
         }
     })
@@ -141,6 +142,8 @@ struct PairWatch {
     last: Option<String>,
     /// When the newest history sample sent was taken (ms since the Unix epoch).
     newest_sample: u64,
+    /// The `points_rev` of the last points sent.
+    points_rev: Option<String>,
 }
 
 fn pair_events(watch: PairWatch) -> impl Stream<Item = Result<Event, Infallible>> {
@@ -158,12 +161,20 @@ fn pair_events(watch: PairWatch) -> impl Stream<Item = Result<Event, Infallible>
                 return (w, Ok(None));
             }
         };
-        // Compared without the history: it is new by construction whenever it is not empty.
+        // Compared without the history (new by construction whenever it is not empty) and
+        // the points (named by their rev).
         let mut bare = event.clone();
         bare.history.clear();
+        bare.points = None;
         let key = serde_json::to_string(&bare).unwrap_or_default();
         if w.last.as_deref() == Some(key.as_str()) && event.history.is_empty() {
             return (w, Ok(None));
+        }
+        let mut event = event;
+        if w.points_rev.as_deref() == Some(event.points_rev.as_str()) {
+            event.points = None;
+        } else if event.points.is_some() {
+            w.points_rev = Some(event.points_rev.clone());
         }
         let data = serde_json::to_string(&event).unwrap_or_default();
         w.last = Some(key);
@@ -190,7 +201,14 @@ fn look_at_pair(
     }
     let status = status_for(sb, h, caller);
     let pair_no = h.record.lock().expect("record").pair_no;
-    let points = sb.store.list_points(pair_no).map(|p| rev(&p)).unwrap_or_else(|e| rev(&e.to_string()));
+    let (points_rev, newest_points) = match sb.store.list_points(pair_no) {
+        Ok(mut p) => {
+            let r = rev(&p);
+            p.drain(..p.len().saturating_sub(EVENT_POINTS));
+            (r, Some(p))
+        }
+        Err(e) => (rev(&e.to_string()), None),
+    };
     let tasks = rev(&TaskList { tasks: sb.tasks.list(Some(id), false) });
     let drills = crate::standby::drill::records(sb, h)
         .map(|mut d| {
@@ -201,7 +219,8 @@ fn look_at_pair(
         .unwrap_or_else(|e| rev(&e.to_string()));
     let history = h.trend.lock().expect("trend").view(&status, since).samples;
     let newest = history.last().map_or(since, |s| s.t_unix_ms);
-    Ok((PairEvent { status, points_rev: points, tasks_rev: tasks, drills_rev: drills, history }, newest))
+    let event = PairEvent { status, points_rev, tasks_rev: tasks, drills_rev: drills, history, points: newest_points };
+    Ok((event, newest))
 }
 
 /// The first 16 hex digits of the BLAKE3 hash of `v`'s JSON.

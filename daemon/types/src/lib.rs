@@ -36,7 +36,9 @@ pub use geometry::{ChunkSize, DiskGeometry, GeometryError};
 pub use ids::{Checkpoint, Epoch, IdError, Lineage, PairId, PointId};
 pub use link::LinkStatus;
 pub use maintenance::*;
-pub use panel::{ACTIONS, DownloadLink, Health, HealthLevel, PairEvent, PairGone, PairTrend, TrendSample};
+pub use panel::{
+    ACTIONS, DownloadLink, EVENT_POINTS, Health, HealthLevel, PairEvent, PairGone, PairTrend, TrendSample,
+};
 pub use paths::{DEFAULT_STANDBY_DATA_DIR, standby_store_dir};
 pub use reconfig::{ConfigurationChange, DiskChange, DiskChangeKind, DiskShape, compare_disks};
 pub use recoverable::{Chosen, latest_recoverable, trusted};

@@ -171,7 +171,15 @@ pub struct PairEvent {
     /// The history samples taken since the newest one this stream sent (all of them in the
     /// first event), oldest first, as in `GET /api/v1/pairs/{pair}/history`.
     pub history: Vec<TrendSample>,
+    /// The newest [`EVENT_POINTS`] points (oldest first, as `GET …/points?limit=N`), sent when
+    /// `points_rev` differs from the last event's: the panel's first page of points without a
+    /// request of its own. Absent when the points did not change.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub points: Option<Vec<crate::api::RecoveryPoint>>,
 }
+
+/// How many of the newest points a pair's event carries when they changed.
+pub const EVENT_POINTS: usize = 50;
 
 /// The `gone` event of a pair's stream: the pair was deleted, and the stream ends.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

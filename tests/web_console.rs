@@ -1,0 +1,254 @@
+//! The web panel as the whole DR console (issue 21), in headless Debian chromium driven by
+//! playwright-core, against a real standby and real agents.
+//!
+//! `console_workflows` (`web/tests/console.mjs`), one pair on a loop device tracked through
+//! tracefs, a second loop device on the standby as the failover target:
+//! - the reference Start workflow: Stop (OK), Start with "Whether to Replay Data" Yes and a
+//!   timestamp before the history → the API's error in the dialog, nothing changed; a timestamp
+//!   the history covers → replicating, the points after it gone; Pause → OK → Paused;
+//! - a drill started from the panel (point by id, TTL, check command): its NBD export equals
+//!   the point's export (`qemu-img compare`, run here), its check passes, it is stopped from the
+//!   panel and its report shown;
+//! - verify of stored data and of the source; retention preview (a bad grid refused; nothing
+//!   changed by a preview) then save; the dump workflow's first steps as buttons;
+//! - a failover from the panel onto the loop device equals the point (checked here), its
+//!   progress survives a page reload; after writes on the recovered side, a failback from the
+//!   panel moves exactly the chunks where the sides differ and leaves them equal;
+//! - the standby-wide tasks view; one push stream per open panel against the old polling's
+//!   request rate; keyboard use; axe-core on the new views and dialogs.
+//!
+//! `console_at_scale` (`web/tests/console-scale.mjs`): 500 pairs registered through the real
+//! link; the list renders, pages, sorts and searches by id, name and address, each in under a
+//! second, kept live by one push stream.
+//!
+//! Screenshots land in `TARGET/test-artifacts/web-console/{workflows,scale}/`.
+
+use drpair_e2e::blockdev::LoopDev;
+use drpair_e2e::dump::differing_chunks;
+use drpair_e2e::image::{Fill, copy_device, create_image, hash_file, overwrite_chunks, sparse_image};
+use drpair_e2e::tracking::TraceInstance;
+use drpair_e2e::{AgentSpec, MIB, Standby, TestEnv, step, wait_ready};
+use serde_json::{Value, json};
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+const TOKEN: &str = "web-console-token";
+const PAIR: &str = "console";
+const SIZE: u64 = 64 * MIB;
+const CHUNK: u64 = 64 << 10;
+const LONG: Duration = Duration::from_secs(180);
+/// One browser at a time: two chromiums and their standbys on two cores make timings noisy.
+static BROWSER: Mutex<()> = Mutex::new(());
+
+fn repo_root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
+}
+
+/// Where a test's screenshots go (emptied first: a stale one must not pass for a new one).
+fn artifacts(test: &str) -> PathBuf {
+    let dir = drpair_e2e::bin_dir().parent().expect("target dir").join("test-artifacts/web-console").join(test);
+    let _ = std::fs::remove_dir_all(&dir);
+    dir
+}
+
+/// Runs `script` in node with chromium trusting the standby's CA (in its user's NSS database,
+/// as a browser would) and `envs`; answers each `ASK {json}` line with `answer`'s JSON; returns
+/// once the script printed `ok_line` and exited 0.
+fn run_browser(
+    env: &TestEnv,
+    sb: &Standby,
+    script: &str,
+    envs: &[(&str, String)],
+    ok_line: &str,
+    mut answer: impl FnMut(&Value) -> Value,
+) {
+    let home = env.mkdir("browser-home");
+    let nssdb = format!("sql:{}", home.join(".pki/nssdb").display());
+    std::fs::create_dir_all(home.join(".pki/nssdb")).unwrap();
+    if let Some(ca) = sb.ca_file() {
+        for args in [
+            vec!["-d", &nssdb, "-N", "--empty-password"],
+            vec!["-d", &nssdb, "-A", "-t", "C,,", "-n", "drpair standby", "-i", ca.to_str().unwrap()],
+        ] {
+            let st =
+                Command::new("certutil").args(&args).status().expect("certutil (libnss3-tools, from scripts/setup.sh)");
+            assert!(st.success(), "certutil {args:?}");
+        }
+    }
+    let mut cmd = Command::new("node");
+    cmd.arg(repo_root().join("web/tests").join(script)).env("HOME", &home).env("DRPAIR_URL", sb.url());
+    if let Some(ca) = sb.ca_file() {
+        cmd.env("NODE_EXTRA_CA_CERTS", ca);
+    }
+    for (k, v) in envs {
+        cmd.env(k, v);
+    }
+    let mut node = cmd
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("node (installed by scripts/setup.sh)");
+    let mut to_node = node.stdin.take().unwrap();
+    let out = BufReader::new(node.stdout.take().unwrap());
+    let started = Instant::now();
+    let mut ok = false;
+    for line in out.lines() {
+        let line = line.expect("node's output");
+        println!("  browser: {line}");
+        if let Some(q) = line.strip_prefix("ASK ") {
+            let q: Value = serde_json::from_str(q).expect("a JSON question");
+            writeln!(to_node, "{}", answer(&q)).unwrap();
+        } else if line == ok_line {
+            ok = true;
+        }
+        assert!(started.elapsed() < Duration::from_secs(900), "the browser test is taking too long");
+    }
+    let status = node.wait().unwrap();
+    assert!(status.success() && ok, "the browser test failed ({status}); see its output above");
+}
+
+/// The API's export of `point` (disk 0) written to `file`.
+fn export_to(sb: &Standby, point: u64, file: &Path) {
+    let url = format!("{}/api/v1/pairs/{PAIR}/points/{point}/disks/0/image", sb.url());
+    let http = drpair_e2e::api::http_agent(sb.ca_file().as_deref(), Duration::from_secs(300));
+    let r = http.get(&url).header("Authorization", format!("Bearer {TOKEN}")).call().expect("export");
+    let mut f = std::fs::File::create(file).unwrap();
+    std::io::copy(&mut r.into_body().into_reader(), &mut f).unwrap();
+    assert_eq!(std::fs::metadata(file).unwrap().len(), SIZE, "export of point {point}");
+}
+
+fn check_shots(dir: &Path, names: &[&str]) {
+    for shot in names {
+        let p = dir.join(format!("{shot}.png"));
+        assert!(std::fs::metadata(&p).is_ok_and(|m| m.len() > 1000), "screenshot {}", p.display());
+    }
+    step(format!("screenshots in {}", dir.display()));
+}
+
+#[test]
+fn console_workflows() {
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let env = TestEnv::new("web-console");
+    let (orig_img, rec_img) = (env.path("original.img"), env.path("recovered.img"));
+    create_image(&orig_img, SIZE, Fill::Mixed, 21);
+    sparse_image(&rec_img, SIZE);
+    let orig = LoopDev::attach(&orig_img);
+    let rec = LoopDev::attach(&rec_img);
+    let _trace = TraceInstance::of_pair(PAIR);
+    let sb = Standby::start(&env, Some(TOKEN));
+    let api = sb.api();
+    let mut spec = AgentSpec::new(&env, &sb, PAIR, &[orig.dev.as_path()]);
+    spec.tracker = "tracefs".into();
+    let mut agent = spec.spawn(&env, "agent");
+    wait_ready(&api, PAIR, &mut agent, LONG);
+    let art = artifacts("workflows");
+
+    let rec_dev = rec.dev.to_str().unwrap().to_string();
+    let answer = |q: &Value| -> Value {
+        match q["ask"].as_str().unwrap_or_default() {
+            "compare_export" => {
+                let point = q["point"].as_u64().expect("point");
+                let file = env.path(&format!("point-{point}.img"));
+                export_to(&sb, point, &file);
+                let uri = q["uri"].as_str().expect("uri");
+                let out = Command::new("qemu-img")
+                    .args(["compare", "-f", "raw", "-F", "raw", uri, file.to_str().unwrap()])
+                    .output()
+                    .expect("qemu-img");
+                let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+                step(format!("qemu-img compare {uri} with the export of point {point}: {}", text.trim()));
+                json!({"ok": out.status.success(), "out": text})
+            }
+            "target_equals_point" => {
+                let point = q["point"].as_u64().expect("point").to_string();
+                let ok = hash_file(&rec.dev).1 == api.export_full(PAIR, &point, 0, SIZE);
+                json!({"ok": ok})
+            }
+            "diverge" => {
+                // The server ran on the recovered side: a few chunks changed there.
+                overwrite_chunks(&rec.dev, CHUNK, &[3, 17, 18, 400, 1000], 77);
+                let (a, b) = (env.path("orig-now.img"), env.path("rec-now.img"));
+                copy_device(&orig.dev, &a);
+                copy_device(&rec.dev, &b);
+                let differing = differing_chunks(&a, &b, CHUNK).len();
+                step(format!("recovered side written: {differing} chunks differ from the original"));
+                json!({"differing": differing})
+            }
+            "sides_equal" => json!({"ok": hash_file(&orig.dev).1 == hash_file(&rec.dev).1}),
+            other => panic!("unknown question {other}"),
+        }
+    };
+    let envs = [
+        ("DRPAIR_TOKEN", TOKEN.to_string()),
+        ("DRPAIR_PAIR", PAIR.to_string()),
+        ("DRPAIR_REC_DEV", rec_dev.clone()),
+        ("DRPAIR_ARTIFACTS", art.display().to_string()),
+    ];
+    run_browser(&env, &sb, "console.mjs", &envs, "CONSOLE OK", answer);
+    check_shots(
+        &art,
+        &[
+            "start-dialog",
+            "start-refused",
+            "drill-running",
+            "drill-report",
+            "verify",
+            "retention-preview",
+            "dump-steps",
+            "failover-dialog",
+            "failover-progress",
+            "failback-dialog",
+            "failback-done",
+            "tasks",
+        ],
+    );
+}
+
+#[test]
+fn console_at_scale() {
+    use drpair_e2e::many_pairs::{pair_at, register_pairs};
+    const PREFIX: &str = "fleet";
+    const N: usize = 500;
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
+    let env = TestEnv::new("web-console-scale");
+    let sb = Standby::start(&env, Some(TOKEN));
+    let t = Instant::now();
+    let ids = register_pairs(&sb, PREFIX, N);
+    step(format!("{N} pairs registered over the link in {:.1} s", t.elapsed().as_secs_f64()));
+    let t = Instant::now();
+    let listed = sb.api().get("/api/v1/pairs");
+    assert_eq!(listed.status, 200);
+    assert_eq!(listed.json().as_array().map(Vec::len), Some(N));
+    step(format!("GET /api/v1/pairs with {N} pairs: {} ms", t.elapsed().as_millis()));
+
+    // Searches by id, by host name, by site (a part of the names) and by address; how many
+    // each must show, counted as the panel matches (a substring of id, name or address).
+    let all: Vec<_> = (0..N).map(|i| pair_at(PREFIX, i)).collect();
+    let matches = |term: &str| {
+        all.iter()
+            .filter(|(id, host, addr)| [id.clone(), host.clone(), addr.to_string()].iter().any(|v| v.contains(term)))
+            .count()
+    };
+    let searches: Vec<(String, usize)> =
+        [all[419].0.clone(), all[199].1.clone(), "lon1".into(), all[333].2.to_string()]
+            .into_iter()
+            .map(|t| {
+                let n = matches(&t);
+                (t, n)
+            })
+            .collect();
+    let art = artifacts("scale");
+    let envs = [
+        ("DRPAIR_TOKEN", TOKEN.to_string()),
+        ("DRPAIR_COUNT", N.to_string()),
+        ("DRPAIR_SEARCHES", serde_json::to_string(&searches).unwrap()),
+        ("DRPAIR_LAST", ids.iter().max().unwrap().clone()),
+        ("DRPAIR_ARTIFACTS", art.display().to_string()),
+    ];
+    run_browser(&env, &sb, "console-scale.mjs", &envs, "SCALE OK", |q| panic!("unexpected question {q}"));
+    check_shots(&art, &["list-500", "list-500-search"]);
+}
