@@ -48,7 +48,7 @@ try {
   assert.equal(await page.locator('table').count(), 0, 'no data before logging in');
   step('the panel asks for the token first and shows no data');
   await page.getByLabel('Access token').fill('not-the-token');
-  await page.getByRole('button', { name: 'Log in' }).click();
+  await page.getByRole('button', { name: 'Log in', exact: true }).click();
   await page.locator('#login-error').filter({ hasText: 'refused this token' }).waitFor();
   assert.equal(await page.locator('table').count(), 0);
   step(`a wrong token is refused: "${await page.locator('#login-error').textContent()}"`);
@@ -201,13 +201,13 @@ try {
   // --- Restart Replication through the dialog.
   const oldPoints = await api('GET', `/pairs/${PAIR}/points`);
   const before = oldPoints.map((p) => p.id);
-  await page.getByRole('button', { name: 'Restart Replication' }).click();
+  await page.getByRole('button', { name: 'Restart Replication', exact: true }).click();
   const dialog = page.getByRole('dialog', { name: 'Restart Replication' });
   await dialog.waitFor();
   const warning = await dialog.textContent();
   assert.match(warning, /Every recovery point of this pair will be permanently deleted/);
   assert.match(warning, /not ready for failover/);
-  const go = dialog.getByRole('button', { name: 'Restart Replication' });
+  const go = dialog.getByRole('button', { name: 'Restart Replication', exact: true });
   assert.ok(await go.isDisabled(), 'disabled until the pair id is typed');
   await dialog.getByLabel(/Type the DR Pair ID/).fill(`${PAIR}-typo`);
   assert.ok(await go.isDisabled(), 'still disabled with a wrong id');
@@ -217,7 +217,7 @@ try {
   const stillThere = (await api('GET', `/pairs/${PAIR}/points`)).map((p) => p.id);
   assert.ok(before.every((id) => stillThere.includes(id)), `cancelled: every point stays (${before} → ${stillThere})`);
   step('the restart dialog warns, needs the pair id, and Escape cancels it');
-  await page.getByRole('button', { name: 'Restart Replication' }).click();
+  await page.getByRole('button', { name: 'Restart Replication', exact: true }).click();
   await dialog.getByLabel(/Type the DR Pair ID/).fill(PAIR);
   await go.click();
   await dialog.waitFor({ state: 'hidden' });
@@ -264,24 +264,24 @@ try {
   step(`the restart's baseline is task ${taskId}, ended ok; its log: ${JSON.stringify(await taskLog.textContent())}`);
 
   // --- Pause (with its OK) and resume; the buttons follow the state.
-  await page.getByRole('button', { name: 'Pause' }).click();
+  await page.getByRole('button', { name: 'Pause', exact: true }).click();
   await page.locator('#ok-go').click();
   await stateIs('Paused');
-  assert.ok(await page.getByRole('button', { name: 'Pause' }).isDisabled());
-  assert.ok(await page.getByRole('button', { name: 'Create recovery point' }).isDisabled());
-  assert.ok(await page.getByRole('button', { name: 'Resume' }).isEnabled());
+  assert.ok(await page.getByRole('button', { name: 'Pause', exact: true }).isDisabled());
+  assert.ok(await page.getByRole('button', { name: 'Create recovery point', exact: true }).isDisabled());
+  assert.ok(await page.getByRole('button', { name: 'Resume', exact: true }).isEnabled());
   await page.locator('#action-result').filter({ hasText: 'pause' }).waitFor();
   step(`paused: "${await page.locator('#action-result').textContent()}"`);
   await shot('details-paused');
-  await page.getByRole('button', { name: 'Resume' }).click();
+  await page.getByRole('button', { name: 'Resume', exact: true }).click();
   await stateIs('Replicating');
-  assert.ok(await page.getByRole('button', { name: 'Resume' }).isDisabled());
+  assert.ok(await page.getByRole('button', { name: 'Resume', exact: true }).isDisabled());
   step('resumed');
 
   // --- Create a recovery point.
   const count0 = (await api('GET', `/pairs/${PAIR}/points`)).length;
-  await page.getByRole('button', { name: 'Create recovery point' }).isEnabled();
-  await page.getByRole('button', { name: 'Create recovery point' }).click();
+  await page.getByRole('button', { name: 'Create recovery point', exact: true }).isEnabled();
+  await page.getByRole('button', { name: 'Create recovery point', exact: true }).click();
   await page.locator('#action-result').filter({ hasText: 'Recovery point requested' }).waitFor();
   for (let i = 0; (await api('GET', `/pairs/${PAIR}/points`)).length <= count0; i += 1) {
     assert.ok(i < 200, 'the requested point never committed');
@@ -316,8 +316,8 @@ try {
   await stale.goto(`${URL}/ui/#/pairs/${encodeURIComponent(PAIR)}`);
   await stateIs('Replicating', stale, 20_000);
   await api('POST', `/pairs/${PAIR}/pause`, {});
-  assert.ok(await stale.getByRole('button', { name: 'Pause' }).isEnabled());
-  await stale.getByRole('button', { name: 'Pause' }).click();
+  assert.ok(await stale.getByRole('button', { name: 'Pause', exact: true }).isEnabled());
+  await stale.getByRole('button', { name: 'Pause', exact: true }).click();
   await stale.locator('#ok-go').click();
   const err = stale.locator('#action-error');
   await err.filter({ hasText: 'refused' }).waitFor();
@@ -331,7 +331,7 @@ try {
   await stateIs('Replicating');
 
   // --- Keyboard: the dialog opens and closes without a mouse.
-  await page.getByRole('button', { name: 'Restart Replication' }).focus();
+  await page.getByRole('button', { name: 'Restart Replication', exact: true }).focus();
   await page.keyboard.press('Enter');
   await dialog.waitFor();
   assert.equal(await page.evaluate(() => document.activeElement.id), 'restart-confirm', 'focus moves into the dialog');
