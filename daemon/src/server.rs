@@ -62,6 +62,11 @@ pub async fn run(
     let sampler = trend::spawn(sb.clone());
     ready();
     let app = crate::api::router(sb.clone());
+    let stopping = sb.clone();
+    let shutdown = async move {
+        shutdown.await;
+        stopping.stopping.send_replace(true);
+    };
     axum::serve(api, app.into_make_service_with_connect_info::<crate::https::Peer>())
         .with_graceful_shutdown(shutdown)
         .await

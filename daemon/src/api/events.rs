@@ -8,8 +8,8 @@
 //! while streamed gets `event: gone` ([`PairGone`]) and the stream ends.
 //!
 //! A stream ends when the client goes away (its body is dropped, and with it everything here),
-//! and when the standby is asked to stop: the API server's graceful shutdown waits for open
-//! responses, so a page left open must not hold up the stop.
+//! and when the standby is asked to stop (`Standby::stopping`): the API server's graceful
+//! shutdown waits for open responses, so a page left open must not hold up the stop.
 //!
 //! Cost: each look of a pair's stream computes the pair's status once (in memory, under the
 //! pair's locks), lists its points and drills from the store (one blocking task), filters the
@@ -32,7 +32,6 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::signal::unix::{Signal, SignalKind, signal};
 
 /// Time between two looks at a pair.
 pub const PAIR_TICK: Duration = Duration::from_secs(1);
@@ -65,37 +64,15 @@ pub async fn stream(
     })
 }
 
-/// The standby is asked to stop (SIGTERM or Ctrl-C, the signals the daemon stops on).
-struct Stopping {
-    term: Option<Signal>,
-    int: Option<Signal>,
-}
-
-impl Stopping {
-    fn new() -> Self {
-        Self { term: signal(SignalKind::terminate()).ok(), int: signal(SignalKind::interrupt()).ok() }
-    }
-
-    async fn wait(&mut self) {
-        async fn recv(s: &mut Option<Signal>) {
-            match s {
-                Some(s) => {
-                    s.recv().await;
-                }
-                None => std::future::pending().await,
-            }
-        }
-        tokio::select! {
-            () = recv(&mut self.term) => {}
-            () = recv(&mut self.int) => {}
-        }
-    }
-}
-
 /// Sends what `look` gives every `every` (the first at once) when it differs from what was
 /// last sent (`look` keeps what it needs to tell in its state); a look that gives `Err` sends
-/// it and ends the stream. Ends when the standby stops.
-fn changes<S, F, Fut>(state: S, every: Duration, look: F) -> impl Stream<Item = Result<Event, Infallible>>
+/// it and ends the stream. Ends when the standby stops (`stopping` turns true).
+fn changes<S, F, Fut>(
+    state: S,
+    every: Duration,
+    stopping: tokio::sync::watch::Receiver<bool>,
+    look: F,
+) -> impl Stream<Item = Result<Event, Infallible>>
 where
     S: Send + 'static,
     F: FnMut(S) -> Fut + Send + 'static,
@@ -103,12 +80,12 @@ where
 {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let start = (Some(state), look, tick, Stopping::new());
+    let start = (Some(state), look, tick, stopping);
     futures_util::stream::unfold(start, |(state, mut look, mut tick, mut stop)| async move {
         let mut state = state?;
         loop {
             tokio::select! {
-                () = stop.wait() => return None,
+                _ = stop.wait_for(|s| *s) => return None,
                 _ = tick.tick() => {}
             }
             let (next, got) = look(state).await;
@@ -124,7 +101,7 @@ where
 
 /// The pairs list, as `GET /api/v1/pairs` answers it.
 fn list_events(sb: AppState) -> impl Stream<Item = Result<Event, Infallible>> {
-    changes(None::<String>, LIST_TICK, move |last| {
+    changes(None::<String>, LIST_TICK, sb.stopping.subscribe(), move |last| {
         let all: Vec<_> = sb.registry.all().iter().map(|h| h.summary()).collect();
         let json = serde_json::to_string(&all).unwrap_or_else(|_| "[]".into());
         let event = (last.as_deref() != Some(json.as_str())).then(|| Event::default().event("pairs").data(&json));
@@ -147,7 +124,8 @@ struct PairWatch {
 }
 
 fn pair_events(watch: PairWatch) -> impl Stream<Item = Result<Event, Infallible>> {
-    changes(watch, PAIR_TICK, |mut w| async move {
+    let stopping = watch.sb.stopping.subscribe();
+    changes(watch, PAIR_TICK, stopping, |mut w| async move {
         let (sb, id, h, caller, since) = (w.sb.clone(), w.id.clone(), w.h.clone(), w.caller.clone(), w.newest_sample);
         let look = tokio::task::spawn_blocking(move || look_at_pair(&sb, &id, &h, caller.as_ref(), since)).await;
         let (event, newest) = match look {

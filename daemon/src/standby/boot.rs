@@ -81,6 +81,7 @@ impl Standby {
             agent_cert_ttl: cfg.agent_cert_ttl,
             audit: super::audit::AuditLog::open(&cfg.data_dir),
             downloads: Default::default(),
+            stopping: tokio::sync::watch::Sender::new(false),
             link_port: std::sync::atomic::AtomicU16::new(cfg.listen.port()),
             next_conn: AtomicU64::new(1),
             next_request: AtomicU64::new(1),

@@ -55,6 +55,9 @@ pub struct Standby {
     pub downloads: super::downloads::Downloads,
     /// The port the link is bound to (set once it listens).
     pub link_port: std::sync::atomic::AtomicU16,
+    /// Becomes true when the standby is asked to stop: long-lived answers (the panel's push
+    /// streams) end, so the API's graceful shutdown does not wait on them.
+    pub stopping: tokio::sync::watch::Sender<bool>,
     pub(super) next_conn: AtomicU64,
     pub(super) next_request: AtomicU64,
 }
