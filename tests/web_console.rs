@@ -9,7 +9,9 @@
 //! - a drill started from the panel (point by id, TTL, check command): its NBD export equals
 //!   the point's export (`qemu-img compare`, run here), its check passes, it is stopped from the
 //!   panel and its report shown;
-//! - verify of stored data and of the source; retention preview (a bad grid refused; nothing
+//! - a chunk damaged in the store (the standby stopped, a byte inverted, restarted under the
+//!   open page): verify from the panel names it and the point that sees it; verify of the
+//!   source; retention preview (a bad grid refused; nothing
 //!   changed by a preview) then save; the dump workflow's first steps as buttons;
 //! - a failover from the panel onto the loop device equals the point (checked here), its
 //!   progress survives a page reload; after writes on the recovered side, a failback from the
@@ -26,8 +28,11 @@
 use drpair_e2e::blockdev::LoopDev;
 use drpair_e2e::dump::differing_chunks;
 use drpair_e2e::image::{Fill, copy_device, create_image, hash_file, overwrite_chunks, sparse_image};
+use drpair_e2e::maintenance::{find_in_files, flip_byte};
 use drpair_e2e::tracking::TraceInstance;
-use drpair_e2e::{AgentSpec, MIB, Standby, TestEnv, step, wait_ready};
+use drpair_e2e::{AgentSpec, MIB, Standby, TestEnv, step, wait_connected, wait_ready};
+use rand::rngs::StdRng;
+use rand::{RngCore, SeedableRng};
 use serde_json::{Value, json};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -39,6 +44,8 @@ const TOKEN: &str = "web-console-token";
 const PAIR: &str = "console";
 const SIZE: u64 = 64 * MIB;
 const CHUNK: u64 = 64 << 10;
+/// The chunk damaged in the store for the verify.
+const VICTIM: u64 = 100;
 const LONG: Duration = Duration::from_secs(180);
 /// One browser at a time: two chromiums and their standbys on two cores make timings noisy.
 static BROWSER: Mutex<()> = Mutex::new(());
@@ -59,7 +66,7 @@ fn artifacts(test: &str) -> PathBuf {
 /// once the script printed `ok_line` and exited 0.
 fn run_browser(
     env: &TestEnv,
-    sb: &Standby,
+    (url, ca): (String, Option<PathBuf>),
     script: &str,
     envs: &[(&str, String)],
     ok_line: &str,
@@ -68,7 +75,7 @@ fn run_browser(
     let home = env.mkdir("browser-home");
     let nssdb = format!("sql:{}", home.join(".pki/nssdb").display());
     std::fs::create_dir_all(home.join(".pki/nssdb")).unwrap();
-    if let Some(ca) = sb.ca_file() {
+    if let Some(ca) = &ca {
         for args in [
             vec!["-d", &nssdb, "-N", "--empty-password"],
             vec!["-d", &nssdb, "-A", "-t", "C,,", "-n", "drpair standby", "-i", ca.to_str().unwrap()],
@@ -79,8 +86,8 @@ fn run_browser(
         }
     }
     let mut cmd = Command::new("node");
-    cmd.arg(repo_root().join("web/tests").join(script)).env("HOME", &home).env("DRPAIR_URL", sb.url());
-    if let Some(ca) = sb.ca_file() {
+    cmd.arg(repo_root().join("web/tests").join(script)).env("HOME", &home).env("DRPAIR_URL", url);
+    if let Some(ca) = ca {
         cmd.env("NODE_EXTRA_CA_CERTS", ca);
     }
     for (k, v) in envs {
@@ -139,16 +146,19 @@ fn console_workflows() {
     let orig = LoopDev::attach(&orig_img);
     let rec = LoopDev::attach(&rec_img);
     let _trace = TraceInstance::of_pair(PAIR);
-    let sb = Standby::start(&env, Some(TOKEN));
+    let mut sb = Standby::start(&env, Some(TOKEN));
     let api = sb.api();
+    let (sb_url, sb_ca) = (sb.url(), sb.ca_file());
     let mut spec = AgentSpec::new(&env, &sb, PAIR, &[orig.dev.as_path()]);
     spec.tracker = "tracefs".into();
+    // As in tests/verify_stored.rs: a random chunk is stored verbatim, to be found and damaged.
+    spec.compression = Some("zstd:1".into());
     let mut agent = spec.spawn(&env, "agent");
     wait_ready(&api, PAIR, &mut agent, LONG);
     let art = artifacts("workflows");
 
     let rec_dev = rec.dev.to_str().unwrap().to_string();
-    let answer = |q: &Value| -> Value {
+    let mut answer = |q: &Value| -> Value {
         match q["ask"].as_str().unwrap_or_default() {
             "compare_export" => {
                 let point = q["point"].as_u64().expect("point");
@@ -179,6 +189,29 @@ fn console_workflows() {
                 json!({"differing": differing})
             }
             "sides_equal" => json!({"ok": hash_file(&orig.dev).1 == hash_file(&rec.dev).1}),
+            "damage" => {
+                // A point P1 sees a random chunk; the chunk is rewritten and P2 cut; with the
+                // standby stopped, a byte of P1's version is inverted in the store's blob file.
+                overwrite_chunks(&orig.dev, CHUNK, &[VICTIM], 501);
+                let p1 = api.create_point_wait(PAIR);
+                overwrite_chunks(&orig.dev, CHUNK, &[VICTIM], 502);
+                let p2 = api.create_point_wait(PAIR);
+                let mut bytes = vec![0u8; CHUNK as usize];
+                StdRng::seed_from_u64(501).fill_bytes(&mut bytes);
+                sb.term();
+                let found = find_in_files(&sb.data_dir.join("store"), ".blob", &bytes[30 << 10..34 << 10]);
+                assert!(!found.is_empty(), "chunk {VICTIM} of point {} is in no blob file", p1.id);
+                for (file, off) in &found {
+                    flip_byte(file, off + 2048);
+                }
+                sb.restart();
+                wait_connected(&api, PAIR, true, LONG);
+                step(format!(
+                    "chunk {VICTIM} of point {} damaged in the store; point {} holds another version",
+                    p1.id, p2.id
+                ));
+                json!({"point": p1.id, "chunk": VICTIM, "newest": p2.id})
+            }
             other => panic!("unknown question {other}"),
         }
     };
@@ -188,7 +221,7 @@ fn console_workflows() {
         ("DRPAIR_REC_DEV", rec_dev.clone()),
         ("DRPAIR_ARTIFACTS", art.display().to_string()),
     ];
-    run_browser(&env, &sb, "console.mjs", &envs, "CONSOLE OK", answer);
+    run_browser(&env, (sb_url, sb_ca), "console.mjs", &envs, "CONSOLE OK", answer);
     check_shots(
         &art,
         &[
@@ -249,6 +282,8 @@ fn console_at_scale() {
         ("DRPAIR_LAST", ids.iter().max().unwrap().clone()),
         ("DRPAIR_ARTIFACTS", art.display().to_string()),
     ];
-    run_browser(&env, &sb, "console-scale.mjs", &envs, "SCALE OK", |q| panic!("unexpected question {q}"));
+    run_browser(&env, (sb.url(), sb.ca_file()), "console-scale.mjs", &envs, "SCALE OK", |q| {
+        panic!("unexpected question {q}")
+    });
     check_shots(&art, &["list-500", "list-500-search"]);
 }

@@ -125,10 +125,21 @@ try {
   await b.shot('drill-report');
   step(`drill stopped from the panel; its report: "${row}"`);
 
-  // --- Verify: the stored data, then the source against the newest point.
+  // --- Verify: a chunk damaged in the store (the standby is stopped and started again under
+  // the open page) is found and named; then the source against the newest point.
+  const damaged = await askJson({ ask: 'damage' });
+  await page.locator('#banner').waitFor({ state: 'hidden', timeout: LONG });
+  await stateIs('Replicating');
+  await page.locator('#act-verify:enabled').waitFor({ timeout: LONG });
   await page.locator('#act-verify').click();
   await page.locator('#verify-text').filter({ hasText: /^done/ }).waitFor({ timeout: LONG });
-  assert.match(await page.locator('#verify-text').textContent(), / 0 damaged/);
+  assert.match(await page.locator('#verify-text').textContent(), / [1-9]\d* damaged/);
+  const named = page.locator('#verify-damaged tbody tr').filter({ hasText: new RegExp(`#${damaged.point}\\b`) });
+  await named.first().waitFor();
+  const cells = await named.first().locator('td').allTextContents();
+  assert.equal(cells[0], '0', `disk of the damaged chunk: ${cells}`);
+  assert.equal(cells[1], String(damaged.chunk), `the damaged chunk: ${cells}`);
+  step(`verify names the damaged chunk: ${cells.join(' | ')}`);
   await page.locator('#act-verify-source').click();
   await page.locator('#verify-source-text').filter({ hasText: /^done/ }).waitFor({ timeout: LONG });
   assert.match(await page.locator('#verify-source-text').textContent(), / 0 mismatched/);
