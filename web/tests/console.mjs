@@ -214,6 +214,7 @@ try {
   assert.ok(await fo.locator('[data-role=submit]').isDisabled(), 'a wrong pair id keeps Fail over disabled');
   await fo.locator('[data-role=confirm]').fill(PAIR);
   await b.shot('failover-dialog');
+  await b.accessible('the failover dialog');
   await fo.locator('[data-role=submit]').click();
   await fo.waitFor({ state: 'hidden' });
   await page.locator('#failover-progress').waitFor();
@@ -291,6 +292,21 @@ try {
   await page.locator('#act-resume').click();
   await stateIs('Replicating');
   step('keyboard: Enter opens Start with the focus inside; Escape closes it');
+
+  // Points paging beyond the newest 50 (a point a second keeps coming meanwhile).
+  for (let n = (await pointIds()).length; n <= 55; n += 1) await api('POST', `/pairs/${PAIR}/points`, { wait: true });
+  const ids = await pointIds();
+  const pointRow = (id) => page.locator(`table.points tr[data-point="${id}"]`);
+  await pointRow(ids.at(-1)).waitFor();
+  assert.equal(await page.locator('table.points tbody tr').count(), 50, 'the newest 50 points');
+  assert.equal(await pointRow(ids[0]).count(), 0, 'the oldest point is not on the first page');
+  await page.locator('#points-older').click();
+  await pointRow(ids[0]).waitFor();
+  assert.equal(await pointRow(ids.at(-1)).count(), 0, 'the newest point is not on the older page');
+  assert.match(await page.locator('table.points caption').textContent(), /an older page/);
+  await page.locator('#points-newer').click();
+  await pointRow(ids.at(-1)).waitFor();
+  step(`points paged: the newest 50 of ${ids.length}, the older page (down to #${ids[0]}), and back`);
 
   const foreign = b.requests.filter((r) => !r.url.startsWith(URL) && !r.url.startsWith('data:') && !r.url.startsWith('blob:'));
   assert.deepEqual(foreign.map((r) => r.url), [], 'requests outside the standby');

@@ -359,6 +359,14 @@ try {
   assert.equal(await op.locator('#act-restart').isVisible(), false, 'an operator sees no Restart Replication');
   assert.equal(await op.locator('#act-delete').isVisible(), false, 'an operator sees no Delete pair');
   assert.equal(await op.locator('#bandwidth-form').isVisible(), true, 'an operator may limit the bandwidth');
+  // The console's sections follow the roles too: an operator drills and verifies, an admin
+  // fails over, changes retention and drives the dump workflow.
+  assert.equal(await op.locator('#drill-form').isVisible(), true, 'an operator may start a drill');
+  assert.equal(await op.locator('#act-verify').isVisible(), true, 'an operator may verify');
+  assert.equal(await op.locator('#act-start').isVisible(), true, 'an operator may start');
+  for (const admin of ['#act-failover', '#act-failback', '#retention-form', '#dump-steps']) {
+    await op.locator(admin).waitFor({ state: 'hidden' });
+  }
   assert.equal(await op.locator('#pair-audit').isVisible(), false, 'an operator sees no audit log link');
   assert.equal(await op.locator('#audit-link').isVisible(), false);
   await shot('details-operator', op);
