@@ -6,7 +6,7 @@
 # pair running at the end.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash scripts/setup.sh
+bash scripts/setup.sh --demo
 target=$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')
 bin="$target/release"
 dir=${DRPAIR_DEMO_DIR:-/tmp/drpair-demo}
@@ -50,13 +50,21 @@ eval "\"$bin/\"${enroll#  } --state-dir \"$dir/agent\" --pair $pair" >/dev/null
 agent=$!
 
 cat > "$dir/progress.py" <<'PY'
+# One line of progress from `drpair status --output json` (exit 0 once ready for failover);
+# anything else (the standby not answering yet, an error body) is said in words, never a traceback.
 import json, sys
-s = json.load(sys.stdin)
-st = s["stats"]
-eta = st.get("eta_seconds")
-print(f"  {s['state_label']:<18} progress {st['progress_percent']:5.1f}%  eta {eta if eta is not None else '-'}s  "
-      f"lag {st['lag_seconds']}s  shipped {st['bytes_shipped'] // 1048576} MiB")
-sys.exit(0 if s["ready_for_failover"] else 1)
+s = None
+try:
+    s = json.load(sys.stdin)
+    st = s["stats"]
+    eta = st.get("eta_seconds")
+    print(f"  {s['state_label']:<18} progress {st['progress_percent']:5.1f}%  eta {eta if eta is not None else '-'}s  "
+          f"lag {st['lag_seconds']}s  shipped {st['bytes_shipped'] // 1048576} MiB")
+    sys.exit(0 if s["ready_for_failover"] else 1)
+except (ValueError, KeyError, TypeError) as e:
+    why = s["message"] if isinstance(s, dict) and s.get("message") else f"no status yet: {e!r}"
+    print(f"  waiting for the pair's status ({why})")
+    sys.exit(1)
 PY
 
 echo "== writes go on while it replicates"

@@ -1,11 +1,18 @@
 #!/usr/bin/env bash
 # Installs what building and testing drpair needs on a fresh Debian 12 machine (idempotent),
 # then builds every binary in the one profile we use (release).
+#   scripts/setup.sh          everything the tests need (browser, databases, packaging tools)
+#   scripts/setup.sh --demo   only what the demo needs: the build's tools, then drpaird and drpair
 set -euo pipefail
 cd "$(dirname "$0")/.."
+mode=test
+[ "${1:-}" = --demo ] && mode=demo
 
 need=()
 dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
+for pkg in e2fsprogs util-linux; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
 # chromium: the web panel's browser tests (Debian's build; playwright drives it, no download).
 # libnbd-bin (nbdfuse), fuse3: a drill export mounted through the kernel (tests/drills.rs);
 # Debian 12 ships nbdfuse in libnbd-bin, so that is the package checked and installed.
@@ -14,10 +21,12 @@ dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
 # postgresql, postgresql-contrib: recovery points started by a real database (tests/pg_points.rs:
 # initdb, pg_ctl, pgbench, pg_amcheck).
 # libnss3-tools (certutil): the browser test makes Chromium trust the standby's CA.
-for pkg in e2fsprogs util-linux rsync fio zstd qemu-utils chromium libnbd-bin fuse3 \
-           systemd systemd-container debootstrap postgresql postgresql-contrib libnss3-tools; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
+if [ $mode = test ]; then
+  for pkg in rsync fio zstd qemu-utils chromium libnbd-bin fuse3 \
+             systemd systemd-container debootstrap postgresql postgresql-contrib libnss3-tools; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+  done
+fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive
@@ -30,6 +39,23 @@ fi
 if [ -d /sys/kernel/tracing ] && ! mountpoint -q /sys/kernel/tracing; then
   echo "setup: mounting tracefs at /sys/kernel/tracing"
   mount -t tracefs nodev /sys/kernel/tracing
+fi
+
+build() {
+  # The target directory lives outside the clone (see .cargo/config.toml). Cargo's own progress
+  # bar ("Building [===>  ] N/M: crate") shows on a terminal; RocksDB's C++ is the long unit.
+  if [ -d "$(cargo metadata --format-version 1 --no-deps 2>/dev/null | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])' 2>/dev/null)/release/build" ]; then
+    echo "setup: building $1 (release; incremental)"
+  else
+    echo "setup: building $1 (release; a first build compiles RocksDB's C++, about 15 of some 20 minutes on 2 cores)"
+  fi
+  shift
+  cargo build --release --locked "$@"
+}
+
+if [ $mode = demo ]; then
+  build "drpaird and drpair" --bin drpaird --bin drpair
+  exit 0
 fi
 
 # The browser tests' node packages (playwright-core, axe-core), pinned by web/package-lock.json.
@@ -49,6 +75,4 @@ if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb 3.8.0" ]; then
   cargo install cargo-deb@3.8.0 --locked --quiet
 fi
 
-# The target directory lives outside the clone (see .cargo/config.toml).
-echo "setup: building (release; the first build compiles rocksdb and takes ~10 minutes on 2 cores)"
-cargo build --release --locked --bins
+build "every binary" --bins
