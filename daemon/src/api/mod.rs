@@ -3,6 +3,7 @@
 
 pub mod audit;
 pub mod auth;
+pub mod bench;
 pub mod changes;
 pub mod control;
 pub mod csrf;
@@ -143,6 +144,8 @@ pub fn router(sb: AppState) -> Router {
         .route("/api/v1/downloads/{ticket}", get(downloads::fetch))
         .route("/api/v1/pairs/{pair}/retention/preview", post(maintenance::preview_retention))
         .route("/api/v1/events", get(events::stream))
+        .route("/api/v1/bench/sink", post(bench::sink))
+        .route("/api/v1/bench/store", post(bench::store))
         .route("/metrics", get(metrics))
         .fallback(not_found)
         .layer(axum::middleware::from_fn_with_state(sb.clone(), auth::require_token))

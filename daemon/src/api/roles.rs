@@ -1,6 +1,7 @@
 //! Which role each API call needs. Reading needs `viewer` (`/metrics`: `metrics`); the calls
-//! of day-to-day operation need `operator`; anything that deletes points, moves data between
-//! sides, changes retention or credentials needs `admin`. A call not listed needs `admin`.
+//! of day-to-day operation, and the benchmarks of `drpair bench`, need `operator`; anything
+//! that deletes points, moves data between sides, changes retention or credentials needs
+//! `admin`. A call not listed needs `admin`.
 //! Following a one-time download link needs no token at all ([`token_free`]): the operator
 //! who asked for the link was checked then.
 
@@ -47,6 +48,10 @@ pub fn required(method: &Method, path: &str, start_deletes: bool) -> Role {
     if rest.starts_with("/drills/") && rest.ends_with("/stop") {
         return Role::Operator;
     }
+    // Benchmarks write only to a scratch store of their own, removed afterwards.
+    if rest == "/bench/sink" || rest == "/bench/store" {
+        return Role::Operator;
+    }
     Role::Admin
 }
 
@@ -81,6 +86,11 @@ mod tests {
         assert_eq!(required(&post, "/api/v1/pairs/p/points/latest/disks/1/download", false), Role::Operator);
         assert_eq!(required(&post, "/api/v1/pairs/p/retention/preview", false), Role::Operator);
         assert_eq!(required(&get, "/api/v1/events", false), Role::Viewer);
+        assert_eq!(required(&post, "/api/v1/bench/sink", false), Role::Operator);
+        assert_eq!(required(&post, "/api/v1/bench/store", false), Role::Operator);
+        for p in ["/api/v1/bench", "/api/v1/bench/", "/api/v1/bench/sink/x", "/api/v1/bench/other"] {
+            assert_eq!(required(&post, p, false), Role::Admin, "{p}");
+        }
     }
 
     #[test]

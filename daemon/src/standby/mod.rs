@@ -8,6 +8,7 @@
 
 pub mod audit;
 pub mod bandwidth;
+pub mod bench;
 mod boot;
 pub mod command;
 pub mod control;

@@ -618,6 +618,12 @@ pub enum ErrorCode {
     Forbidden,
     /// 409: the standby is not set up for this (e.g. enrollment on a plaintext link).
     NotConfigured,
+    /// 409: another run of the same operation holds what it needs (one store benchmark at a
+    /// time); it may succeed once that run ends.
+    Busy,
+    /// 409: the data filesystem has too little free space for this (the message names how
+    /// much is free and how much is needed).
+    InsufficientSpace,
     /// 504
     Timeout,
     /// 500
@@ -630,7 +636,9 @@ impl ErrorCode {
             ErrorCode::InvalidParameter => 400,
             ErrorCode::AccessDenied => 401,
             ErrorCode::PairNotFound | ErrorCode::PointNotFound | ErrorCode::NotFound => 404,
-            ErrorCode::InvalidPairState | ErrorCode::NotConfigured => 409,
+            ErrorCode::InvalidPairState | ErrorCode::NotConfigured | ErrorCode::Busy | ErrorCode::InsufficientSpace => {
+                409
+            }
             ErrorCode::Forbidden => 403,
             ErrorCode::Timeout => 504,
             ErrorCode::Internal => 500,

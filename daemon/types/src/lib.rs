@@ -6,6 +6,7 @@
 
 pub mod api;
 pub mod bandwidth;
+pub mod bench;
 pub mod dates;
 mod deletion;
 pub mod drill;
@@ -27,6 +28,10 @@ pub mod time;
 
 pub use api::*;
 pub use bandwidth::{PairSettings, Schedule, SettingsUpdate, StandbySettings};
+pub use bench::{
+    BENCH_SINK_MAX_BYTES, BENCH_STORE_CHUNK_SIZE, BENCH_STORE_DEFAULT_BYTES, BENCH_STORE_MAX_BYTES,
+    BENCH_STORE_MIN_BYTES, BenchSinkResult, BenchStoreRequest, BenchStoreResult,
+};
 pub use deletion::PairDeletion;
 pub use drill::*;
 pub use dump::*;
