@@ -143,6 +143,30 @@ impl Client {
         Ok((status, raw, typed))
     }
 
+    /// `POST path` with a binary body read from `body` (sent chunked) → the JSON answer.
+    pub fn post_stream<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        body: &mut dyn io::Read,
+        answer_timeout: Duration,
+    ) -> Result<(serde_json::Value, T), CliError> {
+        let url = self.url(path);
+        let req = self.agent.post(&url).config().timeout_recv_response(Some(answer_timeout)).build();
+        let req =
+            self.authorize(req).header("Accept", "application/json").header("Content-Type", "application/octet-stream");
+        let resp = self.check("POST", &url, req.send(ureq::SendBody::from_reader(body)))?;
+        decode(&url, resp)
+    }
+
+    /// One round trip to the standby (`GET /healthz`, on the connection kept alive).
+    pub fn round_trip(&self) -> Result<Duration, CliError> {
+        let url = self.url("/healthz");
+        let start = std::time::Instant::now();
+        let mut resp = self.check("GET", &url, self.agent.get(&url).call())?;
+        let _ = resp.body_mut().read_to_string();
+        Ok(start.elapsed())
+    }
+
     /// `GET path` of a binary stream; returns the 2xx response with its body unread.
     /// A read that stalls for `stall` fails instead of hanging.
     pub fn get_stream(&self, path: &str, stall: Duration) -> Result<Response<Body>, CliError> {

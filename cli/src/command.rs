@@ -4,8 +4,8 @@
 use crate::help_files::{CompletionsArgs, ManArgs};
 use crate::output::OutputFormat;
 use crate::{
-    api_tokens, audit, drill, dump, failback, failover, lifecycle, login, pairs, points, prune, recover, retention,
-    start, status, storage, tasks, verify,
+    api_tokens, audit, bench, drill, dump, failback, failover, lifecycle, login, pairs, points, prune, recover,
+    retention, start, status, storage, tasks, verify,
 };
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -152,6 +152,7 @@ pub enum Command {
     Login(login::LoginArgs),
     Tokens(api_tokens::TokensArgs),
     Debug(recover::DebugArgs),
+    Bench(bench::BenchArgs),
     Completions(CompletionsArgs),
     #[command(hide = true)]
     Man(ManArgs),

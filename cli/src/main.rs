@@ -22,6 +22,7 @@
 
 mod api_tokens;
 mod audit;
+mod bench;
 mod client;
 mod command;
 mod confirm;
@@ -100,6 +101,11 @@ fn run(cli: &Cli) -> Result<(), CliError> {
     if let Command::Login(args) = &cli.command {
         return login::run(&cli.global.server, &trust, args, cli.global.output);
     }
+    // Bench measures this machine even when the standby cannot be reached (or --local).
+    if let Command::Bench(args) = &cli.command {
+        let client = Client::with_trust(&cli.global.server, token, &trust).ok();
+        return bench::run(client.as_ref(), cli.global.output, args);
+    }
     let client = Client::with_trust(&cli.global.server, token, &trust)?;
     let output = cli.global.output;
     match &cli.command {
@@ -125,8 +131,8 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Tasks(args) => tasks::run(&client, output, args),
         Command::Failover(args) => failover::run(&client, output, args, &mut std::io::stdin().lock()),
         Command::Failback(args) => failback::run(&client, output, args, &mut std::io::stdin().lock()),
-        Command::Debug(_) | Command::Completions(_) | Command::Man(_) => {
-            unreachable!("offline commands are run above")
+        Command::Debug(_) | Command::Completions(_) | Command::Man(_) | Command::Bench(_) => {
+            unreachable!("offline commands and bench are run above")
         }
     }
 }

@@ -1,0 +1,135 @@
+//! From the measured rates to what bounds replication, and estimates.
+//!
+//! The model: every byte of the disk is read once (a full pass); each worker hashes a chunk
+//! with BLAKE3 and, with compression, compresses it with zstd, the agent running one worker
+//! per core; the link carries the compressed bytes; the standby writes them into its store.
+//! So, in bytes of disk per second:
+//!
+//! - disk:  the sequential O_DIRECT read rate;
+//! - cpu:   cores × H without compression, cores / (1/H + 1/Z) with it (H, Z: one core's BLAKE3
+//!   and zstd rates);
+//! - link:  the upload rate × the compression ratio;
+//! - store: the store's write rate × the compression ratio.
+//!
+//! The initial sync runs at the smallest of the four; the sustainable change rate (what
+//! replication keeps up with once synced) at the smallest of cpu, link and store, since only
+//! changed chunks are read (scattered small reads are slower than a sequential pass: the disk
+//! is then a bound this benchmark does not measure). The standby's own BLAKE3 check of each
+//! chunk runs on its cores and is not counted.
+
+use serde::Serialize;
+
+/// The measured rates, in bytes per second.
+#[derive(Debug, Clone, Copy)]
+pub struct Inputs {
+    pub disk: Option<f64>,
+    pub hash_per_core: f64,
+    pub zstd_per_core: f64,
+    pub zstd_ratio: f64,
+    pub cores: usize,
+    pub link: Option<f64>,
+    pub store: Option<f64>,
+}
+
+/// One resource's limit, in bytes of disk per second.
+#[derive(Debug, Clone, Serialize)]
+pub struct Limit {
+    pub resource: &'static str,
+    pub bytes_per_second: f64,
+}
+
+/// What replication would do with one compression setting.
+#[derive(Debug, Clone, Serialize)]
+pub struct Estimate {
+    /// `off` or `zstd:1`.
+    pub compression: &'static str,
+    /// Each resource's limit (those measured).
+    pub limits: Vec<Limit>,
+    /// The initial sync's rate (bytes of disk per second) and the resource that sets it.
+    pub initial_sync_bytes_per_second: f64,
+    pub bound: &'static str,
+    /// `size` / the rate, when the disk's size is known.
+    pub initial_sync_seconds: Option<f64>,
+    /// Bytes of change per second replication keeps up with.
+    pub sustainable_change_bytes_per_second: f64,
+    pub sustainable_bound: &'static str,
+}
+
+fn smallest<'a>(limits: impl Iterator<Item = &'a Limit>) -> (&'static str, f64) {
+    limits.fold(("nothing", f64::INFINITY), |best, l| {
+        if l.bytes_per_second < best.1 { (l.resource, l.bytes_per_second) } else { best }
+    })
+}
+
+pub fn estimate(i: &Inputs, compress: bool, size: Option<u64>) -> Estimate {
+    let cores = i.cores.max(1) as f64;
+    let (cpu, wire) = if compress {
+        (cores / (1.0 / i.hash_per_core + 1.0 / i.zstd_per_core), i.zstd_ratio.max(1.0))
+    } else {
+        (cores * i.hash_per_core, 1.0)
+    };
+    let mut limits = vec![];
+    if let Some(d) = i.disk {
+        limits.push(Limit { resource: "disk", bytes_per_second: d });
+    }
+    limits.push(Limit { resource: "cpu", bytes_per_second: cpu });
+    if let Some(l) = i.link {
+        limits.push(Limit { resource: "link", bytes_per_second: l * wire });
+    }
+    if let Some(s) = i.store {
+        limits.push(Limit { resource: "store", bytes_per_second: s * wire });
+    }
+    let (bound, rate) = smallest(limits.iter());
+    let (sustainable_bound, sustainable) = smallest(limits.iter().filter(|l| l.resource != "disk"));
+    Estimate {
+        compression: if compress { "zstd:1" } else { "off" },
+        initial_sync_seconds: size.map(|s| s as f64 / rate),
+        limits,
+        initial_sync_bytes_per_second: rate,
+        bound,
+        sustainable_change_bytes_per_second: sustainable,
+        sustainable_bound,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: f64 = 1048576.0;
+
+    fn inputs() -> Inputs {
+        Inputs {
+            disk: Some(1000.0 * MIB),
+            hash_per_core: 1000.0 * MIB,
+            zstd_per_core: 250.0 * MIB,
+            zstd_ratio: 2.0,
+            cores: 2,
+            link: Some(100.0 * MIB),
+            store: Some(500.0 * MIB),
+        }
+    }
+
+    #[test]
+    fn a_slow_link_bounds_and_compression_helps() {
+        let off = estimate(&inputs(), false, Some(1 << 30));
+        assert_eq!((off.bound, off.initial_sync_bytes_per_second), ("link", 100.0 * MIB));
+        assert!((off.initial_sync_seconds.unwrap() - 10.24).abs() < 1e-9);
+        let on = estimate(&inputs(), true, None);
+        // cpu: 2 / (1/1000 + 1/250) = 400 MiB/s; link 100 × 2 = 200 MiB/s.
+        assert_eq!((on.bound, on.initial_sync_bytes_per_second), ("link", 200.0 * MIB));
+        assert!(on.initial_sync_seconds.is_none());
+    }
+
+    #[test]
+    fn a_fast_link_leaves_the_disk_or_the_cpu() {
+        let mut i = inputs();
+        i.link = Some(10_000.0 * MIB);
+        i.store = None;
+        let off = estimate(&i, false, None);
+        assert_eq!(off.bound, "disk");
+        assert_eq!(off.sustainable_bound, "cpu");
+        let on = estimate(&i, true, None);
+        assert_eq!((on.bound, on.initial_sync_bytes_per_second.round()), ("cpu", (400.0 * MIB).round()));
+    }
+}
