@@ -5,7 +5,8 @@
 #   - rsync --whole-file to an empty target over an rsync daemon on 127.0.0.1 (plain, and with
 #     -z --compress-choice=zstd --compress-level=1 against drpair at zstd level 1);
 #   - rsync --inplace --no-whole-file for the catch-up after 1% of the chunks changed.
-# Also reports peak RSS (VmHWM) of agent and standby during the initial sync.
+# Also reports peak RSS (VmHWM) of agent and standby during the initial sync, and how close
+# `drpair bench`'s estimate of the initial sync comes to the syncs measured here.
 #
 #   bash benches/spine.sh            # 4 GiB image holding ext4 filled with files from /usr
 #   DRPAIR_BENCH_SIZE_GIB=1 bash benches/spine.sh
@@ -172,7 +173,17 @@ t0=$(now); start_agent "$ad" "$sd" zstd:1; wait_epoch "$sd" $((epoch + 1)); t_ca
 after=$(api "$sd" pairs/bench | field "['stats']['bytes_shipped']")
 ship=$((after - before))
 echo "drpair scan catch-up: ${t_catch}s, changed $changed chunks, shipped $ship bytes (changed chunks compressed: $zsize bytes)"
-stop "$agent"; stop "$keep_standby"
+stop "$agent"
+
+# --- drpair bench's estimate of the initial sync, against the syncs measured above
+drop_caches
+est=$(DRPAIR_SERVER="https://$(cat "$sd/api.addr")" DRPAIR_CA_FILE="$sd/tls/ca.pem" \
+  "$bin/drpair" bench --disk "$src" --seconds 3 --output json)
+est_off=$(echo "$est" | field "[e['initial_sync_seconds'] for e in s['estimates'] if e['compression'] == 'off'][0]")
+est_z=$(echo "$est" | field "[e['initial_sync_seconds'] for e in s['estimates'] if e['compression'] == 'zstd:1'][0]")
+bound_off=$(echo "$est" | field "s['estimates'][0]['bound']")
+bound_z=$(echo "$est" | field "s['estimates'][1]['bound']")
+stop "$keep_standby"
 
 cat <<REPORT
 
@@ -182,6 +193,8 @@ initial sync, zstd level 1    : ${t_init[zstd:1]}s = $(ratio "${t_init[zstd:1]}"
 initial sync, auto            : ${t_init[auto]}s = $(ratio "${t_init[auto]}" "$t_read")x O_DIRECT read
 TLS vs plaintext link (off)   : TLS runs at $(ratio "$t_plain" "${t_init[off]}")x the plaintext speed (goal >= 0.9; plaintext ${t_plain}s)
 scan catch-up (1% changed)    : ${t_catch}s = $(ratio "$t_catch" "$t_read")x O_DIRECT read (goal <= 1.3), $(ratio "$t_catch" "$t_rsync_inplace")x rsync --inplace (goal < 1)
+drpair bench estimate (off)   : $(printf %.2f "$est_off")s, bound by the $bound_off = $(ratio "$est_off" "${t_init[off]}")x the measured sync (goal 0.75-1.25)
+drpair bench estimate (zstd:1): $(printf %.2f "$est_z")s, bound by the $bound_z = $(ratio "$est_z" "${t_init[zstd:1]}")x the measured sync (goal 0.75-1.25)
 catch-up bytes shipped        : $ship = $(ratio "$ship" "$zsize")x compressed size of the changed chunks (goal <= 1.1)
 peak RSS during initial sync  : agent ${rss_agent[zstd:1]} MiB (goal <= 256), standby ${rss_standby[zstd:1]} MiB (goal <= 512) [zstd:1]; off: ${rss_agent[off]}/${rss_standby[off]}; auto: ${rss_agent[auto]}/${rss_standby[auto]}
 baselines: O_DIRECT read ${t_read}s, rsync --whole-file ${t_rsync}s, rsync -z zstd:1 ${t_rsync_z}s, rsync --inplace ${t_rsync_inplace}s
