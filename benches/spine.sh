@@ -179,10 +179,10 @@ stop "$agent"
 drop_caches
 est=$(DRPAIR_SERVER="https://$(cat "$sd/api.addr")" DRPAIR_CA_FILE="$sd/tls/ca.pem" \
   "$bin/drpair" bench --disk "$src" --seconds 3 --output json)
-est_off=$(echo "$est" | field "[e['initial_sync_seconds'] for e in s['estimates'] if e['compression'] == 'off'][0]")
-est_z=$(echo "$est" | field "[e['initial_sync_seconds'] for e in s['estimates'] if e['compression'] == 'zstd:1'][0]")
-bound_off=$(echo "$est" | field "s['estimates'][0]['bound']")
-bound_z=$(echo "$est" | field "s['estimates'][1]['bound']")
+est_off=$(echo "$est" | field "['estimates'][0]['initial_sync_seconds']")   # compression off
+est_z=$(echo "$est" | field "['estimates'][1]['initial_sync_seconds']")     # zstd:1
+bound_off=$(echo "$est" | field "['estimates'][0]['bound']")
+bound_z=$(echo "$est" | field "['estimates'][1]['bound']")
 stop "$keep_standby"
 
 cat <<REPORT

@@ -1,5 +1,6 @@
 //! What `drpair bench` measures on this machine: a disk's sequential O_DIRECT read rate, and
-//! BLAKE3 and zstd level 1 on one core, over 64 KiB chunks as the agent cuts them.
+//! BLAKE3 and zstd level 1 on one core, over 64 KiB chunks as the agent cuts them (taken
+//! across the whole disk).
 
 use std::alloc::{Layout, alloc_zeroed, dealloc};
 use std::fs::File;
@@ -11,7 +12,7 @@ use std::time::{Duration, Instant};
 pub const CHUNK: usize = 64 << 10;
 /// One O_DIRECT read.
 const READ_BLOCK: usize = 4 << 20;
-/// Data kept from the disk for the CPU measurements (read from its start).
+/// Data sampled from the disk for the CPU measurements.
 const SAMPLE: usize = 64 << 20;
 
 /// A rate measured over some bytes.
@@ -64,12 +65,13 @@ pub fn size_of(path: &Path) -> std::io::Result<u64> {
 }
 
 /// Reads `path` from its start with O_DIRECT in 4 MiB blocks, for `budget` or to its end,
-/// whichever comes first. Returns the rate and the first [`SAMPLE`] bytes read.
+/// whichever comes first. Returns the rate and a sample of [`SAMPLE`] bytes: chunks spread
+/// evenly over the whole disk (its start alone, a filesystem's metadata, compresses far
+/// better than the rest).
 pub fn disk_read(path: &Path, budget: Duration) -> std::io::Result<(Rate, Vec<u8>)> {
     let f = std::fs::OpenOptions::new().read(true).custom_flags(libc::O_DIRECT).open(path)?;
     let size = size_of(path)?;
     let mut buf = Aligned::new(READ_BLOCK);
-    let mut sample = Vec::with_capacity(SAMPLE);
     let (mut off, start) = (0u64, Instant::now());
     while off < size && start.elapsed() < budget {
         // O_DIRECT wants whole blocks: the last partial block is read whole and cut.
@@ -77,14 +79,19 @@ pub fn disk_read(path: &Path, budget: Duration) -> std::io::Result<(Rate, Vec<u8
         if n == 0 {
             break;
         }
-        let n = n.min((size - off) as usize);
-        if sample.len() < SAMPLE {
-            let take = n.min(SAMPLE - sample.len());
-            sample.extend_from_slice(&buf.as_mut()[..take]);
-        }
-        off += n as u64;
+        off += n.min((size - off) as usize) as u64;
     }
-    Ok((Rate::of(off, start.elapsed()), sample))
+    let rate = Rate::of(off, start.elapsed());
+    let chunks = (size / CHUNK as u64).max(1);
+    let want = (SAMPLE / CHUNK) as u64;
+    let mut sample = Vec::with_capacity(SAMPLE);
+    let mut one = Aligned::new(CHUNK);
+    for i in 0..want.min(chunks) {
+        let at = i * chunks / want.min(chunks) * CHUNK as u64;
+        let n = f.read_at(one.as_mut(), at)?;
+        sample.extend_from_slice(&one.as_mut()[..n]);
+    }
+    Ok((rate, sample))
 }
 
 /// Data for the CPU measurements when no disk is given: half incompressible, half text that

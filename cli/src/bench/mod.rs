@@ -27,7 +27,7 @@ const STORE_BYTES: u64 = 256 << 20;
     about = "Measure what bounds replication here, and estimate an initial sync",
     long_about = "Measure what bounds replication on this machine and, unless --local, over the link to \
         the standby: the disk's sequential O_DIRECT read rate (--disk), BLAKE3 and zstd level 1 on one \
-        core (over the disk's first 64 MiB, or synthetic half-random half-text data without --disk), \
+        core (over 64 MiB of chunks taken across the disk, or synthetic half-random half-text data without --disk), \
         the round trip and upload rate to the standby (POST /api/v1/bench/sink, over the API's HTTPS), \
         and the standby's store write rate (POST /api/v1/bench/store: 256 MiB written into a scratch \
         store beside the real one, then removed). Then prints, for compression off and zstd:1, the rate \
@@ -100,7 +100,7 @@ struct DiskBench {
 #[derive(Debug, Serialize)]
 struct CpuBench {
     cores: usize,
-    /// `disk` (the disk's first 64 MiB) or `synthetic`.
+    /// `disk` (64 MiB of chunks taken across the disk) or `synthetic`.
     sample: &'static str,
     blake3_per_core: Rate,
     zstd1_per_core: Rate,
