@@ -11,30 +11,14 @@
 //! The measured rates are printed, not asserted.
 
 use drpair_e2e::api::{Reply, http_agent};
-use drpair_e2e::{Api, MIB, Standby, TestEnv, step};
+use drpair_e2e::{MIB, Standby, TestEnv, step};
 use drpair_types::{BenchSinkResult, BenchStoreResult};
-use serde_json::{Value, json};
+use serde_json::json;
 use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 const TOKEN: &str = "bench-api-token-0123456789";
-
-fn post_json(api: &Api, path: &str, body: Value) -> Reply {
-    api.post(path, "application/json", body.to_string().as_bytes())
-}
-
-/// Asserts a 400 naming `parameter`.
-fn refused_param(r: &Reply, parameter: &str) {
-    let j = r.assert_error(400, "InvalidParameter");
-    assert_eq!(j["parameter"], parameter, "{j}");
-}
-
-fn token_of(api: &Api, name: &str, role: &str) -> String {
-    let r = post_json(api, "/api/v1/tokens", json!({"name": name, "role": role}));
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()["secret"].as_str().expect("secret").to_string()
-}
 
 /// The scratch directories of store benchmarks in the standby's data dir.
 fn scratch_dirs(data_dir: &Path) -> Vec<String> {
@@ -64,8 +48,8 @@ fn bench_endpoints() {
     let env = TestEnv::new("bench-api");
     let sb = Standby::start(&env, Some(TOKEN));
     let api = sb.api();
-    let operator = api.with_token(Some(&token_of(&api, "bench-operator", "operator")));
-    let viewer = api.with_token(Some(&token_of(&api, "bench-viewer", "viewer")));
+    let operator = api.with_token(Some(&api.make_token("bench-operator", "operator")));
+    let viewer = api.with_token(Some(&api.make_token("bench-viewer", "viewer")));
 
     // ---- Sink: 64 MiB with a Content-Length, counted to the byte.
     let size = 64 * MIB;
@@ -103,7 +87,7 @@ fn bench_endpoints() {
     step("sink and store: refused without a token (401) and to a viewer (403)");
 
     // ---- Store: 64 MiB, then nothing left behind.
-    let r = post_json(&operator, "/api/v1/bench/store", json!({"bytes": size}));
+    let r = operator.post_json("/api/v1/bench/store", &json!({"bytes": size}));
     assert_eq!(r.status, 200, "store bench: {}", r.text());
     let j = r.json();
     assert_eq!(j["chunk_size"], 65536, "{j}");
@@ -115,11 +99,11 @@ fn bench_endpoints() {
 
     // ---- Bad input: 400 naming the parameter, nothing written.
     for bytes in [json!(16 * MIB - 1), json!((8u64 << 30) + 1), json!(0), json!(-5), json!("64MiB"), json!(1.5)] {
-        refused_param(&post_json(&operator, "/api/v1/bench/store", json!({ "bytes": bytes })), "bytes");
+        operator.post_json("/api/v1/bench/store", &json!({ "bytes": bytes })).assert_refused_param("bytes");
     }
     let malformed: [&[u8]; 5] = [b"{", b"[64]", b"\"bytes\"", br#"{"bytes": 16777216, "chunk": 1}"#, b"\xff\xfe"];
     for bad in malformed {
-        refused_param(&operator.post("/api/v1/bench/store", "application/json", bad), "body");
+        operator.post("/api/v1/bench/store", "application/json", bad).assert_refused_param("body");
     }
     assert_eq!(scratch_dirs(&sb.data_dir), Vec::<String>::new(), "a refusal writes nothing");
     step("store: bytes out of range and malformed bodies refused (400), nothing written");
@@ -127,7 +111,7 @@ fn bench_endpoints() {
     // ---- One store benchmark at a time: a second while a 1 GiB one runs is refused.
     let first = {
         let operator = operator.clone();
-        std::thread::spawn(move || post_json(&operator, "/api/v1/bench/store", json!({"bytes": 1u64 << 30})))
+        std::thread::spawn(move || operator.post_json("/api/v1/bench/store", &json!({"bytes": 1u64 << 30})))
     };
     let t = Instant::now();
     while scratch_dirs(&sb.data_dir).is_empty() {
@@ -135,7 +119,7 @@ fn bench_endpoints() {
         assert!(t.elapsed() < Duration::from_secs(60), "no scratch store appeared within 60 s");
         std::thread::sleep(Duration::from_millis(5));
     }
-    let e = post_json(&operator, "/api/v1/bench/store", json!({"bytes": size})).assert_error(409, "Busy");
+    let e = operator.post_json("/api/v1/bench/store", &json!({"bytes": size})).assert_error(409, "Busy");
     step(format!("second store benchmark refused: {}", e["message"]));
     let r = first.join().expect("first store benchmark");
     assert_eq!(r.status, 200, "1 GiB store bench: {}", r.text());
@@ -145,7 +129,7 @@ fn bench_endpoints() {
     step(format!("store, 1 GiB in 64 KiB chunks: {:.3} s, {}", s.seconds, mib_per_s(s.bytes_per_second)));
 
     // Once it ended, the next one runs.
-    let r = post_json(&operator, "/api/v1/bench/store", json!({}));
+    let r = operator.post_json("/api/v1/bench/store", &json!({}));
     assert_eq!(r.status, 200, "default store bench: {}", r.text());
     let s: BenchStoreResult = serde_json::from_slice(&r.body).expect("BenchStoreResult");
     assert_eq!(s.bytes, 256 * MIB, "the default is 256 MiB");

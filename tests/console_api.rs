@@ -112,23 +112,6 @@ fn rev(r: &Reply) -> String {
     blake3::hash(&r.body).to_hex()[..16].to_string()
 }
 
-fn post_json(api: &Api, path: &str, body: Value) -> Reply {
-    api.post(path, "application/json", body.to_string().as_bytes())
-}
-
-/// Asserts a 400 naming `parameter`.
-fn refused_param(r: &Reply, parameter: &str) {
-    let j = r.assert_error(400, "InvalidParameter");
-    assert_eq!(j["parameter"], parameter, "{j}");
-}
-
-/// A token of `role` made through the API.
-fn token_of(api: &Api, name: &str, role: &str) -> String {
-    let r = post_json(api, "/api/v1/tokens", json!({"name": name, "role": role}));
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()["secret"].as_str().expect("secret").to_string()
-}
-
 fn allowed(api: &Api) -> Vec<String> {
     api.status(PAIR).allowed_actions
 }
@@ -145,14 +128,14 @@ fn console_calls() {
     spec.cut_interval = "1h".into();
     let mut agent = spec.spawn(&env, "agent");
     wait_ready(&api, PAIR, &mut agent, LONG);
-    let viewer_secret = token_of(&api, "console-viewer", "viewer");
+    let viewer_secret = api.make_token("console-viewer", "viewer");
     let viewer = api.with_token(Some(&viewer_secret));
-    let operator = api.with_token(Some(&token_of(&api, "console-operator", "operator")));
+    let operator = api.with_token(Some(&api.make_token("console-operator", "operator")));
     let pp = format!("/api/v1/pairs/{PAIR}");
 
     // A link asked for now is tried once it is past its time, at the end.
     let stale: DownloadLink =
-        serde_json::from_value(post_json(&api, &format!("{pp}/points/latest/disks/0/download"), json!({})).json())
+        serde_json::from_value(api.post_json(&format!("{pp}/points/latest/disks/0/download"), &json!({})).json())
             .expect("download link");
     let stale_at = Instant::now();
 
@@ -221,10 +204,10 @@ fn console_calls() {
         Ok(_) => panic!("GET {path} streamed"),
         Err(r) => *r,
     };
-    refused_param(&open_err("/api/v1/events?pair=bad%20id!", Some(TOKEN)), "pair");
+    open_err("/api/v1/events?pair=bad%20id!", Some(TOKEN)).assert_refused_param("pair");
     open_err("/api/v1/events?pair=nosuch-pair", Some(TOKEN)).assert_error(404, "PairNotFound");
-    refused_param(&open_err(&format!("/api/v1/events?pair={PAIR}&since=3"), Some(TOKEN)), "since");
-    refused_param(&open_err("/api/v1/events?foo=1", Some(TOKEN)), "foo");
+    open_err(&format!("/api/v1/events?pair={PAIR}&since=3"), Some(TOKEN)).assert_refused_param("since");
+    open_err("/api/v1/events?foo=1", Some(TOKEN)).assert_refused_param("foo");
     assert_eq!(open_err("/api/v1/events", None).status, 401);
     assert!(
         EventStream::open(&sb, &format!("/api/v1/events?pair={PAIR}"), Some(&viewer_secret)).is_ok(),
@@ -281,9 +264,9 @@ fn console_calls() {
     let dl = |point: &str, disk: &str| api.post(&format!("{pp}/points/{point}/disks/{disk}/download"), "", b"");
     api.post("/api/v1/pairs/nosuch-pair/points/1/disks/0/download", "", b"").assert_error(404, "PairNotFound");
     dl("999999", "0").assert_error(404, "PointNotFound");
-    refused_param(&dl("abc", "0"), "point");
-    refused_param(&dl(&latest.to_string(), "7"), "disk");
-    refused_param(&dl(&latest.to_string(), "x"), "disk");
+    dl("abc", "0").assert_refused_param("point");
+    dl(&latest.to_string(), "7").assert_refused_param("disk");
+    dl(&latest.to_string(), "x").assert_refused_param("disk");
     step("download links: single use, without a token, the export's bytes");
 
     // ---- Retention preview.
@@ -293,7 +276,7 @@ fn console_calls() {
         api.create_point_wait(PAIR);
     }
     let points = api.points(PAIR);
-    let preview = |api: &Api, body: Value| post_json(api, &format!("{pp}/retention/preview"), body);
+    let preview = |api: &Api, body: Value| api.post_json(&format!("{pp}/retention/preview"), &body);
     let r = preview(&operator, json!({"grid": "1x1h", "keep_last": 1}));
     assert_eq!(r.status, 200, "{}", r.text());
     let report: PruneReport = serde_json::from_value(r.json()).unwrap();
@@ -314,14 +297,14 @@ fn console_calls() {
     // The policy the pair follows: the prune's own dry run.
     let same: PruneReport = serde_json::from_value(preview(&api, json!({"reset": true})).json()).unwrap();
     let dry: PruneReport =
-        serde_json::from_value(post_json(&api, &format!("{pp}/prune"), json!({"dry_run": true})).json()).unwrap();
+        serde_json::from_value(api.post_json(&format!("{pp}/prune"), &json!({"dry_run": true})).json()).unwrap();
     let ids = |r: &PruneReport| (r.removed.iter().map(|m| m.id).collect::<Vec<_>>(), r.kept.len());
     assert_eq!(ids(&same), ids(&dry), "the default policy's preview is the prune's dry run");
-    refused_param(&preview(&api, json!({"grid": "nonsense"})), "grid");
-    refused_param(&preview(&api, json!({"reset": true, "keep_last": 2})), "reset");
-    refused_param(&preview(&api, json!({})), "body");
+    preview(&api, json!({"grid": "nonsense"})).assert_refused_param("grid");
+    preview(&api, json!({"reset": true, "keep_last": 2})).assert_refused_param("reset");
+    preview(&api, json!({})).assert_refused_param("body");
     preview(&viewer, json!({"keep_last": 1})).assert_error(403, "Forbidden");
-    post_json(&api, "/api/v1/pairs/nosuch-pair/retention/preview", json!({"keep_last": 1}))
+    api.post_json("/api/v1/pairs/nosuch-pair/retention/preview", &json!({"keep_last": 1}))
         .assert_error(404, "PairNotFound");
     assert_eq!(api.points(PAIR), points, "refused previews change nothing");
     assert_eq!(api.get(&format!("{pp}/retention")).json(), retention_before);
@@ -338,8 +321,8 @@ fn console_calls() {
     assert_eq!(ids_of(api.get(&format!("{pp}/points?before={before}"))), all[..4]);
     assert_eq!(ids_of(api.get(&format!("{pp}/points?before={}", all[0]))), Vec::<u64>::new());
     assert_eq!(ids_of(api.get(&format!("{pp}/points?limit=3"))), all[all.len() - 3..]);
-    refused_param(&api.get(&format!("{pp}/points?before=abc")), "before");
-    refused_param(&api.get(&format!("{pp}/points?limit=x")), "limit");
+    api.get(&format!("{pp}/points?before=abc")).assert_refused_param("before");
+    api.get(&format!("{pp}/points?limit=x")).assert_refused_param("limit");
     api.get("/api/v1/pairs/nosuch-pair/points?before=3").assert_error(404, "PairNotFound");
 
     // ---- allowed_actions across suspend → skip-to-resync-marker.

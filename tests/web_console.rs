@@ -26,6 +26,7 @@
 //! Screenshots land in `TARGET/test-artifacts/web-console/{workflows,scale}/`.
 
 use drpair_e2e::blockdev::LoopDev;
+use drpair_e2e::browser::run_browser;
 use drpair_e2e::dump::differing_chunks;
 use drpair_e2e::image::{Fill, copy_device, create_image, hash_file, overwrite_chunks, sparse_image};
 use drpair_e2e::maintenance::{find_in_files, flip_byte};
@@ -34,9 +35,8 @@ use drpair_e2e::{AgentSpec, MIB, Standby, TestEnv, step, wait_connected, wait_re
 use rand::rngs::StdRng;
 use rand::{RngCore, SeedableRng};
 use serde_json::{Value, json};
-use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -50,72 +50,11 @@ const LONG: Duration = Duration::from_secs(180);
 /// One browser at a time: two chromiums and their standbys on two cores make timings noisy.
 static BROWSER: Mutex<()> = Mutex::new(());
 
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
-}
-
 /// Where a test's screenshots go (emptied first: a stale one must not pass for a new one).
 fn artifacts(test: &str) -> PathBuf {
     let dir = drpair_e2e::bin_dir().parent().expect("target dir").join("test-artifacts/web-console").join(test);
     let _ = std::fs::remove_dir_all(&dir);
     dir
-}
-
-/// Runs `script` in node with chromium trusting the standby's CA (in its user's NSS database,
-/// as a browser would) and `envs`; answers each `ASK {json}` line with `answer`'s JSON; returns
-/// once the script printed `ok_line` and exited 0.
-fn run_browser(
-    env: &TestEnv,
-    (url, ca): (String, Option<PathBuf>),
-    script: &str,
-    envs: &[(&str, String)],
-    ok_line: &str,
-    mut answer: impl FnMut(&Value) -> Value,
-) {
-    let home = env.mkdir("browser-home");
-    let nssdb = format!("sql:{}", home.join(".pki/nssdb").display());
-    std::fs::create_dir_all(home.join(".pki/nssdb")).unwrap();
-    if let Some(ca) = &ca {
-        for args in [
-            vec!["-d", &nssdb, "-N", "--empty-password"],
-            vec!["-d", &nssdb, "-A", "-t", "C,,", "-n", "drpair standby", "-i", ca.to_str().unwrap()],
-        ] {
-            let st =
-                Command::new("certutil").args(&args).status().expect("certutil (libnss3-tools, from scripts/setup.sh)");
-            assert!(st.success(), "certutil {args:?}");
-        }
-    }
-    let mut cmd = Command::new("node");
-    cmd.arg(repo_root().join("web/tests").join(script)).env("HOME", &home).env("DRPAIR_URL", url);
-    if let Some(ca) = ca {
-        cmd.env("NODE_EXTRA_CA_CERTS", ca);
-    }
-    for (k, v) in envs {
-        cmd.env(k, v);
-    }
-    let mut node = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node (installed by scripts/setup.sh)");
-    let mut to_node = node.stdin.take().unwrap();
-    let out = BufReader::new(node.stdout.take().unwrap());
-    let started = Instant::now();
-    let mut ok = false;
-    for line in out.lines() {
-        let line = line.expect("node's output");
-        println!("  browser: {line}");
-        if let Some(q) = line.strip_prefix("ASK ") {
-            let q: Value = serde_json::from_str(q).expect("a JSON question");
-            writeln!(to_node, "{}", answer(&q)).unwrap();
-        } else if line == ok_line {
-            ok = true;
-        }
-        assert!(started.elapsed() < Duration::from_secs(900), "the browser test is taking too long");
-    }
-    let status = node.wait().unwrap();
-    assert!(status.success() && ok, "the browser test failed ({status}); see its output above");
 }
 
 /// The API's export of `point` (disk 0) written to `file`.
@@ -221,7 +160,10 @@ fn console_workflows() {
         ("DRPAIR_REC_DEV", rec_dev.clone()),
         ("DRPAIR_ARTIFACTS", art.display().to_string()),
     ];
-    run_browser(&env, (sb_url, sb_ca), "console.mjs", &envs, "CONSOLE OK", answer);
+    run_browser(&env, (sb_url, sb_ca), "console.mjs", &envs, "CONSOLE OK", |line| {
+        let q: Value = serde_json::from_str(line.strip_prefix("ASK ")?).expect("a JSON question");
+        Some(answer(&q).to_string())
+    });
     check_shots(
         &art,
         &[
@@ -282,8 +224,6 @@ fn console_at_scale() {
         ("DRPAIR_LAST", ids.iter().max().unwrap().clone()),
         ("DRPAIR_ARTIFACTS", art.display().to_string()),
     ];
-    run_browser(&env, (sb.url(), sb.ca_file()), "console-scale.mjs", &envs, "SCALE OK", |q| {
-        panic!("unexpected question {q}")
-    });
+    run_browser(&env, (sb.url(), sb.ca_file()), "console-scale.mjs", &envs, "SCALE OK", |_| None);
     check_shots(&art, &["list-500", "list-500-search"]);
 }

@@ -13,24 +13,19 @@
 //!     the standby going away and coming back (this test kills and restarts it when the
 //!     script asks). Screenshots land in `TARGET/test-artifacts/web-panel/`.
 
+use drpair_e2e::browser::run_browser;
 use drpair_e2e::image::{Fill, create_image};
 use drpair_e2e::tracking::TraceInstance;
 use drpair_e2e::{AgentSpec, LoopDev, MIB, Standby, TestEnv, step, wait_ready, wait_until};
 use drpair_types::{PairState, PairTrend};
-use std::io::{BufRead, BufReader, Write};
 use std::path::PathBuf;
-use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 const TOKEN: &str = "web-panel-token";
 const PAIR: &str = "web-panel";
 const OTHER: &str = "db-panel";
 const SIZE: u64 = 64 * MIB;
 const LONG: Duration = Duration::from_secs(180);
-
-fn repo_root() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf()
-}
 
 fn artifacts() -> PathBuf {
     drpair_e2e::bin_dir().parent().expect("target dir").join("test-artifacts/web-panel")
@@ -132,67 +127,32 @@ fn panel_in_a_real_browser() {
     wait_ready(&api, OTHER, &mut agent2, LONG);
 
     over_http(&sb);
-    let made = api.post("/api/v1/tokens", "application/json", br#"{"name": "panel-operator", "role": "operator"}"#);
-    assert_eq!(made.status, 200, "{}", made.text());
-    let operator_token = made.json()["secret"].as_str().expect("secret").to_string();
+    let operator_token = api.make_token("panel-operator", "operator");
 
     let art = artifacts();
     let _ = std::fs::remove_dir_all(&art);
-    let script = repo_root().join("web/tests/panel.mjs");
-    // Chromium trusts the standby's CA as a browser would: in its user's NSS database.
-    let home = env.mkdir("browser-home");
-    let nssdb = format!("sql:{}", home.join(".pki/nssdb").display());
-    std::fs::create_dir_all(home.join(".pki/nssdb")).unwrap();
-    for args in [
-        vec!["-d", &nssdb, "-N", "--empty-password"],
-        vec!["-d", &nssdb, "-A", "-t", "C,,", "-n", "drpair standby", "-i", sb.ca_file().unwrap().to_str().unwrap()],
-    ] {
-        let st =
-            Command::new("certutil").args(&args).status().expect("certutil (libnss3-tools, from scripts/setup.sh)");
-        assert!(st.success(), "certutil {args:?}");
-    }
-    step("Chromium's NSS database trusts the standby's CA");
-    let mut node = Command::new("node")
-        .arg(&script)
-        .env("HOME", &home)
-        .env("NODE_EXTRA_CA_CERTS", sb.ca_file().unwrap())
-        .env("DRPAIR_URL", sb.url())
-        .env("DRPAIR_TOKEN", TOKEN)
-        .env("DRPAIR_PAIR", PAIR)
-        .env("DRPAIR_FINGERPRINT", sb.fingerprint.clone().expect("the standby runs TLS"))
-        .env("DRPAIR_OPERATOR_TOKEN", &operator_token)
-        .env("DRPAIR_OTHER", OTHER)
-        .env("DRPAIR_ARTIFACTS", &art)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("node (installed by scripts/setup.sh)");
-    let mut to_node = node.stdin.take().unwrap();
-    let out = BufReader::new(node.stdout.take().unwrap());
-    let started = Instant::now();
-    let mut ok = false;
-    for line in out.lines() {
-        let line = line.expect("node's output");
-        println!("  browser: {line}");
-        match line.as_str() {
-            "OUTAGE?" => {
-                sb.kill9();
-                step("standby killed (kill -9) while the browser watches");
-                writeln!(to_node, "down").unwrap();
-            }
-            "RESTORE?" => {
-                sb.restart();
-                step("standby restarted");
-                writeln!(to_node, "up").unwrap();
-            }
-            "PANEL OK" => ok = true,
-            _ => {}
+    let envs = [
+        ("DRPAIR_TOKEN", TOKEN.to_string()),
+        ("DRPAIR_PAIR", PAIR.to_string()),
+        ("DRPAIR_FINGERPRINT", sb.fingerprint.clone().expect("the standby runs TLS")),
+        ("DRPAIR_OPERATOR_TOKEN", operator_token),
+        ("DRPAIR_OTHER", OTHER.to_string()),
+        ("DRPAIR_ARTIFACTS", art.display().to_string()),
+    ];
+    let (url, ca) = (sb.url(), sb.ca_file());
+    run_browser(&env, (url, ca), "panel.mjs", &envs, "PANEL OK", |line| match line {
+        "OUTAGE?" => {
+            sb.kill9();
+            step("standby killed (kill -9) while the browser watches");
+            Some("down".into())
         }
-        assert!(started.elapsed() < Duration::from_secs(600), "the browser test is taking too long");
-    }
-    let status = node.wait().unwrap();
-    assert!(status.success() && ok, "the browser test failed ({status}); see its output above");
+        "RESTORE?" => {
+            sb.restart();
+            step("standby restarted");
+            Some("up".into())
+        }
+        _ => None,
+    });
 
     for shot in [
         "list",

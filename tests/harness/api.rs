@@ -48,6 +48,13 @@ impl Reply {
         assert!(j["message"].as_str().is_some_and(|m| !m.is_empty()), "error without message: {j}");
         j
     }
+
+    /// Asserts a 400 naming `parameter`. Returns the body.
+    pub fn assert_refused_param(&self, parameter: &str) -> Value {
+        let j = self.assert_error(400, "InvalidParameter");
+        assert_eq!(j["parameter"], parameter, "{j}");
+        j
+    }
 }
 
 /// What an image export delivered.
@@ -155,6 +162,18 @@ impl Api {
     /// POST with a raw body and content type.
     pub fn post(&self, path: &str, content_type: &str, body: &[u8]) -> Reply {
         self.post_with(path, content_type, &[], body)
+    }
+
+    /// POST a JSON body.
+    pub fn post_json(&self, path: &str, body: &Value) -> Reply {
+        self.post(path, "application/json", body.to_string().as_bytes())
+    }
+
+    /// A token of `role` made through the API (`POST /api/v1/tokens`); its secret.
+    pub fn make_token(&self, name: &str, role: &str) -> String {
+        let r = self.post_json("/api/v1/tokens", &serde_json::json!({"name": name, "role": role}));
+        assert_eq!(r.status, 200, "create token {name}: {}", r.text());
+        r.json()["secret"].as_str().expect("secret").to_string()
     }
 
     /// POST with extra request headers (e.g. the `Origin` a browser would send).

@@ -46,21 +46,8 @@ pub fn start(
     point: Option<u64>,
     scheduled: bool,
 ) -> Result<Arc<Mutex<VerifyRecord>>, StartError> {
-    let status = Arc::new(Mutex::new(VerifyRecord {
-        state: VerifyState::Running,
-        scheduled,
-        point,
-        requested_unix_ms: now_ms(),
-        finished_unix_ms: None,
-        progress_percent: 0.0,
-        chunks_checked: 0,
-        bytes_checked: 0,
-        points_verified: 0,
-        points_damaged: 0,
-        damaged: Vec::new(),
-        message: "verifying stored chunks".into(),
-        task: None,
-    }));
+    let status = Arc::new(Mutex::new(VerifyRecord::running(scheduled, point, now_ms())));
+
     let pair_id = h.record.lock().expect("record").pair_id.clone();
     {
         let mut rt = h.runtime.lock().expect("runtime");

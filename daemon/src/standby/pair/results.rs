@@ -374,6 +374,25 @@ impl From<&DamagedChunkRecord> for api::DamagedChunk {
 }
 
 impl VerifyRecord {
+    /// A verification that starts now (`requested_unix_ms`): nothing checked yet.
+    pub fn running(scheduled: bool, point: Option<PointId>, requested_unix_ms: u64) -> Self {
+        Self {
+            state: VerifyState::Running,
+            scheduled,
+            point,
+            requested_unix_ms,
+            finished_unix_ms: None,
+            progress_percent: 0.0,
+            chunks_checked: 0,
+            bytes_checked: 0,
+            points_verified: 0,
+            points_damaged: 0,
+            damaged: Vec::new(),
+            message: "verifying stored chunks".into(),
+            task: None,
+        }
+    }
+
     /// `verify` in status, and the answer of `…/verify`.
     pub fn to_view(&self) -> api::VerifyStatus {
         api::VerifyStatus {

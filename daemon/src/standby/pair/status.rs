@@ -465,7 +465,7 @@ mod tests {
 
     #[test]
     fn actions_of_the_checks() {
-        use crate::standby::pair::results::{VerifyRecord, VerifyState};
+        use crate::standby::pair::results::VerifyRecord;
         let h = PairHandle::new(record(5), None, 0);
         assert!(!has(&h, "drill") && !has(&h, "verify"), "no point yet");
         assert!(!has(&h, "verify_source"), "the agent is not connected");
@@ -473,21 +473,7 @@ mod tests {
         assert!(has(&h, "verify_source"));
         h.runtime.lock().unwrap().points = 2;
         assert!(has(&h, "drill") && has(&h, "verify"));
-        let running = VerifyRecord {
-            state: VerifyState::Running,
-            scheduled: false,
-            point: None,
-            requested_unix_ms: 0,
-            finished_unix_ms: None,
-            progress_percent: 0.0,
-            chunks_checked: 0,
-            bytes_checked: 0,
-            points_verified: 0,
-            points_damaged: 0,
-            damaged: vec![],
-            message: String::new(),
-            task: None,
-        };
+        let running = VerifyRecord::running(false, None, 0);
         h.runtime.lock().unwrap().verify = Some(std::sync::Arc::new(std::sync::Mutex::new(running)));
         assert!(!has(&h, "verify") && has(&h, "drill"), "a verification runs");
         step(&h, PairOp::Pause);
