@@ -9,7 +9,7 @@ use crate::link::{AbortOnDrop, LinkError, LinkReader, STALL_AFTER, read_msg_watc
 use drpair_ship::pass::PassError;
 use drpair_ship::{Hash, HaveTicket, Standby};
 use drpair_types::Epoch;
-use drpair_wire::{AgentMsg, ChunkItem, StandbyMsg, WireVersion, encode};
+use drpair_wire::{AgentMsg, ChunkBody, ChunkItem, StandbyMsg, WireVersion, encode, encode_sized};
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -88,7 +88,11 @@ impl LinkStandby {
 
     /// Encodes and queues a frame; returns how long the queue made it wait.
     fn send(&self, msg: &AgentMsg) -> Result<Duration, PassError> {
-        let frame = encode(msg).map_err(|e| PassError::Encode(e.to_string()))?;
+        self.queue(encode(msg).map_err(|e| PassError::Encode(e.to_string()))?)
+    }
+
+    /// Queues an encoded frame; returns how long the queue made it wait.
+    fn queue(&self, frame: Vec<u8>) -> Result<Duration, PassError> {
         let t = Instant::now();
         self.out.blocking_send(frame).map_err(|_| PassError::LinkClosed)?;
         Ok(t.elapsed())
@@ -234,6 +238,13 @@ impl Standby for LinkStandby {
     }
 
     fn send_chunks(&self, epoch: Epoch, items: Vec<ChunkItem>) -> Result<Duration, PassError> {
-        self.send(&AgentMsg::Chunks { epoch, items })
+        // Payloads plus each item's envelope (coordinates, hash, lengths).
+        let hint = items
+            .iter()
+            .map(|i| 48 + if let ChunkBody::Data { payload, .. } = &i.body { payload.len() } else { 0 })
+            .sum();
+        let frame =
+            encode_sized(&AgentMsg::Chunks { epoch, items }, hint).map_err(|e| PassError::Encode(e.to_string()))?;
+        self.queue(frame)
     }
 }

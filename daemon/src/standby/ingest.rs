@@ -110,13 +110,15 @@ pub fn ingest(
         store.has_chunks(&known).map_err(|e| IngestError::Store(e.to_string()))?
     };
     let mut held = held.into_iter();
-    for item in items {
-        check_item(pair, disks, &item)?;
+    // Verified data chunks, stored together once every item of the frame has passed.
+    let mut data: Vec<(usize, [u8; 32], bool, u32, &[u8])> = Vec::new();
+    for (at_item, item) in items.iter().enumerate() {
+        check_item(pair, disks, item)?;
         let len = disks[item.disk as usize].chunk_len(item.index);
         let at = || format!("pair '{pair}' disk {} chunk {}", item.disk, item.index);
         out.chunks += 1;
         out.raw_bytes += len as u64;
-        let version = match item.body {
+        let version = match &item.body {
             ChunkBody::Zero => {
                 out.zero += 1;
                 ChunkVersion::Zero
@@ -126,13 +128,14 @@ pub fn ingest(
                     return Err(IngestError::Invalid(format!(
                         "{}: the agent sent hash {} as known, but the standby does not hold it",
                         at(),
-                        hex(&hash)
+                        hex(hash)
                     )));
                 }
                 out.dedup += 1;
-                ChunkVersion::Data(hash)
+                ChunkVersion::Data(*hash)
             }
             ChunkBody::Data { hash, raw_len, compressed, payload } => {
+                let (hash, raw_len, compressed) = (*hash, *raw_len, *compressed);
                 if raw_len != len {
                     return Err(IngestError::Invalid(format!(
                         "{}: length {raw_len} does not match the chunk's length {len}",
@@ -141,7 +144,7 @@ pub fn ingest(
                 }
                 let verified = if compressed {
                     // The stated length (checked above) bounds the output.
-                    let raw = drpair_codec::decompress(&payload, raw_len).map_err(|e| match e {
+                    let raw = drpair_codec::decompress(payload, raw_len).map_err(|e| match e {
                         drpair_codec::CodecError::LengthMismatch { got, .. } => {
                             IngestError::Corrupt(format!("{}: decompressed to {got} bytes, expected {len}", at()))
                         }
@@ -156,7 +159,7 @@ pub fn ingest(
                             payload.len()
                         )));
                     }
-                    blake3::hash(&payload)
+                    blake3::hash(payload)
                 };
                 if verified.as_bytes() != &hash {
                     return Err(IngestError::Corrupt(format!(
@@ -168,13 +171,22 @@ pub fn ingest(
                 }
                 out.shipped += payload.len() as u64;
                 out.data_raw += u64::from(raw_len);
-                let chunk = StoredChunk { compressed, raw_len, payload: &payload };
-                let stored = if bulk { store.put_chunk_bulk(&hash, chunk) } else { store.put_chunk(&hash, chunk) };
-                out.stored += stored.map_err(|e| IngestError::Store(format!("{}: {e}", at())))?;
+                data.push((at_item, hash, compressed, raw_len, payload));
                 ChunkVersion::Data(hash)
             }
         };
         versions.push((item.disk, item.index, version));
+    }
+    if !data.is_empty() {
+        let chunks: Vec<_> = data
+            .iter()
+            .map(|&(_, hash, compressed, raw_len, payload)| (hash, StoredChunk { compressed, raw_len, payload }))
+            .collect();
+        let stored = store.put_chunks(&chunks, bulk).map_err(|e| {
+            let first = &items[data[0].0];
+            IngestError::Store(format!("pair '{pair}' disk {} chunk {} and on: {e}", first.disk, first.index))
+        })?;
+        out.stored += stored.iter().sum::<u64>();
     }
     store.write_versions(pair_no, epoch, &versions).map_err(|e| IngestError::Store(e.to_string()))?;
     Ok(out)

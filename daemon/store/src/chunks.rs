@@ -220,21 +220,42 @@ impl Store {
     }
 
     fn put_chunk_with(&self, hash: &Hash, chunk: StoredChunk<'_>, bulk: bool) -> Result<u64, StoreError> {
-        chunk.check(hash)?;
-        if self.has_chunks(std::slice::from_ref(hash))?[0] {
-            return Ok(0);
+        Ok(self.put_chunks(&[(*hash, chunk)], bulk)?[0])
+    }
+
+    /// Stores a frame's chunks in one write batch (one existence query for all of them, one
+    /// write): per chunk, the bytes newly written, 0 when the hash was already stored or
+    /// appears earlier in `chunks`. `bulk` writes without the WAL, as
+    /// [`Store::put_chunk_bulk`]. The caller has verified blake3 of each chunk; this checks
+    /// the headers and lengths, and stores nothing when one of them is refused.
+    pub fn put_chunks(&self, chunks: &[(Hash, StoredChunk<'_>)], bulk: bool) -> Result<Vec<u64>, StoreError> {
+        for (hash, chunk) in chunks {
+            chunk.check(hash)?;
         }
-        let value = chunk.encode();
+        let hashes: Vec<Hash> = chunks.iter().map(|(h, _)| *h).collect();
+        let held = self.has_chunks(&hashes)?;
+        let mut written = vec![0u64; chunks.len()];
         let mut batch = rocksdb::WriteBatch::default();
-        batch.put_cf(self.cf(CF_CHUNKS), hash, &value);
-        let stored_len = u32::try_from(value.len()).unwrap_or(u32::MAX);
-        batch.put_cf(self.cf(CF_SIZES), hash, encode_sizes(chunk.raw_len, stored_len));
+        let mut seen = std::collections::HashSet::with_capacity(chunks.len());
+        for (i, ((hash, chunk), held)) in chunks.iter().zip(held).enumerate() {
+            if held || !seen.insert(*hash) {
+                continue;
+            }
+            let value = chunk.encode();
+            batch.put_cf(self.cf(CF_CHUNKS), hash, &value);
+            let stored_len = u32::try_from(value.len()).unwrap_or(u32::MAX);
+            batch.put_cf(self.cf(CF_SIZES), hash, encode_sizes(chunk.raw_len, stored_len));
+            written[i] = value.len() as u64;
+        }
+        if batch.is_empty() {
+            return Ok(written);
+        }
         if bulk {
             self.write_bulk(batch)?
         } else {
             self.write_unsynced(batch)?
         }
-        Ok(value.len() as u64)
+        Ok(written)
     }
 
     /// The stored value of a chunk, undecoded (header and payload, as shipped).

@@ -45,11 +45,40 @@ pub enum FrameError {
     Malformed(String),
 }
 
+/// A `Vec` that postcard extends with whole slices (one `memcpy` per byte string; postcard's
+/// own `Extend` flavor pushes byte by byte).
+struct FrameBuf(Vec<u8>);
+
+impl postcard::ser_flavors::Flavor for FrameBuf {
+    type Output = Vec<u8>;
+
+    fn try_push(&mut self, b: u8) -> postcard::Result<()> {
+        self.0.push(b);
+        Ok(())
+    }
+
+    fn try_extend(&mut self, b: &[u8]) -> postcard::Result<()> {
+        self.0.extend_from_slice(b);
+        Ok(())
+    }
+
+    fn finalize(self) -> postcard::Result<Vec<u8>> {
+        Ok(self.0)
+    }
+}
+
 /// Encodes one message as a complete frame (header + payload).
 pub fn encode<M: Serialize>(msg: &M) -> Result<Vec<u8>, FrameError> {
-    let mut out = vec![0u8; HEADER_LEN];
+    encode_sized(msg, 0)
+}
+
+/// Like [`encode`], with room for `payload_hint` bytes of payload allocated up front (a frame
+/// of chunks is built without growing its buffer).
+pub fn encode_sized<M: Serialize>(msg: &M, payload_hint: usize) -> Result<Vec<u8>, FrameError> {
+    let mut out = Vec::with_capacity(HEADER_LEN + payload_hint.min(MAX_FRAME_PAYLOAD as usize));
+    out.resize(HEADER_LEN, 0);
     let mut out =
-        postcard::to_extend(msg, std::mem::take(&mut out)).map_err(|e| FrameError::Malformed(e.to_string()))?;
+        postcard::serialize_with_flavor(msg, FrameBuf(out)).map_err(|e| FrameError::Malformed(e.to_string()))?;
     let len = out.len() - HEADER_LEN;
     if len as u64 > MAX_FRAME_PAYLOAD as u64 {
         return Err(FrameError::TooLarge(len as u64));

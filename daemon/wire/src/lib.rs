@@ -14,7 +14,8 @@ pub mod frame;
 pub mod messages;
 
 pub use frame::{
-    FrameError, FrameHeader, HEADER_LEN, MAGIC, MAX_FRAME_PAYLOAD, PROTOCOL_VERSION, decode_body, decode_header, encode,
+    FrameError, FrameHeader, HEADER_LEN, MAGIC, MAX_FRAME_PAYLOAD, PROTOCOL_VERSION, decode_body, decode_header,
+    encode, encode_sized,
 };
 pub use messages::*;
 
