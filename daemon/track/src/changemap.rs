@@ -3,7 +3,17 @@
 //!
 //! File layout (`disk-N.chmap`): the [header](crate::header) (4096 bytes), then `chunk_count`
 //! little-endian u64 epochs (0 = unchanged since the lineage began), then `chunk_count`
-//! 32-byte blake3 hashes (all zero = unknown).
+//! 32-byte blake3 hashes (all zero = unknown). A chunk's epoch is the larger of its entry and
+//! the header's base epoch: creating a map or starting a new lineage stamps every chunk by
+//! setting the base epoch, not by writing each entry.
+//!
+//! **Costs that do not grow with the disk.** The file is sparse: untouched entries are holes
+//! (no blocks, no resident pages). A region of 512 chunks (one page of entries, plus its 16 KiB
+//! of hashes) gets its blocks the first time this process writes to it (`fallocate`), so a
+//! full filesystem is an error from [`ChangeMap::mark`] rather than a SIGBUS in a mapped write.
+//! An in-memory summary (the newest entry per region, rebuilt at open from the file's data
+//! extents) lets [`ChangeMap::changed_since`], [`ChangeMap::dirty_runs`] and
+//! [`ChangeMap::dirty_count`] skip untouched regions without reading them.
 //!
 //! Entries are written to the mapping without msync: a killed process loses nothing (the pages
 //! live in the page cache), and an OS crash or power loss is caught by the clean-shutdown flag,
@@ -20,6 +30,9 @@ mod error;
 mod grow;
 #[cfg(test)]
 mod proptests;
+#[cfg(test)]
+mod sparse_tests;
+mod summary;
 
 pub use error::ChangeMapError;
 
@@ -31,6 +44,7 @@ use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
+use summary::{REGION_CHUNKS, Summary};
 
 /// A blake3 hash of a chunk's content.
 pub type Hash = [u8; 32];
@@ -49,6 +63,8 @@ pub struct ChangeMap {
     count: u64,
     /// Offset of the first hash entry.
     hash_base: usize,
+    /// Newest entry per region, and the regions given blocks (see the module docs).
+    summary: Summary,
 }
 
 /// A change map opened by [`ChangeMap::open`].
@@ -62,9 +78,10 @@ pub struct Opened {
 
 impl ChangeMap {
     /// Creates a new map file (fails if it exists): every chunk stamped `stamp_all` (1 for
-    /// "everything must be copied", 0 for "nothing changed"), acknowledged epoch 0, next epoch
-    /// `max(stamp_all, 1)`, no cut yet, history from epoch 0, clean flag false (the running
-    /// process owns the map), hashes unknown. On failure the half-made file is removed.
+    /// "everything must be copied", 0 for "nothing changed") through the base epoch, the
+    /// entries left sparse, acknowledged epoch 0, next epoch `max(stamp_all, 1)`, no cut yet,
+    /// history from epoch 0, clean flag false (the running process owns the map), hashes
+    /// unknown. On failure the half-made file is removed.
     pub fn create(
         path: &Path,
         geometry: DiskGeometry,
@@ -81,13 +98,14 @@ impl ChangeMap {
             clean: false,
             suspect: None,
             history_from: 0,
+            base_epoch: stamp_all,
         };
-        Self::init(path, file, header, stamp_all).inspect_err(|_| {
+        Self::init(path, file, header).inspect_err(|_| {
             let _ = std::fs::remove_file(path);
         })
     }
 
-    fn init(path: &Path, file: File, header: Header, stamp_all: Epoch) -> Result<Self, ChangeMapError> {
+    fn init(path: &Path, file: File, header: Header) -> Result<Self, ChangeMapError> {
         lock(&file, path)?;
         let count = header.geometry.chunk_count();
         let len = file_len(count).ok_or_else(|| ChangeMapError::Io {
@@ -95,17 +113,16 @@ impl ChangeMap {
             source: io::Error::other(format!("{count} chunks make a change map too large for this system")),
         })?;
         file.set_len(len as u64).map_err(io_err(path))?;
-        allocate(&file, path, len as u64)?;
+        // The header's page now; the entries' pages when first written (all zero until then).
+        allocate(&file, path, 0, HEADER_SIZE as u64)?;
         let mmap = map(&file, path)?;
-        let mut map = Self::assemble(path, file, mmap, header, count);
-        map.fill_epochs(stamp_all);
-        // Entries first, header last: a crash in between leaves no magic, hence `Damaged`.
-        map.flush()?;
+        let mut map = Self::assemble(path, file, mmap, header, Summary::empty(count));
+        // The header last: a crash before it leaves no magic, hence `Damaged`.
         let header = map.header.clone();
         map.commit_header(header)?;
         map._file.sync_all().map_err(io_err(path))?;
         sync_parent(path)?;
-        tracing::debug!(path = %path.display(), chunks = count, stamp_all, "change map created");
+        tracing::debug!(path = %path.display(), chunks = count, base_epoch = map.header.base_epoch, "change map created");
         Ok(map)
     }
 
@@ -145,15 +162,19 @@ impl ChangeMap {
             });
         }
         let was_clean = header.clean;
-        let mut map = Self::assemble(path, file, mmap, header, count);
+        let summary =
+            Summary::build(&file, &mmap[HEADER_SIZE..HEADER_SIZE + idx(count) * EPOCH_LEN], HEADER_SIZE as u64)
+                .map_err(io_err(path))?;
+        let mut map = Self::assemble(path, file, mmap, header, summary);
         map.commit_header(Header { clean: false, ..map.header.clone() })?;
         tracing::debug!(path = %path.display(), was_clean, acked = map.acked(), "change map opened");
         Ok(Opened { map, was_clean })
     }
 
-    fn assemble(path: &Path, file: File, mmap: MmapMut, header: Header, count: u64) -> Self {
+    fn assemble(path: &Path, file: File, mmap: MmapMut, header: Header, summary: Summary) -> Self {
+        let count = header.geometry.chunk_count();
         let hash_base = HEADER_SIZE + idx(count) * EPOCH_LEN;
-        Self { path: path.to_path_buf(), _file: file, mmap, header, count, hash_base }
+        Self { path: path.to_path_buf(), _file: file, mmap, header, count, hash_base, summary }
     }
 
     pub fn path(&self) -> &Path {
@@ -198,6 +219,14 @@ impl ChangeMap {
         if chunk >= self.count {
             return 0;
         }
+        self.entry(chunk).max(self.header.base_epoch)
+    }
+
+    /// The chunk's own entry (without the base epoch); reads nothing for an untouched region.
+    fn entry(&self, chunk: u64) -> Epoch {
+        if self.summary.newest(chunk / REGION_CHUNKS) == 0 {
+            return 0;
+        }
         get_u64(&self.mmap, epoch_off(chunk))
     }
 
@@ -209,8 +238,7 @@ impl ChangeMap {
     /// Stamps `chunk` with `epoch` if that is newer than its epoch; never lowers it.
     pub fn mark(&mut self, chunk: u64, epoch: Epoch) -> Result<(), ChangeMapError> {
         self.check(chunk)?;
-        self.stamp(chunk, epoch);
-        Ok(())
+        self.stamp(chunk, epoch)
     }
 
     /// [`mark`](Self::mark) for chunks `first..first + count`; all in range or nothing changes.
@@ -223,7 +251,7 @@ impl ChangeMap {
             .ok_or(ChangeMapError::ChunkOutOfRange { chunk: u64::MAX, count: self.count })?;
         self.check(last)?;
         for chunk in first..=last {
-            self.stamp(chunk, epoch);
+            self.stamp(chunk, epoch)?;
         }
         Ok(())
     }
@@ -244,16 +272,40 @@ impl ChangeMap {
         self.mark_range(first, last - first + 1, epoch)
     }
 
-    /// Number of chunks changed after the acknowledged epoch (a scan of the epochs).
+    /// Number of chunks changed after the acknowledged epoch: regions whose newest entry
+    /// and the base epoch are both acknowledged are not read.
     pub fn dirty_count(&self) -> u64 {
         let acked = self.header.acked;
-        self.epochs().filter(|e| *e > acked).map(|_| 1u64).sum()
+        (0..self.summary.regions())
+            .map(|r| {
+                let (first, end) = self.region_chunks(r);
+                if self.header.base_epoch > acked {
+                    end - first
+                } else if self.summary.newest(r) <= acked {
+                    0
+                } else {
+                    (first..end).filter(|&c| self.entry(c) > acked).count() as u64
+                }
+            })
+            .sum()
     }
 
     /// Chunks whose epoch is newer than `epoch`, ascending. Complete only for `epoch` ≥
-    /// [`history_from`](Self::history_from): older changes may be missing.
+    /// [`history_from`](Self::history_from): older changes may be missing. Regions with no
+    /// newer entry are skipped unread (every chunk of one is listed when the base epoch is
+    /// newer).
     pub fn changed_since(&self, epoch: Epoch) -> impl Iterator<Item = u64> + '_ {
-        (0u64..).zip(self.epochs()).filter(move |(_, e)| *e > epoch).map(|(chunk, _)| chunk)
+        let base_newer = self.header.base_epoch > epoch;
+        (0..self.summary.regions()).filter(move |&r| base_newer || self.summary.newest(r) > epoch).flat_map(move |r| {
+            let (first, end) = self.region_chunks(r);
+            (first..end).filter(move |&c| base_newer || self.entry(c) > epoch)
+        })
+    }
+
+    /// Chunks `first..end` of region `r`.
+    fn region_chunks(&self, r: u64) -> (u64, u64) {
+        let first = r * REGION_CHUNKS;
+        (first, (first + REGION_CHUNKS).min(self.count))
     }
 
     /// Runs `(first, count)` of contiguous dirty chunks, each at most `max_run` long (0 counts
@@ -290,8 +342,7 @@ impl ChangeMap {
     /// Records (or, with `None`, forgets) the chunk's hash.
     pub fn set_hash(&mut self, chunk: u64, hash: Option<Hash>) -> Result<(), ChangeMapError> {
         self.check(chunk)?;
-        self.write_hash(chunk, &hash.unwrap_or(UNKNOWN_HASH));
-        Ok(())
+        self.write_hash(chunk, &hash.unwrap_or(UNKNOWN_HASH))
     }
 
     /// The scan tracker's comparison: if `hash` differs from the recorded hash (or none is
@@ -303,8 +354,8 @@ impl ChangeMap {
         if self.hash(chunk) == Some(hash) {
             return Ok(false);
         }
-        self.stamp(chunk, epoch);
-        self.write_hash(chunk, &hash);
+        self.stamp(chunk, epoch)?;
+        self.write_hash(chunk, &hash)?;
         Ok(true)
     }
 
@@ -396,17 +447,19 @@ impl ChangeMap {
         Ok(())
     }
 
-    /// Starts over in a new lineage: every chunk stamped `stamp_all`, hashes forgotten,
-    /// acknowledged epoch 0, no cut yet, history from 0, next epoch = max(next epoch,
-    /// stamp_all) so epochs keep growing. The suspect flag is left to the caller.
+    /// Starts over in a new lineage: every chunk stamped `stamp_all` (the base epoch; the
+    /// entries cleared and their blocks given back), hashes forgotten, acknowledged epoch 0,
+    /// no cut yet, history from 0, next epoch = max(next epoch, stamp_all) so epochs keep
+    /// growing. The suspect flag is left to the caller.
     ///
     /// Crash-safe order: first the acknowledged epoch drops to 0 (durably), which only ever
-    /// makes more chunks dirty; then the entries; then the new lineage and history start (a
-    /// crash before that keeps the old, possibly shorter, history).
+    /// makes more chunks dirty; then the entries; then the new lineage, base epoch and history
+    /// start (a crash before that keeps the old, possibly shorter, history, and with the
+    /// entries cleared, the old base epoch: every chunk at least as dirty as before, since
+    /// nothing is acknowledged).
     pub fn reset(&mut self, lineage: Lineage, stamp_all: Epoch) -> Result<(), ChangeMapError> {
         self.commit_header(Header { acked: 0, ..self.header.clone() })?;
-        self.fill_epochs(stamp_all);
-        self.mmap[self.hash_base..].fill(0);
+        self.clear_entries()?;
         self.flush()?;
         let header = Header {
             lineage,
@@ -414,6 +467,7 @@ impl ChangeMap {
             last_cut: 0,
             history_from: 0,
             next_epoch: self.header.next_epoch.max(stamp_all),
+            base_epoch: stamp_all,
             ..self.header.clone()
         };
         self.commit_header(header)
@@ -448,28 +502,55 @@ impl ChangeMap {
         if chunk < self.count { Ok(()) } else { Err(ChangeMapError::ChunkOutOfRange { chunk, count: self.count }) }
     }
 
-    /// Stamps an in-range chunk with `epoch` unless it already has a newer or equal one.
-    fn stamp(&mut self, chunk: u64, epoch: Epoch) {
-        let at = epoch_off(chunk);
-        if epoch > get_u64(&self.mmap, at) {
-            put_u64(&mut self.mmap, at, epoch);
+    /// Stamps an in-range chunk with `epoch` unless it already has a newer or equal one
+    /// (the base epoch counts: a chunk at the base epoch keeps its entry untouched).
+    fn stamp(&mut self, chunk: u64, epoch: Epoch) -> Result<(), ChangeMapError> {
+        if epoch <= self.epoch_of(chunk) {
+            return Ok(());
         }
+        self.own_region(chunk)?;
+        put_u64(&mut self.mmap, epoch_off(chunk), epoch);
+        self.summary.raise(chunk, epoch);
+        Ok(())
     }
 
-    fn write_hash(&mut self, chunk: u64, hash: &Hash) {
+    fn write_hash(&mut self, chunk: u64, hash: &Hash) -> Result<(), ChangeMapError> {
         let at = self.hash_off(chunk);
-        self.mmap[at..at + HASH_LEN].copy_from_slice(hash);
-    }
-
-    fn fill_epochs(&mut self, epoch: Epoch) {
-        let bytes = epoch.to_le_bytes();
-        for entry in self.mmap[HEADER_SIZE..self.hash_base].chunks_exact_mut(EPOCH_LEN) {
-            entry.copy_from_slice(&bytes);
+        if self.mmap[at..at + HASH_LEN] == hash[..] {
+            return Ok(());
         }
+        self.own_region(chunk)?;
+        self.mmap[at..at + HASH_LEN].copy_from_slice(hash);
+        Ok(())
     }
 
-    fn epochs(&self) -> impl Iterator<Item = Epoch> + '_ {
-        self.mmap[HEADER_SIZE..self.hash_base].chunks_exact(EPOCH_LEN).map(|b| get_u64(b, 0))
+    /// Gives the pages of the chunk's region (its epochs and hashes) their blocks before the
+    /// first write to them by this process: a mapped write to a hole on a full filesystem
+    /// would kill the process (SIGBUS); this makes it an error instead.
+    fn own_region(&mut self, chunk: u64) -> Result<(), ChangeMapError> {
+        let r = chunk / REGION_CHUNKS;
+        if self.summary.take_allocation(r) {
+            return Ok(());
+        }
+        let (first, end) = self.region_chunks(r);
+        let n = (end - first) as u64;
+        let res = allocate(&self._file, &self.path, epoch_off(first) as u64, n * EPOCH_LEN as u64)
+            .and_then(|()| allocate(&self._file, &self.path, self.hash_off(first) as u64, n * HASH_LEN as u64));
+        if res.is_err() {
+            self.summary.forget_allocation(r);
+        }
+        res
+    }
+
+    /// Zeroes every entry (epochs and hashes), giving their blocks back where the filesystem
+    /// can punch holes.
+    fn clear_entries(&mut self) -> Result<(), ChangeMapError> {
+        let len = (self.mmap.len() - HEADER_SIZE) as u64;
+        if !punch(&self._file, &self.path, HEADER_SIZE as u64, len)? {
+            self.mmap[HEADER_SIZE..].fill(0);
+        }
+        self.summary.clear();
+        Ok(())
     }
 
     fn hash_off(&self, chunk: u64) -> usize {
@@ -521,17 +602,40 @@ fn file_len(count: u64) -> Option<usize> {
     count.checked_mul(EPOCH_LEN + HASH_LEN)?.checked_add(HEADER_SIZE).filter(|l| u64::try_from(*l).is_ok())
 }
 
-/// Gives the whole file its blocks now: a write to a mapped page of a sparse file on a full
-/// filesystem kills the process (SIGBUS); here a full filesystem is an error at creation.
-fn allocate(file: &File, path: &Path, len: u64) -> Result<(), ChangeMapError> {
+/// Gives `offset..offset + len` of the file its blocks now: a write to a mapped page of a
+/// sparse file on a full filesystem kills the process (SIGBUS); here it is an error.
+fn allocate(file: &File, path: &Path, offset: u64, len: u64) -> Result<(), ChangeMapError> {
     // SAFETY: a valid open descriptor; the call only allocates blocks for the range.
-    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), 0, len as libc::off_t) };
+    let rc = unsafe { libc::posix_fallocate(file.as_raw_fd(), offset as libc::off_t, len as libc::off_t) };
     match rc {
         0 => Ok(()),
         // A filesystem without fallocate (tmpfs has it; some network ones do not): the map
         // stays sparse, as before.
         libc::EOPNOTSUPP | libc::EINVAL => Ok(()),
         e => Err(io_err(path)(io::Error::from_raw_os_error(e))),
+    }
+}
+
+/// Punches a hole over `offset..offset + len` (the range reads as zeros and holds no
+/// blocks). `false` when the filesystem cannot: the caller writes zeros instead.
+fn punch(file: &File, path: &Path, offset: u64, len: u64) -> Result<bool, ChangeMapError> {
+    // SAFETY: a valid open descriptor; the call only deallocates blocks of the range, which
+    // our shared mapping then reads as zeros.
+    let rc = unsafe {
+        libc::fallocate(
+            file.as_raw_fd(),
+            libc::FALLOC_FL_PUNCH_HOLE | libc::FALLOC_FL_KEEP_SIZE,
+            offset as libc::off_t,
+            len as libc::off_t,
+        )
+    };
+    if rc == 0 {
+        return Ok(true);
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EOPNOTSUPP) | Some(libc::EINVAL) => Ok(false),
+        _ => Err(io_err(path)(e)),
     }
 }
 

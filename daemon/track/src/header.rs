@@ -6,12 +6,14 @@
 //! [`HEADER_SIZE`] are reserved and zero. A file of another version is refused (the agent
 //! treats it as damaged: a tracking gap, healed by a differential resync).
 //!
-//! Version history: 1 had no history start (its crc sat at 152); 2 added it.
+//! Version history: 1 had no history start (its crc sat at 152); 2 added it; 3 added the
+//! base epoch (its crc sat at 160). A version 2 header is still read (base epoch 0: its
+//! entries are complete) and is rewritten as version 3 at the next header change.
 //!
 //! | offset | size | field |
 //! |---:|---:|---|
 //! | 0 | 8 | magic `DRPCMAP\0` |
-//! | 8 | 4 | format version (2) |
+//! | 8 | 4 | format version (3) |
 //! | 12 | 4 | reserved, zero |
 //! | 16 | 8 | disk size in bytes |
 //! | 24 | 4 | chunk size in bytes |
@@ -27,7 +29,9 @@
 //! | 84 | 4 | length of the suspect reason text |
 //! | 88 | 64 | suspect reason text (UTF-8, zero padded) |
 //! | 152 | 8 | history start: oldest epoch E whose "changed since E" is complete (< next epoch) |
-//! | 160 | 4 | crc32 of bytes 0..160 |
+//! | 160 | 8 | base epoch: every chunk's epoch is at least this (a reset or creation that
+//! stamps every chunk sets it instead of writing each entry, so the entries stay sparse) |
+//! | 168 | 4 | crc32 of bytes 0..168 |
 
 use drpair_types::{ChunkSize, DiskGeometry, Epoch, Lineage};
 
@@ -36,7 +40,9 @@ pub const HEADER_SIZE: usize = 4096;
 /// First bytes of every change map file.
 pub const MAGIC: [u8; 8] = *b"DRPCMAP\0";
 /// The format version this build writes and reads.
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
+/// The previous format version, still read (see the module docs).
+pub const VERSION_2: u32 = 2;
 /// Longest suspect reason kept, in bytes (longer reasons are cut at a character boundary).
 pub const SUSPECT_REASON_MAX: usize = 64;
 
@@ -56,13 +62,17 @@ pub mod offset {
     pub const SUSPECT_LEN: usize = 84;
     pub const SUSPECT_REASON: usize = 88;
     pub const HISTORY_FROM: usize = 152;
-    pub const CRC: usize = 160;
+    pub const BASE_EPOCH: usize = 160;
+    pub const CRC: usize = 168;
     /// First byte after the crc.
-    pub const END: usize = 164;
+    pub const END: usize = 172;
+    /// Where version 2 kept its crc.
+    pub const CRC_V2: usize = 160;
 }
 
 const _: () = assert!(offset::SUSPECT_REASON + SUSPECT_REASON_MAX == offset::HISTORY_FROM);
-const _: () = assert!(offset::HISTORY_FROM + 8 == offset::CRC);
+const _: () = assert!(offset::HISTORY_FROM + 8 == offset::BASE_EPOCH);
+const _: () = assert!(offset::BASE_EPOCH + 8 == offset::CRC);
 const _: () = assert!(offset::END == offset::CRC + 4);
 const _: () = assert!(offset::END <= HEADER_SIZE);
 const _: () = assert!(HEADER_SIZE.is_multiple_of(32)); // entries stay aligned
@@ -102,6 +112,10 @@ pub struct Header {
     /// change of the lineage). Older history is gone: the map joined an existing pair
     /// ([`adopt`](crate::ChangeMap::adopt)) or tracking had a gap.
     pub history_from: Epoch,
+    /// Every chunk's epoch is at least this: [`create`](crate::ChangeMap::create) and
+    /// [`reset`](crate::ChangeMap::reset) stamp the whole disk by setting it, leaving the
+    /// entries zero (sparse). At most the next epoch.
+    pub base_epoch: Epoch,
 }
 
 impl Header {
@@ -129,6 +143,7 @@ impl Header {
             buf[offset::SUSPECT_REASON..offset::SUSPECT_REASON + reason.len()].copy_from_slice(reason.as_bytes());
         }
         put_u64(buf, offset::HISTORY_FROM, self.history_from);
+        put_u64(buf, offset::BASE_EPOCH, self.base_epoch);
         let crc = crc32fast::hash(&buf[..offset::CRC]);
         put_u32(buf, offset::CRC, crc);
     }
@@ -142,11 +157,13 @@ impl Header {
             return Err(HeaderError::BadMagic);
         }
         let version = get_u32(buf, offset::VERSION);
-        if version != VERSION {
-            return Err(HeaderError::Version(version));
-        }
-        let stored = get_u32(buf, offset::CRC);
-        let computed = crc32fast::hash(&buf[..offset::CRC]);
+        let crc_at = match version {
+            VERSION => offset::CRC,
+            VERSION_2 => offset::CRC_V2,
+            v => return Err(HeaderError::Version(v)),
+        };
+        let stored = get_u32(buf, crc_at);
+        let computed = crc32fast::hash(&buf[..crc_at]);
         if stored != computed {
             return Err(HeaderError::Crc { stored, computed });
         }
@@ -193,6 +210,7 @@ impl Header {
             clean,
             suspect,
             history_from: get_u64(buf, offset::HISTORY_FROM),
+            base_epoch: if version == VERSION { get_u64(buf, offset::BASE_EPOCH) } else { 0 },
         };
         if header.next_epoch == 0 || header.last_cut >= header.next_epoch || header.acked > header.last_cut {
             return Err(field(format!(
@@ -204,6 +222,12 @@ impl Header {
             return Err(field(format!(
                 "history start {} is not before the next epoch {}",
                 header.history_from, header.next_epoch
+            )));
+        }
+        if header.base_epoch > header.next_epoch {
+            return Err(field(format!(
+                "base epoch {} is after the next epoch {}",
+                header.base_epoch, header.next_epoch
             )));
         }
         Ok(header)
@@ -258,6 +282,7 @@ mod tests {
             clean: true,
             suspect: Some("ring overrun".into()),
             history_from: 3,
+            base_epoch: 2,
         }
     }
 
@@ -265,7 +290,7 @@ mod tests {
     fn frozen_layout() {
         assert_eq!(HEADER_SIZE, 4096);
         assert_eq!(&MAGIC, b"DRPCMAP\0");
-        assert_eq!(VERSION, 2);
+        assert_eq!(VERSION, 3);
         let offsets = [
             offset::MAGIC,
             offset::VERSION,
@@ -281,15 +306,16 @@ mod tests {
             offset::SUSPECT_LEN,
             offset::SUSPECT_REASON,
             offset::HISTORY_FROM,
+            offset::BASE_EPOCH,
             offset::CRC,
             offset::END,
         ];
-        assert_eq!(offsets, [0, 8, 16, 24, 32, 40, 56, 64, 72, 80, 81, 84, 88, 152, 160, 164]);
+        assert_eq!(offsets, [0, 8, 16, 24, 32, 40, 56, 64, 72, 80, 81, 84, 88, 152, 160, 168, 172]);
 
         let mut buf = vec![0xAAu8; HEADER_SIZE];
         sample().encode_into(&mut buf);
         assert_eq!(&buf[0..8], b"DRPCMAP\0");
-        assert_eq!(buf[8..12], 2u32.to_le_bytes());
+        assert_eq!(buf[8..12], 3u32.to_le_bytes());
         assert_eq!(buf[16..24], (65536u64 * 3 + 100).to_le_bytes());
         assert_eq!(buf[24..28], 65536u32.to_le_bytes());
         assert_eq!(buf[32..40], 4u64.to_le_bytes());
@@ -303,14 +329,15 @@ mod tests {
         assert_eq!(&buf[88..100], b"ring overrun");
         assert!(buf[100..152].iter().all(|b| *b == 0));
         assert_eq!(buf[152..160], 3u64.to_le_bytes());
-        assert_eq!(buf[160..164], crc32fast::hash(&buf[..160]).to_le_bytes());
+        assert_eq!(buf[160..168], 2u64.to_le_bytes());
+        assert_eq!(buf[168..172], crc32fast::hash(&buf[..168]).to_le_bytes());
         // The crc of this exact header, frozen: any change of encoding shows up here.
-        assert_eq!(u32::from_le_bytes(buf[160..164].try_into().unwrap()), FROZEN_CRC);
+        assert_eq!(u32::from_le_bytes(buf[168..172].try_into().unwrap()), FROZEN_CRC);
         // The bytes after the crc stay reserved (the caller's 0xAA is left alone).
-        assert!(buf[164..].iter().all(|b| *b == 0xAA));
+        assert!(buf[172..].iter().all(|b| *b == 0xAA));
     }
 
-    const FROZEN_CRC: u32 = 0x9cba_9994;
+    const FROZEN_CRC: u32 = 0xba6e_9012;
 
     #[test]
     fn round_trip() {
@@ -333,13 +360,13 @@ mod tests {
         let mut buf = vec![0u8; HEADER_SIZE];
         sample().encode_into(&mut buf);
         assert_eq!(Header::decode(&buf[..100]), Err(HeaderError::Truncated(100)));
-        for at in [0, 8, 20, 60, 80, 151, 152, 159, 160, 163] {
+        for at in [0, 8, 20, 60, 80, 151, 152, 159, 160, 167, 168, 171] {
             let mut bad = buf.clone();
             bad[at] ^= 0x40;
             let err = Header::decode(&bad).unwrap_err();
             match at {
                 0 => assert_eq!(err, HeaderError::BadMagic),
-                8 => assert_eq!(err, HeaderError::Version(2 ^ 0x40)),
+                8 => assert_eq!(err, HeaderError::Version(3 ^ 0x40)),
                 _ => assert!(matches!(err, HeaderError::Crc { .. }), "{at}: {err}"),
             }
         }
@@ -358,6 +385,7 @@ mod tests {
             (offset::NEXT_EPOCH, 0),
             (offset::HISTORY_FROM, 8),
             (offset::HISTORY_FROM, u64::MAX),
+            (offset::BASE_EPOCH, 9),
         ] {
             sample().encode_into(&mut buf);
             put_u64(&mut buf, at, v);
@@ -387,7 +415,30 @@ mod tests {
         // Byte for byte what version 1 wrote: its frozen crc of the same header.
         assert_eq!(u32::from_le_bytes(old[152..156].try_into().unwrap()), 0xaace_d886);
         assert_eq!(Header::decode(&old), Err(HeaderError::Version(1)));
-        assert_eq!(HeaderError::Version(1).to_string(), "unsupported format version 1 (this build reads version 2)");
+        assert_eq!(HeaderError::Version(1).to_string(), "unsupported format version 1 (this build reads version 3)");
+    }
+
+    /// A version 2 header (no base epoch, crc at 160), as the previous build wrote it.
+    fn version_2(h: &Header) -> Vec<u8> {
+        let mut buf = vec![0u8; HEADER_SIZE];
+        h.encode_into(&mut buf);
+        put_u32(&mut buf, offset::VERSION, 2);
+        buf[160..172].fill(0);
+        let crc = crc32fast::hash(&buf[..160]);
+        put_u32(&mut buf, 160, crc);
+        buf
+    }
+
+    #[test]
+    fn reads_version_2_with_base_epoch_0() {
+        let h = Header { base_epoch: 0, ..sample() };
+        let old = version_2(&h);
+        // Byte for byte what version 2 wrote: its frozen crc of the same header.
+        assert_eq!(u32::from_le_bytes(old[160..164].try_into().unwrap()), 0x9cba_9994);
+        assert_eq!(Header::decode(&old), Ok(h));
+        let mut bad = old.clone();
+        bad[100] ^= 1;
+        assert!(matches!(Header::decode(&bad), Err(HeaderError::Crc { .. })));
     }
 
     #[test]

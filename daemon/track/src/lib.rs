@@ -30,6 +30,7 @@
 //!    damaged file or an epoch not cut yet is refused with an error naming it.
 
 pub mod changemap;
+pub mod extents;
 pub mod fake;
 pub mod header;
 pub mod scan;

@@ -49,10 +49,15 @@ impl ChangeMap {
             source: std::io::Error::other(format!("{count} chunks make a change map too large for this system")),
         })?;
         let file = std::fs::OpenOptions::new().write(true).create_new(true).open(tmp).map_err(io_err(tmp))?;
-        // Zeros everywhere first (unknown hashes, epoch 0), every block allocated.
+        // Zeros everywhere first (unknown hashes, epoch 0), sparse: only the slices that hold
+        // something are written (the rest gets its blocks when first written, as in any map).
         file.set_len(len as u64).map_err(io_err(tmp))?;
-        super::allocate(&file, tmp, len as u64)?;
-        let write = |bytes: &[u8], at: usize| file.write_all_at(bytes, at as u64).map_err(io_err(tmp));
+        let write = |bytes: &[u8], at: usize| {
+            if bytes.iter().all(|b| *b == 0) {
+                return Ok(());
+            }
+            file.write_all_at(bytes, at as u64).map_err(io_err(tmp))
+        };
         let mut head = vec![0u8; HEADER_SIZE];
         Header { geometry, clean: false, ..self.header.clone() }.encode_into(&mut head);
         write(&head, 0)?;
