@@ -19,6 +19,24 @@
 //! The host rule comes first: the protected server's own work needs its CPUs more than the
 //! link needs fewer bytes, so a busy host takes compression down whatever the link says.
 //!
+//! **The measured rate has the last word.** The verdicts read the pipeline's waits, which can
+//! mislead: with the standby on the same host (or a standby whose CPU is the limit), sending
+//! waits on the standby's ingest, which looks like a slow link, yet compressing only adds CPU
+//! on both ends. So every non-idle window also gives the level's rate, raw bytes handed to
+//! compression per second, and:
+//!
+//! - after a change, the first window at the new level is not judged (frames of the old level
+//!   are still in flight); the next one is compared with the old level's rate, and if it is
+//!   more than [`AdaptiveLevel::WORSE`] slower the level goes straight back and the tried level
+//!   is barred for [`AdaptiveLevel::BAR_SAMPLES`] windows;
+//! - a confirmed verdict never moves to a barred level, nor to one measured in the last
+//!   [`AdaptiveLevel::RATE_FRESH`] windows as slower than the current one.
+//!
+//! With compression never shipping more than the raw bytes (a chunk zstd does not shrink goes
+//! raw), `auto` therefore ships at most what `off` ships and runs at about the rate of the
+//! better of its levels on that link, paying at most a few windows at the worse one per
+//! [`AdaptiveLevel::BAR_SAMPLES`].
+//!
 //! Levels: Off, zstd 1, zstd 3, zstd 6 ([`LEVELS`]). Higher zstd levels cost several times
 //! the CPU for a few percent on disk data, so 6 is the top. A level changes only after the
 //! same verdict in [`AdaptiveLevel::CONFIRM`] consecutive samples, so one odd window does not
@@ -96,6 +114,14 @@ pub fn next_index(index: usize, verdict: Verdict) -> usize {
     }
 }
 
+/// A level tried after another: judged against the other's rate once settled.
+#[derive(Debug, Clone, Copy)]
+struct Trial {
+    from: usize,
+    /// Windows seen at the new level so far (the first is not judged).
+    windows: u32,
+}
+
 /// The adaptive compression level of one link.
 #[derive(Debug, Clone)]
 pub struct AdaptiveLevel {
@@ -103,11 +129,24 @@ pub struct AdaptiveLevel {
     workers: u32,
     /// Last non-idle verdict and how many samples in a row gave it.
     streak: Option<(Verdict, u32)>,
+    /// Non-idle windows seen.
+    windows: u64,
+    /// Per level: the last measured rate (raw bytes per second) and the window it was seen in.
+    rates: [Option<(f64, u64)>; LEVELS.len()],
+    /// Per level: barred until this window.
+    barred_until: [u64; LEVELS.len()],
+    trial: Option<Trial>,
 }
 
 impl AdaptiveLevel {
     /// Consecutive samples with the same verdict needed to change level.
     pub const CONFIRM: u32 = 2;
+    /// A level whose rate is below this share of the level it replaced goes back at once.
+    pub const WORSE: f64 = 0.95;
+    /// Windows a level that proved slower stays barred.
+    pub const BAR_SAMPLES: u64 = 60;
+    /// A rate older than this many windows is not compared with.
+    pub const RATE_FRESH: u64 = 120;
 
     /// Starts at the highest level of [`LEVELS`] not above `start`.
     pub fn new(start: Compression, workers: u32) -> Self {
@@ -116,7 +155,68 @@ impl AdaptiveLevel {
             Compression::Zstd(l) => l,
         };
         let index = LEVELS.iter().rposition(|&l| rank(l) <= rank(start)).unwrap_or(0);
-        AdaptiveLevel { index, workers: workers.max(1), streak: None }
+        AdaptiveLevel {
+            index,
+            workers: workers.max(1),
+            streak: None,
+            windows: 0,
+            rates: [None; LEVELS.len()],
+            barred_until: [0; LEVELS.len()],
+            trial: None,
+        }
+    }
+
+    /// Moves to level `next`, as a trial judged against the current level's rate.
+    fn move_to(&mut self, next: usize, why: &str) {
+        tracing::info!(from = ?self.level(), to = ?LEVELS[next], why, "compression level changed");
+        self.trial = Some(Trial { from: self.index, windows: 0 });
+        self.index = next;
+        self.streak = None;
+    }
+
+    /// Whether level `next` was measured recently moving fewer bytes per second than the
+    /// current level (by more than [`Self::WORSE`]): no need to try it again yet.
+    fn known_slower(&self, next: usize) -> bool {
+        let fresh = |r: Option<(f64, u64)>| r.filter(|&(_, at)| self.windows.saturating_sub(at) <= Self::RATE_FRESH);
+        match (fresh(self.rates[next]), fresh(self.rates[self.index])) {
+            (Some((there, _)), Some((here, _))) => there < here * Self::WORSE,
+            _ => false,
+        }
+    }
+
+    /// Records the rate of a non-idle window; after a change, judges the new level against
+    /// the one it replaced. True when the level went back.
+    fn judge(&mut self, s: &LinkSample) -> bool {
+        let rate = s.bytes_in as f64 / s.elapsed.as_secs_f64();
+        let Some(mut trial) = self.trial else {
+            self.rates[self.index] = Some((rate, self.windows));
+            return false;
+        };
+        trial.windows += 1;
+        self.trial = Some(trial);
+        if trial.windows < 2 {
+            // Frames of the previous level are still in flight: not judged.
+            return false;
+        }
+        self.trial = None;
+        self.rates[self.index] = Some((rate, self.windows));
+        let before = self.rates[trial.from].filter(|&(_, at)| self.windows.saturating_sub(at) <= Self::RATE_FRESH);
+        match before {
+            Some((old, _)) if rate < old * Self::WORSE => {
+                tracing::info!(
+                    tried = ?self.level(),
+                    back_to = ?LEVELS[trial.from],
+                    rate_mb_s = rate / 1e6,
+                    before_mb_s = old / 1e6,
+                    "compression level moved fewer bytes per second than the one before: going back"
+                );
+                self.barred_until[self.index] = self.windows + Self::BAR_SAMPLES;
+                self.index = trial.from;
+                self.streak = None;
+                true
+            }
+            _ => false,
+        }
     }
 
     /// The current level.
@@ -135,13 +235,15 @@ impl AdaptiveLevel {
             (v, Some((last, n))) if v == last => n + 1,
             _ => 1,
         };
+        self.windows += 1;
+        if self.judge(s) {
+            return self.level();
+        }
         self.streak = Some((verdict, count));
-        if count >= Self::CONFIRM {
+        if count >= Self::CONFIRM && self.trial.is_none() {
             let next = next_index(self.index, verdict);
-            if next != self.index {
-                tracing::info!(from = ?self.level(), to = ?LEVELS[next], ?verdict, "compression level changed");
-                self.index = next;
-                self.streak = None;
+            if next != self.index && self.barred_until[next] <= self.windows && !self.known_slower(next) {
+                self.move_to(next, &format!("{verdict:?}"));
             }
         }
         self.level()
@@ -195,6 +297,35 @@ mod tests {
         assert_eq!(classify(&busy, 2, z3), CpuBound);
         let calm = LinkSample { host_free: Some(0.6), ..sample(0.9, 0.3, 0.5) };
         assert_eq!(classify(&calm, 2, z3), LinkBound);
+    }
+
+    #[test]
+    fn a_level_that_moves_fewer_bytes_goes_back_and_is_barred() {
+        use Compression::*;
+        // Sending waits (it looks like a slow link), but at zstd 1 the pipeline moves 30% fewer
+        // raw bytes per second than at off: the standby on the same host is the limit.
+        let at = |level: Compression| {
+            let s = sample(0.9, 0.1, 0.5);
+            if level == Off { s } else { LinkSample { bytes_in: 700_000, bytes_out: 350_000, ..s } }
+        };
+        let mut a = AdaptiveLevel::new(Off, 2);
+        let mut levels = vec![];
+        for _ in 0..8 {
+            let l = a.level();
+            levels.push(a.observe(&at(l)));
+        }
+        // Two windows to confirm, one to settle, one judged: back to off, and it stays there.
+        assert_eq!(levels, [Off, Zstd(1), Zstd(1), Off, Off, Off, Off, Off]);
+        // Barred, then known slower while its rate is fresh: tried again only after that.
+        let retried = (9..400u64).find(|_| {
+            let l = a.level();
+            a.observe(&at(l)) != Off
+        });
+        assert!(retried.is_some_and(|w| w > 4 + AdaptiveLevel::RATE_FRESH), "{retried:?}");
+        // A level as fast as the one before stays.
+        let mut b = AdaptiveLevel::new(Off, 2);
+        let levels: Vec<_> = (0..4).map(|_| b.observe(&sample(0.9, 0.1, 0.5))).collect();
+        assert_eq!(levels, [Off, Zstd(1), Zstd(1), Zstd(3)]);
     }
 
     #[test]
