@@ -332,7 +332,23 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().max_blocking_threads(64).build()?)
 }
 
+/// Keeps the pipeline's large buffers (frames of about 1 MiB, 4 MiB reads, decoded chunks) in
+/// the heap for reuse. By default glibc serves each from a fresh `mmap` and unmaps it when
+/// freed, so every frame paid page faults and zeroing of new pages: measured on the initial
+/// sync of a 4 GiB image, the agent spent 30% less CPU (3.2 s against 4.6–5.5 s) and the
+/// standby 5% less with these settings. Freed memory above the trim threshold still goes back
+/// to the system.
+fn tune_malloc() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: mallopt only changes allocator parameters; called before any other thread runs.
+    unsafe {
+        libc::mallopt(libc::M_MMAP_THRESHOLD, 64 << 20);
+        libc::mallopt(libc::M_TRIM_THRESHOLD, 128 << 20);
+    }
+}
+
 fn main() {
+    tune_malloc();
     let cli = Cli::parse();
     let code = match run(cli) {
         Ok(()) => 0,

@@ -113,6 +113,11 @@ impl<'a> StoredChunk<'a> {
     }
 }
 
+/// Bytes a chunk's stored value takes (header and payload).
+fn batch_len(chunk: &StoredChunk<'_>) -> u64 {
+    (HEADER_LEN + chunk.payload.len()) as u64
+}
+
 impl Store {
     /// For each hash, whether the chunk is stored. Exact (never a false positive).
     ///
@@ -223,6 +228,65 @@ impl Store {
         Ok(self.put_chunks(&[(*hash, chunk)], bulk)?[0])
     }
 
+    /// Stores one frame of an open epoch: its new chunks (`chunks`, verified by the caller)
+    /// and the version entries of all its items (`versions`, as [`Store::write_versions`]),
+    /// with one existence query for every hash the entries name, all under one shared hold
+    /// of the reclaim gate, so a chunk found or written here cannot be reclaimed before the
+    /// entry naming it is written. An entry naming a hash that is neither stored nor in
+    /// `chunks` is refused with [`StoreError::MissingChunk`] and nothing is written. Returns
+    /// the bytes newly written per chunk, as [`Store::put_chunks`].
+    pub fn write_frame(
+        &self,
+        pair_no: u32,
+        epoch: u64,
+        chunks: &[(Hash, StoredChunk<'_>)],
+        versions: &[(u32, u64, crate::ChunkVersion)],
+        bulk: bool,
+    ) -> Result<Vec<u64>, StoreError> {
+        for (hash, chunk) in chunks {
+            chunk.check(hash)?;
+        }
+        let entries = if versions.is_empty() { None } else { Some(self.versions_batch(pair_no, epoch, versions)?) };
+        let named: Vec<Hash> = versions
+            .iter()
+            .filter_map(|(_, _, v)| match v {
+                crate::ChunkVersion::Data(h) => Some(*h),
+                crate::ChunkVersion::Zero => None,
+            })
+            .collect();
+        let _gate = self.gate_shared();
+        let held: std::collections::HashMap<Hash, bool> = named.iter().copied().zip(self.has_chunks(&named)?).collect();
+        let coming: std::collections::HashSet<Hash> = chunks.iter().map(|(h, _)| *h).collect();
+        if let Some(h) = named.iter().find(|h| !held[*h] && !coming.contains(*h)) {
+            return Err(StoreError::MissingChunk { hash: hash_hex(h) });
+        }
+        let mut written = vec![0u64; chunks.len()];
+        let mut batch = rocksdb::WriteBatch::default();
+        let mut seen = std::collections::HashSet::with_capacity(chunks.len());
+        for (i, (hash, chunk)) in chunks.iter().enumerate() {
+            if held.get(hash).copied().unwrap_or(false) || !seen.insert(*hash) {
+                continue;
+            }
+            self.batch_chunk(&mut batch, hash, chunk);
+            written[i] = batch_len(chunk);
+        }
+        if !batch.is_empty() {
+            if bulk { self.write_bulk(batch)? } else { self.write_unsynced(batch)? }
+        }
+        if let Some(entries) = entries {
+            self.write_unsynced(entries)?;
+        }
+        Ok(written)
+    }
+
+    /// Adds a chunk and its sizes entry to `batch`.
+    fn batch_chunk(&self, batch: &mut rocksdb::WriteBatch, hash: &Hash, chunk: &StoredChunk<'_>) {
+        let value = chunk.encode();
+        batch.put_cf(self.cf(CF_CHUNKS), hash, &value);
+        let stored_len = u32::try_from(value.len()).unwrap_or(u32::MAX);
+        batch.put_cf(self.cf(CF_SIZES), hash, encode_sizes(chunk.raw_len, stored_len));
+    }
+
     /// Stores a frame's chunks in one write batch (one existence query for all of them, one
     /// write): per chunk, the bytes newly written, 0 when the hash was already stored or
     /// appears earlier in `chunks`. `bulk` writes without the WAL, as
@@ -241,11 +305,8 @@ impl Store {
             if held || !seen.insert(*hash) {
                 continue;
             }
-            let value = chunk.encode();
-            batch.put_cf(self.cf(CF_CHUNKS), hash, &value);
-            let stored_len = u32::try_from(value.len()).unwrap_or(u32::MAX);
-            batch.put_cf(self.cf(CF_SIZES), hash, encode_sizes(chunk.raw_len, stored_len));
-            written[i] = value.len() as u64;
+            self.batch_chunk(&mut batch, hash, chunk);
+            written[i] = batch_len(chunk);
         }
         if batch.is_empty() {
             return Ok(written);
@@ -314,6 +375,35 @@ mod tests {
         assert!(s.inner_bulk_pending());
         s.make_bulk_durable().unwrap();
         assert!(!s.inner_bulk_pending());
+    }
+
+    #[test]
+    fn write_frame_stores_chunks_and_entries_or_nothing() {
+        use crate::ChunkVersion;
+        let (_dir, s) = open_temp();
+        let a = vec![1u8; 4096];
+        let b = vec![2u8; 4096];
+        let (ha, hb) = (*blake3::hash(&a).as_bytes(), *blake3::hash(&b).as_bytes());
+        // The same content twice in a frame is stored once; a zero entry needs no chunk.
+        let versions = [(0, 0, ChunkVersion::Data(ha)), (0, 1, ChunkVersion::Data(ha)), (0, 2, ChunkVersion::Zero)];
+        let written = s.write_frame(1, 1, &[(ha, raw(&a)), (ha, raw(&a))], &versions, true).unwrap();
+        assert_eq!(written, [4096 + 5, 0]);
+        assert_eq!(s.version_at(1, 0, 1, 1).unwrap(), Some((1, ChunkVersion::Data(ha))));
+        assert_eq!(s.read_chunk(&ha).unwrap(), a);
+        // A stored hash may be named without its bytes; a hash neither stored nor in the
+        // frame refuses the whole frame: neither its chunks nor its entries are written.
+        let known = [(0, 3, ChunkVersion::Data(ha))];
+        assert_eq!(s.write_frame(1, 1, &[], &known, false).unwrap(), Vec::<u64>::new());
+        let absent = [7u8; 32];
+        let bad = [(0, 4, ChunkVersion::Data(hb)), (0, 5, ChunkVersion::Data(absent))];
+        let e = s.write_frame(1, 1, &[(hb, raw(&b))], &bad, false).unwrap_err();
+        assert!(matches!(&e, StoreError::MissingChunk { hash } if *hash == hash_hex(&absent)), "{e:?}");
+        assert_eq!(s.has_chunks(&[hb]).unwrap(), [false]);
+        assert_eq!(s.version_at(1, 0, 4, 1).unwrap(), None);
+        // A refused header stores nothing either.
+        let short = StoredChunk { compressed: false, raw_len: 9, payload: b"x" };
+        assert!(s.write_frame(1, 1, &[(hb, short)], &[(0, 6, ChunkVersion::Data(hb))], false).is_err());
+        assert_eq!(s.version_at(1, 0, 6, 1).unwrap(), None);
     }
 
     #[test]

@@ -41,6 +41,20 @@ impl Store {
         if items.is_empty() {
             return Ok(());
         }
+        let batch = self.versions_batch(pair_no, epoch, items)?;
+        let _gate = self.gate_shared();
+        self.check_named_chunks(items.iter().map(|(_, _, v)| v))?;
+        self.write_unsynced(batch)
+    }
+
+    /// The batch [`Store::write_versions`] writes (entries, index keys, `pending` entries),
+    /// after checking that `epoch` is open.
+    pub(crate) fn versions_batch(
+        &self,
+        pair_no: u32,
+        epoch: u64,
+        items: &[(u32, u64, ChunkVersion)],
+    ) -> Result<WriteBatch, StoreError> {
         if let Some(committed) = self.latest_committed_epoch(pair_no)?
             && epoch <= committed
         {
@@ -52,9 +66,7 @@ impl Store {
             self.put_version(&mut batch, pair_no, disk, chunk, epoch, v);
             batch.put_cf(pending, pending_key(pair_no, epoch, disk, chunk), []);
         }
-        let _gate = self.gate_shared();
-        self.check_named_chunks(items.iter().map(|(_, _, v)| v))?;
-        self.write_unsynced(batch)
+        Ok(batch)
     }
 
     /// Deletes every uncommitted version entry of the pair (all entries listed in `pending`)
