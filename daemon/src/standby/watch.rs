@@ -115,4 +115,11 @@ async fn prune_all(sb: &Arc<Standby>) {
             Err(e) => tracing::warn!("prune for space panicked: {e}"),
         }
     }
+    // WAL files still named by an unflushed memtable hold space that a flush gives back.
+    let store = sb.store.clone();
+    match tokio::task::spawn_blocking(move || store.flush()).await {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::warn!("flushing the store for space: {e}"),
+        Err(e) => tracing::warn!("flushing the store for space panicked: {e}"),
+    }
 }

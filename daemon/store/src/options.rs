@@ -43,7 +43,10 @@ pub(crate) fn db_options() -> Options {
     o.set_max_open_files(512);
     // The WAL is shared by all column families: without a cap, a rarely written CF (points,
     // pairs) would keep every WAL file alive and replay after a crash would grow unbounded.
-    o.set_max_total_wal_size(256 * MIB as u64);
+    // Small epochs write their chunk data through the WAL, so the cap is also disk space the
+    // store holds twice: 64 MiB (was 256, which held 120 MiB of a 512 MiB data filesystem in
+    // tests/low_disk_delete.rs and made a stopped pair's resume fail at the reserve).
+    o.set_max_total_wal_size(64 * MIB as u64);
     // Flushes (which write the blob files holding chunk data) and compactions bypass the page
     // cache: measured here, O_DIRECT writes reached 1.3 GB/s where buffered writes with
     // fdatasync reached 284 MB/s, and the page cache gains nothing from data written once.

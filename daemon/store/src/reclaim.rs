@@ -96,6 +96,10 @@ impl Store {
     /// stays proportional to what is deleted) and the space overhead below 4/3. Done, it
     /// clears the debt [`Store::compaction_owed`] reports.
     pub fn compact_chunks(&self) -> Result<(), StoreError> {
+        // Every memtable first: a WAL file stays on disk while any column family still has
+        // unflushed writes in it, chunk data written through the WAL included, so the space
+        // freed would not show until the quietest column family flushed.
+        self.flush()?;
         self.compact_and_collect()?;
         let mut batch = WriteBatch::default();
         batch.delete_cf(self.cf(CF_META), META_COMPACT_OWED);
