@@ -97,19 +97,6 @@ pub fn ingest(
 ) -> Result<Ingested, IngestError> {
     let mut out = Ingested::default();
     let mut versions = Vec::with_capacity(items.len());
-    let known: Vec<[u8; 32]> = items
-        .iter()
-        .filter_map(|i| match i.body {
-            ChunkBody::Known(h) => Some(h),
-            _ => None,
-        })
-        .collect();
-    let held = if known.is_empty() {
-        vec![]
-    } else {
-        store.has_chunks(&known).map_err(|e| IngestError::Store(e.to_string()))?
-    };
-    let mut held = held.into_iter();
     // Verified data chunks, stored together once every item of the frame has passed.
     let mut data: Vec<(usize, [u8; 32], bool, u32, &[u8])> = Vec::new();
     for (at_item, item) in items.iter().enumerate() {
@@ -124,13 +111,7 @@ pub fn ingest(
                 ChunkVersion::Zero
             }
             ChunkBody::Known(hash) => {
-                if !held.next().unwrap_or(false) {
-                    return Err(IngestError::Invalid(format!(
-                        "{}: the agent sent hash {} as known, but the standby does not hold it",
-                        at(),
-                        hex(hash)
-                    )));
-                }
+                // Checked to be held when the frame is stored (below).
                 out.dedup += 1;
                 ChunkVersion::Data(*hash)
             }
@@ -177,17 +158,27 @@ pub fn ingest(
         };
         versions.push((item.disk, item.index, version));
     }
-    if !data.is_empty() {
-        let chunks: Vec<_> = data
-            .iter()
-            .map(|&(_, hash, compressed, raw_len, payload)| (hash, StoredChunk { compressed, raw_len, payload }))
-            .collect();
-        let stored = store.put_chunks(&chunks, bulk).map_err(|e| {
-            let first = &items[data[0].0];
-            IngestError::Store(format!("pair '{pair}' disk {} chunk {} and on: {e}", first.disk, first.index))
-        })?;
-        out.stored += stored.iter().sum::<u64>();
-    }
-    store.write_versions(pair_no, epoch, &versions).map_err(|e| IngestError::Store(e.to_string()))?;
+    let chunks: Vec<_> = data
+        .iter()
+        .map(|&(_, hash, compressed, raw_len, payload)| (hash, StoredChunk { compressed, raw_len, payload }))
+        .collect();
+    let stored = store.write_frame(pair_no, epoch, &chunks, &versions, bulk).map_err(|e| match e {
+        drpair_store::StoreError::MissingChunk { hash } => {
+            // Only a hash sent as known can be missing: every other one is in the frame.
+            let item = items.iter().find(|i| matches!(&i.body, ChunkBody::Known(h) if hex(h) == hash));
+            let at = item.map_or_else(
+                || format!("pair '{pair}'"),
+                |i| format!("pair '{pair}' disk {} chunk {}", i.disk, i.index),
+            );
+            IngestError::Invalid(format!("{at}: the agent sent hash {hash} as known, but the standby does not hold it"))
+        }
+        e => match data.first() {
+            Some(&(i, ..)) => {
+                IngestError::Store(format!("pair '{pair}' disk {} chunk {} and on: {e}", items[i].disk, items[i].index))
+            }
+            None => IngestError::Store(e.to_string()),
+        },
+    })?;
+    out.stored += stored.iter().sum::<u64>();
     Ok(out)
 }
