@@ -21,9 +21,12 @@ done
 # postgresql, postgresql-contrib: recovery points started by a real database (tests/pg_points.rs:
 # initdb, pg_ctl, pgbench, pg_amcheck).
 # libnss3-tools (certutil): the browser test makes Chromium trust the standby's CA.
+# prometheus (with promtool): tests/prometheus_metrics.rs lints /metrics and scrapes it; the
+# test runs its own server, so the package's service is stopped and disabled below.
 if [ $mode = test ]; then
   for pkg in rsync fio zstd qemu-utils chromium libnbd-bin fuse3 \
-             systemd systemd-container debootstrap postgresql postgresql-contrib libnss3-tools; do
+             systemd systemd-container debootstrap postgresql postgresql-contrib libnss3-tools \
+             prometheus; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
 fi
@@ -32,6 +35,9 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
+  if [[ " ${need[*]} " == *" prometheus "* ]]; then
+    systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
 fi
 
 # The tracefs tracker reads the kernel's block tracepoints from tracefs; systemd mounts it on

@@ -186,8 +186,8 @@ fn online_verify_finds_and_repairs_chunks_changed_behind_the_trackers_back() {
     let m = api.metrics();
     let gauge = format!("drpair_source_verify_mismatched_chunks{{pair=\"{PAIR}\"}}");
     assert_eq!(metric_value(&m, &gauge), Some(BEHIND.len() as f64), "{:?}", series(&m, "drpair_source_verify", PAIR));
-    let progress = format!("drpair_source_verify_progress_percent{{pair=\"{PAIR}\"}}");
-    assert_eq!(metric_value(&m, &progress), Some(100.0));
+    let progress = format!("drpair_source_verify_progress_ratio{{pair=\"{PAIR}\"}}");
+    assert_eq!(metric_value(&m, &progress), Some(1.0));
     let runs = series(&m, "drpair_source_verify_runs_total", PAIR);
     assert!(runs.iter().any(|l| l.contains("result=\"mismatched\"") && l.ends_with(" 1")), "{runs:?}");
     let log = std::fs::read_to_string(env.path("standby.log")).unwrap();

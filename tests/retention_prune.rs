@@ -441,8 +441,8 @@ fn prune_and_reclaim_under_load_with_kills() {
         assert!(total.is_some_and(|v| v >= freed as f64), "reclaimed bytes metric {total:?} < {freed}");
     }
     let stored_after = m.storage().stored_bytes;
-    let gauge = metric_value(&api.metrics(), &format!("drpair_storage_stored_bytes{{pair=\"{PAIR}\"}}"));
-    assert_eq!(gauge, Some(stored_after as f64), "drpair_storage_stored_bytes differs from the storage report");
+    let gauge = metric_value(&api.metrics(), &format!("drpair_store_pair_held_bytes{{pair=\"{PAIR}\"}}"));
+    assert_eq!(gauge, Some(stored_after as f64), "drpair_store_pair_held_bytes differs from the storage report");
     let size_after = measure_store(&mut sb, "after the prunes");
     step(format!(
         "store on disk: {:.1} MiB → {:.1} MiB ({:.0}%); storage report stored bytes {:.1} MiB → {:.1} MiB",

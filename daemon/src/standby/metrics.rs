@@ -1,5 +1,8 @@
 //! Prometheus metrics of the standby, named `drpair_<subsystem>_<name>_<unit>` with a `pair`
-//! label. Counters move as things happen; gauges are refreshed at each scrape.
+//! label. Counters move as things happen; gauges are refreshed at each scrape. Every family
+//! is described in `metrics/help.rs` (HELP text, kind); a test there checks that every name
+//! used here is, and that only counters end in `_total`. Base units: seconds, bytes, ratios
+//! of 0 to 1 (progress included).
 
 use super::Standby;
 use super::ingest::Ingested;
@@ -8,6 +11,8 @@ use drpair_types::{DumpStatus, DumpStep, PairId, PairState, RecoveryPoint};
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+mod help;
+
 /// Installs the process-wide recorder (once) and returns its handle.
 pub fn install() -> PrometheusHandle {
     static HANDLE: std::sync::OnceLock<PrometheusHandle> = std::sync::OnceLock::new();
@@ -15,7 +20,9 @@ pub fn install() -> PrometheusHandle {
         .get_or_init(|| {
             let recorder = PrometheusBuilder::new().build_recorder();
             let handle = recorder.handle();
-            let _ = metrics::set_global_recorder(recorder);
+            if metrics::set_global_recorder(recorder).is_ok() {
+                help::describe_all();
+            }
             handle
         })
         .clone()
@@ -24,8 +31,8 @@ pub fn install() -> PrometheusHandle {
 pub fn ingested(pair: &PairId, i: &Ingested) {
     let p = pair.to_string();
     counter!("drpair_link_shipped_bytes_total", "pair" => p.clone()).increment(i.shipped);
-    counter!("drpair_store_stored_bytes_total", "pair" => p.clone()).increment(i.stored);
-    counter!("drpair_store_logical_bytes_total", "pair" => p.clone()).increment(i.raw_bytes);
+    counter!("drpair_store_written_bytes_total", "pair" => p.clone()).increment(i.stored);
+    counter!("drpair_link_logical_bytes_total", "pair" => p.clone()).increment(i.raw_bytes);
     let data = i.chunks - i.zero - i.dedup;
     counter!("drpair_link_chunks_total", "pair" => p.clone(), "kind" => "data").increment(data);
     counter!("drpair_link_chunks_total", "pair" => p.clone(), "kind" => "zero").increment(i.zero);
@@ -52,17 +59,12 @@ pub fn render(sb: &Standby) -> String {
         gauge!("drpair_pair_lag_seconds", "pair" => p.clone()).set(s.stats.lag_seconds);
         gauge!("drpair_pair_backlog_bytes", "pair" => p.clone()).set(s.stats.backlog_bytes as f64);
         gauge!("drpair_pair_backlog_chunks", "pair" => p.clone()).set(s.stats.backlog_chunks as f64);
-        gauge!("drpair_pair_progress_percent", "pair" => p.clone()).set(s.stats.progress_percent);
+        gauge!("drpair_pair_progress_ratio", "pair" => p.clone()).set(s.stats.progress_percent / 100.0);
         gauge!("drpair_pair_epoch", "pair" => p.clone()).set(s.stats.current_epoch as f64);
         gauge!("drpair_pair_checkpoint_epoch", "pair" => p.clone())
             .set(s.checkpoint.map(|c| c.epoch).unwrap_or(0) as f64);
         gauge!("drpair_pair_points", "pair" => p.clone()).set(s.stats.points as f64);
         gauge!("drpair_agent_read_bytes", "pair" => p.clone()).set(s.stats.bytes_read as f64);
-        gauge!("drpair_pair_connected", "pair" => p.clone()).set(if s.agent.as_ref().is_some_and(|a| a.connected) {
-            1.0
-        } else {
-            0.0
-        });
         gauge!("drpair_pair_ready_for_failover", "pair" => p.clone()).set(if s.ready_for_failover { 1.0 } else { 0.0 });
         // The panel's badge: 0 ok, 1 warning, 2 critical.
         gauge!("drpair_pair_health", "pair" => p.clone()).set(s.health.level as u8 as f64);
@@ -78,23 +80,21 @@ pub fn render(sb: &Standby) -> String {
         gauge!("drpair_pair_stopped", "pair" => p.clone()).set(if s.stop_reason.is_some() { 1.0 } else { 0.0 });
         gauge!("drpair_pair_restarting", "pair" => p.clone()).set(if s.restart.is_some() { 1.0 } else { 0.0 });
         if let Some(f) = &s.failover {
-            gauge!("drpair_failover_progress_percent", "pair" => p.clone()).set(f.progress_percent);
-            gauge!("drpair_failover_bytes_written", "pair" => p.clone()).set(f.bytes_written as f64);
-            gauge!("drpair_failover_throughput_bytes_per_second", "pair" => p.clone()).set(f.throughput_bytes_per_sec);
+            gauge!("drpair_failover_progress_ratio", "pair" => p.clone()).set(f.progress_percent / 100.0);
+            gauge!("drpair_failover_written_bytes", "pair" => p.clone()).set(f.bytes_written as f64);
+            gauge!("drpair_failover_write_bytes_per_second", "pair" => p.clone()).set(f.throughput_bytes_per_sec);
         }
         if let Some(b) = &s.failback {
-            gauge!("drpair_failback_progress_percent", "pair" => p.clone()).set(b.progress_percent);
+            gauge!("drpair_failback_progress_ratio", "pair" => p.clone()).set(b.progress_percent / 100.0);
             gauge!("drpair_failback_differing_chunks", "pair" => p.clone()).set(b.differing_chunks as f64);
             gauge!("drpair_failback_moved_chunks", "pair" => p.clone()).set(b.chunks_moved as f64);
             gauge!("drpair_failback_moved_bytes", "pair" => p.clone()).set(b.bytes_moved as f64);
         }
-        gauge!("drpair_pair_chunks_queued", "pair" => p.clone()).set(s.stats.chunks_queued as f64);
-        gauge!("drpair_pair_pass_chunks_total", "pair" => p.clone()).set(s.stats.chunks_total as f64);
+        gauge!("drpair_pair_pass_chunks", "pair" => p.clone()).set(s.stats.chunks_total as f64);
         gauge!("drpair_pair_pass_chunks_shipped", "pair" => p.clone()).set(s.stats.chunks_shipped as f64);
-        gauge!("drpair_link_received_bytes", "pair" => p.clone()).set(s.stats.bytes_on_wire as f64);
+        gauge!("drpair_link_frame_received_bytes", "pair" => p.clone()).set(s.stats.bytes_on_wire as f64);
         gauge!("drpair_link_compression_ratio", "pair" => p.clone()).set(s.stats.compression_ratio);
         gauge!("drpair_agent_read_bytes_per_second", "pair" => p.clone()).set(s.stats.throughput_bytes_per_second);
-        gauge!("drpair_pair_chunks_errored", "pair" => p.clone()).set(s.stats.chunks_errored as f64);
         link_gauges(&p, &s.link);
         if let Some(t) = s.agent.as_ref().and_then(|a| a.tracking) {
             for (op, n) in [("write", t.writes), ("discard", t.discards), ("write_zeroes", t.zeroes)] {
@@ -110,7 +110,7 @@ pub fn render(sb: &Standby) -> String {
             source_verify_gauges(&p, v);
         }
         if let Some(v) = &s.verify {
-            gauge!("drpair_verify_progress_percent", "pair" => p.clone()).set(v.progress_percent);
+            gauge!("drpair_verify_progress_ratio", "pair" => p.clone()).set(v.progress_percent / 100.0);
         }
         gauge!("drpair_pair_eta_seconds", "pair" => p).set(s.stats.eta_seconds.map(|e| e as f64).unwrap_or(0.0));
     }
@@ -124,7 +124,7 @@ fn dump_gauges(p: &str, d: &DumpStatus) {
         gauge!("drpair_dump_step", "pair" => p.to_string(), "step" => name).set(if st == d.step { 1.0 } else { 0.0 });
     }
     for l in &d.disks {
-        gauge!("drpair_dump_load_percent", "pair" => p.to_string(), "disk" => l.disk.to_string()).set(l.percent);
+        gauge!("drpair_dump_load_ratio", "pair" => p.to_string(), "disk" => l.disk.to_string()).set(l.percent / 100.0);
     }
     if let Some(v) = &d.verification {
         gauge!("drpair_dump_mismatched_chunks", "pair" => p.to_string()).set(v.mismatched_chunks as f64);
@@ -149,7 +149,7 @@ pub fn dump_marker(pair: &PairId, marker: &'static str) {
 /// A dump image was loaded into the store.
 pub fn dump_loaded(pair: &PairId, raw_bytes: u64, stored_bytes: u64) {
     counter!("drpair_dump_loaded_bytes_total", "pair" => pair.to_string()).increment(raw_bytes);
-    counter!("drpair_store_stored_bytes_total", "pair" => pair.to_string()).increment(stored_bytes);
+    counter!("drpair_store_written_bytes_total", "pair" => pair.to_string()).increment(stored_bytes);
 }
 
 /// An online verify against the source ended (`result`: `matched`, `mismatched`, `failed`).
@@ -159,7 +159,7 @@ pub fn source_verify_finished(pair: &PairId, result: &'static str) {
 
 /// The running verify's progress, and the mismatches the last completed one found.
 fn source_verify_gauges(p: &str, v: &drpair_types::SourceVerifyStatus) {
-    gauge!("drpair_source_verify_progress_percent", "pair" => p.to_string()).set(v.progress_percent);
+    gauge!("drpair_source_verify_progress_ratio", "pair" => p.to_string()).set(v.progress_percent / 100.0);
     if v.state == drpair_types::SourceVerifyState::Done {
         gauge!("drpair_source_verify_mismatched_chunks", "pair" => p.to_string()).set(v.mismatched_chunks as f64);
     }
@@ -196,12 +196,12 @@ pub fn verified(pair: &PairId, s: &VerifyRecord) {
 /// The storage report's totals.
 pub fn storage(pair: &PairId, s: &drpair_types::StorageSummary) {
     let p = pair.to_string();
-    gauge!("drpair_storage_logical_bytes", "pair" => p.clone()).set(s.logical_bytes as f64);
-    gauge!("drpair_storage_stored_bytes", "pair" => p.clone()).set(s.stored_bytes as f64);
-    gauge!("drpair_storage_unique_stored_bytes", "pair" => p.clone()).set(s.unique_stored_bytes as f64);
-    gauge!("drpair_storage_compression_ratio", "pair" => p.clone()).set(s.compression_ratio);
-    gauge!("drpair_storage_dedup_ratio", "pair" => p.clone()).set(s.dedup_ratio);
-    gauge!("drpair_storage_space_saving_ratio", "pair" => p).set(s.space_saving_ratio);
+    gauge!("drpair_store_pair_logical_bytes", "pair" => p.clone()).set(s.logical_bytes as f64);
+    gauge!("drpair_store_pair_held_bytes", "pair" => p.clone()).set(s.stored_bytes as f64);
+    gauge!("drpair_store_pair_unique_bytes", "pair" => p.clone()).set(s.unique_stored_bytes as f64);
+    gauge!("drpair_store_pair_compression_ratio", "pair" => p.clone()).set(s.compression_ratio);
+    gauge!("drpair_store_pair_dedup_ratio", "pair" => p.clone()).set(s.dedup_ratio);
+    gauge!("drpair_store_pair_space_saving_ratio", "pair" => p).set(s.space_saving_ratio);
 }
 
 /// The link's truth (issue 20): bytes on the wire now, liveness, the limit, faults.
