@@ -4,7 +4,8 @@
 //!   that `promtool check metrics` passes with no finding: HELP on every family, `_total` only
 //!   on counters, base units;
 //! - a real Prometheus scrapes it over HTTPS (the standby's CA, a metrics-role token): the
-//!   target is up and a query for the pair's points and lag returns what status shows;
+//!   target is up and a query for the pair's points, RPO target, RPO state and current RPO
+//!   (lag) returns what status shows;
 //! - a scrape without the token is refused (the target is down, saying why).
 
 use drpair_e2e::image::{Fill, create_image};
@@ -148,6 +149,7 @@ fn prometheus_accepts_and_scrapes_the_metrics() {
     let out = sb.cli().run(&["tokens", "create", "prom", "--role", "metrics"]);
     out.expect_code(0);
     let token = out.stdout.lines().last().expect("the new token").trim().to_string();
+    sb.cli().run(&["pairs", "set", PAIR, "--rpo-target", "1h"]).ok();
     let prom = start_prometheus(&env, &sb, Some(&token), "prometheus");
     let (health, err) = wait_until("Prometheus scrapes the standby", LONG, || target(&prom));
     assert_eq!(health, "up", "the scrape failed: {err}");
@@ -159,8 +161,16 @@ fn prometheus_accepts_and_scrapes_the_metrics() {
         }
     });
     assert_eq!(points, status.stats.points as f64, "Prometheus and status disagree on the pair's points");
+    // The RPO: the target as set, the current RPO (lag) as status shows it, give or take the
+    // time between the scrape and the status call.
+    let rpo_state = api.status(PAIR).rpo_state.expect("rpo_state: the pair has a target");
+    let rpo_target = query(&prom, &format!("drpair_pair_rpo_target_seconds{{pair=\"{PAIR}\"}}")).unwrap();
+    assert_eq!(rpo_target.first().map(|s| s.1), Some(3600.0), "{rpo_target:?}");
     let lag = query(&prom, &format!("drpair_pair_lag_seconds{{pair=\"{PAIR}\"}}")).unwrap();
     assert_eq!(lag.len(), 1, "one lag series for the pair: {lag:?}");
+    assert!((lag[0].1 - rpo_state.rpo_seconds).abs() < 5.0, "Prometheus {lag:?}, status {rpo_state:?}");
+    let ok = query(&prom, &format!("drpair_pair_rpo_state{{pair=\"{PAIR}\",state=\"ok\"}}")).unwrap();
+    assert_eq!(ok.first().map(|s| s.1), Some(1.0), "{ok:?}");
     let up = query(&prom, "up{job=\"drpair\"}").unwrap();
     assert_eq!(up.first().map(|s| s.1), Some(1.0), "{up:?}");
     step(format!("Prometheus scrapes over HTTPS with a metrics token: up, {points} point(s) as status says"));

@@ -113,13 +113,24 @@ pub enum PairsCommand {
         #[arg(value_name = "PAIR")]
         pair: drpair_types::PairId,
     },
-    /// Show or change PAIR's settings: its bandwidth limit on the link
+    /// Show or change PAIR's settings: its bandwidth limit on the link and its RPO target
     #[command(
-        long_about = "Show PAIR's settings (GET /api/v1/pairs/PAIR/settings), or change them (PUT):             --bandwidth limits the bytes on the wire from PAIR's agent. The standby paces what it             reads, so the limit is in force within a second on the live connection, with no             reconnect. A standby-wide limit (drpair standby set --bandwidth) applies as well: the             lower of the two holds. 'drpair status PAIR' shows the limit in force and the rate on             the wire.\n\n\
-            With --output json: the PairSettings object (pair_id, bandwidth,             bandwidth_limit_bytes_per_second).",
+        long_about = "Show PAIR's settings (GET /api/v1/pairs/PAIR/settings), or change them (PUT): \
+            --bandwidth limits the bytes on the wire from PAIR's agent. The standby paces what it \
+            reads, so the limit is in force within a second on the live connection, with no \
+            reconnect. A standby-wide limit (drpair standby set --bandwidth) applies as well: the \
+            lower of the two holds. 'drpair status PAIR' shows the limit in force and the rate on \
+            the wire.\n\n\
+            --rpo-target sets how old the newest recovery point may get before the pair is in \
+            warning (status shows rpo_state, the metric drpair_pair_rpo_state, the journal says \
+            so); --rpo-error sets when it is in error (default: twice the target). 'off' removes \
+            them.\n\n\
+            With --output json: the PairSettings object (pair_id, bandwidth, \
+            bandwidth_limit_bytes_per_second, rpo_target, rpo_target_seconds, rpo_error_seconds).",
         after_help = "Examples:\n  drpair pairs set web-01 --bandwidth 20MiB/s\n  \
             drpair pairs set web-01 --bandwidth \"Mon-Fri 08:00-18:00 = 10MiB/s; * = unlimited\"\n  \
-            drpair pairs set web-01 --bandwidth unlimited\n  drpair pairs set web-01"
+            drpair pairs set web-01 --bandwidth unlimited\n  drpair pairs set web-01 --rpo-target 30s\n  \
+            drpair pairs set web-01 --rpo-target 5m --rpo-error 15m\n  drpair pairs set web-01"
     )]
     Set {
         /// The DR Pair ID
@@ -127,6 +138,12 @@ pub enum PairsCommand {
         pair: drpair_types::PairId,
         #[arg(long, value_name = "RATE_OR_SCHEDULE", help = "Bandwidth limit of the pair's link", long_help = crate::settings::BANDWIDTH_HELP)]
         bandwidth: Option<String>,
+        /// RPO target: 30s, 5m, 2h, 1d, or off
+        #[arg(long, value_name = "DURATION")]
+        rpo_target: Option<String>,
+        /// RPO error threshold (default twice the target): 30s, 5m, 2h, 1d, or off
+        #[arg(long, value_name = "DURATION")]
+        rpo_error: Option<String>,
     },
 }
 
@@ -178,7 +195,16 @@ pub fn run(client: &Client, output: OutputFormat, args: &PairsArgs) -> Result<()
             output::answer(output, &raw, || d.message.clone());
             Ok(())
         }
-        PairsCommand::Set { pair, bandwidth } => crate::settings::pair(client, output, pair, bandwidth.as_deref()),
+        PairsCommand::Set { pair, bandwidth, rpo_target, rpo_error } => crate::settings::pair(
+            client,
+            output,
+            pair,
+            crate::settings::PairChange {
+                bandwidth: bandwidth.clone(),
+                rpo_target: rpo_target.clone(),
+                rpo_error: rpo_error.clone(),
+            },
+        ),
         PairsCommand::AdoptGrowth { pair } => {
             crate::lifecycle::act(client, output, pair, "adopt-growth", &serde_json::json!({}))?;
             Ok(())

@@ -246,6 +246,19 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
     );
     render_link(&mut b, &s.link);
     b.line("Lag", dur(output::round_u64(st.lag_seconds)));
+    if let Some(r) = &s.rpo_state {
+        b.line(
+            "RPO",
+            format!(
+                "{} since {}: the newest point is {} old (target {}, error at {})",
+                r.state.as_str().to_uppercase(),
+                r.since,
+                dur(output::round_u64(r.rpo_seconds)),
+                drpair_types::rpo::rpo_text(r.target_seconds),
+                drpair_types::rpo::rpo_text(r.error_seconds)
+            ),
+        );
+    }
     b.line("Backlog", format!("{} ({} chunks)", size(st.backlog_bytes), st.backlog_chunks));
     if st.spool_bytes > 0 || st.spool_full {
         let full = if st.spool_full { "; FULL: this epoch is read as the link takes it" } else { "" };

@@ -169,6 +169,16 @@ impl Api {
         self.post(path, "application/json", body.to_string().as_bytes())
     }
 
+    /// PUT a JSON body.
+    pub fn put_json(&self, path: &str, body: &Value) -> Reply {
+        let url = self.url(path);
+        let mut req = self.http.put(&url).header("Content-Type", "application/json");
+        if let Some(t) = &self.token {
+            req = req.header("Authorization", format!("Bearer {t}"));
+        }
+        self.finish(&format!("PUT {url}"), req.send(body.to_string().as_bytes()))
+    }
+
     /// A token of `role` made through the API (`POST /api/v1/tokens`); its secret.
     pub fn make_token(&self, name: &str, role: &str) -> String {
         let r = self.post_json("/api/v1/tokens", &serde_json::json!({"name": name, "role": role}));

@@ -42,6 +42,7 @@ pub(crate) fn status(state: PairState, progress: f64) -> PairStatus {
         dates: Default::default(),
         configuration_change: None,
         link: Default::default(),
+        rpo_state: None,
         stop_at: None,
         restart: None,
         change_history_from: None,

@@ -1,4 +1,5 @@
-//! `GET/PUT /api/v1/pairs/{pair}/settings` (a pair's own bandwidth limit; operator) and
+//! `GET/PUT /api/v1/pairs/{pair}/settings` (a pair's own bandwidth limit and RPO target;
+//! operator) and
 //! `GET/PUT /api/v1/standby/settings` (the standby-wide limit; admin). A change is in force
 //! within a second, on the live connection.
 
@@ -6,10 +7,11 @@ use super::control::body;
 use super::{ApiFailure, ApiResult, AppState, find_pair};
 use crate::standby::Standby;
 use crate::standby::bandwidth;
-use crate::standby::pair::{OpError, PairHandle};
+use crate::standby::pair::{OpError, PairHandle, rpo};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
+use drpair_types::rpo::{parse_rpo, rpo_text};
 use drpair_types::{PairSettings, Schedule, SettingsUpdate, StandbySettings};
 use serde::Deserialize;
 
@@ -20,6 +22,9 @@ fn view(h: &PairHandle) -> PairSettings {
         pair_id: rec.pair_id.to_string(),
         bandwidth: rec.bandwidth.clone().unwrap_or_else(|| "unlimited".into()),
         bandwidth_limit_bytes_per_second: (rt.link.limit.0 > 0).then_some(rt.link.limit.0),
+        rpo_target: rec.rpo_target_secs.map_or_else(|| "off".into(), rpo_text),
+        rpo_target_seconds: rec.rpo_target_secs,
+        rpo_error_seconds: rpo::error_seconds(&rec),
     }
 }
 
@@ -35,19 +40,71 @@ pub async fn put_pair(
 ) -> ApiResult<Json<PairSettings>> {
     let (id, h) = find_pair(&sb, &pair)?;
     let u: SettingsUpdate = body(&raw)?;
-    let Some(text) = u.bandwidth else {
-        return Err(ApiFailure::param("body", "give bandwidth (a rate, a schedule, or \"unlimited\")"));
+    if u.bandwidth.is_none() && u.rpo_target.is_none() && u.rpo_error.is_none() {
+        return Err(ApiFailure::param(
+            "body",
+            "give bandwidth (a rate, a schedule, or \"unlimited\"), rpo_target or rpo_error (30s, 5m, 2h, 1d, or off)",
+        ));
+    }
+    // Everything is checked before anything changes.
+    let bandwidth = match &u.bandwidth {
+        Some(text) => {
+            let schedule = Schedule::parse(text).map_err(|e| ApiFailure::param("bandwidth", e))?;
+            let setting = (schedule.is_timed() || schedule.at(0, 0).is_some()).then(|| schedule.to_string());
+            Some((schedule, setting))
+        }
+        None => None,
     };
-    let schedule = Schedule::parse(&text).map_err(|e| ApiFailure::param("bandwidth", e))?;
-    let setting = (schedule.is_timed() || schedule.at(0, 0).is_some()).then(|| schedule.to_string());
+    let rpo = rpo_update(&h, &u)?;
     h.update(&sb.store, |rec| {
-        rec.bandwidth = setting.clone();
+        if let Some((_, setting)) = &bandwidth {
+            rec.bandwidth = setting.clone();
+        }
+        if let Some((target, error)) = rpo {
+            rec.rpo_target_secs = target;
+            rec.rpo_error_secs = error;
+        }
         Ok::<_, OpError>(())
     })
     .map_err(|e| ApiFailure::internal(format!("{e:?}")))?;
-    bandwidth::apply_pair(&sb, &h);
-    tracing::info!(pair = %id, bandwidth = %schedule, "bandwidth limit set");
+    if let Some((schedule, _)) = &bandwidth {
+        bandwidth::apply_pair(&sb, &h);
+        tracing::info!(pair = %id, bandwidth = %schedule, "bandwidth limit set");
+    }
+    if let Some((target, error)) = rpo {
+        h.runtime.lock().expect("runtime").rpo_seen = None;
+        let text = |s: Option<u64>| s.map_or_else(|| "off".to_string(), rpo_text);
+        tracing::info!(pair = %id, rpo_target = %text(target), rpo_error = %text(error), "RPO target set");
+    }
     Ok(Json(view(&h)))
+}
+
+/// The RPO target and error threshold after `u` (None: `u` leaves both as they are). The
+/// error threshold must be over the target; a target turned off takes its threshold along.
+fn rpo_update(h: &PairHandle, u: &SettingsUpdate) -> ApiResult<Option<(Option<u64>, Option<u64>)>> {
+    if u.rpo_target.is_none() && u.rpo_error.is_none() {
+        return Ok(None);
+    }
+    let rec = h.record.lock().expect("record").clone();
+    let target = match &u.rpo_target {
+        Some(t) => parse_rpo(t).map_err(|e| ApiFailure::param("rpo_target", e))?,
+        None => rec.rpo_target_secs,
+    };
+    let error = match &u.rpo_error {
+        Some(t) => parse_rpo(t).map_err(|e| ApiFailure::param("rpo_error", e))?,
+        None if u.rpo_target.is_some() => None,
+        None => rec.rpo_error_secs,
+    };
+    match (target, error) {
+        (None, Some(_)) => {
+            Err(ApiFailure::param("rpo_error", "an error threshold needs an RPO target: set rpo_target too"))
+        }
+        (Some(t), Some(e)) if e <= t => Err(ApiFailure::param(
+            "rpo_error",
+            format!("the error threshold ({}) must be over the target ({})", rpo_text(e), rpo_text(t)),
+        )),
+        (t, e) => Ok(Some((t, e))),
+    }
 }
 
 /// The standby-wide settings' update.

@@ -112,6 +112,15 @@ pub fn render(sb: &Standby) -> String {
         if let Some(v) = &s.verify {
             gauge!("drpair_verify_progress_ratio", "pair" => p.clone()).set(v.progress_percent / 100.0);
         }
+        if let Some(r) = &s.rpo_state {
+            // The current RPO itself is drpair_pair_lag_seconds.
+            gauge!("drpair_pair_rpo_target_seconds", "pair" => p.clone()).set(r.target_seconds as f64);
+            gauge!("drpair_pair_rpo_error_seconds", "pair" => p.clone()).set(r.error_seconds as f64);
+            for level in drpair_types::RpoLevel::ALL {
+                gauge!("drpair_pair_rpo_state", "pair" => p.clone(), "state" => level.as_str())
+                    .set(if level == r.state { 1.0 } else { 0.0 });
+            }
+        }
         gauge!("drpair_pair_eta_seconds", "pair" => p).set(s.stats.eta_seconds.map(|e| e as f64).unwrap_or(0.0));
     }
     sb.metrics.render()

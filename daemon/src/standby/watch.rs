@@ -1,7 +1,7 @@
 //! Once a second: stop positions on the standby's clock (`stop_at_server_time`), and the
 //! standby's resources ([`super::resources`]): pairs that ship stop while the data filesystem
 //! is at its reserve or memory is short, a prune runs, and the pairs the standby stopped
-//! resume by themselves once the resource is back.
+//! resume by themselves once the resource is back; each pair's RPO against its target.
 
 use super::Standby;
 use super::pair::{OpError, PairHandle};
@@ -21,6 +21,7 @@ pub fn spawn(sb: Arc<Standby>) -> tokio::task::JoinHandle<()> {
             super::bandwidth::tick(&sb);
             for h in sb.registry.all() {
                 server_time_stop(&sb, &h);
+                super::pair::rpo::tick(&h);
             }
             let disk = sb.resources.disk_shortage();
             let memory = sb.resources.memory_shortage();

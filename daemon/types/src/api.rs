@@ -425,6 +425,9 @@ pub struct PairStatus {
     /// The link: bytes on the wire, liveness, round trip, the bandwidth limit, faults.
     #[serde(default)]
     pub link: crate::link::LinkStatus,
+    /// Where the pair stands against its RPO target (None: no target set).
+    #[serde(default)]
+    pub rpo_state: Option<crate::rpo::RpoState>,
 }
 
 /// `GET /api/v1`: who this standby is (the panel's footer).

@@ -218,6 +218,12 @@ pub struct SettingsUpdate {
     /// A rate or schedule for the link (`unlimited` removes the limit).
     #[serde(default)]
     pub bandwidth: Option<String>,
+    /// The RPO target: `30s`, `5m`, … or `off` (see [`crate::rpo::parse_rpo`]).
+    #[serde(default)]
+    pub rpo_target: Option<String>,
+    /// The RPO error threshold (default: twice the target); `off` goes back to the default.
+    #[serde(default)]
+    pub rpo_error: Option<String>,
 }
 
 /// A pair's settings as the standby holds them.
@@ -229,6 +235,14 @@ pub struct PairSettings {
     /// The limit in force now in bytes per second (the pair's and the standby-wide one
     /// together), None when unlimited.
     pub bandwidth_limit_bytes_per_second: Option<u64>,
+    /// The RPO target (`off` when none).
+    #[serde(default)]
+    pub rpo_target: String,
+    #[serde(default)]
+    pub rpo_target_seconds: Option<u64>,
+    /// The error threshold in force (twice the target unless set).
+    #[serde(default)]
+    pub rpo_error_seconds: Option<u64>,
 }
 
 /// The standby-wide settings (`drpair standby set`, `PUT /api/v1/standby/settings`).

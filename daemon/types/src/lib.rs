@@ -21,6 +21,7 @@ pub mod panel;
 mod paths;
 pub mod reconfig;
 mod recoverable;
+pub mod rpo;
 mod source_verify;
 mod stop;
 pub mod task;
@@ -47,6 +48,7 @@ pub use panel::{
 pub use paths::{DEFAULT_STANDBY_DATA_DIR, standby_store_dir};
 pub use reconfig::{ConfigurationChange, DiskChange, DiskChangeKind, DiskShape, compare_disks};
 pub use recoverable::{Chosen, latest_recoverable, trusted};
+pub use rpo::{RpoLevel, RpoState};
 pub use source_verify::*;
 pub use stop::{FATAL_ERROR, RECONFIGURATION_RESTART, RECOVERABLE_ERROR, StopReason};
 pub use task::{TaskId, TaskInfo, TaskKind, TaskList, TaskLog, TaskLogLine, TaskState};

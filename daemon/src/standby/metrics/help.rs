@@ -77,7 +77,18 @@ pub(super) const FAMILIES: &[(&str, Kind, &str)] = &[
     (
         "drpair_pair_lag_seconds",
         Gauge,
-        "Replication lag as status shows it: how far the newest committed point is behind the source, in seconds.",
+        "The current RPO (replication lag): seconds since the newest committed point's time, as status shows (stats.lag_seconds, rpo_state.rpo_seconds).",
+    ),
+    ("drpair_pair_rpo_target_seconds", Gauge, "The pair's RPO target, in seconds (only pairs with a target)."),
+    (
+        "drpair_pair_rpo_error_seconds",
+        Gauge,
+        "The pair's RPO error threshold, in seconds (twice the target unless set).",
+    ),
+    (
+        "drpair_pair_rpo_state",
+        Gauge,
+        "1 for the pair's RPO level (ok, warning, error), 0 for the others (only pairs with a target).",
     ),
     ("drpair_pair_backlog_bytes", Gauge, "Bytes known changed on the source and not shipped yet."),
     ("drpair_pair_backlog_chunks", Gauge, "Chunks known changed on the source and not shipped yet."),

@@ -8,6 +8,7 @@ pub mod handle;
 pub mod link;
 pub mod record;
 pub mod results;
+pub mod rpo;
 pub mod runtime;
 pub mod status;
 pub mod trend;

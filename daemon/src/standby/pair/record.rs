@@ -107,6 +107,11 @@ pub struct PairRecord {
     /// apart from the standby-wide limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bandwidth: Option<String>,
+    /// The RPO target in seconds (None: none), and the error threshold when not twice it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_target_secs: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rpo_error_secs: Option<u64>,
 }
 
 /// The disks an agent came back with, differing from the registered ones.
@@ -196,6 +201,8 @@ impl PairRecord {
             reconfigured: None,
             geometry_eras: Vec::new(),
             bandwidth: None,
+            rpo_target_secs: None,
+            rpo_error_secs: None,
         }
     }
 
@@ -208,7 +215,9 @@ impl PairRecord {
         let settings = before.retention != self.retention
             || before.stop_at != self.stop_at
             || before.disks != self.disks
-            || before.bandwidth != self.bandwidth;
+            || before.bandwidth != self.bandwidth
+            || before.rpo_target_secs != self.rpo_target_secs
+            || before.rpo_error_secs != self.rpo_error_secs;
         super::dates::note(&before.lifecycle, &self.lifecycle, settings, &mut self.dates, now);
     }
 

@@ -224,6 +224,9 @@ pub(crate) fn fully_populated() -> PairRecord {
             disks: vec![DiskGeometry::new(512 << 20, ChunkSize::DEFAULT).expect("geometry")],
         }],
         bandwidth: Some("Mon-Fri 08:00-18:00 = 10MiB/s; * = unlimited".into()),
+        // Added after the fixture was written: absent there, so None.
+        rpo_target_secs: None,
+        rpo_error_secs: None,
     }
 }
 

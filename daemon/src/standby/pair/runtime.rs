@@ -93,6 +93,8 @@ pub struct PairRuntime {
         HashMap<u64, tokio::sync::oneshot::Sender<Result<drpair_wire::FailbackWrites, FailbackError>>>,
     /// The link: meter, bandwidth limit, heartbeat, counters.
     pub link: super::link::LinkRuntime,
+    /// The RPO level last seen and since when (unix ms): `rpo.rs`.
+    pub rpo_seen: Option<(drpair_types::RpoLevel, u64)>,
 }
 
 /// Counters since the standby started.

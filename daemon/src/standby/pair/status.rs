@@ -143,7 +143,8 @@ impl PairHandle {
 
     pub fn status(&self) -> PairStatus {
         let rec = self.record.lock().expect("record lock").clone();
-        let rt = self.runtime.lock().expect("runtime lock");
+        let mut rt = self.runtime.lock().expect("runtime lock");
+        let rpo_state = super::rpo::state(&rec, &mut rt, crate::timefmt::now_ms());
         let state = rec.lifecycle.state;
         let agent = rt.ever_connected.then(|| AgentInfo {
             host: rec.source_host.clone(),
@@ -219,6 +220,7 @@ impl PairHandle {
             insecure_plaintext: false,
             configuration_change: rec.configuration_change(),
             link,
+            rpo_state,
         }
     }
 

@@ -98,6 +98,7 @@ mod tests {
             insecure_plaintext: false,
             configuration_change: None,
             link: Default::default(),
+            rpo_state: None,
         }
     }
 
