@@ -131,6 +131,8 @@ fn prometheus_accepts_and_scrapes_the_metrics() {
     api.create_point_wait(PAIR);
     // A verify run gives the verify families their samples.
     sb.cli().run(&["verify", PAIR]).ok();
+    // An RPO target gives the RPO families theirs.
+    sb.cli().run(&["pairs", "set", PAIR, "--rpo-target", "1h"]).ok();
 
     let text = api.metrics();
     let families = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
@@ -149,7 +151,6 @@ fn prometheus_accepts_and_scrapes_the_metrics() {
     let out = sb.cli().run(&["tokens", "create", "prom", "--role", "metrics"]);
     out.expect_code(0);
     let token = out.stdout.lines().last().expect("the new token").trim().to_string();
-    sb.cli().run(&["pairs", "set", PAIR, "--rpo-target", "1h"]).ok();
     let prom = start_prometheus(&env, &sb, Some(&token), "prometheus");
     let (health, err) = wait_until("Prometheus scrapes the standby", LONG, || target(&prom));
     assert_eq!(health, "up", "the scrape failed: {err}");
@@ -182,4 +183,17 @@ fn prometheus_accepts_and_scrapes_the_metrics() {
     assert!(err.contains("401"), "the refusal names the status: {err}");
     step(format!("without a token: down ({err})"));
     drop(agent);
+}
+
+/// The alert rules the package ships pass `promtool check rules` and their unit tests
+/// (`packaging/prometheus/drpair-rules.test.yml`: each alert fires when it should, not before).
+#[test]
+fn shipped_alert_rules_check_and_pass_their_tests() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../packaging/prometheus");
+    for args in [["check", "rules", "drpair-rules.yml"], ["test", "rules", "drpair-rules.test.yml"]] {
+        let out = Command::new("promtool").args(args).current_dir(&dir).output().expect("promtool");
+        let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success() && said.contains("SUCCESS"), "promtool {}:\n{said}", args.join(" "));
+        step(format!("promtool {}: {}", args.join(" "), said.split_whitespace().collect::<Vec<_>>().join(" ")));
+    }
 }

@@ -123,6 +123,10 @@ pub fn render(sb: &Standby) -> String {
         }
         gauge!("drpair_pair_eta_seconds", "pair" => p).set(s.stats.eta_seconds.map(|e| e as f64).unwrap_or(0.0));
     }
+    if let Some((free, reserve)) = sb.resources.disk() {
+        gauge!("drpair_store_filesystem_free_bytes").set(free as f64);
+        gauge!("drpair_store_filesystem_reserve_bytes").set(reserve as f64);
+    }
     sb.metrics.render()
 }
 

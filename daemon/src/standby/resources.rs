@@ -141,6 +141,11 @@ impl Resources {
         Some((free, reserve))
     }
 
+    /// The data filesystem's free bytes (less what the store will flush) and its reserve.
+    pub fn disk(&self) -> Option<(u64, u64)> {
+        self.space()
+    }
+
     /// Whether more may be written for a pair: not once the data filesystem is at its reserve.
     pub fn ingest_allowed(&self) -> Result<(), Shortage> {
         if let Some((free, limit)) = self.space()

@@ -160,6 +160,16 @@ pub(super) const FAMILIES: &[(&str, Kind, &str)] = &[
         "Bytes the pair's chunk versions name over the bytes of the distinct chunks.",
     ),
     ("drpair_store_pair_space_saving_ratio", Gauge, "1 minus stored bytes over logical bytes, for the pair's points."),
+    (
+        "drpair_store_filesystem_free_bytes",
+        Gauge,
+        "Free bytes of the standby's data filesystem, less what the store's memtables will write when flushed.",
+    ),
+    (
+        "drpair_store_filesystem_reserve_bytes",
+        Gauge,
+        "The data filesystem's reserve: at or below it, ingest stops (STOPPED_DUE_TO_LOW_DISK).",
+    ),
     ("drpair_retention_pruned_points_total", Counter, "Recovery points removed by retention."),
     // Verification.
     (
