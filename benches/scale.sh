@@ -112,7 +112,7 @@ run_size() {
   api "$sd" PUT pairs/scale/retention '{"grid":"1x1m","keep_last":10}' > "$work/retention-$size.json" || echo "$size: retention refused" >&2
   t0=$(now); local rep; rep=$(api "$sd" POST pairs/scale/prune '{"dry_run":false}'); R[$size,prune_ms]=$(ms_since "$t0")
   echo "$rep" > "$work/prune-$size.json"
-  R[$size,pruned]=$(echo "$rep" | field "len(s['removed'])" 2>/dev/null || echo "?")
+  R[$size,pruned]=$(echo "$rep" | field "['points_before'] - s['points_kept']" 2>/dev/null || echo "?")
   echo "$size: prune of ${R[$size,pruned]} points ${R[$size,prune_ms]} ms"
 
   times=()

@@ -168,6 +168,13 @@ impl Standby for MemoryStandby {
             let at = format!("disk {} chunk {}", item.disk, item.index);
             let (version, how) = match item.body {
                 ChunkBody::Zero => (WireVersion::Zero, Received::Zero),
+                ChunkBody::ZeroRun { count } => {
+                    for c in item.index..item.index + count {
+                        g.pending.insert((item.disk, c), WireVersion::Zero);
+                        g.received.push((epoch, item.disk, c, Received::Zero));
+                    }
+                    continue;
+                }
                 ChunkBody::Known(h) => {
                     if !g.chunks.contains_key(&h) {
                         return Err(PassError::Refused(format!("{at}: sent as known, but not held")));

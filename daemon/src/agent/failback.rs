@@ -136,9 +136,15 @@ impl Writer {
         if it.index >= g.chunk_count() {
             return Err(WriteError::OutOfRange { disk: d, chunks: g.chunk_count(), chunk: it.index });
         }
+        if let ChunkBody::ZeroRun { count } = it.body {
+            for index in it.index..it.index.saturating_add(count) {
+                self.write_one(ChunkItem { disk: it.disk, index, body: ChunkBody::Zero })?;
+            }
+            return Ok(());
+        }
         let len = g.chunk_len(it.index) as usize;
         let data = match it.body {
-            ChunkBody::Zero => vec![0u8; len],
+            ChunkBody::Zero | ChunkBody::ZeroRun { .. } => vec![0u8; len],
             ChunkBody::Data { hash, raw_len, compressed, payload } => {
                 let data = if compressed {
                     drpair_codec::decompress(&payload, raw_len).map_err(|source| WriteError::Decompress {

@@ -8,6 +8,8 @@ use drpair_store::{ChunkVersion, Store, StoredChunk};
 use drpair_types::{DiskGeometry, Epoch, ErrorClass, PairId};
 use drpair_wire::{ChunkBody, ChunkItem};
 
+mod zero_runs;
+
 /// Why a frame's chunks were refused or not stored. Each message names the pair, disk and
 /// chunk; nothing of a refused frame is recorded in the epoch.
 #[derive(Debug, thiserror::Error)]
@@ -81,7 +83,7 @@ pub fn check_item(pair: &PairId, disks: &[DiskGeometry], item: &ChunkItem) -> Re
             g.chunk_count()
         )));
     }
-    Ok(())
+    zero_runs::check(pair, g, item)
 }
 
 /// Verifies and stores one frame's chunks, then records their versions in the open epoch.
@@ -96,6 +98,8 @@ pub fn ingest(
     bulk: bool,
 ) -> Result<Ingested, IngestError> {
     let mut out = Ingested::default();
+    // Runs of zero chunks are recorded apart, once the other items are stored (zero_runs.rs).
+    let (items, runs) = zero_runs::split(items);
     let mut versions = Vec::with_capacity(items.len());
     // Verified data chunks, stored together once every item of the frame has passed.
     let mut data: Vec<(usize, [u8; 32], bool, u32, &[u8])> = Vec::new();
@@ -106,7 +110,8 @@ pub fn ingest(
         out.chunks += 1;
         out.raw_bytes += len as u64;
         let version = match &item.body {
-            ChunkBody::Zero => {
+            // (Runs were taken out above.)
+            ChunkBody::Zero | ChunkBody::ZeroRun { .. } => {
                 out.zero += 1;
                 ChunkVersion::Zero
             }
@@ -180,5 +185,6 @@ pub fn ingest(
         },
     })?;
     out.stored += stored.iter().sum::<u64>();
+    zero_runs::record(store, pair, pair_no, disks, epoch, &runs, &mut out)?;
     Ok(out)
 }

@@ -12,6 +12,7 @@
 //! | `sizes` | `hash[32]` | `raw_len u32 · stored_len u32` |
 //! | `meta` | `format` | `u32`: the store's layout version |
 //! | `meta` | `sweep · pair u32 · from u64 · to u64` | empty: a prune's sweep still to finish |
+//! | `meta` | `zerofrom · pair u32 · disk u32` | `u64`: the disk's zero start (`versions/zero_runs.rs`) |
 //! | `points` | `pair u32 · epoch u64` (12 bytes) | JSON `RecoveryPoint` |
 //! | `pairs` | pair id bytes | JSON pair record (opaque) |
 //! | `meta` | `next_pair_no` | `u32` |
@@ -33,6 +34,10 @@ pub(crate) const META_FORMAT: &[u8] = b"format";
 pub(crate) const META_SWEEP: &[u8] = b"sweep";
 /// Length of a `meta` sweep key.
 pub(crate) const SWEEP_KEY_LEN: usize = 5 + 4 + 8 + 8;
+/// Prefix of the `meta` keys of the disks' zero starts.
+pub(crate) const META_ZERO_FROM: &[u8] = b"zerofrom";
+/// Length of a `meta` zero start key.
+pub(crate) const ZERO_FROM_KEY_LEN: usize = 8 + 4 + 4;
 /// Length of a `refs` key.
 pub(crate) const REF_KEY_LEN: usize = 56;
 
@@ -135,6 +140,22 @@ pub(crate) fn sweep_key(pair_no: u32, from: u64, to: u64) -> [u8; SWEEP_KEY_LEN]
     k[5..9].copy_from_slice(&pair_no.to_be_bytes());
     k[9..17].copy_from_slice(&from.to_be_bytes());
     k[17..25].copy_from_slice(&to.to_be_bytes());
+    k
+}
+
+/// `meta` key of the zero start of `disk` of pair `pair_no`.
+pub(crate) fn zero_from_key(pair_no: u32, disk: u32) -> [u8; ZERO_FROM_KEY_LEN] {
+    let mut k = [0u8; ZERO_FROM_KEY_LEN];
+    k[0..8].copy_from_slice(META_ZERO_FROM);
+    k[8..12].copy_from_slice(&pair_no.to_be_bytes());
+    k[12..16].copy_from_slice(&disk.to_be_bytes());
+    k
+}
+
+/// Prefix of the `meta` zero start keys of every disk of pair `pair_no`.
+pub(crate) fn zero_from_prefix(pair_no: u32) -> [u8; 12] {
+    let mut k = [0u8; 12];
+    k.copy_from_slice(&zero_from_key(pair_no, 0)[..12]);
     k
 }
 

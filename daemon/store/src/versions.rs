@@ -2,7 +2,8 @@
 //!
 //! Entries of the open epoch are listed in `pending` until `commit_point` removes the list
 //! (keeping the entries) or `discard_pending` removes both (and the entries' index keys). Reads at epoch *P* see the newest
-//! entry with epoch ≤ *P*.
+//! entry with epoch ≤ *P*; a chunk with none reads as zero when *P* is at or after its disk's
+//! zero start (runs of zero chunks: `versions/zero_runs.rs`).
 
 use crate::keys::{VERSION_KEY_LEN, decode_pending_key, pair_prefix, pending_key, prefix_end};
 use crate::options::CF_PENDING;
@@ -106,10 +107,13 @@ impl Store {
         if total > 0 {
             tracing::info!(pair_no, entries = total, "discarded uncommitted chunk versions");
         }
+        self.discard_zero_from(pair_no)?;
         Ok(total)
     }
 
-    /// The newest version of one chunk with epoch ≤ `epoch`, with the epoch it was written at.
+    /// The newest version of one chunk with epoch ≤ `epoch`, with the epoch it was written at
+    /// (a chunk never written reads as zero at the disk's zero start, when there is one at or
+    /// before `epoch`: `versions/zero_runs.rs`).
     pub fn version_at(
         &self,
         pair_no: u32,
@@ -118,11 +122,15 @@ impl Store {
         epoch: u64,
     ) -> Result<Option<(u64, ChunkVersion)>, StoreError> {
         // Every entry of this chunk, and nothing after it.
-        self.latest_cursor(pair_no, disk, epoch, chunk, chunk.checked_add(1)).latest(chunk)
+        match self.latest_cursor(pair_no, disk, epoch, chunk, chunk.checked_add(1)).latest(chunk)? {
+            None => self.missing_version(pair_no, disk, epoch),
+            found => Ok(found),
+        }
     }
 
     /// For chunks `first_chunk .. first_chunk + count` of a disk: the newest version with
-    /// epoch ≤ `epoch` (`None`: never written up to then). One iterator over the range,
+    /// epoch ≤ `epoch` (`None`: never written up to then, and `epoch` before the disk's zero
+    /// start, see `versions/zero_runs.rs`). One iterator over the range,
     /// stepping forward and seeking only past runs of older versions, so long ranges (export,
     /// "hashes of a range") cost about one sequential scan. At most [`MAX_RANGE_CHUNKS`].
     pub fn versions_at(
@@ -153,6 +161,12 @@ impl Store {
                 break;
             }
         }
+        // Chunks never written read as zero from the disk's zero start on (zero_runs.rs).
+        if out.contains(&None)
+            && let Some((_, zero)) = self.missing_version(pair_no, disk, epoch)?
+        {
+            out.iter_mut().filter(|v| v.is_none()).for_each(|v| *v = Some(zero));
+        }
         Ok(out)
     }
 }
@@ -174,3 +188,4 @@ impl Store {
 
 #[cfg(test)]
 mod tests;
+mod zero_runs;

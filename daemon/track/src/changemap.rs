@@ -345,6 +345,23 @@ impl ChangeMap {
         self.write_hash(chunk, &hash.unwrap_or(UNKNOWN_HASH))
     }
 
+    /// Forgets the recorded hashes of chunks `first..first + count` (their content changed
+    /// without being read, e.g. a hole shipped as zero), reading and writing only the parts of
+    /// the file that hold hashes: untouched regions stay holes. All in range or nothing.
+    pub fn forget_hashes(&mut self, first: u64, count: u64) -> Result<(), ChangeMapError> {
+        if count == 0 {
+            return Ok(());
+        }
+        let last = first.checked_add(count - 1).ok_or(ChangeMapError::ChunkOutOfRange { chunk: u64::MAX, count: self.count })?;
+        self.check(last)?;
+        let (from, to) = (self.hash_off(first) as u64, (self.hash_off(last) + HASH_LEN) as u64);
+        for (a, b) in crate::extents::data_segments(&self._file, from, to).map_err(io_err(&self.path))? {
+            // Data segments hold blocks: writing them cannot fault for want of space.
+            self.mmap[a as usize..b as usize].fill(0);
+        }
+        Ok(())
+    }
+
     /// The scan tracker's comparison: if `hash` differs from the recorded hash (or none is
     /// recorded), stamps the chunk `epoch` (never lowering it), records the hash and returns
     /// true. The stamp is written before the hash, so an interrupted call leaves the chunk

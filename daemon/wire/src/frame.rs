@@ -7,7 +7,7 @@ use serde::{Serialize, de::DeserializeOwned};
 pub const MAGIC: [u8; 4] = *b"DRPL";
 /// Version of the frame layout and message set (2: `EpochEnd` carries `read_window_ms`; 3:
 /// TLS, `Enroll`, `Renew` and `Certificate`; 4: `FailbackBegin`).
-pub const PROTOCOL_VERSION: u16 = 5;
+pub const PROTOCOL_VERSION: u16 = 6;
 /// Size of the frame header.
 pub const HEADER_LEN: usize = 16;
 /// Largest payload accepted: a 4 MiB chunk sent raw plus room for its envelope and a batch
@@ -146,8 +146,8 @@ mod tests {
         assert_eq!(&f[0..4], b"DRPL");
         assert_eq!(
             u16::from_le_bytes([f[4], f[5]]),
-            5,
-            "version 5: Ping, Pong, Pace (4: FailbackBegin; 3: TLS, Enroll, Renew, Certificate)"
+            6,
+            "version 6: ChunkBody::ZeroRun (5: Ping, Pong, Pace; 4: FailbackBegin; 3: TLS, Enroll, Renew, Certificate)"
         );
         assert_eq!(HEADER_LEN, 16);
         assert_eq!(u32::from_le_bytes(f[8..12].try_into().unwrap()) as usize, f.len() - 16);

@@ -68,9 +68,13 @@ pub enum ChunkBody {
         #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     },
+    /// Chunks `index .. index + count` of the disk are all zero (at least one): the holes of a
+    /// sparse disk travel as one item, and the standby records them without an entry per chunk
+    /// (store `versions/zero_runs.rs`). Since protocol version 6.
+    ZeroRun { count: u64 },
 }
 
-/// One chunk of one disk.
+/// One chunk of one disk (or, with [`ChunkBody::ZeroRun`], a run of chunks from `index`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ChunkItem {
     pub disk: u32,

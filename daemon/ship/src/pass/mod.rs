@@ -27,6 +27,7 @@
 
 mod epoch;
 mod error;
+mod holes;
 mod level;
 mod recheck;
 mod resync;
@@ -179,11 +180,13 @@ fn plan(ctx: &PassCtx) -> Vec<ReadRequest> {
 
 /// Runs the pass to the end (or the first error).
 pub fn run(ctx: PassCtx) -> Result<PassSummary, PassError> {
-    let reqs = plan(&ctx);
-    let total: u64 = reqs.iter().map(|r| r.chunk_count as u64).sum();
+    // Sparse disks: holes ship as zero runs, unread (holes.rs).
+    let (reqs, zero_runs) = holes::plan(&ctx).unwrap_or_else(|| (plan(&ctx), Vec::new()));
+    let total: u64 = reqs.iter().map(|r| r.chunk_count as u64).sum::<u64>() + zero_runs.iter().map(|z| z.2).sum::<u64>();
     ctx.progress.total.store(total, Ordering::Relaxed);
+    let holes = holes::ship(&ctx, &zero_runs)?;
     if reqs.is_empty() {
-        return Ok(PassSummary::default());
+        return Ok(holes);
     }
     let reader = Reader::spawn(
         ctx.disks.clone(),
@@ -257,6 +260,7 @@ pub fn run(ctx: PassCtx) -> Result<PassSummary, PassError> {
         return Err(PassError::Aborted);
     }
     let mut s = *summary.lock().expect("summary");
+    s.add(&holes);
     if let Some(spool) = &ctx.spool {
         let again = recheck::run(&ctx, &reader, spool, &mut s)?;
         if again > 0 {
@@ -332,6 +336,8 @@ fn ship_spool(ctx: &PassCtx, spool: &Spool, sum: &mut PassSummary) -> Result<(),
                         replaced.payload_bytes += payload.len() as u64;
                     }
                     drpair_wire::ChunkBody::Known(_) => replaced.dedup += 1,
+                    // Never spooled (holes.rs plans no runs for a spooled pass).
+                    drpair_wire::ChunkBody::ZeroRun { count } => replaced.zero += count,
                 }
             },
             |items| {
