@@ -57,7 +57,7 @@ impl Store {
         Ok(next)
     }
 
-    /// Deletes every version entry, pending entry and recovery point of the pair, in one
+    /// Deletes every version entry, pending entry, recovery point and zero start of the pair, in one
     /// synced batch of range deletions. The chunks the entries named become reclaim
     /// candidates first (reclaim deletes those no other entry names); the pair record and
     /// number stay.
@@ -75,6 +75,7 @@ impl Store {
         ] {
             batch.delete_range_cf(self.cf(cf), prefix.to_vec(), prefix_end(&prefix, key_len));
         }
+        self.drop_zero_from(&mut batch, pair_no, |_| true)?;
         self.write_synced(batch)?;
         tracing::info!(pair_no, "pair history wiped");
         Ok(())

@@ -56,6 +56,8 @@ impl Store {
                 batch.delete_range_cf(self.cf(cf), prefix.to_vec(), prefix_end(&prefix, VERSION_KEY_LEN));
             }
             batch.delete_range_cf(self.cf(CF_POINTS), start, end);
+            // No chunk reads as zero without its entry until the new baseline says so.
+            self.drop_zero_from(&mut batch, pair_no, |_| true)?;
             points
         } else {
             // A range delete of `pending` alone would leave the listed entries in `versions`,
@@ -104,6 +106,7 @@ impl Store {
             None => 0,
         };
         let versions = self.delete_versions_where(pair_no, &mut batch, |epoch| epoch > to)?;
+        self.drop_zero_from(&mut batch, pair_no, |epoch| epoch > to)?;
         batch.delete_range_cf(self.cf(CF_PENDING), prefix.to_vec(), prefix_end(&prefix, VERSION_KEY_LEN));
         batch.put_cf(self.cf(CF_PAIRS), pair_id.as_str(), record);
         self.write_synced(batch)?;
