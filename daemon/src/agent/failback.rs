@@ -137,7 +137,14 @@ impl Writer {
             return Err(WriteError::OutOfRange { disk: d, chunks: g.chunk_count(), chunk: it.index });
         }
         if let ChunkBody::ZeroRun { count } = it.body {
-            for index in it.index..it.index.saturating_add(count) {
+            // The whole run fits the disk, or nothing of it is written.
+            let end =
+                it.index.checked_add(count).filter(|&end| end <= g.chunk_count()).ok_or(WriteError::OutOfRange {
+                    disk: d,
+                    chunks: g.chunk_count(),
+                    chunk: it.index.saturating_add(count) - 1,
+                })?;
+            for index in it.index..end {
                 self.write_one(ChunkItem { disk: it.disk, index, body: ChunkBody::Zero })?;
             }
             return Ok(());

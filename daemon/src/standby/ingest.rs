@@ -9,6 +9,7 @@ use drpair_types::{DiskGeometry, Epoch, ErrorClass, PairId};
 use drpair_wire::{ChunkBody, ChunkItem};
 
 mod zero_runs;
+pub use zero_runs::span;
 
 /// Why a frame's chunks were refused or not stored. Each message names the pair, disk and
 /// chunk; nothing of a refused frame is recorded in the epoch.
@@ -98,13 +99,17 @@ pub fn ingest(
     bulk: bool,
 ) -> Result<Ingested, IngestError> {
     let mut out = Ingested::default();
-    // Runs of zero chunks are recorded apart, once the other items are stored (zero_runs.rs).
+    // Every item checked before anything is stored; runs of zero chunks are recorded apart,
+    // once the other items are stored (zero_runs.rs).
+    for item in &items {
+        check_item(pair, disks, item)?;
+    }
+    zero_runs::check_overlaps(pair, &items)?;
     let (items, runs) = zero_runs::split(items);
     let mut versions = Vec::with_capacity(items.len());
     // Verified data chunks, stored together once every item of the frame has passed.
     let mut data: Vec<(usize, [u8; 32], bool, u32, &[u8])> = Vec::new();
     for (at_item, item) in items.iter().enumerate() {
-        check_item(pair, disks, item)?;
         let len = disks[item.disk as usize].chunk_len(item.index);
         let at = || format!("pair '{pair}' disk {} chunk {}", item.disk, item.index);
         out.chunks += 1;

@@ -352,7 +352,9 @@ impl ChangeMap {
         if count == 0 {
             return Ok(());
         }
-        let last = first.checked_add(count - 1).ok_or(ChangeMapError::ChunkOutOfRange { chunk: u64::MAX, count: self.count })?;
+        let last = first
+            .checked_add(count - 1)
+            .ok_or(ChangeMapError::ChunkOutOfRange { chunk: u64::MAX, count: self.count })?;
         self.check(last)?;
         let (from, to) = (self.hash_off(first) as u64, (self.hash_off(last) + HASH_LEN) as u64);
         for (a, b) in crate::extents::data_segments(&self._file, from, to).map_err(io_err(&self.path))? {

@@ -62,7 +62,12 @@ pub(super) fn plan(ctx: &PassCtx) -> Option<(Vec<ReadRequest>, Vec<ZeroRun>)> {
     }
     let holes: u64 = zero.iter().map(|z| z.2).sum();
     if holes > 0 {
-        tracing::info!(epoch = ctx.epoch, chunks = holes, runs = zero.len(), "holes of sparse disks ship as zero runs, unread");
+        tracing::info!(
+            epoch = ctx.epoch,
+            chunks = holes,
+            runs = zero.len(),
+            "holes of sparse disks ship as zero runs, unread"
+        );
     }
     Some((reqs, zero))
 }

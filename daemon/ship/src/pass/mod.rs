@@ -182,7 +182,8 @@ fn plan(ctx: &PassCtx) -> Vec<ReadRequest> {
 pub fn run(ctx: PassCtx) -> Result<PassSummary, PassError> {
     // Sparse disks: holes ship as zero runs, unread (holes.rs).
     let (reqs, zero_runs) = holes::plan(&ctx).unwrap_or_else(|| (plan(&ctx), Vec::new()));
-    let total: u64 = reqs.iter().map(|r| r.chunk_count as u64).sum::<u64>() + zero_runs.iter().map(|z| z.2).sum::<u64>();
+    let total: u64 =
+        reqs.iter().map(|r| r.chunk_count as u64).sum::<u64>() + zero_runs.iter().map(|z| z.2).sum::<u64>();
     ctx.progress.total.store(total, Ordering::Relaxed);
     let holes = holes::ship(&ctx, &zero_runs)?;
     if reqs.is_empty() {

@@ -3,6 +3,7 @@
 
 use super::Session;
 use super::admission::{check_agent, handshake, refuse};
+use super::covered;
 use super::refusals::refused_unauthenticated;
 use super::{BULK_AFTER_BYTES, ConnError, INGEST_PARALLEL};
 use crate::link::meter::LinkMeter;
@@ -475,15 +476,16 @@ impl Session {
                 self.handle.runtime.lock().expect("runtime").link.chunks_refused += items.len() as u64;
                 return Err(e.into());
             }
+            // A run of zero chunks covers its range (checked to fit the disk just above).
+            let (first, count) = ingest::span(it);
             let words = &mut self.covered[it.disk as usize];
-            let (w, b) = ((it.index / 64) as usize, it.index % 64);
-            if words[w] & (1 << b) != 0 {
+            if let Some(chunk) = covered::first_covered(words, first, first + count) {
                 return Err(ConnError::Protocol(format!(
-                    "pair '{}' disk {} chunk {}: sent twice in epoch {epoch}",
-                    self.pair_id, it.disk, it.index
+                    "pair '{}' disk {} chunk {chunk}: sent twice in epoch {epoch}",
+                    self.pair_id, it.disk
                 )));
             }
-            words[w] |= 1 << b;
+            covered::cover(words, first, first + count);
         }
         self.epoch_payload += items
             .iter()

@@ -13,6 +13,7 @@ mod accept;
 mod admission;
 mod commit;
 mod conn;
+mod covered;
 mod enroll;
 mod error;
 mod hooks;
