@@ -6,7 +6,8 @@ use serde::{Serialize, de::DeserializeOwned};
 /// First bytes of every frame.
 pub const MAGIC: [u8; 4] = *b"DRPL";
 /// Version of the frame layout and message set (2: `EpochEnd` carries `read_window_ms`; 3:
-/// TLS, `Enroll`, `Renew` and `Certificate`; 4: `FailbackBegin`).
+/// TLS, `Enroll`, `Renew` and `Certificate`; 4: `FailbackBegin`; 5: `Ping`, `Pong`, `Pace`; 6:
+/// `ChunkBody::ZeroRun`).
 pub const PROTOCOL_VERSION: u16 = 6;
 /// Size of the frame header.
 pub const HEADER_LEN: usize = 16;
