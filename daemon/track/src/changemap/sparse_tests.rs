@@ -51,3 +51,24 @@ fn a_huge_map_stays_sparse_and_answers_from_touched_regions() {
     assert_eq!(m.dirty_count(), g.chunk_count());
     assert!(allocated(&path) < 64 << 10, "{} bytes after reset", allocated(&path));
 }
+
+#[test]
+fn forgetting_the_hashes_of_a_hole_allocates_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("disk-0.chmap");
+    let g = DiskGeometry::new(1 << 40, ChunkSize::DEFAULT).unwrap();
+    let mut m = ChangeMap::create(&path, g, Lineage::new_v4(), 1).unwrap();
+    let last = g.chunk_count() - 1;
+    for c in [9u64, 10, 1 << 23, last] {
+        m.set_hash(c, Some([7; 32])).unwrap();
+    }
+    let before = allocated(&path);
+    // The whole disk but chunk 10: one call, only the regions holding hashes written.
+    m.forget_hashes(0, 10).unwrap();
+    m.forget_hashes(11, last - 10).unwrap();
+    assert_eq!((m.hash(9), m.hash(10), m.hash(1 << 23), m.hash(last)), (None, Some([7; 32]), None, None));
+    assert!(allocated(&path) <= before, "{} bytes, {before} before", allocated(&path));
+    m.forget_hashes(5, 0).unwrap();
+    assert!(m.forget_hashes(last, 2).is_err(), "past the end: nothing forgotten");
+    assert!(m.forget_hashes(u64::MAX, 2).is_err());
+}
