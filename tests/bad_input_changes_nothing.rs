@@ -355,6 +355,21 @@ fn bad_chunks_are_refused() {
     });
     expect_error(&mut l, "chunk u64::MAX", &["out of range"]);
 
+    // Runs of zero chunks past the disk's end, empty, or overlapping another item.
+    let run = |index, count| ChunkItem { disk: 0, index, body: ChunkBody::ZeroRun { count } };
+    let (mut l, _) = f.welcomed();
+    l.send(&AgentMsg::Chunks { epoch: next, items: vec![run(CHUNKS - 2, 3)] });
+    expect_error(&mut l, "run past the end", &[&format!("chunk {}", CHUNKS - 2), "does not fit the disk"]);
+    let (mut l, _) = f.welcomed();
+    l.send(&AgentMsg::Chunks { epoch: next, items: vec![run(3, 0)] });
+    expect_error(&mut l, "empty run", &["chunk 3", "a run of 0 zero chunks"]);
+    let (mut l, _) = f.welcomed();
+    l.send(&AgentMsg::Chunks {
+        epoch: next,
+        items: vec![run(0, 4), ChunkItem { disk: 0, index: 2, body: ChunkBody::Zero }],
+    });
+    expect_error(&mut l, "run overlapping a chunk", &["chunk 2", "sent twice"]);
+
     // Chunks that would change real data, followed by a refused one, then the epoch's end:
     // nothing of the epoch may be committed, now or later. Done at the next two epochs, so
     // the real agent's next epoch reuses one of the numbers.
@@ -366,7 +381,15 @@ fn bad_chunks_are_refused() {
     for epoch in [next, next + 1] {
         let (mut l, lineage) = f.welcomed();
         let mut items: Vec<ChunkItem> =
-            victims.iter().map(|&c| ChunkItem { disk: 0, index: c, body: ChunkBody::Zero }).collect();
+            // The first time as zero items, the second as runs of one.
+            victims
+                .iter()
+                .map(|&c| ChunkItem {
+                    disk: 0,
+                    index: c,
+                    body: if epoch == next { ChunkBody::Zero } else { ChunkBody::ZeroRun { count: 1 } },
+                })
+                .collect();
         let payload = vec![0x42u8; CHUNK as usize];
         let bad_index = CHUNKS / 2;
         items.push(ChunkItem {
