@@ -3,21 +3,32 @@
 //! transmission phase with simple replies (`READ`, `WRITE`, `FLUSH`, `TRIM`, `WRITE_ZEROES`,
 //! `DISC`), as in the protocol document of the NBD project (`doc/proto.md`).
 //!
-//! Blocking I/O on the caller's thread: one connection, one thread. Any stream works (TCP on
-//! loopback, a unix socket). The block device is a trait, so the protocol is tested against
-//! memory and real clients (`qemu-io`, `qemu-img`) without a store.
+//! Blocking I/O. The handshake runs on the caller's thread. In the transmission phase a stream
+//! that can be split in two (a `TcpStream` and its `try_clone`) is served by
+//! [`transmission_split`]: requests are read in order on the caller's thread, reads are served
+//! by a few worker threads of the connection and answered as each completes (with its
+//! request's handle: clients such as `qemu-img` and `nbdcopy` keep several reads in flight),
+//! replies are written whole under one lock; writes, trims and flushes run in order on the
+//! caller's thread. Read buffers in flight are bounded per connection ([`MAX_IN_FLIGHT`]). A
+//! single stream ([`serve`], [`transmission`]) is served on the caller's thread alone, in
+//! order. Any stream works (TCP on loopback, a unix socket). The block device is a trait, so
+//! the protocol is tested against memory and real clients (`qemu-io`, `qemu-img`) without a
+//! store.
 //!
 //! No crate was used: `nbd` 0.3 (the only server-side crate found) does not implement
 //! `NBD_OPT_GO`, so qemu's client cannot open its exports.
 
 mod proto;
+mod transmit;
 
 use std::io::{self, Read, Write};
 use std::sync::Arc;
 
 pub use proto::{MAX_REQUEST, Stats};
+pub use transmit::MAX_IN_FLIGHT;
 
 /// What an export serves. Offsets and lengths are checked against `size` before a call.
+/// Reads may be called from several threads at once, also while a write runs.
 pub trait BlockDev: Send + Sync {
     fn size(&self) -> u64;
     /// Fills `buf` from `offset`.
@@ -60,9 +71,9 @@ pub enum NbdError {
 
 /// Serves one client connection until it disconnects: the handshake, then the transmission
 /// phase on the export it chose. `exports` are the names it may choose from.
-pub fn serve<S: Read + Write>(stream: &mut S, exports: &[Export]) -> Result<Stats, NbdError> {
+pub fn serve<S: Read + Write + Send>(stream: &mut S, exports: &[Export]) -> Result<Stats, NbdError> {
     match proto::handshake(stream, exports)? {
-        Some(export) => proto::transmission(stream, &export),
+        Some(export) => transmission(stream, &export),
         None => Ok(Stats::default()),
     }
 }
@@ -73,9 +84,24 @@ pub fn handshake<S: Read + Write>(stream: &mut S, exports: &[Export]) -> Result<
     proto::handshake(stream, exports)
 }
 
-/// The transmission phase on `export`, until the client disconnects.
-pub fn transmission<S: Read + Write>(stream: &mut S, export: &Export) -> Result<Stats, NbdError> {
-    proto::transmission(stream, export)
+/// The transmission phase on `export`, until the client disconnects: one stream, every
+/// request served in order on the caller's thread.
+pub fn transmission<S: Read + Write + Send>(stream: &mut S, export: &Export) -> Result<Stats, NbdError> {
+    let shared = std::sync::Mutex::new(stream);
+    transmit::serve(&mut transmit::Shared(&shared), transmit::Shared(&shared), export, 0)
+}
+
+/// The transmission phase on `export` over a stream split in two, until the client
+/// disconnects: requests read from `reader`, replies written to `writer`, reads served by
+/// `workers` threads at once (0: in order on the caller's thread) and answered in the order
+/// they complete. Returns once every read in flight is answered.
+pub fn transmission_split<R: Read, W: Write + Send>(
+    reader: &mut R,
+    writer: W,
+    export: &Export,
+    workers: usize,
+) -> Result<Stats, NbdError> {
+    transmit::serve(reader, writer, export, workers)
 }
 
 #[cfg(test)]

@@ -1,4 +1,4 @@
-//! The wire format: constants, the option haggling, and the request loop.
+//! The wire format: constants and the option haggling (the request loop is `transmit.rs`).
 
 use super::{Export, NbdError};
 use std::io::{self, Read, Write};
@@ -6,8 +6,8 @@ use std::io::{self, Read, Write};
 const NBDMAGIC: u64 = 0x4e42_444d_4147_4943;
 const IHAVEOPT: u64 = 0x4948_4156_454f_5054;
 const REPLY_MAGIC: u64 = 0x0003_e889_0455_65a9;
-const REQUEST_MAGIC: u32 = 0x2560_9513;
-const SIMPLE_REPLY_MAGIC: u32 = 0x6744_6698;
+pub(crate) const REQUEST_MAGIC: u32 = 0x2560_9513;
+pub(crate) const SIMPLE_REPLY_MAGIC: u32 = 0x6744_6698;
 
 const FLAG_FIXED_NEWSTYLE: u16 = 1 << 0;
 const FLAG_NO_ZEROES: u16 = 1 << 1;
@@ -37,18 +37,18 @@ const TF_SEND_TRIM: u16 = 1 << 5;
 const TF_SEND_WRITE_ZEROES: u16 = 1 << 6;
 const TF_CAN_MULTI_CONN: u16 = 1 << 8;
 
-const CMD_READ: u16 = 0;
-const CMD_WRITE: u16 = 1;
-const CMD_DISC: u16 = 2;
-const CMD_FLUSH: u16 = 3;
-const CMD_TRIM: u16 = 4;
-const CMD_WRITE_ZEROES: u16 = 6;
+pub(crate) const CMD_READ: u16 = 0;
+pub(crate) const CMD_WRITE: u16 = 1;
+pub(crate) const CMD_DISC: u16 = 2;
+pub(crate) const CMD_FLUSH: u16 = 3;
+pub(crate) const CMD_TRIM: u16 = 4;
+pub(crate) const CMD_WRITE_ZEROES: u16 = 6;
 
-const EPERM: u32 = 1;
-const EIO: u32 = 5;
-const EINVAL: u32 = 22;
-const ENOSPC: u32 = 28;
-const EOVERFLOW: u32 = 75;
+pub(crate) const EPERM: u32 = 1;
+pub(crate) const EIO: u32 = 5;
+pub(crate) const EINVAL: u32 = 22;
+pub(crate) const ENOSPC: u32 = 28;
+pub(crate) const EOVERFLOW: u32 = 75;
 
 /// The largest read or write accepted in one request (qemu asks for at most 32 MiB).
 pub const MAX_REQUEST: u32 = 32 << 20;
@@ -62,12 +62,6 @@ pub struct Stats {
     pub bytes_read: u64,
     pub writes: u64,
     pub bytes_written: u64,
-}
-
-fn u16_of(s: &mut impl Read) -> io::Result<u16> {
-    let mut b = [0; 2];
-    s.read_exact(&mut b)?;
-    Ok(u16::from_be_bytes(b))
 }
 
 fn u32_of(s: &mut impl Read) -> io::Result<u32> {
@@ -201,114 +195,6 @@ pub fn handshake<S: Read + Write>(s: &mut S, exports: &[Export]) -> Result<Optio
             _ => option_reply(s, opt, REP_ERR_UNSUP, b"not supported by drpair")?,
         }
         s.flush()?;
-    }
-}
-
-fn reply(s: &mut impl Write, error: u32, handle: u64, data: &[u8]) -> io::Result<()> {
-    let mut m = Vec::with_capacity(16 + data.len());
-    m.extend_from_slice(&SIMPLE_REPLY_MAGIC.to_be_bytes());
-    m.extend_from_slice(&error.to_be_bytes());
-    m.extend_from_slice(&handle.to_be_bytes());
-    m.extend_from_slice(data);
-    s.write_all(&m)?;
-    s.flush()
-}
-
-fn errno(e: &io::Error) -> u32 {
-    match e.kind() {
-        io::ErrorKind::StorageFull => ENOSPC,
-        io::ErrorKind::PermissionDenied => EPERM,
-        io::ErrorKind::InvalidInput => EINVAL,
-        _ => EIO,
-    }
-}
-
-/// Serves requests until the client disconnects (DISC or hang-up).
-pub fn transmission<S: Read + Write>(s: &mut S, e: &Export) -> Result<super::Stats, NbdError> {
-    let size = e.dev.size();
-    let mut st = super::Stats::default();
-    let mut buf = Vec::new();
-    loop {
-        let magic = match u32_of(s) {
-            Ok(m) => m,
-            Err(x) if x.kind() == io::ErrorKind::UnexpectedEof => return Ok(st),
-            Err(x) => return Err(x.into()),
-        };
-        if magic != REQUEST_MAGIC {
-            return Err(NbdError::Protocol(format!("request magic {magic:#x}")));
-        }
-        let _flags = u16_of(s)?;
-        let cmd = u16_of(s)?;
-        let handle = u64_of(s)?;
-        let offset = u64_of(s)?;
-        let len = u32_of(s)?;
-        let in_range = offset.checked_add(u64::from(len)).is_some_and(|end| end <= size);
-        match cmd {
-            CMD_READ => {
-                if len > MAX_REQUEST {
-                    reply(s, EOVERFLOW, handle, &[])?;
-                    continue;
-                }
-                if !in_range {
-                    reply(s, EINVAL, handle, &[])?;
-                    continue;
-                }
-                buf.resize(len as usize, 0);
-                match e.dev.read_at(offset, &mut buf) {
-                    Ok(()) => {
-                        reply(s, 0, handle, &buf)?;
-                        st.reads += 1;
-                        st.bytes_read += u64::from(len);
-                    }
-                    Err(x) => {
-                        tracing::warn!(export = %e.name, offset, len, "nbd read failed: {x}");
-                        reply(s, errno(&x), handle, &[])?;
-                    }
-                }
-            }
-            CMD_WRITE => {
-                if len > MAX_REQUEST {
-                    // The payload cannot be skipped safely at this size: end the connection.
-                    return Err(NbdError::Protocol(format!("write of {len} bytes")));
-                }
-                buf.resize(len as usize, 0);
-                s.read_exact(&mut buf)?;
-                let r = if e.read_only {
-                    Err(io::Error::from(io::ErrorKind::PermissionDenied))
-                } else if !in_range {
-                    Err(io::Error::new(io::ErrorKind::StorageFull, "past the end"))
-                } else {
-                    e.dev.write_at(offset, &buf)
-                };
-                match r {
-                    Ok(()) => {
-                        reply(s, 0, handle, &[])?;
-                        st.writes += 1;
-                        st.bytes_written += u64::from(len);
-                    }
-                    Err(x) => reply(s, errno(&x), handle, &[])?,
-                }
-            }
-            CMD_TRIM | CMD_WRITE_ZEROES => {
-                let r = if e.read_only {
-                    Err(io::Error::from(io::ErrorKind::PermissionDenied))
-                } else if !in_range {
-                    Err(io::Error::new(io::ErrorKind::StorageFull, "past the end"))
-                } else {
-                    e.dev.zero_at(offset, u64::from(len))
-                };
-                match r {
-                    Ok(()) => reply(s, 0, handle, &[])?,
-                    Err(x) => reply(s, errno(&x), handle, &[])?,
-                }
-            }
-            CMD_FLUSH => match e.dev.flush() {
-                Ok(()) => reply(s, 0, handle, &[])?,
-                Err(x) => reply(s, errno(&x), handle, &[])?,
-            },
-            CMD_DISC => return Ok(st),
-            _ => reply(s, EINVAL, handle, &[])?,
-        }
     }
 }
 
