@@ -5,11 +5,13 @@
 //! check command's result, who ran it and when; the point is tagged `tested_at`. Drills end
 //! by themselves after their time-to-live.
 //!
-//! Serving runs on plain threads (one per connection, blocking reads of the store), away from
-//! the runtime that replicates.
+//! Serving runs on plain threads, away from the runtime that replicates: one per connection
+//! reads its requests, and a few per connection serve its reads at once (blocking reads of
+//! the store; `drpair_nbd::transmission_split`), answered as they complete.
 
 pub mod disk;
 pub mod live;
+pub mod readahead;
 pub mod sandbox;
 
 pub use live::Drills;
@@ -307,8 +309,14 @@ fn mark_tested(sb: &Standby, pair_no: u32, point: u64) {
     }
 }
 
-/// Clients of one drill at once: each may hold a buffer of up to `drpair_nbd::MAX_REQUEST`.
+/// Clients of one drill at once: each may hold read buffers of up to `drpair_nbd::MAX_IN_FLIGHT`
+/// and a write buffer of up to `drpair_nbd::MAX_REQUEST`.
 const MAX_DRILL_CLIENTS: usize = 8;
+/// Threads serving one connection's reads at once (each chunk read is decompressed and
+/// blake3-verified: CPU work), one per core, at least 2 and at most 4.
+fn nbd_workers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().clamp(2, 4))
+}
 /// Longest a client may take for the NBD handshake.
 const NBD_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -360,7 +368,10 @@ fn serve_client(mut conn: TcpStream, exports: &[Export]) -> Result<drpair_nbd::S
         return Ok(Default::default());
     };
     conn.set_read_timeout(None)?;
-    let r = drpair_nbd::transmission(&mut conn, &export);
+    // Replies go out whole (header and data in one write): no need to wait for more.
+    conn.set_nodelay(true)?;
+    let writer = conn.try_clone()?;
+    let r = drpair_nbd::transmission_split(&mut conn, writer, &export, nbd_workers());
     let _ = conn.shutdown(Shutdown::Both);
     r
 }
