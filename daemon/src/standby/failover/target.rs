@@ -196,6 +196,27 @@ impl Side {
         }
     }
 
+    /// Writes bytes `range` of `buf` at `at`, straight from the buffer: its aligned part
+    /// through O_DIRECT when the side has it, a short tail (and everything, without O_DIRECT
+    /// or at an unaligned place) buffered.
+    pub fn write_from(&self, buf: &DirectWriteBuf, range: std::ops::Range<usize>, at: u64) -> std::io::Result<()> {
+        let data = &buf.slice(range.end)[range.start..];
+        let direct = match &self.direct {
+            Some(d) if at % ALIGN as u64 == 0 && range.start % ALIGN == 0 => Some(d),
+            _ => None,
+        };
+        let head = if direct.is_some() { data.len() / ALIGN * ALIGN } else { 0 };
+        if let Some(d) = direct
+            && head > 0
+        {
+            d.write_all_at(&data[..head], at)?;
+        }
+        if head < data.len() {
+            self.file.write_all_at(&data[head..], at + head as u64)?;
+        }
+        Ok(())
+    }
+
     /// Makes every write durable.
     pub fn sync(&self) -> std::io::Result<()> {
         self.file.sync_all()
