@@ -1,7 +1,14 @@
 //! Read-ahead for a drill's disk: when reads go forward through the point one after the
-//! other, a thread of the disk reads the next chunks (through the same [`PointReader`]: one
-//! index scan per unit, every chunk decompressed and blake3-verified) into a small cache
-//! before they are asked for, so a client reading the disk in order finds them decoded.
+//! other, [`THREADS`] threads of the disk read the next chunks (through the same
+//! [`PointReader`]: one index scan per unit, every chunk decompressed and blake3-verified)
+//! into a small cache before they are asked for, so a client reading the disk in order finds
+//! them decoded. Several threads keep several reads of the store in flight: chunks are stored
+//! by hash, so the next chunks of a disk are scattered over the store's files.
+//!
+//! The reads followed are one stream: a read near its end continues it (several reads in
+//! flight start in any order, so "near" is within the read-ahead's reach). A read elsewhere
+//! changes nothing and reads nothing ahead; when the next read continues that one, the stream
+//! moves there.
 //!
 //! Invariants:
 //! - **Exact.** A cache belongs to one reader: one pair, one disk, one point's epoch, and
@@ -13,11 +20,15 @@
 //! - **Bounded.** Decoded chunks kept or being read ahead hold at most [`CACHE_BYTES`]; the
 //!   oldest go first. Read-ahead runs at most [`AHEAD_BYTES`] past the last read.
 //! - **No double work.** A read that needs a chunk the read-ahead is reading waits for it
-//!   rather than reading it again.
+//!   rather than reading it again. A chunk being read is always finished (read, or dropped on
+//!   an error or a panic), so such a wait ends.
+//! - **Ends with the disk.** When the [`ReadAhead`] goes, its threads finish the unit they
+//!   are reading and end, skipping the units still asked for.
 
 use drpair_store::{PointChunk, PointReadError, PointReader};
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::panic::{AssertUnwindSafe, catch_unwind};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
 
@@ -27,8 +38,10 @@ pub const CACHE_BYTES: usize = 32 << 20;
 pub const AHEAD_BYTES: u64 = 16 << 20;
 /// Bytes read ahead per index scan.
 const UNIT_BYTES: u64 = 2 << 20;
-/// Reads in a row, each starting where the one before ended, before read-ahead starts.
+/// Reads in a row, each near where the one before ended, before read-ahead starts.
 const STREAK: u32 = 2;
+/// Threads reading ahead for one disk.
+pub const THREADS: usize = 2;
 
 enum Slot {
     /// The read-ahead is reading it.
@@ -43,9 +56,12 @@ struct Cache {
     order: VecDeque<u64>,
     /// Bytes of the chunks in `slots` (loading ones counted at their length).
     bytes: usize,
-    /// The chunk after the last read's end, and how many reads in a row ended before it.
+    /// The stream followed: the chunk after its furthest read, and how many reads in a row
+    /// continued it.
     next: u64,
     streak: u32,
+    /// The chunk after the last read that did not continue the stream.
+    elsewhere: Option<u64>,
     /// Read-ahead has been asked for every chunk below this.
     ahead_to: u64,
 }
@@ -55,12 +71,14 @@ struct Shared {
     cache: Mutex<Cache>,
     loaded: Condvar,
     hits: AtomicU64,
+    /// The [`ReadAhead`] is gone: units still asked for are skipped.
+    stopped: AtomicBool,
 }
 
 /// A drill disk's reader with read-ahead.
 pub struct ReadAhead {
     shared: Arc<Shared>,
-    /// Units to read ahead; the thread ends when this goes.
+    /// Units to read ahead; the threads end when this goes.
     jobs: SyncSender<(u64, u64)>,
 }
 
@@ -69,17 +87,30 @@ fn lock(m: &Mutex<Cache>) -> MutexGuard<'_, Cache> {
 }
 
 impl ReadAhead {
-    /// `reader`, with a read-ahead thread that lives as long as this value.
+    /// `reader`, with read-ahead threads that live as long as this value.
     pub fn new(reader: PointReader) -> std::io::Result<Self> {
-        let shared =
-            Arc::new(Shared { reader, cache: Mutex::default(), loaded: Condvar::new(), hits: AtomicU64::new(0) });
+        let shared = Arc::new(Shared {
+            reader,
+            cache: Mutex::default(),
+            loaded: Condvar::new(),
+            hits: AtomicU64::new(0),
+            stopped: AtomicBool::new(false),
+        });
         let (jobs, rx) = sync_channel::<(u64, u64)>((AHEAD_BYTES / UNIT_BYTES) as usize);
-        let s = shared.clone();
-        std::thread::Builder::new().name("drill-readahead".into()).spawn(move || {
-            for (first, count) in rx {
-                s.load_ahead(first, count);
-            }
-        })?;
+        let rx = Arc::new(Mutex::new(rx));
+        for _ in 0..THREADS {
+            let (s, rx) = (shared.clone(), rx.clone());
+            std::thread::Builder::new().name("drill-readahead".into()).spawn(move || {
+                loop {
+                    let job = rx.lock().unwrap_or_else(PoisonError::into_inner).recv();
+                    let Ok((first, count)) = job else { break };
+                    if s.stopped.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    s.load_ahead(first, count);
+                }
+            })?;
+        }
         Ok(Self { shared, jobs })
     }
 
@@ -145,19 +176,23 @@ impl ReadAhead {
         let cs = u64::from(r.geometry().chunk_size.bytes());
         let unit = (UNIT_BYTES / cs).max(1);
         let ahead = (AHEAD_BYTES / cs).max(1);
+        let near = |next: u64| first.abs_diff(next) <= ahead;
         let mut want = Vec::new();
         {
             let mut c = lock(&self.shared.cache);
-            // In order: near the end of the reads so far (several reads in flight finish in
-            // any order, so "near" is within the read-ahead's reach, before or after).
-            let in_order = first.abs_diff(c.next) <= ahead || first + 1 == c.next;
-            if in_order {
+            if near(c.next) {
                 c.streak = c.streak.saturating_add(1);
                 c.next = c.next.max(last + 1);
-            } else {
-                c.streak = 0;
+            } else if c.elsewhere.is_some_and(near) {
+                // The read before this one started a new stream: follow it from here.
+                c.streak = 2;
                 c.next = last + 1;
                 c.ahead_to = last + 1;
+                c.elsewhere = None;
+            } else {
+                // A read elsewhere: the stream followed stays as it was.
+                c.elsewhere = Some(last + 1);
+                return;
             }
             if c.streak < STREAK {
                 return;
@@ -169,7 +204,7 @@ impl ReadAhead {
                 want.push((from, count));
                 from += count;
             }
-            c.ahead_to = from;
+            c.ahead_to = c.ahead_to.max(from);
         }
         for job in want {
             match self.jobs.try_send(job) {
@@ -237,16 +272,21 @@ impl Shared {
             return;
         }
         let to = end;
-        let read = self.reader.chunks(from, to - from);
+        // A panic must not leave the chunks loading: the reads waiting for them would wait on.
+        let read = catch_unwind(AssertUnwindSafe(|| self.reader.chunks(from, to - from)));
         let mut cache = lock(&self.cache);
         match read {
-            Ok(chunks) => {
+            Ok(Ok(chunks)) => {
                 for (c, chunk) in (from..).zip(chunks) {
                     cache.slots.insert(c, Slot::Ready(Arc::new(chunk)));
                 }
             }
-            Err(e) => {
-                tracing::debug!(disk = self.reader.disk(), "read-ahead of chunks {from}..{to}: {e}");
+            failed => {
+                let why = match failed {
+                    Ok(Err(e)) => e.to_string(),
+                    _ => "the reader panicked".to_string(),
+                };
+                tracing::debug!(disk = self.reader.disk(), "read-ahead of chunks {from}..{to}: {why}");
                 for c in from..to {
                     cache.slots.remove(&c);
                     cache.bytes -= g.chunk_len(c) as usize;
@@ -256,6 +296,14 @@ impl Shared {
         }
         drop(cache);
         self.loaded.notify_all();
+    }
+}
+
+impl Drop for ReadAhead {
+    fn drop(&mut self) {
+        self.shared.stopped.store(true, Ordering::Relaxed);
+        let r = &self.shared.reader;
+        tracing::debug!(disk = r.disk(), epoch = r.epoch(), hits = self.hits(), "drill read-ahead ends");
     }
 }
 

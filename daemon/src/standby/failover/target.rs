@@ -184,18 +184,6 @@ impl DirectWriteBuf {
 }
 
 impl Side {
-    /// Writes `data` at `at`: through O_DIRECT when both are aligned and the side has it,
-    /// else buffered. `buf` must hold `data.len()` bytes.
-    pub fn write_at(&self, data: &[u8], at: u64, buf: &mut DirectWriteBuf) -> std::io::Result<()> {
-        match &self.direct {
-            Some(d) if at % ALIGN as u64 == 0 && data.len() % ALIGN == 0 => {
-                buf.slice_mut(data.len()).copy_from_slice(data);
-                d.write_all_at(buf.slice(data.len()), at)
-            }
-            _ => self.file.write_all_at(data, at),
-        }
-    }
-
     /// Writes bytes `range` of `buf` at `at`, straight from the buffer: its aligned part
     /// through O_DIRECT when the side has it, a short tail (and everything, without O_DIRECT
     /// or at an unaligned place) buffered.
@@ -239,16 +227,24 @@ mod tests {
         let s = open_target(f.to_str().unwrap(), 1 << 20, false).unwrap();
         assert!(s.sparse && !s.block_device);
         assert_eq!(std::fs::metadata(&f).unwrap().len(), 1 << 20);
-        let mut buf = DirectWriteBuf::new(8192);
-        s.write_at(&[7u8; 8192], 4096, &mut buf).unwrap();
-        s.write_at(&[9u8; 100], 3, &mut buf).unwrap();
+        // Aligned (O_DIRECT), aligned with a short tail, and unaligned (buffered).
+        let mut buf = DirectWriteBuf::new(8192 + 100);
+        buf.slice_mut(8192).fill(7);
+        buf.slice_mut(8192 + 100)[8192..].fill(9);
+        s.write_from(&buf, 0..8192, 4096).unwrap();
+        s.write_from(&buf, 0..4196, 1 << 18).unwrap();
+        s.write_from(&buf, 8192..8292, 3).unwrap();
         s.sync().unwrap();
         drop(s);
         // Data is there: refused without force, emptied with it.
         let e = open_target(f.to_str().unwrap(), 1 << 20, false).err().unwrap();
         assert!(matches!(&e, SideError::Busy(m) if m.contains("--force")), "{e:?}");
         let back = std::fs::read(&f).unwrap();
-        assert_eq!((back[3], back[4096], back[1 << 19]), (9, 7, 0));
+        assert_eq!(
+            (back[3], back[102], back[103], back[4096], back[12287], back[12288], back[1 << 19]),
+            (9, 9, 0, 7, 7, 0, 0)
+        );
+        assert!(back[1 << 18..(1 << 18) + 4196].iter().all(|&b| b == 7) && back[(1 << 18) + 4196] == 0);
         open_target(f.to_str().unwrap(), 1 << 20, true).unwrap();
         assert!(std::fs::read(&f).unwrap().iter().all(|&b| b == 0));
         // A source must exist and be large enough.

@@ -1,12 +1,13 @@
-//! The read-ahead serves exactly the point's bytes: per epoch, in order or not, past chunks
-//! it could not read, under its memory bound, and never over a drill's own writes.
+//! The read-ahead starts on reads in order and not on reads here and there, serves exactly
+//! the point's bytes (per epoch, in order or not, past chunks it could not read), stays under
+//! its memory bound, never wins over a drill's own writes, and ends with its disk.
 
 use super::*;
 use crate::standby::drill::disk::DrillDisk;
 use drpair_nbd::BlockDev;
 use drpair_store::{ChunkVersion, Store, StoredChunk};
 use drpair_types::{ChunkSize, DiskGeometry};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Disk 0 of pair 1: every chunk written at epoch 2, every third rewritten at epoch 4, and
 /// `hole` (if any) never written. Returns the images at 2 and 4.
@@ -61,6 +62,79 @@ fn read_all(r: &ReadAhead, size: u64, step: u64, pause: Duration) -> Vec<u8> {
         std::thread::sleep(pause);
     }
     out
+}
+
+/// Waits until `cond` holds (at most 10 s).
+fn until(what: &str, cond: impl Fn() -> bool) {
+    let t = Instant::now();
+    while !cond() {
+        assert!(t.elapsed() < Duration::from_secs(10), "still not: {what}");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+#[test]
+fn a_streak_of_reads_in_order_is_read_ahead_and_reads_elsewhere_are_not() {
+    let cs = 64 * 1024;
+    // 1024 chunks; the read-ahead reaches 256 chunks (16 MiB) past the reads.
+    let (_dir, store, g) = open(cs, 1024);
+    let images = fixture(&store, g, None);
+    let plain = PointReader::new(&store, 1, 0, g, 4);
+    let r = ReadAhead::new(plain.clone()).unwrap();
+    // Two chunks from `c`: the same bytes as a plain read of the point, and as its image.
+    let read = |c: u64| {
+        let (at, mut got, mut want) = (c * cs, vec![0u8; 2 * cs as usize], vec![0u8; 2 * cs as usize]);
+        r.read_at(at, &mut got).unwrap();
+        plain.read_at(at, &mut want).unwrap();
+        assert!(got == want && want[..] == images[1][at as usize..at as usize + want.len()], "chunk {c}");
+    };
+    let stream = || {
+        let c = lock(&r.shared.cache);
+        (c.next, c.streak)
+    };
+    // Reads further apart than the read-ahead's reach: nothing is read ahead.
+    for c in [700, 1000, 400, 900, 600, 300] {
+        read(c);
+    }
+    std::thread::sleep(Duration::from_millis(50));
+    assert_eq!((r.cached_bytes(), r.hits()), (0, 0));
+    // Two reads in order: the chunks after them are read ahead, and reads take them.
+    read(100);
+    assert_eq!(r.cached_bytes(), 0, "one read is not a streak");
+    read(102);
+    until("chunks 104 and 105 read ahead", || r.shared.holds(104) && r.shared.holds(105));
+    read(104);
+    assert_eq!(r.hits(), 2);
+    // A read elsewhere in the middle of the stream: the stream is as it was, nothing is read
+    // ahead there, and the next read in order still finds its chunks read ahead.
+    let before = stream();
+    read(900);
+    assert_eq!(stream(), before);
+    std::thread::sleep(Duration::from_millis(50));
+    assert!((900..920).all(|c| !r.shared.holds(c)));
+    read(106);
+    assert_eq!(r.hits(), 4);
+    // A read elsewhere continued by the next: the stream moves there.
+    read(500);
+    read(502);
+    assert_eq!(stream(), (504, 2));
+    until("chunk 504 read ahead", || r.shared.holds(504));
+    assert!(r.cached_bytes() <= CACHE_BYTES);
+}
+
+#[test]
+fn its_threads_end_with_it() {
+    let (_dir, store, g) = open(4096, 2000);
+    fixture(&store, g, None);
+    let r = ReadAhead::new(PointReader::new(&store, 1, 0, g, 2)).unwrap();
+    let mut buf = vec![0u8; 8192];
+    for at in (0..64 * 1024).step_by(buf.len()) {
+        r.read_at(at, &mut buf).unwrap();
+    }
+    let shared = r.shared.clone();
+    drop(r);
+    // The threads' shares of the reader (and so of the store) go.
+    until("the read-ahead threads ended", || Arc::strong_count(&shared) == 1);
 }
 
 #[test]
