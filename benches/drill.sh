@@ -12,12 +12,12 @@
 # as zero-chunk flags, so its sync takes seconds). Needs the release binaries, qemu-utils and
 # libnbd-bin (nbdcopy).
 #
-#   bash benches/drill.sh        (DRPAIR_BENCH_BIN: another directory of release binaries)
+#   bash benches/drill.sh        (DRPAIR_BENCH_BIN or DRPAIR_BIN_DIR: another directory of release binaries)
 # Work files go to DRPAIR_BENCH_DIR (default /var/tmp) and are deleted at the end.
 set -euo pipefail
 invoked="bash $0${*:+ $*}"
 cd "$(dirname "$0")/.."
-bin=${DRPAIR_BENCH_BIN:-$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release}
+bin=${DRPAIR_BENCH_BIN:-${DRPAIR_BIN_DIR:-$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release}}
 work=$(mktemp -d "${DRPAIR_BENCH_DIR:-/var/tmp}/drpair-drill-bench.XXXXXX")
 # The standby's token (the API and the agent present it; agents also pin the standby's TLS
 # fingerprint).

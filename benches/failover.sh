@@ -7,13 +7,13 @@
 # decompressed, blake3-verified and written). The target: a loop device over a file on the
 # work directory's filesystem. Needs the release binaries and root (losetup).
 #
-#   bash benches/failover.sh     (DRPAIR_BENCH_BIN: another directory of release binaries;
+#   bash benches/failover.sh     (DRPAIR_BENCH_BIN or DRPAIR_BIN_DIR: another directory of release binaries;
 #                                 DRPAIR_BENCH_MIB: the disk's size, default 1024)
 # Work files go to DRPAIR_BENCH_DIR (default /var/tmp) and are deleted at the end.
 set -euo pipefail
 invoked="bash $0${*:+ $*}"
 cd "$(dirname "$0")/.."
-bin=${DRPAIR_BENCH_BIN:-$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release}
+bin=${DRPAIR_BENCH_BIN:-${DRPAIR_BIN_DIR:-$(cargo metadata --format-version 1 --no-deps | python3 -c 'import json,sys; print(json.load(sys.stdin)["target_directory"])')/release}}
 work=$(mktemp -d "${DRPAIR_BENCH_DIR:-/var/tmp}/drpair-failover-bench.XXXXXX")
 # The standby's token (the API and the agent present it; agents also pin the standby's TLS
 # fingerprint).

@@ -310,7 +310,8 @@ fn mark_tested(sb: &Standby, pair_no: u32, point: u64) {
 }
 
 /// Clients of one drill at once: each may hold read buffers of up to `drpair_nbd::MAX_IN_FLIGHT`
-/// and a write buffer of up to `drpair_nbd::MAX_REQUEST`.
+/// and a write buffer of up to `drpair_nbd::MAX_REQUEST` (and each disk of the drill holds at
+/// most `readahead::CACHE_BYTES` read ahead, whatever the clients).
 const MAX_DRILL_CLIENTS: usize = 8;
 /// Threads serving one connection's reads at once (each chunk read is decompressed and
 /// blake3-verified: CPU work), one per core, at least 2 and at most 4.
