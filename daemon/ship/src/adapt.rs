@@ -30,7 +30,11 @@
 //!   more than [`AdaptiveLevel::WORSE`] slower the level goes straight back and the tried level
 //!   is barred for [`AdaptiveLevel::BAR_SAMPLES`] windows;
 //! - a confirmed verdict never moves to a barred level, nor to one measured in the last
-//!   [`AdaptiveLevel::RATE_FRESH`] windows as slower than the current one.
+//!   [`AdaptiveLevel::RATE_FRESH`] windows as slower than the current one;
+//! - a confirmed `LinkBound` that cannot go up (the level above is barred or known slower, or
+//!   there is none) tries the level below, when that level has no fresh rate: sending that
+//!   waits although more compression is slower means the wait is not the link's bytes, and
+//!   less compression may be the faster choice (it is judged as any change).
 //!
 //! With compression never shipping more than the raw bytes (a chunk zstd does not shrink goes
 //! raw), `auto` therefore ships at most what `off` ships and runs at about the rate of the
@@ -184,6 +188,11 @@ impl AdaptiveLevel {
         }
     }
 
+    /// Whether level `n` has a rate measured in the last [`Self::RATE_FRESH`] windows.
+    fn rate_fresh(&self, n: usize) -> bool {
+        self.rates[n].is_some_and(|(_, at)| self.windows.saturating_sub(at) <= Self::RATE_FRESH)
+    }
+
     /// Records the rate of a non-idle window; after a change, judges the new level against
     /// the one it replaced. True when the level went back.
     fn judge(&mut self, s: &LinkSample) -> bool {
@@ -244,6 +253,15 @@ impl AdaptiveLevel {
             let next = next_index(self.index, verdict);
             if next != self.index && self.barred_until[next] <= self.windows && !self.known_slower(next) {
                 self.move_to(next, &format!("{verdict:?}"));
+            } else if verdict == Verdict::LinkBound && self.index > 0 {
+                // Sending waits, yet more compression proved slower (or there is none): the
+                // wait is not the link's bytes (a standby sharing the CPU, say). Less
+                // compression may be faster: tried once its rate is unknown or stale, judged
+                // as any change.
+                let down = self.index - 1;
+                if self.barred_until[down] <= self.windows && !self.rate_fresh(down) {
+                    self.move_to(down, "LinkBound, but the level above proved slower: probing the one below");
+                }
             }
         }
         self.level()
@@ -326,6 +344,44 @@ mod tests {
         let mut b = AdaptiveLevel::new(Off, 2);
         let levels: Vec<_> = (0..4).map(|_| b.observe(&sample(0.9, 0.1, 0.5))).collect();
         assert_eq!(levels, [Off, Zstd(1), Zstd(1), Zstd(3)]);
+    }
+
+    #[test]
+    fn a_wait_that_more_compression_does_not_help_probes_less() {
+        use Compression::*;
+        // Sending waits at every level (the standby shares the host); raw bytes per second:
+        // off 1.3 MB/s, zstd 1 1.0, zstd 3 0.6 (5 s windows).
+        let at = |level: Compression| {
+            let bytes_in = match level {
+                Off => 6_500_000,
+                Zstd(1) => 5_000_000,
+                _ => 3_000_000,
+            };
+            LinkSample { bytes_in, bytes_out: bytes_in / 2, ..sample(0.9, 0.1, 0.5) }
+        };
+        let mut a = AdaptiveLevel::new(Zstd(1), 2);
+        let levels: Vec<_> = (0..12)
+            .map(|_| {
+                let l = a.level();
+                a.observe(&at(l))
+            })
+            .collect();
+        // Up to zstd 3 (confirm, settle, judge), back; then the probe of off, which stays.
+        assert_eq!(levels, [Zstd(1), Zstd(3), Zstd(3), Zstd(1), Zstd(1), Off, Off, Off, Off, Off, Off, Off]);
+        // Off slower than zstd 1 instead: the probe goes back and zstd 1 holds.
+        let slower_off = |level: Compression| {
+            let s = at(level);
+            if level == Off { LinkSample { bytes_in: 3_500_000, bytes_out: 3_500_000, ..s } } else { s }
+        };
+        let mut b = AdaptiveLevel::new(Zstd(1), 2);
+        let levels: Vec<_> = (0..14)
+            .map(|_| {
+                let l = b.level();
+                b.observe(&slower_off(l))
+            })
+            .collect();
+        assert_eq!(levels[5..8], [Off, Off, Zstd(1)], "{levels:?}");
+        assert!(levels[7..].iter().all(|&l| l == Zstd(1)), "{levels:?}");
     }
 
     #[test]
