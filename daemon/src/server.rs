@@ -60,6 +60,7 @@ pub async fn run(
     let schedule = maintenance::spawn(sb.clone());
     let watcher = crate::standby::watch::spawn(sb.clone());
     let sampler = trend::spawn(sb.clone());
+    let notifier = crate::standby::notify::run::spawn(sb.clone());
     ready();
     let app = crate::api::router(sb.clone());
     let stopping = sb.clone();
@@ -75,6 +76,7 @@ pub async fn run(
     schedule.abort();
     watcher.abort();
     sampler.abort();
+    notifier.iter().for_each(|t| t.abort());
     sb.store.flush().ok();
     tracing::info!("standby stopped");
     Ok(())

@@ -16,6 +16,7 @@ pub mod failover;
 mod hostile_tests;
 pub mod image;
 pub mod maintenance;
+pub mod notify;
 pub mod pairs;
 pub mod panel;
 pub mod points;
@@ -144,6 +145,8 @@ pub fn router(sb: AppState) -> Router {
         .route("/api/v1/downloads/{ticket}", get(downloads::fetch))
         .route("/api/v1/pairs/{pair}/retention/preview", post(maintenance::preview_retention))
         .route("/api/v1/events", get(events::stream))
+        .route("/api/v1/notify", get(notify::status))
+        .route("/api/v1/notify/test", post(notify::test))
         .route("/api/v1/bench/sink", post(bench::sink))
         .route("/api/v1/bench/store", post(bench::store))
         .route("/metrics", get(metrics))

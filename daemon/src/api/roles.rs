@@ -48,6 +48,10 @@ pub fn required(method: &Method, path: &str, start_deletes: bool) -> Role {
     if rest.starts_with("/drills/") && rest.ends_with("/stop") {
         return Role::Operator;
     }
+    // A test notification changes nothing: it tells the operators who asked for them.
+    if rest == "/notify/test" {
+        return Role::Operator;
+    }
     // Benchmarks write only to a scratch store of their own, removed afterwards.
     if rest == "/bench/sink" || rest == "/bench/store" {
         return Role::Operator;
@@ -88,6 +92,9 @@ mod tests {
         assert_eq!(required(&get, "/api/v1/events", false), Role::Viewer);
         assert_eq!(required(&post, "/api/v1/bench/sink", false), Role::Operator);
         assert_eq!(required(&post, "/api/v1/bench/store", false), Role::Operator);
+        assert_eq!(required(&get, "/api/v1/notify", false), Role::Viewer);
+        assert_eq!(required(&post, "/api/v1/notify/test", false), Role::Operator);
+        assert_eq!(required(&post, "/api/v1/notify/test/x", false), Role::Admin);
         for p in ["/api/v1/bench", "/api/v1/bench/", "/api/v1/bench/sink/x", "/api/v1/bench/other"] {
             assert_eq!(required(&post, p, false), Role::Admin, "{p}");
         }

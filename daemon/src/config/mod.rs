@@ -11,6 +11,7 @@ use std::time::Duration;
 
 #[cfg(test)]
 mod hostile_tests;
+pub mod notify;
 mod tls;
 pub use tls::{AgentTrust, StandbyLinkSecurity};
 
@@ -91,6 +92,8 @@ pub struct StandbyFile {
     /// How long a certificate issued to an enrolled agent is valid, e.g. `90d` (1m..10y); the
     /// agent renews it over its link when a third is left. Default `90d`.
     pub agent_cert_ttl: Option<String>,
+    /// When and where operators are told that something needs them (`[standby.notify]`).
+    pub notify: Option<notify::NotifyFile>,
 }
 
 /// `[agent]` as written in a file; every key optional.
@@ -187,6 +190,7 @@ pub struct StandbyConfig {
     /// The API without TLS (loopback only).
     pub api_plain_http: bool,
     pub allowed_paths: Vec<String>,
+    pub notify: notify::NotifyConfig,
 }
 
 /// How chunks are compressed on the wire and at rest.
@@ -382,6 +386,7 @@ impl StandbyFile {
                 }
                 None => Duration::from_secs(90 * 86_400),
             },
+            notify: flags.notify.or(self.notify).unwrap_or_default().resolve().context("[standby.notify]")?,
         })
     }
 }
@@ -553,11 +558,17 @@ pub fn check(path: &Path) -> Result<String> {
     if let Some(s) = file.standby {
         let c = s.resolve(StandbyFile::default()).context("[standby]")?;
         out.push(format!(
-            "standby: data_dir {}, link {}, api {}, token {}",
+            "standby: data_dir {}, link {}, api {}, token {}, {} notification target(s){}",
             c.data_dir.display(),
             c.listen,
             c.api_listen,
-            if c.token.is_some() { "set" } else { "none" }
+            if c.token.is_some() { "set" } else { "none" },
+            c.notify.targets.len(),
+            match c.notify.targets.is_empty() {
+                true => String::new(),
+                false =>
+                    format!(" ({})", c.notify.targets.iter().map(|t| t.name.as_str()).collect::<Vec<_>>().join(", ")),
+            }
         ));
     }
     if let Some(a) = file.agent {

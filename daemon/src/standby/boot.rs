@@ -56,7 +56,10 @@ impl Standby {
             let unflushed = Box::new(move || s.approximate_sizes().map_or(0, |z| z.memtable_bytes));
             super::resources::Resources::new(cfg.data_dir.clone(), cfg.disk_reserve, cfg.memory_reserve, unflushed)
         };
+        let notify = super::notify::Notifier::open(cfg.notify.clone(), store.clone())
+            .context("opening the notification queue")?;
         Ok(Arc::new(Self {
+            notify,
             store,
             registry,
             token: cfg.token.clone(),

@@ -24,6 +24,7 @@ pub mod ingest;
 pub mod maintenance;
 pub mod metrics;
 mod node;
+pub mod notify;
 pub mod pair;
 pub mod paths;
 pub mod rebase;

@@ -51,6 +51,8 @@ pub struct Standby {
     pub agent_cert_ttl: std::time::Duration,
     /// Who did what (API calls that change state, enrollments, failed authentications).
     pub audit: super::audit::AuditLog,
+    /// Tells operators when something needs them (issue 26).
+    pub notify: Arc<super::notify::Notifier>,
     /// One-time download links of disk images (in memory only).
     pub downloads: super::downloads::Downloads,
     /// The port the link is bound to (set once it listens).

@@ -72,6 +72,7 @@ mod dump;
 mod error;
 mod index;
 mod keys;
+mod notices;
 mod options;
 mod pair_facts;
 mod pairs;

@@ -17,6 +17,7 @@ pub mod geometry;
 pub mod ids;
 pub mod link;
 pub mod maintenance;
+pub mod notify;
 pub mod panel;
 mod paths;
 pub mod reconfig;

@@ -477,8 +477,25 @@ async fn run_check(sb: &Standby, live: &Live, cmd: &str) {
         duration_ms: Some(t0.elapsed().as_millis() as u64),
     };
     tracing::info!(drill = %live.status.lock().expect("drill").id, ?exit_code, "drill check finished");
+    let failed = !check.passed.unwrap_or(false);
     live.status.lock().expect("drill").check = Some(check);
-    record(sb, &live.pair, &live.snapshot());
+    let s = live.snapshot();
+    record(sb, &live.pair, &s);
+    if failed {
+        let pair = s.pair_id.as_str();
+        let tail = s.check.as_ref().map_or("", |c| c.output.as_str());
+        sb.notify.raise(
+            "drill_failed",
+            format!("drill_failed:{pair}:{}", s.id),
+            drpair_types::notify::Severity::Error,
+            Some(pair),
+            format!(
+                "Drill {} of {pair} failed: its check failed against point {} (exit {:?})",
+                s.id, s.point, exit_code
+            ),
+            format!("Check: {cmd}\nLast lines of its output:\n{tail}"),
+        );
+    }
 }
 
 /// At start-up: drills that were running when the standby stopped are recorded as failed

@@ -16,7 +16,7 @@ pub(super) enum Kind {
 use Kind::{Counter, Gauge, Summary};
 
 /// (name, kind, HELP). Labels are bounded: `pair`, and small fixed sets (`kind`, `state`,
-/// `op`, `result`, `reason`, `marker`, `step`, `disk`).
+/// `op`, `result`, `reason`, `marker`, `step`, `disk`, the notification `target`).
 pub(super) const FAMILIES: &[(&str, Kind, &str)] = &[
     // The link: what the pair's agent sent.
     (
@@ -210,6 +210,18 @@ pub(super) const FAMILIES: &[(&str, Kind, &str)] = &[
     ("drpair_dump_step", Gauge, "1 for the dump workflow's current step, 0 for every other step."),
     ("drpair_dump_load_ratio", Gauge, "Progress of a disk's dump image load, 0 to 1."),
     ("drpair_dump_mismatched_chunks", Gauge, "Chunks the dump's verification found different."),
+    // Notifications, by target (the configured targets: a small fixed set).
+    ("drpair_notify_delivered_total", Counter, "Notifications delivered to the target."),
+    (
+        "drpair_notify_failed_attempts_total",
+        Counter,
+        "Attempts to deliver a notification to the target that failed (each is retried with backoff).",
+    ),
+    (
+        "drpair_notify_queued_notifications",
+        Gauge,
+        "Notifications not yet delivered to every target they are for (kept in the store over restarts).",
+    ),
 ];
 
 /// Describes every family to the global recorder (HELP lines in the exposition).
@@ -241,10 +253,14 @@ mod tests {
 
     #[test]
     fn every_family_used_is_described_with_its_kind() {
-        let used: Vec<_> = [include_str!("../metrics.rs"), include_str!("../session/refusals.rs")]
-            .iter()
-            .flat_map(|s| used(s))
-            .collect();
+        let used: Vec<_> = [
+            include_str!("../metrics.rs"),
+            include_str!("../session/refusals.rs"),
+            include_str!("../notify/outbox.rs"),
+        ]
+        .iter()
+        .flat_map(|s| used(s))
+        .collect();
         assert!(used.len() > 50, "the scan found only {} uses", used.len());
         for (name, kind) in &used {
             let described = FAMILIES.iter().find(|f| f.0 == name);
