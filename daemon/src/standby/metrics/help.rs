@@ -257,6 +257,7 @@ mod tests {
             include_str!("../metrics.rs"),
             include_str!("../session/refusals.rs"),
             include_str!("../notify/outbox.rs"),
+            include_str!("../notify/delivery.rs"),
         ]
         .iter()
         .flat_map(|s| used(s))
