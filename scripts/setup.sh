@@ -23,10 +23,11 @@ done
 # libnss3-tools (certutil): the browser test makes Chromium trust the standby's CA.
 # prometheus (with promtool): tests/prometheus_metrics.rs lints /metrics and scrapes it; the
 # test runs its own server, so the package's service is stopped and disabled below.
+# python3-aiosmtpd: a real SMTP server for the e-mail notifications (tests/notifications.rs).
 if [ $mode = test ]; then
   for pkg in rsync fio zstd qemu-utils chromium libnbd-bin fuse3 \
              systemd systemd-container debootstrap postgresql postgresql-contrib libnss3-tools \
-             prometheus; do
+             prometheus python3-aiosmtpd; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
 fi

@@ -4,7 +4,7 @@
 use crate::help_files::{CompletionsArgs, ManArgs};
 use crate::output::OutputFormat;
 use crate::{
-    api_tokens, audit, bench, drill, dump, failback, failover, lifecycle, login, pairs, points, prune, recover,
+    api_tokens, audit, bench, drill, dump, failback, failover, lifecycle, login, notify, pairs, points, prune, recover,
     retention, start, status, storage, tasks, verify,
 };
 use clap::{Args, Parser, Subcommand};
@@ -151,6 +151,7 @@ pub enum Command {
     Audit(audit::AuditArgs),
     Login(login::LoginArgs),
     Tokens(api_tokens::TokensArgs),
+    Notify(notify::NotifyArgs),
     Debug(recover::DebugArgs),
     Bench(bench::BenchArgs),
     Completions(CompletionsArgs),

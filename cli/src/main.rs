@@ -38,6 +38,7 @@ mod help_files;
 mod image_target;
 mod lifecycle;
 mod login;
+mod notify;
 mod output;
 mod pairs;
 mod points;
@@ -112,6 +113,7 @@ fn run(cli: &Cli) -> Result<(), CliError> {
         Command::Pairs(args) => pairs::run(&client, output, args),
         Command::Audit(args) => audit::run(&client, output, args),
         Command::Tokens(args) => api_tokens::run(&client, output, args),
+        Command::Notify(args) => notify::run(&client, output, args),
         Command::Login(_) => unreachable!("handled before the client is made"),
         Command::Status(args) => status::run(&client, output, args),
         Command::Points(args) => points::run(&client, output, args),

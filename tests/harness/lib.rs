@@ -35,6 +35,7 @@ pub mod postgres;
 pub mod process;
 pub mod proxy;
 pub mod tracking;
+pub mod webhook;
 pub mod workload;
 
 pub use api::{Api, Export, Reply};
