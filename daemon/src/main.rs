@@ -410,6 +410,9 @@ fn run(cli: Cli) -> Result<()> {
                 agent_cert_ttl: a.agent_cert_ttl,
                 api_plain_http: a.api_plain_http.then_some(true),
                 allowed_paths: Some(a.allowed_paths),
+                // In the config file only.
+                rpo_target: None,
+                rpo_error: None,
             };
             let cfg = file.resolve(flags)?;
             let (data_dir, link, api) = (cfg.data_dir.clone(), cfg.listen, cfg.api_listen);
