@@ -108,6 +108,7 @@ try {
   assert.deepEqual(await order(), [PAIR, OTHER], 'ascending: ok before error');
   await page.getByRole('button', { name: /^RPO state/ }).click();
   assert.deepEqual(await order(), [OTHER, PAIR], 'descending: error first');
+  await shot('list-rpo');
   assert.equal(await page.locator('th[aria-sort="descending"] #sort-rpo').count(), 1);
   const filter = page.locator('#rpo-filter');
   await filter.selectOption('error');
@@ -120,7 +121,6 @@ try {
   await page.getByText('No DR pair is in RPO state warning.').waitFor();
   await filter.selectOption('none');
   assert.equal(await rows.count(), 0, 'both pairs have a target');
-  await shot('list-rpo');
   await filter.selectOption('all');
   await page.locator('#pair-count').filter({ hasText: /^2 DR pairs$/ }).waitFor();
   await api('PUT', `/pairs/${OTHER}/settings`, { rpo_target: 'off' });
