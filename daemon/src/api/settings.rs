@@ -63,10 +63,10 @@ pub async fn put_pair(
         if let Some((_, setting)) = &bandwidth {
             rec.bandwidth = setting.clone();
         }
-        if let Some((target, error, off)) = rpo {
-            rec.rpo_target_secs = target;
-            rec.rpo_error_secs = error;
-            rec.rpo_target_off = off;
+        if let Some(r) = rpo {
+            rec.rpo_target_secs = r.target;
+            rec.rpo_error_secs = r.error;
+            rec.rpo_target_off = r.off;
         }
         Ok::<_, OpError>(())
     })
@@ -75,20 +75,28 @@ pub async fn put_pair(
         bandwidth::apply_pair(&sb, &h);
         tracing::info!(pair = %id, bandwidth = %schedule, "bandwidth limit set");
     }
-    if let Some((target, error, off)) = rpo {
+    if let Some(r) = rpo {
         h.runtime.lock().expect("runtime").rpo_seen = None;
         let text = |s: Option<u64>| s.map_or_else(|| "default".to_string(), rpo_text);
-        let target = if off { "off".to_string() } else { text(target) };
-        tracing::info!(pair = %id, rpo_target = %target, rpo_error = %text(error), "RPO target set");
+        let target = if r.off { "off".to_string() } else { text(r.target) };
+        tracing::info!(pair = %id, rpo_target = %target, rpo_error = %text(r.error), "RPO target set");
     }
     Ok(Json(view(&h)))
+}
+
+/// A pair's own RPO setting as an update leaves it.
+#[derive(Debug, Clone, Copy)]
+struct RpoUpdate {
+    target: Option<u64>,
+    error: Option<u64>,
+    off: bool,
 }
 
 /// The pair's own RPO target, error threshold and `off` after `u` (None: `u` leaves them as
 /// they are). `default` drops the pair's own target (the standby's default applies), `off`
 /// sets none even over a default. The error threshold must be over the target and needs a
 /// target of the pair's own; a target changed or turned off takes its threshold along.
-fn rpo_update(h: &PairHandle, u: &SettingsUpdate) -> ApiResult<Option<(Option<u64>, Option<u64>, bool)>> {
+fn rpo_update(h: &PairHandle, u: &SettingsUpdate) -> ApiResult<Option<RpoUpdate>> {
     if u.rpo_target.is_none() && u.rpo_error.is_none() {
         return Ok(None);
     }
@@ -116,7 +124,7 @@ fn rpo_update(h: &PairHandle, u: &SettingsUpdate) -> ApiResult<Option<(Option<u6
             "rpo_error",
             format!("the error threshold ({}) must be over the target ({})", rpo_text(e), rpo_text(t)),
         )),
-        (t, e) => Ok(Some((t, e, off))),
+        (target, error) => Ok(Some(RpoUpdate { target, error, off })),
     }
 }
 
