@@ -6,7 +6,8 @@
 //!     nothing; the history behind the charts fills and honours `since`; bad query
 //!     parameters are refused with the parameter named.
 //! (b) In headless Debian chromium driven by playwright-core (`web/tests/panel.mjs`): log in,
-//!     search, sort, open the pair, pin, export (equal to the API's export), *Restart Replication* through its dialog
+//!     search, sort, the RPO column (sorted and filtered by RPO state), open the pair, its RPO
+//!     set in place and its last successes, pin, export (equal to the API's export), *Restart Replication* through its dialog
 //!     (state *Start Replication* → *Replicating*, progress moving; the baseline then listed
 //!     as an ended task with its log), pause and resume, create
 //!     a point, an API refusal rendered in words, keyboard use, accessibility (axe-core), and
@@ -157,7 +158,9 @@ fn panel_in_a_real_browser() {
     for shot in [
         "list",
         "list-phone",
+        "list-rpo",
         "details",
+        "details-rpo",
         "restart-dialog",
         "details-restarting",
         "details-refusal",

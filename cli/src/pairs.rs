@@ -124,9 +124,12 @@ pub enum PairsCommand {
             --rpo-target sets how old the newest recovery point may get before the pair is in \
             warning (status shows rpo_state, the metric drpair_pair_rpo_state, the journal says \
             so); --rpo-error sets when it is in error (default: twice the target). 'off' removes \
-            them.\n\n\
+            them (the pair has no target, even where the standby has a default: [standby] \
+            rpo_target in its config file); 'default' drops the pair's own, so the standby's \
+            default applies.\n\n\
             With --output json: the PairSettings object (pair_id, bandwidth, \
-            bandwidth_limit_bytes_per_second, rpo_target, rpo_target_seconds, rpo_error_seconds).",
+            bandwidth_limit_bytes_per_second, rpo_target, rpo_target_seconds, rpo_error_seconds, \
+            rpo_target_source: pair or standby).",
         after_help = "Examples:\n  drpair pairs set web-01 --bandwidth 20MiB/s\n  \
             drpair pairs set web-01 --bandwidth \"Mon-Fri 08:00-18:00 = 10MiB/s; * = unlimited\"\n  \
             drpair pairs set web-01 --bandwidth unlimited\n  drpair pairs set web-01 --rpo-target 30s\n  \
@@ -138,7 +141,7 @@ pub enum PairsCommand {
         pair: drpair_types::PairId,
         #[arg(long, value_name = "RATE_OR_SCHEDULE", help = "Bandwidth limit of the pair's link", long_help = crate::settings::BANDWIDTH_HELP)]
         bandwidth: Option<String>,
-        /// RPO target: 30s, 5m, 2h, 1d, or off
+        /// RPO target: 30s, 5m, 2h, 1d, off, or default (the standby's)
         #[arg(long, value_name = "DURATION")]
         rpo_target: Option<String>,
         /// RPO error threshold (default twice the target): 30s, 5m, 2h, 1d, or off
@@ -284,6 +287,7 @@ mod tests {
             last_point: None,
             disks: 2,
             health: drpair_types::Health { level: drpair_types::HealthLevel::Ok, reason: String::new() },
+            rpo_state: None,
         }
     }
 

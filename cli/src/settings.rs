@@ -38,8 +38,12 @@ pub fn pair(client: &Client, output: OutputFormat, pair: &PairId, change: PairCh
         client.put_json::<_, PairSettings>(&path, &serde_json::Value::Object(body))?
     };
     output::answer(output, &raw, || {
+        let whose = match s.rpo_target_source {
+            Some(drpair_types::RpoTargetSource::Standby) => "; the standby's default",
+            _ => "",
+        };
         let rpo = match (s.rpo_target_seconds, s.rpo_error_seconds) {
-            (Some(t), Some(e)) => format!("RPO target {} (error at {})", rpo_text(t), rpo_text(e)),
+            (Some(t), Some(e)) => format!("RPO target {} (error at {}{whose})", rpo_text(t), rpo_text(e)),
             _ => "no RPO target".to_string(),
         };
         format!(

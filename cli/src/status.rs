@@ -250,15 +250,17 @@ pub fn render_status(s: &PairStatus, now_ms: u64) -> String {
         b.line(
             "RPO",
             format!(
-                "{} since {}: the newest point is {} old (target {}, error at {})",
+                "{} since {}: the newest point is {} old (target {}, error at {}{})",
                 r.state.as_str().to_uppercase(),
                 r.since,
                 dur(output::round_u64(r.rpo_seconds)),
                 drpair_types::rpo::rpo_text(r.target_seconds),
-                drpair_types::rpo::rpo_text(r.error_seconds)
+                drpair_types::rpo::rpo_text(r.error_seconds),
+                if r.target_source == drpair_types::RpoTargetSource::Standby { "; the standby's default" } else { "" }
             ),
         );
     }
+    b.line("Last successes", last_successes_line(&s.last_successes, now_ms));
     b.line("Backlog", format!("{} ({} chunks)", size(st.backlog_bytes), st.backlog_chunks));
     if st.spool_bytes > 0 || st.spool_full {
         let full = if st.spool_full { "; FULL: this epoch is read as the link takes it" } else { "" };
@@ -331,6 +333,24 @@ fn render_failover(b: &mut Block, s: &PairStatus) {
 /// The maintenance section: retention and the last prune, the verification of stored
 /// chunks, the online verify against the source, the storage totals; each line only when
 /// the standby reports it, the section only when one is there.
+/// `point 4s ago (#12) · verify 2h ago · source verify never · drill 1d ago (#9) ·
+/// app-consistent never`: when each last succeeded.
+pub(crate) fn last_successes_line(l: &drpair_types::LastSuccesses, now_ms: u64) -> String {
+    let names = ["point", "verify", "source verify", "drill", "app-consistent"];
+    let parts: Vec<String> = names
+        .iter()
+        .zip(l.each())
+        .map(|(name, (_, at))| match at {
+            None => format!("{name} never"),
+            Some(a) => {
+                let point = a.point.map(|p| format!(" (#{p})")).unwrap_or_default();
+                format!("{name} {}{point}", output::format_age(a.at_unix_ms, now_ms))
+            }
+        })
+        .collect();
+    parts.join(" · ")
+}
+
 fn render_maintenance(b: &mut Block, s: &PairStatus, now_ms: u64) {
     if s.retention.is_none() && s.verify.is_none() && s.source_verify.is_none() && s.storage.is_none() {
         return;

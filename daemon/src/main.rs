@@ -411,6 +411,9 @@ fn run(cli: Cli) -> Result<()> {
                 api_plain_http: a.api_plain_http.then_some(true),
                 allowed_paths: Some(a.allowed_paths),
                 notify: None,
+                // In the config file only.
+                rpo_target: None,
+                rpo_error: None,
             };
             let cfg = file.resolve(flags)?;
             let (data_dir, link, api) = (cfg.data_dir.clone(), cfg.listen, cfg.api_listen);

@@ -1,4 +1,5 @@
-// One DR pair: its state and why, progress, the actions its state allows, failover and
+// One DR pair: its state and why, progress, its RPO against the target (set in place) and its
+// last successes, the actions its state allows, failover and
 // failback, drills, verification, retention, the third-party dump workflow, lag and throughput
 // charts, disks, recovery points (paged) and tasks. Kept live by the pair's push stream: the
 // status and the newest points come with its events; tasks, drills and older points are
@@ -7,6 +8,7 @@
 import { ApiError, downloadImage, get, pairPath, post, roleAllows } from './api.js';
 import { actionsPanel } from './actions.js';
 import { bandwidthForm, linkFacts } from './link.js';
+import { lastSuccesses, rpoFacts, rpoForm } from './rpo.js';
 import { dumpWorkflow } from './dump.js';
 import { drillsSection } from './drills.js';
 import { failoverSection } from './failover.js';
@@ -158,6 +160,10 @@ export function detailsView(main, pairId, ctx) {
   const retention = retentionSection(pairId, ctx);
   const dump = dumpWorkflow(pairId, ctx);
   const linkBox = h('div', { id: 'link-box' });
+  const rpo = rpoForm(pairId, ctx);
+  const rpoBox = h('div', { id: 'rpo-box' });
+  const rpoSection = h('section', { 'aria-labelledby': 'rpo-title' }, h('h2', { id: 'rpo-title' }, 'RPO'), rpoBox, rpo.el);
+  const successesBox = h('div', { id: 'successes-box' });
   const head = h('div', { id: 'summary' });
   const prog = h('div', { id: 'progress-box' });
   const charts = h('div', { class: 'charts' });
@@ -241,6 +247,9 @@ export function detailsView(main, pairId, ctx) {
     retention.update(s);
     dump.update(s);
     replace(linkBox, linkFacts(s));
+    replace(rpoBox, h('dl', { class: 'facts' }, row('RPO now', rpoFacts(s.rpo_state))));
+    rpo.update();
+    replace(successesBox, lastSuccesses(s.last_successes));
     bandwidth.update();
     renderCharts();
     replace(disksBox, disks(s));
@@ -257,7 +266,7 @@ export function detailsView(main, pairId, ctx) {
 
   replace(main,
     h('nav', { 'aria-label': 'Breadcrumb', class: 'crumbs' }, h('a', { href: '#/', id: 'back' }, '← Protected servers'), auditLink),
-    title, head, prog, actions.el, failover.el, dump.el, linkBox, bandwidth.el,
+    title, head, prog, rpoSection, successesBox, actions.el, failover.el, dump.el, linkBox, bandwidth.el,
     h('section', { 'aria-labelledby': 'charts-title' }, h('h2', { id: 'charts-title' }, 'Lag and throughput'), charts),
     h('section', { 'aria-labelledby': 'disks-title' }, h('h2', { id: 'disks-title' }, 'Disks'), disksBox),
     h('section', { 'aria-labelledby': 'points-title' }, h('h2', { id: 'points-title' }, 'Recovery points'), pointsBox, pointsPager),

@@ -1,9 +1,11 @@
-// Protected servers: one row per DR pair, searchable (id, name, address), sortable and paged
-// (hundreds of pairs stay usable); kept live by the standby's push stream of the list.
+// Protected servers: one row per DR pair, searchable (id, name, address), filtered by RPO
+// state, sortable and paged (hundreds of pairs stay usable); kept live by the standby's push
+// stream of the list.
 
 import { get } from './api.js';
 import { h, replace } from './dom.js';
 import { duration, time, yesNo } from './format.js';
+import { RPO_LEVELS, rpoBadge, rpoLevel, rpoRank } from './rpo.js';
 
 const HEALTH_ORDER = { ok: 0, warning: 1, critical: 2 };
 const PAGE = 50;
@@ -14,6 +16,7 @@ const COLUMNS = [
   { key: 'address', title: 'Source address', value: (p) => p.source_address || '', narrow: 'hide' },
   { key: 'state', title: 'State', value: (p) => p.state_label },
   { key: 'lag', title: 'Lag (RPO)', value: (p) => p.lag_seconds, num: true },
+  { key: 'rpo', title: 'RPO state', value: (p) => rpoRank(p.rpo_state), num: true },
   { key: 'newest', title: 'Newest point', value: (p) => (p.last_point ? p.last_point.time_unix_ms : 0), narrow: 'hide' },
   { key: 'ready', title: 'Ready for failover', value: (p) => (p.ready_for_failover ? 1 : 0) },
   { key: 'health', title: 'Health', value: (p) => HEALTH_ORDER[p.health.level] },
@@ -30,6 +33,7 @@ function cell(col, p) {
     case 'pair_id': return h('td', {}, h('a', { href: `#/pairs/${encodeURIComponent(p.pair_id)}` }, p.pair_id));
     case 'state': return h('td', {}, h('span', { class: `state s-${p.state}` }, p.state_label));
     case 'lag': return h('td', { class: 'num' }, duration(p.lag_seconds));
+    case 'rpo': return h('td', {}, rpoBadge(p.rpo_state));
     case 'newest': return h('td', { class: 'hide-narrow' }, p.last_point ? `#${p.last_point.id} · ${time(p.last_point.time)}` : 'none yet');
     case 'ready': return h('td', {}, yesNo(p.ready_for_failover));
     case 'health': return h('td', {}, badge(p.health));
@@ -51,6 +55,9 @@ export function listView(main, _ctx) {
   const search = h('input', {
     id: 'search', type: 'search', autocomplete: 'off', placeholder: 'name, DR pair ID or address',
   });
+  const rpoWords = { all: 'all', ok: 'ok', warning: 'warning', error: 'error', none: 'no target' };
+  const rpoFilter = h('select', { id: 'rpo-filter' },
+    ['all', ...RPO_LEVELS, 'none'].map((v) => h('option', { value: v }, rpoWords[v])));
   const count = h('p', { id: 'pair-count', class: 'muted', role: 'status', 'aria-live': 'polite' });
   const tableBox = h('div', { class: 'table-box' });
   const prev = h('button', { type: 'button', id: 'page-prev', class: 'small' }, '← Previous');
@@ -62,7 +69,8 @@ export function listView(main, _ctx) {
 
   function render() {
     if (!pairs) return;
-    const shown = pairs.filter((p) => matches(p, search.value));
+    const level = rpoFilter.value;
+    const shown = pairs.filter((p) => matches(p, search.value) && (level === 'all' || rpoLevel(p.rpo_state) === level));
     const col = COLUMNS.find((c) => c.key === sort.key);
     shown.sort((a, b) => {
       const x = col.value(a);
@@ -70,8 +78,9 @@ export function listView(main, _ctx) {
       const c = typeof x === 'number' ? x - y : String(x).localeCompare(String(y));
       return c * sort.dir || a.pair_id.localeCompare(b.pair_id);
     });
-    count.textContent = search.value
-      ? `${shown.length} of ${pairs.length} DR pairs match “${search.value}”`
+    const what = [search.value ? `“${search.value}”` : null, level !== 'all' ? `RPO: ${rpoWords[level]}` : null].filter(Boolean);
+    count.textContent = what.length
+      ? `${shown.length} of ${pairs.length} DR pairs match ${what.join(' and ')}`
       : `${pairs.length} DR pair${pairs.length === 1 ? '' : 's'}`;
     const pages = Math.max(1, Math.ceil(shown.length / PAGE));
     page = Math.min(Math.max(page, 0), pages - 1);
@@ -99,20 +108,23 @@ export function listView(main, _ctx) {
     }));
     const rows = shown.slice(page * PAGE, (page + 1) * PAGE).map((p) => h('tr', { 'data-pair': p.pair_id }, COLUMNS.map((c) => cell(c, p))));
     const body = rows.length ? rows
-      : [h('tr', {}, h('td', { colspan: COLUMNS.length, class: 'empty' }, 'No DR pair matches the search.'))];
+      : [h('tr', {}, h('td', { colspan: COLUMNS.length, class: 'empty' },
+        search.value ? 'No DR pair matches the search.' : `No DR pair is in RPO state ${rpoWords[level]}.`))];
     replace(tableBox, h('table', { class: 'pairs' },
       h('caption', { class: 'visually-hidden' }, 'Protected servers; column headers sort'),
       h('thead', {}, head), h('tbody', {}, body)));
   }
 
   search.addEventListener('input', () => { page = 0; render(); });
+  rpoFilter.addEventListener('change', () => { page = 0; render(); });
   // A message left by the page before (a pair deleted), shown once.
   const notice = sessionStorage.getItem('drpair-notice');
   sessionStorage.removeItem('drpair-notice');
   replace(main,
     h('h1', {}, 'Protected servers'),
     notice ? h('p', { id: 'notice', class: 'result', role: 'status' }, notice) : null,
-    h('div', { class: 'toolbar' }, h('label', { for: 'search' }, 'Search'), search),
+    h('div', { class: 'toolbar' }, h('label', { for: 'search' }, 'Search'), search,
+      h('label', { for: 'rpo-filter' }, 'RPO'), rpoFilter),
     count, tableBox, pager);
 
   return {

@@ -94,6 +94,40 @@ try {
   await page.getByRole('button', { name: /^Lag/ }).click();
   assert.equal(await page.locator('th[aria-sort="ascending"] #sort-lag').count(), 1);
   step('sorting by DR Pair ID (both ways) and by lag');
+
+  // --- RPO: each pair's RPO state in the list, sorted and filtered by it. The main pair has
+  // a target of an hour (ok); the other, paused with a 1 s target, is soon in error.
+  await api('PUT', `/pairs/${PAIR}/settings`, { rpo_target: '1h' });
+  await api('POST', `/pairs/${OTHER}/pause`, {});
+  await api('PUT', `/pairs/${OTHER}/settings`, { rpo_target: '1s' });
+  const rpoCell = (pair) => page.locator(`tr[data-pair="${pair}"] .rpo`);
+  await rpoCell(PAIR).filter({ hasText: /^OK · .* \/ 1h$/ }).waitFor({ timeout: LONG });
+  await rpoCell(OTHER).filter({ hasText: /^Error · .* \/ 1s$/ }).waitFor({ timeout: LONG });
+  assert.ok((await page.locator('table.pairs th').allTextContents()).some((t) => t.startsWith('RPO state')));
+  await page.getByRole('button', { name: /^RPO state/ }).click();
+  assert.deepEqual(await order(), [PAIR, OTHER], 'ascending: ok before error');
+  await page.getByRole('button', { name: /^RPO state/ }).click();
+  assert.deepEqual(await order(), [OTHER, PAIR], 'descending: error first');
+  await shot('list-rpo');
+  assert.equal(await page.locator('th[aria-sort="descending"] #sort-rpo').count(), 1);
+  const filter = page.locator('#rpo-filter');
+  await filter.selectOption('error');
+  await page.locator('#pair-count').filter({ hasText: '1 of 2 DR pairs match RPO: error' }).waitFor();
+  assert.deepEqual(await order(), [OTHER]);
+  await filter.selectOption('ok');
+  await page.locator('#pair-count').filter({ hasText: 'RPO: ok' }).waitFor();
+  assert.deepEqual(await order(), [PAIR]);
+  await filter.selectOption('warning');
+  await page.getByText('No DR pair is in RPO state warning.').waitFor();
+  await filter.selectOption('none');
+  assert.equal(await rows.count(), 0, 'both pairs have a target');
+  await filter.selectOption('all');
+  await page.locator('#pair-count').filter({ hasText: /^2 DR pairs$/ }).waitFor();
+  await api('PUT', `/pairs/${OTHER}/settings`, { rpo_target: 'off' });
+  await api('POST', `/pairs/${OTHER}/resume`, {});
+  await rpoCell(OTHER).filter({ hasText: 'No target' }).waitFor({ timeout: LONG });
+  await page.getByRole('button', { name: /^DR Pair ID/ }).click();
+  step('the list shows each pair\'s RPO state (ok, error, no target), sorts by it and filters by it');
   await accessible('the list page');
 
   // Phone width: the list still fits and reads.
@@ -145,6 +179,36 @@ try {
   await page.locator('#bandwidth-save').click();
   await page.locator('#link-bandwidth').filter({ hasText: 'unlimited' }).waitFor({ timeout: LONG });
   step('details: the link section (rate, liveness, faults) and the bandwidth limit set, refused and removed in place');
+
+  // The RPO: its state and target, set in place (a bad one refused, nothing changed); the
+  // last successes after a verification and a drill made behind the page's back.
+  await page.locator('#rpo-state').filter({ hasText: "target 1h (error at 2h), the pair's own target" }).waitFor({ timeout: LONG });
+  assert.match(await page.locator('#rpo-state').textContent(), /OK since/);
+  await page.locator('#rpo-target-input').fill('0s');
+  await page.locator('#rpo-save').click();
+  await page.locator('#rpo-error').filter({ hasText: 'more than 0' }).waitFor();
+  assert.equal((await api('GET', `/pairs/${PAIR}/settings`)).rpo_target, '1h', 'a refused target changes nothing');
+  await page.locator('#rpo-target-input').fill('30m');
+  await page.locator('#rpo-error-input').fill('45m');
+  await page.locator('#rpo-save').click();
+  await page.locator('#rpo-result').filter({ hasText: 'RPO target of' }).waitFor();
+  await page.locator('#rpo-state').filter({ hasText: 'target 30m (error at 45m)' }).waitFor({ timeout: LONG });
+  const set = await api('GET', `/pairs/${PAIR}/settings`);
+  assert.deepEqual([set.rpo_target_seconds, set.rpo_error_seconds, set.rpo_target_source], [1800, 2700, 'pair']);
+  assert.equal(await page.locator('#last-drill').textContent(), 'never');
+  assert.match(await page.locator('#last-point').textContent(), /ago\) · point #\d+/);
+  await api('POST', `/pairs/${PAIR}/verify`, { wait: true });
+  const d = await api('POST', `/pairs/${PAIR}/drills`, { ttl_seconds: 30 });
+  await api('POST', `/drills/${encodeURIComponent(d.id)}/stop`, {});
+  await page.locator('#last-drill').filter({ hasText: `point #${d.point}` }).waitFor({ timeout: LONG });
+  await page.locator('#last-verify').filter({ hasText: /ago\)/ }).waitFor({ timeout: LONG });
+  const last = (await api('GET', `/pairs/${PAIR}`)).last_successes;
+  assert.ok(last.verify && last.drill && last.point, JSON.stringify(last));
+  assert.equal(await page.locator('#last-source-verify').textContent(), 'never');
+  await shot('details-rpo');
+  await api('PUT', `/pairs/${PAIR}/settings`, { rpo_target: 'off' });
+  await page.locator('#rpo-state').filter({ hasText: 'No RPO target' }).waitFor({ timeout: LONG });
+  step('details: RPO state and target set in place (0s refused), last successes of a verify and a drill shown');
 
   // Pause and Stop ask for OK (the reference console's Pause dialog); Cancel changes nothing.
   await page.locator('#act-pause').click();

@@ -43,6 +43,7 @@ pub(crate) fn status(state: PairState, progress: f64) -> PairStatus {
         configuration_change: None,
         link: Default::default(),
         rpo_state: None,
+        last_successes: Default::default(),
         stop_at: None,
         restart: None,
         change_history_from: None,
@@ -283,4 +284,21 @@ fn a_full_spool_is_shown() {
     (s.stats.spool_bytes, s.stats.spool_full) = (48 << 20, true);
     let text = render_status(&s, 0);
     assert!(text.contains("Spool:") && text.contains("48.0 MiB read at the cut, waiting for the link; FULL"), "{text}");
+}
+
+#[test]
+fn last_successes_in_one_line() {
+    use drpair_types::{LastSuccess, LastSuccesses};
+    let at = |ms: u64, point: Option<u64>| {
+        Some(LastSuccess { at: String::new(), at_unix_ms: ms, point, detail: String::new() })
+    };
+    let l = LastSuccesses { point: at(95_000, Some(12)), drill: at(40_000, Some(9)), ..Default::default() };
+    assert_eq!(
+        super::last_successes_line(&l, 100_000),
+        "point 5s ago (#12) · verify never · source verify never · drill 1m ago (#9) · app-consistent never"
+    );
+    let mut s = status(PairState::Replicating, 100.0);
+    s.last_successes = l;
+    let text = super::render_status(&s, 100_000);
+    assert!(text.contains("Last successes") && text.contains("point 5s ago (#12)"), "{text}");
 }

@@ -133,6 +133,7 @@ mod tests {
             last_point: None,
             disks: 1,
             health: drpair_types::Health { level: drpair_types::HealthLevel::Ok, reason: String::new() },
+            rpo_state: None,
         };
         for hit in ["web", "WEB-01", "frontend", "10.1.2", " 3 "] {
             assert!(matches(&p, hit), "{hit}");

@@ -27,6 +27,7 @@ const ASSETS: &[(&str, &str, &str)] = &[
     ("js/audit.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/audit.js")),
     ("js/actions.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/actions.js")),
     ("js/link.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/link.js")),
+    ("js/rpo.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/rpo.js")),
     ("js/dialog.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/dialog.js")),
     ("js/start.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/start.js")),
     ("js/drills.js", "text/javascript; charset=utf-8", include_str!("../../../web/js/drills.js")),

@@ -11,20 +11,23 @@ use crate::standby::pair::{OpError, PairHandle, rpo};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use drpair_types::rpo::{parse_rpo, rpo_text};
-use drpair_types::{PairSettings, Schedule, SettingsUpdate, StandbySettings};
+use drpair_types::rpo::{RpoSetting, parse_rpo, parse_rpo_setting, rpo_text};
+use drpair_types::{PairSettings, RpoTargetSource, Schedule, SettingsUpdate, StandbySettings};
 use serde::Deserialize;
 
 fn view(h: &PairHandle) -> PairSettings {
     let rec = h.record.lock().expect("record");
     let rt = h.runtime.lock().expect("runtime");
+    let rpo = rpo::in_force(&rec, rt.rpo_default);
     PairSettings {
         pair_id: rec.pair_id.to_string(),
         bandwidth: rec.bandwidth.clone().unwrap_or_else(|| "unlimited".into()),
         bandwidth_limit_bytes_per_second: (rt.link.limit.0 > 0).then_some(rt.link.limit.0),
-        rpo_target: rec.rpo_target_secs.map_or_else(|| "off".into(), rpo_text),
-        rpo_target_seconds: rec.rpo_target_secs,
-        rpo_error_seconds: rpo::error_seconds(&rec),
+        rpo_target: rpo.map_or_else(|| "off".into(), |(t, _, _)| rpo_text(t)),
+        rpo_target_seconds: rpo.map(|(t, _, _)| t),
+        rpo_error_seconds: rpo.map(|(_, e, _)| e),
+        // The pair's own `off` decides too (over a default).
+        rpo_target_source: rpo.map(|(_, _, s)| s).or(rec.rpo_target_off.then_some(RpoTargetSource::Pair)),
     }
 }
 
@@ -43,7 +46,7 @@ pub async fn put_pair(
     if u.bandwidth.is_none() && u.rpo_target.is_none() && u.rpo_error.is_none() {
         return Err(ApiFailure::param(
             "body",
-            "give bandwidth (a rate, a schedule, or \"unlimited\"), rpo_target or rpo_error (30s, 5m, 2h, 1d, or off)",
+            "give bandwidth (a rate, a schedule, or \"unlimited\"), rpo_target or rpo_error (30s, 5m, 2h, 1d, off, or default)",
         ));
     }
     // Everything is checked before anything changes.
@@ -60,9 +63,10 @@ pub async fn put_pair(
         if let Some((_, setting)) = &bandwidth {
             rec.bandwidth = setting.clone();
         }
-        if let Some((target, error)) = rpo {
-            rec.rpo_target_secs = target;
-            rec.rpo_error_secs = error;
+        if let Some(r) = rpo {
+            rec.rpo_target_secs = r.target;
+            rec.rpo_error_secs = r.error;
+            rec.rpo_target_off = r.off;
         }
         Ok::<_, OpError>(())
     })
@@ -71,39 +75,56 @@ pub async fn put_pair(
         bandwidth::apply_pair(&sb, &h);
         tracing::info!(pair = %id, bandwidth = %schedule, "bandwidth limit set");
     }
-    if let Some((target, error)) = rpo {
+    if let Some(r) = rpo {
         h.runtime.lock().expect("runtime").rpo_seen = None;
-        let text = |s: Option<u64>| s.map_or_else(|| "off".to_string(), rpo_text);
-        tracing::info!(pair = %id, rpo_target = %text(target), rpo_error = %text(error), "RPO target set");
+        let text = |s: Option<u64>| s.map_or_else(|| "default".to_string(), rpo_text);
+        let target = if r.off { "off".to_string() } else { text(r.target) };
+        tracing::info!(pair = %id, rpo_target = %target, rpo_error = %text(r.error), "RPO target set");
     }
     Ok(Json(view(&h)))
 }
 
-/// The RPO target and error threshold after `u` (None: `u` leaves both as they are). The
-/// error threshold must be over the target; a target turned off takes its threshold along.
-fn rpo_update(h: &PairHandle, u: &SettingsUpdate) -> ApiResult<Option<(Option<u64>, Option<u64>)>> {
+/// A pair's own RPO setting as an update leaves it.
+#[derive(Debug, Clone, Copy)]
+struct RpoUpdate {
+    target: Option<u64>,
+    error: Option<u64>,
+    off: bool,
+}
+
+/// The pair's own RPO target, error threshold and `off` after `u` (None: `u` leaves them as
+/// they are). `default` drops the pair's own target (the standby's default applies), `off`
+/// sets none even over a default. The error threshold must be over the target and needs a
+/// target of the pair's own; a target changed or turned off takes its threshold along.
+fn rpo_update(h: &PairHandle, u: &SettingsUpdate) -> ApiResult<Option<RpoUpdate>> {
     if u.rpo_target.is_none() && u.rpo_error.is_none() {
         return Ok(None);
     }
     let rec = h.record.lock().expect("record").clone();
-    let target = match &u.rpo_target {
-        Some(t) => parse_rpo(t).map_err(|e| ApiFailure::param("rpo_target", e))?,
-        None => rec.rpo_target_secs,
+    let (target, off) = match &u.rpo_target {
+        Some(t) => match parse_rpo_setting(t).map_err(|e| ApiFailure::param("rpo_target", e))? {
+            RpoSetting::Seconds(s) => (Some(s), false),
+            RpoSetting::Off => (None, true),
+            RpoSetting::Default => (None, false),
+        },
+        None => (rec.rpo_target_secs, rec.rpo_target_off),
     };
     let error = match &u.rpo_error {
+        Some(t) if t.trim().eq_ignore_ascii_case("default") => None,
         Some(t) => parse_rpo(t).map_err(|e| ApiFailure::param("rpo_error", e))?,
         None if u.rpo_target.is_some() => None,
         None => rec.rpo_error_secs,
     };
     match (target, error) {
-        (None, Some(_)) => {
-            Err(ApiFailure::param("rpo_error", "an error threshold needs an RPO target: set rpo_target too"))
-        }
+        (None, Some(_)) => Err(ApiFailure::param(
+            "rpo_error",
+            "an error threshold needs an RPO target of the pair's own: set rpo_target too",
+        )),
         (Some(t), Some(e)) if e <= t => Err(ApiFailure::param(
             "rpo_error",
             format!("the error threshold ({}) must be over the target ({})", rpo_text(e), rpo_text(t)),
         )),
-        (t, e) => Ok(Some((t, e))),
+        (target, error) => Ok(Some(RpoUpdate { target, error, off })),
     }
 }
 

@@ -12,6 +12,7 @@ use std::time::Duration;
 #[cfg(test)]
 mod hostile_tests;
 pub mod notify;
+mod rpo;
 mod tls;
 pub use tls::{AgentTrust, StandbyLinkSecurity};
 
@@ -94,6 +95,11 @@ pub struct StandbyFile {
     pub agent_cert_ttl: Option<String>,
     /// When and where operators are told that something needs them (`[standby.notify]`).
     pub notify: Option<notify::NotifyFile>,
+    /// The RPO target of every pair without one of its own (`30s`, `5m`, `2h`, `1d`): a pair
+    /// is in warning once its newest point is this old. `off`: none. Default: none.
+    pub rpo_target: Option<String>,
+    /// The error threshold of that default (over `rpo_target`). Default: twice `rpo_target`.
+    pub rpo_error: Option<String>,
 }
 
 /// `[agent]` as written in a file; every key optional.
@@ -191,6 +197,8 @@ pub struct StandbyConfig {
     pub api_plain_http: bool,
     pub allowed_paths: Vec<String>,
     pub notify: notify::NotifyConfig,
+    /// The RPO target of pairs without their own (`config/rpo.rs`).
+    pub rpo_default: Option<drpair_types::rpo::RpoDefault>,
 }
 
 /// How chunks are compressed on the wire and at rest.
@@ -387,6 +395,10 @@ impl StandbyFile {
                 None => Duration::from_secs(90 * 86_400),
             },
             notify: flags.notify.or(self.notify).unwrap_or_default().resolve().context("[standby.notify]")?,
+            rpo_default: rpo::default_of(
+                flags.rpo_target.or(self.rpo_target).as_deref(),
+                flags.rpo_error.or(self.rpo_error).as_deref(),
+            )?,
         })
     }
 }
@@ -557,8 +569,19 @@ pub fn check(path: &Path) -> Result<String> {
     }
     if let Some(s) = file.standby {
         let c = s.resolve(StandbyFile::default()).context("[standby]")?;
+        let rpo = c.rpo_default.map_or_else(
+            || "none".to_string(),
+            |d| {
+                let error = d.error_secs.unwrap_or(d.target_secs.saturating_mul(2));
+                format!(
+                    "{} (error at {})",
+                    drpair_types::rpo::rpo_text(d.target_secs),
+                    drpair_types::rpo::rpo_text(error)
+                )
+            },
+        );
         out.push(format!(
-            "standby: data_dir {}, link {}, api {}, token {}, {} notification target(s){}",
+            "standby: data_dir {}, link {}, api {}, token {}, default RPO target {rpo}, {} notification target(s){}",
             c.data_dir.display(),
             c.listen,
             c.api_listen,

@@ -25,6 +25,7 @@ impl Standby {
             policy: cfg.retention.clone(),
             prune_interval: cfg.prune_interval,
         });
+        registry.set_rpo_default(cfg.rpo_default);
         for mut rec in store.load_pairs::<PairRecord>().context("loading pairs")? {
             let n = store.discard_pending(rec.pair_no)?;
             if n > 0 {

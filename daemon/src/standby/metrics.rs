@@ -121,6 +121,7 @@ pub fn render(sb: &Standby) -> String {
                     .set(if level == r.state { 1.0 } else { 0.0 });
             }
         }
+        last_success_gauges(&p, &s.last_successes);
         gauge!("drpair_pair_eta_seconds", "pair" => p).set(s.stats.eta_seconds.map(|e| e as f64).unwrap_or(0.0));
     }
     if let Some((free, reserve)) = sb.resources.disk() {
@@ -128,6 +129,24 @@ pub fn render(sb: &Standby) -> String {
         gauge!("drpair_store_filesystem_reserve_bytes").set(reserve as f64);
     }
     sb.metrics.render()
+}
+
+/// The last successes as Unix timestamps in seconds; a kind that never succeeded has no
+/// series (`time() - metric` then finds nothing rather than an age of 56 years).
+fn last_success_gauges(p: &str, l: &drpair_types::LastSuccesses) {
+    for (kind, at) in l.each() {
+        let Some(at) = at else { continue };
+        let g = match kind {
+            "point" => gauge!("drpair_pair_last_point_timestamp_seconds", "pair" => p.to_string()),
+            "verify" => gauge!("drpair_pair_last_verify_success_timestamp_seconds", "pair" => p.to_string()),
+            "source_verify" => {
+                gauge!("drpair_pair_last_source_verify_success_timestamp_seconds", "pair" => p.to_string())
+            }
+            "drill" => gauge!("drpair_pair_last_drill_success_timestamp_seconds", "pair" => p.to_string()),
+            _ => gauge!("drpair_pair_last_app_consistent_point_timestamp_seconds", "pair" => p.to_string()),
+        };
+        g.set(at.at_unix_ms as f64 / 1000.0);
+    }
 }
 
 /// The dump workflow's step (enum encoding), each disk's load and the verification.

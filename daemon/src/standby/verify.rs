@@ -130,6 +130,7 @@ fn run(sb: &Standby, h: &PairHandle, point: Option<u64>, st: &Mutex<VerifyRecord
     let (intact, message) = (s.state == VerifyState::Done && s.points_damaged == 0, s.message.clone());
     *st.lock().expect("verify") = s.clone();
     let saved = h.update(&sb.store, |rec| {
+        rec.last_successes.note_verify(&s);
         rec.verify = Some(s);
         Ok::<_, OpError>(())
     });

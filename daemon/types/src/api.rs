@@ -428,6 +428,9 @@ pub struct PairStatus {
     /// Where the pair stands against its RPO target (None: no target set).
     #[serde(default)]
     pub rpo_state: Option<crate::rpo::RpoState>,
+    /// When the pair last committed a point, passed a verify or a drill, cut an app-consistent point.
+    #[serde(default)]
+    pub last_successes: crate::successes::LastSuccesses,
 }
 
 /// `GET /api/v1`: who this standby is (the panel's footer).
@@ -479,6 +482,8 @@ pub struct PairSummary {
     pub last_point: Option<RecoveryPoint>,
     pub disks: u32,
     pub health: crate::panel::Health,
+    #[serde(default)]
+    pub rpo_state: Option<crate::rpo::RpoState>,
 }
 
 /// `POST /api/v1/pairs/{pair}/points`: cut now.

@@ -218,7 +218,8 @@ pub struct SettingsUpdate {
     /// A rate or schedule for the link (`unlimited` removes the limit).
     #[serde(default)]
     pub bandwidth: Option<String>,
-    /// The RPO target: `30s`, `5m`, … or `off` (see [`crate::rpo::parse_rpo`]).
+    /// The RPO target: `30s`, `5m`, …, `off` (none, even where the standby has a default) or
+    /// `default` (the standby's default, if any) (see [`crate::rpo::parse_rpo_setting`]).
     #[serde(default)]
     pub rpo_target: Option<String>,
     /// The RPO error threshold (default: twice the target); `off` goes back to the default.
@@ -235,7 +236,7 @@ pub struct PairSettings {
     /// The limit in force now in bytes per second (the pair's and the standby-wide one
     /// together), None when unlimited.
     pub bandwidth_limit_bytes_per_second: Option<u64>,
-    /// The RPO target (`off` when none).
+    /// The RPO target in force (`off` when none).
     #[serde(default)]
     pub rpo_target: String,
     #[serde(default)]
@@ -243,6 +244,10 @@ pub struct PairSettings {
     /// The error threshold in force (twice the target unless set).
     #[serde(default)]
     pub rpo_error_seconds: Option<u64>,
+    /// Whose setting decides: `pair` (its own target, or its own `off`), `standby` (the
+    /// standby's default); None when neither sets a target.
+    #[serde(default)]
+    pub rpo_target_source: Option<crate::rpo::RpoTargetSource>,
 }
 
 /// The standby-wide settings (`drpair standby set`, `PUT /api/v1/standby/settings`).

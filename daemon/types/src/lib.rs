@@ -25,6 +25,7 @@ mod recoverable;
 pub mod rpo;
 mod source_verify;
 mod stop;
+pub mod successes;
 pub mod task;
 pub mod time;
 
@@ -49,9 +50,10 @@ pub use panel::{
 pub use paths::{DEFAULT_STANDBY_DATA_DIR, standby_store_dir};
 pub use reconfig::{ConfigurationChange, DiskChange, DiskChangeKind, DiskShape, compare_disks};
 pub use recoverable::{Chosen, latest_recoverable, trusted};
-pub use rpo::{RpoLevel, RpoState};
+pub use rpo::{RpoLevel, RpoState, RpoTargetSource};
 pub use source_verify::*;
 pub use stop::{FATAL_ERROR, RECONFIGURATION_RESTART, RECOVERABLE_ERROR, StopReason};
+pub use successes::{LastSuccess, LastSuccesses};
 pub use task::{TaskId, TaskInfo, TaskKind, TaskList, TaskLog, TaskLogLine, TaskState};
 pub use time::parse_time_ms;
 

@@ -1,7 +1,8 @@
 //! RPO targets (issue 26): how much data a pair may lose, at most, before someone is told.
 //! A pair's current RPO is the age of its newest committed point (what a failover now would
 //! lose); at the target it is in `warning`, at the error threshold (2× the target unless set)
-//! in `error`.
+//! in `error`. A pair without a target of its own takes the standby's default
+//! (`[standby] rpo_target`), unless it was set `off`.
 
 use serde::{Deserialize, Serialize};
 
@@ -40,6 +41,34 @@ impl RpoLevel {
     }
 }
 
+/// Whose RPO target is in force: the pair's own (`drpair pairs set PAIR --rpo-target`) or
+/// the standby's default (`[standby] rpo_target` in its config file).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RpoTargetSource {
+    #[default]
+    Pair,
+    Standby,
+}
+
+impl RpoTargetSource {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RpoTargetSource::Pair => "pair",
+            RpoTargetSource::Standby => "standby",
+        }
+    }
+}
+
+/// The standby's default RPO target for pairs without their own (`[standby] rpo_target`
+/// and `rpo_error` in its config file).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RpoDefault {
+    pub target_secs: u64,
+    /// The error threshold, when not twice the target.
+    pub error_secs: Option<u64>,
+}
+
 /// `rpo_state` in a pair's status: present when the pair has an RPO target.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RpoState {
@@ -53,6 +82,9 @@ pub struct RpoState {
     pub rpo_seconds: f64,
     pub target_seconds: u64,
     pub error_seconds: u64,
+    /// `pair` (its own target) or `standby` (the standby's default).
+    #[serde(default)]
+    pub target_source: RpoTargetSource,
 }
 
 /// Reads an RPO duration: `30s`, `5m`, `2h`, `1d`, a number of seconds, or `off`/`none`
@@ -80,6 +112,23 @@ pub fn parse_rpo(text: &str) -> Result<Option<u64>, String> {
         Some(s) => Ok(Some(s)),
         None => Err(format!("'{text}' is over the longest RPO target, 30d")),
     }
+}
+
+/// A pair's own RPO setting as `rpo_target` takes it: a duration, `off` (no target, even
+/// where the standby has a default) or `default` (none of its own: the standby's default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RpoSetting {
+    Seconds(u64),
+    Off,
+    Default,
+}
+
+/// Reads a pair's `rpo_target`: what [`parse_rpo`] reads, or `default`.
+pub fn parse_rpo_setting(text: &str) -> Result<RpoSetting, String> {
+    if text.trim().eq_ignore_ascii_case("default") {
+        return Ok(RpoSetting::Default);
+    }
+    Ok(parse_rpo(text)?.map_or(RpoSetting::Off, RpoSetting::Seconds))
 }
 
 /// `30s`, `5m`, `2h`, `1d`, or `90s` when not a whole larger unit.
@@ -112,6 +161,10 @@ mod tests {
         assert_eq!(rpo_text(300), "5m");
         assert_eq!(rpo_text(90), "90s");
         assert_eq!(rpo_text(7200), "2h");
+        assert_eq!(parse_rpo_setting(" Default "), Ok(RpoSetting::Default));
+        assert_eq!(parse_rpo_setting("off"), Ok(RpoSetting::Off));
+        assert_eq!(parse_rpo_setting("1m"), Ok(RpoSetting::Seconds(60)));
+        assert!(parse_rpo_setting("defaults").is_err());
     }
 
     #[test]

@@ -2,8 +2,9 @@
 //! listener on loopback per drill, one export per disk), while replication and retention go
 //! on. The point is pinned while a drill uses it. Each drill leaves evidence in the pair's
 //! record: the point and its age (RPO), the time from request to ready (RTO of the data), the
-//! check command's result, who ran it and when; the point is tagged `tested_at`. Drills end
-//! by themselves after their time-to-live.
+//! check command's result, who ran it and when; the point is tagged `tested_at`, and a drill
+//! that passes (served, its check if any exited 0) is the pair's last drill success. Drills
+//! end by themselves after their time-to-live.
 //!
 //! Serving runs on plain threads, away from the runtime that replicates: one per connection
 //! reads its requests, and a few per connection serve its reads at once (blocking reads of
@@ -254,6 +255,9 @@ pub fn start(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: DrillRequest) -> Resul
     mark_tested(sb, pair_no, point.id);
     let s = live.snapshot();
     record(sb, h, &s);
+    if req.check.is_none() {
+        passed(sb, h, &s, "exports served (no check)");
+    }
     tracing::info!(pair = %pair_id, drill = %id, point = point.id, ready_ms, %addr, "drill ready");
 
     let (sb2, id2) = (sb.clone(), id.clone());
@@ -495,6 +499,21 @@ async fn run_check(sb: &Standby, live: &Live, cmd: &str) {
             ),
             format!("Check: {cmd}\nLast lines of its output:\n{tail}"),
         );
+    } else {
+        passed(sb, &live.pair, &s, "its check passed");
+    }
+}
+
+/// Notes a drill that passed (served, and its check passed if it had one) as the pair's last
+/// drill success, now.
+fn passed(sb: &Standby, h: &PairHandle, s: &DrillStatus, how: &str) {
+    let detail = format!("drill {}: point {} {how}", s.id, s.point);
+    let saved = h.update(&sb.store, |rec| {
+        rec.last_successes.note_drill(now_ms(), s.point, detail);
+        Ok::<_, super::pair::OpError>(())
+    });
+    if let Err(e) = saved {
+        tracing::error!(pair = %s.pair_id, drill = %s.id, "recording the drill's success: {e:?}");
     }
 }
 

@@ -95,7 +95,8 @@ pub async fn resume_apply(sb: &Arc<Standby>, h: &Arc<PairHandle>) -> Res<Recover
         if live.lifecycle != orig.lifecycle {
             return Err(not_now(&live, "the pair's state changed while apply was resuming"));
         }
-        let merged = crate::standby::rebase::rebase(&orig, rec, &live, None);
+        let mut merged = crate::standby::rebase::rebase(&orig, rec, &live, None);
+        merged.last_successes.note_point(&p2);
         store.commit_point(pair_no, &p2, &pid, &merged).map_err(internal)?;
         *live = merged;
         Ok(())

@@ -90,6 +90,31 @@ pub(super) const FAMILIES: &[(&str, Kind, &str)] = &[
         Gauge,
         "1 for the pair's RPO level (ok, warning, error), 0 for the others (only pairs with a target).",
     ),
+    (
+        "drpair_pair_last_point_timestamp_seconds",
+        Gauge,
+        "Unix time (seconds) of the pair's newest committed point's cut (no series before the first).",
+    ),
+    (
+        "drpair_pair_last_verify_success_timestamp_seconds",
+        Gauge,
+        "Unix time (seconds) the last verification of the pair's stored chunks that found no damage ended (no series before one).",
+    ),
+    (
+        "drpair_pair_last_source_verify_success_timestamp_seconds",
+        Gauge,
+        "Unix time (seconds) the last online verify against the source that found no chunk differing ended (no series before one).",
+    ),
+    (
+        "drpair_pair_last_drill_success_timestamp_seconds",
+        Gauge,
+        "Unix time (seconds) the pair's last drill passed: served, and its check if any exited 0 (no series before one).",
+    ),
+    (
+        "drpair_pair_last_app_consistent_point_timestamp_seconds",
+        Gauge,
+        "Unix time (seconds) of the cut of the pair's newest app-consistent point (no series before the first).",
+    ),
     ("drpair_pair_backlog_bytes", Gauge, "Bytes known changed on the source and not shipped yet."),
     ("drpair_pair_backlog_chunks", Gauge, "Chunks known changed on the source and not shipped yet."),
     ("drpair_pair_progress_ratio", Gauge, "Progress of the running pass (initial sync, re-copy or catch-up), 0 to 1."),

@@ -230,6 +230,7 @@ mod tests {
             rpo_seconds: 45.0,
             target_seconds: 30,
             error_seconds: 60,
+            target_source: Default::default(),
         };
         s.rpo_state = Some(r.clone());
         let c = of_pair(&s, &facts());

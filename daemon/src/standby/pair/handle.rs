@@ -147,6 +147,8 @@ pub struct Registry {
     pairs: Mutex<HashMap<PairId, Arc<PairHandle>>>,
     /// The standby's retention defaults, handed to every pair inserted.
     retention: Mutex<Option<RetentionDefaults>>,
+    /// The standby's default RPO target, handed to every pair inserted.
+    rpo_default: Mutex<Option<drpair_types::rpo::RpoDefault>>,
 }
 
 impl Registry {
@@ -159,10 +161,16 @@ impl Registry {
         *self.retention.lock().expect("registry lock") = Some(d);
     }
 
+    /// Sets the default RPO target given to the pairs inserted from now on.
+    pub fn set_rpo_default(&self, d: Option<drpair_types::rpo::RpoDefault>) {
+        *self.rpo_default.lock().expect("registry lock") = d;
+    }
+
     pub fn insert(&self, h: Arc<PairHandle>) {
         if let Some(d) = self.retention.lock().expect("registry lock").clone() {
             h.runtime.lock().expect("runtime lock").retention_defaults = Some(d);
         }
+        h.runtime.lock().expect("runtime lock").rpo_default = *self.rpo_default.lock().expect("registry lock");
         let id = h.record.lock().expect("record lock").pair_id.clone();
         self.pairs.lock().expect("registry lock").insert(id, h);
     }

@@ -1,7 +1,8 @@
 //! The standby's pairs: the persisted record of each pair ([`record`], with the features' last
 //! results in types of its own: [`results`]), its runtime view (connection, progress,
 //! counters: [`runtime`]), the handle and registry that own both ([`handle`]), how status is
-//! derived from them ([`status`]) and the short trend behind the panel's charts ([`trend`]).
+//! derived from them ([`status`]), the short trend behind the panel's charts ([`trend`]), the
+//! RPO target in force ([`rpo`]) and the last successes ([`successes`]).
 
 pub mod dates;
 pub mod handle;
@@ -11,6 +12,7 @@ pub mod results;
 pub mod rpo;
 pub mod runtime;
 pub mod status;
+pub mod successes;
 pub mod trend;
 
 #[cfg(test)]

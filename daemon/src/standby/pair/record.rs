@@ -8,6 +8,7 @@
 
 use super::dates::PairDates;
 use super::results::{FailbackRecord, FailoverRecord, PruneRecord, SourceVerifyRecord, VerifyRecord};
+use super::successes::SuccessesRecord;
 use crate::standby::dump::DumpRecord;
 use crate::timefmt::now_ms;
 use drpair_pair::Lifecycle;
@@ -112,6 +113,14 @@ pub struct PairRecord {
     pub rpo_target_secs: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rpo_error_secs: Option<u64>,
+    /// The pair has no RPO target even where the standby has a default (`rpo_target = off`);
+    /// without a target of its own and this, the standby's default applies.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub rpo_target_off: bool,
+    /// When the pair last committed a point, passed a verify or a drill, cut an
+    /// app-consistent point (`successes.rs`).
+    #[serde(default, skip_serializing_if = "SuccessesRecord::is_empty")]
+    pub last_successes: SuccessesRecord,
 }
 
 /// The disks an agent came back with, differing from the registered ones.
@@ -203,6 +212,8 @@ impl PairRecord {
             bandwidth: None,
             rpo_target_secs: None,
             rpo_error_secs: None,
+            rpo_target_off: false,
+            last_successes: SuccessesRecord::default(),
         }
     }
 
@@ -217,7 +228,8 @@ impl PairRecord {
             || before.disks != self.disks
             || before.bandwidth != self.bandwidth
             || before.rpo_target_secs != self.rpo_target_secs
-            || before.rpo_error_secs != self.rpo_error_secs;
+            || before.rpo_error_secs != self.rpo_error_secs
+            || before.rpo_target_off != self.rpo_target_off;
         super::dates::note(&before.lifecycle, &self.lifecycle, settings, &mut self.dates, now);
     }
 

@@ -227,6 +227,8 @@ pub(crate) fn fully_populated() -> PairRecord {
         // Added after the fixture was written: absent there, so None.
         rpo_target_secs: None,
         rpo_error_secs: None,
+        rpo_target_off: false,
+        last_successes: Default::default(),
     }
 }
 

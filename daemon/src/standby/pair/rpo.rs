@@ -4,17 +4,30 @@
 //! unless set). The standby's watcher evaluates every pair once a second
 //! ([`tick`]), so a change of level is logged (the journal) when it happens, not when
 //! someone asks; status shows the level and since when ([`state`]).
+//!
+//! The target in force ([`in_force`]) is the pair's own, else the standby's default
+//! (`[standby] rpo_target` / `rpo_error`, [`RpoDefault`]) unless the pair was set `off`;
+//! status says whose it is.
 
 use super::handle::PairHandle;
 use super::record::PairRecord;
 use super::runtime::PairRuntime;
 use crate::timefmt::{now_ms, rfc3339_ms};
+use drpair_types::rpo::RpoDefault;
 use drpair_types::rpo::rpo_text;
-use drpair_types::{RpoLevel, RpoState};
+use drpair_types::{RpoLevel, RpoState, RpoTargetSource};
 
-/// The error threshold in force: the one set, or twice the target.
-pub fn error_seconds(rec: &PairRecord) -> Option<u64> {
-    rec.rpo_target_secs.map(|t| rec.rpo_error_secs.unwrap_or(t.saturating_mul(2)))
+/// The RPO target in force, its error threshold (the one set, or twice the target) and
+/// whose it is: the pair's own; else, unless the pair is set `off`, the standby's default.
+pub fn in_force(rec: &PairRecord, default: Option<RpoDefault>) -> Option<(u64, u64, RpoTargetSource)> {
+    let twice = |t: u64| t.saturating_mul(2);
+    if let Some(t) = rec.rpo_target_secs {
+        return Some((t, rec.rpo_error_secs.unwrap_or(twice(t)), RpoTargetSource::Pair));
+    }
+    if rec.rpo_target_off {
+        return None;
+    }
+    default.map(|d| (d.target_secs, d.error_secs.unwrap_or(twice(d.target_secs)), RpoTargetSource::Standby))
 }
 
 /// Milliseconds since the epoch of the newest committed point (or the registration).
@@ -26,8 +39,7 @@ fn newest_ms(rec: &PairRecord, rt: &PairRuntime) -> u64 {
 /// last changed. A level first seen (at start) is dated from the newest point: `warning` and
 /// `error` from when the RPO crossed their thresholds, `ok` from the point itself.
 pub fn state(rec: &PairRecord, rt: &mut PairRuntime, now: u64) -> Option<RpoState> {
-    let target = rec.rpo_target_secs?;
-    let error = error_seconds(rec)?;
+    let (target, error, source) = in_force(rec, rt.rpo_default)?;
     let newest = newest_ms(rec, rt);
     let rpo = now.saturating_sub(newest) as f64 / 1000.0;
     let level = RpoLevel::of(rpo, target, error);
@@ -56,6 +68,7 @@ pub fn state(rec: &PairRecord, rt: &mut PairRuntime, now: u64) -> Option<RpoStat
         rpo_seconds: (rpo * 10.0).round() / 10.0,
         target_seconds: target,
         error_seconds: error,
+        target_source: source,
     })
 }
 
@@ -78,9 +91,6 @@ fn log_change(rec: &PairRecord, from: RpoLevel, to: RpoLevel, rpo: f64, target: 
 /// Evaluates the pair's RPO now (the watcher's once-a-second call).
 pub fn tick(h: &PairHandle) {
     let rec = h.record.lock().expect("record");
-    if rec.rpo_target_secs.is_none() {
-        return;
-    }
     let mut rt = h.runtime.lock().expect("runtime");
     state(&rec, &mut rt, now_ms());
 }
@@ -111,6 +121,30 @@ mod tests {
         rt.last_point = Some(drpair_types::RecoveryPoint { time_unix_ms: 1_061_500, ..test_point() });
         let s = state(&rec, &mut rt, 1_063_000).unwrap();
         assert_eq!((s.state, s.since_unix_ms, s.rpo_seconds), (RpoLevel::Ok, 1_063_000, 1.5), "back to ok when seen");
+    }
+
+    #[test]
+    fn the_standby_default_applies_unless_the_pair_has_its_own_or_is_off() {
+        let mut rec = test_record(drpair_types::PairState::Replicating, 0);
+        rec.registered_unix_ms = 1_000_000;
+        let mut rt = PairRuntime::default();
+        let d = RpoDefault { target_secs: 30, error_secs: None };
+        assert_eq!(in_force(&rec, None), None);
+        assert_eq!(in_force(&rec, Some(d)), Some((30, 60, RpoTargetSource::Standby)));
+        let d = RpoDefault { target_secs: 30, error_secs: Some(45) };
+        rt.rpo_default = Some(d);
+        let s = state(&rec, &mut rt, 1_040_000).unwrap();
+        assert_eq!(
+            (s.state, s.target_seconds, s.error_seconds, s.target_source),
+            (RpoLevel::Warning, 30, 45, RpoTargetSource::Standby)
+        );
+        assert_eq!(serde_json::to_value(&s).unwrap()["target_source"], "standby");
+        rec.rpo_target_secs = Some(100);
+        assert_eq!(in_force(&rec, Some(d)), Some((100, 200, RpoTargetSource::Pair)), "the pair's own wins");
+        rec.rpo_target_secs = None;
+        rec.rpo_target_off = true;
+        assert_eq!(in_force(&rec, Some(d)), None, "off: no target, default or not");
+        assert!(state(&rec, &mut rt, 1_040_000).is_none());
     }
 
     fn test_point() -> drpair_types::RecoveryPoint {

@@ -95,6 +95,8 @@ pub struct PairRuntime {
     pub link: super::link::LinkRuntime,
     /// The RPO level last seen and since when (unix ms): `rpo.rs`.
     pub rpo_seen: Option<(drpair_types::RpoLevel, u64)>,
+    /// The standby's default RPO target (its config), for a pair without its own.
+    pub rpo_default: Option<drpair_types::rpo::RpoDefault>,
 }
 
 /// Counters since the standby started.

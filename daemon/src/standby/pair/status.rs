@@ -221,6 +221,7 @@ impl PairHandle {
             configuration_change: rec.configuration_change(),
             link,
             rpo_state,
+            last_successes: rec.last_successes.to_view(),
         }
     }
 
@@ -311,6 +312,7 @@ impl PairHandle {
             last_point: s.last_point,
             disks: s.disks.len() as u32,
             health: s.health,
+            rpo_state: s.rpo_state,
         }
     }
 }

@@ -99,6 +99,7 @@ mod tests {
             configuration_change: None,
             link: Default::default(),
             rpo_state: None,
+            last_successes: Default::default(),
         }
     }
 

@@ -104,7 +104,8 @@ impl Session {
             (self.sb.store.clone(), self.pair_no, self.pair_id.clone(), point.clone(), self.handle.clone());
         let rec = tokio::task::spawn_blocking(move || {
             let mut live = handle.record.lock().expect("record");
-            let merged = crate::standby::rebase::rebase(&orig, rec, &live, Some(PairOp::PointCommitted));
+            let mut merged = crate::standby::rebase::rebase(&orig, rec, &live, Some(PairOp::PointCommitted));
+            hooks::note_successes(&mut merged, &p2, &notes);
             store.commit_point(pair_no, &p2, &pid, &merged)?;
             hooks::in_commit(&store, pair_no, &pid, &notes);
             *live = merged.clone();

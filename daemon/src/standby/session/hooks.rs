@@ -1,6 +1,6 @@
 //! What the features do around a commit, in one place: the record changes that go into the
-//! commit's batch ([`on_commit`]), what is done under the record's lock once the batch is
-//! written ([`in_commit`]), and the follow-ups once the point is committed
+//! commit's batch ([`on_commit`], and the last successes: [`note_successes`]), what is done
+//! under the record's lock once the batch is written ([`in_commit`]), and the follow-ups once the point is committed
 //! ([`Session::after_commit`]): retiring an old lineage and stopping at a stop position.
 //! The acknowledgement is sent only after all of them.
 
@@ -59,6 +59,16 @@ pub(super) fn in_commit(store: &Store, pair_no: u32, pid: &PairId, notes: &Commi
     }
     if let Some(v) = &notes.source_verified {
         source_verify::report(pid, v);
+    }
+}
+
+/// The commit's successes, noted on the record it writes (after the rebase, so a success an
+/// API call or a verification noted meanwhile stays): the point, an app-consistent one, an
+/// online verify that passed.
+pub(super) fn note_successes(rec: &mut PairRecord, point: &RecoveryPoint, notes: &CommitNotes) {
+    rec.last_successes.note_point(point);
+    if let Some(v) = &notes.source_verified {
+        rec.last_successes.note_source_verify(v);
     }
 }
 
