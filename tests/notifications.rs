@@ -118,6 +118,24 @@ fn rpo_notifications_reach_a_webhook_signed_retried_and_over_a_restart() {
     assert!(j["summary"].as_str().unwrap().starts_with("Resolved: RPO"), "{j}");
     step(format!("paused: warning and error delivered; resumed: resolved (ids {first:?})"));
 
+    // A drill whose check fails is told once, as an event.
+    let api_drills = format!("/api/v1/pairs/{PAIR}/drills");
+    let d = api
+        .post_json(&api_drills, &serde_json::json!({"latest": true, "check": "echo the app did not answer; exit 3"}))
+        .json();
+    let failed = wait_until("the failed drill's notification", LONG, || {
+        hook.received()
+            .into_iter()
+            .map(|r| r.json())
+            .find(|j| j["kind"] == "drill_failed")
+            .ok_or_else(|| "none yet".to_string())
+    });
+    assert_eq!((failed["status"].as_str(), failed["severity"].as_str()), (Some("event"), Some("error")), "{failed}");
+    assert!(failed["summary"].as_str().unwrap().contains(d["id"].as_str().unwrap()), "{failed} {d}");
+    assert!(failed["message"].as_str().unwrap().contains("the app did not answer"), "{failed}");
+    api.post_json(&format!("/api/v1/drills/{}/stop", d["id"].as_str().unwrap()), &serde_json::json!({}));
+    step("a drill whose check failed: an error event with the check's output");
+
     // Receiver down: the events are retried, survive a kill -9 of the standby, then arrive.
     hook.stop();
     cli.run(&["pause", PAIR]).ok();

@@ -1,10 +1,11 @@
 //! Which conditions have been told, and what to tell now. Each evaluation hands the
 //! conditions that hold at that moment to [`Told::step`]; it answers with the notifications
 //! that follow: a condition that has held for `hold` (at once when it is `immediate`) fires
-//! once, fires again only when its severity changes, and resolves once when it no longer
-//! holds. That is the whole of deduplication: a condition that stays true tells nothing more,
-//! and the map is persisted with the notifications it produced, so a restart does not tell
-//! it again (and a condition that ended while the standby was down is resolved after it).
+//! once, fires again only when its severity rises above what was told, and resolves once when
+//! it no longer holds. That is the whole of deduplication: a condition that stays true tells
+//! nothing more (nor one that gets better without ending), and the map is persisted with the
+//! notifications it produced, so a restart does not tell it again (and a condition that ended
+//! while the standby was down is resolved after it).
 
 use drpair_types::notify::{NotificationStatus, Severity};
 use serde::{Deserialize, Serialize};
@@ -77,9 +78,11 @@ impl Told {
                 }
             });
             let due = c.immediate || now.saturating_sub(e.since_ms) >= hold_ms;
+            // Told again only when it gets worse: a way back (error to warning) is no news
+            // worth a message; its end is ("resolved").
             let tell = match e.told {
                 None => due,
-                Some(_) => c.severity != e.severity,
+                Some(t) => c.severity > t,
             };
             if e.severity != c.severity || e.summary != c.summary {
                 changed |= e.severity != c.severity;
@@ -184,6 +187,10 @@ mod tests {
         let (d, _) = t.step(1_000, 30_000, vec![cond("rpo", Severity::Error, true)]);
         assert_eq!(statuses(&d), [(Firing, "rpo", Severity::Error)]);
         assert_eq!(d[0].since_ms, 0, "the condition's start, not the escalation's");
+        let (d, _) = t.step(1_500, 30_000, vec![cond("rpo", Severity::Warning, true)]);
+        assert!(d.is_empty(), "better without ending: nothing to tell");
+        let (d, _) = t.step(1_600, 30_000, vec![cond("rpo", Severity::Error, true)]);
+        assert!(d.is_empty(), "back to the severity already told: nothing new");
         let (d, _) = t.step(2_000, 30_000, vec![]);
         assert_eq!(d[0].route, Severity::Error, "routed by the highest severity told");
     }
