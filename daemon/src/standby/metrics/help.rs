@@ -16,7 +16,7 @@ pub(super) enum Kind {
 use Kind::{Counter, Gauge, Summary};
 
 /// (name, kind, HELP). Labels are bounded: `pair`, and small fixed sets (`kind`, `state`,
-/// `op`, `result`, `reason`, `marker`, `step`, `disk`).
+/// `op`, `result`, `reason`, `marker`, `step`, `disk`, `role`); `name` is an API token's.
 pub(super) const FAMILIES: &[(&str, Kind, &str)] = &[
     // The link: what the pair's agent sent.
     (
@@ -210,6 +210,17 @@ pub(super) const FAMILIES: &[(&str, Kind, &str)] = &[
     ("drpair_dump_step", Gauge, "1 for the dump workflow's current step, 0 for every other step."),
     ("drpair_dump_load_ratio", Gauge, "Progress of a disk's dump image load, 0 to 1."),
     ("drpair_dump_mismatched_chunks", Gauge, "Chunks the dump's verification found different."),
+    // Credentials that end (written by metrics/expiry.rs at each scrape).
+    (
+        "drpair_tls_certificate_expiry_timestamp_seconds",
+        Gauge,
+        "When a certificate stops being valid (notAfter, Unix time), by role: server (the standby's own), ca (signs agents), agent (the pair's newest not revoked).",
+    ),
+    (
+        "drpair_api_token_expiry_timestamp_seconds",
+        Gauge,
+        "When an API token made with an expiry stops being accepted (Unix time), by token name.",
+    ),
 ];
 
 /// Describes every family to the global recorder (HELP lines in the exposition).
@@ -244,6 +255,7 @@ mod tests {
         let used: Vec<_> = [include_str!("../metrics.rs"), include_str!("../session/refusals.rs")]
             .iter()
             .flat_map(|s| used(s))
+            .chain(super::super::expiry::RENDERED.iter().map(|n| (n.to_string(), Gauge)))
             .collect();
         assert!(used.len() > 50, "the scan found only {} uses", used.len());
         for (name, kind) in &used {
