@@ -277,4 +277,41 @@ mod tests {
         names.dedup();
         assert_eq!(names.len(), FAMILIES.len(), "a family is described twice");
     }
+
+    /// The `drpair_…` names in `text` (a family's name, or one with a summary's suffix).
+    fn names_in(text: &str) -> Vec<String> {
+        let mut out: Vec<String> = text
+            .match_indices("drpair_")
+            .filter(|(at, _)| !text[..*at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+            .map(|(at, _)| text[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The shipped Grafana dashboard and alert rules name only families the standby exports:
+    /// a renamed family would leave a panel empty or an alert silent.
+    #[test]
+    fn the_dashboard_and_the_alert_rules_name_only_exported_families() {
+        for (file, text) in [
+            (
+                "packaging/grafana/drpair-overview.json",
+                include_str!("../../../../packaging/grafana/drpair-overview.json"),
+            ),
+            (
+                "packaging/prometheus/drpair-rules.yml",
+                include_str!("../../../../packaging/prometheus/drpair-rules.yml"),
+            ),
+        ] {
+            let names = names_in(text);
+            assert!(names.len() >= 10, "{file}: only {names:?}");
+            for name in names {
+                let base = ["_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(&name);
+                let known = FAMILIES.iter().any(|f| f.0 == name || (f.0 == base && f.1 == Summary));
+                assert!(known, "{file} names {name}, which is not in FAMILIES");
+            }
+        }
+        assert_eq!(names_in("x drpair_a{y} + drpair_b_total - mydrpair_c"), ["drpair_a", "drpair_b_total"]);
+    }
 }
