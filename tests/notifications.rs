@@ -136,6 +136,27 @@ fn rpo_notifications_reach_a_webhook_signed_retried_and_over_a_restart() {
     api.post_json(&format!("/api/v1/drills/{}/stop", d["id"].as_str().unwrap()), &serde_json::json!({}));
     step("a drill whose check failed: an error event with the check's output");
 
+    // A token that expires within 3 days: an error; revoked, it resolves.
+    cli.run(&["tokens", "create", "short-lived", "--role", "viewer", "--expires", "2d"]).ok();
+    let of_token = |status: &'static str| {
+        move |r: &Received| {
+            let j = r.json();
+            j["kind"] == "token_expiry"
+                && j["status"] == status
+                && j["key"].as_str().unwrap_or("").contains("short-lived")
+        }
+    };
+    let told = wait_until("the token's expiry told", LONG, || {
+        hook.received().into_iter().find(of_token("firing")).map(|r| r.json()).ok_or_else(|| "none yet".to_string())
+    });
+    assert_eq!(told["severity"], "error", "{told}");
+    assert!(told["summary"].as_str().unwrap().contains("expires in 1day"), "{told}");
+    cli.run(&["tokens", "revoke", "short-lived"]).ok();
+    wait_until("the token's expiry resolved", LONG, || {
+        hook.received().into_iter().find(of_token("resolved")).map(|_| ()).ok_or_else(|| "not yet".to_string())
+    });
+    step("a token expiring in 2 days is told as an error, and resolved once revoked");
+
     // Receiver down: the events are retried, survive a kill -9 of the standby, then arrive.
     hook.stop();
     cli.run(&["pause", PAIR]).ok();

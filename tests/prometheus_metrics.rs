@@ -6,115 +6,25 @@
 //! - a real Prometheus scrapes it over HTTPS (the standby's CA, a metrics-role token): the
 //!   target is up and a query for the pair's points, RPO target, RPO state and current RPO
 //!   (lag) returns what status shows;
-//! - a scrape without the token is refused (the target is down, saying why).
+//! - a scrape without the token is refused (the target is down, saying why);
+//! - the certificates' and tokens' expiry (issue 26, part 5): the server certificate, the CA
+//!   and the pair's agent certificate, and the metrics token made with an expiry, as Unix
+//!   times in the future, also in `GET /api/v1`;
+//! - every query of the shipped Grafana dashboard (`packaging/grafana/drpair-overview.json`),
+//!   its variables substituted as Grafana would (all pairs, then this pair), is valid and
+//!   returns at least one series, as an instant and as a range query.
 
 use drpair_e2e::image::{Fill, create_image};
-use drpair_e2e::{AgentSpec, MIB, Standby, TestEnv, step, wait_ready, wait_until};
-use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use drpair_e2e::prometheus::{Prometheus, promtool_check};
+use drpair_e2e::{AgentSpec, MIB, Standby, TestEnv, grafana, step, wait_ready, wait_until};
+use std::process::Command;
 use std::time::Duration;
 
 const PAIR: &str = "prom-01";
 const LONG: Duration = Duration::from_secs(120);
 
-/// `promtool check metrics` on `text`: its exit status and findings.
-fn promtool_check(text: &str) -> (bool, String) {
-    use std::io::Write;
-    let mut child = Command::new("promtool")
-        .args(["check", "metrics"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("promtool (Debian package prometheus; scripts/setup.sh installs it)");
-    child.stdin.take().unwrap().write_all(text.as_bytes()).unwrap();
-    let out = child.wait_with_output().unwrap();
-    let said = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    (out.status.success(), said)
-}
-
-/// A Prometheus server, killed when dropped.
-struct Prometheus {
-    child: Child,
-    url: String,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
-}
-
-/// Starts Prometheus scraping the standby every second, with `token` (if any).
-fn start_prometheus(env: &TestEnv, sb: &Standby, token: Option<&str>, name: &str) -> Prometheus {
-    let dir = env.mkdir(name);
-    let ca = sb.ca_file().expect("the standby's CA");
-    let auth = match token {
-        Some(t) => {
-            let f = dir.join("token");
-            std::fs::write(&f, t).unwrap();
-            format!("    authorization:\n      type: Bearer\n      credentials_file: {}\n", f.display())
-        }
-        None => String::new(),
-    };
-    let config = format!(
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n  - job_name: drpair\n    scheme: https\n    \
-         tls_config:\n      ca_file: {}\n{auth}    static_configs:\n      - targets: ['{}']\n",
-        ca.display(),
-        sb.api_addr
-    );
-    let conf = dir.join("prometheus.yml");
-    std::fs::write(&conf, config).unwrap();
-    let port = free_port();
-    let log = std::fs::File::create(dir.join("prometheus.log")).unwrap();
-    let child = Command::new("prometheus")
-        .arg(format!("--config.file={}", conf.display()))
-        .arg(format!("--storage.tsdb.path={}", dir.join("data").display()))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .stdout(log.try_clone().unwrap())
-        .stderr(log)
-        .spawn()
-        .expect("prometheus (Debian package prometheus)");
-    env.add_log(name, &dir.join("prometheus.log"));
-    Prometheus { child, url: format!("http://127.0.0.1:{port}") }
-}
-
-/// The samples a PromQL query returns now: (labels, value).
-fn query(p: &Prometheus, promql: &str) -> Result<Vec<(serde_json::Value, f64)>, String> {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "5", "-G", &format!("{}/api/v1/query", p.url), "--data-urlencode"])
-        .arg(format!("query={promql}"))
-        .output()
-        .map_err(|e| e.to_string())?;
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-        format!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-    })?;
-    let results = j["data"]["result"].as_array().ok_or_else(|| format!("no result: {j}"))?;
-    Ok(results
-        .iter()
-        .map(|r| (r["metric"].clone(), r["value"][1].as_str().and_then(|v| v.parse().ok()).unwrap_or(f64::NAN)))
-        .collect())
-}
-
-/// The scrape target's health and last error, once Prometheus has scraped it.
-fn target(p: &Prometheus) -> Result<(String, String), String> {
-    let out = Command::new("curl")
-        .args(["-sS", "--max-time", "5", &format!("{}/api/v1/targets", p.url)])
-        .output()
-        .map_err(|e| e.to_string())?;
-    let j: serde_json::Value = serde_json::from_slice(&out.stdout).map_err(|e| {
-        format!("{e}: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
-    })?;
-    let t = &j["data"]["activeTargets"][0];
-    match t["health"].as_str() {
-        Some(h) if h != "unknown" => Ok((h.to_string(), t["lastError"].as_str().unwrap_or("").to_string())),
-        _ => Err(format!("not scraped yet: {t}")),
-    }
+fn now_unix() -> f64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64()
 }
 
 #[test]
@@ -131,8 +41,11 @@ fn prometheus_accepts_and_scrapes_the_metrics() {
     api.create_point_wait(PAIR);
     // A verify run gives the verify families their samples.
     sb.cli().run(&["verify", PAIR]).ok();
-    // An RPO target gives the RPO families theirs.
+    // An RPO target gives the RPO families theirs; a storage report and an online verify
+    // (the dashboard shows both) theirs.
     sb.cli().run(&["pairs", "set", PAIR, "--rpo-target", "1h"]).ok();
+    api.get(&format!("/api/v1/pairs/{PAIR}/storage"));
+    sb.cli().run(&["verify", PAIR, "--source"]).expect_code(0);
 
     let text = api.metrics();
     let families = text.lines().filter(|l| l.starts_with("# TYPE ")).count();
@@ -147,16 +60,16 @@ fn prometheus_accepts_and_scrapes_the_metrics() {
     let (bad_ok, bad_said) = promtool_check("# TYPE x_total gauge\nx_total 1\n");
     assert!(!bad_ok && bad_said.contains("x_total"), "promtool accepted a gauge named _total: {bad_said}");
 
-    // A real Prometheus, with a token that has the metrics role.
-    let out = sb.cli().run(&["tokens", "create", "prom", "--role", "metrics"]);
+    // A real Prometheus, with a token that has the metrics role (and an expiry, reported too).
+    let out = sb.cli().run(&["tokens", "create", "prom", "--role", "metrics", "--expires", "90d"]);
     out.expect_code(0);
     let token = out.stdout.lines().last().expect("the new token").trim().to_string();
-    let prom = start_prometheus(&env, &sb, Some(&token), "prometheus");
-    let (health, err) = wait_until("Prometheus scrapes the standby", LONG, || target(&prom));
+    let prom = Prometheus::start(&env, &sb, Some(&token), "prometheus");
+    let (health, err) = wait_until("Prometheus scrapes the standby", LONG, || prom.target());
     assert_eq!(health, "up", "the scrape failed: {err}");
     let status = api.status(PAIR);
     let points = wait_until("the pair's points are queryable", LONG, || {
-        match query(&prom, &format!("drpair_pair_points{{pair=\"{PAIR}\"}}"))?.as_slice() {
+        match prom.query(&format!("drpair_pair_points{{pair=\"{PAIR}\"}}"))?.as_slice() {
             [(_, v)] => Ok(*v),
             other => Err(format!("{other:?}")),
         }
@@ -165,24 +78,100 @@ fn prometheus_accepts_and_scrapes_the_metrics() {
     // The RPO: the target as set, the current RPO (lag) as status shows it, give or take the
     // time between the scrape and the status call.
     let rpo_state = api.status(PAIR).rpo_state.expect("rpo_state: the pair has a target");
-    let rpo_target = query(&prom, &format!("drpair_pair_rpo_target_seconds{{pair=\"{PAIR}\"}}")).unwrap();
+    let rpo_target = prom.query(&format!("drpair_pair_rpo_target_seconds{{pair=\"{PAIR}\"}}")).unwrap();
     assert_eq!(rpo_target.first().map(|s| s.1), Some(3600.0), "{rpo_target:?}");
-    let lag = query(&prom, &format!("drpair_pair_lag_seconds{{pair=\"{PAIR}\"}}")).unwrap();
+    let lag = prom.query(&format!("drpair_pair_lag_seconds{{pair=\"{PAIR}\"}}")).unwrap();
     assert_eq!(lag.len(), 1, "one lag series for the pair: {lag:?}");
     assert!((lag[0].1 - rpo_state.rpo_seconds).abs() < 5.0, "Prometheus {lag:?}, status {rpo_state:?}");
-    let ok = query(&prom, &format!("drpair_pair_rpo_state{{pair=\"{PAIR}\",state=\"ok\"}}")).unwrap();
+    let ok = prom.query(&format!("drpair_pair_rpo_state{{pair=\"{PAIR}\",state=\"ok\"}}")).unwrap();
     assert_eq!(ok.first().map(|s| s.1), Some(1.0), "{ok:?}");
-    let up = query(&prom, "up{job=\"drpair\"}").unwrap();
+    let up = prom.query("up{job=\"drpair\"}").unwrap();
     assert_eq!(up.first().map(|s| s.1), Some(1.0), "{up:?}");
     step(format!("Prometheus scrapes over HTTPS with a metrics token: up, {points} point(s) as status says"));
+    expiry_is_reported(&prom, &sb);
+    dashboard_queries_return_series(&prom);
 
     // Without a token the standby refuses the scrape, and Prometheus says so.
-    let anon = start_prometheus(&env, &sb, None, "prometheus-anon");
-    let (health, err) = wait_until("the tokenless scrape is judged", LONG, || target(&anon));
+    let anon = Prometheus::start(&env, &sb, None, "prometheus-anon");
+    let (health, err) = wait_until("the tokenless scrape is judged", LONG, || anon.target());
     assert_eq!(health, "down", "a scrape without a token was served");
     assert!(err.contains("401"), "the refusal names the status: {err}");
     step(format!("without a token: down ({err})"));
     drop(agent);
+}
+
+/// The certificates' and the metrics token's ends, in Prometheus and in `GET /api/v1`.
+fn expiry_is_reported(prom: &Prometheus, sb: &Standby) {
+    let day = 86_400.0;
+    let now = now_unix();
+    let certs = prom.query("drpair_tls_certificate_expiry_timestamp_seconds").unwrap();
+    let at = |role: &str| {
+        let found: Vec<f64> = certs.iter().filter(|(l, _)| l["role"] == role).map(|s| s.1).collect();
+        assert_eq!(found.len(), 1, "one {role} certificate: {certs:?}");
+        found[0]
+    };
+    // Made at the standby's first start, moments ago: 10 years (server), 20 (CA), and the
+    // agent's 90 days (agent_cert_ttl's default).
+    let (server, ca, agent) = (at("server"), at("ca"), at("agent"));
+    assert!(server > now && (server - now - 3650.0 * day).abs() < day, "server {server}, now {now}");
+    assert!((ca - now - 7300.0 * day).abs() < day, "ca {ca}, now {now}");
+    assert!((agent - now - 90.0 * day).abs() < day, "agent {agent}, now {now}");
+    assert!(certs.iter().any(|(l, _)| l["role"] == "agent" && l["pair"] == PAIR), "{certs:?}");
+    let token = prom.query("drpair_api_token_expiry_timestamp_seconds{name=\"prom\"}").unwrap();
+    assert_eq!(token.len(), 1, "{token:?}");
+    assert!((token[0].1 - now - 90.0 * day).abs() < 3600.0, "token {token:?}, now {now}");
+    // The API: the certificates (not tokens), with the days left.
+    let info = sb.api().get("/api/v1").json();
+    let listed = info["certificates"].as_array().expect("certificates in GET /api/v1");
+    let roles: Vec<_> =
+        listed.iter().map(|c| (c["role"].as_str().unwrap(), c["days_left"].as_i64().unwrap())).collect();
+    assert_eq!(roles, [("server", 3649), ("ca", 7299), ("agent", 89)], "{info}");
+    assert_eq!(listed[0]["subject"], "CN=drpair-standby", "{info}");
+    assert_eq!(listed[2]["name"], PAIR, "{info}");
+    assert!(listed.iter().all(|c| c["level"] == "ok" && c["not_after_unix"].as_f64().unwrap() > now), "{info}");
+    step(format!(
+        "expiry: server certificate in {:.0} days, CA {:.0}, agent {:.0}, token {:.0}; GET /api/v1 lists {roles:?}",
+        (server - now) / day,
+        (ca - now) / day,
+        (agent - now) / day,
+        (token[0].1 - now) / day
+    ));
+}
+
+/// Every query of the shipped dashboard, with its variables as Grafana fills them (all pairs,
+/// then the pair alone), returns series, instant and over a range.
+fn dashboard_queries_return_series(prom: &Prometheus) {
+    let d = grafana::load();
+    let vars = grafana::variables(&d);
+    let (_, _, q) = vars.iter().find(|v| v.0 == "pair").expect("the pair variable");
+    let inner = q.strip_prefix("label_values(").and_then(|r| r.strip_suffix(')')).expect("label_values(…)");
+    let (matcher, label) = inner.rsplit_once(',').expect("label_values(METRIC, LABEL)");
+    let pairs = wait_until("the pair variable lists the pair", LONG, || {
+        let v = prom.label_values(label.trim(), matcher.trim())?;
+        if v.iter().any(|p| p == PAIR) { Ok(v) } else { Err(format!("{v:?}")) }
+    });
+    let queries = grafana::queries(&d);
+    for value in [".*", PAIR] {
+        for q in &queries {
+            let expr = grafana::substitute(&q.expr, &[("pair", value)]).unwrap();
+            let what = format!("{} {}: {expr}", q.panel, q.ref_id);
+            // Instant (a stat panel) and over the last minute (a graph): series in both, once
+            // Prometheus has scraped a few times.
+            let series = wait_until(&format!("series for {what}"), Duration::from_secs(30), || {
+                let r = prom.query(&expr)?;
+                let range = prom.query_range(&expr, 60, "5s")?;
+                match (r.is_empty(), range.is_empty()) {
+                    (false, false) => Ok(r),
+                    (i, _) => Err(format!("no series {}", if i { "now" } else { "over the last minute" })),
+                }
+            });
+            if value == PAIR {
+                let other: Vec<_> = series.iter().filter(|(l, _)| !l["pair"].is_null() && l["pair"] != PAIR).collect();
+                assert!(other.is_empty(), "{what}: the pair variable did not filter: {other:?}");
+            }
+        }
+    }
+    step(format!("the dashboard's {} queries return series (pair variable: {pairs:?}, then {PAIR})", queries.len()));
 }
 
 /// The alert rules the package ships pass `promtool check rules` and their unit tests

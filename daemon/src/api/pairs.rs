@@ -110,6 +110,7 @@ pub async fn root(State(sb): State<AppState>, caller: Option<axum::Extension<Cal
         insecure_plaintext: sb.identity.is_none(),
         identity: caller.as_ref().map(|c| format!("token {}", c.name)),
         role: caller.map(|c| c.role),
+        certificates: crate::standby::expiry::expiries(&sb).into_iter().filter(|e| e.role.is_certificate()).collect(),
     })
 }
 

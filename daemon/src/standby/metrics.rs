@@ -11,6 +11,7 @@ use drpair_types::{DumpStatus, DumpStep, PairId, PairState, RecoveryPoint};
 use metrics::{counter, gauge, histogram};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 
+mod expiry;
 mod help;
 
 /// Installs the process-wide recorder (once) and returns its handle.
@@ -128,7 +129,9 @@ pub fn render(sb: &Standby) -> String {
         gauge!("drpair_store_filesystem_free_bytes").set(free as f64);
         gauge!("drpair_store_filesystem_reserve_bytes").set(reserve as f64);
     }
-    sb.metrics.render()
+    let mut out = sb.metrics.render();
+    expiry::render(&mut out, &super::expiry::expiries(sb));
+    out
 }
 
 /// The last successes as Unix timestamps in seconds; a kind that never succeeded has no

@@ -17,6 +17,7 @@ pub mod delete;
 pub mod downloads;
 pub mod drill;
 pub mod dump;
+pub mod expiry;
 pub mod export;
 pub mod failover;
 pub mod identity;

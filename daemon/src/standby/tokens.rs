@@ -134,6 +134,12 @@ impl Tokens {
         self.save(&e)
     }
 
+    /// The tokens made with an expiry: (name, expiry in Unix ms), expired ones included.
+    pub fn expiries(&self) -> Vec<(String, u64)> {
+        let e = self.entries.lock().expect("tokens");
+        e.iter().filter_map(|t| Some((t.name.clone(), t.expires_unix_ms?))).collect()
+    }
+
     pub fn list(&self) -> Vec<TokenInfo> {
         let mut out: Vec<TokenInfo> = self
             .entries

@@ -8,6 +8,7 @@
 //! - [`server_config`]: the standby's side, asking for (not requiring) a client certificate
 //!   signed by its CA: an agent without one can only enroll.
 //! - [`issue_client_cert`]: the standby's CA signs an agent's own key at enrollment.
+//! - [`cert_validity`]: a certificate's subject and `notAfter` (expiry metrics and alerts).
 //!
 //! See ARCHITECTURE.md, "Security".
 
@@ -17,6 +18,7 @@ mod identity;
 mod issue;
 mod pem;
 mod probe;
+mod validity;
 mod verify;
 
 pub use config::{ClientIdentity, StandbyTrust, client_config, server_config};
@@ -26,6 +28,7 @@ pub use issue::{AgentKey, IssuedCert, issue_client_cert};
 pub use pem::{read_certs, read_key};
 pub use probe::{fetch_chain, pinned_anchor};
 pub use rustls;
+pub use validity::{CertValidity, cert_validity};
 
 use std::sync::Arc;
 

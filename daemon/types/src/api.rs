@@ -446,6 +446,9 @@ pub struct StandbyInfo {
     pub identity: Option<String>,
     #[serde(default)]
     pub role: Option<Role>,
+    /// The standby's certificates and its agents' (not tokens): when each ends.
+    #[serde(default)]
+    pub certificates: Vec<crate::expiry::Expiry>,
 }
 
 /// A stop position: the pair stops after the first point at or past it.

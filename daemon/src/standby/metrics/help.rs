@@ -16,7 +16,8 @@ pub(super) enum Kind {
 use Kind::{Counter, Gauge, Summary};
 
 /// (name, kind, HELP). Labels are bounded: `pair`, and small fixed sets (`kind`, `state`,
-/// `op`, `result`, `reason`, `marker`, `step`, `disk`, the notification `target`).
+/// `op`, `result`, `reason`, `marker`, `step`, `disk`, `role`, the notification `target`); `name` is
+/// an API token's.
 pub(super) const FAMILIES: &[(&str, Kind, &str)] = &[
     // The link: what the pair's agent sent.
     (
@@ -247,6 +248,17 @@ pub(super) const FAMILIES: &[(&str, Kind, &str)] = &[
         Gauge,
         "Notifications not yet delivered to every target they are for (kept in the store over restarts).",
     ),
+    // Credentials that end (written by metrics/expiry.rs at each scrape).
+    (
+        "drpair_tls_certificate_expiry_timestamp_seconds",
+        Gauge,
+        "When a certificate stops being valid (notAfter, Unix time), by role: server (the standby's own), ca (signs agents), agent (the pair's newest not revoked).",
+    ),
+    (
+        "drpair_api_token_expiry_timestamp_seconds",
+        Gauge,
+        "When an API token made with an expiry stops being accepted (Unix time), by token name.",
+    ),
 ];
 
 /// Describes every family to the global recorder (HELP lines in the exposition).
@@ -286,6 +298,7 @@ mod tests {
         ]
         .iter()
         .flat_map(|s| used(s))
+        .chain(super::super::expiry::RENDERED.iter().map(|n| (n.to_string(), Gauge)))
         .collect();
         assert!(used.len() > 50, "the scan found only {} uses", used.len());
         for (name, kind) in &used {
@@ -306,5 +319,42 @@ mod tests {
         names.sort();
         names.dedup();
         assert_eq!(names.len(), FAMILIES.len(), "a family is described twice");
+    }
+
+    /// The `drpair_…` names in `text` (a family's name, or one with a summary's suffix).
+    fn names_in(text: &str) -> Vec<String> {
+        let mut out: Vec<String> = text
+            .match_indices("drpair_")
+            .filter(|(at, _)| !text[..*at].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_'))
+            .map(|(at, _)| text[at..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect())
+            .collect();
+        out.sort();
+        out.dedup();
+        out
+    }
+
+    /// The shipped Grafana dashboard and alert rules name only families the standby exports:
+    /// a renamed family would leave a panel empty or an alert silent.
+    #[test]
+    fn the_dashboard_and_the_alert_rules_name_only_exported_families() {
+        for (file, text) in [
+            (
+                "packaging/grafana/drpair-overview.json",
+                include_str!("../../../../packaging/grafana/drpair-overview.json"),
+            ),
+            (
+                "packaging/prometheus/drpair-rules.yml",
+                include_str!("../../../../packaging/prometheus/drpair-rules.yml"),
+            ),
+        ] {
+            let names = names_in(text);
+            assert!(names.len() >= 10, "{file}: only {names:?}");
+            for name in names {
+                let base = ["_sum", "_count"].iter().find_map(|s| name.strip_suffix(s)).unwrap_or(&name);
+                let known = FAMILIES.iter().any(|f| f.0 == name || (f.0 == base && f.1 == Summary));
+                assert!(known, "{file} names {name}, which is not in FAMILIES");
+            }
+        }
+        assert_eq!(names_in("x drpair_a{y} + drpair_b_total - mydrpair_c"), ["drpair_a", "drpair_b_total"]);
     }
 }
