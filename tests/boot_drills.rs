@@ -90,6 +90,11 @@ fn screenshot(api: &Api, sb: &Standby, id: &str) -> (u32, u32) {
     let (w, h) = png_size(&r.body);
     assert!(w > 0 && h > 0, "{w}x{h}");
     assert_eq!(std::fs::read(evidence(sb, id).join("screenshot.png")).unwrap(), r.body, "the file kept as evidence");
+    // DRPAIR_E2E_SHOTS=DIR keeps a copy to look at.
+    if let Some(dir) = std::env::var_os("DRPAIR_E2E_SHOTS") {
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(Path::new(&dir).join(format!("{id}.png")), &r.body);
+    }
     (w, h)
 }
 
