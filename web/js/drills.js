@@ -79,7 +79,7 @@ export function drillsSection(pairId, ctx) {
   const running = h('div', { id: 'drills-running' });
   const reports = h('div', { class: 'table-box', id: 'drill-reports' });
   const bootEvidence = h('div', { id: 'drill-boot-evidence' });
-  const shots = new Map(); // drill id → object URL of its screenshot
+  const shots = new Map(); // drill id → its screenshot as a data: URL
   let shown = null; // the drill whose boot evidence is shown (default: the newest that booted)
   let allowed = [];
   let drills = [];
@@ -188,7 +188,15 @@ export function drillsSection(pairId, ctx) {
       const url = shots.get(d.id);
       const put = (u) => { img.src = u; img.hidden = false; };
       if (url) put(url);
-      else getBlob(`/drills/${encodeURIComponent(d.id)}/screenshot`).then((blob) => { const u = URL.createObjectURL(blob); shots.set(d.id, u); put(u); }).catch(() => {});
+      // A data: URL (the panel's CSP allows images from itself and data: only).
+      else {
+        getBlob(`/drills/${encodeURIComponent(d.id)}/screenshot`).then((blob) => new Promise((ok, fail) => {
+          const r = new FileReader();
+          r.onload = () => ok(r.result);
+          r.onerror = () => fail(r.error);
+          r.readAsDataURL(blob);
+        })).then((u) => { shots.set(d.id, u); put(u); }).catch(() => {});
+      }
     }
   }
 
