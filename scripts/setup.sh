@@ -24,10 +24,12 @@ done
 # prometheus (with promtool): tests/prometheus_metrics.rs lints /metrics and scrapes it; the
 # test runs its own server, so the package's service is stopped and disabled below.
 # python3-aiosmtpd: a real SMTP server for the e-mail notifications (tests/notifications.rs).
+# qemu-system-x86, ovmf: boot-verified drills run a QEMU guest (SeaBIOS, or OVMF for uefi);
+# busybox-static, extlinux: tests/boot_drills.rs builds a small bootable disk from them.
 if [ $mode = test ]; then
   for pkg in rsync fio zstd qemu-utils chromium libnbd-bin fuse3 \
              systemd systemd-container debootstrap postgresql postgresql-contrib libnss3-tools \
-             prometheus python3-aiosmtpd; do
+             prometheus python3-aiosmtpd qemu-system-x86 ovmf busybox-static extlinux; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
 fi
@@ -38,6 +40,19 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
   if [[ " ${need[*]} " == *" prometheus "* ]]; then
     systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+fi
+
+# The kernel of tests/boot_drills.rs's bootable disk: Debian's cloud kernel package, only
+# downloaded (apt-get download) into a cache outside the clone, never installed: installing
+# it would add a kernel, its initramfs and a boot entry to this machine for a test's sake.
+if [ $mode = test ]; then
+  boot_cache=/var/cache/drpair-boot
+  kernel_pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
+  if [ -n "$kernel_pkg" ] && ! ls "$boot_cache/${kernel_pkg}_"*.deb >/dev/null 2>&1; then
+    echo "setup: downloading $kernel_pkg into $boot_cache (the boot drills' test disk)"
+    mkdir -p "$boot_cache"
+    (cd "$boot_cache" && apt-get download -qq "$kernel_pkg" 2>/dev/null)
   fi
 fi
 
