@@ -26,12 +26,25 @@ done
 # python3-aiosmtpd: a real SMTP server for the e-mail notifications (tests/notifications.rs).
 # qemu-system-x86, ovmf: boot-verified drills run a QEMU guest (SeaBIOS, or OVMF for uefi);
 # busybox-static, extlinux: tests/boot_drills.rs builds a small bootable disk from them.
+# qemu-system-x86 must come in qemu-utils' version: a qemu-utils from bookworm-backports with
+# qemu-system-x86 from bookworm makes apt remove qemu-utils. Such a machine gets a warning
+# (install qemu-system-x86 from backports too), never that removal.
 if [ $mode = test ]; then
   for pkg in rsync fio zstd qemu-utils chromium libnbd-bin fuse3 \
              systemd systemd-container debootstrap postgresql postgresql-contrib libnss3-tools \
-             prometheus python3-aiosmtpd qemu-system-x86 ovmf busybox-static extlinux; do
+             prometheus python3-aiosmtpd ovmf busybox-static extlinux; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
+  if ! dpkg -s qemu-system-x86 >/dev/null 2>&1; then
+    utils=$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)
+    system=$(apt-cache policy qemu-system-x86 2>/dev/null | awk '/Candidate:/ {print $2}')
+    if [ -z "$utils" ] || [ "$utils" = "$system" ]; then
+      need+=(qemu-system-x86)
+    else
+      echo "setup: warning: qemu-utils $utils is installed but qemu-system-x86's candidate is $system;" \
+        "install qemu-system-x86=$utils (e.g. from bookworm-backports) for tests/boot_drills.rs" >&2
+    fi
+  fi
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"

@@ -317,6 +317,14 @@ fn boot_verified_drills_prove_each_point_boots_or_say_why_not() {
     });
     step("stopped: guests gone, overlays deleted, evidence kept");
 
+    // UEFI (OVMF), meanwhile: the test disk has no EFI boot loader, so it fails, with evidence.
+    let uefi = Path::new("/usr/share/ovmf/OVMF.fd").exists().then(|| {
+        start(
+            &api,
+            json!({"point": p2.id, "boot": {"memory": "256M", "cpus": 1, "firmware": "uefi", "timeout_seconds": 15}}),
+        )
+    });
+
     // A point whose boot sector is zeroed.
     bootdisk::write_at(&img, 0, &[0u8; 446]);
     let p3 = api.create_point_wait(PAIR);
@@ -357,6 +365,17 @@ fn boot_verified_drills_prove_each_point_boots_or_say_why_not() {
     step(format!("zeroed boot sector (point {}): failed: {reason}; screenshot {w3}x{h3}", p3.id));
     let r = post(&api, &format!("/api/v1/drills/{}/stop", d3.id), json!({}));
     assert_eq!(r.status, 200, "{}", r.text());
+    if let Some(u) = uefi {
+        let u = wait_boot(&api, &u.id);
+        let b = u.boot.clone().unwrap();
+        assert_eq!((b.state, b.firmware.as_str()), (BootState::Failed, "uefi"), "{u:?}");
+        let (w, h) = screenshot(&api, &sb, &u.id);
+        step(format!(
+            "uefi (OVMF) boot of a BIOS-only disk: failed: {}; screenshot {w}x{h}",
+            b.reason.unwrap_or_default().chars().take(160).collect::<String>()
+        ));
+        post(&api, &format!("/api/v1/drills/{}/stop", u.id), json!({}));
+    }
 
     // A standby killed with -9 during a boot leaves no guest; its restart records the drill failed.
     let d4 = start(&api, json!({"point": p2.id, "boot": boot_request(BOOT_LIMIT)}));

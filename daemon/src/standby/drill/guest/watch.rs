@@ -123,9 +123,14 @@ fn attempt(
     let mut asked = Instant::now();
     loop {
         let mut got = false;
-        if let Ok(b) = rx.recv_timeout(Duration::from_millis(100)) {
-            console.push(&b);
-            got = true;
+        match rx.recv_timeout(Duration::from_millis(100)) {
+            Ok(b) => {
+                console.push(&b);
+                got = true;
+            }
+            Err(crossbeam_channel::RecvTimeoutError::Timeout) => {}
+            // QEMU closed its stdout: it is ending; no spinning until it has.
+            Err(crossbeam_channel::RecvTimeoutError::Disconnected) => std::thread::sleep(Duration::from_millis(100)),
         }
         while let Ok(b) = rx.try_recv() {
             console.push(&b);
