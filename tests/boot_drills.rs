@@ -121,7 +121,7 @@ fn local_boot_ms(image: &Path, accel: &str) -> u64 {
         assert!(n > 0 && t0.elapsed() < Duration::from_secs(BOOT_LIMIT), "the local boot did not reach its prompt");
         seen.extend_from_slice(&buf[..n]);
         if String::from_utf8_lossy(&seen).contains(PROMPT) {
-            break t0.elapsed().as_millis() as u64;
+            break u64::try_from(t0.elapsed().as_millis()).unwrap();
         }
     };
     let _ = qemu.kill();
@@ -199,7 +199,7 @@ fn boot_verified_drills_prove_each_point_boots_or_say_why_not() {
     let d2 = start(&api, json!({"point": p2.id, "operator": "e2e", "boot": boot_request(BOOT_LIMIT)}));
     let b = d2.boot.as_ref().expect("a boot section");
     assert_eq!((b.state, b.memory_mib, b.cpus, b.firmware.as_str()), (BootState::Booting, 256, 1, "bios"));
-    let scratch: Vec<u8> = (0..1u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 13) as u8).collect();
+    let scratch: Vec<u8> = (0..1u32 << 20).map(|i| (i.wrapping_mul(2654435761) >> 13).to_le_bytes()[0]).collect();
     bootdisk::write_at(&img, PART_OFFSET + PART_SIZE, &scratch);
     let during = api.create_point_wait(PAIR);
     let seen = drill(&api, &d2.id);

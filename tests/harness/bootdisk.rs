@@ -179,7 +179,8 @@ fn build(deb: &Path, work: &Path, img: &Path) {
     let mut mbr = std::fs::read("/usr/lib/EXTLINUX/mbr.bin").unwrap();
     mbr.resize(440, 0);
     mbr.resize(446, 0);
-    let (start, sectors) = ((PART_OFFSET / 512) as u32, (PART_SIZE / 512) as u32);
+    let sectors_of = |bytes: u64| u32::try_from(bytes / 512).expect("an MBR partition");
+    let (start, sectors) = (sectors_of(PART_OFFSET), sectors_of(PART_SIZE));
     mbr.extend([0x80, 0xfe, 0xff, 0xff, 0x83, 0xfe, 0xff, 0xff]);
     mbr.extend(start.to_le_bytes());
     mbr.extend(sectors.to_le_bytes());

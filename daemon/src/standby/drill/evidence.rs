@@ -29,10 +29,11 @@ pub fn prune(data_dir: &Path, pair: &str, kept: &HashSet<String>) {
     let Ok(entries) = std::fs::read_dir(data_dir.join(DIR)) else { return };
     for e in entries.flatten() {
         let name = e.file_name().to_string_lossy().into_owned();
-        if of_pair(&name, pair) && !kept.contains(&name) {
-            if let Err(err) = std::fs::remove_dir_all(e.path()) {
-                tracing::warn!(drill = %name, "removing a trimmed drill's evidence: {err}");
-            }
+        if of_pair(&name, pair)
+            && !kept.contains(&name)
+            && let Err(err) = std::fs::remove_dir_all(e.path())
+        {
+            tracing::warn!(drill = %name, "removing a trimmed drill's evidence: {err}");
         }
     }
 }

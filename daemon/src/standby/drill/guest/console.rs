@@ -32,7 +32,7 @@ impl Console {
     pub fn push(&mut self, bytes: &[u8]) {
         self.total += bytes.len() as u64;
         if self.written < MAX_LOG_BYTES {
-            let room = (MAX_LOG_BYTES - self.written) as usize;
+            let room = usize::try_from(MAX_LOG_BYTES - self.written).unwrap_or(usize::MAX);
             let part = &bytes[..bytes.len().min(room)];
             if self.log.write_all(part).is_ok() {
                 self.written += part.len() as u64;

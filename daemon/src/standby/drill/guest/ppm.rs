@@ -40,7 +40,8 @@ pub fn parse_ppm(data: &[u8]) -> Result<(u32, u32, &[u8]), Error> {
     if len == 0 || len > MAX_PIXELS {
         return Err(bad("size out of range"));
     }
-    let rgb = data.get(pos..pos + (len * 3) as usize).ok_or_else(|| bad("truncated pixels"))?;
+    let bytes = usize::try_from(len * 3).map_err(|_| bad("size out of range"))?;
+    let rgb = data.get(pos..pos + bytes).ok_or_else(|| bad("truncated pixels"))?;
     Ok((w, h, rgb))
 }
 

@@ -151,7 +151,7 @@ fn attempt(
             return Ended::Done;
         }
         if booting && console.matches(&plan.expect) {
-            let ms = t0.elapsed().as_millis() as u64;
+            let ms = u64::try_from(t0.elapsed().as_millis()).unwrap_or(u64::MAX);
             let shot = screenshot(qmp.as_mut(), &ev, id);
             booting = false;
             pass(sb, live, ms, shot, console);
