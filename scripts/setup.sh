@@ -24,12 +24,49 @@ done
 # prometheus (with promtool): tests/prometheus_metrics.rs lints /metrics and scrapes it; the
 # test runs its own server, so the package's service is stopped and disabled below.
 # python3-aiosmtpd: a real SMTP server for the e-mail notifications (tests/notifications.rs).
+# qemu-system-x86, ovmf: boot-verified drills run a QEMU guest (SeaBIOS, or OVMF for uefi);
+# busybox-static, extlinux: tests/boot_drills.rs builds a small bootable disk from them.
+# qemu-system-x86 must come in qemu-utils' version: a qemu-utils from bookworm-backports with
+# qemu-system-x86 from bookworm makes apt remove qemu-utils. On such a machine (this kind has
+# qemu-utils from backports) it is installed from bookworm-backports, named in a sources list
+# of its own that is used for that one install and removed; if that fails, a warning (the boot
+# drills' test then says it skipped), never that removal.
+# qemu-system-x86 in qemu-utils' version ($1) from bookworm-backports, through a sources list
+# and package lists of its own (the machine's apt configuration is left as it was).
+qemu_from_backports() {
+  case "$1" in *bpo12*) ;; *) return 1 ;; esac
+  local dir
+  dir=$(mktemp -d)
+  mkdir -p "$dir/parts" "$dir/lists/partial"
+  cp /etc/apt/sources.list.d/*.sources "$dir/parts/" 2>/dev/null || true
+  printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+    >"$dir/parts/drpair-backports.sources"
+  local opts=(-o "Dir::Etc::SourceParts=$dir/parts" -o "Dir::State::Lists=$dir/lists")
+  [ -f /etc/apt/sources.list ] && opts+=(-o "Dir::Etc::SourceList=/etc/apt/sources.list")
+  echo "setup: installing qemu-system-x86 $1 from bookworm-backports (qemu-utils' version)"
+  local ok=0
+  DEBIAN_FRONTEND=noninteractive apt-get "${opts[@]}" update -qq >/dev/null 2>&1 &&
+    DEBIAN_FRONTEND=noninteractive apt-get "${opts[@]}" install -y -qq --no-install-recommends \
+      -t bookworm-backports "qemu-system-x86=$1" >/dev/null 2>&1 || ok=1
+  rm -rf "$dir"
+  return $ok
+}
 if [ $mode = test ]; then
   for pkg in rsync fio zstd qemu-utils chromium libnbd-bin fuse3 \
              systemd systemd-container debootstrap postgresql postgresql-contrib libnss3-tools \
-             prometheus python3-aiosmtpd; do
+             prometheus python3-aiosmtpd ovmf busybox-static extlinux; do
     dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
   done
+  if ! dpkg -s qemu-system-x86 >/dev/null 2>&1; then
+    utils=$(dpkg-query -W -f='${Version}' qemu-utils 2>/dev/null || true)
+    system=$(apt-cache policy qemu-system-x86 2>/dev/null | awk '/Candidate:/ {print $2}')
+    if [ -z "$utils" ] || [ "$utils" = "$system" ]; then
+      need+=(qemu-system-x86)
+    elif ! qemu_from_backports "$utils"; then
+      echo "setup: warning: qemu-utils $utils is installed but qemu-system-x86's candidate is $system;" \
+        "install qemu-system-x86=$utils (e.g. from bookworm-backports) for tests/boot_drills.rs" >&2
+    fi
+  fi
 fi
 if [ ${#need[@]} -gt 0 ]; then
   echo "setup: installing ${need[*]}"
@@ -38,6 +75,19 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends $(printf '%s\n' "${need[@]}" | sort -u) >/dev/null
   if [[ " ${need[*]} " == *" prometheus "* ]]; then
     systemctl disable --now prometheus >/dev/null 2>&1 || true
+  fi
+fi
+
+# The kernel of tests/boot_drills.rs's bootable disk: Debian's cloud kernel package, only
+# downloaded (apt-get download) into a cache outside the clone, never installed: installing
+# it would add a kernel, its initramfs and a boot entry to this machine for a test's sake.
+if [ $mode = test ]; then
+  boot_cache=/var/cache/drpair-boot
+  kernel_pkg=$(apt-cache depends linux-image-cloud-amd64 2>/dev/null | awk '/Depends: linux-image-/ {print $2; exit}')
+  if [ -n "$kernel_pkg" ] && ! ls "$boot_cache/${kernel_pkg}_"*.deb >/dev/null 2>&1; then
+    echo "setup: downloading $kernel_pkg into $boot_cache (the boot drills' test disk)"
+    mkdir -p "$boot_cache"
+    (cd "$boot_cache" && apt-get download -qq "$kernel_pkg" 2>/dev/null)
   fi
 fi
 

@@ -1,10 +1,12 @@
-//! `drpair drill start|list|stop|report`: failover drills, a recovery point served as
-//! writable, throw-away NBD exports while replication goes on.
+//! `drpair drill start|list|show|stop|report|console|screenshot`: failover drills, a recovery
+//! point served as writable, throw-away NBD exports while replication goes on, booted in a
+//! guest on the standby if asked (`drill_boot.rs`).
 
 use crate::client::{CliError, Client};
+use crate::drill_boot;
 use crate::output::{self, Block, OutputFormat, Table};
 use clap::{Args, Subcommand};
-use drpair_types::{DrillRequest, DrillStatus, PairId, PointId};
+use drpair_types::{BootRequest, DrillRequest, DrillStatus, PairId, PointId};
 use std::time::Duration;
 
 #[derive(Debug, Args)]
@@ -16,9 +18,16 @@ use std::time::Duration;
         (`qemu-system-x86_64 -drive file=nbd://…`, `nbdfuse` + `losetup`). The point is pinned \
         while the drill uses it and tagged `tested_at`. Each drill records the point's age (the \
         RPO you would have had), the time until the exports were ready (the RTO of the data), \
-        the check command's result, who ran it and when; `drill report` prints that history.",
+        the check command's result, who ran it and when; `drill report` prints that history. \
+        With --boot the standby boots the point in a QEMU guest (KVM when it can, no network) \
+        from the drill's exports and passes when the guest's serial console matches --expect \
+        (default: a login prompt) within --timeout; the boot time, the console and a \
+        screenshot are kept as evidence (`drill show`, `drill console`, `drill screenshot`).",
     after_help = "Examples:\n  drpair drill start web-01 --latest --ttl 2h --check 'qemu-img info \"$DRPAIR_DRILL_NBD_0\"'\n  \
-        drpair drill start web-01 --time 2026-11-21T10:00:00Z\n  drpair drill list\n  \
+        drpair drill start web-01 --time 2026-11-21T10:00:00Z\n  \
+        drpair drill start web-01 --latest --boot --memory 2G --cpus 2 --expect 'login:' --timeout 5m\n  \
+        drpair drill show web-01-1795330337554-0\n  drpair drill screenshot web-01-1795330337554-0 --out boot.png\n  \
+        drpair drill list\n  \
         drpair drill stop web-01-1795330337554-0\n  drpair drill report web-01"
 )]
 pub struct DrillArgs {
@@ -32,6 +41,25 @@ pub enum DrillCmd {
     Start(StartArgs),
     /// List the running drills of this standby
     List,
+    /// Show one drill (running or past) with its evidence
+    Show {
+        /// The drill's id (from `drill start`, `drill list` or `drill report`)
+        #[arg(value_name = "DRILL")]
+        id: String,
+    },
+    /// Print the full serial console log of a drill's guest
+    Console {
+        #[arg(value_name = "DRILL")]
+        id: String,
+    },
+    /// Save the screenshot of a drill's guest (PNG)
+    Screenshot {
+        #[arg(value_name = "DRILL")]
+        id: String,
+        /// Where to write the PNG
+        #[arg(long, value_name = "FILE")]
+        out: std::path::PathBuf,
+    },
     /// Stop a drill: its exports go away and its writes are discarded
     Stop {
         /// The drill's id (from `drill start` or `drill list`)
@@ -66,6 +94,27 @@ pub struct StartArgs {
     /// DRPAIR_DRILL_NBD_0, DRPAIR_DRILL_NBD_1, …
     #[arg(long, value_name = "CMD")]
     pub check: Option<String>,
+    /// Boot the point in a QEMU guest on the standby and wait for its console to match
+    #[arg(long)]
+    pub boot: bool,
+    /// The guest's memory (default 2G)
+    #[arg(long, value_name = "SIZE", requires = "boot")]
+    pub memory: Option<String>,
+    /// The guest's virtual CPUs (default 2)
+    #[arg(long, value_name = "N", requires = "boot")]
+    pub cpus: Option<u32>,
+    /// The guest's firmware: bios (SeaBIOS, the default) or uefi (OVMF)
+    #[arg(long, value_name = "bios|uefi", requires = "boot")]
+    pub firmware: Option<String>,
+    /// A regular expression the guest's serial console must match (default: login:)
+    #[arg(long, value_name = "REGEX", requires = "boot")]
+    pub expect: Option<String>,
+    /// How long the console may take to match (default 5m)
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "boot")]
+    pub timeout: Option<Duration>,
+    /// Return once the drill is served, without waiting for the boot's result
+    #[arg(long, requires = "boot")]
+    pub no_wait: bool,
 }
 
 impl StartArgs {
@@ -77,6 +126,14 @@ impl StartArgs {
             ttl_seconds: self.ttl.map(|d| d.as_secs()),
             check: self.check.clone(),
             operator: std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).ok(),
+            boot: self.boot.then(|| BootRequest {
+                memory: self.memory.clone(),
+                cpus: self.cpus,
+                firmware: self.firmware.clone(),
+                expect: self.expect.clone(),
+                // Sub-second timeouts are sent as 0 and refused by the standby.
+                timeout_seconds: self.timeout.map(|d| d.as_secs()),
+            }),
         }
     }
 }
@@ -89,8 +146,19 @@ pub fn run(client: &Client, output: OutputFormat, args: &DrillArgs) -> Result<()
         DrillCmd::Start(a) => {
             let (_, raw, d): (_, _, DrillStatus) =
                 client.post_json(&format!("/api/v1/pairs/{}/drills", a.pair), &a.request(), ANSWER_TIMEOUT)?;
+            if a.boot && !a.no_wait {
+                let (raw, d) = drill_boot::wait_for_boot(client, output, &d)?;
+                emit(output, &raw, || render_one(&d));
+                return drill_boot::outcome(&raw, &d);
+            }
             emit(output, &raw, || render_one(&d));
         }
+        DrillCmd::Show { id } => {
+            let (raw, d): (_, DrillStatus) = client.get_json(&format!("/api/v1/drills/{id}"))?;
+            emit(output, &raw, || render_one(&d));
+        }
+        DrillCmd::Console { id } => drill_boot::console(client, id)?,
+        DrillCmd::Screenshot { id, out } => drill_boot::screenshot(client, id, out)?,
         DrillCmd::List => {
             let (raw, v): (_, Vec<DrillStatus>) = client.get_json("/api/v1/drills")?;
             emit(output, &raw, || if v.is_empty() { "no drill is running\n".into() } else { render_table(&v) });
@@ -151,6 +219,7 @@ pub fn render_one(d: &DrillStatus) -> String {
         b.line("Ended", t.clone());
     }
     b.line("Check", check_words(d));
+    drill_boot::lines(&mut b, d);
     b.line("Operator", d.operator.clone());
     b.line("Message", d.message.clone());
     b.render()
@@ -158,7 +227,7 @@ pub fn render_one(d: &DrillStatus) -> String {
 
 /// Drills as a table, in the order given.
 pub fn render_table(v: &[DrillStatus]) -> String {
-    let mut t = Table::new(&["DRILL", "STATE", "POINT", "RPO", "READY", "CHECK", "OPERATOR", "REQUESTED"]);
+    let mut t = Table::new(&["DRILL", "STATE", "POINT", "RPO", "READY", "CHECK", "BOOT", "OPERATOR", "REQUESTED"]);
     for d in v {
         t.row(vec![
             d.id.clone(),
@@ -167,6 +236,7 @@ pub fn render_table(v: &[DrillStatus]) -> String {
             output::format_duration(d.point_age_seconds.round() as u64),
             format!("{:.1} ms", d.ready_ms),
             check_words(d),
+            drill_boot::words(d),
             d.operator.clone(),
             d.requested_at.clone(),
         ]);
@@ -206,6 +276,7 @@ mod tests {
                 duration_ms: None,
             }),
             message: "serving".into(),
+            boot: None,
         }
     }
 
@@ -239,6 +310,13 @@ mod tests {
             latest: false,
             ttl: Some(Duration::from_secs(7200)),
             check: Some("true".into()),
+            boot: false,
+            memory: None,
+            cpus: None,
+            firmware: None,
+            expect: None,
+            timeout: None,
+            no_wait: false,
         };
         let r = a.request();
         assert_eq!((r.point, r.ttl_seconds, r.check.as_deref()), (Some(7), Some(7200), Some("true")));

@@ -27,6 +27,7 @@ mod client;
 mod command;
 mod confirm;
 mod drill;
+mod drill_boot;
 mod dump;
 mod error;
 mod export;

@@ -19,6 +19,7 @@
 
 pub mod api;
 pub mod blockdev;
+pub mod bootdisk;
 pub mod browser;
 pub mod cli;
 pub mod daemons;

@@ -65,6 +65,21 @@ export async function call(method, path, body) {
 }
 
 export const get = (path) => call('GET', path);
+
+// A binary or text answer (a drill's screenshot, its console log) as a Blob, with the token.
+export async function getBlob(path) {
+  const headers = {};
+  const t = token.get();
+  if (t) headers.Authorization = `Bearer ${t}`;
+  const r = await fetch(`/api/v1${path}`, { headers, credentials: 'same-origin', cache: 'no-store' });
+  if (!r.ok) {
+    const text = await r.text();
+    let json = null;
+    try { json = JSON.parse(text); } catch { json = null; }
+    throw new ApiError(r.status, json || { message: text.trim() || r.statusText });
+  }
+  return r.blob();
+}
 export const post = (path, body) => call('POST', path, body === undefined ? {} : body);
 export const del = (path) => call('DELETE', path);
 export const put = (path, body) => call('PUT', path, body);

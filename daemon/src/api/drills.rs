@@ -1,5 +1,6 @@
 //! Drills: `POST|GET /api/v1/pairs/{pair}/drills`, `GET /api/v1/drills[/{id}]`,
-//! `POST /api/v1/drills/{id}/stop`.
+//! `POST /api/v1/drills/{id}/stop`, and a booted drill's evidence:
+//! `GET /api/v1/drills/{id}/console` (the full console log) and `…/screenshot` (PNG).
 
 use super::control::body;
 use super::{ApiFailure, ApiResult, AppState, find_pair};
@@ -7,7 +8,8 @@ use crate::standby::drill::{self, DrillError};
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use drpair_types::{DrillRequest, DrillState, DrillStatus, ErrorCode};
 
 fn failure(pair: &str, e: DrillError) -> ApiFailure {
@@ -74,4 +76,27 @@ pub async fn stop(State(sb): State<AppState>, Path(id): Path<String>, raw: Bytes
             format!("drill '{id}' already ended ({:?} at {})", known.state, known.ended_at.unwrap_or_default()),
         )),
     }
+}
+
+/// A file of a booted drill's evidence, as `content_type` (404: no such drill, or it has none).
+fn evidence_file(sb: &AppState, id: &str, name: &str, content_type: &'static str) -> ApiResult<Response> {
+    let d = find_drill(sb, id)?;
+    let what = if name == drill::evidence::SCREENSHOT { "screenshot" } else { "console log" };
+    if d.boot.is_none() {
+        return Err(ApiFailure::new(ErrorCode::NotFound, format!("drill '{id}' did not boot a guest: no {what}")));
+    }
+    let path = drill::evidence::file(&sb.data_dir, &d.id, name)
+        .ok_or_else(|| ApiFailure::new(ErrorCode::NotFound, format!("drill '{id}' has no {what} (yet)")))?;
+    let bytes = std::fs::read(&path).map_err(ApiFailure::internal)?;
+    Ok(([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-store")], bytes).into_response())
+}
+
+/// The full console log of a drill's guest (text).
+pub async fn console(State(sb): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    tokio::task::block_in_place(|| evidence_file(&sb, &id, drill::evidence::CONSOLE, "text/plain; charset=utf-8"))
+}
+
+/// The screenshot of a drill's guest, taken at the console's match or the boot's failure (PNG).
+pub async fn screenshot(State(sb): State<AppState>, Path(id): Path<String>) -> ApiResult<Response> {
+    tokio::task::block_in_place(|| evidence_file(&sb, &id, drill::evidence::SCREENSHOT, "image/png"))
 }

@@ -131,6 +131,8 @@ pub fn router(sb: AppState) -> Router {
         .route("/api/v1/drills", get(drills::running))
         .route("/api/v1/drills/{id}", get(drills::get_one))
         .route("/api/v1/drills/{id}/stop", post(drills::stop))
+        .route("/api/v1/drills/{id}/console", get(drills::console))
+        .route("/api/v1/drills/{id}/screenshot", get(drills::screenshot))
         .route("/api/v1/pairs/{pair}/points", get(points::list).post(points::create))
         .route("/api/v1/pairs/{pair}/points/{point}", get(points::get_one))
         .route("/api/v1/pairs/{pair}/points/{point}/pin", post(maintenance::pin))

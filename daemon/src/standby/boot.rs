@@ -18,6 +18,11 @@ impl Standby {
             .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
         let store = Store::open(&store_dir(&cfg.data_dir)).context("opening the standby store")?;
         // Overlays of drills that ran when the standby stopped: throw-away by definition.
+        // Their guests die with the standby (PR_SET_PDEATHSIG); any left are killed by pidfile.
+        let guests = drill::guest::qemu::kill_leftovers(&cfg.data_dir.join("drills"));
+        if guests > 0 {
+            tracing::warn!("{guests} guest(s) of drills that ran when the standby stopped were killed");
+        }
         let _ = std::fs::remove_dir_all(cfg.data_dir.join("drills"));
         let identity = super::identity::LinkIdentity::load(&cfg.data_dir, &cfg.link_security)?;
         let registry = Registry::default();

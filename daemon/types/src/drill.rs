@@ -26,6 +26,10 @@ pub struct DrillRequest {
     /// Who runs the drill (the CLI sends the login name); recorded as evidence.
     #[serde(default)]
     pub operator: Option<String>,
+    /// Boot the point in a guest on the standby (QEMU, from the drill's exports) and pass
+    /// when its console matches (`drill_boot.rs`).
+    #[serde(default)]
+    pub boot: Option<crate::BootRequest>,
 }
 
 /// Where a drill is.
@@ -85,4 +89,7 @@ pub struct DrillStatus {
     pub exports: Vec<DrillExport>,
     pub check: Option<DrillCheck>,
     pub message: String,
+    /// The boot, when the drill was asked to boot the point (absent in older records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot: Option<crate::DrillBoot>,
 }

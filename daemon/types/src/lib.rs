@@ -10,6 +10,7 @@ pub mod bench;
 pub mod dates;
 mod deletion;
 pub mod drill;
+pub mod drill_boot;
 pub mod dump;
 mod error_class;
 pub mod expiry;
@@ -38,6 +39,7 @@ pub use bench::{
 };
 pub use deletion::PairDeletion;
 pub use drill::*;
+pub use drill_boot::*;
 pub use dump::*;
 pub use error_class::ErrorClass;
 pub use expiry::{EXPIRY_CRITICAL_DAYS, EXPIRY_WARNING_DAYS, Expiry, ExpiryLevel, ExpiryRole};

@@ -21,6 +21,10 @@ pub(super) struct Live {
     pub(super) stopping: AtomicBool,
     /// The clients connected now, by a number of their own (each removed when it ends).
     pub(super) conns: Arc<Mutex<HashMap<u64, TcpStream>>>,
+    /// The guest booted from the exports, while it runs (taken by the drill's stop).
+    pub(super) guest: Mutex<Option<Arc<super::guest::GuestCtl>>>,
+    /// Whether the drill's success was noted (by whichever of its parts passed last).
+    pub(super) noted: AtomicBool,
 }
 
 /// The standby's running drills.

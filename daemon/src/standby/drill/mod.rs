@@ -3,29 +3,39 @@
 //! on. The point is pinned while a drill uses it. Each drill leaves evidence in the pair's
 //! record: the point and its age (RPO), the time from request to ready (RTO of the data), the
 //! check command's result, who ran it and when; the point is tagged `tested_at`, and a drill
-//! that passes (served, its check if any exited 0) is the pair's last drill success. Drills
-//! end by themselves after their time-to-live.
+//! that passes (served, its check if any exited 0, its guest if asked booted: `outcome.rs`)
+//! is the pair's last drill success. Drills end by themselves after their time-to-live.
+//! A drill may boot the point in a QEMU guest on the standby and watch its console
+//! (`guest/`), leaving a console log and a screenshot as evidence (`evidence.rs`).
 //!
 //! Serving runs on plain threads, away from the runtime that replicates: one per connection
 //! reads its requests, and a few per connection serve its reads at once (blocking reads of
 //! the store; `drpair_nbd::transmission_split`), answered as they complete.
 
+mod check;
 pub mod disk;
+pub mod evidence;
+pub mod guest;
 pub mod live;
+mod outcome;
 pub mod readahead;
+mod records;
 pub mod sandbox;
 
 pub use live::Drills;
 use live::Live;
+use records::record;
+pub use records::records;
 
 use super::Standby;
 use super::pair::PairHandle;
-use super::tasks::Seen;
 use crate::timefmt::{now_ms, rfc3339_ms};
 use disk::DrillDisk;
 use drpair_nbd::{BlockDev, Export};
 use drpair_store::PointReader;
-use drpair_types::{DrillCheck, DrillExport, DrillRequest, DrillState, DrillStatus, RecoveryPoint, TaskKind};
+use drpair_types::{
+    BootState, DrillCheck, DrillExport, DrillRequest, DrillState, DrillStatus, RecoveryPoint, TaskKind,
+};
 use std::net::{Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -35,13 +45,10 @@ use std::time::{Duration, Instant};
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 /// Allowed time-to-live.
 pub const TTL_RANGE: std::ops::RangeInclusive<u64> = 5..=7 * 24 * 3600;
-/// Longest a check command may run.
-pub const CHECK_TIMEOUT: Duration = Duration::from_secs(600);
+pub use check::CHECK_TIMEOUT;
 /// Held by a prune from its last look at the drills' pins through its deletions, and by a
 /// drill while it pins its point and checks that it still exists.
 pub static PIN_GATE: Mutex<()> = Mutex::new(());
-/// Drill records kept per pair.
-const KEPT_DRILLS: usize = 200;
 
 /// Why a drill cannot start.
 #[derive(Debug)]
@@ -82,29 +89,6 @@ fn choose(points: &[RecoveryPoint], req: &DrillRequest) -> Result<(RecoveryPoint
         .ok_or_else(|| DrillError::State("the pair has no recovery point yet".into()))
 }
 
-/// Writes `s` as the evidence of its drill (the store keeps each pair's newest [`KEPT_DRILLS`]).
-fn record(sb: &Standby, h: &PairHandle, s: &DrillStatus) {
-    let pair_no = h.record.lock().expect("record").pair_no;
-    let requested = drpair_types::parse_time_ms(&s.requested_at).unwrap_or(0);
-    let written =
-        sb.store.put_drill(pair_no, requested, &s.id, s).and_then(|()| sb.store.trim_drills(pair_no, KEPT_DRILLS));
-    if let Err(e) = written {
-        tracing::error!(pair = %s.pair_id, drill = %s.id, "recording the drill: {e}");
-    }
-}
-
-/// The pair's drills, oldest first, the running ones as they are now.
-pub fn records(sb: &Standby, h: &PairHandle) -> Result<Vec<DrillStatus>, drpair_store::StoreError> {
-    let pair_no = h.record.lock().expect("record").pair_no;
-    let mut v: Vec<DrillStatus> = sb.store.list_drills(pair_no)?;
-    for d in v.iter_mut().filter(|d| d.state == DrillState::Running) {
-        if let Some(live) = sb.drills.get(&d.id) {
-            *d = live;
-        }
-    }
-    Ok(v)
-}
-
 /// Pins `point` for a drill (retention keeps it), or recomputes the pins after a drill ended.
 fn repin(sb: &Standby, h: &PairHandle) {
     let pair = h.record.lock().expect("record").pair_id.clone();
@@ -137,6 +121,9 @@ pub fn start(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: DrillRequest) -> Resul
     if req.check.as_deref().is_some_and(|c| c.trim().is_empty()) {
         return Err(DrillError::Param("check", "the check command is empty".into()));
     }
+    // Checked, with the host (QEMU, OVMF, memory), before anything is pinned or served.
+    let boot = req.boot.as_ref().map(|b| guest::plan(b, ttl)).transpose().map_err(|(p, m)| DrillError::Param(p, m))?;
+    let accel = guest::accel();
     let (pair_id, pair_no) = {
         let rec = h.record.lock().expect("record");
         (rec.pair_id.clone(), rec.pair_no)
@@ -235,9 +222,11 @@ pub fn start(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: DrillRequest) -> Resul
             duration_ms: None,
         }),
         message: format!(
-            "serving point {} over NBD at {addr} (only on this host; each export's name holds the drill's secret, as in its URI); writes go to a scratch overlay, discarded at the end",
-            point.id
+            "serving point {} over NBD at {addr} (only on this host; each export's name holds the drill's secret, as in its URI); writes go to a scratch overlay, discarded at the end{}",
+            point.id,
+            if boot.is_some() { format!("; booting it in a QEMU guest ({})", accel.name()) } else { String::new() }
         ),
+        boot: boot.as_ref().map(|p| guest::initial(p, accel)),
     };
     let live = Arc::new(Live {
         status: Mutex::new(status),
@@ -247,6 +236,8 @@ pub fn start(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: DrillRequest) -> Resul
         addr,
         stopping: AtomicBool::new(false),
         conns: Default::default(),
+        guest: Mutex::new(None),
+        noted: AtomicBool::new(false),
     });
     sb.drills.live.lock().expect("drills").insert(id.clone(), live.clone());
     spawn_accept(listener, exports, live.clone());
@@ -255,43 +246,40 @@ pub fn start(sb: &Arc<Standby>, h: &Arc<PairHandle>, req: DrillRequest) -> Resul
     mark_tested(sb, pair_no, point.id);
     let s = live.snapshot();
     record(sb, h, &s);
-    if req.check.is_none() {
-        passed(sb, h, &s, "exports served (no check)");
+    if req.check.is_none() && boot.is_none() {
+        live.noted.store(true, Ordering::Release);
+        outcome::passed(sb, h, &s, "exports served (no check)");
+    }
+    if let Some(plan) = boot {
+        *live.guest.lock().expect("guest") = Some(guest::start(sb, &live, plan, accel));
     }
     tracing::info!(pair = %pair_id, drill = %id, point = point.id, ready_ms, %addr, "drill ready");
 
     let (sb2, id2) = (sb.clone(), id.clone());
     tokio::spawn(async move {
         tokio::time::sleep(ttl).await;
-        let _ = stop(&sb2, &id2, DrillState::Expired);
+        // Stopping waits for the guest, if any, to be gone: off the runtime's threads.
+        let _ = tokio::task::spawn_blocking(move || stop(&sb2, &id2, DrillState::Expired)).await;
     });
     let uris: Vec<&str> = s.exports.iter().map(|e| e.uri.as_str()).collect();
     let ready = format!("ready in {ready_ms} ms: {}", uris.join(", "));
-    if let Some(cmd) = req.check {
+    if req.check.is_some() || s.boot.is_some() {
         task.step(&ready);
-        task.step(&format!("running the check: {cmd}"));
+        if let Some(cmd) = &req.check {
+            task.step(&format!("running the check: {cmd}"));
+        }
+        if let Some(b) = &s.boot {
+            task.step(&format!(
+                "booting the point: QEMU ({}, {} MiB, {} CPU(s), {}), waiting up to {} s for '{}' on its console",
+                b.accel, b.memory_mib, b.cpus, b.firmware, b.timeout_seconds, b.expect
+            ));
+        }
         let look = live.clone();
-        task.follow(move || {
-            let st = look.status.lock().expect("drill");
-            match (st.check.as_ref().and_then(|c| c.passed), st.state) {
-                (Some(true), _) => Seen::Done(format!("the check passed against point {}", st.point)),
-                (Some(false), _) => Seen::Failed(format!(
-                    "the check failed against point {} (exit {:?})",
-                    st.point,
-                    st.check.as_ref().and_then(|c| c.exit_code)
-                )),
-                (None, DrillState::Running) => Seen::Running {
-                    percent: 50.0,
-                    message: format!(
-                        "running the check: {cmd_shown}",
-                        cmd_shown = st.check.as_ref().map(|c| c.command.as_str()).unwrap_or("")
-                    ),
-                },
-                (None, state) => Seen::Failed(format!("the drill ended ({state:?}) before its check finished")),
-            }
-        });
-        let (sb2, live2) = (sb.clone(), live.clone());
-        tokio::spawn(async move { run_check(&sb2, &live2, &cmd).await });
+        task.follow(move || outcome::seen(&look.snapshot()));
+        if let Some(cmd) = req.check {
+            let (sb2, live2) = (sb.clone(), live.clone());
+            tokio::spawn(async move { check::run_check(&sb2, &live2, &cmd).await });
+        }
     } else {
         task.ok(ready);
     }
@@ -386,6 +374,11 @@ fn serve_client(mut conn: TcpStream, exports: &[Export]) -> Result<drpair_nbd::S
 pub fn stop(sb: &Standby, id: &str, how: DrillState) -> Option<DrillStatus> {
     let live = sb.drills.live.lock().expect("drills").remove(id)?;
     live.stopping.store(true, Ordering::Release);
+    // The guest first: it is a client of the exports.
+    let guest = live.guest.lock().expect("guest").take();
+    if let Some(g) = guest {
+        g.stop(Duration::from_secs(10));
+    }
     // Wake the accept loop, and cut every client off.
     let _ = TcpStream::connect_timeout(&live.addr, Duration::from_secs(1));
     for (_, c) in live.conns.lock().expect("conns").drain() {
@@ -398,6 +391,14 @@ pub fn stop(sb: &Standby, id: &str, how: DrillState) -> Option<DrillStatus> {
         DrillState::Expired => "its time-to-live ran out; the exports and their overlays are gone".into(),
         _ => "stopped; the exports and their overlays are gone".into(),
     };
+    if let Some(b) = s.boot.as_mut() {
+        b.guest_running = false;
+        s.message.push_str("; its guest is stopped");
+        if b.state == BootState::Booting {
+            b.state = BootState::Failed;
+            b.reason = Some("the drill ended before the console matched".into());
+        }
+    }
     if let Err(e) = std::fs::remove_dir_all(&live.dir) {
         tracing::warn!(drill = %id, "removing the drill's scratch dir {}: {e}", live.dir.display());
     }
@@ -408,115 +409,6 @@ pub fn stop(sb: &Standby, id: &str, how: DrillState) -> Option<DrillStatus> {
     Some(s)
 }
 
-/// The user a drill's check runs as when the standby runs as root: `nobody`, with no
-/// supplementary groups, no capabilities and no way to gain privileges, so a check reads
-/// neither the store nor the host's secrets (it reaches the exports over the network).
-const CHECK_UID: u32 = 65534;
-
-/// `sh -c CMD` with a clean environment (PATH, HOME=/, and the exports' URIs added by the
-/// caller) in `/`, confined by `drpaird check-sandbox` (Landlock: `denied` out of reach, no
-/// signal or trace out of the check); as root, first dropped to [`CHECK_UID`] by `setpriv`.
-/// Not root, the sandbox is the only fence, so it is required.
-fn check_command(cmd: &str, denied: &[std::path::PathBuf]) -> tokio::process::Command {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    let root = unsafe { libc::geteuid() } == 0;
-    // A binary replaced under the running standby (an upgrade) is run by its installed name.
-    let me = std::env::current_exe().ok().filter(|p| p.exists()).unwrap_or_else(|| "/usr/bin/drpaird".into());
-    let mut sandbox: Vec<std::ffi::OsString> = vec![me.into(), "check-sandbox".into()];
-    for d in denied {
-        sandbox.push("--deny".into());
-        sandbox.push(d.into());
-    }
-    if !root {
-        sandbox.push("--require".into());
-    }
-    sandbox.extend(["--".into(), "sh".into(), "-c".into(), cmd.into()]);
-    let mut c = if root {
-        let mut c = tokio::process::Command::new("setpriv");
-        c.args([
-            &format!("--reuid={CHECK_UID}"),
-            &format!("--regid={CHECK_UID}"),
-            "--clear-groups",
-            "--no-new-privs",
-            "--inh-caps=-all",
-            "--bounding-set=-all",
-        ]);
-        c.args(&sandbox);
-        c
-    } else {
-        let mut c = tokio::process::Command::new(&sandbox[0]);
-        c.args(&sandbox[1..]);
-        c
-    };
-    c.kill_on_drop(true).env_clear().env("PATH", "/usr/local/bin:/usr/bin:/bin").env("HOME", "/").current_dir("/");
-    c
-}
-
-/// Runs the check command with the exports in its environment; records its outcome.
-async fn run_check(sb: &Standby, live: &Live, cmd: &str) {
-    let t0 = Instant::now();
-    let mut c = check_command(cmd, &sb.check_denied);
-    for e in &live.status.lock().expect("drill").exports {
-        c.env(format!("DRPAIR_DRILL_NBD_{}", e.disk), &e.uri);
-    }
-    let out = tokio::time::timeout(CHECK_TIMEOUT, c.output()).await;
-    let (exit_code, output) = match out {
-        Ok(Ok(o)) => {
-            let mut text = String::from_utf8_lossy(&o.stdout).into_owned();
-            text.push_str(&String::from_utf8_lossy(&o.stderr));
-            (o.status.code(), text)
-        }
-        Ok(Err(e)) => (None, format!("could not run the check: {e}")),
-        Err(_) => (None, format!("the check was killed after {}s", CHECK_TIMEOUT.as_secs())),
-    };
-    let tail: String = {
-        let lines: Vec<&str> = output.lines().collect();
-        lines[lines.len().saturating_sub(20)..].join("\n")
-    };
-    let check = DrillCheck {
-        command: cmd.into(),
-        exit_code,
-        passed: Some(exit_code == Some(0)),
-        output: tail,
-        duration_ms: Some(t0.elapsed().as_millis() as u64),
-    };
-    tracing::info!(drill = %live.status.lock().expect("drill").id, ?exit_code, "drill check finished");
-    let failed = !check.passed.unwrap_or(false);
-    live.status.lock().expect("drill").check = Some(check);
-    let s = live.snapshot();
-    record(sb, &live.pair, &s);
-    if failed {
-        let pair = s.pair_id.as_str();
-        let tail = s.check.as_ref().map_or("", |c| c.output.as_str());
-        sb.notify.raise(
-            "drill_failed",
-            format!("drill_failed:{pair}:{}", s.id),
-            drpair_types::notify::Severity::Error,
-            Some(pair),
-            format!(
-                "Drill {} of {pair} failed: its check failed against point {} (exit {:?})",
-                s.id, s.point, exit_code
-            ),
-            format!("Check: {cmd}\nLast lines of its output:\n{tail}"),
-        );
-    } else {
-        passed(sb, &live.pair, &s, "its check passed");
-    }
-}
-
-/// Notes a drill that passed (served, and its check passed if it had one) as the pair's last
-/// drill success, now.
-fn passed(sb: &Standby, h: &PairHandle, s: &DrillStatus, how: &str) {
-    let detail = format!("drill {}: point {} {how}", s.id, s.point);
-    let saved = h.update(&sb.store, |rec| {
-        rec.last_successes.note_drill(now_ms(), s.point, detail);
-        Ok::<_, super::pair::OpError>(())
-    });
-    if let Err(e) = saved {
-        tracing::error!(pair = %s.pair_id, drill = %s.id, "recording the drill's success: {e:?}");
-    }
-}
-
 /// At start-up: drills that were running when the standby stopped are recorded as failed
 /// (their exports and overlays went with it).
 pub fn after_restart(store: &drpair_store::Store, pair_no: u32) -> Result<u64, drpair_store::StoreError> {
@@ -525,6 +417,13 @@ pub fn after_restart(store: &drpair_store::Store, pair_no: u32) -> Result<u64, d
         d.state = DrillState::Failed;
         d.ended_at = Some(rfc3339_ms(now_ms()));
         d.message = "the standby stopped during the drill; its exports and overlays are gone".into();
+        if let Some(b) = d.boot.as_mut() {
+            b.guest_running = false;
+            if b.state == BootState::Booting {
+                b.state = BootState::Failed;
+                b.reason = Some("the standby stopped before the guest's console matched".into());
+            }
+        }
         let requested = drpair_types::parse_time_ms(&d.requested_at).unwrap_or(0);
         store.put_drill(pair_no, requested, &d.id, &d)?;
         n += 1;
