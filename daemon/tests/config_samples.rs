@@ -30,6 +30,8 @@ fn invalid_samples_are_refused_with_a_reason() {
         ("bad-listen.toml", "listen"),
         ("empty.toml", "neither"),
         ("bad-pair-id.toml", "may only contain"),
+        ("bad-rpo-target.toml", "rpo_target"),
+        ("bad-webhook-url.toml", "must start with http:// or https://"),
     ];
     for (name, needle) in want {
         let (ok, text) = check(&samples().join("invalid").join(name));
