@@ -136,17 +136,9 @@ impl Default for NotifyConfig {
     }
 }
 
+/// A duration key with its default, checked by the config's own rule ([`super::parse_duration`]).
 fn duration(key: &str, v: Option<&str>, default: &str, min: Duration, max: Duration) -> Result<Duration> {
-    let s = v.unwrap_or(default);
-    let d = humantime::parse_duration(s).with_context(|| format!("{key} '{s}' is not a duration like 30s or 15m"))?;
-    if d < min || d > max {
-        bail!(
-            "{key} '{s}' must be between {} and {}",
-            humantime::format_duration(min),
-            humantime::format_duration(max)
-        );
-    }
-    Ok(d)
+    super::parse_duration(key, v.unwrap_or(default), min, max)
 }
 
 const DAY: u64 = 86_400;
