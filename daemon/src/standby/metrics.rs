@@ -37,7 +37,11 @@ pub fn ingested(pair: &PairId, i: &Ingested) {
     let data = i.chunks - i.zero - i.dedup;
     counter!("drpair_link_chunks_total", "pair" => p.clone(), "kind" => "data").increment(data);
     counter!("drpair_link_chunks_total", "pair" => p.clone(), "kind" => "zero").increment(i.zero);
-    counter!("drpair_link_chunks_total", "pair" => p, "kind" => "dedup").increment(i.dedup);
+    counter!("drpair_link_chunks_total", "pair" => p.clone(), "kind" => "dedup").increment(i.dedup);
+    // Per frame; the summary's _sum is each stage's busy time.
+    histogram!("drpair_ingest_frame_stage_seconds", "pair" => p.clone(), "stage" => "verify")
+        .record(i.verify_ns as f64 / 1e9);
+    histogram!("drpair_ingest_frame_stage_seconds", "pair" => p, "stage" => "store").record(i.store_ns as f64 / 1e9);
 }
 
 pub fn committed(pair: &PairId, pt: &RecoveryPoint) {

@@ -65,9 +65,10 @@ fn to_level(c: Compression) -> i32 {
 impl CompressionCtl {
     pub fn new(setting: LevelSetting, workers: usize) -> Self {
         let (start, adaptive) = match setting {
-            LevelSetting::Auto => {
-                (Compression::Zstd(1), Some(AdaptiveLevel::new(Compression::Zstd(1), workers.max(1) as u32)))
-            }
+            LevelSetting::Auto => (
+                Compression::Zstd(1),
+                Some(AdaptiveLevel::new(Compression::Zstd(1), workers.max(1) as u32).with_opening_probe()),
+            ),
             LevelSetting::Off => (Compression::Off, None),
             LevelSetting::Zstd(l) => (Compression::Zstd(l), None),
         };

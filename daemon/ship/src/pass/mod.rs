@@ -32,6 +32,7 @@ mod level;
 mod recheck;
 mod resync;
 mod spool;
+mod stages;
 mod throttle;
 mod worker;
 
@@ -46,6 +47,7 @@ pub use level::{CompressionCtl, LevelSetting, WorkerCompressor};
 pub use recheck::Recheck;
 pub use resync::ResyncRanges;
 pub use spool::{Spool, SpoolConfig, SpoolUse, clear_dir as clear_spool_dir};
+pub use stages::{Stage, StageTimes};
 
 use crate::standby::Standby;
 use crate::{Engine, ReadRequest, Reader, ReaderConfig};
@@ -90,6 +92,8 @@ pub struct PassProgress {
     /// Chunks read again by the recheck, and when it ended (ms since the Unix epoch; 0: none).
     pub rechecked: AtomicU64,
     pub recheck_end_unix_ms: AtomicU64,
+    /// Busy time per stage (logged when the pass ends).
+    pub stages: StageTimes,
 }
 
 /// What a pass needs.
@@ -221,7 +225,11 @@ pub fn run(ctx: PassCtx) -> Result<PassSummary, PassError> {
             handles.push(s.spawn(move || {
                 let mut w = Worker::new(&ctx, &zero);
                 while remaining.load(Ordering::Acquire) > 0 && !ctx.abort.load(Ordering::Relaxed) {
-                    let block = match completions.recv_timeout(Duration::from_millis(200)) {
+                    let got = ctx
+                        .progress
+                        .stages
+                        .time(Stage::ReadWait, || completions.recv_timeout(Duration::from_millis(200)));
+                    let block = match got {
                         Ok(b) => b,
                         Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
                         Err(_) => break,
@@ -289,7 +297,7 @@ fn wait_while_held(ctx: &PassCtx) -> Result<(), PassError> {
 fn ship_frame(ctx: &PassCtx, items: Vec<drpair_wire::ChunkItem>) -> Result<(), PassError> {
     wait_while_held(ctx)?;
     let n = items.len() as u64;
-    let waited = ctx.standby.send_chunks(ctx.epoch, items)?;
+    let waited = ctx.progress.stages.time(Stage::Send, || ctx.standby.send_chunks(ctx.epoch, items))?;
     ctx.compression.record_send_wait(waited);
     ctx.progress.shipped.fetch_add(n, Ordering::Relaxed);
     Ok(())
@@ -320,7 +328,7 @@ fn ship_spool(ctx: &PassCtx, spool: &Spool, sum: &mut PassSummary) -> Result<(),
                     sum: &mut PassSummary|
      -> Result<(), PassError> {
         wait_while_held(ctx)?;
-        worker::apply_have(&mut items, asked, sum)?;
+        ctx.progress.stages.time(Stage::Have, || worker::apply_have(&mut items, asked, sum))?;
         worker::compress_spooled(&mut comp, ctx, &mut items, sum);
         throttle::wait(items.iter().map(item_bytes).sum());
         ship_frame(ctx, items)

@@ -2,7 +2,7 @@
 //! what ships, asks the standby which hashes it holds, compresses the rest and hands frames of
 //! about 1 MiB to the standby.
 
-use super::{FRAME_BYTES, PassCtx, PassError, PassMode, PassSummary, WorkerCompressor, throttle};
+use super::{FRAME_BYTES, PassCtx, PassError, PassMode, PassSummary, Stage, WorkerCompressor, throttle};
 use crate::HaveTicket;
 use crate::{ReadBlock, hash_chunk, is_zero};
 use drpair_wire::{ChunkBody, ChunkItem};
@@ -41,16 +41,19 @@ impl<'a> Worker<'a> {
         let g = ctx.disks[d].1;
         let cs = g.chunk_size.bytes() as usize;
         // Hash outside the lock.
-        let mut chunks: Vec<ReadChunk> = Vec::with_capacity(b.chunk_count as usize);
-        for i in 0..b.chunk_count as u64 {
-            let c = b.first_chunk + i;
-            let off = i as usize * cs;
-            let len = g.chunk_len(c) as usize;
-            let data = &b.buf[off..off + len];
-            let z = is_zero(data);
-            let h = if z { self.zero.get(len) } else { hash_chunk(data) };
-            chunks.push((c, off, len, z, h));
-        }
+        let chunks: Vec<ReadChunk> = ctx.progress.stages.time(Stage::Hash, || {
+            (0..b.chunk_count as u64)
+                .map(|i| {
+                    let c = b.first_chunk + i;
+                    let off = i as usize * cs;
+                    let len = g.chunk_len(c) as usize;
+                    let data = &b.buf[off..off + len];
+                    let z = is_zero(data);
+                    let h = if z { self.zero.get(len) } else { hash_chunk(data) };
+                    (c, off, len, z, h)
+                })
+                .collect()
+        });
         ctx.progress.bytes_read.fetch_add(b.buf.len() as u64, Ordering::Relaxed);
         // The test throttle stands for a slow link: a spooled pass pays it when it ships.
         if ctx.spool.is_none() {
@@ -59,7 +62,7 @@ impl<'a> Worker<'a> {
         if let Some(r) = &ctx.resync {
             self.resync_block(r, b.disk, b.first_chunk, &chunks)?;
         }
-        let ship = self.to_ship(d, &chunks)?;
+        let ship = ctx.progress.stages.time(Stage::Map, || self.to_ship(d, &chunks))?;
         ctx.progress.to_ship.fetch_add(ship.len() as u64, Ordering::Relaxed);
         let items = self.bodies(&b, &ship)?;
         self.sum.chunks += items.len() as u64;
@@ -114,7 +117,7 @@ impl<'a> Worker<'a> {
         let have = if candidates.is_empty() || !ctx.dedup || ctx.spool.is_some() {
             vec![]
         } else {
-            self.ask_have(candidates.iter().map(|x| x.4).collect())?
+            ctx.progress.stages.time(Stage::Have, || self.ask_have(candidates.iter().map(|x| x.4).collect()))?
         };
         let mut have = have.into_iter();
         for &(c, off, len, z, h) in ship {
@@ -133,7 +136,7 @@ impl<'a> Worker<'a> {
             } else {
                 let data = &b.buf[off..off + len];
                 self.sum.data += 1;
-                match self.comp.compress(data, &ctx.compression) {
+                match ctx.progress.stages.time(Stage::Compress, || self.comp.compress(data, &ctx.compression)) {
                     Some(p) => {
                         self.sum.payload_bytes += p.len() as u64;
                         ChunkBody::Data { hash: h, raw_len: len as u32, compressed: true, payload: p }
@@ -229,7 +232,7 @@ pub(super) fn compress_spooled(
 ) {
     for item in items.iter_mut() {
         if let ChunkBody::Data { hash, raw_len, compressed: false, payload } = &item.body
-            && let Some(packed) = comp.compress(payload, &ctx.compression)
+            && let Some(packed) = ctx.progress.stages.time(Stage::Compress, || comp.compress(payload, &ctx.compression))
         {
             sum.payload_bytes = sum.payload_bytes - payload.len() as u64 + packed.len() as u64;
             item.body = ChunkBody::Data { hash: *hash, raw_len: *raw_len, compressed: true, payload: packed };

@@ -80,6 +80,15 @@ impl Conn {
         drop(reporter);
         self.agent.bytes_read_total.fetch_add(progress.bytes_read.load(Ordering::Relaxed), Ordering::Relaxed);
         let summary = summary?.map_err(|source| SessionError::Pass { epoch, source })?;
+        tracing::info!(
+            pair = %self.agent.cfg.pair,
+            epoch,
+            pass = choice.kind.as_str(),
+            seconds = format!("{:.2}", t0.elapsed().as_secs_f64()),
+            workers = self.agent.cfg.workers,
+            stages = %progress.stages,
+            "pass stages (busy seconds summed over the workers)"
+        );
         let check =
             self.source_check(resync.clone(), progress.done.load(Ordering::Relaxed), collected.gap.as_deref()).await?;
         let source_verify = verify.map(|request_id| self.verify_report(request_id, epoch, check.clone(), &summary));

@@ -16,7 +16,7 @@ pub(super) enum Kind {
 use Kind::{Counter, Gauge, Summary};
 
 /// (name, kind, HELP). Labels are bounded: `pair`, and small fixed sets (`kind`, `state`,
-/// `op`, `result`, `reason`, `marker`, `step`, `disk`, `role`, the notification `target`); `name` is
+/// `op`, `result`, `reason`, `marker`, `step`, `stage`, `disk`, `role`, the notification `target`); `name` is
 /// an API token's.
 pub(super) const FAMILIES: &[(&str, Kind, &str)] = &[
     // The link: what the pair's agent sent.
@@ -34,6 +34,11 @@ pub(super) const FAMILIES: &[(&str, Kind, &str)] = &[
         "drpair_link_chunks_total",
         Counter,
         "Chunks received from the pair's agent, by kind: data, zero (a flag only), dedup (the hash of a chunk the store held).",
+    ),
+    (
+        "drpair_ingest_frame_stage_seconds",
+        Summary,
+        "Time the standby spent on each frame of chunks, by stage: verify (decompression and blake3 of every chunk) and store (the frame's write batch); the _sum is the stage's busy time.",
     ),
     ("drpair_link_refused_total", Counter, "Link connections and frames the standby refused, by reason."),
     (

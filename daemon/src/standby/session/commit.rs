@@ -122,7 +122,7 @@ impl Session {
         self.after_commit(&rec, &point).await;
         self.open = None;
         self.covered.clear();
-        tracing::info!(pair = %self.pair_id, epoch = end.epoch, kind = ?point.kind, chunks = st.chunks, shipped = st.shipped, read_window_ms = end.read_window_ms, "recovery point committed");
+        tracing::info!(pair = %self.pair_id, epoch = end.epoch, kind = ?point.kind, chunks = st.chunks, shipped = st.shipped, read_window_ms = end.read_window_ms, verify_s = format!("{:.2}", st.verify_ns as f64 / 1e9), store_s = format!("{:.2}", st.store_ns as f64 / 1e9), "recovery point committed");
         if point.window_exceeded {
             tracing::warn!(pair = %self.pair_id, epoch = end.epoch, read_window_ms = end.read_window_ms, max_ms = self.sb.max_read_window.as_millis() as u64, "point read over longer than max_read_window: marked window_exceeded; \"latest\" passes it over");
         }
