@@ -27,6 +27,7 @@
 
 mod epoch;
 mod error;
+mod have_gate;
 mod holes;
 mod level;
 mod recheck;
@@ -54,6 +55,7 @@ use crate::{Engine, ReadRequest, Reader, ReaderConfig};
 use drpair_track::ChangeMap;
 use drpair_types::{DiskGeometry, Epoch};
 use drpair_wire::PassKind;
+use have_gate::HaveGate;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -199,6 +201,7 @@ pub fn run(ctx: PassCtx) -> Result<PassSummary, PassError> {
     )?;
     let ctx = Arc::new(ctx);
     let zero = Arc::new(ZeroHashes::default());
+    let gate = Arc::new(HaveGate::default());
     let summary = Arc::new(Mutex::new(PassSummary::default()));
     let failed: Arc<Mutex<Option<PassError>>> = Arc::new(Mutex::new(None));
     let n_reqs = reqs.len();
@@ -220,10 +223,17 @@ pub fn run(ctx: PassCtx) -> Result<PassSummary, PassError> {
         let remaining = Arc::new(AtomicU64::new(n_reqs as u64));
         let mut handles = vec![];
         for _ in 0..ctx.workers.max(1) {
-            let (ctx, zero, summary, failed, completions, remaining) =
-                (ctx.clone(), zero.clone(), summary.clone(), failed.clone(), completions.clone(), remaining.clone());
+            let (ctx, zero, gate, summary, failed, completions, remaining) = (
+                ctx.clone(),
+                zero.clone(),
+                gate.clone(),
+                summary.clone(),
+                failed.clone(),
+                completions.clone(),
+                remaining.clone(),
+            );
             handles.push(s.spawn(move || {
-                let mut w = Worker::new(&ctx, &zero);
+                let mut w = Worker::new(&ctx, &zero, &gate);
                 while remaining.load(Ordering::Acquire) > 0 && !ctx.abort.load(Ordering::Relaxed) {
                     let got = ctx
                         .progress

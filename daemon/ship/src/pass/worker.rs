@@ -2,6 +2,7 @@
 //! what ships, asks the standby which hashes it holds, compresses the rest and hands frames of
 //! about 1 MiB to the standby.
 
+use super::have_gate::HaveGate;
 use super::{FRAME_BYTES, PassCtx, PassError, PassMode, PassSummary, Stage, WorkerCompressor, throttle};
 use crate::HaveTicket;
 use crate::{ReadBlock, hash_chunk, is_zero};
@@ -26,13 +27,14 @@ impl ZeroHashes {
 pub(super) struct Worker<'a> {
     pub(super) ctx: &'a PassCtx,
     pub(super) zero: &'a ZeroHashes,
+    gate: &'a HaveGate,
     pub(super) sum: PassSummary,
     comp: WorkerCompressor,
 }
 
 impl<'a> Worker<'a> {
-    pub(super) fn new(ctx: &'a PassCtx, zero: &'a ZeroHashes) -> Self {
-        Worker { ctx, zero, sum: PassSummary::default(), comp: ctx.compression.compressor() }
+    pub(super) fn new(ctx: &'a PassCtx, zero: &'a ZeroHashes, gate: &'a HaveGate) -> Self {
+        Worker { ctx, zero, gate, sum: PassSummary::default(), comp: ctx.compression.compressor() }
     }
 
     pub(super) fn block(&mut self, b: ReadBlock) -> Result<(), PassError> {
@@ -114,10 +116,13 @@ impl<'a> Worker<'a> {
         let mut items = Vec::with_capacity(ship.len());
         let candidates: Vec<_> = ship.iter().filter(|x| !x.3).collect();
         // A spooled pass asks when it ships (the link's round trips stay out of the reads).
-        let have = if candidates.is_empty() || !ctx.dedup || ctx.spool.is_some() {
+        let have = if candidates.is_empty() || !ctx.dedup || ctx.spool.is_some() || !self.gate.ask() {
             vec![]
         } else {
-            ctx.progress.stages.time(Stage::Have, || self.ask_have(candidates.iter().map(|x| x.4).collect()))?
+            let v =
+                ctx.progress.stages.time(Stage::Have, || self.ask_have(candidates.iter().map(|x| x.4).collect()))?;
+            self.gate.answered(v.len(), v.iter().filter(|&&held| held).count());
+            v
         };
         let mut have = have.into_iter();
         for &(c, off, len, z, h) in ship {
