@@ -31,7 +31,7 @@ impl HaveGate {
         if self.misses.load(Ordering::Relaxed) < Self::MISSES_TO_SAMPLE {
             return true;
         }
-        self.blocks.fetch_add(1, Ordering::Relaxed) % Self::SAMPLE_EVERY == 0
+        self.blocks.fetch_add(1, Ordering::Relaxed).is_multiple_of(Self::SAMPLE_EVERY)
     }
 
     /// Records an answer: `held` of `asked` hashes were held.
