@@ -11,7 +11,7 @@ use serde_json::Value;
 
 const TOKEN: &str = "bench-cli-token";
 const SIZE: u64 = 256 * MIB;
-const BOUNDS: &[&str] = &["disk", "cpu", "link", "store"];
+const BOUNDS: &[&str] = &["disk", "cpu", "link", "store", "host"];
 
 fn rate(v: &Value, what: &str) -> f64 {
     let r = v.as_f64().unwrap_or_else(|| panic!("{what}: {v}"));
@@ -29,7 +29,14 @@ fn check_estimates(j: &Value, size: u64, with_standby: bool) {
         let limits = e["limits"].as_array().unwrap();
         let named: Vec<&str> = limits.iter().map(|l| l["resource"].as_str().unwrap()).collect();
         if with_standby {
-            assert_eq!(named, ["disk", "cpu", "link", "store"], "{e}");
+            // The standby runs here: its work and the agent's share the cores, which adds the
+            // host limit, 1 / (1/cpu + 1/link + 1/store), and that one binds.
+            assert_eq!(named, ["disk", "cpu", "link", "store", "host"], "{e}");
+            let of =
+                |n: &str| limits.iter().find(|l| l["resource"] == n).unwrap()["bytes_per_second"].as_f64().unwrap();
+            let host = 1.0 / (1.0 / of("cpu") + 1.0 / of("link") + 1.0 / of("store"));
+            assert!((of("host") - host).abs() < 1e-6 * host, "{e}");
+            assert!(bound == "host" || bound == "disk", "{e}");
         } else {
             assert_eq!(named, ["disk", "cpu"], "{e}");
         }
@@ -61,6 +68,10 @@ fn bench_measures_the_machine_the_link_and_the_store() {
     let zstd = rate(&j["cpu"]["zstd1_per_core"]["bytes_per_second"], "zstd");
     let ratio = j["cpu"]["zstd1_ratio"].as_f64().unwrap();
     assert_eq!(j["cpu"]["sample"], "disk");
+    // The mixed image is about 30% zero chunks: only the others cost CPU, link and store.
+    let data = j["cpu"]["data_fraction"].as_f64().unwrap();
+    assert!((0.5..0.9).contains(&data), "share of data chunks on the mixed image: {data}");
+    assert_eq!(j["standby"]["same_host"], true, "{j}");
     // The mixed image: about 30% zero and 30% text, so zstd shrinks it well.
     assert!(ratio > 1.3, "zstd ratio on the mixed image: {ratio}");
     let link = rate(&j["standby"]["link"]["bytes_per_second"], "link");

@@ -94,6 +94,32 @@ pub fn disk_read(path: &Path, budget: Duration) -> std::io::Result<(Rate, Vec<u8
     Ok((rate, sample))
 }
 
+/// The share of the sample's chunks that hold data (not all zero): only those are hashed,
+/// compressed, shipped and stored; a zero chunk costs its read and a flag.
+pub fn data_fraction(sample: &[u8]) -> f64 {
+    let total = sample.chunks(CHUNK).count();
+    if total == 0 {
+        return 1.0;
+    }
+    let data = sample.chunks(CHUNK).filter(|c| c.iter().any(|&b| b != 0)).count();
+    data as f64 / total as f64
+}
+
+/// The sample's data chunks (the zero ones taken out), or the whole sample if it is all zero:
+/// hashing and compressing zeros says nothing of the data's cost.
+pub fn data_chunks(sample: &[u8]) -> Vec<u8> {
+    let data: Vec<u8> = sample.chunks(CHUNK).filter(|c| c.iter().any(|&b| b != 0)).flatten().copied().collect();
+    if data.is_empty() { sample.to_vec() } else { data }
+}
+
+/// Whether `host` (a name or an address) is this machine: a loopback address, or one this
+/// machine can bind. Then the agent and the standby share its cores.
+pub fn is_this_host(host: &str) -> bool {
+    use std::net::ToSocketAddrs;
+    let Ok(addrs) = (host, 0u16).to_socket_addrs() else { return false };
+    addrs.into_iter().any(|a| a.ip().is_loopback() || std::net::UdpSocket::bind((a.ip(), 0)).is_ok())
+}
+
 /// Data for the CPU measurements when no disk is given: half incompressible, half text that
 /// compresses about as files do.
 pub fn synthetic_sample() -> Vec<u8> {
@@ -164,6 +190,17 @@ pub fn zstd_rate(sample: &[u8], level: i32, budget: Duration) -> (Rate, f64) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn zero_chunks_are_counted_and_left_out() {
+        let mut sample = vec![0u8; 4 * CHUNK];
+        sample[CHUNK + 5] = 1;
+        assert!((data_fraction(&sample) - 0.25).abs() < 1e-9);
+        assert_eq!(data_chunks(&sample).len(), CHUNK);
+        assert_eq!(data_chunks(&vec![0u8; CHUNK]).len(), CHUNK);
+        assert!(is_this_host("127.0.0.1") && is_this_host("localhost"));
+        assert!(!is_this_host("192.0.2.1"), "TEST-NET-1 is nobody's");
+    }
 
     #[test]
     fn the_synthetic_sample_is_half_random_half_text() {

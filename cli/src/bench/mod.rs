@@ -106,12 +106,16 @@ struct CpuBench {
     zstd1_per_core: Rate,
     /// Bytes in / bytes out of zstd level 1 on the sample.
     zstd1_ratio: f64,
+    /// Share of the sampled chunks that hold data (the rates above are over those only).
+    data_fraction: f64,
 }
 
 /// The link and the standby.
 #[derive(Debug, Serialize)]
 struct StandbyBench {
     server: String,
+    /// The standby runs on this machine: its work and the agent's share the cores.
+    same_host: bool,
     round_trip_ms: f64,
     link: Measured,
     store: Measured,
@@ -179,7 +183,14 @@ fn measure_standby(client: &Client, budget: Duration) -> Result<StandbyBench, Cl
         &serde_json::json!({ "bytes": STORE_BYTES }),
         Duration::from_secs(600),
     )?;
-    Ok(StandbyBench { server: client.url(""), round_trip_ms: trips[trips.len() / 2].as_secs_f64() * 1e3, link, store })
+    let same_host = measure::is_this_host(&client.host());
+    Ok(StandbyBench {
+        server: client.url(""),
+        same_host,
+        round_trip_ms: trips[trips.len() / 2].as_secs_f64() * 1e3,
+        link,
+        store,
+    })
 }
 
 pub fn run(client: Option<&Client>, output: OutputFormat, args: &BenchArgs) -> Result<(), CliError> {
@@ -203,6 +214,8 @@ pub fn run(client: Option<&Client>, output: OutputFormat, args: &BenchArgs) -> R
         }
         None => (None, measure::synthetic_sample()),
     };
+    let data_fraction = if disk.is_some() { measure::data_fraction(&sample) } else { 1.0 };
+    let sample = measure::data_chunks(&sample);
     say("BLAKE3 on one core");
     let blake3 = measure::blake3_rate(&sample, budget);
     say("zstd level 1 on one core");
@@ -214,6 +227,7 @@ pub fn run(client: Option<&Client>, output: OutputFormat, args: &BenchArgs) -> R
         blake3_per_core: blake3,
         zstd1_per_core: zstd,
         zstd1_ratio: ratio,
+        data_fraction,
     };
     let (standby, standby_not_measured) = match (client, args.local) {
         (_, true) | (None, _) => (None, Some("--local: the link and the standby were not measured".to_string())),
@@ -233,6 +247,8 @@ pub fn run(client: Option<&Client>, output: OutputFormat, args: &BenchArgs) -> R
         cores,
         link: standby.as_ref().map(|s| s.link.bytes_per_second),
         store: standby.as_ref().map(|s| s.store.bytes_per_second),
+        data_fraction,
+        same_host: standby.as_ref().is_some_and(|s| s.same_host),
     };
     let size = args.size.or(disk.as_ref().map(|d| d.size_bytes));
     let estimates = vec![model::estimate(&inputs, false, size), model::estimate(&inputs, true, size)];
@@ -276,12 +292,18 @@ fn text(r: &BenchReport) -> String {
         ),
     );
     line(&mut out, "Cores (one agent worker each)", c.cores.to_string());
+    if r.disk.is_some() {
+        line(&mut out, "Chunks holding data (sampled)", format!("{:.0}%", c.data_fraction * 100.0));
+    }
     match &r.standby {
         Some(s) => {
             out.push_str(&format!("Standby {}:\n", s.server));
             line(&mut out, "Round trip", format!("{:.2} ms", s.round_trip_ms));
             line(&mut out, "Link (upload over HTTPS)", format_rate(s.link.bytes_per_second));
-            line(&mut out, "Store write (scratch rocksdb)", format_rate(s.store.bytes_per_second));
+            line(&mut out, "Store (check and write, scratch)", format_rate(s.store.bytes_per_second));
+            if s.same_host {
+                line(&mut out, "On this machine", "yes: its work shares these cores (the host limit)".into());
+            }
         }
         None => {
             out.push_str(&format!("Standby: not measured ({})\n", r.standby_not_measured.as_deref().unwrap_or("-")))

@@ -11,11 +11,21 @@
 //! - link:  the upload rate × the compression ratio;
 //! - store: the store's write rate × the compression ratio.
 //!
-//! The initial sync runs at the smallest of the four; the sustainable change rate (what
-//! replication keeps up with once synced) at the smallest of cpu, link and store, since only
+//! Only data chunks cost CPU, link and store: with a share *f* of the disk's chunks holding
+//! data (the rest all zero: read, then sent as a flag), those three limits are divided by *f*
+//! in bytes of disk. The store's rate is the standby's whole cost per byte after the link: it
+//! checks each chunk's BLAKE3 and writes frames with their version entries, as ingest does.
+//!
+//! **One host.** When the standby runs on the machine measured (a loopback address, or one of
+//! its own), the agent's CPU work, TLS on both ends of the link and the standby's store all
+//! take turns on the same cores, so their times add up:
+//! `host = 1 / (1/cpu + 1/link + 1/store)` is a fifth limit, and it is the one that binds.
+//!
+//! The initial sync runs at the smallest limit; the sustainable change rate (what
+//! replication keeps up with once synced) at the smallest of those but the disk, since only
 //! changed chunks are read (scattered small reads are slower than a sequential pass: the disk
-//! is then a bound this benchmark does not measure). The standby's own BLAKE3 check of each
-//! chunk runs on its cores and is not counted.
+//! is then a bound this benchmark does not measure). zstd's decompression on the standby is
+//! not measured (it runs at several times the compression's rate).
 
 use serde::Serialize;
 
@@ -29,6 +39,10 @@ pub struct Inputs {
     pub cores: usize,
     pub link: Option<f64>,
     pub store: Option<f64>,
+    /// Share of the disk's chunks that hold data (0..=1].
+    pub data_fraction: f64,
+    /// The standby runs on this machine.
+    pub same_host: bool,
 }
 
 /// One resource's limit, in bytes of disk per second.
@@ -68,16 +82,22 @@ pub fn estimate(i: &Inputs, compress: bool, size: Option<u64>) -> Estimate {
     } else {
         (cores * i.hash_per_core, 1.0)
     };
+    // Bytes of disk per byte of data.
+    let per_data = 1.0 / i.data_fraction.clamp(1e-3, 1.0);
     let mut limits = vec![];
     if let Some(d) = i.disk {
         limits.push(Limit { resource: "disk", bytes_per_second: d });
     }
-    limits.push(Limit { resource: "cpu", bytes_per_second: cpu });
+    limits.push(Limit { resource: "cpu", bytes_per_second: cpu * per_data });
     if let Some(l) = i.link {
-        limits.push(Limit { resource: "link", bytes_per_second: l * wire });
+        limits.push(Limit { resource: "link", bytes_per_second: l * wire * per_data });
     }
     if let Some(s) = i.store {
-        limits.push(Limit { resource: "store", bytes_per_second: s * wire });
+        limits.push(Limit { resource: "store", bytes_per_second: s * wire * per_data });
+    }
+    if i.same_host {
+        let shared: f64 = limits.iter().filter(|l| l.resource != "disk").map(|l| 1.0 / l.bytes_per_second).sum();
+        limits.push(Limit { resource: "host", bytes_per_second: 1.0 / shared });
     }
     let (bound, rate) = smallest(limits.iter());
     let (sustainable_bound, sustainable) = smallest(limits.iter().filter(|l| l.resource != "disk"));
@@ -107,7 +127,29 @@ mod tests {
             cores: 2,
             link: Some(100.0 * MIB),
             store: Some(500.0 * MIB),
+            data_fraction: 1.0,
+            same_host: false,
         }
+    }
+
+    #[test]
+    fn one_host_adds_the_shared_times_and_zeros_cost_only_their_read() {
+        let mut i = inputs();
+        i.link = Some(1000.0 * MIB);
+        i.same_host = true;
+        // cpu 2000, link 1000, store 500 MiB/s: 1 / (1/2000 + 1/1000 + 1/500) = 285.7 MiB/s.
+        let off = estimate(&i, false, Some(1 << 30));
+        assert_eq!(off.bound, "host");
+        assert!((off.initial_sync_bytes_per_second / MIB - 2000.0 / 7.0).abs() < 1e-6);
+        // Half the chunks zero: the data limits double; the disk's does not.
+        i.data_fraction = 0.5;
+        let half = estimate(&i, false, None);
+        assert!((half.initial_sync_bytes_per_second / MIB - 4000.0 / 7.0).abs() < 1e-6);
+        let disk = half.limits.iter().find(|l| l.resource == "disk").unwrap();
+        assert!((disk.bytes_per_second / MIB - 1000.0).abs() < 1e-9);
+        // Apart, the host limit is not there.
+        i.same_host = false;
+        assert!(estimate(&i, false, None).limits.iter().all(|l| l.resource != "host"));
     }
 
     #[test]

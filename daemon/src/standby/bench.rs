@@ -5,17 +5,19 @@
 //!
 //! The chunks are incompressible and all distinct (a stored hash would be skipped as dedup): a
 //! few buffers of pseudo-random bytes per writer, made before the clock starts, each chunk one
-//! of them with its number in its first 8 bytes. Their keys are blake3 hashes of the run and
-//! the chunk's number, not of the bytes: hashing is ingest's verification, not the store's
-//! cost, and the store does not check it. [`INGEST_PARALLEL`] writers share the chunks, as one
-//! agent's connection stores that many frames at once; the first [`BULK_AFTER_BYTES`] go
-//! through the WAL ([`Store::put_chunk`]), the rest without it ([`Store::put_chunk_bulk`]), as
-//! in one epoch of that size. The clock runs from the first write to the end of the flush
-//! ([`Store::flush`]) that makes them durable.
+//! of them with its number in its first 8 bytes. Each writer does what ingest does with a
+//! frame: blake3 of every chunk (the standby's check of what the agent announced), then one
+//! [`Store::write_frame`] of [`FRAME_CHUNKS`] chunks with their version entries (an open epoch
+//! of a scratch pair). [`INGEST_PARALLEL`] writers share the chunks, as one agent's connection
+//! stores that many frames at once; the first [`BULK_AFTER_BYTES`] go through the WAL, the
+//! rest without it, as in one epoch of that size. The clock runs from the first write to the
+//! end of the flush ([`Store::flush`]) that makes them durable. So the rate is the standby's
+//! whole cost per byte after the link: what `drpair bench` adds to the agent's when both run
+//! on one host.
 
 use super::resources::{disk_space, human};
 use super::session::{BULK_AFTER_BYTES, INGEST_PARALLEL};
-use drpair_store::{Hash, Store, StoredChunk};
+use drpair_store::{ChunkVersion, Hash, Store, StoredChunk};
 use drpair_types::{BENCH_STORE_CHUNK_SIZE, BenchStoreResult};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -25,6 +27,11 @@ use std::time::Instant;
 const SPARE: u64 = 1 << 30;
 /// Buffers of pseudo-random bytes per writer.
 const BUFFERS: usize = 16;
+/// Chunks per frame (1 MiB of 64 KiB chunks, as the agent frames them).
+const FRAME_CHUNKS: u64 = 16;
+/// The scratch pair's number and open epoch.
+const PAIR_NO: u32 = 1;
+const EPOCH: u64 = 1;
 /// The scratch directory's name: this prefix and 16 hex digits.
 const PREFIX: &str = "bench-";
 
@@ -118,11 +125,13 @@ fn measure(dir: &Path, bytes: u64, run_id: &str) -> Result<BenchStoreResult, Ben
     let chunk = u64::from(BENCH_STORE_CHUNK_SIZE);
     let chunk_len = BENCH_STORE_CHUNK_SIZE as usize;
     let chunks = bytes.div_ceil(chunk);
+    let frames = chunks.div_ceil(FRAME_CHUNKS);
     let seed = blake3::hash(run_id.as_bytes());
     let next = AtomicU64::new(0);
     let stop = AtomicBool::new(false);
+    let per_writer = BUFFERS.max(FRAME_CHUNKS as usize);
     let mut buffers: Vec<Vec<Vec<u8>>> = (0..INGEST_PARALLEL)
-        .map(|w| (0..BUFFERS).map(|b| noise(seed, (w * BUFFERS + b) as u64, chunk_len)).collect())
+        .map(|w| (0..per_writer).map(|b| noise(seed, (w * per_writer + b) as u64, chunk_len)).collect())
         .collect();
     let started = Instant::now();
     let written = std::thread::scope(|s| {
@@ -131,27 +140,28 @@ fn measure(dir: &Path, bytes: u64, run_id: &str) -> Result<BenchStoreResult, Ben
             .map(|bufs| {
                 let (store, next, stop) = (&store, &next, &stop);
                 s.spawn(move || -> Result<(), String> {
-                    let mut k = 0;
                     while !stop.load(Ordering::Relaxed) {
-                        let i = next.fetch_add(1, Ordering::Relaxed);
-                        if i >= chunks {
+                        let f = next.fetch_add(1, Ordering::Relaxed);
+                        if f >= frames {
                             break;
                         }
-                        let raw_len = u32::try_from(chunk.min(bytes - i * chunk)).expect("at most a chunk");
-                        let buf = &mut bufs[k % BUFFERS];
-                        k += 1;
-                        buf[..8].copy_from_slice(&i.to_le_bytes());
-                        let c = StoredChunk { compressed: false, raw_len, payload: &buf[..raw_len as usize] };
-                        let mut h = blake3::Hasher::new_keyed(seed.as_bytes());
-                        let hash: Hash = *h.update(&i.to_le_bytes()).finalize().as_bytes();
-                        let put = if (i + 1) * chunk > BULK_AFTER_BYTES {
-                            store.put_chunk_bulk(&hash, c)
-                        } else {
-                            store.put_chunk(&hash, c)
-                        };
-                        if let Err(e) = put {
+                        let range = f * FRAME_CHUNKS..((f + 1) * FRAME_CHUNKS).min(chunks);
+                        for (k, i) in range.clone().enumerate() {
+                            bufs[k][..8].copy_from_slice(&i.to_le_bytes());
+                        }
+                        let mut frame = Vec::with_capacity(FRAME_CHUNKS as usize);
+                        let mut versions = Vec::with_capacity(FRAME_CHUNKS as usize);
+                        for (k, i) in range.clone().enumerate() {
+                            let raw_len = u32::try_from(chunk.min(bytes - i * chunk)).expect("at most a chunk");
+                            let payload = &bufs[k][..raw_len as usize];
+                            let hash: Hash = *blake3::hash(payload).as_bytes();
+                            frame.push((hash, StoredChunk { compressed: false, raw_len, payload }));
+                            versions.push((0, i, ChunkVersion::Data(hash)));
+                        }
+                        let bulk = range.end * chunk > BULK_AFTER_BYTES;
+                        if let Err(e) = store.write_frame(PAIR_NO, EPOCH, &frame, &versions, bulk) {
                             stop.store(true, Ordering::Relaxed);
-                            return Err(format!("writing chunk {i}: {e}"));
+                            return Err(format!("writing chunks {range:?}: {e}"));
                         }
                     }
                     Ok(())
