@@ -40,7 +40,7 @@ impl Session {
         let baseline = rec.committed == 0;
         if baseline {
             for (d, g) in rec.disks.iter().map(|d| d.geometry).enumerate() {
-                let have: u64 = self.covered[d].iter().map(|w| w.count_ones() as u64).sum();
+                let have = self.covered[d].count();
                 if have != g.chunk_count() {
                     return Err(ConnError::Protocol(format!(
                         "pair '{}': baseline epoch {} is incomplete: disk {d} has {have} of {} chunks; nothing committed",

@@ -449,8 +449,7 @@ impl Session {
                 self.open = Some(epoch);
                 self.epoch_stats = Ingested::default();
                 self.epoch_payload = 0;
-                self.covered =
-                    self.geometries().iter().map(|g| vec![0u64; g.chunk_count().div_ceil(64) as usize]).collect();
+                self.covered = vec![covered::Covered::default(); self.geometries().len()];
                 Ok(())
             }
         }
@@ -478,14 +477,14 @@ impl Session {
             }
             // A run of zero chunks covers its range (checked to fit the disk just above).
             let (first, count) = ingest::span(it);
-            let words = &mut self.covered[it.disk as usize];
-            if let Some(chunk) = covered::first_covered(words, first, first + count) {
+            let disk = &mut self.covered[it.disk as usize];
+            if let Some(chunk) = disk.first_covered(first, first + count) {
                 return Err(ConnError::Protocol(format!(
                     "pair '{}' disk {} chunk {chunk}: sent twice in epoch {epoch}",
                     self.pair_id, it.disk
                 )));
             }
-            covered::cover(words, first, first + count);
+            disk.cover(first, first + count);
         }
         self.epoch_payload += items
             .iter()

@@ -52,7 +52,7 @@ pub(super) struct Session {
     sem: Arc<Semaphore>,
     epoch_stats: Ingested,
     /// Per disk: which chunks the open epoch has received.
-    covered: Vec<Vec<u64>>,
+    covered: Vec<covered::Covered>,
     /// Payload bytes received in the open epoch.
     epoch_payload: u64,
     /// The fingerprint of the certificate the agent authenticated with, if it did.
