@@ -37,7 +37,8 @@
 //!   less compression may be the faster choice (it is judged as any change).
 //!
 //! - `auto` starts at zstd 1 and, after [`AdaptiveLevel::OPENING_WINDOWS`] windows there,
-//!   tries off once ([`AdaptiveLevel::with_opening_probe`]), judged as any change: the
+//!   tries off once ([`AdaptiveLevel::with_opening_probe`]), judged as any change, in short
+//!   windows until it is decided ([`AdaptiveLevel::opening`]): the
 //!   verdicts alone reach off only through `CpuBound`, which a receiver-bound pipeline never
 //!   gives, so without it a first copy on a fast link spent most of its time compressing for
 //!   nothing (9.19 s against 8.24 s for off on loopback).
@@ -149,6 +150,8 @@ pub struct AdaptiveLevel {
     /// The opening probe of the level below the start is still to come (see
     /// [`AdaptiveLevel::with_opening_probe`]).
     opening_probe: bool,
+    /// The opening probe is not decided yet: the caller samples in short windows.
+    opening: bool,
 }
 
 impl AdaptiveLevel {
@@ -177,7 +180,14 @@ impl AdaptiveLevel {
             barred_until: [0; LEVELS.len()],
             trial: None,
             opening_probe: false,
+            opening: false,
         }
+    }
+
+    /// Whether the opening probe is still undecided: the caller should sample in short
+    /// windows then, so that a first copy spends as little as possible at the worse level.
+    pub fn opening(&self) -> bool {
+        self.opening
     }
 
     /// Windows at the start level before the opening probe (the first one holds the
@@ -193,6 +203,7 @@ impl AdaptiveLevel {
     #[must_use]
     pub fn with_opening_probe(mut self) -> Self {
         self.opening_probe = self.index > 0;
+        self.opening = self.opening_probe;
         self
     }
 
@@ -271,7 +282,12 @@ impl AdaptiveLevel {
             _ => 1,
         };
         self.windows += 1;
-        if self.judge(s) {
+        let went_back = self.judge(s);
+        if self.opening && !self.opening_probe && self.trial.is_none() {
+            // The opening probe was judged (or never moved).
+            self.opening = false;
+        }
+        if went_back {
             return self.level();
         }
         self.streak = Some((verdict, count));
@@ -282,6 +298,7 @@ impl AdaptiveLevel {
                 self.move_to(down, "opening probe of the level below the start");
                 return self.level();
             }
+            self.opening = false;
         }
         if count >= Self::CONFIRM && self.trial.is_none() {
             let next = next_index(self.index, verdict);
@@ -453,7 +470,17 @@ mod tests {
         assert_eq!(levels[4], Zstd(1));
         // Starting at off there is nothing below to probe.
         let c = AdaptiveLevel::new(Off, 2).with_opening_probe();
-        assert!(!c.opening_probe);
+        assert!(!c.opening_probe && !c.opening());
+        // Short windows last until the probe is judged: two at zstd 1, two at off.
+        let mut d = AdaptiveLevel::new(Zstd(1), 2).with_opening_probe();
+        let opening: Vec<bool> = (0..6)
+            .map(|_| {
+                let l = d.level();
+                d.observe(&at(l));
+                d.opening()
+            })
+            .collect();
+        assert_eq!(opening, [true, true, true, false, false, false]);
     }
 
     #[test]

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 /// How often `auto` takes a sample.
 const SAMPLE_EVERY: Duration = Duration::from_secs(1);
+/// ... and while its opening probe is undecided (a wrong start costs a quarter as much).
+const OPENING_SAMPLE_EVERY: Duration = Duration::from_millis(250);
 
 /// How the pass compresses (the agent's `compression` setting).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +102,9 @@ impl CompressionCtl {
     fn maybe_adapt(&self) {
         let Ok(mut w) = self.window.try_lock() else { return };
         let elapsed = w.started.elapsed();
-        if elapsed < SAMPLE_EVERY {
+        let every =
+            if w.adaptive.as_ref().is_some_and(AdaptiveLevel::opening) { OPENING_SAMPLE_EVERY } else { SAMPLE_EVERY };
+        if elapsed < every {
             return;
         }
         w.started = Instant::now();
