@@ -83,7 +83,7 @@ impl InstantDisk {
     }
 
     fn chunk_lock(&self, c: u64) -> MutexGuard<'_, ()> {
-        lock(&self.locks[(c % STRIPES as u64) as usize])
+        lock(&self.locks[usize::try_from(c % STRIPES as u64).expect("a stripe")])
     }
 
     /// Bytes of the chunks the target holds.
@@ -147,8 +147,8 @@ impl InstantDisk {
         while pos < end {
             let (c, within) = (pos / cs, pos % cs);
             let n = (cs - within).min(end - pos);
-            let at = (pos - offset) as usize;
-            f(c, within, at..at + n as usize)?;
+            let at = usize::try_from(pos - offset).expect("a request fits in memory");
+            f(c, within, at..at + usize::try_from(n).expect("within a chunk"))?;
             pos += n;
         }
         Ok(())
@@ -183,7 +183,8 @@ impl BlockDev for InstantDisk {
                 data[r].to_vec()
             } else {
                 let mut base = self.point.chunk(c).map_err(io::Error::other)?.into_bytes();
-                base[within as usize..within as usize + r.len()].copy_from_slice(&data[r]);
+                let from = usize::try_from(within).expect("within a chunk");
+                base[from..from + r.len()].copy_from_slice(&data[r]);
                 base
             };
             self.target.file.write_all_at(&bytes, c * cs)?;
@@ -194,5 +195,74 @@ impl BlockDev for InstantDisk {
 
     fn flush(&self) -> io::Result<()> {
         self.save()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::standby::failover::target::{open_target, reopen_target};
+    use drpair_store::{ChunkVersion, Store, StoredChunk};
+    use drpair_types::ChunkSize;
+
+    const CS: u64 = 4096;
+    const CHUNKS: u64 = 10;
+
+    /// A store holding disk 0 at epoch 1 (chunk c filled with c + 1; chunk 3 a zero flag).
+    fn fixture(dir: &std::path::Path) -> (Store, DiskGeometry, Vec<u8>) {
+        let store = Store::open(&dir.join("store")).unwrap();
+        let g = DiskGeometry::new(CHUNKS * CS, ChunkSize::new(CS).unwrap()).unwrap();
+        let (mut image, mut items) = (Vec::new(), Vec::new());
+        for c in 0..CHUNKS {
+            let bytes = vec![if c == 3 { 0 } else { c as u8 + 1 }; CS as usize];
+            let v = if c == 3 {
+                ChunkVersion::Zero
+            } else {
+                let hash = *blake3::hash(&bytes).as_bytes();
+                store.put_chunk(&hash, StoredChunk { compressed: false, raw_len: CS as u32, payload: &bytes }).unwrap();
+                ChunkVersion::Data(hash)
+            };
+            image.extend_from_slice(&bytes);
+            items.push((0, c, v));
+        }
+        store.write_versions(1, 1, &items).unwrap();
+        (store, g, image)
+    }
+
+    /// A client's writes (partial first writes, a write across two chunks) are never
+    /// overwritten by the copier, whichever comes first; the map survives a reopen.
+    #[test]
+    fn the_copier_never_overwrites_a_clients_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, g, mut image) = fixture(dir.path());
+        let path = dir.path().join("target.img");
+        let side = open_target(path.to_str().unwrap(), g.size_bytes, false).unwrap();
+        let map = dir.path().join("disk0.copied");
+        let d = InstantDisk::open(PointReader::new(&store, 1, 0, g, 1), side, map.clone()).unwrap();
+        // Before the copy: a partial write into chunk 2, one across chunks 5 and 6, chunk 3 (zero) in part.
+        for (off, len, pat) in [(2 * CS + 100, 50, 0xa1), (6 * CS - 10, 20, 0xb2), (3 * CS + 7, 1, 0xc3)] {
+            d.write_at(off, &vec![pat; len]).unwrap();
+            image[off as usize..off as usize + len].fill(pat);
+        }
+        let mut buf = vec![0; (CHUNKS * CS) as usize];
+        d.read_at(0, &mut buf).unwrap();
+        assert!(buf == image, "reads merge the point and the client's writes");
+        assert_eq!(d.copy_run(0, 4).unwrap(), 4 * CS);
+        d.write_at(CS, &[0xd4; 10]).unwrap();
+        image[CS as usize..CS as usize + 10].fill(0xd4);
+        d.save().unwrap();
+        drop(d);
+        // Reopened (a restart): the map says which chunks the target holds.
+        let side = reopen_target(path.to_str().unwrap(), g.size_bytes).unwrap();
+        let d = InstantDisk::open(PointReader::new(&store, 1, 0, g, 1), side, map).unwrap();
+        assert_eq!(d.next_missing(0), Some(4));
+        assert_eq!(d.copy_run(4, CHUNKS - 4).unwrap(), (CHUNKS - 4) * CS);
+        assert_eq!(d.next_missing(0), None);
+        assert_eq!(d.copied_bytes(), CHUNKS * CS);
+        d.flush().unwrap();
+        assert!(std::fs::read(&path).unwrap() == image, "the target is the point with every write");
+        d.read_at(0, &mut buf).unwrap();
+        assert!(buf == image);
+        assert!(d.write_at(CHUNKS * CS - 1, &[1, 2]).is_err(), "beyond the end");
     }
 }

@@ -293,7 +293,7 @@ fn attempt(
             .zip(&d.sizes)
             .map(|(j, size)| {
                 let (off, len) = (j["offset"].as_u64().unwrap_or(0), j["len"].as_u64().unwrap_or(1).max(1));
-                ((off as f64 / len as f64) * *size as f64) as u64
+                u64::try_from(u128::from(off) * u128::from(*size) / u128::from(len)).unwrap_or(*size)
             })
             .sum();
         let ready = jobs.iter().all(|j| j["ready"].as_bool() == Some(true));

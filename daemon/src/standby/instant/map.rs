@@ -10,7 +10,7 @@ const MAGIC: &[u8; 8] = b"DRPICOPY";
 const VERSION: u32 = 1;
 
 fn words_for(chunks: u64) -> usize {
-    chunks.div_ceil(64) as usize
+    usize::try_from(chunks.div_ceil(64)).expect("a map fits in memory")
 }
 
 /// The map at `path` for a disk of `chunks` chunks; all zero when there is none yet. A map of

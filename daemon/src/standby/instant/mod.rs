@@ -119,6 +119,7 @@ pub fn record(sb: &Standby, pair: &str, p: &Prepared) -> InstantRecord {
 /// served, then the copy (and the guest) on a thread of its own. `sides` are the targets
 /// opened (mode `nbd` serves them; mode `boot` closes them for QEMU). `fresh`: a new
 /// failover (the session's directory is emptied first), else a resume.
+#[allow(clippy::too_many_arguments)]
 pub fn spawn(
     sb: &Arc<Standby>,
     h: &Arc<PairHandle>,
@@ -143,7 +144,8 @@ pub fn spawn(
     }
     std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
     let copying = inst.view.phase == InstantPhase::Copying;
-    let reader = |i: usize| PointReader::new(&sb.store, pair_no, i as u32, disks[i], epoch);
+    let reader =
+        |i: usize| PointReader::new(&sb.store, pair_no, u32::try_from(i).expect("a disk index"), disks[i], epoch);
     let mut instant_disks = Vec::new();
     let mut devs: Vec<Arc<dyn BlockDev>> = Vec::new();
     if plan.is_none() {
@@ -242,7 +244,14 @@ fn run_boot(sb: &Arc<Standby>, s: &Arc<Session>, plan: &BootPlan, point_uris: Ve
         (j.targets.clone(), j.instant.as_ref().is_some_and(|i| i.view.phase == InstantPhase::Copying), j.epoch)
     };
     let sizes = s.pair.record.lock().expect("record").geometries_at(epoch).iter().map(|g| g.size_bytes).collect();
-    let resolved = super::failover::allowed(sb, &targets, "targets").unwrap_or(targets);
+    // The paths as the failover's check resolved them (links followed).
+    let resolved = targets
+        .iter()
+        .map(|t| {
+            super::paths::check(t, &sb.allowed_paths, "targets")
+                .map_or_else(|_| t.clone(), |p| p.to_string_lossy().into_owned())
+        })
+        .collect();
     let disks = guest::GuestDisks { targets: resolved, sizes, point_uris };
     let end = guest::run(sb, s, plan, &disks, copying);
     let on_targets =
