@@ -249,13 +249,25 @@ pub fn mib_per_sec(s: &FailoverStatus) -> String {
 
 /// The answer of `--no-wait`.
 pub fn render_accepted(pair: &PairId, s: &FailoverStatus) -> String {
-    format!(
+    let exports = s
+        .instant
+        .as_ref()
+        .filter(|i| !i.exports.is_empty())
+        .map(|i| format!("\ninstant: the recovered disks are served at once: {}", i.exports.join(" ")));
+    let guest = s.instant.as_ref().and_then(|i| i.guest.as_ref()).map(|g| {
+        format!(
+            "\ninstant: the recovered machine starts in a QEMU guest on the standby (console log {})",
+            g.console_log
+        )
+    });
+    let accepted = format!(
         "failover of pair {pair} to point {} started ({} onto {}); 'drpair status {pair}' shows how it goes on{}",
         s.point,
         size(s.bytes_total),
         s.targets.join(", "),
         output::task_note(s.task)
-    )
+    );
+    format!("{accepted}{}{}", exports.unwrap_or_default(), guest.unwrap_or_default())
 }
 
 /// The text form of a failover that ended.
