@@ -10,6 +10,10 @@
 //! every job is ready, `block-job-complete` pivots the guest onto the targets without a
 //! restart; QEMU then drops the overlays and their NBD connections, and the session releases
 //! them. Once on the targets a (re)started guest boots from the targets directly.
+//!
+//! The failover opened and checked the targets (a block device exclusively, so a mounted one
+//! is refused) and closes them before QEMU opens them: from then on QEMU holds them (its own
+//! image locking), not drpair.
 
 use super::live::Session;
 use super::phase;
@@ -151,7 +155,7 @@ fn start_mirrors(q: &mut Qmp, d: &GuestDisks, rate: Option<u64>) -> Result<(), S
         q.execute("blockdev-add", Some(node)).map_err(|e| format!("adding target {t}: {e}"))?;
         let mut args = json!({"job-id": format!("copy{i}"), "device": format!("disk{i}"), "target": format!("tgt{i}"), "sync": "full"});
         if let Some(r) = rate {
-            args["speed"] = json!(r / d.targets.len() as u64);
+            args["speed"] = json!((r / d.targets.len() as u64).max(1));
         }
         q.execute("blockdev-mirror", Some(args)).map_err(|e| format!("mirroring disk {i} onto {t}: {e}"))?;
     }
