@@ -31,7 +31,7 @@ cleanup() {
 trap cleanup EXIT
 mib=${DRPAIR_BENCH_MIB:-4096}
 
-"$bin/drpaird" standby --data-dir "$work/standby" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 --token-file "$work/token" 2>"$work/standby.log" &
+"$bin/drpaird" standby --data-dir "$work/standby" --listen 127.0.0.1:0 --api-listen 127.0.0.1:0 --token-file "$work/token" --allowed-path "$work/*" 2>"$work/standby.log" &
 pids+=($!)
 for _ in $(seq 100); do [ -s "$work/standby/api.addr" ] && break; sleep 0.1; done
 export DRPAIR_SERVER="https://$(cat "$work/standby/api.addr")" DRPAIR_CA_FILE="$work/standby/tls/ca.pem"
