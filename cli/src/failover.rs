@@ -425,6 +425,24 @@ pub(crate) mod tests {
     }
 
     #[test]
+    fn instant_flags_go_into_the_request() {
+        let mut a = args(&["/dev/sdc"], None, true, false);
+        a.instant.instant = true;
+        a.instant.boot = true;
+        a.instant.memory = Some("2G".into());
+        a.instant.timeout = Some(Duration::from_secs(90));
+        a.instant.copy_rate = Some(64 << 20);
+        let r = a.request(&cwd(), None).unwrap();
+        assert!(r.instant);
+        let b = r.boot.clone().expect("boot");
+        assert_eq!((b.memory.as_deref(), b.timeout_seconds, b.cpus), (Some("2G"), Some(90), None));
+        assert_eq!(r.copy_rate_bytes_per_sec, Some(64 << 20));
+        assert!(warnings(&a.pair, &r).iter().any(|w| w.contains("--stop-instant")));
+        let plain = args(&["/dev/sdc"], None, true, false).request(&cwd(), None).unwrap();
+        assert!(!plain.instant && plain.boot.is_none() && plain.copy_rate_bytes_per_sec.is_none());
+    }
+
+    #[test]
     fn polls_until_done() {
         let server = FakeServer::start(vec![
             reply(202, &failover_status(JobState::Running, 0)),

@@ -331,3 +331,35 @@ fn end(child: &mut Child) {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// While copying each disk is its qcow2 overlay over the point's export; on the targets,
+    /// the targets raw. Quotes cannot break out of the config's values.
+    #[test]
+    fn the_guest_runs_from_its_overlays_then_from_the_targets() {
+        let d = GuestDisks {
+            targets: vec!["/dev/vg/a".into(), "/srv/b\".img".into()],
+            sizes: vec![1 << 20, 2 << 20],
+            point_uris: vec!["nbd://127.0.0.1:4000/disk0-s3cret".into(), "nbd://127.0.0.1:4000/disk1-s3cret".into()],
+        };
+        let dir = Path::new("/data/instant/web-01");
+        let copying = drives(dir, &d, true);
+        for needle in [
+            "[drive \"disk1\"]",
+            "file = \"/data/instant/web-01/disk1.qcow2\"",
+            "format = \"qcow2\"",
+            "backing.file.driver = \"nbd\"",
+            "backing.file.server.port = \"4000\"",
+            "backing.file.export = \"disk1-s3cret\"",
+        ] {
+            assert!(copying.contains(needle), "{needle} in {copying}");
+        }
+        let on = drives(dir, &d, false);
+        assert!(on.contains("file = \"/dev/vg/a\"\n  format = \"raw\"") && !on.contains("nbd"), "{on}");
+        assert!(on.contains("file = \"/srv/b.img\""), "{on}");
+        assert_eq!(nbd_parts("nbd://[::1]:10809/x"), Some(("[::1]".into(), "10809".into(), "x".into())));
+    }
+}
