@@ -210,7 +210,10 @@ fn failover(
 }
 
 fn seen(s: &FailoverStatus) -> Seen {
-    let message = format!("{} of {} written, {}", size(s.bytes_written), size(s.bytes_total), mib_per_sec(s));
+    let mut message = format!("{} of {} written, {}", size(s.bytes_written), size(s.bytes_total), mib_per_sec(s));
+    if let Some(w) = crate::failover_instant::progress_words(s) {
+        message = format!("{message}; {w}");
+    }
     Seen::progress(s.state != JobState::Running, s.progress_percent, message)
 }
 

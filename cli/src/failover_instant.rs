@@ -123,6 +123,19 @@ pub fn lines(b: &mut Block, s: &FailoverStatus) {
     }
 }
 
+/// What runs meanwhile, for the progress bar: the guest booting or up, the exports served.
+pub fn progress_words(s: &FailoverStatus) -> Option<String> {
+    let i = s.instant.as_ref()?;
+    Some(match &i.guest {
+        Some(g) => match g.boot_ms {
+            Some(ms) => format!("the guest is up (console matched in {:.1} s)", ms as f64 / 1000.0),
+            None if g.running => "the guest is booting".into(),
+            None => "the guest is starting".into(),
+        },
+        None => format!("served at {}", i.exports.join(" ")),
+    })
+}
+
 /// The instant words of `drpair status`'s failover line.
 pub fn status_words(s: &FailoverStatus) -> Option<String> {
     let i = s.instant.as_ref()?;
