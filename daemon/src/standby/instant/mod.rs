@@ -327,3 +327,38 @@ pub fn stop(sb: &Standby, pair: &str, by: &str) -> Result<FailoverStatus, StopEr
     let view = s.job.lock().expect("failover").to_view();
     Ok(view)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(f: impl FnOnce(&mut FailoverRequest)) -> FailoverRequest {
+        let mut r = FailoverRequest { latest: true, targets: vec!["/dev/sdx".into()], ..Default::default() };
+        f(&mut r);
+        r
+    }
+
+    /// The instant options are refused where they mean nothing, each naming its parameter.
+    #[test]
+    fn instant_options_are_checked_before_anything_starts() {
+        assert!(prepare(&req(|_| {})).unwrap().is_none(), "a plain failover");
+        let e = prepare(&req(|r| r.boot = Some(Default::default()))).err().unwrap();
+        assert!(e.0 == "boot" && e.1.contains("--instant"), "{e:?}");
+        let e = prepare(&req(|r| r.copy_rate_bytes_per_sec = Some(1))).err().unwrap();
+        assert_eq!(e.0, "copy_rate_bytes_per_sec");
+        let e = prepare(&req(|r| {
+            r.instant = true;
+            r.copy_rate_bytes_per_sec = Some(0);
+        }))
+        .err()
+        .unwrap();
+        assert_eq!(e.0, "copy_rate_bytes_per_sec");
+        let p = prepare(&req(|r| r.instant = true)).unwrap().expect("instant");
+        assert!(p.plan.is_none() && p.rate.is_none());
+        let bad = req(|r| {
+            r.instant = true;
+            r.boot = Some(drpair_types::BootRequest { cpus: Some(0), ..Default::default() });
+        });
+        assert_eq!(prepare(&bad).err().unwrap().0, "cpus");
+    }
+}
