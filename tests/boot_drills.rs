@@ -77,10 +77,7 @@ fn guest_pid(sb: &Standby, id: &str) -> Option<i32> {
     std::fs::read_to_string(sb.data_dir.join("drills").join(id).join("qemu.pid")).ok()?.trim().parse().ok()
 }
 
-fn alive(pid: i32) -> bool {
-    Path::new(&format!("/proc/{pid}")).exists()
-        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
-}
+use bootdisk::alive;
 
 /// Checks a drill's screenshot through the API and on disk; returns its size.
 fn screenshot(api: &Api, sb: &Standby, id: &str) -> (u32, u32) {

@@ -24,7 +24,7 @@ pub const POLL_EVERY: Duration = Duration::from_millis(200);
 
 #[derive(Debug, Args)]
 #[command(
-    group(ArgGroup::new("which").required(true).args(["point", "latest"])),
+    group(ArgGroup::new("which").required(true).args(["point", "latest", "stop_instant"])),
     about = "Fail a pair over: write a recovery point onto devices or files on the standby",
     long_about = "Fail a DR pair over (POST /api/v1/pairs/PAIR/failover): every disk of a recovery \
         point (--point ID, or --latest for the newest one) is written onto a block device or a \
@@ -46,7 +46,20 @@ pub const POLL_EVERY: Duration = Duration::from_millis(200);
         Exit codes: 0 when the failover is done; 1 when it failed (the pair stays fenced: run \
         failover again); 3 when the point does not exist; 4 when the pair's state does not \
         allow a failover; 8 when a parameter was refused (e.g. not one --to per disk).\n\n\
-        With --output json: the final FailoverStatus object (also when it failed).",
+        With --output json: the final FailoverStatus object (also when it failed).\n\n\
+        Instant recovery (--instant): the recovered disks are usable at once while the point is \
+        copied onto the targets underneath. Without --boot the standby serves them as writable \
+        NBD exports (their URIs are printed; attach qemu, qemu-img, nbdfuse…): a write lands on \
+        the target at once and drpair copies the rest around it; when the copy is complete the \
+        same exports carry on from the targets alone. With --boot (and --memory, --cpus, \
+        --firmware, --expect, --timeout as for a boot drill) the standby runs the machine in a \
+        QEMU guest whose writes go to an overlay, QEMU's blockdev-mirror copies onto the \
+        targets, and the guest is switched onto them without a restart; the overlay is then \
+        released. The command follows the copy to its end. The session (guest or exports) \
+        keeps running after it: 'drpair failover PAIR --stop-instant' ends it (the guest is \
+        powered off) once the copy is complete. A standby restart resumes the copy; a guest \
+        dies with the standby and is started again (from its overlay, or from the targets once \
+        the copy was complete).",
     after_help = "Examples:\n  drpair failover web-01 --latest --to /dev/vg0/web01-sda\n  \
         drpair failover web-01 --point 42 --to /srv/failover/sda.img --to /srv/failover/sdb.img\n  \
         drpair failover web-01 --latest --to sda.img --force --yes\n  \
@@ -57,6 +70,12 @@ pub struct FailoverArgs {
     /// The DR Pair ID
     #[arg(value_name = "PAIR")]
     pub pair: PairId,
+    /// End the pair's instant failover session (its guest powered off, or its NBD exports
+    /// closed) once its copy is complete
+    #[arg(long, alias = "stop-guest", conflicts_with_all = ["to", "force", "instant", "boot", "copy_rate"])]
+    pub stop_instant: bool,
+    #[command(flatten)]
+    pub instant: crate::failover_instant::InstantArgs,
     /// Fail over to this recovery point
     #[arg(long, value_name = "ID")]
     pub point: Option<PointId>,
@@ -65,7 +84,7 @@ pub struct FailoverArgs {
     pub latest: bool,
     /// Block device or file on the standby's host that receives one disk; once per disk, in
     /// disk order
-    #[arg(long = "to", value_name = "DEVICE_OR_FILE", required = true, value_parser = NonEmptyStringValueParser::new())]
+    #[arg(long = "to", value_name = "DEVICE_OR_FILE", required_unless_present = "stop_instant", value_parser = NonEmptyStringValueParser::new())]
     pub to: Vec<String>,
     /// Overwrite a regular file that already has data
     #[arg(long)]
@@ -91,6 +110,9 @@ impl FailoverArgs {
             targets: absolute_paths(&self.to, cwd)?,
             force: self.force,
             operator,
+            instant: self.instant.instant,
+            boot: self.instant.boot_request(),
+            copy_rate_bytes_per_sec: self.instant.copy_rate,
         })
     }
 }
@@ -145,6 +167,12 @@ pub fn warnings(pair: &PairId, r: &FailoverRequest) -> Vec<String> {
     if r.force {
         w.push("warning: --force: a regular file that already has data is overwritten too".to_string());
     }
+    if r.instant {
+        w.push(format!(
+            "warning: --instant: the recovered machine {} at once while the point is copied underneath; it keeps running until 'drpair failover {pair} --stop-instant'",
+            if r.boot.is_some() { "boots in a QEMU guest on the standby" } else { "is served writable over NBD" }
+        ));
+    }
     w
 }
 
@@ -154,6 +182,9 @@ pub fn run(
     args: &FailoverArgs,
     input: &mut dyn BufRead,
 ) -> Result<(), CliError> {
+    if args.stop_instant {
+        return crate::failover_instant::stop(client, output, &args.pair, operator());
+    }
     let request = args.request(&std::env::current_dir(), operator())?;
     failover(client, output, args, &request, input, POLL_EVERY)
 }
@@ -179,7 +210,10 @@ fn failover(
 }
 
 fn seen(s: &FailoverStatus) -> Seen {
-    let message = format!("{} of {} written, {}", size(s.bytes_written), size(s.bytes_total), mib_per_sec(s));
+    let mut message = format!("{} of {} written, {}", size(s.bytes_written), size(s.bytes_total), mib_per_sec(s));
+    if let Some(w) = crate::failover_instant::progress_words(s) {
+        message = format!("{message}; {w}");
+    }
     Seen::progress(s.state != JobState::Running, s.progress_percent, message)
 }
 
@@ -218,13 +252,25 @@ pub fn mib_per_sec(s: &FailoverStatus) -> String {
 
 /// The answer of `--no-wait`.
 pub fn render_accepted(pair: &PairId, s: &FailoverStatus) -> String {
-    format!(
+    let exports = s
+        .instant
+        .as_ref()
+        .filter(|i| !i.exports.is_empty())
+        .map(|i| format!("\ninstant: the recovered disks are served at once: {}", i.exports.join(" ")));
+    let guest = s.instant.as_ref().and_then(|i| i.guest.as_ref()).map(|g| {
+        format!(
+            "\ninstant: the recovered machine starts in a QEMU guest on the standby (console log {})",
+            g.console_log
+        )
+    });
+    let accepted = format!(
         "failover of pair {pair} to point {} started ({} onto {}); 'drpair status {pair}' shows how it goes on{}",
         s.point,
         size(s.bytes_total),
         s.targets.join(", "),
         output::task_note(s.task)
-    )
+    );
+    format!("{accepted}{}{}", exports.unwrap_or_default(), guest.unwrap_or_default())
 }
 
 /// The text form of a failover that ended.
@@ -251,7 +297,8 @@ pub fn render_result(pair: &PairId, s: &FailoverStatus) -> String {
     if !s.message.is_empty() {
         b.line("Message", s.message.clone());
     }
-    if s.state == JobState::Done {
+    crate::failover_instant::lines(&mut b, s);
+    if s.state == JobState::Done && s.instant.is_none() {
         let from: String = s.targets.iter().map(|t| format!(" --from {t}")).collect();
         b.line(
             "Next step",
@@ -265,7 +312,7 @@ pub fn render_result(pair: &PairId, s: &FailoverStatus) -> String {
 
 /// One line for `drpair status`: where the running or last failover stands.
 pub fn status_line(s: &FailoverStatus) -> String {
-    match s.state {
+    let line = match s.state {
         JobState::Running => format!(
             "running {} ({} of {} written at {}), point {}",
             output::format_percent(s.progress_percent),
@@ -283,6 +330,10 @@ pub fn status_line(s: &FailoverStatus) -> String {
             s.finished_at.as_ref().map(|t| format!(", at {t}")).unwrap_or_default()
         ),
         JobState::Failed => format!("FAILED: point {}: {}", s.point, s.message),
+    };
+    match crate::failover_instant::status_words(s) {
+        Some(w) => format!("{line}; {w}"),
+        None => line,
     }
 }
 
@@ -297,6 +348,7 @@ pub(crate) mod tests {
     pub(crate) fn failover_status(state: JobState, written: u64) -> FailoverStatus {
         FailoverStatus {
             task: None,
+            instant: None,
             pair_id: PairId::new("web-01").unwrap(),
             state,
             point: 42,
@@ -331,6 +383,8 @@ pub(crate) mod tests {
             force: false,
             yes,
             no_wait,
+            stop_instant: false,
+            instant: Default::default(),
         }
     }
 
@@ -365,11 +419,30 @@ pub(crate) mod tests {
                 targets: vec!["/root/work/sda.img".into()],
                 force: true,
                 operator: Some("bob".into()),
+                ..Default::default()
             }
         );
         let no_cwd: std::io::Result<PathBuf> = Err(std::io::Error::other("deleted"));
         assert!(a.request(&no_cwd, None).unwrap_err().to_string().contains("sda.img is a relative path"));
         assert_eq!(absolute_paths(&["/dev/sdc".into()], &no_cwd).unwrap(), vec!["/dev/sdc".to_string()]);
+    }
+
+    #[test]
+    fn instant_flags_go_into_the_request() {
+        let mut a = args(&["/dev/sdc"], None, true, false);
+        a.instant.instant = true;
+        a.instant.boot = true;
+        a.instant.memory = Some("2G".into());
+        a.instant.timeout = Some(Duration::from_secs(90));
+        a.instant.copy_rate = Some(64 << 20);
+        let r = a.request(&cwd(), None).unwrap();
+        assert!(r.instant);
+        let b = r.boot.clone().expect("boot");
+        assert_eq!((b.memory.as_deref(), b.timeout_seconds, b.cpus), (Some("2G"), Some(90), None));
+        assert_eq!(r.copy_rate_bytes_per_sec, Some(64 << 20));
+        assert!(warnings(&a.pair, &r).iter().any(|w| w.contains("--stop-instant")));
+        let plain = args(&["/dev/sdc"], None, true, false).request(&cwd(), None).unwrap();
+        assert!(!plain.instant && plain.boot.is_none() && plain.copy_rate_bytes_per_sec.is_none());
     }
 
     #[test]

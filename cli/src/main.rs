@@ -33,6 +33,7 @@ mod error;
 mod export;
 mod failback;
 mod failover;
+mod failover_instant;
 #[cfg(test)]
 mod fake_server;
 mod help_files;

@@ -237,6 +237,31 @@ pub fn write_note(image: &Path, mnt: &Path, text: &str) {
     with_partition(image, mnt, |dir| std::fs::write(dir.join("etc/drill-note"), format!("{text}\n")).unwrap());
 }
 
+/// Replaces the guest's `/sbin/init` in the image's filesystem with `script`.
+pub fn replace_init(image: &Path, mnt: &Path, script: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    with_partition(image, mnt, |dir| {
+        let init = dir.join("sbin/init");
+        std::fs::write(&init, script).unwrap();
+        std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).unwrap();
+    });
+}
+
+/// Whether QEMU is installed (the instant recovery tests run under TCG without /dev/kvm).
+pub fn qemu_missing() -> Option<String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    ["qemu-system-x86_64", "qemu-img", "qemu-io"]
+        .into_iter()
+        .find(|p| !std::env::split_paths(&path).any(|d| d.join(p).is_file()))
+        .map(|p| format!("{p} is not installed (Debian: qemu-system-x86, qemu-utils; scripts/setup.sh)"))
+}
+
+/// Whether process `pid` runs (and is no zombie).
+pub fn alive(pid: i32) -> bool {
+    Path::new(&format!("/proc/{pid}")).exists()
+        && !std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default().contains(") Z ")
+}
+
 /// Writes `bytes` at `offset` of `file`, synced.
 pub fn write_at(file: &Path, offset: u64, bytes: &[u8]) {
     use std::os::unix::fs::FileExt;

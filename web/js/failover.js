@@ -118,9 +118,31 @@ function openFailback(pairId, s, onDone) {
   d.dialog.id = 'failback-dialog';
 }
 
+const INSTANT_PHASES = {
+  copying: 'the machine runs from the standby while the point is copied onto the targets',
+  on_targets: 'the targets alone carry the machine',
+  ended: 'the session ended; the targets hold the recovered disks',
+  failed: 'failed',
+};
+
+// An instant failover's session: its mode, where the copy stands, its guest or exports.
+function instantFacts(i) {
+  const g = i.guest;
+  const since = i.on_targets_at ? ` (since ${i.on_targets_at})` : '';
+  return h('div', { id: 'failover-instant' },
+    h('p', { id: 'failover-instant-phase' }, `Instant recovery, ${i.mode === 'boot' ? 'in a QEMU guest on the standby' : 'over NBD'}: `
+      + `${INSTANT_PHASES[i.phase] || i.phase}${since}${i.resumed ? ` · resumed ${i.resumed}× after a standby restart` : ''}`),
+    g ? h('p', { id: 'failover-instant-guest' }, `Guest ${g.running ? 'running' : 'not running'} · ${g.accel}, ${g.memory_mib} MiB, `
+      + `${g.cpus} CPU(s) · ${g.boot_ms != null ? `console matched after ${(g.boot_ms / 1000).toFixed(1)} s` : 'console not matched yet'}`
+      + `${g.note ? ` · ${g.note}` : ''}`) : null,
+    g && g.console_tail ? h('pre', { id: 'failover-instant-console' }, g.console_tail) : null,
+    i.exports.length ? h('p', { id: 'failover-instant-exports' }, `NBD exports: ${i.exports.join(', ')}`) : null);
+}
+
 function failoverFacts(f) {
   return h('div', { id: 'failover-progress' },
     h('h3', {}, `Failover to point #${f.point} — ${f.state}`),
+    f.instant ? instantFacts(f.instant) : null,
     f.state === 'running' ? h('progress', { max: 100, value: f.progress_percent, 'aria-label': 'Failover progress' }) : null,
     h('p', { id: 'failover-text' }, `${percent(f.progress_percent)} · ${bytes(f.bytes_written)} of ${bytes(f.bytes_total)} · `
       + `${rate(f.throughput_bytes_per_sec)} · ${duration(f.elapsed_seconds)} · onto ${f.targets.join(', ')}`),

@@ -55,7 +55,7 @@ pub struct BenchArgs {
 }
 
 /// A size like `4096`, `64MiB`, `2TiB`, `1.5TB`.
-fn parse_size(text: &str) -> Result<u64, String> {
+pub(crate) fn parse_size(text: &str) -> Result<u64, String> {
     let t = text.trim();
     let split = t.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(t.len());
     let (num, unit) = t.split_at(split);

@@ -9,7 +9,7 @@ use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
-use drpair_types::{ErrorCode, FailbackRequest, FailbackStatus, FailoverRequest, FailoverStatus};
+use drpair_types::{ErrorCode, FailbackRequest, FailbackStatus, FailoverRequest, FailoverStatus, InstantStopRequest};
 
 fn failure(pair: &str, e: FailoverError) -> ApiFailure {
     match e {
@@ -29,6 +29,28 @@ pub async fn start_failover(
     let req: FailoverRequest = body(&raw)?;
     let s = failover::start(&sb, &h, req).await.map_err(|e| failure(id.as_str(), e))?;
     Ok((StatusCode::ACCEPTED, Json(s)))
+}
+
+/// `POST /api/v1/pairs/{pair}/failover/instant/stop`: ends the pair's instant session once the
+/// targets carry the machine (409 while it copies; 404 when none runs).
+pub async fn stop_instant(
+    State(sb): State<AppState>,
+    Path(pair): Path<String>,
+    raw: Bytes,
+) -> ApiResult<Json<FailoverStatus>> {
+    let (id, _h) = find_pair(&sb, &pair)?;
+    let req: InstantStopRequest = if raw.is_empty() { InstantStopRequest::default() } else { body(&raw)? };
+    let by = req.operator.unwrap_or_else(|| "api".into());
+    let sb2 = sb.clone();
+    let pair_id = id.to_string();
+    let r = tokio::task::spawn_blocking(move || crate::standby::instant::stop(&sb2, &pair_id, &by))
+        .await
+        .map_err(|e| ApiFailure::internal(e.to_string()))?;
+    match r {
+        Ok(s) => Ok(Json(s)),
+        Err(crate::standby::instant::StopError::NotRunning(m)) => Err(ApiFailure::new(ErrorCode::NotFound, m)),
+        Err(crate::standby::instant::StopError::Copying(m)) => Err(ApiFailure::new(ErrorCode::InvalidPairState, m)),
+    }
 }
 
 pub async fn get_failover(State(sb): State<AppState>, Path(pair): Path<String>) -> ApiResult<Json<FailoverStatus>> {

@@ -118,6 +118,7 @@ pub fn router(sb: AppState) -> Router {
         .route("/api/v1/pairs/{pair}/verify-source", get(verify_source::get).post(verify_source::start))
         .route("/api/v1/pairs/{pair}/history", get(trend::get))
         .route("/api/v1/pairs/{pair}/failover", get(failover::get_failover).post(failover::start_failover))
+        .route("/api/v1/pairs/{pair}/failover/instant/stop", post(failover::stop_instant))
         .route("/api/v1/pairs/{pair}/failback", get(failover::get_failback).post(failover::start_failback))
         .route("/api/v1/pairs/{pair}/drills", get(drills::of_pair).post(drills::start))
         .route("/api/v1/pairs/{pair}/enroll", post(security::enroll))

@@ -24,6 +24,11 @@ impl Standby {
             tracing::warn!("{guests} guest(s) of drills that ran when the standby stopped were killed");
         }
         let _ = std::fs::remove_dir_all(cfg.data_dir.join("drills"));
+        // Guests of instant failovers died with the standby too; their sessions resume below.
+        let guests = drill::guest::qemu::kill_leftovers(&cfg.data_dir.join("instant"));
+        if guests > 0 {
+            tracing::warn!("{guests} guest(s) of instant failovers left by the standby's stop were killed");
+        }
         let identity = super::identity::LinkIdentity::load(&cfg.data_dir, &cfg.link_security)?;
         let registry = Registry::default();
         registry.set_retention_defaults(RetentionDefaults {
@@ -64,7 +69,7 @@ impl Standby {
         };
         let notify = super::notify::Notifier::open(cfg.notify.clone(), store.clone())
             .context("opening the notification queue")?;
-        Ok(Arc::new(Self {
+        let sb = Arc::new(Self {
             notify,
             store,
             registry,
@@ -81,6 +86,7 @@ impl Standby {
             max_read_window: cfg.max_read_window,
             data_dir: cfg.data_dir.clone(),
             drills: drill::Drills::default(),
+            instant: Default::default(),
             tasks: tasks::Tasks::open(&cfg.data_dir.join("tasks")).context("opening the task list")?,
             identity,
             credentials: super::credentials::Credentials::open(&cfg.data_dir)?,
@@ -94,7 +100,12 @@ impl Standby {
             link_port: std::sync::atomic::AtomicU16::new(cfg.listen.port()),
             next_conn: AtomicU64::new(1),
             next_request: AtomicU64::new(1),
-        }))
+        });
+        let resumed = super::instant::resume::all(&sb);
+        if resumed > 0 {
+            tracing::warn!("{resumed} instant failover(s) resumed");
+        }
+        Ok(sb)
     }
 }
 

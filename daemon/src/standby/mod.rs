@@ -22,6 +22,7 @@ pub mod export;
 pub mod failover;
 pub mod identity;
 pub mod ingest;
+pub mod instant;
 pub mod maintenance;
 pub mod metrics;
 mod node;

@@ -35,6 +35,8 @@ pub struct Standby {
     pub data_dir: std::path::PathBuf,
     /// Drills being served.
     pub drills: Drills,
+    /// Instant failover sessions running now (`instant/`).
+    pub instant: super::instant::Sessions,
     /// Long operations, their progress and logs (kept in `tasks/` below the data dir).
     pub tasks: Arc<tasks::Tasks>,
     /// The link's TLS identity (`None`: started with `insecure_plaintext`).

@@ -21,6 +21,93 @@ pub struct FailoverRequest {
     /// Who ran it (the CLI sends the login name).
     #[serde(default)]
     pub operator: Option<String>,
+    /// Instant recovery: the recovered disks are usable at once (served over NBD, or booted in
+    /// a guest with `boot`) while the point is copied onto the targets underneath.
+    #[serde(default)]
+    pub instant: bool,
+    /// With `instant`: run the recovered machine in a QEMU guest on the standby (as a boot
+    /// drill does); the copy is QEMU's `blockdev-mirror` and ends with a pivot onto the targets.
+    #[serde(default)]
+    pub boot: Option<crate::BootRequest>,
+    /// With `instant`: the copy's bandwidth cap in bytes per second (none: as fast as it goes),
+    /// so the running machine keeps the disks' bandwidth (tests use it to watch the copy).
+    #[serde(default)]
+    pub copy_rate_bytes_per_sec: Option<u64>,
+}
+
+/// `POST /api/v1/pairs/{pair}/failover/instant/stop`: ends an instant failover's session (its
+/// guest is powered off, or its NBD export closed) once the targets alone carry the machine.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct InstantStopRequest {
+    #[serde(default)]
+    pub operator: Option<String>,
+}
+
+/// How an instant failover makes the disks usable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstantMode {
+    /// Writable NBD exports an outside client attaches; drpair copies underneath.
+    Nbd,
+    /// A QEMU guest on the standby; QEMU's `blockdev-mirror` copies underneath.
+    Boot,
+}
+
+/// Where an instant failover's session is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum InstantPhase {
+    /// The machine runs from the point (and its writes) while the copy goes on.
+    Copying,
+    /// The copy is complete: the targets alone carry the machine.
+    OnTargets,
+    /// The session ended (stopped, or its guest powered off); the targets hold the disks.
+    Ended,
+    /// The session failed (the failover's message says why).
+    Failed,
+}
+
+/// An instant failover's own part of `FailoverStatus`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstantStatus {
+    pub mode: InstantMode,
+    pub phase: InstantPhase,
+    /// The NBD exports while they are served (mode `nbd`: the disks to attach; their names
+    /// hold a secret of this failover).
+    #[serde(default)]
+    pub exports: Vec<String>,
+    /// Milliseconds from the request to usable disks (exports served; in mode `boot`, QEMU
+    /// started).
+    pub usable_ms: f64,
+    /// When the copy completed and the targets alone carried the machine (RFC 3339 UTC).
+    pub on_targets_at: Option<String>,
+    /// The copy's bandwidth cap, if any.
+    pub copy_rate_bytes_per_sec: Option<u64>,
+    /// Times the session was resumed after a standby restart.
+    pub resumed: u32,
+    /// Mode `boot`: the guest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guest: Option<InstantGuest>,
+}
+
+/// The recovered machine's guest (mode `boot`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct InstantGuest {
+    pub running: bool,
+    pub accel: String,
+    pub memory_mib: u64,
+    pub cpus: u32,
+    pub firmware: String,
+    pub expect: String,
+    /// Milliseconds from QEMU's start to the console's match, once it matched.
+    pub boot_ms: Option<u64>,
+    /// The console's last lines.
+    pub console_tail: String,
+    /// The guest's console log on the standby.
+    pub console_log: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// A failover's or failback's progress.
@@ -68,6 +155,9 @@ pub struct FailoverStatus {
     /// Absent in records written before tasks existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<crate::TaskId>,
+    /// An instant failover's session: its mode, phase, exports or guest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instant: Option<InstantStatus>,
 }
 
 /// Which way a failback copies.

@@ -72,6 +72,11 @@ pub async fn start(
         ));
     }
     rec.lifecycle.apply(PairOp::Failback).map_err(|r| FailoverError::State(r.message))?;
+    if sb.instant.running(rec.pair_id.as_str()) {
+        return Err(FailoverError::State(
+            "an instant failover's session still runs on the recovered disks (its guest or NBD export); stop it first: `drpair failover PAIR --stop-instant`".into(),
+        ));
+    }
     let Some(failover) = rec.failover.clone() else {
         return Err(FailoverError::State("the pair has no failover record".into()));
     };

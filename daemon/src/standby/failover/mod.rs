@@ -97,6 +97,8 @@ pub async fn start(
     h: &Arc<PairHandle>,
     req: FailoverRequest,
 ) -> Result<FailoverStatus, FailoverError> {
+    let requested = Instant::now();
+    let instant = super::instant::prepare(&req).map_err(|(p, m)| FailoverError::Param(p, m))?;
     let rec = h.record.lock().expect("record").clone();
     let disks: Vec<_> = rec.disks.iter().map(|d| d.geometry).collect();
     if req.targets.len() != disks.len() {
@@ -148,7 +150,16 @@ pub async fn start(
     let guard = quiesce(h, "the pair is failing over; the agent holds from now on").await?;
     let started = now_ms();
     let by = req.operator.clone().unwrap_or_else(|| "api".into());
-    let mut message = format!("materialising point {} (cut {}) onto {}", point.id, point.time, req.targets.join(", "));
+    let mut message = match &instant {
+        None => format!("materialising point {} (cut {}) onto {}", point.id, point.time, req.targets.join(", ")),
+        Some(p) => format!(
+            "instant failover: point {} (cut {}) {} while it is copied onto {}",
+            point.id,
+            point.time,
+            if p.plan.is_some() { "runs in a QEMU guest on the standby" } else { "is served writable over NBD" },
+            req.targets.join(", ")
+        ),
+    };
     if let Some(why) = why {
         message = format!("{message}; latest: {why}");
     }
@@ -170,6 +181,7 @@ pub async fn start(
         operator: req.operator.clone(),
         message,
         task: Some(task.id()),
+        instant: instant.as_ref().map(|p| super::instant::record(sb, rec.pair_id.as_str(), p)),
     };
     {
         let mut rt = h.runtime.lock().expect("runtime");
@@ -192,6 +204,35 @@ pub async fn start(
         pair = %rec.pair_id, point = point.id, epoch = point.epoch, targets = ?req.targets, operator = ?req.operator,
         "FAILOVER: the pair is fenced (the agent holds, nothing is committed) and point {} is being materialised", point.id
     );
+    if let Some(p) = instant {
+        let job = h.runtime.lock().expect("runtime").failover.clone().expect("set above");
+        let (sb2, h2) = (sb.clone(), h.clone());
+        let spawned = tokio::task::spawn_blocking(move || {
+            super::instant::spawn(&sb2, &h2, job, sides, p.plan, requested, task, true)
+        })
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|r| r);
+        let job = h.runtime.lock().expect("runtime").failover.clone();
+        let now = job.as_ref().map(|j| j.lock().expect("failover").clone());
+        if let Err(e) = spawned {
+            let mut j = now.unwrap_or(status);
+            j.state = JobState::Failed;
+            j.message = format!("the instant failover could not start: {e}; the pair stays fenced, run failover again");
+            if let Some(i) = j.instant.as_mut() {
+                i.view.phase = drpair_types::InstantPhase::Failed;
+            }
+            let mut rt = h.runtime.lock().expect("runtime");
+            let _ = h.update(&sb.store, |rec| {
+                rec.failover = Some(j.clone());
+                Ok::<_, OpError>(())
+            });
+            rt.failover = None;
+            tracing::error!(pair = %rec.pair_id, "{}", j.message);
+            return Ok(j.to_view());
+        }
+        return Ok(now.unwrap_or(status).to_view());
+    }
     let (sb2, h2) = (sb.clone(), h.clone());
     tokio::task::spawn_blocking(move || run(&sb2, &h2, point, sides, task));
     Ok(status.to_view())
@@ -201,6 +242,12 @@ pub async fn start(
 fn busy(rt: &PairRuntime) -> Result<(), FailoverError> {
     if let Some(f) = &rt.failover {
         let f = f.lock().expect("failover");
+        if f.instant.is_some() {
+            return Err(FailoverError::State(format!(
+                "an instant failover of point {} runs ({:.0}% copied); stop its session first (`drpair failover PAIR --stop-instant`, once the copy is complete)",
+                f.point, f.progress_percent
+            )));
+        }
         return Err(FailoverError::State(format!(
             "a failover to point {} is materialising ({:.0}%); wait for it to end",
             f.point, f.progress_percent
@@ -318,6 +365,12 @@ pub fn status(rec: &PairRecord, rt: &PairRuntime) -> Option<FailoverStatus> {
 
 pub fn explanation(rec: &PairRecord, rt: &PairRuntime) -> String {
     match current(rec, rt) {
+        Some(f) if f.state == JobState::Running && f.instant.is_some() => format!(
+            "Instant failover: point {} runs from the standby while it is copied onto {} ({:.0}%). The pair is fenced: the agent ships nothing.",
+            f.point,
+            f.targets.join(", "),
+            f.progress_percent
+        ),
         Some(f) if f.state == JobState::Running => format!(
             "Failing over: point {} is being written onto {} ({:.0}%). The pair is fenced: the agent ships nothing.",
             f.point,
@@ -337,7 +390,8 @@ pub fn explanation(rec: &PairRecord, rt: &PairRuntime) -> String {
 
 /// A failover materialising when the standby stopped is recorded as failed.
 pub fn after_restart(rec: &mut PairRecord) -> bool {
-    match rec.failover.as_mut().filter(|f| f.state == JobState::Running) {
+    // An instant failover resumes instead (`instant/resume.rs`).
+    match rec.failover.as_mut().filter(|f| f.state == JobState::Running && f.instant.is_none()) {
         Some(f) => {
             f.state = JobState::Failed;
             f.finished_at = Some(rfc3339_ms(now_ms()));

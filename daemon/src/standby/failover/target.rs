@@ -126,6 +126,15 @@ fn regular(path: PathBuf, need: u64) -> Result<Side, SideError> {
     Ok(Side { path, file, direct, block_device: false, sparse: true })
 }
 
+/// Opens a failover target again, as it is (an instant failover resumed after a restart: the
+/// target holds what was copied and written so far): it must exist and hold `need` bytes; a
+/// block device is held exclusively. Never truncated.
+pub fn reopen_target(raw: &str, need: u64) -> Result<Side, SideError> {
+    let mut side = open_source(raw, need, true)?;
+    side.sparse = false;
+    Ok(side)
+}
+
 /// Opens the recovered side of a failback: it must exist and hold at least `need` bytes.
 /// `write` when the failback writes onto it (direction to-recovered).
 pub fn open_source(raw: &str, need: u64, write: bool) -> Result<Side, SideError> {

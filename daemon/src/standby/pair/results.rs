@@ -210,6 +210,9 @@ pub struct FailoverRecord {
     /// The task that runs (or ran) it. Absent in records written before tasks existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<TaskId>,
+    /// An instant failover's session (`standby/instant/`). Absent for a plain failover.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instant: Option<crate::standby::instant::record::InstantRecord>,
 }
 
 /// Which way a failback copies.
@@ -443,6 +446,7 @@ impl FailoverRecord {
             operator: self.operator.clone(),
             message: self.message.clone(),
             task: self.task,
+            instant: self.instant.as_ref().map(|i| i.view.clone()),
         }
     }
 }

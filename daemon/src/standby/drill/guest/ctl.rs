@@ -9,7 +9,7 @@ use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
 /// Set once KVM failed to run a guest: later guests of this standby go to TCG at once.
-pub(super) static KVM_UNUSABLE: AtomicBool = AtomicBool::new(false);
+pub(crate) static KVM_UNUSABLE: AtomicBool = AtomicBool::new(false);
 
 /// How the next guest runs.
 pub fn accel() -> Accel {

@@ -24,6 +24,7 @@ mod watch;
 
 use super::live::Live;
 use crate::standby::Standby;
+pub(crate) use ctl::KVM_UNUSABLE;
 pub use ctl::{GuestCtl, accel, initial};
 pub use plan::{BootPlan, plan};
 use qemu::Accel;

@@ -101,14 +101,29 @@ pub fn spawn(
     uris: &[String],
     qemu_log: &Path,
 ) -> std::io::Result<Child> {
+    spawn_config(&format!("drpair-drill-{id}"), plan, accel, files, &drives_config(uris), qemu_log)
+}
+
+/// Starts QEMU as [`spawn`] does, named `name`, with `drives` as its `-readconfig` text (an
+/// instant failover's overlays and targets).
+pub fn spawn_config(
+    name: &str,
+    plan: &BootPlan,
+    accel: Accel,
+    files: &GuestFiles,
+    drives: &str,
+    qemu_log: &Path,
+) -> std::io::Result<Child> {
     let _ = std::fs::remove_file(&files.qmp);
     let _ = std::fs::remove_file(&files.pidfile);
     let mut f = std::fs::OpenOptions::new().create(true).write(true).truncate(true).mode(0o600).open(&files.drives)?;
-    f.write_all(drives_config(uris).as_bytes())?;
+    f.write_all(drives.as_bytes())?;
     drop(f);
     let log = std::fs::OpenOptions::new().create(true).append(true).open(qemu_log)?;
+    let mut a = args("", plan, accel, files);
+    a[1] = name.to_string();
     let mut c = Command::new(QEMU);
-    c.args(args(id, plan, accel, files)).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log);
+    c.args(a).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log);
     // SAFETY: prctl(PR_SET_PDEATHSIG) is async-signal-safe and touches no memory of the parent.
     unsafe {
         c.pre_exec(|| {
