@@ -106,6 +106,8 @@ struct CpuBench {
     zstd1_per_core: Rate,
     /// Bytes in / bytes out of zstd level 1 on the sample.
     zstd1_ratio: f64,
+    /// zstd's decompression of what level 1 made of the sample, per byte of the sample.
+    unzstd1_per_core: Rate,
     /// Share of the sampled chunks that hold data (the rates above are over those only).
     data_fraction: f64,
 }
@@ -220,6 +222,8 @@ pub fn run(client: Option<&Client>, output: OutputFormat, args: &BenchArgs) -> R
     let blake3 = measure::blake3_rate(&sample, budget);
     say("zstd level 1 on one core");
     let (zstd, ratio) = measure::zstd_rate(&sample, 1, budget);
+    say("zstd decompression on one core (the standby's)");
+    let unzstd = measure::unzstd_rate(&sample, budget);
     let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
     let cpu = CpuBench {
         cores,
@@ -227,6 +231,7 @@ pub fn run(client: Option<&Client>, output: OutputFormat, args: &BenchArgs) -> R
         blake3_per_core: blake3,
         zstd1_per_core: zstd,
         zstd1_ratio: ratio,
+        unzstd1_per_core: unzstd,
         data_fraction,
     };
     let (standby, standby_not_measured) = match (client, args.local) {
@@ -243,6 +248,7 @@ pub fn run(client: Option<&Client>, output: OutputFormat, args: &BenchArgs) -> R
         disk: disk.as_ref().map(|d| d.read.bytes_per_second),
         hash_per_core: cpu.blake3_per_core.bytes_per_second,
         zstd_per_core: cpu.zstd1_per_core.bytes_per_second,
+        unzstd_per_core: cpu.unzstd1_per_core.bytes_per_second,
         zstd_ratio: cpu.zstd1_ratio,
         cores,
         link: standby.as_ref().map(|s| s.link.bytes_per_second),
@@ -291,6 +297,7 @@ fn text(r: &BenchReport) -> String {
             c.sample
         ),
     );
+    line(&mut out, "zstd decompression, one core", format_rate(c.unzstd1_per_core.bytes_per_second));
     line(&mut out, "Cores (one agent worker each)", c.cores.to_string());
     if r.disk.is_some() {
         line(&mut out, "Chunks holding data (sampled)", format!("{:.0}%", c.data_fraction * 100.0));

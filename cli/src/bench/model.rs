@@ -24,8 +24,9 @@
 //! The initial sync runs at the smallest limit; the sustainable change rate (what
 //! replication keeps up with once synced) at the smallest of those but the disk, since only
 //! changed chunks are read (scattered small reads are slower than a sequential pass: the disk
-//! is then a bound this benchmark does not measure). zstd's decompression on the standby is
-//! not measured (it runs at several times the compression's rate).
+//! is then a bound this benchmark does not measure).
+//! With compression the standby also decompresses each chunk: `unzstd` = cores × one core's
+//! zstd decompression rate is a limit of its own (and a term of the host's sum).
 
 use serde::Serialize;
 
@@ -35,6 +36,8 @@ pub struct Inputs {
     pub disk: Option<f64>,
     pub hash_per_core: f64,
     pub zstd_per_core: f64,
+    /// zstd's decompression on one core, raw bytes per second (0: nothing compressed).
+    pub unzstd_per_core: f64,
     pub zstd_ratio: f64,
     pub cores: usize,
     pub link: Option<f64>,
@@ -95,6 +98,11 @@ pub fn estimate(i: &Inputs, compress: bool, size: Option<u64>) -> Estimate {
     if let Some(s) = i.store {
         limits.push(Limit { resource: "store", bytes_per_second: s * wire * per_data });
     }
+    if compress && i.unzstd_per_core > 0.0 {
+        // The standby decompresses every compressed chunk before checking it, on as many
+        // cores as this machine has (its own are not known from here).
+        limits.push(Limit { resource: "unzstd", bytes_per_second: cores * i.unzstd_per_core * per_data });
+    }
     if i.same_host {
         let shared: f64 = limits.iter().filter(|l| l.resource != "disk").map(|l| 1.0 / l.bytes_per_second).sum();
         limits.push(Limit { resource: "host", bytes_per_second: 1.0 / shared });
@@ -123,6 +131,7 @@ mod tests {
             disk: Some(1000.0 * MIB),
             hash_per_core: 1000.0 * MIB,
             zstd_per_core: 250.0 * MIB,
+            unzstd_per_core: 0.0,
             zstd_ratio: 2.0,
             cores: 2,
             link: Some(100.0 * MIB),
