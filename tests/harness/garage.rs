@@ -90,12 +90,7 @@ impl Garage {
             });
             g.nodes[i].id = id.split('@').next().unwrap_or_default().to_string();
         }
-        for i in 1..3 {
-            let peer = format!("{}@{}", g.nodes[i].id, g.nodes[i].rpc);
-            crate::wait_until(&format!("garage node 0 to connect to node {i}"), Duration::from_secs(30), || {
-                g.try_cli(0, &["node", "connect", &peer])
-            });
-        }
+        g.connect_all();
         for i in 0..3 {
             let (id, zone) = (g.nodes[i].id.clone(), format!("dc{i}"));
             g.cli(0, &["layout", "assign", "-z", &zone, "-c", "1G", &id]);
@@ -174,12 +169,23 @@ impl Garage {
         }
     }
 
-    /// Starts every stopped node again.
+    /// Starts every stopped node again and has node 0 connect to the others (as an operator
+    /// would: nodes started together do not always find each other again by themselves).
     pub fn start_all(&mut self) {
         for n in &mut self.nodes {
             if !n.proc.is_running() {
                 n.proc.start();
             }
+        }
+        self.connect_all();
+    }
+
+    fn connect_all(&self) {
+        for i in 1..self.nodes.len() {
+            let peer = format!("{}@{}", self.nodes[i].id, self.nodes[i].rpc);
+            crate::wait_until(&format!("garage node 0 to connect to node {i}"), Duration::from_secs(30), || {
+                self.try_cli(0, &["node", "connect", &peer])
+            });
         }
     }
 }
