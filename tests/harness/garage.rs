@@ -162,6 +162,12 @@ impl Garage {
             .unwrap_or_else(|| panic!("no object count in garage bucket info:\n{info}"))
     }
 
+    /// The bucket's size line as garage reports it (`bucket info`, e.g. `38.2 MiB (40.1 MB)`).
+    pub fn size_text(&self) -> String {
+        let info = self.cli(0, &["bucket", "info", &self.bucket]);
+        info.lines().find_map(|l| l.trim().strip_prefix("Size:").map(|v| v.trim().to_string())).unwrap_or_default()
+    }
+
     /// Stops (SIGKILL) every node.
     pub fn kill_all(&mut self) {
         for n in &mut self.nodes {
