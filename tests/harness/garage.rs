@@ -157,7 +157,7 @@ impl Garage {
         let info = self.cli(0, &["bucket", "info", &self.bucket]);
         info.lines()
             .find_map(|l| {
-                l.trim().strip_prefix("Objects:").and_then(|v| v.trim().split_whitespace().next()?.parse().ok())
+                l.trim().strip_prefix("Objects:").and_then(|v| v.split_whitespace().next()?.parse().ok())
             })
             .unwrap_or_else(|| panic!("no object count in garage bucket info:\n{info}"))
     }

@@ -343,9 +343,8 @@ impl Packs {
                     b
                 }
             };
-            let from = start.max(block * BLOCK) - block * BLOCK;
-            let to = end.min((block + 1) * BLOCK) - block * BLOCK;
-            out.extend_from_slice(&bytes[from as usize..to as usize]);
+            let within = |at: u64| usize::try_from(at - block * BLOCK).expect("an offset within a 1 MiB block");
+            out.extend_from_slice(&bytes[within(start.max(block * BLOCK))..within(end.min((block + 1) * BLOCK))]);
         }
         Ok(Some(out))
     }
