@@ -132,4 +132,18 @@ if [ "$(cargo deb --version 2>/dev/null)" != "cargo-deb 3.8.0" ]; then
   cargo install cargo-deb@3.8.0 --locked --quiet
 fi
 
+# garage (a distributed S3-compatible object store) for the object-store tests
+# (tests/object_store_garage.rs runs a 3-node cluster of it), built once into a cache outside the
+# clone, as RocksDB's target dir is. Pinned: its CLI's output is read by tests/harness/garage.rs.
+GARAGE_VERSION=2.5.0
+GARAGE_ROOT=/var/cache/drpair-tools/garage
+if [ "$("$GARAGE_ROOT/bin/garage" --version 2>/dev/null | awk '{print $2}' | sed -E 's/^(cargo:|v)//')" != "$GARAGE_VERSION" ]; then
+  echo "setup: cargo install garage $GARAGE_VERSION into $GARAGE_ROOT (about 10 minutes on an idle 2-core machine, 25 under load)"
+  mkdir -p /var/cache/drpair-tools
+  CARGO_TARGET_DIR=/var/cache/drpair-tools/garage-build cargo install garage@"$GARAGE_VERSION" --locked \
+    --no-default-features --features bundled-libs,lmdb --root "$GARAGE_ROOT" --quiet
+  # Its build directory is several GB and serves no later build.
+  rm -rf /var/cache/drpair-tools/garage-build
+fi
+
 build "every binary" --bins

@@ -414,6 +414,8 @@ fn run(cli: Cli) -> Result<()> {
                 // In the config file only.
                 rpo_target: None,
                 rpo_error: None,
+                store: None,
+                s3: None,
             };
             let cfg = file.resolve(flags)?;
             let (data_dir, link, api) = (cfg.data_dir.clone(), cfg.listen, cfg.api_listen);

@@ -32,6 +32,9 @@ fn invalid_samples_are_refused_with_a_reason() {
         ("bad-pair-id.toml", "may only contain"),
         ("bad-rpo-target.toml", "rpo_target"),
         ("bad-webhook-url.toml", "must start with http:// or https://"),
+        ("s3-missing-bucket.toml", "bucket: missing"),
+        ("s3-missing-endpoint.toml", "endpoint: missing"),
+        ("s3-missing-credentials-file.toml", "credentials_file: cannot read /nonexistent/drpair/s3.credentials"),
     ];
     for (name, needle) in want {
         let (ok, text) = check(&samples().join("invalid").join(name));

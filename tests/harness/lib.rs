@@ -26,6 +26,7 @@ pub mod daemons;
 pub mod dump;
 pub mod env;
 pub mod fault_proxy;
+pub mod garage;
 pub mod grafana;
 pub mod image;
 pub mod lifecycle;

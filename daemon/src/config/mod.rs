@@ -9,11 +9,13 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+mod chunk_store;
 #[cfg(test)]
 mod hostile_tests;
 pub mod notify;
 mod rpo;
 mod tls;
+pub use chunk_store::S3File;
 pub use tls::{AgentTrust, StandbyLinkSecurity};
 
 /// Where the standby keeps its store when neither flag nor file says (`[standby] data_dir`).
@@ -100,6 +102,11 @@ pub struct StandbyFile {
     pub rpo_target: Option<String>,
     /// The error threshold of that default (over `rpo_target`). Default: twice `rpo_target`.
     pub rpo_error: Option<String>,
+    /// Where chunk bytes live: `local` (rocksdb in `data_dir`) or `s3` (packs in the bucket
+    /// of `[standby.s3]`). Default `local`.
+    pub store: Option<String>,
+    /// The object store of `store = "s3"` (`config/chunk_store.rs`).
+    pub s3: Option<S3File>,
 }
 
 /// `[agent]` as written in a file; every key optional.
@@ -199,6 +206,8 @@ pub struct StandbyConfig {
     pub notify: notify::NotifyConfig,
     /// The RPO target of pairs without their own (`config/rpo.rs`).
     pub rpo_default: Option<drpair_types::rpo::RpoDefault>,
+    /// Where chunk bytes live (`config/chunk_store.rs`); credentials redacted in Debug.
+    pub chunk_backend: drpair_store::ChunkBackend,
 }
 
 /// How chunks are compressed on the wire and at rest.
@@ -399,6 +408,10 @@ impl StandbyFile {
                 flags.rpo_target.or(self.rpo_target).as_deref(),
                 flags.rpo_error.or(self.rpo_error).as_deref(),
             )?,
+            chunk_backend: {
+                let s3 = flags.s3.or(self.s3);
+                chunk_store::backend_of(flags.store.or(self.store).as_deref(), s3.as_ref())?
+            },
         })
     }
 }
@@ -581,8 +594,12 @@ pub fn check(path: &Path) -> Result<String> {
             },
         );
         out.push(format!(
-            "standby: data_dir {}, link {}, api {}, token {}, default RPO target {rpo}, {} notification target(s){}",
+            "standby: data_dir {}, chunks {}, link {}, api {}, token {}, default RPO target {rpo}, {} notification target(s){}",
             c.data_dir.display(),
+            match &c.chunk_backend {
+                drpair_store::ChunkBackend::Local => "local".to_string(),
+                drpair_store::ChunkBackend::S3(s) => format!("in packs of {} MiB on {}", s.pack_bytes >> 20, s.describe()),
+            },
             c.listen,
             c.api_listen,
             if c.token.is_some() { "set" } else { "none" },

@@ -16,7 +16,9 @@ impl Standby {
     pub fn open(cfg: &StandbyConfig) -> Result<Arc<Self>> {
         std::fs::create_dir_all(&cfg.data_dir)
             .with_context(|| format!("cannot create data dir {}", cfg.data_dir.display()))?;
-        let store = Store::open(&store_dir(&cfg.data_dir)).context("opening the standby store")?;
+        let store =
+            Store::open_with(&store_dir(&cfg.data_dir), &cfg.chunk_backend).context("opening the standby store")?;
+        tracing::info!(chunks = %store.chunk_backend_name(), "chunk store");
         // Overlays of drills that ran when the standby stopped: throw-away by definition.
         // Their guests die with the standby (PR_SET_PDEATHSIG); any left are killed by pidfile.
         let guests = drill::guest::qemu::kill_leftovers(&cfg.data_dir.join("drills"));

@@ -127,6 +127,9 @@ impl Store {
     /// of reading the blob. Hashes left undecided (a block not in the cache) get a normal
     /// read, which also reads their values.
     pub fn has_chunks(&self, hashes: &[Hash]) -> Result<Vec<bool>, StoreError> {
+        if let Some(p) = self.packs() {
+            return p.has(self, hashes);
+        }
         let db = self.db();
         let cf = self.cf(CF_CHUNKS);
         let mut cache_only = ReadOptions::default();
@@ -186,7 +189,7 @@ impl Store {
             // Checked again under the lock: another caller may have deleted it and a good
             // copy may have been stored since.
             if let Some(Err(_)) = self.verify_stored(hash)? {
-                batch.delete_cf(self.cf(CF_CHUNKS), hash);
+                batch.delete_cf(self.cf(self.chunk_cf()), hash);
                 tracing::warn!(
                     hash = %hash_hex(hash),
                     error = %e,
@@ -255,6 +258,9 @@ impl Store {
             })
             .collect();
         let _gate = self.gate_shared();
+        if let Some(p) = self.packs() {
+            p.admit(self)?;
+        }
         let held: std::collections::HashMap<Hash, bool> = named.iter().copied().zip(self.has_chunks(&named)?).collect();
         let coming: std::collections::HashSet<Hash> = chunks.iter().map(|(h, _)| *h).collect();
         if let Some(h) = named.iter().find(|h| !held[*h] && !coming.contains(*h)) {
@@ -271,7 +277,7 @@ impl Store {
             written[i] = batch_len(chunk);
         }
         if !batch.is_empty() {
-            if bulk { self.write_bulk(batch)? } else { self.write_unsynced(batch)? }
+            if bulk && self.packs().is_none() { self.write_bulk(batch)? } else { self.write_unsynced(batch)? }
         }
         if let Some(entries) = entries {
             self.write_unsynced(entries)?;
@@ -279,10 +285,14 @@ impl Store {
         Ok(written)
     }
 
-    /// Adds a chunk and its sizes entry to `batch`.
+    /// Adds a chunk and its sizes entry to `batch` (with packs, the chunk goes to the open
+    /// pack instead: see `packs/`).
     fn batch_chunk(&self, batch: &mut rocksdb::WriteBatch, hash: &Hash, chunk: &StoredChunk<'_>) {
         let value = chunk.encode();
-        batch.put_cf(self.cf(CF_CHUNKS), hash, &value);
+        match self.packs() {
+            Some(p) => p.append(hash, &value),
+            None => batch.put_cf(self.cf(CF_CHUNKS), hash, &value),
+        }
         let stored_len = u32::try_from(value.len()).unwrap_or(u32::MAX);
         batch.put_cf(self.cf(CF_SIZES), hash, encode_sizes(chunk.raw_len, stored_len));
     }
@@ -295,6 +305,9 @@ impl Store {
     pub fn put_chunks(&self, chunks: &[(Hash, StoredChunk<'_>)], bulk: bool) -> Result<Vec<u64>, StoreError> {
         for (hash, chunk) in chunks {
             chunk.check(hash)?;
+        }
+        if let Some(p) = self.packs() {
+            p.admit(self)?;
         }
         let hashes: Vec<Hash> = chunks.iter().map(|(h, _)| *h).collect();
         let held = self.has_chunks(&hashes)?;
@@ -311,7 +324,7 @@ impl Store {
         if batch.is_empty() {
             return Ok(written);
         }
-        if bulk {
+        if bulk && self.packs().is_none() {
             self.write_bulk(batch)?
         } else {
             self.write_unsynced(batch)?
@@ -320,12 +333,34 @@ impl Store {
     }
 
     /// The stored value of a chunk, undecoded (header and payload, as shipped).
+    /// With packs, read through the local cache of pack blocks.
     pub fn get_chunk_raw(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
+        if let Some(p) = self.packs() {
+            return p.read(self, hash, true);
+        }
         Ok(self.db().get_cf(self.cf(CF_CHUNKS), hash)?)
+    }
+
+    /// Like [`Store::get_chunk_raw`], but with packs the chunk's bytes are fetched from the
+    /// bucket itself, not from the local cache (what verifying means there).
+    pub(crate) fn get_chunk_fresh(&self, hash: &Hash) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.packs() {
+            Some(p) => p.read(self, hash, false),
+            None => self.get_chunk_raw(hash),
+        }
+    }
+
+    /// The column family whose key says a chunk is held: `chunks`, or `packed` with packs.
+    pub(crate) fn chunk_cf(&self) -> &'static str {
+        if self.packs().is_some() { crate::options::CF_PACKED } else { CF_CHUNKS }
     }
 
     /// The chunk's bytes, decompressed and blake3-verified against `hash`.
     pub fn read_chunk(&self, hash: &Hash) -> Result<Vec<u8>, StoreError> {
+        if self.packs().is_some() {
+            let raw = self.get_chunk_raw(hash)?.ok_or_else(|| StoreError::MissingChunk { hash: hash_hex(hash) })?;
+            return StoredChunk::parse(hash, &raw)?.decode(hash);
+        }
         let raw = self
             .db()
             .get_pinned_cf(self.cf(CF_CHUNKS), hash)?

@@ -44,6 +44,13 @@ pub enum StoreError {
     /// Every pair number has been handed out.
     #[error("no pair number left to allocate")]
     PairNumbersExhausted,
+    /// The object store holding the chunk packs (`store = "s3"`) failed a request or cannot
+    /// be reached; `store` names it (endpoint, bucket and prefix, never a credential).
+    #[error("object store {store}: {what}: {reason}")]
+    ObjectStore { store: String, what: String, reason: String, retryable: bool },
+    /// The store was created with another chunk backend than the one it is opened with.
+    #[error("store at {dir}: {reason}")]
+    Backend { dir: String, reason: String },
 }
 
 impl StoreError {
@@ -59,7 +66,9 @@ impl StoreError {
                     | ErrorKind::Aborted
                     | ErrorKind::Incomplete
             ),
+            StoreError::ObjectStore { retryable, .. } => *retryable,
             StoreError::Open { .. }
+            | StoreError::Backend { .. }
             | StoreError::Corrupt { .. }
             | StoreError::MissingChunk { .. }
             | StoreError::Decompress { .. }

@@ -18,6 +18,9 @@
 //!   chunk, without scanning the index.
 //! - `reclaim`: chunks that may have lost their last reference (candidates for deletion).
 //! - `sizes`: hash → raw and stored length of each chunk (storage report, bytes freed).
+//! - `packed`: with chunks on an object store ([`ChunkBackend::S3`]), hash → where the chunk
+//!   lies in its pack; `chunks` stays empty then. See `packs/` for the upload-before-commit
+//!   invariant.
 //! - `meta`: the pair number counter, the layout version, unfinished prune sweeps.
 //!
 //! # Invariants
@@ -74,6 +77,7 @@ mod index;
 mod keys;
 mod notices;
 mod options;
+mod packs;
 mod pair_facts;
 mod pairs;
 mod point_reader;
@@ -92,6 +96,9 @@ mod test_support;
 
 pub use chunks::{Hash, StoredChunk, hash_hex};
 pub use error::StoreError;
+pub use packs::{
+    ChunkBackend, DEFAULT_CACHE_BYTES, DEFAULT_PACK_BYTES, MAX_PACK_BYTES, MIN_PACK_BYTES, PackStats, S3Settings,
+};
 pub use pair_facts::{DiskFacts, GeometryEra, PairFacts, geometry_at};
 pub use point_reader::{ErrorClass, PointChunk, PointReadError, PointReader, Spans};
 pub use prune::PruneOutcome;
@@ -137,7 +144,12 @@ struct Inner {
     rewrite_gen: AtomicU64,
     /// One prune at a time.
     prune: Mutex<()>,
+    /// The chunk packs on an object store (`store = "s3"`); None: chunks in `chunks`.
+    packs: Option<packs::Packs>,
 }
+
+/// `meta` key naming the chunk backend the store was created with (absent: local).
+const META_BACKEND: &[u8] = b"chunk_backend";
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -146,8 +158,54 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens the store in `dir`, creating the directory and column families if missing.
+    /// Opens the store in `dir` with its chunks in the local rocksdb, creating the directory
+    /// and column families if missing.
     pub fn open(dir: &Path) -> Result<Store, StoreError> {
+        Store::open_with(dir, &ChunkBackend::Local)
+    }
+
+    /// Opens the store in `dir` with its chunks in `backend`. A store is refused with the
+    /// other backend, or with another bucket or prefix, than it was created with.
+    pub fn open_with(dir: &Path, backend: &ChunkBackend) -> Result<Store, StoreError> {
+        let packs = match backend {
+            ChunkBackend::Local => None,
+            ChunkBackend::S3(s) => Some(packs::Packs::connect(s)?),
+        };
+        let store = Store::open_inner(dir, packs)?;
+        store.check_backend(backend)?;
+        Ok(store)
+    }
+
+    /// Checks (and on first use records) the chunk backend against the store's `meta`.
+    fn check_backend(&self, backend: &ChunkBackend) -> Result<(), StoreError> {
+        let wanted = match backend {
+            ChunkBackend::Local => "local".to_string(),
+            ChunkBackend::S3(s) => s.identity(),
+        };
+        let recorded = self
+            .db()
+            .get_cf(self.cf(options::CF_META), META_BACKEND)?
+            .map(|v| String::from_utf8_lossy(&v).into_owned());
+        let refuse = |reason: String| Err(StoreError::Backend { dir: self.dir().display().to_string(), reason });
+        match recorded {
+            Some(r) if r == wanted => Ok(()),
+            Some(r) => refuse(format!("its chunks are in '{r}', not '{wanted}' as configured")),
+            None if wanted == "local" => Ok(()),
+            None => {
+                let mut it = self.db().raw_iterator_cf(self.cf(options::CF_CHUNKS));
+                it.seek_to_first();
+                if it.valid() {
+                    return refuse(format!("it holds chunks locally; it cannot be switched to '{wanted}'"));
+                }
+                it.status()?;
+                let mut batch = WriteBatch::default();
+                batch.put_cf(self.cf(options::CF_META), META_BACKEND, wanted.as_bytes());
+                self.write_synced(batch)
+            }
+        }
+    }
+
+    fn open_inner(dir: &Path, packs: Option<packs::Packs>) -> Result<Store, StoreError> {
         let open_err = |source| StoreError::Open { dir: dir.display().to_string(), source };
         let cache = options::block_cache();
         let db =
@@ -163,6 +221,7 @@ impl Store {
                 reclaim_gate: RwLock::new(()),
                 rewrite_gen: AtomicU64::new(0),
                 prune: Mutex::new(()),
+                packs,
             }),
         })
         .and_then(|s| {
@@ -180,9 +239,23 @@ impl Store {
     pub fn flush(&self) -> Result<(), StoreError> {
         let db = &self.inner.db;
         let cfs: Vec<&ColumnFamily> = ALL_CFS.iter().map(|name| self.cf(name)).collect();
+        if let Some(p) = self.packs() {
+            p.flush(self)?;
+        }
         db.flush_cfs_opt(&cfs, &rocksdb::FlushOptions::default())?;
         db.flush_wal(true)?;
         Ok(())
+    }
+
+    /// The object store's packs, when chunks live there.
+    pub(crate) fn packs(&self) -> Option<&packs::Packs> {
+        self.inner.packs.as_ref()
+    }
+
+    /// Where chunk bytes live: `local`, or the object store's name (endpoint, bucket,
+    /// prefix; never a credential).
+    pub fn chunk_backend_name(&self) -> String {
+        self.packs().map_or_else(|| "local".to_string(), |p| p.name().to_string())
     }
 
     pub(crate) fn db(&self) -> &DB {
@@ -222,7 +295,12 @@ impl Store {
 
     /// Flushes the chunks column family if chunks were written without the WAL since the
     /// last flush, so that every chunk a commit may reference is durable before it.
+    /// With packs on an object store, seals the open pack and waits for every upload: a
+    /// commit never names a chunk the bucket does not hold.
     pub(crate) fn make_bulk_durable(&self) -> Result<(), StoreError> {
+        if let Some(p) = self.packs() {
+            p.flush(self)?;
+        }
         if self.inner.unflushed_bulk.swap(false, Ordering::SeqCst) {
             let mut fo = rocksdb::FlushOptions::default();
             fo.set_wait(true);

@@ -17,10 +17,23 @@ pub(crate) const CF_EPOCHS: &str = "epochs";
 pub(crate) const CF_REFS: &str = "refs";
 pub(crate) const CF_RECLAIM: &str = "reclaim";
 pub(crate) const CF_SIZES: &str = "sizes";
+/// Where each chunk lies in the object store's packs (`store = "s3"`; empty otherwise).
+pub(crate) const CF_PACKED: &str = "packed";
 
 /// Every column family the store opens, in a fixed order.
-pub(crate) const ALL_CFS: [&str; 10] =
-    [CF_CHUNKS, CF_VERSIONS, CF_PENDING, CF_POINTS, CF_PAIRS, CF_META, CF_EPOCHS, CF_REFS, CF_RECLAIM, CF_SIZES];
+pub(crate) const ALL_CFS: [&str; 11] = [
+    CF_CHUNKS,
+    CF_VERSIONS,
+    CF_PENDING,
+    CF_POINTS,
+    CF_PAIRS,
+    CF_META,
+    CF_EPOCHS,
+    CF_REFS,
+    CF_RECLAIM,
+    CF_SIZES,
+    CF_PACKED,
+];
 
 const MIB: usize = 1 << 20;
 /// Block cache shared by every column family.
@@ -99,7 +112,7 @@ pub(crate) fn cf_descriptors(cache: &Cache) -> Vec<ColumnFamilyDescriptor> {
                 CF_VERSIONS => small_value_options(cache, 32 * MIB),
                 CF_PENDING | CF_EPOCHS => small_value_options(cache, 16 * MIB),
                 CF_REFS => small_value_options(cache, 32 * MIB),
-                CF_SIZES => point_lookup_options(cache, 8 * MIB),
+                CF_SIZES | CF_PACKED => point_lookup_options(cache, 8 * MIB),
                 _ => small_value_options(cache, 4 * MIB),
             };
             ColumnFamilyDescriptor::new(name, opts)

@@ -175,7 +175,7 @@ impl Store {
                 continue;
             }
             if let Some(bytes) = self.stored_len(hash)? {
-                batch.delete_cf(self.cf(CF_CHUNKS), hash);
+                batch.delete_cf(self.cf(self.chunk_cf()), hash);
                 batch.put_cf(self.cf(CF_META), META_COMPACT_OWED, []);
                 out.chunks_deleted += 1;
                 out.bytes_freed += bytes;

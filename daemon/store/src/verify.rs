@@ -125,7 +125,7 @@ impl Store {
     /// Reads back one chunk: None when intact, else what is wrong.
     fn check_chunk(&self, hash: &Hash, out: &mut VerifyOutcome) -> Result<Option<String>, StoreError> {
         out.chunks_checked += 1;
-        let raw = match self.get_chunk_raw(hash) {
+        let raw = match self.get_chunk_fresh(hash) {
             Ok(Some(raw)) => raw,
             Ok(None) => return Ok(Some("missing".into())),
             // rocksdb's own checksums (blob records, blocks) caught the damage first.

@@ -1,0 +1,95 @@
+//! Where the chunk packs go: the standby's choice of chunk backend and, for an S3-compatible
+//! object store, its address and credentials. The credentials never appear in `Debug`, in
+//! logs or in error messages: [`S3Settings::describe`] is what names the store.
+
+/// Which backend holds the chunk bytes. The version index, points and pair records are in the
+/// local rocksdb either way.
+#[derive(Debug, Clone, Default)]
+pub enum ChunkBackend {
+    /// The `chunks` column family of the local rocksdb (BlobDB): the default.
+    #[default]
+    Local,
+    /// Packs of chunks in a bucket of an S3-compatible object store.
+    S3(S3Settings),
+}
+
+/// Default size at which an open pack is sealed and uploaded.
+pub const DEFAULT_PACK_BYTES: u64 = 32 << 20;
+/// Smallest and largest pack sizes accepted.
+pub const MIN_PACK_BYTES: u64 = 1 << 20;
+pub const MAX_PACK_BYTES: u64 = 1 << 30;
+/// Default size of the local cache of pack ranges read back.
+pub const DEFAULT_CACHE_BYTES: u64 = 128 << 20;
+
+/// An S3-compatible bucket holding the chunk packs.
+#[derive(Clone)]
+pub struct S3Settings {
+    /// `http://host:port` or `https://host:port`.
+    pub endpoint: String,
+    pub region: String,
+    pub bucket: String,
+    /// Key prefix of every object this standby writes (no leading or trailing `/`); may be
+    /// empty.
+    pub prefix: String,
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    /// An open pack is sealed and uploaded once it holds this many bytes.
+    pub pack_bytes: u64,
+    /// Bound of the local cache of pack ranges read back.
+    pub cache_bytes: u64,
+}
+
+impl S3Settings {
+    /// Names the store in logs and messages: endpoint, bucket and prefix, no credential.
+    pub fn describe(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3 {}/{}", self.endpoint.trim_end_matches('/'), self.bucket)
+        } else {
+            format!("s3 {}/{}/{}", self.endpoint.trim_end_matches('/'), self.bucket, self.prefix)
+        }
+    }
+
+    /// What the store records in its `meta` family so that it is never reopened on another
+    /// bucket or prefix (the endpoint may change: the same bucket can be reached otherwise).
+    pub(crate) fn identity(&self) -> String {
+        format!("s3:{}/{}", self.bucket, self.prefix)
+    }
+}
+
+impl std::fmt::Debug for S3Settings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Settings")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("prefix", &self.prefix)
+            .field("access_key_id", &"<redacted>")
+            .field("secret_access_key", &"<redacted>")
+            .field("pack_bytes", &self.pack_bytes)
+            .field("cache_bytes", &self.cache_bytes)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_and_describe_never_show_credentials() {
+        let s = S3Settings {
+            endpoint: "http://127.0.0.1:3900/".into(),
+            region: "garage".into(),
+            bucket: "drpair".into(),
+            prefix: "site-a".into(),
+            access_key_id: "GKkeyid123".into(),
+            secret_access_key: "s3cr3t-value".into(),
+            pack_bytes: DEFAULT_PACK_BYTES,
+            cache_bytes: DEFAULT_CACHE_BYTES,
+        };
+        for text in [format!("{s:?}"), s.describe(), format!("{:?}", ChunkBackend::S3(s.clone()))] {
+            assert!(!text.contains("s3cr3t") && !text.contains("GKkeyid"), "{text}");
+        }
+        assert_eq!(s.describe(), "s3 http://127.0.0.1:3900/drpair/site-a");
+    }
+}
