@@ -156,9 +156,7 @@ impl Garage {
     pub fn object_count(&self) -> u64 {
         let info = self.cli(0, &["bucket", "info", &self.bucket]);
         info.lines()
-            .find_map(|l| {
-                l.trim().strip_prefix("Objects:").and_then(|v| v.split_whitespace().next()?.parse().ok())
-            })
+            .find_map(|l| l.trim().strip_prefix("Objects:").and_then(|v| v.split_whitespace().next()?.parse().ok()))
             .unwrap_or_else(|| panic!("no object count in garage bucket info:\n{info}"))
     }
 
