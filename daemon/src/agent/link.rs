@@ -67,17 +67,50 @@ pub struct LinkStandby {
     hash_routes: Routes<Vec<Option<WireVersion>>>,
     next_id: AtomicU64,
     abort: Arc<AtomicBool>,
+    /// The session's hold: a chunk frame waiting for room in the queue is not queued while
+    /// it is set.
+    hold: Arc<AtomicBool>,
+    /// The runtime the writer runs on: workers (plain threads) wait on its queue through it.
+    rt: tokio::runtime::Handle,
 }
 
 impl LinkStandby {
-    /// Frames go to `out` (the connection's writer); `abort` stops waiting workers.
-    pub fn new(out: mpsc::Sender<Vec<u8>>, abort: Arc<AtomicBool>) -> Self {
+    /// Frames go to `out` (the connection's writer); `abort` stops waiting workers; `hold`
+    /// keeps chunk frames out of the queue (see [`LinkStandby::queue_chunks`]). Called on the
+    /// runtime.
+    pub fn new(out: mpsc::Sender<Vec<u8>>, abort: Arc<AtomicBool>, hold: Arc<AtomicBool>) -> Self {
         Self {
             out,
             have_routes: Default::default(),
             hash_routes: Default::default(),
             next_id: AtomicU64::new(1),
             abort,
+            hold,
+            rt: tokio::runtime::Handle::current(),
+        }
+    }
+
+    /// Queues a chunk frame once there is room and the session does not hold; returns how
+    /// long the queue made it wait (time held not counted). A worker waiting for room when a
+    /// pause comes keeps its frame until the resume: a pause stops the link after the few
+    /// frames already queued, not after every frame the workers had in hand.
+    fn queue_chunks(&self, frame: Vec<u8>) -> Result<Duration, PassError> {
+        let mut waited = Duration::ZERO;
+        loop {
+            let t = Instant::now();
+            let permit = self.rt.block_on(self.out.reserve()).map_err(|_| PassError::LinkClosed)?;
+            waited += t.elapsed();
+            if !self.hold.load(Ordering::Relaxed) {
+                permit.send(frame);
+                return Ok(waited);
+            }
+            drop(permit);
+            while self.hold.load(Ordering::Relaxed) {
+                if self.abort.load(Ordering::Relaxed) {
+                    return Err(PassError::Aborted);
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
         }
     }
 
@@ -245,6 +278,6 @@ impl Standby for LinkStandby {
             .sum();
         let frame =
             encode_sized(&AgentMsg::Chunks { epoch, items }, hint).map_err(|e| PassError::Encode(e.to_string()))?;
-        self.queue(frame)
+        self.queue_chunks(frame)
     }
 }

@@ -114,13 +114,15 @@ pub async fn run(agent: Arc<Agent>, abort: Arc<AtomicBool>) -> Res<()> {
     let pace = Arc::new(crate::link::meter::Bucket::default());
     let (lanes, writer) = spawn_writer(wr, 4, Some(pace.clone()));
     let out = lanes.bulk.clone();
-    let link = Arc::new(LinkStandby::new(out.clone(), abort.clone()));
+    // Held (paused, or any hold the standby orders): passes wait, and so do chunk frames not
+    // yet in the link's queue.
+    let hold = Arc::new(AtomicBool::new(false));
+    let link = Arc::new(LinkStandby::new(out.clone(), abort.clone(), hold.clone()));
     // Why the standby asked us to reconnect, if it did: whatever error the session then ends
     // with (a pass cut short by the close), the agent comes back at once.
     let asked: Arc<Mutex<Option<String>>> = Default::default();
     // Failback writes go to their own task: they arrive while the agent holds, and must not
     // wait behind (or be dropped by) a pass.
-    let hold = Arc::new(AtomicBool::new(false));
     let (failback_tx, failback_task) =
         super::failback::spawn(cfg.pair.to_string(), agent.disks.clone(), out.clone(), hold.clone());
     // Why the link went down, as the reader saw it (a stall, a refused frame, the standby's
