@@ -23,7 +23,6 @@ use crate::standby::drill::guest::qemu::{self, Accel, GuestFiles};
 use crate::standby::drill::guest::qmp::Qmp;
 use crate::standby::drill::guest::{BootPlan, KVM_UNUSABLE};
 use serde_json::json;
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::Child;
 use std::sync::Arc;
@@ -191,17 +190,7 @@ fn attempt(
         g.accel = accel.name().into();
     });
     tracing::info!(%pair, pid = child.id(), accel = accel.name(), copying = *copying, "instant failover: guest started");
-    let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(64);
-    if let Some(mut out) = child.stdout.take() {
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 64 << 10];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-    }
+    let rx = qemu::console_output(&mut child);
     let t0 = Instant::now();
     let mut q = match Qmp::connect(&files.qmp, QMP_WAIT) {
         Ok(q) => q,

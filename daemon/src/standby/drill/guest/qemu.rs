@@ -136,6 +136,23 @@ pub fn spawn_config(
     c.spawn()
 }
 
+/// The guest's serial console (its stdout) as it comes, read on a thread of its own until the
+/// guest exits or the receiver is dropped.
+pub fn console_output(child: &mut Child) -> crossbeam_channel::Receiver<Vec<u8>> {
+    let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(64);
+    if let Some(mut out) = child.stdout.take() {
+        std::thread::spawn(move || {
+            let mut buf = vec![0u8; 64 << 10];
+            while let Ok(n) = std::io::Read::read(&mut out, &mut buf) {
+                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
+                    break;
+                }
+            }
+        });
+    }
+    rx
+}
+
 /// At the standby's start: kills the QEMU processes of drills that ran when it stopped, by
 /// the pidfiles in `drills_dir/*/qemu.pid` (only a process whose command line names that
 /// pidfile, so a recycled pid is left alone). Returns how many were killed.

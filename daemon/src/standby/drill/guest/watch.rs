@@ -13,7 +13,6 @@ use crate::standby::Standby;
 use crate::standby::drill::evidence;
 use crate::standby::drill::live::Live;
 use drpair_types::BootState;
-use std::io::Read;
 use std::process::Child;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -94,17 +93,7 @@ fn attempt(
     ctl.pid.store(child.id() as i32, Ordering::Release);
     set_running(live, true);
     tracing::info!(drill = %id, pid = child.id(), accel = accel.name(), "guest started");
-    let (tx, rx) = crossbeam_channel::bounded::<Vec<u8>>(64);
-    if let Some(mut out) = child.stdout.take() {
-        std::thread::spawn(move || {
-            let mut buf = vec![0u8; 64 << 10];
-            while let Ok(n) = out.read(&mut buf) {
-                if n == 0 || tx.send(buf[..n].to_vec()).is_err() {
-                    break;
-                }
-            }
-        });
-    }
+    let rx = qemu::console_output(&mut child);
     let t0 = Instant::now();
     let mut qmp = match Qmp::connect(&files.qmp, QMP_WAIT) {
         Ok(q) => Some(q),
