@@ -118,6 +118,19 @@ fn batch_len(chunk: &StoredChunk<'_>) -> u64 {
     (HEADER_LEN + chunk.payload.len()) as u64
 }
 
+/// An empty write batch with room for the chunks' values and sizes entries: grown by
+/// doubling instead, a batch of a frame's chunks copied its bytes about once more (6% of the
+/// standby's CPU during an initial sync). `values`: whether the values go into the batch
+/// (not with packs).
+fn chunk_batch(chunks: &[(Hash, StoredChunk<'_>)], values: bool) -> rocksdb::WriteBatch {
+    /// Bytes of a batch record besides the value: type, column family, lengths, the key, and
+    /// the sizes entry beside it.
+    const PER_CHUNK: usize = 128;
+    let bytes: usize =
+        chunks.iter().map(|(_, c)| if values { HEADER_LEN + c.payload.len() } else { 0 } + PER_CHUNK).sum();
+    rocksdb::WriteBatch::with_capacity_bytes(bytes + 64)
+}
+
 impl Store {
     /// For each hash, whether the chunk is stored. Exact (never a false positive).
     ///
@@ -267,7 +280,7 @@ impl Store {
             return Err(StoreError::MissingChunk { hash: hash_hex(h) });
         }
         let mut written = vec![0u64; chunks.len()];
-        let mut batch = rocksdb::WriteBatch::default();
+        let mut batch = chunk_batch(chunks, self.packs().is_none());
         let mut seen = std::collections::HashSet::with_capacity(chunks.len());
         for (i, (hash, chunk)) in chunks.iter().enumerate() {
             if held.get(hash).copied().unwrap_or(false) || !seen.insert(*hash) {
@@ -312,7 +325,7 @@ impl Store {
         let hashes: Vec<Hash> = chunks.iter().map(|(h, _)| *h).collect();
         let held = self.has_chunks(&hashes)?;
         let mut written = vec![0u64; chunks.len()];
-        let mut batch = rocksdb::WriteBatch::default();
+        let mut batch = chunk_batch(chunks, self.packs().is_none());
         let mut seen = std::collections::HashSet::with_capacity(chunks.len());
         for (i, ((hash, chunk), held)) in chunks.iter().zip(held).enumerate() {
             if held || !seen.insert(*hash) {
