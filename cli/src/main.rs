@@ -45,6 +45,7 @@ mod output;
 mod pairs;
 mod points;
 mod poll;
+mod protect;
 mod prune;
 mod recover;
 mod retention;

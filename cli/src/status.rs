@@ -316,6 +316,13 @@ fn render_failover(b: &mut Block, s: &PairStatus) {
             b.line("Failover message", f.message.clone());
         }
     }
+    if let Some(p) = &s.protected_by {
+        b.line("Protected by", crate::protect::status_line(p));
+    }
+    if let Some(r) = &s.recovered_from {
+        b.gap();
+        b.line("Recovered from", format!("pair {} (failover point {})", r.pair, r.point));
+    }
     if let Some(f) = &s.failback {
         b.gap();
         b.line("Failback", failback::status_line(f));
