@@ -217,7 +217,7 @@ fn failover(
     let accepted = |s: &FailoverStatus| render_accepted(pair, s);
     let prefix = |_: &FailoverStatus| format!("{pair} failover");
     match (Operation { client, output, path, every }).start(request, args.no_wait, accepted, prefix, seen)? {
-        Some((raw, status)) if request.protect && status.state == JobState::Done => {
+        Some((_, status)) if request.protect && status.state == JobState::Done => {
             let (raw, status) = wait_protected(client, pair, every)?;
             finish(output, pair, raw, &status)?;
             match status.message.contains(PROTECT_FAILED) {

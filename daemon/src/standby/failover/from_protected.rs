@@ -20,7 +20,8 @@ const CUT_TIMEOUT: Duration = Duration::from_secs(600);
 /// chosen later ([`final_point`]).
 pub fn prepare(sb: &Standby, rec: &PairRecord, disks: &[DiskGeometry]) -> Result<ProtectedPoint, FailoverError> {
     let pair = &rec.pair_id;
-    let state = |m: String| FailoverError::State(format!("pair '{pair}': {m}"));
+    // The API prefixes the pair's id to the message.
+    let state = FailoverError::State;
     let Some(p) = rec.protected_by.as_ref() else {
         return Err(state(
             "no agent protects its recovered disks (`drpair pairs protect-recovered`); fail back from the disks with --from".into(),
