@@ -482,8 +482,8 @@ pub(crate) mod tests {
         let mut a = args(&["/dev/sdc"], None, true, false);
         a.instant.instant = true;
         a.instant.boot = true;
-        a.instant.memory = Some("2G".into());
-        a.instant.timeout = Some(Duration::from_secs(90));
+        a.instant.guest.memory = Some("2G".into());
+        a.instant.guest.timeout = Some(Duration::from_secs(90));
         a.instant.copy_rate = Some(64 << 20);
         let r = a.request(&cwd(), None).unwrap();
         assert!(r.instant);

@@ -36,6 +36,7 @@ mod failover;
 mod failover_instant;
 #[cfg(test)]
 mod fake_server;
+mod guest_args;
 mod help_files;
 mod image_target;
 mod lifecycle;

@@ -48,13 +48,13 @@ impl Recovered {
                 let side = &sides[d as usize];
                 let cs = u64::from(g.chunk_size.bytes());
                 let start = first * cs;
-                let len = (g.size_bytes - start).min(count * cs) as usize;
+                let len = in_memory((g.size_bytes - start).min(count * cs));
                 side.file.read_exact_at(&mut buf[..len], start).map_err(|e| {
                     FailbackError::Disk(format!("{}: read at byte {start} failed: {e}", side.path.display()))
                 })?;
                 Ok((0..count)
                     .map(|i| {
-                        let off = (i * cs) as usize;
+                        let off = in_memory(i * cs);
                         let bytes = &buf[off..off + g.chunk_len(first + i) as usize];
                         (!bytes.iter().all(|&b| b == 0)).then(|| *blake3::hash(bytes).as_bytes())
                     })
@@ -110,4 +110,9 @@ impl ProtectedPoint {
     fn error(&self, d: u32, e: PointReadError) -> FailbackError {
         FailbackError::Store(format!("pair '{}' point {} disk {d}: {e}", self.pair, self.point))
     }
+}
+
+/// A length or offset within a span read into memory (at most a few MiB).
+fn in_memory(v: u64) -> usize {
+    usize::try_from(v).expect("a span of chunks in memory fits usize")
 }

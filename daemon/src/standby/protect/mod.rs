@@ -37,6 +37,9 @@ use std::time::{Duration, Instant};
 /// (it goes on waiting in the background: the state stays `starting`).
 const REGISTER_WAIT: Duration = Duration::from_secs(30);
 
+/// Held while a protection is checked and started.
+static START_GATE: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// The original pair's `protected_by`, with the running agent's pid.
 pub fn status(sb: &Standby, h: &PairHandle) -> Option<ProtectionStatus> {
     let rec = h.record.lock().expect("record");
@@ -54,6 +57,8 @@ pub fn start(
     h: &Arc<PairHandle>,
     req: ProtectRecoveredRequest,
 ) -> Result<ProtectionStatus, ProtectError> {
+    // One protection starts at a time: two requests cannot both pass the check.
+    let _gate = START_GATE.lock().unwrap_or_else(|e| e.into_inner());
     let plan = check::plan(sb, h, &req)?;
     let original = h.record.lock().expect("record").pair_id.clone();
     agent::credentials(sb, &plan)?;
