@@ -21,7 +21,8 @@
 //!   one; the protection stops, the new pair and its points stay.
 //!
 //! A second test: `failover --protect` onto an image file (scan tracker) protects at once;
-//! `pairs unprotect-recovered` stops the agent and keeps the pair.
+//! `pairs unprotect-recovered` stops the agent and keeps the pair. A third: protecting a
+//! failover that is still copying (instant, capped) is refused and leaves nothing.
 
 use drpair_e2e::blockdev::LoopDev;
 use drpair_e2e::dump::differing_chunks;
@@ -255,4 +256,38 @@ fn failover_protect_flag_then_unprotect() {
     out.expect_code(4);
     assert!(out.stderr.contains("stopped"), "{}", out.stderr);
     step(format!("unprotected; failback --from-protected refused: {}", out.stderr.trim()));
+}
+
+/// A failover still copying (an instant one, its copy capped at 512 KiB/s) is not complete:
+/// protecting its targets is refused (exit 4), and nothing is recorded or started; asking for
+/// `protect` with `instant` is refused as a parameter (400).
+#[test]
+fn protecting_a_failover_that_has_not_completed_is_refused() {
+    let env = TestEnv::new("protect-early");
+    let img = env.path("disk0.img");
+    create_image(&img, 8 * MIB, Fill::Random, 9);
+    let sb = Standby::start(&env, None);
+    let (api, cli) = (sb.api(), sb.cli());
+    let spec = AgentSpec::new(&env, &sb, PAIR, &[&img]);
+    let mut agent = spec.spawn(&env, "agent");
+    wait_ready(&api, PAIR, &mut agent, LONG);
+    api.create_point_wait(PAIR);
+    let target = env.path("recovered.img");
+    let base = format!("/api/v1/pairs/{PAIR}/failover");
+    let body = serde_json::json!({"latest": true, "targets": [target], "instant": true, "protect": true});
+    let e = api.post_json(&base, &body).assert_error(400, "InvalidParameter");
+    assert_eq!(e["parameter"], "protect", "{e}");
+    let body =
+        serde_json::json!({"latest": true, "targets": [target], "instant": true, "copy_rate_bytes_per_sec": 512 << 10});
+    let r = api.post_json(&base, &body);
+    assert_eq!(r.status, 202, "{}", r.text());
+    let out = cli.run(&["pairs", "protect-recovered", PAIR]);
+    out.expect_code(4);
+    assert!(out.stderr.contains("has not completed"), "{}", out.stderr);
+    let s = api.status(PAIR);
+    assert!(s.protected_by.is_none(), "{:?}", s.protected_by);
+    assert_eq!(s.failover.as_ref().map(|f| f.state), Some(JobState::Running));
+    assert_eq!(api.get(&format!("/api/v1/pairs/{NEW}")).status, 404);
+    assert!(!sb.data_dir.join("protect").exists(), "a refused protection left files");
+    step(format!("protect while the failover copies: {}", out.stderr.trim()));
 }

@@ -136,7 +136,10 @@ pub fn plan(sb: &Standby, h: &PairHandle, req: &ProtectRecoveredRequest) -> Resu
         }
     }
     let link_port = sb.link_port.load(std::sync::atomic::Ordering::Relaxed);
-    let standby = req.standby.as_deref().map(str::trim).map(String::from).unwrap_or(format!("127.0.0.1:{link_port}"));
+    let standby = match req.standby.as_deref().map(str::trim) {
+        Some(s) => s.to_string(),
+        None => own_link(&sb.data_dir, link_port).to_string(),
+    };
     let addr = reachable(&standby)?;
     let this_standby = addr.port() == link_port && is_local(addr);
     let (fingerprint, secret) = if this_standby {
@@ -186,6 +189,18 @@ pub fn plan(sb: &Standby, h: &PairHandle, req: &ProtectRecoveredRequest) -> Resu
     })
 }
 
+/// This standby's link as an agent on this host reaches it: the address it is bound to
+/// (`DATA_DIR/link.addr`), loopback when bound to every address.
+fn own_link(data_dir: &std::path::Path, port: u16) -> SocketAddr {
+    let bound =
+        std::fs::read_to_string(data_dir.join("link.addr")).ok().and_then(|s| s.trim().parse::<SocketAddr>().ok());
+    match bound {
+        Some(a) if a.port() == port && !a.ip().is_unspecified() => a,
+        Some(a) if a.is_ipv6() => SocketAddr::new(std::net::Ipv6Addr::LOCALHOST.into(), port),
+        _ => SocketAddr::new(std::net::Ipv4Addr::LOCALHOST.into(), port),
+    }
+}
+
 fn is_block_device(path: &str) -> bool {
     use std::os::unix::fs::FileTypeExt;
     std::fs::metadata(path).is_ok_and(|m| m.file_type().is_block_device())
@@ -231,6 +246,12 @@ mod tests {
         let e = reachable(&format!("127.0.0.1:{port}")).unwrap_err();
         assert!(matches!(&e, ProtectError::Param("standby", m) if m.contains("cannot reach")), "{e:?}");
         assert!(is_local("127.0.0.1:1".parse().unwrap()));
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(own_link(dir.path(), 7700).to_string(), "127.0.0.1:7700");
+        std::fs::write(dir.path().join("link.addr"), "0.0.0.0:7700").unwrap();
+        assert_eq!(own_link(dir.path(), 7700).to_string(), "127.0.0.1:7700");
+        std::fs::write(dir.path().join("link.addr"), "10.1.2.3:7700").unwrap();
+        assert_eq!(own_link(dir.path(), 7700).to_string(), "10.1.2.3:7700");
         assert!(!is_local("192.0.2.1:1".parse().unwrap()));
     }
 }
