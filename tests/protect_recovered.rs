@@ -85,7 +85,7 @@ fn protect_the_recovered_disk_and_fail_back_from_its_newest_point() {
     sparse_image(&rec_img, SIZE);
     let orig = LoopDev::attach(&orig_img);
     let rec = LoopDev::attach(&rec_img);
-    let (_trace, _trace_new) = (TraceInstance::of_pair(PAIR), TraceInstance::of_pair(NEW));
+    let (_trace, trace_new) = (TraceInstance::of_pair(PAIR), TraceInstance::of_pair(NEW));
     let mut sb = Standby::start(&env, None);
     let (api, cli) = (sb.api(), sb.cli());
     let mut spec = AgentSpec::new(&env, &sb, PAIR, &[orig.dev.as_path()]);
@@ -219,6 +219,9 @@ fn protect_the_recovered_disk_and_fail_back_from_its_newest_point() {
             && s.protected_by.as_ref().is_some_and(|p| p.state == ProtectionState::Stopped)
     });
     assert!(protected_by(&s).agent_pid.is_none(), "{:?}", s.protected_by);
+    wait_until("the protecting agent's tracefs instance removed", Duration::from_secs(30), || {
+        if trace_new.exists() { Err("still there".to_string()) } else { Ok(()) }
+    });
     assert!(api.points(NEW).len() >= 3, "the protecting pair keeps its points");
     step(format!("failed back from {NEW}: {n} chunk(s) moved; {}", protected_by(&s).message));
 }

@@ -199,6 +199,25 @@ pub fn terminate(child: &mut Child) {
     let _ = child.wait();
 }
 
+/// After the protection stopped for good: `drpaird agent --decommission` removes the agent's
+/// tracefs instance (which otherwise records on) and its change maps; its credentials stay,
+/// so protecting again under the same pair works (after a differential resync). Returns what
+/// it printed, or why it failed.
+pub fn decommission(data_dir: &Path, pair: &str) -> Result<String, String> {
+    let exe = exe().map_err(|e| e.to_string())?;
+    let out = Command::new(exe)
+        .args(["agent", "--decommission", "--pair", pair, "--state-dir"])
+        .arg(state_dir(data_dir, pair))
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run drpaird agent --decommission: {e}"))?;
+    let text = |b: &[u8]| String::from_utf8_lossy(b).trim().to_string();
+    match out.status.success() {
+        true => Ok(text(&out.stdout)),
+        false => Err(text(&out.stderr)),
+    }
+}
+
 /// At the standby's start: stops agents a stop of the standby left (they die with it; this is
 /// for anything else), by the pidfiles below `root` (only a process whose command line names
 /// that state dir). Returns how many were stopped.

@@ -134,6 +134,13 @@ pub fn stop(sb: &Standby, h: &PairHandle, why: &str) -> Result<ProtectionStatus,
     if let Some(s) = sb.protections.take(&original) {
         s.stop();
     }
+    let new_pair = h.record.lock().expect("record").protected_by.as_ref().map(|p| p.pair.clone());
+    if let Some(p) = new_pair {
+        match agent::decommission(&sb.data_dir, p.as_str()) {
+            Ok(said) => tracing::info!(pair = %p, "protecting agent decommissioned: {said}"),
+            Err(e) => tracing::warn!(pair = %p, "decommissioning the protecting agent: {e}"),
+        }
+    }
     h.update(&sb.store, |r| {
         if let Some(p) = r.protected_by.as_mut() {
             p.state = RecordedProtectionState::Stopped;
