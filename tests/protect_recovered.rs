@@ -259,6 +259,17 @@ fn failover_protect_flag_then_unprotect() {
     out.expect_code(4);
     assert!(out.stderr.contains("stopped"), "{}", out.stderr);
     step(format!("unprotected; failback --from-protected refused: {}", out.stderr.trim()));
+
+    // Protected again under the same pair: its agent comes back (a differential resync: its
+    // tracking was decommissioned) and a new point equals the recovered file.
+    std::fs::OpenOptions::new().write(true).open(&target).unwrap().write_all_at(&[0x5A; 4096], 5 << 20).unwrap();
+    let points = api.points(NEW).len();
+    let out = cli.run(&["--output", "json", "pairs", "protect-recovered", PAIR, "--cut-interval", "1s"]);
+    out.ok();
+    assert_eq!((out.json()["pair"].as_str(), out.json()["state"].as_str()), (Some(NEW), Some("running")));
+    let id = point_equal_to(&api, NEW, 16 * MIB, hash_file(&target).1, LONG);
+    assert!(api.points(NEW).len() > points, "no new point after protecting again");
+    step(format!("protected again: point {id} of {NEW} equals the recovered file"));
 }
 
 /// A failover still copying (an instant one, its copy capped at 512 KiB/s) is not complete:
