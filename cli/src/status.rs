@@ -326,7 +326,10 @@ fn render_failover(b: &mut Block, s: &PairStatus) {
     if let Some(f) = &s.failback {
         b.gap();
         b.line("Failback", failback::status_line(f));
-        b.line("Failback from", lines_or(f.from.clone(), "-"));
+        match &f.from_protected {
+            Some(p) => b.line("Failback from", format!("point {} of the protecting pair {}", p.point, p.pair)),
+            None => b.line("Failback from", lines_or(f.from.clone(), "-")),
+        }
         b.line("Failback chunks", failback::status_counts(f));
         if f.direction == drpair_types::FailbackDirection::ToOriginal {
             b.line("Failback check", failback::check_words(f));

@@ -63,11 +63,16 @@ pub fn prepare(sb: &Standby, rec: &PairRecord, disks: &[DiskGeometry]) -> Result
         )));
     }
     let theirs: Vec<DiskGeometry> = prec.disks.iter().map(|d| d.geometry).collect();
+    // A larger disk is fine, unless the original ends within a chunk: that chunk would hash
+    // over more bytes on the protecting pair's disk.
     let fits = theirs.len() == disks.len()
-        && theirs.iter().zip(disks).all(|(t, o)| t.chunk_size == o.chunk_size && t.size_bytes >= o.size_bytes);
+        && theirs.iter().zip(disks).all(|(t, o)| {
+            let whole = o.size_bytes % u64::from(o.chunk_size.bytes()) == 0;
+            t.chunk_size == o.chunk_size && (t.size_bytes == o.size_bytes || (whole && t.size_bytes > o.size_bytes))
+        });
     if !fits {
         return Err(state(format!(
-            "the disks of the protecting pair '{}' do not match its own chunk for chunk (same count, chunk size, at least the size); fail back from the disks with --from",
+            "the disks of the protecting pair '{}' do not match its own chunk for chunk (same count and chunk size; the same size, or larger when the original ends on a chunk boundary); fail back from the disks with --from",
             p.pair
         )));
     }

@@ -165,7 +165,17 @@ pub fn resume_all(sb: &Arc<Standby>) {
         let Some(rec) = h.record.lock().expect("record").protected_by.clone().filter(|p| p.state.active()) else {
             continue;
         };
-        let original = h.record.lock().expect("record").pair_id.clone();
+        let (original, failed_over) = {
+            let r = h.record.lock().expect("record");
+            (r.pair_id.clone(), r.failover.is_some())
+        };
+        // A failover ended while the standby was stopped (before its agent was stopped).
+        if !failed_over {
+            if let Err(e) = stop(sb, &h, "the failover had ended when the standby started") {
+                tracing::error!(pair = %original, "stopping the protection of a pair no longer failed over: {e}");
+            }
+            continue;
+        }
         match supervise::start(sb.clone(), h.clone(), rec.clone()) {
             Ok(s) => {
                 tracing::warn!(pair = %original, protecting = %rec.pair, "protecting agent started again with the standby");
