@@ -111,3 +111,33 @@ impl RecoveredFromRecord {
         RecoveredFrom { pair: self.pair.clone(), point: self.point }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_records_keep_their_format() {
+        let rec: ProtectionRecord = serde_json::from_value(serde_json::json!({
+            "pair": "web-01-recovered", "standby": "127.0.0.1:7700", "this_standby": true,
+            "fingerprint": "sha256:ab", "failover_point": 42, "disks": ["/dev/loop3"], "chunk_size": 65536,
+            "tracker": "tracefs", "cut_interval": "1m", "state": "running", "started_unix_ms": 1000,
+            "stopped_unix_ms": null, "agent_restarts": 2, "operator": "alice", "message": "ok"
+        }))
+        .unwrap();
+        assert!(rec.state.active());
+        let v = rec.to_view(Some(7), "/log".into());
+        assert_eq!((v.state, v.agent_pid, v.agent_restarts), (ProtectionState::Running, Some(7), 2));
+        assert_eq!(serde_json::to_value(&rec).unwrap()["state"], "running");
+        for (s, active) in [
+            (RecordedProtectionState::Starting, true),
+            (RecordedProtectionState::Stopped, false),
+            (RecordedProtectionState::Failed, false),
+        ] {
+            assert_eq!(s.active(), active);
+            assert_eq!(ProtectionState::from(s).active(), active);
+        }
+        let from = RecoveredFromRecord { pair: PairId::new("web-01").unwrap(), point: 42 };
+        assert_eq!(serde_json::to_string(&from).unwrap(), r#"{"pair":"web-01","point":42}"#);
+    }
+}

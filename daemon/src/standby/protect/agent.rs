@@ -245,3 +245,62 @@ pub fn stop_leftovers(root: &Path) -> usize {
     }
     n
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::standby::pair::protection::RecordedProtectionState;
+    use drpair_types::PairId;
+
+    fn record(fingerprint: Option<&str>) -> ProtectionRecord {
+        ProtectionRecord {
+            pair: PairId::new("web-01-recovered").unwrap(),
+            standby: "127.0.0.1:7700".into(),
+            this_standby: true,
+            fingerprint: fingerprint.map(String::from),
+            failover_point: 42,
+            disks: vec!["/dev/loop3".into(), "/srv/d1.img".into()],
+            chunk_size: 65536,
+            tracker: "tracefs".into(),
+            cut_interval: "1m".into(),
+            state: RecordedProtectionState::Running,
+            started_unix_ms: 0,
+            stopped_unix_ms: None,
+            agent_restarts: 0,
+            operator: None,
+            message: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_agent_is_started_as_an_operator_would_start_it() {
+        let data = Path::new("/var/lib/drpair");
+        let a: Vec<String> =
+            args(data, &record(Some("sha256:ab"))).iter().map(|s| s.to_string_lossy().into_owned()).collect();
+        assert_eq!(
+            a.join(" "),
+            "agent --pair web-01-recovered --disk /dev/loop3 --disk /srv/d1.img --standby 127.0.0.1:7700 \
+             --tracker tracefs --cut-interval 1m --chunk-size 65536 --state-dir /var/lib/drpair/protect/web-01-recovered \
+             --standby-fingerprint sha256:ab"
+        );
+        // A plaintext link: the token, from a file in the state dir.
+        let a: Vec<String> = args(data, &record(None)).iter().map(|s| s.to_string_lossy().into_owned()).collect();
+        assert!(
+            a.join(" ")
+                .ends_with("--insecure-plaintext --token-file /var/lib/drpair/protect/web-01-recovered/link.token"),
+            "{a:?}"
+        );
+        assert_eq!(log_file(data, "x").display().to_string(), "/var/lib/drpair/protect/x/agent.log");
+    }
+
+    #[test]
+    fn leftovers_are_only_our_agents() {
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(stop_leftovers(&dir.path().join("none")), 0);
+        let mine = dir.path().join("p");
+        std::fs::create_dir_all(&mine).unwrap();
+        // Our own pid: its command line does not name that state dir, so it is left alone.
+        std::fs::write(pid_file(&mine), format!("{}\n", std::process::id())).unwrap();
+        assert_eq!(stop_leftovers(dir.path()), 0);
+    }
+}
