@@ -6,7 +6,7 @@ use crate::client::{CliError, Client};
 use crate::drill_boot;
 use crate::output::{self, Block, OutputFormat, Table};
 use clap::{Args, Subcommand};
-use drpair_types::{BootRequest, DrillRequest, DrillStatus, PairId, PointId};
+use drpair_types::{DrillRequest, DrillStatus, PairId, PointId};
 use std::time::Duration;
 
 #[derive(Debug, Args)]
@@ -97,21 +97,8 @@ pub struct StartArgs {
     /// Boot the point in a QEMU guest on the standby and wait for its console to match
     #[arg(long)]
     pub boot: bool,
-    /// The guest's memory (default 2G)
-    #[arg(long, value_name = "SIZE", requires = "boot")]
-    pub memory: Option<String>,
-    /// The guest's virtual CPUs (default 2)
-    #[arg(long, value_name = "N", requires = "boot")]
-    pub cpus: Option<u32>,
-    /// The guest's firmware: bios (SeaBIOS, the default) or uefi (OVMF)
-    #[arg(long, value_name = "bios|uefi", requires = "boot")]
-    pub firmware: Option<String>,
-    /// A regular expression the guest's serial console must match (default: login:)
-    #[arg(long, value_name = "REGEX", requires = "boot")]
-    pub expect: Option<String>,
-    /// How long the console may take to match (default 5m)
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "boot")]
-    pub timeout: Option<Duration>,
+    #[command(flatten)]
+    pub guest: crate::guest_args::GuestArgs,
     /// Return once the drill is served, without waiting for the boot's result
     #[arg(long, requires = "boot")]
     pub no_wait: bool,
@@ -126,14 +113,7 @@ impl StartArgs {
             ttl_seconds: self.ttl.map(|d| d.as_secs()),
             check: self.check.clone(),
             operator: std::env::var("SUDO_USER").or_else(|_| std::env::var("USER")).ok(),
-            boot: self.boot.then(|| BootRequest {
-                memory: self.memory.clone(),
-                cpus: self.cpus,
-                firmware: self.firmware.clone(),
-                expect: self.expect.clone(),
-                // Sub-second timeouts are sent as 0 and refused by the standby.
-                timeout_seconds: self.timeout.map(|d| d.as_secs()),
-            }),
+            boot: self.boot.then(|| self.guest.request()),
         }
     }
 }
@@ -311,11 +291,7 @@ mod tests {
             ttl: Some(Duration::from_secs(7200)),
             check: Some("true".into()),
             boot: false,
-            memory: None,
-            cpus: None,
-            firmware: None,
-            expect: None,
-            timeout: None,
+            guest: Default::default(),
             no_wait: false,
         };
         let r = a.request();

@@ -39,6 +39,13 @@ use std::time::Duration;
         to-recovered  the original server's data is written onto the --from paths: the failover \
         is abandoned and whatever was written on the recovered side since is lost.\n\
         Only the chunks where the two sides differ are moved.\n\n\
+        --from-protected (instead of --from) takes the recovered side from the newest point of \
+        the pair protecting the recovered disks ('drpair pairs protect-recovered', or 'failover \
+        --protect'): its agent cuts a final point when the failback compares, the comparison \
+        reads no disk (it compares the two pairs' chunk hashes), and only the chunks that differ \
+        from the original's state move onto the original disks. It implies --direction \
+        to-original; the protecting agent stops once the failback ends the failover (its pair \
+        and points are kept).\n\n\
         The command prints on stderr which side is overwritten and asks you to type the pair \
         id; anything else, or end of input, aborts with exit code 9 and nothing is changed. \
         --yes skips the question (the warning is still printed).\n\n\
@@ -55,6 +62,7 @@ use std::time::Duration;
     after_help = "Examples:\n  drpair failback web-01 --from /dev/vg0/web01-sda --direction to-original\n  \
         drpair failback web-01 --from /srv/failover/sda.img --from /srv/failover/sdb.img --direction to-original --yes\n  \
         drpair failback web-01 --from /dev/vg0/web01-sda --direction to-recovered\n  \
+        drpair failback web-01 --from-protected --yes\n  \
         drpair failback web-01 --from /dev/vg0/web01-sda --direction to-original --yes --no-wait"
 )]
 pub struct FailbackArgs {
@@ -63,8 +71,12 @@ pub struct FailbackArgs {
     pub pair: PairId,
     /// Block device or file on the standby's host holding the recovered side of one disk;
     /// once per disk, in disk order
-    #[arg(long = "from", value_name = "DEVICE_OR_FILE", required = true, value_parser = NonEmptyStringValueParser::new())]
+    #[arg(long = "from", value_name = "DEVICE_OR_FILE", required_unless_present = "from_protected", value_parser = NonEmptyStringValueParser::new())]
     pub from: Vec<String>,
+    /// Take the recovered side from the newest point of the pair protecting the recovered
+    /// disks (protect-recovered) instead of --from; implies --direction to-original
+    #[arg(long, conflicts_with = "from")]
+    pub from_protected: bool,
     /// Which side's data wins (required by the standby; never guessed)
     #[arg(long, value_name = "DIRECTION", value_enum)]
     pub direction: Option<DirectionArg>,
@@ -104,6 +116,7 @@ impl FailbackArgs {
     ) -> Result<FailbackRequest, CliError> {
         Ok(FailbackRequest {
             from: absolute_paths(&self.from, cwd)?,
+            from_protected: self.from_protected,
             direction: self.direction.map(Into::into),
             operator,
         })
@@ -113,8 +126,12 @@ impl FailbackArgs {
 /// What the operator confirms: which side gets overwritten. None without a direction (the
 /// standby refuses; nothing is overwritten).
 pub fn warnings(pair: &PairId, r: &FailbackRequest) -> Option<Vec<String>> {
-    let from = disk_list(&r.from);
-    Some(match r.direction? {
+    let from = match r.from_protected {
+        true => "the newest point of the pair protecting the recovered disks".to_string(),
+        false => disk_list(&r.from),
+    };
+    let direction = r.direction.or(r.from_protected.then_some(FailbackDirection::ToOriginal));
+    Some(match direction? {
         FailbackDirection::ToOriginal => vec![
             format!(
                 "warning: failback of pair {pair} to-original: the ORIGINAL server's disks are overwritten with the \
@@ -229,8 +246,13 @@ pub fn render_result(pair: &PairId, s: &FailbackStatus) -> String {
         FailbackDirection::ToRecovered => "the original side's data written onto the recovered side",
     };
     b.line("Direction", format!("{} ({overwritten})", s.direction.as_str()));
-    let from: Vec<String> = s.from.iter().enumerate().map(|(i, f)| format!("disk {i}: {f}")).collect();
-    b.line("From", from.join("\n"));
+    match &s.from_protected {
+        Some(p) => b.line("From", format!("point {} of the protecting pair {}", p.point, p.pair)),
+        None => {
+            let from: Vec<String> = s.from.iter().enumerate().map(|(i, f)| format!("disk {i}: {f}")).collect();
+            b.line("From", from.join("\n"));
+        }
+    }
     b.line("Failover point", s.failover_point.to_string());
     b.line("Original kept", s.original_point.map_or_else(|| "-".to_string(), |p| format!("point {p} (pinned)")));
     let since = format!("since point {}", s.failover_point);
@@ -295,6 +317,7 @@ pub(crate) mod tests {
         let over = state != JobState::Running;
         FailbackStatus {
             task: None,
+            from_protected: None,
             pair_id: PairId::new("web-01").unwrap(),
             state,
             phase,
@@ -330,6 +353,7 @@ pub(crate) mod tests {
         FailbackArgs {
             pair: PairId::new("web-01").unwrap(),
             from: vec!["sda.img".into()],
+            from_protected: false,
             direction,
             yes,
             no_wait: false,

@@ -59,11 +59,19 @@ pub const POLL_EVERY: Duration = Duration::from_millis(200);
         keeps running after it: 'drpair failover PAIR --stop-instant' ends it (the guest is \
         powered off) once the copy is complete. A standby restart resumes the copy; a guest \
         dies with the standby and is started again (from its overlay, or from the targets once \
-        the copy was complete).",
+        the copy was complete).\n\n\
+        Protection while failed over (--protect): once the point is on the targets, the standby \
+        starts an agent (drpaird agent, supervised by the standby) for the targets under a new \
+        pair PAIR-recovered linked to this one, so recovery points keep being cut while the \
+        original site is down; the command waits for it and prints it. 'drpair pairs \
+        protect-recovered PAIR' does the same later, with more choices (another standby, the \
+        tracker, the cut interval), and 'drpair failback PAIR --from-protected' fails back from \
+        that pair's newest point. Not with --instant.",
     after_help = "Examples:\n  drpair failover web-01 --latest --to /dev/vg0/web01-sda\n  \
         drpair failover web-01 --point 42 --to /srv/failover/sda.img --to /srv/failover/sdb.img\n  \
         drpair failover web-01 --latest --to sda.img --force --yes\n  \
         drpair failover web-01 --latest --to /dev/vg0/web01-sda --yes --no-wait\n  \
+        drpair failover web-01 --latest --to /dev/vg0/web01-sda --protect --yes\n  \
         drpair failover web-01 --latest --to /dev/vg0/web01-sda --yes --output json | jq .throughput_bytes_per_sec"
 )]
 pub struct FailoverArgs {
@@ -95,6 +103,10 @@ pub struct FailoverArgs {
     /// Print the accepted failover and exit 0 without following it
     #[arg(long)]
     pub no_wait: bool,
+    /// Once the point is on the targets, protect them: the standby starts an agent for them
+    /// under a new pair PAIR-recovered (as 'drpair pairs protect-recovered PAIR')
+    #[arg(long, conflicts_with = "instant")]
+    pub protect: bool,
 }
 
 impl FailoverArgs {
@@ -113,6 +125,7 @@ impl FailoverArgs {
             instant: self.instant.instant,
             boot: self.instant.boot_request(),
             copy_rate_bytes_per_sec: self.instant.copy_rate,
+            protect: self.protect,
         })
     }
 }
@@ -204,8 +217,44 @@ fn failover(
     let accepted = |s: &FailoverStatus| render_accepted(pair, s);
     let prefix = |_: &FailoverStatus| format!("{pair} failover");
     match (Operation { client, output, path, every }).start(request, args.no_wait, accepted, prefix, seen)? {
+        Some((_, status)) if request.protect && status.state == JobState::Done => {
+            let (raw, status) = wait_protected(client, pair, every)?;
+            finish(output, pair, raw, &status)?;
+            match status.message.contains(PROTECT_FAILED) {
+                true => Err(CliError::Failed(format!("pair {pair}: {}", status.message))),
+                false => Ok(()),
+            }
+        }
         Some((raw, status)) => finish(output, pair, raw, &status),
         None => Ok(()),
+    }
+}
+
+/// What the standby appends to a failover's message when `--protect` did or did not work.
+const PROTECTED: &str = "protected by pair '";
+const PROTECT_FAILED: &str = "protecting the recovered disks failed";
+
+/// Waits (up to 2 minutes) for the standby to start protecting the targets after a
+/// failover with `--protect`, and returns the failover as it then is.
+fn wait_protected(
+    client: &Client,
+    pair: &PairId,
+    every: Duration,
+) -> Result<(serde_json::Value, FailoverStatus), CliError> {
+    let path = format!("/api/v1/pairs/{pair}/failover");
+    let t0 = std::time::Instant::now();
+    eprintln!("{pair}: protecting the recovered disks …");
+    loop {
+        let (raw, s): (_, FailoverStatus) = client.get_json(&path)?;
+        if s.message.contains(PROTECTED) || s.message.contains(PROTECT_FAILED) {
+            return Ok((raw, s));
+        }
+        if t0.elapsed() > Duration::from_secs(120) {
+            return Err(CliError::TimedOut(format!(
+                "pair {pair}: the failover is done, but the standby did not report protecting the targets within 2 minutes; 'drpair status {pair}' shows protected_by"
+            )));
+        }
+        std::thread::sleep(every.max(Duration::from_millis(200)));
     }
 }
 
@@ -383,6 +432,7 @@ pub(crate) mod tests {
             force: false,
             yes,
             no_wait,
+            protect: false,
             stop_instant: false,
             instant: Default::default(),
         }
@@ -432,8 +482,8 @@ pub(crate) mod tests {
         let mut a = args(&["/dev/sdc"], None, true, false);
         a.instant.instant = true;
         a.instant.boot = true;
-        a.instant.memory = Some("2G".into());
-        a.instant.timeout = Some(Duration::from_secs(90));
+        a.instant.guest.memory = Some("2G".into());
+        a.instant.guest.timeout = Some(Duration::from_secs(90));
         a.instant.copy_rate = Some(64 << 20);
         let r = a.request(&cwd(), None).unwrap();
         assert!(r.instant);

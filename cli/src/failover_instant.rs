@@ -18,21 +18,8 @@ pub struct InstantArgs {
     /// blockdev-mirror copies it onto the targets and pivots the guest onto them
     #[arg(long)]
     pub boot: bool,
-    /// The guest's memory (MiB, or with a unit: 512M, 2G)
-    #[arg(long, value_name = "SIZE", requires = "boot")]
-    pub memory: Option<String>,
-    /// The guest's virtual CPUs
-    #[arg(long, value_name = "N", requires = "boot")]
-    pub cpus: Option<u32>,
-    /// The guest's firmware
-    #[arg(long, value_name = "bios|uefi", requires = "boot")]
-    pub firmware: Option<String>,
-    /// A regular expression the guest's console shows once it is up (default: a login prompt)
-    #[arg(long, value_name = "REGEX", requires = "boot")]
-    pub expect: Option<String>,
-    /// How long the console may take to match (a note in the status if it does not)
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration, requires = "boot")]
-    pub timeout: Option<Duration>,
+    #[command(flatten)]
+    pub guest: crate::guest_args::GuestArgs,
     /// With --instant: cap the copy's bandwidth (bytes per second, or with a unit: 64MiB),
     /// leaving the running machine the rest of the disks' bandwidth
     #[arg(long, value_name = "RATE", value_parser = crate::bench::parse_size)]
@@ -41,13 +28,7 @@ pub struct InstantArgs {
 
 impl InstantArgs {
     pub fn boot_request(&self) -> Option<BootRequest> {
-        self.boot.then(|| BootRequest {
-            memory: self.memory.clone(),
-            cpus: self.cpus,
-            firmware: self.firmware.clone(),
-            expect: self.expect.clone(),
-            timeout_seconds: self.timeout.map(|d| d.as_secs().max(1)),
-        })
+        self.boot.then(|| self.guest.request())
     }
 }
 

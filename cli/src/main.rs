@@ -36,6 +36,7 @@ mod failover;
 mod failover_instant;
 #[cfg(test)]
 mod fake_server;
+mod guest_args;
 mod help_files;
 mod image_target;
 mod lifecycle;
@@ -45,6 +46,7 @@ mod output;
 mod pairs;
 mod points;
 mod poll;
+mod protect;
 mod prune;
 mod recover;
 mod retention;

@@ -95,6 +95,45 @@ pub enum PairsCommand {
         #[arg(long, short = 'y')]
         yes: bool,
     },
+    /// Protect the recovered disks of failed-over PAIR with an agent under a new pair
+    #[command(
+        name = "protect-recovered",
+        long_about = "Protect the recovered disks of a failed-over DR pair (POST \
+            /api/v1/pairs/PAIR/protect-recovered): once its failover completed, the standby starts \
+            an agent (drpaird agent, the same binary, supervised by the standby: started again if \
+            it exits, and with the standby) for the failover's targets, under a new pair \
+            (--new-pair, default PAIR-recovered) linked to PAIR. Recovery points keep being cut on \
+            the recovered disks (every --cut-interval, default 1m) while the original site is \
+            down. The new pair's status shows recovered_from {pair, point}; PAIR's shows \
+            protected_by. The agent uses the original's chunk size, so 'drpair failback PAIR \
+            --from-protected' compares the two pairs chunk by chunk and moves only what differs.\n\n\
+            --standby HOST:PORT is the link the agent ships to: this standby's own by default \
+            (it enrolls the agent itself). Another standby needs --standby-fingerprint and \
+            --enroll-secret (from 'drpair pairs enroll NEW_PAIR' there); a failback from the \
+            protecting pair needs it on this standby.\n\n\
+            Refused with nothing changed: before the failover completed, while an instant \
+            session runs, when the pair is protected already (exit code 4); an unknown pair (3); \
+            a standby address that does not answer, a bad tracker or interval (8).\n\n\
+            With --output json: the ProtectionStatus object.",
+        after_help = "Examples:\n  drpair pairs protect-recovered web-01\n  \
+            drpair pairs protect-recovered web-01 --standby 127.0.0.1:7700 --cut-interval 5m\n  \
+            drpair pairs protect-recovered web-01 --standby dr2.example.net:7700 \
+            --standby-fingerprint sha256:… --enroll-secret …"
+    )]
+    ProtectRecovered(crate::protect::ProtectArgs),
+    /// Stop the agent protecting the recovered disks of PAIR (its pair and points are kept)
+    #[command(
+        name = "unprotect-recovered",
+        long_about = "Stop the agent protecting the recovered disks of PAIR (POST \
+            /api/v1/pairs/PAIR/unprotect-recovered). The new pair and its recovery points are \
+            kept. A failback that ends the failover stops it by itself. Exit code 4 when no agent \
+            protects them.\n\nWith --output json: the ProtectionStatus object."
+    )]
+    UnprotectRecovered {
+        /// The DR Pair ID of the failed-over pair
+        #[arg(value_name = "PAIR")]
+        pair: drpair_types::PairId,
+    },
     /// Take disks of PAIR that grew, without a restart (state Configuration changed)
     #[command(
         long_about = "Take the disks PAIR's agent came back with when they only grew (POST \
@@ -208,6 +247,8 @@ pub fn run(client: &Client, output: OutputFormat, args: &PairsArgs) -> Result<()
                 rpo_error: rpo_error.clone(),
             },
         ),
+        PairsCommand::ProtectRecovered(a) => crate::protect::protect(client, output, a),
+        PairsCommand::UnprotectRecovered { pair } => crate::protect::unprotect(client, output, pair),
         PairsCommand::AdoptGrowth { pair } => {
             crate::lifecycle::act(client, output, pair, "adopt-growth", &serde_json::json!({}))?;
             Ok(())

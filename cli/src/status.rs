@@ -316,10 +316,20 @@ fn render_failover(b: &mut Block, s: &PairStatus) {
             b.line("Failover message", f.message.clone());
         }
     }
+    if let Some(p) = &s.protected_by {
+        b.line("Protected by", crate::protect::status_line(p));
+    }
+    if let Some(r) = &s.recovered_from {
+        b.gap();
+        b.line("Recovered from", format!("pair {} (failover point {})", r.pair, r.point));
+    }
     if let Some(f) = &s.failback {
         b.gap();
         b.line("Failback", failback::status_line(f));
-        b.line("Failback from", lines_or(f.from.clone(), "-"));
+        match &f.from_protected {
+            Some(p) => b.line("Failback from", format!("point {} of the protecting pair {}", p.point, p.pair)),
+            None => b.line("Failback from", lines_or(f.from.clone(), "-")),
+        }
         b.line("Failback chunks", failback::status_counts(f));
         if f.direction == drpair_types::FailbackDirection::ToOriginal {
             b.line("Failback check", failback::check_words(f));

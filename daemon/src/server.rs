@@ -42,6 +42,9 @@ pub async fn run(
     std::fs::write(cfg.data_dir.join("link.addr"), link_addr.to_string())?;
     std::fs::write(cfg.data_dir.join("api.addr"), api_addr.to_string())?;
     tracing::info!(%link_addr, %api_addr, data_dir = %cfg.data_dir.display(), "standby serving");
+    // Agents protecting recovered disks dial this standby's link: started once it listens.
+    let sb2 = sb.clone();
+    tokio::task::spawn_blocking(move || crate::standby::protect::resume_all(&sb2));
     let sb2 = sb.clone();
     let limits = std::sync::Arc::new(session::ConnLimits::default());
     let accept = tokio::spawn(async move {

@@ -160,6 +160,17 @@ function failbackFacts(b) {
     h('p', { id: 'failback-message' }, b.message));
 }
 
+// Protection while failed over (read-only here; `drpair pairs protect-recovered` starts it).
+function protectionFacts(p) {
+  const pid = p.agent_pid ? ` · agent pid ${p.agent_pid}` : '';
+  const restarts = p.agent_restarts ? ` · restarted ${p.agent_restarts} time(s)` : '';
+  return h('div', { id: 'protection' },
+    h('h3', {}, `Recovered disks protected by pair ${p.pair} — ${p.state}`),
+    h('p', { id: 'protection-text' }, `a point every ${p.cut_interval} · ${p.tracker} on ${p.disks.join(', ')}`
+      + ` · standby ${p.standby}${pid}${restarts}`),
+    h('p', { id: 'protection-message' }, p.message));
+}
+
 export function failoverSection(pairId, ctx, say) {
   const goOver = h('button', { type: 'button', id: 'act-failover', class: 'danger' }, 'Failover…');
   const goBack = h('button', { type: 'button', id: 'act-failback' }, 'Failback…');
@@ -183,6 +194,11 @@ export function failoverSection(pairId, ctx, say) {
       goBack.title = goBack.disabled ? 'Only a failed-over pair fails back.' : '';
       const parts = [];
       if (s.failover) parts.push(failoverFacts(s.failover));
+      if (s.protected_by) parts.push(protectionFacts(s.protected_by));
+      if (s.recovered_from) {
+        parts.push(h('p', { id: 'recovered-from' }, `This pair protects the recovered disks of pair `
+          + `${s.recovered_from.pair} (from its failover point #${s.recovered_from.point}).`));
+      }
       if (s.failback) parts.push(failbackFacts(s.failback));
       if (!parts.length) parts.push(h('p', { class: 'muted' }, 'This pair has not failed over.'));
       replace(box, parts);

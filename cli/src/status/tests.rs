@@ -55,6 +55,8 @@ pub(crate) fn status(state: PairState, progress: f64) -> PairStatus {
         storage: None,
         failover: None,
         failback: None,
+        protected_by: None,
+        recovered_from: None,
         health: drpair_types::Health { level: drpair_types::HealthLevel::Ok, reason: String::new() },
         allowed_actions: vec![],
         standby_fingerprint: None,

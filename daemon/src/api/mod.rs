@@ -20,6 +20,7 @@ pub mod notify;
 pub mod pairs;
 pub mod panel;
 pub mod points;
+pub mod protect;
 pub mod roles;
 pub mod security;
 pub mod settings;
@@ -120,6 +121,8 @@ pub fn router(sb: AppState) -> Router {
         .route("/api/v1/pairs/{pair}/failover", get(failover::get_failover).post(failover::start_failover))
         .route("/api/v1/pairs/{pair}/failover/instant/stop", post(failover::stop_instant))
         .route("/api/v1/pairs/{pair}/failback", get(failover::get_failback).post(failover::start_failback))
+        .route("/api/v1/pairs/{pair}/protect-recovered", post(protect::protect))
+        .route("/api/v1/pairs/{pair}/unprotect-recovered", post(protect::unprotect))
         .route("/api/v1/pairs/{pair}/drills", get(drills::of_pair).post(drills::start))
         .route("/api/v1/pairs/{pair}/enroll", post(security::enroll))
         .route("/api/v1/pairs/{pair}/revoke", post(security::revoke))

@@ -60,6 +60,9 @@ pub fn status_for(sb: &Standby, h: &PairHandle, caller: Option<&Caller>) -> Pair
         });
     }
     s.standby_fingerprint = sb.identity.as_ref().map(|i| i.fingerprint().to_string());
+    if s.protected_by.is_some() {
+        s.protected_by = crate::standby::protect::status(sb, h);
+    }
     s.insecure_plaintext = sb.identity.is_none();
     if s.insecure_plaintext {
         s.state_explanation.push_str(

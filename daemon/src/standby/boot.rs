@@ -89,6 +89,7 @@ impl Standby {
             data_dir: cfg.data_dir.clone(),
             drills: drill::Drills::default(),
             instant: Default::default(),
+            protections: Default::default(),
             tasks: tasks::Tasks::open(&cfg.data_dir.join("tasks")).context("opening the task list")?,
             identity,
             credentials: super::credentials::Credentials::open(&cfg.data_dir)?,

@@ -29,6 +29,7 @@ mod node;
 pub mod notify;
 pub mod pair;
 pub mod paths;
+pub mod protect;
 pub mod rebase;
 pub mod reconfigure;
 pub mod resources;

@@ -37,6 +37,8 @@ pub struct Standby {
     pub drills: Drills,
     /// Instant failover sessions running now (`instant/`).
     pub instant: super::instant::Sessions,
+    /// Agents protecting recovered disks, supervised now (`protect/`).
+    pub protections: super::protect::live::Protections,
     /// Long operations, their progress and logs (kept in `tasks/` below the data dir).
     pub tasks: Arc<tasks::Tasks>,
     /// The link's TLS identity (`None`: started with `insecure_plaintext`).

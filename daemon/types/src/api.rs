@@ -407,6 +407,14 @@ pub struct PairStatus {
     /// The failback running now, or the last one.
     #[serde(default)]
     pub failback: Option<crate::failover::FailbackStatus>,
+    /// The agent protecting this pair's recovered disks while it is failed over
+    /// (`protect-recovered`): the new pair, its state, its agent.
+    #[serde(default)]
+    pub protected_by: Option<crate::protect::ProtectionStatus>,
+    /// This pair protects the recovered disks of another: the original pair and its failover
+    /// point.
+    #[serde(default)]
+    pub recovered_from: Option<crate::protect::RecoveredFrom>,
     /// How the pair is doing, at a glance (the panel's badge).
     pub health: crate::panel::Health,
     /// The operator actions the state allows now (names from [`crate::panel::ACTIONS`]);

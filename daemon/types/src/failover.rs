@@ -33,6 +33,10 @@ pub struct FailoverRequest {
     /// so the running machine keeps the disks' bandwidth (tests use it to watch the copy).
     #[serde(default)]
     pub copy_rate_bytes_per_sec: Option<u64>,
+    /// Once the point is on the targets, protect them with an agent under a new pair linked
+    /// to this one (as `protect-recovered` with its defaults). Not with `instant`.
+    #[serde(default)]
+    pub protect: bool,
 }
 
 /// `POST /api/v1/pairs/{pair}/failover/instant/stop`: ends an instant failover's session (its
@@ -187,7 +191,14 @@ impl FailbackDirection {
 #[serde(deny_unknown_fields)]
 pub struct FailbackRequest {
     /// The recovered side: one block device or file per disk, in disk order, on the standby.
+    /// Empty with `from_protected`.
+    #[serde(default)]
     pub from: Vec<String>,
+    /// The recovered side is the newest point of the pair protecting the recovered disks
+    /// (`protect-recovered`, on this standby): a final point is cut first, and no disk is
+    /// read. Only `to-original` (the default then).
+    #[serde(default)]
+    pub from_protected: bool,
     #[serde(default)]
     pub direction: Option<FailbackDirection>,
     #[serde(default)]
@@ -248,4 +259,8 @@ pub struct FailbackStatus {
     /// Absent in records written before tasks existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<crate::TaskId>,
+    /// With `from_protected`: the protecting pair and its point the recovered side was
+    /// taken from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_protected: Option<crate::ProtectedSource>,
 }

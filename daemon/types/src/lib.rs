@@ -22,6 +22,7 @@ pub mod maintenance;
 pub mod notify;
 pub mod panel;
 mod paths;
+pub mod protect;
 pub mod reconfig;
 mod recoverable;
 pub mod rpo;
@@ -52,6 +53,10 @@ pub use panel::{
     ACTIONS, DownloadLink, EVENT_POINTS, Health, HealthLevel, PairEvent, PairGone, PairTrend, TrendSample,
 };
 pub use paths::{DEFAULT_STANDBY_DATA_DIR, standby_store_dir};
+pub use protect::{
+    ProtectRecoveredRequest, ProtectedSource, ProtectionState, ProtectionStatus, RecoveredFrom,
+    UnprotectRecoveredRequest,
+};
 pub use reconfig::{ConfigurationChange, DiskChange, DiskChangeKind, DiskShape, compare_disks};
 pub use recoverable::{Chosen, latest_recoverable, trusted};
 pub use rpo::{RpoLevel, RpoState, RpoTargetSource};

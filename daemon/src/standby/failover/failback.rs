@@ -12,8 +12,14 @@
 //!    their hashes); `to-recovered` writes the point's chunks onto the recovered side.
 //! 4. **Checking** (`to-original`): replication resumes, a cut is asked for, and that point
 //!    is compared with the recovered side's hashes: equal means the original disk is too.
+//!
+//! The recovered side is the recovered disks (`from`), or the newest point of the pair
+//! protecting them (`from_protected`: a final point is cut after step 1 and compared by its
+//! version index, so no disk is read: `recovered.rs`). A failback that ends the failover
+//! stops the protecting agent.
 
 use super::failback_error::FailbackError;
+use super::recovered::{Recovered, Seen};
 use super::target::{self, Side};
 use super::{FailoverError, busy};
 use crate::standby::Standby;
@@ -36,9 +42,6 @@ const BATCH_BYTES: usize = 4 << 20;
 /// How long the agent may take to write and sync, and the check's point to arrive.
 const AGENT_TIMEOUT: Duration = Duration::from_secs(600);
 
-/// One chunk of the recovered side: None when all zero, else its hash.
-type Seen = Option<[u8; 32]>;
-
 fn same(v: Option<ChunkVersion>, seen: &Seen) -> bool {
     match (v, seen) {
         (None | Some(ChunkVersion::Zero), None) => true,
@@ -54,14 +57,33 @@ pub async fn start(
     req: FailbackRequest,
 ) -> Result<FailbackStatus, FailoverError> {
     let rec = h.record.lock().expect("record").clone();
-    let Some(direction) = req.direction.map(FailbackDirection::from) else {
+    if req.from_protected {
+        if !req.from.is_empty() {
+            return Err(FailoverError::Param(
+                "from",
+                "give the recovered disks (from) or take them from the protecting pair (from_protected), not both"
+                    .into(),
+            ));
+        }
+        if req.direction == Some(drpair_types::FailbackDirection::ToRecovered) {
+            return Err(FailoverError::Param(
+                "direction",
+                "from_protected fails back to-original only: the protecting pair's point is written onto the original disks".into(),
+            ));
+        }
+    }
+    let direction = match req.direction {
+        None if req.from_protected => Some(FailbackDirection::ToOriginal),
+        d => d.map(FailbackDirection::from),
+    };
+    let Some(direction) = direction else {
         return Err(FailoverError::Param(
             "direction",
             "say which way the failback copies: \"to-original\" writes the recovered side's data onto the original disk (the original's current state is kept as a recovery point first), \"to-recovered\" writes the original side's data onto the recovered side and abandons the failover. A failback never guesses: either way one side's newer writes are overwritten".into(),
         ));
     };
     let disks: Vec<DiskGeometry> = failover_disks(&rec);
-    if req.from.len() != disks.len() {
+    if !req.from_protected && req.from.len() != disks.len() {
         return Err(FailoverError::Param(
             "from",
             format!(
@@ -86,15 +108,24 @@ pub async fn start(
             failover.point, failover.message
         )));
     }
-    let from = super::allowed(sb, &req.from, "from")?;
-    target::distinct(&from).map_err(|e| FailoverError::side("from", e))?;
-    let mut sides = Vec::new();
-    for (p, g) in from.iter().zip(&disks) {
-        let write = direction == FailbackDirection::ToRecovered;
-        sides.push(target::open_source(p, g.size_bytes, write).map_err(|e| FailoverError::side("from", e))?);
-    }
+    let recovered = if req.from_protected {
+        Recovered::Protected(super::from_protected::prepare(sb, &rec, &disks)?)
+    } else {
+        let from = super::allowed(sb, &req.from, "from")?;
+        target::distinct(&from).map_err(|e| FailoverError::side("from", e))?;
+        let mut sides = Vec::new();
+        for (p, g) in from.iter().zip(&disks) {
+            let write = direction == FailbackDirection::ToRecovered;
+            sides.push(target::open_source(p, g.size_bytes, write).map_err(|e| FailoverError::side("from", e))?);
+        }
+        Recovered::Disks(sides)
+    };
     let by = req.operator.clone().unwrap_or_else(|| "api".into());
-    let first = format!("failback {} from {}", direction.as_str(), req.from.join(", "));
+    let source = match &recovered {
+        Recovered::Protected(p) => format!("the newest point of the protecting pair '{}'", p.pair),
+        Recovered::Disks(_) => req.from.join(", "),
+    };
+    let first = format!("failback {} from {source}", direction.as_str());
     let task = sb.tasks.start(TaskKind::Failback, &rec.pair_id, &by, &first);
     let status = FailbackRecord {
         pair_id: rec.pair_id.clone(),
@@ -119,6 +150,7 @@ pub async fn start(
         operator: req.operator.clone(),
         message: "the agent reads every chunk of the original disk and ships what differs: its state is kept as a recovery point before anything is overwritten".into(),
         task: Some(task.id()),
+        from_protected: None,
     };
     {
         let mut rt = h.runtime.lock().expect("runtime");
@@ -156,7 +188,7 @@ pub async fn start(
                 _ => TaskSeen::Failed(j.message.clone()),
             }
         });
-        let r = run(&sb2, &h2, &job, sides, direction, failover.epoch).await;
+        let r = run(&sb2, &h2, &job, recovered, direction, failover.epoch).await;
         finish(&sb2, &h2, &job, r);
     });
     Ok(status.to_view())
@@ -170,7 +202,7 @@ async fn run(
     sb: &Arc<Standby>,
     h: &Arc<PairHandle>,
     job: &Arc<Mutex<FailbackRecord>>,
-    sides: Vec<Side>,
+    mut recovered: Recovered,
     direction: FailbackDirection,
     failover_epoch: Epoch,
 ) -> Result<(), FailbackError> {
@@ -190,21 +222,37 @@ async fn run(
     h.runtime.lock().expect("runtime").failback_ships = false;
     h.send_run_mode();
     wait_idle(h).await;
+    if let Recovered::Protected(p) = &mut recovered {
+        set(job, |j| j.message = format!("asking the protecting pair '{}' for its final point", p.pair));
+        super::from_protected::final_point(sb, p).await?;
+        let source = crate::standby::pair::protection::ProtectedSourceRecord { pair: p.pair.clone(), point: p.point };
+        set(job, |j| {
+            j.message = format!(
+                "the original side's state is kept as point {original}; comparing point {} of the protecting pair '{}' with it",
+                p.point, p.pair
+            );
+            j.from_protected = Some(source);
+        });
+    }
     let (sb2, h2, job2) = (sb.clone(), h.clone(), job.clone());
-    let cmp =
-        tokio::task::spawn_blocking(move || compare(&sb2, &h2, &job2, &sides, failover_epoch).map(|c| (c, sides)))
-            .await
-            .map_err(FailbackError::worker)??;
-    let (cmp, sides) = cmp;
+    let cmp = tokio::task::spawn_blocking(move || {
+        compare(&sb2, &h2, &job2, &recovered, failover_epoch).map(|c| (c, recovered))
+    })
+    .await
+    .map_err(FailbackError::worker)??;
+    let (cmp, recovered) = cmp;
     set(job, |j| {
         j.phase = FailbackPhase::Writing;
         j.message = format!("{} chunk(s) differ; writing them {}", j.differing_chunks, direction.as_str());
     });
     // 3. Only the differing chunks move.
     match direction {
-        FailbackDirection::ToOriginal => to_original(sb, h, job, &sides, &cmp).await?,
+        FailbackDirection::ToOriginal => to_original(sb, h, job, &recovered, &cmp).await?,
         FailbackDirection::ToRecovered => {
             let (sb2, h2, job2) = (sb.clone(), h.clone(), job.clone());
+            let Recovered::Disks(sides) = recovered else {
+                return Err(FailbackError::State("a failback to-recovered needs the recovered disks".into()));
+            };
             tokio::task::spawn_blocking(move || to_recovered(&sb2, &h2, &job2, &sides, &cmp))
                 .await
                 .map_err(FailbackError::worker)??;
@@ -271,7 +319,7 @@ fn compare(
     sb: &Standby,
     h: &PairHandle,
     job: &Mutex<FailbackRecord>,
-    sides: &[Side],
+    recovered: &Recovered,
     failover_epoch: Epoch,
 ) -> Result<Compared, FailbackError> {
     let (pair_no, disks) = {
@@ -285,7 +333,7 @@ fn compare(
         .ok_or_else(|| FailbackError::Store("the pair has no point".into()))?;
     let mut out = Compared { against: latest.epoch, seen: vec![], differing: vec![] };
     let (mut orig_changed, mut rec_changed, mut compared) = (0u64, 0u64, 0u64);
-    for (d, (side, g)) in sides.iter().zip(&disks).enumerate() {
+    for (d, g) in disks.iter().enumerate() {
         let d32 = d as u32;
         let point = PointReader::new(store, pair_no, d32, *g, latest.epoch);
         let failover = PointReader::new(store, pair_no, d32, *g, failover_epoch);
@@ -297,16 +345,9 @@ fn compare(
             let count = SPAN.min(g.chunk_count() - first);
             let at_point = point.versions(first, count).map_err(FailbackError::store)?;
             let at_failover = failover.versions(first, count).map_err(FailbackError::store)?;
-            let start = first * cs;
-            let len = (g.size_bytes - start).min(count * cs) as usize;
-            side.file.read_exact_at(&mut buf[..len], start).map_err(|e| {
-                FailbackError::Disk(format!("{}: read at byte {start} failed: {e}", side.path.display()))
-            })?;
-            for i in 0..count as usize {
+            let span = recovered.seen(store, d32, g, first, count, &mut buf)?;
+            for (i, s) in span.into_iter().enumerate() {
                 let c = first + i as u64;
-                let off = i * cs as usize;
-                let bytes = &buf[off..off + g.chunk_len(c) as usize];
-                let s: Seen = (!bytes.iter().all(|&b| b == 0)).then(|| *blake3::hash(bytes).as_bytes());
                 if !same(at_point[i], &s) {
                     out.differing.push((d32, c));
                 }
@@ -343,21 +384,11 @@ fn moved(job: &Mutex<FailbackRecord>, chunks: u64, bytes: u64) {
     });
 }
 
-/// Reads one chunk of the recovered side.
-fn read_chunk(side: &Side, g: &DiskGeometry, c: u64) -> Result<Vec<u8>, FailbackError> {
-    let mut data = vec![0u8; g.chunk_len(c) as usize];
-    let at = c * g.chunk_size.bytes() as u64;
-    side.file
-        .read_exact_at(&mut data, at)
-        .map_err(|e| FailbackError::Disk(format!("{}: read at byte {at} failed: {e}", side.path.display())))?;
-    Ok(data)
-}
-
 async fn to_original(
     sb: &Arc<Standby>,
     h: &Arc<PairHandle>,
     job: &Mutex<FailbackRecord>,
-    sides: &[Side],
+    recovered: &Recovered,
     cmp: &Compared,
 ) -> Result<(), FailbackError> {
     let (pair, disks): (String, Vec<DiskGeometry>) = {
@@ -385,11 +416,11 @@ async fn to_original(
     let begin = StandbyMsg::FailbackBegin { req, pair_id: pair };
     session.tx.send(encode(&begin).map_err(|e| FailbackError::Worker(e.to_string()))?).await.map_err(|_| lost())?;
     for (i, &(d, c)) in cmp.differing.iter().enumerate() {
-        let (side, g) = (&sides[d as usize], &disks[d as usize]);
+        let g = &disks[d as usize];
         let body = match cmp.seen[d as usize][c as usize] {
             None => ChunkBody::Zero,
             Some(hash) => {
-                let data = read_chunk(side, g, c)?;
+                let data = tokio::task::block_in_place(|| recovered.chunk(&sb.store, d, g, c))?;
                 let packed = zstd::bulk::compress(&data, 3).map_err(|e| FailbackError::Worker(e.to_string()))?;
                 let (compressed, payload) = if packed.len() < data.len() { (true, packed) } else { (false, data) };
                 let raw_len = g.chunk_len(c);
@@ -564,7 +595,7 @@ fn end_failover(sb: &Standby, h: &PairHandle, done: bool) -> Result<(), Failback
     Ok(())
 }
 
-fn finish(sb: &Standby, h: &PairHandle, job: &Mutex<FailbackRecord>, r: Result<(), FailbackError>) {
+fn finish(sb: &Arc<Standby>, h: &Arc<PairHandle>, job: &Mutex<FailbackRecord>, r: Result<(), FailbackError>) {
     let failed_early =
         r.is_err() && h.record.lock().expect("record").lifecycle.state == drpair_types::PairState::FailingBack;
     let ended = match (&r, failed_early) {
@@ -617,6 +648,20 @@ fn finish(sb: &Standby, h: &PairHandle, job: &Mutex<FailbackRecord>, r: Result<(
         tracing::error!("recording the failback's end: {e:?}");
     }
     rt.failback = None;
+    drop(rt);
+    // The failover is over: the recovered disks are no longer the source to protect.
+    let ended = {
+        let r = h.record.lock().expect("record");
+        r.failover.is_none() && r.protected_by.as_ref().is_some_and(|p| p.state.active())
+    };
+    if ended {
+        let (sb, h) = (sb.clone(), h.clone());
+        std::thread::spawn(move || {
+            if let Err(e) = crate::standby::protect::stop(&sb, &h, "the failback ended the failover") {
+                tracing::error!("stopping the protection of the recovered disks: {e}");
+            }
+        });
+    }
 }
 
 /// Status field `failback`: the running job's live figures, else the last one's.

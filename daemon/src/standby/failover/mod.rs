@@ -5,7 +5,9 @@
 
 pub mod failback;
 pub mod failback_error;
+pub mod from_protected;
 pub mod materialise;
+pub mod recovered;
 pub mod target;
 
 use super::Standby;
@@ -99,6 +101,12 @@ pub async fn start(
 ) -> Result<FailoverStatus, FailoverError> {
     let requested = Instant::now();
     let instant = super::instant::prepare(&req).map_err(|(p, m)| FailoverError::Param(p, m))?;
+    if req.protect && req.instant {
+        return Err(FailoverError::Param(
+            "protect",
+            "an instant failover's targets are protected once its session ended: `drpair pairs protect-recovered PAIR` then".into(),
+        ));
+    }
     let rec = h.record.lock().expect("record").clone();
     let disks: Vec<_> = rec.disks.iter().map(|d| d.geometry).collect();
     if req.targets.len() != disks.len() {
@@ -234,7 +242,10 @@ pub async fn start(
         return Ok(now.unwrap_or(status).to_view());
     }
     let (sb2, h2) = (sb.clone(), h.clone());
-    tokio::task::spawn_blocking(move || run(&sb2, &h2, point, sides, task));
+    let protect = req
+        .protect
+        .then(|| drpair_types::ProtectRecoveredRequest { operator: req.operator.clone(), ..Default::default() });
+    tokio::task::spawn_blocking(move || run(&sb2, &h2, point, sides, task, protect));
     Ok(status.to_view())
 }
 
@@ -259,8 +270,16 @@ fn busy(rt: &PairRuntime) -> Result<(), FailoverError> {
     Ok(())
 }
 
-/// The background part: every disk written and synced, the result recorded.
-fn run(sb: &Standby, h: &PairHandle, point: RecoveryPoint, sides: Vec<Side>, task: TaskHandle) {
+/// The background part: every disk written and synced, the result recorded; then, with
+/// `protect`, the targets protected under a new pair (`protect/`).
+fn run(
+    sb: &Arc<Standby>,
+    h: &Arc<PairHandle>,
+    point: RecoveryPoint,
+    sides: Vec<Side>,
+    task: TaskHandle,
+    protect: Option<drpair_types::ProtectRecoveredRequest>,
+) {
     let job = h.runtime.lock().expect("runtime").failover.clone().expect("set by start");
     let (pair_id, pair_no, disks) = {
         let r = h.record.lock().expect("record");
@@ -344,10 +363,34 @@ fn run(sb: &Standby, h: &PairHandle, point: RecoveryPoint, sides: Vec<Side>, tas
     }
     rt.failover = None;
     drop(rt);
-    match result {
-        Ok(()) => task.ok(format!("point {} is on the targets: {} bytes written", point.id, final_status_bytes)),
-        Err(e) => task.fail(format!("materialising point {} failed: {e}", point.id)),
+    let Some(protect) = protect.filter(|_| result.is_ok()) else {
+        match result {
+            Ok(()) => task.ok(format!("point {} is on the targets: {} bytes written", point.id, final_status_bytes)),
+            Err(e) => task.fail(format!("materialising point {} failed: {e}", point.id)),
+        }
+        return;
+    };
+    // The sides close first: the protecting agent opens the targets itself.
+    drop(sides);
+    task.step("protecting the recovered disks (--protect)");
+    let protected = super::protect::start(sb, h, protect);
+    let note = match &protected {
+        Ok(p) => format!("protected by pair '{}' ({}): {}", p.pair, p.state.label(), p.message),
+        Err(e) => format!(
+            "protecting the recovered disks failed: {e}; `drpair pairs protect-recovered {pair_id}` tries again"
+        ),
+    };
+    match &protected {
+        Ok(_) => tracing::warn!(pair = %pair_id, "FAILOVER --protect: {note}"),
+        Err(_) => tracing::error!(pair = %pair_id, "FAILOVER --protect: {note}"),
     }
+    let _ = h.update(&sb.store, |rec| {
+        if let Some(f) = rec.failover.as_mut() {
+            f.message = format!("{}; {note}", f.message);
+        }
+        Ok::<_, OpError>(())
+    });
+    task.ok(format!("point {} is on the targets: {} bytes written; {note}", point.id, final_status_bytes));
 }
 
 /// The failover: the running job's live figures, else the record's.
@@ -364,6 +407,17 @@ pub fn status(rec: &PairRecord, rt: &PairRuntime) -> Option<FailoverStatus> {
 }
 
 pub fn explanation(rec: &PairRecord, rt: &PairRuntime) -> String {
+    let mut text = explain(rec, rt);
+    if let Some(p) = rec.protected_by.as_ref().filter(|p| p.state.active()) {
+        text.push_str(&format!(
+            " The recovered disks are protected by pair '{}' (points every {}); `drpair failback {} --from-protected` fails back from its newest point.",
+            p.pair, p.cut_interval, rec.pair_id
+        ));
+    }
+    text
+}
+
+fn explain(rec: &PairRecord, rt: &PairRuntime) -> String {
     match current(rec, rt) {
         Some(f) if f.state == JobState::Running && f.instant.is_some() => format!(
             "Instant failover: point {} runs from the standby while it is copied onto {} ({:.0}%). The pair is fenced: the agent ships nothing.",

@@ -7,6 +7,7 @@
 pub mod dates;
 pub mod handle;
 pub mod link;
+pub mod protection;
 pub mod record;
 pub mod results;
 pub mod rpo;

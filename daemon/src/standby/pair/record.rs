@@ -7,6 +7,7 @@
 //! still nests a few of the API's dump types.)
 
 use super::dates::PairDates;
+use super::protection::{ProtectionRecord, RecoveredFromRecord};
 use super::results::{FailbackRecord, FailoverRecord, PruneRecord, SourceVerifyRecord, VerifyRecord};
 use super::successes::SuccessesRecord;
 use crate::standby::dump::DumpRecord;
@@ -121,6 +122,13 @@ pub struct PairRecord {
     /// app-consistent point (`successes.rs`).
     #[serde(default, skip_serializing_if = "SuccessesRecord::is_empty")]
     pub last_successes: SuccessesRecord,
+    /// The agent protecting this pair's recovered disks while it is failed over (running, or
+    /// the last one until the failover ends).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub protected_by: Option<ProtectionRecord>,
+    /// This pair was registered by an agent protecting another pair's recovered disks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recovered_from: Option<RecoveredFromRecord>,
 }
 
 /// The disks an agent came back with, differing from the registered ones.
@@ -214,6 +222,8 @@ impl PairRecord {
             rpo_error_secs: None,
             rpo_target_off: false,
             last_successes: SuccessesRecord::default(),
+            protected_by: None,
+            recovered_from: None,
         }
     }
 

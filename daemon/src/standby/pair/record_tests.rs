@@ -229,6 +229,8 @@ pub(crate) fn fully_populated() -> PairRecord {
         rpo_error_secs: None,
         rpo_target_off: false,
         last_successes: Default::default(),
+        protected_by: None,
+        recovered_from: None,
     }
 }
 

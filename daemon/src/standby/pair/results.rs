@@ -276,6 +276,9 @@ pub struct FailbackRecord {
     /// The task that runs (or ran) it. Absent in records written before tasks existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub task: Option<TaskId>,
+    /// With `from_protected`: the protecting pair's point taken as the recovered side.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from_protected: Option<super::protection::ProtectedSourceRecord>,
 }
 
 // ---- the views: the only place the record's results meet the API's types ----
@@ -508,6 +511,7 @@ impl FailbackRecord {
             operator: self.operator.clone(),
             message: self.message.clone(),
             task: self.task,
+            from_protected: self.from_protected.as_ref().map(|s| s.to_view()),
         }
     }
 }

@@ -215,6 +215,9 @@ impl PairHandle {
             storage: rt.storage.clone(),
             failover: crate::standby::failover::status(&rec, &rt),
             failback: crate::standby::failover::failback::status(&rec, &rt),
+            // The agent's pid and log are added by `protect::status`, which knows them.
+            protected_by: rec.protected_by.as_ref().map(|p| p.to_view(None, String::new())),
+            recovered_from: rec.recovered_from.as_ref().map(|r| r.to_view()),
             allowed_actions: Self::allowed_actions(&rec, &rt),
             standby_fingerprint: None,
             insecure_plaintext: false,

@@ -92,6 +92,8 @@ mod tests {
             storage: None,
             failover: None,
             failback: None,
+            protected_by: None,
+            recovered_from: None,
             health: Health { level: HealthLevel::Ok, reason: String::new() },
             allowed_actions: vec![],
             standby_fingerprint: None,
