@@ -11,6 +11,7 @@
 #   bash benches/spine.sh            # 4 GiB image holding ext4 filled with files from /usr
 #   DRPAIR_BENCH_SIZE_GIB=1 bash benches/spine.sh
 #   DRPAIR_BENCH_CHUNK=1048576 bash benches/spine.sh   # the agent's chunk size (default 64 KiB)
+#   DRPAIR_BENCH_IMAGE_ONLY=1 bash benches/spine.sh     # only make the cached image (other benches use it)
 # Needs root. The image is cached in DRPAIR_BENCH_CACHE (default /var/cache/drpair-bench).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -59,6 +60,7 @@ if [ ! -s "$img" ]; then
   umount "$work/mnt"; losetup -d "$loop"; loop=
   mv "$img.tmp" "$img"
 fi
+[ -n "${DRPAIR_BENCH_IMAGE_ONLY:-}" ] && { echo "$img"; exit 0; }
 src="$work/src.img"
 cp "$img" "$src"
 bytes=$(stat -c %s "$src")
