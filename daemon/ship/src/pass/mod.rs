@@ -206,6 +206,12 @@ pub fn run(ctx: PassCtx) -> Result<PassSummary, PassError> {
     let failed: Arc<Mutex<Option<PassError>>> = Arc::new(Mutex::new(None));
     let n_reqs = reqs.len();
     let completions = reader.completions().clone();
+    // Dropped (by `quit`) when the last block is taken or a worker fails: the other workers,
+    // waiting for a block that will not come, stop at once instead of at their next timeout
+    // (which added up to 200 ms to every pass: a third of a 1% catch-up).
+    let (quit_tx, quit_rx) = crossbeam_channel::bounded::<()>(0);
+    let quit_tx = &Mutex::new(Some(quit_tx));
+    let quit = |q: &Mutex<Option<crossbeam_channel::Sender<()>>>| drop(q.lock().expect("quit").take());
     std::thread::scope(|s| {
         let feeder = {
             let ctx = ctx.clone();
@@ -223,7 +229,7 @@ pub fn run(ctx: PassCtx) -> Result<PassSummary, PassError> {
         let remaining = Arc::new(AtomicU64::new(n_reqs as u64));
         let mut handles = vec![];
         for _ in 0..ctx.workers.max(1) {
-            let (ctx, zero, gate, summary, failed, completions, remaining) = (
+            let (ctx, zero, gate, summary, failed, completions, remaining, quit_rx) = (
                 ctx.clone(),
                 zero.clone(),
                 gate.clone(),
@@ -231,28 +237,35 @@ pub fn run(ctx: PassCtx) -> Result<PassSummary, PassError> {
                 failed.clone(),
                 completions.clone(),
                 remaining.clone(),
+                quit_rx.clone(),
             );
             handles.push(s.spawn(move || {
                 let mut w = Worker::new(&ctx, &zero, &gate);
                 while remaining.load(Ordering::Acquire) > 0 && !ctx.abort.load(Ordering::Relaxed) {
-                    let got = ctx
-                        .progress
-                        .stages
-                        .time(Stage::ReadWait, || completions.recv_timeout(Duration::from_millis(200)));
+                    // Some(None): no block within 200 ms (look at the abort flag again).
+                    let got = ctx.progress.stages.time(Stage::ReadWait, || {
+                        crossbeam_channel::select! {
+                            recv(completions) -> b => b.ok().map(Some),
+                            recv(quit_rx) -> _ => None,
+                            default(Duration::from_millis(200)) => Some(None),
+                        }
+                    });
                     let block = match got {
-                        Ok(b) => b,
-                        Err(crossbeam_channel::RecvTimeoutError::Timeout) => continue,
-                        Err(_) => break,
+                        Some(Some(b)) => b,
+                        Some(None) => continue,
+                        None => break,
                     };
-                    if remaining.fetch_sub(1, Ordering::AcqRel) == 1
-                        && let Some(done) = &ctx.reads_done
-                    {
-                        done();
+                    if remaining.fetch_sub(1, Ordering::AcqRel) == 1 {
+                        quit(quit_tx);
+                        if let Some(done) = &ctx.reads_done {
+                            done();
+                        }
                     }
                     let r = block.map_err(PassError::from).and_then(|b| w.block(b));
                     if let Err(e) = r {
                         ctx.abort.store(true, Ordering::Relaxed);
                         failed.lock().expect("failed").get_or_insert(e);
+                        quit(quit_tx);
                         break;
                     }
                 }
