@@ -65,3 +65,78 @@ pub fn shut_down(child: &mut Child, qmp: Option<&mut Qmp>, wait: Duration, mut p
     let _ = child.wait();
     GuestStop::Forced
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{BufRead, BufReader, Write};
+    use std::os::unix::net::UnixListener;
+    use std::process::Command;
+
+    /// A stand-in for QEMU's QMP socket: greets, answers every command with `{"return": {}}`,
+    /// and on `system_powerdown` kills `pid` when `obeys` (a guest that powers off).
+    fn fake_qmp(dir: &std::path::Path, pid: u32, obeys: bool) -> Qmp {
+        let path = dir.join("qmp.sock");
+        let listener = UnixListener::bind(&path).unwrap();
+        std::thread::spawn(move || {
+            let (conn, _) = listener.accept().unwrap();
+            let mut w = conn.try_clone().unwrap();
+            w.write_all(b"{\"QMP\": {\"version\": {}, \"capabilities\": []}}\n").unwrap();
+            for line in BufReader::new(conn).lines() {
+                let Ok(line) = line else { break };
+                if line.contains("system_powerdown") && obeys {
+                    // SAFETY: kill(2) of the test's own child process; no memory involved.
+                    unsafe { libc::kill(pid as i32, libc::SIGTERM) };
+                }
+                if w.write_all(b"{\"return\": {}}\n").is_err() {
+                    break;
+                }
+            }
+        });
+        Qmp::connect(&path, Duration::from_secs(5)).unwrap()
+    }
+
+    fn dir(name: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("drpair-shutdown-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    /// A guest that powers off when asked is `Powerdown`; one that does not is ended after the
+    /// wait and is `Forced`; without QMP it is forced at once. The process is always reaped.
+    #[test]
+    fn a_guest_is_asked_first_and_forced_only_after_the_wait() {
+        let d = dir("obeys");
+        let mut child = Command::new("sleep").arg("60").spawn().unwrap();
+        let mut q = fake_qmp(&d, child.id(), true);
+        let t0 = Instant::now();
+        assert_eq!(
+            shut_down(&mut child, Some(&mut q), Duration::from_secs(10), || std::thread::sleep(Duration::from_millis(
+                20
+            ))),
+            GuestStop::Powerdown
+        );
+        assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
+        assert!(child.try_wait().unwrap().is_some());
+
+        let d2 = dir("ignores");
+        let mut child = Command::new("sleep").arg("60").spawn().unwrap();
+        let mut q = fake_qmp(&d2, child.id(), false);
+        let t0 = Instant::now();
+        let wait = Duration::from_millis(300);
+        assert_eq!(
+            shut_down(&mut child, Some(&mut q), wait, || std::thread::sleep(Duration::from_millis(20))),
+            GuestStop::Forced
+        );
+        assert!(t0.elapsed() >= wait, "the guest had its wait");
+        assert!(child.try_wait().unwrap().is_some(), "reaped");
+
+        let mut child = Command::new("sleep").arg("60").spawn().unwrap();
+        assert_eq!(shut_down(&mut child, None, Duration::from_secs(30), || {}), GuestStop::Forced);
+        assert!(child.try_wait().unwrap().is_some());
+        for d in [d, d2] {
+            let _ = std::fs::remove_dir_all(d);
+        }
+    }
+}
