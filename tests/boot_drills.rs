@@ -9,7 +9,7 @@
 //!   note; `drill show` and `drill list` show the boot;
 //! - a point whose boot sector was zeroed fails with a clear reason, a console log and a
 //!   screenshot; the CLI exits 1;
-//! - stopping a drill stops its guest; a standby killed with -9 leaves no guest running, and
+//! - stopping a drill stops its guest (asked to power off, it does: `stopped: powerdown`); a standby killed with -9 leaves no guest running, and
 //!   after its restart the drill is recorded failed.
 //!
 //! Skipped (said so, never passed) only where QEMU or /dev/kvm is absent. A KVM that cannot
@@ -306,13 +306,15 @@ fn boot_verified_drills_prove_each_point_boots_or_say_why_not() {
         assert_eq!(r.status, 200, "{}", r.text());
         let s: DrillStatus = serde_json::from_slice(&r.body).unwrap();
         assert!(!s.boot.as_ref().unwrap().guest_running && s.boot.as_ref().unwrap().state == BootState::Passed);
+        // Asked to power off (ACPI), the test guest's init did: not forced.
+        assert_eq!(s.boot.as_ref().unwrap().stopped, Some(drpair_types::GuestStop::Powerdown), "{s:?}");
         assert!(!sb.data_dir.join("drills").join(&d.id).exists(), "scratch dir left");
         assert!(evidence(&sb, &d.id).join("screenshot.png").is_file(), "evidence kept");
     }
     wait_until("the guests gone", Duration::from_secs(10), || {
         if alive(pid) || alive(pid1) { Err("a guest still runs".to_string()) } else { Ok(()) }
     });
-    step("stopped: guests gone, overlays deleted, evidence kept");
+    step("stopped: the guests powered off when asked (stopped: powerdown), overlays deleted, evidence kept");
 
     // UEFI (OVMF), meanwhile: the test disk has no EFI boot loader, so it fails, with evidence.
     let uefi = Path::new("/usr/share/ovmf/OVMF.fd").exists().then(|| {

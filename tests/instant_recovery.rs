@@ -8,15 +8,18 @@
 //!   it onto the target (its rate capped so the copy lasts); `qemu-io` writes whole chunks,
 //!   partial chunks and a write across two chunks, early and late in the disk, during the
 //!   copy; the standby is killed with -9 mid-copy and resumes (same URI, the map kept); more
-//!   writes after the restart; at the end the target equals the point with exactly the
-//!   client's writes on it;
+//!   writes after the restart; in the panel (chromium, `web/tests/failover.mjs`, where
+//!   installed) "Stop instant recovery…" shows during the copy, is refused in words until it
+//!   completes, then ends the session; at the end the target equals the point with exactly
+//!   the client's writes on it;
 //! - mode `boot`: `failover --instant --boot` runs the point in a guest whose init writes a
 //!   counter into the disk's unpartitioned area and a log file of its ext4 root every
 //!   second; its console marker shows long before the copy (QEMU's `blockdev-mirror`,
 //!   capped) completes (both times printed); the standby is killed with -9 mid-copy: the
 //!   guest dies with it, and the restart starts it again from its overlay and mirrors again;
 //!   the pivot puts the guest on the target without a restart (it keeps writing), the
-//!   overlay is released; after `--stop-instant` the target holds the guest's last write and
+//!   overlay is released; `--stop-instant` asks the guest to power off (ACPI) and it does
+//!   (`stopped: powerdown`); after the stop the target holds the guest's last write and
 //!   its whole log (writes from before the kill and from before the pivot), and equals the
 //!   point everywhere the guest did not write; a second kill -9 after the pivot starts the
 //!   guest again from the target itself.
@@ -27,9 +30,10 @@
 //! Skipped, said so and never passed, only where QEMU is not installed.
 
 use drpair_e2e::bootdisk::{self, MARKER, PART_OFFSET, PART_SIZE};
+use drpair_e2e::browser::run_browser;
 use drpair_e2e::image::sparse_image;
 use drpair_e2e::{AgentSpec, Api, LoopDev, MIB, Standby, TestEnv, step, wait_ready, wait_until};
-use drpair_types::{FailoverStatus, InstantPhase, JobState};
+use drpair_types::{FailoverStatus, GuestStop, InstantPhase, JobState};
 use serde_json::json;
 use std::time::{Duration, Instant};
 
@@ -187,25 +191,52 @@ fn instant_failover_over_nbd_keeps_the_clients_writes_across_a_standby_kill() {
     };
     write2(SIZE - 6 * CS + 512, 1024, 0x55);
     write2(CS, 512, 0x66);
-    let done = wait_until("the copy complete", Duration::from_secs(90), || {
-        let f = failover(&api, PAIR);
-        if f.state == JobState::Done { Ok(f) } else { Err(format!("{}%", f.progress_percent)) }
-    });
-    let i = done.instant.clone().unwrap();
-    assert_eq!(i.phase, InstantPhase::OnTargets, "{done:?}");
-    assert!(i.on_targets_at.is_some());
-    step(format!(
-        "copy complete {:.1} s after the request; the target alone carries the disk",
-        t0.elapsed().as_secs_f64()
-    ));
-    // Served from the target now: a last write, then the session ends.
-    qemu_io(&uri2, "write -P 119 4096 4096");
-    writes.push((4096, 4096, 119));
-    let shown = cli.run(&["status", PAIR]);
-    assert!(shown.stdout.contains("instant (nbd)"), "{}", shown.stdout);
-    let r = post(&api, &format!("{base}/instant/stop"), json!({"operator": "e2e"}));
-    assert_eq!(r.status, 200, "{}", r.text());
-    let ended: FailoverStatus = serde_json::from_slice(&r.body).unwrap();
+    // The copy completes; the target alone serves the disk: a last write there.
+    let mut finish = || {
+        let done = wait_until("the copy complete", Duration::from_secs(90), || {
+            let f = failover(&api, PAIR);
+            if f.state == JobState::Done { Ok(f) } else { Err(format!("{}%", f.progress_percent)) }
+        });
+        let i = done.instant.clone().unwrap();
+        assert_eq!(i.phase, InstantPhase::OnTargets, "{done:?}");
+        assert!(i.on_targets_at.is_some());
+        step(format!(
+            "copy complete {:.1} s after the request; the target alone carries the disk",
+            t0.elapsed().as_secs_f64()
+        ));
+        qemu_io(&uri2, "write -P 119 4096 4096");
+        writes.push((4096, 4096, 119));
+        let shown = cli.run(&["status", PAIR]);
+        assert!(shown.stdout.contains("instant (nbd)"), "{}", shown.stdout);
+    };
+    let ended: FailoverStatus = if drpair_e2e::browser::available() {
+        // The panel: "Stop instant recovery…" shows during the copy, is refused in words until
+        // the copy completes, then ends the session.
+        let art = drpair_e2e::bin_dir().parent().expect("target dir").join("test-artifacts/instant-recovery");
+        let envs = [
+            ("DRPAIR_TOKEN", sb.token.clone().expect("the standby's admin token")),
+            ("DRPAIR_PAIR", PAIR.to_string()),
+            ("DRPAIR_CHECK", "instant".to_string()),
+            ("DRPAIR_ARTIFACTS", art.display().to_string()),
+        ];
+        let mut asked = false;
+        run_browser(&env, (sb.url(), sb.ca_file()), "failover.mjs", &envs, "FAILOVER PANEL OK", |line| {
+            (line == "ON_TARGETS?").then(|| {
+                finish();
+                asked = true;
+                "yes".to_string()
+            })
+        });
+        assert!(asked, "the browser stopped the session without waiting for the copy");
+        step(format!("panel: the session stopped with its button (screenshots in {})", art.display()));
+        failover(&api, PAIR)
+    } else {
+        println!("SKIP the panel part: chromium or web/node_modules (scripts/setup.sh) is missing");
+        finish();
+        let r = post(&api, &format!("{base}/instant/stop"), json!({"operator": "e2e"}));
+        assert_eq!(r.status, 200, "{}", r.text());
+        serde_json::from_slice(&r.body).unwrap()
+    };
     assert_eq!((ended.state, ended.instant.as_ref().unwrap().phase), (JobState::Done, InstantPhase::Ended));
 
     let mut expect = image.clone();
@@ -373,7 +404,13 @@ fn instant_failover_boots_at_once_mirrors_underneath_and_pivots() {
     assert_eq!(r.status, 200, "{}", r.text());
     let ended: FailoverStatus = serde_json::from_slice(&r.body).unwrap();
     assert_eq!(ended.instant.as_ref().unwrap().phase, InstantPhase::Ended);
-    let (b, n) = last_wrote(&std::fs::read_to_string(&console_log).unwrap()).unwrap();
+    // The guest was asked to power off (ACPI) and did, within the wait: no forced quit.
+    let stopped = ended.instant.as_ref().unwrap().guest.as_ref().unwrap().stopped;
+    assert_eq!(stopped, Some(GuestStop::Powerdown), "{}", ended.message);
+    let console = std::fs::read_to_string(&console_log).unwrap();
+    assert!(console.contains("power button pressed: powering off"), "the guest's own power-off ran");
+    step(format!("stop: the guest powered off when asked (stopped: powerdown): {}", ended.message));
+    let (b, n) = last_wrote(&console).unwrap();
 
     // The target after the guest is off: its last write, its whole log, the point elsewhere.
     let t = std::fs::read(&target).unwrap();

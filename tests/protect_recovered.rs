@@ -21,7 +21,10 @@
 //!   one; the protection stops, the new pair and its points stay.
 //!
 //! A second test: `failover --protect` onto an image file (scan tracker) protects at once;
-//! `pairs unprotect-recovered` stops the agent and keeps the pair. A third: protecting a
+//! `pairs unprotect-recovered` stops the agent and keeps the pair; in the panel (chromium,
+//! `web/tests/failover.mjs`) the failover section shows the protection and, on the new pair,
+//! where it came from, and "Protect recovered disks…" protects the pair again (the CLI does
+//! where no browser is installed). A third: protecting a
 //! failover that is still copying (instant, capped) is refused and leaves nothing.
 
 use drpair_e2e::blockdev::LoopDev;
@@ -248,25 +251,63 @@ fn failover_protect_flag_then_unprotect() {
     let new = wait_status(&api, NEW, None, "the protecting pair replicating", LONG, |s| s.ready_for_failover);
     assert_eq!(new.recovered_from.as_ref().map(|r| r.pair.as_str()), Some(PAIR));
     step(format!("failover --protect: {}", by.message));
-    let out = cli.run(&["--output", "json", "pairs", "unprotect-recovered", PAIR]);
-    out.ok();
-    assert_eq!(out.json()["state"], "stopped", "{}", out.stdout);
-    let s = wait_status(&api, NEW, None, "the protecting agent gone", LONG, |s| {
-        s.agent.as_ref().is_some_and(|a| !a.connected)
-    });
-    assert!(s.last_point.is_some());
-    let out = cli.run(&["failback", PAIR, "--from-protected", "--yes"]);
-    out.expect_code(4);
-    assert!(out.stderr.contains("stopped"), "{}", out.stderr);
-    step(format!("unprotected; failback --from-protected refused: {}", out.stderr.trim()));
+    // Unprotected: the agent goes, a failback from the protecting pair is refused; then a
+    // write to the recovered file, for the next protection to ship.
+    let unprotect = || {
+        let out = cli.run(&["--output", "json", "pairs", "unprotect-recovered", PAIR]);
+        out.ok();
+        assert_eq!(out.json()["state"], "stopped", "{}", out.stdout);
+        let s = wait_status(&api, NEW, None, "the protecting agent gone", LONG, |s| {
+            s.agent.as_ref().is_some_and(|a| !a.connected)
+        });
+        assert!(s.last_point.is_some());
+        let out = cli.run(&["failback", PAIR, "--from-protected", "--yes"]);
+        out.expect_code(4);
+        assert!(out.stderr.contains("stopped"), "{}", out.stderr);
+        step(format!("unprotected; failback --from-protected refused: {}", out.stderr.trim()));
+        std::fs::OpenOptions::new().write(true).open(&target).unwrap().write_all_at(&[0x5A; 4096], 5 << 20).unwrap();
+        api.points(NEW).len()
+    };
 
     // Protected again under the same pair: its agent comes back (a differential resync: its
-    // tracking was decommissioned) and a new point equals the recovered file.
-    std::fs::OpenOptions::new().write(true).open(&target).unwrap().write_all_at(&[0x5A; 4096], 5 << 20).unwrap();
-    let points = api.points(NEW).len();
-    let out = cli.run(&["--output", "json", "pairs", "protect-recovered", PAIR, "--cut-interval", "1s"]);
-    out.ok();
-    assert_eq!((out.json()["pair"].as_str(), out.json()["state"].as_str()), (Some(NEW), Some("running")));
+    // tracking was decommissioned) and a new point equals the recovered file. In the panel
+    // when a browser is here (it first checks the section shows the protection), else by the CLI.
+    let points = if drpair_e2e::browser::available() {
+        let art = drpair_e2e::bin_dir().parent().expect("target dir").join("test-artifacts/protect-recovered");
+        let envs = [
+            ("DRPAIR_TOKEN", sb.token.clone().expect("the standby's admin token")),
+            ("DRPAIR_PAIR", PAIR.to_string()),
+            ("DRPAIR_NEW", NEW.to_string()),
+            ("DRPAIR_CHECK", "protection".to_string()),
+            ("DRPAIR_ARTIFACTS", art.display().to_string()),
+        ];
+        let mut unprotect = unprotect;
+        let mut points = None;
+        drpair_e2e::browser::run_browser(
+            &env,
+            (sb.url(), sb.ca_file()),
+            "failover.mjs",
+            &envs,
+            "FAILOVER PANEL OK",
+            |line| {
+                (line == "UNPROTECTED?").then(|| {
+                    points = Some(unprotect());
+                    "yes".to_string()
+                })
+            },
+        );
+        let by = protected_by(&api.status(PAIR)).clone();
+        assert_eq!((by.pair.as_str(), by.state, by.cut_interval.as_str()), (NEW, ProtectionState::Running, "1s"));
+        step(format!("panel: the protection shown, then protected again with its form ({})", art.display()));
+        points.expect("the browser asked for the unprotection")
+    } else {
+        println!("SKIP the panel part: chromium or web/node_modules (scripts/setup.sh) is missing");
+        let points = unprotect();
+        let out = cli.run(&["--output", "json", "pairs", "protect-recovered", PAIR, "--cut-interval", "1s"]);
+        out.ok();
+        assert_eq!((out.json()["pair"].as_str(), out.json()["state"].as_str()), (Some(NEW), Some("running")));
+        points
+    };
     let id = point_equal_to(&api, NEW, 16 * MIB, hash_file(&target).1, LONG);
     assert!(api.points(NEW).len() > points, "no new point after protecting again");
     step(format!("protected again: point {id} of {NEW} equals the recovered file"));

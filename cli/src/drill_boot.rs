@@ -59,6 +59,9 @@ pub fn lines(block: &mut Block, d: &DrillStatus) {
     if let Some(n) = &b.note {
         block.line("Boot note", n.clone());
     }
+    if let Some(how) = b.stopped {
+        block.line("Guest stop", how.label().to_string());
+    }
     let tail: Vec<&str> = b.console_tail.lines().collect();
     let shown = &tail[tail.len().saturating_sub(8)..];
     block.line("Console", if shown.is_empty() { "(nothing yet)".into() } else { shown.join("\n  ") });
@@ -150,6 +153,7 @@ mod tests {
             screenshot: true,
             guest_running: state == BootState::Passed,
             note: None,
+            stopped: None,
         }
     }
 

@@ -96,6 +96,9 @@ pub fn lines(b: &mut Block, s: &FailoverStatus) {
         if let Some(n) = &g.note {
             b.line("Guest note", n.clone());
         }
+        if let Some(how) = g.stopped {
+            b.line("Guest stop", how.label().to_string());
+        }
         let tail: Vec<&str> = g.console_tail.lines().collect();
         let shown = &tail[tail.len().saturating_sub(6)..];
         if !shown.is_empty() {

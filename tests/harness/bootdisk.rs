@@ -1,6 +1,7 @@
 //! A small bootable disk for the boot-verified drill tests, built from Debian's own parts:
 //! an MBR with one ext4 partition holding busybox (`busybox-static`), an init script that
-//! prints a marker, the content of `/etc/drill-note` and a login-style prompt, the Debian
+//! prints a marker, the content of `/etc/drill-note` and a login-style prompt (and powers off
+//! on the ACPI power button, [`POWER_BUTTON`]), the Debian
 //! cloud kernel (from its package, downloaded by scripts/setup.sh into [`CACHE`] and never
 //! installed on the host) with a tiny initramfs (the cloud kernel builds virtio_blk as a
 //! module; ext4 is built in), made bootable by extlinux (BIOS).
@@ -23,19 +24,22 @@ pub const PROMPT: &str = "drpair-test login:";
 /// The line the guest's init prints first.
 pub const MARKER: &str = "DRPAIR-TEST-GUEST booted";
 
-const MODULES: [&str; 6] = [
+const MODULES: [&str; 8] = [
     "drivers/virtio/virtio_ring.ko",
     "drivers/virtio/virtio.ko",
     "drivers/virtio/virtio_pci_modern_dev.ko",
     "drivers/virtio/virtio_pci_legacy_dev.ko",
     "drivers/virtio/virtio_pci.ko",
     "drivers/block/virtio_blk.ko",
+    // The ACPI power button as an input device: how the guest hears QMP `system_powerdown`.
+    "drivers/input/evdev.ko",
+    "drivers/acpi/button.ko",
 ];
 
 const INITRAMFS_INIT: &str = r#"#!/bin/busybox sh
 /bin/busybox mount -t proc proc /proc
 /bin/busybox mount -t devtmpfs dev /dev
-for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk; do
+for m in virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_pci virtio_blk evdev button; do
   /bin/busybox insmod /lib/modules/$m.ko
 done
 i=0
@@ -55,6 +59,25 @@ say ""
 say "drpair-test login: "
 while :; do /bin/busybox sleep 3600; done
 "#;
+
+/// Put by [`with_power_button`] at the top of every init of the test disk: a press of the
+/// ACPI power button (what QMP `system_powerdown` sends) syncs and powers the guest off, as
+/// a distribution's acpid or systemd-logind would.
+pub const POWER_BUTTON: &str = r#"/bin/busybox mount -t sysfs sysfs /sys 2>/dev/null
+/bin/busybox mount -t devtmpfs dev /dev 2>/dev/null
+for n in /sys/class/input/event*; do
+  if [ "$(/bin/busybox cat $n/device/name 2>/dev/null)" = "Power Button" ]; then
+    ( /bin/busybox dd if=/dev/input/${n##*/} of=/dev/null bs=24 count=1 2>/dev/null &&
+      { echo "drpair-test: power button pressed: powering off"; /bin/busybox sync; /bin/busybox poweroff -f; } ) &
+  fi
+done
+"#;
+
+/// `script` (an init starting with its `#!` line) with [`POWER_BUTTON`] after that line.
+pub fn with_power_button(script: &str) -> String {
+    let (first, rest) = script.split_once('\n').unwrap_or((script, ""));
+    format!("{first}\n{POWER_BUTTON}{rest}")
+}
 
 const EXTLINUX_CONF: &str = "SERIAL 0 115200\nDEFAULT drill\nTIMEOUT 1\nLABEL drill\n  KERNEL /boot/vmlinuz\n  INITRD /boot/initrd.img\n  APPEND root=/dev/vda1 console=tty0 console=ttyS0,115200 quiet\n";
 
@@ -106,7 +129,7 @@ pub fn base_image() -> PathBuf {
             &std::fs::read(f).unwrap_or_else(|e| panic!("{f}: {e} (busybox-static, extlinux: scripts/setup.sh)")),
         );
     }
-    for t in [INITRAMFS_INIT, ROOT_INIT, EXTLINUX_CONF] {
+    for t in [INITRAMFS_INIT, ROOT_INIT, POWER_BUTTON, EXTLINUX_CONF] {
         key.update(t.as_bytes());
     }
     key.update(&[PART_OFFSET, PART_SIZE, DISK_SIZE].map(u64::to_le_bytes).concat());
@@ -167,7 +190,7 @@ fn build(deb: &Path, work: &Path, img: &Path) {
     );
     std::fs::copy(&vmlinuz, root.join("boot/vmlinuz")).unwrap();
     std::fs::copy("/bin/busybox", root.join("bin/busybox")).unwrap();
-    exec(&root.join("sbin/init"), ROOT_INIT);
+    exec(&root.join("sbin/init"), &with_power_button(ROOT_INIT));
     std::fs::write(root.join("etc/drill-note"), "as built\n").unwrap();
     std::fs::write(root.join("boot/extlinux/extlinux.conf"), EXTLINUX_CONF).unwrap();
 
@@ -237,12 +260,13 @@ pub fn write_note(image: &Path, mnt: &Path, text: &str) {
     with_partition(image, mnt, |dir| std::fs::write(dir.join("etc/drill-note"), format!("{text}\n")).unwrap());
 }
 
-/// Replaces the guest's `/sbin/init` in the image's filesystem with `script`.
+/// Replaces the guest's `/sbin/init` in the image's filesystem with `script` (with the power
+/// button's handler, [`with_power_button`]).
 pub fn replace_init(image: &Path, mnt: &Path, script: &str) {
     use std::os::unix::fs::PermissionsExt;
     with_partition(image, mnt, |dir| {
         let init = dir.join("sbin/init");
-        std::fs::write(&init, script).unwrap();
+        std::fs::write(&init, with_power_button(script)).unwrap();
         std::fs::set_permissions(&init, std::fs::Permissions::from_mode(0o755)).unwrap();
     });
 }

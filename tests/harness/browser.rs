@@ -7,6 +7,13 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// Whether the browser tests can run here: Debian chromium and `web/node_modules`
+/// (playwright-core), both from scripts/setup.sh.
+pub fn available() -> bool {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).parent().expect("repo root").to_path_buf();
+    root.join("web/node_modules/playwright-core").is_dir() && std::path::Path::new("/usr/bin/chromium").exists()
+}
+
 /// Runs `web/tests/SCRIPT` in node with `DRPAIR_URL` = `url`, chromium trusting `ca` (in its
 /// user's NSS database, as an operator's browser would; node through `NODE_EXTRA_CA_CERTS`),
 /// and `envs`. Each line the script prints is shown; `answer` may answer it (one line back on

@@ -2,7 +2,8 @@
 // verified/tested marks shown), one target on the standby per disk, read what will be
 // overwritten, type the pair id; then the progress, read from the pair's status (so it
 // survives a page reload). Failback: the recovered disks and which way the data goes, in
-// plain words. Both through POST /api/v1/pairs/{pair}/failover|failback (admin).
+// plain words. Both through POST /api/v1/pairs/{pair}/failover|failback (admin). An instant
+// recovery's session is stopped here, and the recovered disks protected under a new pair.
 
 import { ApiError, get, pairPath, post, roleAllows, session } from './api.js';
 import { h, replace } from './dom.js';
@@ -118,6 +119,68 @@ function openFailback(pairId, s, onDone) {
   d.dialog.id = 'failback-dialog';
 }
 
+// Ends an instant recovery session (POST …/failover/instant/stop, admin): a guest is asked to
+// power off (ACPI) and forced off after 30 s if it does not; NBD exports are closed. The
+// standby refuses while the copy has not completed (the words are shown in the dialog).
+function openStopInstant(pairId, s, onDone) {
+  const i = s.failover.instant;
+  const what = i.mode === 'boot'
+    ? 'Its guest is asked to power off (ACPI) and is forced off if it has not within 30 s.'
+    : 'Its NBD exports are closed: attached clients lose the disks.';
+  const d = modal({
+    title: 'Stop instant recovery',
+    intro: h('p', {}, `End the instant recovery of ${pairId}. ${what} `
+      + 'The targets keep the recovered disks; the standby refuses while the copy onto them has not completed.'),
+    danger: true,
+    submit: 'Stop instant recovery',
+    confirmPair: pairId,
+    act: async () => {
+      try {
+        const f = await post(`${pairPath(pairId)}/failover/instant/stop`, { operator: session.identity || 'web panel' });
+        const g = f.instant && f.instant.guest;
+        onDone(true, `Instant recovery of ${pairId} stopped${g && g.stopped ? ` (guest ${STOPPED[g.stopped] || g.stopped})` : ''}.`);
+        return null;
+      } catch (e) {
+        return `Stop refused: ${e instanceof ApiError ? e.words : e.message}`;
+      }
+    },
+  });
+  d.dialog.id = 'stop-instant-dialog';
+}
+
+// Protects the recovered disks under a new pair (POST …/protect-recovered, admin); the
+// standby's defaults (its own link, a point a minute) unless given.
+function openProtect(pairId, onDone) {
+  const standby = h('input', {
+    id: 'protect-standby', type: 'text', size: 30, spellcheck: 'false', autocomplete: 'off', placeholder: "this standby's own link",
+  });
+  const every = h('input', { id: 'protect-cut-interval', type: 'text', size: 8, spellcheck: 'false', autocomplete: 'off', placeholder: '1m' });
+  const d = modal({
+    title: 'Protect recovered disks',
+    intro: h('p', {}, `Start an agent on this standby for the recovered disks of ${pairId}, under a new pair linked to it, `
+      + 'so recovery points keep being cut while the original site is down; a failback can later start from its newest point.'),
+    body: [h('fieldset', {}, h('legend', {}, 'Where the points go'),
+      h('label', { for: standby.id }, 'Standby link (HOST:PORT)'), standby,
+      h('label', { for: every.id }, 'A point every'), every)],
+    submit: 'Protect',
+    act: async () => {
+      const body = { operator: session.identity || 'web panel' };
+      if (standby.value.trim()) body.standby = standby.value.trim();
+      if (every.value.trim()) body.cut_interval = every.value.trim();
+      try {
+        const p = await post(`${pairPath(pairId)}/protect-recovered`, body);
+        onDone(true, `The recovered disks of ${pairId} are protected by pair ${p.pair}.`);
+        return null;
+      } catch (e) {
+        return `Protection refused: ${e instanceof ApiError ? e.words : e.message}`;
+      }
+    },
+  });
+  d.dialog.id = 'protect-dialog';
+}
+
+const STOPPED = { powerdown: 'powered off when asked (ACPI)', forced: 'forced off: it did not power off when asked' };
+
 const INSTANT_PHASES = {
   copying: 'the machine runs from the standby while the point is copied onto the targets',
   on_targets: 'the targets alone carry the machine',
@@ -134,7 +197,7 @@ function instantFacts(i) {
       + `${INSTANT_PHASES[i.phase] || i.phase}${since}${i.resumed ? ` · resumed ${i.resumed}× after a standby restart` : ''}`),
     g ? h('p', { id: 'failover-instant-guest' }, `Guest ${g.running ? 'running' : 'not running'} · ${g.accel}, ${g.memory_mib} MiB, `
       + `${g.cpus} CPU(s) · ${g.boot_ms != null ? `console matched after ${(g.boot_ms / 1000).toFixed(1)} s` : 'console not matched yet'}`
-      + `${g.note ? ` · ${g.note}` : ''}`) : null,
+      + `${g.note ? ` · ${g.note}` : ''}${g.stopped ? ` · stopped: ${STOPPED[g.stopped] || g.stopped}` : ''}`) : null,
     g && g.console_tail ? h('pre', { id: 'failover-instant-console' }, g.console_tail) : null,
     i.exports.length ? h('p', { id: 'failover-instant-exports' }, `NBD exports: ${i.exports.join(', ')}`) : null);
 }
@@ -160,7 +223,8 @@ function failbackFacts(b) {
     h('p', { id: 'failback-message' }, b.message));
 }
 
-// Protection while failed over (read-only here; `drpair pairs protect-recovered` starts it).
+// Protection while failed over (started with "Protect recovered disks…" or
+// `drpair pairs protect-recovered`).
 function protectionFacts(p) {
   const pid = p.agent_pid ? ` · agent pid ${p.agent_pid}` : '';
   const restarts = p.agent_restarts ? ` · restarted ${p.agent_restarts} time(s)` : '';
@@ -174,20 +238,29 @@ function protectionFacts(p) {
 export function failoverSection(pairId, ctx, say) {
   const goOver = h('button', { type: 'button', id: 'act-failover', class: 'danger' }, 'Failover…');
   const goBack = h('button', { type: 'button', id: 'act-failback' }, 'Failback…');
+  const stopInstant = h('button', { type: 'button', id: 'act-stop-instant', class: 'danger' }, 'Stop instant recovery…');
+  const protect = h('button', { type: 'button', id: 'act-protect' }, 'Protect recovered disks…');
   const box = h('div', { id: 'failover-box' });
   let status = null;
   const done = (ok, text) => { say(ok, text); ctx.refreshNow(); };
   goOver.addEventListener('click', () => openFailover(pairId, status, done).catch((e) => say(false, e.message)));
   goBack.addEventListener('click', () => openFailback(pairId, status, done));
+  stopInstant.addEventListener('click', () => openStopInstant(pairId, status, done));
+  protect.addEventListener('click', () => openProtect(pairId, done));
   return {
     el: h('section', { class: 'failover', 'aria-labelledby': 'failover-title' },
       h('h2', { id: 'failover-title' }, 'Failover and failback'),
-      h('div', { class: 'buttons' }, goOver, goBack), box),
+      h('div', { class: 'buttons' }, goOver, goBack, stopInstant, protect), box),
     update(s) {
       status = s;
       const admin = roleAllows('admin');
       goOver.hidden = !admin;
       goBack.hidden = !admin;
+      const i = s.failover && s.failover.instant;
+      // Shown while a session runs; the standby says when stopping is not possible yet.
+      stopInstant.hidden = !admin || !i || !['copying', 'on_targets'].includes(i.phase);
+      const unprotected = !s.protected_by || ['stopped', 'failed'].includes(s.protected_by.state);
+      protect.hidden = !admin || !s.failover || s.failover.state !== 'done' || !unprotected || !!s.failback;
       goOver.disabled = !s.allowed_actions.includes('failover');
       goBack.disabled = !s.allowed_actions.includes('failback');
       goOver.title = goOver.disabled ? 'A failover needs a recovery point and a pair that is not failed over.' : '';

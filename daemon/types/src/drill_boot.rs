@@ -75,4 +75,28 @@ pub struct DrillBoot {
     /// Anything else worth knowing (e.g. KVM could not run the guest, so it runs under TCG).
     #[serde(default)]
     pub note: Option<String>,
+    /// How the guest was stopped, once it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<GuestStop>,
+}
+
+/// How a guest drpair ran (a boot drill's, an instant failover's) was stopped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum GuestStop {
+    /// It powered off when asked (QMP `system_powerdown`: the ACPI power button), within the
+    /// wait: its filesystems were shut down cleanly.
+    Powerdown,
+    /// It did not (no ACPI handler, still booting, hung): QEMU was ended (`quit`, then killed)
+    /// after the wait, like pulling the plug; the guest's filesystems saw a crash.
+    Forced,
+}
+
+impl GuestStop {
+    pub fn label(self) -> &'static str {
+        match self {
+            GuestStop::Powerdown => "powered off (ACPI)",
+            GuestStop::Forced => "forced (did not power off when asked)",
+        }
+    }
 }

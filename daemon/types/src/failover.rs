@@ -112,6 +112,9 @@ pub struct InstantGuest {
     pub console_log: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// How the guest was stopped (`drpair failover PAIR --stop-instant`), once it was.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stopped: Option<crate::GuestStop>,
 }
 
 /// A failover's or failback's progress.

@@ -377,7 +377,7 @@ pub fn stop(sb: &Standby, id: &str, how: DrillState) -> Option<DrillStatus> {
     // The guest first: it is a client of the exports.
     let guest = live.guest.lock().expect("guest").take();
     if let Some(g) = guest {
-        g.stop(Duration::from_secs(10));
+        g.stop(guest::shutdown::POWERDOWN_WAIT + Duration::from_secs(10));
     }
     // Wake the accept loop, and cut every client off.
     let _ = TcpStream::connect_timeout(&live.addr, Duration::from_secs(1));

@@ -21,6 +21,7 @@ use crate::standby::Standby;
 use crate::standby::drill::guest::console::Console;
 use crate::standby::drill::guest::qemu::{self, Accel, GuestFiles};
 use crate::standby::drill::guest::qmp::Qmp;
+use crate::standby::drill::guest::shutdown;
 use crate::standby::drill::guest::{BootPlan, KVM_UNUSABLE};
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -44,8 +45,8 @@ pub struct GuestDisks {
 
 /// How the guest's run ended.
 pub enum GuestEnd {
-    /// The session was asked to stop.
-    Stopped,
+    /// The session was asked to stop: how the guest went down.
+    Stopped(drpair_types::GuestStop),
     /// QEMU exited by itself (the guest powered off, or crashed): when, and what it said.
     Exited(String),
     /// The guest could not run or the copy failed.
@@ -188,6 +189,7 @@ fn attempt(
     set_guest(s, |g| {
         g.running = true;
         g.accel = accel.name().into();
+        g.stopped = None;
     });
     tracing::info!(%pair, pid = child.id(), accel = accel.name(), copying = *copying, "instant failover: guest started");
     let rx = qemu::console_output(&mut child);
@@ -229,9 +231,22 @@ fn attempt(
             }
         }
         if s.stopping.load(Ordering::Acquire) {
-            let _ = q.quit();
-            end(&mut child);
-            return Some(GuestEnd::Stopped);
+            let how = shutdown::shut_down(&mut child, Some(&mut q), shutdown::POWERDOWN_WAIT, || {
+                if let Ok(b) = rx.recv_timeout(Duration::from_millis(100)) {
+                    console.push(&b);
+                }
+            });
+            while let Ok(b) = rx.try_recv() {
+                console.push(&b);
+            }
+            console.note(&format!("the guest was stopped: {}", how.label()));
+            tracing::info!(%pair, stopped = ?how, "instant failover: the guest is stopped: {}", how.label());
+            set_guest(s, |g| {
+                g.console_tail = console.tail();
+                g.running = false;
+                g.stopped = Some(how);
+            });
+            return Some(GuestEnd::Stopped(how));
         }
         if let Ok(Some(status)) = child.try_wait() {
             while let Ok(b) = rx.recv_timeout(Duration::from_millis(200)) {

@@ -90,6 +90,7 @@ pub fn record(sb: &Standby, pair: &str, p: &Prepared) -> InstantRecord {
         console_tail: String::new(),
         console_log: dir.join(guest::CONSOLE_LOG).display().to_string(),
         note: None,
+        stopped: None,
     });
     InstantRecord {
         view: InstantStatus {
@@ -257,9 +258,18 @@ fn run_boot(sb: &Arc<Standby>, s: &Arc<Session>, plan: &BootPlan, point_uris: Ve
     let on_targets =
         s.job.lock().expect("failover").instant.as_ref().is_some_and(|i| i.view.phase == InstantPhase::OnTargets);
     let (phase, message) = match end {
-        guest::GuestEnd::Stopped => {
-            (InstantPhase::Ended, "stopped: the guest is powered off; the targets hold the recovered disks".to_string())
-        }
+        guest::GuestEnd::Stopped(how) => (
+            InstantPhase::Ended,
+            match how {
+                drpair_types::GuestStop::Powerdown => {
+                    "stopped: the guest powered off when asked (ACPI); the targets hold the recovered disks".to_string()
+                }
+                drpair_types::GuestStop::Forced => format!(
+                    "stopped: the guest did not power off within {} s of the ACPI request and was forced off (QMP quit); the targets hold the recovered disks as of a crash",
+                    crate::standby::drill::guest::shutdown::POWERDOWN_WAIT.as_secs()
+                ),
+            },
+        ),
         guest::GuestEnd::Exited(how) if on_targets => {
             (InstantPhase::Ended, format!("the guest stopped ({how}); the targets hold the recovered disks"))
         }
@@ -283,8 +293,9 @@ pub enum StopError {
     Copying(String),
 }
 
-/// Ends the pair's instant session once the targets carry the machine: its guest powered off
-/// (QMP `quit`), or its exports closed after a last save. Returns the failover as it ended.
+/// Ends the pair's instant session once the targets carry the machine: its guest asked to
+/// power off (ACPI, QMP `system_powerdown`) and ended with QMP `quit` if it has not within
+/// `POWERDOWN_WAIT` (recorded as `guest.stopped`), or its exports closed after a last save. Returns the failover as it ended.
 pub fn stop(sb: &Standby, pair: &str, by: &str) -> Result<FailoverStatus, StopError> {
     let s = sb
         .instant
@@ -302,7 +313,8 @@ pub fn stop(sb: &Standby, pair: &str, by: &str) -> Result<FailoverStatus, StopEr
     }
     s.stopping.store(true, Ordering::Release);
     if boot {
-        if !s.wait_finished(Duration::from_secs(15)) {
+        let wait = crate::standby::drill::guest::shutdown::POWERDOWN_WAIT + Duration::from_secs(15);
+        if !s.wait_finished(wait) {
             let pid = s.guest_pid.load(Ordering::Acquire);
             if pid > 1 {
                 // SAFETY: kill(2) of the QEMU process this session started; no memory involved.

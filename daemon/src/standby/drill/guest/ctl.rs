@@ -33,6 +33,7 @@ pub fn initial(plan: &BootPlan, accel: Accel) -> DrillBoot {
         screenshot: false,
         guest_running: false,
         note: None,
+        stopped: None,
     }
 }
 
@@ -55,8 +56,9 @@ impl GuestCtl {
         }
     }
 
-    /// Stops the guest (its watcher kills QEMU within a tenth of a second) and waits for it to
-    /// be gone, at most `wait`; then kills it by pid.
+    /// Stops the guest (its watcher asks it to power off, and ends QEMU after
+    /// [`super::shutdown::POWERDOWN_WAIT`]) and waits for it to be gone, at most `wait`; then
+    /// kills it by pid.
     pub fn stop(&self, wait: Duration) {
         self.stopping.store(true, Ordering::Release);
         let done = self.done.lock().expect("guest");

@@ -8,6 +8,7 @@
 //! - `qemu.rs`: QEMU's command line and process, leftovers killed at start-up;
 //! - `qmp.rs`: a small QMP client (status, screendump, quit); `ppm.rs`: PPM → PNG;
 //! - `console.rs`: the console's log, match window and tail;
+//! - `shutdown.rs`: a guest's stop (ACPI power-off asked, `quit` after a bounded wait);
 //! - `watch.rs`: the thread that runs one guest from start to end.
 //!
 //! KVM is used when `/dev/kvm` opens; a KVM that cannot run the guest (QEMU stops it with
@@ -20,6 +21,7 @@ pub mod plan;
 pub mod ppm;
 pub mod qemu;
 pub mod qmp;
+pub mod shutdown;
 mod watch;
 
 use super::live::Live;

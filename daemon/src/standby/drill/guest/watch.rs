@@ -9,6 +9,7 @@ use super::console::Console;
 use super::ctl::{GuestCtl, KVM_UNUSABLE};
 use super::qemu::{self, Accel, GuestFiles};
 use super::qmp::Qmp;
+use super::shutdown;
 use crate::standby::Standby;
 use crate::standby::drill::evidence;
 use crate::standby::drill::live::Live;
@@ -132,7 +133,24 @@ fn attempt(
             }
         }
         if ctl.stopping.load(Ordering::Acquire) {
-            end(&mut child);
+            // A guest still booting is failed anyway and likely cannot act on ACPI yet: ended at
+            // once. One that passed runs for the operator: asked to power off first.
+            let q = if booting { None } else { qmp.as_mut() };
+            let how = shutdown::shut_down(&mut child, q, shutdown::POWERDOWN_WAIT, || {
+                if let Ok(b) = rx.recv_timeout(Duration::from_millis(100)) {
+                    console.push(&b);
+                }
+            });
+            while let Ok(b) = rx.try_recv() {
+                console.push(&b);
+            }
+            tracing::info!(drill = %id, stopped = ?how, "the drill's guest is stopped: {}", how.label());
+            console.note(&format!("the guest was stopped: {}", how.label()));
+            if let Some(b) = live.status.lock().expect("drill").boot.as_mut() {
+                b.stopped = Some(how);
+                b.console_tail = console.tail();
+                b.console_bytes = console.total;
+            }
             if booting {
                 console.note("the drill ended before the console matched");
                 fail(sb, live, "the drill ended before the console matched".into(), false);
@@ -144,8 +162,8 @@ fn attempt(
             let shot = screenshot(qmp.as_mut(), &ev, id);
             booting = false;
             pass(sb, live, ms, shot, console);
-            // The screen is taken; the guest runs on for the operator until the drill ends.
-            qmp = None;
+            // The screen is taken; the guest runs on for the operator until the drill ends (QMP
+            // kept to ask it to power off then).
             continue;
         }
         if let Ok(Some(status)) = child.try_wait() {
