@@ -97,7 +97,8 @@ mod test_support;
 pub use chunks::{Hash, StoredChunk, hash_hex};
 pub use error::StoreError;
 pub use packs::{
-    ChunkBackend, DEFAULT_CACHE_BYTES, DEFAULT_PACK_BYTES, MAX_PACK_BYTES, MIN_PACK_BYTES, PackStats, S3Settings,
+    ChunkBackend, DEFAULT_CACHE_BYTES, DEFAULT_ORPHAN_GRACE, DEFAULT_PACK_BYTES, DEFAULT_REWRITE_BELOW, MAX_PACK_BYTES,
+    MAX_REWRITE_BELOW, MIN_PACK_BYTES, PackStats, PackTidyOutcome, PackUsage, S3Settings,
 };
 pub use pair_facts::{DiskFacts, GeometryEra, PairFacts, geometry_at};
 pub use point_reader::{ErrorClass, PointChunk, PointReadError, PointReader, Spans};
@@ -226,6 +227,9 @@ impl Store {
         })
         .and_then(|s| {
             s.ensure_indexes()?;
+            if let Some(p) = s.packs() {
+                p.ensure_ledger(&s)?;
+            }
             Ok(s)
         })
     }

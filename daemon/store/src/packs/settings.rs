@@ -20,6 +20,18 @@ pub const MIN_PACK_BYTES: u64 = 1 << 20;
 pub const MAX_PACK_BYTES: u64 = 1 << 30;
 /// Default size of the local cache of pack ranges read back.
 pub const DEFAULT_CACHE_BYTES: u64 = 128 << 20;
+/// Default rewrite threshold: a pack whose live chunks fill less than half of its chunk bytes
+/// is rewritten by space reclaim. At one half, the bucket holds at most about twice the live
+/// bytes in packs waiting for a rewrite, and a rewrite copies at most one live byte per
+/// byte it frees (`rewrite.rs`).
+pub const DEFAULT_REWRITE_BELOW: f64 = 0.5;
+/// Largest rewrite threshold accepted: above it, packs would be copied for little gain (at
+/// 1.0 every pack, forever).
+pub const MAX_REWRITE_BELOW: f64 = 0.9;
+/// Default age under which a pack object no ledger record names is left alone by the
+/// orphan sweep (`sweep.rs`): besides the in-memory set of packs being uploaded, a margin
+/// against clock differences between the standby and the store.
+pub const DEFAULT_ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(15 * 60);
 
 /// An S3-compatible bucket holding the chunk packs.
 #[derive(Clone)]
@@ -37,6 +49,11 @@ pub struct S3Settings {
     pub pack_bytes: u64,
     /// Bound of the local cache of pack ranges read back.
     pub cache_bytes: u64,
+    /// Space reclaim rewrites packs whose live share of chunk bytes is under this
+    /// (0..=[`MAX_REWRITE_BELOW`]; 0: only packs with no live chunk go).
+    pub rewrite_below: f64,
+    /// Pack objects no ledger record names are deleted once older than this.
+    pub orphan_grace: std::time::Duration,
 }
 
 impl S3Settings {
@@ -67,6 +84,8 @@ impl std::fmt::Debug for S3Settings {
             .field("secret_access_key", &"<redacted>")
             .field("pack_bytes", &self.pack_bytes)
             .field("cache_bytes", &self.cache_bytes)
+            .field("rewrite_below", &self.rewrite_below)
+            .field("orphan_grace", &self.orphan_grace)
             .finish()
     }
 }
@@ -86,6 +105,8 @@ mod tests {
             secret_access_key: "s3cr3t-value".into(),
             pack_bytes: DEFAULT_PACK_BYTES,
             cache_bytes: DEFAULT_CACHE_BYTES,
+            rewrite_below: DEFAULT_REWRITE_BELOW,
+            orphan_grace: DEFAULT_ORPHAN_GRACE,
         };
         for text in [format!("{s:?}"), s.describe(), format!("{:?}", ChunkBackend::S3(s.clone()))] {
             assert!(!text.contains("s3cr3t") && !text.contains("GKkeyid"), "{text}");

@@ -8,18 +8,18 @@ use crate::{ChunkVersion, PairId, StoredChunk};
 use object_store::ObjectStoreExt;
 use object_store::memory::InMemory;
 
-fn open(dir: &std::path::Path, bucket: &Arc<InMemory>, pack_bytes: u64) -> Store {
+pub(super) fn open(dir: &std::path::Path, bucket: &Arc<InMemory>, pack_bytes: u64) -> Store {
     let remote = Remote::over(bucket.clone(), "memory bucket".into(), "site-a").unwrap();
     Store::open_inner(dir, Some(Packs::over(remote, pack_bytes, 4 << 20))).unwrap()
 }
 
-fn objects(bucket: &Arc<InMemory>) -> usize {
+pub(super) fn objects(bucket: &Arc<InMemory>) -> usize {
     let remote = Remote::over(bucket.clone(), "memory bucket".into(), "site-a").unwrap();
     remote.count_packs().unwrap().0 as usize
 }
 
 /// Incompressible chunks of 64 KiB, stored raw.
-fn chunks(n: usize, seed: u8) -> Vec<(Hash, Vec<u8>)> {
+pub(super) fn chunks(n: usize, seed: u8) -> Vec<(Hash, Vec<u8>)> {
     (0..n)
         .map(|i| {
             let data: Vec<u8> =
@@ -29,7 +29,7 @@ fn chunks(n: usize, seed: u8) -> Vec<(Hash, Vec<u8>)> {
         .collect()
 }
 
-fn write_epoch(s: &Store, epoch: u64, data: &[(Hash, Vec<u8>)]) {
+pub(super) fn write_epoch(s: &Store, epoch: u64, data: &[(Hash, Vec<u8>)]) {
     let stored: Vec<(Hash, StoredChunk<'_>)> =
         data.iter().map(|(h, d)| (*h, StoredChunk { compressed: false, raw_len: 65536, payload: d })).collect();
     let versions: Vec<(u32, u64, ChunkVersion)> =
@@ -161,5 +161,7 @@ fn settings(bucket: &str) -> S3Settings {
         secret_access_key: "s".into(),
         pack_bytes: DEFAULT_PACK_BYTES,
         cache_bytes: DEFAULT_CACHE_BYTES,
+        rewrite_below: DEFAULT_REWRITE_BELOW,
+        orphan_grace: DEFAULT_ORPHAN_GRACE,
     }
 }
