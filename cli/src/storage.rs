@@ -78,6 +78,15 @@ pub fn render_report(r: &StorageReport) -> String {
     b.line("Compression", format!("{} (distinct / stored)", ratio(r.compression_ratio)));
     b.line("Dedup", format!("{} (written / distinct)", ratio(r.dedup_ratio)));
     b.line("Space saving", format!("{} (logical / stored)", ratio(r.space_saving_ratio)));
+    if let Some(o) = &r.object_store {
+        b.line("Object store", format!("{} (every pair's packs)", o.store));
+        b.line("Packs", format!("{} holding {}", o.packs, size(o.pack_bytes)));
+        b.line("Live", format!("{} (chunks some point still names)", size(o.live_bytes)));
+        b.line(
+            "Garbage",
+            format!("{} (chunks named no more; {} pack(s) due for a rewrite)", size(o.garbage_bytes), o.sparse_packs),
+        );
+    }
     b.render()
 }
 
@@ -155,6 +164,7 @@ mod tests {
                     unique_bytes: 0,
                 },
             ],
+            object_store: None,
         }
     }
 

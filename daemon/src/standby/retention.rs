@@ -233,17 +233,27 @@ fn apply(
 
 /// Reclaims the chunks nothing refers to and, when some went (now, or before a crash
 /// interrupted the compaction that followed), compacts so that their space really comes
-/// back. Blocking.
+/// back. With chunks on an object store, then rewrites the sparse packs and deletes the
+/// orphan ones (`Store::tidy_packs`). Blocking.
 pub fn reclaim(store: &Store) -> Result<ReclaimRecord, drpair_store::StoreError> {
     let out = store.reclaim()?;
     if out.chunks_deleted > 0 || store.compaction_owed()? {
         store.compact_chunks()?;
     }
+    let tidy = store.tidy_packs()?;
     Ok(ReclaimRecord {
         candidates_checked: out.candidates,
         chunks_deleted: out.chunks_deleted,
         bytes_freed: out.bytes_freed,
-        seconds: out.seconds,
+        seconds: out.seconds + tidy.map_or(0.0, |t| t.seconds),
+        packs: tidy.map(|t| drpair_types::PackReclaimReport {
+            packs_emptied: out.packs_emptied,
+            packs_rewritten: t.packs_rewritten,
+            packs_written: t.packs_written,
+            chunks_moved: t.chunks_moved,
+            bytes_moved: t.bytes_moved,
+            orphans_deleted: t.orphans_deleted,
+        }),
     })
 }
 
