@@ -168,6 +168,7 @@ impl Garage {
 
     /// The bucket's size in bytes as garage reports it (`bucket info`, its first figure, e.g.
     /// `93.7 MB (89.3 MiB)`: three significant digits).
+    #[allow(clippy::cast_possible_truncation)] // a bucket's size, far below 2^64 bytes
     pub fn size_bytes(&self) -> u64 {
         let text = self.size_text();
         let mut it = text.split_whitespace();

@@ -29,8 +29,8 @@ fn sparse_store(dir: &std::path::Path, bucket: &Arc<InMemory>) -> (Store, Data, 
 
 /// Every chunk point 2 sees reads back: chunks 0..30 from `second`, 30..40 from `first`.
 fn assert_point_2(s: &Store, first: &Data, second: &Data) {
-    for i in 0..40u64 {
-        let ((h, d), epoch) = if i < 30 { (&second[i as usize], 2) } else { (&first[i as usize], 1) };
+    for (i, at) in (0..40u64).zip(0..40usize) {
+        let ((h, d), epoch) = if i < 30 { (&second[at], 2) } else { (&first[at], 1) };
         assert_eq!(s.version_at(1, 0, i, 2).unwrap(), Some((epoch, ChunkVersion::Data(*h))), "chunk {i}");
         assert_eq!(&s.read_chunk(h).unwrap(), d, "chunk {i}");
     }
