@@ -8,7 +8,9 @@
 //! new packs), moves exactly the differing chunks, and leaves the original equal to the
 //! recovered side; replication resumes and its next point exports equal to the disk.
 //! A prune and reclaim afterwards keep the failover point (pinned by the failover) and that
-//! point (pinned here) equal.
+//! point (pinned here) equal. With the standby stopped, `drpair debug recover` rebuilds that
+//! point from the bucket (credentials from the environment) equal to the disk; without them it
+//! is refused, naming the store.
 //!
 //! Skipped, saying so, when garage is not installed (`scripts/setup.sh` installs it).
 
@@ -74,7 +76,7 @@ fn failover_and_failback_with_the_chunks_on_garage() {
     .unwrap();
     let img = env.path("disk0.img");
     create_image(&img, SIZE, Fill::Random, 41);
-    let sb = Standby::start_with(&env, Some(TOKEN), &["--config", cfg.to_str().unwrap()]);
+    let mut sb = Standby::start_with(&env, Some(TOKEN), &["--config", cfg.to_str().unwrap()]);
     let api = sb.api();
     let mut agent = AgentSpec::new(&env, &sb, PAIR, &[&img]).spawn(&env, "agent");
     wait_ready(&api, PAIR, &mut agent, LONG);
@@ -136,5 +138,30 @@ fn failover_and_failback_with_the_chunks_on_garage() {
         usage.pack_bytes as f64 / MIB as f64,
         usage.garbage_bytes as f64 / MIB as f64
     ));
+
+    // Offline: `drpair debug recover` reads the point from the bucket with the standby
+    // stopped; without the bucket's credentials it is refused, naming the store.
     drop(agent);
+    sb.term();
+    let out = env.path("offline.img");
+    let recover = |creds: bool| {
+        let mut c = std::process::Command::new(drpair_e2e::bin("drpair"));
+        c.args(["debug", "recover", "--data-dir"]).arg(&sb.data_dir);
+        c.args(["--pair", PAIR, "--point", &after.id.to_string(), "--out"]).arg(&out);
+        c.env_remove("DRPAIR_S3_ACCESS_KEY_ID").env_remove("DRPAIR_S3_SECRET_ACCESS_KEY");
+        if creds {
+            c.env("DRPAIR_S3_ACCESS_KEY_ID", &g.key_id).env("DRPAIR_S3_SECRET_ACCESS_KEY", &g.secret);
+        }
+        let o = c.output().expect("drpair debug recover");
+        (o.status.code(), format!("{}{}", String::from_utf8_lossy(&o.stdout), String::from_utf8_lossy(&o.stderr)))
+    };
+    let (code, said) = recover(false);
+    assert!(code != Some(0) && said.contains("DRPAIR_S3_ACCESS_KEY_ID"), "without credentials: {code:?} {said}");
+    assert!(said.contains(&format!("{}/{BUCKET}/standby-f", g.endpoint(0))), "the store is not named: {said}");
+    assert!(!out.exists(), "a refused recovery wrote {}", out.display());
+    let (code, said) = recover(true);
+    assert_eq!(code, Some(0), "debug recover: {said}");
+    assert!(!said.contains(&g.secret), "the secret shown: {said}");
+    assert_eq!(hash_file(&out).1, after_hash, "the offline recovery of point {} differs", after.id);
+    step(format!("debug recover of point {} from the bucket, standby stopped: equal", after.id));
 }

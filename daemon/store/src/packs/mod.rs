@@ -48,9 +48,10 @@ mod tests;
 
 pub use ledger::PackUsage;
 pub use rewrite::PackTidyOutcome;
+pub(crate) use settings::S3Location;
 pub use settings::{
     ChunkBackend, DEFAULT_CACHE_BYTES, DEFAULT_ORPHAN_GRACE, DEFAULT_PACK_BYTES, DEFAULT_REWRITE_BELOW, MAX_PACK_BYTES,
-    MAX_REWRITE_BELOW, MIN_PACK_BYTES, S3Settings,
+    MAX_REWRITE_BELOW, MIN_PACK_BYTES, S3Credentials, S3Settings,
 };
 
 use crate::chunks::Hash;

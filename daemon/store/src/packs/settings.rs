@@ -73,6 +73,73 @@ impl S3Settings {
     }
 }
 
+/// An object store's access key, for offline tools; never shown (`Debug` redacts it).
+#[derive(Clone)]
+pub struct S3Credentials {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+}
+
+impl std::fmt::Debug for S3Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("S3Credentials(<redacted>)")
+    }
+}
+
+/// Where a store's object store was last reached, as recorded in its `meta` (JSON; no
+/// credential): endpoint, region, bucket, prefix, pack and cache sizes.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub(crate) struct S3Location {
+    endpoint: String,
+    region: String,
+    bucket: String,
+    prefix: String,
+    pack_bytes: u64,
+    cache_bytes: u64,
+}
+
+impl S3Location {
+    pub(crate) fn of(s: &S3Settings) -> S3Location {
+        S3Location {
+            endpoint: s.endpoint.clone(),
+            region: s.region.clone(),
+            bucket: s.bucket.clone(),
+            prefix: s.prefix.clone(),
+            pack_bytes: s.pack_bytes,
+            cache_bytes: s.cache_bytes,
+        }
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("plain strings and numbers")
+    }
+
+    pub(crate) fn decode(v: &[u8]) -> Result<S3Location, String> {
+        serde_json::from_slice(v).map_err(|e| format!("its recorded object store location is unreadable: {e}"))
+    }
+
+    /// Settings to reach it with `c`; reclaim's settings at their defaults (offline tools
+    /// only read).
+    pub(crate) fn settings(&self, c: &S3Credentials) -> S3Settings {
+        S3Settings {
+            endpoint: self.endpoint.clone(),
+            region: self.region.clone(),
+            bucket: self.bucket.clone(),
+            prefix: self.prefix.clone(),
+            access_key_id: c.access_key_id.clone(),
+            secret_access_key: c.secret_access_key.clone(),
+            pack_bytes: self.pack_bytes,
+            cache_bytes: self.cache_bytes,
+            rewrite_below: DEFAULT_REWRITE_BELOW,
+            orphan_grace: DEFAULT_ORPHAN_GRACE,
+        }
+    }
+
+    pub(crate) fn describe(&self) -> String {
+        self.settings(&S3Credentials { access_key_id: String::new(), secret_access_key: String::new() }).describe()
+    }
+}
+
 impl std::fmt::Debug for S3Settings {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("S3Settings")

@@ -165,3 +165,22 @@ fn settings(bucket: &str) -> S3Settings {
         orphan_grace: DEFAULT_ORPHAN_GRACE,
     }
 }
+
+#[test]
+fn an_offline_open_finds_the_object_store_the_standby_last_used() {
+    let dir = tempfile::tempdir().unwrap();
+    // Opening makes no request: an endpoint nobody serves will do.
+    let s = Store::open_with(dir.path(), &ChunkBackend::S3(settings("b1"))).unwrap();
+    drop(s);
+    let e = Store::open_recorded(dir.path(), None).unwrap_err().to_string();
+    assert!(e.contains("s3 http://127.0.0.1:1/b1/site-a") && e.contains("DRPAIR_S3_ACCESS_KEY_ID"), "{e}");
+    let creds = S3Credentials { access_key_id: "k".into(), secret_access_key: "never-shown".into() };
+    assert!(!format!("{creds:?}").contains("never-shown"));
+    let s = Store::open_recorded(dir.path(), Some(&creds)).unwrap();
+    assert_eq!(s.chunk_backend_name(), "s3 http://127.0.0.1:1/b1/site-a");
+    drop(s);
+    // A local store opens as it is, credentials or not.
+    let local = tempfile::tempdir().unwrap();
+    drop(Store::open(local.path()).unwrap());
+    assert_eq!(Store::open_recorded(local.path(), Some(&creds)).unwrap().chunk_backend_name(), "local");
+}
