@@ -101,6 +101,9 @@ pub fn render_report(r: &PruneReport) -> String {
                 p.orphans_deleted
             ),
         );
+        if let Some(e) = &p.error {
+            b.line("Packs stopped", format!("{e} (the next space reclaim tries again)"));
+        }
     }
     let mut text = b.render();
     let title = if r.dry_run { "Would remove" } else { "Removed" };

@@ -108,6 +108,10 @@ pub struct PackReclaimReport {
     pub bytes_moved: u64,
     /// Objects no chunk entry named (left by a crash), deleted.
     pub orphans_deleted: u64,
+    /// Why the rewrite and sweep stopped (the object store failed); they run again with the
+    /// next space reclaim. The chunks' deletion itself is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// What the object store's packs hold (store-wide: packs are shared by every pair).
