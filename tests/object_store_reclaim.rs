@@ -14,6 +14,10 @@
 //! pack is left sparse, the bucket holds fewer objects and bytes (garage's own count), and
 //! the Prometheus text has the pack gauges.
 //!
+//! Every garage node down during a prune: the prune still removes its points and deletes their
+//! chunks' entries, and says in `reclaim.packs.error` (naming the store) why the packs were not
+//! rewritten; with garage back, the next reclaim rewrites them and the points stay equal.
+//!
 //! Bad input: a config with `rewrite_below = 1.5` is refused by `drpaird config check` and
 //! by the standby, naming the key and the range, and changes nothing (the bucket's objects,
 //! the points).
@@ -279,5 +283,95 @@ fn prune_and_reclaim_on_garage_under_load_with_a_kill_during_the_rewrite() {
     let (id, h) = kept.last().unwrap();
     assert_eq!(api.export_full(PAIR, &id.to_string(), 0, SIZE), *h, "point {id} after the refused start");
     step(format!("rewrite_below = 1.5 refused ({want}); bucket and points unchanged"));
+    drop(agent);
+}
+
+/// Every garage node down during a prune: the prune still removes its points and deletes
+/// their chunks' entries (local), and says in `reclaim.packs.error` why the packs were not
+/// rewritten, naming the store; with garage back, the next reclaim rewrites them, and every
+/// kept point exports equal.
+#[test]
+fn the_store_down_during_a_prune_leaves_the_rewrite_to_the_next_reclaim() {
+    let env = TestEnv::new("s3-reclaim-down");
+    let test = "the_store_down_during_a_prune_leaves_the_rewrite_to_the_next_reclaim";
+    let Some(mut g) = Garage::start(&env, test, BUCKET) else { return };
+    let cfg = s3_config(&env, &g, "standby-s3.toml", "orphan_grace = \"0s\"\n");
+    let img = env.path("disk0.img");
+    let baseline_hash = create_image(&img, SIZE, Fill::Random, 32);
+    let lo = LoopDev::attach(&img);
+    let sb = Standby::start_with(
+        &env,
+        Some(TOKEN),
+        &["--config", cfg.to_str().unwrap(), "--prune-interval", "0", "--verify-interval", "0"],
+    );
+    let api = sb.api();
+    let m = Maint::new(&sb, PAIR);
+    let mut agent = AgentSpec::new(&env, &sb, PAIR, &[&lo.dev]).spawn(&env, "agent");
+    wait_ready(&api, PAIR, &mut agent, LONG);
+    let baseline = api.points(PAIR)[0].id;
+    let first = pick_chunks(REGION_FIRST, 200, 11);
+    let again: Vec<u64> = first.iter().enumerate().filter(|(i, _)| i % 4 != 0).map(|(_, c)| *c).collect();
+    let cut = |chunks: &[u64], seed: u64| {
+        overwrite_chunks(&lo.dev, CHUNK, chunks, seed);
+        drpair_e2e::sh("sync", &[]);
+        let p = api.create_point_wait(PAIR);
+        (p.id, hash_file(&lo.dev).1)
+    };
+    let p1 = cut(&first, 201);
+    let p2 = cut(&again, 202);
+    assert_eq!(m.pin(&p2.0.to_string(), true).status, 200);
+    assert_eq!(m.set_retention(&json!({"grid": "1x1s", "keep_last": 1})).status, 200);
+
+    // P1 out of the grid's last second.
+    std::thread::sleep(Duration::from_millis(2500));
+    g.kill_all();
+    step("garage: every node killed");
+    let r = m.prune_ok(false);
+    let reclaim = r.reclaim.clone().expect("the prune reclaimed");
+    let packs = reclaim.packs.clone().expect("the reclaim reports its packs");
+    let error = packs.error.clone().expect("the pack rewrite says why it stopped");
+    assert!(r.removed.iter().any(|p| p.id == p1.0), "P1 {} not removed: {r:?}", p1.0);
+    assert!(reclaim.chunks_deleted >= 150, "{reclaim:?}");
+    assert!(error.contains(&format!("{}/{BUCKET}/standby-r", g.endpoint(0))), "the store is not named: {error}");
+    let usage = m.storage().object_store.expect("usage");
+    assert!(usage.sparse_packs > 0 && usage.garbage_bytes > 0, "{usage:?}");
+    step(format!(
+        "prune with garage down: {} points removed, {} chunks deleted; packs: {error}; {} sparse, {:.1} MiB garbage",
+        r.removed.len(),
+        reclaim.chunks_deleted,
+        usage.sparse_packs,
+        usage.garbage_bytes as f64 / MIB as f64
+    ));
+
+    g.start_all();
+    step("garage: every node started again");
+    // The next reclaim (with a prune that removes a point) rewrites them.
+    let r = wait_until("a prune after the outage that tidies the packs", LONG, || {
+        let p = api.post(
+            &format!("/api/v1/pairs/{PAIR}/points"),
+            "application/json",
+            br#"{"wait":true,"timeout_seconds":30}"#,
+        );
+        if p.status != 200 {
+            return Err(format!("points create: {} {}", p.status, p.text()));
+        }
+        let r = m.prune_ok(false);
+        match r.reclaim.as_ref().and_then(|c| c.packs.as_ref()) {
+            Some(p) if p.error.is_none() => Ok(r),
+            other => Err(format!("{other:?}")),
+        }
+    });
+    let usage = m.storage().object_store.expect("usage");
+    assert_eq!(usage.sparse_packs, 0, "{usage:?}");
+    assert!(usage.garbage_bytes * 2 <= usage.pack_bytes, "{usage:?}");
+    for (id, h) in [(baseline, baseline_hash), p2] {
+        assert_eq!(api.export_full(PAIR, &id.to_string(), 0, SIZE), h, "point {id} after the outage");
+    }
+    step(format!(
+        "after the outage: {:?}; {} packs, {:.1} MiB garbage, none sparse; baseline and P2 equal",
+        r.reclaim.and_then(|c| c.packs),
+        usage.packs,
+        usage.garbage_bytes as f64 / MIB as f64
+    ));
     drop(agent);
 }
