@@ -220,4 +220,32 @@ mod tests {
              (computed 5m ago)"
         );
     }
+
+    #[test]
+    fn an_object_store_adds_its_packs() {
+        let r = StorageReport {
+            object_store: Some(drpair_types::PackUsageReport {
+                store: "s3 http://10.0.0.5:3900/drpair/standby-a".into(),
+                packs: 130,
+                pack_bytes: 4 << 30,
+                live_bytes: 3 << 30,
+                garbage_bytes: 1 << 30,
+                sparse_packs: 12,
+            }),
+            ..report()
+        };
+        let text = render_report(&r);
+        assert!(
+            text.ends_with(
+                "Object store:  s3 http://10.0.0.5:3900/drpair/standby-a (every pair's packs)\n\
+             Packs:         130 holding 4.0 GiB\n\
+             Live:          3.0 GiB (chunks some point still names)\n\
+             Garbage:       1.0 GiB (chunks named no more; 12 pack(s) due for a rewrite)\n"
+            ),
+            "{text}"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["object_store"]["garbage_bytes"], 1u64 << 30);
+        assert!(serde_json::to_value(report()).unwrap().get("object_store").is_none(), "absent with local chunks");
+    }
 }
