@@ -88,6 +88,23 @@ pub fn render_report(r: &PruneReport) -> String {
             None => "did not run".to_string(),
         },
     );
+    if let Some(p) = r.reclaim.as_ref().and_then(|c| c.packs.as_ref()) {
+        b.line(
+            "Packs",
+            format!(
+                "{} emptied and deleted, {} rewritten into {} ({} chunks, {} moved), {} orphan(s) deleted",
+                p.packs_emptied,
+                p.packs_rewritten,
+                p.packs_written,
+                p.chunks_moved,
+                size(p.bytes_moved),
+                p.orphans_deleted
+            ),
+        );
+        if let Some(e) = &p.error {
+            b.line("Packs stopped", format!("{e} (the next space reclaim tries again)"));
+        }
+    }
     let mut text = b.render();
     let title = if r.dry_run { "Would remove" } else { "Removed" };
     text.push('\n');
@@ -194,6 +211,7 @@ pub(crate) mod tests {
                 chunks_deleted: 1200,
                 bytes_freed: 3 << 30,
                 seconds: 2.14,
+                packs: None,
             }),
         }
     }

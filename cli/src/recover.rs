@@ -46,6 +46,9 @@ pub enum DebugCommand {
         renamed to FILE; an existing non-empty FILE is refused unless --force. FILE may be a block \
         device of at least the disk's size (with --force; a mounted or busy one is refused): every \
         block is written. FILE may not be inside the store's directory.\n\n\
+        A store whose chunks are on an S3-compatible object store (store = \"s3\") is read from the \
+        bucket where the standby last reached it, with the credentials in the environment \
+        variables DRPAIR_S3_ACCESS_KEY_ID and DRPAIR_S3_SECRET_ACCESS_KEY.\n\n\
         A progress bar is shown on stderr when it is a terminal. With --output json: the report \
         {\"pair_id\", \"point\", \"point_time\", \"disk\", \"out\", \"bytes\", \"chunk_size\", \"chunks\", \
         \"zero_chunks\", \"damaged_chunks\", \"damaged\": [{\"disk\", \"chunk\", \"offset\", \"length\", \
@@ -93,6 +96,7 @@ fn run_recover(output: OutputFormat, args: &RecoverArgs) -> Result<(), CliError>
         disk: args.disk,
         out: args.out.clone(),
         force: args.force,
+        s3_credentials: s3_credentials(),
     };
     let bar = ProgressBar::with_draw_target(None, output::progress_target(output))
         .with_style(
@@ -122,6 +126,16 @@ fn run_recover(output: OutputFormat, args: &RecoverArgs) -> Result<(), CliError>
         chunks: report.chunks,
         out: report.out.clone(),
         report: serde_json::to_value(&report).unwrap_or_default(),
+    })
+}
+
+/// The bucket's credentials from `DRPAIR_S3_ACCESS_KEY_ID` and `DRPAIR_S3_SECRET_ACCESS_KEY`,
+/// when both are set (a store whose chunks are on an object store needs them).
+fn s3_credentials() -> Option<drpair_recover::S3Credentials> {
+    let var = |name: &str| std::env::var(name).ok().filter(|v| !v.is_empty());
+    Some(drpair_recover::S3Credentials {
+        access_key_id: var("DRPAIR_S3_ACCESS_KEY_ID")?,
+        secret_access_key: var("DRPAIR_S3_SECRET_ACCESS_KEY")?,
     })
 }
 

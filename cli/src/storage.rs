@@ -78,6 +78,15 @@ pub fn render_report(r: &StorageReport) -> String {
     b.line("Compression", format!("{} (distinct / stored)", ratio(r.compression_ratio)));
     b.line("Dedup", format!("{} (written / distinct)", ratio(r.dedup_ratio)));
     b.line("Space saving", format!("{} (logical / stored)", ratio(r.space_saving_ratio)));
+    if let Some(o) = &r.object_store {
+        b.line("Object store", format!("{} (every pair's packs)", o.store));
+        b.line("Packs", format!("{} holding {}", o.packs, size(o.pack_bytes)));
+        b.line("Live", format!("{} (chunks some point still names)", size(o.live_bytes)));
+        b.line(
+            "Garbage",
+            format!("{} (chunks named no more; {} pack(s) due for a rewrite)", size(o.garbage_bytes), o.sparse_packs),
+        );
+    }
     b.render()
 }
 
@@ -155,6 +164,7 @@ mod tests {
                     unique_bytes: 0,
                 },
             ],
+            object_store: None,
         }
     }
 
@@ -209,5 +219,33 @@ mod tests {
             "4.0 GiB stored (3.0 GiB unique) for 20.0 GiB of points; compression 2.25×, dedup 1.33×, space saving - \
              (computed 5m ago)"
         );
+    }
+
+    #[test]
+    fn an_object_store_adds_its_packs() {
+        let r = StorageReport {
+            object_store: Some(drpair_types::PackUsageReport {
+                store: "s3 http://10.0.0.5:3900/drpair/standby-a".into(),
+                packs: 130,
+                pack_bytes: 4 << 30,
+                live_bytes: 3 << 30,
+                garbage_bytes: 1 << 30,
+                sparse_packs: 12,
+            }),
+            ..report()
+        };
+        let text = render_report(&r);
+        assert!(
+            text.ends_with(
+                "Object store:  s3 http://10.0.0.5:3900/drpair/standby-a (every pair's packs)\n\
+             Packs:         130 holding 4.0 GiB\n\
+             Live:          3.0 GiB (chunks some point still names)\n\
+             Garbage:       1.0 GiB (chunks named no more; 12 pack(s) due for a rewrite)\n"
+            ),
+            "{text}"
+        );
+        let json = serde_json::to_value(&r).unwrap();
+        assert_eq!(json["object_store"]["garbage_bytes"], 1u64 << 30);
+        assert!(serde_json::to_value(report()).unwrap().get("object_store").is_none(), "absent with local chunks");
     }
 }

@@ -34,6 +34,7 @@ fn invalid_samples_are_refused_with_a_reason() {
         ("bad-webhook-url.toml", "must start with http:// or https://"),
         ("s3-missing-bucket.toml", "bucket: missing"),
         ("s3-missing-endpoint.toml", "endpoint: missing"),
+        ("s3-bad-rewrite-below.toml", "rewrite_below: 1.5 is outside 0..0.9"),
         ("s3-missing-credentials-file.toml", "credentials_file: cannot read /nonexistent/drpair/s3.credentials"),
     ];
     for (name, needle) in want {

@@ -166,6 +166,26 @@ impl Garage {
         info.lines().find_map(|l| l.trim().strip_prefix("Size:").map(|v| v.trim().to_string())).unwrap_or_default()
     }
 
+    /// The bucket's size in bytes as garage reports it (`bucket info`, its first figure, e.g.
+    /// `93.7 MB (89.3 MiB)`: three significant digits).
+    #[allow(clippy::cast_possible_truncation)] // a bucket's size, far below 2^64 bytes
+    pub fn size_bytes(&self) -> u64 {
+        let text = self.size_text();
+        let mut it = text.split_whitespace();
+        let n: f64 = it.next().and_then(|n| n.parse().ok()).unwrap_or_else(|| panic!("bucket size '{text}'"));
+        let unit = match it.next().unwrap_or("B").trim_matches(|c| c == '(' || c == ')') {
+            "B" => 1.0,
+            "KB" | "kB" => 1e3,
+            "MB" => 1e6,
+            "GB" => 1e9,
+            "KiB" => 1024.0,
+            "MiB" => 1024.0 * 1024.0,
+            "GiB" => 1024.0 * 1024.0 * 1024.0,
+            other => panic!("bucket size '{text}': unit {other}"),
+        };
+        (n * unit) as u64
+    }
+
     /// Stops (SIGKILL) every node.
     pub fn kill_all(&mut self) {
         for n in &mut self.nodes {

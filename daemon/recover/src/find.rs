@@ -1,15 +1,20 @@
 //! Finding what to recover: the store (not in use), the pair, the point.
 
 use crate::{PointSelector, RecoverError};
-use drpair_store::{PairFacts, Store, StoreError};
+use drpair_store::{PairFacts, S3Credentials, Store, StoreError};
 use drpair_types::{PairId, PointId, RecoveryPoint};
 use std::path::Path;
 
 /// Existing point ids named when the one asked for is missing.
 const NEAREST: usize = 5;
 
-/// Opens an existing store; a held lock is the standby running.
-pub(crate) fn open_store(data_dir: &Path, store_dir: &Path) -> Result<Store, RecoverError> {
+/// Opens an existing store (with its chunks where the standby kept them: `credentials` for an
+/// object store); a held lock is the standby running.
+pub(crate) fn open_store(
+    data_dir: &Path,
+    store_dir: &Path,
+    credentials: Option<&S3Credentials>,
+) -> Result<Store, RecoverError> {
     // rocksdb's CURRENT file: present in every store, absent from a directory that is none.
     if !store_dir.join("CURRENT").is_file() {
         return Err(RecoverError::NoStore {
@@ -17,7 +22,7 @@ pub(crate) fn open_store(data_dir: &Path, store_dir: &Path) -> Result<Store, Rec
             data_dir: data_dir.display().to_string(),
         });
     }
-    Store::open(store_dir).map_err(|e| match &e {
+    Store::open_recorded(store_dir, credentials).map_err(|e| match &e {
         StoreError::Open { source, .. } if source.to_string().to_ascii_lowercase().contains("lock") => {
             RecoverError::InUse { dir: store_dir.display().to_string() }
         }

@@ -31,6 +31,8 @@ mod report;
 mod target;
 mod writer;
 
+/// The bucket's credentials, for a store whose chunks are on an object store.
+pub use drpair_store::S3Credentials;
 pub use error::RecoverError;
 pub use report::{DamageReason, DamagedChunk, MAX_LISTED, RecoverReport};
 
@@ -76,6 +78,9 @@ pub struct RecoverOptions {
     pub out: PathBuf,
     /// Replace an existing non-empty file; required to write to a block device.
     pub force: bool,
+    /// The bucket's credentials, for a store whose chunks are on an object store (reached
+    /// where the standby last reached it).
+    pub s3_credentials: Option<drpair_store::S3Credentials>,
 }
 
 /// Rebuilds disk `opts.disk` of a recovery point into `opts.out`; `progress(done, total)` is
@@ -84,7 +89,7 @@ pub fn recover(opts: &RecoverOptions, mut progress: impl FnMut(u64, u64)) -> Res
     let started = Instant::now();
     let store_dir = standby_store_dir(&opts.data_dir);
     let target = Target::check(&opts.out, opts.force, &store_dir)?;
-    let store = open_store(&opts.data_dir, &store_dir)?;
+    let store = open_store(&opts.data_dir, &store_dir, opts.s3_credentials.as_ref())?;
     let rec = find_pair(&store, &store_dir, &opts.pair)?;
     let point = find_point(&store, &rec, opts.point)?;
     // The point's own disks: a point from before a disk grew keeps the old size.

@@ -182,6 +182,7 @@ impl Fixture {
             disk,
             out: self.dir.path().join(out),
             force: false,
+            s3_credentials: None,
         }
     }
 
@@ -206,6 +207,7 @@ impl Closed {
             disk,
             out: self.dir.path().join(out),
             force: false,
+            s3_credentials: None,
         }
     }
 
@@ -274,6 +276,7 @@ fn zero_chunks_are_holes_in_a_file() {
         disk: 0,
         out: dir.path().join("sparse.img"),
         force: false,
+        s3_credentials: None,
     };
     let r = recover(&opts, |_, _| {}).unwrap();
     assert_eq!(r.zero_chunks, 63);

@@ -8,7 +8,10 @@
 //! and they are never shown (`S3Settings`' Debug redacts them).
 
 use anyhow::{Context, Result, bail};
-use drpair_store::{ChunkBackend, DEFAULT_CACHE_BYTES, DEFAULT_PACK_BYTES, MAX_PACK_BYTES, MIN_PACK_BYTES, S3Settings};
+use drpair_store::{
+    ChunkBackend, DEFAULT_CACHE_BYTES, DEFAULT_ORPHAN_GRACE, DEFAULT_PACK_BYTES, DEFAULT_REWRITE_BELOW, MAX_PACK_BYTES,
+    MAX_REWRITE_BELOW, MIN_PACK_BYTES, S3Settings,
+};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
 
@@ -32,6 +35,12 @@ pub struct S3File {
     pub pack_size: Option<String>,
     /// Local cache of pack ranges read back. Default `128MiB`.
     pub cache: Option<String>,
+    /// Space reclaim rewrites a pack whose live chunks fill less than this share of its
+    /// chunk bytes (0 to 0.9; 0: only packs with no live chunk are deleted). Default `0.5`.
+    pub rewrite_below: Option<f64>,
+    /// A pack object no chunk entry names is deleted once this old (`0s` to `7d`).
+    /// Default `15m`.
+    pub orphan_grace: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -75,6 +84,17 @@ fn s3_settings(f: &S3File) -> Result<S3Settings> {
     if prefix.split('/').any(|p| p == "." || p == "..") || prefix.contains("//") {
         bail!("prefix: '{prefix}' has an empty, '.' or '..' part");
     }
+    let rewrite_below = f.rewrite_below.unwrap_or(DEFAULT_REWRITE_BELOW);
+    if !(0.0..=MAX_REWRITE_BELOW).contains(&rewrite_below) {
+        bail!(
+            "rewrite_below: {rewrite_below} is outside 0..{MAX_REWRITE_BELOW} (the live share of a pack under which \
+             space reclaim rewrites it; 0.5 by default)"
+        );
+    }
+    let orphan_grace = match &f.orphan_grace {
+        Some(t) => super::parse_duration("orphan_grace", t, std::time::Duration::ZERO, MAX_ORPHAN_GRACE)?,
+        None => DEFAULT_ORPHAN_GRACE,
+    };
     let (access_key_id, secret_access_key) = match (&f.credentials_file, &f.credentials_env) {
         (Some(_), Some(_)) => bail!("credentials_file and credentials_env: give one of them, not both"),
         (None, None) => {
@@ -115,8 +135,13 @@ fn s3_settings(f: &S3File) -> Result<S3Settings> {
         secret_access_key,
         pack_bytes,
         cache_bytes,
+        rewrite_below,
+        orphan_grace,
     })
 }
+
+/// Longest `orphan_grace` accepted.
+const MAX_ORPHAN_GRACE: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 fn read_credentials(path: &Path) -> Result<(String, String)> {
     use std::os::unix::fs::PermissionsExt;
@@ -164,6 +189,10 @@ mod tests {
         let f = file(dir.path(), "access_key_id = \"GK1\"\nsecret_access_key = \"hush-hush\"\n");
         let ChunkBackend::S3(s) = backend_of(Some("s3"), Some(&f)).unwrap() else { panic!("s3") };
         assert_eq!((s.prefix.as_str(), s.pack_bytes, s.access_key_id.as_str()), ("site-a", 32 << 20, "GK1"));
+        assert_eq!((s.rewrite_below, s.orphan_grace), (0.5, std::time::Duration::from_secs(900)));
+        let tuned = S3File { rewrite_below: Some(0.0), orphan_grace: Some("0s".into()), ..f };
+        let ChunkBackend::S3(s) = backend_of(Some("s3"), Some(&tuned)).unwrap() else { panic!("s3") };
+        assert_eq!((s.rewrite_below, s.orphan_grace), (0.0, std::time::Duration::ZERO));
         assert!(!format!("{s:?}").contains("hush-hush"));
     }
 
@@ -196,6 +225,11 @@ mod tests {
             ),
             (Some("s3"), Some(S3File { pack_size: Some("4KiB".into()), ..good.clone() }), "pack_size"),
             (Some("s3"), Some(S3File { prefix: Some("a/../b".into()), ..good.clone() }), "prefix"),
+            (Some("s3"), Some(S3File { rewrite_below: Some(1.5), ..good.clone() }), "rewrite_below: 1.5 is outside"),
+            (Some("s3"), Some(S3File { rewrite_below: Some(-0.1), ..good.clone() }), "rewrite_below"),
+            (Some("s3"), Some(S3File { rewrite_below: Some(f64::NAN), ..good.clone() }), "rewrite_below"),
+            (Some("s3"), Some(S3File { orphan_grace: Some("soon".into()), ..good.clone() }), "orphan_grace"),
+            (Some("s3"), Some(S3File { orphan_grace: Some("30d".into()), ..good.clone() }), "orphan_grace"),
         ];
         for (store, s3, want) in cases {
             let e = format!("{:#}", backend_of(store, s3.as_ref()).unwrap_err());

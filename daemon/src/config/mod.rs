@@ -598,7 +598,12 @@ pub fn check(path: &Path) -> Result<String> {
             c.data_dir.display(),
             match &c.chunk_backend {
                 drpair_store::ChunkBackend::Local => "local".to_string(),
-                drpair_store::ChunkBackend::S3(s) => format!("in packs of {} MiB on {}", s.pack_bytes >> 20, s.describe()),
+                drpair_store::ChunkBackend::S3(s) => format!(
+                    "in packs of {} MiB on {} (rewritten under {}% live)",
+                    s.pack_bytes >> 20,
+                    s.describe(),
+                    (s.rewrite_below * 100.0).round()
+                ),
             },
             c.listen,
             c.api_listen,

@@ -129,6 +129,11 @@ pub fn render(sb: &Standby) -> String {
         last_success_gauges(&p, &s.last_successes);
         gauge!("drpair_pair_eta_seconds", "pair" => p).set(s.stats.eta_seconds.map(|e| e as f64).unwrap_or(0.0));
     }
+    match sb.store.pack_usage() {
+        Ok(Some(u)) => packs(&u),
+        Ok(None) => {}
+        Err(e) => tracing::warn!(error = %e, "reading the pack ledger for metrics"),
+    }
     if let Some((free, reserve)) = sb.resources.disk() {
         gauge!("drpair_store_filesystem_free_bytes").set(free as f64);
         gauge!("drpair_store_filesystem_reserve_bytes").set(reserve as f64);
@@ -211,6 +216,15 @@ pub fn pruned(pair: &PairId, points: u64, reclaim: Option<&ReclaimRecord>) {
         counter!("drpair_store_reclaimed_chunks_total").increment(r.chunks_deleted);
         counter!("drpair_store_reclaimed_bytes_total").increment(r.bytes_freed);
     }
+}
+
+/// The object store's packs (store-wide, from the pack ledger).
+pub fn packs(u: &drpair_store::PackUsage) {
+    gauge!("drpair_store_packs").set(u.packs as f64);
+    gauge!("drpair_store_pack_bytes").set(u.pack_bytes as f64);
+    gauge!("drpair_store_pack_live_bytes").set(u.live_bytes as f64);
+    gauge!("drpair_store_pack_garbage_bytes").set(u.garbage_bytes as f64);
+    gauge!("drpair_store_packs_sparse").set(u.sparse_packs as f64);
 }
 
 /// A verification of stored chunks finished.

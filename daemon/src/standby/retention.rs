@@ -233,17 +233,38 @@ fn apply(
 
 /// Reclaims the chunks nothing refers to and, when some went (now, or before a crash
 /// interrupted the compaction that followed), compacts so that their space really comes
-/// back. Blocking.
+/// back. With chunks on an object store, then rewrites the sparse packs and deletes the
+/// orphan ones (`Store::tidy_packs`): a failure there (the object store down) is reported in
+/// `packs.error` and logged, not returned, since the reclaim itself is done and the next one
+/// tidies again. Blocking.
 pub fn reclaim(store: &Store) -> Result<ReclaimRecord, drpair_store::StoreError> {
     let out = store.reclaim()?;
     if out.chunks_deleted > 0 || store.compaction_owed()? {
         store.compact_chunks()?;
     }
+    let on_packs = store.pack_stats().is_some();
+    let packs = |t: drpair_store::PackTidyOutcome, error: Option<String>| drpair_types::PackReclaimReport {
+        packs_emptied: out.packs_emptied,
+        packs_rewritten: t.packs_rewritten,
+        packs_written: t.packs_written,
+        chunks_moved: t.chunks_moved,
+        bytes_moved: t.bytes_moved,
+        orphans_deleted: t.orphans_deleted,
+        error,
+    };
+    let (tidy_seconds, packs) = match store.tidy_packs() {
+        Ok(t) => (t.map_or(0.0, |t| t.seconds), t.map(|t| packs(t, None))),
+        Err(e) => {
+            tracing::warn!(error = %e, "rewriting sparse packs and sweeping orphans stopped; the next reclaim tries again");
+            (0.0, on_packs.then(|| packs(drpair_store::PackTidyOutcome::default(), Some(e.to_string()))))
+        }
+    };
     Ok(ReclaimRecord {
         candidates_checked: out.candidates,
         chunks_deleted: out.chunks_deleted,
         bytes_freed: out.bytes_freed,
-        seconds: out.seconds,
+        seconds: out.seconds + tidy_seconds,
+        packs,
     })
 }
 

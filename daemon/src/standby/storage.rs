@@ -4,7 +4,7 @@ use super::Standby;
 use super::pair::PairHandle;
 use crate::timefmt::{now_ms, rfc3339_ms};
 use drpair_store::StoreError;
-use drpair_types::{PointStorage, StorageReport, StorageSummary};
+use drpair_types::{PackUsageReport, PointStorage, StorageReport, StorageSummary};
 
 fn ratio(a: u64, b: u64) -> f64 {
     if b == 0 { 0.0 } else { a as f64 / b as f64 }
@@ -49,12 +49,28 @@ pub fn report(sb: &Standby, h: &PairHandle) -> Result<StorageReport, StoreError>
         dedup_ratio: ratio(s.total.written_bytes, s.total.distinct_bytes),
         space_saving_ratio: ratio(logical, s.total.stored_bytes),
         per_point,
+        object_store: pack_usage(sb)?,
     };
     let summary = summary(&report);
     super::metrics::storage(&report.pair_id, &summary);
     h.runtime.lock().expect("runtime").storage = Some(summary);
     tracing::debug!(pair = %report.pair_id, at = %rfc3339_ms(report.computed_unix_ms), "storage report computed");
     Ok(report)
+}
+
+/// What the object store's packs hold (store-wide), None with local chunks; also sets the
+/// store-wide pack gauges.
+pub fn pack_usage(sb: &Standby) -> Result<Option<PackUsageReport>, StoreError> {
+    let Some(u) = sb.store.pack_usage()? else { return Ok(None) };
+    super::metrics::packs(&u);
+    Ok(Some(PackUsageReport {
+        store: sb.store.chunk_backend_name(),
+        packs: u.packs,
+        pack_bytes: u.pack_bytes,
+        live_bytes: u.live_bytes,
+        garbage_bytes: u.garbage_bytes,
+        sparse_packs: u.sparse_packs,
+    }))
 }
 
 pub fn summary(r: &StorageReport) -> StorageSummary {

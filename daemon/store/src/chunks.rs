@@ -197,18 +197,29 @@ impl Store {
             return Ok(held);
         }
         let _records = self.lock_records();
+        let _ledger = self.packs().map(|p| p.lock_ledger());
         let mut batch = rocksdb::WriteBatch::default();
+        let mut gone = Vec::new();
         for (hash, e) in &damaged {
             // Checked again under the lock: another caller may have deleted it and a good
             // copy may have been stored since.
             if let Some(Err(_)) = self.verify_stored(hash)? {
-                batch.delete_cf(self.cf(self.chunk_cf()), hash);
+                if self.packs().is_some() {
+                    gone.push(**hash);
+                } else {
+                    batch.delete_cf(self.cf(CF_CHUNKS), hash);
+                }
                 tracing::warn!(
                     hash = %hash_hex(hash),
                     error = %e,
                     "stored chunk fails verification: deleted, to be stored again when shipped"
                 );
             }
+        }
+        // With packs: the entry goes and its pack is debited; a pack it empties is left to
+        // the orphan sweep.
+        if let Some(p) = self.packs() {
+            p.drop_entries(self, &mut batch, &gone)?;
         }
         self.write_synced(batch)?;
         Ok(held)
@@ -361,11 +372,6 @@ impl Store {
             Some(p) => p.read(self, hash, false),
             None => self.get_chunk_raw(hash),
         }
-    }
-
-    /// The column family whose key says a chunk is held: `chunks`, or `packed` with packs.
-    pub(crate) fn chunk_cf(&self) -> &'static str {
-        if self.packs().is_some() { crate::options::CF_PACKED } else { CF_CHUNKS }
     }
 
     /// The chunk's bytes, decompressed and blake3-verified against `hash`.

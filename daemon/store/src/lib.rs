@@ -97,7 +97,8 @@ mod test_support;
 pub use chunks::{Hash, StoredChunk, hash_hex};
 pub use error::StoreError;
 pub use packs::{
-    ChunkBackend, DEFAULT_CACHE_BYTES, DEFAULT_PACK_BYTES, MAX_PACK_BYTES, MIN_PACK_BYTES, PackStats, S3Settings,
+    ChunkBackend, DEFAULT_CACHE_BYTES, DEFAULT_ORPHAN_GRACE, DEFAULT_PACK_BYTES, DEFAULT_REWRITE_BELOW, MAX_PACK_BYTES,
+    MAX_REWRITE_BELOW, MIN_PACK_BYTES, PackStats, PackTidyOutcome, PackUsage, S3Credentials, S3Settings,
 };
 pub use pair_facts::{DiskFacts, GeometryEra, PairFacts, geometry_at};
 pub use point_reader::{ErrorClass, PointChunk, PointReadError, PointReader, Spans};
@@ -150,6 +151,9 @@ struct Inner {
 
 /// `meta` key naming the chunk backend the store was created with (absent: local).
 const META_BACKEND: &[u8] = b"chunk_backend";
+/// `meta` key holding where the object store was last reached (`packs::S3Location`, no
+/// credential): what an offline recovery opens.
+const META_S3_LOCATION: &[u8] = b"s3_location";
 
 impl std::fmt::Debug for Store {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -188,7 +192,12 @@ impl Store {
             .map(|v| String::from_utf8_lossy(&v).into_owned());
         let refuse = |reason: String| Err(StoreError::Backend { dir: self.dir().display().to_string(), reason });
         match recorded {
-            Some(r) if r == wanted => Ok(()),
+            Some(r) if r == wanted => {
+                if let ChunkBackend::S3(s) = backend {
+                    self.record_s3_location(s)?;
+                }
+                Ok(())
+            }
             Some(r) => refuse(format!("its chunks are in '{r}', not '{wanted}' as configured")),
             None if wanted == "local" => Ok(()),
             None => {
@@ -200,9 +209,50 @@ impl Store {
                 it.status()?;
                 let mut batch = WriteBatch::default();
                 batch.put_cf(self.cf(options::CF_META), META_BACKEND, wanted.as_bytes());
-                self.write_synced(batch)
+                self.write_synced(batch)?;
+                if let ChunkBackend::S3(s) = backend {
+                    self.record_s3_location(s)?;
+                }
+                Ok(())
             }
         }
+    }
+
+    /// Records where the object store was reached (when it changed).
+    fn record_s3_location(&self, s: &S3Settings) -> Result<(), StoreError> {
+        let now = packs::S3Location::of(s).encode();
+        if self.db().get_pinned_cf(self.cf(options::CF_META), META_S3_LOCATION)?.as_deref() == Some(&now[..]) {
+            return Ok(());
+        }
+        let mut batch = WriteBatch::default();
+        batch.put_cf(self.cf(options::CF_META), META_S3_LOCATION, now);
+        self.write_synced(batch)
+    }
+
+    /// Opens an existing store with the chunk backend it records, for offline tools (`debug
+    /// recover`): a local store as [`Store::open`]; a store whose chunks are on an object
+    /// store reaches it where the standby last did, with `credentials` (refused, naming the
+    /// store, without them).
+    pub fn open_recorded(dir: &Path, credentials: Option<&S3Credentials>) -> Result<Store, StoreError> {
+        let plain = Store::open_inner(dir, None)?;
+        let backend = plain.db().get_cf(plain.cf(options::CF_META), META_BACKEND)?;
+        if backend.as_deref().is_none_or(|b| b == b"local") {
+            return Ok(plain);
+        }
+        let refuse = |reason: String| StoreError::Backend { dir: dir.display().to_string(), reason };
+        let location = plain
+            .db()
+            .get_cf(plain.cf(options::CF_META), META_S3_LOCATION)?
+            .ok_or_else(|| refuse("its chunks are on an object store whose endpoint it does not record (start the standby once with this version)".into()))?;
+        let location = packs::S3Location::decode(&location).map_err(refuse)?;
+        drop(plain);
+        let Some(c) = credentials else {
+            return Err(refuse(format!(
+                "its chunks are on {}: give the bucket's credentials (DRPAIR_S3_ACCESS_KEY_ID and DRPAIR_S3_SECRET_ACCESS_KEY)",
+                location.describe()
+            )));
+        };
+        Store::open_with(dir, &ChunkBackend::S3(location.settings(c)))
     }
 
     fn open_inner(dir: &Path, packs: Option<packs::Packs>) -> Result<Store, StoreError> {
@@ -226,6 +276,9 @@ impl Store {
         })
         .and_then(|s| {
             s.ensure_indexes()?;
+            if let Some(p) = s.packs() {
+                p.ensure_ledger(&s)?;
+            }
             Ok(s)
         })
     }

@@ -19,9 +19,11 @@ pub(crate) const CF_RECLAIM: &str = "reclaim";
 pub(crate) const CF_SIZES: &str = "sizes";
 /// Where each chunk lies in the object store's packs (`store = "s3"`; empty otherwise).
 pub(crate) const CF_PACKED: &str = "packed";
+/// The pack ledger: per pack, its live chunks and bytes (`packs/ledger.rs`).
+pub(crate) const CF_PACKS: &str = "packs";
 
 /// Every column family the store opens, in a fixed order.
-pub(crate) const ALL_CFS: [&str; 11] = [
+pub(crate) const ALL_CFS: [&str; 12] = [
     CF_CHUNKS,
     CF_VERSIONS,
     CF_PENDING,
@@ -33,6 +35,7 @@ pub(crate) const ALL_CFS: [&str; 11] = [
     CF_RECLAIM,
     CF_SIZES,
     CF_PACKED,
+    CF_PACKS,
 ];
 
 const MIB: usize = 1 << 20;
@@ -112,7 +115,7 @@ pub(crate) fn cf_descriptors(cache: &Cache) -> Vec<ColumnFamilyDescriptor> {
                 CF_VERSIONS => small_value_options(cache, 32 * MIB),
                 CF_PENDING | CF_EPOCHS => small_value_options(cache, 16 * MIB),
                 CF_REFS => small_value_options(cache, 32 * MIB),
-                CF_SIZES | CF_PACKED => point_lookup_options(cache, 8 * MIB),
+                CF_SIZES | CF_PACKED | CF_PACKS => point_lookup_options(cache, 8 * MIB),
                 _ => small_value_options(cache, 4 * MIB),
             };
             ColumnFamilyDescriptor::new(name, opts)

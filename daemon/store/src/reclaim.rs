@@ -12,6 +12,11 @@
 //!
 //! Deleted chunks free their blob-file space when rocksdb drops or garbage-collects the blob
 //! files holding them; [`Store::compact_chunks`] asks for that (see there for when).
+//!
+//! With packs on an object store (`packs/`), deleting a chunk deletes its `packed` entry and
+//! debits its pack in the pack ledger, in the same batch; a pack left with no live chunk
+//! loses its record there and its object once the batch is durable. Sparse packs are
+//! rewritten and orphans swept by [`Store::tidy_packs`], which the daemon runs after this.
 
 use crate::keys::{REF_KEY_LEN, decode_ref_key, decode_sizes};
 use crate::options::{CF_CHUNKS, CF_META, CF_RECLAIM, CF_REFS, CF_SIZES};
@@ -40,6 +45,8 @@ pub struct ReclaimOutcome {
     pub chunks_deleted: u64,
     pub bytes_freed: u64,
     pub stale_refs: u64,
+    /// Pack objects deleted because no chunk in them was named any more (object store).
+    pub packs_emptied: u64,
     pub seconds: f64,
 }
 
@@ -57,7 +64,8 @@ impl Store {
             let batch = self.next_candidates(after.as_ref(), RECLAIM_BATCH)?;
             let Some(&last) = batch.last() else { break };
             after = Some(last);
-            self.judge_candidates(&batch, &mut out)?;
+            let emptied = self.judge_candidates(&batch, &mut out)?;
+            out.packs_emptied += self.delete_emptied_packs(&emptied);
         }
         out.seconds = t0.elapsed().as_secs_f64();
         if out.candidates > 0 {
@@ -165,9 +173,12 @@ impl Store {
         Ok(out)
     }
 
-    fn judge_candidates(&self, hashes: &[Hash], out: &mut ReclaimOutcome) -> Result<(), StoreError> {
+    /// Judges one batch of candidates; returns the packs it emptied (their objects are to be
+    /// deleted now that the batch is durable).
+    fn judge_candidates(&self, hashes: &[Hash], out: &mut ReclaimOutcome) -> Result<Vec<uuid::Uuid>, StoreError> {
         let _gate = self.gate_exclusive();
         let mut batch = WriteBatch::default();
+        let mut dead = Vec::new();
         for hash in hashes {
             out.candidates += 1;
             batch.delete_cf(self.cf(CF_RECLAIM), hash);
@@ -175,14 +186,25 @@ impl Store {
                 continue;
             }
             if let Some(bytes) = self.stored_len(hash)? {
-                batch.delete_cf(self.cf(self.chunk_cf()), hash);
-                batch.put_cf(self.cf(CF_META), META_COMPACT_OWED, []);
+                if self.packs().is_some() {
+                    dead.push(*hash);
+                } else {
+                    batch.delete_cf(self.cf(CF_CHUNKS), hash);
+                    batch.put_cf(self.cf(CF_META), META_COMPACT_OWED, []);
+                }
                 out.chunks_deleted += 1;
                 out.bytes_freed += bytes;
             }
             batch.delete_cf(self.cf(CF_SIZES), hash);
         }
-        self.write_synced(batch)
+        let Some(p) = self.packs() else {
+            self.write_synced(batch)?;
+            return Ok(Vec::new());
+        };
+        let _ledger = p.lock_ledger();
+        let emptied = p.drop_entries(self, &mut batch, &dead)?;
+        self.write_synced(batch)?;
+        Ok(emptied)
     }
 
     /// Whether a version entry names `hash`; stale `refs` keys met on the way are deleted.

@@ -89,6 +89,46 @@ pub struct ReclaimReport {
     /// Stored bytes of the deleted chunks.
     pub bytes_freed: u64,
     pub seconds: f64,
+    /// With chunks on an object store: what happened to the packs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packs: Option<PackReclaimReport>,
+}
+
+/// Space reclaim on an object store: packs emptied, sparse packs rewritten, orphans swept.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackReclaimReport {
+    /// Pack objects deleted because no chunk in them was named any more.
+    pub packs_emptied: u64,
+    /// Sparse packs whose live chunks were copied into new packs, then deleted.
+    pub packs_rewritten: u64,
+    /// New packs those live chunks went to.
+    pub packs_written: u64,
+    /// Live chunks copied, and their bytes.
+    pub chunks_moved: u64,
+    pub bytes_moved: u64,
+    /// Objects no chunk entry named (left by a crash), deleted.
+    pub orphans_deleted: u64,
+    /// Why the rewrite and sweep stopped (the object store failed); they run again with the
+    /// next space reclaim. The chunks' deletion itself is done.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+}
+
+/// What the object store's packs hold (store-wide: packs are shared by every pair).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PackUsageReport {
+    /// Endpoint, bucket and prefix.
+    pub store: String,
+    /// Pack objects some chunk entry names.
+    pub packs: u64,
+    /// Their bytes.
+    pub pack_bytes: u64,
+    /// Bytes of the chunks still named.
+    pub live_bytes: u64,
+    /// Bytes of chunks named no more, freed when their packs are rewritten or deleted.
+    pub garbage_bytes: u64,
+    /// Packs under the rewrite threshold (rewritten by the next space reclaim).
+    pub sparse_packs: u64,
 }
 
 /// `POST /api/v1/pairs/{pair}/verify`.
@@ -190,6 +230,9 @@ pub struct StorageReport {
     pub space_saving_ratio: f64,
     /// Oldest first.
     pub per_point: Vec<PointStorage>,
+    /// With chunks on an object store: its packs, store-wide.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_store: Option<PackUsageReport>,
 }
 
 /// One point's share of the store: the chunk versions it introduced (written after the

@@ -169,6 +169,15 @@ pub(super) const FAMILIES: &[(&str, Kind, &str)] = &[
     ),
     ("drpair_store_reclaimed_chunks_total", Counter, "Chunks deleted from the store once no point named them."),
     ("drpair_store_reclaimed_bytes_total", Counter, "Stored bytes of the chunks reclaimed."),
+    ("drpair_store_packs", Gauge, "Pack objects on the object store that some chunk entry names (store = \"s3\")."),
+    ("drpair_store_pack_bytes", Gauge, "Bytes of those pack objects."),
+    ("drpair_store_pack_live_bytes", Gauge, "Bytes of the chunks in packs that some recovery point still names."),
+    (
+        "drpair_store_pack_garbage_bytes",
+        Gauge,
+        "Bytes of chunks in packs named no more, freed when their packs are rewritten or deleted.",
+    ),
+    ("drpair_store_packs_sparse", Gauge, "Packs under the rewrite threshold, rewritten by the next space reclaim."),
     ("drpair_store_pair_logical_bytes", Gauge, "The pair's points as full images, in bytes (last storage report)."),
     (
         "drpair_store_pair_held_bytes",

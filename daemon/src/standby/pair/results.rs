@@ -122,6 +122,9 @@ pub struct ReclaimRecord {
     pub chunks_deleted: u64,
     pub bytes_freed: u64,
     pub seconds: f64,
+    /// With chunks on an object store: packs emptied, rewritten, swept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub packs: Option<api::PackReclaimReport>,
 }
 
 // ---- verification of stored chunks ----
@@ -333,6 +336,7 @@ impl From<&ReclaimRecord> for api::ReclaimReport {
             chunks_deleted: r.chunks_deleted,
             bytes_freed: r.bytes_freed,
             seconds: r.seconds,
+            packs: r.packs.clone(),
         }
     }
 }

@@ -71,7 +71,6 @@ pub(crate) fn finish_pack(bytes: &mut Vec<u8>, entries: &[(Hash, u32, u32)]) {
 }
 
 /// The index of a whole pack object, checked (magics, crc, spans within the chunk area).
-#[cfg_attr(not(test), allow(dead_code))]
 pub(crate) fn read_index(pack: &[u8]) -> Result<Vec<(Hash, u32, u32)>, String> {
     if pack.len() < 8 + 16 || &pack[..8] != PACK_MAGIC || &pack[pack.len() - 8..] != INDEX_MAGIC {
         return Err("not a drpair pack (magic)".into());

@@ -22,26 +22,46 @@
 //!
 //! A crash loses the open and unuploaded packs, which only hold chunks of epochs not yet
 //! committed (their epochs are discarded at start-up and shipped again). A pack uploaded but
-//! not yet indexed when the standby died stays in the bucket unreferenced (garbage for a
-//! future sweep of unindexed packs).
+//! not yet indexed when the standby died stays in the bucket unreferenced: the orphan sweep
+//! deletes it (`sweep.rs`).
+//!
+//! # Garbage
+//! Space reclaim deletes the `packed` entries of chunks no version names and debits their
+//! packs in the pack ledger (`ledger.rs`, same batch); a pack left with no live chunk loses
+//! its record in that batch and its object right after. Packs whose live share falls under
+//! the rewrite threshold have their live chunks copied into new packs (`rewrite.rs`: upload,
+//! then switch the entries in one batch, then delete the old objects). Objects under the
+//! prefix that no record names, and that are not being uploaded, are deleted by the orphan
+//! sweep (`sweep.rs`). The rules and their crash windows are stated in `rewrite.rs`.
 
 mod cache;
+#[cfg(test)]
+mod garbage_tests;
+mod ledger;
 mod location;
 mod remote;
+mod rewrite;
 mod settings;
+mod sweep;
 #[cfg(test)]
 mod tests;
 
-pub use settings::{ChunkBackend, DEFAULT_CACHE_BYTES, DEFAULT_PACK_BYTES, MAX_PACK_BYTES, MIN_PACK_BYTES, S3Settings};
+pub use ledger::PackUsage;
+pub use rewrite::PackTidyOutcome;
+pub(crate) use settings::S3Location;
+pub use settings::{
+    ChunkBackend, DEFAULT_CACHE_BYTES, DEFAULT_ORPHAN_GRACE, DEFAULT_PACK_BYTES, DEFAULT_REWRITE_BELOW, MAX_PACK_BYTES,
+    MAX_REWRITE_BELOW, MIN_PACK_BYTES, S3Credentials, S3Settings,
+};
 
 use crate::chunks::Hash;
-use crate::options::CF_PACKED;
+use crate::options::{CF_PACKED, CF_PACKS};
 use crate::{Store, StoreError};
 use bytes::Bytes;
 use cache::{BLOCK, BlockCache};
 use location::{Location, PACK_MAGIC, finish_pack};
 use remote::Remote;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -66,6 +86,17 @@ pub(crate) struct Packs {
     pack_bytes: usize,
     shared: Arc<Shared>,
     cache: BlockCache,
+    /// See [`Packs::lock_ledger`].
+    ledger: Mutex<()>,
+    /// One rewrite and sweep at a time.
+    tidy: Mutex<()>,
+    /// Rewrite threshold (see [`S3Settings::rewrite_below`]).
+    rewrite_below: f64,
+    /// See [`S3Settings::orphan_grace`].
+    orphan_grace: Duration,
+    /// Test hook: the rewrite step at which a rewrite stops as if the standby died there.
+    #[cfg(test)]
+    crash_at: Mutex<Option<&'static str>>,
 }
 
 struct Shared {
@@ -77,6 +108,9 @@ struct Shared {
 struct State {
     open: Building,
     sealed: Vec<(Arc<Sealed>, Upload)>,
+    /// Packs a rewrite is uploading and has not yet indexed (the orphan sweep skips them,
+    /// as it skips `sealed`).
+    rewriting: HashSet<uuid::Uuid>,
     stats: PackStats,
 }
 
@@ -102,7 +136,10 @@ enum Upload {
 
 impl Packs {
     pub(crate) fn connect(s: &S3Settings) -> Result<Packs, StoreError> {
-        Ok(Packs::over(Remote::connect(s)?, s.pack_bytes, s.cache_bytes))
+        let mut p = Packs::over(Remote::connect(s)?, s.pack_bytes, s.cache_bytes);
+        p.rewrite_below = s.rewrite_below.clamp(0.0, MAX_REWRITE_BELOW);
+        p.orphan_grace = s.orphan_grace;
+        Ok(p)
     }
 
     fn over(remote: Remote, pack_bytes: u64, cache_bytes: u64) -> Packs {
@@ -112,7 +149,20 @@ impl Packs {
             pack_bytes,
             shared: Arc::new(Shared { state: Mutex::new(State::default()), changed: Condvar::new() }),
             cache: BlockCache::new(cache_bytes),
+            ledger: Mutex::new(()),
+            tidy: Mutex::new(()),
+            rewrite_below: DEFAULT_REWRITE_BELOW,
+            orphan_grace: DEFAULT_ORPHAN_GRACE,
+            #[cfg(test)]
+            crash_at: Mutex::new(None),
         }
+    }
+
+    /// Whether `pack` is being uploaded or indexed by this process: sealed and not yet
+    /// indexed, or written by a rewrite not yet switched.
+    fn in_flight(&self, pack: &uuid::Uuid) -> bool {
+        let st = self.lock();
+        st.rewriting.contains(pack) || st.sealed.iter().any(|(p, _)| p.id == *pack)
     }
 
     fn lock(&self) -> MutexGuard<'_, State> {
@@ -252,13 +302,21 @@ impl Packs {
         if done.is_empty() {
             return Ok(());
         }
+        // No entry can name these chunks yet (they were appended only when not held), so no
+        // other pack's record is debited: see `ledger.rs`, invariant 2.
         let mut batch = rocksdb::WriteBatch::default();
         for p in &done {
             let pack_len = u32::try_from(p.bytes.len()).expect("packs are at most 1 GiB and an index");
+            let mut record = ledger::PackRecord { pack_len, ..Default::default() };
             for (hash, &(offset, len)) in &p.at {
                 let loc = Location { pack: p.id, offset, len, pack_len };
                 batch.put_cf(store.cf(CF_PACKED), hash, loc.encode());
+                record.chunks += 1;
+                record.chunk_bytes += len;
             }
+            record.live_chunks = record.chunks;
+            record.live_bytes = record.chunk_bytes;
+            batch.put_cf(store.cf(CF_PACKS), ledger::pack_key(&p.id), record.encode());
         }
         store.write_unsynced(batch)?;
         self.lock().sealed.retain(|(p, _)| !done.iter().any(|d| d.id == p.id));
@@ -309,14 +367,31 @@ impl Packs {
     /// The stored value of a chunk (as shipped), from memory or from its pack; through the
     /// local cache of pack blocks when `cached`, else exactly its bytes from the bucket
     /// (verify re-reads the bucket). None when not held (or its pack is gone).
+    ///
+    /// A rewrite may move the chunk and delete its old pack between reading the location and
+    /// the GET: a pack found missing is looked up again, and read at its new place.
     pub(crate) fn read(&self, store: &Store, hash: &Hash, cached: bool) -> Result<Option<Vec<u8>>, StoreError> {
         if let Some(v) = Self::in_memory(&self.lock(), hash) {
             return Ok(Some(v));
         }
-        let Some(raw) = store.db().get_pinned_cf(store.cf(CF_PACKED), hash)? else {
-            return Ok(None);
-        };
-        let loc = Location::decode(hash, &raw)?;
+        let mut tried = None;
+        loop {
+            let Some(raw) = store.db().get_pinned_cf(store.cf(CF_PACKED), hash)? else {
+                return Ok(None);
+            };
+            let loc = Location::decode(hash, &raw)?;
+            if tried == Some(loc) {
+                return Ok(None);
+            }
+            match self.read_at(&loc, cached)? {
+                Some(v) => return Ok(Some(v)),
+                None => tried = Some(loc),
+            }
+        }
+    }
+
+    /// The bytes at `loc`; None when its pack is not in the bucket.
+    fn read_at(&self, loc: &Location, cached: bool) -> Result<Option<Vec<u8>>, StoreError> {
         let key = self.remote.pack_key(&loc.pack);
         let (start, end) = (u64::from(loc.offset), u64::from(loc.offset) + u64::from(loc.len));
         if !cached {
@@ -351,6 +426,51 @@ impl Packs {
 }
 
 impl Store {
+    /// Rewrites the sparse packs, then deletes the orphan packs (`rewrite.rs`, `sweep.rs`);
+    /// None for the local backend. One at a time; blocking (object store requests).
+    pub fn tidy_packs(&self) -> Result<Option<PackTidyOutcome>, StoreError> {
+        let Some(p) = self.packs() else { return Ok(None) };
+        let _one = p.tidy.lock().unwrap_or_else(|e| e.into_inner());
+        let t0 = std::time::Instant::now();
+        let mut out = PackTidyOutcome::default();
+        p.rewrite_sparse(self, &mut out)?;
+        p.sweep_orphans(self, &mut out)?;
+        out.seconds = t0.elapsed().as_secs_f64();
+        if out.packs_rewritten > 0 || out.orphans_deleted > 0 {
+            tracing::info!(
+                store = %p.name(),
+                packs_rewritten = out.packs_rewritten,
+                packs_written = out.packs_written,
+                chunks_moved = out.chunks_moved,
+                bytes_moved = out.bytes_moved,
+                orphans_deleted = out.orphans_deleted,
+                bytes_deleted = out.bytes_deleted,
+                "packs tidied"
+            );
+        }
+        Ok(Some(out))
+    }
+
+    /// What the packs hold (a scan of the ledger, one record per pack), None for the local
+    /// backend.
+    pub fn pack_usage(&self) -> Result<Option<PackUsage>, StoreError> {
+        self.packs().map(|p| p.usage(self, p.rewrite_below)).transpose()
+    }
+
+    /// Deletes the objects of packs a synced batch left with no live chunk; a failure
+    /// leaves them to the orphan sweep. Returns how many went.
+    pub(crate) fn delete_emptied_packs(&self, packs: &[uuid::Uuid]) -> u64 {
+        let Some(p) = self.packs() else { return 0 };
+        let mut n = 0;
+        for pack in packs {
+            match p.remote.delete(&p.remote.pack_key(pack)) {
+                Ok(()) => n += 1,
+                Err(e) => tracing::warn!(%pack, error = %e, "deleting an emptied pack failed; the orphan sweep will"),
+            }
+        }
+        n
+    }
+
     /// What went to the object store since the store opened, None for the local backend.
     pub fn pack_stats(&self) -> Option<PackStats> {
         self.packs().map(Packs::stats)

@@ -130,15 +130,87 @@ impl Remote {
         }
     }
 
+    /// The whole object `key`; None when it does not exist.
+    pub(crate) fn get(&self, key: &ObjectPath) -> Result<Option<Bytes>, StoreError> {
+        let objects = self.objects.clone();
+        let k = key.clone();
+        let fetch = async move {
+            match objects.get(&k).await {
+                Ok(r) => r.bytes().await,
+                Err(e) => Err(e),
+            }
+        };
+        match self.wait(fetch) {
+            Ok(b) => Ok(Some(b)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(self.error(format!("GET {key}"), &e)),
+        }
+    }
+
+    /// Uploads `bytes` as `key` and waits for the outcome.
+    pub(crate) fn put(&self, key: &ObjectPath, bytes: Bytes) -> Result<(), StoreError> {
+        let objects = self.objects.clone();
+        let k = key.clone();
+        self.wait(async move { objects.put(&k, bytes.into()).await.map(|_| ()) }).map_err(|e| StoreError::ObjectStore {
+            store: self.name.clone(),
+            what: format!("PUT {key}"),
+            reason: e.to_string(),
+            retryable: true,
+        })
+    }
+
+    /// Deletes object `key` (one already gone is no error).
+    pub(crate) fn delete(&self, key: &ObjectPath) -> Result<(), StoreError> {
+        let objects = self.objects.clone();
+        let k = key.clone();
+        match self.wait(async move { objects.delete(&k).await }) {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(self.error(format!("DELETE {key}"), &e)),
+        }
+    }
+
+    /// The pack objects under this store's prefix: id (None for a key that is not a pack
+    /// this store would write), key, size and last modification.
+    pub(crate) fn list_packs(&self) -> Result<Vec<Listed>, StoreError> {
+        use futures_util::TryStreamExt;
+        let objects = self.objects.clone();
+        let prefix = self.packs_prefix();
+        let p = prefix.clone();
+        let metas = self
+            .wait(async move { objects.list(Some(&p)).try_collect::<Vec<_>>().await })
+            .map_err(|e| self.error(format!("LIST {prefix}"), &e))?;
+        Ok(metas
+            .into_iter()
+            .map(|m| Listed {
+                id: self.pack_of_key(&m.location),
+                size: m.size,
+                modified: std::time::UNIX_EPOCH
+                    + Duration::from_millis(u64::try_from(m.last_modified.timestamp_millis()).unwrap_or(0)),
+                key: m.location,
+            })
+            .collect())
+    }
+
+    /// The pack id a key names, when it is exactly [`Remote::pack_key`] of that id.
+    fn pack_of_key(&self, key: &ObjectPath) -> Option<uuid::Uuid> {
+        let name = key.filename()?.strip_suffix(".pack")?;
+        let id = uuid::Uuid::try_parse(name).ok()?;
+        (self.pack_key(&id) == *key).then_some(id)
+    }
+
+    fn packs_prefix(&self) -> ObjectPath {
+        if self.prefix.is_empty() {
+            ObjectPath::from("packs")
+        } else {
+            ObjectPath::from(format!("{}/packs", self.prefix))
+        }
+    }
+
     /// Number of pack objects and their bytes under this store's prefix.
     pub(crate) fn count_packs(&self) -> Result<(u64, u64), StoreError> {
         use futures_util::TryStreamExt;
         let objects = self.objects.clone();
-        let prefix = if self.prefix.is_empty() {
-            ObjectPath::from("packs")
-        } else {
-            ObjectPath::from(format!("{}/packs", self.prefix))
-        };
+        let prefix = self.packs_prefix();
         let p = prefix.clone();
         self.wait(async move {
             objects.list(Some(&p)).try_fold((0u64, 0u64), |(n, b), m| async move { Ok((n + 1, b + m.size)) }).await
@@ -158,6 +230,14 @@ impl Remote {
     fn runtime(&self) -> &tokio::runtime::Runtime {
         self.rt.as_ref().expect("taken only by drop")
     }
+}
+
+/// One object of a listing.
+pub(crate) struct Listed {
+    pub id: Option<uuid::Uuid>,
+    pub key: ObjectPath,
+    pub size: u64,
+    pub modified: std::time::SystemTime,
 }
 
 impl Drop for Remote {

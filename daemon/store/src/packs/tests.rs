@@ -8,18 +8,18 @@ use crate::{ChunkVersion, PairId, StoredChunk};
 use object_store::ObjectStoreExt;
 use object_store::memory::InMemory;
 
-fn open(dir: &std::path::Path, bucket: &Arc<InMemory>, pack_bytes: u64) -> Store {
+pub(super) fn open(dir: &std::path::Path, bucket: &Arc<InMemory>, pack_bytes: u64) -> Store {
     let remote = Remote::over(bucket.clone(), "memory bucket".into(), "site-a").unwrap();
     Store::open_inner(dir, Some(Packs::over(remote, pack_bytes, 4 << 20))).unwrap()
 }
 
-fn objects(bucket: &Arc<InMemory>) -> usize {
+pub(super) fn objects(bucket: &Arc<InMemory>) -> usize {
     let remote = Remote::over(bucket.clone(), "memory bucket".into(), "site-a").unwrap();
     remote.count_packs().unwrap().0 as usize
 }
 
 /// Incompressible chunks of 64 KiB, stored raw.
-fn chunks(n: usize, seed: u8) -> Vec<(Hash, Vec<u8>)> {
+pub(super) fn chunks(n: usize, seed: u8) -> Vec<(Hash, Vec<u8>)> {
     (0..n)
         .map(|i| {
             let data: Vec<u8> =
@@ -29,7 +29,7 @@ fn chunks(n: usize, seed: u8) -> Vec<(Hash, Vec<u8>)> {
         .collect()
 }
 
-fn write_epoch(s: &Store, epoch: u64, data: &[(Hash, Vec<u8>)]) {
+pub(super) fn write_epoch(s: &Store, epoch: u64, data: &[(Hash, Vec<u8>)]) {
     let stored: Vec<(Hash, StoredChunk<'_>)> =
         data.iter().map(|(h, d)| (*h, StoredChunk { compressed: false, raw_len: 65536, payload: d })).collect();
     let versions: Vec<(u32, u64, ChunkVersion)> =
@@ -161,5 +161,26 @@ fn settings(bucket: &str) -> S3Settings {
         secret_access_key: "s".into(),
         pack_bytes: DEFAULT_PACK_BYTES,
         cache_bytes: DEFAULT_CACHE_BYTES,
+        rewrite_below: DEFAULT_REWRITE_BELOW,
+        orphan_grace: DEFAULT_ORPHAN_GRACE,
     }
+}
+
+#[test]
+fn an_offline_open_finds_the_object_store_the_standby_last_used() {
+    let dir = tempfile::tempdir().unwrap();
+    // Opening makes no request: an endpoint nobody serves will do.
+    let s = Store::open_with(dir.path(), &ChunkBackend::S3(settings("b1"))).unwrap();
+    drop(s);
+    let e = Store::open_recorded(dir.path(), None).unwrap_err().to_string();
+    assert!(e.contains("s3 http://127.0.0.1:1/b1/site-a") && e.contains("DRPAIR_S3_ACCESS_KEY_ID"), "{e}");
+    let creds = S3Credentials { access_key_id: "k".into(), secret_access_key: "never-shown".into() };
+    assert!(!format!("{creds:?}").contains("never-shown"));
+    let s = Store::open_recorded(dir.path(), Some(&creds)).unwrap();
+    assert_eq!(s.chunk_backend_name(), "s3 http://127.0.0.1:1/b1/site-a");
+    drop(s);
+    // A local store opens as it is, credentials or not.
+    let local = tempfile::tempdir().unwrap();
+    drop(Store::open(local.path()).unwrap());
+    assert_eq!(Store::open_recorded(local.path(), Some(&creds)).unwrap().chunk_backend_name(), "local");
 }
