@@ -51,7 +51,10 @@ ratio() { python3 -c "print(f'{$1 / $2:.2f}')"; }
 die() { echo "error: $*" >&2; exit 1; }
 forget() { local q=() p; for p in "${pids[@]}"; do [ "$p" = "$1" ] || q+=("$p"); done; pids=("${q[@]}"); }
 stop() { kill "$1" 2>/dev/null || true; wait "$1" 2>/dev/null || true; forget "$1"; }
-attach() { loop=$(losetup -f --show "$1"); loops+=("$loop"); }
+# Loop devices with direct I/O on the backing file: a buffered loop device serves its reads one
+# after the other from the page cache of its file (a cold 1% catch-up waited 0.33 s for 655
+# random 64 KiB reads that a disk, or a direct-I/O loop device, serves several at a time).
+attach() { loop=$(losetup -f --show --direct-io=on "$1"); loops+=("$loop"); }
 detach() { losetup -d "$1"; local q=() l; for l in "${loops[@]}"; do [ "$l" = "$1" ] || q+=("$l"); done; loops=("${q[@]}"); }
 rm_instance() { # pair: the tracker leaves its instance recording on a clean stop
   local d="$tracing/instances/drpair-$1"
