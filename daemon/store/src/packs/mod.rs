@@ -184,6 +184,11 @@ impl Packs {
     }
 
     /// Whether the chunk waits in memory (open or sealed pack).
+    fn waiting(st: &State, hash: &Hash) -> bool {
+        st.open.at.contains_key(hash) || st.sealed.iter().any(|(p, _)| p.at.contains_key(hash))
+    }
+
+    /// The chunk's stored value when it waits in memory (open or sealed pack).
     fn in_memory(st: &State, hash: &Hash) -> Option<Vec<u8>> {
         if let Some(&(off, len)) = st.open.at.get(hash) {
             return Some(st.open.bytes[off as usize..(off + len) as usize].to_vec());
@@ -215,7 +220,7 @@ impl Packs {
     /// in memory); seals and starts uploading the pack once it is full.
     pub(crate) fn append(&self, hash: &Hash, value: &[u8]) {
         let mut st = self.lock();
-        if Self::in_memory(&st, hash).is_some() {
+        if Self::waiting(&st, hash) {
             return;
         }
         if st.open.bytes.is_empty() {
@@ -351,8 +356,7 @@ impl Packs {
         {
             let st = self.lock();
             for (i, h) in hashes.iter().enumerate() {
-                let waiting = st.open.at.contains_key(h) || st.sealed.iter().any(|(p, _)| p.at.contains_key(h));
-                if waiting { found[i] = true } else { ask.push(i) }
+                if Self::waiting(&st, h) { found[i] = true } else { ask.push(i) }
             }
         }
         if !ask.is_empty() {
