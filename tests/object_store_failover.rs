@@ -15,7 +15,7 @@
 //! Skipped, saying so, when garage is not installed (`scripts/setup.sh` installs it).
 
 use drpair_e2e::dump::differing_chunks;
-use drpair_e2e::garage::{Garage, REGION};
+use drpair_e2e::garage::Garage;
 use drpair_e2e::image::{Fill, create_image, hash_file, overwrite_chunks, pick_chunks};
 use drpair_e2e::lifecycle::action;
 use drpair_e2e::maintenance::Maint;
@@ -60,20 +60,13 @@ fn write_chunks(path: &Path, chunks: &[u64], seed: u8) {
 fn failover_and_failback_with_the_chunks_on_garage() {
     let env = TestEnv::new("s3-failover");
     let Some(g) = Garage::start(&env, "failover_and_failback_with_the_chunks_on_garage", BUCKET) else { return };
-    let creds = env.path("s3.credentials");
-    g.credentials_file(&creds);
-    let cfg = env.path("standby-s3.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[standby]\nstore = \"s3\"\n\n[standby.s3]\nendpoint = \"{}\"\nregion = \"{REGION}\"\nbucket = \"{BUCKET}\"\n\
-             prefix = \"standby-f\"\ncredentials_file = \"{}\"\npack_size = \"1MiB\"\ncache = \"16MiB\"\n\
-             orphan_grace = \"0s\"\n",
-            g.endpoint(0),
-            creds.display()
-        ),
-    )
-    .unwrap();
+    let cfg = g.standby_config(
+        &env,
+        0,
+        "standby-s3.toml",
+        "standby-f",
+        "pack_size = \"1MiB\"\ncache = \"16MiB\"\norphan_grace = \"0s\"\n",
+    );
     let img = env.path("disk0.img");
     create_image(&img, SIZE, Fill::Random, 41);
     let mut sb = Standby::start_with(&env, Some(TOKEN), &["--config", cfg.to_str().unwrap()]);

@@ -15,7 +15,7 @@
 //!
 //! Skipped, saying so, when garage is not installed (`scripts/setup.sh` installs it).
 
-use drpair_e2e::garage::{Garage, REGION};
+use drpair_e2e::garage::Garage;
 use drpair_e2e::image::{Fill, create_image, hash_file, overwrite_chunks, pick_chunks};
 use drpair_e2e::maintenance::Maint;
 use drpair_e2e::{AgentSpec, LoopDev, MIB, Standby, TestEnv, step, wait_ready, wait_until};
@@ -32,20 +32,7 @@ const BUCKET: &str = "drpair-points";
 
 /// `[standby]` with `store = "s3"` on `garage` (node `node`'s S3 endpoint).
 fn s3_config(env: &TestEnv, g: &Garage, node: usize) -> PathBuf {
-    let creds = env.path("s3.credentials");
-    g.credentials_file(&creds);
-    let cfg = env.path("standby-s3.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[standby]\nstore = \"s3\"\n\n[standby.s3]\nendpoint = \"{}\"\nregion = \"{REGION}\"\nbucket = \"{BUCKET}\"\n\
-             prefix = \"standby-a\"\ncredentials_file = \"{}\"\npack_size = \"4MiB\"\ncache = \"32MiB\"\n",
-            g.endpoint(node),
-            creds.display()
-        ),
-    )
-    .unwrap();
-    cfg
+    g.standby_config(env, node, "standby-s3.toml", "standby-a", "pack_size = \"4MiB\"\ncache = \"32MiB\"\n")
 }
 
 fn du(path: &Path) -> u64 {

@@ -24,7 +24,7 @@
 //!
 //! Skipped, saying so, when garage is not installed (`scripts/setup.sh` installs it).
 
-use drpair_e2e::garage::{Garage, REGION};
+use drpair_e2e::garage::Garage;
 use drpair_e2e::image::{Fill, create_image, hash_file, overwrite_chunks, pick_chunks};
 use drpair_e2e::maintenance::Maint;
 use drpair_e2e::{AgentSpec, LoopDev, MIB, Standby, TestEnv, step, wait_connected, wait_ready, wait_until};
@@ -47,20 +47,7 @@ const BUCKET: &str = "drpair-reclaim";
 
 /// `[standby]` with `store = "s3"` on node 0 of `g`, and `extra` lines in `[standby.s3]`.
 fn s3_config(env: &TestEnv, g: &Garage, name: &str, extra: &str) -> PathBuf {
-    let creds = env.path("s3.credentials");
-    g.credentials_file(&creds);
-    let cfg = env.path(name);
-    std::fs::write(
-        &cfg,
-        format!(
-            "[standby]\nstore = \"s3\"\n\n[standby.s3]\nendpoint = \"{}\"\nregion = \"{REGION}\"\nbucket = \"{BUCKET}\"\n\
-             prefix = \"standby-r\"\ncredentials_file = \"{}\"\npack_size = \"1MiB\"\ncache = \"16MiB\"\n{extra}",
-            g.endpoint(0),
-            creds.display()
-        ),
-    )
-    .unwrap();
-    cfg
+    g.standby_config(env, 0, name, "standby-r", &format!("pack_size = \"1MiB\"\ncache = \"16MiB\"\n{extra}"))
 }
 
 /// Rewrites random chunks of the region until stopped.

@@ -281,7 +281,6 @@ fn failover_protect_flag_then_unprotect() {
             ("DRPAIR_CHECK", "protection".to_string()),
             ("DRPAIR_ARTIFACTS", art.display().to_string()),
         ];
-        let mut unprotect = unprotect;
         let mut points = None;
         drpair_e2e::browser::run_browser(
             &env,

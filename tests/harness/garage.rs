@@ -151,6 +151,27 @@ impl Garage {
         std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(0o600)).expect("chmod");
     }
 
+    /// A standby config file `name` in `env` that keeps the chunks in this cluster's bucket
+    /// (through node `node`, under `prefix`, with the credentials in a file beside it); `s3`
+    /// holds more lines of `[standby.s3]` (pack size, cache, ...).
+    pub fn standby_config(&self, env: &TestEnv, node: usize, name: &str, prefix: &str, s3: &str) -> PathBuf {
+        let creds = env.path("s3.credentials");
+        self.credentials_file(&creds);
+        let cfg = env.path(name);
+        std::fs::write(
+            &cfg,
+            format!(
+                "[standby]\nstore = \"s3\"\n\n[standby.s3]\nendpoint = \"{}\"\nregion = \"{REGION}\"\nbucket = \"{}\"\n\
+                 prefix = \"{prefix}\"\ncredentials_file = \"{}\"\n{s3}",
+                self.endpoint(node),
+                self.bucket,
+                creds.display()
+            ),
+        )
+        .expect("standby config");
+        cfg
+    }
+
     /// The bucket's object count as garage reports it (`bucket info`; garage updates it
     /// within seconds of the writes).
     pub fn object_count(&self) -> u64 {
